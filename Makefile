@@ -1,0 +1,107 @@
+# unbusy — build, run, test. `make run` and `make test` install what is missing first.
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WERROR  ?= -Werror
+WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wformat=2 $(WERROR)
+CPPFLAGS+= -D_GNU_SOURCE -Isrc -I/usr/include/cjson
+STD     := -std=c11
+LIBS    := -luv -lssl -lcrypto -lyaml -lcjson -lpthread -lm
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+B       := build
+SRC     := $(sort $(wildcard src/*.c src/provider/*.c))
+LIBSRC  := $(filter-out src/main.c,$(SRC))
+OBJ     := $(patsubst src/%.c,$(B)/obj/%.o,$(SRC))
+LIBOBJ  := $(patsubst src/%.c,$(B)/obj/%.o,$(LIBSRC))
+AOBJ    := $(patsubst src/%.c,$(B)/asan/obj/%.o,$(SRC))
+ALIBOBJ := $(patsubst src/%.c,$(B)/asan/obj/%.o,$(LIBSRC))
+UNITSRC := $(sort $(wildcard tests/unit/test_*.c))
+UNITS   := $(patsubst tests/unit/%.c,$(B)/unit/%,$(UNITSRC))
+AUNITS  := $(patsubst tests/unit/%.c,$(B)/asan/unit/%,$(UNITSRC))
+FUZZSRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZREP := $(patsubst tests/fuzz/%.c,$(B)/asan/fuzz/%,$(FUZZSRC))
+FAKESRC := $(sort $(wildcard tests/fakes/*.c))
+
+# Debian packages: build, test, and what `make run` needs.
+DEB_BUILD := build-essential pkg-config libuv1-dev libssl-dev libyaml-dev libjsmn-dev libcjson-dev \
+             libsqlite3-dev ca-certificates
+DEB_TEST  := libcmocka-dev curl
+DEB_NODE  := nodejs npm
+
+.PHONY: all asan deps deps-test run test unit fuzz clean bench format check-format
+
+all: $(B)/unbusy $(B)/fakeup
+
+$(B)/unbusy: $(OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) $(WARN) -MMD -MP -c -o $@ $<
+
+$(B)/fakeup: $(FAKESRC) $(LIBOBJ)
+	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $(FAKESRC) $(LIBOBJ) $(LIBS)
+
+asan: $(B)/asan/unbusy $(B)/asan/fakeup
+
+$(B)/asan/unbusy: $(AOBJ)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LIBS)
+
+$(B)/asan/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(STD) $(CPPFLAGS) -O1 -g $(SAN) $(WARN) -MMD -MP -c -o $@ $<
+
+$(B)/asan/fakeup: $(FAKESRC) $(ALIBOBJ)
+	$(CC) $(STD) $(CPPFLAGS) -O1 -g $(SAN) $(WARN) -o $@ $(FAKESRC) $(ALIBOBJ) $(LIBS)
+
+# Unit tests (cmocka): one binary per tests/unit/test_*.c, linked with every module but main.
+$(B)/unit/%: tests/unit/%.c $(LIBOBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $< $(LIBOBJ) $(LIBS) -lcmocka
+
+$(B)/asan/unit/%: tests/unit/%.c $(ALIBOBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(STD) $(CPPFLAGS) -O1 -g $(SAN) $(WARN) -o $@ $< $(ALIBOBJ) $(LIBS) -lcmocka
+
+# Fuzz targets: replayed over their corpus by a plain driver under ASan/UBSan;
+# `make fuzz` builds real libFuzzer binaries with clang for longer runs.
+$(B)/asan/fuzz/%: tests/fuzz/%.c tests/fuzz/replay.c $(ALIBOBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(STD) $(CPPFLAGS) -O1 -g $(SAN) $(WARN) -o $@ $< tests/fuzz/replay.c $(ALIBOBJ) $(LIBS)
+
+fuzz:
+	@mkdir -p $(B)/fuzz
+	for f in $(FUZZSRC); do n=$$(basename $$f .c); \
+	  clang $(STD) $(CPPFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -o $(B)/fuzz/$$n $$f \
+	    $(filter-out src/main.c,$(SRC)) $(LIBS) || exit 1; done
+	@echo "run e.g.: $(B)/fuzz/fuzz_sse tests/fuzz/corpus/sse -max_total_time=60"
+
+unit: $(UNITS) $(AUNITS) $(FUZZREP)
+
+deps:
+	@sh tests/deps.sh $(DEB_BUILD)
+
+deps-test: deps
+	@sh tests/deps.sh $(DEB_TEST)
+	@command -v node >/dev/null 2>&1 || sh tests/deps.sh $(DEB_NODE)
+
+run: deps
+	@$(MAKE) --no-print-directory $(B)/unbusy
+	./$(B)/unbusy --demo
+
+test: deps-test
+	@$(MAKE) --no-print-directory all asan unit
+	@cd tests/integration && npm ci --no-audit --no-fund --loglevel=error
+	@sh tests/run.sh
+
+bench: all
+	@sh bench/run.sh
+
+format:
+	clang-format -i src/*.c src/*.h tests/unit/*.c tests/fakes/*.c tests/fuzz/*.c
+
+clean:
+	rm -rf $(B)
+
+-include $(OBJ:.o=.d) $(AOBJ:.o=.d)

@@ -1,0 +1,35 @@
+/*
+ * buf — a growable byte buffer with a hard upper bound.
+ *
+ * Every buffer in unbusy is bounded: buf_append fails with -ENOBUFS instead of
+ * growing past `limit`. The buffer owns its memory; buf_free releases it.
+ * buf_consume drops bytes from the front (used by parsers that eat input).
+ */
+#ifndef UNBUSY_BUF_H
+#define UNBUSY_BUF_H
+
+#include <stddef.h>
+#include <stdarg.h>
+
+struct buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    size_t limit; /* 0 means the default limit (16 MiB) */
+};
+
+void buf_init(struct buf *b, size_t limit);
+void buf_free(struct buf *b);
+/* Returns 0, or -ENOBUFS when the result would pass the limit, -ENOMEM. */
+int buf_reserve(struct buf *b, size_t extra);
+int buf_append(struct buf *b, const void *data, size_t len);
+int buf_append_str(struct buf *b, const char *s);
+int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s as a JSON string literal, quotes included. */
+int buf_append_json_str(struct buf *b, const char *s, size_t len);
+void buf_consume(struct buf *b, size_t n);
+void buf_reset(struct buf *b);
+/* Hands the memory to the caller (who frees it with free()); the buffer is empty after. */
+char *buf_steal(struct buf *b, size_t *len);
+
+#endif

@@ -1,0 +1,131 @@
+/*
+ * config — the parsed, immutable configuration snapshot.
+ *
+ * config_load_file / config_load_text read YAML (libyaml), substitute
+ * ${ENV_VAR} in scalars, apply defaults and validate. Every problem found is
+ * reported with file:line and the key's path, all of them, not just the first.
+ * A snapshot is refcounted: the server takes one reference per request, a
+ * reload builds a new snapshot and swaps it in; running requests keep theirs.
+ * Runtime state (counters, breakers) never lives here.
+ *
+ * Durations in YAML: an integer (milliseconds) or a number with a unit
+ * ("250ms", "15s", "2m"). Sizes: an integer (bytes) or "64k", "8m", "1g".
+ */
+#ifndef UNBUSY_CONFIG_H
+#define UNBUSY_CONFIG_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+enum cfg_provider_kind {
+    CFG_PROVIDER_OPENAI = 0, /* any OpenAI-compatible HTTP(S) API (the default) */
+    CFG_PROVIDER_SIM,        /* a simulated provider inside the binary (demo, base_url sim://PROFILE) */
+};
+
+struct cfg_header {
+    char *name;
+    char *value;
+};
+
+struct cfg_timeouts {
+    uint32_t connect_ms;       /* TCP + TLS handshake */
+    uint32_t first_token_ms;   /* request sent -> first content event (keep-alives do not count) */
+    uint32_t stall_ms;         /* between content events after the first */
+    uint32_t total_ms;         /* the whole request, every attempt included */
+};
+
+struct cfg_provider {
+    char *name;
+    enum cfg_provider_kind kind;
+    char *base_url;            /* as written */
+    /* base_url split up: */
+    bool tls;
+    char *host;
+    uint16_t port;
+    char *base_path;           /* "" or "/v1" (no trailing slash) */
+    char *sim_profile;         /* CFG_PROVIDER_SIM: "healthy", "busy", "flaky" */
+    char *api_key;             /* NULL when not set (or set to an empty string) */
+    char *auth_header;         /* default "Authorization" */
+    char *auth_prefix;         /* default "Bearer " ("" for the raw token) */
+    struct cfg_header *headers;
+    size_t nheaders;
+    char *ca_file;             /* NULL: the system store */
+    bool tls_verify;           /* default true */
+    bool stream_upstream;      /* ask for a stream even for non-stream clients (default true) */
+    uint32_t max_idle_conns;   /* idle keep-alive connections kept per worker (default 64) */
+    uint32_t idle_conn_timeout_ms; /* default 60 s */
+    uint32_t connect_timeout_ms;   /* 0: the model's */
+    int line;                  /* where it was defined, for messages */
+};
+
+struct cfg_deployment {
+    struct cfg_provider *provider; /* points into config.providers */
+    char *model;               /* the name the provider expects */
+    int tier;                  /* default 0 */
+    uint32_t weight;           /* default 1 */
+    int line;
+};
+
+struct cfg_model {
+    char *name;                /* the name clients send */
+    struct cfg_deployment *deployments;
+    size_t ndeployments;
+    struct cfg_timeouts timeouts;
+    uint32_t max_attempts;     /* default: number of deployments, at least 1, at most 10 */
+    int line;
+};
+
+struct cfg_server {
+    char *listen_host;         /* default 127.0.0.1 */
+    uint16_t listen_port;      /* default 8080 */
+    unsigned workers;          /* default: number of cores */
+    size_t max_header_bytes;   /* default 64 KiB */
+    size_t max_body_bytes;     /* default 8 MiB */
+    size_t max_response_bytes; /* an upstream answer assembled for a non-stream client; default 32 MiB */
+    uint32_t header_timeout_ms;/* the whole request head must arrive within this; default 10 s */
+    uint32_t idle_timeout_ms;  /* keep-alive idle; default 60 s */
+    uint32_t drain_timeout_ms; /* on SIGTERM; default 30 s */
+    uint32_t max_connections;  /* per worker; default 10000 */
+    char *access_log;          /* path, "-" for stdout (default), "off" */
+};
+
+struct config {
+    atomic_int refs;
+    char *source;              /* file name (or "<demo>") for messages */
+    struct cfg_server server;
+    struct cfg_timeouts default_timeouts;
+    struct cfg_provider *providers;
+    size_t nproviders;
+    struct cfg_model *models;
+    size_t nmodels;
+};
+
+/* Collected problems: each line "file:line: key.path: message\n". */
+struct config_errors {
+    struct buf text;
+    unsigned count;
+    unsigned warnings;         /* non-fatal notes (e.g. an unset ${VAR}) also go to text */
+};
+
+void config_errors_init(struct config_errors *e);
+void config_errors_free(struct config_errors *e);
+
+/*
+ * Load and validate. Returns 0 and sets *out (refs = 1), or -1 with every
+ * problem in errs (*out untouched). source names the text in messages.
+ */
+int config_load_file(const char *path, struct config **out, struct config_errors *errs);
+int config_load_text(const char *source, const char *text, size_t len, struct config **out,
+                     struct config_errors *errs);
+
+struct config *config_ref(struct config *c);
+void config_unref(struct config *c); /* frees on the last reference */
+
+/* NULL when no model has that name. */
+const struct cfg_model *config_find_model(const struct config *c, const char *name);
+
+#endif

@@ -1,0 +1,91 @@
+/*
+ * jsonx — the JSON work on the request path, on jsmn tokens (no DOM).
+ *
+ * The gateway never re-serialises a client's body: it scans it once for the
+ * few fields it needs (model, stream, stream_options, max_tokens, tools,
+ * messages) and splices the rewritten fields into a copy, so unknown fields,
+ * key order, number formats and whitespace reach the provider untouched and a
+ * 100 KB body costs one tokenizer pass and one memcpy.
+ *
+ * Also here: the scan of one streamed chunk (does it carry content? usage?
+ * an error?) used by the relay, and extraction of an error message from a
+ * provider's error body. The answer assembler for non-stream clients lives in
+ * assemble.c. All functions are pure; callers own every buffer.
+ */
+#ifndef UNBUSY_JSONX_H
+#define UNBUSY_JSONX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#include "buf.h"
+
+/* A byte span [start, end) inside the scanned text; start == end == 0 when absent. */
+struct jsonx_span {
+    size_t start, end;
+};
+
+enum {
+    JSONX_OK = 0,
+    JSONX_ERR_SYNTAX = -1,    /* not valid JSON */
+    JSONX_ERR_NOT_OBJECT = -2,/* top level is not an object */
+    JSONX_ERR_FIELD = -3,     /* a known field has the wrong type; *bad_field names it */
+    JSONX_ERR_NOMEM = -4,
+    JSONX_ERR_TOO_DEEP = -5,  /* nesting deeper than JSONX_MAX_DEPTH */
+};
+
+#define JSONX_MAX_DEPTH 64
+
+struct jsonx_request {
+    char model[256];           /* unescaped "model" value; "" when absent */
+    bool has_model;
+    bool stream;               /* "stream": true */
+    bool has_stream_options;
+    bool include_usage;        /* stream_options.include_usage == true */
+    bool has_max_tokens;
+    int64_t max_tokens;        /* max_tokens, or max_completion_tokens */
+    bool has_tools;            /* non-empty "tools" or "functions" */
+    size_t n_messages;         /* elements of "messages" (chat) */
+    size_t prompt_chars;       /* total length of message contents / prompt strings (an estimate input) */
+    /* Spans of the member (key through value) for the splicer: */
+    struct jsonx_span model_member, stream_member, stream_options_member;
+    struct jsonx_span object;  /* the top-level object, braces included */
+    const char *bad_field;     /* with JSONX_ERR_FIELD: the field's name */
+};
+
+/* Scan a request body. Returns JSONX_OK or a negative JSONX_ERR_*. */
+int jsonx_scan_request(const char *body, size_t len, struct jsonx_request *out);
+
+/*
+ * Write body to out with "model" set to new_model (inserted if absent). When
+ * force_stream is true, also "stream": true and stream_options.include_usage
+ * set to true (other stream_options keys kept). All other bytes are copied as
+ * they are. Returns 0 or -ENOBUFS/-ENOMEM from buf.
+ */
+int jsonx_rewrite_request(const char *body, size_t len, const struct jsonx_request *scan,
+                          const char *new_model, bool force_stream, struct buf *out);
+
+/* What one streamed chunk ("data: {...}") says. */
+struct jsonx_chunk {
+    bool valid;           /* parsed as a JSON object */
+    bool has_content;     /* a choice carries non-empty content, reasoning_content/reasoning,
+                             tool_calls, function_call, text, or a non-null finish_reason */
+    bool has_finish;      /* some choice has a non-null finish_reason */
+    bool choices_empty;   /* "choices": [] (the include_usage final chunk) */
+    bool has_usage;       /* "usage" is a non-null object */
+    bool has_error;       /* top-level "error" member (some providers send errors in-stream) */
+    int64_t prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens;
+    /* cached_tokens: prompt_tokens_details.cached_tokens or DeepSeek's prompt_cache_hit_tokens */
+};
+
+int jsonx_scan_chunk(const char *data, size_t len, struct jsonx_chunk *out);
+
+/*
+ * From a provider's error body (JSON or not), copy a short human message into
+ * msg (NUL-terminated, at most cap-1 bytes): error.message, or message, or
+ * the first printable text with HTML tags stripped. Returns msg's length.
+ */
+size_t jsonx_error_message(const char *body, size_t len, char *msg, size_t cap);
+
+#endif
