@@ -9,7 +9,14 @@
  * Runtime state (counters, breakers) never lives here.
  *
  * Durations in YAML: an integer (milliseconds) or a number with a unit
- * ("250ms", "15s", "2m"). Sizes: an integer (bytes) or "64k", "8m", "1g".
+ * ("250ms", "15s", "1.5m", "2h"). Sizes: an integer (bytes) or "64k", "8m",
+ * "1g" (binary multiples; "kb", "kib" spellings too). docs/configuration.md is
+ * the reference for every key.
+ *
+ * The loader is split in two: config.c walks the YAML document against one
+ * table of keys per section and owns the snapshot's lifecycle; config_value.c
+ * holds the pure text-to-value parsers (durations, sizes, URLs, listen
+ * addresses) it uses.
  */
 #ifndef UNBUSY_CONFIG_H
 #define UNBUSY_CONFIG_H
@@ -20,6 +27,9 @@
 #include <stdint.h>
 
 #include "buf.h"
+
+/* A config text larger than this is refused before parsing. */
+#define CONFIG_MAX_TEXT_BYTES (4u << 20)
 
 enum cfg_provider_kind {
     CFG_PROVIDER_OPENAI = 0, /* any OpenAI-compatible HTTP(S) API (the default) */
@@ -41,13 +51,14 @@ struct cfg_timeouts {
 struct cfg_provider {
     char *name;
     enum cfg_provider_kind kind;
-    char *base_url;            /* as written */
+    char *base_url;            /* as written (after ${ENV} substitution) */
     /* base_url split up: */
     bool tls;
-    char *host;
-    uint16_t port;
+    char *host;                /* IPv6 without brackets; "" for CFG_PROVIDER_SIM */
+    uint16_t port;             /* 80 / 443 unless given; 0 for CFG_PROVIDER_SIM */
     char *base_path;           /* "" or "/v1" (no trailing slash) */
-    char *sim_profile;         /* CFG_PROVIDER_SIM: "healthy", "busy", "flaky" */
+    char *sim_profile;         /* CFG_PROVIDER_SIM: "healthy", "busy", "flaky" or a raw
+                                  behaviour string; NULL otherwise */
     char *api_key;             /* NULL when not set (or set to an empty string) */
     char *auth_header;         /* default "Authorization" */
     char *auth_prefix;         /* default "Bearer " ("" for the raw token) */
@@ -102,9 +113,15 @@ struct config {
     size_t nproviders;
     struct cfg_model *models;
     size_t nmodels;
+    /* Open-addressing index over models for config_find_model: slot = model
+       index + 1, 0 = empty. NULL (a snapshot built by hand) means linear search. */
+    uint32_t *model_slots;
+    size_t nmodel_slots;       /* a power of two */
 };
 
-/* Collected problems: each line "file:line: key.path: message\n". */
+/* Collected problems: each line "file:line: key.path: message\n", sorted by
+   line; warnings read "file:line: key.path: warning: message\n". A problem
+   with no line (file unreadable, too large) reads "file: message\n". */
 struct config_errors {
     struct buf text;
     unsigned count;
@@ -121,11 +138,20 @@ void config_errors_free(struct config_errors *e);
 int config_load_file(const char *path, struct config **out, struct config_errors *errs);
 int config_load_text(const char *source, const char *text, size_t len, struct config **out,
                      struct config_errors *errs);
+/* errs may be NULL in both (the problems are then dropped). */
 
 struct config *config_ref(struct config *c);
 void config_unref(struct config *c); /* frees on the last reference */
 
 /* NULL when no model has that name. */
 const struct cfg_model *config_find_model(const struct config *c, const char *name);
+
+/*
+ * The value syntaxes, for other modules that read durations and sizes (admin
+ * API, command line). Return 0, -EINVAL (not that syntax) or -ERANGE
+ * (a duration past UINT32_MAX ms, a size past SIZE_MAX).
+ */
+int config_parse_duration_ms(const char *s, uint32_t *ms);
+int config_parse_size(const char *s, size_t *bytes);
 
 #endif

@@ -48,20 +48,35 @@ struct jsonx_request {
     bool has_tools;            /* non-empty "tools" or "functions" */
     size_t n_messages;         /* elements of "messages" (chat) */
     size_t prompt_chars;       /* total length of message contents / prompt strings (an estimate input) */
-    /* Spans of the member (key through value) for the splicer: */
+    /* Spans of the member (key through value) for the splicer; a member whose
+       value is null still has its span: */
     struct jsonx_span model_member, stream_member, stream_options_member;
+    struct jsonx_span include_usage_member; /* inside stream_options */
     struct jsonx_span object;  /* the top-level object, braces included */
     const char *bad_field;     /* with JSONX_ERR_FIELD: the field's name */
 };
 
-/* Scan a request body. Returns JSONX_OK or a negative JSONX_ERR_*. */
+/*
+ * Scan a request body. Returns JSONX_OK or a negative JSONX_ERR_*.
+ * The body must be strict JSON (RFC 8259: no raw control characters in
+ * strings, exact number grammar); its top level an object. "stream",
+ * "stream_options", "max_tokens", "max_completion_tokens", "tools",
+ * "functions", "messages" may be null (= absent). A second "model",
+ * "stream" or "stream_options" member is a JSONX_ERR_FIELD: a provider may
+ * honour the other copy than the one the gateway routed by. Keys are
+ * compared after unescaping. max_completion_tokens wins over max_tokens.
+ * prompt_chars counts the escaped bytes of messages[].content (strings, and
+ * the "text" of content parts) and of "prompt"/"input" strings.
+ */
 int jsonx_scan_request(const char *body, size_t len, struct jsonx_request *out);
 
 /*
  * Write body to out with "model" set to new_model (inserted if absent). When
  * force_stream is true, also "stream": true and stream_options.include_usage
  * set to true (other stream_options keys kept). All other bytes are copied as
- * they are. Returns 0 or -ENOBUFS/-ENOMEM from buf.
+ * they are. new_model NULL leaves "model" as it is. scan must come from
+ * jsonx_scan_request on this same body. Returns 0, -EINVAL when scan does
+ * not fit body, or -ENOBUFS/-ENOMEM from buf.
  */
 int jsonx_rewrite_request(const char *body, size_t len, const struct jsonx_request *scan,
                           const char *new_model, bool force_stream, struct buf *out);
@@ -79,12 +94,21 @@ struct jsonx_chunk {
     /* cached_tokens: prompt_tokens_details.cached_tokens or DeepSeek's prompt_cache_hit_tokens */
 };
 
+/*
+ * Also accepts "message" in place of "delta" (some servers stream whole
+ * messages) and counts a non-empty "refusal" as content. Token counts are 0
+ * when absent. Returns JSONX_OK, or a negative JSONX_ERR_* (then valid is
+ * false); a valid chunk that is not an object gives JSONX_ERR_NOT_OBJECT.
+ */
 int jsonx_scan_chunk(const char *data, size_t len, struct jsonx_chunk *out);
 
 /*
  * From a provider's error body (JSON or not), copy a short human message into
  * msg (NUL-terminated, at most cap-1 bytes): error.message, or message, or
  * the first printable text with HTML tags stripped. Returns msg's length.
+ * Also understood: {"error":"text"}, {"detail":...} (FastAPI), a top-level
+ * array's first element, and an HTML page's <title>. Whitespace and control
+ * characters collapse to single spaces; a cut never splits a UTF-8 sequence.
  */
 size_t jsonx_error_message(const char *body, size_t len, char *msg, size_t cap);
 

@@ -7,11 +7,15 @@
  * an event larger than `max_event_bytes` is an error (SSE_ERR_TOO_BIG), so a
  * garbage upstream cannot grow memory without bound.
  *
- * Lines end in LF, CRLF or CR (a CR at the very end of a feed is held until
- * the next byte shows whether an LF follows). A UTF-8 BOM at the start of the
- * stream is skipped. Field "data" lines are joined with "\n"; "event" and "id"
- * are kept; "retry" and unknown fields are ignored. An event is dispatched at
- * a blank line when it has at least one data line.
+ * Lines end in LF, CRLF or CR. A CR ends its line at once (so a CR-only
+ * stream is not delayed); an LF right after it, even at the start of the next
+ * feed, is then skipped. A UTF-8 BOM at the start of the stream is skipped.
+ * Field "data" lines are joined with "\n"; "event" is kept (names longer than
+ * 63 bytes are cut); "id", "retry" and unknown fields are ignored (the gateway
+ * never resumes a stream with Last-Event-ID). An event is dispatched at a blank
+ * line when it has at least one data line; a partial event at the end of the
+ * stream is never dispatched. After a negative return the parser is unusable
+ * until sse_parser_reset.
  */
 #ifndef UNBUSY_SSE_H
 #define UNBUSY_SSE_H
@@ -26,13 +30,14 @@ enum sse_item_kind {
 
 struct sse_item {
     enum sse_item_kind kind;
-    const char *data;     /* SSE_EVENT: joined data; SSE_COMMENT: comment text */
+    const char *data;     /* SSE_EVENT: joined data (NUL-terminated); SSE_COMMENT:
+                             comment text. Valid only during the callback. */
     size_t data_len;
     const char *event;    /* event name, "" when none */
     size_t event_len;
 };
 
-/* Return 0 to go on, non-zero to stop parsing (sse_parser_feed returns it). */
+/* Return 0 to go on, or a positive value to stop parsing (sse_parser_feed returns it). */
 typedef int (*sse_item_cb)(void *ud, const struct sse_item *item);
 
 enum {
@@ -52,6 +57,8 @@ struct sse_parser {
     unsigned bom_seen;
 };
 
+/* max_event_bytes 0 means SSE_DEFAULT_MAX_EVENT. Allocates nothing yet. */
+#define SSE_DEFAULT_MAX_EVENT (1u << 20)
 void sse_parser_init(struct sse_parser *p, size_t max_event_bytes);
 void sse_parser_free(struct sse_parser *p);
 /* Reset for a new stream, keeping allocated memory. */

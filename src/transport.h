@@ -14,15 +14,25 @@
  * Callbacks are never made from inside a call into the transport (no
  * synchronous callback from an API call): transport_open always reports
  * on_connect from the loop, even for a pooled connection.
+ *
+ * The pool (transport.c) keys idle connections by the provider's identity as
+ * values — ops, host, port, tls, ca_file, tls_verify — never by the
+ * cfg_provider pointer, so a connection opened under one config snapshot is
+ * reused under the next one when the provider is unchanged. The second half
+ * of this header is the pool's side for implementations.
  */
 #ifndef UNBUSY_TRANSPORT_H
 #define UNBUSY_TRANSPORT_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "config.h"
+
+/* Used when neither the caller nor the provider gives a connect timeout. */
+#define TRANSPORT_DEFAULT_CONNECT_TIMEOUT_MS 10000u
 
 /* Why a connection failed; the router learns from these (kept apart per class). */
 enum transport_err {
@@ -34,11 +44,19 @@ enum transport_err {
     TRANSPORT_ERR_EOF,           /* the peer closed the connection */
 };
 
+/* A short lowercase constant ("dns", "connect_timeout", ...) for logs and metric labels. */
 const char *transport_err_name(enum transport_err e);
+
+struct transport_bucket;
 
 /* The first member of every implementation's connection struct. */
 struct transport_conn {
     const struct transport_ops *ops;
+    /* Pool bookkeeping, owned by transport.c while the connection is idle
+       (idle_bucket != NULL); implementations leave these zeroed. */
+    struct transport_conn *idle_next, *idle_prev;
+    struct transport_bucket *idle_bucket;
+    uint64_t idle_since_ms;
 };
 
 struct transport_events {
@@ -72,23 +90,74 @@ extern const struct transport_ops transport_sim_ops;
 /* The ops table for a provider (tcp or sim). */
 const struct transport_ops *transport_for(const struct cfg_provider *p);
 
-/* One per worker loop. transport_pool_close closes every idle connection and
-   calls done(ud) from the loop once all handles are closed. */
+/* One per worker loop. Returns NULL when out of memory. */
 struct transport_pool *transport_pool_new(uv_loop_t *loop);
+/* Closes every idle connection and refuses new opens (-ESHUTDOWN); a connection
+   released later is closed, not kept. done(ud) is called from the loop once
+   every handle the pool or its connections own is closed — so after every
+   connection still out has been released too — and the pool is freed just
+   before it. */
 void transport_pool_close(struct transport_pool *pool, void (*done)(void *ud), void *ud);
 uv_loop_t *transport_pool_loop(struct transport_pool *pool);
 
-/* Common front door: picks the ops for the provider and opens. Returns 0 or -errno. */
+/*
+ * Common front door: picks the ops for the provider and opens. Returns 0 or
+ * -errno (no callback follows an error return). On 0, *out is the connection
+ * and exactly one of on_connect or on_error follows from the loop; the caller
+ * owns *out until transport_release. connect_timeout_ms covers DNS, TCP and
+ * TLS; 0 means the provider's connect_timeout_ms, then
+ * TRANSPORT_DEFAULT_CONNECT_TIMEOUT_MS. The events table must outlive the
+ * connection; ud is passed back untouched.
+ */
 int transport_open(struct transport_pool *pool, const struct cfg_provider *p, uint32_t connect_timeout_ms,
                    const struct transport_events *ev, void *ud, struct transport_conn **out);
+/* Queues bytes after on_connect (the data is copied). Returns 0, -ENOTCONN before
+   on_connect, -EPIPE after on_error, -ENOBUFS past the write-queue bound. A write
+   that fails later is reported as on_error(TRANSPORT_ERR_IO). */
 int transport_write(struct transport_conn *c, const char *data, size_t len);
+/* Back-pressure: paused stops on_data (and reading from the socket) until
+   unpaused. Resuming never calls on_data from inside this call. */
 void transport_pause(struct transport_conn *c, bool paused);
 void transport_release(struct transport_conn *c, bool keep_alive);
 
 /* Counters for metrics (per pool). */
 struct transport_stats {
-    unsigned long opened, reused, idle_now, failed;
+    unsigned long opened;   /* new connections established (TCP, and TLS when on) */
+    unsigned long reused;   /* opens served from the idle pool */
+    unsigned long idle_now; /* idle connections held right now */
+    unsigned long failed;   /* new connection attempts that failed before on_connect */
 };
 void transport_pool_stats(const struct transport_pool *pool, struct transport_stats *out);
+
+/*
+ * ---- The pool's side, for transport implementations ----
+ *
+ * A bucket holds the idle connections of one provider identity. Every live
+ * connection holds one reference on its bucket from open to its final free
+ * (idle or not), which also keeps the pool alive until it is gone.
+ */
+
+/* Finds or creates the bucket for (ops, p) and takes a reference; its bounds
+   (max_idle_conns, idle_conn_timeout_ms) follow the latest p seen. NULL with
+   *err = -ENOMEM, or -ESHUTDOWN once the pool is closing. */
+struct transport_bucket *transport_pool_bucket(struct transport_pool *pool, const struct transport_ops *ops,
+                                               const struct cfg_provider *p, int *err);
+void transport_bucket_unref(struct transport_bucket *b);
+struct transport_pool *transport_bucket_pool(const struct transport_bucket *b);
+/* The most recently parked idle connection, removed from the pool (counted as
+   reused), or NULL. */
+struct transport_conn *transport_bucket_take(struct transport_bucket *b);
+/* Parks c as idle. false when the bucket is full, pooling is off for the
+   provider (max_idle_conns or idle_conn_timeout_ms 0) or the pool is closing:
+   the caller closes c then. When an idle connection outlives the idle timeout,
+   or the pool closes, the pool removes it and calls c->ops->release(c, false). */
+bool transport_bucket_park(struct transport_bucket *b, struct transport_conn *c);
+/* Removes an idle connection that died (peer closed, unexpected bytes). */
+void transport_bucket_unpark(struct transport_conn *c);
+/* Outcome of a new connection attempt, for the counters. */
+void transport_pool_count_open(struct transport_pool *pool, bool ok);
+/* The pool's TLS context cache (struct tls_ctx_cache, tls.h), created on first
+   use; NULL when out of memory. Freed with the pool. */
+struct tls_ctx_cache *transport_pool_tls(struct transport_pool *pool);
 
 #endif

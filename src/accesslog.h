@@ -1,0 +1,37 @@
+/*
+ * accesslog — one JSON line per request, written when the request ends
+ * (server_request_done). Handlers fill the entry as they go; fields left
+ * empty are omitted. API keys are never part of an entry.
+ */
+#ifndef UNBUSY_ACCESSLOG_H
+#define UNBUSY_ACCESSLOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct accesslog_entry {
+    const char *model;            /* the name the client asked for (points into config) */
+    char model_buf[64];           /* an unknown model name, copied and cut */
+    const char *provider;
+    const char *deployment_model;
+    const char *outcome;          /* ok, client_error, rejected, upstream_failed, mid_stream_error,
+                                     client_closed */
+    char error[256];              /* why, for failures */
+    int status;
+    unsigned attempts;
+    bool stream;
+    int64_t ttft_ms;              /* -1: none */
+    int64_t prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens; /* -1: unknown */
+};
+
+void accesslog_entry_init(struct accesslog_entry *e);
+
+/* Where lines go: NULL or "-" is stdout, "off" disables. Returns 0 or -errno. */
+int accesslog_open(const char *path);
+/* Writes one line. */
+void accesslog_write(const struct accesslog_entry *e, const char *request_id, const char *method,
+                     size_t method_len, const char *path, size_t path_len, int64_t total_ms,
+                     uint64_t bytes_out);
+
+#endif

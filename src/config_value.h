@@ -1,0 +1,42 @@
+/*
+ * config_value — the text syntaxes of single config values, for config.c.
+ *
+ * Pure functions from a NUL-terminated string to a value: booleans, integers,
+ * provider base URLs, listen addresses, and the "did you mean" matcher for
+ * misspelt keys. No YAML, no I/O, no globals, so each can be tested alone.
+ * (Durations and sizes are public, in config.h.) On failure a function returns
+ * -1 and points *why at a static message that completes "bad X: ...".
+ */
+#ifndef UNBUSY_CONFIG_VALUE_H
+#define UNBUSY_CONFIG_VALUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+/* true/false, yes/no, on/off, any case. */
+int config_value_bool(const char *s, bool *out, const char **why);
+
+/* An optional '-' and decimal digits (no '+', no spaces, at most 18 digits). */
+int config_value_int(const char *s, int64_t *out, const char **why);
+
+/*
+ * base_url: "http://HOST[:PORT][/PATH]", "https://..." or "sim://PROFILE".
+ * HOST is a name, an IPv4 address or "[IPv6]". Fills p->kind, tls, host, port,
+ * base_path and sim_profile (allocated; the caller frees them, also on
+ * failure, where they may be partly set).
+ */
+int config_value_base_url(const char *url, struct cfg_provider *p, const char **why);
+
+/* listen: "HOST:PORT", "[IPv6]:PORT" or ":PORT" (all addresses). *host is allocated. */
+int config_value_listen(const char *s, char **host, uint16_t *port, const char **why);
+
+/*
+ * The candidate nearest to word by edit distance (ignoring case and '-' vs
+ * '_'), or NULL when none is near enough to be a likely typo.
+ */
+const char *config_value_nearest(const char *word, const char *const *candidates, size_t n);
+
+#endif

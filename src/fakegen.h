@@ -1,0 +1,159 @@
+/*
+ * fakegen — the misbehaving-provider engine: what a scripted upstream answers.
+ *
+ * Given one HTTP request (method, path, body) and a behaviour string, fakegen
+ * produces the response as a timed sequence of raw HTTP/1.1 byte segments,
+ * then an end action (keep the connection, close it, reset it, or hang). It
+ * has two front ends: the simulated providers inside the gateway (sim.c,
+ * base_url sim://PROFILE) and the fake upstream server of the test suite
+ * (tests/fakes/fakeup.c). Both pull segments with fakegen_next and own every
+ * timer and socket; fakegen does no I/O and builds one segment at a time, so
+ * twenty seconds of keep-alives or a 100 MB answer never sit in memory.
+ *
+ * Behaviour grammar (whitespace around tokens is ignored):
+ *
+ *   behaviour   := alternative ('|' alternative)*  |  PROFILE
+ *   alternative := [N '%'] directive (',' directive)*
+ *
+ * Request number k (per behaviour string, see fakegen_counters) falls in
+ * bucket (k * 37) % 100, and the alternatives own consecutive bucket ranges
+ * in the order written. Alternatives without a percentage share what the
+ * others leave (evenly, the earlier ones taking any odd bucket); when every
+ * alternative has one and they sum to less than 100, the rest answer "ok".
+ * Since 37 is prime to 100, any 100 consecutive requests hit every bucket
+ * exactly once: "30%a|20%b|c" gives exactly 30, 20 and 50.
+ *
+ * Directives:
+ *   ok               the normal answer (the default)
+ *   status=CODE      an OpenAI-shaped JSON error with that status (>= 400)
+ *   retry_after=S    a Retry-After: S header
+ *   html             the error body is an HTML page (a cloud load balancer's 502)
+ *   ttft=MS          delay before the first content chunk (a stream's headers and
+ *                    role chunk go out at once); before the whole answer otherwise
+ *   keepalive=MS     after the headers, only ": keep-alive" comments (blank lines
+ *                    for a non-stream request) for MS ms before the answer starts
+ *   ka_every=MS      the keep-alive period (default 1000)
+ *   chunks=N         content chunks (default 5)
+ *   chunk_ms=MS      gap between content chunks (default 0)
+ *   cut=N            after N content chunks the connection ends abruptly
+ *   stall=MS         a pause after the first content chunk
+ *   garbage          200 text/event-stream whose bytes are not SSE JSON
+ *   badjson          the first event (or a non-stream body) is invalid JSON
+ *   big=BYTES        the content totals BYTES bytes
+ *   no_usage         no usage (neither the include_usage chunk nor the field)
+ *   no_done          a clean end after finish_reason, without "data: [DONE]"
+ *   close            Connection: close, then close
+ *   hang             send nothing, never close
+ *   reset            close at once, no bytes
+ *   reasoning=N      the first N chunks are delta.reasoning_content (DeepSeek R1)
+ *   slowread         the front end stops reading the request for 2 s
+ *
+ * Profiles: "healthy", "busy", "flaky" (see fakegen_profile).
+ */
+#ifndef UNBUSY_FAKEGEN_H
+#define UNBUSY_FAKEGEN_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One alternative's directives, after parsing. */
+struct fakegen_opts {
+    int status;               /* 0: a normal answer; >= 400: an error response */
+    int retry_after_s;        /* -1: no Retry-After */
+    bool html;
+    uint32_t ttft_ms;
+    uint32_t keepalive_ms;
+    uint32_t ka_every_ms;
+    uint32_t chunks;
+    uint32_t chunk_ms;
+    int32_t cut;              /* -1: no cut */
+    uint32_t stall_ms;
+    bool garbage, badjson, no_usage, no_done, close, hang, reset;
+    uint64_t big;             /* 0: tokens "tokN " */
+    uint32_t reasoning;
+    uint32_t slowread_ms;     /* 0, or how long the front end stops reading */
+    unsigned alternative;     /* which alternative was picked (0-based) */
+};
+
+/* Expands a profile name to its behaviour string; NULL if name is not a profile. */
+const char *fakegen_profile(const char *name);
+
+/*
+ * Picks the alternative for request number k and parses its directives.
+ * behavior may be a profile name. Returns 0, or -1 with a message in err
+ * (NUL-terminated, at most errcap bytes) on a syntax error.
+ */
+int fakegen_pick(const char *behavior, uint64_t k, struct fakegen_opts *out, char *err, size_t errcap);
+
+/*
+ * Request counters per behaviour string: a fixed table, safe to share between
+ * threads (atomics only). Strings are told apart by a 64-bit hash; when the
+ * table is full, further strings share one overflow counter. Zero-initialised
+ * storage (a static) is a valid empty table.
+ */
+#define FAKEGEN_COUNTER_SLOTS 64
+struct fakegen_counters {
+    _Atomic uint64_t key[FAKEGEN_COUNTER_SLOTS];
+    _Atomic uint64_t count[FAKEGEN_COUNTER_SLOTS];
+    _Atomic uint64_t overflow;
+};
+
+/* Returns the request number for this behaviour (0 for the first) and counts it. */
+uint64_t fakegen_counters_next(struct fakegen_counters *c, const char *behavior);
+/* Forgets every string. Not atomic with respect to concurrent _next calls. */
+void fakegen_counters_reset(struct fakegen_counters *c);
+
+struct fakegen_request {
+    const char *method;
+    size_t method_len;
+    const char *path;         /* request-target; a query string is ignored */
+    size_t path_len;
+    const char *body;
+    size_t body_len;
+    bool client_close;        /* the client asked for Connection: close */
+};
+
+enum fakegen_end {
+    FAKEGEN_END_KEEP_ALIVE,   /* the response is complete; the connection stays */
+    FAKEGEN_END_CLOSE,        /* close (after a complete response, or abruptly for cut) */
+    FAKEGEN_END_RESET,        /* close at once, as a reset */
+    FAKEGEN_END_HANG,         /* send nothing more and never close */
+};
+
+struct fakegen_seg {
+    const char *data;         /* valid until the next fakegen_next or fakegen_free */
+    size_t len;
+    uint32_t delay_ms;        /* wait this long after the previous segment */
+    enum fakegen_end end;     /* when fakegen_next returned 0 */
+};
+
+struct fakegen;
+
+/*
+ * Starts a response. The behaviour is the body's top-level "fake" field when
+ * it is a string, else `behavior` (a profile name or a behaviour string;
+ * NULL or "" mean "ok"). The request number comes from counters (when not
+ * NULL) keyed by that behaviour, else it is 0. A behaviour that does not
+ * parse answers 400 with the reason. Returns 0 and *out (free with
+ * fakegen_free), or -ENOMEM.
+ */
+int fakegen_new(const struct fakegen_request *req, const char *behavior, struct fakegen_counters *counters,
+                struct fakegen **out);
+void fakegen_free(struct fakegen *g);
+
+/*
+ * The next step: returns 1 with a segment in *seg, or 0 when the response is
+ * over, with seg->end saying what to do with the connection (seg->delay_ms:
+ * how long to wait before doing it). Keeps returning 0 after that.
+ */
+int fakegen_next(struct fakegen *g, struct fakegen_seg *seg);
+
+/* The parsed directives in force and the status line's code (0 for hang/reset). */
+const struct fakegen_opts *fakegen_get_opts(const struct fakegen *g);
+int fakegen_status(const struct fakegen *g);
+/* The behaviour string in force (after the "fake" override, before profile expansion). */
+const char *fakegen_behavior(const struct fakegen *g);
+
+#endif

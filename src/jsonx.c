@@ -1,0 +1,1053 @@
+#include "jsonx.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* The one translation unit that holds jsmn's implementation; everyone else
+ * includes it with JSMN_HEADER. */
+#define JSMN_STRICT
+#include <jsmn.h>
+
+/* Enough for any streamed chunk, so the hot path never allocates. */
+#define JSONX_LOCAL_TOKENS 256
+
+/*
+ * A tokenized and validated document. jsmn alone accepts much that is not
+ * JSON (missing commas and colons, trailing commas, "nul", "1.2.3", raw
+ * control characters in strings), so jdoc_check walks the tokens once and
+ * checks the bytes between them. A body that passes is strict RFC 8259 JSON,
+ * which is what makes splicing into it safe.
+ */
+struct jdoc {
+    const char *s;
+    size_t len;
+    jsmntok_t *t;
+    int n;
+    jsmntok_t local[JSONX_LOCAL_TOKENS];
+};
+
+static void jdoc_free(struct jdoc *d)
+{
+    if (d->t && d->t != d->local)
+        free(d->t);
+    d->t = NULL;
+}
+
+/* Tokenize, growing the token array on demand. A token covers at least one
+ * byte, so the array never needs more than len + 1 entries. */
+static int jdoc_tokenize(struct jdoc *d)
+{
+    size_t cap = JSONX_LOCAL_TOKENS;
+    d->t = d->local;
+    d->n = 0;
+    if (d->len >= INT_MAX)
+        return JSONX_ERR_NOMEM;
+    size_t guess = d->len / 32;
+    if (guess > cap) {
+        jsmntok_t *t = malloc(guess * sizeof *t);
+        if (!t)
+            return JSONX_ERR_NOMEM;
+        d->t = t;
+        cap = guess;
+    }
+    jsmn_parser jp;
+    jsmn_init(&jp);
+    for (;;) {
+        int r = jsmn_parse(&jp, d->s, d->len, d->t, (unsigned)cap);
+        if (r > 0) {
+            d->n = r;
+            return 0;
+        }
+        if (r != JSMN_ERROR_NOMEM || cap > d->len)
+            return JSONX_ERR_SYNTAX;
+        size_t ncap = cap * 2 > d->len + 1 ? d->len + 1 : cap * 2;
+        jsmntok_t *t;
+        if (d->t == d->local) {
+            t = malloc(ncap * sizeof *t);
+            if (t)
+                memcpy(t, d->local, cap * sizeof *t);
+        } else {
+            t = realloc(d->t, ncap * sizeof *t);
+        }
+        if (!t)
+            return JSONX_ERR_NOMEM;
+        d->t = t;
+        cap = ncap;
+    }
+}
+
+static bool jx_is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static size_t jx_skip_ws(const char *s, size_t pos, size_t end)
+{
+    while (pos < end && jx_is_ws(s[pos]))
+        pos++;
+    return pos;
+}
+
+/* Where a value's text starts and ends (jsmn's string tokens exclude the quotes). */
+static size_t tok_vstart(const jsmntok_t *t)
+{
+    return (size_t)t->start - (t->type == JSMN_STRING);
+}
+
+static size_t tok_vend(const jsmntok_t *t)
+{
+    return (size_t)t->end + (t->type == JSMN_STRING);
+}
+
+static bool jx_is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static bool check_primitive(const char *s, size_t n)
+{
+    if ((n == 4 && memcmp(s, "true", 4) == 0) || (n == 5 && memcmp(s, "false", 5) == 0) ||
+        (n == 4 && memcmp(s, "null", 4) == 0))
+        return true;
+    size_t i = 0;
+    if (i < n && s[i] == '-')
+        i++;
+    if (i < n && s[i] == '0') {
+        i++;
+    } else if (i < n && jx_is_digit(s[i])) {
+        while (i < n && jx_is_digit(s[i]))
+            i++;
+    } else {
+        return false;
+    }
+    if (i < n && s[i] == '.') {
+        if (++i >= n || !jx_is_digit(s[i]))
+            return false;
+        while (i < n && jx_is_digit(s[i]))
+            i++;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        if (i >= n || !jx_is_digit(s[i]))
+            return false;
+        while (i < n && jx_is_digit(s[i]))
+            i++;
+    }
+    return i == n;
+}
+
+static bool jx_is_hex(char c)
+{
+    return jx_is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* The body of a string: no raw control characters, only JSON escapes. */
+static bool check_string(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20)
+            return false;
+        if (c != '\\')
+            continue;
+        if (++i >= n)
+            return false;
+        switch (s[i]) {
+        case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+            break;
+        case 'u':
+            if (n - i < 5 || !jx_is_hex(s[i + 1]) || !jx_is_hex(s[i + 2]) ||
+                !jx_is_hex(s[i + 3]) || !jx_is_hex(s[i + 4]))
+                return false;
+            i += 4;
+            break;
+        default:
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Validate the value at token *idx (depth = containers around it) and move
+ * *idx past its subtree. */
+static int jdoc_check(const struct jdoc *d, int *idx, int depth)
+{
+    const char *s = d->s;
+    const jsmntok_t *t = &d->t[*idx];
+    (*idx)++;
+    if (t->type == JSMN_PRIMITIVE)
+        return t->size == 0 && check_primitive(s + t->start, (size_t)(t->end - t->start))
+                   ? 0
+                   : JSONX_ERR_SYNTAX;
+    if (t->type == JSMN_STRING)
+        return t->size == 0 && check_string(s + t->start, (size_t)(t->end - t->start))
+                   ? 0
+                   : JSONX_ERR_SYNTAX;
+    if (t->type != JSMN_OBJECT && t->type != JSMN_ARRAY)
+        return JSONX_ERR_SYNTAX;
+    if (depth >= JSONX_MAX_DEPTH)
+        return JSONX_ERR_TOO_DEEP;
+    bool is_object = t->type == JSMN_OBJECT;
+    size_t end = (size_t)t->end - 1; /* the closing bracket */
+    size_t pos = (size_t)t->start + 1;
+    for (int k = 0; k < t->size; k++) {
+        pos = jx_skip_ws(s, pos, end);
+        if (k > 0) {
+            if (pos >= end || s[pos] != ',')
+                return JSONX_ERR_SYNTAX;
+            pos = jx_skip_ws(s, pos + 1, end);
+        }
+        if (*idx >= d->n)
+            return JSONX_ERR_SYNTAX;
+        if (is_object) {
+            const jsmntok_t *key = &d->t[*idx];
+            if (key->type != JSMN_STRING || key->size != 1 || pos != tok_vstart(key) ||
+                !check_string(s + key->start, (size_t)(key->end - key->start)))
+                return JSONX_ERR_SYNTAX;
+            (*idx)++;
+            pos = jx_skip_ws(s, tok_vend(key), end);
+            if (pos >= end || s[pos] != ':')
+                return JSONX_ERR_SYNTAX;
+            pos = jx_skip_ws(s, pos + 1, end);
+            if (*idx >= d->n)
+                return JSONX_ERR_SYNTAX;
+        }
+        const jsmntok_t *v = &d->t[*idx];
+        if (pos != tok_vstart(v))
+            return JSONX_ERR_SYNTAX;
+        int rc = jdoc_check(d, idx, depth + 1);
+        if (rc)
+            return rc;
+        pos = tok_vend(v);
+    }
+    if (jx_skip_ws(s, pos, end) != end)
+        return JSONX_ERR_SYNTAX;
+    return 0;
+}
+
+/* Tokenize and validate one JSON text (any top-level value). */
+static int jdoc_parse(struct jdoc *d, const char *s, size_t len)
+{
+    d->s = s;
+    d->len = len;
+    int rc = jdoc_tokenize(d);
+    if (rc)
+        return rc;
+    const jsmntok_t *top = &d->t[0];
+    if (jx_skip_ws(s, 0, len) != tok_vstart(top) || jx_skip_ws(s, tok_vend(top), len) != len)
+        return JSONX_ERR_SYNTAX;
+    int idx = 0;
+    rc = jdoc_check(d, &idx, 0);
+    if (rc == 0 && idx != d->n)
+        rc = JSONX_ERR_SYNTAX;
+    return rc;
+}
+
+/* Index of the token after the subtree at i. Starts grow along the token
+ * array and a subtree's tokens lie inside its text, hence the bisection. */
+static int tok_next(const struct jdoc *d, int i)
+{
+    const jsmntok_t *t = &d->t[i];
+    if (t->type == JSMN_STRING || t->type == JSMN_PRIMITIVE)
+        return i + 1;
+    int lo = i + 1, hi = d->n;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (d->t[mid].start < t->end)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static void put_utf8(unsigned cp, char *u8, size_t *n)
+{
+    if (cp < 0x80) {
+        u8[0] = (char)cp;
+        *n = 1;
+    } else if (cp < 0x800) {
+        u8[0] = (char)(0xC0 | (cp >> 6));
+        u8[1] = (char)(0x80 | (cp & 0x3F));
+        *n = 2;
+    } else if (cp < 0x10000) {
+        u8[0] = (char)(0xE0 | (cp >> 12));
+        u8[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        u8[2] = (char)(0x80 | (cp & 0x3F));
+        *n = 3;
+    } else {
+        u8[0] = (char)(0xF0 | (cp >> 18));
+        u8[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        u8[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        u8[3] = (char)(0x80 | (cp & 0x3F));
+        *n = 4;
+    }
+}
+
+static unsigned hex4(const char *s)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = s[i];
+        v = v * 16 + (unsigned)(jx_is_digit(c) ? c - '0' : (c | 0x20) - 'a' + 10);
+    }
+    return v;
+}
+
+/* Decode the next character of a validated string body s[0..n) at *pos into
+ * u8 (1-4 bytes); returns how many. Lone surrogates become U+FFFD. */
+static size_t jstr_next(const char *s, size_t n, size_t *pos, char u8[4])
+{
+    size_t i = *pos;
+    if (s[i] != '\\') {
+        u8[0] = s[i];
+        *pos = i + 1;
+        return 1;
+    }
+    char c = s[i + 1];
+    *pos = i + 2;
+    switch (c) {
+    case 'b': u8[0] = '\b'; return 1;
+    case 'f': u8[0] = '\f'; return 1;
+    case 'n': u8[0] = '\n'; return 1;
+    case 'r': u8[0] = '\r'; return 1;
+    case 't': u8[0] = '\t'; return 1;
+    case 'u': break;
+    default: u8[0] = c; return 1;
+    }
+    unsigned cp = hex4(s + i + 2);
+    *pos = i + 6;
+    if (cp >= 0xD800 && cp < 0xDC00 && i + 12 <= n && s[i + 6] == '\\' && s[i + 7] == 'u') {
+        unsigned lo = hex4(s + i + 8);
+        if (lo >= 0xDC00 && lo < 0xE000) {
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            *pos = i + 12;
+        }
+    }
+    if (cp >= 0xD800 && cp < 0xE000)
+        cp = 0xFFFD;
+    size_t len;
+    put_utf8(cp, u8, &len);
+    return len;
+}
+
+/* Unescape string token i into out; false when it needs more than cap bytes. */
+static bool tok_unescape(const struct jdoc *d, int i, char *out, size_t cap, size_t *out_len)
+{
+    const char *s = d->s + d->t[i].start;
+    size_t n = (size_t)(d->t[i].end - d->t[i].start);
+    size_t pos = 0, len = 0;
+    while (pos < n) {
+        char u8[4];
+        size_t k = jstr_next(s, n, &pos, u8);
+        if (k > cap - len)
+            return false;
+        memcpy(out + len, u8, k);
+        len += k;
+    }
+    *out_len = len;
+    return true;
+}
+
+static bool key_eq_impl(const struct jdoc *d, int i, const char *lit, bool fold_case)
+{
+    const char *s = d->s + d->t[i].start;
+    size_t n = (size_t)(d->t[i].end - d->t[i].start);
+    size_t litlen = strlen(lit);
+    if (!fold_case && !memchr(s, '\\', n))
+        return n == litlen && memcmp(s, lit, n) == 0;
+    size_t pos = 0, j = 0;
+    while (pos < n) {
+        char u8[4];
+        size_t k = jstr_next(s, n, &pos, u8);
+        for (size_t m = 0; m < k; m++, j++) {
+            if (j >= litlen)
+                return false;
+            char a = u8[m];
+            if (fold_case && a >= 'A' && a <= 'Z')
+                a = (char)(a | 0x20);
+            if (a != lit[j])
+                return false;
+        }
+    }
+    return j == litlen;
+}
+
+static bool key_eq(const struct jdoc *d, int i, const char *lit)
+{
+    return key_eq_impl(d, i, lit, false);
+}
+
+/* Value token of member `key` in object oi, or -1. */
+static int obj_get(const struct jdoc *d, int oi, const char *key)
+{
+    if (oi < 0 || d->t[oi].type != JSMN_OBJECT)
+        return -1;
+    int ki = oi + 1;
+    for (int k = 0; k < d->t[oi].size; k++) {
+        if (key_eq(d, ki, key))
+            return ki + 1;
+        ki = tok_next(d, ki + 1);
+    }
+    return -1;
+}
+
+static bool tok_is(const struct jdoc *d, int i, const char *lit)
+{
+    size_t n = strlen(lit);
+    return d->t[i].type == JSMN_PRIMITIVE && (size_t)(d->t[i].end - d->t[i].start) == n &&
+           memcmp(d->s + d->t[i].start, lit, n) == 0;
+}
+
+static bool tok_is_null(const struct jdoc *d, int i)
+{
+    return i < 0 || tok_is(d, i, "null");
+}
+
+static size_t tok_len(const struct jdoc *d, int i)
+{
+    return (size_t)(d->t[i].end - d->t[i].start);
+}
+
+static bool tok_nonempty_string(const struct jdoc *d, int i)
+{
+    return i >= 0 && d->t[i].type == JSMN_STRING && tok_len(d, i) > 0;
+}
+
+/* A plain non-negative integer literal (no fraction, no exponent). */
+static bool tok_uint(const struct jdoc *d, int i, int64_t *out)
+{
+    if (d->t[i].type != JSMN_PRIMITIVE)
+        return false;
+    const char *s = d->s + d->t[i].start;
+    size_t n = tok_len(d, i);
+    int64_t v = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (!jx_is_digit(s[k]) || v > (INT64_MAX - (s[k] - '0')) / 10)
+            return false;
+        v = v * 10 + (s[k] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* Any number as a count: fractions truncated, out of range or negative gives 0. */
+static int64_t tok_count(const struct jdoc *d, int i)
+{
+    int64_t v;
+    if (i < 0 || d->t[i].type != JSMN_PRIMITIVE)
+        return 0;
+    if (tok_uint(d, i, &v))
+        return v;
+    char tmp[64];
+    size_t n = tok_len(d, i);
+    const char *s = d->s + d->t[i].start;
+    if (n >= sizeof tmp || !(jx_is_digit(s[0]) || s[0] == '-'))
+        return 0;
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    double x = strtod(tmp, NULL);
+    if (!(x >= 0 && x < 9.2e18))
+        return 0;
+    return (int64_t)x;
+}
+
+/* ---- request scan ---- */
+
+static struct jsonx_span member_span(const struct jdoc *d, int ki, int vi)
+{
+    struct jsonx_span sp = {tok_vstart(&d->t[ki]), tok_vend(&d->t[vi])};
+    return sp;
+}
+
+static bool span_present(struct jsonx_span sp)
+{
+    return sp.end > sp.start;
+}
+
+/* Length of message content: a string, or the "text" of content parts. */
+static size_t content_chars(const struct jdoc *d, int ci)
+{
+    if (ci < 0)
+        return 0;
+    if (d->t[ci].type == JSMN_STRING)
+        return tok_len(d, ci);
+    if (d->t[ci].type != JSMN_ARRAY)
+        return 0;
+    size_t sum = 0;
+    int ei = ci + 1;
+    for (int k = 0; k < d->t[ci].size; k++, ei = tok_next(d, ei)) {
+        if (d->t[ei].type == JSMN_STRING) {
+            sum += tok_len(d, ei);
+        } else {
+            int ti = obj_get(d, ei, "text");
+            if (ti >= 0 && d->t[ti].type == JSMN_STRING)
+                sum += tok_len(d, ti);
+        }
+    }
+    return sum;
+}
+
+/* messages[] or the Responses API's input[]: content of each element. */
+static size_t messages_chars(const struct jdoc *d, int ai)
+{
+    size_t sum = 0;
+    int ei = ai + 1;
+    for (int k = 0; k < d->t[ai].size; k++, ei = tok_next(d, ei)) {
+        if (d->t[ei].type == JSMN_STRING)
+            sum += tok_len(d, ei);
+        else
+            sum += content_chars(d, obj_get(d, ei, "content"));
+    }
+    return sum;
+}
+
+static int scan_stream_options(const struct jdoc *d, int vi, struct jsonx_request *out)
+{
+    if (tok_is_null(d, vi))
+        return 0;
+    if (d->t[vi].type != JSMN_OBJECT) {
+        out->bad_field = "stream_options";
+        return JSONX_ERR_FIELD;
+    }
+    out->has_stream_options = true;
+    int ki = vi + 1;
+    for (int k = 0; k < d->t[vi].size; k++) {
+        int ui = ki + 1;
+        if (key_eq(d, ki, "include_usage")) {
+            if (span_present(out->include_usage_member) ||
+                !(tok_is(d, ui, "true") || tok_is(d, ui, "false") || tok_is_null(d, ui))) {
+                out->bad_field = "stream_options.include_usage";
+                return JSONX_ERR_FIELD;
+            }
+            out->include_usage = tok_is(d, ui, "true");
+            out->include_usage_member = member_span(d, ki, ui);
+        }
+        ki = tok_next(d, ui);
+    }
+    return 0;
+}
+
+static int scan_member(const struct jdoc *d, int ki, int vi, struct jsonx_request *out)
+{
+    const jsmntok_t *v = &d->t[vi];
+    int64_t n;
+
+    if (key_eq(d, ki, "model")) {
+        size_t len;
+        if (span_present(out->model_member) || v->type != JSMN_STRING ||
+            !tok_unescape(d, vi, out->model, sizeof out->model - 1, &len) ||
+            memchr(out->model, '\0', len)) {
+            out->model[0] = '\0';
+            out->bad_field = "model";
+            return JSONX_ERR_FIELD;
+        }
+        out->model[len] = '\0';
+        out->has_model = true;
+        out->model_member = member_span(d, ki, vi);
+    } else if (key_eq(d, ki, "stream")) {
+        if (span_present(out->stream_member) ||
+            !(tok_is(d, vi, "true") || tok_is(d, vi, "false") || tok_is_null(d, vi))) {
+            out->bad_field = "stream";
+            return JSONX_ERR_FIELD;
+        }
+        out->stream = tok_is(d, vi, "true");
+        out->stream_member = member_span(d, ki, vi);
+    } else if (key_eq(d, ki, "stream_options")) {
+        if (span_present(out->stream_options_member)) {
+            out->bad_field = "stream_options";
+            return JSONX_ERR_FIELD;
+        }
+        out->stream_options_member = member_span(d, ki, vi);
+        return scan_stream_options(d, vi, out);
+    } else if (key_eq(d, ki, "max_tokens") || key_eq(d, ki, "max_completion_tokens")) {
+        bool completion = key_eq(d, ki, "max_completion_tokens");
+        if (tok_is_null(d, vi))
+            return 0;
+        if (!tok_uint(d, vi, &n)) {
+            out->bad_field = completion ? "max_completion_tokens" : "max_tokens";
+            return JSONX_ERR_FIELD;
+        }
+        if (completion || !out->has_max_tokens)
+            out->max_tokens = n;
+        out->has_max_tokens = true;
+    } else if (key_eq(d, ki, "tools") || key_eq(d, ki, "functions")) {
+        if (tok_is_null(d, vi))
+            return 0;
+        if (v->type != JSMN_ARRAY) {
+            out->bad_field = key_eq(d, ki, "tools") ? "tools" : "functions";
+            return JSONX_ERR_FIELD;
+        }
+        if (v->size > 0)
+            out->has_tools = true;
+    } else if (key_eq(d, ki, "messages")) {
+        if (tok_is_null(d, vi))
+            return 0;
+        if (v->type != JSMN_ARRAY) {
+            out->bad_field = "messages";
+            return JSONX_ERR_FIELD;
+        }
+        out->n_messages = (size_t)v->size;
+        out->prompt_chars += messages_chars(d, vi);
+    } else if (key_eq(d, ki, "prompt") || key_eq(d, ki, "input")) {
+        if (v->type == JSMN_STRING)
+            out->prompt_chars += tok_len(d, vi);
+        else if (v->type == JSMN_ARRAY)
+            out->prompt_chars += messages_chars(d, vi);
+    }
+    return 0;
+}
+
+int jsonx_scan_request(const char *body, size_t len, struct jsonx_request *out)
+{
+    struct jdoc d;
+    memset(out, 0, sizeof *out);
+    int rc = jdoc_parse(&d, body, len);
+    if (rc == 0 && d.t[0].type != JSMN_OBJECT)
+        rc = JSONX_ERR_NOT_OBJECT;
+    if (rc == 0) {
+        out->object.start = (size_t)d.t[0].start;
+        out->object.end = (size_t)d.t[0].end;
+        int ki = 1;
+        for (int k = 0; k < d.t[0].size && rc == 0; k++) {
+            rc = scan_member(&d, ki, ki + 1, out);
+            ki = tok_next(&d, ki + 1);
+        }
+    }
+    jdoc_free(&d);
+    return rc;
+}
+
+/* ---- request rewrite ---- */
+
+enum rw_edit_kind {
+    RW_TOP_INSERT, /* absent members, right after the top-level '{' */
+    RW_MODEL,      /* replace the model member */
+    RW_STREAM,     /* replace the stream member */
+    RW_SO_WHOLE,   /* replace "stream_options": null */
+    RW_IU_MEMBER,  /* replace stream_options.include_usage */
+    RW_IU_INSERT,  /* add include_usage after stream_options' '{' */
+};
+
+struct rw_edit {
+    size_t start, end;
+    enum rw_edit_kind kind;
+    bool comma; /* inserts: members follow, so end with ',' */
+};
+
+static bool span_inside(struct jsonx_span sp, struct jsonx_span outer)
+{
+    return !span_present(sp) || (sp.start > outer.start && sp.end < outer.end);
+}
+
+/* True when the object whose '{' is at open has no members. */
+static bool object_empty(const char *body, size_t open, size_t end)
+{
+    size_t pos = jx_skip_ws(body, open + 1, end);
+    return pos < end && body[pos] == '}';
+}
+
+static int rw_emit(struct buf *out, const struct rw_edit *e, const char *new_model,
+                   const bool need[3])
+{
+    static const char stream_m[] = "\"stream\":true";
+    static const char so_m[] = "\"stream_options\":{\"include_usage\":true}";
+    static const char iu_m[] = "\"include_usage\":true";
+    int rc = 0;
+    switch (e->kind) {
+    case RW_TOP_INSERT: {
+        const char *sep = "";
+        if (need[0]) {
+            rc = buf_append_str(out, "\"model\":");
+            if (!rc)
+                rc = buf_append_json_str(out, new_model, strlen(new_model));
+            sep = ",";
+        }
+        if (!rc && need[1]) {
+            rc = buf_append_str(out, sep);
+            if (!rc)
+                rc = buf_append_str(out, stream_m);
+            sep = ",";
+        }
+        if (!rc && need[2]) {
+            rc = buf_append_str(out, sep);
+            if (!rc)
+                rc = buf_append_str(out, so_m);
+        }
+        break;
+    }
+    case RW_MODEL:
+        rc = buf_append_str(out, "\"model\":");
+        if (!rc)
+            rc = buf_append_json_str(out, new_model, strlen(new_model));
+        break;
+    case RW_STREAM:
+        rc = buf_append_str(out, stream_m);
+        break;
+    case RW_SO_WHOLE:
+        rc = buf_append_str(out, so_m);
+        break;
+    case RW_IU_MEMBER:
+    case RW_IU_INSERT:
+        rc = buf_append_str(out, iu_m);
+        break;
+    }
+    if (!rc && e->comma)
+        rc = buf_append_str(out, ",");
+    return rc;
+}
+
+int jsonx_rewrite_request(const char *body, size_t len, const struct jsonx_request *scan,
+                          const char *new_model, bool force_stream, struct buf *out)
+{
+    struct jsonx_span obj = scan->object;
+    if (obj.end > len || obj.end < obj.start + 2 || body[obj.start] != '{' ||
+        body[obj.end - 1] != '}' || !span_inside(scan->model_member, obj) ||
+        !span_inside(scan->stream_member, obj) ||
+        !span_inside(scan->stream_options_member, obj) ||
+        !span_inside(scan->include_usage_member, scan->stream_options_member))
+        return -EINVAL;
+
+    struct rw_edit edits[4];
+    int n = 0;
+    bool need[3] = {
+        new_model && !span_present(scan->model_member),
+        force_stream && !span_present(scan->stream_member),
+        force_stream && !span_present(scan->stream_options_member),
+    };
+    if (need[0] || need[1] || need[2])
+        edits[n++] = (struct rw_edit){obj.start + 1, obj.start + 1, RW_TOP_INSERT,
+                                      !object_empty(body, obj.start, obj.end)};
+    if (new_model && span_present(scan->model_member))
+        edits[n++] = (struct rw_edit){scan->model_member.start, scan->model_member.end,
+                                      RW_MODEL, false};
+    if (force_stream && span_present(scan->stream_member) && !scan->stream)
+        edits[n++] = (struct rw_edit){scan->stream_member.start, scan->stream_member.end,
+                                      RW_STREAM, false};
+    if (force_stream && span_present(scan->stream_options_member)) {
+        struct jsonx_span so = scan->stream_options_member;
+        if (!scan->has_stream_options) {
+            edits[n++] = (struct rw_edit){so.start, so.end, RW_SO_WHOLE, false};
+        } else if (span_present(scan->include_usage_member)) {
+            if (!scan->include_usage)
+                edits[n++] = (struct rw_edit){scan->include_usage_member.start,
+                                              scan->include_usage_member.end, RW_IU_MEMBER,
+                                              false};
+        } else {
+            /* The key cannot hold a literal '{', so the first one is the value's. */
+            const char *open = memchr(body + so.start, '{', so.end - so.start);
+            if (!open)
+                return -EINVAL;
+            size_t at = (size_t)(open - body) + 1;
+            edits[n++] = (struct rw_edit){at, at, RW_IU_INSERT,
+                                          !object_empty(body, at - 1, so.end)};
+        }
+    }
+    /* Few edits: insertion sort by position. Spans never overlap. */
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && edits[j].start < edits[j - 1].start; j--) {
+            struct rw_edit tmp = edits[j];
+            edits[j] = edits[j - 1];
+            edits[j - 1] = tmp;
+        }
+
+    /* One allocation in the common case; the appends below enforce the limit. */
+    (void)buf_reserve(out, len + 96 + (new_model ? 6 * strlen(new_model) : 0));
+    size_t pos = 0;
+    for (int i = 0; i < n; i++) {
+        int rc = buf_append(out, body + pos, edits[i].start - pos);
+        if (!rc)
+            rc = rw_emit(out, &edits[i], new_model, need);
+        if (rc)
+            return rc;
+        pos = edits[i].end;
+    }
+    return buf_append(out, body + pos, len - pos);
+}
+
+/* ---- stream chunk scan ---- */
+
+static void scan_delta(const struct jdoc *d, int di, struct jsonx_chunk *out)
+{
+    if (di < 0 || d->t[di].type != JSMN_OBJECT)
+        return;
+    int ti;
+    if (tok_nonempty_string(d, obj_get(d, di, "content")) ||
+        tok_nonempty_string(d, obj_get(d, di, "reasoning_content")) ||
+        tok_nonempty_string(d, obj_get(d, di, "reasoning")) ||
+        tok_nonempty_string(d, obj_get(d, di, "refusal")))
+        out->has_content = true;
+    ti = obj_get(d, di, "tool_calls");
+    if (ti >= 0 && d->t[ti].type == JSMN_ARRAY && d->t[ti].size > 0)
+        out->has_content = true;
+    ti = obj_get(d, di, "function_call");
+    if (ti >= 0 && d->t[ti].type == JSMN_OBJECT)
+        out->has_content = true;
+}
+
+static void scan_usage(const struct jdoc *d, int ui, struct jsonx_chunk *out)
+{
+    out->has_usage = true;
+    out->prompt_tokens = tok_count(d, obj_get(d, ui, "prompt_tokens"));
+    out->completion_tokens = tok_count(d, obj_get(d, ui, "completion_tokens"));
+    out->reasoning_tokens =
+        tok_count(d, obj_get(d, obj_get(d, ui, "completion_tokens_details"), "reasoning_tokens"));
+    int ci = obj_get(d, obj_get(d, ui, "prompt_tokens_details"), "cached_tokens");
+    if (ci < 0)
+        ci = obj_get(d, ui, "prompt_cache_hit_tokens");
+    out->cached_tokens = tok_count(d, ci);
+}
+
+int jsonx_scan_chunk(const char *data, size_t len, struct jsonx_chunk *out)
+{
+    struct jdoc d;
+    memset(out, 0, sizeof *out);
+    int rc = jdoc_parse(&d, data, len);
+    if (rc == 0 && d.t[0].type != JSMN_OBJECT)
+        rc = JSONX_ERR_NOT_OBJECT;
+    if (rc) {
+        jdoc_free(&d);
+        return rc;
+    }
+    out->valid = true;
+    int ki = 1;
+    for (int k = 0; k < d.t[0].size; k++) {
+        int vi = ki + 1;
+        if (key_eq(&d, ki, "choices") && d.t[vi].type == JSMN_ARRAY) {
+            out->choices_empty = d.t[vi].size == 0;
+            int ci = vi + 1;
+            for (int c = 0; c < d.t[vi].size; c++, ci = tok_next(&d, ci)) {
+                if (d.t[ci].type != JSMN_OBJECT)
+                    continue;
+                scan_delta(&d, obj_get(&d, ci, "delta"), out);
+                scan_delta(&d, obj_get(&d, ci, "message"), out);
+                if (tok_nonempty_string(&d, obj_get(&d, ci, "text")))
+                    out->has_content = true;
+                if (!tok_is_null(&d, obj_get(&d, ci, "finish_reason")))
+                    out->has_finish = out->has_content = true;
+            }
+        } else if (key_eq(&d, ki, "usage") && d.t[vi].type == JSMN_OBJECT) {
+            scan_usage(&d, vi, out);
+        } else if (key_eq(&d, ki, "error") && !tok_is_null(&d, vi)) {
+            out->has_error = true;
+        }
+        ki = tok_next(&d, vi);
+    }
+    jdoc_free(&d);
+    return 0;
+}
+
+/* ---- error message ---- */
+
+/* Writes text with whitespace and control characters collapsed to one space. */
+struct msg_writer {
+    char *msg;
+    size_t cap, len;
+    bool space, full;
+};
+
+static void mw_put(struct msg_writer *w, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n && !w->full; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c <= 0x20 || c == 0x7F) {
+            w->space = w->len > 0;
+            continue;
+        }
+        size_t need = w->space ? 2 : 1;
+        if (w->len + need > w->cap - 1) {
+            w->full = true;
+            break;
+        }
+        if (w->space)
+            w->msg[w->len++] = ' ';
+        w->space = false;
+        w->msg[w->len++] = (char)c;
+    }
+}
+
+/* NUL-terminate, first dropping a UTF-8 sequence the cut left incomplete. */
+static size_t mw_finish(struct msg_writer *w)
+{
+    if (w->full && w->len > 0) {
+        size_t i = w->len, cont = 0;
+        while (i > 0 && ((unsigned char)w->msg[i - 1] & 0xC0) == 0x80 && cont < 3) {
+            i--;
+            cont++;
+        }
+        if (i > 0) {
+            unsigned char lead = (unsigned char)w->msg[i - 1];
+            size_t want = lead >= 0xF0 ? 3 : lead >= 0xE0 ? 2 : lead >= 0xC0 ? 1 : 0;
+            if (lead >= 0xC0 && want != cont)
+                w->len = i - 1;
+        }
+    }
+    w->msg[w->len] = '\0';
+    return w->len;
+}
+
+static bool str_has_prefix_ci(const char *s, size_t n, const char *lit)
+{
+    size_t k = strlen(lit);
+    return n >= k && strncasecmp(s, lit, k) == 0;
+}
+
+static const char *find_ci(const char *s, size_t n, const char *lit)
+{
+    size_t k = strlen(lit);
+    for (size_t i = 0; i + k <= n; i++)
+        if (strncasecmp(s + i, lit, k) == 0)
+            return s + i;
+    return NULL;
+}
+
+/* One HTML character reference at s (which starts with '&'); returns bytes used, 0 if none. */
+static size_t html_entity(const char *s, size_t n, char u8[4], size_t *u8len)
+{
+    static const struct {
+        const char *name;
+        char c;
+    } named[] = {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'},
+                 {"&apos;", '\''}, {"&nbsp;", ' '}};
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++)
+        if (str_has_prefix_ci(s, n, named[i].name)) {
+            u8[0] = named[i].c;
+            *u8len = 1;
+            return strlen(named[i].name);
+        }
+    if (n < 4 || s[1] != '#')
+        return 0;
+    bool hex = s[2] == 'x' || s[2] == 'X';
+    unsigned long cp = 0;
+    size_t i = hex ? 3 : 2, digits = 0;
+    for (; i < n && digits < 7; i++, digits++) {
+        char c = s[i];
+        if (jx_is_digit(c))
+            cp = cp * (hex ? 16 : 10) + (unsigned long)(c - '0');
+        else if (hex && jx_is_hex(c))
+            cp = cp * 16 + (unsigned long)((c | 0x20) - 'a' + 10);
+        else
+            break;
+    }
+    if (!digits || i >= n || s[i] != ';')
+        return 0;
+    if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp < 0xE000))
+        cp = 0xFFFD;
+    put_utf8((unsigned)cp, u8, u8len);
+    return i + 1;
+}
+
+/* Text of HTML (or plain text) with tags, comments, scripts and styles dropped. */
+static void html_text(struct msg_writer *w, const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n && !w->full) {
+        /* Only '<' followed by a letter, '/', '!' or '?' opens a tag: "a < b" is text. */
+        char next = i + 1 < n ? (char)(s[i + 1] | 0x20) : 0;
+        if (s[i] == '<' && ((next >= 'a' && next <= 'z') || next == '/' || next == '!' ||
+                            next == '?')) {
+            const char *close = NULL;
+            if (str_has_prefix_ci(s + i, n - i, "<!--")) {
+                close = find_ci(s + i + 4, n - i - 4, "-->");
+                i = close ? (size_t)(close - s) + 3 : n;
+            } else if (str_has_prefix_ci(s + i, n - i, "<script") ||
+                       str_has_prefix_ci(s + i, n - i, "<style")) {
+                const char *tag = s[i + 2] == 'c' || s[i + 2] == 'C' ? "</script" : "</style";
+                close = find_ci(s + i, n - i, tag);
+                const char *gt = close ? memchr(close, '>', n - (size_t)(close - s)) : NULL;
+                i = gt ? (size_t)(gt - s) + 1 : n;
+            } else {
+                const char *gt = memchr(s + i, '>', n - i);
+                i = gt ? (size_t)(gt - s) + 1 : n;
+            }
+            w->space = w->len > 0; /* tags separate words */
+            continue;
+        }
+        if (s[i] == '&') {
+            char u8[4];
+            size_t u8len = 0, used = html_entity(s + i, n - i, u8, &u8len);
+            if (used) {
+                mw_put(w, u8, u8len);
+                i += used;
+                continue;
+            }
+        }
+        mw_put(w, s + i, 1);
+        i++;
+    }
+}
+
+/* The message string of a JSON error body, or -1. */
+static int error_message_token(const struct jdoc *d)
+{
+    int top = 0;
+    if (d->t[0].type == JSMN_ARRAY && d->t[0].size > 0)
+        top = 1;
+    if (d->t[top].type != JSMN_OBJECT)
+        return -1;
+    int ei = obj_get(d, top, "error");
+    if (ei >= 0 && d->t[ei].type == JSMN_STRING)
+        return ei;
+    int cand[] = {obj_get(d, ei, "message"), obj_get(d, ei, "msg"), -1, -1, -1};
+    /* "Message" (AWS) and friends: look the top level over case-insensitively. */
+    int ki = top + 1;
+    for (int k = 0; k < d->t[top].size; k++) {
+        if (key_eq_impl(d, ki, "message", true))
+            cand[2] = ki + 1;
+        else if (key_eq(d, ki, "detail"))
+            cand[3] = ki + 1;
+        else if (key_eq(d, ki, "msg"))
+            cand[4] = ki + 1;
+        ki = tok_next(d, ki + 1);
+    }
+    /* FastAPI's validation errors: {"detail":[{"msg":...}]} */
+    if (cand[3] >= 0 && d->t[cand[3]].type == JSMN_ARRAY && d->t[cand[3]].size > 0)
+        cand[3] = obj_get(d, cand[3] + 1, "msg");
+    for (size_t i = 0; i < sizeof cand / sizeof cand[0]; i++)
+        if (tok_nonempty_string(d, cand[i]))
+            return cand[i];
+    return -1;
+}
+
+size_t jsonx_error_message(const char *body, size_t len, char *msg, size_t cap)
+{
+    if (cap == 0)
+        return 0;
+    struct msg_writer w = {msg, cap, 0, false, false};
+    size_t start = jx_skip_ws(body, 0, len);
+    if (start < len && (body[start] == '{' || body[start] == '[')) {
+        struct jdoc d;
+        int rc = jdoc_parse(&d, body, len);
+        int mi = rc == 0 ? error_message_token(&d) : -1;
+        if (mi >= 0) {
+            const char *s = body + d.t[mi].start;
+            size_t n = tok_len(&d, mi), pos = 0;
+            while (pos < n && !w.full) {
+                char u8[4];
+                size_t k = jstr_next(s, n, &pos, u8);
+                mw_put(&w, u8, k);
+            }
+        }
+        jdoc_free(&d);
+        if (mi >= 0)
+            return mw_finish(&w);
+    }
+    const char *title = find_ci(body, len, "<title");
+    if (title) {
+        const char *gt = memchr(title, '>', len - (size_t)(title - body));
+        const char *end = gt ? find_ci(gt, len - (size_t)(gt - body), "</title") : NULL;
+        if (end) {
+            html_text(&w, gt + 1, (size_t)(end - gt - 1));
+            if (w.len > 0)
+                return mw_finish(&w);
+        }
+    }
+    html_text(&w, body, len);
+    return mw_finish(&w);
+}

@@ -1,0 +1,175 @@
+/*
+ * main — command line, configuration, workers and signals.
+ *
+ *   unbusy [--config FILE]      serve (default config file: unbusy.yaml)
+ *   unbusy --check --config F   validate, print every problem, exit 0 or 1
+ *   unbusy --demo               serve the built-in demo on 127.0.0.1:8080
+ *
+ * SIGTERM / SIGINT: stop accepting, let in-flight requests finish for up to
+ * server.drain_timeout, exit 0. A second signal exits at once.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "accesslog.h"
+#include "config.h"
+#include "demo.h"
+#include "log.h"
+#include "worker.h"
+
+#define UNBUSY_VERSION "0.1.0"
+#define MAX_WORKERS 64
+
+static struct worker workers[MAX_WORKERS];
+static unsigned nworkers;
+static int signals_seen;
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: unbusy [--config FILE] [--check] [--demo] [--listen HOST:PORT] [--version]\n"
+               "  --config FILE   configuration file (default: unbusy.yaml)\n"
+               "  --check         validate the configuration, print every problem and exit\n"
+               "  --demo          serve the built-in demo (simulated providers, no key needed)\n"
+               "  --listen ADDR   with --demo: listen here instead of 127.0.0.1:8080\n");
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    if (++signals_seen > 1) {
+        log_warn("second signal: exiting now");
+        _exit(1);
+    }
+    log_info("%s: draining (up to the drain timeout), then exiting", strsignal(signum));
+    for (unsigned i = 0; i < nworkers; i++)
+        worker_drain(&workers[i]);
+    uv_close((uv_handle_t *)s, NULL);
+    uv_stop(s->loop);
+}
+
+static int load_config(const char *path, bool demo, const char *listen, struct config **out)
+{
+    struct config_errors errs;
+    config_errors_init(&errs);
+    int rc;
+    if (demo) {
+        struct buf text;
+        buf_init(&text, 0);
+        demo_config_text(&text, listen);
+        rc = config_load_text("<demo>", text.data, text.len, out, &errs);
+        buf_free(&text);
+    } else {
+        rc = config_load_file(path, out, &errs);
+    }
+    if (errs.text.len)
+        fputs(errs.text.data, stderr);
+    config_errors_free(&errs);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = "unbusy.yaml";
+    const char *listen = NULL;
+    bool check = false, demo = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config_path = argv[++i];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            config_path = argv[i] + 9;
+        } else if (strcmp(argv[i], "--check") == 0) {
+            check = true;
+        } else if (strcmp(argv[i], "--demo") == 0) {
+            demo = true;
+        } else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
+            listen = argv[++i];
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("unbusy %s\n", UNBUSY_VERSION);
+            return 0;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "unbusy: unknown argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+
+    struct config *cfg = NULL;
+    if (load_config(config_path, demo, listen, &cfg) < 0) {
+        fprintf(stderr, "unbusy: %s: configuration has errors%s\n", demo ? "<demo>" : config_path,
+                check ? "" : "; not starting");
+        return 1;
+    }
+    if (check) {
+        printf("%s: ok (%zu provider%s, %zu model%s)\n", demo ? "<demo>" : config_path, cfg->nproviders,
+               cfg->nproviders == 1 ? "" : "s", cfg->nmodels, cfg->nmodels == 1 ? "" : "s");
+        config_unref(cfg);
+        return 0;
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    if (accesslog_open(cfg->server.access_log) < 0) {
+        log_error("cannot open access log %s: %s", cfg->server.access_log, strerror(errno));
+        return 1;
+    }
+    nworkers = cfg->server.workers ? cfg->server.workers : 1;
+    if (nworkers > MAX_WORKERS)
+        nworkers = MAX_WORKERS;
+    uint16_t port = cfg->server.listen_port;
+    for (unsigned i = 0; i < nworkers; i++) {
+        uint16_t bound = 0;
+        int fd = worker_listen_socket(cfg->server.listen_host, port, &bound);
+        if (fd < 0) {
+            log_error("cannot listen on %s:%u: %s", cfg->server.listen_host, port, strerror(-fd));
+            return 1;
+        }
+        port = bound; /* with port 0, every worker binds the port the first one got */
+        int rc = worker_start(&workers[i], i, fd, cfg);
+        if (rc < 0) {
+            log_error("cannot start worker %u: %s", i, uv_strerror(rc));
+            return 1;
+        }
+    }
+    const char *host = cfg->server.listen_host;
+    bool v6 = strchr(host, ':') != NULL;
+    log_info("listening on http://%s%s%s:%u (%u worker%s, %zu model%s)", v6 ? "[" : "", host, v6 ? "]" : "",
+             port, nworkers, nworkers == 1 ? "" : "s", cfg->nmodels, cfg->nmodels == 1 ? "" : "s");
+    if (demo) {
+        fprintf(stderr,
+                "\nunbusy demo: simulated providers sim-healthy, sim-busy (keep-alive stalls and 503s) and\n"
+                "sim-flaky (cut streams) serve deepseek-r1 and deepseek-v3. Try:\n\n"
+                "  curl -N http://%s:%u/v1/chat/completions -H 'Content-Type: application/json' \\\n"
+                "    -d '{\"model\":\"deepseek-r1\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}'\n\n"
+                "Each request's access-log line (stdout) shows the provider that answered and the attempts.\n\n",
+                host, port);
+    }
+
+    uv_loop_t *loop = uv_default_loop();
+    uv_signal_t sigterm, sigint;
+    uv_signal_init(loop, &sigterm);
+    uv_signal_init(loop, &sigint);
+    uv_signal_start(&sigterm, on_signal, SIGTERM);
+    uv_signal_start(&sigint, on_signal, SIGINT);
+    uv_run(loop, UV_RUN_DEFAULT);
+    /* After the first signal, a second one still ends the process at once. */
+    if (!uv_is_closing((uv_handle_t *)&sigterm))
+        uv_close((uv_handle_t *)&sigterm, NULL);
+    if (!uv_is_closing((uv_handle_t *)&sigint))
+        uv_close((uv_handle_t *)&sigint, NULL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    for (unsigned i = 0; i < nworkers; i++)
+        worker_join(&workers[i]);
+    for (unsigned i = 0; i < nworkers; i++)
+        config_unref(workers[i].cfg);
+    config_unref(cfg);
+    log_info("stopped");
+    return 0;
+}

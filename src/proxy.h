@@ -1,0 +1,22 @@
+/*
+ * proxy — a proxied API request from routing to the last byte: picks the
+ * model's deployments in order, runs one attempt at a time over uphttp,
+ * watches the first-token and stall deadlines, relays the stream (or
+ * assembles the JSON answer for a non-stream client) and fails over while
+ * the client has seen nothing. One finalize path ends every request.
+ */
+#ifndef UNBUSY_PROXY_H
+#define UNBUSY_PROXY_H
+
+struct server_conn;
+
+enum proxy_api {
+    PROXY_API_CHAT = 1,
+    PROXY_API_COMPLETIONS,
+    PROXY_API_EMBEDDINGS,
+};
+
+/* Takes over the connection's current request; ends it with server_request_done. */
+void proxy_start(struct server_conn *c, enum proxy_api api);
+
+#endif

@@ -1,0 +1,623 @@
+/*
+ * Connection states:
+ *
+ *   READ_HEAD --head complete--> READ_BODY --body complete--> ACTIVE
+ *      ^                                                        |
+ *      +------------- server_request_done (keep-alive) ---------+
+ *   any state --error / EOF / timeout / close after response--> CLOSING
+ *
+ * While ACTIVE the connection keeps reading (bounded), so that a client that
+ * goes away is noticed at once and its upstream request cancelled, and so
+ * that pipelined requests wait in `in` to be answered in order.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "log.h"
+#include "worker.h"
+
+enum conn_state { CS_READ_HEAD, CS_READ_BODY, CS_ACTIVE, CS_CLOSING };
+
+struct server_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer; /* head/body read timeout, then idle keep-alive timeout */
+    uv_timer_t kick;  /* deferred processing of pipelined input */
+    struct worker *w;
+    struct server_conn *next, *prev;
+    enum conn_state state;
+    struct buf in;   /* bytes read and not yet consumed */
+    struct buf head; /* the current request's head, copied out of `in` */
+    struct buf body;
+    struct http1_body framer;
+    struct server_request req;
+    struct server_hooks hooks;
+    bool keep_alive;
+    bool sent_continue;
+    bool response_started;
+    bool response_done;
+    bool reading;
+    bool gone;
+    bool aborted;
+    bool shutting;
+    int handles_open;
+    size_t pending;
+    size_t bytes_out;
+    size_t bytes_out_at_start; /* bytes_out when the current request began */
+    unsigned writes_inflight;
+};
+
+struct wreq {
+    uv_write_t req;
+    struct server_conn *c;
+    size_t len;
+    char data[];
+};
+
+static __thread char read_scratch[64 * 1024];
+
+static void conn_process(struct server_conn *c);
+static void conn_close(struct server_conn *c);
+
+struct worker *server_conn_worker(struct server_conn *c)
+{
+    return c->w;
+}
+
+const struct server_request *server_conn_request(struct server_conn *c)
+{
+    return &c->req;
+}
+
+struct server_request *server_conn_request_mut(struct server_conn *c)
+{
+    return &c->req;
+}
+
+void server_set_hooks(struct server_conn *c, const struct server_hooks *hooks)
+{
+    if (hooks)
+        c->hooks = *hooks;
+    else
+        memset(&c->hooks, 0, sizeof c->hooks);
+}
+
+size_t server_pending_bytes(const struct server_conn *c)
+{
+    return c->pending;
+}
+
+size_t server_bytes_out(const struct server_conn *c)
+{
+    return c->bytes_out - c->bytes_out_at_start;
+}
+
+bool server_conn_gone(const struct server_conn *c)
+{
+    return c->gone;
+}
+
+void server_set_close(struct server_conn *c)
+{
+    c->keep_alive = false;
+}
+
+static const struct cfg_server *conn_cfg(struct server_conn *c)
+{
+    return &c->w->cfg->server;
+}
+
+/* ---- closing ---------------------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct server_conn *c = h->data;
+    if (--c->handles_open > 0)
+        return;
+    buf_free(&c->in);
+    buf_free(&c->head);
+    buf_free(&c->body);
+    free(c->req.body);
+    free(c);
+}
+
+static void conn_unlink(struct server_conn *c)
+{
+    struct worker *w = c->w;
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (w->conns == c)
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->next = c->prev = NULL;
+    w->nconns--;
+}
+
+static void conn_really_close(struct server_conn *c)
+{
+    if (c->handles_open != 3)
+        return; /* already closing */
+    conn_unlink(c);
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->kick, on_handle_closed);
+    worker_conn_closed(c->w);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    struct server_conn *c = req->data;
+    free(req);
+    conn_really_close(c);
+}
+
+/* Close after the queued writes have gone out. */
+static void conn_close(struct server_conn *c)
+{
+    if (c->state == CS_CLOSING)
+        return;
+    c->state = CS_CLOSING;
+    uv_timer_stop(&c->timer);
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+    if (!c->gone && c->writes_inflight > 0) {
+        uv_shutdown_t *req = malloc(sizeof *req);
+        if (req) {
+            req->data = c;
+            if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) == 0)
+                return;
+            free(req);
+        }
+    }
+    conn_really_close(c);
+}
+
+/* The client is gone: tell an active handler once; it finishes with server_request_done. */
+static void conn_lost(struct server_conn *c)
+{
+    c->gone = true;
+    if (c->state == CS_ACTIVE && !c->aborted) {
+        c->aborted = true;
+        if (c->hooks.on_abort) {
+            c->hooks.on_abort(c->hooks.ud);
+            return; /* server_request_done will close */
+        }
+    }
+    if (c->state != CS_ACTIVE)
+        conn_close(c);
+}
+
+/* ---- writing ---------------------------------------------------------- */
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct wreq *wr = (struct wreq *)req;
+    struct server_conn *c = wr->c;
+    size_t before = c->pending;
+    c->pending -= wr->len;
+    c->writes_inflight--;
+    free(wr);
+    if (status < 0 && !c->gone) {
+        conn_lost(c);
+        return;
+    }
+    if (before >= SERVER_LOW_WATER && c->pending < SERVER_LOW_WATER && c->hooks.on_drain &&
+        c->state == CS_ACTIVE)
+        c->hooks.on_drain(c->hooks.ud);
+}
+
+static int conn_write_parts(struct server_conn *c, const uv_buf_t *parts, unsigned n)
+{
+    if (c->gone || c->state == CS_CLOSING)
+        return -EPIPE;
+    size_t total = 0;
+    for (unsigned i = 0; i < n; i++)
+        total += parts[i].len;
+    if (total == 0)
+        return 0;
+    struct wreq *wr = malloc(sizeof *wr + total);
+    if (!wr)
+        return -ENOMEM;
+    wr->c = c;
+    wr->len = total;
+    size_t off = 0;
+    for (unsigned i = 0; i < n; i++) {
+        memcpy(wr->data + off, parts[i].base, parts[i].len);
+        off += parts[i].len;
+    }
+    uv_buf_t b = uv_buf_init(wr->data, (unsigned)total);
+    int rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    if (rc < 0) {
+        free(wr);
+        return rc;
+    }
+    c->pending += total;
+    c->bytes_out += total;
+    c->writes_inflight++;
+    return 0;
+}
+
+static int conn_write(struct server_conn *c, const char *data, size_t len)
+{
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    return conn_write_parts(c, &b, 1);
+}
+
+static void head_begin(struct server_conn *c, struct buf *h, int status, const char *content_type,
+                       const char *extra_headers)
+{
+    buf_printf(h, "HTTP/1.1 %d %s\r\n", status, http1_reason(status));
+    if (content_type)
+        buf_printf(h, "Content-Type: %s\r\n", content_type);
+    if (c->req.request_id[0])
+        buf_printf(h, "x-request-id: %s\r\n", c->req.request_id);
+    if (extra_headers)
+        buf_append_str(h, extra_headers);
+    if (!c->keep_alive)
+        buf_append_str(h, "Connection: close\r\n");
+}
+
+void server_respond(struct server_conn *c, int status, const char *content_type,
+                    const char *extra_headers, const char *body, size_t len)
+{
+    if (c->response_started)
+        return;
+    c->response_started = true;
+    c->response_done = true;
+    c->req.log.status = status;
+    if (c->w->draining)
+        c->keep_alive = false;
+    struct buf h;
+    buf_init(&h, 0);
+    head_begin(c, &h, status, content_type, extra_headers);
+    buf_printf(&h, "Content-Length: %zu\r\n\r\n", len);
+    uv_buf_t parts[2] = {uv_buf_init(h.data, (unsigned)h.len), uv_buf_init((char *)body, (unsigned)len)};
+    conn_write_parts(c, parts, len ? 2 : 1);
+    buf_free(&h);
+}
+
+void server_respond_error(struct server_conn *c, enum gw_err e, const char *message,
+                          const char *extra_headers)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    int status = errors_render(&b, e, message, NULL);
+    server_respond(c, status, "application/json", extra_headers, b.data, b.len);
+    buf_free(&b);
+}
+
+int server_stream_begin(struct server_conn *c, int status, const char *content_type,
+                        const char *extra_headers)
+{
+    if (c->response_started)
+        return -EALREADY;
+    c->response_started = true;
+    c->req.log.status = status;
+    if (c->w->draining)
+        c->keep_alive = false;
+    struct buf h;
+    buf_init(&h, 0);
+    head_begin(c, &h, status, content_type, extra_headers);
+    buf_append_str(&h, "Transfer-Encoding: chunked\r\n\r\n");
+    int rc = conn_write(c, h.data, h.len);
+    buf_free(&h);
+    return rc;
+}
+
+int server_stream_writev(struct server_conn *c, const uv_buf_t *parts, unsigned nparts)
+{
+    if (nparts > 8)
+        return -EINVAL;
+    size_t total = 0;
+    for (unsigned i = 0; i < nparts; i++)
+        total += parts[i].len;
+    if (total == 0)
+        return 0;
+    char size_line[24];
+    int n = snprintf(size_line, sizeof size_line, "%zx\r\n", total);
+    uv_buf_t all[10];
+    all[0] = uv_buf_init(size_line, (unsigned)n);
+    for (unsigned i = 0; i < nparts; i++)
+        all[i + 1] = parts[i];
+    all[nparts + 1] = uv_buf_init("\r\n", 2);
+    return conn_write_parts(c, all, nparts + 2);
+}
+
+int server_stream_write(struct server_conn *c, const char *data, size_t len)
+{
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    return server_stream_writev(c, &b, 1);
+}
+
+void server_stream_end(struct server_conn *c)
+{
+    if (c->response_done)
+        return;
+    c->response_done = true;
+    conn_write(c, "0\r\n\r\n", 5);
+}
+
+/* ---- reading and framing ---------------------------------------------- */
+
+static void on_timer(uv_timer_t *t)
+{
+    struct server_conn *c = t->data;
+    if (c->state == CS_READ_HEAD && c->in.len == 0) {
+        conn_close(c); /* idle keep-alive connection */
+        return;
+    }
+    if (c->state == CS_READ_HEAD || c->state == CS_READ_BODY) {
+        c->keep_alive = false;
+        server_respond_error(c, GW_ERR_TIMEOUT_CLIENT,
+                             "the request did not arrive in time (server.header_timeout)", NULL);
+        conn_close(c);
+    }
+}
+
+static void on_kick(uv_timer_t *t)
+{
+    conn_process(t->data);
+}
+
+static void conn_log(struct server_conn *c)
+{
+    const struct http1_request *r = &c->req.http;
+    int64_t total_ms = (int64_t)((uv_hrtime() - c->req.start_ns) / 1000000);
+    accesslog_write(&c->req.log, c->req.request_id, r->method.p, r->method.len, r->target.p,
+                    r->target.len, total_ms, c->bytes_out - c->bytes_out_at_start);
+}
+
+static void reject(struct server_conn *c, enum gw_err e, const char *message)
+{
+    c->keep_alive = false;
+    bool had_head = c->state == CS_READ_BODY;
+    server_respond_error(c, e, message, NULL);
+    if (had_head)
+        conn_log(c);
+    conn_close(c);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    b->base = read_scratch;
+    b->len = sizeof read_scratch;
+}
+
+static void set_reading(struct server_conn *c, bool on);
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    struct server_conn *c = s->data;
+    if (nread < 0) {
+        conn_lost(c);
+        return;
+    }
+    if (nread == 0)
+        return;
+    if (c->state == CS_CLOSING)
+        return;
+    if (c->state == CS_READ_HEAD && c->in.len == 0)
+        uv_timer_start(&c->timer, on_timer, conn_cfg(c)->header_timeout_ms, 0);
+    if (buf_append(&c->in, b->base, (size_t)nread) < 0) {
+        if (c->state == CS_ACTIVE) {
+            set_reading(c, false); /* pipelined input waits until this answer is out */
+            return;
+        }
+        reject(c, c->state == CS_READ_HEAD ? GW_ERR_HEADERS_TOO_LARGE : GW_ERR_TOO_LARGE,
+               "request too large");
+        return;
+    }
+    if (c->state == CS_ACTIVE && c->in.len > conn_cfg(c)->max_header_bytes)
+        set_reading(c, false);
+    conn_process(c);
+}
+
+static void set_reading(struct server_conn *c, bool on)
+{
+    if (on == c->reading || c->state == CS_CLOSING)
+        return;
+    if (on)
+        uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read);
+    else
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = on;
+}
+
+static void make_request_id(struct server_conn *c)
+{
+    const struct http1_str *rid = http1_find_header(&c->req.http.head, "x-request-id");
+    if (rid && rid->len > 0 && rid->len < 64) {
+        bool ok = true;
+        for (size_t i = 0; i < rid->len && ok; i++) {
+            char ch = rid->p[i];
+            ok = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                 ch == '-' || ch == '_' || ch == '.';
+        }
+        if (ok) {
+            memcpy(c->req.request_id, rid->p, rid->len);
+            c->req.request_id[rid->len] = '\0';
+            return;
+        }
+    }
+    worker_request_id(c->w, c->req.request_id);
+}
+
+/* A head has been parsed from `in`: copy it out, check framing, set up the body. */
+static void start_request(struct server_conn *c, int head_len)
+{
+    buf_reset(&c->head);
+    buf_append(&c->head, c->in.data, (size_t)head_len);
+    buf_consume(&c->in, (size_t)head_len);
+    memset(&c->req, 0, sizeof c->req);
+    http1_parse_request(c->head.data, c->head.len, &c->req.http);
+    c->req.start_ns = uv_hrtime();
+    accesslog_entry_init(&c->req.log);
+    c->bytes_out_at_start = c->bytes_out;
+    make_request_id(c);
+    const struct http1_head *h = &c->req.http.head;
+    c->keep_alive = !h->conn_close && !c->w->draining;
+    c->sent_continue = false;
+    c->response_started = c->response_done = false;
+    buf_reset(&c->body);
+    size_t max_body = conn_cfg(c)->max_body_bytes;
+    c->body.limit = max_body;
+    if (h->chunked) {
+        http1_body_init(&c->framer, HTTP1_BODY_CHUNKED, 0);
+    } else if (h->has_content_length && h->content_length > 0) {
+        if (h->content_length > max_body) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "request body is larger than the limit of %zu bytes", max_body);
+            reject(c, GW_ERR_TOO_LARGE, msg);
+            return;
+        }
+        http1_body_init(&c->framer, HTTP1_BODY_LENGTH, h->content_length);
+    } else {
+        http1_body_init(&c->framer, HTTP1_BODY_NONE, 0);
+    }
+    c->state = CS_READ_BODY;
+}
+
+static void dispatch(struct server_conn *c)
+{
+    uv_timer_stop(&c->timer);
+    c->req.body_len = c->body.len;
+    c->req.body = buf_steal(&c->body, NULL);
+    buf_init(&c->body, conn_cfg(c)->max_body_bytes);
+    c->state = CS_ACTIVE;
+    c->aborted = false;
+    memset(&c->hooks, 0, sizeof c->hooks);
+    api_dispatch(c);
+}
+
+static void conn_process(struct server_conn *c)
+{
+    while (c->state == CS_READ_HEAD || c->state == CS_READ_BODY) {
+        if (c->state == CS_READ_HEAD) {
+            if (c->in.len == 0)
+                return;
+            struct http1_request probe;
+            int n = http1_parse_request(c->in.data, c->in.len, &probe);
+            if (n == HTTP1_NEED_MORE) {
+                if (c->in.len > conn_cfg(c)->max_header_bytes)
+                    reject(c, GW_ERR_HEADERS_TOO_LARGE, "request headers are too large");
+                return;
+            }
+            if (n < 0 || (size_t)n > conn_cfg(c)->max_header_bytes) {
+                reject(c, n < 0 ? GW_ERR_BAD_REQUEST : GW_ERR_HEADERS_TOO_LARGE,
+                       n < 0 ? "malformed HTTP request" : "request headers are too large");
+                return;
+            }
+            start_request(c, n);
+            continue;
+        }
+        if (c->framer.mode == HTTP1_BODY_NONE) {
+            dispatch(c);
+            return;
+        }
+        if (c->req.http.head.expect_continue && !c->sent_continue && c->in.len == 0) {
+            c->sent_continue = true;
+            conn_write(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        }
+        if (c->in.len == 0)
+            return;
+        size_t len = c->in.len, consumed = 0;
+        int rc = http1_body_feed(&c->framer, c->in.data, &len, &consumed);
+        if (rc == HTTP1_ERROR) {
+            reject(c, GW_ERR_BAD_REQUEST, "malformed request body framing");
+            return;
+        }
+        if (buf_append(&c->body, c->in.data, len) < 0) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "request body is larger than the limit of %zu bytes",
+                     conn_cfg(c)->max_body_bytes);
+            reject(c, GW_ERR_TOO_LARGE, msg);
+            return;
+        }
+        buf_consume(&c->in, consumed);
+        if (rc == 1) {
+            dispatch(c);
+            return;
+        }
+        if (consumed == 0)
+            return;
+    }
+}
+
+void server_request_done(struct server_conn *c)
+{
+    if (c->state != CS_ACTIVE)
+        return;
+    free(c->req.body);
+    c->req.body = NULL;
+    memset(&c->hooks, 0, sizeof c->hooks);
+    if (!c->response_started && !c->gone)
+        server_respond_error(c, GW_ERR_INTERNAL, "no response was produced", NULL);
+    conn_log(c);
+    if (c->gone || !c->keep_alive || !c->response_done || c->w->draining) {
+        c->state = CS_READ_HEAD;
+        conn_close(c);
+        return;
+    }
+    c->state = CS_READ_HEAD;
+    set_reading(c, true);
+    if (c->in.len > 0) {
+        uv_timer_start(&c->timer, on_timer, conn_cfg(c)->header_timeout_ms, 0);
+        uv_timer_start(&c->kick, on_kick, 0, 0); /* not from inside the handler's call */
+    } else {
+        uv_timer_start(&c->timer, on_timer, conn_cfg(c)->idle_timeout_ms, 0);
+    }
+}
+
+/* ---- accepting -------------------------------------------------------- */
+
+void server_on_connection(uv_stream_t *listener, int status)
+{
+    struct worker *w = listener->data;
+    if (status < 0)
+        return;
+    struct server_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return;
+    c->w = w;
+    uv_tcp_init(&w->loop, &c->tcp);
+    uv_timer_init(&w->loop, &c->timer);
+    uv_timer_init(&w->loop, &c->kick);
+    c->tcp.data = c->timer.data = c->kick.data = c;
+    c->handles_open = 3;
+    buf_init(&c->in, w->cfg->server.max_header_bytes + 64 * 1024);
+    buf_init(&c->head, w->cfg->server.max_header_bytes + 1);
+    buf_init(&c->body, w->cfg->server.max_body_bytes);
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0 || w->draining ||
+        w->nconns > w->cfg->server.max_connections) {
+        conn_really_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->state = CS_READ_HEAD;
+    set_reading(c, true);
+    uv_timer_start(&c->timer, on_timer, w->cfg->server.header_timeout_ms, 0);
+}
+
+void server_drain(struct worker *w)
+{
+    struct server_conn *c = w->conns, *next;
+    for (; c; c = next) {
+        next = c->next;
+        if (c->state == CS_READ_HEAD && c->in.len == 0)
+            conn_close(c);
+        else
+            c->keep_alive = false;
+    }
+}
