@@ -43,30 +43,105 @@ static int parse_port(const char *s, size_t len, bool allow_zero, uint16_t *out,
     return 0;
 }
 
+static bool is_var_start(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+int config_value_expand_env(const char *s, size_t len, struct buf *out,
+                            void (*on_unset)(void *ud, const char *name), void *ud,
+                            const char **why)
+{
+    size_t i = 0;
+    while (i < len) {
+        const char *dollar = memchr(s + i, '$', len - i);
+        size_t lit = dollar ? (size_t)(dollar - (s + i)) : len - i;
+        if (buf_append(out, s + i, lit)) goto too_long;
+        i += lit;
+        if (i == len) break;
+        if (i + 2 < len && s[i + 1] == '$' && s[i + 2] == '{') {
+            if (buf_append(out, "${", 2)) goto too_long;
+            i += 3;
+            continue;
+        }
+        if (i + 1 == len || s[i + 1] != '{') { /* a lone '$' is itself */
+            if (buf_append(out, "$", 1)) goto too_long;
+            i++;
+            continue;
+        }
+        const char *start = s + i + 2;
+        const char *close = memchr(start, '}', len - (i + 2));
+        if (!close) {
+            *why = "unterminated ${ (write $${ for a literal \"${\")";
+            return -1;
+        }
+        size_t nlen = 0;
+        while (start + nlen < close && (is_var_start(start[nlen]) || is_digit(start[nlen])))
+            nlen++;
+        const char *def = NULL;
+        if (start + nlen + 1 < close && start[nlen] == ':' && start[nlen + 1] == '-')
+            def = start + nlen + 2;
+        else if (start + nlen != close)
+            nlen = 0; /* something other than ":-" follows the name */
+        if (nlen == 0 || !is_var_start(start[0]) || nlen > 128) {
+            *why = "expected ${NAME} or ${NAME:-default}, NAME of letters, digits and '_'";
+            return -1;
+        }
+        char name[129];
+        memcpy(name, start, nlen);
+        name[nlen] = '\0';
+        const char *value = getenv(name);
+        int rc = 0;
+        if (value && *value)
+            rc = buf_append_str(out, value);
+        else if (def)
+            rc = buf_append(out, def, (size_t)(close - def));
+        else if (!value)
+            on_unset(ud, name);
+        if (rc) goto too_long;
+        i = (size_t)(close - s) + 1;
+    }
+    return 0;
+too_long:
+    *why = "value too long after ${...} substitution";
+    return -1;
+}
+
+bool config_value_has_control(const char *s)
+{
+    for (; *s; s++)
+        if (((unsigned char)*s < ' ' && *s != '\t') || *s == 0x7f) return true;
+    return false;
+}
+
+bool config_value_is_token(const char *s)
+{
+    if (!*s) return false;
+    for (; *s; s++)
+        if (!is_alnum(*s) && !strchr("!#$%&'*+-.^_`|~", *s)) return false;
+    return true;
+}
+
 int config_parse_duration_ms(const char *s, uint32_t *ms)
 {
     const char *p = s;
     uint64_t whole = 0, frac = 0, scale = 1;
     int ndigits = 0;
     for (; is_digit(*p); p++, ndigits++) {
-        if (whole > 1000000000000ull)
-            return -ERANGE;
+        if (whole > 1000000000ull) return -ERANGE; /* past UINT32_MAX ms in any unit */
         whole = whole * 10 + (uint64_t)(*p - '0');
     }
     if (*p == '.') {
         p++;
         int nfrac = 0;
         for (; is_digit(*p); p++, nfrac++) {
-            if (scale >= 1000000)
-                return -EINVAL; /* finer than anything a timer here can use */
+            if (scale >= 1000000) return -EINVAL; /* finer than anything a timer here can use */
             frac = frac * 10 + (uint64_t)(*p - '0');
             scale *= 10;
         }
-        if (nfrac == 0)
-            return -EINVAL;
+        if (nfrac == 0) return -EINVAL;
     }
-    if (ndigits == 0)
-        return -EINVAL;
+    if (ndigits == 0) return -EINVAL;
     uint64_t unit;
     if (strcmp(p, "") == 0 || strcmp(p, "ms") == 0)
         unit = 1;
@@ -79,11 +154,9 @@ int config_parse_duration_ms(const char *s, uint32_t *ms)
     else
         return -EINVAL;
     uint64_t fraction_ms = frac * unit;
-    if (fraction_ms % scale)
-        return -EINVAL; /* not a whole number of milliseconds */
+    if (fraction_ms % scale) return -EINVAL; /* not a whole number of milliseconds */
     uint64_t v = whole * unit + fraction_ms / scale;
-    if (v > UINT32_MAX)
-        return -ERANGE;
+    if (v > UINT32_MAX) return -ERANGE;
     *ms = (uint32_t)v;
     return 0;
 }
@@ -94,16 +167,14 @@ int config_parse_size(const char *s, size_t *bytes)
     uint64_t v = 0;
     int ndigits = 0;
     for (; is_digit(*p); p++, ndigits++) {
-        if (v > UINT64_MAX / 10 - 9)
-            return -ERANGE;
-        v = v * 10 + (uint64_t)(*p - '0');
+        uint64_t digit = (uint64_t)(*p - '0');
+        if (v > (UINT64_MAX - digit) / 10) return -ERANGE;
+        v = v * 10 + digit;
     }
-    if (ndigits == 0)
-        return -EINVAL;
+    if (ndigits == 0) return -EINVAL;
     char suffix[4] = {0};
     size_t slen = strlen(p);
-    if (slen > 3)
-        return -EINVAL;
+    if (slen > 3) return -EINVAL;
     for (size_t i = 0; i < slen; i++)
         suffix[i] = lower(p[i]);
     uint64_t mult;
@@ -111,19 +182,24 @@ int config_parse_size(const char *s, size_t *bytes)
         const char *s;
         uint64_t mult;
     } units[] = {
-        {"", 1},           {"b", 1},          {"k", 1ull << 10},  {"kb", 1ull << 10},
-        {"kib", 1ull << 10}, {"m", 1ull << 20}, {"mb", 1ull << 20}, {"mib", 1ull << 20},
-        {"g", 1ull << 30}, {"gb", 1ull << 30}, {"gib", 1ull << 30},
+        {"", 1},
+        {"b", 1},
+        {"k", 1ull << 10},
+        {"kb", 1ull << 10},
+        {"kib", 1ull << 10},
+        {"m", 1ull << 20},
+        {"mb", 1ull << 20},
+        {"mib", 1ull << 20},
+        {"g", 1ull << 30},
+        {"gb", 1ull << 30},
+        {"gib", 1ull << 30},
     };
     size_t i;
     for (i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (strcmp(suffix, units[i].s) == 0)
-            break;
-    if (i == sizeof units / sizeof units[0])
-        return -EINVAL;
+        if (strcmp(suffix, units[i].s) == 0) break;
+    if (i == sizeof units / sizeof units[0]) return -EINVAL;
     mult = units[i].mult;
-    if (v > UINT64_MAX / mult || v * mult > SIZE_MAX)
-        return -ERANGE;
+    if (v > UINT64_MAX / mult || v * mult > SIZE_MAX) return -ERANGE;
     *bytes = (size_t)(v * mult);
     return 0;
 }
@@ -150,8 +226,7 @@ int config_value_int(const char *s, int64_t *out, const char **why)
 {
     const char *p = s;
     bool neg = *p == '-';
-    if (neg)
-        p++;
+    if (neg) p++;
     int64_t v = 0;
     int ndigits = 0;
     for (; is_digit(*p); p++) {
@@ -172,22 +247,18 @@ int config_value_int(const char *s, int64_t *out, const char **why)
 /* Host names: letters, digits, '-', '.', '_' (the last for internal service names). */
 static bool valid_hostname(const char *s, size_t len)
 {
-    if (len == 0 || len > 253)
-        return false;
+    if (len == 0 || len > 253) return false;
     for (size_t i = 0; i < len; i++)
-        if (!is_alnum(s[i]) && s[i] != '-' && s[i] != '.' && s[i] != '_')
-            return false;
+        if (!is_alnum(s[i]) && s[i] != '-' && s[i] != '.' && s[i] != '_') return false;
     return true;
 }
 
 static bool valid_ipv6(const char *s, size_t len)
 {
-    if (len < 2 || len > 45)
-        return false;
+    if (len < 2 || len > 45) return false;
     for (size_t i = 0; i < len; i++) {
         char c = lower(s[i]);
-        if (!is_digit(c) && !(c >= 'a' && c <= 'f') && c != ':' && c != '.')
-            return false;
+        if (!is_digit(c) && !(c >= 'a' && c <= 'f') && c != ':' && c != '.') return false;
     }
     return memchr(s, ':', len) != NULL;
 }
@@ -302,8 +373,7 @@ int config_value_base_url(const char *url, struct cfg_provider *p, const char **
     }
     bool has_port;
     p->port = p->tls ? 443 : 80;
-    if (split_host_port(rest, alen, false, &p->host, &p->port, &has_port, why))
-        return -1;
+    if (split_host_port(rest, alen, false, &p->host, &p->port, &has_port, why)) return -1;
     if (!*p->host) {
         *why = "missing host";
         return -1;
@@ -324,8 +394,7 @@ int config_value_listen(const char *s, char **host, uint16_t *port, const char *
 {
     bool has_port;
     char *h = NULL;
-    if (split_host_port(s, strlen(s), true, &h, port, &has_port, why))
-        return -1;
+    if (split_host_port(s, strlen(s), true, &h, port, &has_port, why)) return -1;
     if (!has_port) {
         free(h);
         *why = "expected HOST:PORT, [IPv6]:PORT or :PORT";
@@ -343,31 +412,39 @@ int config_value_listen(const char *s, char **host, uint16_t *port, const char *
     return 0;
 }
 
-/* Levenshtein distance over short strings, comparing case-folded with '-' == '_'. */
+static char fold(char c)
+{
+    return c == '-' ? '_' : lower(c);
+}
+
+/*
+ * Edit distance counting a swap of neighbours as one edit ("teir" -> "tier"),
+ * comparing case-folded with '-' == '_'. Words past 32 letters are never near.
+ */
 static size_t edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
-    size_t row[65];
-    if (la > 64 || lb > 64)
+    unsigned char d[33][33];
+    if (la > 32 || lb > 32)
         return SIZE_MAX;
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = (unsigned char)i;
     for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
+        d[0][j] = (unsigned char)j;
     for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        char ca = a[i - 1] == '-' ? '_' : lower(a[i - 1]);
         for (size_t j = 1; j <= lb; j++) {
-            char cb = b[j - 1] == '-' ? '_' : lower(b[j - 1]);
-            size_t best = diag + (ca != cb);
-            if (row[j] + 1 < best)
-                best = row[j] + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            diag = row[j];
-            row[j] = best;
+            unsigned best = d[i - 1][j - 1] + (fold(a[i - 1]) != fold(b[j - 1]));
+            if (d[i - 1][j] + 1u < best)
+                best = d[i - 1][j] + 1u;
+            if (d[i][j - 1] + 1u < best)
+                best = d[i][j - 1] + 1u;
+            if (i > 1 && j > 1 && fold(a[i - 1]) == fold(b[j - 2]) &&
+                fold(a[i - 2]) == fold(b[j - 1]) && d[i - 2][j - 2] + 1u < best)
+                best = d[i - 2][j - 2] + 1u;
+            d[i][j] = (unsigned char)best;
         }
     }
-    return row[lb];
+    return d[la][lb];
 }
 
 const char *config_value_nearest(const char *word, const char *const *candidates, size_t n)
@@ -382,7 +459,6 @@ const char *config_value_nearest(const char *word, const char *const *candidates
         }
     }
     /* One edit per three letters, at most two: "listn" -> "listen", not "tier" -> "total". */
-    if (!best || best_d > 2 || best_d * 3 > strlen(best))
-        return NULL;
+    if (!best || best_d > 2 || best_d * 3 > strlen(best)) return NULL;
     return best;
 }

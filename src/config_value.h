@@ -1,9 +1,10 @@
 /*
  * config_value — the text syntaxes of single config values, for config.c.
  *
- * Pure functions from a NUL-terminated string to a value: booleans, integers,
- * provider base URLs, listen addresses, and the "did you mean" matcher for
- * misspelt keys. No YAML, no I/O, no globals, so each can be tested alone.
+ * Pure functions over text: ${ENV} expansion, booleans, integers, provider
+ * base URLs, listen addresses, header-safety checks and the "did you mean"
+ * matcher for misspelt keys. No YAML and no I/O (the environment is only
+ * read), so each can be tested alone.
  * (Durations and sizes are public, in config.h.) On failure a function returns
  * -1 and points *why at a static message that completes "bad X: ...".
  */
@@ -14,7 +15,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "config.h"
+
+/*
+ * Appends s[0..len) to out with ${NAME} replaced by the environment variable,
+ * ${NAME:-default} by the default when NAME is unset or empty, and "$${" by a
+ * literal "${" (the default is not expanded again). For each NAME that is
+ * unset and has no default, calls on_unset(ud, NAME) and substitutes "".
+ */
+int config_value_expand_env(const char *s, size_t len, struct buf *out,
+                            void (*on_unset)(void *ud, const char *name), void *ud,
+                            const char **why);
+
+/* Control characters other than tab (they would split an HTTP header). */
+bool config_value_has_control(const char *s);
+
+/* A non-empty HTTP token (RFC 9110): what a header name may be. */
+bool config_value_is_token(const char *s);
 
 /* true/false, yes/no, on/off, any case. */
 int config_value_bool(const char *s, bool *out, const char **why);

@@ -29,15 +29,15 @@ static const struct {
     {"healthy", "ttft=300,chunks=30,chunk_ms=33"},
     /* DeepSeek under load: a 200 that only keeps the connection alive for 20 s,
        or 503 "Server Overloaded". */
-    {"busy", "30%keepalive=20000,ttft=300,chunks=30,chunk_ms=33|20%status=503|ttft=300,chunks=30,chunk_ms=33"},
+    {"busy", "30%keepalive=20000,ttft=300,chunks=30,chunk_ms=33|20%status=503|ttft=300,chunks=30,"
+             "chunk_ms=33"},
     {"flaky", "10%cut=8,ttft=200,chunks=30,chunk_ms=33|ttft=200,chunks=30,chunk_ms=33"},
 };
 
 const char *fakegen_profile(const char *name)
 {
     for (size_t i = 0; i < sizeof fakegen_profiles / sizeof fakegen_profiles[0]; i++)
-        if (strcmp(name, fakegen_profiles[i].name) == 0)
-            return fakegen_profiles[i].behavior;
+        if (strcmp(name, fakegen_profiles[i].name) == 0) return fakegen_profiles[i].behavior;
     return NULL;
 }
 
@@ -66,15 +66,12 @@ static bool span_eq(struct span s, const char *lit)
 
 static int parse_uint(struct span s, uint64_t max, uint64_t *out)
 {
-    if (s.len == 0 || s.len > 20)
-        return -1;
+    if (s.len == 0 || s.len > 20) return -1;
     uint64_t v = 0;
     for (size_t i = 0; i < s.len; i++) {
-        if (!isdigit((unsigned char)s.p[i]))
-            return -1;
+        if (!isdigit((unsigned char)s.p[i])) return -1;
         v = v * 10 + (uint64_t)(s.p[i] - '0');
-        if (v > max)
-            return -1;
+        if (v > max) return -1;
     }
     *out = v;
     return 0;
@@ -93,7 +90,8 @@ static int parse_directive(struct span d, struct fakegen_opts *o, char *err, siz
 {
     const char *eq = memchr(d.p, '=', d.len);
     struct span name = span_trim(d.p, eq ? (size_t)(eq - d.p) : d.len);
-    struct span val = eq ? span_trim(eq + 1, d.len - (size_t)(eq - d.p) - 1) : (struct span){NULL, 0};
+    struct span val =
+        eq ? span_trim(eq + 1, d.len - (size_t)(eq - d.p) - 1) : (struct span){NULL, 0};
     uint64_t v = 0;
 
     static const struct {
@@ -109,16 +107,14 @@ static int parse_directive(struct span d, struct fakegen_opts *o, char *err, siz
         {"hang", offsetof(struct fakegen_opts, hang)},
         {"reset", offsetof(struct fakegen_opts, reset)},
     };
-    if (span_eq(name, "ok") && !eq)
-        return 0;
+    if (span_eq(name, "ok") && !eq) return 0;
     if (span_eq(name, "slowread") && !eq) {
         o->slowread_ms = FAKEGEN_SLOWREAD_MS;
         return 0;
     }
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
         if (span_eq(name, flags[i].name)) {
-            if (eq)
-                goto no_value;
+            if (eq) goto no_value;
             *(bool *)((char *)o + flags[i].off) = true;
             return 0;
         }
@@ -139,44 +135,40 @@ static int parse_directive(struct span d, struct fakegen_opts *o, char *err, siz
     };
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
         if (span_eq(name, nums[i].name)) {
-            if (!eq || parse_uint(val, nums[i].max, &v) || v < nums[i].min)
-                goto bad_value;
+            if (!eq || parse_uint(val, nums[i].max, &v) || v < nums[i].min) goto bad_value;
             *(uint32_t *)((char *)o + nums[i].off) = (uint32_t)v;
             return 0;
         }
     }
     if (span_eq(name, "status")) {
-        if (!eq || parse_uint(val, 599, &v) || v < 100)
-            goto bad_value;
+        if (!eq || parse_uint(val, 599, &v) || v < 100) goto bad_value;
         o->status = v >= 400 ? (int)v : 0; /* status=200 is the normal answer */
         return 0;
     }
     if (span_eq(name, "retry_after")) {
-        if (!eq || parse_uint(val, 86400, &v))
-            goto bad_value;
+        if (!eq || parse_uint(val, 86400, &v)) goto bad_value;
         o->retry_after_s = (int)v;
         return 0;
     }
     if (span_eq(name, "cut")) {
-        if (!eq || parse_uint(val, FAKEGEN_MAX_CHUNKS, &v))
-            goto bad_value;
+        if (!eq || parse_uint(val, FAKEGEN_MAX_CHUNKS, &v)) goto bad_value;
         o->cut = (int32_t)v;
         return 0;
     }
     if (span_eq(name, "big")) {
-        if (!eq || parse_uint(val, FAKEGEN_MAX_BIG, &v))
-            goto bad_value;
+        if (!eq || parse_uint(val, FAKEGEN_MAX_BIG, &v)) goto bad_value;
         o->big = v;
         return 0;
     }
     snprintf(err, errcap, "unknown directive '%.*s'", (int)(name.len > 40 ? 40 : name.len), name.p);
     return -1;
 bad_value:
-    snprintf(err, errcap, "directive '%.*s' needs a number in range", (int)(name.len > 40 ? 40 : name.len),
-             name.p);
+    snprintf(err, errcap, "directive '%.*s' needs a number in range",
+             (int)(name.len > 40 ? 40 : name.len), name.p);
     return -1;
 no_value:
-    snprintf(err, errcap, "directive '%.*s' takes no value", (int)(name.len > 40 ? 40 : name.len), name.p);
+    snprintf(err, errcap, "directive '%.*s' takes no value", (int)(name.len > 40 ? 40 : name.len),
+             name.p);
     return -1;
 }
 
@@ -188,19 +180,17 @@ static int parse_alternative(struct span alt, struct fakegen_opts *o, char *err,
         const char *comma = memchr(p, ',', (size_t)(end - p));
         const char *stop = comma ? comma : end;
         struct span d = span_trim(p, (size_t)(stop - p));
-        if (d.len && parse_directive(d, o, err, errcap))
-            return -1;
+        if (d.len && parse_directive(d, o, err, errcap)) return -1;
         p = comma ? comma + 1 : end;
     }
     return 0;
 }
 
-int fakegen_pick(const char *behavior, uint64_t k, struct fakegen_opts *out, char *err, size_t errcap)
+int fakegen_pick(const char *behavior, uint64_t k, struct fakegen_opts *out, char *err,
+                 size_t errcap)
 {
-    if (errcap)
-        err[0] = '\0';
-    if (!behavior)
-        behavior = "";
+    if (errcap) err[0] = '\0';
+    if (!behavior) behavior = "";
     struct span whole = span_trim(behavior, strlen(behavior));
     for (size_t i = 0; i < sizeof fakegen_profiles / sizeof fakegen_profiles[0]; i++) {
         if (span_eq(whole, fakegen_profiles[i].name)) {
@@ -236,8 +226,7 @@ int fakegen_pick(const char *behavior, uint64_t k, struct fakegen_opts *out, cha
             a = span_trim(a.p + digits + 1, a.len - digits - 1);
         }
         alts[n++] = a;
-        if (!bar)
-            break;
+        if (!bar) break;
         p = bar + 1;
     }
 
@@ -268,16 +257,14 @@ int fakegen_pick(const char *behavior, uint64_t k, struct fakegen_opts *out, cha
     size_t chosen = n; /* n: the implicit "ok" that takes what percentages leave */
     for (size_t i = 0; i < n; i++) {
         struct fakegen_opts o;
-        if (parse_alternative(alts[i], &o, err, errcap))
-            return -1;
+        if (parse_alternative(alts[i], &o, err, errcap)) return -1;
         if (chosen == n && bucket < acc + pct[i]) {
             chosen = i;
             *out = o;
         }
         acc += pct[i];
     }
-    if (chosen == n)
-        opts_defaults(out);
+    if (chosen == n) opts_defaults(out);
     out->alternative = (unsigned)chosen;
     return 0;
 }
@@ -307,8 +294,7 @@ uint64_t fakegen_counters_next(struct fakegen_counters *c, const char *behavior)
             else
                 key = expected; /* another thread claimed the slot first */
         }
-        if (key == h)
-            return atomic_fetch_add(&c->count[i], 1);
+        if (key == h) return atomic_fetch_add(&c->count[i], 1);
     }
     return atomic_fetch_add(&c->overflow, 1);
 }
@@ -366,17 +352,17 @@ struct fakegen {
     int status;
     char *behavior;
     char err[160];
-    char *model;                  /* JSON string literal, quotes included */
+    char *model; /* JSON string literal, quotes included */
     uint64_t k;
     uint64_t prompt_tokens;
-    uint32_t total_chunks;        /* reasoning chunks included */
+    uint32_t total_chunks; /* reasoning chunks included */
     uint32_t ka_left;
     uint32_t next_chunk;
-    uint32_t carry_ms;            /* delay owed to the next segment */
+    uint32_t carry_ms; /* delay owed to the next segment */
     int64_t created;
     size_t n_inputs;
-    struct buf seg;               /* the segment handed out last */
-    struct buf ev;                /* scratch for one event or body */
+    struct buf seg; /* the segment handed out last */
+    struct buf ev;  /* scratch for one event or body */
 };
 
 static uint32_t sat_add(uint64_t a, uint64_t b)
@@ -395,11 +381,9 @@ static uint32_t take_carry(struct fakegen *g)
 static bool path_is(const char *path, size_t len, const char *suffix)
 {
     const char *q = memchr(path, '?', len);
-    if (q)
-        len = (size_t)(q - path);
+    if (q) len = (size_t)(q - path);
     size_t n = strlen(suffix);
-    if (len < n || memcmp(path + len - n, suffix, n) != 0)
-        return false;
+    if (len < n || memcmp(path + len - n, suffix, n) != 0) return false;
     return len == n || path[len - n - 1] == '/';
 }
 
@@ -411,12 +395,9 @@ static bool method_is(const struct fakegen_request *r, const char *m)
 static enum fakegen_kind classify(const struct fakegen_request *r)
 {
     if (method_is(r, "POST")) {
-        if (path_is(r->path, r->path_len, "chat/completions"))
-            return KIND_CHAT;
-        if (path_is(r->path, r->path_len, "completions"))
-            return KIND_COMPLETION;
-        if (path_is(r->path, r->path_len, "embeddings"))
-            return KIND_EMBEDDINGS;
+        if (path_is(r->path, r->path_len, "chat/completions")) return KIND_CHAT;
+        if (path_is(r->path, r->path_len, "completions")) return KIND_COMPLETION;
+        if (path_is(r->path, r->path_len, "embeddings")) return KIND_EMBEDDINGS;
     } else if (method_is(r, "GET") && path_is(r->path, r->path_len, "models")) {
         return KIND_MODELS;
     }
@@ -425,8 +406,7 @@ static enum fakegen_kind classify(const struct fakegen_request *r)
 
 static size_t count_inputs(const cJSON *input)
 {
-    if (!cJSON_IsArray(input))
-        return 1;
+    if (!cJSON_IsArray(input)) return 1;
     const cJSON *first = input->child;
     if (!first || cJSON_IsNumber(first)) /* one prompt given as token ids */
         return 1;
@@ -442,20 +422,17 @@ static int read_body(struct fakegen *g, const struct fakegen_request *req, char 
     cJSON *root = req->body_len ? cJSON_ParseWithLength(req->body, req->body_len) : NULL;
     if (cJSON_IsObject(root)) {
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "model");
-        if (cJSON_IsString(m) && strlen(m->valuestring) <= 200)
-            model = m->valuestring;
+        if (cJSON_IsString(m) && strlen(m->valuestring) <= 200) model = m->valuestring;
         g->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "stream"));
         const cJSON *so = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
         g->include_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, "fake");
-        if (cJSON_IsString(f) && !(*fake = strdup(f->valuestring)))
-            goto nomem;
+        if (cJSON_IsString(f) && !(*fake = strdup(f->valuestring))) goto nomem;
         g->n_inputs = count_inputs(cJSON_GetObjectItemCaseSensitive(root, "input"));
     }
     struct buf m;
     buf_init(&m, 0);
-    if (buf_append_json_str(&m, model, strlen(model)))
-        goto nomem;
+    if (buf_append_json_str(&m, model, strlen(model))) goto nomem;
     g->model = buf_steal(&m, NULL);
     cJSON_Delete(root);
     return 0;
@@ -466,12 +443,11 @@ nomem:
     return -ENOMEM;
 }
 
-int fakegen_new(const struct fakegen_request *req, const char *behavior, struct fakegen_counters *counters,
-                struct fakegen **out)
+int fakegen_new(const struct fakegen_request *req, const char *behavior,
+                struct fakegen_counters *counters, struct fakegen **out)
 {
     struct fakegen *g = calloc(1, sizeof *g);
-    if (!g)
-        return -ENOMEM;
+    if (!g) return -ENOMEM;
     char *fake = NULL;
     if (read_body(g, req, &fake)) {
         free(g);
@@ -493,10 +469,8 @@ int fakegen_new(const struct fakegen_request *req, const char *behavior, struct 
     g->total_chunks = g->o.chunks;
     if (g->o.reasoning && g->o.reasoning >= g->total_chunks)
         g->total_chunks = g->o.reasoning + 1; /* an answer follows the reasoning */
-    if (g->o.big && g->total_chunks == 0)
-        g->total_chunks = 1;
-    if (g->kind == KIND_COMPLETION)
-        g->o.reasoning = 0;
+    if (g->o.big && g->total_chunks == 0) g->total_chunks = 1;
+    if (g->kind == KIND_COMPLETION) g->o.reasoning = 0;
     if (g->o.close || req->client_close)
         g->end = FAKEGEN_END_CLOSE;
     else
@@ -509,8 +483,7 @@ int fakegen_new(const struct fakegen_request *req, const char *behavior, struct 
 
 void fakegen_free(struct fakegen *g)
 {
-    if (!g)
-        return;
+    if (!g) return;
     buf_free(&g->seg);
     buf_free(&g->ev);
     free(g->behavior);
@@ -525,14 +498,10 @@ const struct fakegen_opts *fakegen_get_opts(const struct fakegen *g)
 
 int fakegen_status(const struct fakegen *g)
 {
-    if (g->kind == KIND_BAD_BEHAVIOR)
-        return 400;
-    if (g->o.hang || g->o.reset)
-        return 0;
-    if (g->o.status)
-        return g->o.status;
-    if (g->kind == KIND_NOT_FOUND)
-        return 404;
+    if (g->kind == KIND_BAD_BEHAVIOR) return 400;
+    if (g->o.hang || g->o.reset) return 0;
+    if (g->o.status) return g->o.status;
+    if (g->kind == KIND_NOT_FOUND) return 404;
     return 200;
 }
 
@@ -545,11 +514,12 @@ const char *fakegen_behavior(const struct fakegen *g)
 
 static int put_status_line(struct fakegen *g, int status, const char *content_type)
 {
-    int rc = buf_printf(&g->seg,
-                        "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nConnection: %s\r\n"
-                        "X-Fake-Alternative: %u\r\nX-Fake-Request: %" PRIu64 "\r\n",
-                        status, http1_reason(status), content_type,
-                        g->end == FAKEGEN_END_CLOSE ? "close" : "keep-alive", g->o.alternative, g->k);
+    int rc =
+        buf_printf(&g->seg,
+                   "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nConnection: %s\r\n"
+                   "X-Fake-Alternative: %u\r\nX-Fake-Request: %" PRIu64 "\r\n",
+                   status, http1_reason(status), content_type,
+                   g->end == FAKEGEN_END_CLOSE ? "close" : "keep-alive", g->o.alternative, g->k);
     if (!rc && g->o.retry_after_s >= 0)
         rc = buf_printf(&g->seg, "Retry-After: %d\r\n", g->o.retry_after_s);
     return rc;
@@ -568,19 +538,16 @@ static int put_chunked_head(struct fakegen *g, int status, const char *content_t
 static int put_whole(struct fakegen *g, int status, const char *content_type)
 {
     int rc = put_status_line(g, status, content_type);
-    if (!rc)
-        rc = buf_printf(&g->seg, "Content-Length: %zu\r\n\r\n", g->ev.len);
+    if (!rc) rc = buf_printf(&g->seg, "Content-Length: %zu\r\n\r\n", g->ev.len);
     return rc ? rc : buf_append(&g->seg, g->ev.data, g->ev.len);
 }
 
 /* One chunk of a chunked body (what is in g->ev). */
 static int put_chunk(struct fakegen *g)
 {
-    if (g->ev.len == 0)
-        return 0;
+    if (g->ev.len == 0) return 0;
     int rc = buf_printf(&g->seg, "%zx\r\n", g->ev.len);
-    if (!rc)
-        rc = buf_append(&g->seg, g->ev.data, g->ev.len);
+    if (!rc) rc = buf_append(&g->seg, g->ev.data, g->ev.len);
     return rc ? rc : buf_append(&g->seg, "\r\n", 2);
 }
 
@@ -589,7 +556,8 @@ static const struct {
     const char *message, *type, *code;
 } fakegen_errors[] = {
     {400, "Invalid request", "invalid_request_error", NULL},
-    {401, "Authentication Fails, Your api key is invalid", "authentication_error", "invalid_api_key"},
+    {401, "Authentication Fails, Your api key is invalid", "authentication_error",
+     "invalid_api_key"},
     {402, "Insufficient Balance", "insufficient_quota", "insufficient_quota"},
     {403, "Permission denied", "permission_error", NULL},
     {404, "Not found", "invalid_request_error", "not_found"},
@@ -612,8 +580,7 @@ static int error_body(struct fakegen *g, int status, const char *message)
             code = fakegen_errors[i].code;
         }
     }
-    if (message)
-        msg = message;
+    if (message) msg = message;
     buf_reset(&g->ev);
     if (g->o.html)
         return buf_printf(&g->ev,
@@ -622,12 +589,9 @@ static int error_body(struct fakegen *g, int status, const char *message)
                           "</body>\r\n</html>\r\n",
                           status, http1_reason(status), status, http1_reason(status));
     int rc = buf_append_str(&g->ev, "{\"error\":{\"message\":");
-    if (!rc)
-        rc = buf_append_json_str(&g->ev, msg, strlen(msg));
-    if (!rc)
-        rc = buf_printf(&g->ev, ",\"type\":\"%s\",\"param\":null,\"code\":", type);
-    if (!rc)
-        rc = code ? buf_printf(&g->ev, "\"%s\"", code) : buf_append_str(&g->ev, "null");
+    if (!rc) rc = buf_append_json_str(&g->ev, msg, strlen(msg));
+    if (!rc) rc = buf_printf(&g->ev, ",\"type\":\"%s\",\"param\":null,\"code\":", type);
+    if (!rc) rc = code ? buf_printf(&g->ev, "\"%s\"", code) : buf_append_str(&g->ev, "null");
     return rc ? rc : buf_append_str(&g->ev, "}}");
 }
 
@@ -647,15 +611,13 @@ static int put_content_text(struct fakegen *g, struct buf *b, uint32_t i)
         uint64_t n = i + 1 == g->total_chunks ? g->o.big - base * (g->total_chunks - 1) : base;
         uint64_t pos = base * i;
         int rc = buf_reserve(b, (size_t)n);
-        if (rc)
-            return rc;
+        if (rc) return rc;
         for (uint64_t j = 0; j < n; j++)
             b->data[b->len++] = lorem[(pos + j) % (sizeof lorem - 1)];
         b->data[b->len] = '\0';
         return 0;
     }
-    if (i < g->o.reasoning)
-        return buf_printf(b, "think%" PRIu32 " ", i);
+    if (i < g->o.reasoning) return buf_printf(b, "think%" PRIu32 " ", i);
     return buf_printf(b, "tok%" PRIu32 " ", i - g->o.reasoning);
 }
 
@@ -674,9 +636,11 @@ static int put_usage(struct fakegen *g, struct buf *b)
 static int put_chunk_prefix(struct fakegen *g, struct buf *b)
 {
     bool chat = g->kind == KIND_CHAT;
-    return buf_printf(b, "data: {\"id\":\"%s-fake-%" PRIu64 "\",\"object\":\"%s\",\"created\":%" PRId64 ",\"model\":%s,",
-                      chat ? "chatcmpl" : "cmpl", g->k, chat ? "chat.completion.chunk" : "text_completion",
-                      g->created, g->model);
+    return buf_printf(b,
+                      "data: {\"id\":\"%s-fake-%" PRIu64 "\",\"object\":\"%s\",\"created\":%" PRId64
+                      ",\"model\":%s,",
+                      chat ? "chatcmpl" : "cmpl", g->k,
+                      chat ? "chat.completion.chunk" : "text_completion", g->created, g->model);
 }
 
 /* One SSE event into g->ev: what = 'r' role, 'c' content i, 'f' finish, 'u' usage. */
@@ -686,12 +650,12 @@ static int build_event(struct fakegen *g, char what, uint32_t i)
     bool chat = g->kind == KIND_CHAT;
     buf_reset(b);
     int rc = put_chunk_prefix(g, b);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     switch (what) {
     case 'r':
-        rc = buf_append_str(b, "\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
-                               "\"finish_reason\":null}]");
+        rc = buf_append_str(
+            b, "\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
+               "\"finish_reason\":null}]");
         break;
     case 'c':
         if (chat)
@@ -699,21 +663,21 @@ static int build_event(struct fakegen *g, char what, uint32_t i)
                             i < g->o.reasoning ? "reasoning_content" : "content");
         else
             rc = buf_append_str(b, "\"choices\":[{\"text\":\"");
+        if (!rc) rc = put_content_text(g, b, i);
         if (!rc)
-            rc = put_content_text(g, b, i);
-        if (!rc)
-            rc = buf_append_str(b, chat ? "\"},\"finish_reason\":null}]"
-                                        : "\",\"index\":0,\"logprobs\":null,\"finish_reason\":null}]");
+            rc = buf_append_str(b,
+                                chat ? "\"},\"finish_reason\":null}]"
+                                     : "\",\"index\":0,\"logprobs\":null,\"finish_reason\":null}]");
         break;
     case 'f':
-        rc = buf_append_str(b, chat ? "\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]"
-                                    : "\"choices\":[{\"text\":\"\",\"index\":0,\"logprobs\":null,"
-                                      "\"finish_reason\":\"stop\"}]");
+        rc = buf_append_str(
+            b, chat ? "\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]"
+                    : "\"choices\":[{\"text\":\"\",\"index\":0,\"logprobs\":null,"
+                      "\"finish_reason\":\"stop\"}]");
         break;
     default:
         rc = buf_append_str(b, "\"choices\":[],");
-        if (!rc)
-            rc = put_usage(g, b);
+        if (!rc) rc = put_usage(g, b);
         break;
     }
     return rc ? rc : buf_append_str(b, "}\n\n");
@@ -728,35 +692,42 @@ static int build_body(struct fakegen *g)
     if (g->kind == KIND_MODELS)
         return buf_printf(b,
                           "{\"object\":\"list\",\"data\":["
-                          "{\"id\":\"fake-model\",\"object\":\"model\",\"created\":%" PRId64 ",\"owned_by\":\"fake\"},"
+                          "{\"id\":\"fake-model\",\"object\":\"model\",\"created\":%" PRId64
+                          ",\"owned_by\":\"fake\"},"
                           "{\"id\":\"fake-reasoner\",\"object\":\"model\",\"created\":%" PRId64
                           ",\"owned_by\":\"fake\"}]}",
                           g->created, g->created);
     if (g->kind == KIND_EMBEDDINGS) {
         rc = buf_append_str(b, "{\"object\":\"list\",\"data\":[");
         for (size_t i = 0; !rc && i < g->n_inputs; i++) {
-            rc = buf_printf(b, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":[", i ? "," : "", i);
+            rc = buf_printf(b, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":[",
+                            i ? "," : "", i);
             for (int d = 0; !rc && d < FAKEGEN_EMBED_DIMS; d++) {
                 uint64_t h = (g->k * 1000003u + i * 8191u + (uint64_t)d) * 0x9e3779b97f4a7c15ull;
-                rc = buf_printf(b, "%s%.4f", d ? "," : "", (double)(h >> 40) / (double)(1u << 24) * 2.0 - 1.0);
+                rc = buf_printf(b, "%s%.4f", d ? "," : "",
+                                (double)(h >> 40) / (double)(1u << 24) * 2.0 - 1.0);
             }
-            if (!rc)
-                rc = buf_append_str(b, "]}");
+            if (!rc) rc = buf_append_str(b, "]}");
         }
         if (!rc)
-            rc = buf_printf(b, "],\"model\":%s,\"usage\":{\"prompt_tokens\":%" PRIu64 ",\"total_tokens\":%" PRIu64 "}}",
+            rc = buf_printf(b,
+                            "],\"model\":%s,\"usage\":{\"prompt_tokens\":%" PRIu64
+                            ",\"total_tokens\":%" PRIu64 "}}",
                             g->model, g->prompt_tokens, g->prompt_tokens);
         return rc;
     }
     bool chat = g->kind == KIND_CHAT;
-    rc = buf_printf(b, "{\"id\":\"%s-fake-%" PRIu64 "\",\"object\":\"%s\",\"created\":%" PRId64 ",\"model\":%s,",
-                    chat ? "chatcmpl" : "cmpl", g->k, chat ? "chat.completion" : "text_completion", g->created,
-                    g->model);
+    rc = buf_printf(b,
+                    "{\"id\":\"%s-fake-%" PRIu64 "\",\"object\":\"%s\",\"created\":%" PRId64
+                    ",\"model\":%s,",
+                    chat ? "chatcmpl" : "cmpl", g->k, chat ? "chat.completion" : "text_completion",
+                    g->created, g->model);
     if (!rc && g->o.badjson)
         return buf_append_str(b, "\"choices\":[{\"index\":0,\"message\":{\"role\":");
     if (!rc)
-        rc = buf_append_str(b, chat ? "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\""
-                                    : "\"choices\":[{\"text\":\"");
+        rc = buf_append_str(
+            b, chat ? "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\""
+                    : "\"choices\":[{\"text\":\"");
     for (uint32_t i = g->o.reasoning; !rc && i < g->total_chunks; i++)
         rc = put_content_text(g, b, i);
     if (!rc && chat && g->o.reasoning) {
@@ -765,12 +736,12 @@ static int build_body(struct fakegen *g)
             rc = put_content_text(g, b, i);
     }
     if (!rc)
-        rc = buf_append_str(b, chat ? "\"},\"logprobs\":null,\"finish_reason\":\"stop\"}]"
-                                    : "\",\"index\":0,\"logprobs\":null,\"finish_reason\":\"stop\"}]");
+        rc = buf_append_str(b,
+                            chat ? "\"},\"logprobs\":null,\"finish_reason\":\"stop\"}]"
+                                 : "\",\"index\":0,\"logprobs\":null,\"finish_reason\":\"stop\"}]");
     if (!rc && !g->o.no_usage) {
         rc = buf_append_str(b, ",");
-        if (!rc)
-            rc = put_usage(g, b);
+        if (!rc) rc = put_usage(g, b);
     }
     return rc ? rc : buf_append_str(b, "}");
 }
@@ -778,8 +749,7 @@ static int build_body(struct fakegen *g)
 static uint32_t generation_ms(const struct fakegen *g)
 {
     uint64_t t = (uint64_t)g->o.ttft_ms + g->o.stall_ms;
-    if (g->total_chunks > 1)
-        t += (uint64_t)(g->total_chunks - 1) * g->o.chunk_ms;
+    if (g->total_chunks > 1) t += (uint64_t)(g->total_chunks - 1) * g->o.chunk_ms;
     return sat_add(t, 0);
 }
 
@@ -798,10 +768,8 @@ static int emit_head(struct fakegen *g, struct fakegen_seg *seg)
         seg->delay_ms = 0;
         return put_error(g, 400, msg) ? -ENOMEM : 1;
     }
-    if (g->o.status)
-        return put_error(g, g->o.status, NULL) ? -ENOMEM : 1;
-    if (g->kind == KIND_NOT_FOUND)
-        return put_error(g, 404, "fake: no such endpoint") ? -ENOMEM : 1;
+    if (g->o.status) return put_error(g, g->o.status, NULL) ? -ENOMEM : 1;
+    if (g->kind == KIND_NOT_FOUND) return put_error(g, 404, "fake: no such endpoint") ? -ENOMEM : 1;
     if (g->o.garbage) {
         seg->delay_ms = 0;
         g->phase = PH_BODY;
@@ -814,21 +782,24 @@ static int emit_head(struct fakegen *g, struct fakegen_seg *seg)
         g->ka_left = g->o.keepalive_ms / g->o.ka_every_ms;
         g->carry_ms = g->o.keepalive_ms - g->ka_left * g->o.ka_every_ms;
         g->phase = PH_KEEPALIVE;
-        return put_chunked_head(g, 200, streaming ? "text/event-stream" : "application/json") ? -ENOMEM : 1;
+        return put_chunked_head(g, 200, streaming ? "text/event-stream" : "application/json")
+                   ? -ENOMEM
+                   : 1;
     }
     /* A whole answer after the time it took to "generate". */
     seg->delay_ms = generation_ms(g);
-    if (build_body(g) || put_status_line(g, 200, "application/json"))
-        return -ENOMEM;
+    if (build_body(g) || put_status_line(g, 200, "application/json")) return -ENOMEM;
     if (g->o.cut >= 0) {
         /* Promise the whole length, deliver half, then close. */
         size_t half = g->ev.len / 2;
-        if (buf_printf(&g->seg, "Content-Length: %zu\r\n\r\n", g->ev.len) || buf_append(&g->seg, g->ev.data, half))
+        if (buf_printf(&g->seg, "Content-Length: %zu\r\n\r\n", g->ev.len) ||
+            buf_append(&g->seg, g->ev.data, half))
             return -ENOMEM;
         g->end = FAKEGEN_END_CLOSE;
         return 1;
     }
-    if (buf_printf(&g->seg, "Content-Length: %zu\r\n\r\n", g->ev.len) || buf_append(&g->seg, g->ev.data, g->ev.len))
+    if (buf_printf(&g->seg, "Content-Length: %zu\r\n\r\n", g->ev.len) ||
+        buf_append(&g->seg, g->ev.data, g->ev.len))
         return -ENOMEM;
     return 1;
 }
@@ -842,8 +813,7 @@ static int emit(struct fakegen *g, struct fakegen_seg *seg)
     case PH_KEEPALIVE:
         if (g->ka_left == 0) {
             g->phase = streaming ? PH_ROLE : PH_BODY;
-            if (!streaming)
-                g->carry_ms = sat_add(g->carry_ms, generation_ms(g));
+            if (!streaming) g->carry_ms = sat_add(g->carry_ms, generation_ms(g));
             return 0;
         }
         g->ka_left--;
@@ -854,17 +824,17 @@ static int emit(struct fakegen *g, struct fakegen_seg *seg)
         return 1;
     case PH_ROLE:
         g->phase = PH_BADJSON;
-        if (g->kind != KIND_CHAT)
-            return 0;
+        if (g->kind != KIND_CHAT) return 0;
         seg->delay_ms = take_carry(g);
         return build_event(g, 'r', 0) || put_chunk(g) ? -ENOMEM : 1;
     case PH_BADJSON:
         g->phase = PH_CHUNKS;
-        if (!g->o.badjson)
-            return 0;
+        if (!g->o.badjson) return 0;
         seg->delay_ms = take_carry(g);
         buf_reset(&g->ev);
-        return buf_printf(&g->ev, "data: {\"id\":\"chatcmpl-fake-%" PRIu64 "\",\"choices\":[{oops\n\n", g->k) ||
+        return buf_printf(&g->ev,
+                          "data: {\"id\":\"chatcmpl-fake-%" PRIu64 "\",\"choices\":[{oops\n\n",
+                          g->k) ||
                        put_chunk(g)
                    ? -ENOMEM
                    : 1;
@@ -881,8 +851,7 @@ static int emit(struct fakegen *g, struct fakegen_seg *seg)
             return 0;
         }
         seg->delay_ms = sat_add(take_carry(g), i ? g->o.chunk_ms : g->o.ttft_ms);
-        if (i == 0)
-            g->carry_ms = g->o.stall_ms;
+        if (i == 0) g->carry_ms = g->o.stall_ms;
         g->next_chunk++;
         return build_event(g, 'c', i) || put_chunk(g) ? -ENOMEM : 1;
     }
@@ -893,8 +862,7 @@ static int emit(struct fakegen *g, struct fakegen_seg *seg)
         if (g->o.garbage) {
             static const char junk[] = "\x01\x02 garbage \xff\xfe not an event stream {{{\n"
                                        "data: <<<#%$ this is not json>>>\n\n";
-            if (buf_append(&g->ev, junk, sizeof junk - 1))
-                return -ENOMEM;
+            if (buf_append(&g->ev, junk, sizeof junk - 1)) return -ENOMEM;
         } else if (build_body(g)) {
             return -ENOMEM;
         }
@@ -916,14 +884,12 @@ static int emit(struct fakegen *g, struct fakegen_seg *seg)
         return build_event(g, 'f', 0) || put_chunk(g) ? -ENOMEM : 1;
     case PH_USAGE:
         g->phase = PH_DONE;
-        if (!g->include_usage || g->o.no_usage)
-            return 0;
+        if (!g->include_usage || g->o.no_usage) return 0;
         seg->delay_ms = take_carry(g);
         return build_event(g, 'u', 0) || put_chunk(g) ? -ENOMEM : 1;
     case PH_DONE:
         g->phase = PH_TERM;
-        if (g->o.no_done)
-            return 0;
+        if (g->o.no_done) return 0;
         seg->delay_ms = take_carry(g);
         buf_reset(&g->ev);
         return buf_append_str(&g->ev, "data: [DONE]\n\n") || put_chunk(g) ? -ENOMEM : 1;

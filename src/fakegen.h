@@ -60,21 +60,21 @@
 
 /* One alternative's directives, after parsing. */
 struct fakegen_opts {
-    int status;               /* 0: a normal answer; >= 400: an error response */
-    int retry_after_s;        /* -1: no Retry-After */
+    int status;        /* 0: a normal answer; >= 400: an error response */
+    int retry_after_s; /* -1: no Retry-After */
     bool html;
     uint32_t ttft_ms;
     uint32_t keepalive_ms;
     uint32_t ka_every_ms;
     uint32_t chunks;
     uint32_t chunk_ms;
-    int32_t cut;              /* -1: no cut */
+    int32_t cut; /* -1: no cut */
     uint32_t stall_ms;
     bool garbage, badjson, no_usage, no_done, close, hang, reset;
-    uint64_t big;             /* 0: tokens "tokN " */
+    uint64_t big; /* 0: tokens "tokN " */
     uint32_t reasoning;
-    uint32_t slowread_ms;     /* 0, or how long the front end stops reading */
-    unsigned alternative;     /* which alternative was picked (0-based) */
+    uint32_t slowread_ms; /* 0, or how long the front end stops reading */
+    unsigned alternative; /* which alternative was picked (0-based) */
 };
 
 /* Expands a profile name to its behaviour string; NULL if name is not a profile. */
@@ -85,7 +85,8 @@ const char *fakegen_profile(const char *name);
  * behavior may be a profile name. Returns 0, or -1 with a message in err
  * (NUL-terminated, at most errcap bytes) on a syntax error.
  */
-int fakegen_pick(const char *behavior, uint64_t k, struct fakegen_opts *out, char *err, size_t errcap);
+int fakegen_pick(const char *behavior, uint64_t k, struct fakegen_opts *out, char *err,
+                 size_t errcap);
 
 /*
  * Request counters per behaviour string: a fixed table, safe to share between
@@ -108,25 +109,25 @@ void fakegen_counters_reset(struct fakegen_counters *c);
 struct fakegen_request {
     const char *method;
     size_t method_len;
-    const char *path;         /* request-target; a query string is ignored */
+    const char *path; /* request-target; a query string is ignored */
     size_t path_len;
     const char *body;
     size_t body_len;
-    bool client_close;        /* the client asked for Connection: close */
+    bool client_close; /* the client asked for Connection: close */
 };
 
 enum fakegen_end {
-    FAKEGEN_END_KEEP_ALIVE,   /* the response is complete; the connection stays */
-    FAKEGEN_END_CLOSE,        /* close (after a complete response, or abruptly for cut) */
-    FAKEGEN_END_RESET,        /* close at once, as a reset */
-    FAKEGEN_END_HANG,         /* send nothing more and never close */
+    FAKEGEN_END_KEEP_ALIVE, /* the response is complete; the connection stays */
+    FAKEGEN_END_CLOSE,      /* close (after a complete response, or abruptly for cut) */
+    FAKEGEN_END_RESET,      /* close at once, as a reset */
+    FAKEGEN_END_HANG,       /* send nothing more and never close */
 };
 
 struct fakegen_seg {
-    const char *data;         /* valid until the next fakegen_next or fakegen_free */
+    const char *data; /* valid until the next fakegen_next or fakegen_free */
     size_t len;
-    uint32_t delay_ms;        /* wait this long after the previous segment */
-    enum fakegen_end end;     /* when fakegen_next returned 0 */
+    uint32_t delay_ms;    /* wait this long after the previous segment */
+    enum fakegen_end end; /* when fakegen_next returned 0 */
 };
 
 struct fakegen;
@@ -139,8 +140,8 @@ struct fakegen;
  * parse answers 400 with the reason. Returns 0 and *out (free with
  * fakegen_free), or -ENOMEM.
  */
-int fakegen_new(const struct fakegen_request *req, const char *behavior, struct fakegen_counters *counters,
-                struct fakegen **out);
+int fakegen_new(const struct fakegen_request *req, const char *behavior,
+                struct fakegen_counters *counters, struct fakegen **out);
 void fakegen_free(struct fakegen *g);
 
 /*

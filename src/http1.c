@@ -13,11 +13,23 @@
 /* tchar (RFC 9110 5.6.2) */
 static bool is_tchar(unsigned char c)
 {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return true;
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
     switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
         return true;
     default:
         return false;
@@ -38,11 +50,9 @@ static unsigned char lower(unsigned char c)
 static bool str_ieq(struct http1_str s, const char *lit)
 {
     size_t n = strlen(lit);
-    if (s.len != n)
-        return false;
+    if (s.len != n) return false;
     for (size_t i = 0; i < n; i++)
-        if (lower((unsigned char)s.p[i]) != lower((unsigned char)lit[i]))
-            return false;
+        if (lower((unsigned char)s.p[i]) != lower((unsigned char)lit[i])) return false;
     return true;
 }
 
@@ -50,13 +60,10 @@ static bool str_ieq(struct http1_str s, const char *lit)
 static int eat_eol(const char **pp, const char *end)
 {
     const char *p = *pp;
-    if (p == end)
-        return HTTP1_NEED_MORE;
+    if (p == end) return HTTP1_NEED_MORE;
     if (*p == '\r') {
-        if (++p == end)
-            return HTTP1_NEED_MORE;
-        if (*p != '\n')
-            return HTTP1_ERROR;
+        if (++p == end) return HTTP1_NEED_MORE;
+        if (*p != '\n') return HTTP1_ERROR;
     } else if (*p != '\n') {
         return HTTP1_ERROR;
     }
@@ -70,15 +77,11 @@ static int parse_version(const char **pp, const char *end, int *minor)
     static const char prefix[] = "HTTP/1.";
     const char *p = *pp;
     for (size_t i = 0; i < sizeof prefix - 1; i++, p++) {
-        if (p == end)
-            return HTTP1_NEED_MORE;
-        if (*p != prefix[i])
-            return HTTP1_ERROR;
+        if (p == end) return HTTP1_NEED_MORE;
+        if (*p != prefix[i]) return HTTP1_ERROR;
     }
-    if (p == end)
-        return HTTP1_NEED_MORE;
-    if (*p != '0' && *p != '1')
-        return HTTP1_ERROR;
+    if (p == end) return HTTP1_NEED_MORE;
+    if (*p != '0' && *p != '1') return HTTP1_ERROR;
     *minor = *p - '0';
     *pp = p + 1;
     return 0;
@@ -100,45 +103,36 @@ static int parse_headers(const char **pp, const char *end, struct http1_head *h)
     const char *p = *pp;
     h->nheaders = 0;
     for (;;) {
-        if (p == end)
-            return HTTP1_NEED_MORE;
+        if (p == end) return HTTP1_NEED_MORE;
         if (*p == '\r' || *p == '\n') {
             int rc = eat_eol(&p, end);
-            if (rc)
-                return rc;
+            if (rc) return rc;
             break;
         }
         /* obs-fold, or whitespace before the first header (RFC 9112 2.2, 5.2) */
-        if (*p == ' ' || *p == '\t')
-            return HTTP1_ERROR;
-        if (h->nheaders == HTTP1_MAX_HEADERS)
-            return HTTP1_ERROR;
+        if (*p == ' ' || *p == '\t') return HTTP1_ERROR;
+        if (h->nheaders == HTTP1_MAX_HEADERS) return HTTP1_ERROR;
         struct http1_header *hd = &h->headers[h->nheaders];
 
         hd->name.p = p;
         while (p < end && is_tchar((unsigned char)*p))
             p++;
-        if (p == end)
-            return HTTP1_NEED_MORE;
+        if (p == end) return HTTP1_NEED_MORE;
         /* anything but ':' here, whitespace included, is refused (RFC 9112 5.1) */
-        if (*p != ':' || p == hd->name.p)
-            return HTTP1_ERROR;
+        if (*p != ':' || p == hd->name.p) return HTTP1_ERROR;
         hd->name.len = (size_t)(p - hd->name.p);
         p++;
 
         hd->value.p = p;
         while (p < end && *p != '\r' && *p != '\n') {
-            if (!is_value_char((unsigned char)*p))
-                return HTTP1_ERROR;
+            if (!is_value_char((unsigned char)*p)) return HTTP1_ERROR;
             p++;
         }
-        if (p == end)
-            return HTTP1_NEED_MORE;
+        if (p == end) return HTTP1_NEED_MORE;
         hd->value.len = (size_t)(p - hd->value.p);
         trim_ows(&hd->value);
         int rc = eat_eol(&p, end);
-        if (rc)
-            return rc;
+        if (rc) return rc;
         h->nheaders++;
     }
     *pp = p;
@@ -148,16 +142,13 @@ static int parse_headers(const char **pp, const char *end, struct http1_head *h)
 /* 1*DIGIT into a uint64; anything else (sign, comma list, overflow) is refused. */
 static bool parse_content_length(struct http1_str v, uint64_t *out)
 {
-    if (v.len == 0)
-        return false;
+    if (v.len == 0) return false;
     uint64_t n = 0;
     for (size_t i = 0; i < v.len; i++) {
         unsigned char c = (unsigned char)v.p[i];
-        if (c < '0' || c > '9')
-            return false;
+        if (c < '0' || c > '9') return false;
         unsigned d = c - '0';
-        if (n > (UINT64_MAX - d) / 10)
-            return false;
+        if (n > (UINT64_MAX - d) / 10) return false;
         n = n * 10 + d;
     }
     *out = n;
@@ -177,11 +168,9 @@ static bool scan_transfer_coding(struct http1_str v, unsigned *chunked)
             i++;
         struct http1_str el = {v.p + start, i - start};
         trim_ows(&el);
-        i++; /* past the comma, or past the end */
-        if (el.len == 0)
-            continue; /* empty list elements are allowed (RFC 9110 5.6.1) */
-        if (!str_ieq(el, "chunked"))
-            return false;
+        i++;                       /* past the comma, or past the end */
+        if (el.len == 0) continue; /* empty list elements are allowed (RFC 9110 5.6.1) */
+        if (!str_ieq(el, "chunked")) return false;
         (*chunked)++;
     }
     return true;
@@ -204,36 +193,29 @@ static int extract_framing(struct http1_head *h, bool is_request)
         struct http1_str value = h->headers[i].value;
         if (str_ieq(name, "content-length")) {
             uint64_t n;
-            if (!parse_content_length(value, &n))
-                return HTTP1_ERROR;
-            if (h->has_content_length && n != h->content_length)
-                return HTTP1_ERROR;
+            if (!parse_content_length(value, &n)) return HTTP1_ERROR;
+            if (h->has_content_length && n != h->content_length) return HTTP1_ERROR;
             h->has_content_length = true;
             h->content_length = n;
         } else if (str_ieq(name, "transfer-encoding")) {
             te_seen = true;
-            if (!scan_transfer_coding(value, &chunked_codings))
-                return HTTP1_ERROR;
+            if (!scan_transfer_coding(value, &chunked_codings)) return HTTP1_ERROR;
         } else if (str_ieq(name, "connection")) {
             close_tok |= http1_value_has_token(value, "close");
             keepalive_tok |= http1_value_has_token(value, "keep-alive");
         } else if (is_request && str_ieq(name, "expect")) {
             /* an HTTP/1.0 client cannot know 100 Continue (RFC 9110 10.1.1) */
-            if (h->minor_version >= 1 && str_ieq(value, "100-continue"))
-                h->expect_continue = true;
+            if (h->minor_version >= 1 && str_ieq(value, "100-continue")) h->expect_continue = true;
         } else if (is_request && str_ieq(name, "host")) {
-            if (++hosts > 1)
-                return HTTP1_ERROR;
+            if (++hosts > 1) return HTTP1_ERROR;
         }
     }
 
     if (te_seen) {
         /* chunked exactly once, and nothing else: "Transfer-Encoding:" alone is refused too */
-        if (chunked_codings != 1 || h->has_content_length)
-            return HTTP1_ERROR;
+        if (chunked_codings != 1 || h->has_content_length) return HTTP1_ERROR;
         if (h->minor_version == 0) {
-            if (is_request)
-                return HTTP1_ERROR;
+            if (is_request) return HTTP1_ERROR;
             close_tok = true;
         }
         h->chunked = true;
@@ -250,8 +232,8 @@ static int head_length(const char *start, const char *p)
 int http1_parse_request(const char *buf, size_t len, struct http1_request *req)
 {
     /* the result is an int; the caller bounds heads far below this anyway */
-    if (len > INT_MAX)
-        len = INT_MAX;
+    if (len == 0) return HTTP1_NEED_MORE; /* buf may be NULL then */
+    if (len > INT_MAX) len = INT_MAX;
     const char *p = buf, *end = buf + len;
     int rc;
 
@@ -262,44 +244,35 @@ int http1_parse_request(const char *buf, size_t len, struct http1_request *req)
 
     /* a client may send a stray CRLF after a body (RFC 9112 2.2) */
     while (p < end && (*p == '\r' || *p == '\n'))
-        if ((rc = eat_eol(&p, end)))
-            return rc;
+        if ((rc = eat_eol(&p, end))) return rc;
 
     req->method.p = p;
     while (p < end && is_tchar((unsigned char)*p))
         p++;
-    if (p == end)
-        return HTTP1_NEED_MORE;
-    if (*p != ' ' || p == req->method.p)
-        return HTTP1_ERROR;
+    if (p == end) return HTTP1_NEED_MORE;
+    if (*p != ' ' || p == req->method.p) return HTTP1_ERROR;
     req->method.len = (size_t)(p - req->method.p);
     p++;
 
     req->target.p = p;
     while (p < end && (unsigned char)*p > 0x20 && (unsigned char)*p < 0x7f)
         p++;
-    if (p == end)
-        return HTTP1_NEED_MORE;
-    if (*p != ' ' || p == req->target.p)
-        return HTTP1_ERROR;
+    if (p == end) return HTTP1_NEED_MORE;
+    if (*p != ' ' || p == req->target.p) return HTTP1_ERROR;
     req->target.len = (size_t)(p - req->target.p);
     p++;
 
-    if ((rc = parse_version(&p, end, &req->head.minor_version)))
-        return rc;
-    if ((rc = eat_eol(&p, end)))
-        return rc;
-    if ((rc = parse_headers(&p, end, &req->head)))
-        return rc;
-    if ((rc = extract_framing(&req->head, true)))
-        return rc;
+    if ((rc = parse_version(&p, end, &req->head.minor_version))) return rc;
+    if ((rc = eat_eol(&p, end))) return rc;
+    if ((rc = parse_headers(&p, end, &req->head))) return rc;
+    if ((rc = extract_framing(&req->head, true))) return rc;
     return head_length(buf, p);
 }
 
 int http1_parse_response(const char *buf, size_t len, struct http1_response *resp)
 {
-    if (len > INT_MAX)
-        len = INT_MAX;
+    if (len == 0) return HTTP1_NEED_MORE;
+    if (len > INT_MAX) len = INT_MAX;
     const char *p = buf, *end = buf + len;
     int rc;
 
@@ -308,27 +281,20 @@ int http1_parse_response(const char *buf, size_t len, struct http1_response *res
     resp->head.minor_version = 0;
     resp->head.nheaders = 0;
 
-    if ((rc = parse_version(&p, end, &resp->head.minor_version)))
-        return rc;
-    if (p == end)
-        return HTTP1_NEED_MORE;
-    if (*p++ != ' ')
-        return HTTP1_ERROR;
+    if ((rc = parse_version(&p, end, &resp->head.minor_version))) return rc;
+    if (p == end) return HTTP1_NEED_MORE;
+    if (*p++ != ' ') return HTTP1_ERROR;
 
     int status = 0;
     for (int i = 0; i < 3; i++, p++) {
-        if (p == end)
-            return HTTP1_NEED_MORE;
-        if (*p < '0' || *p > '9')
-            return HTTP1_ERROR;
+        if (p == end) return HTTP1_NEED_MORE;
+        if (*p < '0' || *p > '9') return HTTP1_ERROR;
         status = status * 10 + (*p - '0');
     }
-    if (status < 100)
-        return HTTP1_ERROR;
+    if (status < 100) return HTTP1_ERROR;
     resp->status = status;
 
-    if (p == end)
-        return HTTP1_NEED_MORE;
+    if (p == end) return HTTP1_NEED_MORE;
     /* some servers omit the SP before an empty reason; tolerate that */
     if (*p == ' ') {
         p++;
@@ -337,27 +303,21 @@ int http1_parse_response(const char *buf, size_t len, struct http1_response *res
     }
     resp->reason.p = p;
     while (p < end && *p != '\r' && *p != '\n') {
-        if (!is_value_char((unsigned char)*p))
-            return HTTP1_ERROR;
+        if (!is_value_char((unsigned char)*p)) return HTTP1_ERROR;
         p++;
     }
-    if (p == end)
-        return HTTP1_NEED_MORE;
+    if (p == end) return HTTP1_NEED_MORE;
     resp->reason.len = (size_t)(p - resp->reason.p);
-    if ((rc = eat_eol(&p, end)))
-        return rc;
-    if ((rc = parse_headers(&p, end, &resp->head)))
-        return rc;
-    if ((rc = extract_framing(&resp->head, false)))
-        return rc;
+    if ((rc = eat_eol(&p, end))) return rc;
+    if ((rc = parse_headers(&p, end, &resp->head))) return rc;
+    if ((rc = extract_framing(&resp->head, false))) return rc;
     return head_length(buf, p);
 }
 
 const struct http1_str *http1_find_header(const struct http1_head *h, const char *name)
 {
     for (size_t i = 0; i < h->nheaders; i++)
-        if (str_ieq(h->headers[i].name, name))
-            return &h->headers[i].value;
+        if (str_ieq(h->headers[i].name, name)) return &h->headers[i].value;
     return NULL;
 }
 
@@ -371,8 +331,7 @@ bool http1_value_has_token(struct http1_str value, const char *token)
         struct http1_str el = {value.p + start, i - start};
         trim_ows(&el);
         /* empty list elements are not tokens (RFC 9110 5.6.1) */
-        if (el.len && str_ieq(el, token))
-            return true;
+        if (el.len && str_ieq(el, token)) return true;
         i++;
     }
     return false;
@@ -380,10 +339,8 @@ bool http1_value_has_token(struct http1_str value, const char *token)
 
 enum http1_body_mode http1_request_body_mode(const struct http1_request *req)
 {
-    if (req->head.chunked)
-        return HTTP1_BODY_CHUNKED;
-    if (req->head.has_content_length)
-        return HTTP1_BODY_LENGTH;
+    if (req->head.chunked) return HTTP1_BODY_CHUNKED;
+    if (req->head.has_content_length) return HTTP1_BODY_LENGTH;
     return HTTP1_BODY_NONE;
 }
 
@@ -393,10 +350,8 @@ enum http1_body_mode http1_response_body_mode(const struct http1_response *resp,
     /* RFC 9112 6.3 rules 1 and 2: these never carry a body, whatever the headers say */
     if (request_was_head || resp->status < 200 || resp->status == 204 || resp->status == 304)
         return HTTP1_BODY_NONE;
-    if (resp->head.chunked)
-        return HTTP1_BODY_CHUNKED;
-    if (resp->head.has_content_length)
-        return HTTP1_BODY_LENGTH;
+    if (resp->head.chunked) return HTTP1_BODY_CHUNKED;
+    if (resp->head.has_content_length) return HTTP1_BODY_LENGTH;
     return HTTP1_BODY_UNTIL_CLOSE;
 }
 
@@ -433,12 +388,9 @@ enum {
 
 static int hex_value(unsigned char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
 }
 
@@ -477,60 +429,44 @@ static int chunked_step(struct http1_body *b, unsigned char c)
         int d = hex_value(c);
         if (d >= 0) {
             /* the digit cap keeps the size in a uint64 with no overflow check */
-            if (++b->line_bytes > HTTP1_MAX_CHUNK_SIZE_DIGITS)
-                return CS_ERROR;
+            if (++b->line_bytes > HTTP1_MAX_CHUNK_SIZE_DIGITS) return CS_ERROR;
             b->remaining = (b->remaining << 4) | (uint64_t)d;
             return CS_SIZE;
         }
-        if (b->state == CS_SIZE_START)
-            return CS_ERROR;
+        if (b->state == CS_SIZE_START) return CS_ERROR;
         b->line_bytes++;
-        if (c == ' ' || c == '\t')
-            return CS_SIZE_WS;
-        if (c == ';')
-            return CS_EXT;
-        if (c == '\r')
-            return CS_SIZE_LF;
-        if (c == '\n')
-            return chunk_size_line_done(b);
+        if (c == ' ' || c == '\t') return CS_SIZE_WS;
+        if (c == ';') return CS_EXT;
+        if (c == '\r') return CS_SIZE_LF;
+        if (c == '\n') return chunk_size_line_done(b);
         return CS_ERROR;
     }
     case CS_SIZE_WS:
         /* BWS is only allowed before an extension (RFC 9112 7.1.1) */
-        if (++b->line_bytes > HTTP1_MAX_CHUNK_LINE)
-            return CS_ERROR;
-        if (c == ' ' || c == '\t')
-            return CS_SIZE_WS;
+        if (++b->line_bytes > HTTP1_MAX_CHUNK_LINE) return CS_ERROR;
+        if (c == ' ' || c == '\t') return CS_SIZE_WS;
         return c == ';' ? CS_EXT : CS_ERROR;
     case CS_EXT:
         /* the bound is on the line's content; its CRLF is not counted */
-        if (c == '\r')
-            return CS_SIZE_LF;
-        if (c == '\n')
-            return chunk_size_line_done(b);
-        if (++b->line_bytes > HTTP1_MAX_CHUNK_LINE)
-            return CS_ERROR;
+        if (c == '\r') return CS_SIZE_LF;
+        if (c == '\n') return chunk_size_line_done(b);
+        if (++b->line_bytes > HTTP1_MAX_CHUNK_LINE) return CS_ERROR;
         return is_value_char(c) ? CS_EXT : CS_ERROR;
     case CS_SIZE_LF:
         return c == '\n' ? chunk_size_line_done(b) : CS_ERROR;
     case CS_DATA_CR:
-        if (c == '\r')
-            return CS_DATA_LF;
+        if (c == '\r') return CS_DATA_LF;
         return c == '\n' ? CS_SIZE_START : CS_ERROR;
     case CS_DATA_LF:
         return c == '\n' ? CS_SIZE_START : CS_ERROR;
     case CS_TRAILER_START:
     case CS_TRAILER:
-        if (++b->line_bytes > HTTP1_MAX_TRAILER_BYTES)
-            return CS_ERROR;
-        if (c == '\r')
-            return b->state == CS_TRAILER_START ? CS_END_LF : CS_TRAILER_LF;
-        if (c == '\n')
-            return b->state == CS_TRAILER_START ? CS_DONE : CS_TRAILER_START;
+        if (++b->line_bytes > HTTP1_MAX_TRAILER_BYTES) return CS_ERROR;
+        if (c == '\r') return b->state == CS_TRAILER_START ? CS_END_LF : CS_TRAILER_LF;
+        if (c == '\n') return b->state == CS_TRAILER_START ? CS_DONE : CS_TRAILER_START;
         return is_value_char(c) ? CS_TRAILER : CS_ERROR;
     case CS_TRAILER_LF:
-        if (++b->line_bytes > HTTP1_MAX_TRAILER_BYTES)
-            return CS_ERROR;
+        if (++b->line_bytes > HTTP1_MAX_TRAILER_BYTES) return CS_ERROR;
         return c == '\n' ? CS_TRAILER_START : CS_ERROR;
     case CS_END_LF:
         return c == '\n' ? CS_DONE : CS_ERROR;
@@ -546,24 +482,20 @@ static int feed_chunked(struct http1_body *b, char *buf, size_t *len, size_t *co
     while (in < n && b->state != CS_DONE && b->state != CS_ERROR) {
         if (b->state == CS_DATA) {
             size_t take = n - in;
-            if ((uint64_t)take > b->remaining)
-                take = (size_t)b->remaining;
+            if ((uint64_t)take > b->remaining) take = (size_t)b->remaining;
             /* out never passes in, so the payload slides toward the front */
-            if (out != in)
-                memmove(buf + out, buf + in, take);
+            if (out != in) memmove(buf + out, buf + in, take);
             out += take;
             in += take;
             b->remaining -= take;
-            if (b->remaining == 0)
-                b->state = CS_DATA_CR;
+            if (b->remaining == 0) b->state = CS_DATA_CR;
             continue;
         }
         b->state = chunked_step(b, (unsigned char)buf[in++]);
     }
     *len = out;
     *consumed = in;
-    if (b->state == CS_ERROR)
-        return HTTP1_ERROR;
+    if (b->state == CS_ERROR) return HTTP1_ERROR;
     if (b->state == CS_DONE) {
         b->done = true;
         return 1;
@@ -586,8 +518,7 @@ int http1_body_feed(struct http1_body *b, char *buf, size_t *len, size_t *consum
     switch (b->mode) {
     case HTTP1_BODY_LENGTH: {
         size_t take = *len;
-        if ((uint64_t)take > b->remaining)
-            take = (size_t)b->remaining;
+        if ((uint64_t)take > b->remaining) take = (size_t)b->remaining;
         b->remaining -= take;
         *len = take;
         *consumed = take;
@@ -609,71 +540,121 @@ int http1_body_feed(struct http1_body *b, char *buf, size_t *len, size_t *consum
 
 int http1_body_eof(struct http1_body *b)
 {
-    if (b->done)
-        return 1;
+    if (b->done) return 1;
     if (b->mode == HTTP1_BODY_UNTIL_CLOSE) {
         b->done = true;
         return 1;
     }
-    if (b->mode == HTTP1_BODY_CHUNKED)
-        b->state = CS_ERROR;
+    if (b->mode == HTTP1_BODY_CHUNKED) b->state = CS_ERROR;
     return HTTP1_ERROR;
 }
 
 const char *http1_reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 103: return "Early Hints";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 203: return "Non-Authoritative Information";
-    case 204: return "No Content";
-    case 205: return "Reset Content";
-    case 206: return "Partial Content";
-    case 300: return "Multiple Choices";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 402: return "Payment Required";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 406: return "Not Acceptable";
-    case 407: return "Proxy Authentication Required";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 411: return "Length Required";
-    case 412: return "Precondition Failed";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 416: return "Range Not Satisfiable";
-    case 417: return "Expectation Failed";
-    case 421: return "Misdirected Request";
-    case 422: return "Unprocessable Content";
-    case 425: return "Too Early";
-    case 426: return "Upgrade Required";
-    case 428: return "Precondition Required";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 451: return "Unavailable For Legal Reasons";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    case 507: return "Insufficient Storage";
-    case 511: return "Network Authentication Required";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
+    case 103:
+        return "Early Hints";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 203:
+        return "Non-Authoritative Information";
+    case 204:
+        return "No Content";
+    case 205:
+        return "Reset Content";
+    case 206:
+        return "Partial Content";
+    case 300:
+        return "Multiple Choices";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 402:
+        return "Payment Required";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 406:
+        return "Not Acceptable";
+    case 407:
+        return "Proxy Authentication Required";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 411:
+        return "Length Required";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 416:
+        return "Range Not Satisfiable";
+    case 417:
+        return "Expectation Failed";
+    case 421:
+        return "Misdirected Request";
+    case 422:
+        return "Unprocessable Content";
+    case 425:
+        return "Too Early";
+    case 426:
+        return "Upgrade Required";
+    case 428:
+        return "Precondition Required";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 451:
+        return "Unavailable For Legal Reasons";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    case 507:
+        return "Insufficient Storage";
+    case 511:
+        return "Network Authentication Required";
+    default:
+        return "Unknown";
     }
 }

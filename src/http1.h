@@ -36,20 +36,20 @@ struct http1_header {
 
 /* What every head carries once parsed; framing facts are extracted for the caller. */
 struct http1_head {
-    int minor_version;               /* 0 or 1 */
+    int minor_version; /* 0 or 1 */
     struct http1_header headers[HTTP1_MAX_HEADERS];
     size_t nheaders;
     /* Framing, filled by the parser from the headers: */
-    bool chunked;                    /* Transfer-Encoding: chunked (last coding) */
+    bool chunked; /* Transfer-Encoding: chunked (last coding) */
     bool has_content_length;
     uint64_t content_length;
-    bool conn_close;                 /* Connection: close, or HTTP/1.0 without keep-alive */
-    bool expect_continue;            /* Expect: 100-continue (requests only) */
+    bool conn_close;      /* Connection: close, or HTTP/1.0 without keep-alive */
+    bool expect_continue; /* Expect: 100-continue (HTTP/1.1 requests only) */
 };
 
 struct http1_request {
     struct http1_str method;
-    struct http1_str target;         /* the request-target as sent (path + query) */
+    struct http1_str target; /* the request-target as sent (path + query) */
     struct http1_head head;
 };
 
@@ -108,7 +108,7 @@ bool http1_value_has_token(struct http1_str value, const char *token);
  * complete body again returns 1 and consumes nothing.
  */
 enum http1_body_mode {
-    HTTP1_BODY_NONE,       /* no body (e.g. GET, 204, 304, response to HEAD) */
+    HTTP1_BODY_NONE, /* no body (e.g. GET, 204, 304, response to HEAD) */
     HTTP1_BODY_LENGTH,
     HTTP1_BODY_CHUNKED,
     HTTP1_BODY_UNTIL_CLOSE /* responses only: ends at EOF; the connection is not reusable */
@@ -121,9 +121,9 @@ enum http1_body_mode {
 
 struct http1_body {
     enum http1_body_mode mode;
-    uint64_t remaining;    /* LENGTH: bytes left; CHUNKED: bytes left in this chunk */
-    int state;             /* CHUNKED decoder state (private) */
-    unsigned line_bytes;   /* bytes in the current size line / trailer section (bounded) */
+    uint64_t remaining;  /* LENGTH: bytes left; CHUNKED: bytes left in this chunk */
+    int state;           /* CHUNKED decoder state (private) */
+    unsigned line_bytes; /* bytes in the current size line / trailer section (bounded) */
     bool done;
 };
 

@@ -716,6 +716,8 @@ static void finalize(struct preq *p, const char *outcome)
     }
     struct accesslog_entry *log = &server_conn_request_mut(p->conn)->log;
     log->outcome = outcome;
+    if (!log->error[0] && p->why.len) /* answered, after these attempts failed */
+        snprintf(log->error, sizeof log->error, "%s", p->why.data);
     log->attempts = p->attempts;
     if (p->dep) {
         log->provider = p->dep->provider->name;
@@ -809,7 +811,7 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
     const struct cfg_model *m = config_find_model(w->cfg, scan.model);
     req->log.stream = scan.stream;
     if (!m) {
-        snprintf(req->log.model_buf, sizeof req->log.model_buf, "%s", scan.model);
+        snprintf(req->log.model_buf, sizeof req->log.model_buf, "%.63s", scan.model);
         char msg[400];
         snprintf(msg, sizeof msg, "the model '%s' does not exist", scan.model);
         reject_request(c, GW_ERR_UNKNOWN_MODEL, msg, "model");

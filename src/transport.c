@@ -220,8 +220,8 @@ static bool same_opt_str(const char *a, const char *b)
 static bool bucket_matches(const struct transport_bucket *b, const struct transport_ops *ops,
                            const struct cfg_provider *p)
 {
-    const char *ca = p->tls ? p->ca_file : NULL;
     bool verify = p->tls && p->tls_verify;
+    const char *ca = verify ? p->ca_file : NULL;
     return b->ops == ops && b->port == p->port && b->tls == p->tls && b->tls_verify == verify &&
            strcasecmp(b->host, p->host ? p->host : "") == 0 && same_opt_str(b->ca_file, ca);
 }
@@ -248,9 +248,9 @@ struct transport_bucket *transport_pool_bucket(struct transport_pool *pool, cons
         b->tls = p->tls;
         b->tls_verify = p->tls && p->tls_verify;
         b->host = strdup(p->host ? p->host : "");
-        if (p->tls && p->ca_file)
+        if (b->tls_verify && p->ca_file)
             b->ca_file = strdup(p->ca_file);
-        if (!b->host || (p->tls && p->ca_file && !b->ca_file)) {
+        if (!b->host || (b->tls_verify && p->ca_file && !b->ca_file)) {
             free(b->host);
             free(b->ca_file);
             free(b);

@@ -80,6 +80,7 @@ struct tcp_conn {
     bool notify_pending;  /* on_connect(reused) waits for the timer */
     bool drain_pending;   /* TLS plaintext waits for the timer */
     enum transport_err pending_err; /* a failure found inside open, reported from the timer */
+    bool broken;          /* a write was refused half-way: never reuse */
     bool closing;         /* torn down; waiting for close callbacks */
 };
 
@@ -235,9 +236,6 @@ static void on_write(uv_write_t *req, int status)
 /* Queues a copy of data. Returns 0 or a negative uv error. */
 static int tcp_queue(struct tcp_conn *c, const char *data, size_t len, bool from_tls)
 {
-    if (len > TCP_MAX_WRITE_QUEUE ||
-        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > TCP_MAX_WRITE_QUEUE - len)
-        return UV_ENOBUFS;
     struct tcp_write *w = malloc(sizeof *w + len);
     if (!w)
         return UV_ENOMEM;
@@ -404,7 +402,7 @@ static void on_recycled(uv_handle_t *h)
     }
     if (c->state != TCP_CONNECTING)
         return; /* timed out meanwhile */
-    if (uv_tcp_init(c->pool ? transport_pool_loop(c->pool) : NULL, &c->tcp) != 0) {
+    if (uv_tcp_init(transport_pool_loop(c->pool), &c->tcp) != 0) {
         tcp_fail(c, TRANSPORT_ERR_CONNECT);
         return;
     }
@@ -569,25 +567,24 @@ static int tcp_open(struct transport_pool *pool, const struct cfg_provider *p, u
 static int tcp_write(struct transport_conn *base, const char *data, size_t len)
 {
     struct tcp_conn *c = (struct tcp_conn *)base;
-    if (c->closing || c->state == TCP_FAILED || c->pending_err)
+    if (c->closing || c->state == TCP_FAILED || c->pending_err || c->broken)
         return -EPIPE;
     if (c->state != TCP_OPEN || c->notify_pending)
         return -ENOTCONN;
     if (len == 0)
         return 0;
-    int rc;
-    if (c->use_tls) {
-        if (tls_write(c->tls, data, len) < 0)
-            return -EPIPE;
-        rc = tcp_tls_flush(c);
-    } else {
-        rc = tcp_queue(c, data, len, false);
-    }
-    if (rc == UV_ENOBUFS)
+    /* Checked before anything is encrypted, so a refusal leaves the stream intact. */
+    if (len > TCP_MAX_WRITE_QUEUE ||
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > TCP_MAX_WRITE_QUEUE - len)
         return -ENOBUFS;
-    if (rc == UV_ENOMEM)
-        return -ENOMEM;
-    return rc < 0 ? -EPIPE : 0;
+    int rc = c->use_tls ? (tls_write(c->tls, data, len) < 0 ? UV_EPROTO : tcp_tls_flush(c))
+                        : tcp_queue(c, data, len, false);
+    if (rc < 0) {
+        /* Part of the stream may be gone: the connection must not be reused. */
+        c->broken = true;
+        return rc == UV_ENOMEM ? -ENOMEM : -EPIPE;
+    }
+    return 0;
 }
 
 static void tcp_pause(struct transport_conn *base, bool paused)
@@ -608,7 +605,8 @@ static void tcp_pause(struct transport_conn *base, bool paused)
 /* Reusable: open, nothing in flight, nothing unread. */
 static bool tcp_healthy(const struct tcp_conn *c)
 {
-    return !c->closing && c->state == TCP_OPEN && !c->pending_err && c->writes_pending == 0 &&
+    return !c->closing && !c->broken && c->state == TCP_OPEN && !c->pending_err &&
+           c->writes_pending == 0 &&
            c->tcp_inited && !c->tcp_closing && (!c->use_tls || !tls_has_buffered(c->tls));
 }
 

@@ -4,6 +4,9 @@
  * fuzz target under ASan/UBSan, it turns a corpus into a regression test.
  * Exits non-zero if a path cannot be read; a crash is the sanitizer's to report.
  */
+#if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L /* opendir, stat, off_t under plain -std=c11 */
+#endif
 #include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
@@ -11,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -59,10 +63,8 @@ static int replay_path(const char *path, int depth)
         fprintf(stderr, "replay: %s: %s\n", path, strerror(errno));
         return -1;
     }
-    if (S_ISREG(st.st_mode))
-        return replay_file(path, st.st_size);
-    if (!S_ISDIR(st.st_mode))
-        return 0;
+    if (S_ISREG(st.st_mode)) return replay_file(path, st.st_size);
+    if (!S_ISDIR(st.st_mode)) return 0;
     if (depth >= REPLAY_MAX_DEPTH) {
         fprintf(stderr, "replay: %s: nested too deep\n", path);
         return -1;
@@ -75,8 +77,7 @@ static int replay_path(const char *path, int depth)
     int rc = 0;
     struct dirent *de;
     while ((de = readdir(dir)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue; /* ".", "..", and hidden files such as .gitkeep */
+        if (de->d_name[0] == '.') continue; /* ".", "..", and hidden files such as .gitkeep */
         size_t len = strlen(path) + 1 + strlen(de->d_name) + 1;
         char *child = malloc(len);
         if (!child) {
@@ -84,8 +85,7 @@ static int replay_path(const char *path, int depth)
             break;
         }
         snprintf(child, len, "%s/%s", path, de->d_name);
-        if (replay_path(child, depth + 1) != 0)
-            rc = -1;
+        if (replay_path(child, depth + 1) != 0) rc = -1;
         free(child);
     }
     closedir(dir);
@@ -96,10 +96,8 @@ int main(int argc, char **argv)
 {
     int rc = 0;
     for (int i = 1; i < argc; i++) {
-        if (argv[i][0] == '-')
-            continue; /* libFuzzer flags (-runs=, ...) mean nothing here */
-        if (replay_path(argv[i], 0) != 0)
-            rc = 1;
+        if (argv[i][0] == '-') continue; /* libFuzzer flags (-runs=, ...) mean nothing here */
+        if (replay_path(argv[i], 0) != 0) rc = 1;
     }
     printf("replayed %lu inputs\n", replayed);
     return rc;

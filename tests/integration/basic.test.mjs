@@ -182,7 +182,7 @@ test('non-stream chat: a long answer is assembled completely', async () => {
 
 test('reasoning deltas pass through and do not mix into content', async () => {
     const stream = await sdk.chat.completions.create({
-        model: 'm-basic', messages: msgs, stream: true, fake: 'reasoning=3,chunks=4',
+        model: 'm-basic', messages: msgs, stream: true, fake: 'reasoning=3,chunks=7',
     });
     const r = await drainStream(stream);
     assert.equal(r.error, null, `stream failed: ${r.error}`);
@@ -192,7 +192,8 @@ test('reasoning deltas pass through and do not mix into content', async () => {
         .filter((e) => e.length > 0);
     assert.ok(reasoning.length >= 1, 'no reasoning delta reached the client');
 
-    const whole = await sdk.chat.completions.create({ model: 'm-basic', messages: msgs, fake: 'reasoning=3,chunks=4' });
+    // reasoning=3,chunks=7: three reasoning chunks, then four content chunks
+    const whole = await sdk.chat.completions.create({ model: 'm-basic', messages: msgs, fake: 'reasoning=3,chunks=7' });
     assert.equal(whole.choices[0].message.content, expectedContent(4));
 });
 

@@ -5,11 +5,15 @@
 #include <cmocka.h>
 
 #include <cJSON.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
+#include "config.h"
 #include "fakegen.h"
+#include "transport.h"
 
 #define MAX_SEGS 512
 
@@ -147,7 +151,8 @@ static void test_grammar(void **state)
     assert_int_equal(o.retry_after_s, -1);
     assert_int_equal(o.ka_every_ms, 1000);
 
-    assert_int_equal(fakegen_pick(" ttft = 100 , chunks=3,chunk_ms=10,close,stall=7,big=99 ", 0, &o, err, sizeof err),
+    assert_int_equal(fakegen_pick(" ttft = 100 , chunks=3,chunk_ms=10,close,stall=7,big=99 ", 0, &o,
+                                  err, sizeof err),
                      0);
     assert_int_equal(o.ttft_ms, 100);
     assert_int_equal(o.chunks, 3);
@@ -156,10 +161,11 @@ static void test_grammar(void **state)
     assert_int_equal(o.big, 99);
     assert_true(o.close);
 
-    assert_int_equal(fakegen_pick("status=503,retry_after=7,html,no_usage,no_done,badjson,garbage,slowread,"
-                                  "keepalive=50,ka_every=5,cut=0,reasoning=2,hang,reset,ok",
-                                  0, &o, err, sizeof err),
-                     0);
+    assert_int_equal(
+        fakegen_pick("status=503,retry_after=7,html,no_usage,no_done,badjson,garbage,slowread,"
+                     "keepalive=50,ka_every=5,cut=0,reasoning=2,hang,reset,ok",
+                     0, &o, err, sizeof err),
+        0);
     assert_int_equal(o.status, 503);
     assert_int_equal(o.retry_after_s, 7);
     assert_true(o.html && o.no_usage && o.no_done && o.badjson && o.garbage && o.hang && o.reset);
@@ -194,12 +200,9 @@ static void test_percentages_exact(void **state)
         assert_int_equal(fakegen_pick("30%status=429|20%status=503|ok", k, &o, err, sizeof err), 0);
         assert_true(o.alternative < 3);
         seen[o.alternative]++;
-        if (o.alternative == 0)
-            assert_int_equal(o.status, 429);
-        if (o.alternative == 1)
-            assert_int_equal(o.status, 503);
-        if (o.alternative == 2)
-            assert_int_equal(o.status, 0);
+        if (o.alternative == 0) assert_int_equal(o.status, 429);
+        if (o.alternative == 1) assert_int_equal(o.status, 503);
+        if (o.alternative == 2) assert_int_equal(o.status, 0);
     }
     assert_int_equal(seen[0], 30);
     assert_int_equal(seen[1], 20);
@@ -252,7 +255,8 @@ static void test_counters(void **state)
     unsigned s429 = 0, s503 = 0, s200 = 0;
     for (int i = 0; i < 100; i++) {
         struct transcript t;
-        run("POST", "/v1/chat/completions", "{\"model\":\"m\"}", "30%status=429|20%status=503|ok", &c, &t);
+        run("POST", "/v1/chat/completions", "{\"model\":\"m\"}", "30%status=429|20%status=503|ok",
+            &c, &t);
         s429 += t.status == 429;
         s503 += t.status == 503;
         s200 += t.status == 200;
@@ -266,7 +270,8 @@ static void test_counters(void **state)
 static void test_stream_sequence(void **state)
 {
     struct transcript t;
-    chat_stream("{\"model\":\"m1\",\"stream\":true,\"messages\":[]}", "ttft=100,chunks=3,chunk_ms=10", &t);
+    chat_stream("{\"model\":\"m1\",\"stream\":true,\"messages\":[]}",
+                "ttft=100,chunks=3,chunk_ms=10", &t);
     /* head, role, 3 content, finish, [DONE], terminator */
     assert_int_equal(t.n, 8);
     assert_true(strncmp(t.seg[0], "HTTP/1.1 200 OK\r\n", 17) == 0);
@@ -311,7 +316,8 @@ static void test_stream_sequence(void **state)
 
 static void test_stream_include_usage(void **state)
 {
-    const char *body = "{\"model\":\"m\",\"stream\":true,\"stream_options\":{\"include_usage\":true},\"x\":\"0123456789\"}";
+    const char *body = "{\"model\":\"m\",\"stream\":true,\"stream_options\":{\"include_usage\":"
+                       "true},\"x\":\"0123456789\"}";
     struct transcript t;
     chat_stream(body, "chunks=2", &t);
     /* head, role, 2 content, finish, usage, [DONE], terminator */
@@ -321,7 +327,8 @@ static void test_stream_include_usage(void **state)
     const cJSON *usage = cJSON_GetObjectItem(u, "usage");
     assert_int_equal(cJSON_GetObjectItem(usage, "prompt_tokens")->valueint, (int)strlen(body) / 4);
     assert_int_equal(cJSON_GetObjectItem(usage, "completion_tokens")->valueint, 2);
-    assert_int_equal(cJSON_GetObjectItem(usage, "total_tokens")->valueint, (int)strlen(body) / 4 + 2);
+    assert_int_equal(cJSON_GetObjectItem(usage, "total_tokens")->valueint,
+                     (int)strlen(body) / 4 + 2);
     assert_int_equal(cJSON_GetObjectItem(usage, "prompt_cache_hit_tokens")->valueint, 0);
     cJSON_Delete(u);
     assert_string_equal(chunk_payload(t.seg[6], t.len[6]), "data: [DONE]\n\n");
@@ -380,7 +387,8 @@ static void test_stream_keepalive(void **state)
     transcript_free(&t);
 
     /* Non-stream: blank lines, then the JSON answer in the same chunked body. */
-    run("POST", "/v1/chat/completions", "{}", "keepalive=2000,ttft=30,chunks=2,chunk_ms=10", NULL, &t);
+    run("POST", "/v1/chat/completions", "{}", "keepalive=2000,ttft=30,chunks=2,chunk_ms=10", NULL,
+        &t);
     assert_int_equal(t.n, 5);
     assert_non_null(strstr(t.seg[0], "Content-Type: application/json\r\n"));
     assert_non_null(strstr(t.seg[0], "Transfer-Encoding: chunked\r\n"));
@@ -436,8 +444,9 @@ static void test_status_retry_after(void **state)
     chat_stream("{}", "status=503,ttft=40", &t);
     assert_int_equal(t.delay[0], 40);
     j = whole_body_json(&t);
-    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "message")->valuestring,
-                        "Server Overloaded");
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "message")->valuestring,
+        "Server Overloaded");
     cJSON_Delete(j);
     assert_null(strstr(t.seg[0], "Retry-After"));
     transcript_free(&t);
@@ -458,9 +467,11 @@ static void test_html(void **state)
 
 static void test_nonstream_json(void **state)
 {
-    const char *body = "{\"model\":\"deepseek-r1\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    const char *body =
+        "{\"model\":\"deepseek-r1\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
     struct transcript t;
-    run("POST", "/v1/chat/completions", body, "chunks=3,reasoning=1,ttft=100,chunk_ms=10,stall=5", NULL, &t);
+    run("POST", "/v1/chat/completions", body, "chunks=3,reasoning=1,ttft=100,chunk_ms=10,stall=5",
+        NULL, &t);
     assert_int_equal(t.delay[0], 100 + 2 * 10 + 5);
     cJSON *j = whole_body_json(&t);
     assert_string_equal(cJSON_GetObjectItem(j, "object")->valuestring, "chat.completion");
@@ -475,7 +486,9 @@ static void test_nonstream_json(void **state)
     assert_int_equal(cJSON_GetObjectItem(u, "prompt_tokens")->valueint, (int)strlen(body) / 4);
     assert_int_equal(cJSON_GetObjectItem(u, "completion_tokens")->valueint, 3);
     assert_int_equal(
-        cJSON_GetObjectItem(cJSON_GetObjectItem(u, "completion_tokens_details"), "reasoning_tokens")->valueint, 1);
+        cJSON_GetObjectItem(cJSON_GetObjectItem(u, "completion_tokens_details"), "reasoning_tokens")
+            ->valueint,
+        1);
     cJSON_Delete(j);
     transcript_free(&t);
 
@@ -484,7 +497,9 @@ static void test_nonstream_json(void **state)
     assert_null(cJSON_GetObjectItem(j, "usage"));
     assert_string_equal(cJSON_GetObjectItem(j, "model")->valuestring, "fake-model");
     c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
-    assert_int_equal(strlen(cJSON_GetObjectItem(cJSON_GetObjectItem(c0, "message"), "content")->valuestring), 10000);
+    assert_int_equal(
+        strlen(cJSON_GetObjectItem(cJSON_GetObjectItem(c0, "message"), "content")->valuestring),
+        10000);
     cJSON_Delete(j);
     transcript_free(&t);
 
@@ -498,7 +513,8 @@ static void test_nonstream_json(void **state)
 static void test_stream_reasoning(void **state)
 {
     struct transcript t;
-    chat_stream("{\"stream\":true,\"stream_options\":{\"include_usage\":true}}", "chunks=4,reasoning=2", &t);
+    chat_stream("{\"stream\":true,\"stream_options\":{\"include_usage\":true}}",
+                "chunks=4,reasoning=2", &t);
     /* head, role, 4 content, finish, usage, [DONE], terminator */
     assert_int_equal(t.n, 10);
     for (int i = 0; i < 4; i++) {
@@ -515,8 +531,10 @@ static void test_stream_reasoning(void **state)
     cJSON *u = event_json(t.seg[7], t.len[7]);
     const cJSON *usage = cJSON_GetObjectItem(u, "usage");
     assert_int_equal(cJSON_GetObjectItem(usage, "completion_tokens")->valueint, 4);
-    assert_int_equal(
-        cJSON_GetObjectItem(cJSON_GetObjectItem(usage, "completion_tokens_details"), "reasoning_tokens")->valueint, 2);
+    assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(usage, "completion_tokens_details"),
+                                         "reasoning_tokens")
+                         ->valueint,
+                     2);
     cJSON_Delete(u);
     transcript_free(&t);
 }
@@ -591,19 +609,24 @@ static void test_other_endpoints(void **state)
     assert_int_equal(t.n, 6);
     cJSON *c = event_json(t.seg[1], t.len[1]);
     assert_string_equal(cJSON_GetObjectItem(c, "object")->valuestring, "text_completion");
-    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(c, "choices"), 0), "text")->valuestring,
-                        "tok0 ");
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(c, "choices"), 0), "text")
+            ->valuestring,
+        "tok0 ");
     cJSON_Delete(c);
     transcript_free(&t);
 
     run("POST", "/v1/completions", "{}", "chunks=2", NULL, &t);
     cJSON *j = whole_body_json(&t);
-    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0), "text")->valuestring,
-                        "tok0 tok1 ");
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0), "text")
+            ->valuestring,
+        "tok0 tok1 ");
     cJSON_Delete(j);
     transcript_free(&t);
 
-    run("POST", "/v1/embeddings", "{\"model\":\"e\",\"input\":[\"a\",\"b\",\"c\"]}", NULL, NULL, &t);
+    run("POST", "/v1/embeddings", "{\"model\":\"e\",\"input\":[\"a\",\"b\",\"c\"]}", NULL, NULL,
+        &t);
     j = whole_body_json(&t);
     const cJSON *data = cJSON_GetObjectItem(j, "data");
     assert_int_equal(cJSON_GetArraySize(data), 3);
@@ -631,6 +654,220 @@ static void test_other_endpoints(void **state)
     transcript_free(&t);
 }
 
+/* ---- the sim transport: fakegen behind transport_sim_ops on a real loop ---- */
+
+struct simrun {
+    uv_loop_t loop;
+    struct transport_pool *pool;
+    struct cfg_provider prov;
+    struct transport_conn *conn;
+    const char *request;
+    struct buf got;
+    int connects, errors, data_calls;
+    bool reused;
+    enum transport_err err;
+    bool pause_on_first; /* pause at the first on_data, resume from a timer */
+    bool paused_now;
+    int data_while_paused;
+    bool release_on_first; /* release at the first on_data */
+    bool pool_done;
+    uv_timer_t resume;
+};
+
+static void sim_on_connect(void *ud, bool reused)
+{
+    struct simrun *r = ud;
+    r->connects++;
+    r->reused = reused;
+    assert_int_equal(transport_write(r->conn, r->request, strlen(r->request)), 0);
+}
+
+static void sim_resume_cb(uv_timer_t *t)
+{
+    struct simrun *r = t->data;
+    r->paused_now = false;
+    transport_pause(r->conn, false);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void sim_on_data(void *ud, const char *data, size_t len)
+{
+    struct simrun *r = ud;
+    if (r->paused_now) r->data_while_paused++;
+    r->data_calls++;
+    assert_int_equal(buf_append(&r->got, data, len), 0);
+    if (r->release_on_first) {
+        transport_release(r->conn, false);
+        r->conn = NULL;
+        return;
+    }
+    if (r->pause_on_first && r->data_calls == 1) {
+        transport_pause(r->conn, true);
+        transport_pause(r->conn, true);
+        r->paused_now = true;
+        uv_timer_init(&r->loop, &r->resume);
+        r->resume.data = r;
+        uv_timer_start(&r->resume, sim_resume_cb, 60, 0);
+    }
+}
+
+static void sim_on_error(void *ud, enum transport_err err)
+{
+    struct simrun *r = ud;
+    r->errors++;
+    r->err = err;
+}
+
+static const struct transport_events sim_events = {sim_on_connect, sim_on_data, sim_on_error};
+
+static void sim_setup(struct simrun *r, const char *profile)
+{
+    memset(r, 0, sizeof *r);
+    assert_int_equal(uv_loop_init(&r->loop), 0);
+    r->pool = transport_pool_new(&r->loop);
+    assert_non_null(r->pool);
+    r->prov.name = "sim";
+    r->prov.kind = CFG_PROVIDER_SIM;
+    r->prov.host = "";
+    r->prov.base_path = "";
+    r->prov.sim_profile = (char *)profile;
+    r->prov.max_idle_conns = 4;
+    r->prov.idle_conn_timeout_ms = 60000;
+    buf_init(&r->got, 0);
+}
+
+static void sim_open_and_run(struct simrun *r, const char *request)
+{
+    r->request = request;
+    buf_reset(&r->got);
+    assert_int_equal(transport_open(r->pool, &r->prov, 1000, &sim_events, r, &r->conn), 0);
+    assert_int_equal(r->conn->ops, &transport_sim_ops);
+    int connects = r->connects;
+    /* No callback from inside the call; no write before on_connect. */
+    assert_int_equal(transport_write(r->conn, "x", 1), -ENOTCONN);
+    assert_int_equal(r->connects, connects);
+    uv_run(&r->loop, UV_RUN_DEFAULT); /* returns once the sim has nothing left to send */
+}
+
+static void pool_done_cb(void *ud)
+{
+    ((struct simrun *)ud)->pool_done = true;
+}
+
+static void sim_teardown(struct simrun *r)
+{
+    if (r->conn) transport_release(r->conn, false);
+    transport_pool_close(r->pool, pool_done_cb, r);
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    assert_true(r->pool_done);
+    assert_int_equal(uv_loop_close(&r->loop), 0); /* every handle closed */
+    buf_free(&r->got);
+}
+
+static char *make_request(const char *body)
+{
+    static char req[1024];
+    snprintf(req, sizeof req,
+             "POST /v1/chat/completions HTTP/1.1\r\nHost: sim\r\nContent-Type: application/json\r\n"
+             "Content-Length: %zu\r\n\r\n%s",
+             strlen(body), body);
+    return req;
+}
+
+static void test_sim_stream_and_reuse(void **state)
+{
+    struct simrun r;
+    sim_setup(&r, "chunks=3,ttft=30,chunk_ms=10");
+    const char *req = make_request("{\"model\":\"m\",\"stream\":true}");
+    uint64_t t0 = uv_now(&r.loop);
+    sim_open_and_run(&r, req);
+    uv_update_time(&r.loop);
+    assert_true(uv_now(&r.loop) - t0 >= 50); /* ttft + 2 gaps */
+    assert_int_equal(r.connects, 1);
+    assert_false(r.reused);
+    assert_int_equal(r.errors, 0);
+    assert_true(strncmp(r.got.data, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    assert_non_null(strstr(r.got.data, "data: [DONE]"));
+    assert_true(r.got.len > 5 && strcmp(r.got.data + r.got.len - 5, "0\r\n\r\n") == 0);
+
+    /* Back to the pool, and out again as a reused connection. */
+    transport_release(r.conn, true);
+    r.conn = NULL;
+    sim_open_and_run(&r, req);
+    assert_int_equal(r.connects, 2);
+    assert_true(r.reused);
+    assert_non_null(strstr(r.got.data, "data: [DONE]"));
+    struct transport_stats st;
+    transport_pool_stats(r.pool, &st);
+    assert_int_equal(st.opened, 1);
+    assert_int_equal(st.reused, 1);
+    sim_teardown(&r);
+}
+
+static void test_sim_cut_is_eof(void **state)
+{
+    struct simrun r;
+    sim_setup(&r, "chunks=5,cut=2");
+    sim_open_and_run(&r, make_request("{\"stream\":true}"));
+    assert_int_equal(r.errors, 1);
+    assert_int_equal(r.err, TRANSPORT_ERR_EOF);
+    assert_null(strstr(r.got.data, "[DONE]"));
+    assert_non_null(strstr(r.got.data, "tok1 "));
+    assert_null(strstr(r.got.data, "tok2 "));
+    assert_int_equal(transport_write(r.conn, "x", 1), -EPIPE);
+    sim_teardown(&r);
+
+    sim_setup(&r, "reset");
+    sim_open_and_run(&r, make_request("{}"));
+    assert_int_equal(r.errors, 1);
+    assert_int_equal(r.got.len, 0);
+    sim_teardown(&r);
+}
+
+static void test_sim_pause_holds_delivery(void **state)
+{
+    struct simrun r;
+    sim_setup(&r, "chunks=4");
+    r.pause_on_first = true;
+    uint64_t t0 = uv_now(&r.loop);
+    sim_open_and_run(&r, make_request("{\"stream\":true}"));
+    uv_update_time(&r.loop);
+    assert_true(uv_now(&r.loop) - t0 >= 60);
+    assert_int_equal(r.data_while_paused, 0);
+    assert_true(r.data_calls > 1);
+    assert_non_null(strstr(r.got.data, "data: [DONE]"));
+    sim_teardown(&r);
+}
+
+static void test_sim_release_inside_callback(void **state)
+{
+    struct simrun r;
+    sim_setup(&r, "chunks=50");
+    r.release_on_first = true;
+    sim_open_and_run(&r, make_request("{\"stream\":true}"));
+    assert_int_equal(r.data_calls, 1);
+    assert_int_equal(r.errors, 0);
+    sim_teardown(&r);
+}
+
+static void test_sim_hang_and_profile(void **state)
+{
+    struct simrun r;
+    sim_setup(&r, "hang");
+    sim_open_and_run(&r, make_request("{}"));
+    assert_int_equal(r.connects, 1);
+    assert_int_equal(r.got.len, 0);
+    assert_int_equal(r.errors, 0);
+    sim_teardown(&r);
+
+    /* A profile name, and a body "fake" field overriding it. */
+    sim_setup(&r, "healthy");
+    sim_open_and_run(&r, make_request("{\"fake\":\"status=429,retry_after=3\"}"));
+    assert_true(strncmp(r.got.data, "HTTP/1.1 429 ", 13) == 0);
+    assert_non_null(strstr(r.got.data, "Retry-After: 3\r\n"));
+    sim_teardown(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -650,6 +887,11 @@ int main(void)
         cmocka_unit_test(test_stream_oddities),
         cmocka_unit_test(test_fake_field_overrides),
         cmocka_unit_test(test_other_endpoints),
+        cmocka_unit_test(test_sim_stream_and_reuse),
+        cmocka_unit_test(test_sim_cut_is_eof),
+        cmocka_unit_test(test_sim_pause_holds_delivery),
+        cmocka_unit_test(test_sim_release_inside_callback),
+        cmocka_unit_test(test_sim_hang_and_profile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

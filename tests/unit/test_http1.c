@@ -40,16 +40,14 @@ static void assert_req_error(const char *s)
 {
     struct http1_request req;
     int rc = parse_req(s, &req);
-    if (rc != HTTP1_ERROR)
-        fail_msg("expected HTTP1_ERROR, got %d for: %s", rc, s);
+    if (rc != HTTP1_ERROR) fail_msg("expected HTTP1_ERROR, got %d for: %s", rc, s);
 }
 
 static void assert_resp_error(const char *s)
 {
     struct http1_response resp;
     int rc = parse_resp(s, &resp);
-    if (rc != HTTP1_ERROR)
-        fail_msg("expected HTTP1_ERROR, got %d for: %s", rc, s);
+    if (rc != HTTP1_ERROR) fail_msg("expected HTTP1_ERROR, got %d for: %s", rc, s);
 }
 
 /* Every proper prefix needs more; the whole head parses to its full length. */
@@ -62,8 +60,7 @@ static void assert_req_prefixes_need_more(const char *s)
         memcpy(copy, s, i);
         int rc = http1_parse_request(copy, i, &req);
         free(copy);
-        if (rc != HTTP1_NEED_MORE)
-            fail_msg("prefix %zu of %zu: got %d", i, n, rc);
+        if (rc != HTTP1_NEED_MORE) fail_msg("prefix %zu of %zu: got %d", i, n, rc);
     }
     assert_int_equal(parse_req(s, &req), (int)n);
 }
@@ -93,8 +90,9 @@ static void test_simple_get(void **state)
 
 static void test_post_with_length(void **state)
 {
-    const char *s = "POST /v1/chat/completions HTTP/1.1\r\nHost: a\r\n"
-                    "Content-Type: application/json\r\nContent-Length: 17\r\n\r\n{\"model\":\"x\"}...";
+    const char *s =
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: a\r\n"
+        "Content-Type: application/json\r\nContent-Length: 17\r\n\r\n{\"model\":\"x\"}...";
     struct http1_request req;
     int n = http1_parse_request(s, strlen(s), &req);
     assert_true(n > 0);
@@ -234,8 +232,7 @@ static void test_chunked_byte_by_byte(void **state)
             assert_true(out_len < sizeof out);
             out[out_len++] = byte;
         }
-        if (rc != 0)
-            break;
+        if (rc != 0) break;
     }
     assert_int_equal(rc, 1);
     assert_int_equal(i + 1, wire_len - 4);
@@ -282,8 +279,7 @@ static int chunked_decode(const char *wire, size_t *payload_len)
     http1_body_init(&body, HTTP1_BODY_CHUNKED, 0);
     size_t len = n, consumed;
     int rc = http1_body_feed(&body, buf, &len, &consumed);
-    if (payload_len)
-        *payload_len = len;
+    if (payload_len) *payload_len = len;
     if (rc == HTTP1_ERROR) {
         /* sticky */
         len = n;
@@ -379,7 +375,8 @@ static void test_framing_rejections(void **state)
     assert_req_error("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n");
     assert_req_error("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
     assert_req_error("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n");
-    assert_req_error("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n");
+    assert_req_error(
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n");
     assert_req_error("POST / HTTP/1.1\r\nTransfer-Encoding: chunked;q=1\r\n\r\n");
     assert_req_error("POST / HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n");
     assert_req_error("POST / HTTP/1.1\r\nTransfer-Encoding:\r\n\r\n");
@@ -391,9 +388,11 @@ static void test_framing_rejections(void **state)
 
     struct http1_request req;
     /* identical repeated lengths are one length; the biggest uint64 fits */
-    assert_true(parse_req("POST / HTTP/1.1\r\nContent-Length: 5\r\ncontent-length:5\r\n\r\n", &req) > 0);
+    assert_true(
+        parse_req("POST / HTTP/1.1\r\nContent-Length: 5\r\ncontent-length:5\r\n\r\n", &req) > 0);
     assert_int_equal(req.head.content_length, 5);
-    assert_true(parse_req("POST / HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\n", &req) > 0);
+    assert_true(parse_req("POST / HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\n", &req) >
+                0);
     assert_true(req.head.content_length == UINT64_MAX);
     assert_true(parse_req("POST / HTTP/1.1\r\nContent-Length: 007\r\n\r\n", &req) > 0);
     assert_int_equal(req.head.content_length, 7);
@@ -548,8 +547,7 @@ static void test_response_byte_by_byte(void **state)
         memcpy(copy, s, i);
         int rc = http1_parse_response(copy, i, &resp);
         free(copy);
-        if (rc != HTTP1_NEED_MORE)
-            fail_msg("prefix %zu: got %d", i, rc);
+        if (rc != HTTP1_NEED_MORE) fail_msg("prefix %zu: got %d", i, rc);
     }
     assert_int_equal(parse_resp(s, &resp), (int)n);
     assert_true(resp.head.chunked);
@@ -559,7 +557,8 @@ static void test_response_byte_by_byte(void **state)
 static void test_response_no_body_statuses(void **state)
 {
     /* 1xx heads come first and are skipped; the final head follows */
-    const char *s = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n";
+    const char *s =
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n";
     struct http1_response resp;
     int n = http1_parse_response(s, strlen(s), &resp);
     assert_int_equal(n, 25);

@@ -1,0 +1,154 @@
+/*
+ * Fuzz target for jsonx (and the answer assembler, which eats the same
+ * chunks). The input is taken as a request body, a stream chunk, an error
+ * body, and as newline-separated chunks for the assembler. Properties:
+ *   - a body jsonx accepts, cJSON accepts too (jsonx is the stricter one,
+ *     except for lone surrogate escapes and numbers too long for cJSON);
+ *   - its rewrite is JSON, scans back with the new model, stream true and
+ *     include_usage true, and keeps every other byte;
+ *   - an error message is NUL-terminated within its capacity;
+ *   - whatever the assembler is fed, its answer is strict JSON.
+ * A broken property aborts, which the fuzzer reports as a crash.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+
+#include "assemble.h"
+#include "buf.h"
+#include "jsonx.h"
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            abort();                                                                               \
+    } while (0)
+
+/* Inputs cJSON rejects although they are JSON. */
+static bool cjson_may_reject(const char *s, size_t n)
+{
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\\' && i + 2 < n && s[i + 1] == 'u' && (s[i + 2] | 0x20) == 'd')
+            return true;
+        run = strchr("0123456789+-.eE", s[i]) && s[i] ? run + 1 : 0;
+        if (run >= 60)
+            return true;
+    }
+    return false;
+}
+
+static bool cjson_accepts(const char *s, size_t n)
+{
+    char *copy = malloc(n + 1);
+    CHECK(copy);
+    memcpy(copy, s, n);
+    copy[n] = '\0';
+    cJSON *doc = cJSON_ParseWithLengthOpts(copy, n + 1, NULL, 1);
+    free(copy);
+    cJSON_Delete(doc);
+    return doc != NULL;
+}
+
+static void check_rewrite(const char *body, size_t len, const struct jsonx_request *scan,
+                          const char *model, bool force)
+{
+    struct buf out;
+    buf_init(&out, 0);
+    CHECK(jsonx_rewrite_request(body, len, scan, model, force, &out) == 0);
+    struct jsonx_request again;
+    CHECK(jsonx_scan_request(out.data, out.len, &again) == JSONX_OK);
+    if (model)
+        CHECK(strcmp(again.model, model) == 0);
+    else
+        CHECK(strcmp(again.model, scan->model) == 0);
+    if (force)
+        CHECK(again.stream && again.include_usage && again.has_stream_options);
+    else
+        CHECK(again.stream == scan->stream && again.include_usage == scan->include_usage);
+    CHECK(again.n_messages == scan->n_messages && again.prompt_chars == scan->prompt_chars &&
+          again.has_max_tokens == scan->has_max_tokens && again.max_tokens == scan->max_tokens &&
+          again.has_tools == scan->has_tools);
+    /* the bytes before the first member and after the last are the client's */
+    CHECK(memcmp(out.data, body, scan->object.start + 1) == 0);
+    CHECK(out.len >= len);
+    if (!cjson_may_reject(body, len))
+        CHECK(cjson_accepts(out.data, out.len));
+    buf_free(&out);
+}
+
+static void fuzz_request(const char *s, size_t n)
+{
+    struct jsonx_request r;
+    int rc = jsonx_scan_request(s, n, &r);
+    CHECK(rc <= 0 && rc >= JSONX_ERR_TOO_DEEP);
+    if (rc == JSONX_ERR_FIELD)
+        CHECK(r.bad_field != NULL);
+    if (rc != JSONX_OK)
+        return;
+    CHECK(strlen(r.model) < sizeof r.model);
+    CHECK(r.object.end <= n && r.object.start < r.object.end);
+    if (!cjson_may_reject(s, n))
+        CHECK(cjson_accepts(s, n));
+    /* a model name made of input bytes, quotes and controls included */
+    char model[40];
+    size_t m = n < sizeof model - 1 ? n : sizeof model - 1;
+    size_t k = 0;
+    for (size_t i = 0; i < m; i++)
+        if (s[i])
+            model[k++] = s[i];
+    model[k] = '\0';
+    check_rewrite(s, n, &r, model, true);
+    check_rewrite(s, n, &r, "m", false);
+    check_rewrite(s, n, &r, NULL, true);
+}
+
+static void fuzz_chunk(const char *s, size_t n)
+{
+    struct jsonx_chunk c;
+    int rc = jsonx_scan_chunk(s, n, &c);
+    CHECK((rc == 0) == c.valid);
+    if (c.has_finish)
+        CHECK(c.has_content);
+    if (c.has_usage)
+        CHECK(c.prompt_tokens >= 0 && c.completion_tokens >= 0 && c.reasoning_tokens >= 0 &&
+              c.cached_tokens >= 0);
+
+    char msg[97];
+    size_t cap = n ? 1 + s[0] % sizeof msg : sizeof msg;
+    size_t len = jsonx_error_message(s, n, msg, cap);
+    CHECK(len < cap && strlen(msg) == len);
+}
+
+static void fuzz_assemble(const char *s, size_t n)
+{
+    struct assemble *a = assemble_new(n % 2 ? ASSEMBLE_COMPLETION : ASSEMBLE_CHAT, 4096);
+    CHECK(a);
+    size_t start = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n || s[i] == '\n') {
+            (void)assemble_feed(a, s + start, i - start);
+            start = i + 1;
+        }
+    }
+    struct buf out;
+    buf_init(&out, 0);
+    CHECK(assemble_finish(a, &out) == 0);
+    struct jsonx_chunk c;
+    int rc = jsonx_scan_chunk(out.data, out.len, &c);
+    /* usage is copied as it came, however deeply it nests */
+    CHECK(rc == JSONX_OK || rc == JSONX_ERR_TOO_DEEP);
+    buf_free(&out);
+    assemble_free(a);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const char *s = (const char *)data;
+    fuzz_request(s, size);
+    fuzz_chunk(s, size);
+    fuzz_assemble(s, size);
+    return 0;
+}

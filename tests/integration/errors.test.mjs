@@ -1,0 +1,314 @@
+// Errors clients see: bad requests rejected by the gateway itself, provider
+// errors passed through without retry, and the 502/503/504 answer when every
+// deployment failed (naming each one and why). Always the OpenAI error shape.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+    RawClient, assertErrorShape, closedPort, fakeProvider, harness, marker, rawRequest,
+} from './lib.mjs';
+
+const msgs = [{ role: 'user', content: 'hi' }];
+
+describe('requests the gateway rejects itself', () => {
+    const h = harness();
+    let fake;
+    let gw;
+    before(async () => {
+        fake = await h.fake({ behavior: 'chunks=3' });
+        gw = await h.gateway({
+            config: {
+                server: { max_body_bytes: '64k', max_header_bytes: '16k' },
+                providers: { 'prov-a': fakeProvider(fake) },
+                models: { 'm-one': [{ provider: 'prov-a', model: 'up-one' }] },
+            },
+            // A client error may be logged; only crashes and sanitizer reports fail these.
+            strictStderr: false,
+        });
+    });
+    after(() => h.cleanup());
+
+    async function post(body, headers = {}) {
+        return gw.request('/v1/chat/completions', { method: 'POST', body, headers });
+    }
+
+    async function assertNotForwarded(mk) {
+        assert.equal((await fake.requestsWith(mk)).length, 0, 'a rejected request reached the upstream');
+    }
+
+    test('bad JSON -> 400', async () => {
+        const mk = marker('badjson');
+        const r = await post(`{"model":"m-one","unbusy_test_id":"${mk}","messages":[{"role":"user",`);
+        assert.equal(r.status, 400);
+        assert.match(r.headers['content-type'] || '', /application\/json/);
+        assert.ok(r.headers['x-request-id'], 'x-request-id missing on an error');
+        assertErrorShape(assert, r.text);
+        await assertNotForwarded(mk);
+    });
+
+    test('bad fields -> 400', async () => {
+        const cases = {
+            'missing model': { messages: msgs },
+            'model not a string': { model: 42, messages: msgs },
+            'stream not a boolean': { model: 'm-one', messages: msgs, stream: 'yes' },
+            'body is an array': [{ model: 'm-one', messages: msgs }],
+            'body is a string': 'just text',
+        };
+        for (const [name, body] of Object.entries(cases)) {
+            const mk = marker('badfield');
+            const payload = typeof body === 'string' ? JSON.stringify(body + mk)
+                : JSON.stringify(Array.isArray(body) ? body : { ...body, unbusy_test_id: mk });
+            const r = await post(payload);
+            assert.equal(r.status, 400, `${name}: status ${r.status} ${r.text}`);
+            assertErrorShape(assert, r.text, name);
+            await assertNotForwarded(mk);
+        }
+    });
+
+    test('empty body -> 400', async () => {
+        const r = await post('');
+        assert.equal(r.status, 400);
+        assertErrorShape(assert, r.text);
+    });
+
+    test('unknown model -> 404 naming the model (SDK: NotFoundError)', async () => {
+        const sdk = gw.client();
+        await assert.rejects(
+            sdk.chat.completions.create({ model: 'no-such-model', messages: msgs }),
+            (e) => {
+                assert.equal(e.status, 404);
+                assert.equal(e.constructor.name, 'NotFoundError');
+                assert.match(e.error?.message || '', /no-such-model/);
+                return true;
+            });
+        const r = await post({ model: 'no-such-model', messages: msgs, stream: true });
+        assert.equal(r.status, 404);
+        assertErrorShape(assert, r.text);
+    });
+
+    test('wrong method -> 405, unknown path -> 404', async () => {
+        const r = await gw.request('/v1/chat/completions');
+        assert.equal(r.status, 405);
+        assertErrorShape(assert, r.text);
+        const r2 = await gw.request('/v1/no-such-endpoint', { method: 'POST', body: { model: 'm-one' } });
+        assert.equal(r2.status, 404);
+        assertErrorShape(assert, r2.text);
+    });
+
+    test('413 when Content-Length is over max_body_bytes', async () => {
+        const c = await RawClient.connect(gw.port);
+        try {
+            // Only the head: the gateway must not need the body to refuse it.
+            await c.write(rawRequest('POST', '/v1/chat/completions', {
+                headers: { 'Content-Type': 'application/json', 'Content-Length': String(200 * 1024) },
+            }));
+            const r = await c.readResponse();
+            assert.equal(r.status, 413);
+            assertErrorShape(assert, r.text);
+        } finally {
+            c.destroy();
+        }
+    });
+
+    test('413 when a chunked body grows over max_body_bytes', async () => {
+        const c = await RawClient.connect(gw.port);
+        try {
+            await c.write('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+                'Transfer-Encoding: chunked\r\n\r\n');
+            const piece = `{"model":"m-one","messages":[{"role":"user","content":"${'x'.repeat(16 * 1024)}`;
+            await c.write(`${piece.length.toString(16)}\r\n${piece}\r\n`);
+            const filler = 'y'.repeat(16 * 1024);
+            let r = null;
+            let readError = null;
+            const reading = c.readResponse({ timeout: 10000 }).then((x) => { r = x; }, (e) => { readError = e; });
+            for (let i = 0; i < 8 && !r && !c.closed; i++) {
+                try {
+                    await c.write(`${filler.length.toString(16)}\r\n${filler}\r\n`);
+                } catch {
+                    break; // the gateway may stop reading once it has answered
+                }
+            }
+            await reading;
+            if (readError) throw readError;
+            assert.equal(r.status, 413);
+            assertErrorShape(assert, r.text);
+        } finally {
+            c.destroy();
+        }
+    });
+
+    test('a body just under max_body_bytes is accepted', async () => {
+        const r = await post({ model: 'm-one', messages: [{ role: 'user', content: 'z'.repeat(60 * 1024) }] });
+        assert.equal(r.status, 200, r.text.slice(0, 300));
+    });
+
+    test('431 when the request head is over max_header_bytes; the gateway keeps serving', async () => {
+        const c = await RawClient.connect(gw.port);
+        try {
+            await c.write(rawRequest('GET', '/v1/models', { headers: { 'X-Big': 'a'.repeat(32 * 1024) } }))
+                .catch(() => {});
+            const r = await c.readResponse();
+            assert.equal(r.status, 431);
+        } finally {
+            c.destroy();
+        }
+        assert.equal((await gw.request('/healthz')).status, 200);
+    });
+});
+
+/* A fresh gateway with model m-two: prov-a (tier 0) then prov-b (tier 1), both on the same fake. */
+async function twoDeployments(t, { timeouts } = {}) {
+    const h = harness(t);
+    const fake = await h.fake({ behavior: 'chunks=3' });
+    const gw = await h.gateway({
+        config: {
+            providers: {
+                'prov-a': fakeProvider(fake),
+                'prov-b': { base_url: fake.baseURL, api_key: 'sk-test-b-secret' },
+            },
+            models: {
+                'm-two': {
+                    deployments: [
+                        { provider: 'prov-a', model: 'up-a', tier: 0 },
+                        { provider: 'prov-b', model: 'up-b', tier: 1 },
+                    ],
+                    timeouts: { connect: '1s', first_token: '3s', stall: '3s', total: '15s', ...timeouts },
+                },
+            },
+        },
+        strictStderr: false,
+    });
+    return { h, fake, gw };
+}
+
+for (const code of [400, 401, 403, 404, 413, 422]) {
+    test(`provider ${code} is returned to the client, not retried`, async (t) => {
+        const { fake, gw } = await twoDeployments(t);
+        const sdk = gw.client();
+        const mk = marker(`p${code}`);
+        await assert.rejects(
+            sdk.chat.completions.create({ model: 'm-two', messages: msgs, fake: `status=${code}`, unbusy_test_id: mk }),
+            (e) => {
+                assert.equal(e.status, code, `status ${e.status}: ${e.message}`);
+                assert.equal(typeof e.error?.message, 'string', 'no OpenAI error object');
+                return true;
+            });
+        assert.equal((await fake.requestsWith(mk)).length, 1, `the ${code} was retried`);
+
+        const mk2 = marker(`p${code}s`);
+        const r = await gw.request('/v1/chat/completions', {
+            method: 'POST', body: { model: 'm-two', messages: msgs, stream: true, fake: `status=${code}`, unbusy_test_id: mk2 },
+        });
+        assert.equal(r.status, code);
+        assertErrorShape(assert, r.text);
+        assert.ok(r.headers['x-request-id']);
+        assert.equal((await fake.requestsWith(mk2)).length, 1, `the streamed ${code} was retried`);
+    });
+}
+
+/* Each deployment must be named in the message, by provider or deployment model name. */
+function assertNamesDeployments(message, deployments) {
+    for (const [prov, model] of deployments) {
+        assert.ok(message.includes(prov) || message.includes(model),
+            `error message does not name deployment ${prov}/${model}: ${message}`);
+    }
+}
+
+test('every deployment 503 -> 502/503/504 naming each deployment and why', async (t) => {
+    const { fake, gw } = await twoDeployments(t);
+    const mk = marker('alldown');
+    const r = await gw.request('/v1/chat/completions', {
+        method: 'POST', body: { model: 'm-two', messages: msgs, fake: 'status=503', unbusy_test_id: mk },
+    });
+    assert.ok([502, 503, 504].includes(r.status), `status ${r.status}`);
+    const err = assertErrorShape(assert, r.text);
+    assertNamesDeployments(err.message, [['prov-a', 'up-a'], ['prov-b', 'up-b']]);
+    assert.match(err.message, /503/, 'the reason (503) is not in the message');
+    assert.equal((await fake.requestsWith(mk)).length, 2, 'each deployment should be tried once');
+    assert.ok(r.headers['x-request-id']);
+    const e = await gw.logFor(r.headers['x-request-id']);
+    assert.equal(e.status, r.status);
+    assert.equal(e.attempts, 2);
+});
+
+test('every deployment down, streamed request: error status before any byte', async (t) => {
+    const { gw } = await twoDeployments(t);
+    const sdk = gw.client();
+    await assert.rejects(
+        sdk.chat.completions.create({ model: 'm-two', messages: msgs, stream: true, fake: 'status=500' }),
+        (e) => {
+            assert.ok([502, 503, 504].includes(e.status), `status ${e.status}: ${e.message}`);
+            return true;
+        });
+});
+
+test('mixed failures (500 and connect refused) are each named with their reason', async (t) => {
+    const h = harness(t);
+    const fake = await h.fake({ behavior: 'status=500' });
+    const gw = await h.gateway({
+        config: {
+            providers: {
+                'prov-a': fakeProvider(fake),
+                'prov-dead': { base_url: `http://127.0.0.1:${await closedPort()}/v1`, api_key: 'sk-test-dead-secret' },
+            },
+            models: {
+                'm-mixed': {
+                    deployments: [
+                        { provider: 'prov-a', model: 'up-a', tier: 0 },
+                        { provider: 'prov-dead', model: 'up-dead', tier: 1 },
+                    ],
+                    timeouts: { connect: '1s', first_token: '3s', total: '10s' },
+                },
+            },
+        },
+        strictStderr: false,
+    });
+    const r = await gw.request('/v1/chat/completions', { method: 'POST', body: { model: 'm-mixed', messages: msgs } });
+    assert.ok([502, 503, 504].includes(r.status), `status ${r.status}`);
+    const err = assertErrorShape(assert, r.text);
+    assertNamesDeployments(err.message, [['prov-a', 'up-a'], ['prov-dead', 'up-dead']]);
+    assert.match(err.message, /500/);
+    assert.match(err.message, /connect|refused/i);
+});
+
+test('an HTML 502 page from the upstream becomes a JSON error', async (t) => {
+    const h = harness(t);
+    const fake = await h.fake({ behavior: 'status=502,html' });
+    const gw = await h.gateway({
+        config: {
+            providers: { 'prov-a': fakeProvider(fake) },
+            models: { 'm-one': [{ provider: 'prov-a', model: 'up-one' }] },
+        },
+        strictStderr: false,
+    });
+    for (const stream of [false, true]) {
+        const r = await gw.request('/v1/chat/completions', { method: 'POST', body: { model: 'm-one', messages: msgs, stream } });
+        assert.ok([502, 503, 504].includes(r.status), `status ${r.status}`);
+        assert.match(r.headers['content-type'] || '', /application\/json/);
+        assert.doesNotMatch(r.text, /<html|<body|<!doctype/i, 'HTML leaked to the client');
+        assertErrorShape(assert, r.text);
+    }
+});
+
+test('every deployment times out -> 504', async (t) => {
+    const { gw } = await twoDeployments(t, { timeouts: { first_token: '500ms' } });
+    const t0 = Date.now();
+    const r = await gw.request('/v1/chat/completions', {
+        method: 'POST', body: { model: 'm-two', messages: msgs, stream: true, fake: 'hang' },
+    });
+    assert.equal(r.status, 504, r.text);
+    const err = assertErrorShape(assert, r.text);
+    assertNamesDeployments(err.message, [['prov-a', 'up-a'], ['prov-b', 'up-b']]);
+    assert.ok(Date.now() - t0 < 8000, 'took far longer than two first-token deadlines');
+});
+
+test('every deployment rate-limited -> an error, never a hang', async (t) => {
+    const { fake, gw } = await twoDeployments(t);
+    const mk = marker('all429');
+    const r = await gw.request('/v1/chat/completions', {
+        method: 'POST', body: { model: 'm-two', messages: msgs, fake: 'status=429,retry_after=1', unbusy_test_id: mk },
+    });
+    assert.ok([429, 502, 503, 504].includes(r.status), `status ${r.status}`);
+    assertErrorShape(assert, r.text);
+    assert.equal((await fake.requestsWith(mk)).length, 2, 'both deployments should have been tried');
+});

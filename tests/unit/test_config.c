@@ -1,0 +1,743 @@
+/* Unit tests for config: the contract form, defaults, ${ENV}, every problem
+   kind with its line and key path, value syntaxes, refcounting, the examples. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "config.h"
+#include "config_value.h"
+
+/* The minimal form from the design's configuration contract, verbatim. */
+static const char contract[] = "server:\n"
+                               "  listen: 127.0.0.1:8080\n"
+                               "providers:\n"
+                               "  deepseek:\n"
+                               "    base_url: https://api.deepseek.com/v1\n"
+                               "    api_key: ${DEEPSEEK_API_KEY}\n"
+                               "  local-vllm:\n"
+                               "    base_url: http://10.0.0.5:8000/v1\n"
+                               "models:\n"
+                               "  deepseek-r1:                 # the name clients send\n"
+                               "    - provider: deepseek\n"
+                               "      model: deepseek-reasoner # the name the provider expects\n"
+                               "    - provider: local-vllm\n"
+                               "      model: deepseek-r1-distill-qwen-32b\n";
+
+/* A valid provider block for tests that are about something else. */
+#define ONE_PROVIDER "providers:\n  p:\n    base_url: http://127.0.0.1:9000\n"
+#define ONE_MODEL_FOR(provider) "models:\n  m:\n    - provider: " provider "\n      model: x\n"
+#define ONE_MODEL ONE_MODEL_FOR("p")
+
+/* Loads text from an exactly sized heap copy (no NUL after it), so ASan sees any over-read. */
+static int load(const char *text, struct config **out, struct config_errors *errs)
+{
+    size_t n = strlen(text);
+    char *copy = malloc(n ? n : 1);
+    memcpy(copy, text, n);
+    config_errors_init(errs);
+    int rc = config_load_text("t.yaml", copy, n, out, errs);
+    free(copy);
+    return rc;
+}
+
+static struct config *load_ok(const char *text)
+{
+    struct config *c = NULL;
+    struct config_errors errs;
+    int rc = load(text, &c, &errs);
+    if (rc != 0 || errs.count != 0)
+        fprintf(stderr, "unexpected problems:\n%s", errs.text.data ? errs.text.data : "");
+    assert_int_equal(rc, 0);
+    assert_int_equal(errs.count, 0);
+    assert_non_null(c);
+    config_errors_free(&errs);
+    return c;
+}
+
+/* Asserts the load fails with exactly nerrors problems, each line in expect present. */
+static void expect_errors(const char *text, unsigned nerrors, const char *const *expect)
+{
+    struct config *c = (struct config *)0x1;
+    struct config_errors errs;
+    assert_int_equal(load(text, &c, &errs), -1);
+    assert_ptr_equal(c, (struct config *)0x1); /* untouched on failure */
+    const char *got = errs.text.data ? errs.text.data : "";
+    for (const char *const *e = expect; *e; e++) {
+        if (!strstr(got, *e))
+            fprintf(stderr, "missing \"%s\" in:\n%s", *e, got);
+        assert_non_null(strstr(got, *e));
+    }
+    if (errs.count != nerrors)
+        fprintf(stderr, "expected %u problems, got %u:\n%s", nerrors, errs.count, got);
+    assert_int_equal(errs.count, nerrors);
+    config_errors_free(&errs);
+}
+
+#define EXPECT(text, n, ...)                                                                       \
+    do {                                                                                           \
+        const char *const expect_[] = {__VA_ARGS__, NULL};                                         \
+        expect_errors((text), (n), expect_);                                                       \
+    } while (0)
+
+static void test_contract_form(void **state)
+{
+    setenv("DEEPSEEK_API_KEY", "sk-test-123", 1);
+    struct config *c = load_ok(contract);
+    unsetenv("DEEPSEEK_API_KEY");
+
+    assert_string_equal(c->source, "t.yaml");
+    assert_string_equal(c->server.listen_host, "127.0.0.1");
+    assert_int_equal(c->server.listen_port, 8080);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    assert_int_equal(c->server.workers, cores < 1 ? 1 : cores > 1024 ? 1024 : cores);
+    assert_int_equal(c->server.max_body_bytes, 8u << 20);
+    assert_int_equal(c->server.max_header_bytes, 64u << 10);
+    assert_string_equal(c->server.access_log, "-");
+
+    assert_int_equal(c->nproviders, 2);
+    const struct cfg_provider *ds = &c->providers[0], *lv = &c->providers[1];
+    assert_string_equal(ds->name, "deepseek");
+    assert_int_equal(ds->kind, CFG_PROVIDER_OPENAI);
+    assert_true(ds->tls);
+    assert_string_equal(ds->host, "api.deepseek.com");
+    assert_int_equal(ds->port, 443);
+    assert_string_equal(ds->base_path, "/v1");
+    assert_string_equal(ds->base_url, "https://api.deepseek.com/v1");
+    assert_string_equal(ds->api_key, "sk-test-123");
+    assert_string_equal(ds->auth_header, "Authorization");
+    assert_string_equal(ds->auth_prefix, "Bearer ");
+    assert_true(ds->tls_verify);
+    assert_true(ds->stream_upstream);
+    assert_null(ds->ca_file);
+    assert_int_equal(ds->nheaders, 0);
+    assert_int_equal(ds->max_idle_conns, 64);
+    assert_int_equal(ds->idle_conn_timeout_ms, 60000);
+    assert_int_equal(ds->connect_timeout_ms, 0);
+    assert_int_equal(ds->line, 4);
+
+    assert_string_equal(lv->name, "local-vllm");
+    assert_false(lv->tls);
+    assert_string_equal(lv->host, "10.0.0.5");
+    assert_int_equal(lv->port, 8000);
+    assert_string_equal(lv->base_path, "/v1");
+    assert_null(lv->api_key);
+    assert_null(lv->sim_profile);
+
+    assert_int_equal(c->nmodels, 1);
+    const struct cfg_model *m = config_find_model(c, "deepseek-r1");
+    assert_ptr_equal(m, &c->models[0]);
+    assert_int_equal(m->line, 10);
+    assert_int_equal(m->ndeployments, 2);
+    assert_ptr_equal(m->deployments[0].provider, ds);
+    assert_string_equal(m->deployments[0].model, "deepseek-reasoner");
+    assert_int_equal(m->deployments[0].tier, 0);
+    assert_int_equal(m->deployments[0].weight, 1);
+    assert_int_equal(m->deployments[0].line, 11);
+    assert_ptr_equal(m->deployments[1].provider, lv);
+    assert_string_equal(m->deployments[1].model, "deepseek-r1-distill-qwen-32b");
+    assert_int_equal(m->max_attempts, 2);
+    assert_int_equal(m->timeouts.connect_ms, 5000);
+    assert_int_equal(m->timeouts.first_token_ms, 30000);
+    assert_int_equal(m->timeouts.stall_ms, 60000);
+    assert_int_equal(m->timeouts.total_ms, 600000);
+    assert_null(config_find_model(c, "deepseek-r2"));
+    assert_null(config_find_model(c, ""));
+    config_unref(c);
+}
+
+static void test_contract_form_key_unset_warns(void **state)
+{
+    unsetenv("DEEPSEEK_API_KEY");
+    struct config *c = NULL;
+    struct config_errors errs;
+    assert_int_equal(load(contract, &c, &errs), 0);
+    assert_int_equal(errs.count, 0);
+    assert_int_equal(errs.warnings, 1);
+    assert_string_equal(errs.text.data, "t.yaml:6: providers.deepseek.api_key: warning: "
+                                        "${DEEPSEEK_API_KEY} is not set; using an empty value\n");
+    assert_null(c->providers[0].api_key); /* empty means no key */
+    config_errors_free(&errs);
+    config_unref(c);
+}
+
+static void test_map_form_and_timeouts(void **state)
+{
+    struct config *c = load_ok("timeouts:\n"
+                               "  first_token: 45s\n"
+                               "  total: 5m\n"
+                               "providers:\n"
+                               "  a: {base_url: 'https://a.example.com:8443/api/v3/'}\n"
+                               "  b:\n"
+                               "    base_url: http://[fd00::5]:8000\n"
+                               "models:\n"
+                               "  r1:\n"
+                               "    deployments:\n"
+                               "      - {provider: a, model: r1-a, tier: 0, weight: 3}\n"
+                               "      - {provider: b, model: r1-b, tier: 1}\n"
+                               "    timeouts: {first_token: 90s, stall: 1.5m}\n"
+                               "    max_attempts: 5\n"
+                               "  v3:\n"
+                               "    - provider: b\n"
+                               "      model: v3\n");
+    assert_int_equal(c->default_timeouts.first_token_ms, 45000);
+    assert_int_equal(c->default_timeouts.total_ms, 300000);
+    assert_int_equal(c->default_timeouts.connect_ms, 5000);
+
+    const struct cfg_provider *a = &c->providers[0], *b = &c->providers[1];
+    assert_int_equal(a->port, 8443);
+    assert_string_equal(a->host, "a.example.com");
+    assert_string_equal(a->base_path, "/api/v3");
+    assert_string_equal(b->host, "fd00::5");
+    assert_int_equal(b->port, 8000);
+    assert_string_equal(b->base_path, "");
+
+    const struct cfg_model *r1 = config_find_model(c, "r1");
+    assert_non_null(r1);
+    assert_int_equal(r1->ndeployments, 2);
+    assert_int_equal(r1->deployments[0].weight, 3);
+    assert_int_equal(r1->deployments[1].tier, 1);
+    assert_int_equal(r1->deployments[1].weight, 1);
+    assert_ptr_equal(r1->deployments[1].provider, b);
+    assert_int_equal(r1->max_attempts, 5);
+    assert_int_equal(r1->timeouts.first_token_ms, 90000); /* its own */
+    assert_int_equal(r1->timeouts.stall_ms, 90000);
+    assert_int_equal(r1->timeouts.total_ms, 300000); /* inherited from the top */
+    assert_int_equal(r1->timeouts.connect_ms, 5000); /* the built-in default */
+
+    const struct cfg_model *v3 = config_find_model(c, "v3");
+    assert_non_null(v3);
+    assert_int_equal(v3->timeouts.first_token_ms, 45000);
+    assert_int_equal(v3->max_attempts, 1);
+    config_unref(c);
+}
+
+static void test_server_and_provider_options(void **state)
+{
+    setenv("UNBUSY_T_TOKEN", "tok", 1);
+    setenv("UNBUSY_T_ORG", "org-9", 1);
+    struct config *c = load_ok("server:\n"
+                               "  listen: '[::1]:0'\n"
+                               "  workers: 3\n"
+                               "  max_header_bytes: 32k\n"
+                               "  max_body_bytes: 16m\n"
+                               "  max_response_bytes: 1g\n"
+                               "  header_timeout: 5s\n"
+                               "  idle_timeout: 2m\n"
+                               "  drain_timeout: 0\n"
+                               "  max_connections: 500\n"
+                               "  access_log: off\n"
+                               "providers:\n"
+                               "  eas:\n"
+                               "    base_url: https://eas.example.com/api/predict/svc\n"
+                               "    api_key: ${UNBUSY_T_TOKEN}\n"
+                               "    auth_prefix: ''\n"
+                               "    headers:\n"
+                               "      OpenAI-Organization: ${UNBUSY_T_ORG}\n"
+                               "      X-Trace: fixed\n"
+                               "    ca_file: /dev/null\n"
+                               "    tls_verify: false\n"
+                               "    stream_upstream: no\n"
+                               "    max_idle_conns: 0\n"
+                               "    idle_conn_timeout: 15s\n"
+                               "    connect_timeout: 750ms\n"
+                               "  azure:\n"
+                               "    base_url: https://x.openai.azure.com/openai\n"
+                               "    auth_header: api-key\n"
+                               "  demo:\n"
+                               "    base_url: sim://busy\n" ONE_MODEL_FOR("eas"));
+    unsetenv("UNBUSY_T_TOKEN");
+    unsetenv("UNBUSY_T_ORG");
+    assert_string_equal(c->server.listen_host, "::1");
+    assert_int_equal(c->server.listen_port, 0);
+    assert_int_equal(c->server.workers, 3);
+    assert_int_equal(c->server.max_header_bytes, 32 << 10);
+    assert_int_equal(c->server.max_body_bytes, 16 << 20);
+    assert_int_equal(c->server.max_response_bytes, 1 << 30);
+    assert_int_equal(c->server.header_timeout_ms, 5000);
+    assert_int_equal(c->server.idle_timeout_ms, 120000);
+    assert_int_equal(c->server.drain_timeout_ms, 0);
+    assert_int_equal(c->server.max_connections, 500);
+    assert_string_equal(c->server.access_log, "off");
+
+    const struct cfg_provider *eas = &c->providers[0];
+    assert_string_equal(eas->api_key, "tok");
+    assert_string_equal(eas->auth_prefix, "");
+    assert_int_equal(eas->nheaders, 2);
+    assert_string_equal(eas->headers[0].name, "OpenAI-Organization");
+    assert_string_equal(eas->headers[0].value, "org-9");
+    assert_string_equal(eas->headers[1].name, "X-Trace");
+    assert_string_equal(eas->headers[1].value, "fixed");
+    assert_string_equal(eas->ca_file, "/dev/null");
+    assert_false(eas->tls_verify);
+    assert_false(eas->stream_upstream);
+    assert_int_equal(eas->max_idle_conns, 0);
+    assert_int_equal(eas->idle_conn_timeout_ms, 15000);
+    assert_int_equal(eas->connect_timeout_ms, 750);
+
+    assert_string_equal(c->providers[1].auth_header, "api-key");
+    const struct cfg_provider *demo = &c->providers[2];
+    assert_int_equal(demo->kind, CFG_PROVIDER_SIM);
+    assert_string_equal(demo->sim_profile, "busy");
+    assert_string_equal(demo->host, "");
+    assert_string_equal(demo->base_path, "");
+    config_unref(c);
+}
+
+static void test_listen_forms(void **state)
+{
+    struct config *c = load_ok("server: {listen: ':9090'}\n" ONE_PROVIDER ONE_MODEL);
+    assert_string_equal(c->server.listen_host, "0.0.0.0");
+    assert_int_equal(c->server.listen_port, 9090);
+    config_unref(c);
+    c = load_ok("server:\n  listen: localhost:1\n" ONE_PROVIDER ONE_MODEL);
+    assert_string_equal(c->server.listen_host, "localhost");
+    assert_int_equal(c->server.listen_port, 1);
+    config_unref(c);
+    c = load_ok("server:\n" ONE_PROVIDER ONE_MODEL); /* an empty section: the defaults */
+    assert_string_equal(c->server.listen_host, "127.0.0.1");
+    assert_int_equal(c->server.listen_port, 8080);
+    config_unref(c);
+}
+
+static void test_env_substitution(void **state)
+{
+    setenv("UNBUSY_T_HOST", "10.1.2.3", 1);
+    setenv("UNBUSY_T_EMPTY", "", 1);
+    unsetenv("UNBUSY_T_UNSET");
+    struct config *c = NULL;
+    struct config_errors errs;
+    int rc = load("server:\n"
+                  "  listen: ${UNBUSY_T_HOST}:${UNBUSY_T_UNSET:-8181}\n"
+                  "  workers: ${UNBUSY_T_EMPTY:-2}\n"
+                  "providers:\n"
+                  "  p:\n"
+                  "    base_url: http://${UNBUSY_T_HOST}/v1\n"
+                  "    api_key: a$b$${literal}${UNBUSY_T_EMPTY}\n"
+                  "    headers: {X-A: '${UNBUSY_T_UNSET}x', X-B: '${UNBUSY_T_UNSET:-}'}\n" ONE_MODEL,
+                  &c, &errs);
+    assert_int_equal(rc, 0);
+    assert_int_equal(errs.count, 0);
+    assert_int_equal(errs.warnings, 1); /* X-A: unset, no default; X-B has one */
+    assert_non_null(strstr(errs.text.data, "t.yaml:8: providers.p.headers.X-A: warning: "
+                                           "${UNBUSY_T_UNSET} is not set"));
+    assert_string_equal(c->server.listen_host, "10.1.2.3");
+    assert_int_equal(c->server.listen_port, 8181);
+    assert_int_equal(c->server.workers, 2); /* set but empty takes the default */
+    assert_string_equal(c->providers[0].host, "10.1.2.3");
+    assert_string_equal(c->providers[0].api_key, "a$b${literal}");
+    assert_string_equal(c->providers[0].headers[0].value, "x");
+    assert_string_equal(c->providers[0].headers[1].value, "");
+    config_errors_free(&errs);
+    config_unref(c);
+    unsetenv("UNBUSY_T_HOST");
+    unsetenv("UNBUSY_T_EMPTY");
+
+    EXPECT(ONE_PROVIDER "    api_key: ${UNCLOSED\n" ONE_MODEL, 1,
+           "t.yaml:4: providers.p.api_key: bad ${...}: unterminated ${");
+    EXPECT(ONE_PROVIDER "    api_key: ${1BAD}\n" ONE_MODEL, 1,
+           "t.yaml:4: providers.p.api_key: bad ${...}: expected ${NAME}");
+    EXPECT(ONE_PROVIDER "    api_key: ${A-b}\n" ONE_MODEL, 1, "t.yaml:4: providers.p.api_key: bad");
+}
+
+static void test_unknown_keys(void **state)
+{
+    EXPECT("server:\n  listn: :80\n" ONE_PROVIDER ONE_MODEL, 1,
+           "t.yaml:2: server.listn: unknown key; did you mean \"listen\"?\n");
+    EXPECT(ONE_PROVIDER "    baseurl: http://x\n" ONE_MODEL, 1,
+           "t.yaml:4: providers.p.baseurl: unknown key; did you mean \"base_url\"?\n");
+    EXPECT(ONE_PROVIDER "limits:\n  rpm: 5\n" ONE_MODEL, 1,
+           "t.yaml:4: limits: unknown key (expected one of: server, timeouts, providers, "
+           "models)\n");
+    EXPECT(ONE_PROVIDER "models:\n  m:\n    - provider: p\n      model: x\n      teir: 1\n", 1,
+           "t.yaml:8: models.m[0].teir: unknown key; did you mean \"tier\"?\n");
+    EXPECT(ONE_PROVIDER ONE_MODEL "model:\n  x: 1\n", 1,
+           "t.yaml:8: model: unknown key; did you mean \"models\"?\n");
+    EXPECT(ONE_PROVIDER "    base_url: http://y\n" ONE_MODEL, 1,
+           "t.yaml:4: providers.p.base_url: duplicate key (first at line 3)\n");
+}
+
+static void test_wrong_types(void **state)
+{
+    EXPECT("server: [1, 2]\n" ONE_PROVIDER ONE_MODEL, 1,
+           "t.yaml:1: server: expected a mapping, got a list\n");
+    EXPECT("server:\n  workers: many\n" ONE_PROVIDER ONE_MODEL, 1,
+           "t.yaml:2: server.workers: expected an integer, got \"many\"\n");
+    EXPECT("server:\n  workers: {a: 1}\n" ONE_PROVIDER ONE_MODEL, 1,
+           "t.yaml:2: server.workers: expected a single value, got a mapping\n");
+    EXPECT(ONE_PROVIDER "    tls_verify: maybe\n" ONE_MODEL, 1,
+           "t.yaml:4: providers.p.tls_verify: expected true or false, got \"maybe\"\n");
+    EXPECT(ONE_PROVIDER "models:\n  m:\n    - provider: p\n      model: x\n      tier: -1\n", 1,
+           "t.yaml:8: models.m[0].tier: -1 is out of range (0 to 1000)\n");
+    EXPECT(ONE_PROVIDER "models:\n  m:\n    - provider: p\n      model: x\n      weight: 0\n", 1,
+           "t.yaml:8: models.m[0].weight: 0 is out of range (1 to 1000000)\n");
+    EXPECT(ONE_PROVIDER "models:\n  m: deepseek\n", 1,
+           "t.yaml:5: models.m: expected a list of deployments or a mapping with "
+           "deployments:, got a single value\n");
+    EXPECT("- a\n- b\n", 1, "t.yaml:1: the file must be a mapping");
+    EXPECT(ONE_PROVIDER "models:\n  m:\n    - provider: p\n      model: ''\n", 1,
+           "t.yaml:7: models.m[0].model: must not be empty\n");
+    EXPECT(ONE_PROVIDER "    api_key: \"a\\r\\nX-Evil: 1\"\n" ONE_MODEL, 1,
+           "t.yaml:4: providers.p.api_key: control characters");
+    EXPECT(ONE_PROVIDER "    auth_header: 'bad header'\n" ONE_MODEL, 1,
+           "t.yaml:4: providers.p.auth_header: \"bad header\" is not a valid HTTP header name\n");
+    EXPECT(ONE_PROVIDER "    headers: {Host: x, 'a b': y}\n" ONE_MODEL, 2,
+           "t.yaml:4: providers.p.headers.Host: this header is set by unbusy",
+           "t.yaml:4: providers.p.headers.a b: a name must be non-empty, without spaces");
+    EXPECT(ONE_PROVIDER "    headers: {'a:b': x, X-Ok: \"1\\n\"}\n" ONE_MODEL, 2,
+           "t.yaml:4: providers.p.headers.a:b: not a valid HTTP header name\n",
+           "t.yaml:4: providers.p.headers.X-Ok: control characters");
+    EXPECT(ONE_PROVIDER "    headers: {X-A: 1, x-a: 2}\n" ONE_MODEL, 1,
+           "t.yaml:4: providers.p.headers.x-a: duplicate header (first at line 4)\n");
+}
+
+static void test_bad_durations_and_sizes(void **state)
+{
+    EXPECT("timeouts:\n  stall: 30 seconds\n" ONE_PROVIDER ONE_MODEL, 1,
+           "t.yaml:2: timeouts.stall: bad duration \"30 seconds\": expected e.g. 500ms");
+    EXPECT("timeouts:\n  first_token: 90s\n  total: 1m\n" ONE_PROVIDER ONE_MODEL, 1,
+           "t.yaml:2: timeouts: first_token (90000ms) is longer than total (60000ms)\n");
+    EXPECT(ONE_PROVIDER "models:\n  m:\n    deployments: [{provider: p, model: x}]\n"
+                        "    timeouts: {total: 10s}\n",
+           1, "t.yaml:7: models.m.timeouts: first_token (30000ms) is longer than total");
+    EXPECT("timeouts:\n  connect: 0\n" ONE_PROVIDER ONE_MODEL, 1,
+           "t.yaml:2: timeouts.connect: 0 is out of range (1ms to 600000ms)\n");
+    EXPECT("server:\n  max_body_bytes: 8 MB\n" ONE_PROVIDER ONE_MODEL, 1,
+           "t.yaml:2: server.max_body_bytes: bad size \"8 MB\": expected e.g. 65536");
+    EXPECT("server:\n  max_body_bytes: 2g\n" ONE_PROVIDER ONE_MODEL, 1,
+           "t.yaml:2: server.max_body_bytes: 2g is out of range (1024 to 1073741824 bytes)\n");
+    EXPECT("server:\n  max_body_bytes: 99999999999999999999g\n" ONE_PROVIDER ONE_MODEL, 1,
+           "server.max_body_bytes: bad size \"99999999999999999999g\": too large\n");
+}
+
+static void test_bad_listen_and_base_url(void **state)
+{
+    EXPECT("server:\n  listen: 8080\n" ONE_PROVIDER ONE_MODEL, 1,
+           "t.yaml:2: server.listen: bad address \"8080\": expected HOST:PORT");
+    EXPECT("server:\n  listen: ::1:8080\n" ONE_PROVIDER ONE_MODEL, 1,
+           "server.listen: bad address \"::1:8080\": an IPv6 address must be written in "
+           "brackets");
+    EXPECT("server:\n  listen: 'host:70000'\n" ONE_PROVIDER ONE_MODEL, 1,
+           "bad address \"host:70000\": port out of range");
+    static const char *const bad[][2] = {
+        {"ftp://x/v1", "expected http://, https:// or sim://"},
+        {"https://", "missing host"},
+        {"https:///v1", "missing host"},
+        {"http://u:p@x/v1", "credentials in the URL are not supported"},
+        {"http://x/v1?a=b", "a query string or fragment is not allowed"},
+        {"http://x:0/v1", "port out of range"},
+        {"http://x:http/v1", "port is not a number"},
+        {"http://[fd00::1/v1", "missing ']'"},
+        {"sim://", "sim:// needs a profile"},
+        {"api.deepseek.com", "expected http://"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[512], want[256];
+        snprintf(text, sizeof text, "providers:\n  p:\n    base_url: '%s'\n" ONE_MODEL,
+                 bad[i][0]);
+        snprintf(want, sizeof want, "t.yaml:3: providers.p.base_url: bad URL \"%s\": %s",
+                 bad[i][0], bad[i][1]);
+        EXPECT(text, 1, want);
+    }
+    EXPECT("providers:\n  p:\n    api_key: k\n" ONE_MODEL, 1,
+           "t.yaml:3: providers.p.base_url: missing (required)\n");
+}
+
+static void test_model_problems(void **state)
+{
+    EXPECT("providers:\n  deepseek: {base_url: 'https://api.deepseek.com'}\n"
+           "models:\n  m:\n    - provider: deepsek\n      model: x\n",
+           1,
+           "t.yaml:5: models.m[0].provider: unknown provider \"deepsek\"; did you mean "
+           "\"deepseek\"?\n");
+    EXPECT(ONE_PROVIDER "models:\n  m:\n    - provider: nowhere\n      model: x\n", 1,
+           "t.yaml:6: models.m[0].provider: unknown provider \"nowhere\" (not defined under "
+           "providers:)\n");
+    EXPECT(ONE_PROVIDER ONE_MODEL "  m:\n    - provider: p\n      model: y\n", 1,
+           "t.yaml:8: models.m: duplicate model name (first at line 5)\n");
+    EXPECT(ONE_PROVIDER "models: {}\n", 1,
+           "t.yaml:4: models: no models defined (at least one is needed)\n");
+    EXPECT(ONE_PROVIDER, 1, "t.yaml:1: models: missing (required)\n");
+    EXPECT("", 1, "t.yaml:1: models: missing (required)\n");
+    EXPECT(ONE_PROVIDER "models:\n  m: []\n", 1, "t.yaml:5: models.m: no deployments");
+    EXPECT(ONE_PROVIDER "models:\n  m:\n", 1, "t.yaml:5: models.m: no deployments");
+    EXPECT(ONE_PROVIDER "models:\n  m:\n    timeouts: {total: 1m}\n", 1,
+           "t.yaml:6: models.m.deployments: missing (required)\n");
+    EXPECT(ONE_PROVIDER "models:\n  m:\n    - model: x\n", 1,
+           "t.yaml:6: models.m[0].provider: missing (required)\n");
+    EXPECT(ONE_PROVIDER "models:\n  m:\n    - provider: p\n", 1,
+           "t.yaml:6: models.m[0].model: missing (required)\n");
+    EXPECT(ONE_PROVIDER "models:\n  m:\n    deployments: [{provider: p, model: x}]\n"
+                        "    max_attempts: 11\n",
+           1, "t.yaml:7: models.m.max_attempts: 11 is out of range (1 to 10)\n");
+    EXPECT("providers:\n  p: {base_url: 'http://a'}\n  p: {base_url: 'http://b'}\n" ONE_MODEL,
+           1, "t.yaml:3: providers.p: duplicate provider (first at line 2)\n");
+    /* A broken providers section does not also flag every deployment. */
+    EXPECT("providers: [a, b]\n" ONE_MODEL, 1,
+           "t.yaml:1: providers: expected a mapping of provider names, got a list\n");
+}
+
+static void test_many_problems_at_once(void **state)
+{
+    const char *text = "server:\n"                          /* 1 */
+                       "  listen: nowhere\n"                /* 2 */
+                       "  max_body_bytes: lots\n"           /* 3 */
+                       "providers:\n"                       /* 4 */
+                       "  a:\n"                             /* 5 */
+                       "    base_url: gopher://x\n"         /* 6 */
+                       "    tls_verify: perhaps\n"          /* 7 */
+                       "models:\n"                          /* 8 */
+                       "  r1:\n"                            /* 9 */
+                       "    - provider: b\n"                /* 10 */
+                       "      model: r1\n"                  /* 11 */
+                       "      weight: 0\n"                  /* 12 */
+                       "  r1:\n"                            /* 13 */
+                       "    - provider: a\n"                /* 14 */
+                       "      model: r1\n"                  /* 15 */
+                       "keys: {}\n";                        /* 16 */
+    struct config *c = NULL;
+    struct config_errors errs;
+    assert_int_equal(load(text, &c, &errs), -1);
+    assert_int_equal(errs.count, 8);
+    /* In line order, whatever order the sections were checked in. */
+    assert_string_equal(errs.text.data,
+                        "t.yaml:2: server.listen: bad address \"nowhere\": expected HOST:PORT, "
+                        "[IPv6]:PORT or :PORT\n"
+                        "t.yaml:3: server.max_body_bytes: bad size \"lots\": expected e.g. "
+                        "65536, 64k, 8m or 1g\n"
+                        "t.yaml:6: providers.a.base_url: bad URL \"gopher://x\": expected "
+                        "http://, https:// or sim://\n"
+                        "t.yaml:7: providers.a.tls_verify: expected true or false, got "
+                        "\"perhaps\"\n"
+                        "t.yaml:10: models.r1[0].provider: unknown provider \"b\" (not "
+                        "defined under providers:)\n"
+                        "t.yaml:12: models.r1[0].weight: 0 is out of range (1 to 1000000)\n"
+                        "t.yaml:13: models.r1: duplicate model name (first at line 9)\n"
+                        "t.yaml:16: keys: unknown key (expected one of: server, timeouts, "
+                        "providers, models)\n");
+    config_errors_free(&errs);
+}
+
+static void test_yaml_syntax_error(void **state)
+{
+    EXPECT("server:\n  listen: [1, 2\nmodels: {}\n", 1, "t.yaml:3: YAML syntax: ");
+    EXPECT(ONE_PROVIDER ONE_MODEL "---\nb: 2\n", 1,
+           "t.yaml:9: only one YAML document is allowed per file\n");
+    EXPECT(ONE_PROVIDER ONE_MODEL "---\nb: [\n", 1, "t.yaml:10: YAML syntax: ");
+}
+
+static void test_duration_syntax(void **state)
+{
+    static const struct {
+        const char *s;
+        int rc;
+        uint32_t ms;
+    } cases[] = {
+        {"0", 0, 0},         {"250", 0, 250},        {"250ms", 0, 250},
+        {"15s", 0, 15000},   {"1.5s", 0, 1500},      {"0.25s", 0, 250},
+        {"2m", 0, 120000},   {"1.5m", 0, 90000},     {"2h", 0, 7200000},
+        {"1193h", 0, 4294800000u}, {"1194h", -ERANGE, 0}, {"4294967295", 0, 4294967295u},
+        {"4294967296", -ERANGE, 0}, {"1.5ms", -EINVAL, 0}, {"1.5", -EINVAL, 0},
+        {"", -EINVAL, 0},    {"s", -EINVAL, 0},      {"1.s", -EINVAL, 0},
+        {".5s", -EINVAL, 0}, {"-1s", -EINVAL, 0},    {"10 s", -EINVAL, 0},
+        {"10S", -EINVAL, 0}, {"1d", -EINVAL, 0},     {"0.0000001s", -EINVAL, 0},
+        {"99999999999999999999", -ERANGE, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint32_t ms = 12345;
+        int rc = config_parse_duration_ms(cases[i].s, &ms);
+        if (rc != cases[i].rc)
+            fprintf(stderr, "duration \"%s\": rc %d\n", cases[i].s, rc);
+        assert_int_equal(rc, cases[i].rc);
+        assert_int_equal(ms, rc ? 12345 : cases[i].ms);
+    }
+}
+
+static void test_size_syntax(void **state)
+{
+    static const struct {
+        const char *s;
+        int rc;
+        size_t bytes;
+    } cases[] = {
+        {"0", 0, 0},           {"65536", 0, 65536},    {"64k", 0, 65536},
+        {"64K", 0, 65536},     {"64kb", 0, 65536},     {"64KiB", 0, 65536},
+        {"8m", 0, 8u << 20},   {"8MB", 0, 8u << 20},   {"1g", 0, 1u << 30},
+        {"10b", 0, 10},        {"", -EINVAL, 0},       {"k", -EINVAL, 0},
+        {"1.5m", -EINVAL, 0},  {"8 m", -EINVAL, 0},    {"1t", -EINVAL, 0},
+        {"-1", -EINVAL, 0},    {"8mibs", -EINVAL, 0},
+        {"18446744073709551615", 0, SIZE_MAX},         {"18446744073709551616", -ERANGE, 0},
+        {"17179869184g", -ERANGE, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t bytes = 777;
+        int rc = config_parse_size(cases[i].s, &bytes);
+        if (rc != cases[i].rc)
+            fprintf(stderr, "size \"%s\": rc %d\n", cases[i].s, rc);
+        assert_int_equal(rc, cases[i].rc);
+        assert_int_equal(bytes, rc ? 777 : cases[i].bytes);
+    }
+}
+
+static void test_value_helpers(void **state)
+{
+    static const char *const keys[] = {"base_url", "api_key", "auth_header", "tier", "models"};
+    assert_string_equal(config_value_nearest("base-url", keys, 5), "base_url");
+    assert_string_equal(config_value_nearest("BASE_URL", keys, 5), "base_url");
+    assert_string_equal(config_value_nearest("apikey", keys, 5), "api_key");
+    assert_string_equal(config_value_nearest("tire", keys, 5), "tier");
+    assert_null(config_value_nearest("weight", keys, 5));
+    assert_null(config_value_nearest("x", keys, 5));
+    assert_true(config_value_is_token("X-Api-Key"));
+    assert_false(config_value_is_token("X Api"));
+    assert_false(config_value_is_token(""));
+    assert_true(config_value_has_control("a\nb"));
+    assert_false(config_value_has_control("a\tb"));
+}
+
+static void test_refcount(void **state)
+{
+    struct config *c = load_ok(ONE_PROVIDER ONE_MODEL);
+    assert_int_equal(atomic_load(&c->refs), 1);
+    assert_ptr_equal(config_ref(c), c);
+    assert_ptr_equal(config_ref(c), c);
+    assert_int_equal(atomic_load(&c->refs), 3);
+    config_unref(c);
+    config_unref(c);
+    /* Still usable with one reference left (ASan would flag a use after free). */
+    assert_string_equal(config_find_model(c, "m")->deployments[0].provider->name, "p");
+    config_unref(c); /* frees; a leak or double free shows under ASan */
+    config_unref(NULL);
+}
+
+static void test_many_models_lookup(void **state)
+{
+    struct buf text;
+    buf_init(&text, 0);
+    buf_append_str(&text, ONE_PROVIDER "models:\n");
+    for (int i = 0; i < 300; i++)
+        buf_printf(&text, "  model-%d:\n    - {provider: p, model: up-%d}\n", i, i);
+    struct config *c = load_ok(text.data);
+    assert_int_equal(c->nmodels, 300);
+    for (int i = 0; i < 300; i++) {
+        char name[32], up[32];
+        snprintf(name, sizeof name, "model-%d", i);
+        snprintf(up, sizeof up, "up-%d", i);
+        const struct cfg_model *m = config_find_model(c, name);
+        assert_non_null(m);
+        assert_string_equal(m->deployments[0].model, up);
+    }
+    assert_null(config_find_model(c, "model-300"));
+    /* A snapshot without the index (built by hand) falls back to a scan. */
+    uint32_t *slots = c->model_slots;
+    c->model_slots = NULL;
+    assert_string_equal(config_find_model(c, "model-299")->name, "model-299");
+    assert_null(config_find_model(c, "model-x"));
+    c->model_slots = slots;
+    config_unref(c);
+    buf_free(&text);
+}
+
+static void test_load_file(void **state)
+{
+    struct config *c = NULL;
+    struct config_errors errs;
+    config_errors_init(&errs);
+    assert_int_equal(config_load_file("/nonexistent/unbusy.yaml", &c, &errs), -1);
+    assert_int_equal(errs.count, 1);
+    assert_string_equal(errs.text.data,
+                        "/nonexistent/unbusy.yaml: cannot read: No such file or directory\n");
+    config_errors_free(&errs);
+
+    char path[] = "/tmp/test_config_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs(ONE_PROVIDER ONE_MODEL, f);
+    fclose(f);
+    config_errors_init(&errs);
+    assert_int_equal(config_load_file(path, &c, &errs), 0);
+    assert_string_equal(c->source, path);
+    config_unref(c);
+    config_errors_free(&errs);
+
+    /* One byte past the limit is refused, before any parsing. */
+    f = fopen(path, "w");
+    fputs("# big\n", f);
+    for (size_t n = 6; n < CONFIG_MAX_TEXT_BYTES + 1; n++)
+        fputc(n % 64 == 63 ? '\n' : '#', f);
+    fclose(f);
+    config_errors_init(&errs);
+    assert_int_equal(config_load_file(path, &c, &errs), -1);
+    assert_int_equal(errs.count, 1);
+    assert_non_null(strstr(errs.text.data, "larger than 4 MiB"));
+    config_errors_free(&errs);
+    unlink(path);
+
+    /* errs may be NULL. */
+    assert_int_equal(config_load_text("x", "models: {}", 10, &c, NULL), -1);
+}
+
+static void load_example(const char *path)
+{
+    struct config *c = NULL;
+    struct config_errors errs;
+    config_errors_init(&errs);
+    int rc = config_load_file(path, &c, &errs);
+    if (rc || errs.count)
+        fprintf(stderr, "%s", errs.text.data ? errs.text.data : "");
+    assert_int_equal(rc, 0);
+    assert_int_equal(errs.count, 0);
+    assert_true(c->nmodels >= 2);
+    for (size_t i = 0; i < c->nmodels; i++)
+        for (size_t j = 0; j < c->models[i].ndeployments; j++)
+            assert_non_null(c->models[i].deployments[j].provider);
+    config_errors_free(&errs);
+    config_unref(c);
+}
+
+static void test_examples_load(void **state)
+{
+    load_example("examples/deepseek-multicloud.yaml");
+    load_example("examples/self-hosted-vllm.yaml");
+
+    struct config *c = NULL;
+    assert_int_equal(config_load_file("examples/deepseek-multicloud.yaml", &c, NULL), 0);
+    const struct cfg_model *r1 = config_find_model(c, "deepseek-r1");
+    assert_non_null(r1);
+    assert_true(r1->ndeployments >= 4);
+    config_unref(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_contract_form),
+        cmocka_unit_test(test_contract_form_key_unset_warns),
+        cmocka_unit_test(test_map_form_and_timeouts),
+        cmocka_unit_test(test_server_and_provider_options),
+        cmocka_unit_test(test_listen_forms),
+        cmocka_unit_test(test_env_substitution),
+        cmocka_unit_test(test_unknown_keys),
+        cmocka_unit_test(test_wrong_types),
+        cmocka_unit_test(test_bad_durations_and_sizes),
+        cmocka_unit_test(test_bad_listen_and_base_url),
+        cmocka_unit_test(test_model_problems),
+        cmocka_unit_test(test_many_problems_at_once),
+        cmocka_unit_test(test_yaml_syntax_error),
+        cmocka_unit_test(test_duration_syntax),
+        cmocka_unit_test(test_size_syntax),
+        cmocka_unit_test(test_value_helpers),
+        cmocka_unit_test(test_refcount),
+        cmocka_unit_test(test_many_models_lookup),
+        cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_examples_load),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
