@@ -34,41 +34,50 @@ DEB_NODE  := nodejs npm
 all: $(B)/unbusy $(B)/fakeup
 
 $(B)/unbusy: $(OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+	@echo "  CC      $@"
+	@$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) $(WARN) -MMD -MP -c -o $@ $<
+	@echo "  CC      $@"
+	@$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) $(WARN) -MMD -MP -c -o $@ $<
 
 $(B)/fakeup: $(FAKESRC) $(LIBOBJ)
-	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $(FAKESRC) $(LIBOBJ) $(LIBS)
+	@echo "  CC      $@"
+	@$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $(FAKESRC) $(LIBOBJ) $(LIBS)
 
 asan: $(B)/asan/unbusy $(B)/asan/fakeup
 
 $(B)/asan/unbusy: $(AOBJ)
-	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LIBS)
+	@echo "  CC      $@"
+	@$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LIBS)
 
 $(B)/asan/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(STD) $(CPPFLAGS) -O1 -g $(SAN) $(WARN) -MMD -MP -c -o $@ $<
+	@echo "  CC      $@"
+	@$(CC) $(STD) $(CPPFLAGS) -O1 -g $(SAN) $(WARN) -MMD -MP -c -o $@ $<
 
 $(B)/asan/fakeup: $(FAKESRC) $(ALIBOBJ)
-	$(CC) $(STD) $(CPPFLAGS) -O1 -g $(SAN) $(WARN) -o $@ $(FAKESRC) $(ALIBOBJ) $(LIBS)
+	@echo "  CC      $@"
+	@$(CC) $(STD) $(CPPFLAGS) -O1 -g $(SAN) $(WARN) -o $@ $(FAKESRC) $(ALIBOBJ) $(LIBS)
 
 # Unit tests (cmocka): one binary per tests/unit/test_*.c, linked with every module but main.
 $(B)/unit/%: tests/unit/%.c $(LIBOBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $< $(LIBOBJ) $(LIBS) -lcmocka
+	@echo "  CC      $@"
+	@$(CC) $(STD) $(CPPFLAGS) $(CFLAGS) $(WARN) -o $@ $< $(LIBOBJ) $(LIBS) -lcmocka
 
 $(B)/asan/unit/%: tests/unit/%.c $(ALIBOBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(STD) $(CPPFLAGS) -O1 -g $(SAN) $(WARN) -o $@ $< $(ALIBOBJ) $(LIBS) -lcmocka
+	@echo "  CC      $@"
+	@$(CC) $(STD) $(CPPFLAGS) -O1 -g $(SAN) $(WARN) -o $@ $< $(ALIBOBJ) $(LIBS) -lcmocka
 
 # Fuzz targets: replayed over their corpus by a plain driver under ASan/UBSan;
 # `make fuzz` builds real libFuzzer binaries with clang for longer runs.
 $(B)/asan/fuzz/%: tests/fuzz/%.c tests/fuzz/replay.c $(ALIBOBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(STD) $(CPPFLAGS) -O1 -g $(SAN) $(WARN) -o $@ $< tests/fuzz/replay.c $(ALIBOBJ) $(LIBS)
+	@echo "  CC      $@"
+	@$(CC) $(STD) $(CPPFLAGS) -O1 -g $(SAN) $(WARN) -o $@ $< tests/fuzz/replay.c $(ALIBOBJ) $(LIBS)
 
 fuzz:
 	@mkdir -p $(B)/fuzz

@@ -425,8 +425,7 @@ static size_t edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     unsigned char d[33][33];
-    if (la > 32 || lb > 32)
-        return SIZE_MAX;
+    if (la > 32 || lb > 32) return SIZE_MAX;
     for (size_t i = 0; i <= la; i++)
         d[i][0] = (unsigned char)i;
     for (size_t j = 0; j <= lb; j++)
@@ -434,10 +433,8 @@ static size_t edit_distance(const char *a, const char *b)
     for (size_t i = 1; i <= la; i++) {
         for (size_t j = 1; j <= lb; j++) {
             unsigned best = d[i - 1][j - 1] + (fold(a[i - 1]) != fold(b[j - 1]));
-            if (d[i - 1][j] + 1u < best)
-                best = d[i - 1][j] + 1u;
-            if (d[i][j - 1] + 1u < best)
-                best = d[i][j - 1] + 1u;
+            if (d[i - 1][j] + 1u < best) best = d[i - 1][j] + 1u;
+            if (d[i][j - 1] + 1u < best) best = d[i][j - 1] + 1u;
             if (i > 1 && j > 1 && fold(a[i - 1]) == fold(b[j - 2]) &&
                 fold(a[i - 2]) == fold(b[j - 1]) && d[i - 2][j - 2] + 1u < best)
                 best = d[i - 2][j - 2] + 1u;

@@ -29,9 +29,10 @@ static const struct {
     {"healthy", "ttft=300,chunks=30,chunk_ms=33"},
     /* DeepSeek under load: a 200 that only keeps the connection alive for 20 s,
        or 503 "Server Overloaded". */
-    {"busy", "30%keepalive=20000,ttft=300,chunks=30,chunk_ms=33|20%status=503|ttft=300,chunks=30,"
-             "chunk_ms=33"},
-    {"flaky", "10%cut=8,ttft=200,chunks=30,chunk_ms=33|ttft=200,chunks=30,chunk_ms=33"},
+    {"busy", "50%ttft=300,chunks=30,chunk_ms=33|30%keepalive=20000,ttft=300,chunks=30,chunk_ms=33|"
+             "status=503"},
+    /* The plain answer comes first so that a newcomer's first request is a clean one. */
+    {"flaky", "90%ttft=200,chunks=30,chunk_ms=33|cut=8,ttft=200,chunks=30,chunk_ms=33"},
 };
 
 const char *fakegen_profile(const char *name)
@@ -418,6 +419,7 @@ static size_t count_inputs(const cJSON *input)
 static int read_body(struct fakegen *g, const struct fakegen_request *req, char **fake)
 {
     *fake = NULL;
+    g->n_inputs = 1;
     const char *model = FAKEGEN_DEFAULT_MODEL;
     cJSON *root = req->body_len ? cJSON_ParseWithLength(req->body, req->body_len) : NULL;
     if (cJSON_IsObject(root)) {
@@ -832,12 +834,10 @@ static int emit(struct fakegen *g, struct fakegen_seg *seg)
         if (!g->o.badjson) return 0;
         seg->delay_ms = take_carry(g);
         buf_reset(&g->ev);
-        return buf_printf(&g->ev,
-                          "data: {\"id\":\"chatcmpl-fake-%" PRIu64 "\",\"choices\":[{oops\n\n",
-                          g->k) ||
-                       put_chunk(g)
-                   ? -ENOMEM
-                   : 1;
+        if (buf_printf(&g->ev, "data: {\"id\":\"chatcmpl-fake-%" PRIu64 "\",\"choices\":[{oops\n\n",
+                       g->k))
+            return -ENOMEM;
+        return put_chunk(g) ? -ENOMEM : 1;
     case PH_CHUNKS: {
         uint32_t i = g->next_chunk;
         if (g->o.cut >= 0 && i == (uint32_t)g->o.cut) {

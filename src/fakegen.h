@@ -28,10 +28,13 @@
  *   status=CODE      an OpenAI-shaped JSON error with that status (>= 400)
  *   retry_after=S    a Retry-After: S header
  *   html             the error body is an HTML page (a cloud load balancer's 502)
- *   ttft=MS          delay before the first content chunk (a stream's headers and
- *                    role chunk go out at once); before the whole answer otherwise
- *   keepalive=MS     after the headers, only ": keep-alive" comments (blank lines
- *                    for a non-stream request) for MS ms before the answer starts
+ *   ttft=MS          delay before the first content chunk; a stream's head and
+ *                    role-only chunk go out at once (after keepalive, if any);
+ *                    a non-stream answer comes whole after ttft plus the time
+ *                    the chunks would have taken
+ *   keepalive=MS     after the head, only ": keep-alive" comments (blank lines
+ *                    for a non-stream request, whose body is then chunked) every
+ *                    ka_every ms for MS ms, before the answer starts
  *   ka_every=MS      the keep-alive period (default 1000)
  *   chunks=N         content chunks (default 5)
  *   chunk_ms=MS      gap between content chunks (default 0)
@@ -45,8 +48,15 @@
  *   close            Connection: close, then close
  *   hang             send nothing, never close
  *   reset            close at once, no bytes
- *   reasoning=N      the first N chunks are delta.reasoning_content (DeepSeek R1)
- *   slowread         the front end stops reading the request for 2 s
+ *   reasoning=N      the first N chunks are delta.reasoning_content (DeepSeek R1);
+ *                    when N >= chunks, one answer chunk follows them
+ *   slowread         the front end stops reading for 2 s before answering
+ *
+ * Unknown directives and bad numbers are errors; the request is then answered
+ * 400 with the reason. Every answer carries X-Fake-Alternative (the index
+ * picked; the count of alternatives for the implicit "ok") and
+ * X-Fake-Request (k). Endpoints: POST .../chat/completions, .../completions,
+ * .../embeddings, GET .../models; anything else is a 404.
  *
  * Profiles: "healthy", "busy", "flaky" (see fakegen_profile).
  */

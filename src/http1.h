@@ -3,7 +3,7 @@
  *
  * No I/O and no allocation: the caller owns the bytes, the parser points into
  * them. The server (server.c) parses requests from clients; the upstream
- * transport (upstream.c) parses responses from providers. Both feed whatever
+ * client (uphttp.c) parses responses from providers. Both feed whatever
  * bytes have arrived so far; a head that is not complete yet returns
  * HTTP1_NEED_MORE and is parsed again, from the start, once more bytes arrive
  * (heads are bounded by the caller, so re-parsing is cheap and keeps the parser
@@ -40,7 +40,7 @@ struct http1_head {
     struct http1_header headers[HTTP1_MAX_HEADERS];
     size_t nheaders;
     /* Framing, filled by the parser from the headers: */
-    bool chunked; /* Transfer-Encoding: chunked (last coding) */
+    bool chunked; /* Transfer-Encoding: chunked (the only coding accepted) */
     bool has_content_length;
     uint64_t content_length;
     bool conn_close;      /* Connection: close, or HTTP/1.0 without keep-alive */

@@ -1,6 +1,7 @@
 #include "tls.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,21 +10,30 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
-/* Distinct CA settings in one process are few; evict the oldest past this. */
+/* Distinct CA settings in one process are few; evict the oldest loaded past this. */
 #define TLS_CTX_CACHE_MAX 32
 
 static const unsigned char tls_alpn_http11[] = "\x08http/1.1";
 
 struct tls_ctx_entry {
-    struct tls_ctx_entry *next;
+    struct tls_ctx_entry *next; /* in cache->head */
+    struct tls_ctx_cache *cache;
     char *ca_file; /* NULL: the system store */
     bool verify;
-    SSL_CTX *ctx;
+    bool loading;  /* work in flight; waiters wait */
+    SSL_CTX *ctx;  /* once loaded */
+    uv_work_t work;
+    char err[256]; /* written by the loading thread on failure */
+    struct tls_ctx_waiter *waiters;
 };
 
 struct tls_ctx_cache {
+    uv_loop_t *loop;
     struct tls_ctx_entry *head; /* most recently created first */
     unsigned count;
+    unsigned loading;
+    void (*on_idle)(void *arg);
+    void *idle_arg;
 };
 
 struct tls_conn {
@@ -33,9 +43,20 @@ struct tls_conn {
     char error[192];
 };
 
-struct tls_ctx_cache *tls_ctx_cache_new(void)
+struct tls_ctx_cache *tls_ctx_cache_new(uv_loop_t *loop, void (*on_idle)(void *arg), void *arg)
 {
-    return calloc(1, sizeof(struct tls_ctx_cache));
+    struct tls_ctx_cache *cache = calloc(1, sizeof *cache);
+    if (cache) {
+        cache->loop = loop;
+        cache->on_idle = on_idle;
+        cache->idle_arg = arg;
+    }
+    return cache;
+}
+
+bool tls_ctx_cache_busy(const struct tls_ctx_cache *cache)
+{
+    return cache->loading > 0;
 }
 
 static void entry_free(struct tls_ctx_entry *e)
@@ -109,40 +130,125 @@ static bool same_file(const char *a, const char *b)
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-SSL_CTX *tls_ctx_cache_get(struct tls_ctx_cache *cache, const char *ca_file, bool verify, char *err,
-                           size_t errlen)
+static void cache_unlink(struct tls_ctx_cache *cache, struct tls_ctx_entry *e)
+{
+    for (struct tls_ctx_entry **pp = &cache->head; *pp; pp = &(*pp)->next) {
+        if (*pp == e) {
+            *pp = e->next;
+            cache->count--;
+            return;
+        }
+    }
+}
+
+/* Past the bound, drop the oldest loaded context; sessions keep their own reference. */
+static void cache_trim(struct tls_ctx_cache *cache)
+{
+    while (cache->count > TLS_CTX_CACHE_MAX) {
+        struct tls_ctx_entry *victim = NULL;
+        for (struct tls_ctx_entry *e = cache->head; e; e = e->next)
+            if (!e->loading)
+                victim = e;
+        if (!victim)
+            return;
+        cache_unlink(cache, victim);
+        entry_free(victim);
+    }
+}
+
+/* In the thread pool: the costly part (reading and parsing the CA store). */
+static void load_work(uv_work_t *req)
+{
+    struct tls_ctx_entry *e = req->data;
+    e->ctx = ctx_new(e->ca_file, e->verify, e->err, sizeof e->err);
+}
+
+static void waiter_unlink(struct tls_ctx_waiter *w)
+{
+    struct tls_ctx_entry *e = w->entry;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        e->waiters = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->next = w->prev = NULL;
+    w->entry = NULL;
+}
+
+/* Back on the loop: hand the result to every waiter. A waiter's callback may
+   cancel other waiters or ask for contexts again, so the list is re-read each
+   time and a failed entry leaves the cache first. */
+static void load_done(uv_work_t *req, int status)
+{
+    struct tls_ctx_entry *e = req->data;
+    struct tls_ctx_cache *cache = e->cache;
+    e->loading = false;
+    cache->loading--;
+    if (!e->ctx) {
+        cache_unlink(cache, e);
+        if (!e->err[0])
+            snprintf(e->err, sizeof e->err, "TLS context load cancelled");
+    }
+    struct tls_ctx_waiter *w;
+    while ((w = e->waiters) != NULL) {
+        waiter_unlink(w);
+        w->ready(w, e->ctx, e->ctx ? NULL : e->err);
+    }
+    if (!e->ctx)
+        entry_free(e);
+    else
+        cache_trim(cache);
+    if (cache->loading == 0 && cache->on_idle)
+        cache->on_idle(cache->idle_arg);
+}
+
+int tls_ctx_cache_get(struct tls_ctx_cache *cache, const char *ca_file, bool verify, SSL_CTX **ctx,
+                      struct tls_ctx_waiter *w)
 {
     if (!verify)
         ca_file = NULL;
-    for (struct tls_ctx_entry *e = cache->head; e; e = e->next)
+    struct tls_ctx_entry *e;
+    for (e = cache->head; e; e = e->next)
         if (e->verify == verify && same_file(e->ca_file, ca_file))
-            return e->ctx;
+            break;
+    if (e && !e->loading) {
+        *ctx = e->ctx;
+        return 0;
+    }
+    if (!e) {
+        e = calloc(1, sizeof *e);
+        if (!e || (ca_file && !(e->ca_file = strdup(ca_file)))) {
+            free(e);
+            return -ENOMEM;
+        }
+        e->cache = cache;
+        e->verify = verify;
+        e->loading = true;
+        e->work.data = e;
+        if (uv_queue_work(cache->loop, &e->work, load_work, load_done) != 0) {
+            free(e->ca_file);
+            free(e);
+            return -ENOMEM;
+        }
+        cache->loading++;
+        e->next = cache->head;
+        cache->head = e;
+        cache->count++;
+    }
+    w->entry = e;
+    w->prev = NULL;
+    w->next = e->waiters;
+    if (e->waiters)
+        e->waiters->prev = w;
+    e->waiters = w;
+    return 1;
+}
 
-    struct tls_ctx_entry *e = calloc(1, sizeof *e);
-    if (!e || (ca_file && !(e->ca_file = strdup(ca_file)))) {
-        free(e);
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    e->verify = verify;
-    e->ctx = ctx_new(ca_file, verify, err, errlen);
-    if (!e->ctx) {
-        free(e->ca_file);
-        free(e);
-        return NULL;
-    }
-    e->next = cache->head;
-    cache->head = e;
-    if (++cache->count > TLS_CTX_CACHE_MAX) {
-        /* Sessions already made keep their own reference to an evicted context. */
-        struct tls_ctx_entry *prev = cache->head;
-        while (prev->next && prev->next->next)
-            prev = prev->next;
-        entry_free(prev->next);
-        prev->next = NULL;
-        cache->count--;
-    }
-    return e->ctx;
+void tls_ctx_waiter_cancel(struct tls_ctx_waiter *w)
+{
+    if (w->entry)
+        waiter_unlink(w);
 }
 
 static bool is_ip_literal(const char *host)

@@ -9,8 +9,11 @@
  * input BIO never holds more than one socket read.
  *
  * A tls_ctx_cache (one per transport pool, so per worker thread) holds one
- * SSL_CTX per (ca_file, verify): loading a CA store is costly, a connection
- * is not. Each tls_conn is owned by one transport connection.
+ * SSL_CTX per (ca_file, verify): loading a CA store is costly (tens of
+ * milliseconds to parse a system bundle), a connection is not. The load runs
+ * in libuv's thread pool so the loop never waits for it; connections that
+ * need a context still loading wait on it. Each tls_conn is owned by one
+ * transport connection.
  */
 #ifndef UNBUSY_TLS_H
 #define UNBUSY_TLS_H
@@ -19,6 +22,7 @@
 #include <stddef.h>
 
 #include <openssl/ssl.h>
+#include <uv.h>
 
 /* Results below zero; tls_read returns a byte count above zero. */
 enum tls_status {
@@ -29,16 +33,36 @@ enum tls_status {
 };
 
 struct tls_ctx_cache;
+struct tls_ctx_entry;
 
-struct tls_ctx_cache *tls_ctx_cache_new(void);
-/* Frees the cache's references; connections keep their own. */
+/* A connection waiting for a context; embedded in the connection. */
+struct tls_ctx_waiter {
+    /* Set by the caller. Called from the loop with the context (borrowed:
+       SSL_CTX_up_ref to keep it) or NULL and why. */
+    void (*ready)(struct tls_ctx_waiter *w, SSL_CTX *ctx, const char *err);
+    /* Owned by the cache. */
+    struct tls_ctx_waiter *next, *prev;
+    struct tls_ctx_entry *entry;
+};
+
+/* on_idle(arg) is called from the loop whenever the last load in flight ends. */
+struct tls_ctx_cache *tls_ctx_cache_new(uv_loop_t *loop, void (*on_idle)(void *arg), void *arg);
+/* True while a load runs in the thread pool. */
+bool tls_ctx_cache_busy(const struct tls_ctx_cache *cache);
+/* Frees the cache's references (sessions keep their own). Only when not busy. */
 void tls_ctx_cache_free(struct tls_ctx_cache *cache);
-/* A client SSL_CTX (TLS 1.2+, ALPN http/1.1) verifying against ca_file, or the
-   system store when ca_file is NULL; with verify false nothing is verified and
-   ca_file is ignored. Borrowed from the cache. NULL on failure with a message in
-   err (a CA file that cannot be read, out of memory). */
-SSL_CTX *tls_ctx_cache_get(struct tls_ctx_cache *cache, const char *ca_file, bool verify, char *err,
-                           size_t errlen);
+/*
+ * A client SSL_CTX (TLS 1.2+, ALPN http/1.1) verifying against ca_file, or the
+ * system store when ca_file is NULL; with verify false nothing is verified and
+ * ca_file is ignored. Returns 0 with *ctx (borrowed) when loaded already; 1
+ * when loading, w->ready follows from the loop unless tls_ctx_waiter_cancel(w)
+ * comes first; -ENOMEM. A failed load (unreadable CA file) is not remembered:
+ * the next call tries again.
+ */
+int tls_ctx_cache_get(struct tls_ctx_cache *cache, const char *ca_file, bool verify, SSL_CTX **ctx,
+                      struct tls_ctx_waiter *w);
+/* Withdraws a waiting w (no-op when it is not waiting). */
+void tls_ctx_waiter_cancel(struct tls_ctx_waiter *w);
 
 struct tls_conn;
 

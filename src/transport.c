@@ -10,8 +10,9 @@
  * A bucket lives while any connection, idle or not, refers to it.
  *
  * One timer per pool sweeps expired idle connections and is armed for the
- * earliest next expiry. The pool lives until it was closed and its last
- * bucket is gone, so no connection ever points at a freed pool.
+ * earliest next expiry. The pool lives until it was closed, its last bucket
+ * is gone and no TLS context is loading in the thread pool, so nothing ever
+ * points at a freed pool.
  */
 #include "transport.h"
 
@@ -136,7 +137,8 @@ uv_loop_t *transport_pool_loop(struct transport_pool *pool)
 
 static void pool_maybe_done(struct transport_pool *pool)
 {
-    if (!pool->closing || !pool->sweep_closed || pool->buckets)
+    if (!pool->closing || !pool->sweep_closed || pool->buckets ||
+        (pool->tls && tls_ctx_cache_busy(pool->tls)))
         return;
     void (*done)(void *) = pool->done;
     void *ud = pool->done_ud;
@@ -203,10 +205,16 @@ void transport_pool_count_open(struct transport_pool *pool, bool ok)
         pool->stats.failed++;
 }
 
+/* A CA load that outlived its connections holds the pool until it ends. */
+static void pool_tls_idle(void *arg)
+{
+    pool_maybe_done(arg);
+}
+
 struct tls_ctx_cache *transport_pool_tls(struct transport_pool *pool)
 {
     if (!pool->tls)
-        pool->tls = tls_ctx_cache_new();
+        pool->tls = tls_ctx_cache_new(pool->loop, pool_tls_idle, pool);
     return pool->tls;
 }
 

@@ -23,6 +23,7 @@
  * the user unwinds.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,10 @@ struct tcp_conn {
     bool use_tls;
     bool tls_verify;
     char *ca_file;
+    SSL_CTX *ssl_ctx;     /* our reference, once loaded */
+    struct tls_ctx_waiter ctx_wait;
+    bool ctx_waiting;     /* the context loads in the thread pool */
+    bool tcp_connected;   /* TLS: TCP is up, the handshake waits for the context */
     struct tls_conn *tls;
 
     uv_tcp_t tcp;
@@ -99,9 +104,11 @@ static void tcp_tls_drain(struct tcp_conn *c);
 
 static void tcp_maybe_free(struct tcp_conn *c)
 {
-    if (!c->closing || c->tcp_inited || c->timer_inited || c->dns_pending || c->writes_pending)
+    if (!c->closing || c->tcp_inited || c->timer_inited || c->dns_pending || c->writes_pending ||
+        c->ctx_waiting)
         return;
     tls_conn_free(c->tls);
+    SSL_CTX_free(c->ssl_ctx);
     free(c->host);
     free(c->ca_file);
     struct transport_bucket *b = c->bucket;
@@ -136,7 +143,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void tcp_update_reading(struct tcp_conn *c)
 {
     bool want = !c->closing && c->tcp_inited && !c->tcp_closing &&
-                (c->state == TCP_HANDSHAKE ||
+                ((c->state == TCP_HANDSHAKE && c->tls) ||
                  (c->state == TCP_OPEN && (c->idle || (!c->paused && !c->notify_pending))));
     if (want && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
@@ -159,6 +166,10 @@ static void tcp_fail(struct tcp_conn *c, enum transport_err err)
     tcp_update_reading(c);
     if (c->dns_pending)
         uv_cancel((uv_req_t *)&c->dns);
+    if (c->ctx_waiting) {
+        tls_ctx_waiter_cancel(&c->ctx_wait);
+        c->ctx_waiting = false;
+    }
     if (before_open)
         transport_pool_count_open(c->pool, false);
     if (c->attached)
@@ -362,11 +373,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 static void tcp_start_tls(struct tcp_conn *c)
 {
-    struct tls_ctx_cache *cache = transport_pool_tls(c->pool);
-    char err[256];
-    SSL_CTX *ctx = cache ? tls_ctx_cache_get(cache, c->ca_file, c->tls_verify, err, sizeof err) : NULL;
-    if (ctx)
-        c->tls = tls_conn_new(ctx, c->host, c->tls_verify);
+    c->tls = tls_conn_new(c->ssl_ctx, c->host, c->tls_verify);
     if (!c->tls) {
         tcp_fail(c, TRANSPORT_ERR_TLS);
         return;
@@ -378,6 +385,39 @@ static void tcp_start_tls(struct tcp_conn *c)
         return;
     }
     tcp_update_reading(c);
+}
+
+static void on_ctx_ready(struct tls_ctx_waiter *w, SSL_CTX *ctx, const char *err)
+{
+    struct tcp_conn *c = (struct tcp_conn *)((char *)w - offsetof(struct tcp_conn, ctx_wait));
+    c->ctx_waiting = false;
+    if (c->closing || c->state >= TCP_HANDSHAKE)
+        return;
+    if (!ctx) {
+        tcp_fail(c, TRANSPORT_ERR_TLS); /* e.g. an unreadable ca_file */
+        return;
+    }
+    SSL_CTX_up_ref(ctx);
+    c->ssl_ctx = ctx;
+    if (c->tcp_connected)
+        tcp_start_tls(c);
+}
+
+/* Asks for the TLS context at open, so a first load overlaps DNS and connect. */
+static void tcp_want_ctx(struct tcp_conn *c)
+{
+    struct tls_ctx_cache *cache = transport_pool_tls(c->pool);
+    SSL_CTX *ctx = NULL;
+    c->ctx_wait.ready = on_ctx_ready;
+    int rc = cache ? tls_ctx_cache_get(cache, c->ca_file, c->tls_verify, &ctx, &c->ctx_wait) : -ENOMEM;
+    if (rc == 0) {
+        SSL_CTX_up_ref(ctx);
+        c->ssl_ctx = ctx;
+    } else if (rc == 1) {
+        c->ctx_waiting = true;
+    } else {
+        tcp_fail_later(c, TRANSPORT_ERR_TLS);
+    }
 }
 
 static void on_recycled(uv_handle_t *h);
@@ -423,10 +463,14 @@ static void on_connected(uv_connect_t *req, int status)
     }
     uv_tcp_nodelay(&c->tcp, 1);
     uv_tcp_keepalive(&c->tcp, 1, TCP_KEEPALIVE_DELAY_S);
-    if (c->use_tls)
-        tcp_start_tls(c);
-    else
+    if (!c->use_tls) {
         tcp_ready(c);
+        return;
+    }
+    c->tcp_connected = true;
+    if (c->ssl_ctx)
+        tcp_start_tls(c);
+    /* else on_ctx_ready starts the handshake */
 }
 
 static void tcp_start_connect(struct tcp_conn *c)
@@ -547,6 +591,8 @@ static int tcp_open(struct transport_pool *pool, const struct cfg_provider *p, u
     *out = &c->base;
 
     uv_timer_start(&c->timer, on_timer, connect_timeout_ms, 0);
+    if (c->use_tls)
+        tcp_want_ctx(c);
     if (tcp_numeric_addr(c->host, c->port, &c->addrs[0])) {
         c->naddrs = 1;
         tcp_start_connect(c); /* any failure in there is reported from the loop */
@@ -623,6 +669,10 @@ static void tcp_teardown(struct tcp_conn *c)
     }
     if (c->dns_pending)
         uv_cancel((uv_req_t *)&c->dns);
+    if (c->ctx_waiting) {
+        tls_ctx_waiter_cancel(&c->ctx_wait);
+        c->ctx_waiting = false;
+    }
     if (c->tcp_inited && !c->tcp_closing) {
         c->tcp_closing = true;
         uv_close((uv_handle_t *)&c->tcp, on_tcp_closed);

@@ -18,12 +18,13 @@
 if [ "$1" = "--node-file" ]; then
     label=$2 file=$3 results=$4
     name=$(basename "$file" .test.mjs)
-    log="$results/$label.$name.log"
+    tag=$(printf %s "$label" | tr -c 'A-Za-z0-9_.-' '_')
+    log="$results/$tag.$name.log"
     start=$(date +%s)
     timeout -k 10 300 node --test --test-reporter=spec --test-timeout=180000 "$file" >"$log" 2>&1
     rc=$?
     end=$(date +%s)
-    echo "$rc" >"$results/$label.$name.rc"
+    echo "$rc" >"$results/$tag.$name.rc"
     if [ "$rc" -eq 0 ]; then st=PASS; else st=FAIL; fi
     echo "$st integration[$label] $name ($((end - start))s)"
     exit 0
@@ -151,12 +152,13 @@ if [ -z "$ONLY" ] || [ "$ONLY" = integration ]; then
             fi
             UNBUSY_BIN=$bin
             export UNBUSY_BIN
+            tag=$(printf %s "$build" | tr -c 'A-Za-z0-9_.-' '_')
             echo "integration against $bin ($JOBS at a time)"
             # shellcheck disable=SC2086
             printf '%s\n' $files | xargs -P "$JOBS" -I{} sh "$SELF" --node-file "$build" {} "$RESULTS"
             for f in $files; do
                 name=$(basename "$f" .test.mjs)
-                rcfile="$RESULTS/$build.$name.rc"
+                rcfile="$RESULTS/$tag.$name.rc"
                 rc=$(cat "$rcfile" 2>/dev/null || echo 1)
                 if [ "$rc" -eq 0 ]; then
                     passed=$((passed + 1))
@@ -164,7 +166,7 @@ if [ -z "$ONLY" ] || [ "$ONLY" = integration ]; then
                     failed=$((failed + 1))
                     failures="$failures integration[$build]/$name"
                     echo "--- integration[$build] $name failed (exit $rc):"
-                    log="$RESULTS/$build.$name.log"
+                    log="$RESULTS/$tag.$name.log"
                     if grep -q 'failing tests:' "$log" 2>/dev/null; then
                         sed -n '/failing tests:/,$p' "$log" | head -n 200 | sed 's/^/    /'
                     else

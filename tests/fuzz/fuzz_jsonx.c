@@ -72,8 +72,9 @@ static void check_rewrite(const char *body, size_t len, const struct jsonx_reque
           again.has_max_tokens == scan->has_max_tokens && again.max_tokens == scan->max_tokens &&
           again.has_tools == scan->has_tools);
     /* the bytes before the first member and after the last are the client's */
+    size_t tail = len - (scan->object.end - 1);
     CHECK(memcmp(out.data, body, scan->object.start + 1) == 0);
-    CHECK(out.len >= len);
+    CHECK(out.len >= tail && memcmp(out.data + out.len - tail, body + len - tail, tail) == 0);
     if (!cjson_may_reject(body, len))
         CHECK(cjson_accepts(out.data, out.len));
     buf_free(&out);

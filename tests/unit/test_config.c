@@ -70,8 +70,7 @@ static void expect_errors(const char *text, unsigned nerrors, const char *const 
     assert_ptr_equal(c, (struct config *)0x1); /* untouched on failure */
     const char *got = errs.text.data ? errs.text.data : "";
     for (const char *const *e = expect; *e; e++) {
-        if (!strstr(got, *e))
-            fprintf(stderr, "missing \"%s\" in:\n%s", *e, got);
+        if (!strstr(got, *e)) fprintf(stderr, "missing \"%s\" in:\n%s", *e, got);
         assert_non_null(strstr(got, *e));
     }
     if (errs.count != nerrors)
@@ -313,15 +312,16 @@ static void test_env_substitution(void **state)
     unsetenv("UNBUSY_T_UNSET");
     struct config *c = NULL;
     struct config_errors errs;
-    int rc = load("server:\n"
-                  "  listen: ${UNBUSY_T_HOST}:${UNBUSY_T_UNSET:-8181}\n"
-                  "  workers: ${UNBUSY_T_EMPTY:-2}\n"
-                  "providers:\n"
-                  "  p:\n"
-                  "    base_url: http://${UNBUSY_T_HOST}/v1\n"
-                  "    api_key: a$b$${literal}${UNBUSY_T_EMPTY}\n"
-                  "    headers: {X-A: '${UNBUSY_T_UNSET}x', X-B: '${UNBUSY_T_UNSET:-}'}\n" ONE_MODEL,
-                  &c, &errs);
+    int rc =
+        load("server:\n"
+             "  listen: ${UNBUSY_T_HOST}:${UNBUSY_T_UNSET:-8181}\n"
+             "  workers: ${UNBUSY_T_EMPTY:-2}\n"
+             "providers:\n"
+             "  p:\n"
+             "    base_url: http://${UNBUSY_T_HOST}/v1\n"
+             "    api_key: a$b$${literal}${UNBUSY_T_EMPTY}\n"
+             "    headers: {X-A: '${UNBUSY_T_UNSET}x', X-B: '${UNBUSY_T_UNSET:-}'}\n" ONE_MODEL,
+             &c, &errs);
     assert_int_equal(rc, 0);
     assert_int_equal(errs.count, 0);
     assert_int_equal(errs.warnings, 1); /* X-A: unset, no default; X-B has one */
@@ -439,10 +439,9 @@ static void test_bad_listen_and_base_url(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char text[512], want[256];
-        snprintf(text, sizeof text, "providers:\n  p:\n    base_url: '%s'\n" ONE_MODEL,
-                 bad[i][0]);
-        snprintf(want, sizeof want, "t.yaml:3: providers.p.base_url: bad URL \"%s\": %s",
-                 bad[i][0], bad[i][1]);
+        snprintf(text, sizeof text, "providers:\n  p:\n    base_url: '%s'\n" ONE_MODEL, bad[i][0]);
+        snprintf(want, sizeof want, "t.yaml:3: providers.p.base_url: bad URL \"%s\": %s", bad[i][0],
+                 bad[i][1]);
         EXPECT(text, 1, want);
     }
     EXPECT("providers:\n  p:\n    api_key: k\n" ONE_MODEL, 1,
@@ -476,8 +475,8 @@ static void test_model_problems(void **state)
     EXPECT(ONE_PROVIDER "models:\n  m:\n    deployments: [{provider: p, model: x}]\n"
                         "    max_attempts: 11\n",
            1, "t.yaml:7: models.m.max_attempts: 11 is out of range (1 to 10)\n");
-    EXPECT("providers:\n  p: {base_url: 'http://a'}\n  p: {base_url: 'http://b'}\n" ONE_MODEL,
-           1, "t.yaml:3: providers.p: duplicate provider (first at line 2)\n");
+    EXPECT("providers:\n  p: {base_url: 'http://a'}\n  p: {base_url: 'http://b'}\n" ONE_MODEL, 1,
+           "t.yaml:3: providers.p: duplicate provider (first at line 2)\n");
     /* A broken providers section does not also flag every deployment. */
     EXPECT("providers: [a, b]\n" ONE_MODEL, 1,
            "t.yaml:1: providers: expected a mapping of provider names, got a list\n");
@@ -485,22 +484,22 @@ static void test_model_problems(void **state)
 
 static void test_many_problems_at_once(void **state)
 {
-    const char *text = "server:\n"                          /* 1 */
-                       "  listen: nowhere\n"                /* 2 */
-                       "  max_body_bytes: lots\n"           /* 3 */
-                       "providers:\n"                       /* 4 */
-                       "  a:\n"                             /* 5 */
-                       "    base_url: gopher://x\n"         /* 6 */
-                       "    tls_verify: perhaps\n"          /* 7 */
-                       "models:\n"                          /* 8 */
-                       "  r1:\n"                            /* 9 */
-                       "    - provider: b\n"                /* 10 */
-                       "      model: r1\n"                  /* 11 */
-                       "      weight: 0\n"                  /* 12 */
-                       "  r1:\n"                            /* 13 */
-                       "    - provider: a\n"                /* 14 */
-                       "      model: r1\n"                  /* 15 */
-                       "keys: {}\n";                        /* 16 */
+    const char *text = "server:\n"                  /* 1 */
+                       "  listen: nowhere\n"        /* 2 */
+                       "  max_body_bytes: lots\n"   /* 3 */
+                       "providers:\n"               /* 4 */
+                       "  a:\n"                     /* 5 */
+                       "    base_url: gopher://x\n" /* 6 */
+                       "    tls_verify: perhaps\n"  /* 7 */
+                       "models:\n"                  /* 8 */
+                       "  r1:\n"                    /* 9 */
+                       "    - provider: b\n"        /* 10 */
+                       "      model: r1\n"          /* 11 */
+                       "      weight: 0\n"          /* 12 */
+                       "  r1:\n"                    /* 13 */
+                       "    - provider: a\n"        /* 14 */
+                       "      model: r1\n"          /* 15 */
+                       "keys: {}\n";                /* 16 */
     struct config *c = NULL;
     struct config_errors errs;
     assert_int_equal(load(text, &c, &errs), -1);
@@ -539,21 +538,36 @@ static void test_duration_syntax(void **state)
         int rc;
         uint32_t ms;
     } cases[] = {
-        {"0", 0, 0},         {"250", 0, 250},        {"250ms", 0, 250},
-        {"15s", 0, 15000},   {"1.5s", 0, 1500},      {"0.25s", 0, 250},
-        {"2m", 0, 120000},   {"1.5m", 0, 90000},     {"2h", 0, 7200000},
-        {"1193h", 0, 4294800000u}, {"1194h", -ERANGE, 0}, {"4294967295", 0, 4294967295u},
-        {"4294967296", -ERANGE, 0}, {"1.5ms", -EINVAL, 0}, {"1.5", -EINVAL, 0},
-        {"", -EINVAL, 0},    {"s", -EINVAL, 0},      {"1.s", -EINVAL, 0},
-        {".5s", -EINVAL, 0}, {"-1s", -EINVAL, 0},    {"10 s", -EINVAL, 0},
-        {"10S", -EINVAL, 0}, {"1d", -EINVAL, 0},     {"0.0000001s", -EINVAL, 0},
+        {"0", 0, 0},
+        {"250", 0, 250},
+        {"250ms", 0, 250},
+        {"15s", 0, 15000},
+        {"1.5s", 0, 1500},
+        {"0.25s", 0, 250},
+        {"2m", 0, 120000},
+        {"1.5m", 0, 90000},
+        {"2h", 0, 7200000},
+        {"1193h", 0, 4294800000u},
+        {"1194h", -ERANGE, 0},
+        {"4294967295", 0, 4294967295u},
+        {"4294967296", -ERANGE, 0},
+        {"1.5ms", -EINVAL, 0},
+        {"1.5", -EINVAL, 0},
+        {"", -EINVAL, 0},
+        {"s", -EINVAL, 0},
+        {"1.s", -EINVAL, 0},
+        {".5s", -EINVAL, 0},
+        {"-1s", -EINVAL, 0},
+        {"10 s", -EINVAL, 0},
+        {"10S", -EINVAL, 0},
+        {"1d", -EINVAL, 0},
+        {"0.0000001s", -EINVAL, 0},
         {"99999999999999999999", -ERANGE, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint32_t ms = 12345;
         int rc = config_parse_duration_ms(cases[i].s, &ms);
-        if (rc != cases[i].rc)
-            fprintf(stderr, "duration \"%s\": rc %d\n", cases[i].s, rc);
+        if (rc != cases[i].rc) fprintf(stderr, "duration \"%s\": rc %d\n", cases[i].s, rc);
         assert_int_equal(rc, cases[i].rc);
         assert_int_equal(ms, rc ? 12345 : cases[i].ms);
     }
@@ -566,20 +580,31 @@ static void test_size_syntax(void **state)
         int rc;
         size_t bytes;
     } cases[] = {
-        {"0", 0, 0},           {"65536", 0, 65536},    {"64k", 0, 65536},
-        {"64K", 0, 65536},     {"64kb", 0, 65536},     {"64KiB", 0, 65536},
-        {"8m", 0, 8u << 20},   {"8MB", 0, 8u << 20},   {"1g", 0, 1u << 30},
-        {"10b", 0, 10},        {"", -EINVAL, 0},       {"k", -EINVAL, 0},
-        {"1.5m", -EINVAL, 0},  {"8 m", -EINVAL, 0},    {"1t", -EINVAL, 0},
-        {"-1", -EINVAL, 0},    {"8mibs", -EINVAL, 0},
-        {"18446744073709551615", 0, SIZE_MAX},         {"18446744073709551616", -ERANGE, 0},
+        {"0", 0, 0},
+        {"65536", 0, 65536},
+        {"64k", 0, 65536},
+        {"64K", 0, 65536},
+        {"64kb", 0, 65536},
+        {"64KiB", 0, 65536},
+        {"8m", 0, 8u << 20},
+        {"8MB", 0, 8u << 20},
+        {"1g", 0, 1u << 30},
+        {"10b", 0, 10},
+        {"", -EINVAL, 0},
+        {"k", -EINVAL, 0},
+        {"1.5m", -EINVAL, 0},
+        {"8 m", -EINVAL, 0},
+        {"1t", -EINVAL, 0},
+        {"-1", -EINVAL, 0},
+        {"8mibs", -EINVAL, 0},
+        {"18446744073709551615", 0, SIZE_MAX},
+        {"18446744073709551616", -ERANGE, 0},
         {"17179869184g", -ERANGE, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t bytes = 777;
         int rc = config_parse_size(cases[i].s, &bytes);
-        if (rc != cases[i].rc)
-            fprintf(stderr, "size \"%s\": rc %d\n", cases[i].s, rc);
+        if (rc != cases[i].rc) fprintf(stderr, "size \"%s\": rc %d\n", cases[i].s, rc);
         assert_int_equal(rc, cases[i].rc);
         assert_int_equal(bytes, rc ? 777 : cases[i].bytes);
     }
@@ -690,8 +715,7 @@ static void load_example(const char *path)
     struct config_errors errs;
     config_errors_init(&errs);
     int rc = config_load_file(path, &c, &errs);
-    if (rc || errs.count)
-        fprintf(stderr, "%s", errs.text.data ? errs.text.data : "");
+    if (rc || errs.count) fprintf(stderr, "%s", errs.text.data ? errs.text.data : "");
     assert_int_equal(rc, 0);
     assert_int_equal(errs.count, 0);
     assert_true(c->nmodels >= 2);

@@ -131,14 +131,14 @@ static void test_profiles(void **state)
     assert_int_equal(o.ttft_ms, 300);
     assert_int_equal(o.chunks, 30);
     assert_int_equal(o.chunk_ms, 33);
-    /* busy: buckets 0-29 keep-alive, 30-49 503, 50-99 plain; k=0 -> 0, k=9 -> 33, k=2 -> 74 */
+    /* busy: buckets 0-49 plain, 50-79 keep-alive, 80-99 503; k=0 -> 0, k=2 -> 74, k=5 -> 85 */
     assert_int_equal(fakegen_pick("busy", 0, &o, err, sizeof err), 0);
-    assert_int_equal(o.keepalive_ms, 20000);
-    assert_int_equal(fakegen_pick("busy", 9, &o, err, sizeof err), 0);
-    assert_int_equal(o.status, 503);
-    assert_int_equal(fakegen_pick("busy", 2, &o, err, sizeof err), 0);
     assert_int_equal(o.status, 0);
     assert_int_equal(o.keepalive_ms, 0);
+    assert_int_equal(fakegen_pick("busy", 2, &o, err, sizeof err), 0);
+    assert_int_equal(o.keepalive_ms, 20000);
+    assert_int_equal(fakegen_pick("busy", 5, &o, err, sizeof err), 0);
+    assert_int_equal(o.status, 503);
 }
 
 static void test_grammar(void **state)
