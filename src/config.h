@@ -13,10 +13,11 @@
  * "1g" (binary multiples; "kb", "kib" spellings too). docs/configuration.md is
  * the reference for every key.
  *
- * The loader is split in two: config.c walks the YAML document against one
- * table of keys per section and owns the snapshot's lifecycle; config_value.c
- * holds the pure text-to-value parsers (durations, sizes, URLs, listen
- * addresses) it uses.
+ * The module is three files: config.c holds the schema (one table of keys
+ * per section) and the snapshot's lifecycle; config_yaml.c walks the YAML
+ * document against those tables and collects the problems; config_value.c
+ * holds the pure text-to-value parsers (${ENV}, durations, sizes, URLs,
+ * listen addresses).
  */
 #ifndef UNBUSY_CONFIG_H
 #define UNBUSY_CONFIG_H

@@ -322,12 +322,11 @@ static bool has_prefix_nocase(const char *s, const char *prefix)
 
 int config_value_base_url(const char *url, struct cfg_provider *p, const char **why)
 {
-    for (const char *c = url; *c; c++) {
-        if ((unsigned char)*c <= ' ' || *c == 0x7f) {
-            *why = "spaces and control characters are not allowed";
-            return -1;
-        }
+    if (config_value_has_control(url)) {
+        *why = "control characters are not allowed";
+        return -1;
     }
+    /* A simulator profile is any behaviour string (spaces, '|', '%' included). */
     if (has_prefix_nocase(url, "sim://")) {
         const char *profile = url + 6;
         if (!*profile) {
@@ -358,6 +357,10 @@ int config_value_base_url(const char *url, struct cfg_provider *p, const char **
         return -1;
     }
     p->kind = CFG_PROVIDER_OPENAI;
+    if (strpbrk(rest, " \t")) {
+        *why = "spaces are not allowed";
+        return -1;
+    }
     if (strpbrk(rest, "?#")) {
         *why = "a query string or fragment is not allowed";
         return -1;

@@ -295,7 +295,9 @@ static char *build_request(struct preq *p, const struct cfg_deployment *d, size_
         buf_free(&body);
         return NULL;
     }
-    buf_printf(&out, "POST %s%s HTTP/1.1\r\nHost: %s", pv->base_path, api_path(p->api), pv->host);
+    bool v6 = strchr(pv->host, ':') != NULL; /* an IPv6 literal goes in brackets */
+    buf_printf(&out, "POST %s%s HTTP/1.1\r\nHost: %s%s%s", pv->base_path, api_path(p->api),
+               v6 ? "[" : "", pv->host, v6 ? "]" : "");
     if (pv->port != (pv->tls ? 443 : 80))
         buf_printf(&out, ":%u", pv->port);
     buf_append_str(&out, "\r\nContent-Type: application/json\r\n");

@@ -236,6 +236,8 @@ int tls_ctx_cache_get(struct tls_ctx_cache *cache, const char *ca_file, bool ver
         cache->head = e;
         cache->count++;
     }
+    if (!w)
+        return 1;
     w->entry = e;
     w->prev = NULL;
     w->next = e->waiters;

@@ -56,7 +56,7 @@ void tls_ctx_cache_free(struct tls_ctx_cache *cache);
  * system store when ca_file is NULL; with verify false nothing is verified and
  * ca_file is ignored. Returns 0 with *ctx (borrowed) when loaded already; 1
  * when loading, w->ready follows from the loop unless tls_ctx_waiter_cancel(w)
- * comes first; -ENOMEM. A failed load (unreadable CA file) is not remembered:
+ * comes first; -ENOMEM. w may be NULL to only start the load (warming). A failed load (unreadable CA file) is not remembered:
  * the next call tries again.
  */
 int tls_ctx_cache_get(struct tls_ctx_cache *cache, const char *ca_file, bool verify, SSL_CTX **ctx,

@@ -218,6 +218,16 @@ struct tls_ctx_cache *transport_pool_tls(struct transport_pool *pool)
     return pool->tls;
 }
 
+void transport_pool_warm(struct transport_pool *pool, const struct cfg_provider *p)
+{
+    if (pool->closing || !p->tls || transport_for(p) != &transport_tcp_ops)
+        return;
+    struct tls_ctx_cache *cache = transport_pool_tls(pool);
+    SSL_CTX *ctx;
+    if (cache)
+        tls_ctx_cache_get(cache, p->ca_file, p->tls_verify, &ctx, NULL);
+}
+
 /* ---- buckets ---- */
 
 static bool same_opt_str(const char *a, const char *b)

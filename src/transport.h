@@ -99,6 +99,10 @@ struct transport_pool *transport_pool_new(uv_loop_t *loop);
    before it. */
 void transport_pool_close(struct transport_pool *pool, void (*done)(void *ud), void *ud);
 uv_loop_t *transport_pool_loop(struct transport_pool *pool);
+/* Optional: starts loading what a first connection to p would need (its TLS CA
+   store, in the thread pool), so that cost does not land inside the first
+   request's connect timeout. Call it for each provider at start and reload. */
+void transport_pool_warm(struct transport_pool *pool, const struct cfg_provider *p);
 
 /*
  * Common front door: picks the ops for the provider and opens. Returns 0 or

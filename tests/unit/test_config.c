@@ -221,36 +221,39 @@ static void test_server_and_provider_options(void **state)
 {
     setenv("UNBUSY_T_TOKEN", "tok", 1);
     setenv("UNBUSY_T_ORG", "org-9", 1);
-    struct config *c = load_ok("server:\n"
-                               "  listen: '[::1]:0'\n"
-                               "  workers: 3\n"
-                               "  max_header_bytes: 32k\n"
-                               "  max_body_bytes: 16m\n"
-                               "  max_response_bytes: 1g\n"
-                               "  header_timeout: 5s\n"
-                               "  idle_timeout: 2m\n"
-                               "  drain_timeout: 0\n"
-                               "  max_connections: 500\n"
-                               "  access_log: off\n"
-                               "providers:\n"
-                               "  eas:\n"
-                               "    base_url: https://eas.example.com/api/predict/svc\n"
-                               "    api_key: ${UNBUSY_T_TOKEN}\n"
-                               "    auth_prefix: ''\n"
-                               "    headers:\n"
-                               "      OpenAI-Organization: ${UNBUSY_T_ORG}\n"
-                               "      X-Trace: fixed\n"
-                               "    ca_file: /dev/null\n"
-                               "    tls_verify: false\n"
-                               "    stream_upstream: no\n"
-                               "    max_idle_conns: 0\n"
-                               "    idle_conn_timeout: 15s\n"
-                               "    connect_timeout: 750ms\n"
-                               "  azure:\n"
-                               "    base_url: https://x.openai.azure.com/openai\n"
-                               "    auth_header: api-key\n"
-                               "  demo:\n"
-                               "    base_url: sim://busy\n" ONE_MODEL_FOR("eas"));
+    struct config *c =
+        load_ok("server:\n"
+                "  listen: '[::1]:0'\n"
+                "  workers: 3\n"
+                "  max_header_bytes: 32k\n"
+                "  max_body_bytes: 16m\n"
+                "  max_response_bytes: 1g\n"
+                "  header_timeout: 5s\n"
+                "  idle_timeout: 2m\n"
+                "  drain_timeout: 0\n"
+                "  max_connections: 500\n"
+                "  access_log: off\n"
+                "providers:\n"
+                "  eas:\n"
+                "    base_url: https://eas.example.com/api/predict/svc\n"
+                "    api_key: ${UNBUSY_T_TOKEN}\n"
+                "    auth_prefix: ''\n"
+                "    headers:\n"
+                "      OpenAI-Organization: ${UNBUSY_T_ORG}\n"
+                "      X-Trace: fixed\n"
+                "    ca_file: /dev/null\n"
+                "    tls_verify: false\n"
+                "    stream_upstream: no\n"
+                "    max_idle_conns: 0\n"
+                "    idle_conn_timeout: 15s\n"
+                "    connect_timeout: 750ms\n"
+                "  azure:\n"
+                "    base_url: https://x.openai.azure.com/openai\n"
+                "    auth_header: api-key\n"
+                "  demo:\n"
+                "    base_url: sim://busy\n"
+                "  raw:\n"
+                "    base_url: 'sim://30%status=503 | ttft=50'\n" ONE_MODEL_FOR("eas"));
     unsetenv("UNBUSY_T_TOKEN");
     unsetenv("UNBUSY_T_ORG");
     assert_string_equal(c->server.listen_host, "::1");
@@ -286,6 +289,8 @@ static void test_server_and_provider_options(void **state)
     assert_string_equal(demo->sim_profile, "busy");
     assert_string_equal(demo->host, "");
     assert_string_equal(demo->base_path, "");
+    assert_int_equal(demo->port, 0);
+    assert_string_equal(c->providers[3].sim_profile, "30%status=503 | ttft=50");
     config_unref(c);
 }
 
@@ -436,6 +441,7 @@ static void test_bad_listen_and_base_url(void **state)
         {"http://[fd00::1/v1", "missing ']'"},
         {"sim://", "sim:// needs a profile"},
         {"api.deepseek.com", "expected http://"},
+        {"http://x/a b", "spaces are not allowed"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char text[512], want[256];
@@ -626,6 +632,21 @@ static void test_value_helpers(void **state)
     assert_false(config_value_has_control("a\tb"));
 }
 
+/* Anchors and aliases share one node: both models get their own copy of the list. */
+static void test_aliases(void **state)
+{
+    struct config *c = load_ok(ONE_PROVIDER "models:\n"
+                                            "  a: &pool\n"
+                                            "    - {provider: p, model: up}\n"
+                                            "  b: *pool\n");
+    const struct cfg_model *a = config_find_model(c, "a"), *b = config_find_model(c, "b");
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_ptr_not_equal(a->deployments, b->deployments);
+    assert_string_equal(b->deployments[0].model, "up");
+    config_unref(c);
+}
+
 static void test_refcount(void **state)
 {
     struct config *c = load_ok(ONE_PROVIDER ONE_MODEL);
@@ -758,6 +779,7 @@ int main(void)
         cmocka_unit_test(test_duration_syntax),
         cmocka_unit_test(test_size_syntax),
         cmocka_unit_test(test_value_helpers),
+        cmocka_unit_test(test_aliases),
         cmocka_unit_test(test_refcount),
         cmocka_unit_test(test_many_models_lookup),
         cmocka_unit_test(test_load_file),

@@ -221,6 +221,34 @@ static void test_scan_syntax(void **state)
     assert_int_equal(scan("\"str\"", &r), JSONX_ERR_NOT_OBJECT);
 }
 
+/* Control characters and escapes at every offset of a long string (the
+ * string check strides 8 bytes at a time). */
+static void test_scan_string_offsets(void **state)
+{
+    for (size_t at = 0; at < 40; at++) {
+        char body[64], val[41];
+        memset(val, 'a', 40);
+        val[40] = '\0';
+        struct jsonx_request r;
+        for (int c = 1; c < 0x20; c += 7) {
+            val[at] = (char)c;
+            snprintf(body, sizeof body, "{\"k\":\"%s\"}", val);
+            assert_int_equal(scan(body, &r), JSONX_ERR_SYNTAX);
+        }
+        val[at] = '\\';
+        snprintf(body, sizeof body, "{\"k\":\"%s\"}", val);
+        /* "\a" is not an escape; "\"" at the end leaves the string open */
+        assert_int_equal(scan(body, &r), JSONX_ERR_SYNTAX);
+        if (at + 1 < 40) {
+            val[at + 1] = 'n';
+            snprintf(body, sizeof body, "{\"k\":\"%s\"}", val);
+            assert_int_equal(scan(body, &r), JSONX_OK);
+            val[at + 1] = 'a';
+        }
+        val[at] = 'a';
+    }
+}
+
 static void test_scan_valid_shapes(void **state)
 {
     static const char *good[] = {
@@ -544,6 +572,7 @@ int main(void)
         cmocka_unit_test(test_scan_max_tokens_precedence),
         cmocka_unit_test(test_scan_prompt_chars),
         cmocka_unit_test(test_scan_syntax),
+        cmocka_unit_test(test_scan_string_offsets),
         cmocka_unit_test(test_scan_valid_shapes),
         cmocka_unit_test(test_scan_depth),
         cmocka_unit_test(test_scan_large),

@@ -949,6 +949,7 @@ static void test_tls_handshake_timeout(void **state)
     f->srv.echo = false; /* TCP accepts, TLS never answers */
     struct cfg_provider p = provider("127.0.0.1", f->srv.port);
     p.tls = true;
+    p.tls_verify = false; /* no CA store to load first */
     struct user u = {0};
     assert_int_equal(u_open(f, &u, &p, 120), 0);
     RUN_UNTIL(f, u.errors == 1, 3000);
@@ -956,6 +957,51 @@ static void test_tls_handshake_timeout(void **state)
     assert_int_equal(u.err, TRANSPORT_ERR_CONNECT_TIMEOUT);
     assert_true(f->srv.bytes_in > 0); /* the ClientHello went out */
     u_release(&u, false);
+}
+
+static void test_tls_pool_close_waits_for_ctx_load(void **state)
+{
+    struct tls_fx *t = *state;
+    struct fx *f = &t->base;
+    struct cfg_provider p = tls_provider(t, "localhost", t->cert);
+    struct cfg_provider sys = tls_provider(t, "localhost", NULL);
+    struct user u = {0};
+    transport_pool_warm(f->pool, &sys); /* the system store, loading in the thread pool */
+    assert_int_equal(u_open(f, &u, &p, 2000), 0);
+    u_release(&u, false); /* its CA file is still loading too */
+    transport_pool_close(f->pool, pool_done_cb, f);
+    f->pool_closed = true;
+    assert_false(f->pool_done);
+    RUN_UNTIL(f, f->pool_done, 3000);
+    assert_true(f->pool_done);
+    assert_int_equal(u.connects + u.errors, 0);
+    assert_int_equal(atomic_load(&t->ts.handshakes_ok), 0);
+}
+
+static void test_tls_warm_then_connect(void **state)
+{
+    struct tls_fx *t = *state;
+    struct fx *f = &t->base;
+    struct cfg_provider p = tls_provider(t, "localhost", t->cert);
+    transport_pool_warm(f->pool, &p);
+    struct user u[3];
+    memset(u, 0, sizeof u);
+    /* Several connections wait on one load; each completes its own handshake. The
+       server takes one connection at a time, in whatever order they arrive. */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(u_open(f, &u[i], &p, 3000), 0);
+    for (int served = 0; served < 3; served++) {
+        RUN_UNTIL(f, (u[0].conn && u[0].connects) || (u[1].conn && u[1].connects) ||
+                         (u[2].conn && u[2].connects), 3000);
+        int i = 0;
+        while (i < 3 && !(u[i].conn && u[i].connects))
+            i++;
+        assert_true(i < 3);
+        assert_int_equal(u[i].errors, 0);
+        u_echo_ok(f, &u[i], "w");
+        u_release(&u[i], false);
+    }
+    assert_int_equal(atomic_load(&t->ts.handshakes_ok), 3);
 }
 
 int main(void)
@@ -985,6 +1031,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tls_bad_ca_file, tls_setup, tls_teardown),
         cmocka_unit_test_setup_teardown(test_tls_verify_off, tls_setup, tls_teardown),
         cmocka_unit_test_setup_teardown(test_tls_handshake_timeout, tls_setup, tls_teardown),
+        cmocka_unit_test_setup_teardown(test_tls_pool_close_waits_for_ctx_load, tls_setup,
+                                        tls_teardown),
+        cmocka_unit_test_setup_teardown(test_tls_warm_then_connect, tls_setup, tls_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
