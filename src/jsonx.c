@@ -2,13 +2,19 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-/* The one translation unit that holds jsmn's implementation; everyone else
- * includes it with JSMN_HEADER. */
+/*
+ * jsmn's implementation, private to this file. Parent links keep it linear:
+ * without them, closing each element of an array walks back over all the
+ * earlier elements' tokens, and a 300 KB body of "[{},{},...]" takes seconds.
+ * They change jsmntok_t's layout, hence static: no other file can link
+ * against a jsmn built differently from its own view of the header.
+ */
+#define JSMN_STATIC
+#define JSMN_PARENT_LINKS
 #define JSMN_STRICT
 #include <jsmn.h>
 
@@ -147,47 +153,25 @@ static bool jx_is_hex(char c)
     return jx_is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-/* True when some byte of the 8 is below 0x20 or a backslash (exact for
- * "some", SWAR as in "Bit Twiddling Hacks"). */
-static bool word_has_special(const char *p)
-{
-    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-    uint64_t x;
-    memcpy(&x, p, 8);
-    uint64_t y = x ^ (ones * '\\');
-    return (((x - ones * 0x20) & ~x) | ((y - ones) & ~y)) & highs;
-}
-
-/* The body of a string: no raw control characters, only JSON escapes. Runs
- * over every string byte of a body, hence the 8-byte stride. */
+/*
+ * The body of a string has no raw control characters. (jsmn has checked
+ * the escapes: only \" \\ \/ \b \f \n \r \t and \u with four hex digits.)
+ * This runs over every string byte of a body, hence the 8-byte stride: the
+ * SWAR test is exact for "some byte is below 0x20".
+ */
 static bool check_string(const char *s, size_t n)
 {
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
     size_t i = 0;
-    while (i < n) {
-        if (n - i >= 8 && !word_has_special(s + i)) {
-            i += 8;
-            continue;
-        }
-        unsigned char c = (unsigned char)s[i++];
-        if (c < 0x20)
+    for (; n - i >= 8; i += 8) {
+        uint64_t x;
+        memcpy(&x, s + i, 8);
+        if ((x - ones * 0x20) & ~x & highs)
             return false;
-        if (c != '\\')
-            continue;
-        if (i >= n)
-            return false;
-        switch (s[i++]) {
-        case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
-            break;
-        case 'u':
-            if (n - i < 4 || !jx_is_hex(s[i]) || !jx_is_hex(s[i + 1]) || !jx_is_hex(s[i + 2]) ||
-                !jx_is_hex(s[i + 3]))
-                return false;
-            i += 4;
-            break;
-        default:
-            return false;
-        }
     }
+    for (; i < n; i++)
+        if ((unsigned char)s[i] < 0x20)
+            return false;
     return true;
 }
 
@@ -248,11 +232,47 @@ static int jdoc_check(const struct jdoc *d, int *idx, int depth)
     return 0;
 }
 
+/*
+ * Whether brackets nest at most JSONX_MAX_DEPTH deep. Checked before jsmn,
+ * whose closing bracket walks up from the last token: unbounded depth would
+ * make it quadratic. Strings are skipped with memchr; whether the text is
+ * JSON at all is for jsmn and jdoc_check to say.
+ */
+static bool depth_ok(const char *s, size_t n)
+{
+    int depth = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '{' || c == '[') {
+            if (++depth > JSONX_MAX_DEPTH)
+                return false;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        } else if (c == '"') {
+            for (;;) {
+                const char *q = memchr(s + i + 1, '"', n - i - 1);
+                if (!q)
+                    return true;
+                i = (size_t)(q - s);
+                size_t backslashes = 0; /* stops at the opening quote at the latest */
+                while (s[i - 1 - backslashes] == '\\')
+                    backslashes++;
+                if (backslashes % 2 == 0)
+                    break;
+            }
+        }
+    }
+    return true;
+}
+
 /* Tokenize and validate one JSON text (any top-level value). */
 static int jdoc_parse(struct jdoc *d, const char *s, size_t len)
 {
     d->s = s;
     d->len = len;
+    d->t = NULL;
+    if (!depth_ok(s, len))
+        return JSONX_ERR_TOO_DEEP;
     int rc = jdoc_tokenize(d);
     if (rc)
         return rc;
@@ -284,27 +304,14 @@ static int tok_next(const struct jdoc *d, int i)
     return lo;
 }
 
-static void put_utf8(unsigned cp, char *u8, size_t *n)
+static size_t put_utf8(unsigned cp, char u8[4])
 {
-    if (cp < 0x80) {
-        u8[0] = (char)cp;
-        *n = 1;
-    } else if (cp < 0x800) {
-        u8[0] = (char)(0xC0 | (cp >> 6));
-        u8[1] = (char)(0x80 | (cp & 0x3F));
-        *n = 2;
-    } else if (cp < 0x10000) {
-        u8[0] = (char)(0xE0 | (cp >> 12));
-        u8[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u8[2] = (char)(0x80 | (cp & 0x3F));
-        *n = 3;
-    } else {
-        u8[0] = (char)(0xF0 | (cp >> 18));
-        u8[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        u8[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u8[3] = (char)(0x80 | (cp & 0x3F));
-        *n = 4;
-    }
+    static const unsigned char lead[5] = {0, 0x00, 0xC0, 0xE0, 0xF0};
+    size_t n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+    for (size_t k = n - 1; k > 0; k--, cp >>= 6)
+        u8[k] = (char)(0x80 | (cp & 0x3F));
+    u8[0] = (char)(lead[n] | cp);
+    return n;
 }
 
 static unsigned hex4(const char *s)
@@ -349,9 +356,7 @@ static size_t jstr_next(const char *s, size_t n, size_t *pos, char u8[4])
     }
     if (cp >= 0xD800 && cp < 0xE000)
         cp = 0xFFFD;
-    size_t len;
-    put_utf8(cp, u8, &len);
-    return len;
+    return put_utf8(cp, u8);
 }
 
 /* Unescape string token i into out; false when it needs more than cap bytes. */
@@ -643,19 +648,13 @@ int jsonx_scan_request(const char *body, size_t len, struct jsonx_request *out)
 
 /* ---- request rewrite ---- */
 
-enum rw_edit_kind {
-    RW_TOP_INSERT, /* absent members, right after the top-level '{' */
-    RW_MODEL,      /* replace the model member */
-    RW_STREAM,     /* replace the stream member */
-    RW_SO_WHOLE,   /* replace "stream_options": null */
-    RW_IU_MEMBER,  /* replace stream_options.include_usage */
-    RW_IU_INSERT,  /* add include_usage after stream_options' '{' */
-};
+/* Members an edit writes, in this order, joined by commas. */
+enum { RW_MODEL = 1, RW_STREAM = 2, RW_STREAM_OPTIONS = 4, RW_INCLUDE_USAGE = 8 };
 
 struct rw_edit {
-    size_t start, end;
-    enum rw_edit_kind kind;
-    bool comma; /* inserts: members follow, so end with ',' */
+    size_t start, end; /* replaced bytes; start == end inserts */
+    unsigned members;
+    bool comma; /* an insert before existing members ends with ',' */
 };
 
 static bool span_inside(struct jsonx_span sp, struct jsonx_span outer)
@@ -670,50 +669,22 @@ static bool object_empty(const char *body, size_t open, size_t end)
     return pos < end && body[pos] == '}';
 }
 
-static int rw_emit(struct buf *out, const struct rw_edit *e, const char *new_model,
-                   const bool need[3])
+static int rw_emit(struct buf *out, const struct rw_edit *e, const char *new_model)
 {
-    static const char stream_m[] = "\"stream\":true";
-    static const char so_m[] = "\"stream_options\":{\"include_usage\":true}";
-    static const char iu_m[] = "\"include_usage\":true";
+    static const char *const text[] = {"\"model\":", "\"stream\":true",
+                                       "\"stream_options\":{\"include_usage\":true}",
+                                       "\"include_usage\":true"};
     int rc = 0;
-    switch (e->kind) {
-    case RW_TOP_INSERT: {
-        const char *sep = "";
-        if (need[0]) {
-            rc = buf_append_str(out, "\"model\":");
-            if (!rc)
-                rc = buf_append_json_str(out, new_model, strlen(new_model));
-            sep = ",";
-        }
-        if (!rc && need[1]) {
-            rc = buf_append_str(out, sep);
-            if (!rc)
-                rc = buf_append_str(out, stream_m);
-            sep = ",";
-        }
-        if (!rc && need[2]) {
-            rc = buf_append_str(out, sep);
-            if (!rc)
-                rc = buf_append_str(out, so_m);
-        }
-        break;
-    }
-    case RW_MODEL:
-        rc = buf_append_str(out, "\"model\":");
+    const char *sep = "";
+    for (unsigned k = 0; k < 4 && !rc; k++) {
+        if (!(e->members & (1u << k)))
+            continue;
+        rc = buf_append_str(out, sep);
         if (!rc)
+            rc = buf_append_str(out, text[k]);
+        if (!rc && k == 0)
             rc = buf_append_json_str(out, new_model, strlen(new_model));
-        break;
-    case RW_STREAM:
-        rc = buf_append_str(out, stream_m);
-        break;
-    case RW_SO_WHOLE:
-        rc = buf_append_str(out, so_m);
-        break;
-    case RW_IU_MEMBER:
-    case RW_IU_INSERT:
-        rc = buf_append_str(out, iu_m);
-        break;
+        sep = ",";
     }
     if (!rc && e->comma)
         rc = buf_append_str(out, ",");
@@ -733,36 +704,34 @@ int jsonx_rewrite_request(const char *body, size_t len, const struct jsonx_reque
 
     struct rw_edit edits[4];
     int n = 0;
-    bool need[3] = {
-        new_model && !span_present(scan->model_member),
-        force_stream && !span_present(scan->stream_member),
-        force_stream && !span_present(scan->stream_options_member),
-    };
-    if (need[0] || need[1] || need[2])
-        edits[n++] = (struct rw_edit){obj.start + 1, obj.start + 1, RW_TOP_INSERT,
+    unsigned insert = (new_model && !span_present(scan->model_member) ? RW_MODEL : 0) |
+                      (force_stream && !span_present(scan->stream_member) ? RW_STREAM : 0) |
+                      (force_stream && !span_present(scan->stream_options_member)
+                           ? RW_STREAM_OPTIONS
+                           : 0);
+    if (insert)
+        edits[n++] = (struct rw_edit){obj.start + 1, obj.start + 1, insert,
                                       !object_empty(body, obj.start, obj.end)};
     if (new_model && span_present(scan->model_member))
-        edits[n++] = (struct rw_edit){scan->model_member.start, scan->model_member.end,
-                                      RW_MODEL, false};
+        edits[n++] = (struct rw_edit){scan->model_member.start, scan->model_member.end, RW_MODEL,
+                                      false};
     if (force_stream && span_present(scan->stream_member) && !scan->stream)
         edits[n++] = (struct rw_edit){scan->stream_member.start, scan->stream_member.end,
                                       RW_STREAM, false};
-    if (force_stream && span_present(scan->stream_options_member)) {
-        struct jsonx_span so = scan->stream_options_member;
-        if (!scan->has_stream_options) {
-            edits[n++] = (struct rw_edit){so.start, so.end, RW_SO_WHOLE, false};
-        } else if (span_present(scan->include_usage_member)) {
+    struct jsonx_span so = scan->stream_options_member, iu = scan->include_usage_member;
+    if (force_stream && span_present(so)) {
+        if (!scan->has_stream_options) { /* "stream_options": null */
+            edits[n++] = (struct rw_edit){so.start, so.end, RW_STREAM_OPTIONS, false};
+        } else if (span_present(iu)) {
             if (!scan->include_usage)
-                edits[n++] = (struct rw_edit){scan->include_usage_member.start,
-                                              scan->include_usage_member.end, RW_IU_MEMBER,
-                                              false};
+                edits[n++] = (struct rw_edit){iu.start, iu.end, RW_INCLUDE_USAGE, false};
         } else {
             /* The key cannot hold a literal '{', so the first one is the value's. */
             const char *open = memchr(body + so.start, '{', so.end - so.start);
             if (!open)
                 return -EINVAL;
             size_t at = (size_t)(open - body) + 1;
-            edits[n++] = (struct rw_edit){at, at, RW_IU_INSERT,
+            edits[n++] = (struct rw_edit){at, at, RW_INCLUDE_USAGE,
                                           !object_empty(body, at - 1, so.end)};
         }
     }
@@ -780,7 +749,7 @@ int jsonx_rewrite_request(const char *body, size_t len, const struct jsonx_reque
     for (int i = 0; i < n; i++) {
         int rc = buf_append(out, body + pos, edits[i].start - pos);
         if (!rc)
-            rc = rw_emit(out, &edits[i], new_model, need);
+            rc = rw_emit(out, &edits[i], new_model);
         if (rc)
             return rc;
         pos = edits[i].end;
@@ -956,7 +925,7 @@ static size_t html_entity(const char *s, size_t n, char u8[4], size_t *u8len)
         return 0;
     if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp < 0xE000))
         cp = 0xFFFD;
-    put_utf8((unsigned)cp, u8, u8len);
+    *u8len = put_utf8((unsigned)cp, u8);
     return i + 1;
 }
 

@@ -5,12 +5,17 @@
  * few fields it needs (model, stream, stream_options, max_tokens, tools,
  * messages) and splices the rewritten fields into a copy, so unknown fields,
  * key order, number formats and whitespace reach the provider untouched and a
- * 100 KB body costs one tokenizer pass and one memcpy.
+ * 100 KB body costs a few linear passes (depth check, tokenizer, strict
+ * validation) and one copy.
  *
  * Also here: the scan of one streamed chunk (does it carry content? usage?
  * an error?) used by the relay, and extraction of an error message from a
  * provider's error body. The answer assembler for non-stream clients lives in
  * assemble.c. All functions are pure; callers own every buffer.
+ *
+ * jsmn (the tokenizer) is compiled into jsonx.c as static functions with
+ * JSMN_PARENT_LINKS, which keeps tokenizing linear in the body size; other
+ * modules use these functions or cJSON rather than jsmn directly.
  */
 #ifndef UNBUSY_JSONX_H
 #define UNBUSY_JSONX_H

@@ -20,8 +20,8 @@ struct tls_ctx_entry {
     struct tls_ctx_cache *cache;
     char *ca_file; /* NULL: the system store */
     bool verify;
-    bool loading;  /* work in flight; waiters wait */
-    SSL_CTX *ctx;  /* once loaded */
+    bool loading; /* work in flight; waiters wait */
+    SSL_CTX *ctx; /* once loaded */
     uv_work_t work;
     char err[256]; /* written by the loading thread on failure */
     struct tls_ctx_waiter *waiters;
@@ -68,8 +68,7 @@ static void entry_free(struct tls_ctx_entry *e)
 
 void tls_ctx_cache_free(struct tls_ctx_cache *cache)
 {
-    if (!cache)
-        return;
+    if (!cache) return;
     struct tls_ctx_entry *e = cache->head;
     while (e) {
         struct tls_ctx_entry *next = e->next;
@@ -147,10 +146,8 @@ static void cache_trim(struct tls_ctx_cache *cache)
     while (cache->count > TLS_CTX_CACHE_MAX) {
         struct tls_ctx_entry *victim = NULL;
         for (struct tls_ctx_entry *e = cache->head; e; e = e->next)
-            if (!e->loading)
-                victim = e;
-        if (!victim)
-            return;
+            if (!e->loading) victim = e;
+        if (!victim) return;
         cache_unlink(cache, victim);
         entry_free(victim);
     }
@@ -170,8 +167,7 @@ static void waiter_unlink(struct tls_ctx_waiter *w)
         w->prev->next = w->next;
     else
         e->waiters = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
+    if (w->next) w->next->prev = w->prev;
     w->next = w->prev = NULL;
     w->entry = NULL;
 }
@@ -187,8 +183,7 @@ static void load_done(uv_work_t *req, int status)
     cache->loading--;
     if (!e->ctx) {
         cache_unlink(cache, e);
-        if (!e->err[0])
-            snprintf(e->err, sizeof e->err, "TLS context load cancelled");
+        if (!e->err[0]) snprintf(e->err, sizeof e->err, "TLS context load cancelled");
     }
     struct tls_ctx_waiter *w;
     while ((w = e->waiters) != NULL) {
@@ -199,19 +194,16 @@ static void load_done(uv_work_t *req, int status)
         entry_free(e);
     else
         cache_trim(cache);
-    if (cache->loading == 0 && cache->on_idle)
-        cache->on_idle(cache->idle_arg);
+    if (cache->loading == 0 && cache->on_idle) cache->on_idle(cache->idle_arg);
 }
 
 int tls_ctx_cache_get(struct tls_ctx_cache *cache, const char *ca_file, bool verify, SSL_CTX **ctx,
                       struct tls_ctx_waiter *w)
 {
-    if (!verify)
-        ca_file = NULL;
+    if (!verify) ca_file = NULL;
     struct tls_ctx_entry *e;
     for (e = cache->head; e; e = e->next)
-        if (e->verify == verify && same_file(e->ca_file, ca_file))
-            break;
+        if (e->verify == verify && same_file(e->ca_file, ca_file)) break;
     if (e && !e->loading) {
         *ctx = e->ctx;
         return 0;
@@ -236,21 +228,18 @@ int tls_ctx_cache_get(struct tls_ctx_cache *cache, const char *ca_file, bool ver
         cache->head = e;
         cache->count++;
     }
-    if (!w)
-        return 1;
+    if (!w) return 1;
     w->entry = e;
     w->prev = NULL;
     w->next = e->waiters;
-    if (e->waiters)
-        e->waiters->prev = w;
+    if (e->waiters) e->waiters->prev = w;
     e->waiters = w;
     return 1;
 }
 
 void tls_ctx_waiter_cancel(struct tls_ctx_waiter *w)
 {
-    if (w->entry)
-        waiter_unlink(w);
+    if (w->entry) waiter_unlink(w);
 }
 
 static bool is_ip_literal(const char *host)
@@ -262,14 +251,12 @@ static bool is_ip_literal(const char *host)
 struct tls_conn *tls_conn_new(SSL_CTX *ctx, const char *host, bool verify)
 {
     struct tls_conn *t = calloc(1, sizeof *t);
-    if (!t)
-        return NULL;
+    if (!t) return NULL;
     ERR_clear_error();
     t->ssl = SSL_new(ctx);
     t->in = BIO_new(BIO_s_mem());
     t->out = BIO_new(BIO_s_mem());
-    if (!t->ssl || !t->in || !t->out)
-        goto fail;
+    if (!t->ssl || !t->in || !t->out) goto fail;
     /* An empty input BIO means "wait for more", not end of stream: the socket's
        EOF is reported by the transport itself. */
     BIO_set_mem_eof_return(t->in, -1);
@@ -278,8 +265,7 @@ struct tls_conn *tls_conn_new(SSL_CTX *ctx, const char *host, bool verify)
 
     bool ip = is_ip_literal(host);
     /* RFC 6066: SNI carries host names only, never addresses. */
-    if (!ip && SSL_set_tlsext_host_name(t->ssl, host) != 1)
-        goto fail_ssl;
+    if (!ip && SSL_set_tlsext_host_name(t->ssl, host) != 1) goto fail_ssl;
     if (verify) {
         int ok;
         if (ip) {
@@ -288,8 +274,7 @@ struct tls_conn *tls_conn_new(SSL_CTX *ctx, const char *host, bool verify)
             SSL_set_hostflags(t->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
             ok = SSL_set1_host(t->ssl, host);
         }
-        if (ok != 1)
-            goto fail_ssl;
+        if (ok != 1) goto fail_ssl;
     }
     return t;
 
@@ -305,8 +290,7 @@ fail_ssl:
 
 void tls_conn_free(struct tls_conn *t)
 {
-    if (!t)
-        return;
+    if (!t) return;
     SSL_free(t->ssl);
     free(t);
 }
@@ -343,11 +327,9 @@ int tls_handshake(struct tls_conn *t)
 {
     ERR_clear_error();
     int r = SSL_do_handshake(t->ssl);
-    if (r == 1)
-        return TLS_DONE;
+    if (r == 1) return TLS_DONE;
     int e = SSL_get_error(t->ssl, r);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-        return TLS_WANT;
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return TLS_WANT;
     return tls_fail(t, "TLS handshake failed");
 }
 
@@ -356,13 +338,10 @@ int tls_read(struct tls_conn *t, char *buf, size_t cap)
     ERR_clear_error();
     int chunk = cap > INT_MAX ? INT_MAX : (int)cap;
     int n = SSL_read(t->ssl, buf, chunk);
-    if (n > 0)
-        return n;
+    if (n > 0) return n;
     int e = SSL_get_error(t->ssl, n);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-        return TLS_WANT;
-    if (e == SSL_ERROR_ZERO_RETURN)
-        return TLS_CLOSED;
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return TLS_WANT;
+    if (e == SSL_ERROR_ZERO_RETURN) return TLS_CLOSED;
     return tls_fail(t, "TLS read failed");
 }
 
@@ -391,8 +370,7 @@ size_t tls_out_read(struct tls_conn *t, char *dst, size_t cap)
     while (total < cap) {
         size_t want = cap - total;
         int n = BIO_read(t->out, dst + total, want > INT_MAX ? INT_MAX : (int)want);
-        if (n <= 0)
-            break;
+        if (n <= 0) break;
         total += (size_t)n;
     }
     return total;

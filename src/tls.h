@@ -26,10 +26,10 @@
 
 /* Results below zero; tls_read returns a byte count above zero. */
 enum tls_status {
-    TLS_DONE = 0,     /* tls_handshake: finished */
-    TLS_WANT = -1,    /* needs more input from the peer */
-    TLS_CLOSED = -2,  /* the peer sent close_notify */
-    TLS_FAIL = -3,    /* handshake, verification or record error: see tls_error */
+    TLS_DONE = 0,    /* tls_handshake: finished */
+    TLS_WANT = -1,   /* needs more input from the peer */
+    TLS_CLOSED = -2, /* the peer sent close_notify */
+    TLS_FAIL = -3,   /* handshake, verification or record error: see tls_error */
 };
 
 struct tls_ctx_cache;
@@ -56,8 +56,8 @@ void tls_ctx_cache_free(struct tls_ctx_cache *cache);
  * system store when ca_file is NULL; with verify false nothing is verified and
  * ca_file is ignored. Returns 0 with *ctx (borrowed) when loaded already; 1
  * when loading, w->ready follows from the loop unless tls_ctx_waiter_cancel(w)
- * comes first; -ENOMEM. w may be NULL to only start the load (warming). A failed load (unreadable CA file) is not remembered:
- * the next call tries again.
+ * comes first; -ENOMEM. w may be NULL to only start the load (warming). A failed load (unreadable
+ * CA file) is not remembered: the next call tries again.
  */
 int tls_ctx_cache_get(struct tls_ctx_cache *cache, const char *ca_file, bool verify, SSL_CTX **ctx,
                       struct tls_ctx_waiter *w);

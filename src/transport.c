@@ -80,17 +80,16 @@ const struct transport_ops *transport_for(const struct cfg_provider *p)
     return p->kind == CFG_PROVIDER_SIM ? &transport_sim_ops : &transport_tcp_ops;
 }
 
-int transport_open(struct transport_pool *pool, const struct cfg_provider *p, uint32_t connect_timeout_ms,
-                   const struct transport_events *ev, void *ud, struct transport_conn **out)
+int transport_open(struct transport_pool *pool, const struct cfg_provider *p,
+                   uint32_t connect_timeout_ms, const struct transport_events *ev, void *ud,
+                   struct transport_conn **out)
 {
-    if (!pool || !p || !ev || !out)
-        return -EINVAL;
+    if (!pool || !p || !ev || !out) return -EINVAL;
     const struct transport_ops *ops = transport_for(p);
-    if (!ops->open)
-        return -ENOSYS;
+    if (!ops->open) return -ENOSYS;
     if (connect_timeout_ms == 0)
-        connect_timeout_ms = p->connect_timeout_ms ? p->connect_timeout_ms
-                                                   : TRANSPORT_DEFAULT_CONNECT_TIMEOUT_MS;
+        connect_timeout_ms =
+            p->connect_timeout_ms ? p->connect_timeout_ms : TRANSPORT_DEFAULT_CONNECT_TIMEOUT_MS;
     return ops->open(pool, p, connect_timeout_ms, ev, ud, out);
 }
 
@@ -106,8 +105,7 @@ void transport_pause(struct transport_conn *c, bool paused)
 
 void transport_release(struct transport_conn *c, bool keep_alive)
 {
-    if (c)
-        c->ops->release(c, keep_alive);
+    if (c) c->ops->release(c, keep_alive);
 }
 
 /* ---- pool lifecycle ---- */
@@ -117,8 +115,7 @@ static void pool_sweep_cb(uv_timer_t *t);
 struct transport_pool *transport_pool_new(uv_loop_t *loop)
 {
     struct transport_pool *pool = calloc(1, sizeof *pool);
-    if (!pool)
-        return NULL;
+    if (!pool) return NULL;
     pool->loop = loop;
     if (uv_timer_init(loop, &pool->sweep) != 0) {
         free(pool);
@@ -144,8 +141,7 @@ static void pool_maybe_done(struct transport_pool *pool)
     void *ud = pool->done_ud;
     tls_ctx_cache_free(pool->tls);
     free(pool);
-    if (done)
-        done(ud);
+    if (done) done(ud);
 }
 
 static void pool_sweep_closed(uv_handle_t *h)
@@ -173,8 +169,7 @@ static void bucket_list_remove(struct transport_bucket *b, struct transport_conn
 
 void transport_pool_close(struct transport_pool *pool, void (*done)(void *ud), void *ud)
 {
-    if (pool->closing)
-        return;
+    if (pool->closing) return;
     pool->closing = true;
     pool->done = done;
     pool->done_ud = ud;
@@ -213,19 +208,16 @@ static void pool_tls_idle(void *arg)
 
 struct tls_ctx_cache *transport_pool_tls(struct transport_pool *pool)
 {
-    if (!pool->tls)
-        pool->tls = tls_ctx_cache_new(pool->loop, pool_tls_idle, pool);
+    if (!pool->tls) pool->tls = tls_ctx_cache_new(pool->loop, pool_tls_idle, pool);
     return pool->tls;
 }
 
 void transport_pool_warm(struct transport_pool *pool, const struct cfg_provider *p)
 {
-    if (pool->closing || !p->tls || transport_for(p) != &transport_tcp_ops)
-        return;
+    if (pool->closing || !p->tls || transport_for(p) != &transport_tcp_ops) return;
     struct tls_ctx_cache *cache = transport_pool_tls(pool);
     SSL_CTX *ctx;
-    if (cache)
-        tls_ctx_cache_get(cache, p->ca_file, p->tls_verify, &ctx, NULL);
+    if (cache) tls_ctx_cache_get(cache, p->ca_file, p->tls_verify, &ctx, NULL);
 }
 
 /* ---- buckets ---- */
@@ -244,7 +236,8 @@ static bool bucket_matches(const struct transport_bucket *b, const struct transp
            strcasecmp(b->host, p->host ? p->host : "") == 0 && same_opt_str(b->ca_file, ca);
 }
 
-struct transport_bucket *transport_pool_bucket(struct transport_pool *pool, const struct transport_ops *ops,
+struct transport_bucket *transport_pool_bucket(struct transport_pool *pool,
+                                               const struct transport_ops *ops,
                                                const struct cfg_provider *p, int *err)
 {
     if (pool->closing) {
@@ -254,20 +247,17 @@ struct transport_bucket *transport_pool_bucket(struct transport_pool *pool, cons
     /* Linear: a worker talks to as many identities as the config has providers. */
     struct transport_bucket *b;
     for (b = pool->buckets; b; b = b->next)
-        if (bucket_matches(b, ops, p))
-            break;
+        if (bucket_matches(b, ops, p)) break;
     if (!b) {
         b = calloc(1, sizeof *b);
-        if (!b)
-            goto nomem;
+        if (!b) goto nomem;
         b->pool = pool;
         b->ops = ops;
         b->port = p->port;
         b->tls = p->tls;
         b->tls_verify = p->tls && p->tls_verify;
         b->host = strdup(p->host ? p->host : "");
-        if (b->tls_verify && p->ca_file)
-            b->ca_file = strdup(p->ca_file);
+        if (b->tls_verify && p->ca_file) b->ca_file = strdup(p->ca_file);
         if (!b->host || (b->tls_verify && p->ca_file && !b->ca_file)) {
             free(b->host);
             free(b->ca_file);
@@ -275,8 +265,7 @@ struct transport_bucket *transport_pool_bucket(struct transport_pool *pool, cons
             goto nomem;
         }
         b->next = pool->buckets;
-        if (pool->buckets)
-            pool->buckets->prev = b;
+        if (pool->buckets) pool->buckets->prev = b;
         pool->buckets = b;
     }
     b->max_idle = p->max_idle_conns;
@@ -290,16 +279,14 @@ nomem:
 
 void transport_bucket_unref(struct transport_bucket *b)
 {
-    if (--b->refs > 0)
-        return;
+    if (--b->refs > 0) return;
     /* Idle connections hold references, so an unreferenced bucket is empty. */
     struct transport_pool *pool = b->pool;
     if (b->prev)
         b->prev->next = b->next;
     else
         pool->buckets = b->next;
-    if (b->next)
-        b->next->prev = b->prev;
+    if (b->next) b->next->prev = b->prev;
     free(b->host);
     free(b->ca_file);
     free(b);
@@ -314,8 +301,7 @@ struct transport_pool *transport_bucket_pool(const struct transport_bucket *b)
 struct transport_conn *transport_bucket_take(struct transport_bucket *b)
 {
     struct transport_conn *c = b->idle_head;
-    if (!c)
-        return NULL;
+    if (!c) return NULL;
     bucket_list_remove(b, c);
     b->pool->stats.reused++;
     return c;
@@ -323,10 +309,8 @@ struct transport_conn *transport_bucket_take(struct transport_bucket *b)
 
 static void pool_arm(struct transport_pool *pool, uint64_t due)
 {
-    if (pool->closing)
-        return;
-    if (pool->sweep_armed && pool->sweep_due <= due)
-        return;
+    if (pool->closing) return;
+    if (pool->sweep_armed && pool->sweep_due <= due) return;
     uint64_t now = uv_now(pool->loop);
     pool->sweep_armed = true;
     pool->sweep_due = due;
@@ -355,8 +339,7 @@ bool transport_bucket_park(struct transport_bucket *b, struct transport_conn *c)
 
 void transport_bucket_unpark(struct transport_conn *c)
 {
-    if (c->idle_bucket)
-        bucket_list_remove(c->idle_bucket, c);
+    if (c->idle_bucket) bucket_list_remove(c->idle_bucket, c);
 }
 
 static void pool_sweep_cb(uv_timer_t *t)
@@ -374,10 +357,8 @@ static void pool_sweep_cb(uv_timer_t *t)
         }
         if (b->idle_tail) {
             uint64_t due = b->idle_tail->idle_since_ms + b->idle_timeout_ms;
-            if (due < next_due)
-                next_due = due;
+            if (due < next_due) next_due = due;
         }
     }
-    if (next_due != UINT64_MAX)
-        pool_arm(pool, next_due);
+    if (next_due != UINT64_MAX) pool_arm(pool, next_due);
 }

@@ -37,11 +37,11 @@
 /* Why a connection failed; the router learns from these (kept apart per class). */
 enum transport_err {
     TRANSPORT_ERR_DNS = 1,
-    TRANSPORT_ERR_CONNECT,       /* refused, unreachable */
+    TRANSPORT_ERR_CONNECT, /* refused, unreachable */
     TRANSPORT_ERR_CONNECT_TIMEOUT,
-    TRANSPORT_ERR_TLS,           /* handshake or verification failed */
-    TRANSPORT_ERR_IO,            /* reset / write error after connect */
-    TRANSPORT_ERR_EOF,           /* the peer closed the connection */
+    TRANSPORT_ERR_TLS, /* handshake or verification failed */
+    TRANSPORT_ERR_IO,  /* reset / write error after connect */
+    TRANSPORT_ERR_EOF, /* the peer closed the connection */
 };
 
 /* A short lowercase constant ("dns", "connect_timeout", ...) for logs and metric labels. */
@@ -74,8 +74,9 @@ struct transport_pool;
 
 struct transport_ops {
     const char *name;
-    int (*open)(struct transport_pool *pool, const struct cfg_provider *p, uint32_t connect_timeout_ms,
-                const struct transport_events *ev, void *ud, struct transport_conn **out);
+    int (*open)(struct transport_pool *pool, const struct cfg_provider *p,
+                uint32_t connect_timeout_ms, const struct transport_events *ev, void *ud,
+                struct transport_conn **out);
     int (*write)(struct transport_conn *c, const char *data, size_t len);
     void (*pause)(struct transport_conn *c, bool paused);
     /* Give the connection back: keep_alive true puts it in the idle pool (if the
@@ -95,8 +96,8 @@ struct transport_pool *transport_pool_new(uv_loop_t *loop);
 /* Closes every idle connection and refuses new opens (-ESHUTDOWN); a connection
    released later is closed, not kept. done(ud) is called from the loop once
    every handle the pool or its connections own is closed — so after every
-   connection still out has been released too — and the pool is freed just
-   before it. */
+   connection still out has been released too — and no TLS context is still
+   loading in the thread pool. The pool is freed just before done. */
 void transport_pool_close(struct transport_pool *pool, void (*done)(void *ud), void *ud);
 uv_loop_t *transport_pool_loop(struct transport_pool *pool);
 /* Optional: starts loading what a first connection to p would need (its TLS CA
@@ -113,8 +114,9 @@ void transport_pool_warm(struct transport_pool *pool, const struct cfg_provider 
  * TRANSPORT_DEFAULT_CONNECT_TIMEOUT_MS. The events table must outlive the
  * connection; ud is passed back untouched.
  */
-int transport_open(struct transport_pool *pool, const struct cfg_provider *p, uint32_t connect_timeout_ms,
-                   const struct transport_events *ev, void *ud, struct transport_conn **out);
+int transport_open(struct transport_pool *pool, const struct cfg_provider *p,
+                   uint32_t connect_timeout_ms, const struct transport_events *ev, void *ud,
+                   struct transport_conn **out);
 /* Queues bytes after on_connect (the data is copied). Returns 0, -ENOTCONN before
    on_connect, -EPIPE after on_error, -ENOBUFS past the write-queue bound. A write
    that fails later is reported as on_error(TRANSPORT_ERR_IO). */
@@ -144,7 +146,8 @@ void transport_pool_stats(const struct transport_pool *pool, struct transport_st
 /* Finds or creates the bucket for (ops, p) and takes a reference; its bounds
    (max_idle_conns, idle_conn_timeout_ms) follow the latest p seen. NULL with
    *err = -ENOMEM, or -ESHUTDOWN once the pool is closing. */
-struct transport_bucket *transport_pool_bucket(struct transport_pool *pool, const struct transport_ops *ops,
+struct transport_bucket *transport_pool_bucket(struct transport_pool *pool,
+                                               const struct transport_ops *ops,
                                                const struct cfg_provider *p, int *err);
 void transport_bucket_unref(struct transport_bucket *b);
 struct transport_pool *transport_bucket_pool(const struct transport_bucket *b);

@@ -18,9 +18,14 @@
  * A user is attached from open to release. Every release bumps `gen`; code
  * that calls back into a user checks gen afterwards and stops if the user let
  * go (or the connection failed) inside the callback. Memory is freed only
- * from a close callback, once both handles are closed and no DNS request or
- * write is outstanding, so a struct is always valid while a callback into
- * the user unwinds.
+ * from a loop callback, once both handles are closed and no DNS request,
+ * wait for a TLS context or write is outstanding, so a struct is always
+ * valid while a callback into the user unwinds.
+ *
+ * A name resolving to several addresses is tried address by address (each
+ * on a fresh socket) within the one connect timeout. TLS needs the pool's
+ * SSL_CTX for the provider's CA settings; it is asked for at open so that a
+ * first load (in the thread pool) overlaps DNS and the TCP connect.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -59,10 +64,10 @@ struct tcp_conn {
     bool use_tls;
     bool tls_verify;
     char *ca_file;
-    SSL_CTX *ssl_ctx;     /* our reference, once loaded */
+    SSL_CTX *ssl_ctx; /* our reference, once loaded */
     struct tls_ctx_waiter ctx_wait;
-    bool ctx_waiting;     /* the context loads in the thread pool */
-    bool tcp_connected;   /* TLS: TCP is up, the handshake waits for the context */
+    bool ctx_waiting;   /* the context loads in the thread pool */
+    bool tcp_connected; /* TLS: TCP is up, the handshake waits for the context */
     struct tls_conn *tls;
 
     uv_tcp_t tcp;
@@ -73,20 +78,20 @@ struct tcp_conn {
     unsigned naddrs, next_addr;
     int last_connect_err;
 
-    bool tcp_inited;      /* uv_close still owed (or in flight, see tcp_closing) */
+    bool tcp_inited; /* uv_close still owed (or in flight, see tcp_closing) */
     bool tcp_closing;
     bool timer_inited;
-    bool dns_pending;     /* uv_getaddrinfo callback still to come */
+    bool dns_pending; /* uv_getaddrinfo callback still to come */
     unsigned writes_pending;
 
     bool reading;
-    bool paused;          /* by the user */
-    bool idle;            /* parked in the pool */
-    bool notify_pending;  /* on_connect(reused) waits for the timer */
-    bool drain_pending;   /* TLS plaintext waits for the timer */
+    bool paused;                    /* by the user */
+    bool idle;                      /* parked in the pool */
+    bool notify_pending;            /* on_connect(reused) waits for the timer */
+    bool drain_pending;             /* TLS plaintext waits for the timer */
     enum transport_err pending_err; /* a failure found inside open, reported from the timer */
-    bool broken;          /* a write was refused half-way: never reuse */
-    bool closing;         /* torn down; waiting for close callbacks */
+    bool broken;                    /* a write was refused half-way: never reuse */
+    bool closing;                   /* torn down; waiting for close callbacks */
 };
 
 struct tcp_write {
@@ -146,8 +151,7 @@ static void tcp_update_reading(struct tcp_conn *c)
                 ((c->state == TCP_HANDSHAKE && c->tls) ||
                  (c->state == TCP_OPEN && (c->idle || (!c->paused && !c->notify_pending))));
     if (want && !c->reading) {
-        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
-            c->reading = true;
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = true;
     } else if (!want && c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
@@ -157,23 +161,19 @@ static void tcp_update_reading(struct tcp_conn *c)
 /* Reports a failure to the attached user: the last thing any caller does. */
 static void tcp_fail(struct tcp_conn *c, enum transport_err err)
 {
-    if (c->closing || c->state == TCP_FAILED)
-        return;
+    if (c->closing || c->state == TCP_FAILED) return;
     bool before_open = c->state != TCP_OPEN;
     c->state = TCP_FAILED;
     c->notify_pending = c->drain_pending = false;
     uv_timer_stop(&c->timer);
     tcp_update_reading(c);
-    if (c->dns_pending)
-        uv_cancel((uv_req_t *)&c->dns);
+    if (c->dns_pending) uv_cancel((uv_req_t *)&c->dns);
     if (c->ctx_waiting) {
         tls_ctx_waiter_cancel(&c->ctx_wait);
         c->ctx_waiting = false;
     }
-    if (before_open)
-        transport_pool_count_open(c->pool, false);
-    if (c->attached)
-        c->ev.on_error(c->ud, err);
+    if (before_open) transport_pool_count_open(c->pool, false);
+    if (c->attached) c->ev.on_error(c->ud, err);
 }
 
 /* A failure found inside an API call: reported from the loop instead. */
@@ -182,8 +182,7 @@ static void tcp_fail_later(struct tcp_conn *c, enum transport_err err);
 static void on_timer(uv_timer_t *t)
 {
     struct tcp_conn *c = t->data;
-    if (c->closing)
-        return;
+    if (c->closing) return;
     if (c->pending_err) {
         enum transport_err err = c->pending_err;
         c->pending_err = 0;
@@ -194,15 +193,13 @@ static void on_timer(uv_timer_t *t)
         tcp_fail(c, TRANSPORT_ERR_CONNECT_TIMEOUT);
         return;
     }
-    if (c->state != TCP_OPEN || !c->attached)
-        return;
+    if (c->state != TCP_OPEN || !c->attached) return;
     if (c->notify_pending) {
         c->notify_pending = false;
         tcp_update_reading(c);
         unsigned gen = c->gen;
         c->ev.on_connect(c->ud, true);
-        if (gen != c->gen || c->state != TCP_OPEN)
-            return;
+        if (gen != c->gen || c->state != TCP_OPEN) return;
     }
     if (c->drain_pending) {
         c->drain_pending = false;
@@ -248,8 +245,7 @@ static void on_write(uv_write_t *req, int status)
 static int tcp_queue(struct tcp_conn *c, const char *data, size_t len, bool from_tls)
 {
     struct tcp_write *w = malloc(sizeof *w + len);
-    if (!w)
-        return UV_ENOMEM;
+    if (!w) return UV_ENOMEM;
     w->conn = c;
     if (from_tls)
         len = tls_out_read(c->tls, w->data, len);
@@ -287,8 +283,7 @@ static void tcp_tls_idle_check(struct tcp_conn *c)
 {
     char buf[TCP_TLS_CHUNK];
     int r = tls_read(c->tls, buf, sizeof buf);
-    if (r != TLS_WANT || tcp_tls_flush(c) < 0)
-        tcp_drop_idle(c);
+    if (r != TLS_WANT || tcp_tls_flush(c) < 0) tcp_drop_idle(c);
 }
 
 /* Hands out decrypted bytes until TLS needs input, the user pauses or lets go. */
@@ -301,8 +296,7 @@ static void tcp_tls_drain(struct tcp_conn *c)
             tcp_fail(c, TRANSPORT_ERR_IO);
             return;
         }
-        if (r == TLS_WANT)
-            return;
+        if (r == TLS_WANT) return;
         if (r == TLS_CLOSED) {
             tcp_fail(c, TRANSPORT_ERR_EOF);
             return;
@@ -313,8 +307,7 @@ static void tcp_tls_drain(struct tcp_conn *c)
         }
         unsigned gen = c->gen;
         c->ev.on_data(c->ud, buf, (size_t)r);
-        if (gen != c->gen)
-            return;
+        if (gen != c->gen) return;
     }
 }
 
@@ -333,12 +326,10 @@ static void tcp_tls_input(struct tcp_conn *c, const char *data, size_t len)
             tcp_fail(c, TRANSPORT_ERR_TLS);
             return;
         }
-        if (r == TLS_WANT)
-            return;
+        if (r == TLS_WANT) return;
         unsigned gen = c->gen;
         tcp_ready(c);
-        if (gen != c->gen || c->state != TCP_OPEN)
-            return;
+        if (gen != c->gen || c->state != TCP_OPEN) return;
         /* Application data may have come with the last handshake flight. */
     }
     if (c->idle)
@@ -350,8 +341,7 @@ static void tcp_tls_input(struct tcp_conn *c, const char *data, size_t len)
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct tcp_conn *c = s->data;
-    if (nread == 0 || c->closing)
-        return;
+    if (nread == 0 || c->closing) return;
     if (nread < 0) {
         if (c->idle) {
             tcp_drop_idle(c);
@@ -391,16 +381,14 @@ static void on_ctx_ready(struct tls_ctx_waiter *w, SSL_CTX *ctx, const char *err
 {
     struct tcp_conn *c = (struct tcp_conn *)((char *)w - offsetof(struct tcp_conn, ctx_wait));
     c->ctx_waiting = false;
-    if (c->closing || c->state >= TCP_HANDSHAKE)
-        return;
+    if (c->closing || c->state >= TCP_HANDSHAKE) return;
     if (!ctx) {
         tcp_fail(c, TRANSPORT_ERR_TLS); /* e.g. an unreadable ca_file */
         return;
     }
     SSL_CTX_up_ref(ctx);
     c->ssl_ctx = ctx;
-    if (c->tcp_connected)
-        tcp_start_tls(c);
+    if (c->tcp_connected) tcp_start_tls(c);
 }
 
 /* Asks for the TLS context at open, so a first load overlaps DNS and connect. */
@@ -409,7 +397,8 @@ static void tcp_want_ctx(struct tcp_conn *c)
     struct tls_ctx_cache *cache = transport_pool_tls(c->pool);
     SSL_CTX *ctx = NULL;
     c->ctx_wait.ready = on_ctx_ready;
-    int rc = cache ? tls_ctx_cache_get(cache, c->ca_file, c->tls_verify, &ctx, &c->ctx_wait) : -ENOMEM;
+    int rc =
+        cache ? tls_ctx_cache_get(cache, c->ca_file, c->tls_verify, &ctx, &c->ctx_wait) : -ENOMEM;
     if (rc == 0) {
         SSL_CTX_up_ref(ctx);
         c->ssl_ctx = ctx;
@@ -440,8 +429,7 @@ static void on_recycled(uv_handle_t *h)
         tcp_maybe_free(c);
         return;
     }
-    if (c->state != TCP_CONNECTING)
-        return; /* timed out meanwhile */
+    if (c->state != TCP_CONNECTING) return; /* timed out meanwhile */
     if (uv_tcp_init(transport_pool_loop(c->pool), &c->tcp) != 0) {
         tcp_fail(c, TRANSPORT_ERR_CONNECT);
         return;
@@ -454,8 +442,7 @@ static void on_recycled(uv_handle_t *h)
 static void on_connected(uv_connect_t *req, int status)
 {
     struct tcp_conn *c = req->data;
-    if (c->closing || c->state != TCP_CONNECTING)
-        return; /* cancelled by close, or timed out */
+    if (c->closing || c->state != TCP_CONNECTING) return; /* cancelled by close, or timed out */
     if (status < 0) {
         c->last_connect_err = status;
         tcp_recycle(c);
@@ -468,8 +455,7 @@ static void on_connected(uv_connect_t *req, int status)
         return;
     }
     c->tcp_connected = true;
-    if (c->ssl_ctx)
-        tcp_start_tls(c);
+    if (c->ssl_ctx) tcp_start_tls(c);
     /* else on_ctx_ready starts the handshake */
 }
 
@@ -534,15 +520,14 @@ static void tcp_attach(struct tcp_conn *c, const struct transport_events *ev, vo
     c->paused = false;
 }
 
-static int tcp_open(struct transport_pool *pool, const struct cfg_provider *p, uint32_t connect_timeout_ms,
-                    const struct transport_events *ev, void *ud, struct transport_conn **out)
+static int tcp_open(struct transport_pool *pool, const struct cfg_provider *p,
+                    uint32_t connect_timeout_ms, const struct transport_events *ev, void *ud,
+                    struct transport_conn **out)
 {
-    if (!p->host || !p->host[0] || p->port == 0)
-        return -EINVAL;
+    if (!p->host || !p->host[0] || p->port == 0) return -EINVAL;
     int err = 0;
     struct transport_bucket *b = transport_pool_bucket(pool, &transport_tcp_ops, p, &err);
-    if (!b)
-        return err;
+    if (!b) return err;
 
     struct transport_conn *idle = transport_bucket_take(b);
     if (idle) {
@@ -571,8 +556,7 @@ static int tcp_open(struct transport_pool *pool, const struct cfg_provider *p, u
     c->use_tls = p->tls;
     c->tls_verify = p->tls && p->tls_verify;
     c->host = strdup(p->host);
-    if (p->tls && p->tls_verify && p->ca_file)
-        c->ca_file = strdup(p->ca_file);
+    if (p->tls && p->tls_verify && p->ca_file) c->ca_file = strdup(p->ca_file);
     if (!c->host || (p->tls && p->tls_verify && p->ca_file && !c->ca_file) ||
         uv_tcp_init(loop, &c->tcp) != 0) {
         free(c->host);
@@ -590,9 +574,11 @@ static int tcp_open(struct transport_pool *pool, const struct cfg_provider *p, u
     tcp_attach(c, ev, ud);
     *out = &c->base;
 
+    if (connect_timeout_ms == 0) /* called without the front door */
+        connect_timeout_ms =
+            p->connect_timeout_ms ? p->connect_timeout_ms : TRANSPORT_DEFAULT_CONNECT_TIMEOUT_MS;
     uv_timer_start(&c->timer, on_timer, connect_timeout_ms, 0);
-    if (c->use_tls)
-        tcp_want_ctx(c);
+    if (c->use_tls) tcp_want_ctx(c);
     if (tcp_numeric_addr(c->host, c->port, &c->addrs[0])) {
         c->naddrs = 1;
         tcp_start_connect(c); /* any failure in there is reported from the loop */
@@ -613,12 +599,9 @@ static int tcp_open(struct transport_pool *pool, const struct cfg_provider *p, u
 static int tcp_write(struct transport_conn *base, const char *data, size_t len)
 {
     struct tcp_conn *c = (struct tcp_conn *)base;
-    if (c->closing || c->state == TCP_FAILED || c->pending_err || c->broken)
-        return -EPIPE;
-    if (c->state != TCP_OPEN || c->notify_pending)
-        return -ENOTCONN;
-    if (len == 0)
-        return 0;
+    if (c->closing || c->state == TCP_FAILED || c->pending_err || c->broken) return -EPIPE;
+    if (c->state != TCP_OPEN || c->notify_pending) return -ENOTCONN;
+    if (len == 0) return 0;
     /* Checked before anything is encrypted, so a refusal leaves the stream intact. */
     if (len > TCP_MAX_WRITE_QUEUE ||
         uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > TCP_MAX_WRITE_QUEUE - len)
@@ -636,8 +619,7 @@ static int tcp_write(struct transport_conn *base, const char *data, size_t len)
 static void tcp_pause(struct transport_conn *base, bool paused)
 {
     struct tcp_conn *c = (struct tcp_conn *)base;
-    if (c->closing || c->paused == paused)
-        return;
+    if (c->closing || c->paused == paused) return;
     c->paused = paused;
     tcp_update_reading(c);
     if (!paused && c->use_tls && c->state == TCP_OPEN && !c->notify_pending && c->tls &&
@@ -648,18 +630,29 @@ static void tcp_pause(struct transport_conn *base, bool paused)
     }
 }
 
+/* Records that arrived after the response but carry no plaintext (a TLS 1.3
+   session ticket in the same read as the last bytes) must not cost the
+   connection its reuse: process them. Plaintext or a partial record left means
+   the response was not the whole story. */
+static bool tcp_tls_settle(struct tcp_conn *c)
+{
+    if (!tls_has_buffered(c->tls)) return true;
+    char buf[TCP_TLS_CHUNK];
+    int r = tls_read(c->tls, buf, sizeof buf);
+    return r == TLS_WANT && tcp_tls_flush(c) == 0 && !tls_has_buffered(c->tls);
+}
+
 /* Reusable: open, nothing in flight, nothing unread. */
-static bool tcp_healthy(const struct tcp_conn *c)
+static bool tcp_healthy(struct tcp_conn *c)
 {
     return !c->closing && !c->broken && c->state == TCP_OPEN && !c->pending_err &&
-           c->writes_pending == 0 &&
-           c->tcp_inited && !c->tcp_closing && (!c->use_tls || !tls_has_buffered(c->tls));
+           c->writes_pending == 0 && c->tcp_inited && !c->tcp_closing &&
+           (!c->use_tls || tcp_tls_settle(c));
 }
 
 static void tcp_teardown(struct tcp_conn *c)
 {
-    if (c->closing)
-        return;
+    if (c->closing) return;
     c->closing = true;
     c->attached = false;
     c->reading = false;
@@ -667,8 +660,7 @@ static void tcp_teardown(struct tcp_conn *c)
         transport_bucket_unpark(&c->base);
         c->idle = false;
     }
-    if (c->dns_pending)
-        uv_cancel((uv_req_t *)&c->dns);
+    if (c->dns_pending) uv_cancel((uv_req_t *)&c->dns);
     if (c->ctx_waiting) {
         tls_ctx_waiter_cancel(&c->ctx_wait);
         c->ctx_waiting = false;
@@ -677,15 +669,13 @@ static void tcp_teardown(struct tcp_conn *c)
         c->tcp_closing = true;
         uv_close((uv_handle_t *)&c->tcp, on_tcp_closed);
     }
-    if (c->timer_inited)
-        uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+    if (c->timer_inited) uv_close((uv_handle_t *)&c->timer, on_timer_closed);
 }
 
 static void tcp_release(struct transport_conn *base, bool keep_alive)
 {
     struct tcp_conn *c = (struct tcp_conn *)base;
-    if (c->closing)
-        return;
+    if (c->closing) return;
     c->gen++;
     c->attached = false;
     c->ud = NULL;

@@ -136,6 +136,10 @@ int worker_start(struct worker *w, unsigned id, int listen_fd, struct config *cf
     w->pool = transport_pool_new(&w->loop);
     if (!w->pool)
         return -ENOMEM;
+    /* Load CA stores now, off the loop, so a first request does not pay for it. */
+    for (size_t i = 0; i < cfg->nproviders; i++)
+        if (cfg->providers[i].tls)
+            transport_pool_warm(w->pool, &cfg->providers[i]);
     rc = pthread_create(&w->thread, NULL, worker_main, w);
     return rc ? -rc : 0;
 }

@@ -12,7 +12,7 @@
 #
 # Environment: BUILD_DIR (default build), TEST_JOBS (integration files run at
 # once, default 2), ONLY=unit|fuzz|integration (one part only),
-# INTEGRATION_BUILDS (default "plain asan").
+# INTEGRATION_BUILDS (default "plain asan"; a path names another gateway binary).
 
 # Worker mode: one integration file (run through xargs, two at a time).
 if [ "$1" = "--node-file" ]; then

@@ -136,6 +136,17 @@ test('streamed chat with include_usage: the usage chunk reaches the client', asy
     assert.ok(e.bytes_out > expectedContent(5).length, `bytes_out ${e.bytes_out} too small`);
 });
 
+test('include_usage: false from the client: no usage chunk, but usage is still asked upstream', async () => {
+    const mk = marker('nousage');
+    const r = await drainStream(await sdk.chat.completions.create({
+        model: 'm-basic', messages: msgs, stream: true, stream_options: { include_usage: false }, unbusy_test_id: mk,
+    }));
+    assert.equal(r.error, null);
+    assert.equal(r.usage, null, 'usage reached a client that set include_usage: false');
+    const up = await upstreamRequest(mk);
+    assert.equal(up.json.stream_options?.include_usage, true);
+});
+
 test('raw stream: SSE framing, chunk JSON, data: [DONE] at the end', async () => {
     const r = await gw.request('/v1/chat/completions', {
         method: 'POST', headers: { Authorization: `Bearer ${CLIENT_KEY}` },
@@ -214,6 +225,8 @@ test('completions, streamed and not', async () => {
     assert.equal(whole.choices[0].text, expectedContent(5));
     const up2 = await upstreamRequest(mk2);
     assert.match(up2.path, /^\/v1\/completions(\?|$)/);
+    assert.equal(up2.json.stream, true, 'upstream was not asked for a stream');
+    assert.equal(up2.json.stream_options?.include_usage, true);
 });
 
 test('embeddings go to /embeddings with the model rewritten and nothing added', async () => {

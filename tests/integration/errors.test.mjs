@@ -113,27 +113,39 @@ describe('requests the gateway rejects itself', () => {
     test('413 when a chunked body grows over max_body_bytes', async () => {
         const c = await RawClient.connect(gw.port);
         try {
-            await c.write('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
-                'Transfer-Encoding: chunked\r\n\r\n');
-            const piece = `{"model":"m-one","messages":[{"role":"user","content":"${'x'.repeat(16 * 1024)}`;
-            await c.write(`${piece.length.toString(16)}\r\n${piece}\r\n`);
-            const filler = 'y'.repeat(16 * 1024);
-            let r = null;
-            let readError = null;
-            const reading = c.readResponse({ timeout: 10000 }).then((x) => { r = x; }, (e) => { readError = e; });
-            for (let i = 0; i < 8 && !r && !c.closed; i++) {
-                try {
-                    await c.write(`${filler.length.toString(16)}\r\n${filler}\r\n`);
-                } catch {
-                    break; // the gateway may stop reading once it has answered
-                }
+            // 64 KiB in four chunks, then 1 KiB more whose chunk is left open: the gateway
+            // must count the decoded body, and every byte sent is readable before it answers.
+            let req = 'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+                'Transfer-Encoding: chunked\r\n\r\n';
+            const piece = `{"model":"m-one","messages":[{"role":"user","content":"`;
+            req += `${piece.length.toString(16)}\r\n${piece}\r\n`;
+            let sent = piece.length;
+            while (sent < 64 * 1024) {
+                const n = Math.min(16 * 1024, 64 * 1024 - sent);
+                req += `${n.toString(16)}\r\n${'y'.repeat(n)}\r\n`;
+                sent += n;
             }
-            await reading;
-            if (readError) throw readError;
+            req += `400\r\n${'z'.repeat(1024)}`;
+            await c.write(req);
+            const r = await c.readResponse({ timeout: 10000 });
             assert.equal(r.status, 413);
             assertErrorShape(assert, r.text);
         } finally {
             c.destroy();
+        }
+    });
+
+    test('an SDK client sending a body far over the limit gets 413, not a broken connection', async () => {
+        const sdk = gw.client();
+        for (const size of [200 * 1024, 4 * 1024 * 1024]) {
+            await assert.rejects(
+                sdk.chat.completions.create({ model: 'm-one', messages: [{ role: 'user', content: 'x'.repeat(size) }] }),
+                (e) => {
+                    // A gateway that closes with the upload unread makes the client's write fail
+                    // (EPIPE/ECONNRESET) before it can read the 413.
+                    assert.equal(e.status, 413, `${size}-byte body: ${e.constructor.name}: ${e.message} ${e.cause?.code ?? ''}`);
+                    return true;
+                });
         }
     });
 

@@ -163,6 +163,20 @@ test('header timeout also stops a head trickled byte by byte', async (t) => {
     assert.ok(took < 3000 * SLOW, `a trickling client kept the connection for ${took} ms`);
 });
 
+test('an upstream that reads the request slowly still gets all of a big body', async (t) => {
+    const c = await connect(t);
+    const big = 'q'.repeat(3 * 1024 * 1024);
+    const body = JSON.stringify(chat({ fake: 'slowread,chunks=2', messages: [{ role: 'user', content: big }] }));
+    await c.write(rawRequest('POST', '/v1/chat/completions', { body }));
+    const r = await c.readResponse({ timeout: 20000 * SLOW });
+    assert.equal(r.status, 200, r.text.slice(0, 300));
+    const j = JSON.parse(r.text);
+    assert.equal(j.choices[0].message.content, expectedContent(2));
+    // The fake counts prompt tokens from the body it read: all of it, or the count is short.
+    assert.ok(j.usage.prompt_tokens >= Math.floor(Buffer.byteLength(body) / 4),
+        `upstream read ${j.usage.prompt_tokens * 4} bytes of a ${Buffer.byteLength(body)}-byte body`);
+});
+
 test('slow reader: a big stream is back-pressured, not buffered', async (t) => {
     const BIG = 60 * 1024 * 1024; // content bytes the fake will send
     const c = await connect(t);

@@ -73,14 +73,23 @@ export function tempDir() {
 
 /* Processes still running: killed by PID if the test process exits anyway. */
 const liveProcs = new Set();
-process.on('exit', () => {
+function killLeftovers() {
     for (const p of liveProcs) {
         try { process.kill(p.pid, 'SIGKILL'); } catch { /* already gone */ }
     }
+    liveProcs.clear();
     for (const d of tempDirs) {
         try { rmSync(d, { recursive: true, force: true }); } catch { /* best effort */ }
     }
-});
+}
+process.on('exit', killLeftovers);
+// A runner timeout sends SIGTERM, which would skip 'exit' handlers and orphan the children.
+for (const [sig, n] of [['SIGTERM', 15], ['SIGINT', 2], ['SIGHUP', 1]]) {
+    process.once(sig, () => {
+        killLeftovers();
+        process.exit(128 + n);
+    });
+}
 
 function tail(s, n = 3000) {
     return s.length > n ? '...' + s.slice(-n) : s;

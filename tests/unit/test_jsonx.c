@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cJSON.h>
 
@@ -323,6 +324,50 @@ static void test_scan_large(void **state)
     free(body);
 }
 
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Shapes on which a naive tokenizer goes quadratic: a long array of small
+ * objects, and deep nesting. Linear takes milliseconds; quadratic, minutes. */
+static void test_scan_pathological_is_linear(void **state)
+{
+    size_t n = 1000000;
+    char *b = malloc(3 * n + 16);
+    size_t len = (size_t)sprintf(b, "{\"a\":[{}");
+    for (size_t i = 1; i < n; i++, len += 3)
+        memcpy(b + len, ",{}", 3);
+    len += (size_t)sprintf(b + len, "]}");
+    struct jsonx_request r;
+    double t0 = now_ms();
+    assert_int_equal(jsonx_scan_request(b, len, &r), JSONX_OK);
+    double elapsed = now_ms() - t0;
+    if (elapsed > 2000)
+        fail_msg("3 MB of small objects took %.0f ms", elapsed);
+
+    len = (size_t)sprintf(b, "{\"a\":");
+    for (size_t i = 0; i < n; i++)
+        b[len++] = '[';
+    for (size_t i = 0; i < n; i++)
+        b[len++] = ']';
+    b[len++] = '}';
+    t0 = now_ms();
+    assert_int_equal(jsonx_scan_request(b, len, &r), JSONX_ERR_TOO_DEEP);
+    elapsed = now_ms() - t0;
+    if (elapsed > 2000)
+        fail_msg("2 MB of nesting took %.0f ms", elapsed);
+    /* brackets inside strings are not nesting */
+    len = (size_t)sprintf(b, "{\"a\":\"");
+    for (size_t i = 0; i < 100; i++)
+        b[len++] = '[';
+    len += (size_t)sprintf(b + len, "\\\"[[[\\\\\"}");
+    assert_int_equal(jsonx_scan_request(b, len, &r), JSONX_OK);
+    free(b);
+}
+
 /* Rewrite, check the output is JSON to cJSON and scans back as intended. */
 static char *rewrite(const char *body, const char *model, bool force)
 {
@@ -576,6 +621,7 @@ int main(void)
         cmocka_unit_test(test_scan_valid_shapes),
         cmocka_unit_test(test_scan_depth),
         cmocka_unit_test(test_scan_large),
+        cmocka_unit_test(test_scan_pathological_is_linear),
         cmocka_unit_test(test_rewrite_model),
         cmocka_unit_test(test_rewrite_stream),
         cmocka_unit_test(test_rewrite_pretty_and_large),

@@ -43,9 +43,9 @@ struct srv_conn {
 struct server {
     uv_tcp_t listen;
     uint16_t port;
-    bool echo;          /* echo what arrives (else stay silent) */
+    bool echo; /* echo what arrives (else stay silent) */
     int accepted;
-    int peer_closed;    /* connections the client side closed */
+    int peer_closed; /* connections the client side closed */
     size_t bytes_in;
     int writes_done;
     struct srv_conn *conns, *last;
@@ -91,16 +91,14 @@ static void srv_send(struct srv_conn *sc, const char *data, size_t len)
 static void srv_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     struct srv_conn *sc = s->data;
-    if (n == 0)
-        return;
+    if (n == 0) return;
     if (n < 0) {
         sc->srv->peer_closed++;
         srv_conn_close(sc);
         return;
     }
     sc->srv->bytes_in += (size_t)n;
-    if (sc->srv->echo)
-        srv_send(sc, buf->base, (size_t)n);
+    if (sc->srv->echo) srv_send(sc, buf->base, (size_t)n);
 }
 
 static void srv_on_connection(uv_stream_t *l, int status)
@@ -149,7 +147,8 @@ static void tick_cb(uv_timer_t *t)
 {
 }
 
-/* Runs the loop until cond holds or ms pass; a ticking timer keeps UV_RUN_ONCE from blocking long. */
+/* Runs the loop until cond holds or ms pass; a ticking timer keeps UV_RUN_ONCE from blocking long.
+ */
 #define RUN_UNTIL(f, cond, ms)                                                                     \
     do {                                                                                           \
         uv_update_time(&(f)->loop);                                                                \
@@ -183,15 +182,13 @@ static int setup(void **state)
 
 static void close_walk(uv_handle_t *h, void *arg)
 {
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
+    if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    if (!f->pool_closed)
-        transport_pool_close(f->pool, pool_done_cb, f);
+    if (!f->pool_closed) transport_pool_close(f->pool, pool_done_cb, f);
     RUN_UNTIL(f, f->pool_done, 2000);
     assert_true(f->pool_done); /* every connection was released and closed */
     for (struct srv_conn *sc = f->srv.conns; sc; sc = sc->next)
@@ -227,8 +224,8 @@ struct user {
     int data_calls;
     char data[131072];
     size_t len;
-    bool inside_api;     /* set around every call into the transport */
-    int sync_callbacks;  /* callbacks made while inside_api */
+    bool inside_api;    /* set around every call into the transport */
+    int sync_callbacks; /* callbacks made while inside_api */
     bool pause_on_data;
     bool release_on_data;
 };
@@ -236,8 +233,7 @@ struct user {
 static void u_connect(void *ud, bool reused)
 {
     struct user *u = ud;
-    if (u->inside_api)
-        u->sync_callbacks++;
+    if (u->inside_api) u->sync_callbacks++;
     u->connects++;
     u->reused = reused;
 }
@@ -245,15 +241,13 @@ static void u_connect(void *ud, bool reused)
 static void u_data(void *ud, const char *data, size_t len)
 {
     struct user *u = ud;
-    if (u->inside_api)
-        u->sync_callbacks++;
+    if (u->inside_api) u->sync_callbacks++;
     u->data_calls++;
     if (u->len + len <= sizeof u->data) {
         memcpy(u->data + u->len, data, len);
         u->len += len;
     }
-    if (u->pause_on_data)
-        transport_pause(u->conn, true);
+    if (u->pause_on_data) transport_pause(u->conn, true);
     if (u->release_on_data) {
         transport_release(u->conn, true);
         u->conn = NULL;
@@ -263,8 +257,7 @@ static void u_data(void *ud, const char *data, size_t len)
 static void u_error(void *ud, enum transport_err err)
 {
     struct user *u = ud;
-    if (u->inside_api)
-        u->sync_callbacks++;
+    if (u->inside_api) u->sync_callbacks++;
     u->errors++;
     u->err = err;
 }
@@ -422,7 +415,8 @@ static void test_pool_keyed_by_identity(void **state)
     assert_int_equal(u_open(f, &u2, &other, 100), 0);
     RUN_UNTIL(f, u2.errors == 1, 3000);
     assert_int_equal(u2.errors, 1);
-    assert_int_equal(u2.err, TRANSPORT_ERR_CONNECT_TIMEOUT); /* silent server, TLS never completes */
+    assert_int_equal(u2.err,
+                     TRANSPORT_ERR_CONNECT_TIMEOUT); /* silent server, TLS never completes */
     assert_int_equal(u2.connects, 0);
     assert_int_equal(stats(f).idle_now, 1);
     assert_int_equal(stats(f).reused, 0);
@@ -697,6 +691,8 @@ struct tls_server {
     atomic_int handshakes_ok;
     atomic_int handshakes_failed;
     atomic_int big_sent;
+    int go_pipe[2]; /* the test says when to send the late record */
+    atomic_int late_sent;
 };
 
 struct tls_fx {
@@ -707,10 +703,13 @@ struct tls_fx {
     struct tls_server ts;
 };
 
-/* Fits one socket read, so after the first record the rest waits inside TLS. */
-#define TLS_BIG_REPLY 40000
+/* Two TLS records that arrive in one socket read: after the first, the rest waits inside TLS. */
+#define TLS_BIG_REPLY 17000
 
-/* One connection at a time: handshake, then echo; "big" asks for a long reply. */
+/* One connection at a time: handshake, then echo. "big" asks for a long reply;
+   "okticket" gets "ok" and a session ticket right behind it;
+   "ticket" and "late" get "ok", then — once the test says so — a TLS 1.3 session
+   ticket (a record with no plaintext) or unsolicited bytes. */
 static void tls_serve(struct tls_server *ts, int fd)
 {
     struct timeval tv = {.tv_sec = 10};
@@ -731,6 +730,23 @@ static void tls_serve(struct tls_server *ts, int fd)
                 SSL_write(ssl, big, TLS_BIG_REPLY);
                 free(big);
                 atomic_fetch_add(&ts->big_sent, 1);
+            } else if (n == 8 && memcmp(buf, "okticket", 8) == 0) {
+                SSL_write(ssl, "ok", 2);
+                SSL_new_session_ticket(ssl);
+                SSL_do_handshake(ssl);
+                atomic_fetch_add(&ts->late_sent, 1);
+            } else if ((n == 6 && memcmp(buf, "ticket", 6) == 0) ||
+                       (n == 4 && memcmp(buf, "late", 4) == 0)) {
+                SSL_write(ssl, "ok", 2);
+                char go;
+                if (read(ts->go_pipe[0], &go, 1) != 1 || go != 'g') break;
+                if (n == 6) {
+                    SSL_new_session_ticket(ssl);
+                    SSL_do_handshake(ssl);
+                } else {
+                    SSL_write(ssl, "junk", 4);
+                }
+                atomic_fetch_add(&ts->late_sent, 1);
             } else if (SSL_write(ssl, buf, n) <= 0) {
                 break;
             }
@@ -745,14 +761,11 @@ static void *tls_server_main(void *arg)
     struct tls_server *ts = arg;
     for (;;) {
         struct pollfd pf[2] = {{ts->lfd, POLLIN, 0}, {ts->stop_pipe[0], POLLIN, 0}};
-        if (poll(pf, 2, -1) < 0 && errno != EINTR)
-            break;
-        if (pf[1].revents)
-            break;
+        if (poll(pf, 2, -1) < 0 && errno != EINTR) break;
+        if (pf[1].revents) break;
         if (pf[0].revents & POLLIN) {
             int fd = accept(ts->lfd, NULL, NULL);
-            if (fd >= 0)
-                tls_serve(ts, fd);
+            if (fd >= 0) tls_serve(ts, fd);
         }
     }
     return NULL;
@@ -763,7 +776,7 @@ static int tls_setup(void **state)
     struct tls_fx *t = calloc(1, sizeof *t);
     assert_non_null(t);
     const char *tmp = getenv("TMPDIR");
-    snprintf(t->dir, sizeof t->dir, "%s/transport-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    snprintf(t->dir, sizeof t->dir, "%s/transport-test-XXXXXX", tmp && *tmp ? tmp : P_tmpdir);
     assert_non_null(mkdtemp(t->dir));
     snprintf(t->cert, sizeof t->cert, "%s/cert.pem", t->dir);
     snprintf(t->key, sizeof t->key, "%s/key.pem", t->dir);
@@ -788,6 +801,7 @@ static int tls_setup(void **state)
     getsockname(ts->lfd, (struct sockaddr *)&a, &alen);
     ts->port = ntohs(a.sin_port);
     assert_int_equal(pipe(ts->stop_pipe), 0);
+    assert_int_equal(pipe(ts->go_pipe), 0);
     assert_int_equal(pthread_create(&ts->thread, NULL, tls_server_main, ts), 0);
 
     struct fx *f = &t->base;
@@ -806,12 +820,14 @@ static int tls_teardown(void **state)
     struct tls_server *ts = &t->ts;
     struct fx *f = &t->base;
     /* Client connections close first, so the server thread is back at poll. */
-    if (!f->pool_closed)
-        transport_pool_close(f->pool, pool_done_cb, f);
+    if (!f->pool_closed) transport_pool_close(f->pool, pool_done_cb, f);
     f->pool_closed = true;
     RUN_UNTIL(f, f->pool_done, 2000);
+    assert_int_equal(write(ts->go_pipe[1], "x", 1), 1); /* in case it waits there */
     assert_int_equal(write(ts->stop_pipe[1], "x", 1), 1);
     pthread_join(ts->thread, NULL);
+    close(ts->go_pipe[0]);
+    close(ts->go_pipe[1]);
     close(ts->stop_pipe[0]);
     close(ts->stop_pipe[1]);
     close(ts->lfd);
@@ -885,10 +901,73 @@ static void test_tls_pause_holds_buffered_plaintext(void **state)
     RUN_UNTIL(f, u.len == TLS_BIG_REPLY, 3000);
     assert_int_equal(u.len, TLS_BIG_REPLY);
     for (size_t i = 0; i < TLS_BIG_REPLY; i++)
-        if (u.data[i] != (char)('a' + i % 26))
-            fail_msg("byte %zu differs", i);
+        if (u.data[i] != (char)('a' + i % 26)) fail_msg("byte %zu differs", i);
     assert_int_equal(u.sync_callbacks, 0);
     u_release(&u, false);
+}
+
+/* An idle TLS connection receives a record after its response has ended. */
+static void tls_idle_then(struct tls_fx *t, const char *cmd, bool kept)
+{
+    struct fx *f = &t->base;
+    struct cfg_provider p = tls_provider(t, "localhost", t->cert);
+    struct user u = {0};
+    u_connect_ok(f, &u, &p);
+    assert_int_equal(u_write(&u, cmd), 0);
+    RUN_UNTIL(f, u.len == 2, 3000);
+    assert_memory_equal(u.data, "ok", 2);
+    u_release(&u, true);
+    assert_int_equal(stats(f).idle_now, 1);
+    assert_int_equal(write(t->ts.go_pipe[1], "g", 1), 1);
+    RUN_UNTIL(f, atomic_load(&t->ts.late_sent) == 1, 3000);
+    assert_int_equal(atomic_load(&t->ts.late_sent), 1);
+    if (!kept) {
+        RUN_UNTIL(f, stats(f).idle_now == 0, 3000);
+        assert_int_equal(stats(f).idle_now, 0);
+        assert_int_equal(u.len, 2); /* the old user heard nothing */
+        return;
+    }
+    RUN_FOR(f, 100);
+    assert_int_equal(stats(f).idle_now, 1);
+    struct user u2 = {0};
+    u_connect_ok(f, &u2, &p);
+    assert_true(u2.reused);
+    u_echo_ok(f, &u2, "still");
+    u_release(&u2, false);
+}
+
+static void test_tls_idle_ticket_kept(void **state)
+{
+    tls_idle_then(*state, "ticket", true);
+}
+
+static void test_tls_idle_unexpected_bytes_dropped(void **state)
+{
+    tls_idle_then(*state, "late", false);
+}
+
+static void test_tls_ticket_behind_response_kept(void **state)
+{
+    struct tls_fx *t = *state;
+    struct fx *f = &t->base;
+    struct cfg_provider p = tls_provider(t, "localhost", t->cert);
+    struct user u = {0};
+    u_connect_ok(f, &u, &p);
+    u.release_on_data = true;
+    assert_int_equal(u_write(&u, "okticket"), 0);
+    /* Both records reach our socket before the loop reads: one read holds them. */
+    for (int i = 0; i < 3000 && atomic_load(&t->ts.late_sent) == 0; i++)
+        poll(NULL, 0, 1);
+    assert_int_equal(atomic_load(&t->ts.late_sent), 1);
+    RUN_UNTIL(f, u.data_calls == 1, 3000);
+    assert_int_equal(u.len, 2);
+    assert_null(u.conn);
+    assert_int_equal(stats(f).idle_now, 1); /* the ticket did not make it unreusable */
+    struct user u2 = {0};
+    u_connect_ok(f, &u2, &p);
+    assert_true(u2.reused);
+    u_echo_ok(f, &u2, "more");
+    u_release(&u2, false);
 }
 
 static void tls_expect_failure(struct fx *f, const struct cfg_provider *p)
@@ -991,8 +1070,10 @@ static void test_tls_warm_then_connect(void **state)
     for (int i = 0; i < 3; i++)
         assert_int_equal(u_open(f, &u[i], &p, 3000), 0);
     for (int served = 0; served < 3; served++) {
-        RUN_UNTIL(f, (u[0].conn && u[0].connects) || (u[1].conn && u[1].connects) ||
-                         (u[2].conn && u[2].connects), 3000);
+        RUN_UNTIL(f,
+                  (u[0].conn && u[0].connects) || (u[1].conn && u[1].connects) ||
+                      (u[2].conn && u[2].connects),
+                  3000);
         int i = 0;
         while (i < 3 && !(u[i].conn && u[i].connects))
             i++;
@@ -1025,6 +1106,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pool_close_refuses_and_closes_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_echo_and_reuse, tls_setup, tls_teardown),
         cmocka_unit_test_setup_teardown(test_tls_pause_holds_buffered_plaintext, tls_setup,
+                                        tls_teardown),
+        cmocka_unit_test_setup_teardown(test_tls_idle_ticket_kept, tls_setup, tls_teardown),
+        cmocka_unit_test_setup_teardown(test_tls_ticket_behind_response_kept, tls_setup,
+                                        tls_teardown),
+        cmocka_unit_test_setup_teardown(test_tls_idle_unexpected_bytes_dropped, tls_setup,
                                         tls_teardown),
         cmocka_unit_test_setup_teardown(test_tls_untrusted_cert, tls_setup, tls_teardown),
         cmocka_unit_test_setup_teardown(test_tls_wrong_host, tls_setup, tls_teardown),
