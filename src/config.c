@@ -72,6 +72,186 @@ static void parse_timeouts(struct config_yaml_loader *ld, yaml_node_t *v, void *
     if (ld->errors == before) check_timeouts(ld, v, t);
 }
 
+/* ---- resilience: balancing, breaker, retry budget, hedging ---- */
+
+static const char *const strategies[] = {"p2c", "round_robin", "least_inflight", "latency_weight"};
+
+static void parse_strategy(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
+                           const struct config_yaml_field *f)
+{
+    struct cfg_resilience *r = obj;
+    char *name = config_yaml_text(ld, v);
+    if (!name) return;
+    size_t i = 0;
+    while (i < COUNT(strategies) && strcmp(name, strategies[i]) != 0)
+        i++;
+    if (i < COUNT(strategies)) {
+        free(r->strategy);
+        r->strategy = name;
+        return;
+    }
+    const char *near = config_value_nearest(name, strategies, COUNT(strategies));
+    if (near)
+        ERR(ld, v, "unknown strategy \"%s\"; did you mean \"%s\"?", name, near);
+    else
+        ERR(ld, v,
+            "unknown strategy \"%s\" (expected one of: p2c, round_robin, least_inflight, "
+            "latency_weight)",
+            name);
+    free(name);
+}
+
+static const struct config_yaml_field breaker_fields[] = {
+    FIELD("window", config_yaml_duration, struct cfg_breaker, window_ms, 100, HOUR, 0),
+    FIELD("min_requests", config_yaml_u32, struct cfg_breaker, min_requests, 1, 1000000, 0),
+    FIELD("failure_ratio", config_yaml_number, struct cfg_breaker, failure_ratio, 0,
+          CONFIG_YAML_MICRO, CONFIG_YAML_ABOVE_MIN),
+    FIELD("consecutive_failures", config_yaml_u32, struct cfg_breaker, consecutive_failures, 0,
+          1000000, 0),
+    FIELD("open", config_yaml_duration, struct cfg_breaker, open_ms, 1, HOUR, 0),
+    FIELD("open_max", config_yaml_duration, struct cfg_breaker, open_max_ms, 1, 24 * HOUR, 0),
+    FIELD("half_open_trials", config_yaml_u32, struct cfg_breaker, half_open_trials, 1, 1000, 0),
+};
+
+static const struct config_yaml_field retry_budget_fields[] = {
+    FIELD("ratio", config_yaml_number, struct cfg_retry_budget, ratio, 0, CONFIG_YAML_MICRO, 0),
+    FIELD("min_per_sec", config_yaml_number, struct cfg_retry_budget, min_per_sec, 0,
+          1000000 * CONFIG_YAML_MICRO, 0),
+    FIELD("window", config_yaml_duration, struct cfg_retry_budget, window_ms, 100, HOUR, 0),
+};
+
+static const struct config_yaml_field hedge_fields[] = {
+    FIELD("enabled", config_yaml_bool, struct cfg_hedge, enabled, 0, 0, 0),
+    FIELD("after", config_yaml_duration, struct cfg_hedge, after_ms, 1, HOUR,
+          CONFIG_YAML_AUTO_IS_ZERO),
+    FIELD("max_ratio", config_yaml_number, struct cfg_hedge, max_ratio, 0, CONFIG_YAML_MICRO, 0),
+};
+
+/* The three sub-sections: each fills its struct in place, over the inherited values. */
+static void parse_breaker(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
+                          const struct config_yaml_field *f)
+{
+    struct cfg_breaker *b = config_yaml_field_ptr(obj, f);
+    unsigned before = ld->errors;
+    config_yaml_walk(ld, v, breaker_fields, COUNT(breaker_fields), b);
+    if (ld->errors == before && b->open_max_ms < b->open_ms)
+        ERR(ld, v, "open_max (%ums) is shorter than open (%ums)", b->open_max_ms, b->open_ms);
+}
+
+static void parse_retry_budget(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
+                               const struct config_yaml_field *f)
+{
+    config_yaml_walk(ld, v, retry_budget_fields, COUNT(retry_budget_fields),
+                     config_yaml_field_ptr(obj, f));
+}
+
+static void parse_hedge(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
+                        const struct config_yaml_field *f)
+{
+    config_yaml_walk(ld, v, hedge_fields, COUNT(hedge_fields), config_yaml_field_ptr(obj, f));
+}
+
+static const struct config_yaml_field resilience_fields[] = {
+    SECTION("strategy", parse_strategy, 0),
+    FIELD("breaker", parse_breaker, struct cfg_resilience, breaker, 0, 0, 0),
+    FIELD("retry_budget", parse_retry_budget, struct cfg_resilience, retry_budget, 0, 0, 0),
+    FIELD("hedge", parse_hedge, struct cfg_resilience, hedge, 0, 0, 0),
+    FIELD("continue_on_cut", config_yaml_bool, struct cfg_resilience, continue_on_cut, 0, 0, 0),
+};
+
+/* obj + f->offset is a struct cfg_resilience already holding the inherited values: a
+   model's section overrides only the keys it gives, also inside breaker: and the like. */
+static void parse_resilience(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
+                             const struct config_yaml_field *f)
+{
+    config_yaml_walk(ld, v, resilience_fields, COUNT(resilience_fields),
+                     config_yaml_field_ptr(obj, f));
+}
+
+/* A model's starting point: the top-level section, with its own strategy string. */
+static void copy_resilience(struct config_yaml_loader *ld, struct cfg_resilience *dst,
+                            const struct cfg_resilience *src)
+{
+    *dst = *src;
+    dst->strategy = src->strategy ? config_yaml_strdup(ld, src->strategy) : NULL;
+}
+
+/* ---- provider probes ---- */
+
+static void parse_probe_path(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
+                             const struct config_yaml_field *f)
+{
+    struct cfg_probe *p = obj;
+    char *path = config_yaml_text(ld, v);
+    if (!path) return;
+    if (path[0] != '/') {
+        ERR(ld, v, "must start with '/', got \"%s\"", path);
+    } else if (config_value_has_control(path) || strpbrk(path, " \t")) {
+        ERR(ld, v, "spaces and control characters are not allowed in a path");
+    } else {
+        free(p->path);
+        p->path = path;
+        return;
+    }
+    free(path);
+}
+
+static const struct config_yaml_field probe_fields[] = {
+    FIELD("enabled", config_yaml_bool, struct cfg_probe, enabled, 0, 0, 0),
+    SECTION("path", parse_probe_path, 0),
+    FIELD("interval", config_yaml_duration, struct cfg_probe, interval_ms, 50, 24 * HOUR, 0),
+    FIELD("timeout", config_yaml_duration, struct cfg_probe, timeout_ms, 1, 10 * MIN, 0),
+    FIELD("healthy_threshold", config_yaml_u32, struct cfg_probe, healthy_threshold, 1, 1000, 0),
+    FIELD("unhealthy_threshold", config_yaml_u32, struct cfg_probe, unhealthy_threshold, 1, 1000,
+          0),
+    FIELD("deep", config_yaml_bool, struct cfg_probe, deep, 0, 0, 0),
+    FIELD("deep_interval", config_yaml_duration, struct cfg_probe, deep_interval_ms, SEC, 24 * HOUR,
+          0),
+    FIELD("deep_model", config_yaml_string, struct cfg_probe, deep_model, 0, 0,
+          CONFIG_YAML_NONEMPTY | CONFIG_YAML_HEADER_SAFE),
+};
+
+/* `probe: false` (or true) is short for `probe: {enabled: false}`. */
+static void parse_probe(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
+                        const struct config_yaml_field *f)
+{
+    struct cfg_probe *p = config_yaml_field_ptr(obj, f);
+    static const struct config_yaml_field enabled =
+        FIELD("probe", config_yaml_bool, struct cfg_probe, enabled, 0, 0, 0);
+    if (v->type == YAML_SCALAR_NODE)
+        config_yaml_bool(ld, v, p, &enabled);
+    else
+        config_yaml_walk(ld, v, probe_fields, COUNT(probe_fields), p);
+}
+
+/* ---- admin ---- */
+
+#define ADMIN_TOKEN_MIN_CHARS 16
+
+static void parse_admin_token(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
+                              const struct config_yaml_field *f)
+{
+    struct config *c = obj;
+    config_yaml_string(ld, v, obj, f);
+    /* A warning, not an error: a short token still beats none on a trusted network. */
+    if (c->admin_token && strlen(c->admin_token) < ADMIN_TOKEN_MIN_CHARS)
+        config_yaml_report(ld, config_yaml_line(v), true,
+                           "shorter than %d characters, easy to guess; use a long random "
+                           "string (e.g. openssl rand -hex 32)",
+                           ADMIN_TOKEN_MIN_CHARS);
+}
+
+static const struct config_yaml_field admin_fields[] = {
+    FIELD("token", parse_admin_token, struct config, admin_token, 0, 0,
+          CONFIG_YAML_EMPTY_IS_NULL | CONFIG_YAML_HEADER_SAFE),
+};
+
+static void parse_admin(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
+                        const struct config_yaml_field *f)
+{
+    config_yaml_walk(ld, v, admin_fields, COUNT(admin_fields), obj);
+}
+
 static void parse_listen(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
                          const struct config_yaml_field *f)
 {
@@ -122,6 +302,9 @@ static void parse_base_url(struct config_yaml_loader *ld, yaml_node_t *v, void *
     if (config_value_base_url(url, p, &why)) ERR(ld, v, "bad URL \"%s\": %s", url, why);
     free(p->base_url);
     p->base_url = url;
+    /* The default; a probe: row, later in the table, may override it. The simulator
+       runs in-process: there is nothing to probe. */
+    p->probe.enabled = p->kind != CFG_PROVIDER_SIM;
 }
 
 /* Headers unbusy writes itself; a provider may not override them. */
@@ -181,6 +364,7 @@ static const struct config_yaml_field provider_fields[] = {
           HOUR, 0),
     FIELD("connect_timeout", config_yaml_duration, struct cfg_provider, connect_timeout_ms, 0,
           10 * MIN, 0),
+    FIELD("probe", parse_probe, struct cfg_provider, probe, 0, 0, 0),
 };
 
 static void parse_providers(struct config_yaml_loader *ld, yaml_node_t *map, void *obj,
@@ -204,6 +388,14 @@ static void parse_providers(struct config_yaml_loader *ld, yaml_node_t *map, voi
         p->stream_upstream = true;
         p->max_idle_conns = 64;
         p->idle_conn_timeout_ms = 60 * SEC;
+        p->probe = (struct cfg_probe){
+            .path = config_yaml_strdup(ld, "/models"),
+            .interval_ms = 30 * SEC,
+            .timeout_ms = 5 * SEC,
+            .healthy_threshold = 2,
+            .unhealthy_threshold = 3,
+            .deep_interval_ms = 5 * MIN,
+        };
         size_t old = config_yaml_path_key(ld, name);
         config_yaml_walk(ld, v, provider_fields, COUNT(provider_fields), p);
         if (p->ca_file && access(p->ca_file, R_OK) != 0)
@@ -247,6 +439,9 @@ static const struct config_yaml_field deployment_fields[] = {
           CONFIG_YAML_REQUIRED | CONFIG_YAML_NONEMPTY),
     FIELD("tier", config_yaml_int, struct cfg_deployment, tier, 0, 1000, 0),
     FIELD("weight", config_yaml_u32, struct cfg_deployment, weight, 1, 1000000, 0),
+    FIELD("max_concurrency", config_yaml_u32, struct cfg_deployment, max_concurrency, 0, 1000000,
+          0),
+    FIELD("rpm", config_yaml_u32, struct cfg_deployment, rpm, 0, 100000000, 0),
 };
 
 static void parse_deployments(struct config_yaml_loader *ld, yaml_node_t *list, void *obj,
@@ -285,6 +480,7 @@ static const struct config_yaml_field model_fields[] = {
     SECTION("deployments", parse_deployments, CONFIG_YAML_REQUIRED),
     FIELD("timeouts", parse_timeouts, struct cfg_model, timeouts, 0, 0, 0),
     FIELD("max_attempts", config_yaml_u32, struct cfg_model, max_attempts, 1, 10, 0),
+    FIELD("resilience", parse_resilience, struct cfg_model, resilience, 0, 0, 0),
 };
 
 static void parse_models(struct config_yaml_loader *ld, yaml_node_t *map, void *obj,
@@ -306,6 +502,7 @@ static void parse_models(struct config_yaml_loader *ld, yaml_node_t *map, void *
         }
         m->line = config_yaml_line(k);
         m->timeouts = c->default_timeouts;
+        copy_resilience(ld, &m->resilience, &c->default_resilience);
         size_t old = config_yaml_path_key(ld, name);
         if (v->type == YAML_SEQUENCE_NODE)
             parse_deployments(ld, v, m, NULL);
@@ -326,19 +523,24 @@ static void parse_models(struct config_yaml_loader *ld, yaml_node_t *map, void *
 }
 
 /*
- * The sections, in the order they are applied: models use providers and the
- * default timeouts. A new section is one row here and its parse function.
+ * The sections, in the order they are applied: models use providers, the
+ * default timeouts and the default resilience. A new section is one row here
+ * and its parse function.
  */
 static const struct config_yaml_field top_fields[] = {
     FIELD("server", parse_server, struct config, server, 0, 0, 0),
     FIELD("timeouts", parse_timeouts, struct config, default_timeouts, 0, 0, 0),
+    FIELD("resilience", parse_resilience, struct config, default_resilience, 0, 0, 0),
+    SECTION("admin", parse_admin, 0),
     SECTION("providers", parse_providers, 0),
     SECTION("models", parse_models, CONFIG_YAML_REQUIRED),
 };
 
 #define FITS(table) (COUNT(table) <= CONFIG_YAML_MAX_FIELDS)
 _Static_assert(FITS(timeout_fields) && FITS(server_fields) && FITS(provider_fields) &&
-                   FITS(deployment_fields) && FITS(model_fields) && FITS(top_fields),
+                   FITS(deployment_fields) && FITS(model_fields) && FITS(top_fields) &&
+                   FITS(breaker_fields) && FITS(retry_budget_fields) && FITS(hedge_fields) &&
+                   FITS(resilience_fields) && FITS(probe_fields) && FITS(admin_fields),
                "raise CONFIG_YAML_MAX_FIELDS");
 _Static_assert(sizeof(unsigned) == sizeof(uint32_t), "workers is parsed as a uint32_t");
 
@@ -364,6 +566,22 @@ static void set_defaults(struct config_yaml_loader *ld, struct config *c)
         .stall_ms = 60 * SEC,
         .total_ms = 600 * SEC,
     };
+    c->default_resilience = (struct cfg_resilience){
+        .strategy = config_yaml_strdup(ld, "p2c"),
+        .breaker =
+            {
+                .window_ms = 30 * SEC,
+                .min_requests = 10,
+                .failure_ratio = 0.5,
+                .consecutive_failures = 5,
+                .open_ms = 5 * SEC,
+                .open_max_ms = 120 * SEC,
+                .half_open_trials = 1,
+            },
+        .retry_budget = {.ratio = 0.2, .min_per_sec = 3, .window_ms = 10 * SEC},
+        .hedge = {.enabled = false, .after_ms = 0, .max_ratio = 0.1},
+        .continue_on_cut = false,
+    };
 }
 
 static void free_provider(struct cfg_provider *p)
@@ -382,6 +600,8 @@ static void free_provider(struct cfg_provider *p)
     }
     free(p->headers);
     free(p->ca_file);
+    free(p->probe.path);
+    free(p->probe.deep_model);
 }
 
 static void config_free(struct config *c)
@@ -389,6 +609,8 @@ static void config_free(struct config *c)
     free(c->source);
     free(c->server.listen_host);
     free(c->server.access_log);
+    free(c->default_resilience.strategy);
+    free(c->admin_token);
     for (size_t i = 0; i < c->nproviders; i++)
         free_provider(&c->providers[i]);
     free(c->providers);
@@ -397,6 +619,7 @@ static void config_free(struct config *c)
             free(c->models[i].deployments[j].model);
         free(c->models[i].deployments);
         free(c->models[i].name);
+        free(c->models[i].resilience.strategy);
     }
     free(c->models);
     free(c->model_slots);

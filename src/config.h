@@ -49,6 +49,49 @@ struct cfg_timeouts {
     uint32_t total_ms;         /* the whole request, every attempt included */
 };
 
+/* Active health probes of a provider (docs/resilience.md). */
+struct cfg_probe {
+    bool enabled;                 /* default true for http(s) providers, false for sim:// */
+    char *path;                   /* under base_path; default "/models" */
+    uint32_t interval_ms;         /* default 30 s; at least 50 ms */
+    uint32_t timeout_ms;          /* default 5 s */
+    uint32_t healthy_threshold;   /* consecutive successes to mark it up again; default 2 */
+    uint32_t unhealthy_threshold; /* consecutive failures to mark it down; default 3 */
+    bool deep;                    /* also a one-token completion now and then; default false */
+    uint32_t deep_interval_ms;    /* default 5 min */
+    char *deep_model;             /* NULL: the first deployment's model on this provider */
+};
+
+struct cfg_breaker {
+    uint32_t window_ms;           /* default 30 s */
+    uint32_t min_requests;        /* default 10 */
+    double failure_ratio;         /* default 0.5 */
+    uint32_t consecutive_failures;/* default 5 */
+    uint32_t open_ms;             /* default 5 s, doubling per repeated trip */
+    uint32_t open_max_ms;         /* default 120 s */
+    uint32_t half_open_trials;    /* default 1 */
+};
+
+struct cfg_retry_budget {
+    double ratio;                 /* retries at most this share of requests; default 0.2 */
+    double min_per_sec;           /* and always this many per second; default 3 */
+    uint32_t window_ms;           /* default 10 s */
+};
+
+struct cfg_hedge {
+    bool enabled;                 /* default false */
+    uint32_t after_ms;            /* 0: the deployment's observed p95 TTFT; default 0 */
+    double max_ratio;             /* hedges at most this share of requests; default 0.1 */
+};
+
+struct cfg_resilience {
+    char *strategy;               /* p2c (default), round_robin, least_inflight, latency_weight */
+    struct cfg_breaker breaker;
+    struct cfg_retry_budget retry_budget;
+    struct cfg_hedge hedge;
+    bool continue_on_cut;         /* experimental; default false */
+};
+
 struct cfg_provider {
     char *name;
     enum cfg_provider_kind kind;
@@ -71,6 +114,7 @@ struct cfg_provider {
     uint32_t max_idle_conns;   /* idle keep-alive connections kept per worker (default 64) */
     uint32_t idle_conn_timeout_ms; /* default 60 s */
     uint32_t connect_timeout_ms;   /* 0: the model's */
+    struct cfg_probe probe;
     int line;                  /* where it was defined, for messages */
 };
 
@@ -79,6 +123,8 @@ struct cfg_deployment {
     char *model;               /* the name the provider expects */
     int tier;                  /* default 0 */
     uint32_t weight;           /* default 1 */
+    uint32_t max_concurrency;  /* 0: unlimited; a saturated deployment is skipped */
+    uint32_t rpm;              /* requests per minute; 0: unlimited */
     int line;
 };
 
@@ -88,6 +134,7 @@ struct cfg_model {
     size_t ndeployments;
     struct cfg_timeouts timeouts;
     uint32_t max_attempts;     /* default: number of deployments, at least 1, at most 10 */
+    struct cfg_resilience resilience; /* the top-level resilience: section, overridden per model */
     int line;
 };
 
@@ -110,6 +157,8 @@ struct config {
     char *source;              /* file name (or "<demo>") for messages */
     struct cfg_server server;
     struct cfg_timeouts default_timeouts;
+    struct cfg_resilience default_resilience;
+    char *admin_token;         /* admin.token; NULL: admin API only on a loopback listener */
     struct cfg_provider *providers;
     size_t nproviders;
     struct cfg_model *models;

@@ -244,6 +244,40 @@ int config_value_int(const char *s, int64_t *out, const char **why)
     return 0;
 }
 
+int config_value_number(const char *s, double *out, const char **why)
+{
+    const char *p = s;
+    bool neg = *p == '-';
+    if (neg) p++;
+    uint64_t whole = 0, frac = 0, scale = 1;
+    int ndigits = 0, nfrac = 0;
+    for (; is_digit(*p); p++) {
+        if (++ndigits > 15) {
+            *why = "number out of range";
+            return -1;
+        }
+        whole = whole * 10 + (uint64_t)(*p - '0');
+    }
+    if (*p == '.') {
+        for (p++; is_digit(*p); p++) {
+            if (++nfrac > 9) {
+                *why = "more than 9 digits after the point";
+                return -1;
+            }
+            frac = frac * 10 + (uint64_t)(*p - '0');
+            scale *= 10;
+        }
+        if (nfrac == 0) ndigits = 0; /* "1." */
+    }
+    if (ndigits == 0 || *p) {
+        *why = "expected a number like 0.25";
+        return -1;
+    }
+    double v = (double)whole + (double)frac / (double)scale;
+    *out = neg ? -v : v;
+    return 0;
+}
+
 /* Host names: letters, digits, '-', '.', '_' (the last for internal service names). */
 static bool valid_hostname(const char *s, size_t len)
 {

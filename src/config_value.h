@@ -1,7 +1,7 @@
 /*
  * config_value — the text syntaxes of single config values, for config.c.
  *
- * Pure functions over text: ${ENV} expansion, booleans, integers, provider
+ * Pure functions over text: ${ENV} expansion, booleans, integers, numbers, provider
  * base URLs, listen addresses, header-safety checks and the "did you mean"
  * matcher for misspelt keys. No YAML and no I/O (the environment is only
  * read), so each can be tested alone.
@@ -39,6 +39,13 @@ int config_value_bool(const char *s, bool *out, const char **why);
 
 /* An optional '-' and decimal digits (no '+', no spaces, at most 18 digits). */
 int config_value_int(const char *s, int64_t *out, const char **why);
+
+/*
+ * A decimal number: an optional '-', digits, optionally '.' and more digits
+ * ("0.25", "3", "-1"); no exponent, no leading '.', at most 15 digits before
+ * the point and 9 after (ratios and rates need no more).
+ */
+int config_value_number(const char *s, double *out, const char **why);
 
 /*
  * base_url: "http://HOST[:PORT][/PATH]", "https://..." or "sim://PROFILE".

@@ -262,14 +262,18 @@ void config_yaml_duration(struct config_yaml_loader *ld, yaml_node_t *v, void *o
     char *s = config_yaml_text(ld, v);
     uint32_t ms;
     if (!s) return;
-    int rc = config_parse_duration_ms(s, &ms);
+    const char *or_auto = f->flags & CONFIG_YAML_AUTO_IS_ZERO ? ", or auto" : "";
+    bool is_auto = *or_auto && strcmp(s, "auto") == 0;
+    int rc = is_auto ? 0 : config_parse_duration_ms(s, &ms);
+    if (is_auto) ms = 0;
     if (rc)
-        ERR(ld, v, "bad duration \"%s\": %s", s,
+        ERR(ld, v, "bad duration \"%s\": %s%s", s,
             rc == -ERANGE ? "too long"
-                          : "expected e.g. 500ms, 30s, 1.5m, 2h or an integer of milliseconds");
-    else if (ms < f->min || ms > f->max)
-        ERR(ld, v, "%s is out of range (%lldms to %lldms)", s, (long long)f->min,
-            (long long)f->max);
+                          : "expected e.g. 500ms, 30s, 1.5m, 2h or an integer of milliseconds",
+            rc == -ERANGE ? "" : or_auto);
+    else if (!is_auto && (ms < f->min || ms > f->max))
+        ERR(ld, v, "%s is out of range (%lldms to %lldms%s)", s, (long long)f->min,
+            (long long)f->max, or_auto);
     else
         *(uint32_t *)config_yaml_field_ptr(obj, f) = ms;
     free(s);
@@ -291,6 +295,25 @@ void config_yaml_size(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
             (long long)f->max);
     else
         *(size_t *)config_yaml_field_ptr(obj, f) = bytes;
+    free(s);
+}
+
+void config_yaml_number(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
+                        const struct config_yaml_field *f)
+{
+    char *s = config_yaml_text(ld, v);
+    const char *why;
+    double x;
+    if (!s) return;
+    double min = (double)f->min / CONFIG_YAML_MICRO, max = (double)f->max / CONFIG_YAML_MICRO;
+    bool above = f->flags & CONFIG_YAML_ABOVE_MIN;
+    if (config_value_number(s, &x, &why))
+        ERR(ld, v, "%s, got \"%s\"", why, s);
+    else if (x < min || (above && x == min) || x > max)
+        ERR(ld, v, "%s is out of range (%s%.15g%s %.15g)", s, above ? "more than " : "", min,
+            above ? ", at most" : " to", max);
+    else
+        *(double *)config_yaml_field_ptr(obj, f) = x;
     free(s);
 }
 

@@ -52,13 +52,18 @@ enum {
     CONFIG_YAML_EMPTY_IS_NULL = 1 << 1, /* strings: "" stores NULL */
     CONFIG_YAML_NONEMPTY = 1 << 2,      /* strings: "" is an error */
     CONFIG_YAML_HEADER_SAFE = 1 << 3,   /* strings: no control characters (an HTTP header) */
+    CONFIG_YAML_AUTO_IS_ZERO = 1 << 4,  /* durations: the word "auto" stores 0 */
+    CONFIG_YAML_ABOVE_MIN = 1 << 5,     /* numbers: min itself is out of range */
 };
+
+/* Numbers (doubles) give their bounds in millionths, so a table row stays integers. */
+#define CONFIG_YAML_MICRO 1000000ll
 
 struct config_yaml_field {
     const char *key;
     config_yaml_fn parse;
     size_t offset;    /* where in obj the value goes */
-    int64_t min, max; /* integers, durations (ms) and sizes (bytes) */
+    int64_t min, max; /* integers, durations (ms), sizes (bytes), numbers (millionths) */
     unsigned flags;
 };
 
@@ -124,6 +129,8 @@ void config_yaml_duration(struct config_yaml_loader *ld, yaml_node_t *v, void *o
                           const struct config_yaml_field *f); /* uint32_t ms */
 void config_yaml_size(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
                       const struct config_yaml_field *f); /* size_t */
+void config_yaml_number(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
+                        const struct config_yaml_field *f); /* double */
 
 static inline void *config_yaml_field_ptr(void *obj, const struct config_yaml_field *f)
 {

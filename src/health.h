@@ -205,7 +205,8 @@ void health_set_params(struct health *h, const struct health_params *p);
  * refused credentials, cooling down, open, half-open with every trial slot
  * taken, at max_concurrency or at the RPM cap; *why_not (may be NULL) then
  * says which: "disabled", "draining", "auth", "cooldown", "open", "half_open",
- * "saturated", "rpm" (static strings). Changes nothing.
+ * "saturated", "rpm" (static strings). Takes no slot (an open breaker whose
+ * time is over does become half-open here, as in every call that takes now).
  */
 bool health_eligible(struct health *h, uint64_t now_ms, const char **why_not);
 

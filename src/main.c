@@ -20,6 +20,7 @@
 #include "config.h"
 #include "demo.h"
 #include "log.h"
+#include "runtime.h"
 #include "worker.h"
 
 #define UNBUSY_VERSION "0.1.0"
@@ -118,6 +119,11 @@ int main(int argc, char **argv)
         log_error("cannot open access log %s: %s", cfg->server.access_log, strerror(errno));
         return 1;
     }
+    struct runtime *rt = runtime_new(cfg);
+    if (!rt) {
+        log_error("out of memory");
+        return 1;
+    }
     nworkers = cfg->server.workers ? cfg->server.workers : 1;
     if (nworkers > MAX_WORKERS)
         nworkers = MAX_WORKERS;
@@ -130,7 +136,7 @@ int main(int argc, char **argv)
             return 1;
         }
         port = bound; /* with port 0, every worker binds the port the first one got */
-        int rc = worker_start(&workers[i], i, fd, cfg);
+        int rc = worker_start(&workers[i], i, fd, cfg, rt);
         if (rc < 0) {
             log_error("cannot start worker %u: %s", i, uv_strerror(rc));
             return 1;
@@ -169,6 +175,7 @@ int main(int argc, char **argv)
         worker_join(&workers[i]);
     for (unsigned i = 0; i < nworkers; i++)
         config_unref(workers[i].cfg);
+    runtime_free(rt);
     config_unref(cfg);
     log_info("stopped");
     return 0;

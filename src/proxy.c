@@ -1,20 +1,16 @@
 /*
- * A proxied request's states:
+ * A proxied request:
  *
- *   ATTEMPT ──head 200 SSE──▶ WAIT_FIRST ──content event──▶ RELAY ──[DONE]/end──▶ finish
- *      │  ▲                      │                             │
- *      │  └──── next deployment ◀┴─ any failure, deadline      └─ failure: error event,
- *      │        (while the client has seen nothing)               no [DONE] (stream clients)
- *      └──head 200 JSON / error status──▶ BODY ──end──▶ answer, or next deployment
+ *   start ─▶ pick a deployment (tier, health, balancer) ─▶ attempt ─┬─ first content ─▶ winner
+ *              ▲                                              │     │   (stream client: commit)
+ *              └─── failed before the client saw a byte ◀─────┘     └─ hedge timer: a second
+ *                   (within max_attempts, the retry budget            attempt on another deployment;
+ *                    and the total deadline)                          the first to bring content wins
+ *   winner done ─▶ [DONE] / JSON answer ─▶ finalize
+ *   winner fails after commit ─▶ error event, no [DONE] ─▶ finalize
  *
- * "Content" is a chunk with text, reasoning, tool calls or a finish reason: a
- * role-only chunk or an SSE comment (": keep-alive") is not progress, so an
- * upstream that answers 200 and then only keeps the connection alive is busy.
- *
- * For a stream client the relay commits (sends the head) at the first content
- * event; after that a failure can only end the stream with an error event.
  * A non-stream client is answered only at the end, so any failure before the
- * end moves it to the next deployment, invisibly.
+ * end moves it to another deployment, invisibly. Every path ends in finalize.
  */
 #include "proxy.h"
 
@@ -22,681 +18,478 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "assemble.h"
-#include "jsonx.h"
 #include "log.h"
+#include "proxy_int.h"
 #include "server.h"
-#include "sse.h"
-#include "uphttp.h"
 #include "worker.h"
-
-#define PROXY_MAX_ORDER 64
-#define PROXY_MAX_HELD (256u * 1024)     /* events held before the first content event */
-#define PROXY_MAX_ERROR_BODY (64u * 1024) /* an upstream error body kept for its message */
-#define PROXY_MAX_SSE_EVENT (8u << 20)
-
-enum preq_state { PS_ATTEMPT, PS_WAIT_FIRST, PS_RELAY, PS_BODY, PS_DONE };
-
-/* Why an attempt failed; kept apart for the health logic and the client's message. */
-enum fail_class {
-    FC_CONNECT,
-    FC_TLS,
-    FC_TIMEOUT, /* connect timeout */
-    FC_IO,
-    FC_RATE_LIMITED,
-    FC_OVERLOADED, /* 5xx */
-    FC_AUTH,       /* 401/402/403: our key or balance */
-    FC_STATUS,     /* other unexpected status */
-    FC_FIRST_TOKEN,
-    FC_STALL,
-    FC_BAD_REPLY,
-    FC_CUT,
-};
-
-struct preq {
-    struct server_conn *conn;
-    struct worker *w;
-    struct config *cfg;
-    const struct cfg_model *model;
-    enum proxy_api api;
-    enum preq_state state;
-    char *body;
-    size_t body_len;
-    struct jsonx_request scan;
-    bool client_stream;
-    bool client_usage;
-
-    const struct cfg_deployment *order[PROXY_MAX_ORDER];
-    size_t norder, next;
-    unsigned attempts;
-    const struct cfg_deployment *dep;
-    struct uphttp *up;
-    bool up_stream; /* we asked this upstream for a stream */
-    int up_status;
-    bool up_sse;
-    int retry_after_s; /* smallest Retry-After seen, -1 none */
-    struct buf upbody; /* non-SSE body: JSON answer or error */
-    struct buf why;    /* "provider/model: reason; ..." */
-    unsigned n_timeout, n_busy, n_other;
-
-    struct sse_parser sse;
-    struct buf held;
-    bool got_first;
-    bool committed;
-    bool saw_done, saw_finish;
-    bool paused;
-    struct assemble *asmb;
-    struct jsonx_chunk usage;
-    bool usage_seen;
-
-    uv_timer_t token_timer; /* first-token deadline, then stall timer */
-    uv_timer_t total_timer;
-    int handles_open;
-    uint64_t t_start;
-    bool finished;
-};
 
 static void next_attempt(struct preq *p);
 static void finalize(struct preq *p, const char *outcome);
 
-static const char *api_path(enum proxy_api api)
-{
-    switch (api) {
-    case PROXY_API_CHAT:
-        return "/chat/completions";
-    case PROXY_API_COMPLETIONS:
-        return "/completions";
-    case PROXY_API_EMBEDDINGS:
-        return "/embeddings";
-    }
-    return "/";
-}
-
 static uint64_t now_ms(void)
 {
-    return uv_hrtime() / 1000000;
+    return runtime_now_ms();
 }
 
-static uint64_t remaining_ms(struct preq *p)
+uint64_t proxy_remaining_ms(struct preq *p)
 {
     uint64_t spent = now_ms() - p->t_start;
     return spent >= p->model->timeouts.total_ms ? 0 : p->model->timeouts.total_ms - spent;
 }
 
-static void arm_token_timer(struct preq *p, uint32_t ms);
-
-/* ---- answering the client ---------------------------------------------- */
-
-static void extra_headers(struct preq *p, struct buf *h)
+static uint64_t rand64(struct preq *p)
 {
-    if (p->dep) {
-        buf_printf(h, "x-unbusy-provider: %s\r\n", p->dep->provider->name);
+    uint64_t x = p->w->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    p->w->rng = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+static struct accesslog_entry *log_entry(struct preq *p)
+{
+    return &server_conn_request_mut(p->conn)->log;
+}
+
+/* ---- answering the client ------------------------------------------------ */
+
+static void extra_headers(struct preq *p, const struct attempt *a, struct buf *h)
+{
+    if (a && a->dep) {
+        buf_printf(h, "x-unbusy-provider: %s\r\n", a->dep->provider->name);
         buf_printf(h, "x-unbusy-attempts: %u\r\n", p->attempts);
     }
 }
 
-static void respond_error(struct preq *p, enum gw_err e, const char *msg)
-{
-    struct buf h;
-    buf_init(&h, 0);
-    extra_headers(p, &h);
-    if (p->retry_after_s >= 0 && (e == GW_ERR_UNAVAILABLE || e == GW_ERR_RATE_LIMITED))
-        buf_printf(&h, "Retry-After: %d\r\n", p->retry_after_s);
-    server_respond_error(p->conn, e, msg, h.data);
-    buf_free(&h);
-}
-
-/* Write one SSE event to a committed stream client, with back-pressure. */
-static void relay_event(struct preq *p, const char *data, size_t len)
+void proxy_relay_event(struct preq *p, const char *data, size_t len)
 {
     uv_buf_t parts[3] = {uv_buf_init("data: ", 6), uv_buf_init((char *)data, (unsigned)len),
                          uv_buf_init("\n\n", 2)};
     server_stream_writev(p->conn, parts, 3);
-    if (!p->paused && server_pending_bytes(p->conn) > SERVER_HIGH_WATER && p->up) {
+    if (!p->paused && server_pending_bytes(p->conn) > SERVER_HIGH_WATER && p->winner) {
         p->paused = true;
-        uphttp_pause(p->up, true);
+        attempt_pause(p->winner, true);
     }
 }
 
-static void commit_stream(struct preq *p)
+void proxy_relay_comment(struct preq *p)
+{
+    server_stream_write(p->conn, ": keep-alive\n\n", 14); /* keeps the client's idle timers fed */
+}
+
+static void commit_stream(struct preq *p, struct attempt *a)
 {
     struct buf h;
     buf_init(&h, 0);
     buf_append_str(&h, "Cache-Control: no-cache\r\n");
-    extra_headers(p, &h);
+    extra_headers(p, a, &h);
     server_stream_begin(p->conn, 200, "text/event-stream", h.data);
     buf_free(&h);
     p->committed = true;
-    if (p->held.len)
-        server_stream_write(p->conn, p->held.data, p->held.len);
-    buf_reset(&p->held);
+    if (a->held.len)
+        server_stream_write(p->conn, a->held.data, a->held.len);
+    buf_reset(&a->held);
+}
+
+static void release_attempt(struct attempt *a, enum health_class c)
+{
+    struct preq *p = a->p;
+    if (!a->rd)
+        return;
+    if (a->retry_after_s > 0 && (c == HEALTH_RATE_LIMITED || c == HEALTH_SERVER_ERROR))
+        health_cooldown(&a->rd->health, now_ms(), (uint32_t)a->retry_after_s * 1000u);
+    unsigned ev = health_release(&a->rd->health, &a->ticket, now_ms(), c, c == HEALTH_OK ? a->ttft_ms : 0,
+                                 c == HEALTH_OK ? 0 : p->model->timeouts.first_token_ms, rand64(p));
+    if (ev & HEALTH_EVENT_TRIPPED)
+        log_warn("deployment %s: circuit breaker opened (last failure: %s)", a->rd->key,
+                 health_class_name(c));
+    if (ev & HEALTH_EVENT_CLOSED)
+        log_info("deployment %s: circuit breaker closed again", a->rd->key);
+    if (ev & HEALTH_EVENT_AUTH_FIRST)
+        log_error("deployment %s: the provider refuses our credentials (401/402/403); it is out until "
+                  "reload or an admin enable; check its api_key and balance",
+                  a->rd->key);
+    a->rd = NULL;
+}
+
+static void abandon_attempt(struct attempt *a)
+{
+    if (a->rd) {
+        health_abandon(&a->rd->health, &a->ticket);
+        a->rd = NULL;
+    }
+    attempt_reset(a);
+}
+
+static void record_usage(struct preq *p, const struct attempt *a)
+{
+    struct accesslog_entry *log = log_entry(p);
+    log->ttft_ms = a->got_first ? (int64_t)(a->t_start + a->ttft_ms - p->t_start) : -1;
+    if (!a->usage_seen)
+        return;
+    log->prompt_tokens = a->usage.prompt_tokens;
+    log->completion_tokens = a->usage.completion_tokens;
+    log->reasoning_tokens = a->usage.reasoning_tokens;
+    log->cached_tokens = a->usage.cached_tokens;
 }
 
 /* After the client has seen bytes: end the stream with an error event and no [DONE]. */
-static void mid_stream_error(struct preq *p, const char *why)
+void proxy_mid_stream_error(struct preq *p, enum health_class c, const char *why)
 {
-    struct buf b;
-    buf_init(&b, 0);
-    char msg[512];
-    snprintf(msg, sizeof msg, "the upstream stream from %s failed after it had started: %s",
-             p->dep ? p->dep->provider->name : "?", why);
-    errors_render(&b, GW_ERR_MID_STREAM, msg, NULL);
-    relay_event(p, b.data, b.len);
-    buf_free(&b);
+    struct attempt *a = p->winner;
+    if (why) {
+        struct buf b;
+        buf_init(&b, 0);
+        char msg[512];
+        snprintf(msg, sizeof msg, "the stream from %s failed after it had started: %s",
+                 a && a->dep ? a->dep->provider->name : "the upstream", why);
+        errors_render(&b, GW_ERR_MID_STREAM, msg, NULL);
+        proxy_relay_event(p, b.data, b.len);
+        buf_free(&b);
+    }
     server_stream_end(p->conn);
     server_set_close(p->conn);
-    snprintf(server_conn_request_mut(p->conn)->log.error, 256, "%s", why);
+    if (a) {
+        record_usage(p, a);
+        release_attempt(a, c);
+    }
+    if (why)
+        snprintf(log_entry(p)->error, sizeof log_entry(p)->error, "%s", why);
     finalize(p, "mid_stream_error");
 }
 
-/* ---- attempts ----------------------------------------------------------- */
-
-static const char *fail_name(enum fail_class fc)
+void proxy_provider_error_event(struct preq *p, const char *data, size_t len, const char *msg)
 {
-    static const char *names[] = {
-        [FC_CONNECT] = "connect failed",    [FC_TLS] = "TLS failed",
-        [FC_TIMEOUT] = "connect timeout",   [FC_IO] = "connection error",
-        [FC_RATE_LIMITED] = "rate limited", [FC_OVERLOADED] = "server error",
-        [FC_AUTH] = "not authorised",       [FC_STATUS] = "unexpected status",
-        [FC_FIRST_TOKEN] = "no first token before the deadline",
-        [FC_STALL] = "stream stalled",      [FC_BAD_REPLY] = "malformed reply",
-        [FC_CUT] = "stream cut",
-    };
-    return names[fc];
+    proxy_relay_event(p, data, len); /* the provider's own error event, as it came */
+    snprintf(log_entry(p)->error, sizeof log_entry(p)->error, "%s", msg);
 }
 
-static void reset_attempt(struct preq *p)
+void proxy_first_content(struct attempt *a)
 {
-    if (p->up) {
-        uphttp_cancel(p->up);
-        p->up = NULL;
+    struct preq *p = a->p;
+    if (p->winner)
+        return;
+    p->winner = a;
+    uv_timer_stop(&p->hedge_timer);
+    struct attempt *rival = &p->at[1 - a->slot];
+    if (rival->active) {
+        if (a->hedge)
+            atomic_fetch_add(&p->rm->hedges_won, 1);
+        else
+            atomic_fetch_add(&p->rm->hedges_wasted, 1);
+        abandon_attempt(rival);
     }
-    uv_timer_stop(&p->token_timer);
-    sse_parser_reset(&p->sse);
-    buf_reset(&p->held);
-    buf_reset(&p->upbody);
-    if (p->asmb) {
-        assemble_free(p->asmb);
-        p->asmb = NULL;
-    }
-    p->got_first = p->saw_done = p->saw_finish = p->up_sse = false;
-    p->usage_seen = false;
-    p->paused = false;
-    p->up_status = 0;
+    if (p->client_stream)
+        commit_stream(p, a);
 }
 
-static void attempt_failed(struct preq *p, enum fail_class fc, const char *detail)
+void proxy_attempt_done(struct attempt *a, const char *json, size_t len)
 {
-    if (fc == FC_TIMEOUT || fc == FC_FIRST_TOKEN)
-        p->n_timeout++;
-    else if (fc == FC_RATE_LIMITED || fc == FC_OVERLOADED)
-        p->n_busy++;
-    else
-        p->n_other++;
-    if (fc == FC_AUTH) {
-        char key[128];
-        snprintf(key, sizeof key, "auth:%s", p->dep->provider->name);
-        if (log_first_time(key))
-            log_error("provider %s refuses our credentials (%s); check its api_key and balance",
-                      p->dep->provider->name, detail ? detail : "");
+    struct preq *p = a->p;
+    p->winner = a;
+    record_usage(p, a);
+    if (p->client_stream) {
+        server_stream_write(p->conn, "data: [DONE]\n\n", 14);
+        server_stream_end(p->conn);
+    } else {
+        struct buf h;
+        buf_init(&h, 0);
+        extra_headers(p, a, &h);
+        server_respond(p->conn, 200, "application/json", h.data, json, len);
+        buf_free(&h);
     }
+    release_attempt(a, HEALTH_OK);
+    finalize(p, "ok");
+}
+
+void proxy_attempt_client_error(struct attempt *a, int status, const char *body, size_t len)
+{
+    struct preq *p = a->p;
+    struct jsonx_chunk ch;
+    bool json_error = jsonx_scan_chunk(body, len, &ch) == 0 && ch.valid && ch.has_error;
+    char msg[160];
+    jsonx_error_message(body, len, msg, sizeof msg);
+    struct buf h;
+    buf_init(&h, 0);
+    extra_headers(p, a, &h);
+    if (json_error) {
+        server_respond(p->conn, status, "application/json", h.data, body, len);
+    } else {
+        struct buf b;
+        buf_init(&b, 0);
+        errors_render(&b, status == 413 ? GW_ERR_TOO_LARGE : GW_ERR_BAD_REQUEST,
+                      msg[0] ? msg : "the provider rejected the request", NULL);
+        server_respond(p->conn, status, "application/json", h.data, b.data, b.len);
+        buf_free(&b);
+    }
+    buf_free(&h);
+    snprintf(log_entry(p)->error, sizeof log_entry(p)->error, "provider: HTTP %d: %s", status, msg);
+    release_attempt(a, HEALTH_OK); /* the deployment did its job */
+    attempt_reset(a);
+    finalize(p, "client_error");
+}
+
+/* ---- failures ---------------------------------------------------------------- */
+
+static void note_why(struct preq *p, const char *key, const char *reason, const char *detail)
+{
     if (p->why.len)
         buf_append_str(&p->why, "; ");
-    buf_printf(&p->why, "%s/%s: %s", p->dep->provider->name, p->dep->model, fail_name(fc));
+    buf_printf(&p->why, "%s: %s", key, reason);
     if (detail && *detail)
         buf_printf(&p->why, " (%s)", detail);
-    reset_attempt(p);
-    next_attempt(p);
+}
+
+static const char *class_reason(enum health_class c)
+{
+    switch (c) {
+    case HEALTH_CONNECT: return "connect failed";
+    case HEALTH_TLS: return "TLS failed";
+    case HEALTH_CONNECT_TIMEOUT: return "connect timeout";
+    case HEALTH_FIRST_TOKEN: return "no first token before the deadline";
+    case HEALTH_STALL: return "stream stalled";
+    case HEALTH_RATE_LIMITED: return "rate limited";
+    case HEALTH_SERVER_ERROR: return "server error";
+    case HEALTH_AUTH: return "not authorised";
+    case HEALTH_BAD_REPLY: return "malformed reply";
+    case HEALTH_CUT: return "stream cut";
+    case HEALTH_IO: return "connection error";
+    case HEALTH_STATUS: return "unexpected status";
+    default: return "failed";
+    }
 }
 
 static void all_failed(struct preq *p)
 {
+    /* Deployments never tried: say why each was skipped. */
+    uint64_t now = now_ms();
+    for (size_t i = 0; i < p->rm->ndeps && i < PROXY_MAX_DEPS; i++) {
+        const char *why = NULL;
+        if (p->tried[i] || runtime_dep_eligible(&p->rm->deps[i], now, &why))
+            continue;
+        note_why(p, p->rm->deps[i].key, why ? why : "not eligible", NULL);
+        if (why && (strcmp(why, "open") == 0 || strcmp(why, "cooldown") == 0 ||
+                    strcmp(why, "saturated") == 0 || strcmp(why, "rpm") == 0 ||
+                    strcmp(why, "half_open") == 0))
+            p->n_busy++;
+        else
+            p->n_other++;
+    }
     enum gw_err e = GW_ERR_UPSTREAM;
     if (p->n_other == 0 && p->n_busy == 0 && p->n_timeout > 0)
         e = GW_ERR_UPSTREAM_TIMEOUT;
     else if (p->n_other == 0)
         e = GW_ERR_UNAVAILABLE;
-    char *msg = malloc(p->why.len + 256);
-    if (!msg) {
-        respond_error(p, GW_ERR_INTERNAL, "out of memory");
-        finalize(p, "upstream_failed");
-        return;
+    size_t cap = p->why.len + 256;
+    char *msg = malloc(cap);
+    struct buf h;
+    buf_init(&h, 0);
+    extra_headers(p, p->attempts ? &p->at[0] : NULL, &h);
+    if (p->retry_after_s >= 0 && e != GW_ERR_UPSTREAM_TIMEOUT)
+        buf_printf(&h, "Retry-After: %d\r\n", p->retry_after_s);
+    if (msg) {
+        snprintf(msg, cap, "every deployment of model '%s' failed (%u attempt%s): %s", p->model->name,
+                 p->attempts, p->attempts == 1 ? "" : "s", p->why.len ? p->why.data : "none could be tried");
+        server_respond_error(p->conn, e, msg, h.data);
+        free(msg);
+    } else {
+        server_respond_error(p->conn, GW_ERR_INTERNAL, "out of memory", h.data);
     }
-    sprintf(msg, "every deployment of model '%s' failed (%u attempt%s): %s", p->model->name,
-            p->attempts, p->attempts == 1 ? "" : "s", p->why.len ? p->why.data : "none tried");
-    respond_error(p, e, msg);
-    snprintf(server_conn_request_mut(p->conn)->log.error, 256, "%s", p->why.data ? p->why.data : "");
-    free(msg);
+    buf_free(&h);
+    snprintf(log_entry(p)->error, sizeof log_entry(p)->error, "%s", p->why.data ? p->why.data : "");
     finalize(p, "upstream_failed");
 }
 
-static void on_up_connected(void *ud);
-static void on_up_head(void *ud, const struct http1_response *resp);
-static void on_up_body(void *ud, const char *data, size_t len);
-static void on_up_end(void *ud);
-static void on_up_fail(void *ud, enum uphttp_fail f, enum transport_err terr);
-
-static const struct uphttp_events up_events = {
-    .on_connected = on_up_connected,
-    .on_head = on_up_head,
-    .on_body = on_up_body,
-    .on_end = on_up_end,
-    .on_fail = on_up_fail,
-};
-
-/* The request for one deployment: head + rewritten body, malloc'd. */
-static char *build_request(struct preq *p, const struct cfg_deployment *d, size_t *len)
+void proxy_attempt_failed(struct attempt *a, enum health_class c, const char *detail)
 {
-    const struct cfg_provider *pv = d->provider;
-    struct buf body, out;
-    buf_init(&body, 0);
-    buf_init(&out, 0);
-    if (jsonx_rewrite_request(p->body, p->body_len, &p->scan, d->model, p->up_stream, &body) < 0) {
-        buf_free(&body);
-        return NULL;
-    }
-    bool v6 = strchr(pv->host, ':') != NULL; /* an IPv6 literal goes in brackets */
-    buf_printf(&out, "POST %s%s HTTP/1.1\r\nHost: %s%s%s", pv->base_path, api_path(p->api),
-               v6 ? "[" : "", pv->host, v6 ? "]" : "");
-    if (pv->port != (pv->tls ? 443 : 80))
-        buf_printf(&out, ":%u", pv->port);
-    buf_append_str(&out, "\r\nContent-Type: application/json\r\n");
-    buf_append_str(&out, p->up_stream ? "Accept: text/event-stream\r\n" : "Accept: application/json\r\n");
-    buf_append_str(&out, "User-Agent: unbusy/0.1\r\n");
-    if (pv->api_key)
-        buf_printf(&out, "%s: %s%s\r\n", pv->auth_header, pv->auth_prefix, pv->api_key);
-    for (size_t i = 0; i < pv->nheaders; i++)
-        buf_printf(&out, "%s: %s\r\n", pv->headers[i].name, pv->headers[i].value);
-    buf_printf(&out, "x-request-id: %s\r\n", server_conn_request(p->conn)->request_id);
-    buf_printf(&out, "Content-Length: %zu\r\n\r\n", body.len);
-    buf_append(&out, body.data, body.len);
-    buf_free(&body);
-    return buf_steal(&out, len);
+    struct preq *p = a->p;
+    if (c == HEALTH_FIRST_TOKEN || c == HEALTH_CONNECT_TIMEOUT)
+        p->n_timeout++;
+    else if (c == HEALTH_RATE_LIMITED || c == HEALTH_SERVER_ERROR)
+        p->n_busy++;
+    else
+        p->n_other++;
+    if (a->retry_after_s >= 0 && (p->retry_after_s < 0 || a->retry_after_s < p->retry_after_s))
+        p->retry_after_s = a->retry_after_s;
+    note_why(p, a->rd ? a->rd->key : "?", class_reason(c), detail);
+    if (p->winner == a)
+        p->winner = NULL; /* a non-stream answer broke before its end: start over elsewhere */
+    release_attempt(a, c);
+    attempt_reset(a);
+    if (p->at[1 - a->slot].active)
+        return; /* the rival attempt goes on */
+    atomic_fetch_add(&p->rm->failovers, 1);
+    next_attempt(p);
 }
 
-static void on_token_timer(uv_timer_t *t);
+/* ---- choosing and starting ------------------------------------------------------ */
 
-static void arm_token_timer(struct preq *p, uint32_t ms)
+static struct runtime_dep *pick(struct preq *p, int *index_out)
 {
-    uint64_t left = remaining_ms(p);
-    uv_timer_start(&p->token_timer, on_token_timer, ms < left ? ms : left, 0);
+    struct runtime_model *rm = p->rm;
+    size_t n = rm->ndeps < PROXY_MAX_DEPS ? rm->ndeps : PROXY_MAX_DEPS;
+    struct balancer_candidate cand[PROXY_MAX_DEPS];
+    uint64_t now = now_ms();
+    bool any_untried = false;
+    for (size_t i = 0; i < n; i++)
+        if (!p->tried[i])
+            any_untried = true;
+    for (size_t i = 0; i < n; i++) {
+        bool busy = (p->at[0].active && p->at[0].rd == &rm->deps[i]) ||
+                    (p->at[1].active && p->at[1].rd == &rm->deps[i]);
+        /* Once every deployment has had its turn, any but the last one may go again. */
+        bool excluded = busy || (any_untried ? p->tried[i] : (int)i == p->last_tried && n > 1);
+        cand[i] = (struct balancer_candidate){
+            .h = &rm->deps[i].health,
+            .tier = rm->deps[i].cfg->tier,
+            .weight = rm->deps[i].cfg->weight,
+            .excluded = excluded || rm->deps[i].provider->probe_down,
+        };
+    }
+    for (;;) {
+        pthread_mutex_lock(&rm->balancer_lock);
+        int idx = balancer_pick(rm->strategy, cand, n, now, rand64(p), &rm->balancer);
+        pthread_mutex_unlock(&rm->balancer_lock);
+        if (idx < 0)
+            return NULL;
+        struct attempt *slot = p->at[0].active ? &p->at[1] : &p->at[0];
+        if (health_acquire(&rm->deps[idx].health, now, &slot->ticket)) {
+            *index_out = idx;
+            return &rm->deps[idx];
+        }
+        cand[idx].excluded = true; /* lost a race for its last slot */
+    }
+}
+
+static bool start_on(struct preq *p, struct attempt *a, bool hedge)
+{
+    int idx = -1;
+    struct runtime_dep *rd = pick(p, &idx);
+    if (!rd)
+        return false;
+    p->tried[idx] = true;
+    p->last_tried = idx;
+    p->attempts++;
+    if (attempt_start(a, rd, hedge) < 0) {
+        a->rd = rd;
+        proxy_attempt_failed(a, HEALTH_IO, "the request could not be started");
+        return true;
+    }
+    return true;
+}
+
+static void on_hedge_timer(uv_timer_t *t)
+{
+    struct preq *p = t->data;
+    if (p->finished || p->winner || !p->at[0].active || p->at[1].active)
+        return;
+    if (!retry_budget_try_spend(&p->rm->hedges, now_ms()))
+        return;
+    if (start_on(p, &p->at[1], true)) {
+        p->hedged = true;
+        atomic_fetch_add(&p->rm->hedges_started, 1);
+    }
+}
+
+static void arm_hedge(struct preq *p, struct attempt *a)
+{
+    const struct cfg_hedge *hg = &p->model->resilience.hedge;
+    if (!hg->enabled || p->hedged || !a->active)
+        return;
+    uint32_t after = hg->after_ms;
+    if (after == 0) {
+        uint32_t p50, p95, p99;
+        after = health_ttft_percentiles(&a->rd->health, &p50, &p95, &p99) >= 20 ? p95 : 0;
+        if (after == 0)
+            after = p->model->timeouts.first_token_ms / 4; /* nothing learnt yet */
+    }
+    if (after < 10)
+        after = 10;
+    uv_timer_start(&p->hedge_timer, on_hedge_timer, after, 0);
 }
 
 static void next_attempt(struct preq *p)
 {
     if (p->finished)
         return;
-    uint32_t max_attempts = p->model->max_attempts ? p->model->max_attempts : (uint32_t)p->norder;
-    while (p->next < p->norder && p->attempts < max_attempts) {
-        if (remaining_ms(p) == 0)
-            break;
-        const struct cfg_deployment *d = p->order[p->next++];
-        p->dep = d;
-        p->attempts++;
-        p->up_stream = p->api != PROXY_API_EMBEDDINGS && (p->client_stream || d->provider->stream_upstream);
-        p->state = PS_ATTEMPT;
-        size_t len = 0;
-        char *req = build_request(p, d, &len);
-        if (!req) {
-            attempt_failed(p, FC_IO, "request too large to build");
-            return;
-        }
-        uint32_t connect_ms = d->provider->connect_timeout_ms ? d->provider->connect_timeout_ms
-                                                              : p->model->timeouts.connect_ms;
-        p->up = uphttp_start(p->w->pool, d->provider, connect_ms, req, len, &up_events, p);
-        if (!p->up) {
-            attempt_failed(p, FC_CONNECT, "could not start");
-            return;
-        }
-        arm_token_timer(p, p->model->timeouts.first_token_ms);
+    uint32_t max_attempts = p->model->max_attempts ? p->model->max_attempts : (uint32_t)p->rm->ndeps;
+    if (p->attempts >= max_attempts || proxy_remaining_ms(p) == 0) {
+        all_failed(p);
         return;
     }
-    all_failed(p);
-}
-
-/* ---- upstream events ------------------------------------------------------ */
-
-static void on_up_connected(void *ud)
-{
-    (void)ud;
-}
-
-static int parse_retry_after(const struct http1_str *v)
-{
-    if (!v || v->len == 0 || v->len > 9)
-        return -1;
-    int n = 0;
-    for (size_t i = 0; i < v->len; i++) {
-        if (v->p[i] < '0' || v->p[i] > '9')
-            return -1; /* HTTP-date form: not used by LLM providers; ignored */
-        n = n * 10 + (v->p[i] - '0');
-    }
-    return n;
-}
-
-static void on_up_head(void *ud, const struct http1_response *resp)
-{
-    struct preq *p = ud;
-    p->up_status = resp->status;
-    int ra = parse_retry_after(http1_find_header(&resp->head, "retry-after"));
-    if (ra >= 0 && (p->retry_after_s < 0 || ra < p->retry_after_s))
-        p->retry_after_s = ra;
-    const struct http1_str *ct = http1_find_header(&resp->head, "content-type");
-    bool sse = ct && ct->len >= 17 && strncasecmp(ct->p, "text/event-stream", 17) == 0;
-    if (resp->status == 200 && sse && p->up_stream) {
-        p->up_sse = true;
-        p->state = PS_WAIT_FIRST;
-        if (!p->client_stream) {
-            p->asmb = assemble_new(p->api == PROXY_API_COMPLETIONS ? ASSEMBLE_COMPLETION : ASSEMBLE_CHAT,
-                                   p->cfg->server.max_response_bytes);
-        }
+    if (p->attempts > 0 && !retry_budget_try_spend(&p->rm->retries, now_ms())) {
+        atomic_fetch_add(&p->rm->budget_exhausted, 1);
+        note_why(p, "gateway", "retry budget exhausted", "too many retries across all requests");
+        p->n_busy++;
+        all_failed(p);
         return;
     }
-    p->state = PS_BODY;
-    p->upbody.limit = resp->status == 200 ? p->cfg->server.max_response_bytes : PROXY_MAX_ERROR_BODY;
-    /* A whole-body answer has begun: from here the stall timeout bounds it. */
-    p->got_first = true;
-    arm_token_timer(p, p->model->timeouts.stall_ms);
+    if (!start_on(p, &p->at[0], false)) {
+        all_failed(p);
+        return;
+    }
+    if (p->at[0].active && p->attempts == 1)
+        arm_hedge(p, &p->at[0]);
 }
 
-static int on_sse_item(void *ud, const struct sse_item *it);
+/* ---- timers, client events ------------------------------------------------------- */
 
-static void on_up_body(void *ud, const char *data, size_t len)
+void proxy_timer_fired(struct attempt *a)
 {
-    struct preq *p = ud;
-    if (p->up_sse) {
-        size_t consumed = 0;
-        int rc = sse_parser_feed(&p->sse, data, len, on_sse_item, p, &consumed);
-        if (rc < 0) {
-            if (p->committed)
-                mid_stream_error(p, "oversized or malformed event");
-            else
-                attempt_failed(p, FC_BAD_REPLY, "oversized event");
-        }
-        return; /* rc > 0: on_sse_item already moved the request on */
-    }
-    if (buf_append(&p->upbody, data, len) < 0 && p->up_status == 200)
-        attempt_failed(p, FC_BAD_REPLY, "answer larger than server.max_response_bytes");
-    /* error bodies past their bound are cut: only the message is needed */
-}
-
-/* Handles one upstream SSE item; returns non-zero when the request moved on (stop parsing). */
-static int on_sse_item(void *ud, const struct sse_item *it)
-{
-    struct preq *p = ud;
-    if (it->kind == SSE_COMMENT) {
-        if (p->committed) /* keep the client's idle timers fed too */
-            server_stream_write(p->conn, ": keep-alive\n\n", 14);
-        return 0;
-    }
-    if (it->data_len == 6 && memcmp(it->data, "[DONE]", 6) == 0) {
-        p->saw_done = true;
-        return 0;
-    }
-    struct jsonx_chunk ch;
-    if (jsonx_scan_chunk(it->data, it->data_len, &ch) < 0 || !ch.valid) {
-        if (p->committed)
-            mid_stream_error(p, "malformed event");
-        else
-            attempt_failed(p, FC_BAD_REPLY, "event is not JSON");
-        return 1;
-    }
-    if (ch.has_error) {
-        char msg[256];
-        jsonx_error_message(it->data, it->data_len, msg, sizeof msg);
-        if (p->committed) {
-            relay_event(p, it->data, it->data_len); /* the provider's own error event */
-            server_stream_end(p->conn);
-            server_set_close(p->conn);
-            snprintf(server_conn_request_mut(p->conn)->log.error, 256, "%s", msg);
-            finalize(p, "mid_stream_error");
-        } else {
-            attempt_failed(p, FC_OVERLOADED, msg);
-        }
-        return 1;
-    }
-    if (ch.has_usage) {
-        p->usage = ch;
-        p->usage_seen = true;
-    }
-    if (ch.has_finish)
-        p->saw_finish = true;
-    if (ch.has_content) {
-        if (!p->got_first) {
-            p->got_first = true;
-            p->state = PS_RELAY;
-            struct accesslog_entry *log = &server_conn_request_mut(p->conn)->log;
-            log->ttft_ms = (int64_t)(now_ms() - p->t_start);
-            if (p->client_stream)
-                commit_stream(p);
-        }
-        arm_token_timer(p, p->model->timeouts.stall_ms);
-    }
-    if (p->asmb) {
-        if (assemble_feed(p->asmb, it->data, it->data_len) < 0) {
-            attempt_failed(p, FC_BAD_REPLY, "answer could not be assembled");
-            return 1;
-        }
-        return 0;
-    }
-    bool usage_only = ch.has_usage && ch.choices_empty;
-    if (usage_only && !p->client_usage)
-        return 0;
-    if (p->committed) {
-        relay_event(p, it->data, it->data_len);
+    struct preq *p = a->p;
+    if (p->finished)
+        return;
+    if (!a->got_first) {
+        char d[64];
+        snprintf(d, sizeof d, "%u ms", p->model->timeouts.first_token_ms);
+        proxy_attempt_failed(a, HEALTH_FIRST_TOKEN, d);
+    } else if (p->committed && p->winner == a) {
+        proxy_mid_stream_error(p, HEALTH_STALL, "no new tokens within the stall timeout");
     } else {
-        /* role-only chunks before the first content: held, sent at commit */
-        uv_buf_t parts[3] = {uv_buf_init("data: ", 6), uv_buf_init((char *)it->data, (unsigned)it->data_len),
-                             uv_buf_init("\n\n", 2)};
-        size_t total = 8 + it->data_len;
-        if (p->held.len + total <= PROXY_MAX_HELD)
-            for (int i = 0; i < 3; i++)
-                buf_append(&p->held, parts[i].base, parts[i].len);
+        proxy_attempt_failed(a, HEALTH_STALL, NULL);
     }
-    return 0;
 }
 
-static void record_usage(struct preq *p)
-{
-    if (!p->usage_seen)
-        return;
-    struct accesslog_entry *log = &server_conn_request_mut(p->conn)->log;
-    log->prompt_tokens = p->usage.prompt_tokens;
-    log->completion_tokens = p->usage.completion_tokens;
-    log->reasoning_tokens = p->usage.reasoning_tokens;
-    log->cached_tokens = p->usage.cached_tokens;
-}
-
-static void finish_sse(struct preq *p)
-{
-    bool complete = p->saw_done || p->saw_finish;
-    if (!p->got_first || !complete) {
-        if (p->committed)
-            mid_stream_error(p, "the upstream ended the stream before it was complete");
-        else
-            attempt_failed(p, p->got_first ? FC_CUT : FC_BAD_REPLY,
-                           p->got_first ? "ended before the answer was complete" : "stream without content");
-        return;
-    }
-    record_usage(p);
-    if (p->client_stream) {
-        server_stream_write(p->conn, "data: [DONE]\n\n", 14);
-        server_stream_end(p->conn);
-        finalize(p, "ok");
-        return;
-    }
-    struct buf out;
-    buf_init(&out, 0);
-    if (assemble_finish(p->asmb, &out) < 0) {
-        buf_free(&out);
-        attempt_failed(p, FC_BAD_REPLY, "answer could not be assembled");
-        return;
-    }
-    struct buf h;
-    buf_init(&h, 0);
-    extra_headers(p, &h);
-    server_respond(p->conn, 200, "application/json", h.data, out.data, out.len);
-    buf_free(&h);
-    buf_free(&out);
-    finalize(p, "ok");
-}
-
-/* A non-SSE answer has ended: a JSON 200, or an error status. */
-static void finish_body(struct preq *p)
-{
-    int st = p->up_status;
-    char detail[200];
-    if (st == 200) {
-        struct jsonx_chunk ch;
-        if (p->client_stream || jsonx_scan_chunk(p->upbody.data, p->upbody.len, &ch) < 0 || !ch.valid) {
-            attempt_failed(p, FC_BAD_REPLY, p->client_stream ? "no stream in answer to a stream request"
-                                                             : "answer is not JSON");
-            return;
-        }
-        if (ch.has_usage) {
-            p->usage = ch;
-            p->usage_seen = true;
-            record_usage(p);
-        }
-        struct buf h;
-        buf_init(&h, 0);
-        extra_headers(p, &h);
-        server_respond(p->conn, 200, "application/json", h.data, p->upbody.data, p->upbody.len);
-        buf_free(&h);
-        finalize(p, "ok");
-        return;
-    }
-    char msg[160];
-    jsonx_error_message(p->upbody.data ? p->upbody.data : "", p->upbody.len, msg, sizeof msg);
-    snprintf(detail, sizeof detail, "HTTP %d%s%s", st, msg[0] ? ": " : "", msg);
-    if (st == 400 || st == 413 || st == 422) {
-        /* The client's request is at fault: every deployment would say the same. */
-        struct jsonx_chunk ch;
-        bool json_error = jsonx_scan_chunk(p->upbody.data ? p->upbody.data : "", p->upbody.len, &ch) == 0 &&
-                          ch.valid && ch.has_error;
-        struct buf h;
-        buf_init(&h, 0);
-        extra_headers(p, &h);
-        if (json_error) {
-            server_respond(p->conn, st, "application/json", h.data, p->upbody.data, p->upbody.len);
-        } else {
-            struct buf b;
-            buf_init(&b, 0);
-            errors_render(&b, st == 413 ? GW_ERR_TOO_LARGE : GW_ERR_BAD_REQUEST,
-                          msg[0] ? msg : "the provider rejected the request", NULL);
-            server_respond(p->conn, st, "application/json", h.data, b.data, b.len);
-            buf_free(&b);
-        }
-        buf_free(&h);
-        snprintf(server_conn_request_mut(p->conn)->log.error, 256, "%s", detail);
-        finalize(p, "client_error");
-        return;
-    }
-    enum fail_class fc = FC_STATUS;
-    if (st == 429)
-        fc = FC_RATE_LIMITED;
-    else if (st >= 500)
-        fc = FC_OVERLOADED;
-    else if (st == 401 || st == 402 || st == 403)
-        fc = FC_AUTH;
-    attempt_failed(p, fc, detail);
-}
-
-static void on_up_end(void *ud)
-{
-    struct preq *p = ud;
-    if (p->up_sse)
-        finish_sse(p);
-    else
-        finish_body(p);
-}
-
-static void on_up_fail(void *ud, enum uphttp_fail f, enum transport_err terr)
-{
-    struct preq *p = ud;
-    if (p->committed) {
-        mid_stream_error(p, f == UPHTTP_FAIL_TRANSPORT ? transport_err_name(terr) : "malformed reply");
-        return;
-    }
-    if (f != UPHTTP_FAIL_TRANSPORT) {
-        attempt_failed(p, FC_BAD_REPLY, f == UPHTTP_FAIL_TOO_LARGE ? "response head too large" : NULL);
-        return;
-    }
-    enum fail_class fc = FC_IO;
-    switch (terr) {
-    case TRANSPORT_ERR_DNS:
-    case TRANSPORT_ERR_CONNECT:
-        fc = FC_CONNECT;
-        break;
-    case TRANSPORT_ERR_CONNECT_TIMEOUT:
-        fc = FC_TIMEOUT;
-        break;
-    case TRANSPORT_ERR_TLS:
-        fc = FC_TLS;
-        break;
-    case TRANSPORT_ERR_EOF:
-        fc = p->got_first ? FC_CUT : FC_IO;
-        break;
-    case TRANSPORT_ERR_IO:
-        fc = FC_IO;
-        break;
-    }
-    attempt_failed(p, fc, transport_err_name(terr));
-}
-
-/* ---- timers, client events -------------------------------------------------- */
-
-static void on_token_timer(uv_timer_t *t)
+static void on_total_timer(uv_timer_t *t)
 {
     struct preq *p = t->data;
     if (p->finished)
         return;
-    if (remaining_ms(p) == 0) {
-        if (p->committed) {
-            mid_stream_error(p, "total deadline reached");
-            return;
-        }
-        if (p->dep) {
-            if (p->why.len)
-                buf_append_str(&p->why, "; ");
-            buf_printf(&p->why, "%s/%s: total deadline reached", p->dep->provider->name, p->dep->model);
-        }
-        p->n_timeout++;
-        reset_attempt(p);
-        p->next = p->norder; /* no time left for another */
-        all_failed(p);
+    if (p->committed) {
+        proxy_mid_stream_error(p, HEALTH_STALL, "the total deadline was reached");
         return;
     }
-    if (!p->got_first) {
-        char d[64];
-        snprintf(d, sizeof d, "%u ms", p->model->timeouts.first_token_ms);
-        attempt_failed(p, FC_FIRST_TOKEN, d);
-    } else if (p->committed) {
-        mid_stream_error(p, "no new tokens within the stall timeout");
-    } else {
-        attempt_failed(p, FC_STALL, NULL);
+    for (int i = 0; i < 2; i++) {
+        struct attempt *a = &p->at[i];
+        if (!a->active)
+            continue;
+        note_why(p, a->rd ? a->rd->key : "?", "total deadline reached", NULL);
+        abandon_attempt(a);
     }
+    p->n_timeout++;
+    all_failed(p);
 }
 
 static void on_client_drain(void *ud)
 {
     struct preq *p = ud;
-    if (p->paused && p->up) {
+    if (p->paused && p->winner) {
         p->paused = false;
-        uphttp_pause(p->up, false);
+        attempt_pause(p->winner, false);
     }
 }
 
 static void on_client_abort(void *ud)
 {
     struct preq *p = ud;
-    server_conn_request_mut(p->conn)->log.status = 499;
+    log_entry(p)->status = 499;
     finalize(p, "client_closed");
 }
 
-/* ---- start and finalize ------------------------------------------------------- */
+/* ---- start and finalize ------------------------------------------------------------- */
 
-static void on_timer_closed(uv_handle_t *h)
+static void on_handle_closed(uv_handle_t *h)
 {
     struct preq *p = h->data;
     if (--p->handles_open > 0)
@@ -711,69 +504,33 @@ static void finalize(struct preq *p, const char *outcome)
     if (p->finished)
         return;
     p->finished = true;
-    p->state = PS_DONE;
-    if (p->up) {
-        uphttp_cancel(p->up);
-        p->up = NULL;
+    struct attempt *shown = p->winner ? p->winner : (p->at[0].dep ? &p->at[0] : NULL);
+    for (int i = 0; i < 2; i++) {
+        if (p->at[i].active)
+            abandon_attempt(&p->at[i]);
     }
-    struct accesslog_entry *log = &server_conn_request_mut(p->conn)->log;
+    struct accesslog_entry *log = log_entry(p);
     log->outcome = outcome;
+    log->attempts = p->attempts;
+    if (shown && shown->dep) {
+        log->provider = shown->dep->provider->name;
+        log->deployment_model = shown->dep->model;
+    }
     if (!log->error[0] && p->why.len) /* answered, after these attempts failed */
         snprintf(log->error, sizeof log->error, "%s", p->why.data);
-    log->attempts = p->attempts;
-    if (p->dep) {
-        log->provider = p->dep->provider->name;
-        log->deployment_model = p->dep->model;
-    }
     p->w->inflight--;
-    sse_parser_free(&p->sse);
-    buf_free(&p->held);
-    buf_free(&p->upbody);
+    for (int i = 0; i < 2; i++)
+        attempt_free_buffers(&p->at[i]);
     buf_free(&p->why);
-    if (p->asmb)
-        assemble_free(p->asmb);
     free(p->body);
     p->body = NULL;
     server_set_hooks(p->conn, NULL);
     server_request_done(p->conn);
-    uv_close((uv_handle_t *)&p->token_timer, on_timer_closed);
-    uv_close((uv_handle_t *)&p->total_timer, on_timer_closed);
-}
-
-static void on_total_timer(uv_timer_t *t)
-{
-    on_token_timer(t); /* remaining_ms() is 0 now: the same path ends the request */
-}
-
-/* Deployments in the order they are tried: by tier, rotating within a tier so that
-   equal deployments share the load. */
-static void order_deployments(struct preq *p)
-{
-    const struct cfg_model *m = p->model;
-    size_t n = m->ndeployments < PROXY_MAX_ORDER ? m->ndeployments : PROXY_MAX_ORDER;
-    uint64_t rot = p->w->rr++;
-    p->norder = 0;
-    int tier = -1;
-    for (;;) {
-        int next_tier = -1;
-        for (size_t i = 0; i < n; i++)
-            if (m->deployments[i].tier > tier && (next_tier < 0 || m->deployments[i].tier < next_tier))
-                next_tier = m->deployments[i].tier;
-        if (next_tier < 0)
-            break;
-        size_t first = p->norder, count = 0;
-        for (size_t i = 0; i < n; i++)
-            if (m->deployments[i].tier == next_tier)
-                count++;
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (m->deployments[i].tier != next_tier)
-                continue;
-            p->order[first + (k + rot) % count] = &m->deployments[i];
-            k++;
-        }
-        p->norder += count;
-        tier = next_tier;
+    uv_close((uv_handle_t *)&p->total_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&p->hedge_timer, on_handle_closed);
+    for (int i = 0; i < 2; i++) {
+        p->at[i].timer.data = p;
+        uv_close((uv_handle_t *)&p->at[i].timer, on_handle_closed);
     }
 }
 
@@ -828,6 +585,7 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
     p->conn = c;
     p->w = w;
     p->cfg = config_ref(w->cfg);
+    p->rm = runtime_model(w->rt, m);
     p->model = m;
     p->api = api;
     p->body = req->body;
@@ -837,19 +595,22 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
     p->client_stream = scan.stream && api != PROXY_API_EMBEDDINGS;
     p->client_usage = scan.include_usage;
     p->retry_after_s = -1;
+    p->last_tried = -1;
     p->t_start = now_ms();
-    buf_init(&p->upbody, PROXY_MAX_ERROR_BODY);
     buf_init(&p->why, 16 * 1024);
-    buf_init(&p->held, PROXY_MAX_HELD);
-    sse_parser_init(&p->sse, PROXY_MAX_SSE_EVENT);
-    uv_timer_init(&w->loop, &p->token_timer);
+    attempt_init(&p->at[0], p, 0, &w->loop);
+    attempt_init(&p->at[1], p, 1, &w->loop);
     uv_timer_init(&w->loop, &p->total_timer);
-    p->token_timer.data = p->total_timer.data = p;
-    p->handles_open = 2;
+    uv_timer_init(&w->loop, &p->hedge_timer);
+    p->total_timer.data = p->hedge_timer.data = p;
+    p->handles_open = 4;
     w->inflight++;
+    atomic_fetch_add(&p->rm->requests, 1);
+    retry_budget_note_request(&p->rm->retries, p->t_start);
+    if (m->resilience.hedge.enabled)
+        retry_budget_note_request(&p->rm->hedges, p->t_start);
     struct server_hooks hooks = {.on_drain = on_client_drain, .on_abort = on_client_abort, .ud = p};
     server_set_hooks(c, &hooks);
     uv_timer_start(&p->total_timer, on_total_timer, m->timeouts.total_ms, 0);
-    order_deployments(p);
     next_attempt(p);
 }

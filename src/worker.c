@@ -113,9 +113,10 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int worker_start(struct worker *w, unsigned id, int listen_fd, struct config *cfg)
+int worker_start(struct worker *w, unsigned id, int listen_fd, struct config *cfg, struct runtime *rt)
 {
     w->id = id;
+    w->rt = rt;
     w->cfg = config_ref(cfg);
     w->listen_fd = listen_fd;
     if (getrandom(&w->rng, sizeof w->rng, 0) != sizeof w->rng || w->rng == 0)

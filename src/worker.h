@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "runtime.h"
 #include "transport.h"
 
 struct server_conn;
@@ -31,6 +32,7 @@ struct worker {
     pthread_t thread;
     struct transport_pool *pool;
     struct config *cfg;          /* the snapshot new requests use (one reference held) */
+    struct runtime *rt;          /* its learnt state, shared by all workers */
     struct server_conn *conns;   /* every open client connection (intrusive list) */
     unsigned nconns;
     unsigned inflight;           /* requests being answered */
@@ -47,7 +49,7 @@ int worker_listen_socket(const char *host, uint16_t port, uint16_t *bound_port);
 
 /* Starts the worker thread on listen_fd (ownership passes to the worker). cfg: one reference
    is taken. Returns 0 or -errno. */
-int worker_start(struct worker *w, unsigned id, int listen_fd, struct config *cfg);
+int worker_start(struct worker *w, unsigned id, int listen_fd, struct config *cfg, struct runtime *rt);
 /* Asks the worker to stop accepting and finish its requests (thread-safe). */
 void worker_drain(struct worker *w);
 void worker_join(struct worker *w);

@@ -1,5 +1,6 @@
 /* Unit tests for config: the contract form, defaults, ${ENV}, every problem
-   kind with its line and key path, value syntaxes, refcounting, the examples. */
+   kind with its line and key path, value syntaxes, resilience and probes with
+   their inheritance, refcounting, the examples and the demo config. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -13,6 +14,7 @@
 
 #include "config.h"
 #include "config_value.h"
+#include "demo.h"
 
 /* The minimal form from the design's configuration contract, verbatim. */
 static const char contract[] = "server:\n"
@@ -358,8 +360,8 @@ static void test_unknown_keys(void **state)
     EXPECT(ONE_PROVIDER "    baseurl: http://x\n" ONE_MODEL, 1,
            "t.yaml:4: providers.p.baseurl: unknown key; did you mean \"base_url\"?\n");
     EXPECT(ONE_PROVIDER "limits:\n  rpm: 5\n" ONE_MODEL, 1,
-           "t.yaml:4: limits: unknown key (expected one of: server, timeouts, providers, "
-           "models)\n");
+           "t.yaml:4: limits: unknown key (expected one of: server, timeouts, resilience, "
+           "admin, providers, models)\n");
     EXPECT(ONE_PROVIDER "models:\n  m:\n    - provider: p\n      model: x\n      teir: 1\n", 1,
            "t.yaml:8: models.m[0].teir: unknown key; did you mean \"tier\"?\n");
     EXPECT(ONE_PROVIDER ONE_MODEL "model:\n  x: 1\n", 1,
@@ -525,7 +527,7 @@ static void test_many_problems_at_once(void **state)
                         "t.yaml:12: models.r1[0].weight: 0 is out of range (1 to 1000000)\n"
                         "t.yaml:13: models.r1: duplicate model name (first at line 9)\n"
                         "t.yaml:16: keys: unknown key (expected one of: server, timeouts, "
-                        "providers, models)\n");
+                        "resilience, admin, providers, models)\n");
     config_errors_free(&errs);
 }
 

@@ -1,0 +1,114 @@
+/*
+ * proxy_int — what proxy.c (the request: choosing deployments, failover,
+ * hedging, answering the client, finalize) and attempt.c (one exchange with
+ * one deployment: the upstream's events, deadlines, SSE, assembling) share.
+ * Internal to those two files.
+ */
+#ifndef UNBUSY_PROXY_INT_H
+#define UNBUSY_PROXY_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "assemble.h"
+#include "buf.h"
+#include "health.h"
+#include "jsonx.h"
+#include "proxy.h"
+#include "runtime.h"
+#include "sse.h"
+#include "uphttp.h"
+
+#define PROXY_MAX_DEPS 64
+#define PROXY_MAX_HELD (256u * 1024)      /* events held before the first content event */
+#define PROXY_MAX_ERROR_BODY (64u * 1024) /* an upstream error body, kept for its message */
+#define PROXY_MAX_SSE_EVENT (8u << 20)
+
+struct preq;
+
+/* What an SSE item handler asks to be done once the parser has returned. */
+enum attempt_action { ACT_NONE, ACT_FAIL, ACT_MID_STREAM, ACT_PROVIDER_ERROR_EVENT };
+
+struct attempt {
+    struct preq *p;
+    int slot;
+    bool active;
+    bool hedge;
+    struct runtime_dep *rd;
+    const struct cfg_deployment *dep;
+    struct health_ticket ticket;
+    struct uphttp *up;
+    bool up_stream; /* we asked for a stream */
+    bool up_sse;    /* and got one */
+    int status;
+    int retry_after_s;
+    struct buf body; /* a whole-body answer or error */
+    struct sse_parser sse;
+    struct buf held; /* events before the first content, for a stream client */
+    struct assemble *asmb;
+    bool got_first, saw_done, saw_finish, usage_seen;
+    struct jsonx_chunk usage;
+    uint64_t t_start;
+    uint32_t ttft_ms;
+    enum attempt_action action;
+    enum health_class action_class;
+    char action_detail[256];
+    uv_timer_t timer; /* first-token deadline, then the stall timer */
+};
+
+struct preq {
+    struct server_conn *conn;
+    struct worker *w;
+    struct config *cfg;
+    struct runtime_model *rm;
+    const struct cfg_model *model;
+    enum proxy_api api;
+    char *body;
+    size_t body_len;
+    struct jsonx_request scan;
+    bool client_stream;
+    bool client_usage;
+
+    struct attempt at[2]; /* at[1] is only used by a hedge */
+    struct attempt *winner;
+    bool tried[PROXY_MAX_DEPS];
+    int last_tried;
+    unsigned attempts;
+    int retry_after_s; /* smallest Retry-After seen, -1 none */
+    struct buf why;    /* "provider/model: reason; ..." */
+    unsigned n_timeout, n_busy, n_other;
+    bool committed;
+    bool paused;
+    bool hedged;
+    uv_timer_t total_timer;
+    uv_timer_t hedge_timer;
+    int handles_open;
+    uint64_t t_start;
+    bool finished;
+};
+
+/* attempt.c */
+void attempt_init(struct attempt *a, struct preq *p, int slot, uv_loop_t *loop);
+/* Starts an exchange with rd (whose health ticket is already in a->ticket). 0 or -1. */
+int attempt_start(struct attempt *a, struct runtime_dep *rd, bool hedge);
+/* Cancels the exchange and clears per-attempt state; the attempt becomes inactive. */
+void attempt_reset(struct attempt *a);
+void attempt_free_buffers(struct attempt *a);
+/* Arms the attempt's timer for ms, bounded by the request's remaining time. */
+void attempt_arm(struct attempt *a, uint32_t ms);
+void attempt_pause(struct attempt *a, bool paused);
+
+/* proxy.c, called by attempt.c */
+void proxy_first_content(struct attempt *a);
+void proxy_attempt_failed(struct attempt *a, enum health_class c, const char *detail);
+void proxy_attempt_done(struct attempt *a, const char *json, size_t len);
+void proxy_attempt_client_error(struct attempt *a, int status, const char *body, size_t len);
+void proxy_mid_stream_error(struct preq *p, enum health_class c, const char *why);
+void proxy_provider_error_event(struct preq *p, const char *data, size_t len, const char *msg);
+void proxy_relay_event(struct preq *p, const char *data, size_t len);
+void proxy_relay_comment(struct preq *p);
+uint64_t proxy_remaining_ms(struct preq *p);
+void proxy_timer_fired(struct attempt *a);
+
+#endif
