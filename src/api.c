@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "admin.h"
 #include "buf.h"
 #include "config.h"
 #include "proxy.h"
@@ -88,6 +89,10 @@ void api_dispatch(struct server_conn *c)
 {
     const struct http1_request *r = &server_conn_request(c)->http;
     struct http1_str path = req_path(r);
+    if (path.len >= 7 && memcmp(path.p, "/admin/", 7) == 0) {
+        admin_dispatch(c);
+        return;
+    }
     bool path_known = false;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (!str_is(path, routes[i].path))

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "demo.h"
 #include "log.h"
+#include "probe.h"
 #include "runtime.h"
 #include "worker.h"
 
@@ -157,6 +158,7 @@ int main(int argc, char **argv)
     }
 
     uv_loop_t *loop = uv_default_loop();
+    struct probes *probes = probes_start(loop, rt);
     uv_signal_t sigterm, sigint;
     uv_signal_init(loop, &sigterm);
     uv_signal_init(loop, &sigint);
@@ -170,7 +172,8 @@ int main(int argc, char **argv)
         uv_close((uv_handle_t *)&sigint, NULL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
-    uv_run(loop, UV_RUN_NOWAIT);
+    probes_stop(probes);
+    uv_run(loop, UV_RUN_DEFAULT); /* until the probes' handles and connections are closed */
     for (unsigned i = 0; i < nworkers; i++)
         worker_join(&workers[i]);
     for (unsigned i = 0; i < nworkers; i++)

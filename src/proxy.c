@@ -269,12 +269,7 @@ static void all_failed(struct preq *p)
         if (p->tried[i] || runtime_dep_eligible(&p->rm->deps[i], now, &why))
             continue;
         note_why(p, p->rm->deps[i].key, why ? why : "not eligible", NULL);
-        if (why && (strcmp(why, "open") == 0 || strcmp(why, "cooldown") == 0 ||
-                    strcmp(why, "saturated") == 0 || strcmp(why, "rpm") == 0 ||
-                    strcmp(why, "half_open") == 0))
-            p->n_busy++;
-        else
-            p->n_other++;
+        p->n_busy++; /* out of service, not broken: the answer is 503 */
     }
     enum gw_err e = GW_ERR_UPSTREAM;
     if (p->n_other == 0 && p->n_busy == 0 && p->n_timeout > 0)

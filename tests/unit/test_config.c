@@ -634,6 +634,428 @@ static void test_value_helpers(void **state)
     assert_false(config_value_has_control("a\tb"));
 }
 
+/* ---- resilience, probes, deployment limits, admin ---- */
+
+static void assert_builtin_resilience(const struct cfg_resilience *r)
+{
+    assert_string_equal(r->strategy, "p2c");
+    assert_int_equal(r->breaker.window_ms, 30000);
+    assert_int_equal(r->breaker.min_requests, 10);
+    assert_true(r->breaker.failure_ratio == 0.5);
+    assert_int_equal(r->breaker.consecutive_failures, 5);
+    assert_int_equal(r->breaker.open_ms, 5000);
+    assert_int_equal(r->breaker.open_max_ms, 120000);
+    assert_int_equal(r->breaker.half_open_trials, 1);
+    assert_true(r->retry_budget.ratio == 0.2);
+    assert_true(r->retry_budget.min_per_sec == 3);
+    assert_int_equal(r->retry_budget.window_ms, 10000);
+    assert_false(r->hedge.enabled);
+    assert_int_equal(r->hedge.after_ms, 0);
+    assert_true(r->hedge.max_ratio == 0.1);
+    assert_false(r->continue_on_cut);
+}
+
+static void test_resilience_defaults(void **state)
+{
+    struct config *c = load_ok("providers:\n"
+                               "  web: {base_url: 'https://api.example.com/v1'}\n"
+                               "  lan: {base_url: 'http://10.0.0.5:8000/v1'}\n"
+                               "  sim: {base_url: 'sim://healthy'}\n"
+                               "models:\n"
+                               "  short:\n"
+                               "    - {provider: web, model: a}\n"
+                               "  long:\n"
+                               "    deployments: [{provider: sim, model: b}]\n");
+    assert_builtin_resilience(&c->default_resilience);
+    assert_null(c->admin_token);
+    for (size_t i = 0; i < c->nmodels; i++) {
+        const struct cfg_model *m = &c->models[i];
+        assert_builtin_resilience(&m->resilience);
+        /* Each model owns its string (freed with it; ASan checks the frees). */
+        assert_ptr_not_equal(m->resilience.strategy, c->default_resilience.strategy);
+        assert_int_equal(m->deployments[0].max_concurrency, 0);
+        assert_int_equal(m->deployments[0].rpm, 0);
+    }
+    for (size_t i = 0; i < c->nproviders; i++) {
+        const struct cfg_probe *p = &c->providers[i].probe;
+        assert_string_equal(p->path, "/models");
+        assert_int_equal(p->interval_ms, 30000);
+        assert_int_equal(p->timeout_ms, 5000);
+        assert_int_equal(p->healthy_threshold, 2);
+        assert_int_equal(p->unhealthy_threshold, 3);
+        assert_false(p->deep);
+        assert_int_equal(p->deep_interval_ms, 300000);
+        assert_null(p->deep_model);
+    }
+    assert_true(c->providers[0].probe.enabled);  /* https */
+    assert_true(c->providers[1].probe.enabled);  /* http */
+    assert_false(c->providers[2].probe.enabled); /* sim:// runs in-process */
+    config_unref(c);
+}
+
+/* A model's section overrides only what it gives, field by field inside
+   breaker/retry_budget/hedge too; the rest comes from the top-level section,
+   which applies to models wherever it stands in the file. */
+static void test_resilience_override(void **state)
+{
+    struct config *c =
+        load_ok(ONE_PROVIDER "models:\n"
+                             "  listed:\n"
+                             "    - {provider: p, model: a}\n"
+                             "  plain:\n"
+                             "    deployments: [{provider: p, model: b}]\n"
+                             "  tuned:\n"
+                             "    resilience:\n"
+                             "      strategy: least_inflight\n"
+                             "      breaker: {failure_ratio: 0.25, open: 1s}\n"
+                             "      hedge: {after: 800ms}\n"
+                             "    deployments: [{provider: p, model: c}]\n"
+                             "resilience:\n"
+                             "  strategy: round_robin\n"
+                             "  breaker:\n"
+                             "    window: 1m\n"
+                             "    min_requests: 20\n"
+                             "    failure_ratio: 1\n"
+                             "    consecutive_failures: 0\n"
+                             "    open: 2s\n"
+                             "    open_max: 10m\n"
+                             "    half_open_trials: 3\n"
+                             "  retry_budget: {ratio: 0.05, min_per_sec: 0.5, window: 30s}\n"
+                             "  hedge: {enabled: yes, after: auto, max_ratio: 0}\n"
+                             "  continue_on_cut: true\n");
+    const struct cfg_resilience *d = &c->default_resilience;
+    assert_string_equal(d->strategy, "round_robin");
+    assert_int_equal(d->breaker.window_ms, 60000);
+    assert_int_equal(d->breaker.min_requests, 20);
+    assert_true(d->breaker.failure_ratio == 1.0);
+    assert_int_equal(d->breaker.consecutive_failures, 0);
+    assert_int_equal(d->breaker.open_ms, 2000);
+    assert_int_equal(d->breaker.open_max_ms, 600000);
+    assert_int_equal(d->breaker.half_open_trials, 3);
+    assert_true(d->retry_budget.ratio == 0.05);
+    assert_true(d->retry_budget.min_per_sec == 0.5);
+    assert_int_equal(d->retry_budget.window_ms, 30000);
+    assert_true(d->hedge.enabled);
+    assert_int_equal(d->hedge.after_ms, 0);
+    assert_true(d->hedge.max_ratio == 0.0);
+    assert_true(d->continue_on_cut);
+
+    /* The list form and a mapping without resilience: get exactly the top level. */
+    for (int i = 0; i < 2; i++) {
+        const struct cfg_resilience *r = &config_find_model(c, i ? "plain" : "listed")->resilience;
+        assert_string_equal(r->strategy, "round_robin");
+        assert_memory_equal(&r->breaker, &d->breaker, sizeof r->breaker);
+        assert_memory_equal(&r->retry_budget, &d->retry_budget, sizeof r->retry_budget);
+        assert_memory_equal(&r->hedge, &d->hedge, sizeof r->hedge);
+        assert_true(r->continue_on_cut);
+    }
+
+    const struct cfg_resilience *t = &config_find_model(c, "tuned")->resilience;
+    assert_string_equal(t->strategy, "least_inflight");
+    assert_true(t->breaker.failure_ratio == 0.25); /* its own */
+    assert_int_equal(t->breaker.open_ms, 1000);    /* its own */
+    assert_int_equal(t->breaker.window_ms, 60000); /* the top level's, not the built-in */
+    assert_int_equal(t->breaker.min_requests, 20);
+    assert_int_equal(t->breaker.consecutive_failures, 0);
+    assert_int_equal(t->breaker.open_max_ms, 600000);
+    assert_int_equal(t->breaker.half_open_trials, 3);
+    assert_int_equal(t->hedge.after_ms, 800); /* its own */
+    assert_true(t->hedge.enabled);            /* inherited */
+    assert_true(t->hedge.max_ratio == 0.0);
+    assert_memory_equal(&t->retry_budget, &d->retry_budget, sizeof t->retry_budget);
+    assert_true(t->continue_on_cut);
+    config_unref(c);
+
+    /* Every strategy name is accepted; an anchored section can be reused. */
+    c = load_ok(ONE_PROVIDER "resilience: &r {strategy: latency_weight}\n"
+                             "models:\n"
+                             "  a: {deployments: [{provider: p, model: a}], resilience: *r}\n"
+                             "  b: {deployments: [{provider: p, model: b}],\n"
+                             "      resilience: {strategy: p2c, hedge: {enabled: true}}}\n");
+    assert_string_equal(c->default_resilience.strategy, "latency_weight");
+    assert_string_equal(config_find_model(c, "a")->resilience.strategy, "latency_weight");
+    const struct cfg_resilience *b = &config_find_model(c, "b")->resilience;
+    assert_string_equal(b->strategy, "p2c");
+    assert_true(b->hedge.enabled);
+    assert_true(b->hedge.max_ratio == 0.1);
+    assert_false(c->default_resilience.hedge.enabled);
+    config_unref(c);
+}
+
+static void test_resilience_problems(void **state)
+{
+    EXPECT("resilience:\n  strategy: p2x\n" ONE_PROVIDER ONE_MODEL, 1,
+           "t.yaml:2: resilience.strategy: unknown strategy \"p2x\"; did you mean \"p2c\"?\n");
+    EXPECT("resilience:\n  strategy: random\n" ONE_PROVIDER ONE_MODEL, 1,
+           "t.yaml:2: resilience.strategy: unknown strategy \"random\" (expected one of: p2c, "
+           "round_robin, least_inflight, latency_weight)\n");
+    EXPECT("resilience:\n  strategy: least-inflight\n" ONE_PROVIDER ONE_MODEL, 1,
+           "did you mean \"least_inflight\"?\n");
+    EXPECT("resilience:\n  breaker:\n    failure_ratio: 0\n" ONE_PROVIDER ONE_MODEL, 1,
+           "t.yaml:3: resilience.breaker.failure_ratio: 0 is out of range (more than 0, at most "
+           "1)\n");
+    EXPECT("resilience:\n  breaker: {failure_ratio: 1.01}\n" ONE_PROVIDER ONE_MODEL, 1,
+           "t.yaml:2: resilience.breaker.failure_ratio: 1.01 is out of range (more than 0, at "
+           "most 1)\n");
+    EXPECT("resilience:\n  breaker: {failure_ratio: half}\n" ONE_PROVIDER ONE_MODEL, 1,
+           "t.yaml:2: resilience.breaker.failure_ratio: expected a number like 0.25, got "
+           "\"half\"\n");
+    EXPECT("resilience:\n  breaker: {window: 50ms, min_requests: 0, half_open_trials: "
+           "0}\n" ONE_PROVIDER ONE_MODEL,
+           3, "t.yaml:2: resilience.breaker.window: 50ms is out of range (100ms to 3600000ms)\n",
+           "t.yaml:2: resilience.breaker.min_requests: 0 is out of range (1 to 1000000)\n",
+           "t.yaml:2: resilience.breaker.half_open_trials: 0 is out of range (1 to 1000)\n");
+    EXPECT("resilience:\n  breaker: {consecutive_failures: -1}\n" ONE_PROVIDER ONE_MODEL, 1,
+           "t.yaml:2: resilience.breaker.consecutive_failures: -1 is out of range (0 to "
+           "1000000)\n");
+    EXPECT("resilience:\n  breaker:\n    open: 30s\n    open_max: 10s\n" ONE_PROVIDER ONE_MODEL, 1,
+           "t.yaml:3: resilience.breaker: open_max (10000ms) is shorter than open (30000ms)\n");
+    EXPECT("resilience:\n  breaker: {failure_rate: 0.5}\n" ONE_PROVIDER ONE_MODEL, 1,
+           "t.yaml:2: resilience.breaker.failure_rate: unknown key; did you mean "
+           "\"failure_ratio\"?\n");
+    EXPECT("resilience:\n  retry_budget:\n    ratio: 1.5\n    min_per_sec: -1\n"
+           "    window: 0\n" ONE_PROVIDER ONE_MODEL,
+           3, "t.yaml:3: resilience.retry_budget.ratio: 1.5 is out of range (0 to 1)\n",
+           "t.yaml:4: resilience.retry_budget.min_per_sec: -1 is out of range (0 to 1000000)\n",
+           "t.yaml:5: resilience.retry_budget.window: 0 is out of range (100ms to 3600000ms)\n");
+    EXPECT("resilience:\n  hedge:\n    after: 0\n    max_ratio: -0.1\n" ONE_PROVIDER ONE_MODEL, 2,
+           "t.yaml:3: resilience.hedge.after: 0 is out of range (1ms to 3600000ms, or auto)\n",
+           "t.yaml:4: resilience.hedge.max_ratio: -0.1 is out of range (0 to 1)\n");
+    EXPECT("resilience:\n  hedge: {after: soon, enabled: 1}\n" ONE_PROVIDER ONE_MODEL, 2,
+           "t.yaml:2: resilience.hedge.after: bad duration \"soon\": expected e.g. 500ms, 30s, "
+           "1.5m, 2h or an integer of milliseconds, or auto\n",
+           "t.yaml:2: resilience.hedge.enabled: expected true or false, got \"1\"\n");
+    EXPECT("resilience:\n  hedge: on\n  continue_on_cut: sometimes\n" ONE_PROVIDER ONE_MODEL, 2,
+           "t.yaml:2: resilience.hedge: expected a mapping, got a single value\n",
+           "t.yaml:3: resilience.continue_on_cut: expected true or false, got \"sometimes\"\n");
+    EXPECT("resilience: [p2c]\n" ONE_PROVIDER ONE_MODEL, 1,
+           "t.yaml:1: resilience: expected a mapping, got a list\n");
+    EXPECT("resilience: {stratgy: p2c}\n" ONE_PROVIDER ONE_MODEL, 1,
+           "t.yaml:1: resilience.stratgy: unknown key; did you mean \"strategy\"?\n");
+
+    /* In a model: the path and line of the model's own key; a check spanning inherited
+       and own values (open_max from the top, open from the model) still applies. */
+    EXPECT(ONE_PROVIDER "models:\n" /* 4 */
+                        "  m:\n"    /* 5 */
+                        "    deployments: [{provider: p, model: x}]\n"
+                        "    resilience:\n"                 /* 7 */
+                        "      strategy: fastest\n"         /* 8 */
+                        "      breaker:\n"                  /* 9 */
+                        "        open: 3m\n"                /* 10 */
+                        "      retry_budget: {ratio: 2}\n", /* 11 */
+           3,
+           "t.yaml:8: models.m.resilience.strategy: unknown strategy \"fastest\" (expected one "
+           "of:",
+           "t.yaml:10: models.m.resilience.breaker: open_max (120000ms) is shorter than open "
+           "(180000ms)\n",
+           "t.yaml:11: models.m.resilience.retry_budget.ratio: 2 is out of range (0 to 1)\n");
+}
+
+static void test_probe_options(void **state)
+{
+    struct config *c = load_ok("providers:\n"
+                               "  full:\n"
+                               "    base_url: https://api.example.com/v1\n"
+                               "    probe:\n"
+                               "      enabled: true\n"
+                               "      path: /health?full=1\n"
+                               "      interval: 50ms\n"
+                               "      timeout: 2m\n"
+                               "      healthy_threshold: 1\n"
+                               "      unhealthy_threshold: 7\n"
+                               "      deep: on\n"
+                               "      deep_interval: 1s\n"
+                               "      deep_model: deepseek-chat\n"
+                               "  off:\n"
+                               "    probe: false\n" /* before base_url: order does not matter */
+                               "    base_url: http://10.0.0.9/v1\n"
+                               "  partly:\n"
+                               "    base_url: http://10.0.0.8/v1\n"
+                               "    probe: {deep: true}\n"
+                               "  sim-on:\n"
+                               "    base_url: sim://busy\n"
+                               "    probe: true\n"
+                               "  sim-tuned:\n"
+                               "    base_url: sim://busy\n"
+                               "    probe: {interval: 1s}\n"
+                               "  null-probe:\n"
+                               "    base_url: http://10.0.0.7\n"
+                               "    probe:\n" ONE_MODEL_FOR("full"));
+    const struct cfg_probe *full = &c->providers[0].probe;
+    assert_true(full->enabled);
+    assert_string_equal(full->path, "/health?full=1");
+    assert_int_equal(full->interval_ms, 50);
+    assert_int_equal(full->timeout_ms, 120000); /* longer than the interval: allowed */
+    assert_int_equal(full->healthy_threshold, 1);
+    assert_int_equal(full->unhealthy_threshold, 7);
+    assert_true(full->deep);
+    assert_int_equal(full->deep_interval_ms, 1000);
+    assert_string_equal(full->deep_model, "deepseek-chat");
+
+    const struct cfg_probe *off = &c->providers[1].probe;
+    assert_false(off->enabled);
+    assert_string_equal(off->path, "/models");
+
+    const struct cfg_probe *partly = &c->providers[2].probe;
+    assert_true(partly->enabled);
+    assert_true(partly->deep);
+    assert_int_equal(partly->interval_ms, 30000);
+    assert_int_equal(partly->deep_interval_ms, 300000);
+    assert_null(partly->deep_model);
+
+    assert_true(c->providers[3].probe.enabled);
+    assert_false(c->providers[4].probe.enabled); /* settings alone do not enable it */
+    assert_int_equal(c->providers[4].probe.interval_ms, 1000);
+    assert_true(c->providers[5].probe.enabled); /* probe: with nothing = the defaults */
+    config_unref(c);
+}
+
+static void test_probe_problems(void **state)
+{
+    EXPECT(ONE_PROVIDER "    probe: maybe\n" ONE_MODEL, 1,
+           "t.yaml:4: providers.p.probe: expected true or false, got \"maybe\"\n");
+    EXPECT(ONE_PROVIDER "    probe: [a]\n" ONE_MODEL, 1,
+           "t.yaml:4: providers.p.probe: expected a mapping, got a list\n");
+    EXPECT(ONE_PROVIDER "    probe:\n"           /* 4 */
+                        "      path: models\n"   /* 5 */
+                        "      interval: 10ms\n" /* 6 */
+                        "      timeout: 0\n"     /* 7 */
+                        "      healthy_threshold: 0\n"
+                        "      unhealthy_threshold: 1001\n"
+                        "      deep: sometimes\n" /* 10 */
+                        "      deep_interval: 500ms\n"
+                        "      deep_model: ''\n" /* 12 */
+                        "      deeep: true\n" ONE_MODEL,
+           9, "t.yaml:5: providers.p.probe.path: must start with '/', got \"models\"\n",
+           "t.yaml:6: providers.p.probe.interval: 10ms is out of range (50ms to 86400000ms)\n",
+           "t.yaml:7: providers.p.probe.timeout: 0 is out of range (1ms to 600000ms)\n",
+           "t.yaml:8: providers.p.probe.healthy_threshold: 0 is out of range (1 to 1000)\n",
+           "t.yaml:9: providers.p.probe.unhealthy_threshold: 1001 is out of range (1 to 1000)\n",
+           "t.yaml:10: providers.p.probe.deep: expected true or false, got \"sometimes\"\n",
+           "t.yaml:11: providers.p.probe.deep_interval: 500ms is out of range (1000ms to "
+           "86400000ms)\n",
+           "t.yaml:12: providers.p.probe.deep_model: must not be empty\n",
+           "t.yaml:13: providers.p.probe.deeep: unknown key; did you mean \"deep\"?\n");
+    EXPECT(ONE_PROVIDER "    probe: {path: '/a b'}\n" ONE_MODEL, 1,
+           "t.yaml:4: providers.p.probe.path: spaces and control characters are not allowed");
+    EXPECT(ONE_PROVIDER "    probe: {path: \"/a\\r\\nX: y\"}\n" ONE_MODEL, 1,
+           "t.yaml:4: providers.p.probe.path: spaces and control characters are not allowed");
+}
+
+static void test_deployment_limits(void **state)
+{
+    struct config *c = load_ok(ONE_PROVIDER "models:\n"
+                                            "  m:\n"
+                                            "    - {provider: p, model: a, max_concurrency: 8, "
+                                            "rpm: 600}\n"
+                                            "    - {provider: p, model: b, rpm: 0}\n");
+    const struct cfg_model *m = config_find_model(c, "m");
+    assert_int_equal(m->deployments[0].max_concurrency, 8);
+    assert_int_equal(m->deployments[0].rpm, 600);
+    assert_int_equal(m->deployments[1].max_concurrency, 0);
+    assert_int_equal(m->deployments[1].rpm, 0);
+    config_unref(c);
+    EXPECT(ONE_PROVIDER "models:\n  m:\n    - provider: p\n      model: x\n"
+                        "      max_concurrency: -1\n      rpm: lots\n",
+           2, "t.yaml:8: models.m[0].max_concurrency: -1 is out of range (0 to 1000000)\n",
+           "t.yaml:9: models.m[0].rpm: expected an integer, got \"lots\"\n");
+    EXPECT(ONE_PROVIDER "models:\n  m:\n    - {provider: p, model: x, rpm: 100000001}\n", 1,
+           "t.yaml:6: models.m[0].rpm: 100000001 is out of range (0 to 100000000)\n");
+}
+
+static void test_admin_token(void **state)
+{
+    setenv("UNBUSY_T_ADMIN", "0123456789abcdef0123", 1);
+    struct config *c = load_ok("admin:\n  token: ${UNBUSY_T_ADMIN}\n" ONE_PROVIDER ONE_MODEL);
+    assert_string_equal(c->admin_token, "0123456789abcdef0123");
+    config_unref(c);
+
+    /* Short: loads, with a warning that does not show the token. */
+    setenv("UNBUSY_T_ADMIN", "hunter2", 1);
+    struct config_errors errs;
+    assert_int_equal(load("admin:\n  token: ${UNBUSY_T_ADMIN}\n" ONE_PROVIDER ONE_MODEL, &c, &errs),
+                     0);
+    assert_int_equal(errs.count, 0);
+    assert_int_equal(errs.warnings, 1);
+    assert_string_equal(errs.text.data,
+                        "t.yaml:2: admin.token: warning: shorter than 16 characters, easy to "
+                        "guess; use a long random string (e.g. openssl rand -hex 32)\n");
+    assert_string_equal(c->admin_token, "hunter2");
+    config_errors_free(&errs);
+    config_unref(c);
+
+    /* Sixteen is enough. */
+    c = load_ok("admin: {token: 0123456789abcdef}\n" ONE_PROVIDER ONE_MODEL);
+    assert_string_equal(c->admin_token, "0123456789abcdef");
+    config_unref(c);
+
+    /* Unset: no token (the unset warning only), as with an empty one. */
+    unsetenv("UNBUSY_T_ADMIN");
+    assert_int_equal(load("admin:\n  token: ${UNBUSY_T_ADMIN}\n" ONE_PROVIDER ONE_MODEL, &c, &errs),
+                     0);
+    assert_int_equal(errs.warnings, 1);
+    assert_non_null(strstr(errs.text.data, "${UNBUSY_T_ADMIN} is not set"));
+    assert_null(c->admin_token);
+    config_errors_free(&errs);
+    config_unref(c);
+    c = load_ok("admin: {token: ''}\n" ONE_PROVIDER ONE_MODEL);
+    assert_null(c->admin_token);
+    config_unref(c);
+    c = load_ok("admin:\n" ONE_PROVIDER ONE_MODEL);
+    assert_null(c->admin_token);
+    config_unref(c);
+
+    EXPECT("admin:\n  token: \"0123456789abcdef\\n0123\"\n" ONE_PROVIDER ONE_MODEL, 1,
+           "t.yaml:2: admin.token: control characters");
+    EXPECT("admin:\n  tokn: x\n" ONE_PROVIDER ONE_MODEL, 1,
+           "t.yaml:2: admin.tokn: unknown key; did you mean \"token\"?\n");
+    EXPECT("admin: secret\n" ONE_PROVIDER ONE_MODEL, 1,
+           "t.yaml:1: admin: expected a mapping, got a single value\n");
+}
+
+static void test_number_syntax(void **state)
+{
+    static const struct {
+        const char *s;
+        int rc;
+        double v;
+    } cases[] = {
+        {"0", 0, 0},
+        {"1", 0, 1},
+        {"0.5", 0, 0.5},
+        {"0.25", 0, 0.25},
+        {"-0.1", 0, -0.1},
+        {"3", 0, 3},
+        {"0.000000001", 0, 1e-9},
+        {"12.5", 0, 12.5},
+        {"", -1, 0},
+        {".5", -1, 0},
+        {"1.", -1, 0},
+        {"-", -1, 0},
+        {"1e3", -1, 0},
+        {"0x10", -1, 0},
+        {"+1", -1, 0},
+        {"1 ", -1, 0},
+        {"50%", -1, 0},
+        {"0.0000000001", -1, 0},
+        {"1234567890123456", -1, 0},
+        {"nan", -1, 0},
+        {"inf", -1, 0},
+        {"1.2.3", -1, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        double v = 42;
+        const char *why = NULL;
+        int rc = config_value_number(cases[i].s, &v, &why);
+        if (rc != cases[i].rc) fprintf(stderr, "number \"%s\": rc %d\n", cases[i].s, rc);
+        assert_int_equal(rc, cases[i].rc);
+        if (rc)
+            assert_non_null(why);
+        else
+            assert_true(v == cases[i].v);
+    }
+}
+
 /* Anchors and aliases share one node: both models get their own copy of the list. */
 static void test_aliases(void **state)
 {
@@ -762,6 +1184,32 @@ static void test_examples_load(void **state)
     config_unref(c);
 }
 
+/* The built-in demo config (make run), with and without real providers' keys. */
+static void test_demo_config_loads(void **state)
+{
+    for (int with_key = 0; with_key < 2; with_key++) {
+        if (with_key)
+            setenv("DEEPSEEK_API_KEY", "sk-demo", 1);
+        else
+            unsetenv("DEEPSEEK_API_KEY");
+        struct buf text;
+        buf_init(&text, 0);
+        demo_config_text(&text, "127.0.0.1:0");
+        struct config *c = load_ok(text.data);
+        const struct cfg_model *r1 = config_find_model(c, "deepseek-r1");
+        assert_non_null(r1);
+        assert_non_null(config_find_model(c, "deepseek-v3"));
+        assert_int_equal(r1->ndeployments, with_key ? 4 : 3);
+        assert_string_equal(r1->resilience.strategy, "p2c");
+        for (size_t i = 0; i < c->nproviders; i++)
+            assert_int_equal(c->providers[i].probe.enabled,
+                             c->providers[i].kind != CFG_PROVIDER_SIM);
+        config_unref(c);
+        buf_free(&text);
+    }
+    unsetenv("DEEPSEEK_API_KEY");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -781,11 +1229,20 @@ int main(void)
         cmocka_unit_test(test_duration_syntax),
         cmocka_unit_test(test_size_syntax),
         cmocka_unit_test(test_value_helpers),
+        cmocka_unit_test(test_resilience_defaults),
+        cmocka_unit_test(test_resilience_override),
+        cmocka_unit_test(test_resilience_problems),
+        cmocka_unit_test(test_probe_options),
+        cmocka_unit_test(test_probe_problems),
+        cmocka_unit_test(test_deployment_limits),
+        cmocka_unit_test(test_admin_token),
+        cmocka_unit_test(test_number_syntax),
         cmocka_unit_test(test_aliases),
         cmocka_unit_test(test_refcount),
         cmocka_unit_test(test_many_models_lookup),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_examples_load),
+        cmocka_unit_test(test_demo_config_loads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
