@@ -40,7 +40,8 @@ static uint32_t sum(const struct retry_budget *b, uint64_t now, uint32_t *reques
     *requests = req;
     *retries = ret;
     double ratio = b->params.ratio > 0 ? b->params.ratio : 0;
-    double allowed = ratio * req + (double)b->params.min_per_sec * b->params.window_ms / 1000.0;
+    double reserve = b->params.min_per_sec > 0 ? b->params.min_per_sec : 0;
+    double allowed = ratio * req + reserve * b->params.window_ms / 1000.0;
     return allowed >= UINT32_MAX ? UINT32_MAX : (uint32_t)allowed;
 }
 

@@ -24,7 +24,7 @@
 
 struct retry_budget_params {
     double ratio;         /* retries per request over the window, 0.2 */
-    uint32_t min_per_sec; /* reserve, in retries per second of window, 3 */
+    double min_per_sec;   /* reserve, in retries per second of window, 3 */
     uint32_t window_ms;   /* 10000 */
 };
 

@@ -302,6 +302,7 @@ static void test_latency_weight_formula(void **state)
     assert_int_equal(balancer_latency_weight(260), 40);
     assert_int_equal(balancer_latency_weight(298), 2);
     assert_int_equal(balancer_latency_weight(299), 1);
+    assert_int_equal(balancer_latency_weight(299.5), 1);
     assert_int_equal(balancer_latency_weight(300), 1); /* clamped, not 0 */
     assert_int_equal(balancer_latency_weight(30000), 1);
 }

@@ -284,6 +284,28 @@ static void test_stale_release_does_not_decide(void **state)
     health_destroy(&h);
 }
 
+/* The failures that opened the breaker do not count against it once closed. */
+static void test_close_forgets_window(void **state)
+{
+    struct health h;
+    init_with(&h, below_ratio);
+    uint64_t t = T0;
+    for (int i = 0; i < 9; i++)
+        attempt(&h, t, i % 2 ? HEALTH_OK : HEALTH_SERVER_ERROR);
+    assert_int_equal(attempt(&h, t, HEALTH_SERVER_ERROR), HEALTH_EVENT_TRIPPED);
+    t += 5000;
+    struct health_ticket tr;
+    assert_true(health_acquire(&h, t, &tr));
+    assert_int_equal(health_release(&h, &tr, t, HEALTH_OK, 0, 0, 0), HEALTH_EVENT_CLOSED);
+    struct health_snapshot s;
+    health_snapshot(&h, t, &s);
+    assert_int_equal(s.window_requests, 0);
+    for (int i = 0; i < 9; i++)
+        assert_int_equal(attempt(&h, t, HEALTH_SERVER_ERROR), 0);
+    assert_int_equal(attempt(&h, t, HEALTH_SERVER_ERROR), HEALTH_EVENT_TRIPPED);
+    health_destroy(&h);
+}
+
 static void test_open_time_doubles_bounded(void **state)
 {
     struct health h;
@@ -730,6 +752,7 @@ int main(void)
         cmocka_unit_test(test_half_open_trials),
         cmocka_unit_test(test_half_open_single_trial_fails),
         cmocka_unit_test(test_stale_release_does_not_decide),
+        cmocka_unit_test(test_close_forgets_window),
         cmocka_unit_test(test_open_time_doubles_bounded),
         cmocka_unit_test(test_jitter_bounds),
         cmocka_unit_test(test_cooldown),
