@@ -169,7 +169,8 @@ static void on_head(void *ud, const struct http1_response *resp)
     /* A whole-body answer has begun: from here the stall timeout bounds it. */
     if (resp->status == 200) {
         a->got_first = true;
-        a->ttft_ms = (uint32_t)(uv_hrtime() / 1000000 - a->t_start);
+        a->first_ns = uv_hrtime();
+        a->ttft_ms = (uint32_t)(a->first_ns / 1000000 - a->t_start);
     }
     attempt_arm(a, p->model->timeouts.stall_ms);
 }
@@ -220,7 +221,8 @@ static int on_sse_item(void *ud, const struct sse_item *it)
     if (ch.has_content) {
         if (!a->got_first) {
             a->got_first = true;
-            a->ttft_ms = (uint32_t)(uv_hrtime() / 1000000 - a->t_start);
+            a->first_ns = uv_hrtime();
+            a->ttft_ms = (uint32_t)(a->first_ns / 1000000 - a->t_start);
             proxy_first_content(a); /* may commit the stream and cancel a rival attempt */
         }
         attempt_arm(a, p->model->timeouts.stall_ms);

@@ -99,8 +99,13 @@ static void release_attempt(struct attempt *a, enum health_class c)
         return;
     if (a->retry_after_s > 0 && (c == HEALTH_RATE_LIMITED || c == HEALTH_SERVER_ERROR))
         health_cooldown(&a->rd->health, now_ms(), (uint32_t)a->retry_after_s * 1000u);
+    /* A failure counts as a slow sample, so that a deployment failing fast does not look fast;
+       a 429 that said when to come back is not slowness. */
+    uint32_t penalty = c == HEALTH_OK || (c == HEALTH_RATE_LIMITED && a->retry_after_s > 0)
+                           ? 0
+                           : p->model->timeouts.first_token_ms;
     unsigned ev = health_release(&a->rd->health, &a->ticket, now_ms(), c, c == HEALTH_OK ? a->ttft_ms : 0,
-                                 c == HEALTH_OK ? 0 : p->model->timeouts.first_token_ms, rand64(p));
+                                 penalty, rand64(p));
     if (ev & HEALTH_EVENT_TRIPPED)
         log_warn("deployment %s: circuit breaker opened (last failure: %s)", a->rd->key,
                  health_class_name(c));
@@ -125,7 +130,8 @@ static void abandon_attempt(struct attempt *a)
 static void record_usage(struct preq *p, const struct attempt *a)
 {
     struct accesslog_entry *log = log_entry(p);
-    log->ttft_ms = a->got_first ? (int64_t)(a->t_start + a->ttft_ms - p->t_start) : -1;
+    uint64_t start_ns = server_conn_request(p->conn)->start_ns;
+    log->ttft_ms = a->got_first ? (int64_t)((a->first_ns - start_ns) / 1000000) : -1;
     if (!a->usage_seen)
         return;
     log->prompt_tokens = a->usage.prompt_tokens;

@@ -51,6 +51,7 @@ struct attempt {
     struct jsonx_chunk usage;
     uint64_t t_start;
     uint32_t ttft_ms;
+    uint64_t first_ns; /* uv_hrtime at the first content */
     enum attempt_action action;
     enum health_class action_class;
     char action_detail[256];

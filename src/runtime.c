@@ -39,7 +39,7 @@ static void budget_params_from(struct retry_budget_params *bp, double ratio, dou
 {
     retry_budget_params_default(bp);
     bp->ratio = ratio;
-    bp->min_per_sec = (uint32_t)min_per_sec;
+    bp->min_per_sec = min_per_sec;
     if (window_ms)
         bp->window_ms = window_ms;
 }

@@ -44,6 +44,8 @@ struct server_conn {
     bool gone;
     bool aborted;
     bool shutting;
+    bool linger;    /* close only after the client has stopped sending (see conn_close) */
+    bool lingering;
     int handles_open;
     size_t pending;
     size_t bytes_out;
@@ -153,16 +155,42 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 {
     struct server_conn *c = req->data;
     free(req);
-    conn_really_close(c);
+    if (!c->lingering || status < 0)
+        conn_really_close(c);
 }
 
-/* Close after the queued writes have gone out. */
+#define SERVER_LINGER_MS 2000
+
+static void on_linger_timeout(uv_timer_t *t)
+{
+    conn_really_close(t->data);
+}
+
+/*
+ * Close after the queued writes have gone out. A connection refused while the
+ * client is still sending its body (413, say) lingers: the answer goes out, the
+ * write side is shut down, and what the client still sends is read and dropped
+ * for up to SERVER_LINGER_MS, so that its TCP stack does not reset the
+ * connection before the client has read the answer.
+ */
 static void conn_close(struct server_conn *c)
 {
     if (c->state == CS_CLOSING)
         return;
     c->state = CS_CLOSING;
     uv_timer_stop(&c->timer);
+    if (c->linger && !c->gone) {
+        uv_shutdown_t *req = malloc(sizeof *req);
+        if (req) {
+            req->data = c;
+            if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) == 0) {
+                c->lingering = true;
+                uv_timer_start(&c->timer, on_linger_timeout, SERVER_LINGER_MS, 0);
+                return; /* on_read keeps reading and dropping */
+            }
+            free(req);
+        }
+    }
     if (c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
@@ -378,6 +406,7 @@ static void reject(struct server_conn *c, enum gw_err e, const char *message)
 {
     c->keep_alive = false;
     bool had_head = c->state == CS_READ_BODY;
+    c->linger = had_head; /* the client may still be sending the body */
     server_respond_error(c, e, message, NULL);
     if (had_head)
         conn_log(c);
@@ -395,6 +424,11 @@ static void set_reading(struct server_conn *c, bool on);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     struct server_conn *c = s->data;
+    if (c->lingering) {
+        if (nread < 0)
+            conn_really_close(c);
+        return; /* dropped */
+    }
     if (nread < 0) {
         conn_lost(c);
         return;
@@ -468,6 +502,7 @@ static void start_request(struct server_conn *c, int head_len)
     buf_reset(&c->body);
     size_t max_body = conn_cfg(c)->max_body_bytes;
     c->body.limit = max_body;
+    c->state = CS_READ_BODY;
     if (h->chunked) {
         http1_body_init(&c->framer, HTTP1_BODY_CHUNKED, 0);
     } else if (h->has_content_length && h->content_length > 0) {
