@@ -10,7 +10,11 @@
 #   BENCH_WORKERS="1 2"   unbusy server.workers / nginx worker_processes to try
 #   BENCH_REPEAT=1        runs per cell; the tables show the median
 #   BENCH_TRANSPORT_REQUESTS=10000   sequential requests per client in the transport bench
-#   BENCH_PROFILE=0       1: perf-record unbusy (first worker count) during a stream run
+#   BENCH_PROFILE=0       1: perf-record unbusy (first worker count) during a stream run,
+#                         and count system calls per request (strace -c) for unbusy and nginx
+#   BENCH_BUILD=1         0: use the binaries in build/ as they are (no `make all` first)
+#   BENCH_PIN=1           1: the 1-connection runs pin wrk, the fake and the proxy to one CPU
+#                         (the last), so a request's path has no cross-CPU wake-ups; 0: no pinning
 #
 # Everything listens on 127.0.0.1; every process started here is stopped on
 # exit (by PID); each run is bounded by BENCH_DURATION plus a fixed margin.
@@ -24,21 +28,28 @@ WORKERS=${BENCH_WORKERS:-1 2}
 REPEAT=${BENCH_REPEAT:-1}
 TRANSPORT_REQUESTS=${BENCH_TRANSPORT_REQUESTS:-10000}
 PROFILE=${BENCH_PROFILE:-0}
+PIN=${BENCH_PIN:-1}
+PIN_CPU=$(($(nproc) - 1))
+ALL_CPUS=0-$PIN_CPU
 FAKE_BEHAVIOR="chunks=20"
 WARMUP=1
 
 sh "$ROOT/tests/deps.sh" wrk nginx-light curl libcurl4-openssl-dev || exit 1
 if [ "$PROFILE" = 1 ]; then sh "$ROOT/tests/deps.sh" linux-perf strace || exit 1; fi
-make -C "$ROOT" --no-print-directory all >/dev/null || exit 1
+if [ "${BENCH_BUILD:-1}" = 1 ]; then
+    make -C "$ROOT" --no-print-directory all >/dev/null || exit 1
+fi
 make -C "$ROOT/bench" --no-print-directory >/dev/null || exit 1
-
-UNBUSY=$ROOT/build/unbusy
-FAKEUP=$ROOT/build/fakeup
-TRANSPORT=$ROOT/build/bench/transport
-LUA=$ROOT/bench/post.lua
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/unbusy-bench.XXXXXX") || exit 1
 PIDS=""
+# Private copies: a rebuild while this runs changes nothing, and perf finds the symbols.
+mkdir "$TMP/bin" && cp "$ROOT/build/unbusy" "$ROOT/build/fakeup" "$ROOT/build/bench/transport" \
+    "$ROOT/build/bench/json_rewrite" "$TMP/bin/" || { rm -rf "$TMP"; exit 1; }
+UNBUSY=$TMP/bin/unbusy
+FAKEUP=$TMP/bin/fakeup
+TRANSPORT=$TMP/bin/transport
+LUA=$ROOT/bench/post.lua
 
 # True while the process exists and is not a zombie.
 alive() {
@@ -190,15 +201,20 @@ nginx_workers() { ps -o pid= --ppid "$(cat "$TMP/nginx-$1.pid")" | tr -d ' '; }
 
 # run_wrk TARGET SCENARIO URL STREAM MODEL CONNS: appends a result line.
 run_wrk() {
-    local target=$1 scen=$2 url=$3 stream=$4 model=$5 conns=$6 watch c0 c1 wpid f r line
+    local target=$1 scen=$2 url=$3 stream=$4 model=$5 conns=$6 watch c0 c1 wpid f r line pin p
     case $target in
     direct) watch=$FAKE_PID ;;
     unbusy-*) watch=$(cat "$TMP/$target.pid") ;;
     nginx-*) watch=$(nginx_workers "${target#nginx-}") ;;
     esac
+    pin=""
+    if [ "$PIN" = 1 ] && [ "$conns" = 1 ]; then
+        pin="taskset -c $PIN_CPU"
+        for p in $FAKE_PID $watch; do taskset -a -p -c "$PIN_CPU" "$p" >/dev/null; done
+    fi
     c0=$(cpu_ticks $watch)
     BENCH_STREAM=$stream BENCH_MODEL=$model timeout -k 5 $((DURATION + 30)) \
-        wrk -t "$THREADS" -c "$conns" -d "${DURATION}s" --latency -s "$LUA" "$url" >"$TMP/wrk.out" 2>&1 &
+        $pin wrk -t "$THREADS" -c "$conns" -d "${DURATION}s" --latency -s "$LUA" "$url" >"$TMP/wrk.out" 2>&1 &
     wpid=$!
     PIDS="$PIDS $wpid"
     case $target in
@@ -214,6 +230,9 @@ run_wrk() {
     wait "$wpid"
     PIDS=$(echo "$PIDS" | sed "s/ $wpid\$//")
     c1=$(cpu_ticks $watch)
+    if [ -n "$pin" ]; then
+        for p in $FAKE_PID $watch; do taskset -a -p -c "$ALL_CPUS" "$p" >/dev/null; done
+    fi
     line=$(grep '^RESULT' "$TMP/wrk.out")
     [ -n "$line" ] || die "wrk failed for $target $scen: $(cat "$TMP/wrk.out")"
     echo "$target $scen $conns $line cpu_ticks=$((c1 - c0))" >>"$TMP/results"
@@ -309,7 +328,7 @@ timeout -k 5 $((2 * DURATION + 120)) "$TRANSPORT" --port "$FAKE_PORT" --requests
     die "transport bench failed: $(cat "$TMP/transport.out")"
 
 echo "bench: json_rewrite" >&2
-timeout -k 5 120 "$ROOT/build/bench/json_rewrite" >"$TMP/json_rewrite.out" 2>&1 ||
+timeout -k 5 120 "$TMP/bin/json_rewrite" >"$TMP/json_rewrite.out" 2>&1 ||
     echo "json_rewrite failed" >>"$TMP/json_rewrite.out"
 
 # ---- report ----
@@ -319,6 +338,11 @@ echo
 echo "- CPU: $(nproc) x $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1); kernel $(uname -r)"
 echo "- $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2); $(nginx -v 2>&1 | sed 's/.*: //'); libcurl $(curl-config --version | cut -d' ' -f2); libuv $(pkg-config --modversion libuv 2>/dev/null)"
 echo "- fake upstream behaviour \"$FAKE_BEHAVIOR\"; wrk -t $THREADS, ${DURATION} s per run, median of $REPEAT run(s)"
+if [ "$PIN" = 1 ]; then
+    echo "- 1-connection runs: wrk, the fake and the proxy pinned to CPU $PIN_CPU; $CONNS-connection runs: not pinned"
+else
+    echo "- no CPU pinning"
+fi
 echo "- load average before: $LOAD_BEFORE, after: $LOAD_AFTER"
 
 awk -v conns="$CONNS" -v tick_us="$TICK_US" -v workers="$WORKERS" '

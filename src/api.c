@@ -5,8 +5,10 @@
 #include "admin.h"
 #include "buf.h"
 #include "config.h"
+#include "metrics.h"
 #include "proxy.h"
 #include "server.h"
+#include "status_page.h"
 #include "worker.h"
 
 static bool str_is(struct http1_str s, const char *lit)
@@ -75,6 +77,10 @@ static void handle_embeddings(struct server_conn *c)
 static const struct route routes[] = {
     {"GET", "/healthz", handle_healthz},
     {"GET", "/v1/models", handle_models},
+    {"GET", "/metrics", metrics_handle},
+    {"GET", "/", status_page_handle},
+    {"GET", "/status", status_page_handle},
+    {"GET", "/status.json", status_json_handle},
     {"POST", "/v1/chat/completions", handle_chat},
     {"POST", "/v1/completions", handle_completions},
     {"POST", "/v1/embeddings", handle_embeddings},

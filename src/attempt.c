@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "proxy_int.h"
 #include "server.h"
 #include "worker.h"
@@ -219,6 +220,7 @@ static int on_sse_item(void *ud, const struct sse_item *it)
     if (ch.has_finish)
         a->saw_finish = true;
     if (ch.has_content) {
+        metrics_content_event(p->w->metrics, p->model, a, a->got_first);
         if (!a->got_first) {
             a->got_first = true;
             a->first_ns = uv_hrtime();

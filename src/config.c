@@ -6,6 +6,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "config_value.h"
 #include "config_yaml.h"
 
@@ -522,6 +524,200 @@ static void parse_models(struct config_yaml_loader *ld, yaml_node_t *map, void *
     free(dup);
 }
 
+/* ---- keys: static API keys ---- */
+
+#define MAX_KEYS 4096     /* static keys in the file; issued keys live in key_store */
+#define MAX_KEY_MODELS 64 /* models one key may be limited to */
+#define KEY_MAX_CHARS 256 /* a longer bearer token is not one anybody types */
+#define KEY_MIN_CHARS 20
+
+bool config_key_name_valid(const char *name)
+{
+    size_t n = 0;
+    bool digits_only = true;
+    for (const char *p = name; *p; p++, n++) {
+        char ch = *p;
+        bool digit = ch >= '0' && ch <= '9';
+        bool ok = digit || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  strchr("._-:@", ch) != NULL;
+        if (!ok) return false;
+        digits_only &= digit;
+    }
+    return n >= 1 && n <= CONFIG_KEY_NAME_MAX && !digits_only;
+}
+
+static void parse_key_name(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
+                           const struct config_yaml_field *f)
+{
+    struct cfg_key *k = obj;
+    char *name = config_yaml_text(ld, v);
+    if (!name) return;
+    if (!config_key_name_valid(name)) {
+        ERR(ld, v,
+            "bad key name \"%s\": 1 to %d characters from A-Z a-z 0-9 . _ - : @, not all digits",
+            name, CONFIG_KEY_NAME_MAX);
+        free(name);
+        return;
+    }
+    free(k->name);
+    k->name = name;
+}
+
+/* Messages here never quote the value: it is a secret. */
+static void parse_key_secret(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
+                             const struct config_yaml_field *f)
+{
+    struct cfg_key *k = obj;
+    config_yaml_string(ld, v, obj, f);
+    if (!k->key) return;
+    size_t n = strlen(k->key);
+    const char *bad = NULL;
+    if (n > KEY_MAX_CHARS)
+        bad = "longer than 256 characters";
+    else if (strpbrk(k->key, " \t"))
+        bad = "spaces are not allowed in a key";
+    if (bad) {
+        ERR(ld, v, "%s", bad);
+        free(k->key);
+        k->key = NULL;
+    } else if (n < KEY_MIN_CHARS) {
+        config_yaml_report(ld, config_yaml_line(v), true,
+                           "shorter than %d characters, easy to guess; `unbusy keys create` "
+                           "issues strong ones",
+                           KEY_MIN_CHARS);
+    }
+}
+
+static bool model_known(const struct config *c, const char *name)
+{
+    for (size_t i = 0; i < c->nmodels; i++)
+        if (strcmp(c->models[i].name, name) == 0) return true;
+    return false;
+}
+
+static void add_key_model(struct config_yaml_loader *ld, yaml_node_t *at, struct cfg_key *k,
+                          const char *name, size_t len)
+{
+    const struct config *c = ld->cfg;
+    char *m = strndup(name, len);
+    if (!m) {
+        ERR(ld, at, "out of memory");
+        return;
+    }
+    bool known = c->model_slots ? config_find_model(c, m) != NULL : model_known(c, m);
+    if (!*m) {
+        ERR(ld, at, "empty model name in the list");
+    } else if (k->nmodels == MAX_KEY_MODELS) {
+        ERR(ld, at, "too many models (at most %d)", MAX_KEY_MODELS);
+    } else if (!known) {
+        const char **names = calloc(c->nmodels ? c->nmodels : 1, sizeof *names);
+        for (size_t i = 0; names && i < c->nmodels; i++)
+            names[i] = c->models[i].name;
+        const char *near = names ? config_value_nearest(m, names, c->nmodels) : NULL;
+        if (near)
+            ERR(ld, at, "unknown model \"%s\"; did you mean \"%s\"?", m, near);
+        else
+            ERR(ld, at, "unknown model \"%s\" (not defined under models:)", m);
+        free(names);
+    } else {
+        for (size_t i = 0; i < k->nmodels; i++)
+            if (strcmp(k->models[i], m) == 0) {
+                free(m); /* listed twice: harmless */
+                return;
+            }
+        k->models[k->nmodels++] = m;
+        return;
+    }
+    free(m);
+}
+
+/* A list of model names, or one scalar with names separated by commas. */
+static void parse_key_models(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
+                             const struct config_yaml_field *f)
+{
+    struct cfg_key *k = obj;
+    if (!(k->models = alloc_entries(ld, v, MAX_KEY_MODELS, sizeof *k->models))) return;
+    if (v->type == YAML_SEQUENCE_NODE) {
+        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+             it++) {
+            yaml_node_t *item = config_yaml_node(ld, *it);
+            size_t old = config_yaml_path_index(ld, (size_t)(it - v->data.sequence.items.start));
+            char *name = config_yaml_text(ld, item);
+            if (name) add_key_model(ld, item, k, name, strlen(name));
+            free(name);
+            config_yaml_path_pop(ld, old);
+        }
+        return;
+    }
+    char *list = config_yaml_text(ld, v);
+    if (!list) return;
+    for (char *p = list;;) {
+        size_t len = strcspn(p, ",");
+        char *s = p, *e = p + len;
+        while (s < e && (*s == ' ' || *s == '\t'))
+            s++;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        add_key_model(ld, v, k, s, (size_t)(e - s));
+        if (!p[len]) break;
+        p += len + 1;
+    }
+    free(list);
+}
+
+static const struct config_yaml_field key_fields[] = {
+    FIELD("name", parse_key_name, struct cfg_key, name, 0, 0, CONFIG_YAML_REQUIRED),
+    FIELD("key", parse_key_secret, struct cfg_key, key, 0, 0,
+          CONFIG_YAML_REQUIRED | CONFIG_YAML_NONEMPTY | CONFIG_YAML_HEADER_SAFE),
+    SECTION("models", parse_key_models, 0),
+    FIELD("priority", config_yaml_int, struct cfg_key, priority, 0, 3, 0),
+    FIELD("rpm", config_yaml_u32, struct cfg_key, rpm, 0, 100000000, 0),
+    FIELD("tpm", config_yaml_u32, struct cfg_key, tpm, 0, 4000000000ll, 0),
+    FIELD("max_concurrency", config_yaml_u32, struct cfg_key, max_concurrency, 0, 1000000, 0),
+};
+
+static int index_models(struct config *c);
+
+static void parse_keys(struct config_yaml_loader *ld, yaml_node_t *list, void *obj,
+                       const struct config_yaml_field *f)
+{
+    struct config *c = ld->cfg;
+    if (list->type != YAML_SEQUENCE_NODE) {
+        ERR(ld, list, "expected a list of keys ({name, key, ...}), got %s", config_yaml_kind(list));
+        return;
+    }
+    size_t n = (size_t)(list->data.sequence.items.top - list->data.sequence.items.start);
+    if (n > MAX_KEYS) {
+        ERR(ld, list, "too many keys (%zu, at most %d; issue more with key_store)", n, MAX_KEYS);
+        return;
+    }
+    /* The models are parsed (an earlier row): index them for the model checks. */
+    if (!c->model_slots && index_models(c)) ERR(ld, list, "out of memory");
+    if (n == 0 || !(c->keys = alloc_entries(ld, list, n, sizeof *c->keys))) return;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = config_yaml_node(ld, list->data.sequence.items.start[i]);
+        struct cfg_key *k = &c->keys[c->nkeys++];
+        k->priority = 1;
+        k->line = config_yaml_line(item);
+        size_t old = config_yaml_path_index(ld, i);
+        if (config_yaml_is_null(item)) {
+            ERR(ld, item, "empty key (expected name: and key:)");
+        } else {
+            config_yaml_walk(ld, item, key_fields, COUNT(key_fields), k);
+            /* Quadratic, but over at most MAX_KEYS entries once per load. */
+            for (size_t j = 0; j + 1 < c->nkeys; j++) {
+                const struct cfg_key *o = &c->keys[j];
+                if (k->name && o->name && strcmp(k->name, o->name) == 0)
+                    ERR(ld, item, "duplicate key name \"%s\" (first at line %d)", k->name, o->line);
+                if (k->key && o->key && strcmp(k->key, o->key) == 0)
+                    ERR(ld, item, "the same key as \"%s\" (line %d)", o->name ? o->name : "?",
+                        o->line);
+            }
+        }
+        config_yaml_path_pop(ld, old);
+    }
+}
+
 /*
  * The sections, in the order they are applied: models use providers, the
  * default timeouts and the default resilience. A new section is one row here
@@ -534,13 +730,17 @@ static const struct config_yaml_field top_fields[] = {
     SECTION("admin", parse_admin, 0),
     SECTION("providers", parse_providers, 0),
     SECTION("models", parse_models, CONFIG_YAML_REQUIRED),
+    SECTION("keys", parse_keys, 0), /* after models: a key names the models it may use */
+    FIELD("key_store", config_yaml_string, struct config, key_store, 0, 0,
+          CONFIG_YAML_EMPTY_IS_NULL),
 };
 
 #define FITS(table) (COUNT(table) <= CONFIG_YAML_MAX_FIELDS)
 _Static_assert(FITS(timeout_fields) && FITS(server_fields) && FITS(provider_fields) &&
                    FITS(deployment_fields) && FITS(model_fields) && FITS(top_fields) &&
                    FITS(breaker_fields) && FITS(retry_budget_fields) && FITS(hedge_fields) &&
-                   FITS(resilience_fields) && FITS(probe_fields) && FITS(admin_fields),
+                   FITS(resilience_fields) && FITS(probe_fields) && FITS(admin_fields) &&
+                   FITS(key_fields),
                "raise CONFIG_YAML_MAX_FIELDS");
 _Static_assert(sizeof(unsigned) == sizeof(uint32_t), "workers is parsed as a uint32_t");
 
@@ -622,6 +822,18 @@ static void config_free(struct config *c)
         free(c->models[i].resilience.strategy);
     }
     free(c->models);
+    for (size_t i = 0; i < c->nkeys; i++) {
+        struct cfg_key *k = &c->keys[i];
+        free(k->name);
+        if (k->key) /* a secret: do not leave it in freed memory */
+            OPENSSL_cleanse(k->key, strlen(k->key));
+        free(k->key);
+        for (size_t j = 0; j < k->nmodels; j++)
+            free(k->models[j]);
+        free(k->models);
+    }
+    free(c->keys);
+    free(c->key_store);
     free(c->model_slots);
     free(c);
 }
@@ -725,7 +937,7 @@ int config_load_text(const char *source, const char *text, size_t len, struct co
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         c->server.workers = n < 1 ? 1 : n > 1024 ? 1024 : (unsigned)n;
     }
-    if (index_models(c)) config_yaml_report(ld, 1, false, "out of memory");
+    if (!c->model_slots && index_models(c)) config_yaml_report(ld, 1, false, "out of memory");
     int rc = ld->errors ? -1 : 0;
     config_yaml_flush(ld, errs);
     free(ld);

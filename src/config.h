@@ -138,6 +138,19 @@ struct cfg_model {
     int line;
 };
 
+/* A static API key from the file's keys: section (docs/admission.md). */
+struct cfg_key {
+    char *name;                /* unique among the file's keys; see config_key_name_valid */
+    char *key;                 /* the secret clients send as "Authorization: Bearer KEY" */
+    char **models;             /* the client model names it may use; none: every model */
+    size_t nmodels;
+    int priority;              /* 0 (highest) .. 3; default 1 */
+    uint32_t rpm;              /* requests per minute; 0: unlimited */
+    uint32_t tpm;              /* tokens per minute; 0: unlimited */
+    uint32_t max_concurrency;  /* requests in flight at once; 0: unlimited */
+    int line;
+};
+
 struct cfg_server {
     char *listen_host;         /* default 127.0.0.1 */
     uint16_t listen_port;      /* default 8080 */
@@ -163,6 +176,9 @@ struct config {
     size_t nproviders;
     struct cfg_model *models;
     size_t nmodels;
+    struct cfg_key *keys;      /* static API keys (keys:) */
+    size_t nkeys;
+    char *key_store;           /* key_store: the SQLite file of issued keys; NULL: none */
     /* Open-addressing index over models for config_find_model: slot = model
        index + 1, 0 = empty. NULL (a snapshot built by hand) means linear search. */
     uint32_t *model_slots;
@@ -203,5 +219,11 @@ const struct cfg_model *config_find_model(const struct config *c, const char *na
  */
 int config_parse_duration_ms(const char *s, uint32_t *ms);
 int config_parse_size(const char *s, size_t *bytes);
+
+/* A key's name: 1 to 64 characters from A-Z a-z 0-9 . _ - : @, not all
+   digits (so a command naming "ID or NAME" can tell which). The keys store
+   applies the same rule. */
+#define CONFIG_KEY_NAME_MAX 64
+bool config_key_name_valid(const char *name);
 
 #endif

@@ -4,6 +4,7 @@
  *   unbusy [--config FILE]      serve (default config file: unbusy.yaml)
  *   unbusy --check --config F   validate, print every problem, exit 0 or 1
  *   unbusy --demo               serve the built-in demo on 127.0.0.1:8080
+ *   unbusy keys COMMAND ...     issue and manage API keys (keys_cli.c)
  *
  * SIGTERM / SIGINT: stop accepting, let in-flight requests finish for up to
  * server.drain_timeout, exit 0. A second signal exits at once.
@@ -19,7 +20,9 @@
 #include "accesslog.h"
 #include "config.h"
 #include "demo.h"
+#include "keys.h"
 #include "log.h"
+#include "metrics.h"
 #include "probe.h"
 #include "runtime.h"
 #include "worker.h"
@@ -37,7 +40,8 @@ static void usage(FILE *f)
                "  --config FILE   configuration file (default: unbusy.yaml)\n"
                "  --check         validate the configuration, print every problem and exit\n"
                "  --demo          serve the built-in demo (simulated providers, no key needed)\n"
-               "  --listen ADDR   with --demo: listen here instead of 127.0.0.1:8080\n");
+               "  --listen ADDR   with --demo: listen here instead of 127.0.0.1:8080\n"
+               "       unbusy keys COMMAND ...   issue and manage API keys (unbusy keys --help)\n");
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -75,6 +79,8 @@ static int load_config(const char *path, bool demo, const char *listen, struct c
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "keys") == 0)
+        return keys_cli_main(argc - 1, argv + 1);
     const char *config_path = "unbusy.yaml";
     const char *listen = NULL;
     bool check = false, demo = false;
@@ -128,6 +134,7 @@ int main(int argc, char **argv)
     nworkers = cfg->server.workers ? cfg->server.workers : 1;
     if (nworkers > MAX_WORKERS)
         nworkers = MAX_WORKERS;
+    struct metrics *metrics = metrics_new(rt, nworkers); /* NULL (no memory): serve without metrics */
     uint16_t port = cfg->server.listen_port;
     for (unsigned i = 0; i < nworkers; i++) {
         uint16_t bound = 0;
@@ -137,6 +144,7 @@ int main(int argc, char **argv)
             return 1;
         }
         port = bound; /* with port 0, every worker binds the port the first one got */
+        workers[i].metrics = metrics_shard(metrics, i, &workers[i].nconns, &workers[i].inflight);
         int rc = worker_start(&workers[i], i, fd, cfg, rt);
         if (rc < 0) {
             log_error("cannot start worker %u: %s", i, uv_strerror(rc));
@@ -178,6 +186,7 @@ int main(int argc, char **argv)
         worker_join(&workers[i]);
     for (unsigned i = 0; i < nworkers; i++)
         config_unref(workers[i].cfg);
+    metrics_free(metrics);
     runtime_free(rt);
     config_unref(cfg);
     log_info("stopped");

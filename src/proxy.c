@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "proxy_int.h"
 #include "server.h"
 #include "worker.h"
@@ -106,6 +107,7 @@ static void release_attempt(struct attempt *a, enum health_class c)
                            : p->model->timeouts.first_token_ms;
     unsigned ev = health_release(&a->rd->health, &a->ticket, now_ms(), c, c == HEALTH_OK ? a->ttft_ms : 0,
                                  penalty, rand64(p));
+    metrics_attempt_end(p->w->metrics, p->model, a->dep, c, ev, a->status, p->committed);
     if (ev & HEALTH_EVENT_TRIPPED)
         log_warn("deployment %s: circuit breaker opened (last failure: %s)", a->rd->key,
                  health_class_name(c));
@@ -519,6 +521,7 @@ static void finalize(struct preq *p, const char *outcome)
     }
     if (!log->error[0] && p->why.len) /* answered, after these attempts failed */
         snprintf(log->error, sizeof log->error, "%s", p->why.data);
+    metrics_request_done(p->w->metrics, p->model, shown ? shown->dep : NULL, log, p->t_start);
     p->w->inflight--;
     for (int i = 0; i < 2; i++)
         attempt_free_buffers(&p->at[i]);

@@ -21,6 +21,7 @@
 #include "transport.h"
 
 struct server_conn;
+struct metrics_shard;
 
 struct worker {
     unsigned id;
@@ -41,6 +42,7 @@ struct worker {
     bool stopped;
     uint64_t rng;                /* xorshift state for request ids */
     uint64_t rr;                 /* round-robin cursor for equal-tier deployments */
+    struct metrics_shard *metrics; /* this worker's counters (metrics.c); NULL: none */
 };
 
 /* Opens a listening socket bound to host:port with SO_REUSEPORT. Returns the fd or -errno;

@@ -193,7 +193,9 @@ async function twoDeployments(t, { timeouts } = {}) {
     return { h, fake, gw };
 }
 
-for (const code of [400, 401, 403, 404, 413, 422]) {
+// 400/413/422 are about the client's own request: every deployment would say the same.
+// (401/403/404 mean this deployment is misconfigured: those fail over, see failover.test.mjs.)
+for (const code of [400, 413, 422]) {
     test(`provider ${code} is returned to the client, not retried`, async (t) => {
         const { fake, gw } = await twoDeployments(t);
         const sdk = gw.client();
@@ -312,6 +314,19 @@ test('every deployment times out -> 504', async (t) => {
     const err = assertErrorShape(assert, r.text);
     assertNamesDeployments(err.message, [['prov-a', 'up-a'], ['prov-b', 'up-b']]);
     assert.ok(Date.now() - t0 < 8000, 'took far longer than two first-token deadlines');
+});
+
+test('every deployment refuses our key (401) -> an error naming each, not a 401', async (t) => {
+    const { fake, gw } = await twoDeployments(t);
+    const mk = marker('all401');
+    const r = await gw.request('/v1/chat/completions', {
+        method: 'POST', body: { model: 'm-two', messages: msgs, fake: 'status=401', unbusy_test_id: mk },
+    });
+    // The client's own key is fine; a 401 would tell it otherwise.
+    assert.ok([502, 503, 504].includes(r.status), `status ${r.status}`);
+    const err = assertErrorShape(assert, r.text);
+    assertNamesDeployments(err.message, [['prov-a', 'up-a'], ['prov-b', 'up-b']]);
+    assert.equal((await fake.requestsWith(mk)).length, 2);
 });
 
 test('every deployment rate-limited -> an error, never a hang', async (t) => {

@@ -89,7 +89,9 @@ test('503 -> next deployment (non-stream)', async (t) => {
     await assertNonStreamFailsOver(await setup(t, { behaviorA: 'status=503' }));
 });
 
-for (const behaviorA of ['status=500', 'status=502,html', 'status=504']) {
+// 401/403: our key for that deployment is refused; 404: it does not know the model.
+// Either way another deployment can answer.
+for (const behaviorA of ['status=500', 'status=502,html', 'status=504', 'status=401', 'status=403', 'status=404']) {
     test(`${behaviorA} -> next deployment`, async (t) => {
         await assertNonStreamFailsOver(await setup(t, { behaviorA }));
     });
@@ -107,6 +109,18 @@ test('Retry-After keeps the deployment out of rotation for that long', async (t)
         .create({ model: 'm', messages: msgs, unbusy_test_id: mk }).withResponse();
     assert.equal(await count(s.fakeA, mk), 0, 'prov-a was asked again inside its Retry-After window');
     assert.equal(response.headers.get('x-unbusy-attempts'), '1');
+});
+
+test('a deployment that refuses our key stays out of rotation', async (t) => {
+    const s = await setup(t, { behaviorA: 'status=401' });
+    await assertNonStreamFailsOver(s);
+    for (let i = 0; i < 3; i++) {
+        const mk = marker('after401');
+        const { response } = await s.sdk.chat.completions
+            .create({ model: 'm', messages: msgs, unbusy_test_id: mk }).withResponse();
+        assert.equal(await count(s.fakeA, mk), 0, 'a deployment with a refused key was asked again');
+        assert.equal(response.headers.get('x-unbusy-attempts'), '1');
+    }
 });
 
 test('connection refused -> next deployment', async (t) => {
