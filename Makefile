@@ -6,7 +6,7 @@ WERROR  ?= -Werror
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wformat=2 $(WERROR)
 CPPFLAGS+= -D_GNU_SOURCE -Isrc -I/usr/include/cjson
 STD     := -std=c11
-LIBS    := -luv -lssl -lcrypto -lyaml -lcjson -lpthread -lm
+LIBS    := -luv -lssl -lcrypto -lyaml -lcjson -lsqlite3 -lpthread -lm
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 B       := build

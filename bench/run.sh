@@ -13,8 +13,9 @@
 #   BENCH_PROFILE=0       1: perf-record unbusy (first worker count) during a stream run,
 #                         and count system calls per request (strace -c) for unbusy and nginx
 #   BENCH_BUILD=1         0: use the binaries in build/ as they are (no `make all` first)
-#   BENCH_PIN=1           1: the 1-connection runs pin wrk, the fake and the proxy to one CPU
-#                         (the last), so a request's path has no cross-CPU wake-ups; 0: no pinning
+#   BENCH_PIN=1           1: the 1-connection runs are done twice, once as they come and once
+#                         with wrk, the fake and the proxy pinned to one CPU (the last), so a
+#                         request's path has no cross-CPU wake-ups; 0: only as they come
 #
 # Everything listens on 127.0.0.1; every process started here is stopped on
 # exit (by PID); each run is bounded by BENCH_DURATION plus a fixed margin.
@@ -199,16 +200,17 @@ EOF
 
 nginx_workers() { ps -o pid= --ppid "$(cat "$TMP/nginx-$1.pid")" | tr -d ' '; }
 
-# run_wrk TARGET SCENARIO URL STREAM MODEL CONNS: appends a result line.
+# run_wrk TARGET SCENARIO URL STREAM MODEL LOAD: appends a result line.
+# LOAD: a connection count, or "1p" for one connection with everything pinned to one CPU.
 run_wrk() {
-    local target=$1 scen=$2 url=$3 stream=$4 model=$5 conns=$6 watch c0 c1 wpid f r line pin p
+    local target=$1 scen=$2 url=$3 stream=$4 model=$5 load=$6 conns=${6%p} watch c0 c1 wpid f r line pin p
     case $target in
     direct) watch=$FAKE_PID ;;
     unbusy-*) watch=$(cat "$TMP/$target.pid") ;;
     nginx-*) watch=$(nginx_workers "${target#nginx-}") ;;
     esac
     pin=""
-    if [ "$PIN" = 1 ] && [ "$conns" = 1 ]; then
+    if [ "$load" = 1p ]; then
         pin="taskset -c $PIN_CPU"
         for p in $FAKE_PID $watch; do taskset -a -p -c "$PIN_CPU" "$p" >/dev/null; done
     fi
@@ -235,7 +237,7 @@ run_wrk() {
     fi
     line=$(grep '^RESULT' "$TMP/wrk.out")
     [ -n "$line" ] || die "wrk failed for $target $scen: $(cat "$TMP/wrk.out")"
-    echo "$target $scen $conns $line cpu_ticks=$((c1 - c0))" >>"$TMP/results"
+    echo "$target $scen $load $line cpu_ticks=$((c1 - c0))" >>"$TMP/results"
 }
 
 warm() { # a short run, so pools and caches are filled before measuring
@@ -263,16 +265,18 @@ done
 for w in $WORKERS; do warm "$(url_of "unbusy-$w")" 0 bench-assemble; done
 
 # Cells: scenario stream-flag model; "assemble" runs against unbusy only.
+LOADS="1 $CONNS"
+[ "$PIN" = 1 ] && LOADS="1p $LOADS"
 run=0
 while [ $run -lt "$REPEAT" ]; do
     run=$((run + 1))
-    for conns in 1 "$CONNS"; do
+    for load in $LOADS; do
         for cell in "stream 1 bench" "nonstream 0 bench" "assemble 0 bench-assemble"; do
             set -- $cell
             for t in $TARGETS; do
                 case "$1:$t" in assemble:direct | assemble:nginx-*) continue ;; esac
-                echo "bench: $t $1 c=$conns (run $run/$REPEAT)" >&2
-                run_wrk "$t" "$1" "$(url_of "$t")" "$2" "$3" "$conns"
+                echo "bench: $t $1 c=$load (run $run/$REPEAT)" >&2
+                run_wrk "$t" "$1" "$(url_of "$t")" "$2" "$3" "$load"
             done
         done
     done
@@ -335,79 +339,93 @@ timeout -k 5 120 "$TMP/bin/json_rewrite" >"$TMP/json_rewrite.out" 2>&1 ||
 echo
 echo "## Setup"
 echo
+if c=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null); then
+    git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || c="$c, src/ with uncommitted changes"
+    echo "- unbusy at commit $c"
+fi
 echo "- CPU: $(nproc) x $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1); kernel $(uname -r)"
 echo "- $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2); $(nginx -v 2>&1 | sed 's/.*: //'); libcurl $(curl-config --version | cut -d' ' -f2); libuv $(pkg-config --modversion libuv 2>/dev/null)"
 echo "- fake upstream behaviour \"$FAKE_BEHAVIOR\"; wrk -t $THREADS, ${DURATION} s per run, median of $REPEAT run(s)"
-if [ "$PIN" = 1 ]; then
-    echo "- 1-connection runs: wrk, the fake and the proxy pinned to CPU $PIN_CPU; $CONNS-connection runs: not pinned"
-else
-    echo "- no CPU pinning"
-fi
+[ "$PIN" = 1 ] && echo "- \"pinned\": 1-connection runs with wrk, the fake and the proxy on CPU $PIN_CPU only"
 echo "- load average before: $LOAD_BEFORE, after: $LOAD_AFTER"
 
-awk -v conns="$CONNS" -v tick_us="$TICK_US" -v workers="$WORKERS" '
+awk -v conns="$CONNS" -v tick_us="$TICK_US" -v workers="$WORKERS" -v pin="$PIN" '
 function kv(s, k,    i, n, a, b) {
     n = split(s, a, " ")
     for (i = 1; i <= n; i++) { split(a[i], b, "="); if (b[1] == k) return b[2] }
     return ""
 }
-function median(key,    n, i, j, v, t, a) {
+function median(key,    n, i, j, v, a) {
     n = cnt[key]
     for (i = 1; i <= n; i++) a[i] = val[key, i] + 0
     for (i = 2; i <= n; i++) { v = a[i]; for (j = i - 1; j >= 1 && a[j] > v; j--) a[j + 1] = a[j]; a[j + 1] = v }
     return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
 function put(key, v) { cnt[key]++; val[key, cnt[key]] = v; have[key] = 1 }
-function get(key) { return (key in have) ? median(key) : "" }
+function get(t, s, l, m,    key) { key = t SUBSEP s SUBSEP l SUBSEP m; return (key in have) ? median(key) : "" }
 function num(v, fmt) { return v == "" ? "-" : sprintf(fmt, v) }
-function added(t, s, p,    a, d) {
-    a = get(t SUBSEP s SUBSEP 1 SUBSEP p); d = get("direct" SUBSEP (s == "assemble" ? "nonstream" : s) SUBSEP 1 SUBSEP p)
+# The direct baseline for a scenario: the client asked for a non-stream answer in "assemble".
+function base(s) { return s == "assemble" ? "nonstream" : s }
+function added(t, s, l, m,    a, d) {
+    a = get(t, s, l, m); d = get("direct", base(s), l, m)
     return (a == "" || d == "") ? "-" : sprintf("%+d", a - d)
 }
+function label(t,    n) { if (t == "direct") return "direct (fake only)"; n = t; sub(/-/, " w", n); return n }
 {
-    t = $1; s = $2; c = $3; line = $0
+    t = $1; s = $2; l = $3; line = $0
     req = kv(line, "requests"); dur = kv(line, "duration_us")
-    put(t SUBSEP s SUBSEP c SUBSEP "rps", req / (dur / 1e6))
-    put(t SUBSEP s SUBSEP c SUBSEP "p50", kv(line, "p50_us"))
-    put(t SUBSEP s SUBSEP c SUBSEP "p99", kv(line, "p99_us"))
-    put(t SUBSEP s SUBSEP c SUBSEP "err", kv(line, "errors"))
-    put(t SUBSEP s SUBSEP c SUBSEP "cpu", req > 0 ? kv(line, "cpu_ticks") * tick_us / req : 0)
+    put(t SUBSEP s SUBSEP l SUBSEP "rps", req / (dur / 1e6))
+    put(t SUBSEP s SUBSEP l SUBSEP "p50", kv(line, "p50_us"))
+    put(t SUBSEP s SUBSEP l SUBSEP "p99", kv(line, "p99_us"))
+    put(t SUBSEP s SUBSEP l SUBSEP "err", kv(line, "errors"))
+    put(t SUBSEP s SUBSEP l SUBSEP "cpu", req > 0 ? kv(line, "cpu_ticks") * tick_us / req : 0)
     if (!(t in seen)) { seen[t] = 1; order[++nt] = t }
 }
 END {
     split("stream nonstream assemble", scen, " ")
     title["stream"] = "Stream (stream:true, 20 content chunks, usage, [DONE])"
     title["nonstream"] = "Non-stream, passed through (unbusy: stream_upstream: false)"
-    title["assemble"] = "Non-stream, unbusy asks upstream for a stream and assembles the JSON (the default)"
+    title["assemble"] = "Non-stream, unbusy asks upstream for a stream and assembles the JSON (the default); added = vs direct non-stream"
     for (i = 1; i <= 3; i++) {
         s = scen[i]
         printf "\n### %s\n\n", title[s]
-        printf "| path | 1 conn p50 µs | 1 conn p99 µs | added p50 µs | added p99 µs | %d conns req/s | %d conns p99 ms | CPU µs/req of the path (%d conns) | errors |\n", conns, conns, conns
-        printf "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        printf "| path |"
+        if (pin == 1) printf " pinned p50 µs | pinned p99 µs | added p50 | added p99 |"
+        printf " p50 µs | p99 µs | added p50 | added p99 | %d conns req/s | p50 ms | p99 ms | CPU µs/req | errors |\n", conns
+        printf "|---|"
+        if (pin == 1) printf "---:|---:|---:|---:|"
+        printf "---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
         for (k = 1; k <= nt; k++) {
             t = order[k]
-            if (!((t SUBSEP s SUBSEP 1 SUBSEP "p50") in have)) continue
-            e = get(t SUBSEP s SUBSEP 1 SUBSEP "err") + get(t SUBSEP s SUBSEP conns SUBSEP "err")
-            name = t; sub(/-/, " w", name); if (t == "direct") name = "direct (fake only)"
-            printf "| %s | %s | %s | %s | %s | %s | %s | %s | %d |\n", name,
-                num(get(t SUBSEP s SUBSEP 1 SUBSEP "p50"), "%d"), num(get(t SUBSEP s SUBSEP 1 SUBSEP "p99"), "%d"),
-                t == "direct" ? "" : added(t, s, "p50"), t == "direct" ? "" : added(t, s, "p99"),
-                num(get(t SUBSEP s SUBSEP conns SUBSEP "rps"), "%.0f"),
-                num(get(t SUBSEP s SUBSEP conns SUBSEP "p99") / 1000, "%.1f"),
-                num(get(t SUBSEP s SUBSEP conns SUBSEP "cpu"), "%.0f"), e
+            if (get(t, s, 1, "p50") == "") continue
+            d = t == "direct"
+            e = get(t, s, 1, "err") + get(t, s, conns, "err") + get(t, s, "1p", "err")
+            printf "| %s |", label(t)
+            if (pin == 1)
+                printf " %s | %s | %s | %s |", num(get(t, s, "1p", "p50"), "%d"), num(get(t, s, "1p", "p99"), "%d"),
+                    d ? "" : added(t, s, "1p", "p50"), d ? "" : added(t, s, "1p", "p99")
+            printf " %s | %s | %s | %s | %s | %s | %s | %s | %d |\n",
+                num(get(t, s, 1, "p50"), "%d"), num(get(t, s, 1, "p99"), "%d"),
+                d ? "" : added(t, s, 1, "p50"), d ? "" : added(t, s, 1, "p99"),
+                num(get(t, s, conns, "rps"), "%.0f"), num(get(t, s, conns, "p50") / 1000, "%.1f"),
+                num(get(t, s, conns, "p99") / 1000, "%.1f"), num(get(t, s, conns, "cpu"), "%.0f"), e
         }
     }
-    # Goals, per worker count.
     printf "\n### Goals\n\n| goal | workers | measured | met |\n|---|---:|---|---|\n"
     nw = split(workers, ws, " ")
     for (i = 1; i <= nw; i++) {
         w = ws[i]; u = "unbusy-" w; n = "nginx-" w
         for (j = 1; j <= 2; j++) {
             s = j == 1 ? "stream" : "nonstream"
-            a = get(u SUBSEP s SUBSEP 1 SUBSEP "p50") - get("direct" SUBSEP s SUBSEP 1 SUBSEP "p50")
-            printf "| added latency p50 <= 30 µs at 1 conn (%s) | %s | %+d µs | %s |\n", s, w, a, (a <= 30) ? "yes" : "no"
+            for (m = (pin == 1 ? 1 : 2); m <= 2; m++) {
+                l = m == 1 ? "1p" : 1
+                a = get(u, s, l, "p50") - get("direct", s, l, "p50")
+                b = get(n, s, l, "p50") - get("direct", s, l, "p50")
+                printf "| added p50 <= 30 µs, 1 conn, %s, %s | %s | %+d µs (nginx %+d µs) | %s |\n",
+                    s, m == 1 ? "pinned" : "not pinned", w, a, b, (a <= 30) ? "yes" : "no"
+            }
         }
-        ur = get(u SUBSEP "stream" SUBSEP conns SUBSEP "rps"); nr = get(n SUBSEP "stream" SUBSEP conns SUBSEP "rps")
+        ur = get(u, "stream", conns, "rps"); nr = get(n, "stream", conns, "rps")
         printf "| stream req/s at %d conns >= nginx (same workers) | %s | %.0f vs %.0f | %s |\n", conns, w, ur, nr, (ur >= nr) ? "yes" : "no"
     }
 }' "$TMP/results"

@@ -95,8 +95,7 @@ static bool hex_decode(const char *s, unsigned char out[DIGEST_LEN])
 
 int keys_generate(char out[KEYS_PLAINTEXT_LEN + 1])
 {
-    static const char alphabet[] =
-        "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    static const char alphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     memcpy(out, KEYS_PREFIX, sizeof KEYS_PREFIX - 1);
     size_t have = 0;
     unsigned char rnd[64];
@@ -281,14 +280,14 @@ static const char schema[] =
     " id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " name TEXT NOT NULL UNIQUE,"
     " prefix TEXT NOT NULL,"
-    " hash TEXT NOT NULL UNIQUE,"             /* SHA-256 of the whole key, lowercase hex */
-    " models TEXT NOT NULL DEFAULT '[]',"     /* a JSON array (or a comma list); empty: all */
+    " hash TEXT NOT NULL UNIQUE,"         /* SHA-256 of the whole key, lowercase hex */
+    " models TEXT NOT NULL DEFAULT '[]'," /* a JSON array (or a comma list); empty: all */
     " priority INTEGER NOT NULL DEFAULT 1,"
     " rpm INTEGER NOT NULL DEFAULT 0,"
     " tpm INTEGER NOT NULL DEFAULT 0,"
     " max_concurrency INTEGER NOT NULL DEFAULT 0,"
     " disabled INTEGER NOT NULL DEFAULT 0,"
-    " created_at INTEGER NOT NULL);";         /* unix seconds */
+    " created_at INTEGER NOT NULL);"; /* unix seconds */
 
 static int64_t pragma_int(sqlite3 *db, const char *sql, bool *ok)
 {
@@ -378,9 +377,11 @@ static int parse_models(const char *text, char ***out, size_t *n)
     } else {
         for (const char *p = text; *p && !rc;) {
             size_t len = strcspn(p, ",");
-            while (len && (*p == ' ')) p++, len--;
+            while (len && (*p == ' '))
+                p++, len--;
             size_t l = len;
-            while (l && p[l - 1] == ' ') l--;
+            while (l && p[l - 1] == ' ')
+                l--;
             if (l == 0 || *n == KEYS_MAX_MODELS)
                 rc = -EINVAL;
             else if (!(m[(*n)++] = strndup(p, l)))
@@ -395,7 +396,12 @@ static int parse_models(const char *text, char ***out, size_t *n)
         *n = 0;
         return rc;
     }
-    *out = m;
+    if (*n == 0) { /* all models: no list, so a large store of such keys stays small */
+        free(m);
+        return 0;
+    }
+    char **fit = realloc(m, *n * sizeof *m);
+    *out = fit ? fit : m;
     return 0;
 }
 
@@ -748,8 +754,8 @@ int keys_sync_ratelimit(struct keys *k, struct ratelimit *rl, uint64_t now_ms)
         for (size_t i = 0; i < t->n; i++) {
             const struct key_info *ki = &t->items[i];
             if (!ki->disabled)
-                defs[n++] = (struct ratelimit_def){ki->limit_id, ki->rpm, ki->tpm,
-                                                   ki->max_concurrency};
+                defs[n++] =
+                    (struct ratelimit_def){ki->limit_id, ki->rpm, ki->tpm, ki->max_concurrency};
         }
         rc = ratelimit_sync(rl, RATELIMIT_KEY, defs, n, now_ms);
     }
@@ -776,8 +782,7 @@ static const char *spec_problem(const struct keys_spec *s)
     if (s->priority < 0 || s->priority > KEYS_PRIORITY_MAX) return "priority must be 0 to 3";
     if (s->rpm > KEYS_MAX_RPM) return "rpm must be at most 100000000";
     if (s->tpm > KEYS_MAX_TPM) return "tpm must be at most 4000000000";
-    if (s->max_concurrency > KEYS_MAX_CONCURRENCY)
-        return "max_concurrency must be at most 1000000";
+    if (s->max_concurrency > KEYS_MAX_CONCURRENCY) return "max_concurrency must be at most 1000000";
     return NULL;
 }
 

@@ -43,11 +43,11 @@ struct server_conn;
 #define KEYS_RANDOM_CHARS 40
 #define KEYS_PLAINTEXT_LEN (sizeof KEYS_PREFIX - 1 + KEYS_RANDOM_CHARS) /* 46 */
 #define KEYS_DISPLAY_CHARS 8
-#define KEYS_MAX 100000        /* keys in a store; creating more is refused */
-#define KEYS_MAX_MODELS 64     /* models one key may be limited to */
+#define KEYS_MAX 100000    /* keys in a store; creating more is refused */
+#define KEYS_MAX_MODELS 64 /* models one key may be limited to */
 #define KEYS_MAX_MODEL_CHARS 256
-#define KEYS_MAX_SECRET 256    /* a longer bearer token is never a key */
-#define KEYS_PRIORITY_MAX 3    /* priority classes 0 (highest) .. 3 */
+#define KEYS_MAX_SECRET 256 /* a longer bearer token is never a key */
+#define KEYS_PRIORITY_MAX 3 /* priority classes 0 (highest) .. 3 */
 #define KEYS_PRIORITY_DEFAULT 1
 #define KEYS_MAX_RPM 100000000u
 #define KEYS_MAX_TPM 4000000000u
@@ -56,16 +56,16 @@ struct server_conn;
 
 /* One key, as the request path sees it. Immutable; valid until keys_release. */
 struct key_info {
-    int64_t id;               /* the store's id; 0 for a key from the config file */
+    int64_t id; /* the store's id; 0 for a key from the config file */
     const char *name;
     char prefix[KEYS_DISPLAY_CHARS + 1]; /* for display; "" for a config key not "sk-ub-..." */
-    const char *const *models; /* the client model names it may use; nmodels 0: all */
+    const char *const *models;           /* the client model names it may use; nmodels 0: all */
     size_t nmodels;
-    int priority;             /* 0 (highest) .. 3 */
+    int priority;                       /* 0 (highest) .. 3 */
     uint32_t rpm, tpm, max_concurrency; /* 0: unlimited */
     bool disabled;
     bool from_config;
-    int64_t created_at;       /* unix seconds; 0 for a config key */
+    int64_t created_at; /* unix seconds; 0 for a config key */
     /* The name of its rate-limit entry ("id:12", "config:NAME"): stable while the key
        exists, whatever else changes, and never the secret. */
     const char *limit_id;
@@ -76,9 +76,9 @@ struct key_info {
 
 /* What a new key gets (keys_create). */
 struct keys_spec {
-    const char *name;         /* config_key_name_valid */
+    const char *name; /* config_key_name_valid */
     const char *const *models;
-    size_t nmodels;           /* 0: every model */
+    size_t nmodels; /* 0: every model */
     int priority;
     uint32_t rpm, tpm, max_concurrency;
 };
@@ -124,8 +124,8 @@ void keys_release(const struct key_info *ki);
 bool keys_model_allowed(const struct key_info *ki, const char *model, size_t len);
 
 /* Calls fn for every key of the current table (config keys first, then the
-   store's by id), disabled ones included. fn must not call back into k's
-   change functions. */
+   store's by id), disabled ones included. Holds a reference on that table,
+   no lock: fn may call anything in this module. */
 void keys_each(struct keys *k, void (*fn)(const struct key_info *ki, void *ud), void *ud);
 
 /* Makes rl's key entries those of the current table (ratelimit_sync with each

@@ -53,18 +53,17 @@ void keys_write_json(struct buf *b, const struct key_info *ki)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: unbusy keys COMMAND [--store FILE | --config FILE]\n"
-            "  create --name NAME [--models A,B] [--priority 0-3] [--rpm N] [--tpm N]\n"
-            "         [--max-concurrency N]   issue a key; prints it once, on stdout\n"
-            "  list [--json]                  every key (config file and store)\n"
-            "  disable ID|NAME                refuse the key from now on\n"
-            "  enable ID|NAME\n"
-            "  delete ID|NAME\n"
-            "  --store FILE    the SQLite key store\n"
-            "  --config FILE   take key_store (and the config's keys) from FILE\n"
-            "                  (default: unbusy.yaml, when --store is not given)\n"
-            "A running unbusy using the same store sees a change within a few seconds.\n");
+    fprintf(f, "usage: unbusy keys COMMAND [--store FILE | --config FILE]\n"
+               "  create --name NAME [--models A,B] [--priority 0-3] [--rpm N] [--tpm N]\n"
+               "         [--max-concurrency N]   issue a key; prints it once, on stdout\n"
+               "  list [--json]                  every key (config file and store)\n"
+               "  disable ID|NAME                refuse the key from now on\n"
+               "  enable ID|NAME\n"
+               "  delete ID|NAME\n"
+               "  --store FILE    the SQLite key store\n"
+               "  --config FILE   take key_store (and the config's keys) from FILE\n"
+               "                  (default: unbusy.yaml, when --store is not given)\n"
+               "A running unbusy using the same store sees a change within a few seconds.\n");
 }
 
 struct cli {
@@ -100,11 +99,11 @@ static int parse_args(int argc, char **argv, struct cli *a)
     a->command = argv[1];
     for (int i = 2; i < argc; i++) {
         const char **slot = NULL, *v = NULL;
-        static const char *const names[] = {"--store", "--config",   "--name",
-                                            "--models", "--priority", "--rpm",
-                                            "--tpm",   "--max-concurrency"};
-        const char **slots[] = {&a->store, &a->config, &a->name,  &a->models,
-                                &a->priority, &a->rpm, &a->tpm, &a->max_concurrency};
+        static const char *const names[] = {"--store",  "--config",         "--name",
+                                            "--models", "--priority",       "--rpm",
+                                            "--tpm",    "--max-concurrency"};
+        const char **slots[] = {&a->store,    &a->config, &a->name, &a->models,
+                                &a->priority, &a->rpm,    &a->tpm,  &a->max_concurrency};
         for (size_t j = 0; j < sizeof names / sizeof names[0] && !slot; j++)
             if (option(argc, argv, &i, names[j], &v)) slot = slots[j];
         if (slot) {
@@ -342,8 +341,8 @@ int keys_cli_main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if ((create && a.target) || (!create && (a.name || a.models || a.priority || a.rpm || a.tpm ||
-                                             a.max_concurrency)) ||
+    if ((create && a.target) ||
+        (!create && (a.name || a.models || a.priority || a.rpm || a.tpm || a.max_concurrency)) ||
         (list && a.target) || (!list && a.json)) {
         fprintf(stderr, "unbusy keys %s: unexpected argument\n", a.command);
         usage(stderr);
@@ -640,9 +639,9 @@ bool keys_admin_dispatch(struct server_conn *c, struct keys *k)
     j->work.data = j;
     cJSON *doc = cJSON_ParseWithLength(req->body ? req->body : "", req->body_len);
     bool parsed = doc != NULL;
-    const char *problem = !parsed             ? "the body is not valid JSON"
+    const char *problem = !parsed            ? "the body is not valid JSON"
                           : op == JOB_CREATE ? parse_create(j, doc)
-                                              : parse_target(j, doc);
+                                             : parse_target(j, doc);
     cJSON_Delete(doc);
     /* The CLI checks the models against the config it reads; here it is the running one. */
     const struct config *cfg = server_conn_worker(c)->cfg;

@@ -17,9 +17,9 @@
 #define MINUTE_MS 60000ull
 
 struct rl_bucket {
-    uint32_t limit;  /* per minute; 0: unlimited */
-    int64_t level;   /* units; may be negative (a debt), down to -capacity */
-    uint64_t at_ms;  /* when level was last brought up to date */
+    uint32_t limit; /* per minute; 0: unlimited */
+    int64_t level;  /* units; may be negative (a debt), down to -capacity */
+    uint64_t at_ms; /* when level was last brought up to date */
 };
 
 struct rl_entry {
@@ -35,8 +35,8 @@ struct ratelimit {
     size_t max_entries;
     struct rl_entry *entries; /* n of them */
     size_t n;
-    uint32_t *slots;          /* open addressing: entry index + 1, 0 empty */
-    size_t nslots;            /* a power of two, at least twice max_entries */
+    uint32_t *slots; /* open addressing: entry index + 1, 0 empty */
+    size_t nslots;   /* a power of two, at least twice max_entries */
 };
 
 static uint32_t name_hash(enum ratelimit_scope scope, const char *s)
@@ -256,8 +256,7 @@ enum ratelimit_verdict ratelimit_try(struct ratelimit *rl, const char *key, cons
         if (!e[i]) continue;
         refill(&e[i]->requests, now_ms);
         refill(&e[i]->tokens, now_ms);
-        if (e[i]->tokens.limit && tokens > capacity(&e[i]->tokens))
-            verdict = RATELIMIT_TOO_LARGE;
+        if (e[i]->tokens.limit && tokens > capacity(&e[i]->tokens)) verdict = RATELIMIT_TOO_LARGE;
         uint64_t w = wait_for(&e[i]->requests, UNITS);
         if (w > wait) wait = w;
         if (verdict != RATELIMIT_TOO_LARGE && (w = wait_for(&e[i]->tokens, tokens)) > wait)
@@ -374,8 +373,7 @@ void ratelimit_status(struct ratelimit *rl, const char *key, const char *model, 
         refill(&e[i]->requests, now_ms);
         refill(&e[i]->tokens, now_ms);
     }
-    const struct rl_bucket *req[2] = {e[0] ? &e[0]->requests : NULL,
-                                      e[1] ? &e[1]->requests : NULL};
+    const struct rl_bucket *req[2] = {e[0] ? &e[0]->requests : NULL, e[1] ? &e[1]->requests : NULL};
     const struct rl_bucket *tok[2] = {e[0] ? &e[0]->tokens : NULL, e[1] ? &e[1]->tokens : NULL};
     status_of(req, &out->requests_limited, &out->limit_requests, &out->remaining_requests,
               &out->reset_requests_ms);

@@ -14,7 +14,10 @@
  * Who calls it: the admission step of the request path —
  *
  *     if (!ratelimit_enter(rl, key, model)) ... 429, too many in flight
- *     switch (ratelimit_try(rl, key, model, estimate, now, &retry_ms)) ...
+ *     if (ratelimit_try(rl, key, model, estimate, now, &retry_ms) != RATELIMIT_OK) {
+ *         ratelimit_leave(rl, key, model);
+ *         ... 429 with Retry-After (none for RATELIMIT_TOO_LARGE)
+ *     }
  *     ... the request ...
  *     ratelimit_reconcile(rl, key, model, estimate, actual_tokens, now);
  *     ratelimit_leave(rl, key, model);
@@ -62,7 +65,7 @@ enum ratelimit_verdict {
 /* What the x-ratelimit-* headers report: for requests and for tokens, the
    tighter of the key's and the model's bucket (the one with fewer left). */
 struct ratelimit_status {
-    bool requests_limited;       /* false: neither has an rpm; the fields below are 0 */
+    bool requests_limited; /* false: neither has an rpm; the fields below are 0 */
     uint32_t limit_requests;
     uint32_t remaining_requests; /* whole requests that would be admitted now */
     uint64_t reset_requests_ms;  /* until the bucket is full again */

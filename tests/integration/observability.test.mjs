@@ -266,10 +266,8 @@ test('/metrics: deployment state, probes, connections and the process', async ()
     const conns = await Promise.all([1, 2, 3].map(() => RawClient.connect(gw.port)));
     let withRaw = 0;
     try {
-        withRaw = await waitUntil(async () => {
-            const v = value(await scrape(), 'unbusy_open_connections', {});
-            return v >= 4 ? v : 0;
-        }, { timeout: 5000 * SLOW, what: 'unbusy_open_connections >= 4' });
+        await waitUntil(async () => value(await scrape(), 'unbusy_open_connections', {}) >= 4,
+            { timeout: 5000 * SLOW, what: 'unbusy_open_connections >= 4 (three idle ones and the scrape)' });
         const slow = sdk.chat.completions.create({ model: 'm', messages: msgs, fake: 'ttft=1500' });
         const during = await waitUntil(async () => {
             const s = await scrape();
@@ -277,6 +275,8 @@ test('/metrics: deployment state, probes, connections and the process', async ()
         }, { timeout: 5000 * SLOW, what: 'a request in flight' });
         assert.equal(value(during, 'unbusy_deployment_inflight', ok), 1);
         await slow;
+        // Measured once nothing else opens connections: the three raw ones must leave it.
+        withRaw = value(await scrape(), 'unbusy_open_connections', {});
     } finally {
         for (const c of conns) c.destroy();
     }

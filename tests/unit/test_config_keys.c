@@ -91,10 +91,10 @@ static void test_no_keys(void **state)
 static void test_keys_fields_and_defaults(void **state)
 {
     setenv("UNBUSY_T_KEY", "sk-env-abcdefghijklmnopqrstuvwxyz", 1);
-    struct config *c = load_ok(BASE "key_store: /var/lib/unbusy/keys.db\n"   /* 9 */
-                                    "keys:\n"                                /* 10 */
-                                    "  - name: team-a\n"                     /* 11 */
-                                    "    key: " STRONG "\n"                  /* 12 */
+    struct config *c = load_ok(BASE "key_store: /var/lib/unbusy/keys.db\n" /* 9 */
+                                    "keys:\n"                              /* 10 */
+                                    "  - name: team-a\n"                   /* 11 */
+                                    "    key: " STRONG "\n"                /* 12 */
                                     "    models: [deepseek-r1, deepseek-v3]\n"
                                     "    priority: 0\n"
                                     "    rpm: 60\n"
@@ -212,8 +212,8 @@ static void test_key_problems(void **state)
 static void test_too_many_models(void **state)
 {
     char text[8192];
-    size_t n = (size_t)snprintf(text, sizeof text, BASE "keys:\n  - name: a\n    key: " STRONG
-                                                        "\n    models: [");
+    size_t n = (size_t)snprintf(text, sizeof text,
+                                BASE "keys:\n  - name: a\n    key: " STRONG "\n    models: [");
     for (int i = 0; i < 65; i++)
         n += (size_t)snprintf(text + n, sizeof text - n, "%sdeepseek-r1", i ? ", " : "");
     snprintf(text + n, sizeof text - n, "]\n");
@@ -245,12 +245,9 @@ static void test_name_rule(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_no_keys),
-        cmocka_unit_test(test_keys_fields_and_defaults),
-        cmocka_unit_test(test_short_key_warns),
-        cmocka_unit_test(test_key_problems),
-        cmocka_unit_test(test_too_many_models),
-        cmocka_unit_test(test_name_rule),
+        cmocka_unit_test(test_no_keys),         cmocka_unit_test(test_keys_fields_and_defaults),
+        cmocka_unit_test(test_short_key_warns), cmocka_unit_test(test_key_problems),
+        cmocka_unit_test(test_too_many_models), cmocka_unit_test(test_name_rule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

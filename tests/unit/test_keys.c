@@ -250,8 +250,9 @@ static void test_refresh_sees_cli_changes(void **state)
     assert_int_equal(keys_refresh(gw), 0); /* nothing changed */
 
     char out[4096];
-    const char *create_args[] = {"keys", "create", "--name", "ci", "--models", "m1, m2,m1",
-                                 "--priority=2", "--rpm", "30", "--store", store, NULL};
+    const char *create_args[] = {"keys",     "create",    "--name",       "ci",
+                                 "--models", "m1, m2,m1", "--priority=2", "--rpm",
+                                 "30",       "--store",   store,          NULL};
     assert_int_equal(run_cli(out, sizeof out, create_args), 0);
     assert_int_equal(strlen(out), KEYS_PLAINTEXT_LEN + 1); /* the key and a newline, nothing else */
     out[KEYS_PLAINTEXT_LEN] = '\0';
@@ -288,7 +289,8 @@ static void test_refresh_sees_cli_changes(void **state)
     /* Mistakes: exit status 1 or 2 and nothing changed. */
     const char *enable_missing[] = {"keys", "enable", "nope", "--store", store, NULL};
     assert_int_equal(run_cli(out, sizeof out, enable_missing), 1);
-    const char *bad_rpm[] = {"keys", "create", "--name", "x", "--rpm", "-1", "--store", store, NULL};
+    const char *bad_rpm[] = {"keys", "create",  "--name", "x", "--rpm",
+                             "-1",   "--store", store,    NULL};
     assert_int_equal(run_cli(out, sizeof out, bad_rpm), 2);
     const char *no_name[] = {"keys", "create", "--store", store, NULL};
     assert_int_equal(run_cli(out, sizeof out, no_name), 2);
@@ -430,8 +432,8 @@ static void test_store_file(void **state)
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
     sqlite3_finalize(st);
-    assert_int_equal(
-        sqlite3_prepare_v2(db, "SELECT prefix, hash, models FROM keys", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT prefix, hash, models FROM keys", -1, &st, NULL),
+                     SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_memory_equal(sqlite3_column_text(st, 0), key + 6, 8);
     assert_int_equal(strlen((const char *)sqlite3_column_text(st, 1)), 64);
@@ -531,8 +533,8 @@ static void test_validation(void **state)
         assert_non_null(why);
     }
     assert_int_equal(keys_count(k), 0);
-    struct keys_spec max = {.name = "max", .tpm = KEYS_MAX_TPM, .models = many,
-                            .nmodels = KEYS_MAX_MODELS};
+    struct keys_spec max = {
+        .name = "max", .tpm = KEYS_MAX_TPM, .models = many, .nmodels = KEYS_MAX_MODELS};
     assert_int_equal(keys_create(k, &max, key, NULL, &why), 0);
     keys_free(k);
 }
@@ -590,11 +592,16 @@ static void test_readers_and_writer(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_generate),  T(test_create_list_lookup),
-        T(test_disable_enable_delete),    T(test_refresh_sees_cli_changes),
-        T(test_watcher),                  T(test_static_keys),
-        T(test_store_file),               T(test_reference_survives_swap),
-        T(test_validation),               T(test_readers_and_writer),
+        cmocka_unit_test(test_generate),
+        T(test_create_list_lookup),
+        T(test_disable_enable_delete),
+        T(test_refresh_sees_cli_changes),
+        T(test_watcher),
+        T(test_static_keys),
+        T(test_store_file),
+        T(test_reference_survives_swap),
+        T(test_validation),
+        T(test_readers_and_writer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -91,8 +91,7 @@ static void test_tpm_estimate_and_reconcile(void **state)
     assert_int_equal(retry, 60000);
     assert_int_equal(ratelimit_try(rl, "k", NULL, 0, T0 + 60000, &retry), RATELIMIT_OK);
     /* More than a whole minute's tokens can never fit; nothing is taken. */
-    assert_int_equal(ratelimit_try(rl, "k", NULL, 1001, T0 + 200000, &retry),
-                     RATELIMIT_TOO_LARGE);
+    assert_int_equal(ratelimit_try(rl, "k", NULL, 1001, T0 + 200000, &retry), RATELIMIT_TOO_LARGE);
     assert_int_equal(retry, 0);
     assert_int_equal(ratelimit_try(rl, "k", NULL, 1000, T0 + 200000, &retry), RATELIMIT_OK);
     /* Absurd counts saturate instead of overflowing. */
@@ -205,9 +204,18 @@ static void test_headers(void **state)
         uint64_t ms;
         const char *text;
     } durations[] = {
-        {0, "0s"},          {1, "1ms"},        {20, "20ms"},         {999, "999ms"},
-        {1000, "1s"},       {1500, "1.5s"},    {8640, "8.64s"},      {59999, "59.999s"},
-        {60000, "1m0s"},    {61500, "1m1.5s"}, {360000, "6m0s"},     {3600000, "1h0m0s"},
+        {0, "0s"},
+        {1, "1ms"},
+        {20, "20ms"},
+        {999, "999ms"},
+        {1000, "1s"},
+        {1500, "1.5s"},
+        {8640, "8.64s"},
+        {59999, "59.999s"},
+        {60000, "1m0s"},
+        {61500, "1m1.5s"},
+        {360000, "6m0s"},
+        {3600000, "1h0m0s"},
         {3723004, "1h2m3.004s"},
     };
     for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++) {
@@ -233,7 +241,7 @@ static void test_sync_keeps_state(void **state)
     assert_int_equal(ratelimit_sync(rl, RATELIMIT_KEY, defs, 3, T0 + 6000), 0);
     struct ratelimit_status st;
     ratelimit_status(rl, "k", NULL, T0 + 6000, &st);
-    assert_int_equal(st.limit_requests, 10); /* the first def of a repeated name */
+    assert_int_equal(st.limit_requests, 10);    /* the first def of a repeated name */
     assert_int_equal(st.remaining_requests, 1); /* 6 s at 10 a minute */
     ratelimit_status(rl, "new", NULL, T0 + 6000, &st);
     assert_int_equal(st.remaining_requests, 1); /* a new name starts full */
@@ -261,8 +269,8 @@ static void test_bounded_table(void **state)
 {
     struct ratelimit *rl = ratelimit_new(3);
     struct ratelimit_def defs[] = {
-        {"a", 1, 0, 0}, {"unlimited", 0, 0, 0}, {"b", 1, 0, 0}, {NULL, 1, 0, 0},
-        {"c", 1, 0, 0}, {"d", 1, 0, 0},
+        {"a", 1, 0, 0},  {"unlimited", 0, 0, 0}, {"b", 1, 0, 0},
+        {NULL, 1, 0, 0}, {"c", 1, 0, 0},         {"d", 1, 0, 0},
     };
     /* Defs without limits take no room; the fourth limited name does not fit. */
     assert_int_equal(ratelimit_sync(rl, RATELIMIT_KEY, defs, 6, T0), -ENOSPC);
@@ -304,7 +312,7 @@ static void test_concurrency(void **state)
     assert_int_equal(ratelimit_sync(rl, RATELIMIT_MODEL, &m, 1, T0), 0);
     assert_true(ratelimit_enter(rl, "k", "r1"));
     assert_true(ratelimit_enter(rl, "k", "r1"));
-    assert_false(ratelimit_enter(rl, "k", "r1")); /* the key is full */
+    assert_false(ratelimit_enter(rl, "k", "r1"));                       /* the key is full */
     assert_int_equal(ratelimit_inflight(rl, RATELIMIT_MODEL, "r1"), 2); /* nothing taken */
     assert_true(ratelimit_enter(rl, NULL, "r1"));
     assert_false(ratelimit_enter(rl, NULL, "r1")); /* the model is full */
