@@ -5,6 +5,7 @@
 #include <openssl/sha.h>
 #include <string.h>
 
+#include "keys.h"
 #include "server.h"
 #include "worker.h"
 
@@ -178,6 +179,8 @@ void admin_dispatch(struct server_conn *c)
         fail(c, GW_ERR_FORBIDDEN, "the admin API is off: set admin.token to use it on a non-loopback listener");
         return;
     }
+    if (w->keys && keys_admin_dispatch(c, w->keys))
+        return;
     struct http1_str path = req->http.target;
     const char *q = memchr(path.p, '?', path.len);
     if (q)

@@ -92,6 +92,37 @@ struct cfg_resilience {
     bool continue_on_cut;         /* experimental; default false */
 };
 
+/* Admission per model (docs/admission.md). */
+struct cfg_queue {
+    uint32_t max;                 /* waiting requests at most; default 1000; 0: no queue */
+    uint32_t timeout_ms;          /* the longest a request waits; default 30 s */
+    uint32_t keepalive_ms;        /* SSE comments to a waiting stream client; default 5 s */
+    double reserve_ratio;         /* share of capacity kept for class 0; default 0.2 */
+};
+
+struct cfg_degrade {
+    bool enabled;                 /* default false */
+    double threshold;             /* load (in-flight / capacity) that starts it; default 0.85 */
+    double hysteresis;            /* it stops below threshold - hysteresis; default 0.1 */
+    char *to;                     /* the fallback model (a configured model name) */
+    double share;                 /* share of eligible requests sent there; default 1 */
+    unsigned classes;             /* bit mask of priority classes it applies to; default 0b1110 */
+};
+
+/* A request tiering rule: the first rule whose match holds routes the request. */
+struct cfg_rule {
+    char *match_model;            /* NULL: any */
+    char *match_key;              /* a key name; NULL: any */
+    char *match_header;           /* "name" that must be present; NULL: none */
+    char *match_header_value;     /* and equal this; NULL: any value */
+    size_t min_prompt_chars;      /* 0: no lower bound */
+    size_t max_prompt_chars;      /* 0: no upper bound */
+    int match_tools;              /* -1 any, 0 without tools, 1 with tools */
+    char *route_model;            /* NULL: keep the model */
+    int route_tier;               /* -1: any tier; else only deployments of this tier */
+    int line;
+};
+
 struct cfg_provider {
     char *name;
     enum cfg_provider_kind kind;
@@ -135,6 +166,9 @@ struct cfg_model {
     struct cfg_timeouts timeouts;
     uint32_t max_attempts;     /* default: number of deployments, at least 1, at most 10 */
     struct cfg_resilience resilience; /* the top-level resilience: section, overridden per model */
+    struct cfg_queue queue;
+    struct cfg_degrade degrade;
+    uint32_t rpm, tpm;         /* the model's own request and token limits; 0: none */
     int line;
 };
 
@@ -171,6 +205,8 @@ struct config {
     struct cfg_server server;
     struct cfg_timeouts default_timeouts;
     struct cfg_resilience default_resilience;
+    struct cfg_rule *rules;
+    size_t nrules;
     char *admin_token;         /* admin.token; NULL: admin API only on a loopback listener */
     struct cfg_provider *providers;
     size_t nproviders;

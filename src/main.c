@@ -21,9 +21,11 @@
 #include "config.h"
 #include "demo.h"
 #include "keys.h"
+#include "keys.h"
 #include "log.h"
 #include "metrics.h"
 #include "probe.h"
+#include "ratelimit.h"
 #include "runtime.h"
 #include "worker.h"
 
@@ -55,6 +57,27 @@ static void on_signal(uv_signal_t *s, int signum)
         worker_drain(&workers[i]);
     uv_close((uv_handle_t *)s, NULL);
     uv_stop(s->loop);
+}
+
+static void sync_limits(struct keys *k, void *ud)
+{
+    keys_sync_ratelimit(k, ud, runtime_now_ms());
+}
+
+/* The models' own request and token limits, as rate-limit entries named after the model. */
+static void sync_model_limits(const struct config *cfg, struct ratelimit *rl)
+{
+    struct ratelimit_def *defs = calloc(cfg->nmodels ? cfg->nmodels : 1, sizeof *defs);
+    size_t n = 0;
+    for (size_t i = 0; defs && i < cfg->nmodels; i++) {
+        if (!cfg->models[i].rpm && !cfg->models[i].tpm)
+            continue;
+        defs[n++] = (struct ratelimit_def){.name = cfg->models[i].name, .rpm = cfg->models[i].rpm,
+                                           .tpm = cfg->models[i].tpm};
+    }
+    if (defs)
+        ratelimit_sync(rl, RATELIMIT_MODEL, defs, n, runtime_now_ms());
+    free(defs);
 }
 
 static int load_config(const char *path, bool demo, const char *listen, struct config **out)
@@ -126,10 +149,25 @@ int main(int argc, char **argv)
         log_error("cannot open access log %s: %s", cfg->server.access_log, strerror(errno));
         return 1;
     }
-    struct runtime *rt = runtime_new(cfg);
+    struct runtime *rt = runtime_new(cfg, worker_admission_ready);
     if (!rt) {
         log_error("out of memory");
         return 1;
+    }
+    char kerr[256];
+    struct keys *keys = NULL;
+    if (keys_new(cfg->key_store, cfg->keys, cfg->nkeys, &keys, kerr, sizeof kerr) < 0) {
+        log_error("keys: %s", kerr);
+        return 1;
+    }
+    if (keys_open(keys))
+        log_warn("no API keys are configured: the gateway is open to anyone who can reach it");
+    keys_watch(keys, 0);
+    struct ratelimit *rl = ratelimit_new(KEYS_MAX + 4096 + 4096);
+    if (rl) {
+        keys_sync_ratelimit(keys, rl, runtime_now_ms());
+        keys_on_change(keys, sync_limits, rl);
+        sync_model_limits(cfg, rl);
     }
     nworkers = cfg->server.workers ? cfg->server.workers : 1;
     if (nworkers > MAX_WORKERS)
@@ -145,6 +183,8 @@ int main(int argc, char **argv)
         }
         port = bound; /* with port 0, every worker binds the port the first one got */
         workers[i].metrics = metrics_shard(metrics, i, &workers[i].nconns, &workers[i].inflight);
+        workers[i].keys = keys;
+        workers[i].rl = rl;
         int rc = worker_start(&workers[i], i, fd, cfg, rt);
         if (rc < 0) {
             log_error("cannot start worker %u: %s", i, uv_strerror(rc));
@@ -187,6 +227,8 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < nworkers; i++)
         config_unref(workers[i].cfg);
     metrics_free(metrics);
+    keys_free(keys); /* after the workers: pending admin jobs use it */
+    ratelimit_free(rl);
     runtime_free(rt);
     config_unref(cfg);
     log_info("stopped");

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keys.h"
 #include "log.h"
 #include "metrics.h"
 #include "proxy_int.h"
@@ -25,7 +26,6 @@
 #include "worker.h"
 
 static void next_attempt(struct preq *p);
-static void finalize(struct preq *p, const char *outcome);
 
 static uint64_t now_ms(void)
 {
@@ -61,6 +61,36 @@ static void extra_headers(struct preq *p, const struct attempt *a, struct buf *h
         buf_printf(h, "x-unbusy-provider: %s\r\n", a->dep->provider->name);
         buf_printf(h, "x-unbusy-attempts: %u\r\n", p->attempts);
     }
+    if (p->degraded_from)
+        buf_printf(h, "x-unbusy-degraded: %s\r\n", p->model->name);
+    proxy_limit_headers(p, h);
+}
+
+/*
+ * Answers a request that will not be served. Before the head has gone out this is an
+ * ordinary error response; a queued stream client already has a 200 head, so it gets
+ * the error as an event and the stream ends without [DONE].
+ */
+void proxy_fail_request(struct preq *p, enum gw_err e, const char *msg, int retry_after_s)
+{
+    if (p->head_sent) {
+        struct buf b;
+        buf_init(&b, 0);
+        errors_render(&b, e, msg, NULL);
+        proxy_relay_event(p, b.data, b.len);
+        buf_free(&b);
+        server_stream_end(p->conn);
+        server_set_close(p->conn);
+        log_entry(p)->status = errors_status(e);
+        return;
+    }
+    struct buf h;
+    buf_init(&h, 0);
+    extra_headers(p, p->attempts ? &p->at[0] : NULL, &h);
+    if (retry_after_s >= 0)
+        buf_printf(&h, "Retry-After: %d\r\n", retry_after_s);
+    server_respond_error(p->conn, e, msg, h.data);
+    buf_free(&h);
 }
 
 void proxy_relay_event(struct preq *p, const char *data, size_t len)
@@ -85,8 +115,10 @@ static void commit_stream(struct preq *p, struct attempt *a)
     buf_init(&h, 0);
     buf_append_str(&h, "Cache-Control: no-cache\r\n");
     extra_headers(p, a, &h);
-    server_stream_begin(p->conn, 200, "text/event-stream", h.data);
+    if (!p->head_sent) /* a queued client has had its head already */
+        server_stream_begin(p->conn, 200, "text/event-stream", h.data);
     buf_free(&h);
+    p->head_sent = true;
     p->committed = true;
     if (a->held.len)
         server_stream_write(p->conn, a->held.data, a->held.len);
@@ -164,7 +196,7 @@ void proxy_mid_stream_error(struct preq *p, enum health_class c, const char *why
     }
     if (why)
         snprintf(log_entry(p)->error, sizeof log_entry(p)->error, "%s", why);
-    finalize(p, "mid_stream_error");
+    proxy_finalize(p, "mid_stream_error");
 }
 
 void proxy_provider_error_event(struct preq *p, const char *data, size_t len, const char *msg)
@@ -208,7 +240,7 @@ void proxy_attempt_done(struct attempt *a, const char *json, size_t len)
         buf_free(&h);
     }
     release_attempt(a, HEALTH_OK);
-    finalize(p, "ok");
+    proxy_finalize(p, "ok");
 }
 
 void proxy_attempt_client_error(struct attempt *a, int status, const char *body, size_t len)
@@ -218,6 +250,14 @@ void proxy_attempt_client_error(struct attempt *a, int status, const char *body,
     bool json_error = jsonx_scan_chunk(body, len, &ch) == 0 && ch.valid && ch.has_error;
     char msg[160];
     jsonx_error_message(body, len, msg, sizeof msg);
+    if (p->head_sent) {
+        proxy_fail_request(p, status == 413 ? GW_ERR_TOO_LARGE : GW_ERR_BAD_REQUEST,
+                           msg[0] ? msg : "the provider rejected the request", -1);
+        release_attempt(a, HEALTH_OK);
+        attempt_reset(a);
+        proxy_finalize(p, "client_error");
+        return;
+    }
     struct buf h;
     buf_init(&h, 0);
     extra_headers(p, a, &h);
@@ -235,7 +275,7 @@ void proxy_attempt_client_error(struct attempt *a, int status, const char *body,
     snprintf(log_entry(p)->error, sizeof log_entry(p)->error, "provider: HTTP %d: %s", status, msg);
     release_attempt(a, HEALTH_OK); /* the deployment did its job */
     attempt_reset(a);
-    finalize(p, "client_error");
+    proxy_finalize(p, "client_error");
 }
 
 /* ---- failures ---------------------------------------------------------------- */
@@ -286,22 +326,17 @@ static void all_failed(struct preq *p)
         e = GW_ERR_UNAVAILABLE;
     size_t cap = p->why.len + 256;
     char *msg = malloc(cap);
-    struct buf h;
-    buf_init(&h, 0);
-    extra_headers(p, p->attempts ? &p->at[0] : NULL, &h);
-    if (p->retry_after_s >= 0 && e != GW_ERR_UPSTREAM_TIMEOUT)
-        buf_printf(&h, "Retry-After: %d\r\n", p->retry_after_s);
+    int retry_after = e != GW_ERR_UPSTREAM_TIMEOUT ? p->retry_after_s : -1;
     if (msg) {
         snprintf(msg, cap, "every deployment of model '%s' failed (%u attempt%s): %s", p->model->name,
                  p->attempts, p->attempts == 1 ? "" : "s", p->why.len ? p->why.data : "none could be tried");
-        server_respond_error(p->conn, e, msg, h.data);
+        proxy_fail_request(p, e, msg, retry_after);
         free(msg);
     } else {
-        server_respond_error(p->conn, GW_ERR_INTERNAL, "out of memory", h.data);
+        proxy_fail_request(p, GW_ERR_INTERNAL, "out of memory", -1);
     }
-    buf_free(&h);
     snprintf(log_entry(p)->error, sizeof log_entry(p)->error, "%s", p->why.data ? p->why.data : "");
-    finalize(p, "upstream_failed");
+    proxy_finalize(p, "upstream_failed");
 }
 
 void proxy_attempt_failed(struct attempt *a, enum health_class c, const char *detail)
@@ -336,13 +371,14 @@ static struct runtime_dep *pick(struct preq *p, int *index_out)
     uint64_t now = now_ms();
     bool any_untried = false;
     for (size_t i = 0; i < n; i++)
-        if (!p->tried[i])
+        if (!p->tried[i] && (p->route_tier < 0 || rm->deps[i].cfg->tier == p->route_tier))
             any_untried = true;
     for (size_t i = 0; i < n; i++) {
         bool busy = (p->at[0].active && p->at[0].rd == &rm->deps[i]) ||
                     (p->at[1].active && p->at[1].rd == &rm->deps[i]);
         /* Once every deployment has had its turn, any but the last one may go again. */
-        bool excluded = busy || (any_untried ? p->tried[i] : (int)i == p->last_tried && n > 1);
+        bool excluded = busy || (any_untried ? p->tried[i] : (int)i == p->last_tried && n > 1) ||
+                        (p->route_tier >= 0 && rm->deps[i].cfg->tier != p->route_tier);
         cand[i] = (struct balancer_candidate){
             .h = &rm->deps[i].health,
             .tier = rm->deps[i].cfg->tier,
@@ -487,7 +523,7 @@ static void on_client_abort(void *ud)
 {
     struct preq *p = ud;
     log_entry(p)->status = 499;
-    finalize(p, "client_closed");
+    proxy_finalize(p, "client_closed");
 }
 
 /* ---- start and finalize ------------------------------------------------------------- */
@@ -502,7 +538,7 @@ static void on_handle_closed(uv_handle_t *h)
 }
 
 /* The one exit of every proxied request. */
-static void finalize(struct preq *p, const char *outcome)
+void proxy_finalize(struct preq *p, const char *outcome)
 {
     if (p->finished)
         return;
@@ -521,6 +557,7 @@ static void finalize(struct preq *p, const char *outcome)
     }
     if (!log->error[0] && p->why.len) /* answered, after these attempts failed */
         snprintf(log->error, sizeof log->error, "%s", p->why.data);
+    proxy_admit_finish(p);
     metrics_request_done(p->w->metrics, p->model, shown ? shown->dep : NULL, log, p->t_start);
     p->w->inflight--;
     for (int i = 0; i < 2; i++)
@@ -532,6 +569,7 @@ static void finalize(struct preq *p, const char *outcome)
     server_request_done(p->conn);
     uv_close((uv_handle_t *)&p->total_timer, on_handle_closed);
     uv_close((uv_handle_t *)&p->hedge_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&p->queue_timer, on_handle_closed);
     for (int i = 0; i < 2; i++) {
         p->at[i].timer.data = p;
         uv_close((uv_handle_t *)&p->at[i].timer, on_handle_closed);
@@ -546,6 +584,17 @@ static void reject_request(struct server_conn *c, enum gw_err e, const char *msg
     server_respond(c, status, "application/json", NULL, b.data, b.len);
     buf_free(&b);
     server_request_done(c);
+}
+
+/* Admitted: the first attempt starts now. */
+void proxy_go(struct preq *p)
+{
+    atomic_fetch_add(&p->rm->requests, 1);
+    retry_budget_note_request(&p->rm->retries, now_ms());
+    if (p->model->resilience.hedge.enabled)
+        retry_budget_note_request(&p->rm->hedges, now_ms());
+    uv_timer_start(&p->total_timer, on_total_timer, proxy_remaining_ms(p), 0);
+    next_attempt(p);
 }
 
 void proxy_start(struct server_conn *c, enum proxy_api api)
@@ -567,13 +616,33 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
                        NULL);
         return;
     }
+    enum gw_err auth_err;
+    const char *auth_msg;
+    const struct key_info *ki = proxy_authenticate(c, &auth_err, &auth_msg);
+    if (auth_msg) {
+        reject_request(c, auth_err, auth_msg, NULL);
+        return;
+    }
     if (!scan.has_model || !scan.model[0]) {
+        if (ki)
+            keys_release(ki);
         reject_request(c, GW_ERR_BAD_FIELD, "you must provide a model parameter", "model");
         return;
     }
-    const struct cfg_model *m = config_find_model(w->cfg, scan.model);
     req->log.stream = scan.stream;
+    if (ki && !keys_model_allowed(ki, scan.model, strlen(scan.model))) {
+        keys_release(ki);
+        char msg[400];
+        snprintf(msg, sizeof msg, "this key may not use the model '%s'", scan.model);
+        reject_request(c, GW_ERR_FORBIDDEN, msg, "model");
+        return;
+    }
+    const struct cfg_rule *rule = proxy_match_rule(w->cfg, &scan, ki, &req->http.head);
+    const char *target = rule && rule->route_model ? rule->route_model : scan.model;
+    const struct cfg_model *m = config_find_model(w->cfg, target);
     if (!m) {
+        if (ki)
+            keys_release(ki);
         snprintf(req->log.model_buf, sizeof req->log.model_buf, "%.63s", scan.model);
         char msg[400];
         snprintf(msg, sizeof msg, "the model '%s' does not exist", scan.model);
@@ -583,6 +652,8 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
     req->log.model = m->name;
     struct preq *p = calloc(1, sizeof *p);
     if (!p) {
+        if (ki)
+            keys_release(ki);
         reject_request(c, GW_ERR_INTERNAL, "out of memory", NULL);
         return;
     }
@@ -592,6 +663,9 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
     p->rm = runtime_model(w->rt, m);
     p->model = m;
     p->api = api;
+    p->key = ki;
+    p->limit_key = ki ? ki->limit_id : NULL;
+    p->route_tier = rule ? rule->route_tier : -1;
     p->body = req->body;
     p->body_len = req->body_len;
     req->body = NULL;
@@ -606,15 +680,13 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
     attempt_init(&p->at[1], p, 1, &w->loop);
     uv_timer_init(&w->loop, &p->total_timer);
     uv_timer_init(&w->loop, &p->hedge_timer);
-    p->total_timer.data = p->hedge_timer.data = p;
-    p->handles_open = 4;
+    uv_timer_init(&w->loop, &p->queue_timer);
+    p->total_timer.data = p->hedge_timer.data = p->queue_timer.data = p;
+    p->handles_open = 5;
     w->inflight++;
-    atomic_fetch_add(&p->rm->requests, 1);
-    retry_budget_note_request(&p->rm->retries, p->t_start);
-    if (m->resilience.hedge.enabled)
-        retry_budget_note_request(&p->rm->hedges, p->t_start);
     struct server_hooks hooks = {.on_drain = on_client_drain, .on_abort = on_client_abort, .ud = p};
     server_set_hooks(c, &hooks);
-    uv_timer_start(&p->total_timer, on_total_timer, m->timeouts.total_ms, 0);
-    next_attempt(p);
+    if (!proxy_admit(p))
+        return; /* answered, or waiting in the queue */
+    proxy_go(p);
 }

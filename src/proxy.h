@@ -19,4 +19,8 @@ enum proxy_api {
 /* Takes over the connection's current request; ends it with server_request_done. */
 void proxy_start(struct server_conn *c, enum proxy_api api);
 
+struct admission_waiter;
+/* A queued request may start now (or was evicted from the queue); on its own worker's loop. */
+void proxy_admitted(struct admission_waiter *w);
+
 #endif

@@ -11,8 +11,10 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "admission.h"
 #include "assemble.h"
 #include "buf.h"
+#include "errors.h"
 #include "health.h"
 #include "jsonx.h"
 #include "proxy.h"
@@ -83,8 +85,24 @@ struct preq {
     bool paused;
     bool hedged;
     uv_timer_t total_timer;
-    uv_timer_t hedge_timer;
+    uv_timer_t hedge_timer; /* while queued: the keep-alive ticks of a stream client */
+    uv_timer_t queue_timer; /* the queue deadline */
     int handles_open;
+
+    /* admission (proxy_admit.c) */
+    const struct key_info *key; /* NULL when the gateway is open */
+    const char *limit_key;      /* key->limit_id, or NULL */
+    bool rl_entered;            /* holds a rate-limit concurrency slot */
+    uint64_t rl_estimate;       /* tokens charged up front */
+    int cls;                    /* priority class, 0 highest */
+    int route_tier;             /* a rule limited it to this tier; -1 any */
+    const char *degraded_from;  /* the model asked for, when sent to its fallback */
+    bool head_sent;             /* a stream client has the response head (queued or committed) */
+    bool adm_slot;              /* holds an admission slot */
+    bool waiting;               /* in the admission queue */
+    bool waiter_handed;         /* handed to the ready list while finishing: keep p until it arrives */
+    struct admission_waiter waiter;
+    uint64_t queued_ms;
     uint64_t t_start;
     bool finished;
 };
@@ -99,6 +117,23 @@ void attempt_free_buffers(struct attempt *a);
 /* Arms the attempt's timer for ms, bounded by the request's remaining time. */
 void attempt_arm(struct attempt *a, uint32_t ms);
 void attempt_pause(struct attempt *a, bool paused);
+
+/* proxy_admit.c, called by proxy.c */
+/* Keys, rules, limits, degradation, queueing; returns true when the request may go on now
+   (false: it was answered, or it waits in the queue and proxy_admitted continues it). */
+bool proxy_admit(struct preq *p);
+struct key_info;
+/* The client's virtual key: NULL when the gateway is open, or when refused (*msg set). */
+const struct key_info *proxy_authenticate(struct server_conn *c, enum gw_err *err, const char **msg);
+const struct cfg_rule *proxy_match_rule(const struct config *cfg, const struct jsonx_request *scan,
+                                        const struct key_info *ki, const struct http1_head *h);
+void proxy_admit_finish(struct preq *p);
+void proxy_limit_headers(struct preq *p, struct buf *h);
+
+/* proxy.c, called by proxy_admit.c */
+void proxy_go(struct preq *p);
+void proxy_fail_request(struct preq *p, enum gw_err e, const char *msg, int retry_after_s);
+void proxy_finalize(struct preq *p, const char *outcome);
 
 /* proxy.c, called by attempt.c */
 void proxy_first_content(struct attempt *a);

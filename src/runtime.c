@@ -44,7 +44,7 @@ static void budget_params_from(struct retry_budget_params *bp, double ratio, dou
         bp->window_ms = window_ms;
 }
 
-struct runtime *runtime_new(struct config *cfg)
+struct runtime *runtime_new(struct config *cfg, admission_ready_fn ready)
 {
     struct runtime *rt = calloc(1, sizeof *rt);
     if (!rt)
@@ -78,6 +78,15 @@ struct runtime *runtime_new(struct config *cfg)
         retry_budget_init(&rm->retries, &bp);
         budget_params_from(&bp, m->resilience.hedge.max_ratio, 0, rb->window_ms);
         retry_budget_init(&rm->hedges, &bp);
+        uint32_t capacity = 0;
+        for (size_t j = 0; j < m->ndeployments; j++) {
+            if (m->deployments[j].max_concurrency == 0) {
+                capacity = 0; /* one unlimited deployment: the model's capacity is unknown */
+                break;
+            }
+            capacity += m->deployments[j].max_concurrency;
+        }
+        admission_init(&rm->admission, &m->queue, capacity, ready);
         for (size_t j = 0; j < m->ndeployments; j++) {
             const struct cfg_deployment *d = &m->deployments[j];
             struct runtime_dep *rd = &rm->deps[j];
@@ -105,6 +114,7 @@ void runtime_free(struct runtime *rt)
         free(rm->deps);
         retry_budget_destroy(&rm->retries);
         retry_budget_destroy(&rm->hedges);
+        admission_destroy(&rm->admission);
         pthread_mutex_destroy(&rm->balancer_lock);
     }
     free(rt->models);

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "admission.h"
 #include "balancer.h"
 #include "config.h"
 #include "health.h"
@@ -46,6 +47,7 @@ struct runtime_model {
     struct balancer_state balancer;
     struct retry_budget retries;
     struct retry_budget hedges;
+    struct admission admission;
     atomic_ullong requests, failovers, budget_exhausted;
     atomic_ullong hedges_started, hedges_won, hedges_wasted;
 };
@@ -57,7 +59,7 @@ struct runtime {
 };
 
 /* Returns NULL when out of memory. */
-struct runtime *runtime_new(struct config *cfg);
+struct runtime *runtime_new(struct config *cfg, admission_ready_fn ready);
 void runtime_free(struct runtime *rt);
 
 struct runtime_model *runtime_model(struct runtime *rt, const struct cfg_model *m);

@@ -11,7 +11,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "admission.h"
 #include "log.h"
+#include "proxy.h"
 #include "server.h"
 
 int worker_listen_socket(const char *host, uint16_t port, uint16_t *bound_port)
@@ -58,10 +60,44 @@ void worker_request_id(struct worker *w, char *out)
     snprintf(out, 17, "%016llx", (unsigned long long)(x * 0x2545F4914F6CDD1DULL));
 }
 
+void worker_admission_ready(void *owner, struct admission_waiter *aw)
+{
+    struct worker *w = owner;
+    pthread_mutex_lock(&w->admit_lock);
+    aw->next = w->admit_ready;
+    w->admit_ready = aw;
+    pthread_mutex_unlock(&w->admit_lock);
+    uv_async_send(&w->admit_async);
+}
+
+static void on_admit_async(uv_async_t *a)
+{
+    struct worker *w = a->data;
+    pthread_mutex_lock(&w->admit_lock);
+    struct admission_waiter *list = w->admit_ready;
+    w->admit_ready = NULL;
+    pthread_mutex_unlock(&w->admit_lock);
+    /* oldest first: the list was built newest first */
+    struct admission_waiter *rev = NULL;
+    while (list) {
+        struct admission_waiter *next = list->next;
+        list->next = rev;
+        rev = list;
+        list = next;
+    }
+    while (rev) {
+        struct admission_waiter *next = rev->next;
+        rev->next = NULL;
+        proxy_admitted(rev);
+        rev = next;
+    }
+}
+
 static void on_pool_closed(void *ud)
 {
     struct worker *w = ud;
     uv_close((uv_handle_t *)&w->wake, NULL);
+    uv_close((uv_handle_t *)&w->admit_async, NULL);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
 }
 
@@ -132,6 +168,9 @@ int worker_start(struct worker *w, unsigned id, int listen_fd, struct config *cf
         return rc;
     uv_async_init(&w->loop, &w->wake, on_wake);
     w->wake.data = w;
+    pthread_mutex_init(&w->admit_lock, NULL);
+    uv_async_init(&w->loop, &w->admit_async, on_admit_async);
+    w->admit_async.data = w;
     uv_timer_init(&w->loop, &w->drain_timer);
     w->drain_timer.data = w;
     w->pool = transport_pool_new(&w->loop);

@@ -22,6 +22,9 @@
 
 struct server_conn;
 struct metrics_shard;
+struct keys;
+struct ratelimit;
+struct admission_waiter;
 
 struct worker {
     unsigned id;
@@ -43,6 +46,11 @@ struct worker {
     uint64_t rng;                /* xorshift state for request ids */
     uint64_t rr;                 /* round-robin cursor for equal-tier deployments */
     struct metrics_shard *metrics; /* this worker's counters (metrics.c); NULL: none */
+    struct keys *keys;           /* virtual keys (shared); NULL: none configured */
+    struct ratelimit *rl;        /* rate-limit buckets (shared); NULL: none */
+    uv_async_t admit_async;      /* queued requests that may start now (from any thread) */
+    pthread_mutex_t admit_lock;
+    struct admission_waiter *admit_ready; /* guarded by admit_lock */
 };
 
 /* Opens a listening socket bound to host:port with SO_REUSEPORT. Returns the fd or -errno;
@@ -58,6 +66,9 @@ void worker_join(struct worker *w);
 
 /* A client connection closed (server.c); a draining worker stops when none is left. */
 void worker_conn_closed(struct worker *w);
+
+/* admission_ready_fn: hands a waiter to its worker (any thread). */
+void worker_admission_ready(void *owner, struct admission_waiter *w);
 
 /* A fresh request id (16 hex digits) into out (at least 17 bytes). */
 void worker_request_id(struct worker *w, char *out);

@@ -52,7 +52,7 @@ static int setup(void **state)
     int rc = config_load_text("t.yaml", cfg_text, sizeof cfg_text - 1, &f->cfg, &errs);
     if (rc < 0) fail_msg("config: %s", errs.text.data ? errs.text.data : "?");
     config_errors_free(&errs);
-    f->rt = runtime_new(f->cfg);
+    f->rt = runtime_new(f->cfg, NULL);
     f->m = metrics_new(f->rt, 2);
     assert_non_null(f->m);
     f->s0 = metrics_shard(f->m, 0, &f->nconns[0], &f->inflight[0]);
