@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include "buf.h"
 
 static int log_fd = STDOUT_FILENO;
+static char *log_path; /* NULL: stdout or off */
 
 void accesslog_entry_init(struct accesslog_entry *e)
 {
@@ -31,7 +33,21 @@ int accesslog_open(const char *path)
     if (fd < 0)
         return -errno;
     log_fd = fd;
+    free(log_path);
+    log_path = strdup(path);
     return 0;
+}
+
+int accesslog_reopen(void)
+{
+    if (!log_path || log_fd < 0)
+        return 0;
+    int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -errno;
+    int rc = dup3(fd, log_fd, O_CLOEXEC) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
 }
 
 static void field_str(struct buf *b, const char *key, const char *val, size_t len)
@@ -46,7 +62,8 @@ static void field_int(struct buf *b, const char *key, int64_t v)
         buf_printf(b, ",\"%s\":%lld", key, (long long)v);
 }
 
-void accesslog_write(const struct accesslog_entry *e, const char *request_id, const char *method,
+void accesslog_write(const struct accesslog_entry *e, const char *request_id, const char *trace_id,
+                     const char *method,
                      size_t method_len, const char *path, size_t path_len, int64_t total_ms,
                      uint64_t bytes_out)
 {
@@ -62,6 +79,8 @@ void accesslog_write(const struct accesslog_entry *e, const char *request_id, co
     strftime(line_mem, sizeof line_mem, "%Y-%m-%dT%H:%M:%S", &tm);
     buf_printf(&b, "{\"ts\":\"%s.%03ldZ\"", line_mem, ts.tv_nsec / 1000000);
     field_str(&b, "request_id", request_id, strlen(request_id));
+    if (trace_id && trace_id[0])
+        field_str(&b, "trace_id", trace_id, strlen(trace_id));
     field_str(&b, "method", method, method_len);
     field_str(&b, "path", path, path_len);
     const char *model = e->model ? e->model : (e->model_buf[0] ? e->model_buf : NULL);

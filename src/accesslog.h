@@ -29,8 +29,12 @@ void accesslog_entry_init(struct accesslog_entry *e);
 
 /* Where lines go: NULL or "-" is stdout, "off" disables. Returns 0 or -errno. */
 int accesslog_open(const char *path);
-/* Writes one line. */
-void accesslog_write(const struct accesslog_entry *e, const char *request_id, const char *method,
+/* Opens the file again (after logrotate moved it; SIGUSR1). Thread-safe: the new file takes
+   the old descriptor's number, so a write in flight goes to one file or the other. */
+int accesslog_reopen(void);
+/* Writes one line. trace_id may be NULL. */
+void accesslog_write(const struct accesslog_entry *e, const char *request_id, const char *trace_id,
+                     const char *method,
                      size_t method_len, const char *path, size_t path_len, int64_t total_ms,
                      uint64_t bytes_out);
 

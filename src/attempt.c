@@ -129,7 +129,11 @@ static char *build_request(struct attempt *a, size_t *len)
         buf_printf(&out, "%s: %s%s\r\n", pv->auth_header, pv->auth_prefix, pv->api_key);
     for (size_t i = 0; i < pv->nheaders; i++)
         buf_printf(&out, "%s: %s\r\n", pv->headers[i].name, pv->headers[i].value);
-    buf_printf(&out, "x-request-id: %s\r\n", server_conn_request(p->conn)->request_id);
+    const struct server_request *sr = server_conn_request(p->conn);
+    char span[17];
+    worker_request_id(p->w, span); /* a new parent id per attempt, in the client's trace */
+    buf_printf(&out, "x-request-id: %s\r\ntraceparent: 00-%s-%s-%s\r\n", sr->request_id, sr->trace_id, span,
+               sr->trace_flags);
     buf_printf(&out, "Content-Length: %zu\r\n\r\n", body.len);
     buf_append(&out, body.data, body.len);
     buf_free(&body);

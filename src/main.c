@@ -80,6 +80,15 @@ static void sync_model_limits(const struct config *cfg, struct ratelimit *rl)
     free(defs);
 }
 
+static void on_reopen(uv_signal_t *s, int signum)
+{
+    int rc = accesslog_reopen();
+    if (rc < 0)
+        log_error("SIGUSR1: cannot reopen the access log: %s", strerror(-rc));
+    else
+        log_info("SIGUSR1: access log reopened");
+}
+
 static int load_config(const char *path, bool demo, const char *listen, struct config **out)
 {
     struct config_errors errs;
@@ -212,12 +221,17 @@ int main(int argc, char **argv)
     uv_signal_init(loop, &sigint);
     uv_signal_start(&sigterm, on_signal, SIGTERM);
     uv_signal_start(&sigint, on_signal, SIGINT);
+    uv_signal_t sigusr1;
+    uv_signal_init(loop, &sigusr1);
+    uv_signal_start(&sigusr1, on_reopen, SIGUSR1);
+    uv_unref((uv_handle_t *)&sigusr1);
     uv_run(loop, UV_RUN_DEFAULT);
     /* After the first signal, a second one still ends the process at once. */
     if (!uv_is_closing((uv_handle_t *)&sigterm))
         uv_close((uv_handle_t *)&sigterm, NULL);
     if (!uv_is_closing((uv_handle_t *)&sigint))
         uv_close((uv_handle_t *)&sigint, NULL);
+    uv_close((uv_handle_t *)&sigusr1, NULL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
     probes_stop(probes);

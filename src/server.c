@@ -398,7 +398,7 @@ static void conn_log(struct server_conn *c)
 {
     const struct http1_request *r = &c->req.http;
     int64_t total_ms = (int64_t)((uv_hrtime() - c->req.start_ns) / 1000000);
-    accesslog_write(&c->req.log, c->req.request_id, r->method.p, r->method.len, r->target.p,
+    accesslog_write(&c->req.log, c->req.request_id, c->req.trace_id, r->method.p, r->method.len, r->target.p,
                     r->target.len, total_ms, c->bytes_out - c->bytes_out_at_start);
 }
 
@@ -483,6 +483,34 @@ static void make_request_id(struct server_conn *c)
     worker_request_id(c->w, c->req.request_id);
 }
 
+static bool all_hex(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/* W3C traceparent "00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>": keep the client's
+   trace (all-zero ids are invalid), or start one. */
+static void make_trace(struct server_conn *c)
+{
+    const struct http1_str *tp = http1_find_header(&c->req.http.head, "traceparent");
+    if (tp && tp->len >= 55 && tp->p[2] == '-' && tp->p[35] == '-' && tp->p[52] == '-' &&
+        all_hex(tp->p, 2) && memcmp(tp->p, "ff", 2) != 0 && all_hex(tp->p + 3, 32) &&
+        all_hex(tp->p + 36, 16) && all_hex(tp->p + 53, 2) &&
+        strspn(tp->p + 3, "0") < 32 && strspn(tp->p + 36, "0") < 16) {
+        memcpy(c->req.trace_id, tp->p + 3, 32);
+        c->req.trace_id[32] = '\0';
+        memcpy(c->req.trace_flags, tp->p + 53, 2);
+        c->req.trace_flags[2] = '\0';
+        return;
+    }
+    worker_request_id(c->w, c->req.trace_id);
+    worker_request_id(c->w, c->req.trace_id + 16);
+    memcpy(c->req.trace_flags, "01", 3);
+}
+
 /* A head has been parsed from `in`: copy it out, check framing, set up the body. */
 static void start_request(struct server_conn *c, int head_len)
 {
@@ -495,6 +523,7 @@ static void start_request(struct server_conn *c, int head_len)
     accesslog_entry_init(&c->req.log);
     c->bytes_out_at_start = c->bytes_out;
     make_request_id(c);
+    make_trace(c);
     const struct http1_head *h = &c->req.http.head;
     c->keep_alive = !h->conn_close && !c->w->draining;
     c->sent_continue = false;

@@ -38,6 +38,8 @@ struct server_request {
     char *body;                  /* the decoded body; the handler may take it (set to NULL) */
     size_t body_len;
     char request_id[72];
+    char trace_id[33];           /* W3C trace context: the client's trace id, or a new one */
+    char trace_flags[3];         /* "01" sampled (the default for a new trace) */
     uint64_t start_ns;           /* uv_hrtime when the head was complete */
     struct accesslog_entry log;  /* written by server_request_done */
 };
