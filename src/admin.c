@@ -107,6 +107,16 @@ void admin_write_state(struct buf *b, struct runtime *rt)
         kv_u64(b, "started", atomic_load(&rm->hedges_started), true);
         kv_u64(b, "won", atomic_load(&rm->hedges_won), true);
         kv_u64(b, "wasted", atomic_load(&rm->hedges_wasted), true);
+        struct admission *ad = &rm->admission;
+        pthread_mutex_lock(&ad->lock);
+        buf_printf(b, "},\"admission\":{\"capacity\":%u,\"inflight\":%u,\"queued\":%u,\"queued_total\":%llu,"
+                      "\"shed\":%llu,\"evictions\":%llu,\"timeouts\":%llu,\"degraded\":%s,"
+                      "\"degraded_total\":%llu,\"drain_per_s\":%.2f",
+                   ad->capacity, ad->admitted_inflight, ad->queued, (unsigned long long)ad->queued_total,
+                   (unsigned long long)ad->shed, (unsigned long long)ad->evictions,
+                   (unsigned long long)ad->timeouts, ad->degraded ? "true" : "false",
+                   (unsigned long long)ad->degraded_total, ad->drain_per_s);
+        pthread_mutex_unlock(&ad->lock);
         buf_append_str(b, "},\"deployments\":[");
         for (size_t j = 0; j < rm->ndeps; j++) {
             if (j)

@@ -8,8 +8,10 @@
 
 #include <openssl/crypto.h>
 
+#include "config_admission.h"
 #include "config_value.h"
 #include "config_yaml.h"
+#include "prices.h"
 
 /*
  * The schema of the file: one table of keys per section, each row naming the
@@ -25,15 +27,9 @@
 
 #define ERR CONFIG_YAML_ERR
 
-#define FIELD(key, fn, type, member, min, max, flags)                                              \
-    {                                                                                              \
-        key, fn, offsetof(type, member), min, max, flags                                           \
-    }
-#define SECTION(key, fn, flags)                                                                    \
-    {                                                                                              \
-        key, fn, 0, 0, 0, flags                                                                    \
-    }
-#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+#define FIELD CONFIG_FIELD
+#define SECTION CONFIG_SECTION
+#define COUNT CONFIG_COUNT
 #define SEC 1000ll
 #define MIN (60 * SEC)
 #define HOUR (60 * MIN)
@@ -483,6 +479,9 @@ static const struct config_yaml_field model_fields[] = {
     FIELD("timeouts", parse_timeouts, struct cfg_model, timeouts, 0, 0, 0),
     FIELD("max_attempts", config_yaml_u32, struct cfg_model, max_attempts, 1, 10, 0),
     FIELD("resilience", parse_resilience, struct cfg_model, resilience, 0, 0, 0),
+    SECTION("queue", config_parse_queue, 0),
+    SECTION("degrade", config_parse_degrade, 0),
+    SECTION("limits", config_parse_model_limits, 0),
 };
 
 static void parse_models(struct config_yaml_loader *ld, yaml_node_t *map, void *obj,
@@ -505,6 +504,7 @@ static void parse_models(struct config_yaml_loader *ld, yaml_node_t *map, void *
         m->line = config_yaml_line(k);
         m->timeouts = c->default_timeouts;
         copy_resilience(ld, &m->resilience, &c->default_resilience);
+        config_admission_defaults(m);
         size_t old = config_yaml_path_key(ld, name);
         if (v->type == YAML_SEQUENCE_NODE)
             parse_deployments(ld, v, m, NULL);
@@ -718,6 +718,29 @@ static void parse_keys(struct config_yaml_loader *ld, yaml_node_t *list, void *o
     }
 }
 
+/* ---- ledger ---- */
+
+static const struct config_yaml_field ledger_fields[] = {
+    FIELD("path", config_yaml_string, struct cfg_ledger, path, 0, 0, CONFIG_YAML_EMPTY_IS_NULL),
+    FIELD("queue", config_yaml_u32, struct cfg_ledger, queue, 1, 1 << 24, 0),
+    FIELD("batch", config_yaml_u32, struct cfg_ledger, batch, 1, 65536, 0),
+    FIELD("flush_interval", config_yaml_duration, struct cfg_ledger, flush_interval_ms, 1, MIN, 0),
+};
+
+/* `ledger: FILE` is short for `ledger: {path: FILE}`. */
+static void parse_ledger(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
+                         const struct config_yaml_field *f)
+{
+    struct cfg_ledger *l = config_yaml_field_ptr(obj, f);
+    unsigned before = ld->errors;
+    if (v->type == YAML_SCALAR_NODE)
+        config_yaml_string(ld, v, l, &ledger_fields[0]);
+    else
+        config_yaml_walk(ld, v, ledger_fields, COUNT(ledger_fields), l);
+    if (ld->errors == before && l->batch > l->queue)
+        ERR(ld, v, "batch (%u) is larger than queue (%u)", l->batch, l->queue);
+}
+
 /*
  * The sections, in the order they are applied: models use providers, the
  * default timeouts and the default resilience. A new section is one row here
@@ -733,6 +756,9 @@ static const struct config_yaml_field top_fields[] = {
     SECTION("keys", parse_keys, 0), /* after models: a key names the models it may use */
     FIELD("key_store", config_yaml_string, struct config, key_store, 0, 0,
           CONFIG_YAML_EMPTY_IS_NULL),
+    FIELD("ledger", parse_ledger, struct config, ledger, 0, 0, 0),
+    SECTION("prices", prices_config_section, 0), /* after providers: it names them */
+    SECTION("rules", config_parse_rules, 0),
 };
 
 #define FITS(table) (COUNT(table) <= CONFIG_YAML_MAX_FIELDS)
@@ -740,7 +766,7 @@ _Static_assert(FITS(timeout_fields) && FITS(server_fields) && FITS(provider_fiel
                    FITS(deployment_fields) && FITS(model_fields) && FITS(top_fields) &&
                    FITS(breaker_fields) && FITS(retry_budget_fields) && FITS(hedge_fields) &&
                    FITS(resilience_fields) && FITS(probe_fields) && FITS(admin_fields) &&
-                   FITS(key_fields),
+                   FITS(key_fields) && FITS(ledger_fields),
                "raise CONFIG_YAML_MAX_FIELDS");
 _Static_assert(sizeof(unsigned) == sizeof(uint32_t), "workers is parsed as a uint32_t");
 
@@ -760,6 +786,7 @@ static void set_defaults(struct config_yaml_loader *ld, struct config *c)
     s->drain_timeout_ms = 30 * SEC;
     s->max_connections = 10000;
     s->access_log = config_yaml_strdup(ld, "-");
+    c->ledger = (struct cfg_ledger){.queue = 65536, .batch = 256, .flush_interval_ms = 200};
     c->default_timeouts = (struct cfg_timeouts){
         .connect_ms = 5 * SEC,
         .first_token_ms = 30 * SEC,
@@ -821,6 +848,7 @@ static void config_free(struct config *c)
         free(c->models[i].name);
         free(c->models[i].resilience.strategy);
     }
+    config_admission_free(c); /* before the models go */
     free(c->models);
     for (size_t i = 0; i < c->nkeys; i++) {
         struct cfg_key *k = &c->keys[i];
@@ -834,6 +862,8 @@ static void config_free(struct config *c)
     }
     free(c->keys);
     free(c->key_store);
+    free(c->ledger.path);
+    prices_config_free(c->prices, c->nprices);
     free(c->model_slots);
     free(c);
 }
@@ -933,6 +963,7 @@ int config_load_text(const char *source, const char *text, size_t len, struct co
     c->source = config_yaml_strdup(ld, source);
     set_defaults(ld, c);
     config_yaml_load(ld, text, len, top_fields, COUNT(top_fields), c);
+    config_admission_check(ld, c);
     if (c->server.workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         c->server.workers = n < 1 ? 1 : n > 1024 ? 1024 : (unsigned)n;

@@ -185,6 +185,38 @@ struct cfg_key {
     int line;
 };
 
+/* The ledger of requests, usage and cost (docs/usage.md); read at start only. */
+struct cfg_ledger {
+    char *path;                /* the SQLite file; NULL: none (spend is still counted in memory) */
+    uint32_t queue;            /* records waiting for the writer thread; default 65536 */
+    uint32_t batch;            /* records per transaction; default 256 */
+    uint32_t flush_interval_ms;/* the longest a record waits for its batch; default 200 ms */
+};
+
+/* Prices per million tokens (prices:); prices.h turns them into costs. */
+struct cfg_price_rates {
+    double input;              /* prompt tokens not served from the provider's cache */
+    double cached_input;       /* prompt tokens served from it; default: input */
+    double output;             /* completion tokens, reasoning tokens included */
+};
+
+struct cfg_price_window {      /* a time of day, in UTC, with other rates */
+    uint16_t from_min, to_min; /* minutes after 00:00 (to may be 1440); from > to wraps midnight */
+    struct cfg_price_rates rates; /* a rate not given there is the price's own */
+    int line;
+};
+
+struct cfg_price {
+    char *provider;            /* a provider's name, or a glob */
+    char *model;               /* a deployment's model (the provider's name for it), or a glob */
+    bool provider_glob, model_glob;
+    struct cfg_price_rates rates;
+    char currency[4];          /* a three-letter code; default "USD" */
+    struct cfg_price_window *windows; /* at most one holds at any minute */
+    size_t nwindows;
+    int line;
+};
+
 struct cfg_server {
     char *listen_host;         /* default 127.0.0.1 */
     uint16_t listen_port;      /* default 8080 */
@@ -215,6 +247,9 @@ struct config {
     struct cfg_key *keys;      /* static API keys (keys:) */
     size_t nkeys;
     char *key_store;           /* key_store: the SQLite file of issued keys; NULL: none */
+    struct cfg_ledger ledger;
+    struct cfg_price *prices;  /* prices: in file order */
+    size_t nprices;
     /* Open-addressing index over models for config_find_model: slot = model
        index + 1, 0 = empty. NULL (a snapshot built by hand) means linear search. */
     uint32_t *model_slots;

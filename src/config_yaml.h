@@ -80,6 +80,17 @@ void config_yaml_flush(struct config_yaml_loader *ld, struct config_errors *errs
 /* Records a problem at line under the current key path. */
 void config_yaml_report(struct config_yaml_loader *ld, int line, bool warning, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Table rows: a key parsed by fn into obj's member, or a whole section handled by fn. */
+#define CONFIG_FIELD(key, fn, type, member, min, max, flags)                                       \
+    {                                                                                              \
+        key, fn, offsetof(type, member), min, max, flags                                           \
+    }
+#define CONFIG_SECTION(key, fn, flags)                                                             \
+    {                                                                                              \
+        key, fn, 0, 0, 0, flags                                                                    \
+    }
+#define CONFIG_COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
 #define CONFIG_YAML_ERR(ld, node, ...)                                                             \
     config_yaml_report((ld), config_yaml_line(node), false, __VA_ARGS__)
 

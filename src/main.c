@@ -22,6 +22,7 @@
 #include "demo.h"
 #include "keys.h"
 #include "keys.h"
+#include "ledger.h"
 #include "log.h"
 #include "metrics.h"
 #include "probe.h"
@@ -113,6 +114,8 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "keys") == 0)
         return keys_cli_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "usage") == 0)
+        return usage_cli_main(argc - 1, argv + 1);
     const char *config_path = "unbusy.yaml";
     const char *listen = NULL;
     bool check = false, demo = false;

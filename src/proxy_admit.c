@@ -118,7 +118,9 @@ static void on_queue_deadline(uv_timer_t *t)
         return; /* handed on a moment ago: proxy_admitted continues it */
     p->waiting = false;
     uv_timer_stop(&p->hedge_timer);
+    pthread_mutex_lock(&p->rm->admission.lock);
     p->rm->admission.timeouts++;
+    pthread_mutex_unlock(&p->rm->admission.lock);
     uint32_t ra = admission_retry_after_s(&p->rm->admission);
     char msg[200];
     snprintf(msg, sizeof msg, "model '%s' is at capacity: waited %llu ms in the queue without a free slot",
