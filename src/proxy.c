@@ -229,6 +229,7 @@ void proxy_attempt_done(struct attempt *a, const char *json, size_t len)
     struct preq *p = a->p;
     p->winner = a;
     record_usage(p, a);
+    proxy_admit_settle(p);
     if (p->client_stream) {
         server_stream_write(p->conn, "data: [DONE]\n\n", 14);
         server_stream_end(p->conn);

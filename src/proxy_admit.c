@@ -261,19 +261,12 @@ bool proxy_admit(struct preq *p)
     return enqueue(p);
 }
 
-void proxy_admit_finish(struct preq *p)
+/* Gives back the slot and settles the token estimate with the real usage. Called before the
+   answer's last bytes go out, so that a client's next request (on any worker) sees it. */
+void proxy_admit_settle(struct preq *p)
 {
     struct worker *w = p->w;
     uint64_t now = runtime_now_ms();
-    uv_timer_stop(&p->queue_timer);
-    if (p->waiting) {
-        p->waiting = false;
-        if (!admission_remove(&p->rm->admission, &p->waiter)) {
-            /* already handed to this worker's ready list: proxy_admitted frees it */
-            p->waiter_handed = true;
-            p->handles_open++;
-        }
-    }
     if (p->adm_slot) {
         p->adm_slot = false;
         admission_done(&p->rm->admission, now);
@@ -293,6 +286,20 @@ void proxy_admit_finish(struct preq *p)
         ratelimit_leave(w->rl, p->limit_key, model_limit);
         p->rl_entered = false;
     }
+}
+
+void proxy_admit_finish(struct preq *p)
+{
+    uv_timer_stop(&p->queue_timer);
+    if (p->waiting) {
+        p->waiting = false;
+        if (!admission_remove(&p->rm->admission, &p->waiter)) {
+            /* already handed to this worker's ready list: proxy_admitted frees it */
+            p->waiter_handed = true;
+            p->handles_open++;
+        }
+    }
+    proxy_admit_settle(p);
     if (p->key) {
         keys_release(p->key);
         p->key = NULL;

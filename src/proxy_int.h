@@ -128,6 +128,7 @@ const struct key_info *proxy_authenticate(struct server_conn *c, enum gw_err *er
 const struct cfg_rule *proxy_match_rule(const struct config *cfg, const struct jsonx_request *scan,
                                         const struct key_info *ki, const struct http1_head *h);
 void proxy_admit_finish(struct preq *p);
+void proxy_admit_settle(struct preq *p);
 void proxy_limit_headers(struct preq *p, struct buf *h);
 
 /* proxy.c, called by proxy_admit.c */
