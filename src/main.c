@@ -185,6 +185,17 @@ int main(int argc, char **argv)
     if (nworkers > MAX_WORKERS)
         nworkers = MAX_WORKERS;
     struct metrics *metrics = metrics_new(rt, nworkers); /* NULL (no memory): serve without metrics */
+    /* Signals are ours before the first worker listens: a SIGTERM right after /healthz answers
+       must drain, not kill. */
+    uv_loop_t *main_loop = uv_default_loop();
+    uv_signal_t sigterm, sigint, sigusr1;
+    uv_signal_init(main_loop, &sigterm);
+    uv_signal_init(main_loop, &sigint);
+    uv_signal_start(&sigterm, on_signal, SIGTERM);
+    uv_signal_start(&sigint, on_signal, SIGINT);
+    uv_signal_init(main_loop, &sigusr1);
+    uv_signal_start(&sigusr1, on_reopen, SIGUSR1);
+    uv_unref((uv_handle_t *)&sigusr1);
     uint16_t port = cfg->server.listen_port;
     for (unsigned i = 0; i < nworkers; i++) {
         uint16_t bound = 0;
@@ -219,15 +230,6 @@ int main(int argc, char **argv)
 
     uv_loop_t *loop = uv_default_loop();
     struct probes *probes = probes_start(loop, rt);
-    uv_signal_t sigterm, sigint;
-    uv_signal_init(loop, &sigterm);
-    uv_signal_init(loop, &sigint);
-    uv_signal_start(&sigterm, on_signal, SIGTERM);
-    uv_signal_start(&sigint, on_signal, SIGINT);
-    uv_signal_t sigusr1;
-    uv_signal_init(loop, &sigusr1);
-    uv_signal_start(&sigusr1, on_reopen, SIGUSR1);
-    uv_unref((uv_handle_t *)&sigusr1);
     uv_run(loop, UV_RUN_DEFAULT);
     /* After the first signal, a second one still ends the process at once. */
     if (!uv_is_closing((uv_handle_t *)&sigterm))

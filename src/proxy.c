@@ -229,6 +229,9 @@ void proxy_attempt_done(struct attempt *a, const char *json, size_t len)
     struct preq *p = a->p;
     p->winner = a;
     record_usage(p, a);
+    /* The deployment's slot, then the model's admission slot, then the answer: a waiter woken
+       by the admission slot (on any worker) finds the deployment free. */
+    release_attempt(a, HEALTH_OK);
     proxy_admit_settle(p);
     if (p->client_stream) {
         server_stream_write(p->conn, "data: [DONE]\n\n", 14);
@@ -240,7 +243,6 @@ void proxy_attempt_done(struct attempt *a, const char *json, size_t len)
         server_respond(p->conn, 200, "application/json", h.data, json, len);
         buf_free(&h);
     }
-    release_attempt(a, HEALTH_OK);
     proxy_finalize(p, "ok");
 }
 
