@@ -217,6 +217,16 @@ struct cfg_price {
     int line;
 };
 
+/* A spending limit on one key (budgets:, docs/usage.md#budgets). */
+struct cfg_budget {
+    char *key_name;            /* a key's name (keys: or the key store) */
+    double daily, monthly;     /* in currency per UTC day / month; 0: none (at least one is set) */
+    char *currency;            /* a three-letter code; default "USD" */
+    bool degrade;              /* at 100 %: send to degrade_to instead of refusing (the default) */
+    char *degrade_to;          /* a configured model's name; set exactly when degrade */
+    int line;
+};
+
 struct cfg_server {
     char *listen_host;         /* default 127.0.0.1 */
     uint16_t listen_port;      /* default 8080 */
@@ -250,6 +260,11 @@ struct config {
     struct cfg_ledger ledger;
     struct cfg_price *prices;  /* prices: in file order */
     size_t nprices;
+    struct cfg_budget *budgets; /* budgets.keys, in file order; key names unique */
+    size_t nbudgets;
+    struct cfg_provider *budget_webhook; /* budgets.webhook as an HTTP target; NULL: none */
+    char *budget_webhook_path; /* its path and query, e.g. "/hooks/x?t=1"; "/" at least */
+    double budget_alert_at;    /* budgets.alert_at: the share that sends a warning; default 0.8 */
     /* Open-addressing index over models for config_find_model: slot = model
        index + 1, 0 = empty. NULL (a snapshot built by hand) means linear search. */
     uint32_t *model_slots;

@@ -181,6 +181,17 @@ int main(int argc, char **argv)
         keys_on_change(keys, sync_limits, rl);
         sync_model_limits(cfg, rl);
     }
+    struct ledger_options lo;
+    ledger_options_from_config(&lo, &cfg->ledger);
+    struct ledger *ledger = NULL;
+    char lerr[256];
+    int lrc = ledger_open(&lo, &ledger, lerr, sizeof lerr);
+    if (lrc < 0) {
+        log_error("ledger: %s", lerr);
+        return 1;
+    }
+    if (lrc == LEDGER_DEGRADED)
+        log_warn("ledger: %s; requests flow, usage is counted as lost until it can be written", lerr);
     nworkers = cfg->server.workers ? cfg->server.workers : 1;
     if (nworkers > MAX_WORKERS)
         nworkers = MAX_WORKERS;
@@ -207,6 +218,7 @@ int main(int argc, char **argv)
         port = bound; /* with port 0, every worker binds the port the first one got */
         workers[i].metrics = metrics_shard(metrics, i, &workers[i].nconns, &workers[i].inflight);
         workers[i].keys = keys;
+        workers[i].ledger = ledger;
         workers[i].rl = rl;
         int rc = worker_start(&workers[i], i, fd, cfg, rt);
         if (rc < 0) {
@@ -247,6 +259,7 @@ int main(int argc, char **argv)
         config_unref(workers[i].cfg);
     metrics_free(metrics);
     keys_free(keys); /* after the workers: pending admin jobs use it */
+    ledger_close(ledger); /* writes what is still queued */
     ratelimit_free(rl);
     runtime_free(rt);
     config_unref(cfg);

@@ -17,8 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "keys.h"
+#include "ledger.h"
+#include "prices.h"
 #include "log.h"
 #include "metrics.h"
 #include "proxy_int.h"
@@ -540,6 +543,42 @@ static void on_handle_closed(uv_handle_t *h)
     free(p);
 }
 
+/* One ledger row per proxied request; usage the provider did not report is estimated. */
+static void record_ledger(struct preq *p, const struct accesslog_entry *log)
+{
+    if (!p->w->ledger)
+        return;
+    const struct server_request *sr = server_conn_request(p->conn);
+    struct ledger_record r = {
+        .request_id = sr->request_id,
+        .key_id = p->key ? p->key->id : 0,
+        .key_name = p->key ? p->key->name : NULL,
+        .model = p->degraded_from ? p->degraded_from : p->model->name,
+        .provider = log->provider,
+        .deployment_model = log->deployment_model,
+        .status = log->status,
+        .outcome = log->outcome,
+        .prompt_tokens = log->prompt_tokens,
+        .completion_tokens = log->completion_tokens,
+        .reasoning_tokens = log->reasoning_tokens,
+        .cached_tokens = log->cached_tokens,
+        .ttft_ms = log->ttft_ms,
+        .duration_ms = (int64_t)((uv_hrtime() - sr->start_ns) / 1000000),
+    };
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    r.time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (r.prompt_tokens < 0 && log->provider && log->status == 200) {
+        /* Nothing reported: a quarter of the prompt's characters, and of the bytes sent
+           to the client (an upper bound: it includes the JSON around the text). */
+        prices_estimate_tokens(p->scan.prompt_chars, server_bytes_out(p->conn), &r.prompt_tokens,
+                               &r.completion_tokens);
+        r.usage_estimated = true;
+    }
+    ledger_record_price(&r, p->cfg);
+    ledger_record(p->w->ledger, &r);
+}
+
 /* The one exit of every proxied request. */
 void proxy_finalize(struct preq *p, const char *outcome)
 {
@@ -560,6 +599,7 @@ void proxy_finalize(struct preq *p, const char *outcome)
     }
     if (!log->error[0] && p->why.len) /* answered, after these attempts failed */
         snprintf(log->error, sizeof log->error, "%s", p->why.data);
+    record_ledger(p, log);
     proxy_admit_finish(p);
     metrics_request_done(p->w->metrics, p->model, shown ? shown->dep : NULL, log, p->t_start);
     p->w->inflight--;

@@ -48,6 +48,7 @@ struct worker {
     struct metrics_shard *metrics; /* this worker's counters (metrics.c); NULL: none */
     struct keys *keys;           /* virtual keys (shared); NULL: none configured */
     struct ratelimit *rl;        /* rate-limit buckets (shared); NULL: none */
+    struct ledger *ledger;       /* the usage ledger (shared); NULL: none */
     uv_async_t admit_async;      /* queued requests that may start now (from any thread) */
     pthread_mutex_t admit_lock;
     struct admission_waiter *admit_ready; /* guarded by admit_lock */
