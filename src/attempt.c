@@ -203,13 +203,14 @@ static int on_sse_item(void *ud, const struct sse_item *it)
     }
     struct jsonx_chunk ch;
     if (jsonx_scan_chunk(it->data, it->data_len, &ch) < 0 || !ch.valid) {
-        act(a, p->committed ? ACT_MID_STREAM : ACT_FAIL, HEALTH_BAD_REPLY, "an event is not JSON");
+        act(a, p->committed && p->winner == a ? ACT_MID_STREAM : ACT_FAIL, HEALTH_BAD_REPLY,
+            "an event is not JSON");
         return 1;
     }
     if (ch.has_error) {
         char msg[200];
         jsonx_error_message(it->data, it->data_len, msg, sizeof msg);
-        if (p->committed) {
+        if (p->committed && p->winner == a) {
             proxy_provider_error_event(p, it->data, it->data_len, msg);
             act(a, ACT_PROVIDER_ERROR_EVENT, HEALTH_SERVER_ERROR, msg);
         } else {
@@ -280,7 +281,7 @@ static void on_body(void *ud, const char *data, size_t len)
         if (rc > 0) {
             do_action(a);
         } else if (rc < 0) {
-            if (a->p->committed)
+            if (a->p->committed && a->p->winner == a)
                 proxy_mid_stream_error(a->p, HEALTH_BAD_REPLY, "oversized or malformed event");
             else
                 proxy_attempt_failed(a, HEALTH_BAD_REPLY, "oversized event");

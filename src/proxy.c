@@ -29,6 +29,8 @@
 #include "worker.h"
 
 static void next_attempt(struct preq *p);
+static void note_why(struct preq *p, const char *key, const char *reason, const char *detail);
+static const char *class_reason(enum health_class c);
 
 static uint64_t now_ms(void)
 {
@@ -98,6 +100,7 @@ void proxy_fail_request(struct preq *p, enum gw_err e, const char *msg, int retr
 
 void proxy_relay_event(struct preq *p, const char *data, size_t len)
 {
+    proxy_continue_note(p, data, len);
     uv_buf_t parts[3] = {uv_buf_init("data: ", 6), uv_buf_init((char *)data, (unsigned)len),
                          uv_buf_init("\n\n", 2)};
     server_stream_writev(p->conn, parts, 3);
@@ -181,6 +184,16 @@ static void record_usage(struct preq *p, const struct attempt *a)
 void proxy_mid_stream_error(struct preq *p, enum health_class c, const char *why)
 {
     struct attempt *a = p->winner;
+    if (why && a && proxy_continue_try(p)) {
+        /* continue_on_cut: the same client stream goes on from another deployment */
+        note_why(p, a->rd ? a->rd->key : "?", class_reason(c), why);
+        record_usage(p, a);
+        release_attempt(a, c);
+        attempt_reset(a);
+        p->winner = NULL;
+        next_attempt(p);
+        return;
+    }
     if (why) {
         struct buf b;
         buf_init(&b, 0);
@@ -223,8 +236,8 @@ void proxy_first_content(struct attempt *a)
             atomic_fetch_add(&p->rm->hedges_wasted, 1);
         abandon_attempt(rival);
     }
-    if (p->client_stream)
-        commit_stream(p, a);
+    if (p->client_stream && !p->committed)
+        commit_stream(p, a); /* a continuation goes on in the stream already committed */
 }
 
 void proxy_attempt_done(struct attempt *a, const char *json, size_t len)
@@ -606,6 +619,7 @@ void proxy_finalize(struct preq *p, const char *outcome)
     for (int i = 0; i < 2; i++)
         attempt_free_buffers(&p->at[i]);
     buf_free(&p->why);
+    buf_free(&p->partial);
     free(p->body);
     p->body = NULL;
     server_set_hooks(p->conn, NULL);

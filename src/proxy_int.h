@@ -14,6 +14,7 @@
 #include "admission.h"
 #include "assemble.h"
 #include "buf.h"
+#include "server.h"
 #include "errors.h"
 #include "health.h"
 #include "jsonx.h"
@@ -103,6 +104,11 @@ struct preq {
     bool waiter_handed;         /* handed to the ready list while finishing: keep p until it arrives */
     struct admission_waiter waiter;
     uint64_t queued_ms;
+
+    /* continue_on_cut (proxy_continue.c) */
+    struct buf partial;         /* the content relayed so far */
+    bool partial_overflow;
+    bool continued;             /* the one continuation has been asked for */
     uint64_t t_start;
     bool finished;
 };
@@ -130,6 +136,14 @@ const struct cfg_rule *proxy_match_rule(const struct config *cfg, const struct j
 void proxy_admit_finish(struct preq *p);
 void proxy_admit_settle(struct preq *p);
 void proxy_limit_headers(struct preq *p, struct buf *h);
+
+/* proxy_continue.c */
+bool proxy_continue_enabled(const struct preq *p);
+/* Keeps the content of a relayed event (when the option is on). */
+void proxy_continue_note(struct preq *p, const char *data, size_t len);
+/* After a cut: turns the request into its continuation. True when the caller should now
+   start another attempt; false when it cannot be continued. */
+bool proxy_continue_try(struct preq *p);
 
 /* proxy.c, called by proxy_admit.c */
 void proxy_go(struct preq *p);

@@ -289,3 +289,39 @@ test('hedging: a slow first deployment is raced by a second one, the first conte
     // the losing attempt was cancelled: the slow fake's connection is closed soon after
     await waitUntil(async () => (await slow.stats()).open_connections <= base, { timeout: 3000 * SLOW, what: 'loser cancelled' });
 });
+
+test('continue_on_cut: a stream cut after it started is continued by another deployment', async (t) => {
+    const h = harness(t);
+    const a = await h.fake({ behavior: 'cut=3,chunks=6', name: 'fake-a' });
+    const b = await h.fake({ behavior: 'chunks=4', name: 'fake-b' });
+    const gw = await h.gateway({
+        config: {
+            providers: { a: fakeProvider(a, { probe: false }), b: fakeProvider(b, { probe: false }) },
+            models: {
+                m: {
+                    deployments: [{ provider: 'a', model: 'ma', tier: 0 }, { provider: 'b', model: 'mb', tier: 1 }],
+                    resilience: { continue_on_cut: true },
+                },
+            },
+        },
+        strictStderr: false,
+    });
+    const sdk = gw.client({ maxRetries: 0 });
+    const stream = await sdk.chat.completions.create({ model: 'm', messages: msgs, stream: true });
+    const r = await drainStream(stream);
+    assert.equal(r.error, null, `the client saw an error: ${r.error}`);
+    assert.equal(r.content, expectedContent(3) + expectedContent(4));
+    const [cont] = await b.apiRequests();
+    const last = cont.json.messages.at(-1);
+    assert.deepEqual(last, { role: 'assistant', content: expectedContent(3) });
+    // without the option the same cut ends the stream with an error
+    const gw2 = await h.gateway({
+        config: {
+            providers: { a: fakeProvider(a, { probe: false }), b: fakeProvider(b, { probe: false }) },
+            models: { m: [{ provider: 'a', model: 'ma', tier: 0 }, { provider: 'b', model: 'mb', tier: 1 }] },
+        },
+        strictStderr: false,
+    });
+    const r2 = await drainStream(await gw2.client({ maxRetries: 0 }).chat.completions.create({ model: 'm', messages: msgs, stream: true }));
+    assert.ok(r2.error, 'a cut stream ended without an error');
+});
