@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 
 #include "config_admission.h"
+#include "config_budget.h"
 #include "config_value.h"
 #include "config_yaml.h"
 #include "prices.h"
@@ -756,6 +757,8 @@ static const struct config_yaml_field top_fields[] = {
     SECTION("keys", parse_keys, 0), /* after models: a key names the models it may use */
     FIELD("key_store", config_yaml_string, struct config, key_store, 0, 0,
           CONFIG_YAML_EMPTY_IS_NULL),
+    /* after models, keys and key_store: a budget names a key and may name a model */
+    SECTION("budgets", config_budget_section, 0),
     FIELD("ledger", parse_ledger, struct config, ledger, 0, 0, 0),
     SECTION("prices", prices_config_section, 0), /* after providers: it names them */
     SECTION("rules", config_parse_rules, 0),
@@ -787,6 +790,7 @@ static void set_defaults(struct config_yaml_loader *ld, struct config *c)
     s->max_connections = 10000;
     s->access_log = config_yaml_strdup(ld, "-");
     c->ledger = (struct cfg_ledger){.queue = 65536, .batch = 256, .flush_interval_ms = 200};
+    c->budget_alert_at = CONFIG_BUDGET_DEFAULT_ALERT_AT;
     c->default_timeouts = (struct cfg_timeouts){
         .connect_ms = 5 * SEC,
         .first_token_ms = 30 * SEC,
@@ -864,6 +868,7 @@ static void config_free(struct config *c)
     free(c->key_store);
     free(c->ledger.path);
     prices_config_free(c->prices, c->nprices);
+    config_budget_free(c);
     free(c->model_slots);
     free(c);
 }

@@ -325,7 +325,7 @@ void config_budget_section(struct config_yaml_loader *ld, yaml_node_t *v, void *
     c->budget_webhook = w;
     config_yaml_walk(ld, v, section_fields, COUNT(section_fields), c);
     if (!w->base_url) {
-        if (w->nheaders)
+        if (!has_key(ld, v, "webhook") && has_key(ld, v, "webhook_headers"))
             ERR(ld, v, "webhook_headers: without a webhook: URL");
         free_webhook(w);
         c->budget_webhook = NULL;
