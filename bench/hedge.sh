@@ -1,0 +1,178 @@
+#!/bin/bash
+# bench/hedge.sh — does hedging cut the TTFT tail? One model, two deployments
+# (two fake upstreams), each with the same slow tail: most requests start after
+# BENCH_FAST_MS, one in ten after BENCH_SLOW_MS. N streaming requests at a
+# modest concurrency go through the gateway, once without hedging and once per
+# hedge setting; the client measures the time to the first content token. The
+# extra upstream load is what the fakes counted beyond the client's requests,
+# and the admin API's hedges started / won / wasted. Prints a markdown table per
+# tail share (BENCH_SLOW_PCTS: the issue's 10 %, and 5 % for contrast: hedging
+# only the first attempt leaves the requests slow on both deployments, tail²).
+#
+# Environment (all optional):
+#   BENCH_N=1000            measured requests per setting (after BENCH_WARMUP)
+#   BENCH_WARMUP=100        requests before the measurement (the auto delay learns from them)
+#   BENCH_CONCURRENCY=16    requests in flight
+#   BENCH_FAST_MS=50 BENCH_SLOW_MS=2000
+#   BENCH_SLOW_PCTS="10 5"  slow-tail shares (%) to run; the first gets every hedge setting,
+#                           the others off / 150ms / auto
+#   BENCH_BUILD=1           0: use build/ as it is (no `make all` first)
+#
+# Loopback only; every process started here is stopped by PID on exit. With the
+# defaults a run takes about a minute.
+set -u
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+N=${BENCH_N:-1000}
+WARMUP=${BENCH_WARMUP:-100}
+CONC=${BENCH_CONCURRENCY:-16}
+FAST=${BENCH_FAST_MS:-50}
+SLOW=${BENCH_SLOW_MS:-2000}
+SLOW_PCTS=${BENCH_SLOW_PCTS:-10 5}
+BEHAVIOR=""
+LOAD="$ROOT/bench/llmload.mjs"
+
+if [ "${BENCH_BUILD:-1}" = 1 ]; then
+    make -C "$ROOT" --no-print-directory all >/dev/null || exit 1
+fi
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/unbusy-hedge.XXXXXX") || exit 1
+PIDS=""
+mkdir "$TMP/bin" && cp "$ROOT/build/unbusy" "$ROOT/build/fakeup" "$TMP/bin/" || { rm -rf "$TMP"; exit 1; }
+
+alive() {
+    local st
+    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
+    [ -n "$st" ] && [ "$st" != Z ]
+}
+stop_pid() {
+    local i=0
+    kill -TERM "$1" 2>/dev/null
+    while alive "$1" && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+    alive "$1" && kill -KILL "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+}
+cleanup() {
+    local p
+    for p in $PIDS; do stop_pid "$p"; done
+    PIDS=""
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+die() { echo "hedge: $*" >&2; exit 1; }
+wait_for() {
+    local n=$(($1 * 20)); shift
+    while [ "$n" -gt 0 ]; do
+        "$@" && return 0
+        sleep 0.05; n=$((n - 1))
+    done
+    return 1
+}
+has_line() { grep -q "$2" "$1" 2>/dev/null; }
+http_up() { [ "$(curl -s -o /dev/null -m 1 -w '%{http_code}' "$1")" = 200 ]; }
+# jget EXPR: evaluates EXPR with j = the JSON on standard input.
+jget() { node -e 'const j=JSON.parse(require("fs").readFileSync(0,"utf8")); console.log(eval(process.argv[1]))' "$1"; }
+# field NAME LINE: the value of NAME=... in a RESULT line.
+field() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+
+# The behaviour is set per table through POST /_fake/behavior.
+start_fake() {
+    "$TMP/bin/fakeup" --port 0 --behavior ok >"$TMP/fake-$1.out" 2>"$TMP/fake-$1.err" &
+    PIDS="$PIDS $!"
+    wait_for 10 has_line "$TMP/fake-$1.out" '^listening ' || die "fakeup did not start: $(cat "$TMP/fake-$1.err")"
+    awk '/^listening/ {print $2; exit}' "$TMP/fake-$1.out"
+}
+PORT_A=$(start_fake a) || exit 1
+PORT_B=$(start_fake b) || exit 1
+
+fake_requests() {
+    local t=0 p v
+    for p in $PORT_A $PORT_B; do
+        v=$(curl -s "http://127.0.0.1:$p/_fake/stats" | jget 'j.requests')
+        t=$((t + v))
+    done
+    echo $t
+}
+
+GW_PID=""
+GW_PORT=""
+start_gateway() {
+    local name=$1 hedge=$2
+    cat >"$TMP/$name.yaml" <<EOF
+server:
+  listen: 127.0.0.1:0
+  access_log: off
+providers:
+  a: {base_url: "http://127.0.0.1:$PORT_A/v1", probe: false}
+  b: {base_url: "http://127.0.0.1:$PORT_B/v1", probe: false}
+models:
+  m:
+    deployments:
+      - {provider: a, model: x}
+      - {provider: b, model: x}
+    resilience:
+      hedge: $hedge
+EOF
+    "$TMP/bin/unbusy" --config "$TMP/$name.yaml" >"$TMP/$name.out" 2>"$TMP/$name.err" &
+    GW_PID=$!
+    PIDS="$PIDS $GW_PID"
+    wait_for 10 has_line "$TMP/$name.err" 'listening on http://127.0.0.1:' ||
+        die "unbusy did not start: $(cat "$TMP/$name.err")"
+    GW_PORT=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$TMP/$name.err" | head -n 1)
+    wait_for 10 http_up "http://127.0.0.1:$GW_PORT/healthz" || die "unbusy /healthz did not answer"
+}
+
+hedges() { curl -s "http://127.0.0.1:$GW_PORT/admin/deployments" | jget "(m => [m.hedges.started, m.hedges.won, m.hedges.wasted].join(' '))(j.models[0])"; }
+# The deployments' observed p95 TTFT (what after: auto waits), "a/b" in ms.
+dep_p95() { curl -s "http://127.0.0.1:$GW_PORT/admin/deployments" | jget "j.models[0].deployments.map(d => d.ttft_p95_ms).join('/')"; }
+
+run_setting() {
+    local name=$1 label=$2 hedge=$3 line s0 s1 up delay
+    start_gateway "$name" "$hedge"
+    node "$LOAD" closed --port "$GW_PORT" --model m --n "$WARMUP" --concurrency "$CONC" --stream 1 >/dev/null ||
+        die "warm-up failed"
+    s0=$(hedges)
+    for p in $PORT_A $PORT_B; do curl -s -X POST "http://127.0.0.1:$p/_fake/reset" >/dev/null; done
+    line=$(timeout 300 node "$LOAD" closed --port "$GW_PORT" --model m --n "$N" --concurrency "$CONC" --stream 1) ||
+        die "load generator failed: $line"
+    s1=$(hedges)
+    delay=$(dep_p95)
+    up=$(fake_requests)
+    alive "$GW_PID" || die "unbusy died during '$label': $(tail -n 5 "$TMP/$name.err")"
+    stop_pid "$GW_PID"
+    set -- $s0 $s1
+    case $hedge in *150ms*) ;; *auto*) label="$label (p95 a/b: $delay ms)" ;; esac
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s %% | %s | %s | %s |\n' "$label" \
+        "$(field ttft_p50 "$line")" "$(field ttft_p90 "$line")" "$(field ttft_p95 "$line")" \
+        "$(field ttft_p99 "$line")" "$(field ttft_max "$line")" "$(field slow "$line")" \
+        "$(field errors "$line")" "$(field multi_attempt "$line")" "$up" \
+        "$(awk -v u="$up" -v n="$N" 'BEGIN {printf "%.1f", 100 * (u - n) / n}')" \
+        $(($4 - $1)) $(($5 - $2)) $(($6 - $3))
+    [ -n "$(field error_kinds "$line")" ] && echo "hedge: '$label' errors: $(field error_kinds "$line")" >&2
+    grep -i 'error\|warn' "$TMP/$name.err" | grep -v 'no API keys' | head -n 3 >&2
+}
+
+echo "# hedging: $N streaming requests (after $WARMUP warm-up) per setting, concurrency $CONC, 2 deployments"
+echo "# $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), kernel $(uname -r)"
+first=1
+for pct in $SLOW_PCTS; do
+    BEHAVIOR="$((100 - pct))%ttft=$FAST,chunks=5|ttft=$SLOW,chunks=5"
+    for p in $PORT_A $PORT_B; do
+        curl -s -X POST --data-binary "$BEHAVIOR" "http://127.0.0.1:$p/_fake/behavior" >/dev/null ||
+            die "cannot set the fake's behaviour"
+    done
+    echo
+    echo "$pct % slow tail, both deployments '$BEHAVIOR':"
+    echo
+    echo "| hedge | TTFT p50 | p90 | p95 | p99 | max | > 1 s | errors | hedged | upstream requests | extra load | hedges started | won | wasted |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    run_setting "off$pct" "off" "{enabled: false}"
+    run_setting "h150-$pct" "after 150ms" "{enabled: true, after: 150ms}"
+    [ $first = 1 ] && run_setting "h150r-$pct" "after 150ms, max_ratio 0.2" "{enabled: true, after: 150ms, max_ratio: 0.2}"
+    run_setting "auto$pct" "auto" "{enabled: true, after: auto}"
+    first=0
+done
+echo
+echo "TTFT in ms, client side (request written → first content token); > 1 s: requests still in the slow"
+echo "tail; hedged: answers with x-unbusy-attempts > 1. Upstream requests: what both fakes received during"
+echo "the measured requests (hedges included, cancelled ones too); extra load = upstream / client - 1."
