@@ -156,6 +156,10 @@ echo "$out" | grep '^CLASS ' | while read -r _ cls rest; do
     k=$(field ra_missing "$rest"); [ "${k:-0}" != 0 ] && echo "admission: $cls: $k 429s without Retry-After" >&2
 done
 echo
+echo "$out" | grep '^CLASS ' | while read -r _ cls rest; do
+    k=$(field ra_vs_drain_by_5s "$rest")
+    [ "$k" != - ] && echo "    $cls, median Retry-After / real drain (ms) per 5 s of the run: $(echo "$k" | sed 's/,/, /g')"
+done
 echo "$out" | grep '^OFFERED' | sed 's/^/    /'
 echo "    gateway: $(admission '(a => `shed ${a.shed}, evictions ${a.evictions}, queue timeouts ${a.timeouts}, queued in all ${a.queued_total}, drain rate ${a.drain_per_s}/s`)(j.models[0].admission)')"
 echo

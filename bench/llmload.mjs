@@ -14,7 +14,8 @@
 //       class a key and a share of the arrivals. Prints one CLASS line per class:
 //       sent, completed, shed (429), other, queue wait p50/p99 (time to the
 //       response head minus MS, the unloaded service time), Retry-After p50/max
-//       and the time the queue really took to drain after each shed (p50/p99).
+//       and the time the queue really took to drain after each shed (p50/p99; and
+//       both medians per 5 s window).
 //
 //   node llmload.mjs hold --port P --model M --n N [--stream 1]
 //       Opens N raw keep-alive sockets, writes one request on each and keeps
@@ -244,6 +245,15 @@ async function open() {
         const drain = sortNum(shed.map((r) => drainAfter(r.arrival + r.head)));
         const retryOk = shed.filter((r) => r.retryAfter !== null)
             .filter((r) => r.retryAfter * 1000 >= drainAfter(r.arrival + r.head)).length;
+        // Retry-After next to the real drain, median per window of 5 s (by the 429's time):
+        // the drain-rate estimate needs time to learn.
+        const windows = [];
+        for (let w0 = 0; w0 < duration * 1000; w0 += 5000) {
+            const in5 = shed.filter((r) => r.retryAfter !== null && r.arrival >= w0 && r.arrival < w0 + 5000);
+            if (!in5.length) continue;
+            windows.push(`${w0 / 1000}-${w0 / 1000 + 5}s:${fmt(pct(sortNum(in5.map((r) => r.retryAfter * 1000)), 50))}` +
+                `/${fmt(pct(sortNum(in5.map((r) => drainAfter(r.arrival + r.head))), 50))}`);
+        }
         const kinds = {};
         for (const r of rs) if (!(r.status === 200 && r.done) && r.status !== 429) kinds[r.error || r.status] = (kinds[r.error || r.status] || 0) + 1;
         const codes = {};
@@ -253,7 +263,7 @@ async function open() {
             `wait_p50=${fmt(pct(wait, 50))} wait_p99=${fmt(pct(wait, 99))} wait_max=${fmt(pct(wait, 100))} ` +
             `ra_p50=${fmt(pct(ra, 50))} ra_max=${fmt(pct(ra, 100))} ra_missing=${shed.length - ra.length} ` +
             `drain_p50=${fmt(pct(drain, 50))} drain_p99=${fmt(pct(drain, 99))} ` +
-            `ra_covers_drain=${retryOk}/${ra.length}` +
+            `ra_covers_drain=${retryOk}/${ra.length} ra_vs_drain_by_5s=${windows.join(',') || '-'}` +
             (other ? ' other_kinds=' + JSON.stringify(kinds).replace(/ /g, '') : '') +
             (shed.length ? ' shed_codes=' + JSON.stringify(codes).replace(/ /g, '') : ''));
         out.push(...rs.map((r) => ({ cls: r.cls, arrival: r.arrival, head: r.head, status: r.status,

@@ -11,6 +11,7 @@
 #define SECTION CONFIG_SECTION
 #define COUNT CONFIG_COUNT
 #define MICRO CONFIG_YAML_MICRO
+#define MAX_AMOUNT_MICRO ((int64_t)(CONFIG_BUDGET_MAX_AMOUNT * MICRO))
 
 /* The webhook's connection settings: alerts are rare, so few idle connections. */
 #define WEBHOOK_IDLE_CONNS 2
@@ -89,8 +90,8 @@ static void parse_webhook(struct config_yaml_loader *ld, yaml_node_t *v, void *o
 
 /* Headers unbusy writes itself on the webhook's POST. */
 static const char *const reserved_headers[] = {
-    "host",       "content-length", "transfer-encoding", "connection",
-    "upgrade",    "te",             "trailer",           "content-type",
+    "host", "content-length", "transfer-encoding", "connection", "upgrade",
+    "te",   "trailer",        "content-type",
 };
 
 /* Values are not quoted in messages: they are usually tokens. */
@@ -148,8 +149,8 @@ static void parse_currency(struct config_yaml_loader *ld, yaml_node_t *v, void *
     for (size_t i = 0; ok && i < 3; i++)
         ok = s[i] >= 'A' && s[i] <= 'Z';
     if (!ok) {
-        ERR(ld, v, "bad currency \"%s\": expected a three-letter code in capitals, such as USD or CNY",
-            s);
+        ERR(ld, v,
+            "bad currency \"%s\": expected a three-letter code in capitals, such as USD or CNY", s);
         free(s);
         return;
     }
@@ -205,10 +206,10 @@ static void parse_degrade_to(struct config_yaml_loader *ld, yaml_node_t *v, void
 }
 
 static const struct config_yaml_field budget_fields[] = {
-    FIELD("daily", config_yaml_number, struct cfg_budget, daily, 0,
-          (int64_t)(CONFIG_BUDGET_MAX_AMOUNT * MICRO), CONFIG_YAML_ABOVE_MIN),
-    FIELD("monthly", config_yaml_number, struct cfg_budget, monthly, 0,
-          (int64_t)(CONFIG_BUDGET_MAX_AMOUNT * MICRO), CONFIG_YAML_ABOVE_MIN),
+    FIELD("daily", config_yaml_number, struct cfg_budget, daily, 0, MAX_AMOUNT_MICRO,
+          CONFIG_YAML_ABOVE_MIN),
+    FIELD("monthly", config_yaml_number, struct cfg_budget, monthly, 0, MAX_AMOUNT_MICRO,
+          CONFIG_YAML_ABOVE_MIN),
     SECTION("currency", parse_currency, 0),
     SECTION("action", parse_action, 0),
     SECTION("degrade_to", parse_degrade_to, 0),
@@ -224,12 +225,10 @@ static bool key_in_file(const struct config *c, const char *name)
 static void check_budget(struct config_yaml_loader *ld, const struct config *c, yaml_node_t *v,
                          const struct cfg_budget *b, bool had_degrade_to)
 {
-    if (b->daily == 0 && b->monthly == 0)
-        ERR(ld, v, "neither daily: nor monthly: is set");
+    if (b->daily == 0 && b->monthly == 0) ERR(ld, v, "neither daily: nor monthly: is set");
     if (b->degrade && !had_degrade_to)
         ERR(ld, v, "action: degrade needs degrade_to: (the model to send requests to)");
-    if (!b->degrade && had_degrade_to)
-        ERR(ld, v, "degrade_to: is only used with action: degrade");
+    if (!b->degrade && had_degrade_to) ERR(ld, v, "degrade_to: is only used with action: degrade");
     if (b->daily > 0 && b->monthly > 0 && b->daily > b->monthly)
         config_yaml_report(ld, config_yaml_line(v), true,
                            "daily (%.15g) is larger than monthly (%.15g); the daily budget "
@@ -271,10 +270,12 @@ static void parse_budget_keys(struct config_yaml_loader *ld, yaml_node_t *map, v
         if (!name || dup[i]) continue;
         size_t old = config_yaml_path_key(ld, name);
         if (!config_key_name_valid(name)) {
-            ERR(ld, k, "bad key name: 1 to %d characters from A-Z a-z 0-9 . _ - : @, not all digits",
+            ERR(ld, k,
+                "bad key name: 1 to %d characters from A-Z a-z 0-9 . _ - : @, not all digits",
                 CONFIG_KEY_NAME_MAX);
         } else if (v->type != YAML_MAPPING_NODE) {
-            ERR(ld, v, "expected a mapping ({daily, monthly, currency, action, degrade_to}), got %s",
+            ERR(ld, v,
+                "expected a mapping ({daily, monthly, currency, action, degrade_to}), got %s",
                 config_yaml_kind(v));
         } else {
             struct cfg_budget *b = &c->budgets[c->nbudgets];

@@ -17,9 +17,9 @@
 #include "config.h"
 #include "config_yaml.h"
 
-#define CONFIG_BUDGET_MAX 16384        /* budgets under budgets.keys */
-#define CONFIG_BUDGET_MAX_AMOUNT 1e12  /* per day or month, in any currency */
-#define CONFIG_BUDGET_MAX_HEADERS 16   /* webhook_headers */
+#define CONFIG_BUDGET_MAX 16384       /* budgets under budgets.keys */
+#define CONFIG_BUDGET_MAX_AMOUNT 1e12 /* per day or month, in any currency */
+#define CONFIG_BUDGET_MAX_HEADERS 16  /* webhook_headers */
 #define CONFIG_BUDGET_DEFAULT_ALERT_AT 0.8
 
 void config_budget_section(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,

@@ -21,6 +21,7 @@ static const struct err_info err_table[] = {
     [GW_ERR_TOO_LARGE] = {413, "invalid_request_error", "request_too_large"},
     [GW_ERR_HEADERS_TOO_LARGE] = {431, "invalid_request_error", "headers_too_large"},
     [GW_ERR_RATE_LIMITED] = {429, "rate_limit_error", "rate_limit_exceeded"},
+    [GW_ERR_QUOTA] = {429, "insufficient_quota", "insufficient_quota"},
     [GW_ERR_INTERNAL] = {500, "server_error", "internal_error"},
     [GW_ERR_UPSTREAM] = {502, "upstream_error", "upstream_failed"},
     [GW_ERR_UNAVAILABLE] = {503, "server_error", "all_deployments_unavailable"},

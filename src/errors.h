@@ -23,6 +23,7 @@ enum gw_err {
     GW_ERR_TOO_LARGE,        /* 413 */
     GW_ERR_HEADERS_TOO_LARGE,/* 431 */
     GW_ERR_RATE_LIMITED,     /* 429 */
+    GW_ERR_QUOTA,            /* 429: the key's budget is spent */
     GW_ERR_INTERNAL,         /* 500 */
     GW_ERR_UPSTREAM,         /* 502: every deployment failed with bad replies or errors */
     GW_ERR_UNAVAILABLE,      /* 503: every deployment busy / overloaded / down; or shutting down */

@@ -20,6 +20,7 @@
 #include "accesslog.h"
 #include "config.h"
 #include "demo.h"
+#include "budget.h"
 #include "keys.h"
 #include "keys.h"
 #include "ledger.h"
@@ -192,6 +193,11 @@ int main(int argc, char **argv)
     }
     if (lrc == LEDGER_DEGRADED)
         log_warn("ledger: %s; requests flow, usage is counted as lost until it can be written", lerr);
+    struct budgets *budgets = cfg->nbudgets ? budgets_new(cfg, ledger) : NULL;
+    if (cfg->nbudgets && !budgets) {
+        log_error("budgets: cannot start (out of memory or threads)");
+        return 1;
+    }
     nworkers = cfg->server.workers ? cfg->server.workers : 1;
     if (nworkers > MAX_WORKERS)
         nworkers = MAX_WORKERS;
@@ -219,6 +225,7 @@ int main(int argc, char **argv)
         workers[i].metrics = metrics_shard(metrics, i, &workers[i].nconns, &workers[i].inflight);
         workers[i].keys = keys;
         workers[i].ledger = ledger;
+        workers[i].budgets = budgets;
         workers[i].rl = rl;
         int rc = worker_start(&workers[i], i, fd, cfg, rt);
         if (rc < 0) {
@@ -259,6 +266,7 @@ int main(int argc, char **argv)
         config_unref(workers[i].cfg);
     metrics_free(metrics);
     keys_free(keys); /* after the workers: pending admin jobs use it */
+    budgets_free(budgets); /* delivers queued alerts, briefly */
     ledger_close(ledger); /* writes what is still queued */
     ratelimit_free(rl);
     runtime_free(rt);

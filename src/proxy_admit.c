@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "budget.h"
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
@@ -213,9 +215,32 @@ bool proxy_admit(struct preq *p)
     if (asked >= 0 && asked <= KEYS_PRIORITY_MAX && asked >= (p->key ? p->key->priority : 0))
         p->cls = (int)asked; /* a key may lower its own priority, never raise it */
 
+    /* The key's budget: refused, or sent to the cheaper model its budget names. */
+    if (w->budgets && p->key) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        const char *to = NULL;
+        char why[256];
+        enum budget_verdict bv = budgets_check(w->budgets, p->key->name,
+                                               (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, &to, why,
+                                               sizeof why);
+        if (bv == BUDGET_REFUSE) {
+            proxy_fail_request(p, GW_ERR_QUOTA, why, -1);
+            proxy_finalize(p, "budget_exhausted");
+            return false;
+        }
+        const struct cfg_model *cheaper = bv == BUDGET_DEGRADE && to ? config_find_model(p->cfg, to) : NULL;
+        if (cheaper && cheaper != p->model) {
+            p->degraded_from = p->model->name;
+            p->model = cheaper;
+            p->rm = runtime_model(w->rt, cheaper);
+            server_conn_request_mut(p->conn)->log.model = cheaper->name;
+        }
+    }
+
     /* Graceful degradation: above the model's load threshold, to its fallback model. */
     const struct cfg_model *fb = NULL;
-    if (p->model->degrade.enabled && p->model->degrade.to &&
+    if (!p->degraded_from && p->model->degrade.enabled && p->model->degrade.to &&
         admission_degrade(&p->rm->admission, &p->model->degrade, p->cls) &&
         (fb = config_find_model(p->cfg, p->model->degrade.to)) != NULL) {
         p->degraded_from = p->model->name;

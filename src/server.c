@@ -47,7 +47,10 @@ struct server_conn {
     bool linger;    /* close only after the client has stopped sending (see conn_close) */
     bool lingering;
     int handles_open;
-    size_t pending;
+    size_t pending; /* bytes in `out` and in writes not yet completed */
+    struct buf out; /* what handlers wrote in this loop iteration: one write per batch */
+    struct server_conn *flush_next;
+    bool flush_queued;
     size_t bytes_out;
     size_t bytes_out_at_start; /* bytes_out when the current request began */
     unsigned writes_inflight;
@@ -57,13 +60,14 @@ struct wreq {
     uv_write_t req;
     struct server_conn *c;
     size_t len;
-    char data[];
+    char *mem; /* the batch's buffer (written from mem + the part already sent) */
 };
 
 static __thread char read_scratch[64 * 1024];
 
 static void conn_process(struct server_conn *c);
 static void conn_close(struct server_conn *c);
+static void conn_flush(struct server_conn *c);
 
 struct worker *server_conn_worker(struct server_conn *c)
 {
@@ -120,9 +124,17 @@ static void on_handle_closed(uv_handle_t *h)
     struct server_conn *c = h->data;
     if (--c->handles_open > 0)
         return;
+    if (c->flush_queued) { /* still listed: take it out before the memory goes */
+        struct server_conn **pp = &c->w->flush_list;
+        while (*pp && *pp != c)
+            pp = &(*pp)->flush_next;
+        if (*pp)
+            *pp = c->flush_next;
+    }
     buf_free(&c->in);
     buf_free(&c->head);
     buf_free(&c->body);
+    buf_free(&c->out);
     free(c->req.body);
     free(c);
 }
@@ -177,6 +189,7 @@ static void conn_close(struct server_conn *c)
 {
     if (c->state == CS_CLOSING)
         return;
+    conn_flush(c); /* what the handler wrote goes out before the shutdown */
     c->state = CS_CLOSING;
     uv_timer_stop(&c->timer);
     if (c->linger && !c->gone) {
@@ -224,21 +237,94 @@ static void conn_lost(struct server_conn *c)
 
 /* ---- writing ---------------------------------------------------------- */
 
+/* n bytes have left: tell the handler when the queue falls below the low-water mark. */
+static void conn_written(struct server_conn *c, size_t n)
+{
+    size_t before = c->pending;
+    c->pending -= n;
+    if (before >= SERVER_LOW_WATER && c->pending < SERVER_LOW_WATER && c->hooks.on_drain &&
+        c->state == CS_ACTIVE)
+        c->hooks.on_drain(c->hooks.ud);
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     struct wreq *wr = (struct wreq *)req;
     struct server_conn *c = wr->c;
-    size_t before = c->pending;
-    c->pending -= wr->len;
+    size_t len = wr->len;
     c->writes_inflight--;
+    free(wr->mem);
     free(wr);
     if (status < 0 && !c->gone) {
+        c->pending -= len;
         conn_lost(c);
         return;
     }
-    if (before >= SERVER_LOW_WATER && c->pending < SERVER_LOW_WATER && c->hooks.on_drain &&
-        c->state == CS_ACTIVE)
-        c->hooks.on_drain(c->hooks.ud);
+    conn_written(c, len);
+}
+
+/*
+ * Sends what has gathered in `out`: first straight to the socket when nothing is queued
+ * (most batches leave here, with no allocation), the rest as one uv_write.
+ */
+static void conn_flush(struct server_conn *c)
+{
+    size_t len = c->out.len;
+    if (len == 0)
+        return;
+    if (c->gone || uv_is_closing((uv_handle_t *)&c->tcp)) {
+        c->pending -= len;
+        buf_reset(&c->out);
+        return;
+    }
+    size_t sent = 0;
+    if (c->writes_inflight == 0) {
+        uv_buf_t b = uv_buf_init(c->out.data, (unsigned)len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (n > 0)
+            sent = (size_t)n;
+    }
+    if (sent == len) {
+        buf_reset(&c->out);
+        conn_written(c, sent);
+        return;
+    }
+    struct wreq *wr = malloc(sizeof *wr);
+    if (!wr) {
+        conn_lost(c);
+        return;
+    }
+    wr->c = c;
+    wr->len = len - sent;
+    wr->mem = buf_steal(&c->out, NULL);
+    buf_init(&c->out, c->out.limit);
+    uv_buf_t b = uv_buf_init(wr->mem + sent, (unsigned)(len - sent));
+    int rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    if (rc < 0) {
+        free(wr->mem);
+        free(wr);
+        c->pending -= len - sent;
+        if (sent)
+            conn_written(c, sent);
+        conn_lost(c);
+        return;
+    }
+    c->writes_inflight++;
+    if (sent)
+        conn_written(c, sent);
+}
+
+void server_flush_all(struct worker *w)
+{
+    struct server_conn *list = w->flush_list;
+    w->flush_list = NULL;
+    while (list) {
+        struct server_conn *c = list;
+        list = c->flush_next;
+        c->flush_next = NULL;
+        c->flush_queued = false;
+        conn_flush(c);
+    }
 }
 
 static int conn_write_parts(struct server_conn *c, const uv_buf_t *parts, unsigned n)
@@ -250,25 +336,20 @@ static int conn_write_parts(struct server_conn *c, const uv_buf_t *parts, unsign
         total += parts[i].len;
     if (total == 0)
         return 0;
-    struct wreq *wr = malloc(sizeof *wr + total);
-    if (!wr)
-        return -ENOMEM;
-    wr->c = c;
-    wr->len = total;
-    size_t off = 0;
-    for (unsigned i = 0; i < n; i++) {
-        memcpy(wr->data + off, parts[i].base, parts[i].len);
-        off += parts[i].len;
-    }
-    uv_buf_t b = uv_buf_init(wr->data, (unsigned)total);
-    int rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
-    if (rc < 0) {
-        free(wr);
+    int rc = buf_reserve(&c->out, total);
+    if (rc < 0)
         return rc;
-    }
+    for (unsigned i = 0; i < n; i++)
+        buf_append(&c->out, parts[i].base, parts[i].len);
     c->pending += total;
     c->bytes_out += total;
-    c->writes_inflight++;
+    if (c->out.len >= SERVER_HIGH_WATER) {
+        conn_flush(c); /* a big batch goes now: `out` stays bounded */
+    } else if (!c->flush_queued) {
+        c->flush_queued = true; /* sent once this loop iteration's callbacks are done */
+        c->flush_next = c->w->flush_list;
+        c->w->flush_list = c;
+    }
     return 0;
 }
 
@@ -658,6 +739,7 @@ void server_on_connection(uv_stream_t *listener, int status)
     buf_init(&c->in, w->cfg->server.max_header_bytes + 64 * 1024);
     buf_init(&c->head, w->cfg->server.max_header_bytes + 1);
     buf_init(&c->body, w->cfg->server.max_body_bytes);
+    buf_init(&c->out, 64u << 20); /* bounded far above the high-water mark: a safety net */
     c->next = w->conns;
     if (w->conns)
         w->conns->prev = c;

@@ -54,6 +54,9 @@ struct server_conn;
 
 /* Accepts connections on the worker's listener. */
 void server_on_connection(uv_stream_t *listener, int status);
+/* Sends what handlers wrote to their connections (the worker calls it after each round of
+   I/O callbacks and before the loop blocks: one write per connection per batch). */
+void server_flush_all(struct worker *w);
 /* Stop accepting; close idle connections; busy ones close after their request. */
 void server_drain(struct worker *w);
 

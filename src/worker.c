@@ -93,11 +93,23 @@ static void on_admit_async(uv_async_t *a)
     }
 }
 
+static void on_flush_check(uv_check_t *h)
+{
+    server_flush_all(h->data);
+}
+
+static void on_flush_prepare(uv_prepare_t *h)
+{
+    server_flush_all(h->data);
+}
+
 static void on_pool_closed(void *ud)
 {
     struct worker *w = ud;
     uv_close((uv_handle_t *)&w->wake, NULL);
     uv_close((uv_handle_t *)&w->admit_async, NULL);
+    uv_close((uv_handle_t *)&w->flush_check, NULL);
+    uv_close((uv_handle_t *)&w->flush_prepare, NULL);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
 }
 
@@ -168,6 +180,12 @@ int worker_start(struct worker *w, unsigned id, int listen_fd, struct config *cf
         return rc;
     uv_async_init(&w->loop, &w->wake, on_wake);
     w->wake.data = w;
+    uv_check_init(&w->loop, &w->flush_check);
+    w->flush_check.data = w;
+    uv_check_start(&w->flush_check, on_flush_check);
+    uv_prepare_init(&w->loop, &w->flush_prepare);
+    w->flush_prepare.data = w;
+    uv_prepare_start(&w->flush_prepare, on_flush_prepare);
     pthread_mutex_init(&w->admit_lock, NULL);
     uv_async_init(&w->loop, &w->admit_async, on_admit_async);
     w->admit_async.data = w;

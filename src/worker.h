@@ -38,6 +38,9 @@ struct worker {
     struct config *cfg;          /* the snapshot new requests use (one reference held) */
     struct runtime *rt;          /* its learnt state, shared by all workers */
     struct server_conn *conns;   /* every open client connection (intrusive list) */
+    struct server_conn *flush_list; /* connections with output gathered in this iteration */
+    uv_check_t flush_check;      /* sends it after the I/O callbacks of an iteration, */
+    uv_prepare_t flush_prepare;  /* and before the loop blocks (timer callbacks write too) */
     unsigned nconns;
     unsigned inflight;           /* requests being answered */
     atomic_bool drain_requested;
@@ -49,6 +52,7 @@ struct worker {
     struct keys *keys;           /* virtual keys (shared); NULL: none configured */
     struct ratelimit *rl;        /* rate-limit buckets (shared); NULL: none */
     struct ledger *ledger;       /* the usage ledger (shared); NULL: none */
+    struct budgets *budgets;     /* per-key budgets (shared); NULL: none */
     uv_async_t admit_async;      /* queued requests that may start now (from any thread) */
     pthread_mutex_t admit_lock;
     struct admission_waiter *admit_ready; /* guarded by admit_lock */

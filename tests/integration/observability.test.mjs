@@ -118,7 +118,7 @@ function metricNames(text, types) {
 
 before(async () => {
     const fakeBad = await h.fake({ behavior: 'status=503', name: 'fake-bad' });
-    fakeOk = await h.fake({ behavior: 'chunks=5', name: 'fake-ok' });
+    fakeOk = await h.fake({ behavior: 'ttft=5,chunks=5', name: 'fake-ok' });
     const breaker = { consecutive_failures: 3, open: '60s', open_max: '120s' };
     gw = await h.gateway({
         config: {

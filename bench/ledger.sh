@@ -1,0 +1,185 @@
+#!/bin/bash
+# bench/ledger.sh — what the ledger costs the request path. Many short
+# non-stream requests (wrk, keep-alive) through the gateway to a fake
+# upstream, with `ledger.path` set and unset, alternating; per run:
+# requests/s, latency p50/p99, the gateway's CPU time per request, and with
+# the ledger on, the rows it wrote during the run (`unbusy usage` before and
+# after; the gateway is stopped with SIGTERM, which writes what is queued) as
+# rows/s and against the requests wrk completed. Then the writer's ceiling
+# without a gateway in front (bench/ledger_rate.c): records queued as fast as
+# one thread can, rows/s committed, for two batch sizes.
+#
+# Environment (all optional):
+#   BENCH_DURATION=8        seconds per wrk run (after a 1 s warm-up)
+#   BENCH_CONNS="1 32"      wrk connections; 1 is the unloaded latency
+#   BENCH_REPEAT=2          off/on pairs per connection count
+#   BENCH_WORKERS=1         the gateway's server.workers
+#   BENCH_RECORDS=200000    records in the writer-ceiling run
+#   BENCH_BUILD=1           0: use build/ as it is (no `make all` first)
+#
+# Loopback only; every process started here is stopped by PID on exit. With the
+# defaults a run takes about 90 s.
+set -u
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DURATION=${BENCH_DURATION:-8}
+CONNS=${BENCH_CONNS:-1 32}
+REPEAT=${BENCH_REPEAT:-2}
+WORKERS=${BENCH_WORKERS:-1}
+RECORDS=${BENCH_RECORDS:-200000}
+
+command -v wrk >/dev/null || sh "$ROOT/tests/deps.sh" wrk || exit 1
+if [ "${BENCH_BUILD:-1}" = 1 ]; then
+    make -C "$ROOT" --no-print-directory all >/dev/null || exit 1
+fi
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/unbusy-ledger.XXXXXX") || exit 1
+PIDS=""
+mkdir "$TMP/bin" && cp "$ROOT/build/unbusy" "$ROOT/build/fakeup" "$TMP/bin/" || { rm -rf "$TMP"; exit 1; }
+
+alive() {
+    local st
+    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
+    [ -n "$st" ] && [ "$st" != Z ]
+}
+stop_pid() {
+    local i=0
+    kill -TERM "$1" 2>/dev/null
+    while alive "$1" && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+    alive "$1" && kill -KILL "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+}
+cleanup() {
+    local p
+    for p in $PIDS; do stop_pid "$p"; done
+    PIDS=""
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+die() { echo "ledger: $*" >&2; exit 1; }
+wait_for() {
+    local n=$(($1 * 20)); shift
+    while [ "$n" -gt 0 ]; do
+        "$@" && return 0
+        sleep 0.05; n=$((n - 1))
+    done
+    return 1
+}
+has_line() { grep -q "$2" "$1" 2>/dev/null; }
+http_up() { [ "$(curl -s -o /dev/null -m 1 -w '%{http_code}' "$1")" = 200 ]; }
+jget() { node -e 'const j=JSON.parse(require("fs").readFileSync(0,"utf8")); console.log(eval(process.argv[1]))' "$1"; }
+field() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'; }
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+
+# The writer's ceiling, built against the gateway's objects (as bench/Makefile builds its programs).
+ar rcs "$TMP/libunbusy.a" $(ls "$ROOT"/build/obj/*.o "$ROOT"/build/obj/provider/*.o 2>/dev/null | grep -v '/main\.o$') ||
+    die "no objects in build/obj (make all first)"
+cc -std=c11 -D_GNU_SOURCE -I"$ROOT/src" -I/usr/include/cjson -O2 -o "$TMP/bin/ledger_rate" \
+    "$ROOT/bench/ledger_rate.c" "$TMP/libunbusy.a" -luv -lssl -lcrypto -lyaml -lcjson -lsqlite3 -lpthread -lm ||
+    die "cannot build ledger_rate"
+
+cat >"$TMP/post.lua" <<'EOF'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"model":"m","messages":[{"role":"user","content":"Say hello."}]}'
+function done(summary, latency, requests)
+    local e = summary.errors
+    io.write(string.format("RESULT requests=%d duration_us=%d p50_us=%d p99_us=%d max_us=%d errors=%d\n",
+        summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), latency.max,
+        e.connect + e.read + e.write + e.status + e.timeout))
+end
+EOF
+
+"$TMP/bin/fakeup" --port 0 --behavior "chunks=1" >"$TMP/fake.out" 2>"$TMP/fake.err" &
+PIDS="$PIDS $!"
+wait_for 10 has_line "$TMP/fake.out" '^listening ' || die "fakeup did not start: $(cat "$TMP/fake.err")"
+FAKE_PORT=$(awk '/^listening/ {print $2; exit}' "$TMP/fake.out")
+
+GW_PID=""
+GW_PORT=""
+# start_gateway NAME LEDGER_YAML
+start_gateway() {
+    cat >"$TMP/$1.yaml" <<EOF
+server:
+  listen: 127.0.0.1:0
+  workers: $WORKERS
+  access_log: off
+providers:
+  fake: {base_url: "http://127.0.0.1:$FAKE_PORT/v1", probe: false, stream_upstream: false}
+models:
+  m:
+    - {provider: fake, model: x}
+$2
+EOF
+    "$TMP/bin/unbusy" --config "$TMP/$1.yaml" >"$TMP/$1.out" 2>"$TMP/$1.err" &
+    GW_PID=$!
+    PIDS="$PIDS $GW_PID"
+    wait_for 10 has_line "$TMP/$1.err" 'listening on http://127.0.0.1:' ||
+        die "unbusy did not start: $(cat "$TMP/$1.err")"
+    GW_PORT=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$TMP/$1.err" | head -n 1)
+    wait_for 10 http_up "http://127.0.0.1:$GW_PORT/healthz" || die "unbusy /healthz did not answer"
+}
+# Requests recorded in a ledger file (every currency), 0 when it does not exist yet.
+usage_count() {
+    [ -f "$1" ] || { echo 0; return; }
+    "$TMP/bin/unbusy" usage --since today --ledger "$1" --format json |
+        jget 'j.totals.reduce((s, t) => s + t.requests, 0)'
+}
+
+echo "# ledger: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), kernel $(uname -r),"
+echo "# ledger file on $(df -T "$TMP" | awk 'NR == 2 {print $2}'); gateway workers: $WORKERS; fake 'chunks=1', non-stream, ${DURATION} s per run"
+echo
+echo "| connections | ledger | run | requests/s | p50 ms | p99 ms | max ms | errors | gateway CPU µs/request | rows written | rows/s | rows - requests |"
+echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+run=0
+for c in $CONNS; do
+    for r in $(seq 1 "$REPEAT"); do
+        for mode in off on; do
+            run=$((run + 1))
+            db="$TMP/ledger-$run.db"
+            if [ $mode = on ]; then start_gateway "run$run" "ledger: {path: \"$db\"}"
+            else start_gateway "run$run" ""; fi
+            wrk -t1 -c"$c" -d1s -s "$TMP/post.lua" "http://127.0.0.1:$GW_PORT/v1/chat/completions" >/dev/null 2>&1
+            sleep 0.5 # the warm-up's rows are committed (flush_interval 200 ms)
+            rows0=$(usage_count "$db")
+            t0=$(cpu_ticks "$GW_PID")
+            line=$(wrk -t1 -c"$c" -d"${DURATION}s" -s "$TMP/post.lua" \
+                "http://127.0.0.1:$GW_PORT/v1/chat/completions" 2>&1 | grep '^RESULT') || die "wrk failed"
+            t1=$(cpu_ticks "$GW_PID")
+            alive "$GW_PID" || die "unbusy died: $(tail -n 5 "$TMP/run$run.err")"
+            stop_pid "$GW_PID"
+            n=$(field requests "$line"); us=$(field duration_us "$line")
+            rows="-" rate="-" diff="-"
+            if [ $mode = on ]; then
+                rows=$(($(usage_count "$db") - rows0))
+                rate=$(awk -v n="$rows" -v us="$us" 'BEGIN {printf "%.0f", n * 1e6 / us}')
+                diff=$((rows - n))
+            fi
+            printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$c" "$mode" "$r" \
+                "$(awk -v n="$n" -v us="$us" 'BEGIN {printf "%.0f", n * 1e6 / us}')" \
+                "$(awk -v v="$(field p50_us "$line")" 'BEGIN {printf "%.3f", v / 1000}')" \
+                "$(awk -v v="$(field p99_us "$line")" 'BEGIN {printf "%.3f", v / 1000}')" \
+                "$(awk -v v="$(field max_us "$line")" 'BEGIN {printf "%.1f", v / 1000}')" \
+                "$(field errors "$line")" \
+                "$(awk -v t=$((t1 - t0)) -v tick="$TICK_US" -v n="$n" 'BEGIN {printf "%.1f", t * tick / n}')" \
+                "$rows" "$rate" "$diff"
+            grep -i 'error\|warn\|ledger' "$TMP/run$run.err" | grep -v 'no API keys' | head -n 3 >&2
+        done
+    done
+done
+echo
+echo "rows - requests: rows the run added minus the requests wrk completed (requests wrk cut off at the end"
+echo "are recorded too, as client_closed). CPU: the gateway's user + system time over the run, all threads."
+echo
+echo "The writer alone: $RECORDS records queued by one thread, then ledger_sync:"
+echo
+echo "| batch | seconds | rows/s committed | ledger_record cost (µs/record) | transactions |"
+echo "|---:|---:|---:|---:|---:|"
+for b in 256 4096; do
+    rm -f "$TMP/rate.db" "$TMP/rate.db-wal" "$TMP/rate.db-shm"
+    line=$("$TMP/bin/ledger_rate" "$TMP/rate.db" "$RECORDS" "$b") || die "ledger_rate failed: $line"
+    printf '| %s | %s | %s | %s | %s |\n' "$b" "$(field seconds "$line")" "$(field rows_per_s "$line")" \
+        "$(awk -v q="$(field queue_s "$line")" -v n="$RECORDS" 'BEGIN {printf "%.2f", q * 1e6 / n}')" \
+        "$(field batches "$line")"
+done
