@@ -60,12 +60,15 @@ alive() {
     st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
     [ -n "$st" ] && [ "$st" != Z ]
 }
+# A PID leaves PIDS once reaped, so that cleanup never signals a reused PID.
+forget() { PIDS=$(echo " $PIDS " | sed "s/ $1 / /; s/^ *//; s/ *$//"); }
 stop_pid() {
     local i=0
     kill -TERM "$1" 2>/dev/null
     while alive "$1" && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
     alive "$1" && kill -KILL "$1" 2>/dev/null
     wait "$1" 2>/dev/null
+    forget "$1"
 }
 cleanup() {
     local p
@@ -84,17 +87,29 @@ wait_for() {
     done
     return 1
 }
+# run OUT CMD...: runs CMD in the background with its output in OUT, so that an interrupt
+# stops it by PID too, and waits for it; returns its status.
+run() {
+    local out=$1 pid rc; shift
+    "$@" >"$out" 2>&1 &
+    pid=$!
+    PIDS="$PIDS $pid"
+    wait "$pid"; rc=$?
+    forget "$pid"
+    return $rc
+}
 has_line() { grep -q "$2" "$1" 2>/dev/null; }
 http_up() { [ "$(curl -s -o /dev/null -m 1 -w '%{http_code}' "$1")" = 200 ]; }
 jget() { node -e 'const j=JSON.parse(require("fs").readFileSync(0,"utf8")); console.log(eval(process.argv[1]))' "$1"; }
 field() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 kb() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status" 2>/dev/null; }
 
+# start_fake NAME BEHAVIOUR: sets FAKE_PORT (not through $(...): the PID must reach PIDS of this shell).
 start_fake() {
     "$TMP/bin/fakeup" --port 0 --behavior "$2" >"$TMP/fake-$1.out" 2>"$TMP/fake-$1.err" &
     PIDS="$PIDS $!"
     wait_for 10 has_line "$TMP/fake-$1.out" '^listening ' || die "fakeup did not start: $(cat "$TMP/fake-$1.err")"
-    awk '/^listening/ {print $2; exit}' "$TMP/fake-$1.out"
+    FAKE_PORT=$(awk '/^listening/ {print $2; exit}' "$TMP/fake-$1.out")
 }
 
 GW_PID=""
@@ -111,10 +126,10 @@ start_gateway() {
 }
 admission() { curl -s "http://127.0.0.1:$GW_PORT/admin/deployments" | jget "$1"; }
 
-echo "# admission: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), kernel $(uname -r)"
+echo "# admission: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), kernel $(uname -r); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- part 1: twice the capacity ----
-PORT_SVC=$(start_fake svc "$SERVICE_BEHAVIOR") || exit 1
+start_fake svc "$SERVICE_BEHAVIOR"; PORT_SVC=$FAKE_PORT
 cat >"$TMP/overload.yaml" <<EOF
 server:
   listen: 127.0.0.1:0
@@ -131,18 +146,20 @@ models:
     queue: {max: $QMAX, timeout: 30s}
 EOF
 start_gateway overload
-base=$(node "$LOAD" closed --port "$GW_PORT" --model m --n 20 --concurrency 1 --key "$KEY_HIGH") ||
-    die "unloaded run failed: $base"
+run "$TMP/base.out" node "$LOAD" closed --port "$GW_PORT" --model m --n 20 --concurrency 1 --key "$KEY_HIGH" ||
+    die "unloaded run failed: $(cat "$TMP/base.out")"
+base=$(grep '^RESULT' "$TMP/base.out")
 SERVICE_MS=$(field head_p50 "$base")
 RATE=$(awk -v c="$C" -v s="$SERVICE_MS" 'BEGIN {printf "%.1f", 2 * c * 1000 / s}')
 echo
 echo "## Overload: max_concurrency $C, service time $SERVICE_MS ms unloaded (p50 of 20, fake '$SERVICE_BEHAVIOR'),"
 echo "## $RATE requests/s offered (2x capacity) for $DURATION s, Poisson, $HIGH_PCT % priority 0; queue {max: $QMAX, timeout: 30s}, reserve 0.2"
 echo
-out=$(timeout $((DURATION + 120)) node "$LOAD" open --port "$GW_PORT" --model m --rate "$RATE" \
+run "$TMP/open.out" timeout $((DURATION + 120)) node "$LOAD" open --port "$GW_PORT" --model m --rate "$RATE" \
     --duration "$DURATION" --service-ms "$SERVICE_MS" \
-    --classes "priority-0:$KEY_HIGH:$HIGH_PCT,priority-3:$KEY_LOW:$((100 - HIGH_PCT))") ||
-    die "load generator failed: $out"
+    --classes "priority-0:$KEY_HIGH:$HIGH_PCT,priority-3:$KEY_LOW:$((100 - HIGH_PCT))" ||
+    die "load generator failed: $(cat "$TMP/open.out")"
+out=$(cat "$TMP/open.out")
 alive "$GW_PID" || die "unbusy died under overload: $(tail -n 5 "$TMP/overload.err")"
 echo "| class | sent | completed | shed (429) | other | shed % | wait p50 | wait p99 | wait max | Retry-After p50 | Retry-After max | real drain p50 | real drain p99 | Retry-After ≥ drain |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -169,7 +186,7 @@ grep -i 'error\|warn' "$TMP/overload.err" | head -n 3 >&2
 stop_pid "$GW_PID"
 
 # ---- part 2: 10,000 waiting ----
-PORT_HANG=$(start_fake hang hang) || exit 1
+start_fake hang hang; PORT_HANG=$FAKE_PORT
 cat >"$TMP/memory.yaml" <<EOF
 server:
   listen: 127.0.0.1:0
@@ -212,7 +229,7 @@ fill() {
         -d '{"model":"m","messages":[{"role":"user","content":"Say hello."}]}' \
         "http://127.0.0.1:$GW_PORT/v1/chat/completions")
     exec 9>&-
-    wait "$hold_pid" 2>/dev/null
+    stop_pid "$hold_pid"
     wait_for 30 is_queued 0 || echo "admission: $kind: still $(queued) queued 30 s after the clients left" >&2
     wait_for 10 is_inflight 0 || echo "admission: $kind: still $(inflight) in flight 10 s after the clients left" >&2
     alive "$GW_PID" || die "unbusy died after the clients of $kind left: $(tail -n 5 "$TMP/memory.err")"

@@ -44,12 +44,15 @@ alive() {
     st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
     [ -n "$st" ] && [ "$st" != Z ]
 }
+# A PID leaves PIDS once reaped, so that cleanup never signals a reused PID.
+forget() { PIDS=$(echo " $PIDS " | sed "s/ $1 / /; s/^ *//; s/ *$//"); }
 stop_pid() {
     local i=0
     kill -TERM "$1" 2>/dev/null
     while alive "$1" && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
     alive "$1" && kill -KILL "$1" 2>/dev/null
     wait "$1" 2>/dev/null
+    forget "$1"
 }
 cleanup() {
     local p
@@ -68,6 +71,17 @@ wait_for() {
     done
     return 1
 }
+# run OUT CMD...: runs CMD in the background with its output in OUT, so that an interrupt
+# stops it by PID too, and waits for it; returns its status.
+run() {
+    local out=$1 pid rc; shift
+    "$@" >"$out" 2>&1 &
+    pid=$!
+    PIDS="$PIDS $pid"
+    wait "$pid"; rc=$?
+    forget "$pid"
+    return $rc
+}
 has_line() { grep -q "$2" "$1" 2>/dev/null; }
 http_up() { [ "$(curl -s -o /dev/null -m 1 -w '%{http_code}' "$1")" = 200 ]; }
 # jget EXPR: evaluates EXPR with j = the JSON on standard input.
@@ -76,14 +90,15 @@ jget() { node -e 'const j=JSON.parse(require("fs").readFileSync(0,"utf8")); cons
 field() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 
 # The behaviour is set per table through POST /_fake/behavior.
+# start_fake NAME: sets FAKE_PORT (not through $(...): the PID must reach PIDS of this shell).
 start_fake() {
     "$TMP/bin/fakeup" --port 0 --behavior ok >"$TMP/fake-$1.out" 2>"$TMP/fake-$1.err" &
     PIDS="$PIDS $!"
     wait_for 10 has_line "$TMP/fake-$1.out" '^listening ' || die "fakeup did not start: $(cat "$TMP/fake-$1.err")"
-    awk '/^listening/ {print $2; exit}' "$TMP/fake-$1.out"
+    FAKE_PORT=$(awk '/^listening/ {print $2; exit}' "$TMP/fake-$1.out")
 }
-PORT_A=$(start_fake a) || exit 1
-PORT_B=$(start_fake b) || exit 1
+start_fake a; PORT_A=$FAKE_PORT
+start_fake b; PORT_B=$FAKE_PORT
 
 fake_requests() {
     local t=0 p v
@@ -129,12 +144,13 @@ dep_p95() { curl -s "http://127.0.0.1:$GW_PORT/admin/deployments" | jget "j.mode
 run_setting() {
     local name=$1 label=$2 hedge=$3 line s0 s1 up delay
     start_gateway "$name" "$hedge"
-    node "$LOAD" closed --port "$GW_PORT" --model m --n "$WARMUP" --concurrency "$CONC" --stream 1 >/dev/null ||
-        die "warm-up failed"
+    run "$TMP/warmup.out" node "$LOAD" closed --port "$GW_PORT" --model m --n "$WARMUP" --concurrency "$CONC" \
+        --stream 1 || die "warm-up failed: $(cat "$TMP/warmup.out")"
     s0=$(hedges)
     for p in $PORT_A $PORT_B; do curl -s -X POST "http://127.0.0.1:$p/_fake/reset" >/dev/null; done
-    line=$(timeout 300 node "$LOAD" closed --port "$GW_PORT" --model m --n "$N" --concurrency "$CONC" --stream 1) ||
-        die "load generator failed: $line"
+    run "$TMP/load.out" timeout 300 node "$LOAD" closed --port "$GW_PORT" --model m --n "$N" \
+        --concurrency "$CONC" --stream 1 || die "load generator failed: $(cat "$TMP/load.out")"
+    line=$(grep '^RESULT' "$TMP/load.out")
     s1=$(hedges)
     delay=$(dep_p95)
     up=$(fake_requests)
@@ -153,7 +169,7 @@ run_setting() {
 }
 
 echo "# hedging: $N streaming requests (after $WARMUP warm-up) per setting, concurrency $CONC, 2 deployments"
-echo "# $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), kernel $(uname -r)"
+echo "# $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), kernel $(uname -r); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 first=1
 for pct in $SLOW_PCTS; do
     BEHAVIOR="$((100 - pct))%ttft=$FAST,chunks=5|ttft=$SLOW,chunks=5"

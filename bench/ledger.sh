@@ -10,9 +10,9 @@
 # one thread can, rows/s committed, for two batch sizes.
 #
 # Environment (all optional):
-#   BENCH_DURATION=8        seconds per wrk run (after a 1 s warm-up)
+#   BENCH_DURATION=5        seconds per wrk run (after a 1 s warm-up)
 #   BENCH_CONNS="1 32"      wrk connections; 1 is the unloaded latency
-#   BENCH_REPEAT=2          off/on pairs per connection count
+#   BENCH_REPEAT=3          off/on pairs per connection count; a second table has the medians
 #   BENCH_WORKERS=1         the gateway's server.workers
 #   BENCH_RECORDS=200000    records in the writer-ceiling run
 #   BENCH_BUILD=1           0: use build/ as it is (no `make all` first)
@@ -22,9 +22,9 @@
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-DURATION=${BENCH_DURATION:-8}
+DURATION=${BENCH_DURATION:-5}
 CONNS=${BENCH_CONNS:-1 32}
-REPEAT=${BENCH_REPEAT:-2}
+REPEAT=${BENCH_REPEAT:-3}
 WORKERS=${BENCH_WORKERS:-1}
 RECORDS=${BENCH_RECORDS:-200000}
 
@@ -41,12 +41,15 @@ alive() {
     st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
     [ -n "$st" ] && [ "$st" != Z ]
 }
+# A PID leaves PIDS once reaped, so that cleanup never signals a reused PID.
+forget() { PIDS=$(echo " $PIDS " | sed "s/ $1 / /; s/^ *//; s/ *$//"); }
 stop_pid() {
     local i=0
     kill -TERM "$1" 2>/dev/null
     while alive "$1" && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
     alive "$1" && kill -KILL "$1" 2>/dev/null
     wait "$1" 2>/dev/null
+    forget "$1"
 }
 cleanup() {
     local p
@@ -64,6 +67,17 @@ wait_for() {
         sleep 0.05; n=$((n - 1))
     done
     return 1
+}
+# run OUT CMD...: runs CMD in the background with its output in OUT, so that an interrupt
+# stops it by PID too, and waits for it; returns its status.
+run() {
+    local out=$1 pid rc; shift
+    "$@" >"$out" 2>&1 &
+    pid=$!
+    PIDS="$PIDS $pid"
+    wait "$pid"; rc=$?
+    forget "$pid"
+    return $rc
 }
 has_line() { grep -q "$2" "$1" 2>/dev/null; }
 http_up() { [ "$(curl -s -o /dev/null -m 1 -w '%{http_code}' "$1")" = 200 ]; }
@@ -128,7 +142,8 @@ usage_count() {
 }
 
 echo "# ledger: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), kernel $(uname -r),"
-echo "# ledger file on $(df -T "$TMP" | awk 'NR == 2 {print $2}'); gateway workers: $WORKERS; fake 'chunks=1', non-stream, ${DURATION} s per run"
+echo "# ledger file on $(df -T "$TMP" | awk 'NR == 2 {print $2}'); gateway workers: $WORKERS; fake 'chunks=1', non-stream, ${DURATION} s per run;"
+echo "# load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| connections | ledger | run | requests/s | p50 ms | p99 ms | max ms | errors | gateway CPU µs/request | rows written | rows/s | rows - requests |"
 echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -140,12 +155,13 @@ for c in $CONNS; do
             db="$TMP/ledger-$run.db"
             if [ $mode = on ]; then start_gateway "run$run" "ledger: {path: \"$db\"}"
             else start_gateway "run$run" ""; fi
-            wrk -t1 -c"$c" -d1s -s "$TMP/post.lua" "http://127.0.0.1:$GW_PORT/v1/chat/completions" >/dev/null 2>&1
+            run "$TMP/warmup.out" wrk -t1 -c"$c" -d1s -s "$TMP/post.lua" "http://127.0.0.1:$GW_PORT/v1/chat/completions"
             sleep 0.5 # the warm-up's rows are committed (flush_interval 200 ms)
             rows0=$(usage_count "$db")
             t0=$(cpu_ticks "$GW_PID")
-            line=$(wrk -t1 -c"$c" -d"${DURATION}s" -s "$TMP/post.lua" \
-                "http://127.0.0.1:$GW_PORT/v1/chat/completions" 2>&1 | grep '^RESULT') || die "wrk failed"
+            run "$TMP/wrk.out" wrk -t1 -c"$c" -d"${DURATION}s" -s "$TMP/post.lua" \
+                "http://127.0.0.1:$GW_PORT/v1/chat/completions" || die "wrk failed: $(cat "$TMP/wrk.out")"
+            line=$(grep '^RESULT' "$TMP/wrk.out")
             t1=$(cpu_ticks "$GW_PID")
             alive "$GW_PID" || die "unbusy died: $(tail -n 5 "$TMP/run$run.err")"
             stop_pid "$GW_PID"
@@ -156,14 +172,14 @@ for c in $CONNS; do
                 rate=$(awk -v n="$rows" -v us="$us" 'BEGIN {printf "%.0f", n * 1e6 / us}')
                 diff=$((rows - n))
             fi
+            rps=$(awk -v n="$n" -v us="$us" 'BEGIN {printf "%.0f", n * 1e6 / us}')
+            p50=$(awk -v v="$(field p50_us "$line")" 'BEGIN {printf "%.3f", v / 1000}')
+            p99=$(awk -v v="$(field p99_us "$line")" 'BEGIN {printf "%.3f", v / 1000}')
+            cpu=$(awk -v t=$((t1 - t0)) -v tick="$TICK_US" -v n="$n" 'BEGIN {printf "%.1f", t * tick / n}')
             printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$c" "$mode" "$r" \
-                "$(awk -v n="$n" -v us="$us" 'BEGIN {printf "%.0f", n * 1e6 / us}')" \
-                "$(awk -v v="$(field p50_us "$line")" 'BEGIN {printf "%.3f", v / 1000}')" \
-                "$(awk -v v="$(field p99_us "$line")" 'BEGIN {printf "%.3f", v / 1000}')" \
-                "$(awk -v v="$(field max_us "$line")" 'BEGIN {printf "%.1f", v / 1000}')" \
-                "$(field errors "$line")" \
-                "$(awk -v t=$((t1 - t0)) -v tick="$TICK_US" -v n="$n" 'BEGIN {printf "%.1f", t * tick / n}')" \
-                "$rows" "$rate" "$diff"
+                "$rps" "$p50" "$p99" "$(awk -v v="$(field max_us "$line")" 'BEGIN {printf "%.1f", v / 1000}')" \
+                "$(field errors "$line")" "$cpu" "$rows" "$rate" "$diff"
+            echo "$c $mode $rps $p50 $p99 $cpu" >>"$TMP/runs"
             grep -i 'error\|warn\|ledger' "$TMP/run$run.err" | grep -v 'no API keys' | head -n 3 >&2
         done
     done
@@ -172,13 +188,30 @@ echo
 echo "rows - requests: rows the run added minus the requests wrk completed (requests wrk cut off at the end"
 echo "are recorded too, as client_closed). CPU: the gateway's user + system time over the run, all threads."
 echo
+echo "Medians over the $REPEAT runs of each:"
+echo
+echo "| connections | ledger | requests/s | p50 ms | p99 ms | gateway CPU µs/request |"
+echo "|---:|---|---:|---:|---:|---:|"
+for c in $CONNS; do
+    for mode in off on; do
+        printf '| %s | %s |' "$c" "$mode"
+        for col in 3 4 5 6; do
+            awk -v c="$c" -v m="$mode" -v k="$col" '$1 == c && $2 == m {print $k}' "$TMP/runs" | sort -g |
+                awk '{v[NR] = $1} END {printf " %s |", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+        done
+        echo
+    done
+done
+echo
 echo "The writer alone: $RECORDS records queued by one thread, then ledger_sync:"
 echo
 echo "| batch | seconds | rows/s committed | ledger_record cost (µs/record) | transactions |"
 echo "|---:|---:|---:|---:|---:|"
 for b in 256 4096; do
     rm -f "$TMP/rate.db" "$TMP/rate.db-wal" "$TMP/rate.db-shm"
-    line=$("$TMP/bin/ledger_rate" "$TMP/rate.db" "$RECORDS" "$b") || die "ledger_rate failed: $line"
+    run "$TMP/rate.out" "$TMP/bin/ledger_rate" "$TMP/rate.db" "$RECORDS" "$b" ||
+        die "ledger_rate failed: $(cat "$TMP/rate.out")"
+    line=$(grep '^RESULT' "$TMP/rate.out")
     printf '| %s | %s | %s | %s | %s |\n' "$b" "$(field seconds "$line")" "$(field rows_per_s "$line")" \
         "$(awk -v q="$(field queue_s "$line")" -v n="$RECORDS" 'BEGIN {printf "%.2f", q * 1e6 / n}')" \
         "$(field batches "$line")"

@@ -125,7 +125,31 @@ static size_t choose_latency_weight(const struct balancer_candidate *c, const ui
     return weighted_random(w, m, &r);
 }
 
+/*
+ * Cost-aware: among the candidates whose TTFT estimate meets the target, the
+ * cheapest now (self-hosted, with no price, first; off-peak windows counted by
+ * the caller); equal prices go to the lower load score. When none meets the
+ * target, the fastest wins: P2C over all.
+ */
+static size_t choose_cost(const struct balancer_candidate *c, const uint16_t *set, size_t m,
+                          uint64_t now, uint64_t rand, struct balancer_state *st)
+{
+    size_t best = m;
+    for (size_t k = 0; k < m; k++) {
+        const struct balancer_candidate *x = &c[set[k]];
+        if (x->latency_target_ms > 0 && health_latency_ms(x->h, now) > x->latency_target_ms)
+            continue;
+        if (best == m || x->cost < c[set[best]].cost ||
+            (x->cost == c[set[best]].cost &&
+             health_score(x->h, now) * weight_of(&c[set[best]]) <
+                 health_score(c[set[best]].h, now) * weight_of(x)))
+            best = k;
+    }
+    return best < m ? best : choose_p2c(c, set, m, now, rand, st);
+}
+
 static const struct balancer_ops strategies[BALANCER__COUNT] = {
+    [BALANCER_COST] = {"cost", choose_cost},
     [BALANCER_P2C] = {"p2c", choose_p2c},
     [BALANCER_ROUND_ROBIN] = {"round_robin", choose_round_robin},
     [BALANCER_LEAST_INFLIGHT] = {"least_inflight", choose_least_inflight},

@@ -40,6 +40,7 @@ enum balancer_strategy {
     BALANCER_ROUND_ROBIN,
     BALANCER_LEAST_INFLIGHT,
     BALANCER_LATENCY_WEIGHT,
+    BALANCER_COST,
     BALANCER__COUNT
 };
 
@@ -48,6 +49,8 @@ struct balancer_candidate {
     int tier;        /* lower first */
     uint32_t weight; /* share within the tier; 0 counts as 1 */
     bool excluded;   /* already tried by this request */
+    double cost;     /* BALANCER_COST: its price now (per million tokens; 0 for self-hosted) */
+    double latency_target_ms; /* BALANCER_COST: qualifies at or below this TTFT estimate */
 };
 
 /* Smooth weighted round-robin positions, by candidate index. */

@@ -73,7 +73,8 @@ static void parse_timeouts(struct config_yaml_loader *ld, yaml_node_t *v, void *
 
 /* ---- resilience: balancing, breaker, retry budget, hedging ---- */
 
-static const char *const strategies[] = {"p2c", "round_robin", "least_inflight", "latency_weight"};
+static const char *const strategies[] = {"p2c", "round_robin", "least_inflight", "latency_weight",
+                                         "cost"};
 
 static void parse_strategy(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
                            const struct config_yaml_field *f)
@@ -95,7 +96,7 @@ static void parse_strategy(struct config_yaml_loader *ld, yaml_node_t *v, void *
     else
         ERR(ld, v,
             "unknown strategy \"%s\" (expected one of: p2c, round_robin, least_inflight, "
-            "latency_weight)",
+            "latency_weight, cost)",
             name);
     free(name);
 }
@@ -156,6 +157,8 @@ static const struct config_yaml_field resilience_fields[] = {
     FIELD("retry_budget", parse_retry_budget, struct cfg_resilience, retry_budget, 0, 0, 0),
     FIELD("hedge", parse_hedge, struct cfg_resilience, hedge, 0, 0, 0),
     FIELD("continue_on_cut", config_yaml_bool, struct cfg_resilience, continue_on_cut, 0, 0, 0),
+    FIELD("ttft_target", config_yaml_duration, struct cfg_resilience, ttft_target_ms, 1, HOUR,
+          CONFIG_YAML_AUTO_IS_ZERO),
 };
 
 /* obj + f->offset is a struct cfg_resilience already holding the inherited values: a

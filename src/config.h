@@ -85,7 +85,9 @@ struct cfg_hedge {
 };
 
 struct cfg_resilience {
-    char *strategy;               /* p2c (default), round_robin, least_inflight, latency_weight */
+    char *strategy;               /* p2c (default), round_robin, least_inflight, latency_weight, cost */
+    uint32_t ttft_target_ms;      /* cost: a deployment qualifies below this TTFT; 0 (auto): half
+                                     the first-token deadline */
     struct cfg_breaker breaker;
     struct cfg_retry_budget retry_budget;
     struct cfg_hedge hedge;

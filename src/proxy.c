@@ -382,6 +382,21 @@ void proxy_attempt_failed(struct attempt *a, enum health_class c, const char *de
 
 /* ---- choosing and starting ------------------------------------------------------ */
 
+/* The cost strategy's inputs: the price in force now, input plus output per million tokens
+   (no price: self-hosted, free), and the model's TTFT target. */
+static void cost_of(struct preq *p, const struct cfg_deployment *d, struct balancer_candidate *c)
+{
+    const struct cfg_price *price = prices_find(p->cfg, d->provider->name, d->model);
+    if (price) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        const struct cfg_price_rates *r = prices_rates_at(price, (int64_t)ts.tv_sec * 1000);
+        c->cost = r->input + r->output;
+    }
+    uint32_t target = p->model->resilience.ttft_target_ms;
+    c->latency_target_ms = target ? target : p->model->timeouts.first_token_ms / 2.0;
+}
+
 static struct runtime_dep *pick(struct preq *p, int *index_out)
 {
     struct runtime_model *rm = p->rm;
@@ -404,6 +419,8 @@ static struct runtime_dep *pick(struct preq *p, int *index_out)
             .weight = rm->deps[i].cfg->weight,
             .excluded = excluded || rm->deps[i].provider->probe_down,
         };
+        if (rm->strategy == BALANCER_COST)
+            cost_of(p, rm->deps[i].cfg, &cand[i]);
     }
     for (;;) {
         pthread_mutex_lock(&rm->balancer_lock);

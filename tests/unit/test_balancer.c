@@ -75,7 +75,7 @@ static void assert_between(unsigned v, unsigned lo, unsigned hi)
 
 static void test_names(void **state)
 {
-    static const char *names[] = {"p2c", "round_robin", "least_inflight", "latency_weight"};
+    static const char *names[] = {"p2c", "round_robin", "least_inflight", "latency_weight", "cost"};
     for (int i = 0; i < BALANCER__COUNT; i++) {
         enum balancer_strategy s;
         assert_int_equal(balancer_strategy_parse(names[i], &s), 0);
@@ -344,6 +344,39 @@ static void test_half_open_trial_slot(void **state)
     pool_free(&p);
 }
 
+/* cost: the cheapest of those meeting the TTFT target; the fastest when none does. */
+static void test_cost(void **state)
+{
+    struct pool p;
+    pool_init(&p, 3);
+    set_latency(&p, 0, 400); /* cheapest, but slow */
+    set_latency(&p, 1, 100); /* middle price, fast enough */
+    set_latency(&p, 2, 50);  /* dearest, fastest */
+    p.c[0].cost = 0;         /* self-hosted */
+    p.c[1].cost = 2.5;
+    p.c[2].cost = 10;
+    for (size_t i = 0; i < 3; i++)
+        p.c[i].latency_target_ms = 200;
+    for (uint64_t r = 1; r < 50; r++)
+        assert_int_equal(balancer_pick(BALANCER_COST, p.c, 3, T0, r, NULL), 1);
+    /* a looser target lets the free one qualify */
+    for (size_t i = 0; i < 3; i++)
+        p.c[i].latency_target_ms = 500;
+    assert_int_equal(balancer_pick(BALANCER_COST, p.c, 3, T0, 7, NULL), 0);
+    /* nobody meets a very tight target: the choice falls back to load and latency (P2C) */
+    for (size_t i = 0; i < 3; i++)
+        p.c[i].latency_target_ms = 10;
+    unsigned counts[3] = {0};
+    for (uint64_t r = 1; r < 2000; r++)
+        counts[balancer_pick(BALANCER_COST, p.c, 3, T0, r * 0x9e3779b97f4a7c15ull, NULL)]++;
+    assert_true(counts[2] > counts[0]);
+    /* the name parses */
+    enum balancer_strategy s;
+    assert_int_equal(balancer_strategy_parse("cost", &s), 0);
+    assert_int_equal(s, BALANCER_COST);
+    pool_free(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -361,6 +394,7 @@ int main(void)
         cmocka_unit_test(test_latency_weight_formula),
         cmocka_unit_test(test_latency_weight_distribution),
         cmocka_unit_test(test_half_open_trial_slot),
+        cmocka_unit_test(test_cost),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
