@@ -159,7 +159,7 @@ run_setting() {
     set -- $s0 $s1
     case $hedge in *150ms*) ;; *auto*) label="$label (p95 a/b: $delay ms)" ;; esac
     printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s %% | %s | %s | %s |\n' "$label" \
-        "$(field ttft_p50 "$line")" "$(field ttft_p90 "$line")" "$(field ttft_p95 "$line")" \
+        "$(field ttft_p50 "$line")" "$(field ttft_p95 "$line")" "$(field ttft_p98 "$line")" \
         "$(field ttft_p99 "$line")" "$(field ttft_max "$line")" "$(field slow "$line")" \
         "$(field errors "$line")" "$(field multi_attempt "$line")" "$up" \
         "$(awk -v u="$up" -v n="$N" 'BEGIN {printf "%.1f", 100 * (u - n) / n}')" \
@@ -180,12 +180,13 @@ for pct in $SLOW_PCTS; do
     echo
     echo "$pct % slow tail, both deployments '$BEHAVIOR':"
     echo
-    echo "| hedge | TTFT p50 | p90 | p95 | p99 | max | > 1 s | errors | hedged | upstream requests | extra load | hedges started | won | wasted |"
+    echo "| hedge | TTFT p50 | p95 | p98 | p99 | max | > 1 s | errors | hedged | upstream requests | extra load | hedges started | won | wasted |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     run_setting "off$pct" "off" "{enabled: false}"
     run_setting "h150-$pct" "after 150ms" "{enabled: true, after: 150ms}"
     [ $first = 1 ] && run_setting "h150r-$pct" "after 150ms, max_ratio 0.2" "{enabled: true, after: 150ms, max_ratio: 0.2}"
     run_setting "auto$pct" "auto" "{enabled: true, after: auto}"
+    [ $first = 1 ] && run_setting "autor-$pct" "auto, max_ratio 0.2" "{enabled: true, after: auto, max_ratio: 0.2}"
     first=0
 done
 echo

@@ -3,7 +3,7 @@
 //
 //   node llmload.mjs closed --port P --model M --n N --concurrency C [--stream 1] [--key K]
 //       N chat completions, C at a time (closed loop, keep-alive). Prints
-//       RESULT n= ok= errors= ttft_p50= ttft_p95= ttft_p99= ttft_max= head_p50= total_p50= ...
+//       RESULT n= ok= errors= ttft_p50= ... ttft_p99= ttft_max= head_p50= total_p50= ... slow=
 //       (milliseconds; ttft: request written → first event with non-empty content,
 //       for a non-stream request the whole answer; slow: requests whose ttft is
 //       over --slow-ms, default 1000). --out FILE writes every request's timings.
@@ -143,8 +143,11 @@ async function closed() {
     agent.destroy();
     const ok = results.filter((r) => r.status === 200 && r.done && !r.error);
     const errs = {};
-    for (const r of results)
-        if (!(r.status === 200 && r.done && !r.error)) errs[r.error || 'status_' + r.status] = (errs[r.error || 'status_' + r.status] || 0) + 1;
+    for (const r of results) {
+        if (r.status === 200 && r.done && !r.error) continue;
+        const kind = r.error || 'status_' + r.status;
+        errs[kind] = (errs[kind] || 0) + 1;
+    }
     const ttft = sortNum(ok.map((r) => r.ttft));
     const head = sortNum(ok.map((r) => r.head));
     const total = sortNum(ok.map((r) => r.total));
@@ -152,7 +155,8 @@ async function closed() {
     const slowMs = Number(opt('slow-ms', '1000'));
     const slow = ok.filter((r) => r.ttft > slowMs).length;
     console.log(`RESULT n=${n} ok=${ok.length} errors=${n - ok.length} wall_s=${wall.toFixed(2)} ` +
-        `ttft_p50=${fmt(pct(ttft, 50))} ttft_p90=${fmt(pct(ttft, 90))} ttft_p95=${fmt(pct(ttft, 95))} ttft_p99=${fmt(pct(ttft, 99))} ` +
+        `ttft_p50=${fmt(pct(ttft, 50))} ttft_p90=${fmt(pct(ttft, 90))} ttft_p95=${fmt(pct(ttft, 95))} ` +
+        `ttft_p98=${fmt(pct(ttft, 98))} ttft_p99=${fmt(pct(ttft, 99))} ` +
         `ttft_max=${fmt(pct(ttft, 100))} head_p50=${fmt(pct(head, 50))} total_p50=${fmt(pct(total, 50))} ` +
         `total_p99=${fmt(pct(total, 99))} multi_attempt=${multi} slow=${slow}` +
         (n - ok.length ? ' error_kinds=' + JSON.stringify(errs).replace(/ /g, '') : ''));
@@ -251,11 +255,15 @@ async function open() {
         for (let w0 = 0; w0 < duration * 1000; w0 += 5000) {
             const in5 = shed.filter((r) => r.retryAfter !== null && r.arrival >= w0 && r.arrival < w0 + 5000);
             if (!in5.length) continue;
-            windows.push(`${w0 / 1000}-${w0 / 1000 + 5}s:${fmt(pct(sortNum(in5.map((r) => r.retryAfter * 1000)), 50))}` +
-                `/${fmt(pct(sortNum(in5.map((r) => drainAfter(r.arrival + r.head))), 50))}`);
+            const raMed = pct(sortNum(in5.map((r) => r.retryAfter * 1000)), 50);
+            const drainMed = pct(sortNum(in5.map((r) => drainAfter(r.arrival + r.head))), 50);
+            windows.push(`${w0 / 1000}-${w0 / 1000 + 5}s:${fmt(raMed)}/${fmt(drainMed)}`);
         }
         const kinds = {};
-        for (const r of rs) if (!(r.status === 200 && r.done) && r.status !== 429) kinds[r.error || r.status] = (kinds[r.error || r.status] || 0) + 1;
+        for (const r of rs) {
+            if ((r.status === 200 && r.done) || r.status === 429) continue;
+            kinds[r.error || r.status] = (kinds[r.error || r.status] || 0) + 1;
+        }
         const codes = {};
         for (const r of shed) codes[r.error] = (codes[r.error] || 0) + 1;
         console.log(`CLASS ${c.name} sent=${rs.length} completed=${served.length} shed=${shed.length} ` +

@@ -202,6 +202,7 @@ int main(int argc, char **argv)
     if (nworkers > MAX_WORKERS)
         nworkers = MAX_WORKERS;
     struct metrics *metrics = metrics_new(rt, nworkers); /* NULL (no memory): serve without metrics */
+    metrics_set_sources(metrics, ledger, budgets);
     /* Signals are ours before the first worker listens: a SIGTERM right after /healthz answers
        must drain, not kill. */
     uv_loop_t *main_loop = uv_default_loop();

@@ -1,5 +1,8 @@
 #include "metrics.h"
 
+#include "budget.h"
+#include "ledger.h"
+
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,6 +143,8 @@ struct metrics {
     unsigned nshards;
     struct metrics_shard **shards;
     struct incidents incidents;
+    struct ledger *ledger;   /* read at scrape time; NULL: none */
+    struct budgets *budgets;
 };
 
 static uint64_t mono_us(void)
@@ -823,9 +828,48 @@ static void render_process(struct buf *b)
     }
 }
 
+void metrics_set_sources(struct metrics *m, struct ledger *l, struct budgets *b)
+{
+    if (!m) return;
+    m->ledger = l;
+    m->budgets = b;
+}
+
+/* The ledger's and the budgets' own counters: a loss is never silent. */
+static void render_ledger_budgets(struct buf *b, struct metrics *m)
+{
+    struct ledger_stats ls;
+    ledger_stats(m->ledger, &ls);
+    family(b, "unbusy_ledger_records_total", "counter",
+           "Usage records by what became of them: written, dropped because the queue was full, lost to a "
+           "database error.");
+    static const char *const results[] = {"written", "dropped_full", "dropped_error"};
+    const uint64_t vals[] = {ls.written, ls.dropped_full, ls.dropped_error};
+    for (size_t i = 0; i < 3; i++) {
+        struct label l = {"result", results[i]};
+        sample_u(b, "unbusy_ledger_records_total", &l, 1, vals[i]);
+    }
+    family(b, "unbusy_ledger_queue_depth", "gauge", "Usage records waiting for the ledger's writer.");
+    sample_u(b, "unbusy_ledger_queue_depth", NULL, 0, ls.depth);
+    family(b, "unbusy_ledger_up", "gauge", "1 while the ledger's database is open.");
+    sample_u(b, "unbusy_ledger_up", NULL, 0, ls.open ? 1 : 0);
+    if (!m->budgets) return;
+    struct budgets_stats bs;
+    budgets_stats(m->budgets, &bs);
+    family(b, "unbusy_budget_alerts_total", "counter",
+           "Budget alerts: fired, delivered to the webhook, failed after every retry, dropped (queue full).");
+    static const char *const bres[] = {"fired", "delivered", "failed", "dropped"};
+    const uint64_t bvals[] = {bs.fired, bs.delivered, bs.failed, bs.dropped};
+    for (size_t i = 0; i < 4; i++) {
+        struct label l = {"result", bres[i]};
+        sample_u(b, "unbusy_budget_alerts_total", &l, 1, bvals[i]);
+    }
+}
+
 void metrics_render(struct metrics *m, struct buf *out)
 {
     if (!m) return;
+    render_ledger_budgets(out, m);
     render_requests(out, m);
     render_hist(out, m, H_DURATION);
     render_hist(out, m, H_TTFT);

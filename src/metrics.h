@@ -103,6 +103,11 @@ void metrics_degraded(struct metrics_shard *s, const struct cfg_model *m);
 /* ---- reading ------------------------------------------------------------------ */
 
 /* Appends the whole exposition (every family, HELP and TYPE included). */
+struct ledger;
+struct budgets;
+/* The ledger and the budgets whose counters a scrape reads (either may be NULL). */
+void metrics_set_sources(struct metrics *m, struct ledger *l, struct budgets *b);
+
 void metrics_render(struct metrics *m, struct buf *out);
 
 /* GET /metrics: renders the registry of the answering worker's shard. */

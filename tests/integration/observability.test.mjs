@@ -307,7 +307,7 @@ test('/metrics: labels come from the config and fixed sets only; series do not g
         class: new Set(['connect', 'tls', 'connect_timeout', 'first_token', 'stall', 'rate_limited', 'server_error',
             'auth', 'bad_reply', 'cut', 'io', 'status']),
         kind: new Set(['prompt', 'completion', 'reasoning', 'cached']),
-        result: new Set(['started', 'won', 'wasted']),
+        result: new Set(['started', 'won', 'wasted', 'written', 'dropped_full', 'dropped_error', 'fired', 'delivered', 'failed', 'dropped']),
     };
     for (const s of m.samples) {
         for (const [k, v] of Object.entries(s.labels)) {
