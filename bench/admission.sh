@@ -126,7 +126,8 @@ start_gateway() {
 }
 admission() { curl -s "http://127.0.0.1:$GW_PORT/admin/deployments" | jget "$1"; }
 
-echo "# admission: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), kernel $(uname -r); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# admission: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')," \
+    "kernel $(uname -r); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- part 1: twice the capacity ----
 start_fake svc "$SERVICE_BEHAVIOR"; PORT_SVC=$FAKE_PORT
@@ -153,7 +154,8 @@ SERVICE_MS=$(field head_p50 "$base")
 RATE=$(awk -v c="$C" -v s="$SERVICE_MS" 'BEGIN {printf "%.1f", 2 * c * 1000 / s}')
 echo
 echo "## Overload: max_concurrency $C, service time $SERVICE_MS ms unloaded (p50 of 20, fake '$SERVICE_BEHAVIOR'),"
-echo "## $RATE requests/s offered (2x capacity) for $DURATION s, Poisson, $HIGH_PCT % priority 0; queue {max: $QMAX, timeout: 30s}, reserve 0.2"
+echo "## $RATE requests/s offered (2x capacity) for $DURATION s, Poisson, $HIGH_PCT % priority 0;" \
+    "queue {max: $QMAX, timeout: 30s}, reserve 0.2"
 echo
 run "$TMP/open.out" timeout $((DURATION + 120)) node "$LOAD" open --port "$GW_PORT" --model m --rate "$RATE" \
     --duration "$DURATION" --service-ms "$SERVICE_MS" \
@@ -178,7 +180,8 @@ echo "$out" | grep '^CLASS ' | while read -r _ cls rest; do
     [ "$k" != - ] && echo "    $cls, median Retry-After / real drain (ms) per 5 s of the run: $(echo "$k" | sed 's/,/, /g')"
 done
 echo "$out" | grep '^OFFERED' | sed 's/^/    /'
-echo "    gateway: $(admission '(a => `shed ${a.shed}, evictions ${a.evictions}, queue timeouts ${a.timeouts}, queued in all ${a.queued_total}, drain rate ${a.drain_per_s}/s`)(j.models[0].admission)')"
+echo "    gateway: $(admission '(a => `shed ${a.shed}, evictions ${a.evictions}, queue timeouts ${a.timeouts}, ` +
+    `queued in all ${a.queued_total}, drain rate ${a.drain_per_s}/s`)(j.models[0].admission)')"
 echo
 echo "Times in ms. wait: response head - unloaded service time, for completed requests. Retry-After: as sent"
 echo "(whole seconds). real drain: from the 429 until the last request that arrived before it left the queue."

@@ -137,9 +137,11 @@ EOF
     wait_for 10 http_up "http://127.0.0.1:$GW_PORT/healthz" || die "unbusy /healthz did not answer"
 }
 
-hedges() { curl -s "http://127.0.0.1:$GW_PORT/admin/deployments" | jget "(m => [m.hedges.started, m.hedges.won, m.hedges.wasted].join(' '))(j.models[0])"; }
+admin() { curl -s "http://127.0.0.1:$GW_PORT/admin/deployments" | jget "$1"; }
+# "STARTED WON WASTED" of the model's hedges.
+hedges() { admin "(h => [h.started, h.won, h.wasted].join(' '))(j.models[0].hedges)"; }
 # The deployments' observed p95 TTFT (what after: auto waits), "a/b" in ms.
-dep_p95() { curl -s "http://127.0.0.1:$GW_PORT/admin/deployments" | jget "j.models[0].deployments.map(d => d.ttft_p95_ms).join('/')"; }
+dep_p95() { admin "j.models[0].deployments.map(d => d.ttft_p95_ms).join('/')"; }
 
 run_setting() {
     local name=$1 label=$2 hedge=$3 line s0 s1 up delay
@@ -169,7 +171,8 @@ run_setting() {
 }
 
 echo "# hedging: $N streaming requests (after $WARMUP warm-up) per setting, concurrency $CONC, 2 deployments"
-echo "# $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), kernel $(uname -r); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), kernel $(uname -r);" \
+    "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 first=1
 for pct in $SLOW_PCTS; do
     BEHAVIOR="$((100 - pct))%ttft=$FAST,chunks=5|ttft=$SLOW,chunks=5"
@@ -184,9 +187,11 @@ for pct in $SLOW_PCTS; do
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     run_setting "off$pct" "off" "{enabled: false}"
     run_setting "h150-$pct" "after 150ms" "{enabled: true, after: 150ms}"
-    [ $first = 1 ] && run_setting "h150r-$pct" "after 150ms, max_ratio 0.2" "{enabled: true, after: 150ms, max_ratio: 0.2}"
+    [ $first = 1 ] &&
+        run_setting "h150r-$pct" "after 150ms, max_ratio 0.2" "{enabled: true, after: 150ms, max_ratio: 0.2}"
     run_setting "auto$pct" "auto" "{enabled: true, after: auto}"
-    [ $first = 1 ] && run_setting "autor-$pct" "auto, max_ratio 0.2" "{enabled: true, after: auto, max_ratio: 0.2}"
+    [ $first = 1 ] &&
+        run_setting "autor-$pct" "auto, max_ratio 0.2" "{enabled: true, after: auto, max_ratio: 0.2}"
     first=0
 done
 echo

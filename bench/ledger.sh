@@ -2,10 +2,13 @@
 # bench/ledger.sh — what the ledger costs the request path. Many short
 # non-stream requests (wrk, keep-alive) through the gateway to a fake
 # upstream, with `ledger.path` set and unset, alternating; per run:
-# requests/s, latency p50/p99, the gateway's CPU time per request, and with
+# requests/s, latency p50/p99, the gateway's CPU time per request (its event
+# loop's thread apart from the others, i.e. the ledger's writer), and with
 # the ledger on, the rows it wrote during the run (`unbusy usage` before and
 # after; the gateway is stopped with SIGTERM, which writes what is queued) as
-# rows/s and against the requests wrk completed. Then the writer's ceiling
+# rows/s and against the requests wrk completed. One connection again with
+# other ledger batch sizes (the writer's batch is CPU time taken from the
+# loop's core on a small machine). Then the writer's ceiling
 # without a gateway in front (bench/ledger_rate.c): records queued as fast as
 # one thread can, rows/s committed, for two batch sizes.
 #
@@ -14,11 +17,12 @@
 #   BENCH_CONNS="1 32"      wrk connections; 1 is the unloaded latency
 #   BENCH_REPEAT=3          off/on pairs per connection count; a second table has the medians
 #   BENCH_WORKERS=1         the gateway's server.workers
+#   BENCH_BATCHES="16 4096" ledger.batch values for an extra one-connection run each
 #   BENCH_RECORDS=200000    records in the writer-ceiling run
 #   BENCH_BUILD=1           0: use build/ as it is (no `make all` first)
 #
 # Loopback only; every process started here is stopped by PID on exit. With the
-# defaults a run takes about 90 s.
+# defaults a run takes under two minutes.
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,6 +30,7 @@ DURATION=${BENCH_DURATION:-5}
 CONNS=${BENCH_CONNS:-1 32}
 REPEAT=${BENCH_REPEAT:-3}
 WORKERS=${BENCH_WORKERS:-1}
+BATCHES=${BENCH_BATCHES:-16 4096}
 RECORDS=${BENCH_RECORDS:-200000}
 
 command -v wrk >/dev/null || sh "$ROOT/tests/deps.sh" wrk || exit 1
@@ -83,7 +88,20 @@ has_line() { grep -q "$2" "$1" 2>/dev/null; }
 http_up() { [ "$(curl -s -o /dev/null -m 1 -w '%{http_code}' "$1")" = 200 ]; }
 jget() { node -e 'const j=JSON.parse(require("fs").readFileSync(0,"utf8")); console.log(eval(process.argv[1]))' "$1"; }
 field() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'; }
+# thread_ticks PID FILE: "TID TICKS" (user + system) of every thread of PID.
+thread_ticks() {
+    local t
+    for t in /proc/"$1"/task/*; do
+        echo "${t##*/} $(sed 's/.*) //' "$t/stat" 2>/dev/null | awk '{print $12 + $13}')"
+    done >"$2"
+}
+# cpu_split BEFORE AFTER REQUESTS: "LOOP OTHER", µs per request of the busiest thread (the
+# event loop, with workers: 1) and of all other threads together (the ledger's writer).
+cpu_split() {
+    awk -v tick="$TICK_US" -v n="$3" 'NR == FNR {b[$1] = $2; next}
+        {d = $2 - b[$1]; t += d; if (d > m) m = d}
+        END {printf "%.1f %.1f", m * tick / n, (t - m) * tick / n}' "$1" "$2"
+}
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
 # The writer's ceiling, built against the gateway's objects (as bench/Makefile builds its programs).
@@ -145,25 +163,25 @@ echo "# ledger: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 echo "# ledger file on $(df -T "$TMP" | awk 'NR == 2 {print $2}'); gateway workers: $WORKERS; fake 'chunks=1', non-stream, ${DURATION} s per run;"
 echo "# load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| connections | ledger | run | requests/s | p50 ms | p99 ms | max ms | errors | gateway CPU µs/request | rows written | rows/s | rows - requests |"
-echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-run=0
+echo "| connections | ledger | run | requests/s | p50 ms | p99 ms | max ms | errors | CPU µs/request: loop | other threads | rows written | rows/s | rows - requests |"
+echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+nrun=0
 for c in $CONNS; do
     for r in $(seq 1 "$REPEAT"); do
         for mode in off on; do
-            run=$((run + 1))
-            db="$TMP/ledger-$run.db"
-            if [ $mode = on ]; then start_gateway "run$run" "ledger: {path: \"$db\"}"
-            else start_gateway "run$run" ""; fi
+            nrun=$((nrun + 1))
+            db="$TMP/ledger-$nrun.db"
+            if [ $mode = on ]; then start_gateway "run$nrun" "ledger: {path: \"$db\"}"
+            else start_gateway "run$nrun" ""; fi
             run "$TMP/warmup.out" wrk -t1 -c"$c" -d1s -s "$TMP/post.lua" "http://127.0.0.1:$GW_PORT/v1/chat/completions"
             sleep 0.5 # the warm-up's rows are committed (flush_interval 200 ms)
             rows0=$(usage_count "$db")
-            t0=$(cpu_ticks "$GW_PID")
+            thread_ticks "$GW_PID" "$TMP/ticks0"
             run "$TMP/wrk.out" wrk -t1 -c"$c" -d"${DURATION}s" -s "$TMP/post.lua" \
                 "http://127.0.0.1:$GW_PORT/v1/chat/completions" || die "wrk failed: $(cat "$TMP/wrk.out")"
             line=$(grep '^RESULT' "$TMP/wrk.out")
-            t1=$(cpu_ticks "$GW_PID")
-            alive "$GW_PID" || die "unbusy died: $(tail -n 5 "$TMP/run$run.err")"
+            thread_ticks "$GW_PID" "$TMP/ticks1"
+            alive "$GW_PID" || die "unbusy died: $(tail -n 5 "$TMP/run$nrun.err")"
             stop_pid "$GW_PID"
             n=$(field requests "$line"); us=$(field duration_us "$line")
             rows="-" rate="-" diff="-"
@@ -175,32 +193,55 @@ for c in $CONNS; do
             rps=$(awk -v n="$n" -v us="$us" 'BEGIN {printf "%.0f", n * 1e6 / us}')
             p50=$(awk -v v="$(field p50_us "$line")" 'BEGIN {printf "%.3f", v / 1000}')
             p99=$(awk -v v="$(field p99_us "$line")" 'BEGIN {printf "%.3f", v / 1000}')
-            cpu=$(awk -v t=$((t1 - t0)) -v tick="$TICK_US" -v n="$n" 'BEGIN {printf "%.1f", t * tick / n}')
-            printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$c" "$mode" "$r" \
+            set -- $(cpu_split "$TMP/ticks0" "$TMP/ticks1" "$n")
+            printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$c" "$mode" "$r" \
                 "$rps" "$p50" "$p99" "$(awk -v v="$(field max_us "$line")" 'BEGIN {printf "%.1f", v / 1000}')" \
-                "$(field errors "$line")" "$cpu" "$rows" "$rate" "$diff"
-            echo "$c $mode $rps $p50 $p99 $cpu" >>"$TMP/runs"
-            grep -i 'error\|warn\|ledger' "$TMP/run$run.err" | grep -v 'no API keys' | head -n 3 >&2
+                "$(field errors "$line")" "$1" "$2" "$rows" "$rate" "$diff"
+            echo "$c $mode $rps $p50 $p99 $1 $2" >>"$TMP/runs"
+            grep -i 'error\|warn\|ledger' "$TMP/run$nrun.err" | grep -v 'no API keys' | head -n 3 >&2
         done
     done
 done
 echo
 echo "rows - requests: rows the run added minus the requests wrk completed (requests wrk cut off at the end"
-echo "are recorded too, as client_closed). CPU: the gateway's user + system time over the run, all threads."
+echo "are recorded too, as client_closed). CPU: the gateway's user + system time over the run; loop: its busiest"
+echo "thread (the one event loop), other threads: the rest together (the ledger's writer)."
 echo
 echo "Medians over the $REPEAT runs of each:"
 echo
-echo "| connections | ledger | requests/s | p50 ms | p99 ms | gateway CPU µs/request |"
-echo "|---:|---|---:|---:|---:|---:|"
+echo "| connections | ledger | requests/s | p50 ms | p99 ms | CPU µs/request: loop | other threads |"
+echo "|---:|---|---:|---:|---:|---:|---:|"
 for c in $CONNS; do
     for mode in off on; do
         printf '| %s | %s |' "$c" "$mode"
-        for col in 3 4 5 6; do
+        for col in 3 4 5 6 7; do
             awk -v c="$c" -v m="$mode" -v k="$col" '$1 == c && $2 == m {print $k}' "$TMP/runs" | sort -g |
                 awk '{v[NR] = $1} END {printf " %s |", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
         done
         echo
     done
+done
+echo
+echo "One connection, the ledger's batch size varied (one run each; 256 is the default above):"
+echo
+echo "| batch | requests/s | p50 ms | p99 ms | max ms | CPU µs/request: loop | other threads |"
+echo "|---:|---:|---:|---:|---:|---:|---:|"
+for b in $BATCHES; do
+    nrun=$((nrun + 1))
+    start_gateway "run$nrun" "ledger: {path: \"$TMP/ledger-$nrun.db\", batch: $b}"
+    run "$TMP/warmup.out" wrk -t1 -c1 -d1s -s "$TMP/post.lua" "http://127.0.0.1:$GW_PORT/v1/chat/completions"
+    thread_ticks "$GW_PID" "$TMP/ticks0"
+    run "$TMP/wrk.out" wrk -t1 -c1 -d"${DURATION}s" -s "$TMP/post.lua" \
+        "http://127.0.0.1:$GW_PORT/v1/chat/completions" || die "wrk failed: $(cat "$TMP/wrk.out")"
+    thread_ticks "$GW_PID" "$TMP/ticks1"
+    line=$(grep '^RESULT' "$TMP/wrk.out")
+    stop_pid "$GW_PID"
+    n=$(field requests "$line"); us=$(field duration_us "$line")
+    set -- $(cpu_split "$TMP/ticks0" "$TMP/ticks1" "$n")
+    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$b" "$(awk -v n="$n" -v us="$us" 'BEGIN {printf "%.0f", n * 1e6 / us}')" \
+        "$(awk -v v="$(field p50_us "$line")" 'BEGIN {printf "%.3f", v / 1000}')" \
+        "$(awk -v v="$(field p99_us "$line")" 'BEGIN {printf "%.3f", v / 1000}')" \
+        "$(awk -v v="$(field max_us "$line")" 'BEGIN {printf "%.1f", v / 1000}')" "$1" "$2"
 done
 echo
 echo "The writer alone: $RECORDS records queued by one thread, then ledger_sync:"

@@ -244,8 +244,9 @@ int main(int argc, char **argv)
                 "sim-flaky (cut streams) serve deepseek-r1 and deepseek-v3. Try:\n\n"
                 "  curl -N http://%s:%u/v1/chat/completions -H 'Content-Type: application/json' \\\n"
                 "    -d '{\"model\":\"deepseek-r1\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}'\n\n"
-                "Each request's access-log line (stdout) shows the provider that answered and the attempts.\n\n",
-                host, port);
+                "Each request's access-log line (stdout) shows the provider that answered and the attempts.\n"
+                "Live status page: http://%s:%u/   metrics: http://%s:%u/metrics\n\n",
+                host, port, host, port, host, port);
     }
 
     uv_loop_t *loop = uv_default_loop();
