@@ -179,6 +179,9 @@ echo "$out" | grep '^CLASS ' | while read -r _ cls rest; do
     k=$(field ra_vs_drain_by_5s "$rest")
     [ "$k" != - ] && echo "    $cls, median Retry-After / real drain (ms) per 5 s of the run: $(echo "$k" | sed 's/,/, /g')"
 done
+echo "    answers/s while the overload lasted (2 s to $DURATION s): $(echo "$out" | grep '^CLASS ' |
+    while read -r _ cls rest; do printf '%s %s, ' "$cls" "$(field served_per_s "$rest")"; done)capacity" \
+    "$(awk -v c="$C" -v s="$SERVICE_MS" 'BEGIN {printf "%.1f", c * 1000 / s}')"
 echo "$out" | grep '^OFFERED' | sed 's/^/    /'
 echo "    gateway: $(admission '(a => `shed ${a.shed}, evictions ${a.evictions}, queue timeouts ${a.timeouts}, ` +
     `queued in all ${a.queued_total}, drain rate ${a.drain_per_s}/s`)(j.models[0].admission)')"

@@ -245,6 +245,10 @@ async function open() {
         const shed = rs.filter((r) => r.status === 429);
         const other = rs.length - served.length - shed.length;
         const wait = sortNum(served.map((r) => Math.max(0, r.head - serviceMs)));
+        // Throughput while the overload lasts: answers finished between 2 s (the queue has
+        // filled) and the end of the arrivals.
+        const during = served.filter((r) => r.arrival + r.head >= 2000 && r.arrival + r.head < duration * 1000);
+        const servedRate = during.length / Math.max(0.001, duration - 2);
         const ra = sortNum(shed.filter((r) => r.retryAfter !== null).map((r) => r.retryAfter * 1000));
         const drain = sortNum(shed.map((r) => drainAfter(r.arrival + r.head)));
         const retryOk = shed.filter((r) => r.retryAfter !== null)
@@ -268,6 +272,7 @@ async function open() {
         for (const r of shed) codes[r.error] = (codes[r.error] || 0) + 1;
         console.log(`CLASS ${c.name} sent=${rs.length} completed=${served.length} shed=${shed.length} ` +
             `other=${other} shed_pct=${fmt((100 * shed.length) / Math.max(1, rs.length))} ` +
+            `served_per_s=${fmt(servedRate)} ` +
             `wait_p50=${fmt(pct(wait, 50))} wait_p99=${fmt(pct(wait, 99))} wait_max=${fmt(pct(wait, 100))} ` +
             `ra_p50=${fmt(pct(ra, 50))} ra_max=${fmt(pct(ra, 100))} ra_missing=${shed.length - ra.length} ` +
             `drain_p50=${fmt(pct(drain, 50))} drain_p99=${fmt(pct(drain, 99))} ` +
