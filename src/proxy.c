@@ -79,6 +79,13 @@ static void extra_headers(struct preq *p, const struct attempt *a, struct buf *h
 void proxy_fail_request(struct preq *p, enum gw_err e, const char *msg, int retry_after_s)
 {
     if (p->head_sent) {
+        /* The head (and its status) went out while the request waited: the retry hint
+           can only travel in the message. */
+        char with_hint[1024];
+        if (retry_after_s >= 0) {
+            snprintf(with_hint, sizeof with_hint, "%.900s; retry after %d s", msg, retry_after_s);
+            msg = with_hint;
+        }
         struct buf b;
         buf_init(&b, 0);
         errors_render(&b, e, msg, NULL);
