@@ -117,18 +117,9 @@ static char *build_request(struct attempt *a, size_t *len)
         buf_free(&body);
         return NULL;
     }
-    bool v6 = strchr(pv->host, ':') != NULL; /* an IPv6 literal goes in brackets */
-    buf_printf(&out, "POST %s%s HTTP/1.1\r\nHost: %s%s%s", pv->base_path, api_path(p->api),
-               v6 ? "[" : "", pv->host, v6 ? "]" : "");
-    if (pv->port != (pv->tls ? 443 : 80))
-        buf_printf(&out, ":%u", pv->port);
-    buf_append_str(&out, "\r\nContent-Type: application/json\r\n");
+    uphttp_request_head(&out, pv, "POST", api_path(p->api), "unbusy/0.1");
+    buf_append_str(&out, "Content-Type: application/json\r\n");
     buf_append_str(&out, a->up_stream ? "Accept: text/event-stream\r\n" : "Accept: application/json\r\n");
-    buf_append_str(&out, "User-Agent: unbusy/0.1\r\n");
-    if (pv->api_key)
-        buf_printf(&out, "%s: %s%s\r\n", pv->auth_header, pv->auth_prefix, pv->api_key);
-    for (size_t i = 0; i < pv->nheaders; i++)
-        buf_printf(&out, "%s: %s\r\n", pv->headers[i].name, pv->headers[i].value);
     const struct server_request *sr = server_conn_request(p->conn);
     char span[17];
     worker_request_id(p->w, span); /* a new parent id per attempt, in the client's trace */

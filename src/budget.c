@@ -329,16 +329,11 @@ static char *build_request(struct budgets *b, const struct alert *a, size_t *len
     rc |= buf_append_json_str(&body, text, strlen(text));
     rc |= buf_append_str(&body, "}");
 
-    bool v6 = strchr(w->host, ':') != NULL;
-    rc |= buf_printf(&req, "POST %s HTTP/1.1\r\nHost: %s%s%s", b->cfg->budget_webhook_path,
-                     v6 ? "[" : "", w->host, v6 ? "]" : "");
-    if (w->port != (w->tls ? 443 : 80)) rc |= buf_printf(&req, ":%u", w->port);
-    rc |= buf_printf(&req,
-                     "\r\nUser-Agent: unbusy-budgets/0.1\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\n",
-                     body.len);
-    for (size_t i = 0; i < w->nheaders; i++)
-        rc |= buf_printf(&req, "%s: %s\r\n", w->headers[i].name, w->headers[i].value);
+    /* the path is the webhook's own, whole: no base path before it */
+    struct cfg_provider target = *w;
+    target.base_path = "";
+    rc |= uphttp_request_head(&req, &target, "POST", b->cfg->budget_webhook_path, "unbusy-budgets/0.1");
+    rc |= buf_printf(&req, "Content-Type: application/json\r\nContent-Length: %zu\r\n", body.len);
     rc |= buf_append_str(&req, "\r\n");
     rc |= buf_append(&req, body.data, body.len);
     buf_free(&body);

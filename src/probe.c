@@ -114,16 +114,8 @@ static char *build(struct probe *pr, size_t *len)
         buf_append_str(&body, ",\"messages\":[{\"role\":\"user\",\"content\":\"ping\"}],\"max_tokens\":1,"
                               "\"stream\":false}");
     }
-    bool v6 = strchr(pv->host, ':') != NULL;
-    buf_printf(&b, "%s %s%s HTTP/1.1\r\nHost: %s%s%s", pr->deep ? "POST" : "GET", pv->base_path,
-               pr->deep ? "/chat/completions" : pv->probe.path, v6 ? "[" : "", pv->host, v6 ? "]" : "");
-    if (pv->port != (pv->tls ? 443 : 80))
-        buf_printf(&b, ":%u", pv->port);
-    buf_append_str(&b, "\r\nUser-Agent: unbusy-probe/0.1\r\n");
-    if (pv->api_key)
-        buf_printf(&b, "%s: %s%s\r\n", pv->auth_header, pv->auth_prefix, pv->api_key);
-    for (size_t i = 0; i < pv->nheaders; i++)
-        buf_printf(&b, "%s: %s\r\n", pv->headers[i].name, pv->headers[i].value);
+    uphttp_request_head(&b, pv, pr->deep ? "POST" : "GET", pr->deep ? "/chat/completions" : pv->probe.path,
+                        "unbusy-probe/0.1");
     if (pr->deep)
         buf_printf(&b, "Content-Type: application/json\r\nContent-Length: %zu\r\n", body.len);
     buf_append_str(&b, "\r\n");

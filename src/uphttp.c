@@ -263,3 +263,19 @@ void uphttp_cancel(struct uphttp *u)
     if (u->depth == 0)
         up_free(u);
 }
+
+int uphttp_request_head(struct buf *out, const struct cfg_provider *p, const char *method,
+                        const char *path, const char *user_agent)
+{
+    bool v6 = strchr(p->host, ':') != NULL; /* an IPv6 literal goes in brackets */
+    int rc = buf_printf(out, "%s %s%s HTTP/1.1\r\nHost: %s%s%s", method, p->base_path ? p->base_path : "",
+                        path, v6 ? "[" : "", p->host, v6 ? "]" : "");
+    if (p->port != (p->tls ? 443 : 80))
+        rc |= buf_printf(out, ":%u", p->port);
+    rc |= buf_printf(out, "\r\nUser-Agent: %s\r\n", user_agent);
+    if (p->api_key)
+        rc |= buf_printf(out, "%s: %s%s\r\n", p->auth_header, p->auth_prefix, p->api_key);
+    for (size_t i = 0; i < p->nheaders; i++)
+        rc |= buf_printf(out, "%s: %s\r\n", p->headers[i].name, p->headers[i].value);
+    return rc;
+}

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "buf.h"
 #include "config.h"
 #include "http1.h"
 #include "transport.h"
@@ -45,6 +46,15 @@ struct uphttp *uphttp_start(struct transport_pool *pool, const struct cfg_provid
                             uint32_t connect_timeout_ms, char *request, size_t len,
                             const struct uphttp_events *ev, void *ud);
 void uphttp_pause(struct uphttp *u, bool paused);
+
+/*
+ * The head every request to a provider starts with: "METHOD base_path+path HTTP/1.1",
+ * Host (port and IPv6 brackets as needed), User-Agent, the provider's auth header
+ * (auth_header: auth_prefix + api_key, when it has a key) and its fixed headers. The caller
+ * adds its own headers and the blank line. Returns 0 or a buf error.
+ */
+int uphttp_request_head(struct buf *out, const struct cfg_provider *p, const char *method,
+                        const char *path, const char *user_agent);
 void uphttp_cancel(struct uphttp *u);
 
 #endif
