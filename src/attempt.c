@@ -41,8 +41,20 @@ static const char *api_path(enum proxy_api api)
 static void on_timer(uv_timer_t *t)
 {
     struct attempt *a = t->data;
-    if (a->active)
-        proxy_timer_fired(a);
+    if (!a->active)
+        return;
+    if (a->stall_lazy) {
+        /* Content came since the timer was set: wait for the rest of the stall time. */
+        uint64_t idle = uv_now(t->loop) - a->last_content;
+        uint32_t stall = a->p->model->timeouts.stall_ms;
+        uint64_t left = proxy_remaining_ms(a->p);
+        if (idle < stall && left > 0) {
+            uint64_t wait = stall - idle;
+            uv_timer_start(&a->timer, on_timer, wait < left ? wait : left, 0);
+            return;
+        }
+    }
+    proxy_timer_fired(a);
 }
 
 void attempt_init(struct attempt *a, struct preq *p, int slot, uv_loop_t *loop)
@@ -61,7 +73,17 @@ void attempt_init(struct attempt *a, struct preq *p, int slot, uv_loop_t *loop)
 void attempt_arm(struct attempt *a, uint32_t ms)
 {
     uint64_t left = proxy_remaining_ms(a->p);
+    a->stall_lazy = false;
     uv_timer_start(&a->timer, on_timer, ms < left ? ms : left, 0);
+}
+
+void attempt_progress(struct attempt *a)
+{
+    a->last_content = uv_now(a->timer.loop);
+    if (!a->stall_lazy) {
+        attempt_arm(a, a->p->model->timeouts.stall_ms);
+        a->stall_lazy = true;
+    }
 }
 
 void attempt_pause(struct attempt *a, bool paused)
@@ -88,6 +110,7 @@ void attempt_reset(struct attempt *a)
     a->got_first = a->saw_done = a->saw_finish = a->up_sse = a->usage_seen = false;
     a->status = 0;
     a->ttft_ms = 0;
+    a->stall_lazy = false;
     a->retry_after_s = -1;
     a->action = ACT_NONE;
 }
@@ -223,7 +246,7 @@ static int on_sse_item(void *ud, const struct sse_item *it)
             a->ttft_ms = (uint32_t)(a->first_ns / 1000000 - a->t_start);
             proxy_first_content(a); /* may commit the stream and cancel a rival attempt */
         }
-        attempt_arm(a, p->model->timeouts.stall_ms);
+        attempt_progress(a);
     }
     if (a->asmb) {
         if (assemble_feed(a->asmb, it->data, it->data_len) < 0) {

@@ -59,6 +59,8 @@ struct attempt {
     enum health_class action_class;
     char action_detail[256];
     uv_timer_t timer; /* first-token deadline, then the stall timer */
+    bool stall_lazy;  /* the timer is the stall timer: content moves last_content, not the timer */
+    uint64_t last_content; /* loop time (uv_now) of the latest content event */
 };
 
 struct preq {
@@ -122,6 +124,8 @@ void attempt_reset(struct attempt *a);
 void attempt_free_buffers(struct attempt *a);
 /* Arms the attempt's timer for ms, bounded by the request's remaining time. */
 void attempt_arm(struct attempt *a, uint32_t ms);
+/* Content arrived: the stall timer counts from now (without restarting the timer per event). */
+void attempt_progress(struct attempt *a);
 void attempt_pause(struct attempt *a, bool paused);
 
 /* proxy_admit.c, called by proxy.c */

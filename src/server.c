@@ -429,8 +429,18 @@ int server_stream_writev(struct server_conn *c, const uv_buf_t *parts, unsigned 
         total += parts[i].len;
     if (total == 0)
         return 0;
+    /* the chunk-size line, in hex, written by hand: this runs once per relayed event */
     char size_line[24];
-    int n = snprintf(size_line, sizeof size_line, "%zx\r\n", total);
+    static const char hexdigits[] = "0123456789abcdef";
+    char tmp[16];
+    int nd = 0;
+    for (size_t v = total; v; v >>= 4)
+        tmp[nd++] = hexdigits[v & 15];
+    int n = 0;
+    while (nd > 0)
+        size_line[n++] = tmp[--nd];
+    size_line[n++] = '\r';
+    size_line[n++] = '\n';
     uv_buf_t all[10];
     all[0] = uv_buf_init(size_line, (unsigned)n);
     for (unsigned i = 0; i < nparts; i++)
