@@ -32,62 +32,8 @@ SLOW_PCTS=${BENCH_SLOW_PCTS:-10 5}
 BEHAVIOR=""
 LOAD="$ROOT/bench/llmload.mjs"
 
-if [ "${BENCH_BUILD:-1}" = 1 ]; then
-    make -C "$ROOT" --no-print-directory all >/dev/null || exit 1
-fi
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/unbusy-hedge.XXXXXX") || exit 1
-PIDS=""
-mkdir "$TMP/bin" && cp "$ROOT/build/unbusy" "$ROOT/build/fakeup" "$TMP/bin/" || { rm -rf "$TMP"; exit 1; }
-
-alive() {
-    local st
-    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
-    [ -n "$st" ] && [ "$st" != Z ]
-}
-# A PID leaves PIDS once reaped, so that cleanup never signals a reused PID.
-forget() { PIDS=$(echo " $PIDS " | sed "s/ $1 / /; s/^ *//; s/ *$//"); }
-stop_pid() {
-    local i=0
-    kill -TERM "$1" 2>/dev/null
-    while alive "$1" && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-    alive "$1" && kill -KILL "$1" 2>/dev/null
-    wait "$1" 2>/dev/null
-    forget "$1"
-}
-cleanup() {
-    local p
-    for p in $PIDS; do stop_pid "$p"; done
-    PIDS=""
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-die() { echo "hedge: $*" >&2; exit 1; }
-wait_for() {
-    local n=$(($1 * 20)); shift
-    while [ "$n" -gt 0 ]; do
-        "$@" && return 0
-        sleep 0.05; n=$((n - 1))
-    done
-    return 1
-}
-# run OUT CMD...: runs CMD in the background with its output in OUT, so that an interrupt
-# stops it by PID too, and waits for it; returns its status.
-run() {
-    local out=$1 pid rc; shift
-    "$@" >"$out" 2>&1 &
-    pid=$!
-    PIDS="$PIDS $pid"
-    wait "$pid"; rc=$?
-    forget "$pid"
-    return $rc
-}
-has_line() { grep -q "$2" "$1" 2>/dev/null; }
-http_up() { [ "$(curl -s -o /dev/null -m 1 -w '%{http_code}' "$1")" = 200 ]; }
-# jget EXPR: evaluates EXPR with j = the JSON on standard input.
-jget() { node -e 'const j=JSON.parse(require("fs").readFileSync(0,"utf8")); console.log(eval(process.argv[1]))' "$1"; }
-# field NAME LINE: the value of NAME=... in a RESULT line.
-field() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+BENCH_NAME=hedge
+. "$ROOT/bench/lib.sh"
 
 # The behaviour is set per table through POST /_fake/behavior.
 # start_fake NAME: sets FAKE_PORT (not through $(...): the PID must reach PIDS of this shell).
