@@ -573,3 +573,18 @@ void health_snapshot(struct health *h, uint64_t now_ms, struct health_snapshot *
     }
     pthread_mutex_unlock(&h->lock);
 }
+
+void health_abandon_after(struct health *h, struct health_ticket *ticket, uint32_t waited_ms)
+{
+    if (waited_ms) {
+        /* Its first token would have come no sooner than this: a lower bound belongs in
+           the percentiles, or a deployment whose slow answers are always cancelled would
+           look as fast as its fast ones (and a learnt hedge delay would hedge every
+           request). The EWMA, which steers the balancer, is left to real outcomes. */
+        pthread_mutex_lock(&h->lock);
+        h->ttft_ring[h->ttft_total % HEALTH_TTFT_RING] = waited_ms;
+        h->ttft_total++;
+        pthread_mutex_unlock(&h->lock);
+    }
+    health_abandon(h, ticket);
+}

@@ -236,6 +236,9 @@ unsigned health_release(struct health *h, struct health_ticket *ticket, uint64_t
 /* Give the slots back with no verdict (the client went away, the request was
    rejected as the client's fault before any judgement). */
 void health_abandon(struct health *h, struct health_ticket *ticket);
+/* The same for an attempt cancelled after waiting waited_ms without a first token (a hedge
+   that lost): that wait goes into the TTFT percentiles as a lower bound. */
+void health_abandon_after(struct health *h, struct health_ticket *ticket, uint32_t waited_ms);
 
 /* Keep the deployment out until now + ms (a Retry-After), at most open_max_ms;
    an earlier end never shortens a cooldown already in force. */

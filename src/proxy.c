@@ -174,6 +174,18 @@ static void abandon_attempt(struct attempt *a)
     attempt_reset(a);
 }
 
+/* A hedge race is decided: the loser is cancelled; how long it waited without a first token
+   still tells something about its deployment. */
+static void cancel_loser(struct attempt *a)
+{
+    if (a->rd && !a->got_first)
+        health_abandon_after(&a->rd->health, &a->ticket, (uint32_t)(now_ms() - a->t_start));
+    else if (a->rd)
+        health_abandon(&a->rd->health, &a->ticket);
+    a->rd = NULL;
+    attempt_reset(a);
+}
+
 static void record_usage(struct preq *p, const struct attempt *a)
 {
     struct accesslog_entry *log = log_entry(p);
@@ -241,7 +253,7 @@ void proxy_first_content(struct attempt *a)
             atomic_fetch_add(&p->rm->hedges_won, 1);
         else
             atomic_fetch_add(&p->rm->hedges_wasted, 1);
-        abandon_attempt(rival);
+        cancel_loser(rival);
     }
     if (p->client_stream && !p->committed)
         commit_stream(p, a); /* a continuation goes on in the stream already committed */
