@@ -740,10 +740,34 @@ static void test_threads(void **state)
     health_destroy(&h);
 }
 
+/* A cancelled attempt's wait counts as a lower bound in the percentiles, not in the EWMA. */
+static void test_abandon_after(void **state)
+{
+    struct health h;
+    health_init(&h, NULL);
+    struct health_ticket t;
+    uint32_t p50, p95, p99;
+    for (int i = 0; i < 19; i++) {
+        assert_true(health_acquire(&h, 1000, &t));
+        health_release(&h, &t, 1000, HEALTH_OK, 50, 0, 0);
+    }
+    double ewma = health_latency_ms(&h, 1000);
+    assert_true(health_acquire(&h, 1000, &t));
+    assert_int_equal(health_inflight(&h), 1);
+    health_abandon_after(&h, &t, 900);
+    assert_int_equal(health_inflight(&h), 0);
+    assert_int_equal(health_ttft_percentiles(&h, &p50, &p95, &p99), 20);
+    assert_int_equal(p50, 50);
+    assert_int_equal(p99, 900);
+    assert_true(health_latency_ms(&h, 1000) == ewma);
+    health_destroy(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_abandon_after),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_trip_by_ratio),
         cmocka_unit_test(test_stays_closed_under_min_requests),
