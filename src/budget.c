@@ -14,6 +14,7 @@
 #include "log.h"
 #include "transport.h"
 #include "uphttp.h"
+#include "utcdate.h"
 
 /*
  * Layout: dates; the budgets and their lookup; raising an alert; the check;
@@ -26,56 +27,27 @@
  * flight (`hook`); the request path reaches it only through uv_async_send.
  */
 
-#define DAY_MS 86400000ll
+#define DAY_MS UTCDATE_DAY_MS
 #define EPSILON 1e-9 /* relative: a sum of float costs a hair under a limit is at it */
 #define MAX_BACKOFF_SHIFT 20
 #define REQUEST_LIMIT (64u << 10)
 
 enum { LEVEL_WARNING, LEVEL_EXHAUSTED };
 
-/* ---- dates (UTC, proleptic Gregorian; as in ledger.c: no gmtime_r and its lock) ---- */
-
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    return a >= 0 ? a / b : -((-a + b - 1) / b);
-}
-
-/* H. Hinnant's civil-from-days and days-from-civil. */
-static void civil_from_days(int64_t z, int *y, unsigned *m, unsigned *d)
-{
-    z += 719468;
-    int64_t era = floor_div(z, 146097);
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (int)(yoe + era * 400 + (*m <= 2));
-}
-
-static int64_t days_from_civil(int y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    int64_t era = floor_div(y, 400);
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
+/* ---- dates (UTC, utcdate.c: no gmtime_r and its lock) ---- */
 
 /* The period's number (days since 1970, or year * 12 + month - 1) and when it ends. */
 static int64_t period_number(enum ledger_period p, int64_t now_ms, int64_t *end_ms)
 {
-    int64_t day = floor_div(now_ms, DAY_MS);
+    int64_t day = utcdate_floor_div(now_ms, DAY_MS);
     if (p == LEDGER_DAY) {
         if (end_ms) *end_ms = (day + 1) * DAY_MS;
         return day;
     }
     int y;
     unsigned m, d;
-    civil_from_days(day, &y, &m, &d);
-    if (end_ms) *end_ms = days_from_civil(m == 12 ? y + 1 : y, m == 12 ? 1 : m + 1, 1) * DAY_MS;
+    utcdate_civil_from_days(day, &y, &m, &d);
+    if (end_ms) *end_ms = utcdate_days_from_civil(m == 12 ? y + 1 : y, m == 12 ? 1 : m + 1, 1) * DAY_MS;
     return (int64_t)y * 12 + m - 1;
 }
 
@@ -83,10 +55,10 @@ static int64_t period_number(enum ledger_period p, int64_t now_ms, int64_t *end_
 
 static void iso_time(int64_t ms, char out[ISO_TIME_SIZE])
 {
-    int64_t day = floor_div(ms, DAY_MS), sec = floor_div(ms, 1000) - day * 86400;
+    int64_t day = utcdate_floor_div(ms, DAY_MS), sec = utcdate_floor_div(ms, 1000) - day * 86400;
     int y;
     unsigned m, d;
-    civil_from_days(day, &y, &m, &d);
+    utcdate_civil_from_days(day, &y, &m, &d);
     if (y < 0 || y > 9999) y = y < 0 ? 0 : 9999;
     unsigned hms = (unsigned)sec % 86400;
     snprintf(out, ISO_TIME_SIZE, "%04u-%02u-%02uT%02u:%02u:%02uZ", (unsigned)y % 10000, m % 100,

@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "prices.h"
+#include "utcdate.h"
 
 /*
  * Layout: dates; the spend map; packing a record; the database (schema,
@@ -23,37 +24,13 @@
  * I/O, so an event loop waits on either for a few stores at most.
  */
 
-/* ---- dates (UTC, proleptic Gregorian; no libc: gmtime_r takes a global lock) ---- */
-
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    return a >= 0 ? a / b : -((-a + b - 1) / b);
-}
-
-/* Days since 1970-01-01 to a civil date (H. Hinnant's algorithm). */
-static void civil_from_days(int64_t z, int *y, unsigned *m, unsigned *d)
-{
-    z += 719468;
-    int64_t era = floor_div(z, 146097);
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (int)(yoe + era * 400 + (*m <= 2));
-}
-
-static int64_t day_of(int64_t time_ms)
-{
-    return floor_div(time_ms, 86400000);
-}
+/* ---- dates (UTC, utcdate.c: no libc, gmtime_r takes a global lock) ---- */
 
 static int32_t month_of(int64_t time_ms)
 {
     int y;
     unsigned m, d;
-    civil_from_days(day_of(time_ms), &y, &m, &d);
+    utcdate_civil_from_days(utcdate_day_of(time_ms), &y, &m, &d);
     return y * 12 + (int32_t)m - 1;
 }
 
@@ -61,7 +38,7 @@ void ledger_day_string(int64_t time_ms, char out[11])
 {
     int y;
     unsigned m, d;
-    civil_from_days(day_of(time_ms), &y, &m, &d);
+    utcdate_civil_from_days(utcdate_day_of(time_ms), &y, &m, &d);
     if (y < 0 || y > 9999) y = y < 0 ? 0 : 9999;
     snprintf(out, 11, "%04d-%02u-%02u", y, m % 100, d % 100);
 }
@@ -368,7 +345,7 @@ static int load_spend(struct ledger *l)
     sqlite3_finalize(st);
     pthread_mutex_lock(&l->spend.lock);
     for (size_t i = 0; i < n; i++)
-        spend_add_locked(&l->spend, v[i].key, v[i].currency, v[i].day, v[i].month, day_of(now),
+        spend_add_locked(&l->spend, v[i].key, v[i].currency, v[i].day, v[i].month, utcdate_day_of(now),
                          month_of(now));
     pthread_mutex_unlock(&l->spend.lock);
     for (size_t i = 0; i < n; i++)
@@ -758,7 +735,7 @@ int ledger_record(struct ledger *l, const struct ledger_record *r)
 {
     if (!l) return 0;
     if (r->currency && r->cost != 0) {
-        int64_t day = day_of(r->time_ms);
+        int64_t day = utcdate_day_of(r->time_ms);
         int32_t month = month_of(r->time_ms);
         pthread_mutex_lock(&l->spend.lock);
         spend_add_locked(&l->spend, r->key_name, r->currency, r->cost, r->cost, day, month);
@@ -844,7 +821,7 @@ double ledger_spend(struct ledger *l, const char *key_name, enum ledger_period p
     const struct spend_entry *e = spend_entry(&l->spend, key_name ? key_name : "", false);
     /* Totals of a day (month) that has ended count for nothing now. */
     bool current =
-        e && (period == LEDGER_DAY ? day_of(now_ms) <= e->day : month_of(now_ms) <= e->month);
+        e && (period == LEDGER_DAY ? utcdate_day_of(now_ms) <= e->day : month_of(now_ms) <= e->month);
     for (unsigned i = 0; current && i < e->ncur; i++)
         if (!currency || strcmp(currency, e->cur[i].code) == 0)
             sum += period == LEDGER_DAY ? e->cur[i].day : e->cur[i].month;
