@@ -818,7 +818,7 @@ static void set_defaults(struct config_yaml_loader *ld, struct config *c)
     };
 }
 
-static void free_provider(struct cfg_provider *p)
+void config_provider_free_fields(struct cfg_provider *p)
 {
     free(p->name);
     free(p->base_url);
@@ -846,7 +846,7 @@ static void config_free(struct config *c)
     free(c->default_resilience.strategy);
     free(c->admin_token);
     for (size_t i = 0; i < c->nproviders; i++)
-        free_provider(&c->providers[i]);
+        config_provider_free_fields(&c->providers[i]);
     free(c->providers);
     for (size_t i = 0; i < c->nmodels; i++) {
         for (size_t j = 0; j < c->models[i].ndeployments; j++)

@@ -294,6 +294,10 @@ int config_load_text(const char *source, const char *text, size_t len, struct co
                      struct config_errors *errs);
 /* errs may be NULL in both (the problems are then dropped). */
 
+/* Frees what a cfg_provider owns (not the struct itself): for providers built outside the
+   providers: section too, such as the budget webhook's target. */
+void config_provider_free_fields(struct cfg_provider *p);
+
 struct config *config_ref(struct config *c);
 void config_unref(struct config *c); /* frees on the last reference */
 

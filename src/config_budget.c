@@ -23,18 +23,7 @@
 static void free_webhook(struct cfg_provider *w)
 {
     if (!w) return;
-    free(w->name);
-    free(w->base_url);
-    free(w->host);
-    free(w->base_path);
-    free(w->sim_profile);
-    free(w->auth_header);
-    free(w->auth_prefix);
-    for (size_t i = 0; i < w->nheaders; i++) {
-        free(w->headers[i].name);
-        free(w->headers[i].value);
-    }
-    free(w->headers);
+    config_provider_free_fields(w);
     free(w);
 }
 
