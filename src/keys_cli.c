@@ -17,6 +17,7 @@
 #include <time.h>
 #include <uv.h>
 
+#include "cli.h"
 #include "errors.h"
 #include "server.h"
 #include "worker.h"
@@ -73,25 +74,6 @@ struct cli {
     bool json;
 };
 
-/* "--opt VALUE" or "--opt=VALUE": true when argv[*i] is opt (moving *i past VALUE). */
-static bool option(int argc, char **argv, int *i, const char *opt, const char **value)
-{
-    size_t n = strlen(opt);
-    if (strncmp(argv[*i], opt, n) != 0) return false;
-    if (argv[*i][n] == '=') {
-        *value = argv[*i] + n + 1;
-        return true;
-    }
-    if (argv[*i][n] != '\0') return false;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "unbusy keys: %s needs a value\n", opt);
-        *value = NULL;
-        return true;
-    }
-    *value = argv[++*i];
-    return true;
-}
-
 static int parse_args(int argc, char **argv, struct cli *a)
 {
     memset(a, 0, sizeof *a);
@@ -105,7 +87,7 @@ static int parse_args(int argc, char **argv, struct cli *a)
         const char **slots[] = {&a->store,    &a->config, &a->name, &a->models,
                                 &a->priority, &a->rpm,    &a->tpm,  &a->max_concurrency};
         for (size_t j = 0; j < sizeof names / sizeof names[0] && !slot; j++)
-            if (option(argc, argv, &i, names[j], &v)) slot = slots[j];
+            if (cli_option(argc, argv, &i, names[j], &v, "unbusy keys")) slot = slots[j];
         if (slot) {
             if (!v) return -1;
             *slot = v;

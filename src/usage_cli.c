@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "config.h"
 #include "ledger.h"
 
@@ -42,21 +43,6 @@ struct args {
     const char *since, *until, *by, *format, *ledger, *config;
 };
 
-/* "--opt VALUE" or "--opt=VALUE": true when argv[*i] is opt (moving *i past VALUE). */
-static bool option(int argc, char **argv, int *i, const char *opt, const char **value)
-{
-    size_t n = strlen(opt);
-    if (strncmp(argv[*i], opt, n) != 0) return false;
-    if (argv[*i][n] == '=') {
-        *value = argv[*i] + n + 1;
-        return true;
-    }
-    if (argv[*i][n] != '\0') return false;
-    *value = *i + 1 < argc ? argv[++*i] : NULL;
-    if (!*value) fprintf(stderr, "unbusy usage: %s needs a value\n", opt);
-    return true;
-}
-
 static int parse_args(int argc, char **argv, struct args *a)
 {
     memset(a, 0, sizeof *a);
@@ -66,7 +52,7 @@ static int parse_args(int argc, char **argv, struct args *a)
     for (int i = 1; i < argc; i++) {
         const char **slot = NULL, *v = NULL;
         for (size_t j = 0; j < sizeof names / sizeof names[0] && !slot; j++)
-            if (option(argc, argv, &i, names[j], &v)) slot = slots[j];
+            if (cli_option(argc, argv, &i, names[j], &v, "unbusy usage")) slot = slots[j];
         if (!slot) {
             fprintf(stderr, "unbusy usage: unknown argument '%s'\n", argv[i]);
             return -1;
