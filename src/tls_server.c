@@ -9,6 +9,7 @@
 
 #include <openssl/err.h>
 #include <openssl/x509.h>
+#include <openssl/x509err.h>
 
 /* TLS 1.2 suites of the intermediate profile: ECDHE or DHE key exchange, AEAD only.
    TLS 1.3 keeps OpenSSL's defaults (all of them AEAD). */
@@ -97,12 +98,17 @@ int tls_server_ctx_new(const char *cert, const char *key, SSL_CTX **out, char *e
         SSL_CTX_free(ctx);
         return TLS_SERVER_BAD_CERT;
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+    /* Loading the key checks it against the certificate already; the explicit check covers
+       a key type that cannot be compared on load. */
+    bool loaded = SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1;
+    unsigned long code = ERR_peek_last_error();
+    if (!loaded && !(ERR_GET_LIB(code) == ERR_LIB_X509 &&
+                     ERR_GET_REASON(code) == X509_R_KEY_VALUES_MISMATCH)) {
         fail_text(err, errlen, "cannot load key", key, "not an unencrypted PEM private key");
         SSL_CTX_free(ctx);
         return TLS_SERVER_BAD_KEY;
     }
-    if (SSL_CTX_check_private_key(ctx) != 1) {
+    if (!loaded || SSL_CTX_check_private_key(ctx) != 1) {
         ERR_clear_error();
         snprintf(err, errlen, "key %s does not match the certificate %s", key, cert);
         SSL_CTX_free(ctx);
