@@ -1,5 +1,5 @@
 // HTTPS on the listener (server.tls): the OpenAI SDK over TLS, streamed and
-// assembled; plain HTTP and garbage on the TLS port; TLS 1.1 refused; ALPN;
+// assembled; pipelining and back-pressure through TLS; plain HTTP and garbage on the TLS port; TLS 1.1 refused; ALPN;
 // the handshake bounded by the header timeout; the certificate reloaded on
 // SIGHUP while an established keep-alive connection goes on; a bad pair at
 // --check and at SIGHUP.
@@ -12,8 +12,8 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import {
-    RawClient, assertErrorShape, fakeProvider, harness, httpRequest, rawRequest, runGateway, sseContent,
-    tempDir, toYAML, waitUntil, withServerDefaults,
+    RawClient, SLOW, assertErrorShape, fakeProvider, harness, httpRequest, rawRequest, rssKiB, runGateway,
+    sseContent, tempDir, toYAML, waitUntil, withServerDefaults,
 } from './lib.mjs';
 
 const h = harness();
@@ -125,6 +125,35 @@ test('the openai SDK over TLS: an assembled and a streamed answer', async () => 
     assert.ok(got.whole.length > 0, 'an assembled answer');
     assert.ok(got.chunks >= 5, `a streamed answer in chunks (got ${got.chunks})`);
     assert.equal(got.streamed, got.whole, 'the same text streamed and assembled');
+});
+
+test('pipelined requests, and a big stream back-pressured to a client that stops reading', async (t) => {
+    const c = new RawClient(await connectTLS());
+    await c.write(Buffer.concat([rawRequest('GET', '/healthz'), rawRequest('GET', '/v1/models'),
+        rawRequest('GET', '/healthz')]));
+    assert.equal((await c.readResponse()).status, 200);
+    assert.match((await c.readResponse()).text, /m-tls/);
+    assert.equal((await c.readResponse()).status, 200);
+
+    const BIG = 30 * 1024 * 1024;
+    c.pause();
+    const rss0 = rssKiB(gw.pid);
+    await c.write(rawRequest('POST', '/v1/chat/completions', {
+        body: { model: 'm-tls', stream: true, fake: `big=${BIG},chunks=3000`, messages: [{ role: 'user', content: 'x' }] },
+    }));
+    let peak = rss0;
+    for (const until = Date.now() + 2000 * SLOW; Date.now() < until;) {
+        peak = Math.max(peak, rssKiB(gw.pid));
+        await new Promise((r) => setTimeout(r, 100));
+    }
+    t.diagnostic(`gateway RSS ${rss0} KiB -> peak ${peak} KiB while the client read nothing`);
+    assert.ok((peak - rss0) / 1024 < 24, `RSS grew by ${((peak - rss0) / 1024).toFixed(1)} MiB`);
+    c.resume();
+    const r = await c.readResponse({ timeout: 60000 });
+    assert.equal(r.status, 200);
+    assert.ok(r.body.length > BIG, `only ${r.body.length} bytes for ${BIG} content bytes`);
+    assert.match(r.text, /data: \[DONE\]\n\n$/);
+    c.destroy();
 });
 
 test('plain HTTP on the TLS port gets a plain 400 and the gateway stays up', async () => {
