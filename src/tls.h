@@ -14,7 +14,7 @@
  * milliseconds to parse a system bundle), a connection is not. The load runs
  * in libuv's thread pool so the loop never waits for it; connections that
  * need a context still loading wait on it. Each tls_conn is owned by one
- * transport connection.
+ * transport connection, or by one client connection in server.c.
  */
 #ifndef UNBUSY_TLS_H
 #define UNBUSY_TLS_H
