@@ -29,8 +29,12 @@ static struct http1_str req_path(const struct http1_request *r)
 
 static void handle_healthz(struct server_conn *c)
 {
-    static const char ok[] = "{\"status\":\"ok\"}";
-    server_respond(c, 200, "application/json", NULL, ok, sizeof ok - 1);
+    /* The scheme lets a probe confirm it reached the listener it meant (server.tls). */
+    static const char ok_http[] = "{\"status\":\"ok\",\"scheme\":\"http\"}";
+    static const char ok_https[] = "{\"status\":\"ok\",\"scheme\":\"https\"}";
+    bool tls = server_conn_worker(c)->tls != NULL;
+    server_respond(c, 200, "application/json", NULL, tls ? ok_https : ok_http,
+                   (tls ? sizeof ok_https : sizeof ok_http) - 1);
     server_request_done(c);
 }
 

@@ -10,6 +10,7 @@
 
 #include "config_admission.h"
 #include "config_budget.h"
+#include "config_tls.h"
 #include "config_value.h"
 #include "config_yaml.h"
 #include "prices.h"
@@ -286,6 +287,7 @@ static const struct config_yaml_field server_fields[] = {
     FIELD("max_connections", config_yaml_u32, struct cfg_server, max_connections, 1, 1000000, 0),
     FIELD("access_log", config_yaml_string, struct cfg_server, access_log, 0, 0,
           CONFIG_YAML_NONEMPTY),
+    SECTION("tls", config_tls_section, 0),
 };
 
 static void parse_server(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
@@ -843,6 +845,8 @@ static void config_free(struct config *c)
     free(c->source);
     free(c->server.listen_host);
     free(c->server.access_log);
+    free(c->server.tls_cert);
+    free(c->server.tls_key);
     free(c->default_resilience.strategy);
     free(c->admin_token);
     for (size_t i = 0; i < c->nproviders; i++)

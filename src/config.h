@@ -241,6 +241,7 @@ struct cfg_server {
     uint32_t drain_timeout_ms; /* on SIGTERM; default 30 s */
     uint32_t max_connections;  /* per worker; default 10000 */
     char *access_log;          /* path, "-" for stdout (default), "off" */
+    char *tls_cert, *tls_key;  /* server.tls: PEM files; NULL: plain HTTP (config_tls.c) */
 };
 
 struct config {

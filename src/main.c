@@ -8,6 +8,8 @@
  *
  * SIGTERM / SIGINT: stop accepting, let in-flight requests finish for up to
  * server.drain_timeout, exit 0. A second signal exits at once.
+ * SIGHUP: read the server.tls certificate and key again (tls_server.c).
+ * SIGUSR1: reopen the access log.
  */
 #include <errno.h>
 #include <signal.h>
@@ -29,6 +31,7 @@
 #include "probe.h"
 #include "ratelimit.h"
 #include "runtime.h"
+#include "tls_server.h"
 #include "worker.h"
 
 #define UNBUSY_VERSION "0.1.0"
@@ -89,6 +92,24 @@ static void on_reopen(uv_signal_t *s, int signum)
         log_error("SIGUSR1: cannot reopen the access log: %s", strerror(-rc));
     else
         log_info("SIGUSR1: access log reopened");
+}
+
+/* New handshakes get the files' current certificate; connections already made keep theirs.
+   A pair that does not load leaves the one in use. */
+static void on_reload_tls(uv_signal_t *s, int signum)
+{
+    struct tls_server *tls = s->data;
+    if (!tls) {
+        log_info("SIGHUP: nothing to reload (server.tls is not set)");
+        return;
+    }
+    char err[512], desc[224];
+    if (tls_server_reload(tls, err, sizeof err) != TLS_SERVER_OK) {
+        log_error("SIGHUP: keeping the current TLS certificate: %s", err);
+        return;
+    }
+    tls_server_describe(tls, desc, sizeof desc);
+    log_info("SIGHUP: TLS certificate reloaded (%s)", desc);
 }
 
 static int load_config(const char *path, bool demo, const char *listen, struct config **out)
@@ -201,12 +222,21 @@ int main(int argc, char **argv)
     nworkers = cfg->server.workers ? cfg->server.workers : 1;
     if (nworkers > MAX_WORKERS)
         nworkers = MAX_WORKERS;
+    struct tls_server *tls = NULL;
+    if (cfg->server.tls_cert) {
+        char err[512];
+        tls = tls_server_new(cfg->server.tls_cert, cfg->server.tls_key, err, sizeof err);
+        if (!tls) {
+            log_error("server.tls: %s", err);
+            return 1;
+        }
+    }
     struct metrics *metrics = metrics_new(rt, nworkers); /* NULL (no memory): serve without metrics */
     metrics_set_sources(metrics, ledger, budgets);
     /* Signals are ours before the first worker listens: a SIGTERM right after /healthz answers
        must drain, not kill. */
     uv_loop_t *main_loop = uv_default_loop();
-    uv_signal_t sigterm, sigint, sigusr1;
+    uv_signal_t sigterm, sigint, sigusr1, sighup;
     uv_signal_init(main_loop, &sigterm);
     uv_signal_init(main_loop, &sigint);
     uv_signal_start(&sigterm, on_signal, SIGTERM);
@@ -214,6 +244,10 @@ int main(int argc, char **argv)
     uv_signal_init(main_loop, &sigusr1);
     uv_signal_start(&sigusr1, on_reopen, SIGUSR1);
     uv_unref((uv_handle_t *)&sigusr1);
+    uv_signal_init(main_loop, &sighup);
+    sighup.data = tls;
+    uv_signal_start(&sighup, on_reload_tls, SIGHUP);
+    uv_unref((uv_handle_t *)&sighup);
     uint16_t port = cfg->server.listen_port;
     for (unsigned i = 0; i < nworkers; i++) {
         uint16_t bound = 0;
@@ -228,6 +262,7 @@ int main(int argc, char **argv)
         workers[i].ledger = ledger;
         workers[i].budgets = budgets;
         workers[i].rl = rl;
+        workers[i].tls = tls;
         int rc = worker_start(&workers[i], i, fd, cfg, rt);
         if (rc < 0) {
             log_error("cannot start worker %u: %s", i, uv_strerror(rc));
@@ -236,8 +271,14 @@ int main(int argc, char **argv)
     }
     const char *host = cfg->server.listen_host;
     bool v6 = strchr(host, ':') != NULL;
-    log_info("listening on http://%s%s%s:%u (%u worker%s, %zu model%s)", v6 ? "[" : "", host, v6 ? "]" : "",
-             port, nworkers, nworkers == 1 ? "" : "s", cfg->nmodels, cfg->nmodels == 1 ? "" : "s");
+    log_info("listening on %s://%s%s%s:%u (%u worker%s, %zu model%s)", tls ? "https" : "http", v6 ? "[" : "",
+             host, v6 ? "]" : "", port, nworkers, nworkers == 1 ? "" : "s", cfg->nmodels,
+             cfg->nmodels == 1 ? "" : "s");
+    if (tls) {
+        char desc[224];
+        tls_server_describe(tls, desc, sizeof desc);
+        log_info("TLS certificate %s (%s); SIGHUP reloads it", cfg->server.tls_cert, desc);
+    }
     if (demo) {
         fprintf(stderr,
                 "\nunbusy demo: simulated providers sim-healthy, sim-busy (keep-alive stalls and 503s) and\n"
@@ -258,6 +299,7 @@ int main(int argc, char **argv)
     if (!uv_is_closing((uv_handle_t *)&sigint))
         uv_close((uv_handle_t *)&sigint, NULL);
     uv_close((uv_handle_t *)&sigusr1, NULL);
+    uv_close((uv_handle_t *)&sighup, NULL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
     probes_stop(probes);
@@ -271,6 +313,7 @@ int main(int argc, char **argv)
     budgets_free(budgets); /* delivers queued alerts, briefly */
     ledger_close(ledger); /* writes what is still queued */
     ratelimit_free(rl);
+    tls_server_free(tls); /* after the workers: their connections took sessions from it */
     runtime_free(rt);
     config_unref(cfg);
     log_info("stopped");

@@ -12,6 +12,7 @@
  */
 #include "server.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 
 #include "api.h"
 #include "log.h"
+#include "tls_server.h"
 #include "worker.h"
 
 enum conn_state { CS_READ_HEAD, CS_READ_BODY, CS_ACTIVE, CS_CLOSING };
@@ -54,6 +56,8 @@ struct server_conn {
     size_t bytes_out;
     size_t bytes_out_at_start; /* bytes_out when the current request began */
     unsigned writes_inflight;
+    struct tls_conn *tls; /* NULL: plain HTTP; see "TLS" below */
+    bool tls_first_read;  /* the first bytes have been looked at (plain HTTP on a TLS port?) */
 };
 
 struct wreq {
@@ -68,6 +72,8 @@ static __thread char read_scratch[64 * 1024];
 static void conn_process(struct server_conn *c);
 static void conn_close(struct server_conn *c);
 static void conn_flush(struct server_conn *c);
+static void conn_tls_flush(struct server_conn *c);
+static void conn_tls_close_notify(struct server_conn *c);
 
 struct worker *server_conn_worker(struct server_conn *c)
 {
@@ -136,6 +142,7 @@ static void on_handle_closed(uv_handle_t *h)
     buf_free(&c->body);
     buf_free(&c->out);
     free(c->req.body);
+    tls_conn_free(c->tls);
     free(c);
 }
 
@@ -190,6 +197,8 @@ static void conn_close(struct server_conn *c)
     if (c->state == CS_CLOSING)
         return;
     conn_flush(c); /* what the handler wrote goes out before the shutdown */
+    if (c->tls)
+        conn_tls_close_notify(c);
     c->state = CS_CLOSING;
     uv_timer_stop(&c->timer);
     if (c->linger && !c->gone) {
@@ -275,6 +284,10 @@ static void conn_flush(struct server_conn *c)
     if (c->gone || uv_is_closing((uv_handle_t *)&c->tcp)) {
         c->pending -= len;
         buf_reset(&c->out);
+        return;
+    }
+    if (c->tls) {
+        conn_tls_flush(c);
         return;
     }
     size_t sent = 0;
@@ -511,6 +524,8 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 }
 
 static void set_reading(struct server_conn *c, bool on);
+static void conn_input(struct server_conn *c, const char *data, size_t len);
+static void conn_tls_input(struct server_conn *c, const char *data, size_t len);
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
@@ -528,9 +543,18 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         return;
     if (c->state == CS_CLOSING)
         return;
+    if (c->tls)
+        conn_tls_input(c, b->base, (size_t)nread);
+    else
+        conn_input(c, b->base, (size_t)nread);
+}
+
+/* Request bytes from the client: straight from the socket, or decrypted (conn_tls_input). */
+static void conn_input(struct server_conn *c, const char *data, size_t len)
+{
     if (c->state == CS_READ_HEAD && c->in.len == 0)
         uv_timer_start(&c->timer, on_timer, conn_cfg(c)->header_timeout_ms, 0);
-    if (buf_append(&c->in, b->base, (size_t)nread) < 0) {
+    if (buf_append(&c->in, data, len) < 0) {
         if (c->state == CS_ACTIVE) {
             set_reading(c, false); /* pipelined input waits until this answer is out */
             return;
@@ -730,6 +754,173 @@ void server_request_done(struct server_conn *c)
     }
 }
 
+/* ---- TLS ---------------------------------------------------------------
+ *
+ * With server.tls the connection carries a tls_conn (memory BIOs, tls.c) and
+ * the rest of this file never sees ciphertext: on_read hands what the socket
+ * gave to conn_tls_input, which drives the handshake and passes the plaintext
+ * to conn_input; conn_flush hands the gathered response bytes to
+ * conn_tls_flush, which encrypts them and sends the records. `pending` counts
+ * plaintext, so back-pressure works as without TLS: the bytes of a batch leave
+ * `pending` when all of its records have been written.
+ */
+
+#define SERVER_TLS_RECORD_SLACK (32u * 1024)
+
+/* Sends the records OpenSSL has produced. `accounted` plaintext bytes of `pending`
+   go with them (0 for handshake messages, tickets and alerts). */
+static void conn_tls_send(struct server_conn *c, size_t accounted)
+{
+    size_t len = tls_out_pending(c->tls);
+    if (len == 0 || c->gone || uv_is_closing((uv_handle_t *)&c->tcp)) {
+        c->pending -= accounted;
+        return;
+    }
+    char *mem = malloc(len);
+    if (!mem) {
+        c->pending -= accounted;
+        conn_lost(c);
+        return;
+    }
+    tls_out_read(c->tls, mem, len);
+    size_t sent = 0;
+    if (c->writes_inflight == 0) {
+        uv_buf_t b = uv_buf_init(mem, (unsigned)len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (n > 0)
+            sent = (size_t)n;
+    }
+    if (sent == len) {
+        free(mem);
+        conn_written(c, accounted);
+        return;
+    }
+    struct wreq *wr = malloc(sizeof *wr);
+    uv_buf_t b = uv_buf_init(mem + sent, (unsigned)(len - sent));
+    if (!wr || uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
+        free(wr);
+        free(mem);
+        c->pending -= accounted;
+        conn_lost(c);
+        return;
+    }
+    wr->c = c;
+    wr->len = accounted; /* on_write takes it off `pending` */
+    wr->mem = mem;
+    c->writes_inflight++;
+}
+
+static void conn_tls_flush(struct server_conn *c)
+{
+    size_t len = c->out.len;
+    int rc = tls_write(c->tls, c->out.data, len);
+    buf_reset(&c->out);
+    if (rc < 0) {
+        c->pending -= len;
+        conn_lost(c);
+        return;
+    }
+    conn_tls_send(c, len);
+}
+
+static void conn_tls_close_notify(struct server_conn *c)
+{
+    if (c->gone || c->state == CS_CLOSING)
+        return;
+    tls_close_notify(c->tls);
+    conn_tls_send(c, 0);
+}
+
+static void peer_text(struct server_conn *c, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    char host[64] = "?";
+    int port = 0;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof host);
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof host);
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        }
+    }
+    snprintf(out, cap, "%s:%d", host, port);
+}
+
+/* Scanners, health checkers and clients limited to old TLS versions fail here all day:
+   the first failure of each kind is logged at info level, the rest at debug level. */
+static void conn_tls_failed(struct server_conn *c)
+{
+    char peer[80], key[224];
+    peer_text(c, peer, sizeof peer);
+    snprintf(key, sizeof key, "server %s", tls_error(c->tls));
+    bool first = log_first_time(key);
+    log_msg(first ? LOG_INFO : LOG_DEBUG, "client %s: %s; connection closed%s", peer,
+            tls_error(c->tls), first ? " (more like it are logged at debug level)" : "");
+    conn_tls_send(c, 0); /* the alert, if OpenSSL made one, tells the client why */
+    conn_close(c);
+}
+
+/* A plain HTTP request on the TLS port: answer it in plain HTTP, as most clients then show
+   the message instead of a bare connection error. */
+static void conn_tls_plain_http(struct server_conn *c)
+{
+    tls_conn_free(c->tls);
+    c->tls = NULL;
+    c->keep_alive = false;
+    c->linger = true; /* the rest of the request may still be arriving */
+    server_respond_error(c, GW_ERR_BAD_REQUEST,
+                         "this port serves HTTPS: send the request with https://", NULL);
+    conn_close(c);
+}
+
+static void conn_tls_input(struct server_conn *c, const char *data, size_t len)
+{
+    if (!c->tls_first_read) {
+        c->tls_first_read = true;
+        /* A TLS connection opens with a handshake record (0x16); a method name is plain HTTP. */
+        if (data[0] >= 'A' && data[0] <= 'Z') {
+            conn_tls_plain_http(c);
+            return;
+        }
+    }
+    if (tls_feed(c->tls, data, len) < 0) {
+        conn_lost(c);
+        return;
+    }
+    if (!tls_handshake_done(c->tls)) {
+        int rc = tls_handshake(c->tls);
+        if (rc == TLS_FAIL) {
+            conn_tls_failed(c);
+            return;
+        }
+        conn_tls_send(c, 0);
+        if (rc != TLS_DONE)
+            return;
+    }
+    /* read_scratch held the ciphertext, which tls_feed has copied: it takes the plaintext. */
+    while (c->state != CS_CLOSING && !c->gone) {
+        int n = tls_read(c->tls, read_scratch, sizeof read_scratch);
+        if (n > 0) {
+            conn_input(c, read_scratch, (size_t)n);
+            continue;
+        }
+        if (n == TLS_CLOSED) { /* the client's close_notify: as an end of stream */
+            conn_lost(c);
+            return;
+        }
+        if (n == TLS_FAIL) {
+            conn_tls_failed(c);
+            return;
+        }
+        break; /* TLS_WANT */
+    }
+    if (c->state != CS_CLOSING)
+        conn_tls_send(c, 0); /* session tickets after the handshake, key updates */
+}
+
 /* ---- accepting -------------------------------------------------------- */
 
 void server_on_connection(uv_stream_t *listener, int status)
@@ -761,8 +952,20 @@ void server_on_connection(uv_stream_t *listener, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    if (w->tls) {
+        c->tls = tls_server_conn_new(w->tls);
+        if (!c->tls) {
+            conn_really_close(c);
+            return;
+        }
+        /* One socket read decrypts to at most its own size plus a record completed
+           from the read before: room for that beside the plain-HTTP bound. */
+        c->in.limit += SERVER_TLS_RECORD_SLACK;
+    }
     c->state = CS_READ_HEAD;
     set_reading(c, true);
+    /* Over TLS this also bounds the handshake: a client that never finishes it is closed
+       as an idle connection would be. */
     uv_timer_start(&c->timer, on_timer, w->cfg->server.header_timeout_ms, 0);
 }
 

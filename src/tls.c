@@ -40,6 +40,7 @@ struct tls_conn {
     SSL *ssl;
     BIO *in;  /* ciphertext from the peer; SSL reads it */
     BIO *out; /* ciphertext for the peer; SSL writes it */
+    bool failed; /* a fatal error happened: no close_notify may follow */
     char error[192];
 };
 
@@ -248,19 +249,36 @@ static bool is_ip_literal(const char *host)
     return inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
 }
 
-struct tls_conn *tls_conn_new(SSL_CTX *ctx, const char *host, bool verify)
+/* A session over two memory BIOs; NULL when out of memory. */
+static struct tls_conn *conn_new(SSL_CTX *ctx)
 {
     struct tls_conn *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     ERR_clear_error();
     t->ssl = SSL_new(ctx);
-    t->in = BIO_new(BIO_s_mem());
-    t->out = BIO_new(BIO_s_mem());
-    if (!t->ssl || !t->in || !t->out) goto fail;
+    BIO *in = BIO_new(BIO_s_mem());
+    BIO *out = BIO_new(BIO_s_mem());
+    if (!t->ssl || !in || !out) {
+        BIO_free(in);
+        BIO_free(out);
+        SSL_free(t->ssl);
+        ERR_clear_error();
+        free(t);
+        return NULL;
+    }
     /* An empty input BIO means "wait for more", not end of stream: the socket's
        EOF is reported by the transport itself. */
-    BIO_set_mem_eof_return(t->in, -1);
-    SSL_set_bio(t->ssl, t->in, t->out); /* the SSL owns both from here */
+    BIO_set_mem_eof_return(in, -1);
+    SSL_set_bio(t->ssl, in, out); /* the SSL owns both from here */
+    t->in = in;
+    t->out = out;
+    return t;
+}
+
+struct tls_conn *tls_conn_new(SSL_CTX *ctx, const char *host, bool verify)
+{
+    struct tls_conn *t = conn_new(ctx);
+    if (!t) return NULL;
     SSL_set_connect_state(t->ssl);
 
     bool ip = is_ip_literal(host);
@@ -278,14 +296,17 @@ struct tls_conn *tls_conn_new(SSL_CTX *ctx, const char *host, bool verify)
     }
     return t;
 
-fail:
-    BIO_free(t->in);
-    BIO_free(t->out);
 fail_ssl:
-    SSL_free(t->ssl);
+    tls_conn_free(t);
     ERR_clear_error();
-    free(t);
     return NULL;
+}
+
+struct tls_conn *tls_conn_new_server(SSL_CTX *ctx)
+{
+    struct tls_conn *t = conn_new(ctx);
+    if (t) SSL_set_accept_state(t->ssl);
+    return t;
 }
 
 void tls_conn_free(struct tls_conn *t)
@@ -298,12 +319,17 @@ void tls_conn_free(struct tls_conn *t)
 /* Records why an SSL call failed: a certificate problem is named as such. */
 static int tls_fail(struct tls_conn *t, const char *what)
 {
+    t->failed = true;
     long vr = SSL_get_verify_result(t->ssl);
     if (vr != X509_V_OK)
         snprintf(t->error, sizeof t->error, "certificate verify failed: %s",
                  X509_verify_cert_error_string(vr));
-    else
-        openssl_error(t->error, sizeof t->error, what);
+    else {
+        /* The reason alone ("unsupported protocol"): the numeric "error:0A000102:..." form
+           reads like a gateway fault in a log line about someone else's handshake. */
+        const char *reason = ERR_reason_error_string(ERR_peek_last_error());
+        snprintf(t->error, sizeof t->error, "%s%s%s", what, reason ? ": " : "", reason ? reason : "");
+    }
     ERR_clear_error();
     return TLS_FAIL;
 }
@@ -357,6 +383,20 @@ int tls_write(struct tls_conn *t, const char *data, size_t len)
         len -= written;
     }
     return 0;
+}
+
+bool tls_handshake_done(const struct tls_conn *t)
+{
+    return SSL_is_init_finished(t->ssl);
+}
+
+void tls_close_notify(struct tls_conn *t)
+{
+    if (t->failed || !SSL_is_init_finished(t->ssl)) return;
+    ERR_clear_error();
+    /* One call queues our close_notify; the peer's answer is not waited for. */
+    SSL_shutdown(t->ssl);
+    ERR_clear_error();
 }
 
 size_t tls_out_pending(const struct tls_conn *t)

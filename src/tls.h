@@ -1,5 +1,6 @@
 /*
- * tls — client-side TLS over memory BIOs, for the tcp transport.
+ * tls — TLS sessions over memory BIOs: client side for the tcp transport,
+ * server side (tls_conn_new_server, contexts from tls_server.c) for server.c.
  *
  * OpenSSL never touches a socket here: the transport feeds the ciphertext it
  * read (tls_feed), drives the handshake and reads plaintext, and sends
@@ -13,7 +14,7 @@
  * milliseconds to parse a system bundle), a connection is not. The load runs
  * in libuv's thread pool so the loop never waits for it; connections that
  * need a context still loading wait on it. Each tls_conn is owned by one
- * transport connection.
+ * transport connection, or by one client connection in server.c.
  */
 #ifndef UNBUSY_TLS_H
 #define UNBUSY_TLS_H
@@ -70,6 +71,9 @@ struct tls_conn;
    verify, the certificate must name host (DNS name or IP address). NULL when
    out of memory. */
 struct tls_conn *tls_conn_new(SSL_CTX *ctx, const char *host, bool verify);
+/* A server session (the peer is the client) on a context from tls_server.c. NULL when out
+   of memory. */
+struct tls_conn *tls_conn_new_server(SSL_CTX *ctx);
 void tls_conn_free(struct tls_conn *t);
 
 /* Ciphertext from the peer. Returns 0 or TLS_FAIL (out of memory). */
@@ -80,6 +84,10 @@ int tls_handshake(struct tls_conn *t);
 int tls_read(struct tls_conn *t, char *buf, size_t cap);
 /* Encrypts all of data into the output. Returns 0 or TLS_FAIL. */
 int tls_write(struct tls_conn *t, const char *data, size_t len);
+/* True once the handshake has finished. */
+bool tls_handshake_done(const struct tls_conn *t);
+/* Queues a close_notify alert (output pending after); no-op before the handshake is done. */
+void tls_close_notify(struct tls_conn *t);
 /* Ciphertext waiting to be sent, and taking it (returns bytes copied). */
 size_t tls_out_pending(const struct tls_conn *t);
 size_t tls_out_read(struct tls_conn *t, char *dst, size_t cap);

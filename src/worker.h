@@ -25,6 +25,7 @@ struct metrics_shard;
 struct keys;
 struct ratelimit;
 struct admission_waiter;
+struct tls_server;
 
 struct worker {
     unsigned id;
@@ -53,6 +54,7 @@ struct worker {
     struct ratelimit *rl;        /* rate-limit buckets (shared); NULL: none */
     struct ledger *ledger;       /* the usage ledger (shared); NULL: none */
     struct budgets *budgets;     /* per-key budgets (shared); NULL: none */
+    struct tls_server *tls;      /* the listener's certificate (shared); NULL: plain HTTP */
     uv_async_t admit_async;      /* queued requests that may start now (from any thread) */
     pthread_mutex_t admit_lock;
     struct admission_waiter *admit_ready; /* guarded by admit_lock */

@@ -15,6 +15,7 @@ import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -271,9 +272,10 @@ export function toYAML(obj) {
 
 /*
  * One request on a fresh connection (Connection: close), so nothing stays
- * pooled between tests. Returns { status, headers, text, json() }.
+ * pooled between tests. Returns { status, headers, text, json() }. An https://
+ * url is verified against ca (PEM) when given.
  */
-export function httpRequest(url, { method = 'GET', headers = {}, body, timeout = 10000 } = {}) {
+export function httpRequest(url, { method = 'GET', headers = {}, body, timeout = 10000, ca } = {}) {
     return new Promise((resolve, reject) => {
         const u = new URL(url);
         const payload = body === undefined ? undefined
@@ -282,9 +284,10 @@ export function httpRequest(url, { method = 'GET', headers = {}, body, timeout =
         if (payload !== undefined && !Object.keys(h).some((k) => k.toLowerCase() === 'content-type')) {
             h['Content-Type'] = 'application/json';
         }
-        const req = http.request({
+        const tls = u.protocol === 'https:';
+        const req = (tls ? https : http).request({
             host: u.hostname, port: u.port, path: u.pathname + u.search, method, headers: h,
-            agent: false, timeout,
+            agent: false, timeout, ...(tls && ca ? { ca } : {}),
         }, (res) => {
             const chunks = [];
             res.on('data', (c) => chunks.push(c));
@@ -455,11 +458,12 @@ export function fakeProvider(fake, extra = {}) {
 }
 
 export class Gateway {
-    constructor(proc, port, { file, secrets, strictStderr, allowStderr, drainMs }) {
+    constructor(proc, port, { file, secrets, strictStderr, allowStderr, drainMs, scheme = 'http', ca }) {
         this.proc = proc;
         this.port = port;
         this.file = file;
-        this.url = `http://127.0.0.1:${port}`;
+        this.ca = ca; // PEM the https listener's certificate is verified against
+        this.url = `${scheme}://127.0.0.1:${port}`;
         this.baseURL = `${this.url}/v1`;
         this.secrets = secrets;
         this.strictStderr = strictStderr;
@@ -478,7 +482,7 @@ export class Gateway {
         });
     }
 
-    request(p, opts) { return httpRequest(this.url + p, opts); }
+    request(p, opts) { return httpRequest(this.url + p, { ca: this.ca, ...opts }); }
 
     /* Complete stdout lines parsed as JSON; lines that do not parse are in .bad. */
     accessLog() {
@@ -566,10 +570,11 @@ function parseDurationMs(v) {
 /*
  * Starts the gateway. config: a JS object (written as YAML, server defaults
  * added) or a YAML string (written as is). strictStderr: error lines on stderr
- * fail the test unless they match one of allowStderr. Returns a Gateway once
+ * fail the test unless they match one of allowStderr. ca: the PEM certificate
+ * an https listener (server.tls) is verified against. Returns a Gateway once
  * /healthz answers 200.
  */
-export async function startGateway({ config, env = {}, strictStderr = true, allowStderr = [], args = [] }) {
+export async function startGateway({ config, env = {}, strictStderr = true, allowStderr = [], args = [], ca }) {
     const dir = tempDir();
     const file = path.join(dir, 'unbusy.yaml');
     const obj = typeof config === 'string' ? null : withServerDefaults(config);
@@ -579,12 +584,14 @@ export async function startGateway({ config, env = {}, strictStderr = true, allo
     const drainMs = parseDurationMs(obj?.server?.drain_timeout ?? '30s');
     let m;
     try {
-        m = await proc.waitFor('stderr', /listening on http:\/\/127\.0\.0\.1:(\d+)/, 10000 * SLOW);
+        m = await proc.waitFor('stderr', /listening on (https?):\/\/127\.0\.0\.1:(\d+)/, 10000 * SLOW);
     } catch (e) {
         await proc.terminate(2000);
         throw e;
     }
-    const gw = new Gateway(proc, Number(m[1]), { file, secrets, strictStderr, allowStderr, drainMs });
+    const gw = new Gateway(proc, Number(m[2]), {
+        file, secrets, strictStderr, allowStderr, drainMs, scheme: m[1], ca,
+    });
     try {
         await waitUntil(async () => (await gw.request('/healthz', { timeout: 2000 })).status === 200,
             { timeout: 5000 * SLOW, what: 'GET /healthz -> 200' });

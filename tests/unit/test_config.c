@@ -1154,6 +1154,157 @@ static void test_load_file(void **state)
     assert_int_equal(config_load_text("x", "models: {}", 10, &c, NULL), -1);
 }
 
+/* ---- server.tls ---- */
+
+/* A self-signed certificate (CN=unit.test, valid until 2126), its key, and another key. */
+static const char unit_cert[] =
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIBgDCCASWgAwIBAgIUJIIiNMyeJNbqrHSEhGycxB5hXEgwCgYIKoZIzj0EAwIw\n"
+    "FDESMBAGA1UEAwwJdW5pdC50ZXN0MCAXDTI2MTIwMjE2MTc0NloYDzIxMjYxMTA4\n"
+    "MTYxNzQ2WjAUMRIwEAYDVQQDDAl1bml0LnRlc3QwWTATBgcqhkjOPQIBBggqhkjO\n"
+    "PQMBBwNCAARw4pefAcqJY9sTmPJkdkmR9dxsOBxTPJebGgDTF497uHXU9POplmzF\n"
+    "2xPsCNCd40CgdW0Fsflk3Zg4zpsJJPkzo1MwUTAdBgNVHQ4EFgQUhY9sgsVJbD0p\n"
+    "vaHg9Kha9NLu2nEwHwYDVR0jBBgwFoAUhY9sgsVJbD0pvaHg9Kha9NLu2nEwDwYD\n"
+    "VR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNJADBGAiEArS+HKdAJPkVDslrx2BfE\n"
+    "pizwBsw71lIuqpGoDk3G0S0CIQD7ZjRvxi79QvAKmTa/ApNNwR1DmywSrLoSXt9n\n"
+    "9UnuQQ==\n"
+    "-----END CERTIFICATE-----\n";
+static const char unit_key[] =
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgCr0WWY+I2FJUVUhR\n"
+    "MXyXUBk39LGrU5MOusRZ2F5ffaWhRANCAARw4pefAcqJY9sTmPJkdkmR9dxsOBxT\n"
+    "PJebGgDTF497uHXU9POplmzF2xPsCNCd40CgdW0Fsflk3Zg4zpsJJPkz\n"
+    "-----END PRIVATE KEY-----\n";
+static const char other_key[] =
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg9NeUb04dyF4etZli\n"
+    "kahLAhjGBxNsuH8dcdjcCfNFSq+hRANCAASFxJnsfn3fupIERTzgsGSIM7PXPYDa\n"
+    "+JaicY0pkJSQCThJuAIOcFmz2izNqrpg+kDODKgh049mybFRDs/c8w5j\n"
+    "-----END PRIVATE KEY-----\n";
+
+struct tls_files {
+    char dir[64];
+    char cert[96], key[96], other[96], junk[96], missing[96];
+};
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void tls_files_make(struct tls_files *t)
+{
+    snprintf(t->dir, sizeof t->dir, "/tmp/test_config_tls_XXXXXX");
+    assert_non_null(mkdtemp(t->dir));
+    snprintf(t->cert, sizeof t->cert, "%s/cert.pem", t->dir);
+    snprintf(t->key, sizeof t->key, "%s/key.pem", t->dir);
+    snprintf(t->other, sizeof t->other, "%s/other.pem", t->dir);
+    snprintf(t->junk, sizeof t->junk, "%s/junk.pem", t->dir);
+    snprintf(t->missing, sizeof t->missing, "%s/missing.pem", t->dir);
+    write_text(t->cert, unit_cert);
+    write_text(t->key, unit_key);
+    write_text(t->other, other_key);
+    write_text(t->junk, "not a certificate\n");
+}
+
+static void tls_files_remove(struct tls_files *t)
+{
+    unlink(t->cert);
+    unlink(t->key);
+    unlink(t->other);
+    unlink(t->junk);
+    rmdir(t->dir);
+}
+
+/* A config whose server.tls names cert (line 3) and key (line 4). */
+static void tls_config(char *out, size_t cap, const char *cert, const char *key)
+{
+    snprintf(out, cap, "server:\n  tls:\n    cert: %s\n    key: %s\n" ONE_PROVIDER ONE_MODEL, cert, key);
+}
+
+static void test_server_tls(void **state)
+{
+    struct tls_files t;
+    tls_files_make(&t);
+    char text[1024];
+
+    /* Absent, or present with nothing under it: plain HTTP. */
+    struct config *c = load_ok(ONE_PROVIDER ONE_MODEL);
+    assert_null(c->server.tls_cert);
+    assert_null(c->server.tls_key);
+    config_unref(c);
+    c = load_ok("server:\n  tls:\n" ONE_PROVIDER ONE_MODEL);
+    assert_null(c->server.tls_cert);
+    config_unref(c);
+
+    tls_config(text, sizeof text, t.cert, t.key);
+    c = load_ok(text);
+    assert_string_equal(c->server.tls_cert, t.cert);
+    assert_string_equal(c->server.tls_key, t.key);
+    config_unref(c);
+
+    /* A chain file (the leaf then more certificates) loads too. */
+    char chain[128];
+    snprintf(chain, sizeof chain, "%s/chain.pem", t.dir);
+    char both[2 * sizeof unit_cert];
+    snprintf(both, sizeof both, "%s%s", unit_cert, unit_cert);
+    write_text(chain, both);
+    tls_config(text, sizeof text, chain, t.key);
+    c = load_ok(text);
+    config_unref(c);
+    unlink(chain);
+    tls_files_remove(&t);
+}
+
+static void test_server_tls_problems(void **state)
+{
+    struct tls_files t;
+    tls_files_make(&t);
+    char text[1024], want[256];
+
+    /* Each problem names the file, the line and the key at fault. */
+    tls_config(text, sizeof text, t.missing, t.key);
+    snprintf(want, sizeof want, "t.yaml:3: server.tls.cert: cannot read certificate %s: No such file",
+             t.missing);
+    expect_errors(text, 1, (const char *[]){want, NULL});
+
+    tls_config(text, sizeof text, t.junk, t.key);
+    snprintf(want, sizeof want, "t.yaml:3: server.tls.cert: cannot load certificate %s:", t.junk);
+    expect_errors(text, 1, (const char *[]){want, NULL});
+
+    tls_config(text, sizeof text, t.cert, t.missing);
+    snprintf(want, sizeof want, "t.yaml:4: server.tls.key: cannot read key %s: No such file", t.missing);
+    expect_errors(text, 1, (const char *[]){want, NULL});
+
+    tls_config(text, sizeof text, t.cert, t.junk);
+    snprintf(want, sizeof want, "t.yaml:4: server.tls.key: cannot load key %s:", t.junk);
+    expect_errors(text, 1, (const char *[]){want, NULL});
+
+    tls_config(text, sizeof text, t.cert, t.other);
+    snprintf(want, sizeof want, "t.yaml:4: server.tls.key: key %s does not match the certificate %s",
+             t.other, t.cert);
+    expect_errors(text, 1, (const char *[]){want, NULL});
+
+    /* A directory is not a readable file either. */
+    tls_config(text, sizeof text, t.dir, t.key);
+    snprintf(want, sizeof want, "t.yaml:3: server.tls.cert: ");
+    expect_errors(text, 1, (const char *[]){want, NULL});
+
+    /* Both keys are needed; nothing else is known; the section is a mapping. */
+    snprintf(text, sizeof text, "server:\n  tls:\n    cert: %s\n" ONE_PROVIDER ONE_MODEL, t.cert);
+    expect_errors(text, 1, (const char *[]){"t.yaml:3: server.tls.key: missing (required)", NULL});
+    snprintf(text, sizeof text,
+             "server:\n  tls:\n    cert: %s\n    key: %s\n    chain: x\n" ONE_PROVIDER ONE_MODEL,
+             t.cert, t.key);
+    expect_errors(text, 1, (const char *[]){"t.yaml:5: server.tls", "chain", NULL});
+    expect_errors("server:\n  tls: yes\n" ONE_PROVIDER ONE_MODEL, 1,
+                  (const char *[]){"t.yaml:2: server.tls", NULL});
+    tls_files_remove(&t);
+}
+
 static void load_example(const char *path)
 {
     struct config *c = NULL;
@@ -1241,6 +1392,8 @@ int main(void)
         cmocka_unit_test(test_refcount),
         cmocka_unit_test(test_many_models_lookup),
         cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_server_tls),
+        cmocka_unit_test(test_server_tls_problems),
         cmocka_unit_test(test_examples_load),
         cmocka_unit_test(test_demo_config_loads),
     };
