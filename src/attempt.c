@@ -259,11 +259,10 @@ static int on_sse_item(void *ud, const struct sse_item *it)
         return 0; /* asked for on the client's behalf only */
     if (p->committed && p->winner == a) {
         proxy_relay_event(p, it->data, it->data_len);
-    } else if (a->held.len + it->data_len + 8 <= PROXY_MAX_HELD) {
-        /* role-only chunks before the first content: sent when the stream commits */
-        buf_append(&a->held, "data: ", 6);
-        buf_append(&a->held, it->data, it->data_len);
-        buf_append(&a->held, "\n\n", 2);
+    } else {
+        /* role-only chunks before the first content: sent when the stream commits (an event
+           past the held bound is dropped whole) */
+        (void)sse_encode_event(&a->held, it->data, it->data_len);
     }
     return 0;
 }

@@ -108,9 +108,19 @@ void proxy_fail_request(struct preq *p, enum gw_err e, const char *msg, int retr
 void proxy_relay_event(struct preq *p, const char *data, size_t len)
 {
     proxy_continue_note(p, data, len);
-    uv_buf_t parts[3] = {uv_buf_init("data: ", 6), uv_buf_init((char *)data, (unsigned)len),
-                         uv_buf_init("\n\n", 2)};
-    server_stream_writev(p->conn, parts, 3);
+    if (memchr(data, '\n', len)) {
+        /* An upstream event of several data lines: one data line each again, or the client
+           would read only the first (its parser joins them back as ours did). */
+        struct buf ev;
+        buf_init(&ev, 0);
+        if (sse_encode_event(&ev, data, len) == 0)
+            server_stream_write(p->conn, ev.data, ev.len);
+        buf_free(&ev);
+    } else {
+        uv_buf_t parts[3] = {uv_buf_init("data: ", 6), uv_buf_init((char *)data, (unsigned)len),
+                             uv_buf_init("\n\n", 2)};
+        server_stream_writev(p->conn, parts, 3);
+    }
     if (!p->paused && server_pending_bytes(p->conn) > SERVER_HIGH_WATER && p->winner) {
         p->paused = true;
         attempt_pause(p->winner, true);
