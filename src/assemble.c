@@ -448,7 +448,8 @@ bool assemble_has_usage(const struct assemble *a)
     return a->usage != NULL;
 }
 
-void assemble_set_estimated_usage(struct assemble *a, int64_t prompt_tokens, int64_t completion_tokens)
+void assemble_set_estimated_usage(struct assemble *a, int64_t prompt_tokens,
+                                  int64_t completion_tokens)
 {
     a->usage_estimated = true;
     a->usage_prompt = prompt_tokens;

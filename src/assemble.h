@@ -56,7 +56,8 @@ bool assemble_has_usage(const struct assemble *a);
 
 /* The answer's usage becomes an estimate (see assemble_put_estimated_usage), in place of
    what the chunks said. */
-void assemble_set_estimated_usage(struct assemble *a, int64_t prompt_tokens, int64_t completion_tokens);
+void assemble_set_estimated_usage(struct assemble *a, int64_t prompt_tokens,
+                                  int64_t completion_tokens);
 
 /* Appends {"prompt_tokens":P,"completion_tokens":C,"total_tokens":P+C,"estimated":true}.
    Returns 0 or -ENOBUFS/-ENOMEM from buf. */

@@ -786,8 +786,8 @@ static void scan_delta(const struct jdoc *d, int di, struct jsonx_chunk *out)
     size_t reasoning = str_chars(d, obj_get(d, di, "reasoning_content"));
     if (!reasoning)
         reasoning = str_chars(d, obj_get(d, di, "reasoning"));
-    out->content_chars +=
-        str_chars(d, obj_get(d, di, "content")) + str_chars(d, obj_get(d, di, "refusal")) + reasoning;
+    out->content_chars += str_chars(d, obj_get(d, di, "content")) +
+                          str_chars(d, obj_get(d, di, "refusal")) + reasoning;
     ti = obj_get(d, di, "tool_calls");
     if (ti >= 0 && d->t[ti].type == JSMN_ARRAY && d->t[ti].size > 0) {
         out->has_content = true;

@@ -273,7 +273,8 @@ void proxy_first_content(struct attempt *a)
 void proxy_estimate_usage(const struct preq *p, uint64_t completion_chars, int64_t *prompt_tokens,
                           int64_t *completion_tokens)
 {
-    prices_estimate_tokens(p->scan.prompt_chars, (size_t)completion_chars, prompt_tokens, completion_tokens);
+    prices_estimate_tokens(p->scan.prompt_chars, (size_t)completion_chars, prompt_tokens,
+                           completion_tokens);
 }
 
 void proxy_note_chunk_meta(struct preq *p, const char *data, size_t len)
@@ -305,7 +306,8 @@ static void estimated_usage_chunk(struct preq *p)
         rc = buf_append_json_str(&ev, p->chunk_id, strlen(p->chunk_id));
     if (!rc)
         rc = buf_printf(&ev, ",\"object\":\"%s\",\"created\":%lld,\"model\":",
-                        p->api == PROXY_API_COMPLETIONS ? "text_completion" : "chat.completion.chunk",
+                        p->api == PROXY_API_COMPLETIONS ? "text_completion"
+                                                        : "chat.completion.chunk",
                         (long long)(p->chunk_created ? p->chunk_created : (int64_t)time(NULL)));
     const char *model = p->chunk_model[0] ? p->chunk_model : p->model->name;
     if (!rc)
@@ -329,8 +331,8 @@ void proxy_attempt_done(struct attempt *a, const char *json, size_t len)
     struct accesslog_entry *log = log_entry(p);
     if (!a->usage_seen && p->api != PROXY_API_EMBEDDINGS) {
         /* The same estimate as in the answer (attempt.c): of what this client received. */
-        proxy_estimate_usage(p, p->client_stream ? p->content_chars : a->content_chars, &log->prompt_tokens,
-                             &log->completion_tokens);
+        proxy_estimate_usage(p, p->client_stream ? p->content_chars : a->content_chars,
+                             &log->prompt_tokens, &log->completion_tokens);
         log->usage_estimated = true;
     }
     /* The deployment's slot, then the model's admission slot, then the answer: a waiter woken

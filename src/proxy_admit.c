@@ -304,7 +304,8 @@ void proxy_admit_settle(struct preq *p)
             const struct accesslog_entry *log = &server_conn_request(p->conn)->log;
             struct ratelimit_usage used = {.reported_tokens = -1, .sent = p->attempts > 0};
             if (log->prompt_tokens >= 0 && !log->usage_estimated)
-                used.reported_tokens = log->prompt_tokens + (log->completion_tokens > 0 ? log->completion_tokens : 0);
+                used.reported_tokens =
+                    log->prompt_tokens + (log->completion_tokens > 0 ? log->completion_tokens : 0);
             int64_t prompt, streamed;
             proxy_estimate_usage(p, p->content_chars, &prompt, &streamed);
             used.prompt_tokens = (uint64_t)prompt;
