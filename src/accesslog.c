@@ -103,6 +103,8 @@ void accesslog_write(const struct accesslog_entry *e, const char *request_id, co
     field_int(&b, "completion_tokens", e->completion_tokens);
     field_int(&b, "reasoning_tokens", e->reasoning_tokens);
     field_int(&b, "cached_tokens", e->cached_tokens);
+    if (e->usage_estimated)
+        buf_append_str(&b, ",\"usage_estimated\":true");
     buf_printf(&b, ",\"bytes_out\":%llu", (unsigned long long)bytes_out);
     if (e->error[0])
         field_str(&b, "error", e->error, strlen(e->error));

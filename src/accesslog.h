@@ -23,6 +23,7 @@ struct accesslog_entry {
     bool stream;
     int64_t ttft_ms;              /* -1: none */
     int64_t prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens; /* -1: unknown */
+    bool usage_estimated;         /* no usage reported: the tokens are the gateway's estimate */
 };
 
 void accesslog_entry_init(struct accesslog_entry *e);

@@ -41,6 +41,8 @@ struct assemble {
     struct asm_choice *choices; /* indexed by choice index */
     size_t n_choices;
     cJSON *usage;
+    bool usage_estimated; /* usage_prompt and usage_completion replace usage */
+    int64_t usage_prompt, usage_completion;
 };
 
 struct assemble *assemble_new(enum assemble_kind kind, size_t max_bytes)
@@ -425,7 +427,11 @@ int assemble_finish(struct assemble *a, struct buf *out)
         rc = put_member(out, "system_fingerprint", &a->fingerprint);
     if (!rc)
         rc = put_choices(a, out);
-    if (!rc && a->usage) {
+    if (!rc && a->usage_estimated) {
+        rc = buf_append_str(out, ",\"usage\":");
+        if (!rc)
+            rc = assemble_put_estimated_usage(out, a->usage_prompt, a->usage_completion);
+    } else if (!rc && a->usage) {
         char *u = cJSON_PrintUnformatted(a->usage);
         if (!u)
             return -ENOMEM;
@@ -434,6 +440,53 @@ int assemble_finish(struct assemble *a, struct buf *out)
             rc = buf_append_str(out, u);
         free(u);
     }
+    return rc ? rc : buf_append_str(out, "}");
+}
+
+bool assemble_has_usage(const struct assemble *a)
+{
+    return a->usage != NULL;
+}
+
+void assemble_set_estimated_usage(struct assemble *a, int64_t prompt_tokens,
+                                  int64_t completion_tokens)
+{
+    a->usage_estimated = true;
+    a->usage_prompt = prompt_tokens;
+    a->usage_completion = completion_tokens;
+}
+
+int assemble_put_estimated_usage(struct buf *out, int64_t prompt_tokens, int64_t completion_tokens)
+{
+    return buf_printf(out,
+                      "{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld,"
+                      "\"estimated\":true}",
+                      (long long)prompt_tokens, (long long)completion_tokens,
+                      (long long)(prompt_tokens + completion_tokens));
+}
+
+int assemble_add_estimated_usage(const char *json, size_t len, int64_t prompt_tokens,
+                                 int64_t completion_tokens, struct buf *out)
+{
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return -EINVAL;
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(root, "usage"); /* a null one */
+    bool empty = root->child == NULL;
+    char *s = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (!s)
+        return -ENOMEM;
+    size_t n = strlen(s);
+    /* s ends with the object's closing brace: the member goes in before it. */
+    int rc = buf_append(out, s, n - 1);
+    free(s);
+    if (!rc)
+        rc = buf_append_str(out, empty ? "\"usage\":" : ",\"usage\":");
+    if (!rc)
+        rc = assemble_put_estimated_usage(out, prompt_tokens, completion_tokens);
     return rc ? rc : buf_append_str(out, "}");
 }
 

@@ -108,6 +108,7 @@ void attempt_reset(struct attempt *a)
     }
     a->active = a->hedge = false;
     a->got_first = a->saw_done = a->saw_finish = a->up_sse = a->usage_seen = false;
+    a->content_chars = 0;
     a->status = 0;
     a->ttft_ms = 0;
     a->stall_lazy = false;
@@ -248,6 +249,12 @@ static int on_sse_item(void *ud, const struct sse_item *it)
         }
         attempt_progress(a);
     }
+    a->content_chars += ch.content_chars;
+    if (p->winner == a) {
+        p->content_chars += ch.content_chars;
+        if (p->client_stream && p->client_usage && !p->chunk_meta)
+            proxy_note_chunk_meta(p, it->data, it->data_len);
+    }
     if (a->asmb) {
         if (assemble_feed(a->asmb, it->data, it->data_len) < 0) {
             act(a, ACT_FAIL, HEALTH_BAD_REPLY, "the answer could not be assembled");
@@ -259,11 +266,10 @@ static int on_sse_item(void *ud, const struct sse_item *it)
         return 0; /* asked for on the client's behalf only */
     if (p->committed && p->winner == a) {
         proxy_relay_event(p, it->data, it->data_len);
-    } else if (a->held.len + it->data_len + 8 <= PROXY_MAX_HELD) {
-        /* role-only chunks before the first content: sent when the stream commits */
-        buf_append(&a->held, "data: ", 6);
-        buf_append(&a->held, it->data, it->data_len);
-        buf_append(&a->held, "\n\n", 2);
+    } else {
+        /* role-only chunks before the first content: sent when the stream commits (an event
+           past the held bound is dropped whole) */
+        (void)sse_encode_event(&a->held, it->data, it->data_len);
     }
     return 0;
 }
@@ -324,6 +330,12 @@ static void finish_sse(struct attempt *a)
         proxy_attempt_done(a, NULL, 0);
         return;
     }
+    if (!assemble_has_usage(a->asmb)) {
+        /* No usage chunk (older llama.cpp, some compatible servers): every answer has usage. */
+        int64_t prompt, completion;
+        proxy_estimate_usage(p, a->content_chars, &prompt, &completion);
+        assemble_set_estimated_usage(a->asmb, prompt, completion);
+    }
     struct buf out;
     buf_init(&out, 0);
     if (assemble_finish(a->asmb, &out) < 0) {
@@ -349,9 +361,22 @@ static void finish_body(struct attempt *a)
                                                   : "the answer is not JSON");
             return;
         }
+        a->content_chars = ch.content_chars;
+        p->content_chars += ch.content_chars;
         if (ch.has_usage) {
             a->usage = ch;
             a->usage_seen = true;
+        } else if (p->api != PROXY_API_EMBEDDINGS) {
+            struct buf with;
+            buf_init(&with, a->body.len * 2 + 256);
+            int64_t prompt, completion;
+            proxy_estimate_usage(p, a->content_chars, &prompt, &completion);
+            if (assemble_add_estimated_usage(body, a->body.len, prompt, completion, &with) == 0) {
+                proxy_attempt_done(a, with.data, with.len);
+                buf_free(&with);
+                return;
+            }
+            buf_free(&with); /* out of room: the answer goes as it came */
         }
         proxy_attempt_done(a, body, a->body.len);
         return;

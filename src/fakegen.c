@@ -104,6 +104,7 @@ static int parse_directive(struct span d, struct fakegen_opts *o, char *err, siz
         {"badjson", offsetof(struct fakegen_opts, badjson)},
         {"no_usage", offsetof(struct fakegen_opts, no_usage)},
         {"no_done", offsetof(struct fakegen_opts, no_done)},
+        {"multiline", offsetof(struct fakegen_opts, multiline)},
         {"close", offsetof(struct fakegen_opts, close)},
         {"hang", offsetof(struct fakegen_opts, hang)},
         {"reset", offsetof(struct fakegen_opts, reset)},
@@ -652,6 +653,7 @@ static int build_event(struct fakegen *g, char what, uint32_t i)
     bool chat = g->kind == KIND_CHAT;
     buf_reset(b);
     int rc = put_chunk_prefix(g, b);
+    if (!rc && g->o.multiline) rc = buf_append_str(b, "\ndata: ");
     if (rc) return rc;
     switch (what) {
     case 'r':

@@ -45,6 +45,8 @@
  *   big=BYTES        the content totals BYTES bytes
  *   no_usage         no usage (neither the include_usage chunk nor the field)
  *   no_done          a clean end after finish_reason, without "data: [DONE]"
+ *   multiline        each stream event's JSON spans two "data:" lines (split
+ *                    after its "model" member), as the SSE spec allows
  *   close            Connection: close, then close
  *   hang             send nothing, never close
  *   reset            close at once, no bytes
@@ -80,7 +82,7 @@ struct fakegen_opts {
     uint32_t chunk_ms;
     int32_t cut; /* -1: no cut */
     uint32_t stall_ms;
-    bool garbage, badjson, no_usage, no_done, close, hang, reset;
+    bool garbage, badjson, no_usage, no_done, close, hang, reset, multiline;
     uint64_t big; /* 0: tokens "tokN " */
     uint32_t reasoning;
     uint32_t slowread_ms; /* 0, or how long the front end stops reading */

@@ -759,6 +759,19 @@ int jsonx_rewrite_request(const char *body, size_t len, const struct jsonx_reque
 
 /* ---- stream chunk scan ---- */
 
+static size_t str_chars(const struct jdoc *d, int i)
+{
+    return i >= 0 && d->t[i].type == JSMN_STRING ? tok_len(d, i) : 0;
+}
+
+/* A function call's name and arguments, as generated text. */
+static size_t call_chars(const struct jdoc *d, int fi)
+{
+    return fi >= 0 && d->t[fi].type == JSMN_OBJECT
+               ? str_chars(d, obj_get(d, fi, "name")) + str_chars(d, obj_get(d, fi, "arguments"))
+               : 0;
+}
+
 static void scan_delta(const struct jdoc *d, int di, struct jsonx_chunk *out)
 {
     if (di < 0 || d->t[di].type != JSMN_OBJECT)
@@ -769,12 +782,25 @@ static void scan_delta(const struct jdoc *d, int di, struct jsonx_chunk *out)
         tok_nonempty_string(d, obj_get(d, di, "reasoning")) ||
         tok_nonempty_string(d, obj_get(d, di, "refusal")))
         out->has_content = true;
+    /* Some servers send both reasoning names for the same text: count one. */
+    size_t reasoning = str_chars(d, obj_get(d, di, "reasoning_content"));
+    if (!reasoning)
+        reasoning = str_chars(d, obj_get(d, di, "reasoning"));
+    out->content_chars += str_chars(d, obj_get(d, di, "content")) +
+                          str_chars(d, obj_get(d, di, "refusal")) + reasoning;
     ti = obj_get(d, di, "tool_calls");
-    if (ti >= 0 && d->t[ti].type == JSMN_ARRAY && d->t[ti].size > 0)
+    if (ti >= 0 && d->t[ti].type == JSMN_ARRAY && d->t[ti].size > 0) {
         out->has_content = true;
+        int ei = ti + 1;
+        for (int k = 0; k < d->t[ti].size; k++, ei = tok_next(d, ei))
+            if (d->t[ei].type == JSMN_OBJECT)
+                out->content_chars += call_chars(d, obj_get(d, ei, "function"));
+    }
     ti = obj_get(d, di, "function_call");
-    if (ti >= 0 && d->t[ti].type == JSMN_OBJECT)
+    if (ti >= 0 && d->t[ti].type == JSMN_OBJECT) {
         out->has_content = true;
+        out->content_chars += call_chars(d, ti);
+    }
 }
 
 static void scan_usage(const struct jdoc *d, int ui, struct jsonx_chunk *out)
@@ -815,6 +841,7 @@ int jsonx_scan_chunk(const char *data, size_t len, struct jsonx_chunk *out)
                 scan_delta(&d, obj_get(&d, ci, "message"), out);
                 if (tok_nonempty_string(&d, obj_get(&d, ci, "text")))
                     out->has_content = true;
+                out->content_chars += str_chars(&d, obj_get(&d, ci, "text"));
                 if (!tok_is_null(&d, obj_get(&d, ci, "finish_reason")))
                     out->has_finish = out->has_content = true;
             }

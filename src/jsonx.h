@@ -97,6 +97,9 @@ struct jsonx_chunk {
     bool has_error;       /* top-level "error" member (some providers send errors in-stream) */
     int64_t prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens;
     /* cached_tokens: prompt_tokens_details.cached_tokens or DeepSeek's prompt_cache_hit_tokens */
+    size_t content_chars; /* generated text in it (content, reasoning, refusal, text, tool-call
+                             names and arguments; escaped bytes, as prompt_chars): what a
+                             usage estimate counts when the provider reports none */
 };
 
 /*

@@ -14,6 +14,7 @@
  */
 #include "proxy.h"
 
+#include <cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,9 +109,19 @@ void proxy_fail_request(struct preq *p, enum gw_err e, const char *msg, int retr
 void proxy_relay_event(struct preq *p, const char *data, size_t len)
 {
     proxy_continue_note(p, data, len);
-    uv_buf_t parts[3] = {uv_buf_init("data: ", 6), uv_buf_init((char *)data, (unsigned)len),
-                         uv_buf_init("\n\n", 2)};
-    server_stream_writev(p->conn, parts, 3);
+    if (memchr(data, '\n', len)) {
+        /* An upstream event of several data lines: one data line each again, or the client
+           would read only the first (its parser joins them back as ours did). */
+        struct buf ev;
+        buf_init(&ev, 0);
+        if (sse_encode_event(&ev, data, len) == 0)
+            server_stream_write(p->conn, ev.data, ev.len);
+        buf_free(&ev);
+    } else {
+        uv_buf_t parts[3] = {uv_buf_init("data: ", 6), uv_buf_init((char *)data, (unsigned)len),
+                             uv_buf_init("\n\n", 2)};
+        server_stream_writev(p->conn, parts, 3);
+    }
     if (!p->paused && server_pending_bytes(p->conn) > SERVER_HIGH_WATER && p->winner) {
         p->paused = true;
         attempt_pause(p->winner, true);
@@ -259,22 +270,86 @@ void proxy_first_content(struct attempt *a)
         commit_stream(p, a); /* a continuation goes on in the stream already committed */
 }
 
+void proxy_estimate_usage(const struct preq *p, uint64_t completion_chars, int64_t *prompt_tokens,
+                          int64_t *completion_tokens)
+{
+    prices_estimate_tokens(p->scan.prompt_chars, (size_t)completion_chars, prompt_tokens,
+                           completion_tokens);
+}
+
+void proxy_note_chunk_meta(struct preq *p, const char *data, size_t len)
+{
+    p->chunk_meta = true;
+    cJSON *j = cJSON_ParseWithLength(data, len);
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(j, "model");
+    const cJSON *created = cJSON_GetObjectItemCaseSensitive(j, "created");
+    if (cJSON_IsString(id) && strlen(id->valuestring) < sizeof p->chunk_id)
+        strcpy(p->chunk_id, id->valuestring);
+    if (cJSON_IsString(model) && strlen(model->valuestring) < sizeof p->chunk_model)
+        strcpy(p->chunk_model, model->valuestring);
+    if (cJSON_IsNumber(created) && created->valuedouble >= 0 && created->valuedouble < 9e15)
+        p->chunk_created = (int64_t)created->valuedouble;
+    cJSON_Delete(j);
+}
+
+/* The usage chunk a stream client asked for (stream_options.include_usage) when the provider
+   sent none: before [DONE], estimated, in the shape of the stream's own chunks. The head has
+   gone out, so the mark is in the usage object ("estimated": true), not a header. */
+static void estimated_usage_chunk(struct preq *p)
+{
+    const struct accesslog_entry *log = log_entry(p);
+    struct buf ev;
+    buf_init(&ev, 0);
+    int rc = buf_append_str(&ev, "data: {\"id\":");
+    if (!rc)
+        rc = buf_append_json_str(&ev, p->chunk_id, strlen(p->chunk_id));
+    if (!rc)
+        rc = buf_printf(&ev, ",\"object\":\"%s\",\"created\":%lld,\"model\":",
+                        p->api == PROXY_API_COMPLETIONS ? "text_completion"
+                                                        : "chat.completion.chunk",
+                        (long long)(p->chunk_created ? p->chunk_created : (int64_t)time(NULL)));
+    const char *model = p->chunk_model[0] ? p->chunk_model : p->model->name;
+    if (!rc)
+        rc = buf_append_json_str(&ev, model, strlen(model));
+    if (!rc)
+        rc = buf_append_str(&ev, ",\"choices\":[],\"usage\":");
+    if (!rc)
+        rc = assemble_put_estimated_usage(&ev, log->prompt_tokens, log->completion_tokens);
+    if (!rc)
+        rc = buf_append_str(&ev, "}\n\n");
+    if (!rc)
+        server_stream_write(p->conn, ev.data, ev.len);
+    buf_free(&ev);
+}
+
 void proxy_attempt_done(struct attempt *a, const char *json, size_t len)
 {
     struct preq *p = a->p;
     p->winner = a;
     record_usage(p, a);
+    struct accesslog_entry *log = log_entry(p);
+    if (!a->usage_seen && p->api != PROXY_API_EMBEDDINGS) {
+        /* The same estimate as in the answer (attempt.c): of what this client received. */
+        proxy_estimate_usage(p, p->client_stream ? p->content_chars : a->content_chars,
+                             &log->prompt_tokens, &log->completion_tokens);
+        log->usage_estimated = true;
+    }
     /* The deployment's slot, then the model's admission slot, then the answer: a waiter woken
        by the admission slot (on any worker) finds the deployment free. */
     release_attempt(a, HEALTH_OK);
     proxy_admit_settle(p);
     if (p->client_stream) {
+        if (log->usage_estimated && p->client_usage)
+            estimated_usage_chunk(p);
         server_stream_write(p->conn, "data: [DONE]\n\n", 14);
         server_stream_end(p->conn);
     } else {
         struct buf h;
         buf_init(&h, 0);
         extra_headers(p, a, &h);
+        if (log->usage_estimated)
+            buf_append_str(&h, "x-unbusy-usage: estimated\r\n");
         server_respond(p->conn, 200, "application/json", h.data, json, len);
         buf_free(&h);
     }
@@ -612,6 +687,7 @@ static void record_ledger(struct preq *p, const struct accesslog_entry *log)
         .reasoning_tokens = log->reasoning_tokens,
         .cached_tokens = log->cached_tokens,
         .ttft_ms = log->ttft_ms,
+        .usage_estimated = log->usage_estimated,
         .duration_ms = (int64_t)((uv_hrtime() - sr->start_ns) / 1000000),
     };
     struct timespec ts;

@@ -286,8 +286,10 @@ bool proxy_admit(struct preq *p)
     return enqueue(p);
 }
 
-/* Gives back the slot and settles the token estimate with the real usage. Called before the
-   answer's last bytes go out, so that a client's next request (on any worker) sees it. */
+/* Gives back the slot and settles the token estimate with the real usage — or, when none was
+   reported (a stream the client aborted, one cut, a provider that never reports usage), with
+   the prompt and the text generated so far, estimated. Called before the answer's last bytes
+   go out, so that a client's next request (on any worker) sees it. */
 void proxy_admit_settle(struct preq *p)
 {
     struct worker *w = p->w;
@@ -300,13 +302,15 @@ void proxy_admit_settle(struct preq *p)
         const char *model_limit = (p->model->rpm || p->model->tpm) ? p->model->name : NULL;
         if (p->rl_estimate) {
             const struct accesslog_entry *log = &server_conn_request(p->conn)->log;
-            int64_t used = 0;
-            if (log->prompt_tokens >= 0)
-                used += log->prompt_tokens;
-            if (log->completion_tokens >= 0)
-                used += log->completion_tokens;
-            ratelimit_reconcile(w->rl, p->limit_key, model_limit, p->rl_estimate,
-                                log->prompt_tokens >= 0 ? (uint64_t)used : p->rl_estimate, now);
+            struct ratelimit_usage used = {.reported_tokens = -1, .sent = p->attempts > 0};
+            if (log->prompt_tokens >= 0 && !log->usage_estimated)
+                used.reported_tokens =
+                    log->prompt_tokens + (log->completion_tokens > 0 ? log->completion_tokens : 0);
+            int64_t prompt, streamed;
+            proxy_estimate_usage(p, p->content_chars, &prompt, &streamed);
+            used.prompt_tokens = (uint64_t)prompt;
+            used.streamed_tokens = (uint64_t)streamed;
+            ratelimit_settle(w->rl, p->limit_key, model_limit, p->rl_estimate, &used, now);
         }
         ratelimit_leave(w->rl, p->limit_key, model_limit);
         p->rl_entered = false;

@@ -52,6 +52,7 @@ struct attempt {
     struct assemble *asmb;
     bool got_first, saw_done, saw_finish, usage_seen;
     struct jsonx_chunk usage;
+    size_t content_chars; /* generated text received (jsonx_chunk.content_chars) */
     uint64_t t_start;
     uint32_t ttft_ms;
     uint64_t first_ns; /* uv_hrtime at the first content */
@@ -113,6 +114,12 @@ struct preq {
     bool continued;             /* the one continuation has been asked for */
     uint64_t t_start;
     bool finished;
+
+    /* usage when the provider reports none (estimated from characters, see prices.h) */
+    uint64_t content_chars;  /* generated text from the winning attempts: streamed, or assembled */
+    bool chunk_meta;         /* chunk_id, chunk_model and chunk_created are known */
+    char chunk_id[128], chunk_model[128]; /* of the stream, for an estimated usage chunk */
+    int64_t chunk_created;
 };
 
 /* attempt.c */
@@ -153,6 +160,14 @@ bool proxy_continue_try(struct preq *p);
 void proxy_go(struct preq *p);
 void proxy_fail_request(struct preq *p, enum gw_err e, const char *msg, int retry_after_s);
 void proxy_finalize(struct preq *p, const char *outcome);
+
+/* proxy.c, called by attempt.c and proxy_admit.c */
+/* Tokens guessed from characters (prices_estimate_tokens, as the ledger does): the prompt,
+   and completion_chars of generated text. */
+void proxy_estimate_usage(const struct preq *p, uint64_t completion_chars, int64_t *prompt_tokens,
+                          int64_t *completion_tokens);
+/* Keeps the id, model and created of the winner's stream (once), for an estimated usage chunk. */
+void proxy_note_chunk_meta(struct preq *p, const char *data, size_t len);
 
 /* proxy.c, called by attempt.c */
 void proxy_first_content(struct attempt *a);

@@ -443,6 +443,20 @@ size_t ratelimit_format_headers(const struct ratelimit_status *st, char *out, si
     return used;
 }
 
+uint64_t ratelimit_usage_tokens(const struct ratelimit_usage *u)
+{
+    if (u->reported_tokens >= 0) return (uint64_t)u->reported_tokens;
+    if (!u->sent) return 0;
+    uint64_t sum = u->prompt_tokens + u->streamed_tokens;
+    return sum < u->prompt_tokens ? UINT64_MAX : sum;
+}
+
+void ratelimit_settle(struct ratelimit *rl, const char *key, const char *model, uint64_t estimated,
+                      const struct ratelimit_usage *used, uint64_t now_ms)
+{
+    ratelimit_reconcile(rl, key, model, estimated, ratelimit_usage_tokens(used), now_ms);
+}
+
 uint64_t ratelimit_retry_after_seconds(uint64_t retry_after_ms)
 {
     uint64_t s = retry_after_ms / 1000 + (retry_after_ms % 1000 != 0);

@@ -19,7 +19,7 @@
  *         ... 429 with Retry-After (none for RATELIMIT_TOO_LARGE)
  *     }
  *     ... the request ...
- *     ratelimit_reconcile(rl, key, model, estimate, actual_tokens, now);
+ *     ratelimit_settle(rl, key, model, estimate, &what_it_used, now);
  *     ratelimit_leave(rl, key, model);
  *
  * (ratelimit_undo gives a taken request and its tokens back when the request
@@ -112,6 +112,24 @@ enum ratelimit_verdict ratelimit_try(struct ratelimit *rl, const char *key, cons
  */
 void ratelimit_reconcile(struct ratelimit *rl, const char *key, const char *model,
                          uint64_t estimated, uint64_t actual, uint64_t now_ms);
+
+/* What a request that has ended used, as far as the gateway knows. */
+struct ratelimit_usage {
+    int64_t reported_tokens;  /* prompt + completion as the provider reported them; -1: none came */
+    bool sent;                /* the prompt reached a deployment */
+    uint64_t prompt_tokens;   /* the prompt, estimated */
+    uint64_t streamed_tokens; /* the completion generated before the end (a finish, a cut, the
+                                 client going away), estimated from its characters */
+};
+
+/* The tokens a request is settled with: the reported usage when any came; otherwise the
+   prompt and what was streamed, when the prompt was sent; otherwise none. Never the
+   up-front estimate: an aborted stream is charged what it streamed, not its max_tokens. */
+uint64_t ratelimit_usage_tokens(const struct ratelimit_usage *u);
+
+/* A request has ended: ratelimit_reconcile with ratelimit_usage_tokens(used). */
+void ratelimit_settle(struct ratelimit *rl, const char *key, const char *model, uint64_t estimated,
+                      const struct ratelimit_usage *used, uint64_t now_ms);
 
 /* Gives back what a successful ratelimit_try took: the request and the estimate. */
 void ratelimit_undo(struct ratelimit *rl, const char *key, const char *model,

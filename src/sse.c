@@ -75,7 +75,8 @@ static int sse_line_append(struct sse_parser *p, const void *bytes, size_t n)
 static int sse_dispatch(struct sse_parser *p, sse_item_cb cb, void *ud)
 {
     int rc = 0;
-    if (p->has_data) {
+    /* One empty data line is no event (the spec drops an empty data buffer); two are "\n". */
+    if (p->has_data && p->data_len > 0) {
         struct sse_item item = {
             .kind = SSE_EVENT,
             .data = p->data ? p->data : "",
@@ -201,4 +202,31 @@ int sse_parser_feed(struct sse_parser *p, const char *buf, size_t len, sse_item_
     if (consumed)
         *consumed = i;
     return rc;
+}
+
+int sse_encode_event(struct buf *out, const char *data, size_t len)
+{
+    size_t lines = 1;
+    for (const char *nl = data; (nl = memchr(nl, '\n', len - (size_t)(nl - data))) != NULL; nl++)
+        lines++;
+    /* "data: " and "\n" per line (the joining "\n"s become line ends), and the blank line */
+    size_t need = len - (lines - 1) + lines * 7 + 1;
+    int rc = buf_reserve(out, need);
+    if (rc)
+        return rc;
+    const char *line = data, *end = data + len;
+    for (;;) {
+        const char *nl = memchr(line, '\n', (size_t)(end - line));
+        size_t n = nl ? (size_t)(nl - line) : (size_t)(end - line);
+        memcpy(out->data + out->len, "data: ", 6);
+        memcpy(out->data + out->len + 6, line, n);
+        out->data[out->len + 6 + n] = '\n';
+        out->len += n + 7;
+        if (!nl)
+            break;
+        line = nl + 1;
+    }
+    out->data[out->len++] = '\n';
+    out->data[out->len] = '\0';
+    return 0;
 }

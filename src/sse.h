@@ -1,11 +1,15 @@
 /*
  * sse — a pure, resumable parser for text/event-stream (WHATWG SSE).
  *
- * The relay (relay.c) feeds it upstream body bytes as they arrive, in pieces
+ * The relay (attempt.c) feeds it upstream body bytes as they arrive, in pieces
  * of any size; it calls back once per complete event and once per comment
  * line. No I/O. The parser owns one bounded buffer for the event being built;
  * an event larger than `max_event_bytes` is an error (SSE_ERR_TOO_BIG), so a
  * garbage upstream cannot grow memory without bound.
+ *
+ * The relay writes events back out with sse_encode_event (proxy.c), which
+ * splits data at each "\n" into its own "data:" line: a multi-line event
+ * reaches the client's parser exactly as this parser joined it.
  *
  * Lines end in LF, CRLF or CR. A CR ends its line at once (so a CR-only
  * stream is not delayed); an LF right after it, even at the start of the next
@@ -13,8 +17,9 @@
  * Field "data" lines are joined with "\n"; "event" is kept (names longer than
  * 63 bytes are cut); "id", "retry" and unknown fields are ignored (the gateway
  * never resumes a stream with Last-Event-ID). An event is dispatched at a blank
- * line when it has at least one data line; a partial event at the end of the
- * stream is never dispatched. After a negative return the parser is unusable
+ * line when its joined data is not empty (as the spec says: a lone "data:"
+ * line dispatches nothing, two of them dispatch "\n"); a partial event at the
+ * end of the stream is never dispatched. After a negative return the parser is unusable
  * until sse_parser_reset.
  */
 #ifndef UNBUSY_SSE_H
@@ -22,6 +27,8 @@
 
 #include <stddef.h>
 #include <stdbool.h>
+
+#include "buf.h"
 
 enum sse_item_kind {
     SSE_EVENT,   /* a complete event: data (joined), event name (may be empty) */
@@ -72,5 +79,12 @@ void sse_parser_reset(struct sse_parser *p);
  */
 int sse_parser_feed(struct sse_parser *p, const char *buf, size_t len, sse_item_cb cb, void *ud,
                     size_t *consumed);
+
+/*
+ * Appends one event carrying data (as an SSE_EVENT gives it: lines joined by
+ * "\n", no CR) to out: "data: LINE\n" for each line, then the blank line.
+ * All or nothing: returns 0, or -ENOBUFS/-ENOMEM from buf with out unchanged.
+ */
+int sse_encode_event(struct buf *out, const char *data, size_t len);
 
 #endif

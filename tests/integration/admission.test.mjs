@@ -92,6 +92,35 @@ test('TPM: the estimate is charged up front and reconciled with the real usage',
     assert.equal(third.status, 200, third.text);
 });
 
+test('TPM: a stream the client aborts is charged what it streamed, not its max_tokens', async (t) => {
+    const h = harness(t);
+    const f = await h.fake({ behavior: 'chunks=2' });
+    const gw = await h.gateway({
+        config: {
+            keys: [{ name: 'alpha', key: KEY_A, tpm: 2000 }],
+            providers: { a: fakeProvider(f, { probe: false }) },
+            models: { m: [{ provider: 'a', model: 'x' }] },
+        },
+    });
+    const sdk = gw.client({ apiKey: KEY_A, maxRetries: 0 });
+    const base = (await f.stats()).open_connections;
+    const stream = await sdk.chat.completions.create({
+        model: 'm', messages: msgs, max_tokens: 1500, stream: true, fake: 'chunks=2000,chunk_ms=10',
+    });
+    let n = 0;
+    for await (const c of stream) {
+        if (c.choices?.[0]?.delta?.content) n++;
+        if (n === 3) break; // leaving the loop aborts the request
+    }
+    // the gateway settles the key's tokens when it lets go of the upstream
+    await waitUntil(async () => (await f.stats()).open_connections <= base, { what: 'the aborted stream to end' });
+    const r = await post(gw, { model: 'm', messages: msgs, max_tokens: 10 }, { authorization: `Bearer ${KEY_A}` });
+    assert.equal(r.status, 200, r.text);
+    const remaining = Number(r.headers['x-ratelimit-remaining-tokens']);
+    // charged up front: 1 + 1500; streamed: a few dozen tokens at most (and this request's ~30)
+    assert.ok(remaining > 1500, `remaining ${remaining}: the aborted stream was charged its max_tokens`);
+});
+
 function saturatedConfig(fake, queue = {}, extra = {}) {
     return {
         keys: [{ name: 'low', key: KEY_A, priority: 3 }, { name: 'high', key: KEY_B, priority: 0 }],

@@ -310,6 +310,56 @@ static void test_many_tool_calls_bounded(void **state)
     assemble_free(a);
 }
 
+/* No usage chunk (an older llama.cpp): the estimate the proxy sets is in the answer. */
+static void test_estimated_usage(void **state)
+{
+    static const char *const chunks[] = {
+        "{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"}}]}",
+        "{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}",
+        NULL,
+    };
+    struct assemble *a = assemble_new(ASSEMBLE_CHAT, 0);
+    feed_all(a, chunks);
+    assert_false(assemble_has_usage(a));
+    cJSON *doc = finish(a);
+    assert_null(get(doc, "usage"));
+    cJSON_Delete(doc);
+    assemble_set_estimated_usage(a, 7, 2);
+    doc = finish(a);
+    assert_num(doc, "usage.prompt_tokens", 7);
+    assert_num(doc, "usage.completion_tokens", 2);
+    assert_num(doc, "usage.total_tokens", 9);
+    assert_true(cJSON_IsTrue(get(doc, "usage.estimated")));
+    cJSON_Delete(doc);
+    assemble_free(a);
+
+    /* a whole answer: usage absent, or null, becomes the estimate; the rest stays */
+    static const char *const bodies[] = {
+        "{\"id\":\"x\",\"choices\":[{\"index\":0,\"message\":{\"content\":\"hi\"}}]}",
+        "{\"id\":\"x\",\"usage\":null,\"choices\":[{\"index\":0,\"message\":{\"content\":\"hi\"}}]}",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        struct buf out;
+        buf_init(&out, 0);
+        assert_int_equal(assemble_add_estimated_usage(bodies[i], strlen(bodies[i]), 3, 1, &out), 0);
+        doc = cJSON_ParseWithLength(out.data, out.len);
+        assert_non_null(doc);
+        assert_str(doc, "choices.0.message.content", "hi");
+        assert_num(doc, "usage.total_tokens", 4);
+        assert_int_equal(cJSON_GetArraySize(doc), 3);
+        cJSON_Delete(doc);
+        buf_free(&out);
+    }
+    struct buf out;
+    buf_init(&out, 0);
+    assert_int_equal(assemble_add_estimated_usage("{}", 2, 1, 0, &out), 0);
+    assert_string_equal(out.data, "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":0,\"total_tokens\":1,"
+                                  "\"estimated\":true}}");
+    buf_reset(&out);
+    assert_int_equal(assemble_add_estimated_usage("[1]", 3, 1, 0, &out), -EINVAL);
+    buf_free(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -322,6 +372,7 @@ int main(void)
         cmocka_unit_test(test_completion),
         cmocka_unit_test(test_errors_and_bounds),
         cmocka_unit_test(test_many_tool_calls_bounded),
+        cmocka_unit_test(test_estimated_usage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

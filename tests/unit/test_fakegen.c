@@ -578,6 +578,21 @@ static void test_stream_oddities(void **state)
     assert_int_equal(t.end, FAKEGEN_END_RESET);
     transcript_free(&t);
 
+    /* multiline: every event's JSON over two data lines, whole once joined with "\n" */
+    chat_stream("{\"stream\":true,\"stream_options\":{\"include_usage\":true}}", "chunks=1,multiline", &t);
+    assert_int_equal(t.n, 7); /* head, role, content, finish, usage, [DONE], terminator */
+    for (size_t i = 1; i <= 4; i++) {
+        p = chunk_payload(t.seg[i], t.len[i]);
+        const char *second = strstr(p, ",\ndata: \"choices\":");
+        assert_non_null(second);
+        char joined[4096];
+        snprintf(joined, sizeof joined, "%.*s\n%s", (int)(second + 1 - (p + 6)), p + 6, second + 8);
+        cJSON *j = cJSON_Parse(joined);
+        assert_non_null(j);
+        cJSON_Delete(j);
+    }
+    transcript_free(&t);
+
     chat_stream("{\"stream\":true}", "chunks=2,stall=300,chunk_ms=5", &t);
     assert_int_equal(t.delay[3], 305); /* the pause comes after the first content chunk */
     transcript_free(&t);

@@ -491,21 +491,25 @@ static void test_chunk_content(void **state)
     static const struct {
         const char *json;
         bool content, finish;
+        size_t chars; /* content_chars */
     } cases[] = {
-        {"{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}", false, false},
-        {"{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"},\"finish_reason\":null}]}", false, false},
-        {"{\"choices\":[{\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}]}", true, false},
-        {"{\"choices\":[{\"delta\":{\"content\":null,\"reasoning_content\":\"think\"}}]}", true, false},
-        {"{\"choices\":[{\"delta\":{\"reasoning\":\"think\"}}]}", true, false},
-        {"{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"\"}}]}}]}", true, false},
-        {"{\"choices\":[{\"delta\":{\"tool_calls\":[]}}]}", false, false},
-        {"{\"choices\":[{\"delta\":{\"function_call\":{\"name\":\"f\"}}}]}", true, false},
-        {"{\"choices\":[{\"delta\":{\"refusal\":\"no\"}}]}", true, false},
-        {"{\"choices\":[{\"text\":\"legacy\",\"index\":0}]}", true, false},
-        {"{\"choices\":[{\"text\":\"\",\"index\":0}]}", false, false},
-        {"{\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}", true, true},
-        {"{\"choices\":[{\"delta\":{\"content\":\"\"}},{\"delta\":{\"content\":\"b\"}}]}", true, false},
-        {"{\"choices\":[{\"message\":{\"content\":\"whole\"}}]}", true, false},
+        {"{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}", false, false, 0},
+        {"{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"},\"finish_reason\":null}]}", false, false, 0},
+        {"{\"choices\":[{\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}]}", true, false, 2},
+        {"{\"choices\":[{\"delta\":{\"content\":null,\"reasoning_content\":\"think\"}}]}", true, false, 5},
+        {"{\"choices\":[{\"delta\":{\"reasoning\":\"think\"}}]}", true, false, 5},
+        {"{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"\"}}]}}]}", true, false, 0},
+        {"{\"choices\":[{\"delta\":{\"tool_calls\":[]}}]}", false, false, 0},
+        {"{\"choices\":[{\"delta\":{\"function_call\":{\"name\":\"f\"}}}]}", true, false, 1},
+        {"{\"choices\":[{\"delta\":{\"refusal\":\"no\"}}]}", true, false, 2},
+        {"{\"choices\":[{\"text\":\"legacy\",\"index\":0}]}", true, false, 6},
+        {"{\"choices\":[{\"text\":\"\",\"index\":0}]}", false, false, 0},
+        {"{\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}", true, true, 0},
+        {"{\"choices\":[{\"delta\":{\"content\":\"\"}},{\"delta\":{\"content\":\"b\"}}]}", true, false, 1},
+        {"{\"choices\":[{\"message\":{\"content\":\"whole\"}}]}", true, false, 5},
+        {"{\"choices\":[{\"delta\":{\"reasoning_content\":\"abc\",\"reasoning\":\"abc\"}}]}", true, false, 3},
+        {"{\"choices\":[{\"delta\":{\"tool_calls\":[{\"function\":{\"name\":\"get\",\"arguments\":\"{\\\"a\\\":1}\"}}]}}]}",
+         true, false, 12},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct jsonx_chunk c;
@@ -513,6 +517,8 @@ static void test_chunk_content(void **state)
         assert_true(c.valid);
         if (c.has_content != cases[i].content || c.has_finish != cases[i].finish)
             fail_msg("%s: content %d finish %d", cases[i].json, c.has_content, c.has_finish);
+        if (c.content_chars != cases[i].chars)
+            fail_msg("%s: content_chars %zu", cases[i].json, c.content_chars);
         assert_false(c.has_usage);
         assert_false(c.choices_empty);
     }

@@ -1,5 +1,5 @@
 /* Unit tests for ratelimit: exact RPM and TPM buckets with injected time,
-   estimate and reconcile, key and model together (all or nothing), the
+   estimate and reconcile, settling with what a request used, key and model together (all or nothing), the
    header values and their format, sync keeping state, the table bound,
    concurrency slots, and many threads taking from one bucket. */
 #include <stdarg.h>
@@ -101,6 +101,43 @@ static void test_tpm_estimate_and_reconcile(void **state)
     ratelimit_reconcile(rl, "k", NULL, UINT64_MAX, 0, T0 + 200000);
     ratelimit_status(rl, "k", NULL, T0 + 200000, &st);
     assert_int_equal(st.remaining_tokens, 1000);
+    ratelimit_free(rl);
+}
+
+/* A request settles with what it used: the reported usage, or else the prompt and what it
+   streamed before the end (an aborted stream), never its max_tokens estimate. */
+static void test_settle(void **state)
+{
+    struct ratelimit *rl = with_key("k", 0, 2000, 0);
+    struct ratelimit_status st;
+    /* a stream asked for max_tokens 1500 and was aborted after ~12 tokens */
+    assert_int_equal(ratelimit_try(rl, "k", NULL, 2 + 1500, T0, NULL), RATELIMIT_OK);
+    struct ratelimit_usage aborted = {.reported_tokens = -1, .sent = true, .prompt_tokens = 2,
+                                      .streamed_tokens = 12};
+    assert_int_equal(ratelimit_usage_tokens(&aborted), 14);
+    ratelimit_settle(rl, "k", NULL, 2 + 1500, &aborted, T0);
+    ratelimit_status(rl, "k", NULL, T0, &st);
+    assert_int_equal(st.remaining_tokens, 2000 - 14);
+    /* usage that arrived wins over any estimate */
+    assert_int_equal(ratelimit_try(rl, "k", NULL, 1502, T0, NULL), RATELIMIT_OK);
+    struct ratelimit_usage reported = {.reported_tokens = 40, .sent = true, .prompt_tokens = 2,
+                                       .streamed_tokens = 900};
+    ratelimit_settle(rl, "k", NULL, 1502, &reported, T0);
+    ratelimit_status(rl, "k", NULL, T0, &st);
+    assert_int_equal(st.remaining_tokens, 2000 - 14 - 40);
+    /* never sent (queue deadline, shed): nothing used, all of it comes back */
+    assert_int_equal(ratelimit_try(rl, "k", NULL, 1502, T0, NULL), RATELIMIT_OK);
+    struct ratelimit_usage unsent = {.reported_tokens = -1, .sent = false, .prompt_tokens = 2};
+    ratelimit_settle(rl, "k", NULL, 1502, &unsent, T0);
+    ratelimit_status(rl, "k", NULL, T0, &st);
+    assert_int_equal(st.remaining_tokens, 2000 - 14 - 40);
+    /* an estimate past the up-front one is charged as a debt, like reported usage */
+    struct ratelimit_usage big = {.reported_tokens = -1, .sent = true, .prompt_tokens = UINT64_MAX,
+                                  .streamed_tokens = 5};
+    assert_int_equal(ratelimit_usage_tokens(&big), UINT64_MAX);
+    ratelimit_settle(rl, "k", NULL, 0, &big, T0);
+    ratelimit_status(rl, "k", NULL, T0, &st);
+    assert_int_equal(st.remaining_tokens, 0);
     ratelimit_free(rl);
 }
 
@@ -376,6 +413,7 @@ int main(void)
         cmocka_unit_test(test_exact_rpm),
         cmocka_unit_test(test_rpm_steady_rate),
         cmocka_unit_test(test_tpm_estimate_and_reconcile),
+        cmocka_unit_test(test_settle),
         cmocka_unit_test(test_undo),
         cmocka_unit_test(test_key_and_model_all_or_nothing),
         cmocka_unit_test(test_headers),

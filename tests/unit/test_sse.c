@@ -93,7 +93,11 @@ static void test_multiline_and_fields(void **state)
     EXPECT("event: delta\nid: 7\nretry: 100\nfoo: bar\ndata: a\ndata: b\n\n", "Edelta|a\\nb;");
     /* "data" with no colon is a data line with an empty value */
     EXPECT("data\ndata\n\n", "E|\\n;");
-    EXPECT("data:\n\n", "E|;");
+    /* one empty data line is no event (the spec drops an empty data buffer) */
+    EXPECT("data:\n\ndata: x\n\n", "E|x;");
+    EXPECT("data:\ndata:\n\n", "E|\\n;");
+    /* a JSON object over several data lines arrives joined, whole */
+    EXPECT("data: {\"a\":\ndata: 1}\n\n", "E|{\"a\":\\n1};");
     /* the event name does not leak into the next event */
     EXPECT("event: x\ndata: 1\n\ndata: 2\n\n", "Ex|1;E|2;");
     /* an event without data is not dispatched, and its name is dropped */
@@ -246,6 +250,40 @@ static void test_default_limit_and_large_event(void **state)
     sse_parser_free(&p);
 }
 
+/* Whatever the parser gives, the encoder writes so that a parser gives it again. */
+static void test_encode_round_trip(void **state)
+{
+    static const char *const datas[] = {"x", "{\"a\":\n1}", "\n", "a\n\nb", "\nlead", "trail\n", "[DONE]"};
+    for (size_t i = 0; i < sizeof datas / sizeof datas[0]; i++) {
+        struct buf b;
+        buf_init(&b, 0);
+        assert_int_equal(sse_encode_event(&b, datas[i], strlen(datas[i])), 0);
+        assert_int_equal(b.data[b.len], '\0');
+        struct sse_parser p;
+        struct collect c = {0}, want = {0};
+        sse_parser_init(&p, 1024);
+        assert_int_equal(sse_parser_feed(&p, b.data, b.len, on_item, &c, NULL), 0);
+        put(&want, "E|", 2);
+        put(&want, datas[i], strlen(datas[i]));
+        put(&want, ";", 1);
+        assert_string_equal(c.out, want.out);
+        sse_parser_free(&p);
+        buf_free(&b);
+    }
+    struct buf b;
+    buf_init(&b, 0);
+    assert_int_equal(sse_encode_event(&b, "a\nb", 3), 0);
+    assert_string_equal(b.data, "data: a\ndata: b\n\n");
+    /* all or nothing at the buffer's bound */
+    struct buf small;
+    buf_init(&small, 20);
+    assert_int_equal(sse_encode_event(&small, "0123456789", 10), 0); /* 18 bytes */
+    assert_int_not_equal(sse_encode_event(&small, "a\nb", 3), 0);
+    assert_int_equal(small.len, 18);
+    buf_free(&small);
+    buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -259,6 +297,7 @@ int main(void)
         cmocka_unit_test(test_stop_and_resume),
         cmocka_unit_test(test_reset),
         cmocka_unit_test(test_default_limit_and_large_event),
+        cmocka_unit_test(test_encode_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
