@@ -231,7 +231,7 @@ void proxy_mid_stream_error(struct preq *p, enum health_class c, const char *why
     }
     if (why)
         snprintf(log_entry(p)->error, sizeof log_entry(p)->error, "%s", why);
-    proxy_finalize(p, "mid_stream_error");
+    proxy_finalize(p, OUTCOME_MID_STREAM_ERROR);
 }
 
 void proxy_provider_error_event(struct preq *p, const char *data, size_t len, const char *msg)
@@ -278,7 +278,7 @@ void proxy_attempt_done(struct attempt *a, const char *json, size_t len)
         server_respond(p->conn, 200, "application/json", h.data, json, len);
         buf_free(&h);
     }
-    proxy_finalize(p, "ok");
+    proxy_finalize(p, OUTCOME_OK);
 }
 
 void proxy_attempt_client_error(struct attempt *a, int status, const char *body, size_t len)
@@ -293,7 +293,7 @@ void proxy_attempt_client_error(struct attempt *a, int status, const char *body,
                            msg[0] ? msg : "the provider rejected the request", -1);
         release_attempt(a, HEALTH_OK);
         attempt_reset(a);
-        proxy_finalize(p, "client_error");
+        proxy_finalize(p, OUTCOME_CLIENT_ERROR);
         return;
     }
     struct buf h;
@@ -313,7 +313,7 @@ void proxy_attempt_client_error(struct attempt *a, int status, const char *body,
     snprintf(log_entry(p)->error, sizeof log_entry(p)->error, "provider: HTTP %d: %s", status, msg);
     release_attempt(a, HEALTH_OK); /* the deployment did its job */
     attempt_reset(a);
-    proxy_finalize(p, "client_error");
+    proxy_finalize(p, OUTCOME_CLIENT_ERROR);
 }
 
 /* ---- failures ---------------------------------------------------------------- */
@@ -374,7 +374,7 @@ static void all_failed(struct preq *p)
         proxy_fail_request(p, GW_ERR_INTERNAL, "out of memory", -1);
     }
     snprintf(log_entry(p)->error, sizeof log_entry(p)->error, "%s", p->why.data ? p->why.data : "");
-    proxy_finalize(p, "upstream_failed");
+    proxy_finalize(p, OUTCOME_UPSTREAM_FAILED);
 }
 
 void proxy_attempt_failed(struct attempt *a, enum health_class c, const char *detail)
@@ -578,7 +578,7 @@ static void on_client_abort(void *ud)
 {
     struct preq *p = ud;
     log_entry(p)->status = 499;
-    proxy_finalize(p, "client_closed");
+    proxy_finalize(p, OUTCOME_CLIENT_CLOSED);
 }
 
 /* ---- start and finalize ------------------------------------------------------------- */
@@ -629,7 +629,7 @@ static void record_ledger(struct preq *p, const struct accesslog_entry *log)
 }
 
 /* The one exit of every proxied request. */
-void proxy_finalize(struct preq *p, const char *outcome)
+void proxy_finalize(struct preq *p, enum outcome outcome)
 {
     if (p->finished)
         return;

@@ -18,6 +18,7 @@
 #include "errors.h"
 #include "health.h"
 #include "jsonx.h"
+#include "outcome.h"
 #include "proxy.h"
 #include "runtime.h"
 #include "sse.h"
@@ -152,7 +153,7 @@ bool proxy_continue_try(struct preq *p);
 /* proxy.c, called by proxy_admit.c */
 void proxy_go(struct preq *p);
 void proxy_fail_request(struct preq *p, enum gw_err e, const char *msg, int retry_after_s);
-void proxy_finalize(struct preq *p, const char *outcome);
+void proxy_finalize(struct preq *p, enum outcome outcome);
 
 /* proxy.c, called by attempt.c */
 void proxy_first_content(struct attempt *a);
