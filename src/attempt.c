@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "metrics.h"
@@ -158,15 +159,11 @@ static char *build_request(struct attempt *a, size_t *len)
 
 static int parse_retry_after(const struct http1_str *v)
 {
-    if (!v || v->len == 0 || v->len > 9)
+    if (!v)
         return -1;
-    int n = 0;
-    for (size_t i = 0; i < v->len; i++) {
-        if (v->p[i] < '0' || v->p[i] > '9')
-            return -1; /* the HTTP-date form: not used by LLM providers; ignored */
-        n = n * 10 + (v->p[i] - '0');
-    }
-    return n;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts); /* the date form is wall-clock time */
+    return http1_retry_after_s(v->p, v->len, (int64_t)ts.tv_sec);
 }
 
 static void on_head(void *ud, const struct http1_response *resp)

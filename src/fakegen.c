@@ -147,7 +147,7 @@ static int parse_directive(struct span d, struct fakegen_opts *o, char *err, siz
         return 0;
     }
     if (span_eq(name, "retry_after")) {
-        if (!eq || parse_uint(val, 86400, &v)) goto bad_value;
+        if (!eq || parse_uint(val, 999999999, &v)) goto bad_value; /* past a gateway's clamp */
         o->retry_after_s = (int)v;
         return 0;
     }

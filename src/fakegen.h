@@ -26,7 +26,7 @@
  * Directives:
  *   ok               the normal answer (the default)
  *   status=CODE      an OpenAI-shaped JSON error with that status (>= 400)
- *   retry_after=S    a Retry-After: S header
+ *   retry_after=S    a Retry-After: S header (S up to 999999999)
  *   html             the error body is an HTML page (a cloud load balancer's 502)
  *   ttft=MS          delay before the first content chunk; a stream's head and
  *                    role-only chunk go out at once (after keepalive, if any);

@@ -144,7 +144,8 @@ static void release_attempt(struct attempt *a, enum health_class c)
     if (!a->rd)
         return;
     if (a->retry_after_s > 0 && (c == HEALTH_RATE_LIMITED || c == HEALTH_SERVER_ERROR))
-        health_cooldown(&a->rd->health, now_ms(), (uint32_t)a->retry_after_s * 1000u);
+        health_cooldown(&a->rd->health, now_ms(), /* at most HTTP1_RETRY_AFTER_MAX_S: fits */
+                        (uint32_t)a->retry_after_s * 1000u);
     /* A failure counts as a slow sample, so that a deployment failing fast does not look fast;
        a 429 that said when to come back is not slowness. */
     uint32_t penalty = c == HEALTH_OK || (c == HEALTH_RATE_LIMITED && a->retry_after_s > 0)
