@@ -22,6 +22,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "redact.h"
 #include "proxy_int.h"
 #include "server.h"
 #include "worker.h"
@@ -114,6 +115,7 @@ void attempt_reset(struct attempt *a)
     a->stall_lazy = false;
     a->retry_after_s = -1;
     a->action = ACT_NONE;
+    a->provider_said[0] = '\0';
 }
 
 void attempt_free_buffers(struct attempt *a)
@@ -191,6 +193,15 @@ static void on_head(void *ud, const struct http1_response *resp)
     attempt_arm(a, p->model->timeouts.stall_ms);
 }
 
+/* Keeps the provider's own words for the log, with every configured secret taken out
+   (a provider may echo the credentials it was sent); the client never gets them. */
+static void note_provider_message(struct attempt *a, const char *body, size_t len)
+{
+    char msg[200];
+    size_t n = jsonx_error_message(body, len, msg, sizeof msg);
+    redact_text(&a->p->cfg->secrets, msg, n, a->provider_said, sizeof a->provider_said);
+}
+
 static void act(struct attempt *a, enum attempt_action what, enum health_class c, const char *detail)
 {
     a->action = what;
@@ -219,13 +230,12 @@ static int on_sse_item(void *ud, const struct sse_item *it)
         return 1;
     }
     if (ch.has_error) {
-        char msg[200];
-        jsonx_error_message(it->data, it->data_len, msg, sizeof msg);
+        note_provider_message(a, it->data, it->data_len);
         if (p->committed && p->winner == a) {
-            proxy_provider_error_event(p, it->data, it->data_len, msg);
-            act(a, ACT_PROVIDER_ERROR_EVENT, HEALTH_SERVER_ERROR, msg);
+            proxy_provider_error_event(p, it->data, it->data_len, a->provider_said);
+            act(a, ACT_PROVIDER_ERROR_EVENT, HEALTH_SERVER_ERROR, "an error event");
         } else {
-            act(a, ACT_FAIL, HEALTH_SERVER_ERROR, msg);
+            act(a, ACT_FAIL, HEALTH_SERVER_ERROR, "an error event");
         }
         return 1;
     }
@@ -353,9 +363,8 @@ static void finish_body(struct attempt *a)
         proxy_attempt_done(a, body, a->body.len);
         return;
     }
-    char msg[160], detail[200];
-    jsonx_error_message(body, a->body.len, msg, sizeof msg);
-    snprintf(detail, sizeof detail, "HTTP %d%s%s", st, msg[0] ? ": " : "", msg);
+    char detail[32];
+    snprintf(detail, sizeof detail, "HTTP %d", st);
     if (st == 400 || st == 413 || st == 422) {
         /* The client's request is at fault: every deployment would say the same. */
         proxy_attempt_client_error(a, st, body, a->body.len);
@@ -368,6 +377,7 @@ static void finish_body(struct attempt *a)
         c = HEALTH_SERVER_ERROR;
     else if (st == 401 || st == 402 || st == 403)
         c = HEALTH_AUTH;
+    note_provider_message(a, body, a->body.len);
     proxy_attempt_failed(a, c, detail);
 }
 

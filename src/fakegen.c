@@ -107,6 +107,7 @@ static int parse_directive(struct span d, struct fakegen_opts *o, char *err, siz
         {"close", offsetof(struct fakegen_opts, close)},
         {"hang", offsetof(struct fakegen_opts, hang)},
         {"reset", offsetof(struct fakegen_opts, reset)},
+        {"echo_auth", offsetof(struct fakegen_opts, echo_auth)},
     };
     if (span_eq(name, "ok") && !eq) return 0;
     if (span_eq(name, "slowread") && !eq) {
@@ -353,6 +354,7 @@ struct fakegen {
     int status;
     char *behavior;
     char err[160];
+    char echo[600]; /* echo_auth: the message quoting the request's credentials */
     char *model; /* JSON string literal, quotes included */
     uint64_t k;
     uint64_t prompt_tokens;
@@ -466,6 +468,10 @@ int fakegen_new(const struct fakegen_request *req, const char *behavior,
         opts_defaults(&g->o);
         g->kind = KIND_BAD_BEHAVIOR;
     }
+    if (g->o.echo_auth)
+        snprintf(g->echo, sizeof g->echo, "Incorrect API key provided: %.*s",
+                 (int)(req->credentials_len < 500 ? req->credentials_len : 500),
+                 req->credentials ? req->credentials : "");
     g->created = (int64_t)time(NULL);
     g->prompt_tokens = req->body_len / 4 ? req->body_len / 4 : 1;
     g->total_chunks = g->o.chunks;
@@ -583,6 +589,7 @@ static int error_body(struct fakegen *g, int status, const char *message)
         }
     }
     if (message) msg = message;
+    if (g->o.echo_auth) msg = g->echo;
     buf_reset(&g->ev);
     if (g->o.html)
         return buf_printf(&g->ev,

@@ -59,6 +59,7 @@ struct attempt {
     enum attempt_action action;
     enum health_class action_class;
     char action_detail[256];
+    char provider_said[256]; /* the provider's own error message, secrets redacted: for the log only */
     uv_timer_t timer; /* first-token deadline, then the stall timer */
     bool stall_lazy;  /* the timer is the stall timer: content moves last_content, not the timer */
     uint64_t last_content; /* loop time (uv_now) of the latest content event */
@@ -83,7 +84,8 @@ struct preq {
     int last_tried;
     unsigned attempts;
     int retry_after_s; /* smallest Retry-After seen, -1 none */
-    struct buf why;    /* "provider/model: reason; ..." */
+    struct buf why;    /* "provider/model: reason (detail); ...": for the client */
+    struct buf why_log; /* the same with what each provider said (redacted): for the log */
     unsigned n_timeout, n_busy, n_other;
     bool committed;
     bool paused;
