@@ -1255,7 +1255,7 @@ static void test_secrets(void **state)
     assert_true(config_header_secret_by_name("x-goog-api-key"));
     assert_false(config_header_secret_by_name("OpenAI-Organization"));
 
-    const char *const twice[] = {"set twice"};
+    const char *const twice[] = {"set twice", NULL};
     expect_errors("providers:\n  p:\n    base_url: http://127.0.0.1:9/v1\n"
                   "    headers: {X-A: one}\n    secret_headers: {x-a: two}\n" ONE_MODEL,
                   1, twice);
