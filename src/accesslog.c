@@ -91,7 +91,7 @@ void accesslog_write(const struct accesslog_entry *e, const char *request_id, co
     if (e->deployment_model)
         field_str(&b, "deployment_model", e->deployment_model, strlen(e->deployment_model));
     buf_printf(&b, ",\"status\":%d", e->status);
-    const char *outcome = e->outcome ? e->outcome : (e->status < 400 ? "ok" : "rejected");
+    const char *outcome = outcome_name(outcome_or_status(e->outcome, e->status));
     field_str(&b, "outcome", outcome, strlen(outcome));
     if (e->attempts)
         buf_printf(&b, ",\"attempts\":%u", e->attempts);

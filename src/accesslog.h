@@ -10,13 +10,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "outcome.h"
+
 struct accesslog_entry {
     const char *model;            /* the name the client asked for (points into config) */
     char model_buf[64];           /* an unknown model name, copied and cut */
     const char *provider;
     const char *deployment_model;
-    const char *outcome;          /* ok, client_error, rejected, upstream_failed, mid_stream_error,
-                                     client_closed */
+    enum outcome outcome;         /* OUTCOME_NONE: ok or rejected, from the status */
     char error[256];              /* why, for failures */
     int status;
     unsigned attempts;

@@ -18,9 +18,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "metrics.h"
+#include "redact.h"
 #include "proxy_int.h"
 #include "server.h"
 #include "worker.h"
@@ -114,6 +116,7 @@ void attempt_reset(struct attempt *a)
     a->stall_lazy = false;
     a->retry_after_s = -1;
     a->action = ACT_NONE;
+    a->provider_said[0] = '\0';
 }
 
 void attempt_free_buffers(struct attempt *a)
@@ -159,15 +162,11 @@ static char *build_request(struct attempt *a, size_t *len)
 
 static int parse_retry_after(const struct http1_str *v)
 {
-    if (!v || v->len == 0 || v->len > 9)
+    if (!v)
         return -1;
-    int n = 0;
-    for (size_t i = 0; i < v->len; i++) {
-        if (v->p[i] < '0' || v->p[i] > '9')
-            return -1; /* the HTTP-date form: not used by LLM providers; ignored */
-        n = n * 10 + (v->p[i] - '0');
-    }
-    return n;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts); /* the date form is wall-clock time */
+    return http1_retry_after_s(v->p, v->len, (int64_t)ts.tv_sec);
 }
 
 static void on_head(void *ud, const struct http1_response *resp)
@@ -193,6 +192,15 @@ static void on_head(void *ud, const struct http1_response *resp)
         a->ttft_ms = (uint32_t)(a->first_ns / 1000000 - a->t_start);
     }
     attempt_arm(a, p->model->timeouts.stall_ms);
+}
+
+/* Keeps the provider's own words for the log, with every configured secret taken out
+   (a provider may echo the credentials it was sent); the client never gets them. */
+static void note_provider_message(struct attempt *a, const char *body, size_t len)
+{
+    char msg[200];
+    size_t n = jsonx_error_message(body, len, msg, sizeof msg);
+    redact_text(&a->p->cfg->secrets, msg, n, a->provider_said, sizeof a->provider_said);
 }
 
 static void act(struct attempt *a, enum attempt_action what, enum health_class c, const char *detail)
@@ -223,13 +231,12 @@ static int on_sse_item(void *ud, const struct sse_item *it)
         return 1;
     }
     if (ch.has_error) {
-        char msg[200];
-        jsonx_error_message(it->data, it->data_len, msg, sizeof msg);
+        note_provider_message(a, it->data, it->data_len);
         if (p->committed && p->winner == a) {
-            proxy_provider_error_event(p, it->data, it->data_len, msg);
-            act(a, ACT_PROVIDER_ERROR_EVENT, HEALTH_SERVER_ERROR, msg);
+            proxy_provider_error_event(p, it->data, it->data_len, a->provider_said);
+            act(a, ACT_PROVIDER_ERROR_EVENT, HEALTH_SERVER_ERROR, "an error event");
         } else {
-            act(a, ACT_FAIL, HEALTH_SERVER_ERROR, msg);
+            act(a, ACT_FAIL, HEALTH_SERVER_ERROR, "an error event");
         }
         return 1;
     }
@@ -381,9 +388,8 @@ static void finish_body(struct attempt *a)
         proxy_attempt_done(a, body, a->body.len);
         return;
     }
-    char msg[160], detail[200];
-    jsonx_error_message(body, a->body.len, msg, sizeof msg);
-    snprintf(detail, sizeof detail, "HTTP %d%s%s", st, msg[0] ? ": " : "", msg);
+    char detail[32];
+    snprintf(detail, sizeof detail, "HTTP %d", st);
     if (st == 400 || st == 413 || st == 422) {
         /* The client's request is at fault: every deployment would say the same. */
         proxy_attempt_client_error(a, st, body, a->body.len);
@@ -396,6 +402,7 @@ static void finish_body(struct attempt *a)
         c = HEALTH_SERVER_ERROR;
     else if (st == 401 || st == 402 || st == 403)
         c = HEALTH_AUTH;
+    note_provider_message(a, body, a->body.len);
     proxy_attempt_failed(a, c, detail);
 }
 

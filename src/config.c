@@ -11,6 +11,7 @@
 #include "config_admission.h"
 #include "config_budget.h"
 #include "config_tls.h"
+#include "config_secrets.h"
 #include "config_value.h"
 #include "config_yaml.h"
 #include "prices.h"
@@ -25,7 +26,6 @@
 #define MAX_PROVIDERS 1024
 #define MAX_MODELS 4096
 #define MAX_DEPLOYMENTS 64 /* per model */
-#define MAX_HEADERS 64     /* extra headers per provider */
 
 #define ERR CONFIG_YAML_ERR
 
@@ -311,46 +311,6 @@ static void parse_base_url(struct config_yaml_loader *ld, yaml_node_t *v, void *
     p->probe.enabled = p->kind != CFG_PROVIDER_SIM;
 }
 
-/* Headers unbusy writes itself; a provider may not override them. */
-static const char *const reserved_headers[] = {
-    "host", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer",
-};
-
-static void parse_headers(struct config_yaml_loader *ld, yaml_node_t *map, void *obj,
-                          const struct config_yaml_field *f)
-{
-    struct cfg_provider *p = obj;
-    bool *dup = NULL;
-    long n = config_yaml_named_begin(ld, map, MAX_HEADERS, true, "header", &dup);
-    if (n > 0 && !(p->headers = alloc_entries(ld, map, (size_t)n, sizeof *p->headers))) n = -1;
-    for (long i = 0; i < n; i++) {
-        yaml_node_t *k, *v;
-        const char *name = config_yaml_named_key(ld, map, (size_t)i, &k, &v);
-        if (!name || dup[i]) continue;
-        size_t old = config_yaml_path_key(ld, name);
-        bool reserved = false;
-        for (size_t r = 0; r < COUNT(reserved_headers); r++)
-            reserved |= strcasecmp(name, reserved_headers[r]) == 0;
-        if (!config_value_is_token(name))
-            ERR(ld, k, "not a valid HTTP header name");
-        else if (reserved)
-            ERR(ld, k, "this header is set by unbusy and cannot be configured");
-        char *value = config_yaml_text(ld, v);
-        if (value && config_value_has_control(value)) {
-            ERR(ld, v, "control characters (line breaks) are not allowed in a header value");
-        } else if (value) {
-            struct cfg_header *h = &p->headers[p->nheaders];
-            h->name = config_yaml_strdup(ld, name);
-            h->value = value;
-            value = NULL;
-            p->nheaders++;
-        }
-        free(value);
-        config_yaml_path_pop(ld, old);
-    }
-    free(dup);
-}
-
 static const struct config_yaml_field provider_fields[] = {
     SECTION("base_url", parse_base_url, CONFIG_YAML_REQUIRED),
     FIELD("api_key", config_yaml_string, struct cfg_provider, api_key, 0, 0,
@@ -358,7 +318,8 @@ static const struct config_yaml_field provider_fields[] = {
     FIELD("auth_header", config_yaml_header_name, struct cfg_provider, auth_header, 0, 0, 0),
     FIELD("auth_prefix", config_yaml_string, struct cfg_provider, auth_prefix, 0, 0,
           CONFIG_YAML_HEADER_SAFE),
-    SECTION("headers", parse_headers, 0),
+    SECTION("headers", config_parse_headers, 0),
+    SECTION("secret_headers", config_parse_secret_headers, 0),
     FIELD("ca_file", config_yaml_string, struct cfg_provider, ca_file, 0, 0,
           CONFIG_YAML_EMPTY_IS_NULL),
     FIELD("tls_verify", config_yaml_bool, struct cfg_provider, tls_verify, 0, 0, 0),
@@ -877,6 +838,7 @@ static void config_free(struct config *c)
     prices_config_free(c->prices, c->nprices);
     config_budget_free(c);
     free(c->model_slots);
+    redact_set_free(&c->secrets);
     free(c);
 }
 
@@ -981,6 +943,7 @@ int config_load_text(const char *source, const char *text, size_t len, struct co
         c->server.workers = n < 1 ? 1 : n > 1024 ? 1024 : (unsigned)n;
     }
     if (!c->model_slots && index_models(c)) config_yaml_report(ld, 1, false, "out of memory");
+    if (!ld->errors && config_secrets_build(c)) config_yaml_report(ld, 1, false, "out of memory");
     int rc = ld->errors ? -1 : 0;
     config_yaml_flush(ld, errs);
     free(ld);

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "redact.h"
 
 /* A config text larger than this is refused before parsing. */
 #define CONFIG_MAX_TEXT_BYTES (4u << 20)
@@ -40,6 +41,7 @@ enum cfg_provider_kind {
 struct cfg_header {
     char *name;
     char *value;
+    bool secret;               /* from secret_headers:, or secret by its name (config_secrets.h) */
 };
 
 struct cfg_timeouts {
@@ -272,6 +274,9 @@ struct config {
        index + 1, 0 = empty. NULL (a snapshot built by hand) means linear search. */
     uint32_t *model_slots;
     size_t nmodel_slots;       /* a power of two */
+    /* Every secret value above, to be taken out of provider text before it is logged or
+       passed on (config_secrets.h). Empty in a snapshot built by hand. */
+    struct redact_set secrets;
 };
 
 /* Collected problems: each line "file:line: key.path: message\n", sorted by

@@ -108,6 +108,7 @@ static int parse_directive(struct span d, struct fakegen_opts *o, char *err, siz
         {"close", offsetof(struct fakegen_opts, close)},
         {"hang", offsetof(struct fakegen_opts, hang)},
         {"reset", offsetof(struct fakegen_opts, reset)},
+        {"echo_auth", offsetof(struct fakegen_opts, echo_auth)},
     };
     if (span_eq(name, "ok") && !eq) return 0;
     if (span_eq(name, "slowread") && !eq) {
@@ -148,7 +149,7 @@ static int parse_directive(struct span d, struct fakegen_opts *o, char *err, siz
         return 0;
     }
     if (span_eq(name, "retry_after")) {
-        if (!eq || parse_uint(val, 86400, &v)) goto bad_value;
+        if (!eq || parse_uint(val, 999999999, &v)) goto bad_value; /* past a gateway's clamp */
         o->retry_after_s = (int)v;
         return 0;
     }
@@ -354,6 +355,7 @@ struct fakegen {
     int status;
     char *behavior;
     char err[160];
+    char echo[600]; /* echo_auth: the message quoting the request's credentials */
     char *model; /* JSON string literal, quotes included */
     uint64_t k;
     uint64_t prompt_tokens;
@@ -467,6 +469,10 @@ int fakegen_new(const struct fakegen_request *req, const char *behavior,
         opts_defaults(&g->o);
         g->kind = KIND_BAD_BEHAVIOR;
     }
+    if (g->o.echo_auth)
+        snprintf(g->echo, sizeof g->echo, "Incorrect API key provided: %.*s",
+                 (int)(req->credentials_len < 500 ? req->credentials_len : 500),
+                 req->credentials ? req->credentials : "");
     g->created = (int64_t)time(NULL);
     g->prompt_tokens = req->body_len / 4 ? req->body_len / 4 : 1;
     g->total_chunks = g->o.chunks;
@@ -584,6 +590,7 @@ static int error_body(struct fakegen *g, int status, const char *message)
         }
     }
     if (message) msg = message;
+    if (g->o.echo_auth) msg = g->echo;
     buf_reset(&g->ev);
     if (g->o.html)
         return buf_printf(&g->ev,

@@ -26,8 +26,11 @@
  * Directives:
  *   ok               the normal answer (the default)
  *   status=CODE      an OpenAI-shaped JSON error with that status (>= 400)
- *   retry_after=S    a Retry-After: S header
+ *   retry_after=S    a Retry-After: S header (S up to 999999999)
  *   html             the error body is an HTML page (a cloud load balancer's 502)
+ *   echo_auth        the error message quotes the credentials the request came
+ *                    with ("Incorrect API key provided: Bearer sk-..."), as some
+ *                    providers do
  *   ttft=MS          delay before the first content chunk; a stream's head and
  *                    role-only chunk go out at once (after keepalive, if any);
  *                    a non-stream answer comes whole after ttft plus the time
@@ -82,7 +85,7 @@ struct fakegen_opts {
     uint32_t chunk_ms;
     int32_t cut; /* -1: no cut */
     uint32_t stall_ms;
-    bool garbage, badjson, no_usage, no_done, close, hang, reset, multiline;
+    bool garbage, badjson, no_usage, no_done, close, hang, reset, multiline, echo_auth;
     uint64_t big; /* 0: tokens "tokN " */
     uint32_t reasoning;
     uint32_t slowread_ms; /* 0, or how long the front end stops reading */
@@ -126,6 +129,8 @@ struct fakegen_request {
     const char *body;
     size_t body_len;
     bool client_close; /* the client asked for Connection: close */
+    const char *credentials; /* the request's credential headers' values, for echo_auth; may be NULL */
+    size_t credentials_len;
 };
 
 enum fakegen_end {

@@ -3,6 +3,8 @@
 #include <limits.h>
 #include <string.h>
 
+#include "utcdate.h"
+
 /*
  * The head parsers walk the buffer once from the start. Running out of bytes
  * anywhere returns HTTP1_NEED_MORE; a byte that can never start a valid head
@@ -657,4 +659,64 @@ const char *http1_reason(int status)
     default:
         return "Unknown";
     }
+}
+
+/* ---- Retry-After ---------------------------------------------------------------- */
+
+static bool digits_at(const char *p, size_t n, unsigned *out)
+{
+    unsigned v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        v = v * 10 + (unsigned)(p[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* "Sun, 06 Nov 1994 08:49:37 GMT" (RFC 9110's IMF-fixdate) as unix seconds; false if not. */
+static bool imf_fixdate(const char *v, size_t len, int64_t *out)
+{
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    if (len != 29 || v[3] != ',' || v[4] != ' ' || v[7] != ' ' || v[11] != ' ' || v[16] != ' ' ||
+        v[19] != ':' || v[22] != ':' || v[25] != ' ' || memcmp(v + 26, "GMT", 3) != 0)
+        return false;
+    unsigned day, year, hh, mm, ss, mon = 0;
+    if (!digits_at(v + 5, 2, &day) || !digits_at(v + 12, 4, &year) || !digits_at(v + 17, 2, &hh) ||
+        !digits_at(v + 20, 2, &mm) || !digits_at(v + 23, 2, &ss))
+        return false;
+    while (mon < 12 && memcmp(months + 3 * mon, v + 8, 3) != 0)
+        mon++;
+    if (mon == 12 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60)
+        return false;
+    int64_t days = utcdate_days_from_civil((int)year, mon + 1, day);
+    *out = days * 86400 + hh * 3600 + mm * 60 + ss;
+    return true;
+}
+
+int http1_retry_after_s(const char *v, size_t len, int64_t now_unix_s)
+{
+    while (len > 0 && (*v == ' ' || *v == '\t'))
+        v++, len--;
+    while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+        len--;
+    if (len == 0)
+        return -1;
+    if (v[0] >= '0' && v[0] <= '9') {
+        /* Clamped digit by digit: any number of digits, no overflow on the way. */
+        int64_t s = 0;
+        for (size_t i = 0; i < len; i++) {
+            if (v[i] < '0' || v[i] > '9')
+                return -1;
+            if (s < HTTP1_RETRY_AFTER_MAX_S)
+                s = s * 10 + (v[i] - '0');
+        }
+        return s > HTTP1_RETRY_AFTER_MAX_S ? HTTP1_RETRY_AFTER_MAX_S : (int)s;
+    }
+    int64_t at;
+    if (!imf_fixdate(v, len, &at))
+        return -1;
+    int64_t wait = at - now_unix_s;
+    return wait <= 0 ? 0 : wait > HTTP1_RETRY_AFTER_MAX_S ? HTTP1_RETRY_AFTER_MAX_S : (int)wait;
 }

@@ -94,6 +94,17 @@ const struct http1_str *http1_find_header(const struct http1_head *h, const char
  */
 bool http1_value_has_token(struct http1_str value, const char *token);
 
+/* The longest wait a Retry-After is taken for; a longer one means "much later", and
+   multiplied into milliseconds it would no longer fit 32 bits. */
+#define HTTP1_RETRY_AFTER_MAX_S 86400
+
+/*
+ * A Retry-After value in seconds, at most HTTP1_RETRY_AFTER_MAX_S: delay-seconds
+ * ("120", any number of digits) or an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"),
+ * counted from now_unix_s (a date in the past is 0). -1 when the value is neither.
+ */
+int http1_retry_after_s(const char *v, size_t len, int64_t now_unix_s);
+
 /*
  * Body framing. Init with the mode from http1_request_body_mode or
  * http1_response_body_mode. http1_body_feed decodes in place: it consumes

@@ -189,7 +189,8 @@ struct lrec {
     double cost;
     int status;
     bool usage_estimated;
-    const char *request_id, *key_name, *model, *provider, *deployment_model, *outcome, *currency;
+    const char *request_id, *key_name, *model, *provider, *deployment_model, *currency;
+    enum outcome outcome;
     char text[];
 };
 
@@ -461,7 +462,7 @@ static int write_one(struct ledger *l, const struct lrec *r)
     bind_text(st, 6, r->provider);
     bind_text(st, 7, r->deployment_model);
     sqlite3_bind_int(st, 8, r->status);
-    bind_text(st, 9, r->outcome);
+    bind_text(st, 9, outcome_name(r->outcome));
     for (int i = 0; i < 4; i++)
         bind_count(st, 10 + i, r->tokens[i]);
     sqlite3_bind_int(st, 14, r->usage_estimated);
@@ -480,7 +481,7 @@ static int write_one(struct ledger *l, const struct lrec *r)
     sqlite3_bind_text(st, 3, r->model ? r->model : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, r->provider ? r->provider : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, r->currency ? r->currency : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 6, !r->outcome || strcmp(r->outcome, "ok") != 0);
+    sqlite3_bind_int(st, 6, r->outcome != OUTCOME_OK);
     for (int i = 0; i < 4; i++)
         sqlite3_bind_int64(st, 7 + i, r->tokens[i] > 0 ? r->tokens[i] : 0);
     sqlite3_bind_double(st, 11, r->cost);
@@ -698,10 +699,10 @@ void ledger_close(struct ledger *l)
 
 static struct lrec *pack(const struct ledger_record *r)
 {
-    const char *src[7] = {r->request_id,       r->key_name, r->model,   r->provider,
-                          r->deployment_model, r->outcome,  r->currency};
-    size_t len[7], total = 0;
-    for (int i = 0; i < 7; i++) {
+    const char *src[6] = {r->request_id, r->key_name,         r->model,
+                          r->provider,   r->deployment_model, r->currency};
+    size_t len[6], total = 0;
+    for (int i = 0; i < 6; i++) {
         len[i] = src[i] ? strnlen(src[i], LEDGER_MAX_TEXT) : 0;
         total += src[i] ? len[i] + 1 : 0;
     }
@@ -717,11 +718,12 @@ static struct lrec *pack(const struct ledger_record *r)
         .cost = r->cost,
         .status = r->status,
         .usage_estimated = r->usage_estimated,
+        .outcome = r->outcome,
     };
-    const char **dst[7] = {&x->request_id,       &x->key_name, &x->model,   &x->provider,
-                           &x->deployment_model, &x->outcome,  &x->currency};
+    const char **dst[6] = {&x->request_id, &x->key_name,         &x->model,
+                           &x->provider,   &x->deployment_model, &x->currency};
     char *p = x->text;
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < 6; i++) {
         if (!src[i]) continue;
         memcpy(p, src[i], len[i]);
         p[len[i]] = '\0';

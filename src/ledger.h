@@ -42,6 +42,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "outcome.h"
 
 #define LEDGER_DEFAULT_QUEUE 65536
 #define LEDGER_DEFAULT_BATCH 256
@@ -65,7 +66,7 @@ struct ledger_record {
     const char *provider; /* NULL: no deployment was tried */
     const char *deployment_model;
     int status;            /* the HTTP status the client got */
-    const char *outcome;   /* as in the access log: ok, upstream_failed, ... */
+    enum outcome outcome;  /* as in the access log; the row holds its name */
     int64_t prompt_tokens; /* -1 (any negative): unknown */
     int64_t completion_tokens;
     int64_t reasoning_tokens; /* part of completion_tokens */

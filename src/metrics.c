@@ -19,20 +19,8 @@
 enum status_class { SC_2XX, SC_3XX, SC_4XX, SC_5XX, SC__COUNT };
 static const char *const status_class_names[SC__COUNT] = {"2xx", "3xx", "4xx", "5xx"};
 
-/* The access log's outcomes; anything else counts as "other". */
-enum outcome {
-    OC_OK,
-    OC_CLIENT_ERROR,
-    OC_UPSTREAM_FAILED,
-    OC_MID_STREAM_ERROR,
-    OC_CLIENT_CLOSED,
-    OC_SHED,
-    OC_OTHER,
-    OC__COUNT
-};
-static const char *const outcome_names[OC__COUNT] = {
-    "ok", "client_error", "upstream_failed", "mid_stream_error", "client_closed", "shed", "other",
-};
+/* Outcomes are enum outcome (outcome.h), counted by their value; OUTCOME_NONE is counted
+   as ok or rejected (outcome_or_status), so its slot stays empty. */
 
 static const char *const token_kind_names[METRICS_TOKENS__COUNT] = {"prompt", "completion",
                                                                     "reasoning", "cached"};
@@ -109,11 +97,11 @@ struct model_slot {
     struct hist h[H__COUNT];
     uint64_t attempts, shed, degraded;
     uint64_t queue_depth;                  /* a gauge, set by the worker */
-    uint64_t no_dep[SC__COUNT][OC__COUNT]; /* requests no deployment answered */
+    uint64_t no_dep[SC__COUNT][OUTCOME__COUNT]; /* requests no deployment answered */
 };
 
 struct dep_slot {
-    uint64_t requests[SC__COUNT][OC__COUNT];
+    uint64_t requests[SC__COUNT][OUTCOME__COUNT];
     uint64_t tokens[METRICS_TOKENS__COUNT];
     uint64_t errors[HEALTH__COUNT];
 };
@@ -281,13 +269,6 @@ static enum status_class status_class_of(int status)
     return SC_5XX;
 }
 
-static enum outcome outcome_of(const char *s)
-{
-    for (int i = 0; s && i < OC_OTHER; i++)
-        if (strcmp(s, outcome_names[i]) == 0) return (enum outcome)i;
-    return OC_OTHER;
-}
-
 void metrics_request_done(struct metrics_shard *s, const struct cfg_model *m,
                           const struct cfg_deployment *d, const struct accesslog_entry *log,
                           uint64_t start_ms)
@@ -297,7 +278,7 @@ void metrics_request_done(struct metrics_shard *s, const struct cfg_model *m,
     struct model_slot *ms = &s->models[mi];
     struct dep_slot *ds = dep_slot(s, mi, d);
     enum status_class sc = status_class_of(log->status);
-    enum outcome oc = outcome_of(log->outcome);
+    enum outcome oc = outcome_or_status(log->outcome, log->status);
     bump(ds ? &ds->requests[sc][oc] : &ms->no_dep[sc][oc], 1);
     uint64_t now = runtime_now_ms();
     hist_observe(&ms->h[H_DURATION], H_DURATION, now > start_ms ? (now - start_ms) * 1000u : 0);
@@ -309,7 +290,7 @@ void metrics_request_done(struct metrics_shard *s, const struct cfg_model *m,
         for (int k = 0; k < METRICS_TOKENS__COUNT; k++)
             if (t[k] > 0) bump(&ds->tokens[k], (uint64_t)t[k]);
     }
-    if (oc == OC_UPSTREAM_FAILED)
+    if (oc == OUTCOME_UPSTREAM_FAILED)
         incidents_add(&s->reg->incidents, INCIDENT_REQUEST_FAILED, m->name, NULL, HEALTH_OK,
                       log->status, wall_ms());
 }
@@ -387,7 +368,7 @@ static void sum_dep(const struct metrics *m, size_t di, struct dep_slot *out)
     for (unsigned w = 0; w < m->nshards; w++) {
         const struct dep_slot *d = &m->shards[w]->deps[di];
         for (int a = 0; a < SC__COUNT; a++)
-            for (int b = 0; b < OC__COUNT; b++)
+            for (int b = 0; b < OUTCOME__COUNT; b++)
                 out->requests[a][b] += rd64(&d->requests[a][b]);
         for (int k = 0; k < METRICS_TOKENS__COUNT; k++)
             out->tokens[k] += rd64(&d->tokens[k]);
@@ -423,9 +404,9 @@ int metrics_dep_totals(struct metrics *m, size_t model, size_t dep, struct metri
     memset(&d, 0, sizeof d);
     sum_dep(m, m->dep_base[model] + dep, &d);
     for (int a = 0; a < SC__COUNT; a++)
-        for (int b = 0; b < OC__COUNT; b++) {
+        for (int b = 0; b < OUTCOME__COUNT; b++) {
             out->requests += d.requests[a][b];
-            if (b == OC_UPSTREAM_FAILED || b == OC_MID_STREAM_ERROR)
+            if (b == OUTCOME_UPSTREAM_FAILED || b == OUTCOME_MID_STREAM_ERROR)
                 out->failed += d.requests[a][b];
         }
     for (int c = 1; c < HEALTH__COUNT; c++)
@@ -547,20 +528,20 @@ static void render_requests(struct buf *b, const struct metrics *m)
                 memset(&d, 0, sizeof d);
                 for (unsigned w = 0; w < m->nshards; w++)
                     for (int a = 0; a < SC__COUNT; a++)
-                        for (int o = 0; o < OC__COUNT; o++)
+                        for (int o = 0; o < OUTCOME__COUNT; o++)
                             d.requests[a][o] += rd64(&m->shards[w]->models[mi].no_dep[a][o]);
                 l[1].value = "none";
             }
             for (int a = 0; a < SC__COUNT; a++) {
-                for (int o = 0; o < OC__COUNT; o++) {
+                for (int o = 0; o < OUTCOME__COUNT; o++) {
                     /* The two series an error ratio divides always exist (rate() needs a
                        start); the others appear when they first count. */
                     bool always =
                         j < cm->ndeployments &&
-                        ((a == SC_2XX && o == OC_OK) || (a == SC_5XX && o == OC_UPSTREAM_FAILED));
+                        ((a == SC_2XX && o == OUTCOME_OK) || (a == SC_5XX && o == OUTCOME_UPSTREAM_FAILED));
                     if (!always && d.requests[a][o] == 0) continue;
                     l[2].value = status_class_names[a];
-                    l[3].value = outcome_names[o];
+                    l[3].value = outcome_name((enum outcome)o);
                     sample_u(b, "unbusy_requests_total", l, 4, d.requests[a][o]);
                 }
             }

@@ -23,6 +23,7 @@
 #include "keys.h"
 #include "ledger.h"
 #include "prices.h"
+#include "redact.h"
 #include "log.h"
 #include "metrics.h"
 #include "proxy_int.h"
@@ -30,7 +31,8 @@
 #include "worker.h"
 
 static void next_attempt(struct preq *p);
-static void note_why(struct preq *p, const char *key, const char *reason, const char *detail);
+static void note_why(struct preq *p, const char *key, const char *reason, const char *detail,
+                     const char *provider_said);
 static const char *class_reason(enum health_class c);
 
 static uint64_t now_ms(void)
@@ -155,7 +157,8 @@ static void release_attempt(struct attempt *a, enum health_class c)
     if (!a->rd)
         return;
     if (a->retry_after_s > 0 && (c == HEALTH_RATE_LIMITED || c == HEALTH_SERVER_ERROR))
-        health_cooldown(&a->rd->health, now_ms(), (uint32_t)a->retry_after_s * 1000u);
+        health_cooldown(&a->rd->health, now_ms(), /* at most HTTP1_RETRY_AFTER_MAX_S: fits */
+                        (uint32_t)a->retry_after_s * 1000u);
     /* A failure counts as a slow sample, so that a deployment failing fast does not look fast;
        a 429 that said when to come back is not slowness. */
     uint32_t penalty = c == HEALTH_OK || (c == HEALTH_RATE_LIMITED && a->retry_after_s > 0)
@@ -216,7 +219,7 @@ void proxy_mid_stream_error(struct preq *p, enum health_class c, const char *why
     struct attempt *a = p->winner;
     if (why && a && proxy_continue_try(p)) {
         /* continue_on_cut: the same client stream goes on from another deployment */
-        note_why(p, a->rd ? a->rd->key : "?", class_reason(c), why);
+        note_why(p, a->rd ? a->rd->key : "?", class_reason(c), why, NULL);
         record_usage(p, a);
         release_attempt(a, c);
         attempt_reset(a);
@@ -242,13 +245,20 @@ void proxy_mid_stream_error(struct preq *p, enum health_class c, const char *why
     }
     if (why)
         snprintf(log_entry(p)->error, sizeof log_entry(p)->error, "%s", why);
-    proxy_finalize(p, "mid_stream_error");
+    proxy_finalize(p, OUTCOME_MID_STREAM_ERROR);
 }
 
 void proxy_provider_error_event(struct preq *p, const char *data, size_t len, const char *msg)
 {
-    proxy_relay_event(p, data, len); /* the provider's own error event, as it came */
-    snprintf(log_entry(p)->error, sizeof log_entry(p)->error, "%s", msg);
+    /* The provider's own error event, as it came but for any secret it echoes. */
+    size_t cap = redact_bound(len);
+    char *clean = malloc(cap);
+    if (clean) {
+        size_t n = redact_text(&p->cfg->secrets, data, len, clean, cap);
+        proxy_relay_event(p, clean, n);
+        free(clean);
+    }
+    snprintf(log_entry(p)->error, sizeof log_entry(p)->error, "provider: %s", msg);
 }
 
 void proxy_first_content(struct attempt *a)
@@ -353,53 +363,65 @@ void proxy_attempt_done(struct attempt *a, const char *json, size_t len)
         server_respond(p->conn, 200, "application/json", h.data, json, len);
         buf_free(&h);
     }
-    proxy_finalize(p, "ok");
+    proxy_finalize(p, OUTCOME_OK);
 }
 
-void proxy_attempt_client_error(struct attempt *a, int status, const char *body, size_t len)
+void proxy_attempt_client_error(struct attempt *a, int status, const char *raw, size_t raw_len)
 {
     struct preq *p = a->p;
+    /* Passed on to the client, so first cleaned of any secret the provider echoes. */
+    size_t cap = redact_bound(raw_len);
+    char *owned = malloc(cap);
+    const char *body = owned ? owned : "";
+    size_t len = owned ? redact_text(&p->cfg->secrets, raw, raw_len, owned, cap) : 0;
     struct jsonx_chunk ch;
     bool json_error = jsonx_scan_chunk(body, len, &ch) == 0 && ch.valid && ch.has_error;
-    char msg[160];
-    jsonx_error_message(body, len, msg, sizeof msg);
-    if (p->head_sent) {
-        proxy_fail_request(p, status == 413 ? GW_ERR_TOO_LARGE : GW_ERR_BAD_REQUEST,
-                           msg[0] ? msg : "the provider rejected the request", -1);
-        release_attempt(a, HEALTH_OK);
-        attempt_reset(a);
-        proxy_finalize(p, "client_error");
-        return;
-    }
-    struct buf h;
-    buf_init(&h, 0);
-    extra_headers(p, a, &h);
-    if (json_error) {
-        server_respond(p->conn, status, "application/json", h.data, body, len);
-    } else {
-        struct buf b;
-        buf_init(&b, 0);
-        errors_render(&b, status == 413 ? GW_ERR_TOO_LARGE : GW_ERR_BAD_REQUEST,
-                      msg[0] ? msg : "the provider rejected the request", NULL);
-        server_respond(p->conn, status, "application/json", h.data, b.data, b.len);
-        buf_free(&b);
-    }
-    buf_free(&h);
+    char cut[160], msg[sizeof cut + sizeof REDACT_MARK];
+    size_t n = jsonx_error_message(body, len, cut, sizeof cut);
+    redact_text(&p->cfg->secrets, cut, n, msg, sizeof msg); /* a key the cut cut in two */
     snprintf(log_entry(p)->error, sizeof log_entry(p)->error, "provider: HTTP %d: %s", status, msg);
+    enum gw_err e = status == 413 ? GW_ERR_TOO_LARGE : GW_ERR_BAD_REQUEST;
+    if (p->head_sent) {
+        proxy_fail_request(p, e, msg[0] ? msg : "the provider rejected the request", -1);
+    } else {
+        struct buf h;
+        buf_init(&h, 0);
+        extra_headers(p, a, &h);
+        if (json_error) {
+            server_respond(p->conn, status, "application/json", h.data, body, len);
+        } else {
+            struct buf b;
+            buf_init(&b, 0);
+            errors_render(&b, e, msg[0] ? msg : "the provider rejected the request", NULL);
+            server_respond(p->conn, status, "application/json", h.data, b.data, b.len);
+            buf_free(&b);
+        }
+        buf_free(&h);
+    }
+    free(owned);
     release_attempt(a, HEALTH_OK); /* the deployment did its job */
     attempt_reset(a);
-    proxy_finalize(p, "client_error");
+    proxy_finalize(p, OUTCOME_CLIENT_ERROR);
 }
 
 /* ---- failures ---------------------------------------------------------------- */
 
-static void note_why(struct preq *p, const char *key, const char *reason, const char *detail)
+/* The client is told which deployment failed and the class of failure; the log also gets
+   what the provider said (already redacted), which the client never sees: it may echo
+   the credentials unbusy sent. */
+static void note_why(struct preq *p, const char *key, const char *reason, const char *detail,
+                     const char *provider_said)
 {
-    if (p->why.len)
-        buf_append_str(&p->why, "; ");
-    buf_printf(&p->why, "%s: %s", key, reason);
-    if (detail && *detail)
-        buf_printf(&p->why, " (%s)", detail);
+    struct buf *both[2] = {&p->why, &p->why_log};
+    for (int i = 0; i < 2; i++) {
+        if (both[i]->len)
+            buf_append_str(both[i], "; ");
+        buf_printf(both[i], "%s: %s", key, reason);
+        if (detail && *detail)
+            buf_printf(both[i], " (%s)", detail);
+    }
+    if (provider_said && *provider_said)
+        buf_printf(&p->why_log, ": \"%s\"", provider_said);
 }
 
 static const char *class_reason(enum health_class c)
@@ -412,7 +434,7 @@ static const char *class_reason(enum health_class c)
     case HEALTH_STALL: return "stream stalled";
     case HEALTH_RATE_LIMITED: return "rate limited";
     case HEALTH_SERVER_ERROR: return "server error";
-    case HEALTH_AUTH: return "not authorised";
+    case HEALTH_AUTH: return "credentials refused";
     case HEALTH_BAD_REPLY: return "malformed reply";
     case HEALTH_CUT: return "stream cut";
     case HEALTH_IO: return "connection error";
@@ -429,7 +451,7 @@ static void all_failed(struct preq *p)
         const char *why = NULL;
         if (p->tried[i] || runtime_dep_eligible(&p->rm->deps[i], now, &why))
             continue;
-        note_why(p, p->rm->deps[i].key, why ? why : "not eligible", NULL);
+        note_why(p, p->rm->deps[i].key, why ? why : "not eligible", NULL, NULL);
         p->n_busy++; /* out of service, not broken: the answer is 503 */
     }
     enum gw_err e = GW_ERR_UPSTREAM;
@@ -448,8 +470,8 @@ static void all_failed(struct preq *p)
     } else {
         proxy_fail_request(p, GW_ERR_INTERNAL, "out of memory", -1);
     }
-    snprintf(log_entry(p)->error, sizeof log_entry(p)->error, "%s", p->why.data ? p->why.data : "");
-    proxy_finalize(p, "upstream_failed");
+    snprintf(log_entry(p)->error, sizeof log_entry(p)->error, "%s", p->why_log.data ? p->why_log.data : "");
+    proxy_finalize(p, OUTCOME_UPSTREAM_FAILED);
 }
 
 void proxy_attempt_failed(struct attempt *a, enum health_class c, const char *detail)
@@ -463,7 +485,7 @@ void proxy_attempt_failed(struct attempt *a, enum health_class c, const char *de
         p->n_other++;
     if (a->retry_after_s >= 0 && (p->retry_after_s < 0 || a->retry_after_s < p->retry_after_s))
         p->retry_after_s = a->retry_after_s;
-    note_why(p, a->rd ? a->rd->key : "?", class_reason(c), detail);
+    note_why(p, a->rd ? a->rd->key : "?", class_reason(c), detail, a->provider_said);
     if (p->winner == a)
         p->winner = NULL; /* a non-stream answer broke before its end: start over elsewhere */
     release_attempt(a, c);
@@ -589,7 +611,7 @@ static void next_attempt(struct preq *p)
     }
     if (p->attempts > 0 && !retry_budget_try_spend(&p->rm->retries, now_ms())) {
         atomic_fetch_add(&p->rm->budget_exhausted, 1);
-        note_why(p, "gateway", "retry budget exhausted", "too many retries across all requests");
+        note_why(p, "gateway", "retry budget exhausted", "too many retries across all requests", NULL);
         p->n_busy++;
         all_failed(p);
         return;
@@ -633,7 +655,7 @@ static void on_total_timer(uv_timer_t *t)
         struct attempt *a = &p->at[i];
         if (!a->active)
             continue;
-        note_why(p, a->rd ? a->rd->key : "?", "total deadline reached", NULL);
+        note_why(p, a->rd ? a->rd->key : "?", "total deadline reached", NULL, NULL);
         abandon_attempt(a);
     }
     p->n_timeout++;
@@ -653,7 +675,7 @@ static void on_client_abort(void *ud)
 {
     struct preq *p = ud;
     log_entry(p)->status = 499;
-    proxy_finalize(p, "client_closed");
+    proxy_finalize(p, OUTCOME_CLIENT_CLOSED);
 }
 
 /* ---- start and finalize ------------------------------------------------------------- */
@@ -705,7 +727,7 @@ static void record_ledger(struct preq *p, const struct accesslog_entry *log)
 }
 
 /* The one exit of every proxied request. */
-void proxy_finalize(struct preq *p, const char *outcome)
+void proxy_finalize(struct preq *p, enum outcome outcome)
 {
     if (p->finished)
         return;
@@ -722,8 +744,8 @@ void proxy_finalize(struct preq *p, const char *outcome)
         log->provider = shown->dep->provider->name;
         log->deployment_model = shown->dep->model;
     }
-    if (!log->error[0] && p->why.len) /* answered, after these attempts failed */
-        snprintf(log->error, sizeof log->error, "%s", p->why.data);
+    if (!log->error[0] && p->why_log.len) /* answered, after these attempts failed */
+        snprintf(log->error, sizeof log->error, "%s", p->why_log.data);
     record_ledger(p, log);
     proxy_admit_finish(p);
     metrics_request_done(p->w->metrics, p->model, shown ? shown->dep : NULL, log, p->t_start);
@@ -731,6 +753,7 @@ void proxy_finalize(struct preq *p, const char *outcome)
     for (int i = 0; i < 2; i++)
         attempt_free_buffers(&p->at[i]);
     buf_free(&p->why);
+    buf_free(&p->why_log);
     buf_free(&p->partial);
     free(p->body);
     p->body = NULL;
@@ -845,6 +868,7 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
     p->last_tried = -1;
     p->t_start = now_ms();
     buf_init(&p->why, 16 * 1024);
+    buf_init(&p->why_log, 16 * 1024);
     attempt_init(&p->at[0], p, 0, &w->loop);
     attempt_init(&p->at[1], p, 1, &w->loop);
     uv_timer_init(&w->loop, &p->total_timer);

@@ -128,7 +128,7 @@ static void on_queue_deadline(uv_timer_t *t)
     snprintf(msg, sizeof msg, "model '%s' is at capacity: waited %llu ms in the queue without a free slot",
              p->model->name, (unsigned long long)(runtime_now_ms() - p->queued_ms));
     proxy_fail_request(p, GW_ERR_RATE_LIMITED, msg, (int)ra);
-    proxy_finalize(p, "queue_timeout");
+    proxy_finalize(p, OUTCOME_QUEUE_TIMEOUT);
 }
 
 static void shed(struct preq *p, const char *why)
@@ -138,7 +138,7 @@ static void shed(struct preq *p, const char *why)
     snprintf(msg, sizeof msg, "model '%s' is overloaded and the request was shed (%s)", p->model->name, why);
     metrics_shed(p->w->metrics, p->model);
     proxy_fail_request(p, GW_ERR_RATE_LIMITED, msg, (int)ra);
-    proxy_finalize(p, "shed");
+    proxy_finalize(p, OUTCOME_SHED);
 }
 
 static bool enqueue(struct preq *p)
@@ -226,7 +226,7 @@ bool proxy_admit(struct preq *p)
                                                sizeof why);
         if (bv == BUDGET_REFUSE) {
             proxy_fail_request(p, GW_ERR_QUOTA, why, -1);
-            proxy_finalize(p, "budget_exhausted");
+            proxy_finalize(p, OUTCOME_BUDGET_EXHAUSTED);
             return false;
         }
         const struct cfg_model *cheaper = bv == BUDGET_DEGRADE && to ? config_find_model(p->cfg, to) : NULL;
@@ -254,7 +254,7 @@ bool proxy_admit(struct preq *p)
         const char *model_limit = (p->model->rpm || p->model->tpm) ? p->model->name : NULL;
         if (!ratelimit_enter(w->rl, p->limit_key, model_limit)) {
             proxy_fail_request(p, GW_ERR_RATE_LIMITED, "too many requests in flight for this key", 1);
-            proxy_finalize(p, "rate_limited");
+            proxy_finalize(p, OUTCOME_RATE_LIMITED);
             return false;
         }
         p->rl_entered = true;
@@ -273,7 +273,7 @@ bool proxy_admit(struct preq *p)
                          (unsigned long long)wait_ms);
             proxy_fail_request(p, GW_ERR_RATE_LIMITED, msg,
                                v == RATELIMIT_TOO_LARGE ? -1 : (int)ratelimit_retry_after_seconds(wait_ms));
-            proxy_finalize(p, "rate_limited");
+            proxy_finalize(p, OUTCOME_RATE_LIMITED);
             return false;
         }
         p->rl_estimate = estimate;

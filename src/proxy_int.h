@@ -18,6 +18,7 @@
 #include "errors.h"
 #include "health.h"
 #include "jsonx.h"
+#include "outcome.h"
 #include "proxy.h"
 #include "runtime.h"
 #include "sse.h"
@@ -59,6 +60,7 @@ struct attempt {
     enum attempt_action action;
     enum health_class action_class;
     char action_detail[256];
+    char provider_said[256]; /* the provider's own error message, secrets redacted: for the log only */
     uv_timer_t timer; /* first-token deadline, then the stall timer */
     bool stall_lazy;  /* the timer is the stall timer: content moves last_content, not the timer */
     uint64_t last_content; /* loop time (uv_now) of the latest content event */
@@ -83,7 +85,8 @@ struct preq {
     int last_tried;
     unsigned attempts;
     int retry_after_s; /* smallest Retry-After seen, -1 none */
-    struct buf why;    /* "provider/model: reason; ..." */
+    struct buf why;    /* "provider/model: reason (detail); ...": for the client */
+    struct buf why_log; /* the same with what each provider said (redacted): for the log */
     unsigned n_timeout, n_busy, n_other;
     bool committed;
     bool paused;
@@ -159,7 +162,7 @@ bool proxy_continue_try(struct preq *p);
 /* proxy.c, called by proxy_admit.c */
 void proxy_go(struct preq *p);
 void proxy_fail_request(struct preq *p, enum gw_err e, const char *msg, int retry_after_s);
-void proxy_finalize(struct preq *p, const char *outcome);
+void proxy_finalize(struct preq *p, enum outcome outcome);
 
 /* proxy.c, called by attempt.c and proxy_admit.c */
 /* Tokens guessed from characters (prices_estimate_tokens, as the ledger does): the prompt,

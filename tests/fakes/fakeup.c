@@ -414,7 +414,23 @@ static void fk_answer(struct fk_conn *c, const struct http1_request *req, const 
         behavior[xf->len] = '\0';
         b = behavior;
     }
+    /* What a provider that quotes the key it was sent would quote (echo_auth). */
+    char creds[512];
+    size_t creds_len = 0;
+    for (size_t i = 0; i < req->head.nheaders; i++) {
+        const struct http1_header *hd = &req->head.headers[i];
+        if (!(hd->name.len == 13 && strncasecmp(hd->name.p, "authorization", 13) == 0) &&
+            !(hd->name.len >= 3 && strncasecmp(hd->name.p + hd->name.len - 3, "key", 3) == 0))
+            continue;
+        int w = snprintf(creds + creds_len, sizeof creds - creds_len, "%s%.*s", creds_len ? " " : "",
+                         (int)hd->value.len, hd->value.p);
+        if (w < 0 || (size_t)w >= sizeof creds - creds_len)
+            break;
+        creds_len += (size_t)w;
+    }
     struct fakegen_request fr = {
+        .credentials = creds,
+        .credentials_len = creds_len,
         .method = req->method.p,
         .method_len = req->method.len,
         .path = req->target.p,

@@ -339,3 +339,54 @@ test('every deployment rate-limited -> an error, never a hang', async (t) => {
     assertErrorShape(assert, r.text);
     assert.equal((await fake.requestsWith(mk)).length, 2, 'both deployments should have been tried');
 });
+
+// A provider that quotes the credentials it was sent ("Incorrect API key provided: Bearer sk-...")
+// must not make unbusy hand its own provider keys to the client, nor write them to the log.
+test('a provider echoing our credentials: the client gets the class of failure, the log a redacted message', async (t) => {
+    const h = harness(t);
+    const fa = await h.fake({ behavior: 'status=401,echo_auth', name: 'fake-a' });
+    const fb = await h.fake({ behavior: 'status=503,echo_auth', name: 'fake-b' });
+    const KEY_A = 'sk-prov-a-0123456789abcdef';
+    const KEY_B = 'gw-key-b-7777777777777777';
+    const HDR = 'tenant-header-secret-42';
+    const gw = await h.gateway({
+        config: {
+            providers: {
+                'prov-a': fakeProvider(fa, { api_key: KEY_A }),
+                'prov-b': fakeProvider(fb, { api_key: KEY_B, auth_header: 'x-api-key', auth_prefix: '', secret_headers: { 'X-Tenant-Key': HDR } }),
+            },
+            models: {
+                m: [{ provider: 'prov-a', model: 'up-a' }, { provider: 'prov-b', model: 'up-b' }],
+                pass: [{ provider: 'prov-a', model: 'up-a' }],
+            },
+        },
+        strictStderr: false,
+    });
+    const leaks = (text) => [KEY_A, KEY_B, HDR, KEY_A.slice(0, 12), HDR.slice(0, 12)].filter((s) => text.includes(s));
+
+    const r = await gw.request('/v1/chat/completions', { method: 'POST', body: { model: 'm', messages: msgs } });
+    assert.ok([502, 503].includes(r.status), `status ${r.status}`);
+    const err = assertErrorShape(assert, r.text);
+    assert.deepEqual(leaks(r.text), [], `the client got a key: ${r.text}`);
+    assert.ok(!/Incorrect API key/.test(err.message), `the provider's text reached the client: ${err.message}`);
+    assert.match(err.message, /prov-a\/up-a: credentials refused \(HTTP 401\)/);
+    assert.match(err.message, /prov-b\/up-b: server error \(HTTP 503\)/);
+    // Both fakes really did echo the keys: the log has their words, redacted.
+    const e = await gw.logFor(r.headers['x-request-id']);
+    assert.match(e.error, /Incorrect API key provided: Bearer \[redacted\]/);
+    assert.match(e.error, /Incorrect API key provided: \[redacted\]/);
+    assert.deepEqual(leaks(e.error), [], `the access log has a key: ${e.error}`);
+
+    // A 400 is passed through to the client: with the key taken out of it.
+    const mk = marker('p400echo');
+    const p = await gw.request('/v1/chat/completions', {
+        method: 'POST', body: { model: 'pass', messages: msgs, fake: 'status=400,echo_auth', unbusy_test_id: mk },
+    });
+    assert.equal(p.status, 400);
+    assert.deepEqual(leaks(p.text), [], `the passed-through 400 has a key: ${p.text}`);
+    assert.match(assertErrorShape(assert, p.text).message, /Incorrect API key provided: Bearer \[redacted\]/);
+    const pe = await gw.logFor(p.headers['x-request-id']);
+    assert.deepEqual(leaks(pe.error || ''), []);
+
+    assert.deepEqual(leaks(gw.proc.stdout + gw.proc.stderr), [], 'a key in the gateway output');
+});

@@ -111,6 +111,16 @@ test('Retry-After keeps the deployment out of rotation for that long', async (t)
     assert.equal(response.headers.get('x-unbusy-attempts'), '1');
 });
 
+test('a Retry-After too large for 32-bit milliseconds still keeps the deployment out', async (t) => {
+    // 4294968 s is 4294968000 ms: wrapped to 32 bits that would be a 704 ms cooldown.
+    const s = await setup(t, { behaviorA: 'status=429,retry_after=4294968' });
+    await assertNonStreamFailsOver(s);
+    const st = (await s.gw.request('/admin/deployments')).json();
+    const a = st.models.find((x) => x.model === 'm').deployments.find((d) => d.provider === 'prov-a');
+    assert.equal(a.why_not, 'cooldown');
+    assert.ok(a.cooldown_remaining_ms > 60000, `cooldown of ${a.cooldown_remaining_ms} ms`);
+});
+
 test('a deployment that refuses our key stays out of rotation', async (t) => {
     const s = await setup(t, { behaviorA: 'status=401' });
     await assertNonStreamFailsOver(s);

@@ -303,7 +303,8 @@ test('/metrics: labels come from the config and fixed sets only; series do not g
         provider: new Set(['prov-bad', 'prov-ok', 'none']),
         deployment_model: new Set(['up-bad', 'up-ok', 'up-solo']),
         status_class: new Set(['2xx', '3xx', '4xx', '5xx']),
-        outcome: new Set(['ok', 'client_error', 'upstream_failed', 'mid_stream_error', 'client_closed', 'shed', 'other']),
+        outcome: new Set(['ok', 'client_error', 'rejected', 'upstream_failed', 'mid_stream_error', 'client_closed', 'shed',
+            'queue_timeout', 'rate_limited', 'budget_exhausted']),
         class: new Set(['connect', 'tls', 'connect_timeout', 'first_token', 'stall', 'rate_limited', 'server_error',
             'auth', 'bad_reply', 'cut', 'io', 'status']),
         kind: new Set(['prompt', 'completion', 'reasoning', 'cached']),
@@ -320,6 +321,85 @@ test('/metrics: labels come from the config and fixed sets only; series do not g
         }
     }
     assert.ok(m.samples.length < 600, `${m.samples.length} samples for 2 models and 3 deployments`);
+});
+
+test('/metrics: every way a request ends has its own outcome label', async (t) => {
+    const ht = harness(t);
+    const f = await ht.fake({ behavior: 'chunks=2' });
+    const KEY_LOW = 'sk-test-outcome-low-0123456789', KEY_HIGH = 'sk-test-outcome-high-0123456789';
+    const KEY_RPM = 'sk-test-outcome-rpm-0123456789', KEY_SPEND = 'sk-test-outcome-spend-0123456789';
+    const g = await ht.gateway({
+        config: {
+            keys: [
+                { name: 'low', key: KEY_LOW, priority: 3 }, { name: 'high', key: KEY_HIGH, priority: 0 },
+                { name: 'rpm', key: KEY_RPM, rpm: 1 }, { name: 'spend', key: KEY_SPEND },
+            ],
+            // 2 completion tokens at 0.1 USD each: one request spends the key's whole day
+            prices: { a: { x: { input: 0, output: 100000 } } },
+            budgets: { keys: { spend: { daily: 0.1 } } },
+            providers: { a: fakeProvider(f, { probe: false }) },
+            models: {
+                free: [{ provider: 'a', model: 'x' }],
+                busy: {
+                    deployments: [{ provider: 'a', model: 'x', max_concurrency: 1 }],
+                    queue: { max: 1, timeout: '10s', keepalive: '200ms' },
+                },
+            },
+        },
+    });
+    const post = (key, model, extra = {}, headers = {}) => g.request('/v1/chat/completions', {
+        method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}`, ...headers },
+        body: JSON.stringify({ model, messages: msgs, ...extra }),
+    });
+    const outcomes = async () => {
+        const r = await g.request('/metrics');
+        const m = parseExposition(r.text);
+        const by = {};
+        for (const s of m.samples.filter((x) => x.name === 'unbusy_requests_total' && x.value > 0))
+            by[s.labels.outcome] = (by[s.labels.outcome] || 0) + s.value;
+        return by;
+    };
+
+    assert.equal((await post(KEY_RPM, 'free')).status, 200);
+    assert.equal((await post(KEY_RPM, 'free')).status, 429); // rate_limited
+    assert.equal((await post(KEY_SPEND, 'free')).status, 200);
+    const spent = await post(KEY_SPEND, 'free'); // budget_exhausted
+    assert.equal(spent.status, 429);
+    assert.equal(spent.json().error.code, 'insufficient_quota');
+
+    // busy: one request holds the only slot while the others queue behind it.
+    let sent = (await f.stats()).requests;
+    const holder = post(KEY_HIGH, 'busy', { fake: 'ttft=1500,chunks=1' });
+    await waitUntil(async () => (await f.stats()).requests === sent + 1, { what: 'the slot taken' });
+    const late = await post(KEY_LOW, 'busy', {}, { 'x-unbusy-queue-timeout': '200' }); // queue_timeout
+    assert.equal(late.status, 429);
+    const waiter = post(KEY_LOW, 'busy');
+    await waitUntil(async () => (await g.request('/admin/deployments')).json().models
+        .find((x) => x.model === 'busy').admission.queued === 1, { what: 'a waiter queued' });
+    const shed = await post(KEY_LOW, 'busy'); // the queue (max 1) is full: shed
+    assert.equal(shed.status, 429);
+    assert.equal((await holder).status, 200);
+    assert.equal((await waiter).status, 200);
+
+    // client_closed: the client goes away while the provider is thinking.
+    const raw = await RawClient.connect(g.port);
+    const body = JSON.stringify({ model: 'free', messages: msgs, fake: 'ttft=3000,chunks=1' });
+    sent = (await f.stats()).requests;
+    raw.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY_HIGH}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    await waitUntil(async () => (await f.stats()).requests === sent + 1, { what: 'the request upstream' });
+    raw.destroy();
+    await waitUntil(async () => (await outcomes()).client_closed === 1, { timeout: 5000 * SLOW, what: 'client_closed counted' });
+
+    const got = await outcomes();
+    assert.deepEqual(got, {
+        ok: 4, rate_limited: 1, budget_exhausted: 1, queue_timeout: 1, shed: 1, client_closed: 1,
+    });
+    // The access log says the same, outcome by outcome.
+    const logged = {};
+    for (const e of g.accessLog().filter((x) => x.path === '/v1/chat/completions'))
+        logged[e.outcome] = (logged[e.outcome] || 0) + 1;
+    assert.deepEqual(logged, got);
 });
 
 /* ---- rules, dashboard, docs ------------------------------------------------------------------ */

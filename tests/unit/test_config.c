@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "config_secrets.h"
 #include "config_value.h"
 #include "demo.h"
 
@@ -1361,6 +1362,56 @@ static void test_demo_config_loads(void **state)
     unsetenv("DEEPSEEK_API_KEY");
 }
 
+/* The secrets a snapshot holds, for redaction: keys, secret headers, the admin token. */
+static bool has_secret(const struct config *c, const char *v)
+{
+    for (size_t i = 0; i < c->secrets.n; i++)
+        if (c->secrets.v[i].len == strlen(v) && memcmp(c->secrets.v[i].p, v, strlen(v)) == 0)
+            return true;
+    return false;
+}
+
+static void test_secrets(void **state)
+{
+    struct config *c = load_ok("admin:\n  token: admin-token-123456\n"
+                               "providers:\n"
+                               "  p:\n"
+                               "    base_url: http://127.0.0.1:9/v1\n"
+                               "    api_key: sk-provider-key-1\n"
+                               "    headers:\n"
+                               "      X-Api-Key: header-key-123456\n"
+                               "      Authorization-Extra: Bearer tok-in-header-1\n"
+                               "      X-Trace: not-a-secret-value\n"
+                               "    secret_headers:\n"
+                               "      X-Tenant-Pass: tenant-pass-123\n"
+                               "keys:\n  - name: a\n    key: sk-client-key-123456\n" ONE_MODEL);
+    const struct cfg_provider *p = &c->providers[0];
+    assert_int_equal(p->nheaders, 4);
+    assert_true(p->headers[0].secret);
+    assert_true(p->headers[1].secret);
+    assert_false(p->headers[2].secret);
+    assert_string_equal(p->headers[3].name, "X-Tenant-Pass");
+    assert_true(p->headers[3].secret);
+    assert_true(has_secret(c, "admin-token-123456"));
+    assert_true(has_secret(c, "sk-provider-key-1"));
+    assert_true(has_secret(c, "header-key-123456"));
+    assert_true(has_secret(c, "Bearer tok-in-header-1"));
+    assert_true(has_secret(c, "tok-in-header-1"));
+    assert_true(has_secret(c, "tenant-pass-123"));
+    assert_true(has_secret(c, "sk-client-key-123456"));
+    assert_false(has_secret(c, "not-a-secret-value"));
+    config_unref(c);
+    assert_true(config_header_secret_by_name("api-key"));
+    assert_true(config_header_secret_by_name("Proxy-Authorization"));
+    assert_true(config_header_secret_by_name("x-goog-api-key"));
+    assert_false(config_header_secret_by_name("OpenAI-Organization"));
+
+    const char *const twice[] = {"set twice", NULL};
+    expect_errors("providers:\n  p:\n    base_url: http://127.0.0.1:9/v1\n"
+                  "    headers: {X-A: one}\n    secret_headers: {x-a: two}\n" ONE_MODEL,
+                  1, twice);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1394,6 +1445,7 @@ int main(void)
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_server_tls),
         cmocka_unit_test(test_server_tls_problems),
+        cmocka_unit_test(test_secrets),
         cmocka_unit_test(test_examples_load),
         cmocka_unit_test(test_demo_config_loads),
     };

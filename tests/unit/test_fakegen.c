@@ -407,7 +407,7 @@ static void test_keepalive_is_lazy(void **state)
 {
     /* A day of 1 ms keep-alives would be 86 million segments if built up front. */
     const char *body = "{\"stream\":true}";
-    struct fakegen_request req = {"POST", 4, "/v1/chat/completions", 20, body, strlen(body), false};
+    struct fakegen_request req = {"POST", 4, "/v1/chat/completions", 20, body, strlen(body), false, NULL, 0};
     struct fakegen *g;
     assert_int_equal(fakegen_new(&req, "keepalive=86400000,ka_every=1", NULL, &g), 0);
     struct fakegen_seg s;

@@ -634,6 +634,34 @@ static void test_reason(void **state)
     assert_string_equal(http1_reason(-1), "Unknown");
 }
 
+/* Retry-After: seconds or an IMF-fixdate, never more than a day; a huge value must not
+   wrap into a short wait once it is turned into milliseconds. */
+static void test_retry_after(void **state)
+{
+#define RA(s, now) http1_retry_after_s(s, strlen(s), now)
+    assert_int_equal(RA("0", 0), 0);
+    assert_int_equal(RA("120", 0), 120);
+    assert_int_equal(RA(" 30 ", 0), 30);
+    assert_int_equal(RA("86400", 0), 86400);
+    assert_int_equal(RA("86401", 0), HTTP1_RETRY_AFTER_MAX_S);
+    /* 4294968 s is 4294968000 ms: 704 ms once wrapped to 32 bits */
+    assert_int_equal(RA("4294968", 0), HTTP1_RETRY_AFTER_MAX_S);
+    assert_int_equal(RA("999999999999999999999999999999", 0), HTTP1_RETRY_AFTER_MAX_S);
+    assert_true((uint32_t)RA("4294968", 0) * 1000u >= 86400000u);
+    assert_int_equal(RA("", 0), -1);
+    assert_int_equal(RA("-5", 0), -1);
+    assert_int_equal(RA("12s", 0), -1);
+    assert_int_equal(RA("1.5", 0), -1);
+    /* 1994-11-06 08:49:37 UTC is 784111777 */
+    assert_int_equal(RA("Sun, 06 Nov 1994 08:49:37 GMT", 784111777 - 90), 90);
+    assert_int_equal(RA("Sun, 06 Nov 1994 08:49:37 GMT", 784111777 + 5), 0); /* in the past */
+    assert_int_equal(RA("Sun, 06 Nov 1994 08:49:37 GMT", 0), HTTP1_RETRY_AFTER_MAX_S);
+    assert_int_equal(RA("Sun, 06 Nov 1994 08:49:37 UTC", 784111777), -1);
+    assert_int_equal(RA("Sun, 06 Foo 1994 08:49:37 GMT", 784111777), -1);
+    assert_int_equal(RA("Sunday, 06-Nov-94 08:49:37 GMT", 784111777), -1); /* RFC 850: not taken */
+#undef RA
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -660,6 +688,7 @@ int main(void)
         cmocka_unit_test(test_response_until_close),
         cmocka_unit_test(test_response_rejections),
         cmocka_unit_test(test_reason),
+        cmocka_unit_test(test_retry_after),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

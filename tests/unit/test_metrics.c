@@ -103,7 +103,7 @@ static void assert_value(const char *text, const char *series, double want)
     if (got != want) fail_msg("%s: got %g, want %g", series, got, want);
 }
 
-static struct accesslog_entry entry(int status, const char *outcome, int64_t ttft_ms,
+static struct accesslog_entry entry(int status, enum outcome outcome, int64_t ttft_ms,
                                     unsigned attempts)
 {
     struct accesslog_entry e;
@@ -270,7 +270,7 @@ static void test_requests_sum_shards_and_merge_providers(void **state)
 {
     struct fx *f = *state;
     const struct cfg_model *m1 = &f->cfg->models[0];
-    struct accesslog_entry ok = entry(200, "ok", 300, 1);
+    struct accesslog_entry ok = entry(200, OUTCOME_OK, 300, 1);
     ok.prompt_tokens = 10;
     ok.completion_tokens = 20;
     ok.reasoning_tokens = 5;
@@ -278,12 +278,13 @@ static void test_requests_sum_shards_and_merge_providers(void **state)
     metrics_request_done(f->s0, m1, &m1->deployments[0], &ok, start);
     metrics_request_done(f->s1, m1, &m1->deployments[0], &ok, start);
     metrics_request_done(f->s1, m1, &m1->deployments[2], &ok, start); /* also provider pa */
-    struct accesslog_entry failed = entry(503, "upstream_failed", -1, 3);
+    struct accesslog_entry failed = entry(503, OUTCOME_UPSTREAM_FAILED, -1, 3);
     metrics_request_done(f->s0, m1, &m1->deployments[1], &failed, start);
-    struct accesslog_entry none = entry(503, "upstream_failed", -1, 0);
+    struct accesslog_entry none = entry(503, OUTCOME_UPSTREAM_FAILED, -1, 0);
     metrics_request_done(f->s0, m1, NULL, &none, start);
-    struct accesslog_entry odd = entry(499, "something_new", -1, 1);
-    metrics_request_done(f->s1, m1, &m1->deployments[1], &odd, start);
+    /* Admission's outcomes have labels of their own, not a catch-all. */
+    struct accesslog_entry limited = entry(429, OUTCOME_RATE_LIMITED, -1, 1);
+    metrics_request_done(f->s1, m1, &m1->deployments[1], &limited, start);
     const char *t = render(f);
     assert_valid_exposition(t);
     assert_value(
@@ -300,7 +301,7 @@ static void test_requests_sum_shards_and_merge_providers(void **state)
                  1);
     assert_value(t,
                  "unbusy_requests_total{model=\"m1\",provider=\"pb\",status_class=\"4xx\",outcome="
-                 "\"other\"}",
+                 "\"rate_limited\"}",
                  1);
     /* One series per (model, provider): pa appears once for the two deployments on it. */
     const char *first =
@@ -335,7 +336,7 @@ static void test_histogram_buckets_are_inclusive_and_cumulative(void **state)
     const struct cfg_model *m1 = &f->cfg->models[0];
     const int64_t ttfts[] = {0, 50, 51, 1000, 1001, 700000};
     for (size_t i = 0; i < sizeof ttfts / sizeof ttfts[0]; i++) {
-        struct accesslog_entry e = entry(200, "ok", ttfts[i], 1);
+        struct accesslog_entry e = entry(200, OUTCOME_OK, ttfts[i], 1);
         metrics_request_done(i % 2 ? f->s1 : f->s0, m1, &m1->deployments[0], &e, runtime_now_ms());
     }
     const char *t = render(f);
@@ -444,7 +445,7 @@ static void test_foreign_models_and_null_shards_are_ignored(void **state)
     struct config *other = NULL;
     assert_int_equal(config_load_text("o.yaml", cfg_text, sizeof cfg_text - 1, &other, NULL), 0);
     const struct cfg_model *om = &other->models[0];
-    struct accesslog_entry e = entry(200, "ok", 10, 1);
+    struct accesslog_entry e = entry(200, OUTCOME_OK, 10, 1);
     metrics_request_done(f->s0, om, &om->deployments[0], &e, runtime_now_ms());
     metrics_attempt_end(f->s0, om, &om->deployments[0], HEALTH_IO, HEALTH_EVENT_TRIPPED, 0, false);
     metrics_content_event(f->s0, om, &e, false);
@@ -542,7 +543,7 @@ static void test_status_json_is_the_state_plus_usage_and_incidents(void **state)
 {
     struct fx *f = *state;
     const struct cfg_model *m1 = &f->cfg->models[0];
-    struct accesslog_entry e = entry(200, "ok", 10, 1);
+    struct accesslog_entry e = entry(200, OUTCOME_OK, 10, 1);
     e.completion_tokens = 7;
     metrics_request_done(f->s0, m1, &m1->deployments[1], &e, runtime_now_ms());
     metrics_attempt_end(f->s0, m1, &m1->deployments[0], HEALTH_RATE_LIMITED, 0, 429, false);
