@@ -742,6 +742,21 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
     }
     const struct cfg_rule *rule = proxy_match_rule(w->cfg, &scan, ki, &req->http.head);
     const char *target = rule && rule->route_model ? rule->route_model : scan.model;
+    /* A rule may match on what the client controls (a header, the prompt's size), so the
+       model it routes to must be one the key may use too, unless the operator says the
+       rule hands it out (bypass_allowlist). The client is told its request was refused,
+       not which model the rule chose; the access log names it. */
+    if (ki && target != scan.model && !rule->bypass_allowlist &&
+        !keys_model_allowed(ki, target, strlen(target))) {
+        keys_release(ki);
+        snprintf(req->log.error, sizeof req->log.error,
+                 "a routing rule sends '%.90s' to '%.90s', which this key may not use", scan.model, target);
+        char msg[400];
+        snprintf(msg, sizeof msg,
+                 "this key may not use the model that requests for '%s' are routed to here", scan.model);
+        reject_request(c, GW_ERR_FORBIDDEN, msg, "model");
+        return;
+    }
     const struct cfg_model *m = config_find_model(w->cfg, target);
     if (!m) {
         if (ki)
