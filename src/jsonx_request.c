@@ -407,6 +407,14 @@ static int scan_member(struct rq *q, int ki, int vi)
     return 0;
 }
 
+static bool chat_role_known(const char *role, size_t len)
+{
+    for (size_t r = 0; r < sizeof chat_roles / sizeof chat_roles[0]; r++)
+        if (strlen(chat_roles[r]) == len && memcmp(role, chat_roles[r], len) == 0)
+            return true;
+    return false;
+}
+
 /* A chat request's messages: a non-empty array of objects, each with a known role. */
 static int check_messages(struct rq *q)
 {
@@ -440,9 +448,8 @@ static int check_messages(struct rq *q)
         size_t len = 0;
         bool fits = tok_unescape(d, ri, role, sizeof role - 1, &len);
         role[len] = '\0';
-        for (size_t r = 0; fits && r < sizeof chat_roles / sizeof chat_roles[0]; r++)
-            if (strlen(chat_roles[r]) == len && memcmp(role, chat_roles[r], len) == 0)
-                goto next;
+        if (fits && chat_role_known(role, len))
+            continue;
         /* Echo the value only when it is short plain text. */
         bool plain = fits && len > 0;
         for (size_t i = 0; plain && i < len; i++)
@@ -452,7 +459,6 @@ static int check_messages(struct rq *q)
                            "Invalid value: '%s'. Supported values are: " CHAT_ROLES_TEXT ".", role);
         return rq_fail(q->out, "invalid_value", param,
                        "Invalid value for '%s'. Supported values are: " CHAT_ROLES_TEXT ".", param);
-    next:;
     }
     return 0;
 }
