@@ -124,6 +124,7 @@ struct cfg_rule {
     int match_tools;              /* -1 any, 0 without tools, 1 with tools */
     char *route_model;            /* NULL: keep the model */
     int route_tier;               /* -1: any tier; else only deployments of this tier */
+    bool bypass_allowlist;        /* route.model is served even to keys not allowed it */
     int line;
 };
 

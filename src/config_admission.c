@@ -132,6 +132,7 @@ static const struct config_yaml_field match_fields[] = {
 static const struct config_yaml_field route_fields[] = {
     FIELD("model", config_yaml_string, struct cfg_rule, route_model, 0, 0, CONFIG_YAML_NONEMPTY),
     FIELD("tier", config_yaml_int, struct cfg_rule, route_tier, 0, 1000, 0),
+    FIELD("bypass_allowlist", config_yaml_bool, struct cfg_rule, bypass_allowlist, 0, 0, 0),
 };
 
 static void parse_match(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
@@ -181,6 +182,8 @@ void config_parse_rules(struct config_yaml_loader *ld, yaml_node_t *list, void *
         config_yaml_walk(ld, item, rule_fields, COUNT(rule_fields), r);
         if (!r->route_model && r->route_tier < 0)
             ERR(ld, item, "the route names neither a model nor a tier");
+        else if (!r->route_model && r->bypass_allowlist)
+            ERR(ld, item, "route.bypass_allowlist: the route names no model to hand out");
         config_yaml_path_pop(ld, old);
     }
 }

@@ -36,6 +36,12 @@ int errors_status(enum gw_err e)
 
 int errors_render(struct buf *out, enum gw_err e, const char *message, const char *param)
 {
+    return errors_render_code(out, e, message, param, NULL);
+}
+
+int errors_render_code(struct buf *out, enum gw_err e, const char *message, const char *param,
+                       const char *code)
+{
     const struct err_info *info = &err_table[e];
     buf_append_str(out, "{\"error\":{\"message\":");
     buf_append_json_str(out, message, strlen(message));
@@ -44,6 +50,6 @@ int errors_render(struct buf *out, enum gw_err e, const char *message, const cha
         buf_append_json_str(out, param, strlen(param));
     else
         buf_append_str(out, "null");
-    buf_printf(out, ",\"code\":\"%s\"}}", info->code);
+    buf_printf(out, ",\"code\":\"%s\"}}", code ? code : info->code);
     return info->status;
 }

@@ -35,5 +35,9 @@ enum gw_err {
 int errors_status(enum gw_err e);
 /* Writes {"error":{...}} to out. param may be NULL. Returns the HTTP status. */
 int errors_render(struct buf *out, enum gw_err e, const char *message, const char *param);
+/* The same with a finer "code" than e's own (OpenAI's, e.g. "missing_required_parameter"
+   for a 400); code NULL: e's. */
+int errors_render_code(struct buf *out, enum gw_err e, const char *message, const char *param,
+                       const char *code);
 
 #endif

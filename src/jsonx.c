@@ -6,37 +6,12 @@
 #include <string.h>
 #include <strings.h>
 
-/*
- * jsmn's implementation, private to this file. Parent links keep it linear:
- * without them, closing each element of an array walks back over all the
- * earlier elements' tokens, and a 300 KB body of "[{},{},...]" takes seconds.
- * They change jsmntok_t's layout, hence static: no other file can link
- * against a jsmn built differently from its own view of the header.
- */
+/* jsmn's implementation, here and nowhere else (see jsonx_int.h). */
 #define JSMN_STATIC
-#define JSMN_PARENT_LINKS
-#define JSMN_STRICT
-#include <jsmn.h>
+#define JSONX_JSMN_IMPL
+#include "jsonx_int.h"
 
-/* Enough for any streamed chunk, so the hot path never allocates. */
-#define JSONX_LOCAL_TOKENS 256
-
-/*
- * A tokenized and validated document. jsmn alone accepts much that is not
- * JSON (missing commas and colons, trailing commas, "nul", "1.2.3", raw
- * control characters in strings), so jdoc_check walks the tokens once and
- * checks the bytes between them. A body that passes is strict RFC 8259 JSON,
- * which is what makes splicing into it safe.
- */
-struct jdoc {
-    const char *s;
-    size_t len;
-    jsmntok_t *t;
-    int n;
-    jsmntok_t local[JSONX_LOCAL_TOKENS];
-};
-
-static void jdoc_free(struct jdoc *d)
+void jsonx_doc_free(struct jdoc *d)
 {
     if (d->t && d->t != d->local)
         free(d->t);
@@ -84,34 +59,6 @@ static int jdoc_tokenize(struct jdoc *d)
         d->t = t;
         cap = ncap;
     }
-}
-
-static bool jx_is_ws(char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-static size_t jx_skip_ws(const char *s, size_t pos, size_t end)
-{
-    while (pos < end && jx_is_ws(s[pos]))
-        pos++;
-    return pos;
-}
-
-/* Where a value's text starts and ends (jsmn's string tokens exclude the quotes). */
-static size_t tok_vstart(const jsmntok_t *t)
-{
-    return (size_t)t->start - (t->type == JSMN_STRING);
-}
-
-static size_t tok_vend(const jsmntok_t *t)
-{
-    return (size_t)t->end + (t->type == JSMN_STRING);
-}
-
-static bool jx_is_digit(char c)
-{
-    return c >= '0' && c <= '9';
 }
 
 static bool check_primitive(const char *s, size_t n)
@@ -266,7 +213,7 @@ static bool depth_ok(const char *s, size_t n)
 }
 
 /* Tokenize and validate one JSON text (any top-level value). */
-static int jdoc_parse(struct jdoc *d, const char *s, size_t len)
+int jsonx_doc_parse(struct jdoc *d, const char *s, size_t len)
 {
     d->s = s;
     d->len = len;
@@ -288,7 +235,7 @@ static int jdoc_parse(struct jdoc *d, const char *s, size_t len)
 
 /* Index of the token after the subtree at i. Starts grow along the token
  * array and a subtree's tokens lie inside its text, hence the bisection. */
-static int tok_next(const struct jdoc *d, int i)
+int jsonx_tok_next(const struct jdoc *d, int i)
 {
     const jsmntok_t *t = &d->t[i];
     if (t->type == JSMN_STRING || t->type == JSMN_PRIMITIVE)
@@ -326,7 +273,7 @@ static unsigned hex4(const char *s)
 
 /* Decode the next character of a validated string body s[0..n) at *pos into
  * u8 (1-4 bytes); returns how many. Lone surrogates become U+FFFD. */
-static size_t jstr_next(const char *s, size_t n, size_t *pos, char u8[4])
+size_t jsonx_str_next(const char *s, size_t n, size_t *pos, char u8[4])
 {
     size_t i = *pos;
     if (s[i] != '\\') {
@@ -359,24 +306,6 @@ static size_t jstr_next(const char *s, size_t n, size_t *pos, char u8[4])
     return put_utf8(cp, u8);
 }
 
-/* Unescape string token i into out; false when it needs more than cap bytes. */
-static bool tok_unescape(const struct jdoc *d, int i, char *out, size_t cap, size_t *out_len)
-{
-    const char *s = d->s + d->t[i].start;
-    size_t n = (size_t)(d->t[i].end - d->t[i].start);
-    size_t pos = 0, len = 0;
-    while (pos < n) {
-        char u8[4];
-        size_t k = jstr_next(s, n, &pos, u8);
-        if (k > cap - len)
-            return false;
-        memcpy(out + len, u8, k);
-        len += k;
-    }
-    *out_len = len;
-    return true;
-}
-
 static bool key_eq_impl(const struct jdoc *d, int i, const char *lit, bool fold_case)
 {
     const char *s = d->s + d->t[i].start;
@@ -387,7 +316,7 @@ static bool key_eq_impl(const struct jdoc *d, int i, const char *lit, bool fold_
     size_t pos = 0, j = 0;
     while (pos < n) {
         char u8[4];
-        size_t k = jstr_next(s, n, &pos, u8);
+        size_t k = jsonx_str_next(s, n, &pos, u8);
         for (size_t m = 0; m < k; m++, j++) {
             if (j >= litlen)
                 return false;
@@ -401,40 +330,23 @@ static bool key_eq_impl(const struct jdoc *d, int i, const char *lit, bool fold_
     return j == litlen;
 }
 
-static bool key_eq(const struct jdoc *d, int i, const char *lit)
+bool jsonx_key_eq(const struct jdoc *d, int i, const char *lit)
 {
     return key_eq_impl(d, i, lit, false);
 }
 
 /* Value token of member `key` in object oi, or -1. */
-static int obj_get(const struct jdoc *d, int oi, const char *key)
+int jsonx_obj_get(const struct jdoc *d, int oi, const char *key)
 {
     if (oi < 0 || d->t[oi].type != JSMN_OBJECT)
         return -1;
     int ki = oi + 1;
     for (int k = 0; k < d->t[oi].size; k++) {
-        if (key_eq(d, ki, key))
+        if (jsonx_key_eq(d, ki, key))
             return ki + 1;
-        ki = tok_next(d, ki + 1);
+        ki = jsonx_tok_next(d, ki + 1);
     }
     return -1;
-}
-
-static bool tok_is(const struct jdoc *d, int i, const char *lit)
-{
-    size_t n = strlen(lit);
-    return d->t[i].type == JSMN_PRIMITIVE && (size_t)(d->t[i].end - d->t[i].start) == n &&
-           memcmp(d->s + d->t[i].start, lit, n) == 0;
-}
-
-static bool tok_is_null(const struct jdoc *d, int i)
-{
-    return i < 0 || tok_is(d, i, "null");
-}
-
-static size_t tok_len(const struct jdoc *d, int i)
-{
-    return (size_t)(d->t[i].end - d->t[i].start);
 }
 
 static bool tok_nonempty_string(const struct jdoc *d, int i)
@@ -443,7 +355,7 @@ static bool tok_nonempty_string(const struct jdoc *d, int i)
 }
 
 /* A plain non-negative integer literal (no fraction, no exponent). */
-static bool tok_uint(const struct jdoc *d, int i, int64_t *out)
+bool jsonx_tok_uint(const struct jdoc *d, int i, int64_t *out)
 {
     if (d->t[i].type != JSMN_PRIMITIVE)
         return false;
@@ -465,7 +377,7 @@ static int64_t tok_count(const struct jdoc *d, int i)
     int64_t v;
     if (i < 0 || d->t[i].type != JSMN_PRIMITIVE)
         return 0;
-    if (tok_uint(d, i, &v))
+    if (jsonx_tok_uint(d, i, &v))
         return v;
     char tmp[64];
     size_t n = tok_len(d, i);
@@ -478,283 +390,6 @@ static int64_t tok_count(const struct jdoc *d, int i)
     if (!(x >= 0 && x < 9.2e18))
         return 0;
     return (int64_t)x;
-}
-
-/* ---- request scan ---- */
-
-static struct jsonx_span member_span(const struct jdoc *d, int ki, int vi)
-{
-    struct jsonx_span sp = {tok_vstart(&d->t[ki]), tok_vend(&d->t[vi])};
-    return sp;
-}
-
-static bool span_present(struct jsonx_span sp)
-{
-    return sp.end > sp.start;
-}
-
-/* Length of message content: a string, or the "text" of content parts. */
-static size_t content_chars(const struct jdoc *d, int ci)
-{
-    if (ci < 0)
-        return 0;
-    if (d->t[ci].type == JSMN_STRING)
-        return tok_len(d, ci);
-    if (d->t[ci].type != JSMN_ARRAY)
-        return 0;
-    size_t sum = 0;
-    int ei = ci + 1;
-    for (int k = 0; k < d->t[ci].size; k++, ei = tok_next(d, ei)) {
-        if (d->t[ei].type == JSMN_STRING) {
-            sum += tok_len(d, ei);
-        } else {
-            int ti = obj_get(d, ei, "text");
-            if (ti >= 0 && d->t[ti].type == JSMN_STRING)
-                sum += tok_len(d, ti);
-        }
-    }
-    return sum;
-}
-
-/* messages[] or the Responses API's input[]: content of each element. */
-static size_t messages_chars(const struct jdoc *d, int ai)
-{
-    size_t sum = 0;
-    int ei = ai + 1;
-    for (int k = 0; k < d->t[ai].size; k++, ei = tok_next(d, ei)) {
-        if (d->t[ei].type == JSMN_STRING)
-            sum += tok_len(d, ei);
-        else
-            sum += content_chars(d, obj_get(d, ei, "content"));
-    }
-    return sum;
-}
-
-static int scan_stream_options(const struct jdoc *d, int vi, struct jsonx_request *out)
-{
-    if (tok_is_null(d, vi))
-        return 0;
-    if (d->t[vi].type != JSMN_OBJECT) {
-        out->bad_field = "stream_options";
-        return JSONX_ERR_FIELD;
-    }
-    out->has_stream_options = true;
-    int ki = vi + 1;
-    for (int k = 0; k < d->t[vi].size; k++) {
-        int ui = ki + 1;
-        if (key_eq(d, ki, "include_usage")) {
-            if (span_present(out->include_usage_member) ||
-                !(tok_is(d, ui, "true") || tok_is(d, ui, "false") || tok_is_null(d, ui))) {
-                out->bad_field = "stream_options.include_usage";
-                return JSONX_ERR_FIELD;
-            }
-            out->include_usage = tok_is(d, ui, "true");
-            out->include_usage_member = member_span(d, ki, ui);
-        }
-        ki = tok_next(d, ui);
-    }
-    return 0;
-}
-
-static int scan_member(const struct jdoc *d, int ki, int vi, struct jsonx_request *out)
-{
-    const jsmntok_t *v = &d->t[vi];
-    int64_t n;
-
-    if (key_eq(d, ki, "model")) {
-        size_t len;
-        if (span_present(out->model_member) || v->type != JSMN_STRING ||
-            !tok_unescape(d, vi, out->model, sizeof out->model - 1, &len) ||
-            memchr(out->model, '\0', len)) {
-            out->model[0] = '\0';
-            out->bad_field = "model";
-            return JSONX_ERR_FIELD;
-        }
-        out->model[len] = '\0';
-        out->has_model = true;
-        out->model_member = member_span(d, ki, vi);
-    } else if (key_eq(d, ki, "stream")) {
-        if (span_present(out->stream_member) ||
-            !(tok_is(d, vi, "true") || tok_is(d, vi, "false") || tok_is_null(d, vi))) {
-            out->bad_field = "stream";
-            return JSONX_ERR_FIELD;
-        }
-        out->stream = tok_is(d, vi, "true");
-        out->stream_member = member_span(d, ki, vi);
-    } else if (key_eq(d, ki, "stream_options")) {
-        if (span_present(out->stream_options_member)) {
-            out->bad_field = "stream_options";
-            return JSONX_ERR_FIELD;
-        }
-        out->stream_options_member = member_span(d, ki, vi);
-        return scan_stream_options(d, vi, out);
-    } else if (key_eq(d, ki, "max_tokens") || key_eq(d, ki, "max_completion_tokens")) {
-        bool completion = key_eq(d, ki, "max_completion_tokens");
-        if (tok_is_null(d, vi))
-            return 0;
-        if (!tok_uint(d, vi, &n)) {
-            out->bad_field = completion ? "max_completion_tokens" : "max_tokens";
-            return JSONX_ERR_FIELD;
-        }
-        if (completion || !out->has_max_tokens)
-            out->max_tokens = n;
-        out->has_max_tokens = true;
-    } else if (key_eq(d, ki, "tools") || key_eq(d, ki, "functions")) {
-        if (tok_is_null(d, vi))
-            return 0;
-        if (v->type != JSMN_ARRAY) {
-            out->bad_field = key_eq(d, ki, "tools") ? "tools" : "functions";
-            return JSONX_ERR_FIELD;
-        }
-        if (v->size > 0)
-            out->has_tools = true;
-    } else if (key_eq(d, ki, "messages")) {
-        if (tok_is_null(d, vi))
-            return 0;
-        if (v->type != JSMN_ARRAY) {
-            out->bad_field = "messages";
-            return JSONX_ERR_FIELD;
-        }
-        out->n_messages = (size_t)v->size;
-        out->prompt_chars += messages_chars(d, vi);
-    } else if (key_eq(d, ki, "prompt") || key_eq(d, ki, "input")) {
-        if (v->type == JSMN_STRING)
-            out->prompt_chars += tok_len(d, vi);
-        else if (v->type == JSMN_ARRAY)
-            out->prompt_chars += messages_chars(d, vi);
-    }
-    return 0;
-}
-
-int jsonx_scan_request(const char *body, size_t len, struct jsonx_request *out)
-{
-    struct jdoc d;
-    memset(out, 0, sizeof *out);
-    int rc = jdoc_parse(&d, body, len);
-    if (rc == 0 && d.t[0].type != JSMN_OBJECT)
-        rc = JSONX_ERR_NOT_OBJECT;
-    if (rc == 0) {
-        out->object.start = (size_t)d.t[0].start;
-        out->object.end = (size_t)d.t[0].end;
-        int ki = 1;
-        for (int k = 0; k < d.t[0].size && rc == 0; k++) {
-            rc = scan_member(&d, ki, ki + 1, out);
-            ki = tok_next(&d, ki + 1);
-        }
-    }
-    jdoc_free(&d);
-    return rc;
-}
-
-/* ---- request rewrite ---- */
-
-/* Members an edit writes, in this order, joined by commas. */
-enum { RW_MODEL = 1, RW_STREAM = 2, RW_STREAM_OPTIONS = 4, RW_INCLUDE_USAGE = 8 };
-
-struct rw_edit {
-    size_t start, end; /* replaced bytes; start == end inserts */
-    unsigned members;
-    bool comma; /* an insert before existing members ends with ',' */
-};
-
-static bool span_inside(struct jsonx_span sp, struct jsonx_span outer)
-{
-    return !span_present(sp) || (sp.start > outer.start && sp.end < outer.end);
-}
-
-/* True when the object whose '{' is at open has no members. */
-static bool object_empty(const char *body, size_t open, size_t end)
-{
-    size_t pos = jx_skip_ws(body, open + 1, end);
-    return pos < end && body[pos] == '}';
-}
-
-static int rw_emit(struct buf *out, const struct rw_edit *e, const char *new_model)
-{
-    static const char *const text[] = {"\"model\":", "\"stream\":true",
-                                       "\"stream_options\":{\"include_usage\":true}",
-                                       "\"include_usage\":true"};
-    int rc = 0;
-    const char *sep = "";
-    for (unsigned k = 0; k < 4 && !rc; k++) {
-        if (!(e->members & (1u << k)))
-            continue;
-        rc = buf_append_str(out, sep);
-        if (!rc)
-            rc = buf_append_str(out, text[k]);
-        if (!rc && k == 0)
-            rc = buf_append_json_str(out, new_model, strlen(new_model));
-        sep = ",";
-    }
-    if (!rc && e->comma)
-        rc = buf_append_str(out, ",");
-    return rc;
-}
-
-int jsonx_rewrite_request(const char *body, size_t len, const struct jsonx_request *scan,
-                          const char *new_model, bool force_stream, struct buf *out)
-{
-    struct jsonx_span obj = scan->object;
-    if (obj.end > len || obj.end < obj.start + 2 || body[obj.start] != '{' ||
-        body[obj.end - 1] != '}' || !span_inside(scan->model_member, obj) ||
-        !span_inside(scan->stream_member, obj) ||
-        !span_inside(scan->stream_options_member, obj) ||
-        !span_inside(scan->include_usage_member, scan->stream_options_member))
-        return -EINVAL;
-
-    struct rw_edit edits[4];
-    int n = 0;
-    unsigned insert = (new_model && !span_present(scan->model_member) ? RW_MODEL : 0) |
-                      (force_stream && !span_present(scan->stream_member) ? RW_STREAM : 0) |
-                      (force_stream && !span_present(scan->stream_options_member)
-                           ? RW_STREAM_OPTIONS
-                           : 0);
-    if (insert)
-        edits[n++] = (struct rw_edit){obj.start + 1, obj.start + 1, insert,
-                                      !object_empty(body, obj.start, obj.end)};
-    if (new_model && span_present(scan->model_member))
-        edits[n++] = (struct rw_edit){scan->model_member.start, scan->model_member.end, RW_MODEL,
-                                      false};
-    if (force_stream && span_present(scan->stream_member) && !scan->stream)
-        edits[n++] = (struct rw_edit){scan->stream_member.start, scan->stream_member.end,
-                                      RW_STREAM, false};
-    struct jsonx_span so = scan->stream_options_member, iu = scan->include_usage_member;
-    if (force_stream && span_present(so)) {
-        if (!scan->has_stream_options) { /* "stream_options": null */
-            edits[n++] = (struct rw_edit){so.start, so.end, RW_STREAM_OPTIONS, false};
-        } else if (span_present(iu)) {
-            if (!scan->include_usage)
-                edits[n++] = (struct rw_edit){iu.start, iu.end, RW_INCLUDE_USAGE, false};
-        } else {
-            /* The key cannot hold a literal '{', so the first one is the value's. */
-            const char *open = memchr(body + so.start, '{', so.end - so.start);
-            if (!open)
-                return -EINVAL;
-            size_t at = (size_t)(open - body) + 1;
-            edits[n++] = (struct rw_edit){at, at, RW_INCLUDE_USAGE,
-                                          !object_empty(body, at - 1, so.end)};
-        }
-    }
-    /* Few edits: insertion sort by position. Spans never overlap. */
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && edits[j].start < edits[j - 1].start; j--) {
-            struct rw_edit tmp = edits[j];
-            edits[j] = edits[j - 1];
-            edits[j - 1] = tmp;
-        }
-
-    /* One allocation in the common case; the appends below enforce the limit. */
-    (void)buf_reserve(out, len + 96 + (new_model ? 6 * strlen(new_model) : 0));
-    size_t pos = 0;
-    for (int i = 0; i < n; i++) {
-        int rc = buf_append(out, body + pos, edits[i].start - pos);
-        if (!rc)
-            rc = rw_emit(out, &edits[i], new_model);
-        if (rc)
-            return rc;
-        pos = edits[i].end;
-    }
-    return buf_append(out, body + pos, len - pos);
 }
 
 /* ---- stream chunk scan ---- */
@@ -777,26 +412,26 @@ static void scan_delta(const struct jdoc *d, int di, struct jsonx_chunk *out)
     if (di < 0 || d->t[di].type != JSMN_OBJECT)
         return;
     int ti;
-    if (tok_nonempty_string(d, obj_get(d, di, "content")) ||
-        tok_nonempty_string(d, obj_get(d, di, "reasoning_content")) ||
-        tok_nonempty_string(d, obj_get(d, di, "reasoning")) ||
-        tok_nonempty_string(d, obj_get(d, di, "refusal")))
+    if (tok_nonempty_string(d, jsonx_obj_get(d, di, "content")) ||
+        tok_nonempty_string(d, jsonx_obj_get(d, di, "reasoning_content")) ||
+        tok_nonempty_string(d, jsonx_obj_get(d, di, "reasoning")) ||
+        tok_nonempty_string(d, jsonx_obj_get(d, di, "refusal")))
         out->has_content = true;
     /* Some servers send both reasoning names for the same text: count one. */
-    size_t reasoning = str_chars(d, obj_get(d, di, "reasoning_content"));
+    size_t reasoning = str_chars(d, jsonx_obj_get(d, di, "reasoning_content"));
     if (!reasoning)
-        reasoning = str_chars(d, obj_get(d, di, "reasoning"));
-    out->content_chars += str_chars(d, obj_get(d, di, "content")) +
-                          str_chars(d, obj_get(d, di, "refusal")) + reasoning;
-    ti = obj_get(d, di, "tool_calls");
+        reasoning = str_chars(d, jsonx_obj_get(d, di, "reasoning"));
+    out->content_chars += str_chars(d, jsonx_obj_get(d, di, "content")) +
+                          str_chars(d, jsonx_obj_get(d, di, "refusal")) + reasoning;
+    ti = jsonx_obj_get(d, di, "tool_calls");
     if (ti >= 0 && d->t[ti].type == JSMN_ARRAY && d->t[ti].size > 0) {
         out->has_content = true;
         int ei = ti + 1;
         for (int k = 0; k < d->t[ti].size; k++, ei = tok_next(d, ei))
             if (d->t[ei].type == JSMN_OBJECT)
-                out->content_chars += call_chars(d, obj_get(d, ei, "function"));
+                out->content_chars += call_chars(d, jsonx_obj_get(d, ei, "function"));
     }
-    ti = obj_get(d, di, "function_call");
+    ti = jsonx_obj_get(d, di, "function_call");
     if (ti >= 0 && d->t[ti].type == JSMN_OBJECT) {
         out->has_content = true;
         out->content_chars += call_chars(d, ti);
@@ -806,13 +441,13 @@ static void scan_delta(const struct jdoc *d, int di, struct jsonx_chunk *out)
 static void scan_usage(const struct jdoc *d, int ui, struct jsonx_chunk *out)
 {
     out->has_usage = true;
-    out->prompt_tokens = tok_count(d, obj_get(d, ui, "prompt_tokens"));
-    out->completion_tokens = tok_count(d, obj_get(d, ui, "completion_tokens"));
+    out->prompt_tokens = tok_count(d, jsonx_obj_get(d, ui, "prompt_tokens"));
+    out->completion_tokens = tok_count(d, jsonx_obj_get(d, ui, "completion_tokens"));
     out->reasoning_tokens =
-        tok_count(d, obj_get(d, obj_get(d, ui, "completion_tokens_details"), "reasoning_tokens"));
-    int ci = obj_get(d, obj_get(d, ui, "prompt_tokens_details"), "cached_tokens");
+        tok_count(d, jsonx_obj_get(d, jsonx_obj_get(d, ui, "completion_tokens_details"), "reasoning_tokens"));
+    int ci = jsonx_obj_get(d, jsonx_obj_get(d, ui, "prompt_tokens_details"), "cached_tokens");
     if (ci < 0)
-        ci = obj_get(d, ui, "prompt_cache_hit_tokens");
+        ci = jsonx_obj_get(d, ui, "prompt_cache_hit_tokens");
     out->cached_tokens = tok_count(d, ci);
 }
 
@@ -820,39 +455,39 @@ int jsonx_scan_chunk(const char *data, size_t len, struct jsonx_chunk *out)
 {
     struct jdoc d;
     memset(out, 0, sizeof *out);
-    int rc = jdoc_parse(&d, data, len);
+    int rc = jsonx_doc_parse(&d, data, len);
     if (rc == 0 && d.t[0].type != JSMN_OBJECT)
         rc = JSONX_ERR_NOT_OBJECT;
     if (rc) {
-        jdoc_free(&d);
+        jsonx_doc_free(&d);
         return rc;
     }
     out->valid = true;
     int ki = 1;
     for (int k = 0; k < d.t[0].size; k++) {
         int vi = ki + 1;
-        if (key_eq(&d, ki, "choices") && d.t[vi].type == JSMN_ARRAY) {
+        if (jsonx_key_eq(&d, ki, "choices") && d.t[vi].type == JSMN_ARRAY) {
             out->choices_empty = d.t[vi].size == 0;
             int ci = vi + 1;
-            for (int c = 0; c < d.t[vi].size; c++, ci = tok_next(&d, ci)) {
+            for (int c = 0; c < d.t[vi].size; c++, ci = jsonx_tok_next(&d, ci)) {
                 if (d.t[ci].type != JSMN_OBJECT)
                     continue;
-                scan_delta(&d, obj_get(&d, ci, "delta"), out);
-                scan_delta(&d, obj_get(&d, ci, "message"), out);
-                if (tok_nonempty_string(&d, obj_get(&d, ci, "text")))
+                scan_delta(&d, jsonx_obj_get(&d, ci, "delta"), out);
+                scan_delta(&d, jsonx_obj_get(&d, ci, "message"), out);
+                if (tok_nonempty_string(&d, jsonx_obj_get(&d, ci, "text")))
                     out->has_content = true;
-                out->content_chars += str_chars(&d, obj_get(&d, ci, "text"));
-                if (!tok_is_null(&d, obj_get(&d, ci, "finish_reason")))
+                out->content_chars += str_chars(&d, jsonx_obj_get(&d, ci, "text"));
+                if (!tok_is_null(&d, jsonx_obj_get(&d, ci, "finish_reason")))
                     out->has_finish = out->has_content = true;
             }
-        } else if (key_eq(&d, ki, "usage") && d.t[vi].type == JSMN_OBJECT) {
+        } else if (jsonx_key_eq(&d, ki, "usage") && d.t[vi].type == JSMN_OBJECT) {
             scan_usage(&d, vi, out);
-        } else if (key_eq(&d, ki, "error") && !tok_is_null(&d, vi)) {
+        } else if (jsonx_key_eq(&d, ki, "error") && !tok_is_null(&d, vi)) {
             out->has_error = true;
         }
-        ki = tok_next(&d, vi);
+        ki = jsonx_tok_next(&d, vi);
     }
-    jdoc_free(&d);
+    jsonx_doc_free(&d);
     return 0;
 }
 
@@ -1004,24 +639,24 @@ static int error_message_token(const struct jdoc *d)
         top = 1;
     if (d->t[top].type != JSMN_OBJECT)
         return -1;
-    int ei = obj_get(d, top, "error");
+    int ei = jsonx_obj_get(d, top, "error");
     if (ei >= 0 && d->t[ei].type == JSMN_STRING)
         return ei;
-    int cand[] = {obj_get(d, ei, "message"), obj_get(d, ei, "msg"), -1, -1, -1};
+    int cand[] = {jsonx_obj_get(d, ei, "message"), jsonx_obj_get(d, ei, "msg"), -1, -1, -1};
     /* "Message" (AWS) and friends: look the top level over case-insensitively. */
     int ki = top + 1;
     for (int k = 0; k < d->t[top].size; k++) {
         if (key_eq_impl(d, ki, "message", true))
             cand[2] = ki + 1;
-        else if (key_eq(d, ki, "detail"))
+        else if (jsonx_key_eq(d, ki, "detail"))
             cand[3] = ki + 1;
-        else if (key_eq(d, ki, "msg"))
+        else if (jsonx_key_eq(d, ki, "msg"))
             cand[4] = ki + 1;
-        ki = tok_next(d, ki + 1);
+        ki = jsonx_tok_next(d, ki + 1);
     }
     /* FastAPI's validation errors: {"detail":[{"msg":...}]} */
     if (cand[3] >= 0 && d->t[cand[3]].type == JSMN_ARRAY && d->t[cand[3]].size > 0)
-        cand[3] = obj_get(d, cand[3] + 1, "msg");
+        cand[3] = jsonx_obj_get(d, cand[3] + 1, "msg");
     for (size_t i = 0; i < sizeof cand / sizeof cand[0]; i++)
         if (tok_nonempty_string(d, cand[i]))
             return cand[i];
@@ -1036,18 +671,18 @@ size_t jsonx_error_message(const char *body, size_t len, char *msg, size_t cap)
     size_t start = jx_skip_ws(body, 0, len);
     if (start < len && (body[start] == '{' || body[start] == '[')) {
         struct jdoc d;
-        int rc = jdoc_parse(&d, body, len);
+        int rc = jsonx_doc_parse(&d, body, len);
         int mi = rc == 0 ? error_message_token(&d) : -1;
         if (mi >= 0) {
             const char *s = body + d.t[mi].start;
             size_t n = tok_len(&d, mi), pos = 0;
             while (pos < n && !w.full) {
                 char u8[4];
-                size_t k = jstr_next(s, n, &pos, u8);
+                size_t k = jsonx_str_next(s, n, &pos, u8);
                 mw_put(&w, u8, k);
             }
         }
-        jdoc_free(&d);
+        jsonx_doc_free(&d);
         if (mi >= 0)
             return mw_finish(&w);
     }

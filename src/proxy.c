@@ -768,14 +768,30 @@ void proxy_finalize(struct preq *p, enum outcome outcome)
     }
 }
 
-static void reject_request(struct server_conn *c, enum gw_err e, const char *msg, const char *param)
+static void reject_request_code(struct server_conn *c, enum gw_err e, const char *msg, const char *param,
+                                const char *code)
 {
     struct buf b;
     buf_init(&b, 0);
-    int status = errors_render(&b, e, msg, param);
+    int status = errors_render_code(&b, e, msg, param, code);
     server_respond(c, status, "application/json", NULL, b.data, b.len);
     buf_free(&b);
     server_request_done(c);
+}
+
+static void reject_request(struct server_conn *c, enum gw_err e, const char *msg, const char *param)
+{
+    reject_request_code(c, e, msg, param, NULL);
+}
+
+static enum jsonx_api jsonx_api_of(enum proxy_api api)
+{
+    switch (api) {
+    case PROXY_API_CHAT: return JSONX_API_CHAT;
+    case PROXY_API_COMPLETIONS: return JSONX_API_COMPLETIONS;
+    case PROXY_API_EMBEDDINGS: return JSONX_API_EMBEDDINGS;
+    }
+    return JSONX_API_ANY;
 }
 
 /* Admitted: the first attempt starts now. */
@@ -794,11 +810,11 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
     struct server_request *req = server_conn_request_mut(c);
     struct worker *w = server_conn_worker(c);
     struct jsonx_request scan;
-    int rc = jsonx_scan_request(req->body ? req->body : "", req->body_len, &scan);
+    int rc = jsonx_scan_api_request(req->body ? req->body : "", req->body_len, jsonx_api_of(api), &scan);
     if (rc == JSONX_ERR_FIELD) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "invalid value for '%s'", scan.bad_field ? scan.bad_field : "?");
-        reject_request(c, GW_ERR_BAD_FIELD, msg, scan.bad_field);
+        /* Nothing of it reaches an upstream: a field the gateway reads spelt twice or in
+           another case, a wrong type, or a required field missing. */
+        reject_request_code(c, GW_ERR_BAD_FIELD, scan.error, scan.bad_field, scan.error_code);
         return;
     }
     if (rc < 0) {
@@ -815,12 +831,6 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
         reject_request(c, auth_err, auth_msg, NULL);
         return;
     }
-    if (!scan.has_model || !scan.model[0]) {
-        if (ki)
-            keys_release(ki);
-        reject_request(c, GW_ERR_BAD_FIELD, "you must provide a model parameter", "model");
-        return;
-    }
     req->log.stream = scan.stream;
     if (ki && !keys_model_allowed(ki, scan.model, strlen(scan.model))) {
         keys_release(ki);
@@ -831,6 +841,21 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
     }
     const struct cfg_rule *rule = proxy_match_rule(w->cfg, &scan, ki, &req->http.head);
     const char *target = rule && rule->route_model ? rule->route_model : scan.model;
+    /* A rule may match on what the client controls (a header, the prompt's size), so the
+       model it routes to must be one the key may use too, unless the operator says the
+       rule hands it out (bypass_allowlist). The client is told its request was refused,
+       not which model the rule chose; the access log names it. */
+    if (ki && target != scan.model && !rule->bypass_allowlist &&
+        !keys_model_allowed(ki, target, strlen(target))) {
+        keys_release(ki);
+        snprintf(req->log.error, sizeof req->log.error,
+                 "a routing rule sends '%.90s' to '%.90s', which this key may not use", scan.model, target);
+        char msg[400];
+        snprintf(msg, sizeof msg,
+                 "this key may not use the model that requests for '%s' are routed to here", scan.model);
+        reject_request(c, GW_ERR_FORBIDDEN, msg, "model");
+        return;
+    }
     const struct cfg_model *m = config_find_model(w->cfg, target);
     if (!m) {
         if (ki)

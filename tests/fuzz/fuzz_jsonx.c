@@ -4,6 +4,8 @@
  * body, and as newline-separated chunks for the assembler. Properties:
  *   - a body jsonx accepts, cJSON accepts too (jsonx is the stricter one,
  *     except for lone surrogate escapes and numbers too long for cJSON);
+ *   - an endpoint's scan refuses what the plain scan refuses, and what it
+ *     accepts has a model and (chat) messages; a refusal names a field;
  *   - its rewrite is JSON, scans back with the new model, stream true and
  *     include_usage true, and keeps every other byte;
  *   - an error message is NUL-terminated within its capacity;
@@ -80,13 +82,38 @@ static void check_rewrite(const char *body, size_t len, const struct jsonx_reque
     buf_free(&out);
 }
 
+/* An endpoint's scan refuses all that the plain scan refuses, for the same
+   reason, and what it accepts has a model and the endpoint's required field. */
+static void fuzz_api_request(const char *s, size_t n, int any_rc, const struct jsonx_request *any)
+{
+    for (int api = JSONX_API_CHAT; api <= JSONX_API_EMBEDDINGS; api++) {
+        struct jsonx_request r;
+        int rc = jsonx_scan_api_request(s, n, (enum jsonx_api)api, &r);
+        if (rc == JSONX_ERR_FIELD)
+            CHECK(r.bad_field[0] && r.error[0] && r.error_code);
+        if (any_rc != JSONX_OK) {
+            CHECK(rc == any_rc);
+            if (rc == JSONX_ERR_FIELD)
+                CHECK(strcmp(r.bad_field, any->bad_field) == 0);
+            continue;
+        }
+        if (rc != JSONX_OK)
+            continue;
+        CHECK(r.has_model && r.model[0] && strcmp(r.model, any->model) == 0);
+        CHECK(r.n >= 1 && r.prompt_chars == any->prompt_chars);
+        if (api == JSONX_API_CHAT)
+            CHECK(r.n_messages > 0);
+    }
+}
+
 static void fuzz_request(const char *s, size_t n)
 {
     struct jsonx_request r;
     int rc = jsonx_scan_request(s, n, &r);
     CHECK(rc <= 0 && rc >= JSONX_ERR_TOO_DEEP);
     if (rc == JSONX_ERR_FIELD)
-        CHECK(r.bad_field != NULL);
+        CHECK(r.bad_field[0] && r.error[0] && r.error_code);
+    fuzz_api_request(s, n, rc, &r);
     if (rc != JSONX_OK)
         return;
     CHECK(strlen(r.model) < sizeof r.model);

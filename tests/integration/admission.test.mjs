@@ -270,3 +270,49 @@ test('rules: short prompts to the edge model, requests with tools to the origin 
     assert.equal(r.headers['x-unbusy-provider'], 'edge');
     assert.equal((await edge.apiRequests()).at(-1).json.model, 'e');
 });
+
+test('rules: a model a rule routes to must be allowed to the key too, unless the rule says bypass_allowlist', async (t) => {
+    // x-quality is the client's own header: without the check any key could pick the premium model.
+    const h = harness(t);
+    const f = await h.fake({ behavior: 'chunks=1' });
+    const gw = await h.gateway({
+        config: {
+            keys: [{ name: 'alpha', key: KEY_A }, { name: 'beta', key: KEY_B, models: ['chat'] }],
+            providers: { a: fakeProvider(f, { probe: false }) },
+            models: {
+                chat: [{ provider: 'a', model: 'up-chat' }],
+                premium: [{ provider: 'a', model: 'up-premium' }],
+                partner: [{ provider: 'a', model: 'up-partner' }],
+            },
+            rules: [
+                { match: { header: 'x-quality', value: 'high' }, route: { model: 'premium' } },
+                { match: { header: 'x-partner' }, route: { model: 'partner', bypass_allowlist: true } },
+            ],
+        },
+    });
+    const beta = { authorization: `Bearer ${KEY_B}` };
+    let r = await post(gw, { model: 'chat', messages: msgs }, { ...beta, 'x-quality': 'high' });
+    assert.equal(r.status, 403, r.text);
+    const e = assertErrorShape(assert, r.text);
+    assert.equal(e.type, 'permission_error');
+    assert.equal(e.param, 'model');
+    assert.match(e.message, /'chat'/);
+    assert.doesNotMatch(e.message, /premium/, 'the routed model stays the operator\'s business');
+    const line = await gw.logFor(r.headers['x-request-id']);
+    assert.equal(line.status, 403);
+    assert.match(line.error, /'premium'/);
+    assert.ok(!(await f.apiRequests()).some((q) => q.json?.model === 'up-premium'), 'the premium model was served');
+
+    // the same key without the header: its own model
+    r = await post(gw, { model: 'chat', messages: msgs }, beta);
+    assert.equal(r.status, 200, r.text);
+    assert.equal((await f.apiRequests()).at(-1).json.model, 'up-chat');
+    // a rule that hands its model out on purpose
+    r = await post(gw, { model: 'chat', messages: msgs }, { ...beta, 'x-partner': '1' });
+    assert.equal(r.status, 200, r.text);
+    assert.equal((await f.apiRequests()).at(-1).json.model, 'up-partner');
+    // a key allowed every model is routed as before
+    r = await post(gw, { model: 'chat', messages: msgs }, { authorization: `Bearer ${KEY_A}`, 'x-quality': 'high' });
+    assert.equal(r.status, 200, r.text);
+    assert.equal((await f.apiRequests()).at(-1).json.model, 'up-premium');
+});

@@ -65,6 +65,93 @@ describe('requests the gateway rejects itself', () => {
         }
     });
 
+    test('a field the gateway reads spelt in another case or twice -> 400 naming it, never forwarded', async () => {
+        // An upstream that matches keys case-insensitively (Go's encoding/json) or keeps the
+        // last copy would serve another model than the one routed and allowed.
+        const m = JSON.stringify(msgs);
+        const cases = [
+            [`{"model":"m-one","MODEL":"other","messages":${m}`, 'MODEL', 'unknown_parameter'],
+            [`{"MODEL":"other","model":"m-one","messages":${m}`, 'MODEL', 'unknown_parameter'],
+            [`{"model":"m-one","\\u004dODEL":"other","messages":${m}`, 'MODEL', 'unknown_parameter'],
+            [`{"model":"m-one","mod\\u0065l":"other","messages":${m}`, 'model', 'duplicate_parameter'],
+            [`{"model":"m-one","model":"other","messages":${m}`, 'model', 'duplicate_parameter'],
+            [`{"model":"m-one","stream":false,"Stream":true,"messages":${m}`, 'Stream', 'unknown_parameter'],
+            [`{"model":"m-one","\u017ftream":true,"messages":${m}`, '\u017ftream', 'unknown_parameter'],
+            [`{"model":"m-one","max_tokens":5,"max_tokens":100000,"messages":${m}`, 'max_tokens', 'duplicate_parameter'],
+            [`{"model":"m-one","Max_Completion_Tokens":100000,"messages":${m}`, 'Max_Completion_Tokens', 'unknown_parameter'],
+            [`{"model":"m-one","n":1,"N":50,"messages":${m}`, 'N', 'unknown_parameter'],
+            [`{"model":"m-one","messages":${m},"Messages":${m}`, 'Messages', 'unknown_parameter'],
+            [`{"model":"m-one","stream":true,"stream_options":{"include_usage":false,"Include_Usage":true},"messages":${m}`,
+                'stream_options.Include_Usage', 'unknown_parameter'],
+        ];
+        for (const [prefix, param, code] of cases) {
+            const mk = marker('spelling');
+            const r = await post(`${prefix},"unbusy_test_id":"${mk}"}`);
+            assert.equal(r.status, 400, `${prefix}: status ${r.status} ${r.text}`);
+            const e = assertErrorShape(assert, r.text, prefix);
+            assert.equal(e.type, 'invalid_request_error');
+            assert.equal(e.param, param, prefix);
+            assert.equal(e.code, code, prefix);
+            await assertNotForwarded(mk);
+        }
+        // the escaped spelling of the exact name is that name, to the gateway as to the upstream
+        const mk = marker('escaped');
+        const r = await post(`{"mod\\u0065l":"m-one","messages":${m},"unbusy_test_id":"${mk}"}`);
+        assert.equal(r.status, 200, r.text);
+        const [seen] = await fake.requestsWith(mk);
+        assert.equal(seen.json.model, 'up-one');
+    });
+
+    test('what the endpoint requires is checked before any upstream: 400 naming the parameter', async () => {
+        const cases = [
+            ['/v1/chat/completions', { model: 'm-one' }, 'messages', 'missing_required_parameter',
+                "Missing required parameter: 'messages'."],
+            ['/v1/chat/completions', { model: 'm-one', messages: 'hi' }, 'messages', 'invalid_type',
+                "Invalid type for 'messages': expected an array of objects, but got a string instead."],
+            ['/v1/chat/completions', { model: 'm-one', messages: [] }, 'messages', 'empty_array',
+                "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead."],
+            ['/v1/chat/completions', { model: 'm-one', messages: [{ content: 'hi' }] }, 'messages[0].role',
+                'missing_required_parameter', "Missing required parameter: 'messages[0].role'."],
+            ['/v1/chat/completions', { model: 'm-one', messages: [...msgs, { role: 'robot', content: 'x' }] },
+                'messages[1].role', 'invalid_value', /^Invalid value: 'robot'\. Supported values are: /],
+            ['/v1/chat/completions', { model: 'm-one', messages: msgs, n: 0 }, 'n', 'integer_below_min_value', /'n'/],
+            ['/v1/chat/completions', { model: 'm-one', messages: msgs, max_tokens: -1 }, 'max_tokens',
+                'integer_below_min_value', /'max_tokens'/],
+            ['/v1/chat/completions', { messages: msgs }, 'model', 'missing_required_parameter',
+                "Missing required parameter: 'model'."],
+            ['/v1/completions', { model: 'm-one' }, 'prompt', 'missing_required_parameter',
+                "Missing required parameter: 'prompt'."],
+            ['/v1/completions', { model: 'm-one', prompt: [] }, 'prompt', 'empty_array', /'prompt'/],
+            ['/v1/embeddings', { model: 'm-one' }, 'input', 'missing_required_parameter',
+                "Missing required parameter: 'input'."],
+            ['/v1/embeddings', { model: 'm-one', input: '' }, 'input', 'empty_string', /'input'/],
+            ['/v1/embeddings', { model: 'm-one', input: ['a', 7] }, 'input[1]', 'invalid_type', /'input\[1\]'/],
+        ];
+        for (const [path, body, param, code, message] of cases) {
+            const mk = marker('required');
+            const what = `${path} ${JSON.stringify(body)}`;
+            const r = await gw.request(path, { method: 'POST', body: JSON.stringify({ ...body, unbusy_test_id: mk }) });
+            assert.equal(r.status, 400, `${what}: status ${r.status} ${r.text}`);
+            const e = assertErrorShape(assert, r.text, what);
+            assert.equal(e.type, 'invalid_request_error', what);
+            assert.equal(e.param, param, what);
+            assert.equal(e.code, code, what);
+            if (typeof message === 'string') assert.equal(e.message, message, what);
+            else assert.match(e.message, message, what);
+            await assertNotForwarded(mk);
+        }
+        // what the SDK makes of it
+        await assert.rejects(gw.client().chat.completions.create({ model: 'm-one' }), (e) => {
+            assert.equal(e.status, 400);
+            assert.equal(e.constructor.name, 'BadRequestError');
+            assert.equal(e.param, 'messages');
+            return true;
+        });
+        // and what each endpoint accepts still goes through
+        assert.equal((await gw.request('/v1/completions', { method: 'POST', body: JSON.stringify({ model: 'm-one', prompt: [1, 2] }) })).status, 200);
+        assert.equal((await gw.request('/v1/embeddings', { method: 'POST', body: JSON.stringify({ model: 'm-one', input: ['a', 'b'] }) })).status, 200);
+    });
+
     test('empty body -> 400', async () => {
         const r = await post('');
         assert.equal(r.status, 400);

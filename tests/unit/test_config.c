@@ -1072,6 +1072,24 @@ static void test_aliases(void **state)
     config_unref(c);
 }
 
+static void test_rule_bypass_allowlist(void **state)
+{
+    struct config *c = load_ok(ONE_PROVIDER ONE_MODEL "    - provider: p\n      model: y\n"
+                                             "rules:\n"
+                                             "  - match: {header: x-partner}\n"
+                                             "    route: {model: m, bypass_allowlist: true}\n"
+                                             "  - match: {header: x-quality}\n"
+                                             "    route: {model: m}\n");
+    assert_int_equal(c->nrules, 2);
+    assert_true(c->rules[0].bypass_allowlist);
+    assert_false(c->rules[1].bypass_allowlist);
+    config_unref(c);
+    EXPECT(ONE_PROVIDER ONE_MODEL "rules:\n  - match: {header: x-a}\n    route: {tier: 1, bypass_allowlist: true}\n",
+           1, "t.yaml:9: rules[0]: route.bypass_allowlist: the route names no model to hand out\n");
+    EXPECT(ONE_PROVIDER ONE_MODEL "rules:\n  - route: {model: m, bypass_allowlist: maybe}\n", 1,
+           "t.yaml:9: rules[0].route.bypass_allowlist:");
+}
+
 static void test_refcount(void **state)
 {
     struct config *c = load_ok(ONE_PROVIDER ONE_MODEL);
@@ -1440,6 +1458,7 @@ int main(void)
         cmocka_unit_test(test_admin_token),
         cmocka_unit_test(test_number_syntax),
         cmocka_unit_test(test_aliases),
+        cmocka_unit_test(test_rule_bypass_allowlist),
         cmocka_unit_test(test_refcount),
         cmocka_unit_test(test_many_models_lookup),
         cmocka_unit_test(test_load_file),

@@ -143,6 +143,241 @@ static void test_scan_field_errors(void **state)
     }
 }
 
+struct field_case {
+    const char *body, *field, *code;
+};
+
+static void check_field_cases(const struct field_case *cases, size_t n, enum jsonx_api api)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct jsonx_request r;
+        int rc = jsonx_scan_api_request(cases[i].body, strlen(cases[i].body), api, &r);
+        if (rc != JSONX_ERR_FIELD || strcmp(r.bad_field, cases[i].field) != 0 ||
+            strcmp(r.error_code, cases[i].code) != 0 || !r.error[0])
+            fail_msg("%s: rc %d field '%s' code %s (%s)", cases[i].body, rc,
+                     rc == JSONX_ERR_FIELD ? r.bad_field : "-", rc == JSONX_ERR_FIELD ? r.error_code : "-",
+                     rc == JSONX_ERR_FIELD ? r.error : "-");
+    }
+}
+
+#define CHECK_CASES(cases, api) check_field_cases(cases, sizeof cases / sizeof cases[0], api)
+
+static const char chat_ok[] = "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]";
+
+/* A key the gateway reads, spelt in another case: an upstream that matches keys
+   case-insensitively (Go's encoding/json) would read it. */
+static void test_scan_case_folded_keys(void **state)
+{
+    static const struct field_case cases[] = {
+        {"{\"model\":\"m\",\"MODEL\":\"other\"}", "MODEL", "unknown_parameter"},
+        {"{\"MODEL\":\"other\",\"model\":\"m\"}", "MODEL", "unknown_parameter"},
+        {"{\"Model\":\"m\"}", "Model", "unknown_parameter"},
+        /* escaped: the comparison is on the unescaped key */
+        {"{\"model\":\"m\",\"\\u004dODEL\":\"other\"}", "MODEL", "unknown_parameter"},
+        {"{\"model\":\"m\",\"Stream\":true}", "Stream", "unknown_parameter"},
+        {"{\"STREAM_OPTIONS\":{}}", "STREAM_OPTIONS", "unknown_parameter"},
+        {"{\"Max_Tokens\":5}", "Max_Tokens", "unknown_parameter"},
+        {"{\"MAX_COMPLETION_TOKENS\":5}", "MAX_COMPLETION_TOKENS", "unknown_parameter"},
+        {"{\"N\":2}", "N", "unknown_parameter"},
+        {"{\"Messages\":[]}", "Messages", "unknown_parameter"},
+        {"{\"PROMPT\":\"x\"}", "PROMPT", "unknown_parameter"},
+        {"{\"Input\":\"x\"}", "Input", "unknown_parameter"},
+        {"{\"Tools\":[{}]}", "Tools", "unknown_parameter"},
+        {"{\"FUNCTIONS\":[]}", "FUNCTIONS", "unknown_parameter"},
+        /* Go also folds U+017F (long s) to 's' and U+212A (Kelvin sign) to 'k' */
+        {"{\"\\u017ftream\":true}", "\xC5\xBFtream", "unknown_parameter"},
+        {"{\"\xC5\xBFtream\":true}", "\xC5\xBFtream", "unknown_parameter"},
+        {"{\"max_to\\u212Aens\":1}", "max_to\xE2\x84\xAA" "ens", "unknown_parameter"},
+        {"{\"stream_options\":{\"Include_Usage\":true}}", "stream_options.Include_Usage",
+         "unknown_parameter"},
+        {"{\"stream_options\":{\"include_usage\":false,\"INCLUDE_USAGE\":true}}",
+         "stream_options.INCLUDE_USAGE", "unknown_parameter"},
+    };
+    CHECK_CASES(cases, JSONX_API_ANY);
+
+    struct jsonx_request r;
+    assert_int_equal(scan("{\"model\":\"m\",\"MODEL\":\"other\"}", &r), JSONX_ERR_FIELD);
+    assert_non_null(strstr(r.error, "'MODEL'"));
+    assert_non_null(strstr(r.error, "did you mean 'model'"));
+    /* near names that fold to none of them pass as the client's own fields */
+    assert_int_equal(scan("{\"model\":\"m\",\"models\":1,\"mode\":2,\"model_name\":3,\"NN\":4,"
+                          "\"stream_options\":{\"include_usage_x\":1}}",
+                          &r),
+                     JSONX_OK);
+    assert_string_equal(r.model, "m");
+}
+
+/* Parsers disagree on which copy of a duplicate key counts: any copy of a field the
+   gateway reads or rewrites is refused, null, escaped or exact. */
+static void test_scan_duplicates(void **state)
+{
+    static const struct field_case cases[] = {
+        {"{\"model\":\"a\",\"model\":\"b\"}", "model", "duplicate_parameter"},
+        {"{\"model\":\"a\",\"mod\\u0065l\":\"b\"}", "model", "duplicate_parameter"},
+        {"{\"stream\":null,\"stream\":true}", "stream", "duplicate_parameter"},
+        {"{\"stream_options\":null,\"stream_options\":{}}", "stream_options", "duplicate_parameter"},
+        {"{\"stream_options\":{\"include_usage\":false,\"include_usage\":true}}",
+         "stream_options.include_usage", "duplicate_parameter"},
+        {"{\"max_tokens\":null,\"max_tokens\":5}", "max_tokens", "duplicate_parameter"},
+        {"{\"max_tokens\":5,\"max_tokens\":500000}", "max_tokens", "duplicate_parameter"},
+        {"{\"max_completion_tokens\":5,\"max_completion_tokens\":6}", "max_completion_tokens",
+         "duplicate_parameter"},
+        {"{\"n\":1,\"n\":100}", "n", "duplicate_parameter"},
+        {"{\"messages\":[],\"messages\":[]}", "messages", "duplicate_parameter"},
+        {"{\"prompt\":\"a\",\"prompt\":\"b\"}", "prompt", "duplicate_parameter"},
+        {"{\"input\":\"a\",\"input\":\"b\"}", "input", "duplicate_parameter"},
+        {"{\"tools\":[],\"tools\":[{}]}", "tools", "duplicate_parameter"},
+        {"{\"functions\":[],\"functions\":[]}", "functions", "duplicate_parameter"},
+    };
+    CHECK_CASES(cases, JSONX_API_ANY);
+    /* the two token limits are different fields; the newer one wins */
+    struct jsonx_request r;
+    assert_int_equal(scan("{\"max_completion_tokens\":7,\"max_tokens\":9}", &r), JSONX_OK);
+    assert_int_equal(r.max_tokens, 7);
+    /* a duplicate of a field the gateway does not read is the client's business */
+    assert_int_equal(scan("{\"temperature\":1,\"temperature\":0}", &r), JSONX_OK);
+}
+
+static void test_scan_types(void **state)
+{
+    static const struct field_case cases[] = {
+        {"{\"stream\":\"yes\"}", "stream", "invalid_type"},
+        {"{\"n\":0}", "n", "integer_below_min_value"},
+        {"{\"n\":-3}", "n", "integer_below_min_value"},
+        {"{\"n\":1.5}", "n", "invalid_type"},
+        {"{\"n\":\"2\"}", "n", "invalid_type"},
+        {"{\"n\":1e1}", "n", "invalid_type"},
+        {"{\"max_tokens\":-1}", "max_tokens", "integer_below_min_value"},
+        {"{\"max_tokens\":99999999999999999999}", "max_tokens", "integer_above_max_value"},
+        {"{\"max_completion_tokens\":2.0}", "max_completion_tokens", "invalid_type"},
+        {"{\"model\":[]}", "model", "invalid_type"},
+    };
+    CHECK_CASES(cases, JSONX_API_ANY);
+
+    struct jsonx_request r;
+    assert_int_equal(scan("{\"stream\":\"yes\"}", &r), JSONX_ERR_FIELD);
+    assert_string_equal(r.error, "Invalid type for 'stream': expected a boolean, but got a string instead.");
+    assert_int_equal(scan("{\"n\":0}", &r), JSONX_ERR_FIELD);
+    assert_string_equal(r.error, "Invalid 'n': integer below minimum value. Expected a value >= 1, but got 0 "
+                                 "instead.");
+    assert_int_equal(scan("{\"n\":3,\"max_tokens\":0}", &r), JSONX_OK);
+    assert_true(r.has_n);
+    assert_int_equal(r.n, 3);
+    assert_true(r.has_max_tokens);
+    assert_int_equal(r.max_tokens, 0);
+    assert_int_equal(scan("{\"n\":null,\"max_tokens\":-0}", &r), JSONX_OK);
+    assert_false(r.has_n);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.max_tokens, 0);
+}
+
+static void test_scan_required_chat(void **state)
+{
+    static const struct field_case cases[] = {
+        {"{\"messages\":[{\"role\":\"user\"}]}", "model", "missing_required_parameter"},
+        {"{\"model\":\"\",\"messages\":[{\"role\":\"user\"}]}", "model", "empty_string"},
+        {"{\"model\":\"m\"}", "messages", "missing_required_parameter"},
+        {"{\"model\":\"m\",\"messages\":null}", "messages", "missing_required_parameter"},
+        {"{\"model\":\"m\",\"messages\":\"hi\"}", "messages", "invalid_type"},
+        {"{\"model\":\"m\",\"messages\":[]}", "messages", "empty_array"},
+        {"{\"model\":\"m\",\"messages\":[\"hi\"]}", "messages[0]", "invalid_type"},
+        {"{\"model\":\"m\",\"messages\":[{\"content\":\"hi\"}]}", "messages[0].role",
+         "missing_required_parameter"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":null}]}", "messages[0].role", "missing_required_parameter"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\"},{\"role\":5}]}", "messages[1].role",
+         "invalid_type"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"robot\"}]}", "messages[0].role", "invalid_value"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"User\"}]}", "messages[0].role", "invalid_value"},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"role\":\"system\"}]}", "messages[0].role",
+         "duplicate_parameter"},
+    };
+    CHECK_CASES(cases, JSONX_API_CHAT);
+
+    struct jsonx_request r;
+    const char *body = "{\"model\":\"m\"}";
+    assert_int_equal(jsonx_scan_api_request(body, strlen(body), JSONX_API_CHAT, &r), JSONX_ERR_FIELD);
+    assert_string_equal(r.error, "Missing required parameter: 'messages'.");
+    body = "{\"model\":\"m\",\"messages\":\"hi\"}";
+    assert_int_equal(jsonx_scan_api_request(body, strlen(body), JSONX_API_CHAT, &r), JSONX_ERR_FIELD);
+    assert_string_equal(r.error, "Invalid type for 'messages': expected an array of objects, but got a string "
+                                 "instead.");
+    body = "{\"model\":\"m\",\"messages\":[]}";
+    assert_int_equal(jsonx_scan_api_request(body, strlen(body), JSONX_API_CHAT, &r), JSONX_ERR_FIELD);
+    assert_string_equal(r.error, "Invalid 'messages': empty array. Expected an array with minimum length 1, "
+                                 "but got an empty array instead.");
+    body = "{\"model\":\"m\",\"messages\":[{\"role\":\"robot\"}]}";
+    assert_int_equal(jsonx_scan_api_request(body, strlen(body), JSONX_API_CHAT, &r), JSONX_ERR_FIELD);
+    assert_string_equal(r.error, "Invalid value: 'robot'. Supported values are: 'system', 'assistant', 'user', "
+                                 "'function', 'tool', and 'developer'.");
+    /* an odd value is not echoed */
+    body = "{\"model\":\"m\",\"messages\":[{\"role\":\"a'b\"}]}";
+    assert_int_equal(jsonx_scan_api_request(body, strlen(body), JSONX_API_CHAT, &r), JSONX_ERR_FIELD);
+    assert_null(strstr(r.error, "a'b"));
+
+    body = "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"s\"},{\"role\":\"developer\"},"
+           "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"q\"}]},{\"role\":\"assistant\","
+           "\"content\":null,\"tool_calls\":[]},{\"role\":\"tool\",\"content\":\"r\"},{\"role\":\"function\","
+           "\"name\":\"f\",\"content\":\"x\"},{\"ro\\u006ce\":\"user\"}]}";
+    assert_int_equal(jsonx_scan_api_request(body, strlen(body), JSONX_API_CHAT, &r), JSONX_OK);
+    assert_int_equal(r.n_messages, 7);
+    /* the plain scan requires nothing; other endpoints do not look at messages */
+    body = "{\"model\":\"m\"}";
+    assert_int_equal(jsonx_scan_api_request(body, strlen(body), JSONX_API_ANY, &r), JSONX_OK);
+    char chat[200];
+    snprintf(chat, sizeof chat, "{\"model\":\"m\",%s}", chat_ok);
+    assert_int_equal(jsonx_scan_api_request(chat, strlen(chat), JSONX_API_EMBEDDINGS, &r), JSONX_ERR_FIELD);
+    assert_string_equal(r.bad_field, "input");
+}
+
+static void test_scan_required_prompt_and_input(void **state)
+{
+    static const struct field_case completions[] = {
+        {"{\"model\":\"m\"}", "prompt", "missing_required_parameter"},
+        {"{\"model\":\"m\",\"prompt\":null}", "prompt", "missing_required_parameter"},
+        {"{\"model\":\"m\",\"prompt\":{}}", "prompt", "invalid_type"},
+        {"{\"model\":\"m\",\"prompt\":5}", "prompt", "invalid_type"},
+        {"{\"model\":\"m\",\"prompt\":[]}", "prompt", "empty_array"},
+        {"{\"model\":\"m\",\"prompt\":[\"a\",1]}", "prompt[1]", "invalid_type"},
+        {"{\"model\":\"m\",\"prompt\":[1,\"a\"]}", "prompt[1]", "invalid_type"},
+        {"{\"model\":\"m\",\"prompt\":[-1]}", "prompt[0]", "invalid_type"},
+        {"{\"model\":\"m\",\"prompt\":[true]}", "prompt[0]", "invalid_type"},
+        {"{\"model\":\"m\",\"prompt\":[[1,2],[3,\"x\"]]}", "prompt[1][1]", "invalid_type"},
+        {"{\"model\":\"m\",\"prompt\":[[1],2]}", "prompt[1]", "invalid_type"},
+    };
+    CHECK_CASES(completions, JSONX_API_COMPLETIONS);
+    static const struct field_case embeddings[] = {
+        {"{\"model\":\"m\"}", "input", "missing_required_parameter"},
+        {"{\"model\":\"m\",\"input\":\"\"}", "input", "empty_string"},
+        {"{\"model\":\"m\",\"input\":[]}", "input", "empty_array"},
+        {"{\"model\":\"m\",\"input\":[\"a\",\"\"]}", "input[1]", "empty_string"},
+        {"{\"model\":\"m\",\"input\":[[]]}", "input[0]", "empty_array"},
+        {"{\"model\":\"m\",\"input\":{\"text\":\"a\"}}", "input", "invalid_type"},
+        {"{\"model\":\"m\",\"prompt\":\"a\"}", "input", "missing_required_parameter"},
+    };
+    CHECK_CASES(embeddings, JSONX_API_EMBEDDINGS);
+
+    static const char *const completions_ok[] = {
+        "{\"model\":\"m\",\"prompt\":\"\"}",        "{\"model\":\"m\",\"prompt\":\"once\"}",
+        "{\"model\":\"m\",\"prompt\":[\"a\",\"b\"]}", "{\"model\":\"m\",\"prompt\":[1,2,3]}",
+        "{\"model\":\"m\",\"prompt\":[[1,2],[3]]}",
+    };
+    for (size_t i = 0; i < sizeof completions_ok / sizeof completions_ok[0]; i++) {
+        struct jsonx_request r;
+        if (jsonx_scan_api_request(completions_ok[i], strlen(completions_ok[i]), JSONX_API_COMPLETIONS, &r))
+            fail_msg("%s: %s", completions_ok[i], r.error);
+    }
+    static const char *const embeddings_ok[] = {
+        "{\"model\":\"m\",\"input\":\"x\"}",
+        "{\"model\":\"m\",\"input\":[\"a\",\"b\"]}",
+        "{\"model\":\"m\",\"input\":[[1,2],[3]]}",
+    };
+    for (size_t i = 0; i < sizeof embeddings_ok / sizeof embeddings_ok[0]; i++) {
+        struct jsonx_request r;
+        if (jsonx_scan_api_request(embeddings_ok[i], strlen(embeddings_ok[i]), JSONX_API_EMBEDDINGS, &r))
+            fail_msg("%s: %s", embeddings_ok[i], r.error);
+    }
+}
+
 static void test_scan_model_length(void **state)
 {
     char body[400], name[300];
@@ -619,6 +854,11 @@ int main(void)
         cmocka_unit_test(test_scan_absent_and_null),
         cmocka_unit_test(test_scan_escapes),
         cmocka_unit_test(test_scan_field_errors),
+        cmocka_unit_test(test_scan_case_folded_keys),
+        cmocka_unit_test(test_scan_duplicates),
+        cmocka_unit_test(test_scan_types),
+        cmocka_unit_test(test_scan_required_chat),
+        cmocka_unit_test(test_scan_required_prompt_and_input),
         cmocka_unit_test(test_scan_model_length),
         cmocka_unit_test(test_scan_max_tokens_precedence),
         cmocka_unit_test(test_scan_prompt_chars),

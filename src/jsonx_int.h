@@ -1,0 +1,108 @@
+/*
+ * jsonx's insides, shared by its two files and by no other module: jsonx.c
+ * (jsmn, the strict validation of a document, the token helpers, the scan of
+ * streamed chunks and provider errors) and jsonx_request.c (the scan, checks
+ * and rewrite of a client's request body).
+ *
+ * jsmn's implementation is compiled into jsonx.c alone, as static functions
+ * with JSMN_PARENT_LINKS: parent links keep it linear (without them, closing
+ * each element of an array walks back over all the earlier elements' tokens,
+ * and a 300 KB body of "[{},{},...]" takes seconds). The defines below are
+ * the ones jsmn.h was compiled with, so both files see one jsmntok_t layout;
+ * other modules never include jsmn.h.
+ */
+#ifndef UNBUSY_JSONX_INT_H
+#define UNBUSY_JSONX_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define JSMN_PARENT_LINKS
+#define JSMN_STRICT
+#ifndef JSONX_JSMN_IMPL
+#define JSMN_HEADER /* types only: the functions live in jsonx.c */
+#endif
+#include <jsmn.h>
+
+/* Enough for any streamed chunk, so the hot path never allocates. */
+#define JSONX_LOCAL_TOKENS 256
+
+/*
+ * A tokenized and validated document. jsmn alone accepts much that is not
+ * JSON (missing commas and colons, trailing commas, "nul", "1.2.3", raw
+ * control characters in strings), so jsonx_doc_parse walks the tokens once
+ * and checks the bytes between them. A body that passes is strict RFC 8259
+ * JSON, which is what makes splicing into it safe.
+ */
+struct jdoc {
+    const char *s;
+    size_t len;
+    jsmntok_t *t;
+    int n;
+    jsmntok_t local[JSONX_LOCAL_TOKENS];
+};
+
+/* Tokenize and validate one JSON text (any top-level value) of s[0..len).
+   Returns 0 or a JSONX_ERR_*; call jsonx_doc_free either way. */
+int jsonx_doc_parse(struct jdoc *d, const char *s, size_t len);
+void jsonx_doc_free(struct jdoc *d);
+/* Index of the token after the subtree at i. */
+int jsonx_tok_next(const struct jdoc *d, int i);
+/* Decode the next character of a validated string body s[0..n) at *pos into
+   u8 (1-4 bytes); returns how many. Lone surrogates become U+FFFD. */
+size_t jsonx_str_next(const char *s, size_t n, size_t *pos, char u8[4]);
+/* Whether string token i, unescaped, is exactly lit. */
+bool jsonx_key_eq(const struct jdoc *d, int i, const char *lit);
+/* Value token of member `key` in object oi, or -1. */
+int jsonx_obj_get(const struct jdoc *d, int oi, const char *key);
+/* A plain non-negative integer literal (no sign, fraction or exponent) that fits int64. */
+bool jsonx_tok_uint(const struct jdoc *d, int i, int64_t *out);
+
+static inline bool jx_is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static inline size_t jx_skip_ws(const char *s, size_t pos, size_t end)
+{
+    while (pos < end && jx_is_ws(s[pos]))
+        pos++;
+    return pos;
+}
+
+static inline bool jx_is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* Where a value's text starts and ends (jsmn's string tokens exclude the quotes). */
+static inline size_t tok_vstart(const jsmntok_t *t)
+{
+    return (size_t)t->start - (t->type == JSMN_STRING);
+}
+
+static inline size_t tok_vend(const jsmntok_t *t)
+{
+    return (size_t)t->end + (t->type == JSMN_STRING);
+}
+
+static inline bool tok_is(const struct jdoc *d, int i, const char *lit)
+{
+    size_t n = strlen(lit);
+    return d->t[i].type == JSMN_PRIMITIVE && (size_t)(d->t[i].end - d->t[i].start) == n &&
+           memcmp(d->s + d->t[i].start, lit, n) == 0;
+}
+
+static inline bool tok_is_null(const struct jdoc *d, int i)
+{
+    return i < 0 || tok_is(d, i, "null");
+}
+
+static inline size_t tok_len(const struct jdoc *d, int i)
+{
+    return (size_t)(d->t[i].end - d->t[i].start);
+}
+
+#endif
