@@ -663,6 +663,77 @@ static void test_latency_weight_object(void **state)
     pool_free(&p);
 }
 
+/* ---- the seam itself: a strategy of the test's own --------------------------------- */
+
+struct recorder {
+    struct balancer base;
+    size_t n, m, set[BALANCER_MAX_CANDIDATES];
+    unsigned observed;
+    size_t index;
+    struct balancer_outcome last;
+};
+
+static size_t recorder_choose(struct balancer *b, const struct balancer_candidate *c, size_t n,
+                              const uint16_t *set, size_t m, uint64_t now_ms, uint64_t rand)
+{
+    struct recorder *r = (struct recorder *)b;
+    r->n = n;
+    r->m = m;
+    for (size_t k = 0; k < m; k++)
+        r->set[k] = set[k];
+    return m - 1; /* the last of the set */
+}
+
+static void recorder_observe(struct balancer *b, size_t index, const struct balancer_outcome *o)
+{
+    struct recorder *r = (struct recorder *)b;
+    r->observed++;
+    r->index = index;
+    r->last = *o;
+}
+
+static const struct balancer_ops recorder_ops = {
+    .name = "recorder", .choose = recorder_choose, .observe = recorder_observe};
+
+/* A strategy is handed only the eligible lowest tier, and is told outcomes by index. */
+static void test_strategy_seam(void **state)
+{
+    struct pool p;
+    pool_init(&p, 5);
+    p.c[0].tier = 1;
+    p.c[2].excluded = true;
+    p.c[4].tier = 1;
+    health_set_admin(&p.h[3], HEALTH_ADMIN_DISABLED);
+    struct recorder r = {.base.ops = &recorder_ops};
+    assert_int_equal(balancer_pick(&r.base, p.c, p.n, T0, 0), 1);
+    assert_int_equal(r.n, 5);
+    assert_int_equal(r.m, 1);
+    assert_int_equal(r.set[0], 1);
+    p.c[1].excluded = true; /* tier 0 empty: tier 1, both */
+    assert_int_equal(balancer_pick(&r.base, p.c, p.n, T0, 0), 4);
+    assert_int_equal(r.m, 2);
+    assert_int_equal(r.set[0], 0);
+    assert_int_equal(r.set[1], 4);
+
+    struct balancer_outcome o = {.cls = HEALTH_FIRST_TOKEN, .ttft_ms = 0,
+                                 .usage = {.prompt_tokens = 12, .completion_tokens = -1}};
+    balancer_observe(&r.base, 4, &o);
+    assert_int_equal(r.observed, 1);
+    assert_int_equal(r.index, 4);
+    assert_int_equal(r.last.cls, HEALTH_FIRST_TOKEN);
+    assert_int_equal(r.last.usage.prompt_tokens, 12);
+    balancer_observe(&r.base, BALANCER_MAX_CANDIDATES, &o); /* past the candidates: dropped */
+    balancer_observe(NULL, 0, &o);
+    assert_int_equal(r.observed, 1);
+    /* the strategies that learn from health alone take an outcome as a no-op */
+    for (int s = 0; s < BALANCER__COUNT; s++) {
+        struct balancer *b = make((enum balancer_strategy)s, p.n);
+        balancer_observe(b, 0, &o);
+        balancer_destroy(b);
+    }
+    pool_free(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -686,6 +757,7 @@ int main(void)
         cmocka_unit_test(test_round_robin_object),
         cmocka_unit_test(test_least_inflight_object),
         cmocka_unit_test(test_latency_weight_object),
+        cmocka_unit_test(test_strategy_seam),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
