@@ -154,10 +154,13 @@ static void release_attempt(struct attempt *a, enum health_class c)
                                  penalty, rand64(p));
     metrics_attempt_end(p->w->metrics, p->model, a->dep, c, ev, a->status, p->committed);
     struct balancer_outcome o = {.cls = c, .ttft_ms = c == HEALTH_OK ? a->ttft_ms : 0,
-                                 .usage = {-1, -1, -1, -1}};
+                                 .usage = {.prompt_tokens = -1, .completion_tokens = -1,
+                                           .reasoning_tokens = -1, .cached_tokens = -1}};
     if (a->usage_seen)
-        o.usage = (struct prices_usage){a->usage.prompt_tokens, a->usage.completion_tokens,
-                                        a->usage.reasoning_tokens, a->usage.cached_tokens};
+        o.usage = (struct prices_usage){.prompt_tokens = a->usage.prompt_tokens,
+                                        .completion_tokens = a->usage.completion_tokens,
+                                        .reasoning_tokens = a->usage.reasoning_tokens,
+                                        .cached_tokens = a->usage.cached_tokens};
     balancer_observe(p->rm->balancer, (size_t)(a->rd - p->rm->deps), &o);
     if (ev & HEALTH_EVENT_TRIPPED)
         log_warn("deployment %s: circuit breaker opened (last failure: %s)", a->rd->key,

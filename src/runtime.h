@@ -3,8 +3,8 @@
  * per deployment its health (breaker, EWMA, counters; shared by all workers),
  * per provider what the active probes found, per model its retry and hedge
  * budgets and its balancer (the strategy instance, which owns its own state
- * and lock). The config stays immutable; runtime_new builds
- * this beside it, indexed the same way.
+ * and lock). The config stays immutable; runtime_new builds this beside it,
+ * indexed the same way, and runtime_free destroys it.
  *
  * main.c creates it once the config is loaded and before the workers start;
  * the proxy, the probes, the admin API and the metrics read and update it.
