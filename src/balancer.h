@@ -81,7 +81,8 @@ struct balancer_config {
 struct balancer_outcome {
     enum health_class cls;    /* HEALTH_OK, or the failure's class */
     uint32_t ttft_ms;         /* time to the first content; 0 when none came */
-    struct prices_usage usage; /* tokens the provider reported; negative counts: unknown */
+    struct prices_usage usage; /* tokens reported (with a strategy's prices: what the attempt
+                                  cost); negative counts: unknown */
 };
 
 /* An instance: a strategy's own state begins with this. */
