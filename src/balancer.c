@@ -1,29 +1,28 @@
 #include "balancer.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* splitmix64: turns the caller's one random value into as many as needed. */
-static uint64_t next_rand(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+#include "balancer_int.h"
 
-static uint64_t weight_of(const struct balancer_candidate *c)
-{
-    return c->weight ? c->weight : 1;
-}
+/* Every strategy, by enum value: adding one is a file and a line here. */
+static const struct balancer_ops *const strategies[BALANCER__COUNT] = {
+    [BALANCER_P2C] = &balancer_p2c_ops,
+    [BALANCER_ROUND_ROBIN] = &balancer_round_robin_ops,
+    [BALANCER_LEAST_INFLIGHT] = &balancer_least_inflight_ops,
+    [BALANCER_LATENCY_WEIGHT] = &balancer_latency_weight_ops,
+    [BALANCER_COST] = &balancer_cost_ops,
+};
 
-/* Weighted random over set by w[] (each >= 1). */
-static size_t weighted_random(const uint64_t *w, size_t m, uint64_t *r)
+/* ---- for the strategies --------------------------------------------------------- */
+
+size_t balancer_weighted_random(const uint64_t *w, size_t m, uint64_t *r)
 {
     uint64_t total = 0;
     for (size_t k = 0; k < m; k++)
         total += w[k];
-    uint64_t x = next_rand(r) % total;
+    uint64_t x = balancer_next_rand(r) % total;
     for (size_t k = 0; k < m; k++) {
         if (x < w[k])
             return k;
@@ -32,151 +31,35 @@ static size_t weighted_random(const uint64_t *w, size_t m, uint64_t *r)
     return m - 1;
 }
 
-/* ---- strategies --------------------------------------------------------------- */
-
-/*
- * Power of two choices: comparing two random candidates instead of all of them
- * avoids the herd that "always the best" causes when every worker sees the
- * same stale numbers, yet nearly never picks a bad one (Mitzenmacher).
- */
-static size_t choose_p2c(const struct balancer_candidate *c, const uint16_t *set, size_t m,
-                         uint64_t now, uint64_t rand, struct balancer_state *st)
+struct balancer *balancer_stateless_create(const struct balancer_ops *ops)
 {
-    if (m == 1)
-        return 0;
-    uint64_t r = rand;
-    size_t a = (size_t)(next_rand(&r) % m);
-    size_t b = (size_t)(next_rand(&r) % (m - 1));
-    if (b >= a)
-        b++;
-    /* score_a / weight_a <= score_b / weight_b, without dividing */
-    double sa = health_score(c[set[a]].h, now) * (double)weight_of(&c[set[b]]);
-    double sb = health_score(c[set[b]].h, now) * (double)weight_of(&c[set[a]]);
-    return sa <= sb ? a : b;
+    struct balancer *b = malloc(sizeof *b);
+    if (b)
+        b->ops = ops;
+    return b;
 }
 
-/*
- * nginx's smooth weighted round-robin: each pick adds every weight to its
- * candidate's position, takes the highest and moves it back by the total.
- * Candidates not eligible this time keep their position.
- */
-static size_t choose_round_robin(const struct balancer_candidate *c, const uint16_t *set, size_t m,
-                                 uint64_t now, uint64_t rand, struct balancer_state *st)
+void balancer_stateless_destroy(struct balancer *b)
 {
-    if (!st) {
-        uint64_t w[BALANCER_MAX_CANDIDATES];
-        for (size_t k = 0; k < m; k++)
-            w[k] = weight_of(&c[set[k]]);
-        uint64_t r = rand;
-        return weighted_random(w, m, &r);
-    }
-    int64_t total = 0;
-    size_t best = 0;
-    for (size_t k = 0; k < m; k++) {
-        int64_t w = (int64_t)weight_of(&c[set[k]]);
-        st->current[set[k]] += w;
-        total += w;
-        if (st->current[set[k]] > st->current[set[best]])
-            best = k;
-    }
-    st->current[set[best]] -= total;
-    return best;
+    free(b);
 }
-
-static size_t choose_least_inflight(const struct balancer_candidate *c, const uint16_t *set,
-                                    size_t m, uint64_t now, uint64_t rand,
-                                    struct balancer_state *st)
-{
-    uint64_t r = rand;
-    size_t best = 0, ties = 1;
-    uint64_t best_load = health_inflight(c[set[0]].h) + 1, best_w = weight_of(&c[set[0]]);
-    for (size_t k = 1; k < m; k++) {
-        uint64_t load = health_inflight(c[set[k]].h) + 1, w = weight_of(&c[set[k]]);
-        /* load / w against best_load / best_w */
-        uint64_t lhs = load * best_w, rhs = best_load * w;
-        if (lhs < rhs) {
-            best = k;
-            best_load = load;
-            best_w = w;
-            ties = 1;
-        } else if (lhs == rhs && next_rand(&r) % ++ties == 0) {
-            best = k; /* each of the tied ones with probability 1/ties */
-            best_load = load;
-            best_w = w;
-        }
-    }
-    return best;
-}
-
-uint32_t balancer_latency_weight(double latency_ms)
-{
-    double over = latency_ms > 200 ? latency_ms - 200 : 0;
-    return over >= 99 ? 1 : (uint32_t)(100 - over);
-}
-
-static size_t choose_latency_weight(const struct balancer_candidate *c, const uint16_t *set,
-                                    size_t m, uint64_t now, uint64_t rand,
-                                    struct balancer_state *st)
-{
-    uint64_t w[BALANCER_MAX_CANDIDATES];
-    for (size_t k = 0; k < m; k++)
-        w[k] = balancer_latency_weight(health_latency_ms(c[set[k]].h, now)) * weight_of(&c[set[k]]);
-    uint64_t r = rand;
-    return weighted_random(w, m, &r);
-}
-
-/*
- * Cost-aware: among the candidates whose TTFT estimate meets the target, the
- * cheapest now (self-hosted, with no price, first; off-peak windows counted by
- * the caller); equal prices go to the lower load score. When none meets the
- * target, the fastest wins: P2C over all.
- */
-static size_t choose_cost(const struct balancer_candidate *c, const uint16_t *set, size_t m,
-                          uint64_t now, uint64_t rand, struct balancer_state *st)
-{
-    size_t best = m;
-    for (size_t k = 0; k < m; k++) {
-        const struct balancer_candidate *x = &c[set[k]];
-        if (x->latency_target_ms > 0 && health_latency_ms(x->h, now) > x->latency_target_ms)
-            continue;
-        if (best == m || x->cost < c[set[best]].cost ||
-            (x->cost == c[set[best]].cost &&
-             health_score(x->h, now) * weight_of(&c[set[best]]) <
-                 health_score(c[set[best]].h, now) * weight_of(x)))
-            best = k;
-    }
-    return best < m ? best : choose_p2c(c, set, m, now, rand, st);
-}
-
-static const struct balancer_ops strategies[BALANCER__COUNT] = {
-    [BALANCER_COST] = {"cost", choose_cost},
-    [BALANCER_P2C] = {"p2c", choose_p2c},
-    [BALANCER_ROUND_ROBIN] = {"round_robin", choose_round_robin},
-    [BALANCER_LEAST_INFLIGHT] = {"least_inflight", choose_least_inflight},
-    [BALANCER_LATENCY_WEIGHT] = {"latency_weight", choose_latency_weight},
-};
 
 /* ---- public ------------------------------------------------------------------- */
 
-void balancer_state_init(struct balancer_state *st)
-{
-    memset(st, 0, sizeof *st);
-}
-
 const struct balancer_ops *balancer_ops_of(enum balancer_strategy s)
 {
-    return (unsigned)s < BALANCER__COUNT ? &strategies[s] : NULL;
+    return (unsigned)s < BALANCER__COUNT ? strategies[s] : NULL;
 }
 
 const char *balancer_strategy_name(enum balancer_strategy s)
 {
-    return (unsigned)s < BALANCER__COUNT ? strategies[s].name : "?";
+    return (unsigned)s < BALANCER__COUNT ? strategies[s]->name : "?";
 }
 
 int balancer_strategy_parse(const char *s, enum balancer_strategy *out)
 {
     for (unsigned i = 0; s && i < BALANCER__COUNT; i++) {
-        if (strcmp(s, strategies[i].name) == 0) {
+        if (strcmp(s, strategies[i]->name) == 0) {
             *out = (enum balancer_strategy)i;
             return 0;
         }
@@ -184,12 +67,31 @@ int balancer_strategy_parse(const char *s, enum balancer_strategy *out)
     return -EINVAL;
 }
 
-int balancer_pick(enum balancer_strategy s, struct balancer_candidate *c, size_t n,
-                  uint64_t now_ms, uint64_t rand, struct balancer_state *st)
+struct balancer *balancer_create(enum balancer_strategy s, const struct balancer_config *bc)
 {
     const struct balancer_ops *ops = balancer_ops_of(s);
     if (!ops)
-        ops = &strategies[BALANCER_P2C];
+        ops = strategies[BALANCER_P2C];
+    struct balancer_config clipped = *bc;
+    if (clipped.ndeps > BALANCER_MAX_CANDIDATES)
+        clipped.ndeps = BALANCER_MAX_CANDIDATES;
+    return ops->create(&clipped);
+}
+
+void balancer_destroy(struct balancer *b)
+{
+    if (b)
+        b->ops->destroy(b);
+}
+
+const char *balancer_name(const struct balancer *b)
+{
+    return b->ops->name;
+}
+
+int balancer_pick(struct balancer *b, struct balancer_candidate *c, size_t n, uint64_t now_ms,
+                  uint64_t rand)
+{
     if (n > BALANCER_MAX_CANDIDATES)
         n = BALANCER_MAX_CANDIDATES;
     bool ok[BALANCER_MAX_CANDIDATES];
@@ -209,17 +111,12 @@ int balancer_pick(enum balancer_strategy s, struct balancer_candidate *c, size_t
     for (size_t i = 0; i < n; i++)
         if (ok[i] && c[i].tier == tier)
             set[m++] = (uint16_t)i;
-    if (st && st->n != n) {
-        balancer_state_init(st);
-        st->n = n;
-    }
-    size_t k = ops->choose(c, set, m, now_ms, rand, st);
+    size_t k = b->ops->choose(b, c, n, set, m, now_ms, rand);
     return set[k < m ? k : 0];
 }
 
-int balancer_acquire(enum balancer_strategy s, struct balancer_candidate *c, size_t n,
-                     uint64_t now_ms, uint64_t rand, struct balancer_state *st,
-                     struct health_ticket *ticket)
+int balancer_acquire(struct balancer *b, struct balancer_candidate *c, size_t n, uint64_t now_ms,
+                     uint64_t rand, struct health_ticket *ticket)
 {
     if (n > BALANCER_MAX_CANDIDATES)
         n = BALANCER_MAX_CANDIDATES;
@@ -227,7 +124,7 @@ int balancer_acquire(enum balancer_strategy s, struct balancer_candidate *c, siz
     uint64_t r = rand;
     int got = -1;
     for (size_t tries = 0; tries < n; tries++) {
-        int i = balancer_pick(s, c, n, now_ms, tries ? next_rand(&r) : rand, st);
+        int i = balancer_pick(b, c, n, now_ms, tries ? balancer_next_rand(&r) : rand);
         if (i < 0)
             break;
         if (health_acquire(c[i].h, now_ms, ticket)) {
@@ -240,4 +137,10 @@ int balancer_acquire(enum balancer_strategy s, struct balancer_candidate *c, siz
         if (lost[i])
             c[i].excluded = false;
     return got;
+}
+
+void balancer_observe(struct balancer *b, size_t index, const struct balancer_outcome *o)
+{
+    if (b && b->ops->observe && index < BALANCER_MAX_CANDIDATES)
+        b->ops->observe(b, index, o);
 }

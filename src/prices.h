@@ -14,9 +14,10 @@
  *     (prompt - cached) × input + cached × cached_input + completion × output
  * and reasoning tokens are never added on top (that would count them twice).
  *
- * Who calls it: the request's finalize (through ledger_record_price) and the
- * config loader (prices_config_section parses the section, prices_config_free
- * frees it). prices_cost, prices_find and prices_estimate_tokens are pure:
+ * Who calls it: the request's finalize (through ledger_record_price), the
+ * cost balancing strategy (prices_find when it is created, prices_rates_at at
+ * each choice) and the config loader (prices_config_section parses the
+ * section, prices_config_free frees it). prices_cost, prices_find and prices_estimate_tokens are pure:
  * no I/O, no clock, no allocation.
  */
 #ifndef UNBUSY_PRICES_H

@@ -167,6 +167,15 @@ static void release_attempt(struct attempt *a, enum health_class c)
     unsigned ev = health_release(&a->rd->health, &a->ticket, now_ms(), c, c == HEALTH_OK ? a->ttft_ms : 0,
                                  penalty, rand64(p));
     metrics_attempt_end(p->w->metrics, p->model, a->dep, c, ev, a->status, p->committed);
+    struct balancer_outcome o = {.cls = c, .ttft_ms = c == HEALTH_OK ? a->ttft_ms : 0,
+                                 .usage = {.prompt_tokens = -1, .completion_tokens = -1,
+                                           .reasoning_tokens = -1, .cached_tokens = -1}};
+    if (a->usage_seen)
+        o.usage = (struct prices_usage){.prompt_tokens = a->usage.prompt_tokens,
+                                        .completion_tokens = a->usage.completion_tokens,
+                                        .reasoning_tokens = a->usage.reasoning_tokens,
+                                        .cached_tokens = a->usage.cached_tokens};
+    balancer_observe(p->rm->balancer, (size_t)(a->rd - p->rm->deps), &o);
     if (ev & HEALTH_EVENT_TRIPPED)
         log_warn("deployment %s: circuit breaker opened (last failure: %s)", a->rd->key,
                  health_class_name(c));
@@ -498,21 +507,6 @@ void proxy_attempt_failed(struct attempt *a, enum health_class c, const char *de
 
 /* ---- choosing and starting ------------------------------------------------------ */
 
-/* The cost strategy's inputs: the price in force now, input plus output per million tokens
-   (no price: self-hosted, free), and the model's TTFT target. */
-static void cost_of(struct preq *p, const struct cfg_deployment *d, struct balancer_candidate *c)
-{
-    const struct cfg_price *price = prices_find(p->cfg, d->provider->name, d->model);
-    if (price) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        const struct cfg_price_rates *r = prices_rates_at(price, (int64_t)ts.tv_sec * 1000);
-        c->cost = r->input + r->output;
-    }
-    uint32_t target = p->model->resilience.ttft_target_ms;
-    c->latency_target_ms = target ? target : p->model->timeouts.first_token_ms / 2.0;
-}
-
 static struct runtime_dep *pick(struct preq *p, int *index_out)
 {
     struct runtime_model *rm = p->rm;
@@ -535,13 +529,9 @@ static struct runtime_dep *pick(struct preq *p, int *index_out)
             .weight = rm->deps[i].cfg->weight,
             .excluded = excluded || rm->deps[i].provider->probe_down,
         };
-        if (rm->strategy == BALANCER_COST)
-            cost_of(p, rm->deps[i].cfg, &cand[i]);
     }
     for (;;) {
-        pthread_mutex_lock(&rm->balancer_lock);
-        int idx = balancer_pick(rm->strategy, cand, n, now, rand64(p), &rm->balancer);
-        pthread_mutex_unlock(&rm->balancer_lock);
+        int idx = balancer_pick(rm->balancer, cand, n, now, rand64(p));
         if (idx < 0)
             return NULL;
         struct attempt *slot = p->at[0].active ? &p->at[1] : &p->at[0];

@@ -70,8 +70,6 @@ struct runtime *runtime_new(struct config *cfg, admission_ready_fn ready)
         rm->ndeps = m->ndeployments;
         if (!m->resilience.strategy || balancer_strategy_parse(m->resilience.strategy, &rm->strategy) < 0)
             rm->strategy = BALANCER_P2C;
-        pthread_mutex_init(&rm->balancer_lock, NULL);
-        balancer_state_init(&rm->balancer);
         struct retry_budget_params bp;
         const struct cfg_retry_budget *rb = &m->resilience.retry_budget;
         budget_params_from(&bp, rb->ratio, rb->min_per_sec, rb->window_ms);
@@ -97,6 +95,13 @@ struct runtime *runtime_new(struct config *cfg, admission_ready_fn ready)
             health_init(&rd->health, &hp);
             snprintf(rd->key, sizeof rd->key, "%s/%s", d->provider->name, d->model);
         }
+        /* Last, so that a failure here leaves this model whole for runtime_free. */
+        struct balancer_config bc = {.cfg = cfg, .model = m, .ndeps = m->ndeployments};
+        rm->balancer = balancer_create(rm->strategy, &bc);
+        if (!rm->balancer) {
+            runtime_free(rt);
+            return NULL;
+        }
     }
     return rt;
 }
@@ -115,7 +120,7 @@ void runtime_free(struct runtime *rt)
         retry_budget_destroy(&rm->retries);
         retry_budget_destroy(&rm->hedges);
         admission_destroy(&rm->admission);
-        pthread_mutex_destroy(&rm->balancer_lock);
+        balancer_destroy(rm->balancer);
     }
     free(rt->models);
     free(rt->providers);

@@ -2,8 +2,9 @@
  * runtime — the learnt, changing state that goes with a config snapshot:
  * per deployment its health (breaker, EWMA, counters; shared by all workers),
  * per provider what the active probes found, per model its retry and hedge
- * budgets and balancer state. The config stays immutable; runtime_new builds
- * this beside it, indexed the same way.
+ * budgets and its balancer (the strategy instance, which owns its own state
+ * and lock). The config stays immutable; runtime_new builds this beside it,
+ * indexed the same way, and runtime_free destroys it.
  *
  * main.c creates it once the config is loaded and before the workers start;
  * the proxy, the probes, the admin API and the metrics read and update it.
@@ -43,8 +44,7 @@ struct runtime_model {
     struct runtime_dep *deps;
     size_t ndeps;
     enum balancer_strategy strategy;
-    pthread_mutex_t balancer_lock; /* round-robin state is shared by the workers */
-    struct balancer_state balancer;
+    struct balancer *balancer;     /* created and destroyed with the runtime */
     struct retry_budget retries;
     struct retry_budget hedges;
     struct admission admission;
