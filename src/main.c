@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "accesslog.h"
+#include "api.h"
 #include "config.h"
 #include "demo.h"
 #include "budget.h"
@@ -29,6 +30,7 @@
 #include "probe.h"
 #include "ratelimit.h"
 #include "runtime.h"
+#include "server.h"
 #include "worker.h"
 
 #define UNBUSY_VERSION "0.1.0"
@@ -214,6 +216,7 @@ int main(int argc, char **argv)
     uv_signal_init(main_loop, &sigusr1);
     uv_signal_start(&sigusr1, on_reopen, SIGUSR1);
     uv_unref((uv_handle_t *)&sigusr1);
+    server_set_handlers(&(struct server_handlers){.on_head = api_on_head, .on_request = api_dispatch});
     uint16_t port = cfg->server.listen_port;
     for (unsigned i = 0; i < nworkers; i++) {
         uint16_t bound = 0;
