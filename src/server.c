@@ -794,7 +794,11 @@ void server_request_done(struct server_conn *c)
     if (!c->response_started && !c->gone)
         server_respond_error(c, GW_ERR_INTERNAL, "no response was produced", NULL);
     conn_log(c);
-    if (c->gone || !c->keep_alive || !c->response_done || c->w->draining) {
+    bool close = c->gone || !c->keep_alive || !c->response_done || c->w->draining;
+    /* an answer given before the next head is parsed (400, 408, 431) is that request's own */
+    c->response_started = c->response_done = false;
+    c->head_only = c->http10 = c->chunked_out = false;
+    if (close) {
         c->state = CS_READ_HEAD;
         conn_close(c);
         return;

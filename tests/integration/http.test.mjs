@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import {
-    RawClient, SLOW, expectedContent, fakeProvider, harness, marker, rawRequest, rssKiB, sseContent, waitUntil,
+    RawClient, SLOW, assertErrorShape, expectedContent, fakeProvider, harness, marker, rawRequest, rssKiB, sseContent, waitUntil,
 } from './lib.mjs';
 
 const h = harness();
@@ -270,6 +270,14 @@ test('HEAD: a head without a body, and the next pipelined request is answered', 
     assert.equal(JSON.parse(next.text).object, 'list');
     assert.equal(c.buffered, 0, 'bytes after the last answer');
     assert.equal(c.closed, false, 'the connection was closed after HEAD requests');
+
+    // what follows a HEAD is answered for itself: a malformed request's 400 has its body
+    const d = await connect(t);
+    await d.write(Buffer.concat([rawRequest('HEAD', '/healthz'), Buffer.from('THIS IS NOT HTTP\r\n\r\n')]));
+    assert.equal((await d.readResponse({ noBody: true })).status, 200);
+    const bad = await d.readResponse();
+    assert.equal(bad.status, 400);
+    assertErrorShape(assert, bad.text);
 });
 
 test('HTTP/1.0: a stream is close-delimited, never chunked', async (t) => {
