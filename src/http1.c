@@ -554,8 +554,10 @@ static int chunked_step(struct http1_body *b, unsigned char c)
     case CS_TRAILER:
         if (++b->line_bytes > HTTP1_MAX_TRAILER_BYTES) return CS_ERROR;
         if (c == '\r') return b->state == CS_TRAILER_START ? CS_END_LF : CS_TRAILER_LF;
-        if (c == '\n' && b->bare_lf_ok) return b->state == CS_TRAILER_START ? CS_DONE : CS_TRAILER_START;
-        if (c == '\n') return CS_ERROR;
+        if (c == '\n') {
+            if (!b->bare_lf_ok) return CS_ERROR;
+            return b->state == CS_TRAILER_START ? CS_DONE : CS_TRAILER_START;
+        }
         return is_value_char(c) ? CS_TRAILER : CS_ERROR;
     case CS_TRAILER_LF:
         if (++b->line_bytes > HTTP1_MAX_TRAILER_BYTES) return CS_ERROR;
