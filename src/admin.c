@@ -175,18 +175,44 @@ static void change_dep(struct server_conn *c, struct runtime *rt, const char *ac
     buf_free(&b);
 }
 
+/* May this request use the admin API? If not, says why (*e, *msg). */
+static bool access_ok(struct server_conn *c, enum gw_err *e, const char **msg)
+{
+    struct worker *w = server_conn_worker(c);
+    const char *token = w->cfg->admin_token;
+    if (token) {
+        if (!token_ok(http1_find_header(&server_conn_request(c)->http.head, "authorization"), token)) {
+            *e = GW_ERR_UNAUTHORIZED;
+            *msg = "the admin API needs the admin token";
+            return false;
+        }
+    } else if (!loopback_host(w->cfg->server.listen_host)) {
+        *e = GW_ERR_FORBIDDEN;
+        *msg = "the admin API is off: set admin.token to use it on a non-loopback listener";
+        return false;
+    }
+    return true;
+}
+
+bool admin_check_head(struct server_conn *c)
+{
+    enum gw_err e;
+    const char *msg;
+    if (access_ok(c, &e, &msg))
+        return true;
+    server_respond_error(c, e, msg, NULL);
+    return false;
+}
+
 void admin_dispatch(struct server_conn *c)
 {
     struct worker *w = server_conn_worker(c);
     const struct server_request *req = server_conn_request(c);
-    const char *token = w->cfg->admin_token;
-    if (token) {
-        if (!token_ok(http1_find_header(&req->http.head, "authorization"), token)) {
-            fail(c, GW_ERR_UNAUTHORIZED, "the admin API needs the admin token");
-            return;
-        }
-    } else if (!loopback_host(w->cfg->server.listen_host)) {
-        fail(c, GW_ERR_FORBIDDEN, "the admin API is off: set admin.token to use it on a non-loopback listener");
+    enum gw_err e;
+    const char *msg;
+    /* checked at the head already; again here, for a dispatch without that step */
+    if (!access_ok(c, &e, &msg)) {
+        fail(c, e, msg);
         return;
     }
     if (w->keys && keys_admin_dispatch(c, w->keys))

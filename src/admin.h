@@ -10,11 +10,16 @@
 #ifndef UNBUSY_ADMIN_H
 #define UNBUSY_ADMIN_H
 
+#include <stdbool.h>
+
 #include "buf.h"
 #include "runtime.h"
 
 struct server_conn;
 
+/* The head of an /admin/ request is complete, its body not read: checks access as above.
+   Returns true to go on; false after answering 401 or 403. */
+bool admin_check_head(struct server_conn *c);
 void admin_dispatch(struct server_conn *c);
 
 /* The JSON document of GET /admin/deployments (also used by the status page). */

@@ -1,5 +1,6 @@
 #include "api.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "admin.h"
@@ -60,6 +61,8 @@ static void handle_models(struct server_conn *c)
 struct route {
     const char *method;
     const char *path;
+    /* NULL, or a check of the head before the body is read (see server_handlers) */
+    bool (*on_head)(struct server_conn *c);
     void (*handler)(struct server_conn *c);
 };
 
@@ -78,45 +81,84 @@ static void handle_embeddings(struct server_conn *c)
     proxy_start(c, PROXY_API_EMBEDDINGS);
 }
 
+/* A GET route answers HEAD too (the server sends no body); POST routes need a key. */
 static const struct route routes[] = {
-    {"GET", "/healthz", handle_healthz},
-    {"GET", "/v1/models", handle_models},
-    {"GET", "/metrics", metrics_handle},
-    {"GET", "/", status_page_handle},
-    {"GET", "/status", status_page_handle},
-    {"GET", "/status.json", status_json_handle},
-    {"POST", "/v1/chat/completions", handle_chat},
-    {"POST", "/v1/completions", handle_completions},
-    {"POST", "/v1/embeddings", handle_embeddings},
+    {"GET", "/healthz", NULL, handle_healthz},
+    {"GET", "/v1/models", NULL, handle_models},
+    {"GET", "/metrics", NULL, metrics_handle},
+    {"GET", "/", NULL, status_page_handle},
+    {"GET", "/status", NULL, status_page_handle},
+    {"GET", "/status.json", NULL, status_json_handle},
+    {"POST", "/v1/chat/completions", proxy_check_head, handle_chat},
+    {"POST", "/v1/completions", proxy_check_head, handle_completions},
+    {"POST", "/v1/embeddings", proxy_check_head, handle_embeddings},
     /* Clients configured with a base URL without /v1 still work. */
-    {"GET", "/models", handle_models},
-    {"POST", "/chat/completions", handle_chat},
-    {"POST", "/completions", handle_completions},
-    {"POST", "/embeddings", handle_embeddings},
+    {"GET", "/models", NULL, handle_models},
+    {"POST", "/chat/completions", proxy_check_head, handle_chat},
+    {"POST", "/completions", proxy_check_head, handle_completions},
+    {"POST", "/embeddings", proxy_check_head, handle_embeddings},
 };
 
-void api_dispatch(struct server_conn *c)
+static bool is_admin(struct http1_str path)
+{
+    return path.len >= 7 && memcmp(path.p, "/admin/", 7) == 0;
+}
+
+/*
+ * The route for the request, or NULL after answering 404 (no such path) or
+ * 405 (with Allow: the methods the path has).
+ */
+static const struct route *find_route(struct server_conn *c)
 {
     const struct http1_request *r = &server_conn_request(c)->http;
     struct http1_str path = req_path(r);
-    if (path.len >= 7 && memcmp(path.p, "/admin/", 7) == 0) {
-        admin_dispatch(c);
-        return;
-    }
-    bool path_known = false;
+    bool head = str_is(r->method, "HEAD");
+    char allow[64] = "";
+    size_t used = 0;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (!str_is(path, routes[i].path))
             continue;
-        path_known = true;
-        if (str_is(r->method, routes[i].method)) {
-            routes[i].handler(c);
-            return;
-        }
+        bool get = strcmp(routes[i].method, "GET") == 0;
+        if (str_is(r->method, routes[i].method) || (head && get))
+            return &routes[i];
+        int n = snprintf(allow + used, sizeof allow - used, "%s%s%s", used ? ", " : "Allow: ",
+                         routes[i].method, get ? ", HEAD" : "");
+        if (n > 0 && (size_t)n < sizeof allow - used)
+            used += (size_t)n;
     }
-    if (path_known) {
-        server_respond_error(c, GW_ERR_METHOD, "method not allowed for this path", NULL);
+    if (used) {
+        /* RFC 9110 15.5.6: a 405 lists the methods the path has */
+        char extra[80];
+        snprintf(extra, sizeof extra, "%s\r\n", allow);
+        server_respond_error(c, GW_ERR_METHOD, "method not allowed for this path", extra);
     } else {
         server_respond_error(c, GW_ERR_NOT_FOUND, "no such endpoint", NULL);
     }
-    server_request_done(c);
+    return NULL;
+}
+
+bool api_on_head(struct server_conn *c)
+{
+    struct http1_str path = req_path(&server_conn_request(c)->http);
+    if (is_admin(path))
+        return admin_check_head(c);
+    const struct route *rt = find_route(c);
+    if (!rt)
+        return false; /* answered before the body is read: a wrong path needs none */
+    return !rt->on_head || rt->on_head(c);
+}
+
+void api_dispatch(struct server_conn *c)
+{
+    struct http1_str path = req_path(&server_conn_request(c)->http);
+    if (is_admin(path)) {
+        admin_dispatch(c);
+        return;
+    }
+    const struct route *rt = find_route(c);
+    if (!rt) {
+        server_request_done(c);
+        return;
+    }
+    rt->handler(c);
 }

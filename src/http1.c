@@ -99,6 +99,36 @@ static void trim_ows(struct http1_str *s)
         s->len--;
 }
 
+/* One header line, its line end included; the caller has checked it is not the empty line. */
+static int parse_header_line(const char **pp, const char *end, struct http1_header *hd)
+{
+    const char *p = *pp;
+    /* obs-fold, or whitespace before the first header (RFC 9112 2.2, 5.2) */
+    if (*p == ' ' || *p == '\t') return HTTP1_ERROR;
+
+    hd->name.p = p;
+    while (p < end && is_tchar((unsigned char)*p))
+        p++;
+    if (p == end) return HTTP1_NEED_MORE;
+    /* anything but ':' here, whitespace included, is refused (RFC 9112 5.1) */
+    if (*p != ':' || p == hd->name.p) return HTTP1_ERROR;
+    hd->name.len = (size_t)(p - hd->name.p);
+    p++;
+
+    hd->value.p = p;
+    while (p < end && *p != '\r' && *p != '\n') {
+        if (!is_value_char((unsigned char)*p)) return HTTP1_ERROR;
+        p++;
+    }
+    if (p == end) return HTTP1_NEED_MORE;
+    hd->value.len = (size_t)(p - hd->value.p);
+    trim_ows(&hd->value);
+    int rc = eat_eol(&p, end);
+    if (rc) return rc;
+    *pp = p;
+    return 0;
+}
+
 /* Header lines up to and including the empty line that ends the head. */
 static int parse_headers(const char **pp, const char *end, struct http1_head *h)
 {
@@ -111,29 +141,9 @@ static int parse_headers(const char **pp, const char *end, struct http1_head *h)
             if (rc) return rc;
             break;
         }
-        /* obs-fold, or whitespace before the first header (RFC 9112 2.2, 5.2) */
-        if (*p == ' ' || *p == '\t') return HTTP1_ERROR;
+        if (*p == ' ' || *p == '\t') return HTTP1_ERROR; /* before the count: same answer */
         if (h->nheaders == HTTP1_MAX_HEADERS) return HTTP1_ERROR;
-        struct http1_header *hd = &h->headers[h->nheaders];
-
-        hd->name.p = p;
-        while (p < end && is_tchar((unsigned char)*p))
-            p++;
-        if (p == end) return HTTP1_NEED_MORE;
-        /* anything but ':' here, whitespace included, is refused (RFC 9112 5.1) */
-        if (*p != ':' || p == hd->name.p) return HTTP1_ERROR;
-        hd->name.len = (size_t)(p - hd->name.p);
-        p++;
-
-        hd->value.p = p;
-        while (p < end && *p != '\r' && *p != '\n') {
-            if (!is_value_char((unsigned char)*p)) return HTTP1_ERROR;
-            p++;
-        }
-        if (p == end) return HTTP1_NEED_MORE;
-        hd->value.len = (size_t)(p - hd->value.p);
-        trim_ows(&hd->value);
-        int rc = eat_eol(&p, end);
+        int rc = parse_header_line(&p, end, &h->headers[h->nheaders]);
         if (rc) return rc;
         h->nheaders++;
     }
@@ -231,6 +241,34 @@ static int head_length(const char *start, const char *p)
     return (int)(p - start);
 }
 
+/* "METHOD SP request-target SP HTTP-version" and its line end. */
+static int parse_request_line(const char **pp, const char *end, struct http1_str *method,
+                              struct http1_str *target, int *minor)
+{
+    const char *p = *pp;
+    int rc;
+    method->p = p;
+    while (p < end && is_tchar((unsigned char)*p))
+        p++;
+    if (p == end) return HTTP1_NEED_MORE;
+    if (*p != ' ' || p == method->p) return HTTP1_ERROR;
+    method->len = (size_t)(p - method->p);
+    p++;
+
+    target->p = p;
+    while (p < end && (unsigned char)*p > 0x20 && (unsigned char)*p < 0x7f)
+        p++;
+    if (p == end) return HTTP1_NEED_MORE;
+    if (*p != ' ' || p == target->p) return HTTP1_ERROR;
+    target->len = (size_t)(p - target->p);
+    p++;
+
+    if ((rc = parse_version(&p, end, minor))) return rc;
+    if ((rc = eat_eol(&p, end))) return rc;
+    *pp = p;
+    return 0;
+}
+
 int http1_parse_request(const char *buf, size_t len, struct http1_request *req)
 {
     /* the result is an int; the caller bounds heads far below this anyway */
@@ -239,7 +277,7 @@ int http1_parse_request(const char *buf, size_t len, struct http1_request *req)
     const char *p = buf, *end = buf + len;
     int rc;
 
-    /* not a memset: the header array is large and a head is re-parsed on every read */
+    /* not a memset: the header array is large */
     req->method = req->target = (struct http1_str){NULL, 0};
     req->head.minor_version = 0;
     req->head.nheaders = 0;
@@ -248,27 +286,77 @@ int http1_parse_request(const char *buf, size_t len, struct http1_request *req)
     while (p < end && (*p == '\r' || *p == '\n'))
         if ((rc = eat_eol(&p, end))) return rc;
 
-    req->method.p = p;
-    while (p < end && is_tchar((unsigned char)*p))
-        p++;
-    if (p == end) return HTTP1_NEED_MORE;
-    if (*p != ' ' || p == req->method.p) return HTTP1_ERROR;
-    req->method.len = (size_t)(p - req->method.p);
-    p++;
-
-    req->target.p = p;
-    while (p < end && (unsigned char)*p > 0x20 && (unsigned char)*p < 0x7f)
-        p++;
-    if (p == end) return HTTP1_NEED_MORE;
-    if (*p != ' ' || p == req->target.p) return HTTP1_ERROR;
-    req->target.len = (size_t)(p - req->target.p);
-    p++;
-
-    if ((rc = parse_version(&p, end, &req->head.minor_version))) return rc;
-    if ((rc = eat_eol(&p, end))) return rc;
+    if ((rc = parse_request_line(&p, end, &req->method, &req->target, &req->head.minor_version)))
+        return rc;
     if ((rc = parse_headers(&p, end, &req->head))) return rc;
     if ((rc = extract_framing(&req->head, true))) return rc;
     return head_length(buf, p);
+}
+
+void http1_head_scan_init(struct http1_head_scan *s)
+{
+    memset(s, 0, sizeof *s);
+}
+
+/*
+ * A line of the head has ended at buf[lf]: the empty line ends the head
+ * (returns its length); any other line is checked once, by the functions the
+ * parser uses, so the scan refuses what the parser refuses. Returns 0 to go on.
+ */
+static int scan_line_done(struct http1_head_scan *s, const char *buf, size_t lf)
+{
+    const char *start = buf + s->line_start, *end = buf + lf + 1;
+    size_t content = lf - s->line_start - (s->cr ? 1 : 0);
+    s->cr = false;
+    s->line_start = lf + 1;
+    if (content == 0) return s->lines ? (int)(lf + 1) : 0; /* leading empty lines are skipped */
+    s->work += (size_t)(end - start);
+    const char *p = start;
+    int rc;
+    if (s->lines == 0) {
+        struct http1_str method, target;
+        int minor;
+        rc = parse_request_line(&p, end, &method, &target, &minor);
+    } else {
+        if (s->lines - 1 >= HTTP1_MAX_HEADERS) return HTTP1_ERROR;
+        struct http1_header hd;
+        rc = parse_header_line(&p, end, &hd);
+    }
+    if (rc) return HTTP1_ERROR; /* a whole line never needs more */
+    s->lines++;
+    return 0;
+}
+
+int http1_head_scan_request(struct http1_head_scan *s, const char *buf, size_t len)
+{
+    if (len > INT_MAX) len = INT_MAX;
+    for (size_t i = s->pos; i < len; i++) {
+        unsigned char c = (unsigned char)buf[i];
+        s->work++;
+        s->pos = i + 1;
+        if (c == '\n') {
+            int rc = scan_line_done(s, buf, i);
+            if (rc) return rc;
+            continue;
+        }
+        /* a CR not followed by LF, or a control byte, is an error wherever it is in a head */
+        if (s->cr || (c < 0x20 && c != '\t' && c != '\r') || c == 0x7f) return HTTP1_ERROR;
+        if (c == '\r') {
+            s->cr = true;
+            continue;
+        }
+        /* the method is checked as it arrives, so that what is not HTTP at all (a TLS
+           hello, say) is refused at once and not after a whole line */
+        if (s->lines == 0 && !s->method_done) {
+            if (c == ' ') {
+                if (i == s->line_start) return HTTP1_ERROR;
+                s->method_done = true;
+            } else if (!is_tchar(c)) {
+                return HTTP1_ERROR;
+            }
+        }
+    }
+    return HTTP1_NEED_MORE;
 }
 
 int http1_parse_response(const char *buf, size_t len, struct http1_response *resp)
@@ -364,10 +452,13 @@ enum http1_body_mode http1_response_body_mode(const struct http1_response *resp,
  *                     SIZE -SP/HTAB-> SIZE_WS -';'-> EXT
  *                     SIZE -';'-> EXT -...-> EXT
  *                     SIZE / EXT -CR-> SIZE_LF -LF-> DATA, or TRAILER_START if size 0
- *                     SIZE / EXT -LF-> (same)
- *   DATA -size bytes-> DATA_CR -CR-> DATA_LF -LF-> SIZE_START   (bare LF also ok)
- *   TRAILER_START -CR-> END_LF -LF-> DONE;  TRAILER_START -LF-> DONE
- *   TRAILER_START -other-> TRAILER -LF-> TRAILER_START  (CR must precede LF)
+ *   DATA -size bytes-> DATA_CR -CR-> DATA_LF -LF-> SIZE_START
+ *   TRAILER_START -CR-> END_LF -LF-> DONE
+ *   TRAILER_START -other-> TRAILER -CR-> TRAILER_LF -LF-> TRAILER_START
+ *
+ * With bare_lf_ok (responses), an LF alone also ends each of these lines:
+ *   SIZE / EXT -LF-> DATA or TRAILER_START;  DATA_CR -LF-> SIZE_START;
+ *   TRAILER_START -LF-> DONE;  TRAILER -LF-> TRAILER_START.
  *
  * Any other byte, or passing a bound, is ERROR, which is sticky.
  */
@@ -440,7 +531,7 @@ static int chunked_step(struct http1_body *b, unsigned char c)
         if (c == ' ' || c == '\t') return CS_SIZE_WS;
         if (c == ';') return CS_EXT;
         if (c == '\r') return CS_SIZE_LF;
-        if (c == '\n') return chunk_size_line_done(b);
+        if (c == '\n' && b->bare_lf_ok) return chunk_size_line_done(b);
         return CS_ERROR;
     }
     case CS_SIZE_WS:
@@ -451,21 +542,24 @@ static int chunked_step(struct http1_body *b, unsigned char c)
     case CS_EXT:
         /* the bound is on the line's content; its CRLF is not counted */
         if (c == '\r') return CS_SIZE_LF;
-        if (c == '\n') return chunk_size_line_done(b);
+        if (c == '\n') return b->bare_lf_ok ? chunk_size_line_done(b) : CS_ERROR;
         if (++b->line_bytes > HTTP1_MAX_CHUNK_LINE) return CS_ERROR;
         return is_value_char(c) ? CS_EXT : CS_ERROR;
     case CS_SIZE_LF:
         return c == '\n' ? chunk_size_line_done(b) : CS_ERROR;
     case CS_DATA_CR:
         if (c == '\r') return CS_DATA_LF;
-        return c == '\n' ? CS_SIZE_START : CS_ERROR;
+        return c == '\n' && b->bare_lf_ok ? CS_SIZE_START : CS_ERROR;
     case CS_DATA_LF:
         return c == '\n' ? CS_SIZE_START : CS_ERROR;
     case CS_TRAILER_START:
     case CS_TRAILER:
         if (++b->line_bytes > HTTP1_MAX_TRAILER_BYTES) return CS_ERROR;
         if (c == '\r') return b->state == CS_TRAILER_START ? CS_END_LF : CS_TRAILER_LF;
-        if (c == '\n') return b->state == CS_TRAILER_START ? CS_DONE : CS_TRAILER_START;
+        if (c == '\n') {
+            if (!b->bare_lf_ok) return CS_ERROR;
+            return b->state == CS_TRAILER_START ? CS_DONE : CS_TRAILER_START;
+        }
         return is_value_char(c) ? CS_TRAILER : CS_ERROR;
     case CS_TRAILER_LF:
         if (++b->line_bytes > HTTP1_MAX_TRAILER_BYTES) return CS_ERROR;

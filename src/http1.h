@@ -3,12 +3,23 @@
  *
  * No I/O and no allocation: the caller owns the bytes, the parser points into
  * them. The server (server.c) parses requests from clients; the upstream
- * client (uphttp.c) parses responses from providers. Both feed whatever
- * bytes have arrived so far; a head that is not complete yet returns
- * HTTP1_NEED_MORE and is parsed again, from the start, once more bytes arrive
- * (heads are bounded by the caller, so re-parsing is cheap and keeps the parser
- * stateless). Bodies are framed by http1_body_* (Content-Length or chunked),
- * which is resumable byte by byte.
+ * client (uphttp.c) parses responses from providers. The head parsers are
+ * stateless: they parse a complete head in one pass and return
+ * HTTP1_NEED_MORE for a prefix. So that a head arriving in many small reads
+ * costs time linear in its size (not a re-parse per read), the server first
+ * finds the end of a request head with the resumable http1_head_scan_request
+ * and parses it once it is whole. Bodies are framed by http1_body_*
+ * (Content-Length or chunked), which is resumable byte by byte.
+ *
+ * Line ends: in a head, CRLF or a bare LF (RFC 9112 2.2 lets a recipient
+ * accept LF alone, as nginx and HAProxy do, and both readers of a head agree
+ * on where its lines end either way). In chunked framing a request must use
+ * CRLF everywhere (chunk-size lines, after chunk data, trailers): a front end
+ * that takes a bare LF there while the next hop does not is a known request
+ * smuggling vector, so http1_body refuses it by default. A response decoder
+ * may set bare_lf_ok: unbusy decodes a provider's answer itself and re-frames
+ * what it relays, so no second parser reads those bytes, and a lenient reader
+ * of a minimal self-hosted server costs nothing (RFC 9112 2.2, 7.1).
  */
 #ifndef UNBUSY_HTTP1_H
 #define UNBUSY_HTTP1_H
@@ -71,9 +82,35 @@ struct http1_response {
  * and Transfer-Encoding, conflicting or non-numeric Content-Lengths, any
  * transfer-coding other than a single chunked, Transfer-Encoding in an
  * HTTP/1.0 request, more than one Host, more than HTTP1_MAX_HEADERS headers.
- * A prefix of a valid head always gives HTTP1_NEED_MORE, never an error.
+ * An HTTP/1.1 request without Host is the caller's to refuse (server.c, with
+ * a message that says so). A prefix of a valid head always gives
+ * HTTP1_NEED_MORE, never an error.
  */
 int http1_parse_request(const char *buf, size_t len, struct http1_request *req);
+
+/*
+ * Finds the end of a request head in a stream that grows between calls,
+ * resuming where the last call stopped: each byte is examined once and each
+ * line checked once, so the cost is linear in the head's size however it
+ * arrives. buf[0..len) is the stream so far (its first bytes must not change
+ * between calls; the buffer may move). Returns the head's length (then parse
+ * buf[0..length) with http1_parse_request, which may still refuse its framing),
+ * HTTP1_NEED_MORE, or HTTP1_ERROR for bytes http1_parse_request would refuse
+ * (a bad request line, header line or control byte): the scan agrees with the
+ * parser on where a head ends and refuses nothing the parser accepts. After a
+ * result other than HTTP1_NEED_MORE, init the scan again for the next head.
+ */
+struct http1_head_scan {
+    size_t pos;        /* bytes of the stream examined */
+    size_t line_start; /* where the current line begins */
+    size_t lines;      /* complete non-empty lines: the request line, then headers */
+    bool method_done;  /* the request line's method has ended */
+    bool cr;           /* the last byte examined was a CR */
+    size_t work;       /* bytes examined plus bytes of lines checked (tests bound it) */
+};
+
+void http1_head_scan_init(struct http1_head_scan *s);
+int http1_head_scan_request(struct http1_head_scan *s, const char *buf, size_t len);
 
 /*
  * Same for a response head: "HTTP/1.x NNN reason" (the reason may be empty or
@@ -116,7 +153,8 @@ int http1_retry_after_s(const char *v, size_t len, int64_t now_unix_s);
  * HTTP1_ERROR on a framing error or when a chunk-size line or trailer section
  * is longer than its bound; the error is sticky and the connection must be
  * closed. Chunk extensions are ignored and trailers are skipped. Feeding a
- * complete body again returns 1 and consumes nothing.
+ * complete body again returns 1 and consumes nothing. Chunked framing needs
+ * CRLF line ends unless bare_lf_ok is set after init (see the top of this file).
  */
 enum http1_body_mode {
     HTTP1_BODY_NONE, /* no body (e.g. GET, 204, 304, response to HEAD) */
@@ -136,6 +174,7 @@ struct http1_body {
     int state;           /* CHUNKED decoder state (private) */
     unsigned line_bytes; /* bytes in the current size line / trailer section (bounded) */
     bool done;
+    bool bare_lf_ok; /* CHUNKED: also accept LF alone as a line end (responses only) */
 };
 
 /*

@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "accesslog.h"
+#include "api.h"
 #include "config.h"
 #include "demo.h"
 #include "budget.h"
@@ -32,6 +33,7 @@
 #include "ratelimit.h"
 #include "runtime.h"
 #include "tls_server.h"
+#include "server.h"
 #include "worker.h"
 
 #define UNBUSY_VERSION "0.1.0"
@@ -248,6 +250,7 @@ int main(int argc, char **argv)
     sighup.data = tls;
     uv_signal_start(&sighup, on_reload_tls, SIGHUP);
     uv_unref((uv_handle_t *)&sighup);
+    server_set_handlers(&(struct server_handlers){.on_head = api_on_head, .on_request = api_dispatch});
     uint16_t port = cfg->server.listen_port;
     for (unsigned i = 0; i < nworkers; i++) {
         uint16_t bound = 0;

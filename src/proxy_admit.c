@@ -19,6 +19,7 @@
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
+#include "proxy.h"
 #include "proxy_int.h"
 #include "ratelimit.h"
 #include "server.h"
@@ -64,6 +65,19 @@ const struct key_info *proxy_authenticate(struct server_conn *c, enum gw_err *er
     if (!ki)
         *msg = "incorrect API key provided";
     return ki;
+}
+
+bool proxy_check_head(struct server_conn *c)
+{
+    enum gw_err err;
+    const char *msg;
+    const struct key_info *ki = proxy_authenticate(c, &err, &msg);
+    if (ki)
+        keys_release(ki);
+    if (!msg)
+        return true;
+    server_respond_error(c, err, msg, NULL);
+    return false;
 }
 
 /* The first tiering rule that matches decides the model and tier; NULL: no rule matched. */

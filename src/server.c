@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
 #include "log.h"
 #include "tls_server.h"
 #include "worker.h"
@@ -33,12 +32,16 @@ struct server_conn {
     struct server_conn *next, *prev;
     enum conn_state state;
     struct buf in;   /* bytes read and not yet consumed */
+    struct http1_head_scan scan; /* how far the search for the end of the next head in `in` got */
     struct buf head; /* the current request's head, copied out of `in` */
     struct buf body;
     struct http1_body framer;
     struct server_request req;
     struct server_hooks hooks;
     bool keep_alive;
+    bool http10;      /* an HTTP/1.0 client: no chunked answers, keep-alive only when asked */
+    bool head_only;   /* a HEAD request: answers carry their head and never a body */
+    bool chunked_out; /* the streamed answer is chunked (else it ends when the connection does) */
     bool sent_continue;
     bool response_started;
     bool response_done;
@@ -68,6 +71,14 @@ struct wreq {
 };
 
 static __thread char read_scratch[64 * 1024];
+
+/* Set once by the composition root before any worker starts; read-only after. */
+static struct server_handlers handlers;
+
+void server_set_handlers(const struct server_handlers *h)
+{
+    handlers = *h;
+}
 
 static void conn_process(struct server_conn *c);
 static void conn_close(struct server_conn *c);
@@ -384,6 +395,8 @@ static void head_begin(struct server_conn *c, struct buf *h, int status, const c
         buf_append_str(h, extra_headers);
     if (!c->keep_alive)
         buf_append_str(h, "Connection: close\r\n");
+    else if (c->http10)
+        buf_append_str(h, "Connection: keep-alive\r\n"); /* 1.0 closes unless told otherwise */
 }
 
 void server_respond(struct server_conn *c, int status, const char *content_type,
@@ -399,9 +412,10 @@ void server_respond(struct server_conn *c, int status, const char *content_type,
     struct buf h;
     buf_init(&h, 0);
     head_begin(c, &h, status, content_type, extra_headers);
+    /* an answer to HEAD says how long the body would be and sends none (RFC 9110 9.3.2) */
     buf_printf(&h, "Content-Length: %zu\r\n\r\n", len);
     uv_buf_t parts[2] = {uv_buf_init(h.data, (unsigned)h.len), uv_buf_init((char *)body, (unsigned)len)};
-    conn_write_parts(c, parts, len ? 2 : 1);
+    conn_write_parts(c, parts, len && !c->head_only ? 2 : 1);
     buf_free(&h);
 }
 
@@ -424,10 +438,14 @@ int server_stream_begin(struct server_conn *c, int status, const char *content_t
     c->req.log.status = status;
     if (c->w->draining)
         c->keep_alive = false;
+    /* an HTTP/1.0 client knows no chunked coding: the body ends when the connection closes */
+    c->chunked_out = !c->http10;
+    if (!c->chunked_out)
+        c->keep_alive = false;
     struct buf h;
     buf_init(&h, 0);
     head_begin(c, &h, status, content_type, extra_headers);
-    buf_append_str(&h, "Transfer-Encoding: chunked\r\n\r\n");
+    buf_append_str(&h, c->chunked_out ? "Transfer-Encoding: chunked\r\n\r\n" : "\r\n");
     int rc = conn_write(c, h.data, h.len);
     buf_free(&h);
     return rc;
@@ -440,8 +458,10 @@ int server_stream_writev(struct server_conn *c, const uv_buf_t *parts, unsigned 
     size_t total = 0;
     for (unsigned i = 0; i < nparts; i++)
         total += parts[i].len;
-    if (total == 0)
+    if (total == 0 || c->head_only)
         return 0;
+    if (!c->chunked_out)
+        return conn_write_parts(c, parts, nparts);
     /* the chunk-size line, in hex, written by hand: this runs once per relayed event */
     char size_line[24];
     static const char hexdigits[] = "0123456789abcdef";
@@ -473,7 +493,8 @@ void server_stream_end(struct server_conn *c)
     if (c->response_done)
         return;
     c->response_done = true;
-    conn_write(c, "0\r\n\r\n", 5);
+    if (c->chunked_out && !c->head_only)
+        conn_write(c, "0\r\n\r\n", 5);
 }
 
 /* ---- reading and framing ---------------------------------------------- */
@@ -626,41 +647,93 @@ static void make_trace(struct server_conn *c)
     memcpy(c->req.trace_flags, "01", 3);
 }
 
-/* A head has been parsed from `in`: copy it out, check framing, set up the body. */
-static void start_request(struct server_conn *c, int head_len)
+/* A request refused before its head could be read: a fresh id, not the previous request's. */
+static void reject_head(struct server_conn *c, enum gw_err e, const char *message)
+{
+    memset(&c->req, 0, sizeof c->req);
+    worker_request_id(c->w, c->req.request_id);
+    reject(c, e, message);
+}
+
+/*
+ * The head is complete and the body not read: the on_head handler may answer
+ * now (a missing key, say), so that nobody unauthenticated makes unbusy read a
+ * body or send 100 Continue. Returns true to go on with the body.
+ */
+static bool head_handler(struct server_conn *c)
+{
+    if (!handlers.on_head)
+        return true;
+    bool body_follows = !c->framer.done;
+    bool keep_alive = c->keep_alive;
+    /* an answer given now leaves the body unread, so its head must say the connection ends */
+    if (body_follows)
+        c->keep_alive = false;
+    if (handlers.on_head(c)) {
+        c->keep_alive = keep_alive;
+        return true;
+    }
+    if (!c->response_started)
+        server_respond_error(c, GW_ERR_INTERNAL, "no response was produced", NULL);
+    c->linger = body_follows; /* the client may be sending the body: let it read the answer */
+    c->state = CS_ACTIVE;
+    server_request_done(c);
+    return false;
+}
+
+/*
+ * A head has been found at the start of `in`: copy it out, parse and check it,
+ * set up the body. Returns false when the request has been answered (or the
+ * connection refused) without a body to read.
+ */
+static bool start_request(struct server_conn *c, int head_len)
 {
     buf_reset(&c->head);
     buf_append(&c->head, c->in.data, (size_t)head_len);
     buf_consume(&c->in, (size_t)head_len);
+    http1_head_scan_init(&c->scan);
     memset(&c->req, 0, sizeof c->req);
-    http1_parse_request(c->head.data, c->head.len, &c->req.http);
+    if (http1_parse_request(c->head.data, c->head.len, &c->req.http) < 0) {
+        reject_head(c, GW_ERR_BAD_REQUEST, "malformed HTTP request");
+        return false;
+    }
     c->req.start_ns = uv_hrtime();
     accesslog_entry_init(&c->req.log);
     c->bytes_out_at_start = c->bytes_out;
     make_request_id(c);
     make_trace(c);
-    const struct http1_head *h = &c->req.http.head;
+    const struct http1_request *r = &c->req.http;
+    const struct http1_head *h = &r->head;
     c->keep_alive = !h->conn_close && !c->w->draining;
+    c->http10 = h->minor_version == 0;
+    c->head_only = r->method.len == 4 && memcmp(r->method.p, "HEAD", 4) == 0;
+    c->chunked_out = false;
     c->sent_continue = false;
     c->response_started = c->response_done = false;
     buf_reset(&c->body);
     size_t max_body = conn_cfg(c)->max_body_bytes;
     c->body.limit = max_body;
     c->state = CS_READ_BODY;
-    if (h->chunked) {
+    if (h->chunked)
         http1_body_init(&c->framer, HTTP1_BODY_CHUNKED, 0);
-    } else if (h->has_content_length && h->content_length > 0) {
-        if (h->content_length > max_body) {
-            char msg[128];
-            snprintf(msg, sizeof msg, "request body is larger than the limit of %zu bytes", max_body);
-            reject(c, GW_ERR_TOO_LARGE, msg);
-            return;
-        }
+    else if (h->has_content_length)
         http1_body_init(&c->framer, HTTP1_BODY_LENGTH, h->content_length);
-    } else {
+    else
         http1_body_init(&c->framer, HTTP1_BODY_NONE, 0);
+    /* RFC 9112 3.2: an HTTP/1.1 request without Host is a 400 (two Hosts fail the parse) */
+    if (!c->http10 && !http1_find_header(h, "host")) {
+        reject(c, GW_ERR_BAD_REQUEST, "an HTTP/1.1 request needs a Host header");
+        return false;
     }
-    c->state = CS_READ_BODY;
+    if (!head_handler(c))
+        return false;
+    if (h->has_content_length && h->content_length > max_body) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "request body is larger than the limit of %zu bytes", max_body);
+        reject(c, GW_ERR_TOO_LARGE, msg);
+        return false;
+    }
+    return true;
 }
 
 static void dispatch(struct server_conn *c)
@@ -672,7 +745,12 @@ static void dispatch(struct server_conn *c)
     c->state = CS_ACTIVE;
     c->aborted = false;
     memset(&c->hooks, 0, sizeof c->hooks);
-    api_dispatch(c);
+    if (handlers.on_request) {
+        handlers.on_request(c);
+    } else {
+        server_respond_error(c, GW_ERR_INTERNAL, "no handler for requests", NULL);
+        server_request_done(c);
+    }
 }
 
 static void conn_process(struct server_conn *c)
@@ -681,22 +759,23 @@ static void conn_process(struct server_conn *c)
         if (c->state == CS_READ_HEAD) {
             if (c->in.len == 0)
                 return;
-            struct http1_request probe;
-            int n = http1_parse_request(c->in.data, c->in.len, &probe);
+            /* resumes where the last read left off: a head trickled in costs no more than one sent whole */
+            int n = http1_head_scan_request(&c->scan, c->in.data, c->in.len);
             if (n == HTTP1_NEED_MORE) {
                 if (c->in.len > conn_cfg(c)->max_header_bytes)
-                    reject(c, GW_ERR_HEADERS_TOO_LARGE, "request headers are too large");
+                    reject_head(c, GW_ERR_HEADERS_TOO_LARGE, "request headers are too large");
                 return;
             }
             if (n < 0 || (size_t)n > conn_cfg(c)->max_header_bytes) {
-                reject(c, n < 0 ? GW_ERR_BAD_REQUEST : GW_ERR_HEADERS_TOO_LARGE,
-                       n < 0 ? "malformed HTTP request" : "request headers are too large");
+                reject_head(c, n < 0 ? GW_ERR_BAD_REQUEST : GW_ERR_HEADERS_TOO_LARGE,
+                            n < 0 ? "malformed HTTP request" : "request headers are too large");
                 return;
             }
-            start_request(c, n);
+            if (!start_request(c, n))
+                return;
             continue;
         }
-        if (c->framer.mode == HTTP1_BODY_NONE) {
+        if (c->framer.done) {
             dispatch(c);
             return;
         }
@@ -739,7 +818,11 @@ void server_request_done(struct server_conn *c)
     if (!c->response_started && !c->gone)
         server_respond_error(c, GW_ERR_INTERNAL, "no response was produced", NULL);
     conn_log(c);
-    if (c->gone || !c->keep_alive || !c->response_done || c->w->draining) {
+    bool close = c->gone || !c->keep_alive || !c->response_done || c->w->draining;
+    /* an answer given before the next head is parsed (400, 408, 431) is that request's own */
+    c->response_started = c->response_done = false;
+    c->head_only = c->http10 = c->chunked_out = false;
+    if (close) {
         c->state = CS_READ_HEAD;
         conn_close(c);
         return;
@@ -938,6 +1021,7 @@ void server_on_connection(uv_stream_t *listener, int status)
     c->tcp.data = c->timer.data = c->kick.data = c;
     c->handles_open = 3;
     buf_init(&c->in, w->cfg->server.max_header_bytes + 64 * 1024);
+    http1_head_scan_init(&c->scan);
     buf_init(&c->head, w->cfg->server.max_header_bytes + 1);
     buf_init(&c->body, w->cfg->server.max_body_bytes);
     buf_init(&c->out, 64u << 20); /* bounded far above the high-water mark: a safety net */

@@ -5,9 +5,19 @@
  * read timeout, body size, idle keep-alive timeout, connection count),
  * answers 100-continue, and dispatches one request at a time per connection;
  * pipelined requests wait in the input buffer and are answered in order.
+ * It never names a handler: the composition root wires them in with
+ * server_set_handlers (on_head when a head is complete, before any body byte
+ * is read or 100 Continue sent; on_request once the whole request is in).
  * Handlers answer through server_respond (a whole response) or
- * server_stream_* (a chunked response written piece by piece), and every
- * request ends with exactly one server_request_done.
+ * server_stream_* (a response written piece by piece), and every request
+ * ends with exactly one server_request_done.
+ *
+ * What the wire needs, handlers need not know: an answer to HEAD has its
+ * head (Content-Length of the body it would have) and no body; an HTTP/1.0
+ * client gets no chunked coding (a stream is close-delimited and the
+ * connection ends with it) and keeps its connection only when it asked for
+ * keep-alive and the answer has a Content-Length; an HTTP/1.1 request
+ * without Host is refused with 400.
  *
  * Back-pressure: server_pending_bytes tells how much is queued to the client;
  * the handler stops reading its upstream above a high-water mark and is told
@@ -52,6 +62,20 @@ struct server_hooks {
 
 struct server_conn;
 
+/* What the listener calls for every request. */
+struct server_handlers {
+    /* The head is parsed and checked; no body byte has been read. Return true to read
+       the body and go on to on_request; false after answering with server_respond*
+       (server_request_done is then the server's: the body is never read and, when one
+       was announced, the connection closes once the answer is out). NULL: always go on. */
+    bool (*on_head)(struct server_conn *c);
+    /* The whole request is in; the handler ends it with server_request_done. */
+    void (*on_request)(struct server_conn *c);
+};
+
+/* Called once, before any worker starts (the handlers are shared by every worker). */
+void server_set_handlers(const struct server_handlers *h);
+
 /* Accepts connections on the worker's listener. */
 void server_on_connection(uv_stream_t *listener, int status);
 /* Sends what handlers wrote to their connections (the worker calls it after each round of
@@ -72,7 +96,8 @@ void server_respond(struct server_conn *c, int status, const char *content_type,
 void server_respond_error(struct server_conn *c, enum gw_err e, const char *message,
                           const char *extra_headers);
 
-/* A chunked response. Returns 0 or -errno (client gone). */
+/* A streamed response: chunked, or close-delimited for an HTTP/1.0 client. Returns 0 or
+   -errno (client gone). */
 int server_stream_begin(struct server_conn *c, int status, const char *content_type,
                         const char *extra_headers);
 int server_stream_write(struct server_conn *c, const char *data, size_t len);

@@ -181,13 +181,14 @@ static void on_data(void *ud, const char *data, size_t len)
                 continue;
             }
             u->keep_alive = !resp.head.conn_close;
-            if (body_has_none(resp.status))
+            if (body_has_none(resp.status)) {
                 http1_body_init(&u->framer, HTTP1_BODY_NONE, 0);
-            else if (resp.head.chunked)
+            } else if (resp.head.chunked) {
                 http1_body_init(&u->framer, HTTP1_BODY_CHUNKED, 0);
-            else if (resp.head.has_content_length)
+                u->framer.bare_lf_ok = true; /* decoded and re-framed here: see http1.h */
+            } else if (resp.head.has_content_length) {
                 http1_body_init(&u->framer, HTTP1_BODY_LENGTH, resp.head.content_length);
-            else {
+            } else {
                 http1_body_init(&u->framer, HTTP1_BODY_UNTIL_CLOSE, 0);
                 u->keep_alive = false;
             }

@@ -5,6 +5,8 @@
  * the properties callers rely on:
  *   - a head's result is the same however much of the stream has arrived:
  *     every prefix of a valid head needs more, never fails;
+ *   - the resumable head scan finds the same end as the parser, whatever the
+ *     pieces, and refuses nothing the parser accepts;
  *   - parsed pointers stay inside the head; framing facts are consistent;
  *   - the body framer gives the same payload, result and consumed count
  *     whether the bytes come at once or split at points derived from the
@@ -174,6 +176,38 @@ static struct body_result frame_body(enum http1_body_mode mode, uint64_t content
     return whole;
 }
 
+/*
+ * The resumable head scan, fed the stream in random pieces, agrees with the
+ * parser: the same head length when the parser finds one, never an error
+ * where the parser has none, and what the scan calls a head the parser
+ * reads to the same length (or refuses for its framing).
+ */
+static void check_scan(const char *buf, size_t len, int parsed, void *scratch, struct rng *r)
+{
+    struct http1_head_scan scan;
+    http1_head_scan_init(&scan);
+    int rc = HTTP1_NEED_MORE;
+    size_t have = 0;
+    while (rc == HTTP1_NEED_MORE && have < len) {
+        have += 1 + rng_below(r, (rng_next(r) & 3) ? 8 : len - have);
+        if (have > len) have = len;
+        char *part = malloc(have);
+        memcpy(part, buf, have);
+        rc = http1_head_scan_request(&scan, part, have);
+        free(part);
+    }
+    CHECK(rc == HTTP1_NEED_MORE || rc == HTTP1_ERROR || (rc > 0 && (size_t)rc <= len));
+    if (parsed > 0) CHECK(rc == parsed);
+    if (parsed == HTTP1_NEED_MORE) CHECK(rc == HTTP1_NEED_MORE);
+    if (rc == HTTP1_ERROR) CHECK(parsed == HTTP1_ERROR);
+    if (rc > 0) {
+        int again = http1_parse_request(buf, (size_t)rc, scratch);
+        CHECK(again == rc || again == HTTP1_ERROR);
+    }
+    /* each byte examined once, each line checked once */
+    CHECK(scan.work <= 2 * scan.pos);
+}
+
 static void fuzz_requests(const char *data, size_t size, struct rng *r)
 {
     struct http1_request *req = malloc(sizeof *req);
@@ -185,6 +219,7 @@ static void fuzz_requests(const char *data, size_t size, struct rng *r)
         int n = http1_parse_request(buf, len, req);
         CHECK(n == HTTP1_NEED_MORE || n == HTTP1_ERROR || (n > 0 && (size_t)n <= len));
         check_prefixes(parse_req_any, buf, len, n, scratch, r);
+        check_scan(buf, len, n, scratch, r);
         if (n <= 0) break;
         check_head(&req->head, buf, n);
         CHECK(req->method.len > 0 && req->target.len > 0);

@@ -177,6 +177,10 @@ describe('requests the gateway rejects itself', () => {
         const r = await gw.request('/v1/chat/completions');
         assert.equal(r.status, 405);
         assertErrorShape(assert, r.text);
+        assert.equal(r.headers.allow, 'POST', 'a 405 lists the methods the path has');
+        const h = await gw.request('/healthz', { method: 'DELETE' });
+        assert.equal(h.status, 405);
+        assert.equal(h.headers.allow, 'GET, HEAD');
         const r2 = await gw.request('/v1/no-such-endpoint', { method: 'POST', body: { model: 'm-one' } });
         assert.equal(r2.status, 404);
         assertErrorShape(assert, r2.text);

@@ -1,11 +1,14 @@
 // HTTP/1.1 on the client side, over raw sockets: pipelining, chunked uploads,
 // Expect: 100-continue, keep-alive reuse, back-pressure to a slow reader, and
-// the header-read timeout that protects against half-sent heads.
+// the header-read timeout that protects against half-sent heads; framing
+// (CRLF in chunked bodies, HEAD, HTTP/1.0 clients, Host), the cost of a head
+// trickled in byte by byte, and authentication before any body is read.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
 import {
-    RawClient, SLOW, expectedContent, fakeProvider, harness, marker, rawRequest, rssKiB, sseContent,
+    RawClient, SLOW, assertErrorShape, expectedContent, fakeProvider, harness, marker, rawRequest, rssKiB, sseContent, waitUntil,
 } from './lib.mjs';
 
 const h = harness();
@@ -218,4 +221,240 @@ test('slow reader: a big stream is back-pressured, not buffered', async (t) => {
     });
     assert.ok(done, `the stream did not finish (${bytes} bytes read, tail ${JSON.stringify(tailText.slice(-80))})`);
     assert.ok(bytes > BIG, `only ${bytes} bytes arrived for ${BIG} content bytes`);
+});
+
+test('a bare LF in chunked framing is refused with 400 and the connection closed', async (t) => {
+    // CRLF is required after the size, after the data and in the trailer (RFC 9112 7.1): a
+    // front end that takes LF alone where the next hop does not can be smuggled past.
+    const body = JSON.stringify(chat());
+    const n = Buffer.byteLength(body).toString(16);
+    const framings = {
+        'after the chunk size': `${n}\n${body}\r\n0\r\n\r\n`,
+        'after the chunk data': `${n}\r\n${body}\n0\r\n\r\n`,
+        'in the trailer': `${n}\r\n${body}\r\n0\r\nX-T: 1\n\r\n`,
+    };
+    for (const [where, framing] of Object.entries(framings)) {
+        const c = await connect(t);
+        await c.write('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+            `Transfer-Encoding: chunked\r\n\r\n${framing}`);
+        const r = await c.readResponse();
+        assert.equal(r.status, 400, `bare LF ${where}: ${r.status} ${r.text}`);
+        assert.match(JSON.parse(r.text).error.message, /framing/);
+        await c.waitClosed(3000 * SLOW);
+    }
+});
+
+test('HEAD: a head without a body, and the next pipelined request is answered', async (t) => {
+    const c = await connect(t);
+    await c.write(Buffer.concat([
+        rawRequest('GET', '/healthz'),
+        rawRequest('HEAD', '/healthz'),
+        rawRequest('HEAD', '/v1/chat/completions'),
+        rawRequest('HEAD', '/no-such-path'),
+        rawRequest('GET', '/v1/models'),
+    ]));
+    const get = await c.readResponse();
+    const head = await c.readResponse({ noBody: true });
+    const head405 = await c.readResponse({ noBody: true });
+    const head404 = await c.readResponse({ noBody: true });
+    // had a HEAD answer carried a body, its bytes would be read here as a status line
+    const next = await c.readResponse();
+    assert.equal(get.status, 200);
+    assert.equal(head.status, 200, 'HEAD answers like GET');
+    assert.equal(head.headers['content-length'], get.headers['content-length'],
+        'a HEAD answer says how long the GET body would be');
+    assert.equal(head405.status, 405);
+    assert.match(head405.headers.allow || '', /POST/, 'a 405 lists the allowed methods');
+    assert.equal(head404.status, 404);
+    assert.equal(next.status, 200, next.text);
+    assert.equal(JSON.parse(next.text).object, 'list');
+    assert.equal(c.buffered, 0, 'bytes after the last answer');
+    assert.equal(c.closed, false, 'the connection was closed after HEAD requests');
+
+    // what follows a HEAD is answered for itself: a malformed request's 400 has its body
+    const d = await connect(t);
+    await d.write(Buffer.concat([rawRequest('HEAD', '/healthz'), Buffer.from('THIS IS NOT HTTP\r\n\r\n')]));
+    assert.equal((await d.readResponse({ noBody: true })).status, 200);
+    const bad = await d.readResponse();
+    assert.equal(bad.status, 400);
+    assertErrorShape(assert, bad.text);
+});
+
+test('HTTP/1.0: a stream is close-delimited, never chunked', async (t) => {
+    const c = await connect(t);
+    const body = JSON.stringify(chat({ stream: true }));
+    await c.write('POST /v1/chat/completions HTTP/1.0\r\nContent-Type: application/json\r\n' +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: keep-alive\r\n\r\n${body}`);
+    await c.waitClosed(10000 * SLOW); // the body ends when the connection does
+    const raw = c.peek().toString('latin1');
+    const headEnd = raw.indexOf('\r\n\r\n');
+    assert.ok(headEnd > 0, `no response head: ${JSON.stringify(raw.slice(0, 200))}`);
+    const head = raw.slice(0, headEnd);
+    assert.match(head, /^HTTP\/1\.[01] 200 /);
+    assert.doesNotMatch(head, /transfer-encoding/i, 'an HTTP/1.0 client was sent Transfer-Encoding');
+    assert.match(head, /\r\nconnection: close/i);
+    const text = raw.slice(headEnd + 4);
+    assert.ok(!/^[0-9a-f]+\r\n/.test(text), `chunk framing in the body: ${JSON.stringify(text.slice(0, 40))}`);
+    assert.equal(sseContent(text), expectedContent(3));
+    assert.match(text, /data: \[DONE\]\n\n$/);
+});
+
+test('HTTP/1.0: keep-alive only when asked, with a Content-Length answer', async (t) => {
+    const c = await connect(t);
+    const body = JSON.stringify(chat());
+    const req = (conn) => 'POST /v1/chat/completions HTTP/1.0\r\nContent-Type: application/json\r\n' +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n${conn}\r\n${body}`;
+    await c.write(req('Connection: keep-alive\r\n'));
+    const r1 = await c.readResponse();
+    assert.equal(r1.status, 200, r1.text);
+    assert.ok(r1.headers['content-length'], 'no Content-Length for an HTTP/1.0 client');
+    assert.equal(r1.headers['transfer-encoding'], undefined);
+    assert.match(r1.headers.connection || '', /keep-alive/i, 'a kept 1.0 connection must say so');
+    await c.write(req(''));
+    const r2 = await c.readResponse();
+    assert.equal(r2.status, 200, r2.text);
+    assert.equal(JSON.parse(r2.text).choices[0].message.content, expectedContent(3));
+    assert.match(r2.headers.connection || '', /close/i);
+    await c.waitClosed(3000 * SLOW);
+});
+
+test('Host: missing in HTTP/1.1 or repeated -> 400; HTTP/1.0 may omit it', async (t) => {
+    for (const head of ['GET /healthz HTTP/1.1\r\n\r\n', 'GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n']) {
+        const c = await connect(t);
+        await c.write(head);
+        const r = await c.readResponse();
+        assert.equal(r.status, 400, `${JSON.stringify(head)}: ${r.status}`);
+        JSON.parse(r.text);
+        await c.waitClosed(3000 * SLOW);
+    }
+    const c = await connect(t);
+    await c.write('POST /v1/chat/completions HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}');
+    const r = await c.readResponse();
+    assert.equal(r.status, 400);
+    assert.match(JSON.parse(r.text).error.message, /Host/);
+    const c10 = await connect(t);
+    await c10.write('GET /healthz HTTP/1.0\r\n\r\n');
+    assert.equal((await c10.readResponse()).status, 200);
+});
+
+/* The peak resident set of a process in KiB (VmHWM), from /proc. */
+function peakRssKiB(pid) {
+    const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmHWM:\s+(\d+)\s+kB/m);
+    return Number(m[1]);
+}
+
+/* Per thread of a process: bytes read, read calls and CPU seconds, from /proc/PID/task. */
+function threadStats(pid) {
+    const out = new Map();
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+        try {
+            const io = readFileSync(`/proc/${pid}/task/${tid}/io`, 'utf8');
+            const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+            const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from the 3rd on
+            out.set(tid, {
+                bytes: Number(io.match(/^rchar: (\d+)/m)[1]),
+                calls: Number(io.match(/^syscr: (\d+)/m)[1]),
+                cpu: (Number(f[11]) + Number(f[12])) / 100, // utime + stime, in clock ticks
+            });
+        } catch { /* a thread that ended meanwhile */ }
+    }
+    return out;
+}
+
+test('a head trickled in one byte per read costs CPU linear in its size', async (t) => {
+    // 240 KB of head at once, then 4,000 more bytes, each sent only once the worker has
+    // read the one before (so each is a read of its own, which the kernel would otherwise
+    // merge). Re-parsing the head from its start on every read, as unbusy once did, costs
+    // ~0.5 s of CPU here (1.7 s under ASan), before any authentication; searching on
+    // from where the last read stopped costs ~0.04 s, the reads themselves.
+    const th = harness(t);
+    const g = await th.gateway({
+        config: {
+            server: { header_timeout: '60s', max_header_bytes: '256k' },
+            providers: { 'prov-a': fakeProvider(fake, { probe: false }) },
+            models: { m: [{ provider: 'prov-a', model: 'up-m' }] },
+        },
+    });
+    const c = await RawClient.connect(g.port);
+    t.after(() => c.destroy());
+    let head = 'GET /healthz HTTP/1.1\r\nHost: x\r\n';
+    for (let i = 0; head.length < 240 * 1024; i++) head += `X-Pad-${i}: ${'p'.repeat(4000)}\r\n`;
+    // the worker thread is the one that reads the head; other threads read files now and then
+    const before = threadStats(g.pid);
+    await c.write(head);
+    const worker = await waitUntil(() => {
+        for (const [tid, st] of threadStats(g.pid)) {
+            if (st.bytes - (before.get(tid)?.bytes ?? 0) >= head.length) return tid;
+        }
+        return null;
+    }, { what: 'a worker thread to read the head so far' });
+    const stats = () => threadStats(g.pid).get(worker);
+    const trickle = Buffer.from(`X-Trickle: ${'t'.repeat(4000)}\r\n\r\n`);
+    const s0 = stats();
+    let want = s0.bytes;
+    for (let i = 0; i < trickle.length; i++) {
+        await c.write(trickle.subarray(i, i + 1));
+        want += 1;
+        const until = Date.now() + 5000 * SLOW;
+        while (stats().bytes < want && Date.now() < until); // spin: the next byte waits for this read
+    }
+    const r = await c.readResponse({ timeout: 30000 * SLOW });
+    const s1 = stats();
+    const used = s1.cpu - s0.cpu;
+    t.diagnostic(`${head.length + trickle.length}-byte head, the last ${trickle.length} bytes in ` +
+        `${s1.calls - s0.calls} reads: ${used.toFixed(2)} s of the worker's CPU`);
+    assert.equal(r.status, 200);
+    assert.ok(used < 0.15, `the worker used ${used.toFixed(2)} s of CPU on ${trickle.length} bytes of a head`);
+});
+
+test('authentication before the body: no key, no 100 Continue and no body read', async (t) => {
+    const KEY = 'sk-test-framing-key-0123456789';
+    const th = harness(t);
+    const g = await th.gateway({
+        config: {
+            server: { max_body_bytes: '64m' },
+            admin: { token: 'admin-token-framing-0123' },
+            keys: [{ name: 'k', key: KEY }],
+            providers: { 'prov-a': fakeProvider(fake, { probe: false }) },
+            models: { m: [{ provider: 'prov-a', model: 'up-m' }] },
+        },
+    });
+    const BODY = 48 * 1024 * 1024;
+    const peak0 = peakRssKiB(g.pid);
+    // A client that does not wait for 100 Continue: the head and the body at once.
+    const c = await RawClient.connect(g.port);
+    t.after(() => c.destroy());
+    await c.write('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+        `Content-Length: ${BODY}\r\nExpect: 100-continue\r\n\r\n`);
+    const r = await c.readResponse();
+    assert.equal(r.status, 401, `the first answer is ${r.status} ${r.reason}`);
+    assert.equal(JSON.parse(r.text).error.code, 'invalid_api_key');
+    assert.match(r.headers.connection || '', /close/i);
+    const chunk = Buffer.alloc(1024 * 1024, 'x');
+    try {
+        for (let sent = 0; sent < BODY && !c.closed; sent += chunk.length) await c.write(chunk);
+    } catch { /* the gateway may stop reading what it drops */ }
+    await c.waitClosed(5000 * SLOW);
+    const grownMiB = (peakRssKiB(g.pid) - peak0) / 1024;
+    t.diagnostic(`peak RSS grew by ${grownMiB.toFixed(1)} MiB`);
+    assert.ok(grownMiB < 16, `the gateway's peak RSS grew by ${grownMiB.toFixed(1)} MiB for a refused body`);
+
+    // The admin API too: without the token, refused at the head.
+    const a = await RawClient.connect(g.port);
+    t.after(() => a.destroy());
+    await a.write('POST /admin/deployments/drain HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+        'Content-Length: 1000000\r\nExpect: 100-continue\r\n\r\n');
+    assert.equal((await a.readResponse()).status, 401);
+
+    // With a valid key the body is read: 100 Continue, then the answer.
+    const ok = await RawClient.connect(g.port);
+    t.after(() => ok.destroy());
+    const body = JSON.stringify(chat());
+    await ok.write('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+        `Authorization: Bearer ${KEY}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nExpect: 100-continue\r\n\r\n`);
+    assert.equal((await ok.readResponse()).status, 100);
+    await ok.write(body);
+    const done = await ok.readResponse();
+    assert.equal(done.status, 200, done.text);
+    assert.equal(JSON.parse(done.text).choices[0].message.content, expectedContent(3));
 });

@@ -189,9 +189,9 @@ static void test_length_body_split(void **state)
 
 static const char chunked_wire[] = "5;name=\"v a\"\r\nhello\r\n"
                                    "6\r\n world\r\n"
-                                   "A \t;ext\nfrom chunk\n"
+                                   "A \t;ext\r\nfrom chunk\r\n"
                                    "0000000000000000\r\n" /* 16 digits: allowed */
-                                   "X-Trailer: 1\r\nX-Other: two words\n"
+                                   "X-Trailer: 1\r\nX-Other: two words\r\n"
                                    "\r\n"
                                    "NEXT";
 static const char chunked_payload[] = "hello worldfrom chunk";
@@ -344,6 +344,184 @@ static void test_chunked_rejections(void **state)
     assert_int_equal(http1_body_feed(&body, part, &len, &consumed), 0);
     assert_int_equal(len, 3);
     assert_int_equal(http1_body_eof(&body), HTTP1_ERROR);
+}
+
+/* The same body with a bare LF ending each kind of line: size, extension, data, trailer, end. */
+static const char chunked_wire_lf[] = "5\nhello\r\n"
+                                      "6;x\n world\n"
+                                      "A\r\nfrom chunk\r\n"
+                                      "0\r\n"
+                                      "X-Trailer: 1\n"
+                                      "\n"
+                                      "NEXT";
+
+static int chunked_decode_mode(const char *wire, bool bare_lf_ok, size_t *payload_len, char *payload)
+{
+    size_t n = strlen(wire);
+    char *buf = malloc(n ? n : 1);
+    memcpy(buf, wire, n);
+    struct http1_body body;
+    http1_body_init(&body, HTTP1_BODY_CHUNKED, 0);
+    body.bare_lf_ok = bare_lf_ok;
+    size_t len = n, consumed;
+    int rc = http1_body_feed(&body, buf, &len, &consumed);
+    if (payload_len) *payload_len = len;
+    if (payload) memcpy(payload, buf, len);
+    free(buf);
+    return rc;
+}
+
+static void test_chunked_bare_lf(void **state)
+{
+    /* a request's chunked framing needs CRLF at every line end: each bare LF is refused */
+    static const char *const strict_errors[] = {
+        "5\nhello\r\n0\r\n\r\n",          /* after the size */
+        "5;ext\nhello\r\n0\r\n\r\n",      /* after an extension */
+        "5\r\nhello\n0\r\n\r\n",          /* after the data */
+        "5\r\nhello\r\n0\n\r\n",          /* after the last size */
+        "5\r\nhello\r\n0\r\nX-T: 1\n\r\n", /* after a trailer */
+        "5\r\nhello\r\n0\r\n\n",          /* the final empty line */
+    };
+    for (size_t i = 0; i < sizeof strict_errors / sizeof strict_errors[0]; i++) {
+        if (chunked_decode_mode(strict_errors[i], false, NULL, NULL) != HTTP1_ERROR)
+            fail_msg("a bare LF was accepted in: %s", strict_errors[i]);
+        /* a response decoder may be lenient: the same bytes are a whole body */
+        if (chunked_decode_mode(strict_errors[i], true, NULL, NULL) != 1)
+            fail_msg("the lenient decoder refused: %s", strict_errors[i]);
+    }
+    assert_int_equal(chunked_decode_mode(chunked_wire_lf, false, NULL, NULL), HTTP1_ERROR);
+    char out[64];
+    size_t plen;
+    assert_int_equal(chunked_decode_mode(chunked_wire_lf, true, &plen, out), 1);
+    assert_int_equal(plen, strlen(chunked_payload));
+    assert_memory_equal(out, chunked_payload, plen);
+    /* lenient still refuses a bare CR */
+    assert_int_equal(chunked_decode_mode("5\rhello\r\n0\r\n\r\n", true, NULL, NULL), HTTP1_ERROR);
+    /* init resets the choice: strict is the default */
+    struct http1_body body;
+    body.bare_lf_ok = true;
+    http1_body_init(&body, HTTP1_BODY_CHUNKED, 0);
+    assert_false(body.bare_lf_ok);
+}
+
+/* Feeds s to the head scanner in pieces of `step` bytes, as a growing stream. */
+static int scan_in_steps(const char *s, size_t n, size_t step, size_t *work)
+{
+    char *copy = malloc(n ? n : 1);
+    memcpy(copy, s, n);
+    struct http1_head_scan scan;
+    http1_head_scan_init(&scan);
+    int rc = HTTP1_NEED_MORE;
+    for (size_t have = step < n ? step : n;; have = have + step < n ? have + step : n) {
+        /* an exactly sized copy each time, so ASan sees a read past what has arrived */
+        char *part = malloc(have ? have : 1);
+        memcpy(part, copy, have);
+        rc = http1_head_scan_request(&scan, part, have);
+        free(part);
+        if (rc != HTTP1_NEED_MORE || have == n) break;
+    }
+    if (work) *work = scan.work;
+    free(copy);
+    return rc;
+}
+
+/* The scanner agrees with the parser, whole and byte by byte. */
+static void assert_scan_agrees(const char *s)
+{
+    size_t n = strlen(s);
+    struct http1_request req;
+    int parsed = parse_req(s, &req);
+    for (size_t step = 1; step <= n; step = step < 4 ? step + 1 : step * 2) {
+        int scanned = scan_in_steps(s, n, step, NULL);
+        if (parsed > 0 && scanned != parsed)
+            fail_msg("scan %d, parse %d (step %zu) for: %s", scanned, parsed, step, s);
+        if (scanned > 0) {
+            int again = http1_parse_request(s, (size_t)scanned, &req);
+            if (again != scanned && again != HTTP1_ERROR)
+                fail_msg("scan found a head of %d bytes the parser reads as %d: %s", scanned, again, s);
+        }
+        if (scanned == HTTP1_ERROR && parsed != HTTP1_ERROR)
+            fail_msg("scan refused what the parser gives %d: %s", parsed, s);
+        if (parsed == HTTP1_NEED_MORE && scanned != HTTP1_NEED_MORE)
+            fail_msg("scan gives %d for an incomplete head: %s", scanned, s);
+    }
+}
+
+static void test_head_scan(void **state)
+{
+    static const char *const heads[] = {
+        "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /next HTTP/1.1\r\n\r\n",
+        "\r\n\nGET /x HTTP/1.0\nA: b \t\n\n",
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+        "GET / HTTP/1.1\r\nHost: a\r\n",                  /* incomplete */
+        "GET / HTTP/1.1\r\nHost: a\r\n\r",               /* incomplete */
+        "GET /a",                                             /* incomplete */
+        "GET / HTTP/1.1\r\nX: \x80\xff\r\n\r\n",       /* obs-text in a value */
+        "GE(T / HTTP/1.1\r\n\r\n",
+        " GET / HTTP/1.1\r\n\r\n",
+        "GET\t/ HTTP/1.1\r\n\r\n",
+        "GET  / HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.2\r\n\r\n",
+        "GET / HTTP/1.1\r\r\n\r\n",
+        "GET / HTTP/1.1\r\nX-A: a\rb\r\n\r\n",
+        "GET / HTTP/1.1\r\nX-A: a\001b\r\n\r\n",
+        "GET / HTTP/1.1\r\nX-A: one\r\n two\r\n\r\n",
+        "GET / HTTP/1.1\r\nX A: a\r\n\r\n",
+        "GET / HTTP/1.1\r\nNoColon\r\n\r\n",
+        "GET / HTTP/1.1\r\n: a\r\n\r\n",
+        "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  /* a TLS hello */
+        "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", /* framing */
+        "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++)
+        assert_scan_agrees(heads[i]);
+
+    /* what is not HTTP is refused at its first bad byte, not after a line */
+    assert_int_equal(scan_in_steps("\x16\x03", 2, 1, NULL), HTTP1_ERROR);
+    assert_int_equal(scan_in_steps("{\"model\"", 8, 1, NULL), HTTP1_ERROR);
+
+    /* more than HTTP1_MAX_HEADERS headers */
+    char buf[4096];
+    size_t at = (size_t)sprintf(buf, "GET / HTTP/1.1\r\n");
+    for (int i = 0; i <= HTTP1_MAX_HEADERS; i++)
+        at += (size_t)sprintf(buf + at, "H%d: v\r\n", i);
+    strcpy(buf + at, "\r\n");
+    assert_scan_agrees(buf);
+    assert_int_equal(scan_in_steps(buf, strlen(buf), 7, NULL), HTTP1_ERROR);
+}
+
+/*
+ * A 60 KB head arriving one byte per read costs work linear in its size: each
+ * byte is examined once and each line checked once (re-parsing from the start
+ * on every read would be about 1.8e9 byte visits).
+ */
+static void test_head_scan_linear(void **state)
+{
+    size_t cap = 64 * 1024;
+    char *head = malloc(cap);
+    size_t at = (size_t)sprintf(head, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n");
+    /* 50 headers of 1,200 bytes: under HTTP1_MAX_HEADERS */
+    for (int i = 0; i < 50; i++) {
+        at += (size_t)sprintf(head + at, "X-Pad-%02d: ", i);
+        memset(head + at, 'a' + i % 26, 1200);
+        at += 1200;
+        at += (size_t)sprintf(head + at, "\r\n");
+    }
+    strcpy(head + at, "\r\n");
+    size_t n = at + 2;
+
+    struct http1_head_scan scan;
+    http1_head_scan_init(&scan);
+    int rc = HTTP1_NEED_MORE;
+    for (size_t have = 1; have <= n && rc == HTTP1_NEED_MORE; have++)
+        rc = http1_head_scan_request(&scan, head, have);
+    assert_int_equal(rc, (int)n);
+    if (scan.work > 2 * n) fail_msg("%zu units of work for a %zu-byte head", scan.work, n);
+    struct http1_request *req = malloc(sizeof *req);
+    assert_int_equal(http1_parse_request(head, n, req), (int)n);
+    free(req);
+    free(head);
 }
 
 static void test_chunked_request_head(void **state)
@@ -675,6 +853,9 @@ int main(void)
         cmocka_unit_test(test_chunked_byte_by_byte),
         cmocka_unit_test(test_chunked_all_splits),
         cmocka_unit_test(test_chunked_rejections),
+        cmocka_unit_test(test_chunked_bare_lf),
+        cmocka_unit_test(test_head_scan),
+        cmocka_unit_test(test_head_scan_linear),
         cmocka_unit_test(test_chunked_request_head),
         cmocka_unit_test(test_framing_rejections),
         cmocka_unit_test(test_syntax_rejections),
