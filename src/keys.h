@@ -160,8 +160,9 @@ int keys_cli_main(int argc, char **argv);
 /*
  * The admin API's key endpoints: GET /admin/keys, POST /admin/keys (create;
  * the answer holds the plaintext, once), POST /admin/keys/{disable,enable,
- * delete} with {"id": N} or {"name": "..."}. The caller has already checked
- * the admin token. Returns false, doing nothing, when the path is not one of
+ * delete} with {"id": N} or {"name": "..."}. The caller (admin_dispatch) has
+ * already applied the admin API's access rules: a POST got here only with the
+ * admin token. "open" in the listing is the config's auth.open. Returns false, doing nothing, when the path is not one of
  * these; true when it answered (or will answer, from a worker thread's
  * completion, with server_request_done).
  */
