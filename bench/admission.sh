@@ -207,7 +207,7 @@ for kind in non-stream stream; do
     printf '| %s | %s MiB | %s MiB | %s bytes | %s MiB | %s MiB | %s MiB | %s / %s | %s |\n' "$kind" \
         "$(mib "$rss0")" "$(mib "$rss1")" "$(per_request "$rss0" "$rss1")" "$(mib "$rss2")" \
         "$(mib "$RSS_FULL")" "$(mib "$RSS_AFTER")" "$Q_AFTER" "$INFLIGHT_AFTER" "$extra"
-    grep -i 'error\|warn' "$TMP/memory.err" | grep -v 'no API keys' | head -n 3 >&2
+    grep -i 'error\|warn' "$TMP/memory.err" | grep -v 'auth is open' | head -n 3 >&2
     stop_pid "$GW_PID"
 done
 echo

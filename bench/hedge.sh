@@ -113,7 +113,7 @@ run_setting() {
         "$(awk -v u="$up" -v n="$N" 'BEGIN {printf "%.1f", 100 * (u - n) / n}')" \
         $(($4 - $1)) $(($5 - $2)) $(($6 - $3))
     [ -n "$(field error_kinds "$line")" ] && echo "hedge: '$label' errors: $(field error_kinds "$line")" >&2
-    grep -i 'error\|warn' "$TMP/$name.err" | grep -v 'no API keys' | head -n 3 >&2
+    grep -i 'error\|warn' "$TMP/$name.err" | grep -v 'auth is open' | head -n 3 >&2
 }
 
 echo "# hedging: $N streaming requests (after $WARMUP warm-up) per setting, concurrency $CONC, 2 deployments"

@@ -147,7 +147,7 @@ for c in $CONNS; do
                 "$rps" "$p50" "$p99" "$(awk -v v="$(field max_us "$line")" 'BEGIN {printf "%.1f", v / 1000}')" \
                 "$(field errors "$line")" "$1" "$2" "$rows" "$rate" "$diff"
             echo "$c $mode $rps $p50 $p99 $1 $2" >>"$TMP/runs"
-            grep -i 'error\|warn\|ledger' "$TMP/run$nrun.err" | grep -v 'no API keys' | head -n 3 >&2
+            grep -i 'error\|warn\|ledger' "$TMP/run$nrun.err" | grep -v 'auth is open' | head -n 3 >&2
         done
     done
 done

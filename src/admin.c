@@ -15,9 +15,44 @@ static bool str_eq(struct http1_str s, const char *lit)
     return s.len == n && memcmp(s.p, lit, n) == 0;
 }
 
-static bool loopback_host(const char *h)
+/* A dotted quad in 127.0.0.0/8, every part 0..255 in decimal. */
+static bool loopback_ipv4(const char *p, size_t len)
 {
-    return strncmp(h, "127.", 4) == 0 || strcmp(h, "::1") == 0 || strcmp(h, "localhost") == 0;
+    unsigned parts = 0, value = 0, digits = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i == len || p[i] == '.') {
+            if (digits == 0 || value > 255 || (parts == 0 && value != 127)) return false;
+            parts++;
+            value = digits = 0;
+        } else if (p[i] >= '0' && p[i] <= '9' && digits < 3) {
+            value = value * 10 + (unsigned)(p[i] - '0');
+            digits++;
+        } else {
+            return false;
+        }
+    }
+    return parts == 4;
+}
+
+/* ":PORT", one to five digits. */
+static bool port_suffix(const char *p, size_t len)
+{
+    if (len < 2 || len > 6 || p[0] != ':') return false;
+    for (size_t i = 1; i < len; i++)
+        if (p[i] < '0' || p[i] > '9') return false;
+    return true;
+}
+
+bool admin_host_is_loopback(const char *p, size_t len)
+{
+    static const char v6[] = "[::1]";
+    if (len >= sizeof v6 - 1 && memcmp(p, v6, sizeof v6 - 1) == 0)
+        return len == sizeof v6 - 1 || port_suffix(p + sizeof v6 - 1, len - (sizeof v6 - 1));
+    if (len == 3 && memcmp(p, "::1", 3) == 0) return true; /* a listen address, not a Host */
+    const char *colon = memchr(p, ':', len);
+    size_t host_len = colon ? (size_t)(colon - p) : len;
+    if (colon && !port_suffix(colon, len - host_len)) return false;
+    return (host_len == 9 && strncasecmp(p, "localhost", 9) == 0) || loopback_ipv4(p, host_len);
 }
 
 /* Constant time in the token's content and length: compare digests. */
@@ -175,32 +210,51 @@ static void change_dep(struct server_conn *c, struct runtime *rt, const char *ac
     buf_free(&b);
 }
 
-/* May this request use the admin API? If not, says why (*e, *msg). */
-static bool access_ok(struct server_conn *c, enum gw_err *e, const char **msg)
+/*
+ * Who may call the admin API; NULL (allowed) or why not, with *status_err.
+ *
+ * A loopback listener is not a boundary: any web page the operator opens can
+ * send requests to 127.0.0.1 (a form POST needs no preflight), and with DNS
+ * rebinding read the answers under its own name. So without a token the API
+ * is read-only and refuses what only a browser sends: an Origin header, or a
+ * Host that is not a loopback name. With a token, the token is the boundary:
+ * a page cannot add Authorization to a cross-site request without a CORS
+ * preflight, which is never granted (no Access-Control-* header is sent).
+ */
+static const char *access_refused(struct worker *w, const struct http1_request *r, enum gw_err *e)
 {
-    struct worker *w = server_conn_worker(c);
     const char *token = w->cfg->admin_token;
     if (token) {
-        if (!token_ok(http1_find_header(&server_conn_request(c)->http.head, "authorization"), token)) {
-            *e = GW_ERR_UNAUTHORIZED;
-            *msg = "the admin API needs the admin token";
-            return false;
-        }
-    } else if (!loopback_host(w->cfg->server.listen_host)) {
-        *e = GW_ERR_FORBIDDEN;
-        *msg = "the admin API is off: set admin.token to use it on a non-loopback listener";
-        return false;
+        *e = GW_ERR_UNAUTHORIZED;
+        return token_ok(http1_find_header(&r->head, "authorization"), token)
+                   ? NULL
+                   : "the admin API needs the admin token: send 'Authorization: Bearer TOKEN' "
+                     "(admin.token in the config)";
     }
-    return true;
+    *e = GW_ERR_FORBIDDEN;
+    const char *listen = w->cfg->server.listen_host;
+    if (!admin_host_is_loopback(listen, strlen(listen)))
+        return "the admin API is off: set admin.token to use it on a non-loopback listener";
+    if (http1_find_header(&r->head, "origin"))
+        return "the admin API refuses requests sent by web pages (an Origin header); without "
+               "admin.token it answers only local tools such as curl";
+    const struct http1_str *host = http1_find_header(&r->head, "host");
+    if (!host || !admin_host_is_loopback(host->p, host->len))
+        return "without admin.token the admin API answers only requests whose Host is a loopback "
+               "name (localhost, 127.0.0.1, [::1])";
+    if (!str_eq(r->method, "GET") && !str_eq(r->method, "HEAD"))
+        return "changes through the admin API need the admin token: set admin.token in the "
+               "config (e.g. openssl rand -hex 32) and send it as 'Authorization: Bearer TOKEN'";
+    return NULL;
 }
 
 bool admin_check_head(struct server_conn *c)
 {
     enum gw_err e;
-    const char *msg;
-    if (access_ok(c, &e, &msg))
+    const char *why = access_refused(server_conn_worker(c), &server_conn_request(c)->http, &e);
+    if (!why)
         return true;
-    server_respond_error(c, e, msg, NULL);
+    server_respond_error(c, e, why, NULL);
     return false;
 }
 
@@ -208,11 +262,11 @@ void admin_dispatch(struct server_conn *c)
 {
     struct worker *w = server_conn_worker(c);
     const struct server_request *req = server_conn_request(c);
-    enum gw_err e;
-    const char *msg;
+    enum gw_err refused;
     /* checked at the head already; again here, for a dispatch without that step */
-    if (!access_ok(c, &e, &msg)) {
-        fail(c, e, msg);
+    const char *why = access_refused(w, &req->http, &refused);
+    if (why) {
+        fail(c, refused, why);
         return;
     }
     if (w->keys && keys_admin_dispatch(c, w->keys))

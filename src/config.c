@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 
 #include "config_admission.h"
+#include "config_auth.h"
 #include "config_budget.h"
 #include "config_tls.h"
 #include "config_secrets.h"
@@ -225,34 +226,6 @@ static void parse_probe(struct config_yaml_loader *ld, yaml_node_t *v, void *obj
         config_yaml_bool(ld, v, p, &enabled);
     else
         config_yaml_walk(ld, v, probe_fields, COUNT(probe_fields), p);
-}
-
-/* ---- admin ---- */
-
-#define ADMIN_TOKEN_MIN_CHARS 16
-
-static void parse_admin_token(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
-                              const struct config_yaml_field *f)
-{
-    struct config *c = obj;
-    config_yaml_string(ld, v, obj, f);
-    /* A warning, not an error: a short token still beats none on a trusted network. */
-    if (c->admin_token && strlen(c->admin_token) < ADMIN_TOKEN_MIN_CHARS)
-        config_yaml_report(ld, config_yaml_line(v), true,
-                           "shorter than %d characters, easy to guess; use a long random "
-                           "string (e.g. openssl rand -hex 32)",
-                           ADMIN_TOKEN_MIN_CHARS);
-}
-
-static const struct config_yaml_field admin_fields[] = {
-    FIELD("token", parse_admin_token, struct config, admin_token, 0, 0,
-          CONFIG_YAML_EMPTY_IS_NULL | CONFIG_YAML_HEADER_SAFE),
-};
-
-static void parse_admin(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
-                        const struct config_yaml_field *f)
-{
-    config_yaml_walk(ld, v, admin_fields, COUNT(admin_fields), obj);
 }
 
 static void parse_listen(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
@@ -649,6 +622,7 @@ static void parse_keys(struct config_yaml_loader *ld, yaml_node_t *list, void *o
                        const struct config_yaml_field *f)
 {
     struct config *c = ld->cfg;
+    config_auth_note_keys(ld);
     if (list->type != YAML_SEQUENCE_NODE) {
         ERR(ld, list, "expected a list of keys ({name, key, ...}), got %s", config_yaml_kind(list));
         return;
@@ -685,6 +659,14 @@ static void parse_keys(struct config_yaml_loader *ld, yaml_node_t *list, void *o
     }
 }
 
+/* Written at all (even as an unset ${VAR}), a key store means clients need a key. */
+static void parse_key_store(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
+                            const struct config_yaml_field *f)
+{
+    config_auth_note_keys(ld);
+    config_yaml_string(ld, v, obj, f);
+}
+
 /* ---- ledger ---- */
 
 static const struct config_yaml_field ledger_fields[] = {
@@ -717,11 +699,12 @@ static const struct config_yaml_field top_fields[] = {
     FIELD("server", parse_server, struct config, server, 0, 0, 0),
     FIELD("timeouts", parse_timeouts, struct config, default_timeouts, 0, 0, 0),
     FIELD("resilience", parse_resilience, struct config, default_resilience, 0, 0, 0),
-    SECTION("admin", parse_admin, 0),
+    SECTION("admin", config_admin_section, 0),
+    SECTION("auth", config_auth_section, 0),
     SECTION("providers", parse_providers, 0),
     SECTION("models", parse_models, CONFIG_YAML_REQUIRED),
     SECTION("keys", parse_keys, 0), /* after models: a key names the models it may use */
-    FIELD("key_store", config_yaml_string, struct config, key_store, 0, 0,
+    FIELD("key_store", parse_key_store, struct config, key_store, 0, 0,
           CONFIG_YAML_EMPTY_IS_NULL),
     /* after models, keys and key_store: a budget names a key and may name a model */
     SECTION("budgets", config_budget_section, 0),
@@ -734,7 +717,7 @@ static const struct config_yaml_field top_fields[] = {
 _Static_assert(FITS(timeout_fields) && FITS(server_fields) && FITS(provider_fields) &&
                    FITS(deployment_fields) && FITS(model_fields) && FITS(top_fields) &&
                    FITS(breaker_fields) && FITS(retry_budget_fields) && FITS(hedge_fields) &&
-                   FITS(resilience_fields) && FITS(probe_fields) && FITS(admin_fields) &&
+                   FITS(resilience_fields) && FITS(probe_fields) &&
                    FITS(key_fields) && FITS(ledger_fields),
                "raise CONFIG_YAML_MAX_FIELDS");
 _Static_assert(sizeof(unsigned) == sizeof(uint32_t), "workers is parsed as a uint32_t");
@@ -938,6 +921,7 @@ int config_load_text(const char *source, const char *text, size_t len, struct co
     set_defaults(ld, c);
     config_yaml_load(ld, text, len, top_fields, COUNT(top_fields), c);
     config_admission_check(ld, c);
+    config_auth_check(ld, c);
     if (c->server.workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         c->server.workers = n < 1 ? 1 : n > 1024 ? 1024 : (unsigned)n;

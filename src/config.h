@@ -247,6 +247,17 @@ struct cfg_server {
     char *tls_cert, *tls_key;  /* server.tls: PEM files; NULL: plain HTTP (config_tls.c) */
 };
 
+/* Whether clients need an API key (auth:, docs/admission.md#who-needs-a-key). */
+struct cfg_auth {
+    /* The decision: requests are served without a key. True when the file says
+       auth.open: true, or names neither keys: nor key_store:; never because a
+       store holds no key at the moment (an empty store refuses everyone). */
+    bool open;
+    bool open_given;  /* auth.open was written (true or false) */
+    int open_line;
+    bool keys_given;  /* keys: or key_store: was written, even empty */
+};
+
 struct config {
     atomic_int refs;
     char *source;              /* file name (or "<demo>") for messages */
@@ -255,7 +266,8 @@ struct config {
     struct cfg_resilience default_resilience;
     struct cfg_rule *rules;
     size_t nrules;
-    char *admin_token;         /* admin.token; NULL: admin API only on a loopback listener */
+    char *admin_token;         /* admin.token; NULL: admin API read-only, loopback only */
+    struct cfg_auth auth;
     struct cfg_provider *providers;
     size_t nproviders;
     struct cfg_model *models;

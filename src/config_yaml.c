@@ -142,7 +142,16 @@ static void warn_unset(void *ud, const char *name)
     config_yaml_report(u->ld, u->line, true, "${%s} is not set; using an empty value", name);
 }
 
-char *config_yaml_text(struct config_yaml_loader *ld, yaml_node_t *n)
+/* For a value whose absence would weaken the gateway (a token that guards it): the
+   variable is part of the configuration, and a missing one must stop the load. */
+static void fail_unset(void *ud, const char *name)
+{
+    struct unset_ctx *u = ud;
+    config_yaml_report(u->ld, u->line, false,
+                       "${%s} is not set (required here: set it, or remove this key)", name);
+}
+
+static char *expand_text(struct config_yaml_loader *ld, yaml_node_t *n, bool unset_is_error)
 {
     if (n->type != YAML_SCALAR_NODE) {
         ERR(ld, n, "expected a single value, got %s", config_yaml_kind(n));
@@ -158,7 +167,7 @@ char *config_yaml_text(struct config_yaml_loader *ld, yaml_node_t *n)
     struct unset_ctx u = {ld, config_yaml_line(n)};
     const char *why;
     buf_init(&out, MAX_SCALAR_BYTES);
-    if (config_value_expand_env(s, len, &out, warn_unset, &u, &why)) {
+    if (config_value_expand_env(s, len, &out, unset_is_error ? fail_unset : warn_unset, &u, &why)) {
         ERR(ld, n, "bad ${...}: %s", why);
         buf_free(&out);
         return NULL;
@@ -169,6 +178,11 @@ char *config_yaml_text(struct config_yaml_loader *ld, yaml_node_t *n)
         return NULL;
     }
     return buf_steal(&out, NULL);
+}
+
+char *config_yaml_text(struct config_yaml_loader *ld, yaml_node_t *n)
+{
+    return expand_text(ld, n, false);
 }
 
 /* ---- field parsers ---- */
@@ -183,7 +197,7 @@ static void store_string(void *obj, const struct config_yaml_field *f, char *s)
 void config_yaml_string(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
                         const struct config_yaml_field *f)
 {
-    char *s = config_yaml_text(ld, v);
+    char *s = expand_text(ld, v, f->flags & CONFIG_YAML_UNSET_IS_ERROR);
     if (!s) return;
     if (!*s && (f->flags & CONFIG_YAML_NONEMPTY)) {
         ERR(ld, v, "must not be empty");

@@ -54,6 +54,7 @@ enum {
     CONFIG_YAML_HEADER_SAFE = 1 << 3,   /* strings: no control characters (an HTTP header) */
     CONFIG_YAML_AUTO_IS_ZERO = 1 << 4,  /* durations: the word "auto" stores 0 */
     CONFIG_YAML_ABOVE_MIN = 1 << 5,     /* numbers: min itself is out of range */
+    CONFIG_YAML_UNSET_IS_ERROR = 1 << 6, /* strings: an unset ${VAR} is an error, not a warning */
 };
 
 /* Numbers (doubles) give their bounds in millionths, so a table row stays integers. */

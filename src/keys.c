@@ -692,11 +692,6 @@ void keys_on_change(struct keys *k, void (*fn)(struct keys *k, void *ud), void *
 
 /* ---- the request path ---- */
 
-bool keys_open(struct keys *k)
-{
-    return keys_count(k) == 0;
-}
-
 size_t keys_count(struct keys *k)
 {
     pthread_rwlock_rdlock(&k->table_lock);

@@ -20,7 +20,7 @@
  * and reloads only when the file changed.
  *
  * Who calls it: main (keys_new, keys_watch, keys_set_static on a config
- * reload, keys_free); the request path (keys_open, keys_lookup,
+ * reload, keys_free); the request path (keys_lookup,
  * keys_model_allowed, keys_release); the admin API and the command line
  * (keys_admin_dispatch, keys_cli_main, in keys_cli.c) for the store
  * operations, which do disk I/O and so never run on an event loop.
@@ -108,10 +108,9 @@ int keys_watch(struct keys *k, uint32_t interval_ms);
 /* Called (from whichever thread made the change) after every new table. */
 void keys_on_change(struct keys *k, void (*fn)(struct keys *k, void *ud), void *ud);
 
-/* True when no key exists at all, enabled or not: the gateway is open. Ask per
-   request: a key created at run time closes it. */
-bool keys_open(struct keys *k);
-/* Keys in the table, disabled ones included. */
+/* Keys in the table, disabled ones included. Whether the gateway is open is the
+   config's decision (config->auth.open), never this count: an empty store
+   refuses everyone. */
 size_t keys_count(struct keys *k);
 
 /*
@@ -161,8 +160,9 @@ int keys_cli_main(int argc, char **argv);
 /*
  * The admin API's key endpoints: GET /admin/keys, POST /admin/keys (create;
  * the answer holds the plaintext, once), POST /admin/keys/{disable,enable,
- * delete} with {"id": N} or {"name": "..."}. The caller has already checked
- * the admin token. Returns false, doing nothing, when the path is not one of
+ * delete} with {"id": N} or {"name": "..."}. The caller (admin_dispatch) has
+ * already applied the admin API's access rules: a POST got here only with the
+ * admin token. "open" in the listing is the config's auth.open. Returns false, doing nothing, when the path is not one of
  * these; true when it answered (or will answer, from a worker thread's
  * completion, with server_request_done).
  */

@@ -261,7 +261,7 @@ static void json_row(const struct key_info *ki, void *ud)
     keys_write_json(b, ki);
 }
 
-static int cli_list(const struct cli *a, struct keys *k)
+static int cli_list(const struct cli *a, struct keys *k, const struct config *cfg)
 {
     if (a->json) {
         struct buf b;
@@ -273,8 +273,12 @@ static int cli_list(const struct cli *a, struct keys *k)
         buf_free(&b);
         return 0;
     }
-    if (keys_open(k)) {
-        printf("no keys: the gateway serves anyone who can reach it\n");
+    if (keys_count(k) == 0) {
+        /* Only the config opens the gateway; a store without keys refuses everyone. */
+        if (cfg && cfg->auth.open)
+            printf("no keys: auth is open, the gateway serves anyone who can reach it\n");
+        else
+            printf("no keys: every request is refused (401) until one is created\n");
         return 0;
     }
     printf("%-7s %-24s %-18s %-8s %3s  %-22s %-20s %s\n", "ID", "NAME", "KEY", "STATUS", "PRI",
@@ -333,7 +337,7 @@ int keys_cli_main(int argc, char **argv)
     struct keys *k;
     struct config *cfg;
     if (open_keys(&a, !list, &k, &cfg)) return 1;
-    int rc = create ? cli_create(&a, k, cfg) : list ? cli_list(&a, k) : cli_change(&a, k);
+    int rc = create ? cli_create(&a, k, cfg) : list ? cli_list(&a, k, cfg) : cli_change(&a, k);
     keys_free(k);
     config_unref(cfg);
     return rc;
@@ -583,7 +587,8 @@ bool keys_admin_dispatch(struct server_conn *c, struct keys *k)
         }
         struct buf b;
         buf_init(&b, 1u << 30);
-        buf_printf(&b, "{\"open\":%s,\"store\":%s,\"keys\":[", keys_open(k) ? "true" : "false",
+        bool open = server_conn_worker(c)->cfg->auth.open;
+        buf_printf(&b, "{\"open\":%s,\"store\":%s,\"keys\":[", open ? "true" : "false",
                    keys_has_store(k) ? "true" : "false");
         keys_each(k, list_json, &b);
         buf_append_str(&b, "]}");

@@ -25,7 +25,6 @@
 #include "demo.h"
 #include "budget.h"
 #include "keys.h"
-#include "keys.h"
 #include "ledger.h"
 #include "log.h"
 #include "metrics.h"
@@ -196,8 +195,11 @@ int main(int argc, char **argv)
         log_error("keys: %s", kerr);
         return 1;
     }
-    if (keys_open(keys))
-        log_warn("no API keys are configured: the gateway is open to anyone who can reach it");
+    if (cfg->auth.open)
+        log_warn("auth is open (%s): anyone who can reach the listener can use the gateway, and "
+                 "the providers' credentials, without an API key; add keys: or key_store: to "
+                 "require one",
+                 cfg->auth.open_given ? "auth.open: true" : "no keys: and no key_store: in the config");
     keys_watch(keys, 0);
     struct ratelimit *rl = ratelimit_new(KEYS_MAX + 4096 + 4096);
     if (rl) {

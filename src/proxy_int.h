@@ -143,7 +143,8 @@ void attempt_pause(struct attempt *a, bool paused);
    (false: it was answered, or it waits in the queue and proxy_admitted continues it). */
 bool proxy_admit(struct preq *p);
 struct key_info;
-/* The client's virtual key: NULL when the gateway is open, or when refused (*msg set). */
+/* The client's virtual key: NULL when the config opened the gateway (auth.open), or when
+   refused (*msg set). */
 const struct key_info *proxy_authenticate(struct server_conn *c, enum gw_err *err, const char **msg);
 const struct cfg_rule *proxy_match_rule(const struct config *cfg, const struct jsonx_request *scan,
                                         const struct key_info *ki, const struct http1_head *h);

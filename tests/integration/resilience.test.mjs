@@ -6,9 +6,16 @@ import assert from 'node:assert/strict';
 import { SLOW, drainStream, expectedContent, fakeProvider, harness, sleep, waitUntil } from './lib.mjs';
 
 const msgs = [{ role: 'user', content: 'hello' }];
+// Changes through the admin API need its token; reads send it too (ignored where none is set).
+const ADMIN_TOKEN = 'adm-resilience-0123456789abcdef';
+const ADMIN = { authorization: `Bearer ${ADMIN_TOKEN}` };
+
+function adminPost(gw, p, body) {
+    return gw.request(p, { method: 'POST', headers: ADMIN, body: JSON.stringify(body) });
+}
 
 async function adminState(gw) {
-    const r = await gw.request('/admin/deployments');
+    const r = await gw.request('/admin/deployments', { headers: ADMIN });
     assert.equal(r.status, 200, r.text);
     return r.json();
 }
@@ -176,6 +183,7 @@ test('a provider that refuses our key is taken out and reported once', async (t)
     const b = await h.fake({ behavior: 'chunks=2', name: 'fake-b' });
     const gw = await h.gateway({
         config: {
+            admin: { token: ADMIN_TOKEN },
             providers: { a: fakeProvider(a, { probe: false }), b: fakeProvider(b, { probe: false }) },
             models: { m: [{ provider: 'a', model: 'ma' }, { provider: 'b', model: 'mb', tier: 1 }] },
         },
@@ -192,7 +200,7 @@ test('a provider that refuses our key is taken out and reported once', async (t)
     const lines = gw.proc.stderr.split('\n').filter((l) => /refuses our credentials/.test(l));
     assert.equal(lines.length, 1, `logged ${lines.length} times`);
     // an operator fixes the key and enables it again
-    const r = await gw.request('/admin/deployments/enable', { method: 'POST', body: JSON.stringify({ provider: 'a', model: 'ma' }) });
+    const r = await adminPost(gw, '/admin/deployments/enable', { provider: 'a', model: 'ma' });
     assert.equal(r.status, 200);
     assert.equal((await depState(gw, 'a')).eligible, true);
 });
@@ -203,6 +211,7 @@ test('admin API: drain and disable take a deployment out; enable brings it back'
     const b = await h.fake({ behavior: 'chunks=2', name: 'fake-b' });
     const gw = await h.gateway({
         config: {
+            admin: { token: ADMIN_TOKEN },
             providers: { a: fakeProvider(a, { probe: false }), b: fakeProvider(b, { probe: false }) },
             models: { m: [{ provider: 'a', model: 'ma' }, { provider: 'b', model: 'mb', tier: 1 }] },
         },
@@ -212,13 +221,13 @@ test('admin API: drain and disable take a deployment out; enable brings it back'
         .response.headers.get('x-unbusy-provider');
     assert.equal(await via(), 'a');
     for (const action of ['drain', 'disable']) {
-        const r = await gw.request(`/admin/deployments/${action}`, { method: 'POST', body: JSON.stringify({ provider: 'a', model: 'ma' }) });
+        const r = await adminPost(gw, `/admin/deployments/${action}`, { provider: 'a', model: 'ma' });
         assert.equal(r.status, 200, r.text);
         assert.equal(await via(), 'b', `after ${action}`);
     }
-    await gw.request('/admin/deployments/enable', { method: 'POST', body: JSON.stringify({ provider: 'a', model: 'ma' }) });
+    assert.equal((await adminPost(gw, '/admin/deployments/enable', { provider: 'a', model: 'ma' })).status, 200);
     assert.equal(await via(), 'a');
-    const bad = await gw.request('/admin/deployments/disable', { method: 'POST', body: JSON.stringify({ provider: 'x', model: 'y' }) });
+    const bad = await adminPost(gw, '/admin/deployments/disable', { provider: 'x', model: 'y' });
     assert.equal(bad.status, 404);
 });
 

@@ -362,7 +362,7 @@ static void test_unknown_keys(void **state)
            "t.yaml:4: providers.p.baseurl: unknown key; did you mean \"base_url\"?\n");
     EXPECT(ONE_PROVIDER "limits:\n  rpm: 5\n" ONE_MODEL, 1,
            "t.yaml:4: limits: unknown key (expected one of: server, timeouts, resilience, "
-           "admin, providers, models, keys, key_store, budgets, ledger, prices, rules)\n");
+           "admin, auth, providers, models, keys, key_store, budgets, ledger, prices, rules)\n");
     EXPECT(ONE_PROVIDER "models:\n  m:\n    - provider: p\n      model: x\n      teir: 1\n", 1,
            "t.yaml:8: models.m[0].teir: unknown key; did you mean \"tier\"?\n");
     EXPECT(ONE_PROVIDER ONE_MODEL "model:\n  x: 1\n", 1,
@@ -528,7 +528,7 @@ static void test_many_problems_at_once(void **state)
                         "t.yaml:12: models.r1[0].weight: 0 is out of range (1 to 1000000)\n"
                         "t.yaml:13: models.r1: duplicate model name (first at line 9)\n"
                         "t.yaml:16: limits: unknown key (expected one of: server, timeouts, "
-                        "resilience, admin, providers, models, keys, key_store, budgets, ledger, prices, rules)\n");
+                        "resilience, admin, auth, providers, models, keys, key_store, budgets, ledger, prices, rules)\n");
     config_errors_free(&errs);
 }
 
@@ -990,18 +990,19 @@ static void test_admin_token(void **state)
     assert_string_equal(c->admin_token, "0123456789abcdef");
     config_unref(c);
 
-    /* Unset: no token (the unset warning only), as with an empty one. */
+    /* Unset or empty: an error, never an admin API that quietly has no token. */
     unsetenv("UNBUSY_T_ADMIN");
-    assert_int_equal(load("admin:\n  token: ${UNBUSY_T_ADMIN}\n" ONE_PROVIDER ONE_MODEL, &c, &errs),
-                     0);
-    assert_int_equal(errs.warnings, 1);
-    assert_non_null(strstr(errs.text.data, "${UNBUSY_T_ADMIN} is not set"));
-    assert_null(c->admin_token);
-    config_errors_free(&errs);
-    config_unref(c);
-    c = load_ok("admin: {token: ''}\n" ONE_PROVIDER ONE_MODEL);
-    assert_null(c->admin_token);
-    config_unref(c);
+    EXPECT("admin:\n  token: ${UNBUSY_T_ADMIN}\n" ONE_PROVIDER ONE_MODEL, 1,
+           "t.yaml:2: admin.token: ${UNBUSY_T_ADMIN} is not set (required here: set it, or "
+           "remove this key)\n");
+    setenv("UNBUSY_T_ADMIN", "", 1);
+    EXPECT("admin:\n  token: ${UNBUSY_T_ADMIN}\n" ONE_PROVIDER ONE_MODEL, 1,
+           "t.yaml:2: admin.token: empty; set a long random string");
+    unsetenv("UNBUSY_T_ADMIN");
+    EXPECT("admin:\n  token: ${UNBUSY_T_ADMIN:-}\n" ONE_PROVIDER ONE_MODEL, 1,
+           "t.yaml:2: admin.token: empty;");
+    EXPECT("admin: {token: ''}\n" ONE_PROVIDER ONE_MODEL, 1, "t.yaml:1: admin.token: empty;");
+    /* No token written: the read-only loopback admin API. */
     c = load_ok("admin:\n" ONE_PROVIDER ONE_MODEL);
     assert_null(c->admin_token);
     config_unref(c);
@@ -1012,6 +1013,58 @@ static void test_admin_token(void **state)
            "t.yaml:2: admin.tokn: unknown key; did you mean \"token\"?\n");
     EXPECT("admin: secret\n" ONE_PROVIDER ONE_MODEL, 1,
            "t.yaml:1: admin: expected a mapping, got a single value\n");
+}
+
+static void test_auth_open(void **state)
+{
+    /* Open only by what the file says: no keys: and no key_store:, or auth.open: true. */
+    struct config *c = load_ok(ONE_PROVIDER ONE_MODEL);
+    assert_true(c->auth.open);
+    assert_false(c->auth.open_given);
+    config_unref(c);
+    c = load_ok("auth: {open: true}\n" ONE_PROVIDER ONE_MODEL);
+    assert_true(c->auth.open);
+    assert_true(c->auth.open_given);
+    config_unref(c);
+
+    /* keys: or key_store: written, whatever they hold: closed. A store that is
+       empty, or a key list that is, refuses everyone instead of opening up. */
+    c = load_ok(ONE_PROVIDER ONE_MODEL "keys:\n  - {name: a, key: sk-test-0123456789abcdef}\n");
+    assert_false(c->auth.open);
+    config_unref(c);
+    c = load_ok(ONE_PROVIDER ONE_MODEL "key_store: /nonexistent/keys.db\n");
+    assert_false(c->auth.open);
+    config_unref(c);
+    c = load_ok(ONE_PROVIDER ONE_MODEL "keys: []\n");
+    assert_false(c->auth.open);
+    config_unref(c);
+    unsetenv("UNBUSY_T_STORE");
+    struct config_errors errs;
+    assert_int_equal(load(ONE_PROVIDER ONE_MODEL "key_store: ${UNBUSY_T_STORE}\n", &c, &errs), 0);
+    assert_int_equal(errs.warnings, 1); /* the unset variable */
+    assert_null(c->key_store);
+    assert_false(c->auth.open);
+    config_errors_free(&errs);
+    config_unref(c);
+
+    /* auth.open: false and no keys at all: loads, refusing every request, with a warning. */
+    assert_int_equal(load("auth:\n  open: false\n" ONE_PROVIDER ONE_MODEL, &c, &errs), 0);
+    assert_string_equal(errs.text.data, "t.yaml:2: auth.open: warning: false with neither keys: "
+                                        "nor key_store: refuses every request (401)\n");
+    assert_false(c->auth.open);
+    config_errors_free(&errs);
+    config_unref(c);
+
+    /* The opt-in next to keys is a contradiction, reported at the opt-in. */
+    EXPECT("auth:\n  open: true\n" ONE_PROVIDER ONE_MODEL "key_store: k.db\n", 1,
+           "t.yaml:2: auth.open: true, but the file also has keys: or key_store:; an open gateway "
+           "would ignore them, so remove one or the other\n");
+    EXPECT("auth: {open: true}\n" ONE_PROVIDER ONE_MODEL
+           "keys:\n  - {name: a, key: sk-test-0123456789abcdef}\n",
+           1, "t.yaml:1: auth.open: true, but the file also has keys:");
+    EXPECT("auth: {open: yes please}\n" ONE_PROVIDER ONE_MODEL, 1, "t.yaml:1: auth.open: ");
+    EXPECT("auth: open\n" ONE_PROVIDER ONE_MODEL, 1,
+           "t.yaml:1: auth: expected a mapping, got a single value\n");
 }
 
 static void test_number_syntax(void **state)
@@ -1459,6 +1512,7 @@ int main(void)
         cmocka_unit_test(test_number_syntax),
         cmocka_unit_test(test_aliases),
         cmocka_unit_test(test_rule_bypass_allowlist),
+        cmocka_unit_test(test_auth_open),
         cmocka_unit_test(test_refcount),
         cmocka_unit_test(test_many_models_lookup),
         cmocka_unit_test(test_load_file),

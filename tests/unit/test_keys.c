@@ -98,7 +98,7 @@ static void test_create_list_lookup(void **state)
 {
     struct keys *k = open_store(NULL, 0);
     assert_true(keys_has_store(k));
-    assert_true(keys_open(k)); /* nothing issued yet: the gateway is open */
+    assert_int_equal(keys_count(k), 0); /* nothing issued yet */
 
     const char *models[] = {"deepseek-r1", "deepseek-v3"};
     struct keys_spec spec = {.name = "team-a",
@@ -116,7 +116,7 @@ static void test_create_list_lookup(void **state)
     assert_null(why);
     assert_int_equal(id, 1);
     assert_int_equal(strlen(key), KEYS_PLAINTEXT_LEN);
-    assert_false(keys_open(k));
+    assert_int_equal(keys_count(k), 1);
     assert_int_equal(keys_count(k), 1);
 
     const struct key_info *ki = keys_lookup(k, key, strlen(key));
@@ -189,8 +189,7 @@ static void test_disable_enable_delete(void **state)
     assert_int_equal(keys_set_disabled(k, "a", true, &why), 0);
     assert_false(found(k, a)); /* disabled is not found */
     assert_true(found(k, b));
-    assert_int_equal(keys_count(k), 2); /* still there, and the gateway not open */
-    assert_false(keys_open(k));
+    assert_int_equal(keys_count(k), 2); /* still there */
     char id[16];
     snprintf(id, sizeof id, "%lld", (long long)ida);
     assert_int_equal(keys_set_disabled(k, id, false, &why), 0); /* by id */
@@ -203,7 +202,7 @@ static void test_disable_enable_delete(void **state)
     assert_false(found(k, a));
     assert_int_equal(keys_delete(k, id, &why), -ENOENT);
     assert_int_equal(keys_delete(k, "b", &why), 0);
-    assert_true(keys_open(k)); /* no key left */
+    assert_int_equal(keys_count(k), 0); /* no key left */
     /* Ids are never reused. */
     assert_int_equal(create(k, "c", a), 3);
     keys_free(k);
@@ -303,7 +302,7 @@ static void test_refresh_sees_cli_changes(void **state)
     const char *delete_args[] = {"keys", "delete", "1", "--store", store, NULL};
     assert_int_equal(run_cli(out, sizeof out, delete_args), 0);
     assert_int_equal(keys_refresh(gw), 1);
-    assert_true(keys_open(gw));
+    assert_int_equal(keys_count(gw), 0);
     assert_int_equal(changes, 3);
     keys_free(gw);
 }
@@ -355,7 +354,7 @@ static void test_static_keys(void **state)
     assert_int_equal(keys_new(NULL, cfg->keys, cfg->nkeys, &k, err, sizeof err), 0);
     config_unref(cfg); /* the keys were copied */
     assert_false(keys_has_store(k));
-    assert_false(keys_open(k));
+    assert_int_not_equal(keys_count(k), 0);
     const char *static_a = "sk-ub-STATICaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     const struct key_info *ki = keys_lookup(k, static_a, strlen(static_a));
     assert_non_null(ki);
@@ -386,7 +385,7 @@ static void test_static_keys(void **state)
     /* A config reload replaces them. */
     assert_int_equal(keys_set_static(k, NULL, 0), 0);
     assert_false(found(k, "legacy-secret-0123456789"));
-    assert_true(keys_open(k));
+    assert_int_equal(keys_count(k), 0);
     keys_free(k);
 
     /* With a store, both kinds; a config key cannot be changed there nor its name reused. */
