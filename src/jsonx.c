@@ -403,7 +403,7 @@ static size_t str_chars(const struct jdoc *d, int i)
 static size_t call_chars(const struct jdoc *d, int fi)
 {
     return fi >= 0 && d->t[fi].type == JSMN_OBJECT
-               ? str_chars(d, obj_get(d, fi, "name")) + str_chars(d, obj_get(d, fi, "arguments"))
+               ? str_chars(d, jsonx_obj_get(d, fi, "name")) + str_chars(d, jsonx_obj_get(d, fi, "arguments"))
                : 0;
 }
 
@@ -427,7 +427,7 @@ static void scan_delta(const struct jdoc *d, int di, struct jsonx_chunk *out)
     if (ti >= 0 && d->t[ti].type == JSMN_ARRAY && d->t[ti].size > 0) {
         out->has_content = true;
         int ei = ti + 1;
-        for (int k = 0; k < d->t[ti].size; k++, ei = tok_next(d, ei))
+        for (int k = 0; k < d->t[ti].size; k++, ei = jsonx_tok_next(d, ei))
             if (d->t[ei].type == JSMN_OBJECT)
                 out->content_chars += call_chars(d, jsonx_obj_get(d, ei, "function"));
     }
