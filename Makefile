@@ -10,13 +10,13 @@ LIBS    := -luv -lssl -lcrypto -lyaml -lcjson -lsqlite3 -lpthread -lm
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 B       := build
-SRC     := $(sort $(wildcard src/*.c src/provider/*.c))
+SRC     := $(sort $(wildcard src/*.c src/*/*.c))
 LIBSRC  := $(filter-out src/main.c,$(SRC))
 OBJ     := $(patsubst src/%.c,$(B)/obj/%.o,$(SRC))
 LIBOBJ  := $(patsubst src/%.c,$(B)/obj/%.o,$(LIBSRC))
 AOBJ    := $(patsubst src/%.c,$(B)/asan/obj/%.o,$(SRC))
 ALIBOBJ := $(patsubst src/%.c,$(B)/asan/obj/%.o,$(LIBSRC))
-UNITSRC := $(sort $(wildcard tests/unit/test_*.c))
+UNITSRC := $(sort $(wildcard tests/unit/*/test_*.c))
 UNITS   := $(patsubst tests/unit/%.c,$(B)/unit/%,$(UNITSRC))
 AUNITS  := $(patsubst tests/unit/%.c,$(B)/asan/unit/%,$(UNITSRC))
 FUZZSRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
@@ -61,7 +61,7 @@ $(B)/asan/fakeup: $(FAKESRC) $(ALIBOBJ)
 	@echo "  CC      $@"
 	@$(CC) $(STD) $(CPPFLAGS) -O1 -g $(SAN) $(WARN) -o $@ $(FAKESRC) $(ALIBOBJ) $(LIBS)
 
-# Unit tests (cmocka): one binary per tests/unit/test_*.c, linked with every module but main.
+# Unit tests (cmocka): one binary per tests/unit/LAYER/test_*.c, linked with every module but main.
 $(B)/unit/%: tests/unit/%.c $(LIBOBJ)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
@@ -108,7 +108,7 @@ bench: all
 	@sh bench/run.sh
 
 format:
-	clang-format -i src/*.c src/*.h tests/unit/*.c tests/fakes/*.c tests/fuzz/*.c
+	clang-format -i src/*.c src/*.h src/*/*.c src/*/*.h tests/unit/*/*.c tests/fakes/*.c tests/fuzz/*.c
 
 clean:
 	rm -rf $(B)

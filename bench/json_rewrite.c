@@ -5,7 +5,7 @@
  * print). Prints microseconds per operation for each.
  *
  *   cc -std=c11 -D_GNU_SOURCE -O2 -Isrc -I/usr/include/cjson bench/json_rewrite.c \
- *      src/jsonx.c src/buf.c -lcjson -o json_rewrite && ./json_rewrite [iterations]
+ *      src/proto/jsonx.c src/base/buf.c -lcjson -o json_rewrite && ./json_rewrite [iterations]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +14,8 @@
 
 #include <cJSON.h>
 
-#include "buf.h"
-#include "jsonx.h"
+#include "base/buf.h"
+#include "proto/jsonx.h"
 
 #define BENCH_BODY_BYTES 100000
 #define BENCH_DEFAULT_ITERATIONS 2000

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "ledger.h"
+#include "obs/ledger.h"
 
 static double now_s(void)
 {

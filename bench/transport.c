@@ -28,9 +28,9 @@
 #include <time.h>
 #include <uv.h>
 
-#include "config.h"
-#include "transport.h"
-#include "uphttp.h"
+#include "config/config.h"
+#include "net/transport.h"
+#include "net/uphttp.h"
 
 #define BENCH_MAX_CONCURRENCY 1024
 #define BENCH_MAX_REQUESTS 1000000

@@ -11,10 +11,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "admission.h"
-#include "log.h"
-#include "proxy.h"
-#include "server.h"
+#include "admit/admission.h"
+#include "base/log.h"
+#include "proxy/proxy.h"
+#include "http/server.h"
 
 int worker_listen_socket(const char *host, uint16_t port, uint16_t *bound_port)
 {

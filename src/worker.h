@@ -16,9 +16,9 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "config.h"
-#include "runtime.h"
-#include "transport.h"
+#include "config/config.h"
+#include "route/runtime.h"
+#include "net/transport.h"
 
 struct server_conn;
 struct metrics_shard;

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The whole test suite, run by `make test` after it has built everything.
 #
-#   1. unit tests: every build/unit/test_* and build/asan/unit/test_* (cmocka)
+#   1. unit tests: every build/unit/LAYER/test_* and build/asan/unit/LAYER/test_* (cmocka)
 #   2. fuzz corpora: every build/asan/fuzz/fuzz_NAME over tests/fuzz/corpus/NAME/
 #   3. integration: each tests/integration/*.test.mjs under `node --test`, against
 #      build/unbusy and again against build/asan/unbusy (fake: build/fakeup)
@@ -77,7 +77,7 @@ UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:abort_on_error=1
 export UBSAN_OPTIONS
 leaks=1
 probe=""
-for p in "$B"/asan/unbusy "$B"/asan/unit/test_*; do
+for p in "$B"/asan/unbusy "$B"/asan/unit/*/test_*; do
     [ -x "$p" ] && { probe=$p; break; }
 done
 if [ -n "$probe" ]; then
@@ -95,7 +95,7 @@ export ASAN_OPTIONS
 # 1. unit tests
 if [ -z "$ONLY" ] || [ "$ONLY" = unit ]; then
     found=0
-    for t in "$B"/unit/test_* "$B"/asan/unit/test_*; do
+    for t in "$B"/unit/test_* "$B"/asan/unit/*/test_*; do
         if [ ! -f "$t" ] || [ ! -x "$t" ]; then continue; fi
         found=1
         run "unit ${t#"$B"/}" 120 "$t"

@@ -29,9 +29,9 @@
 #include <string.h>
 #include <uv.h>
 
-#include "buf.h"
-#include "fakegen.h"
-#include "http1.h"
+#include "base/buf.h"
+#include "sim/fakegen.h"
+#include "proto/http1.h"
 
 #define FK_MAX_RECORDS 200
 #define FK_MAX_RECORD_BODY (1u << 20)

@@ -18,9 +18,9 @@
 
 #include <cJSON.h>
 
-#include "assemble.h"
-#include "buf.h"
-#include "jsonx.h"
+#include "proto/assemble.h"
+#include "base/buf.h"
+#include "proto/jsonx.h"
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sse.h"
+#include "proto/sse.h"
 
 struct record {
     unsigned char *p;

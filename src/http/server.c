@@ -1,0 +1,1066 @@
+/*
+ * Connection states:
+ *
+ *   READ_HEAD --head complete--> READ_BODY --body complete--> ACTIVE
+ *      ^                                                        |
+ *      +------------- server_request_done (keep-alive) ---------+
+ *   any state --error / EOF / timeout / close after response--> CLOSING
+ *
+ * While ACTIVE the connection keeps reading (bounded), so that a client that
+ * goes away is noticed at once and its upstream request cancelled, and so
+ * that pipelined requests wait in `in` to be answered in order.
+ */
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "net/tls_server.h"
+#include "worker.h"
+
+enum conn_state { CS_READ_HEAD, CS_READ_BODY, CS_ACTIVE, CS_CLOSING };
+
+struct server_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer; /* head/body read timeout, then idle keep-alive timeout */
+    uv_timer_t kick;  /* deferred processing of pipelined input */
+    struct worker *w;
+    struct server_conn *next, *prev;
+    enum conn_state state;
+    struct buf in;   /* bytes read and not yet consumed */
+    struct http1_head_scan scan; /* how far the search for the end of the next head in `in` got */
+    struct buf head; /* the current request's head, copied out of `in` */
+    struct buf body;
+    struct http1_body framer;
+    struct server_request req;
+    struct server_hooks hooks;
+    bool keep_alive;
+    bool http10;      /* an HTTP/1.0 client: no chunked answers, keep-alive only when asked */
+    bool head_only;   /* a HEAD request: answers carry their head and never a body */
+    bool chunked_out; /* the streamed answer is chunked (else it ends when the connection does) */
+    bool sent_continue;
+    bool response_started;
+    bool response_done;
+    bool reading;
+    bool gone;
+    bool aborted;
+    bool shutting;
+    bool linger;    /* close only after the client has stopped sending (see conn_close) */
+    bool lingering;
+    int handles_open;
+    size_t pending; /* bytes in `out` and in writes not yet completed */
+    struct buf out; /* what handlers wrote in this loop iteration: one write per batch */
+    struct server_conn *flush_next;
+    bool flush_queued;
+    size_t bytes_out;
+    size_t bytes_out_at_start; /* bytes_out when the current request began */
+    unsigned writes_inflight;
+    struct tls_conn *tls; /* NULL: plain HTTP; see "TLS" below */
+    bool tls_first_read;  /* the first bytes have been looked at (plain HTTP on a TLS port?) */
+};
+
+struct wreq {
+    uv_write_t req;
+    struct server_conn *c;
+    size_t len;
+    char *mem; /* the batch's buffer (written from mem + the part already sent) */
+};
+
+static __thread char read_scratch[64 * 1024];
+
+/* Set once by the composition root before any worker starts; read-only after. */
+static struct server_handlers handlers;
+
+void server_set_handlers(const struct server_handlers *h)
+{
+    handlers = *h;
+}
+
+static void conn_process(struct server_conn *c);
+static void conn_close(struct server_conn *c);
+static void conn_flush(struct server_conn *c);
+static void conn_tls_flush(struct server_conn *c);
+static void conn_tls_close_notify(struct server_conn *c);
+
+struct worker *server_conn_worker(struct server_conn *c)
+{
+    return c->w;
+}
+
+const struct server_request *server_conn_request(struct server_conn *c)
+{
+    return &c->req;
+}
+
+struct server_request *server_conn_request_mut(struct server_conn *c)
+{
+    return &c->req;
+}
+
+void server_set_hooks(struct server_conn *c, const struct server_hooks *hooks)
+{
+    if (hooks)
+        c->hooks = *hooks;
+    else
+        memset(&c->hooks, 0, sizeof c->hooks);
+}
+
+size_t server_pending_bytes(const struct server_conn *c)
+{
+    return c->pending;
+}
+
+size_t server_bytes_out(const struct server_conn *c)
+{
+    return c->bytes_out - c->bytes_out_at_start;
+}
+
+bool server_conn_gone(const struct server_conn *c)
+{
+    return c->gone;
+}
+
+void server_set_close(struct server_conn *c)
+{
+    c->keep_alive = false;
+}
+
+static const struct cfg_server *conn_cfg(struct server_conn *c)
+{
+    return &c->w->cfg->server;
+}
+
+/* ---- closing ---------------------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct server_conn *c = h->data;
+    if (--c->handles_open > 0)
+        return;
+    if (c->flush_queued) { /* still listed: take it out before the memory goes */
+        struct server_conn **pp = &c->w->flush_list;
+        while (*pp && *pp != c)
+            pp = &(*pp)->flush_next;
+        if (*pp)
+            *pp = c->flush_next;
+    }
+    buf_free(&c->in);
+    buf_free(&c->head);
+    buf_free(&c->body);
+    buf_free(&c->out);
+    free(c->req.body);
+    tls_conn_free(c->tls);
+    free(c);
+}
+
+static void conn_unlink(struct server_conn *c)
+{
+    struct worker *w = c->w;
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (w->conns == c)
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->next = c->prev = NULL;
+    w->nconns--;
+}
+
+static void conn_really_close(struct server_conn *c)
+{
+    if (c->handles_open != 3)
+        return; /* already closing */
+    conn_unlink(c);
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->kick, on_handle_closed);
+    worker_conn_closed(c->w);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    struct server_conn *c = req->data;
+    free(req);
+    if (!c->lingering || status < 0)
+        conn_really_close(c);
+}
+
+#define SERVER_LINGER_MS 2000
+
+static void on_linger_timeout(uv_timer_t *t)
+{
+    conn_really_close(t->data);
+}
+
+/*
+ * Close after the queued writes have gone out. A connection refused while the
+ * client is still sending its body (413, say) lingers: the answer goes out, the
+ * write side is shut down, and what the client still sends is read and dropped
+ * for up to SERVER_LINGER_MS, so that its TCP stack does not reset the
+ * connection before the client has read the answer.
+ */
+static void conn_close(struct server_conn *c)
+{
+    if (c->state == CS_CLOSING)
+        return;
+    conn_flush(c); /* what the handler wrote goes out before the shutdown */
+    if (c->tls)
+        conn_tls_close_notify(c);
+    c->state = CS_CLOSING;
+    uv_timer_stop(&c->timer);
+    if (c->linger && !c->gone) {
+        uv_shutdown_t *req = malloc(sizeof *req);
+        if (req) {
+            req->data = c;
+            if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) == 0) {
+                c->lingering = true;
+                uv_timer_start(&c->timer, on_linger_timeout, SERVER_LINGER_MS, 0);
+                return; /* on_read keeps reading and dropping */
+            }
+            free(req);
+        }
+    }
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+    if (!c->gone && c->writes_inflight > 0) {
+        uv_shutdown_t *req = malloc(sizeof *req);
+        if (req) {
+            req->data = c;
+            if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) == 0)
+                return;
+            free(req);
+        }
+    }
+    conn_really_close(c);
+}
+
+/* The client is gone: tell an active handler once; it finishes with server_request_done. */
+static void conn_lost(struct server_conn *c)
+{
+    c->gone = true;
+    if (c->state == CS_ACTIVE && !c->aborted) {
+        c->aborted = true;
+        if (c->hooks.on_abort) {
+            c->hooks.on_abort(c->hooks.ud);
+            return; /* server_request_done will close */
+        }
+    }
+    if (c->state != CS_ACTIVE)
+        conn_close(c);
+}
+
+/* ---- writing ---------------------------------------------------------- */
+
+/* n bytes have left: tell the handler when the queue falls below the low-water mark. */
+static void conn_written(struct server_conn *c, size_t n)
+{
+    size_t before = c->pending;
+    c->pending -= n;
+    if (before >= SERVER_LOW_WATER && c->pending < SERVER_LOW_WATER && c->hooks.on_drain &&
+        c->state == CS_ACTIVE)
+        c->hooks.on_drain(c->hooks.ud);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct wreq *wr = (struct wreq *)req;
+    struct server_conn *c = wr->c;
+    size_t len = wr->len;
+    c->writes_inflight--;
+    free(wr->mem);
+    free(wr);
+    if (status < 0 && !c->gone) {
+        c->pending -= len;
+        conn_lost(c);
+        return;
+    }
+    conn_written(c, len);
+}
+
+/*
+ * Sends what has gathered in `out`: first straight to the socket when nothing is queued
+ * (most batches leave here, with no allocation), the rest as one uv_write.
+ */
+static void conn_flush(struct server_conn *c)
+{
+    size_t len = c->out.len;
+    if (len == 0)
+        return;
+    if (c->gone || uv_is_closing((uv_handle_t *)&c->tcp)) {
+        c->pending -= len;
+        buf_reset(&c->out);
+        return;
+    }
+    if (c->tls) {
+        conn_tls_flush(c);
+        return;
+    }
+    size_t sent = 0;
+    if (c->writes_inflight == 0) {
+        uv_buf_t b = uv_buf_init(c->out.data, (unsigned)len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (n > 0)
+            sent = (size_t)n;
+    }
+    if (sent == len) {
+        buf_reset(&c->out);
+        conn_written(c, sent);
+        return;
+    }
+    struct wreq *wr = malloc(sizeof *wr);
+    if (!wr) {
+        conn_lost(c);
+        return;
+    }
+    wr->c = c;
+    wr->len = len - sent;
+    wr->mem = buf_steal(&c->out, NULL);
+    buf_init(&c->out, c->out.limit);
+    uv_buf_t b = uv_buf_init(wr->mem + sent, (unsigned)(len - sent));
+    int rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    if (rc < 0) {
+        free(wr->mem);
+        free(wr);
+        c->pending -= len - sent;
+        if (sent)
+            conn_written(c, sent);
+        conn_lost(c);
+        return;
+    }
+    c->writes_inflight++;
+    if (sent)
+        conn_written(c, sent);
+}
+
+void server_flush_all(struct worker *w)
+{
+    struct server_conn *list = w->flush_list;
+    w->flush_list = NULL;
+    while (list) {
+        struct server_conn *c = list;
+        list = c->flush_next;
+        c->flush_next = NULL;
+        c->flush_queued = false;
+        conn_flush(c);
+    }
+}
+
+static int conn_write_parts(struct server_conn *c, const uv_buf_t *parts, unsigned n)
+{
+    if (c->gone || c->state == CS_CLOSING)
+        return -EPIPE;
+    size_t total = 0;
+    for (unsigned i = 0; i < n; i++)
+        total += parts[i].len;
+    if (total == 0)
+        return 0;
+    int rc = buf_reserve(&c->out, total);
+    if (rc < 0)
+        return rc;
+    for (unsigned i = 0; i < n; i++)
+        buf_append(&c->out, parts[i].base, parts[i].len);
+    c->pending += total;
+    c->bytes_out += total;
+    if (c->out.len >= SERVER_HIGH_WATER) {
+        conn_flush(c); /* a big batch goes now: `out` stays bounded */
+    } else if (!c->flush_queued) {
+        c->flush_queued = true; /* sent once this loop iteration's callbacks are done */
+        c->flush_next = c->w->flush_list;
+        c->w->flush_list = c;
+    }
+    return 0;
+}
+
+static int conn_write(struct server_conn *c, const char *data, size_t len)
+{
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    return conn_write_parts(c, &b, 1);
+}
+
+static void head_begin(struct server_conn *c, struct buf *h, int status, const char *content_type,
+                       const char *extra_headers)
+{
+    buf_printf(h, "HTTP/1.1 %d %s\r\n", status, http1_reason(status));
+    if (content_type)
+        buf_printf(h, "Content-Type: %s\r\n", content_type);
+    if (c->req.request_id[0])
+        buf_printf(h, "x-request-id: %s\r\n", c->req.request_id);
+    if (extra_headers)
+        buf_append_str(h, extra_headers);
+    if (!c->keep_alive)
+        buf_append_str(h, "Connection: close\r\n");
+    else if (c->http10)
+        buf_append_str(h, "Connection: keep-alive\r\n"); /* 1.0 closes unless told otherwise */
+}
+
+void server_respond(struct server_conn *c, int status, const char *content_type,
+                    const char *extra_headers, const char *body, size_t len)
+{
+    if (c->response_started)
+        return;
+    c->response_started = true;
+    c->response_done = true;
+    c->req.log.status = status;
+    if (c->w->draining)
+        c->keep_alive = false;
+    struct buf h;
+    buf_init(&h, 0);
+    head_begin(c, &h, status, content_type, extra_headers);
+    /* an answer to HEAD says how long the body would be and sends none (RFC 9110 9.3.2) */
+    buf_printf(&h, "Content-Length: %zu\r\n\r\n", len);
+    uv_buf_t parts[2] = {uv_buf_init(h.data, (unsigned)h.len), uv_buf_init((char *)body, (unsigned)len)};
+    conn_write_parts(c, parts, len && !c->head_only ? 2 : 1);
+    buf_free(&h);
+}
+
+void server_respond_error(struct server_conn *c, enum gw_err e, const char *message,
+                          const char *extra_headers)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    int status = errors_render(&b, e, message, NULL);
+    server_respond(c, status, "application/json", extra_headers, b.data, b.len);
+    buf_free(&b);
+}
+
+int server_stream_begin(struct server_conn *c, int status, const char *content_type,
+                        const char *extra_headers)
+{
+    if (c->response_started)
+        return -EALREADY;
+    c->response_started = true;
+    c->req.log.status = status;
+    if (c->w->draining)
+        c->keep_alive = false;
+    /* an HTTP/1.0 client knows no chunked coding: the body ends when the connection closes */
+    c->chunked_out = !c->http10;
+    if (!c->chunked_out)
+        c->keep_alive = false;
+    struct buf h;
+    buf_init(&h, 0);
+    head_begin(c, &h, status, content_type, extra_headers);
+    buf_append_str(&h, c->chunked_out ? "Transfer-Encoding: chunked\r\n\r\n" : "\r\n");
+    int rc = conn_write(c, h.data, h.len);
+    buf_free(&h);
+    return rc;
+}
+
+int server_stream_writev(struct server_conn *c, const uv_buf_t *parts, unsigned nparts)
+{
+    if (nparts > 8)
+        return -EINVAL;
+    size_t total = 0;
+    for (unsigned i = 0; i < nparts; i++)
+        total += parts[i].len;
+    if (total == 0 || c->head_only)
+        return 0;
+    if (!c->chunked_out)
+        return conn_write_parts(c, parts, nparts);
+    /* the chunk-size line, in hex, written by hand: this runs once per relayed event */
+    char size_line[24];
+    static const char hexdigits[] = "0123456789abcdef";
+    char tmp[16];
+    int nd = 0;
+    for (size_t v = total; v; v >>= 4)
+        tmp[nd++] = hexdigits[v & 15];
+    int n = 0;
+    while (nd > 0)
+        size_line[n++] = tmp[--nd];
+    size_line[n++] = '\r';
+    size_line[n++] = '\n';
+    uv_buf_t all[10];
+    all[0] = uv_buf_init(size_line, (unsigned)n);
+    for (unsigned i = 0; i < nparts; i++)
+        all[i + 1] = parts[i];
+    all[nparts + 1] = uv_buf_init("\r\n", 2);
+    return conn_write_parts(c, all, nparts + 2);
+}
+
+int server_stream_write(struct server_conn *c, const char *data, size_t len)
+{
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    return server_stream_writev(c, &b, 1);
+}
+
+void server_stream_end(struct server_conn *c)
+{
+    if (c->response_done)
+        return;
+    c->response_done = true;
+    if (c->chunked_out && !c->head_only)
+        conn_write(c, "0\r\n\r\n", 5);
+}
+
+/* ---- reading and framing ---------------------------------------------- */
+
+static void on_timer(uv_timer_t *t)
+{
+    struct server_conn *c = t->data;
+    if (c->state == CS_READ_HEAD && c->in.len == 0) {
+        conn_close(c); /* idle keep-alive connection */
+        return;
+    }
+    if (c->state == CS_READ_HEAD || c->state == CS_READ_BODY) {
+        c->keep_alive = false;
+        server_respond_error(c, GW_ERR_TIMEOUT_CLIENT,
+                             "the request did not arrive in time (server.header_timeout)", NULL);
+        conn_close(c);
+    }
+}
+
+static void on_kick(uv_timer_t *t)
+{
+    conn_process(t->data);
+}
+
+static void conn_log(struct server_conn *c)
+{
+    const struct http1_request *r = &c->req.http;
+    int64_t total_ms = (int64_t)((uv_hrtime() - c->req.start_ns) / 1000000);
+    accesslog_write(&c->req.log, c->req.request_id, c->req.trace_id, r->method.p, r->method.len, r->target.p,
+                    r->target.len, total_ms, c->bytes_out - c->bytes_out_at_start);
+}
+
+static void reject(struct server_conn *c, enum gw_err e, const char *message)
+{
+    c->keep_alive = false;
+    bool had_head = c->state == CS_READ_BODY;
+    c->linger = had_head; /* the client may still be sending the body */
+    server_respond_error(c, e, message, NULL);
+    if (had_head)
+        conn_log(c);
+    conn_close(c);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    b->base = read_scratch;
+    b->len = sizeof read_scratch;
+}
+
+static void set_reading(struct server_conn *c, bool on);
+static void conn_input(struct server_conn *c, const char *data, size_t len);
+static void conn_tls_input(struct server_conn *c, const char *data, size_t len);
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    struct server_conn *c = s->data;
+    if (c->lingering) {
+        if (nread < 0)
+            conn_really_close(c);
+        return; /* dropped */
+    }
+    if (nread < 0) {
+        conn_lost(c);
+        return;
+    }
+    if (nread == 0)
+        return;
+    if (c->state == CS_CLOSING)
+        return;
+    if (c->tls)
+        conn_tls_input(c, b->base, (size_t)nread);
+    else
+        conn_input(c, b->base, (size_t)nread);
+}
+
+/* Request bytes from the client: straight from the socket, or decrypted (conn_tls_input). */
+static void conn_input(struct server_conn *c, const char *data, size_t len)
+{
+    if (c->state == CS_READ_HEAD && c->in.len == 0)
+        uv_timer_start(&c->timer, on_timer, conn_cfg(c)->header_timeout_ms, 0);
+    if (buf_append(&c->in, data, len) < 0) {
+        if (c->state == CS_ACTIVE) {
+            set_reading(c, false); /* pipelined input waits until this answer is out */
+            return;
+        }
+        reject(c, c->state == CS_READ_HEAD ? GW_ERR_HEADERS_TOO_LARGE : GW_ERR_TOO_LARGE,
+               "request too large");
+        return;
+    }
+    if (c->state == CS_ACTIVE && c->in.len > conn_cfg(c)->max_header_bytes)
+        set_reading(c, false);
+    conn_process(c);
+}
+
+static void set_reading(struct server_conn *c, bool on)
+{
+    if (on == c->reading || c->state == CS_CLOSING)
+        return;
+    if (on)
+        uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read);
+    else
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = on;
+}
+
+static void make_request_id(struct server_conn *c)
+{
+    const struct http1_str *rid = http1_find_header(&c->req.http.head, "x-request-id");
+    if (rid && rid->len > 0 && rid->len < 64) {
+        bool ok = true;
+        for (size_t i = 0; i < rid->len && ok; i++) {
+            char ch = rid->p[i];
+            ok = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                 ch == '-' || ch == '_' || ch == '.';
+        }
+        if (ok) {
+            memcpy(c->req.request_id, rid->p, rid->len);
+            c->req.request_id[rid->len] = '\0';
+            return;
+        }
+    }
+    worker_request_id(c->w, c->req.request_id);
+}
+
+static bool all_hex(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/* W3C traceparent "00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>": keep the client's
+   trace (all-zero ids are invalid), or start one. */
+static void make_trace(struct server_conn *c)
+{
+    const struct http1_str *tp = http1_find_header(&c->req.http.head, "traceparent");
+    if (tp && tp->len >= 55 && tp->p[2] == '-' && tp->p[35] == '-' && tp->p[52] == '-' &&
+        all_hex(tp->p, 2) && memcmp(tp->p, "ff", 2) != 0 && all_hex(tp->p + 3, 32) &&
+        all_hex(tp->p + 36, 16) && all_hex(tp->p + 53, 2) &&
+        strspn(tp->p + 3, "0") < 32 && strspn(tp->p + 36, "0") < 16) {
+        memcpy(c->req.trace_id, tp->p + 3, 32);
+        c->req.trace_id[32] = '\0';
+        memcpy(c->req.trace_flags, tp->p + 53, 2);
+        c->req.trace_flags[2] = '\0';
+        return;
+    }
+    worker_request_id(c->w, c->req.trace_id);
+    worker_request_id(c->w, c->req.trace_id + 16);
+    memcpy(c->req.trace_flags, "01", 3);
+}
+
+/* A request refused before its head could be read: a fresh id, not the previous request's. */
+static void reject_head(struct server_conn *c, enum gw_err e, const char *message)
+{
+    memset(&c->req, 0, sizeof c->req);
+    worker_request_id(c->w, c->req.request_id);
+    reject(c, e, message);
+}
+
+/*
+ * The head is complete and the body not read: the on_head handler may answer
+ * now (a missing key, say), so that nobody unauthenticated makes unbusy read a
+ * body or send 100 Continue. Returns true to go on with the body.
+ */
+static bool head_handler(struct server_conn *c)
+{
+    if (!handlers.on_head)
+        return true;
+    bool body_follows = !c->framer.done;
+    bool keep_alive = c->keep_alive;
+    /* an answer given now leaves the body unread, so its head must say the connection ends */
+    if (body_follows)
+        c->keep_alive = false;
+    if (handlers.on_head(c)) {
+        c->keep_alive = keep_alive;
+        return true;
+    }
+    if (!c->response_started)
+        server_respond_error(c, GW_ERR_INTERNAL, "no response was produced", NULL);
+    c->linger = body_follows; /* the client may be sending the body: let it read the answer */
+    c->state = CS_ACTIVE;
+    server_request_done(c);
+    return false;
+}
+
+/*
+ * A head has been found at the start of `in`: copy it out, parse and check it,
+ * set up the body. Returns false when the request has been answered (or the
+ * connection refused) without a body to read.
+ */
+static bool start_request(struct server_conn *c, int head_len)
+{
+    buf_reset(&c->head);
+    buf_append(&c->head, c->in.data, (size_t)head_len);
+    buf_consume(&c->in, (size_t)head_len);
+    http1_head_scan_init(&c->scan);
+    memset(&c->req, 0, sizeof c->req);
+    if (http1_parse_request(c->head.data, c->head.len, &c->req.http) < 0) {
+        reject_head(c, GW_ERR_BAD_REQUEST, "malformed HTTP request");
+        return false;
+    }
+    c->req.start_ns = uv_hrtime();
+    accesslog_entry_init(&c->req.log);
+    c->bytes_out_at_start = c->bytes_out;
+    make_request_id(c);
+    make_trace(c);
+    const struct http1_request *r = &c->req.http;
+    const struct http1_head *h = &r->head;
+    c->keep_alive = !h->conn_close && !c->w->draining;
+    c->http10 = h->minor_version == 0;
+    c->head_only = r->method.len == 4 && memcmp(r->method.p, "HEAD", 4) == 0;
+    c->chunked_out = false;
+    c->sent_continue = false;
+    c->response_started = c->response_done = false;
+    buf_reset(&c->body);
+    size_t max_body = conn_cfg(c)->max_body_bytes;
+    c->body.limit = max_body;
+    c->state = CS_READ_BODY;
+    if (h->chunked)
+        http1_body_init(&c->framer, HTTP1_BODY_CHUNKED, 0);
+    else if (h->has_content_length)
+        http1_body_init(&c->framer, HTTP1_BODY_LENGTH, h->content_length);
+    else
+        http1_body_init(&c->framer, HTTP1_BODY_NONE, 0);
+    /* RFC 9112 3.2: an HTTP/1.1 request without Host is a 400 (two Hosts fail the parse) */
+    if (!c->http10 && !http1_find_header(h, "host")) {
+        reject(c, GW_ERR_BAD_REQUEST, "an HTTP/1.1 request needs a Host header");
+        return false;
+    }
+    if (!head_handler(c))
+        return false;
+    if (h->has_content_length && h->content_length > max_body) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "request body is larger than the limit of %zu bytes", max_body);
+        reject(c, GW_ERR_TOO_LARGE, msg);
+        return false;
+    }
+    return true;
+}
+
+static void dispatch(struct server_conn *c)
+{
+    uv_timer_stop(&c->timer);
+    c->req.body_len = c->body.len;
+    c->req.body = buf_steal(&c->body, NULL);
+    buf_init(&c->body, conn_cfg(c)->max_body_bytes);
+    c->state = CS_ACTIVE;
+    c->aborted = false;
+    memset(&c->hooks, 0, sizeof c->hooks);
+    if (handlers.on_request) {
+        handlers.on_request(c);
+    } else {
+        server_respond_error(c, GW_ERR_INTERNAL, "no handler for requests", NULL);
+        server_request_done(c);
+    }
+}
+
+static void conn_process(struct server_conn *c)
+{
+    while (c->state == CS_READ_HEAD || c->state == CS_READ_BODY) {
+        if (c->state == CS_READ_HEAD) {
+            if (c->in.len == 0)
+                return;
+            /* resumes where the last read left off: a head trickled in costs no more than one sent whole */
+            int n = http1_head_scan_request(&c->scan, c->in.data, c->in.len);
+            if (n == HTTP1_NEED_MORE) {
+                if (c->in.len > conn_cfg(c)->max_header_bytes)
+                    reject_head(c, GW_ERR_HEADERS_TOO_LARGE, "request headers are too large");
+                return;
+            }
+            if (n < 0 || (size_t)n > conn_cfg(c)->max_header_bytes) {
+                reject_head(c, n < 0 ? GW_ERR_BAD_REQUEST : GW_ERR_HEADERS_TOO_LARGE,
+                            n < 0 ? "malformed HTTP request" : "request headers are too large");
+                return;
+            }
+            if (!start_request(c, n))
+                return;
+            continue;
+        }
+        if (c->framer.done) {
+            dispatch(c);
+            return;
+        }
+        if (c->req.http.head.expect_continue && !c->sent_continue && c->in.len == 0) {
+            c->sent_continue = true;
+            conn_write(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        }
+        if (c->in.len == 0)
+            return;
+        size_t len = c->in.len, consumed = 0;
+        int rc = http1_body_feed(&c->framer, c->in.data, &len, &consumed);
+        if (rc == HTTP1_ERROR) {
+            reject(c, GW_ERR_BAD_REQUEST, "malformed request body framing");
+            return;
+        }
+        if (buf_append(&c->body, c->in.data, len) < 0) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "request body is larger than the limit of %zu bytes",
+                     conn_cfg(c)->max_body_bytes);
+            reject(c, GW_ERR_TOO_LARGE, msg);
+            return;
+        }
+        buf_consume(&c->in, consumed);
+        if (rc == 1) {
+            dispatch(c);
+            return;
+        }
+        if (consumed == 0)
+            return;
+    }
+}
+
+void server_request_done(struct server_conn *c)
+{
+    if (c->state != CS_ACTIVE)
+        return;
+    free(c->req.body);
+    c->req.body = NULL;
+    memset(&c->hooks, 0, sizeof c->hooks);
+    if (!c->response_started && !c->gone)
+        server_respond_error(c, GW_ERR_INTERNAL, "no response was produced", NULL);
+    conn_log(c);
+    bool close = c->gone || !c->keep_alive || !c->response_done || c->w->draining;
+    /* an answer given before the next head is parsed (400, 408, 431) is that request's own */
+    c->response_started = c->response_done = false;
+    c->head_only = c->http10 = c->chunked_out = false;
+    if (close) {
+        c->state = CS_READ_HEAD;
+        conn_close(c);
+        return;
+    }
+    c->state = CS_READ_HEAD;
+    set_reading(c, true);
+    if (c->in.len > 0) {
+        uv_timer_start(&c->timer, on_timer, conn_cfg(c)->header_timeout_ms, 0);
+        uv_timer_start(&c->kick, on_kick, 0, 0); /* not from inside the handler's call */
+    } else {
+        uv_timer_start(&c->timer, on_timer, conn_cfg(c)->idle_timeout_ms, 0);
+    }
+}
+
+/* ---- TLS ---------------------------------------------------------------
+ *
+ * With server.tls the connection carries a tls_conn (memory BIOs, tls.c) and
+ * the rest of this file never sees ciphertext: on_read hands what the socket
+ * gave to conn_tls_input, which drives the handshake and passes the plaintext
+ * to conn_input; conn_flush hands the gathered response bytes to
+ * conn_tls_flush, which encrypts them and sends the records. `pending` counts
+ * plaintext, so back-pressure works as without TLS: the bytes of a batch leave
+ * `pending` when all of its records have been written.
+ */
+
+#define SERVER_TLS_RECORD_SLACK (32u * 1024)
+
+/* Sends the records OpenSSL has produced. `accounted` plaintext bytes of `pending`
+   go with them (0 for handshake messages, tickets and alerts). */
+static void conn_tls_send(struct server_conn *c, size_t accounted)
+{
+    size_t len = tls_out_pending(c->tls);
+    if (len == 0 || c->gone || uv_is_closing((uv_handle_t *)&c->tcp)) {
+        c->pending -= accounted;
+        return;
+    }
+    char *mem = malloc(len);
+    if (!mem) {
+        c->pending -= accounted;
+        conn_lost(c);
+        return;
+    }
+    tls_out_read(c->tls, mem, len);
+    size_t sent = 0;
+    if (c->writes_inflight == 0) {
+        uv_buf_t b = uv_buf_init(mem, (unsigned)len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (n > 0)
+            sent = (size_t)n;
+    }
+    if (sent == len) {
+        free(mem);
+        conn_written(c, accounted);
+        return;
+    }
+    struct wreq *wr = malloc(sizeof *wr);
+    uv_buf_t b = uv_buf_init(mem + sent, (unsigned)(len - sent));
+    if (!wr || uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
+        free(wr);
+        free(mem);
+        c->pending -= accounted;
+        conn_lost(c);
+        return;
+    }
+    wr->c = c;
+    wr->len = accounted; /* on_write takes it off `pending` */
+    wr->mem = mem;
+    c->writes_inflight++;
+}
+
+static void conn_tls_flush(struct server_conn *c)
+{
+    size_t len = c->out.len;
+    int rc = tls_write(c->tls, c->out.data, len);
+    buf_reset(&c->out);
+    if (rc < 0) {
+        c->pending -= len;
+        conn_lost(c);
+        return;
+    }
+    conn_tls_send(c, len);
+}
+
+static void conn_tls_close_notify(struct server_conn *c)
+{
+    if (c->gone || c->state == CS_CLOSING)
+        return;
+    tls_close_notify(c->tls);
+    conn_tls_send(c, 0);
+}
+
+static void peer_text(struct server_conn *c, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    char host[64] = "?";
+    int port = 0;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof host);
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof host);
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        }
+    }
+    snprintf(out, cap, "%s:%d", host, port);
+}
+
+/* Scanners, health checkers and clients limited to old TLS versions fail here all day:
+   the first failure of each kind is logged at info level, the rest at debug level. */
+static void conn_tls_failed(struct server_conn *c)
+{
+    char peer[80], key[224];
+    peer_text(c, peer, sizeof peer);
+    snprintf(key, sizeof key, "server %s", tls_error(c->tls));
+    bool first = log_first_time(key);
+    log_msg(first ? LOG_INFO : LOG_DEBUG, "client %s: %s; connection closed%s", peer,
+            tls_error(c->tls), first ? " (more like it are logged at debug level)" : "");
+    conn_tls_send(c, 0); /* the alert, if OpenSSL made one, tells the client why */
+    conn_close(c);
+}
+
+/* A plain HTTP request on the TLS port: answer it in plain HTTP, as most clients then show
+   the message instead of a bare connection error. */
+static void conn_tls_plain_http(struct server_conn *c)
+{
+    tls_conn_free(c->tls);
+    c->tls = NULL;
+    c->keep_alive = false;
+    c->linger = true; /* the rest of the request may still be arriving */
+    server_respond_error(c, GW_ERR_BAD_REQUEST,
+                         "this port serves HTTPS: send the request with https://", NULL);
+    conn_close(c);
+}
+
+static void conn_tls_input(struct server_conn *c, const char *data, size_t len)
+{
+    if (!c->tls_first_read) {
+        c->tls_first_read = true;
+        /* A TLS connection opens with a handshake record (0x16); a method name is plain HTTP. */
+        if (data[0] >= 'A' && data[0] <= 'Z') {
+            conn_tls_plain_http(c);
+            return;
+        }
+    }
+    if (tls_feed(c->tls, data, len) < 0) {
+        conn_lost(c);
+        return;
+    }
+    if (!tls_handshake_done(c->tls)) {
+        int rc = tls_handshake(c->tls);
+        if (rc == TLS_FAIL) {
+            conn_tls_failed(c);
+            return;
+        }
+        conn_tls_send(c, 0);
+        if (rc != TLS_DONE)
+            return;
+    }
+    /* read_scratch held the ciphertext, which tls_feed has copied: it takes the plaintext. */
+    while (c->state != CS_CLOSING && !c->gone) {
+        int n = tls_read(c->tls, read_scratch, sizeof read_scratch);
+        if (n > 0) {
+            conn_input(c, read_scratch, (size_t)n);
+            continue;
+        }
+        if (n == TLS_CLOSED) { /* the client's close_notify: as an end of stream */
+            conn_lost(c);
+            return;
+        }
+        if (n == TLS_FAIL) {
+            conn_tls_failed(c);
+            return;
+        }
+        break; /* TLS_WANT */
+    }
+    if (c->state != CS_CLOSING)
+        conn_tls_send(c, 0); /* session tickets after the handshake, key updates */
+}
+
+/* ---- accepting -------------------------------------------------------- */
+
+void server_on_connection(uv_stream_t *listener, int status)
+{
+    struct worker *w = listener->data;
+    if (status < 0)
+        return;
+    struct server_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return;
+    c->w = w;
+    uv_tcp_init(&w->loop, &c->tcp);
+    uv_timer_init(&w->loop, &c->timer);
+    uv_timer_init(&w->loop, &c->kick);
+    c->tcp.data = c->timer.data = c->kick.data = c;
+    c->handles_open = 3;
+    buf_init(&c->in, w->cfg->server.max_header_bytes + 64 * 1024);
+    http1_head_scan_init(&c->scan);
+    buf_init(&c->head, w->cfg->server.max_header_bytes + 1);
+    buf_init(&c->body, w->cfg->server.max_body_bytes);
+    buf_init(&c->out, 64u << 20); /* bounded far above the high-water mark: a safety net */
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0 || w->draining ||
+        w->nconns > w->cfg->server.max_connections) {
+        conn_really_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    if (w->tls) {
+        c->tls = tls_server_conn_new(w->tls);
+        if (!c->tls) {
+            conn_really_close(c);
+            return;
+        }
+        /* One socket read decrypts to at most its own size plus a record completed
+           from the read before: room for that beside the plain-HTTP bound. */
+        c->in.limit += SERVER_TLS_RECORD_SLACK;
+    }
+    c->state = CS_READ_HEAD;
+    set_reading(c, true);
+    /* Over TLS this also bounds the handshake: a client that never finishes it is closed
+       as an idle connection would be. */
+    uv_timer_start(&c->timer, on_timer, w->cfg->server.header_timeout_ms, 0);
+}
+
+void server_drain(struct worker *w)
+{
+    struct server_conn *c = w->conns, *next;
+    for (; c; c = next) {
+        next = c->next;
+        if (c->state == CS_READ_HEAD && c->in.len == 0)
+            conn_close(c);
+        else
+            c->keep_alive = false;
+    }
+}

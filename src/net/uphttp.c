@@ -1,0 +1,282 @@
+#include "net/uphttp.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+
+#define UPHTTP_MAX_HEAD (64u * 1024)
+#define UPHTTP_STALE_RETRIES 2
+
+enum up_state { UP_CONNECTING, UP_HEAD, UP_BODY, UP_DONE };
+
+struct uphttp {
+    struct transport_pool *pool;
+    const struct cfg_provider *provider;
+    uint32_t connect_timeout_ms;
+    struct transport_conn *conn;
+    const struct uphttp_events *ev;
+    void *ud;
+    char *request;
+    size_t request_len;
+    enum up_state state;
+    struct buf head;    /* response head bytes until complete */
+    struct buf scratch; /* body bytes being de-framed in place */
+    struct http1_body framer;
+    bool keep_alive;
+    bool reused;
+    bool got_bytes;
+    bool cancelled;
+    bool paused;
+    unsigned stale_retries;
+    unsigned depth; /* > 0 while inside our own callbacks */
+};
+
+static void up_free(struct uphttp *u)
+{
+    free(u->request);
+    buf_free(&u->head);
+    buf_free(&u->scratch);
+    free(u);
+}
+
+static void up_leave(struct uphttp *u)
+{
+    if (--u->depth == 0 && u->cancelled)
+        up_free(u);
+}
+
+static void up_release(struct uphttp *u, bool keep_alive)
+{
+    if (u->conn) {
+        transport_release(u->conn, keep_alive);
+        u->conn = NULL;
+    }
+}
+
+static void on_connect(void *ud, bool reused);
+static void on_data(void *ud, const char *data, size_t len);
+static void on_error(void *ud, enum transport_err err);
+
+static const struct transport_events up_transport_events = {
+    .on_connect = on_connect,
+    .on_data = on_data,
+    .on_error = on_error,
+};
+
+static void fail(struct uphttp *u, enum uphttp_fail f, enum transport_err terr)
+{
+    up_release(u, false);
+    u->state = UP_DONE;
+    u->ev->on_fail(u->ud, f, terr);
+}
+
+static int up_open(struct uphttp *u)
+{
+    return transport_open(u->pool, u->provider, u->connect_timeout_ms, &up_transport_events, u,
+                          &u->conn);
+}
+
+static void on_connect(void *ud, bool reused)
+{
+    struct uphttp *u = ud;
+    u->depth++;
+    u->reused = reused;
+    u->state = UP_HEAD;
+    if (u->paused)
+        transport_pause(u->conn, true);
+    if (transport_write(u->conn, u->request, u->request_len) < 0) {
+        fail(u, UPHTTP_FAIL_TRANSPORT, TRANSPORT_ERR_IO);
+    } else if (u->ev->on_connected) {
+        u->ev->on_connected(u->ud);
+    }
+    up_leave(u);
+}
+
+static void on_error(void *ud, enum transport_err err)
+{
+    struct uphttp *u = ud;
+    u->depth++;
+    if (u->state == UP_BODY && u->framer.mode == HTTP1_BODY_UNTIL_CLOSE && err == TRANSPORT_ERR_EOF) {
+        up_release(u, false);
+        u->state = UP_DONE;
+        u->ev->on_end(u->ud);
+    } else if (u->reused && !u->got_bytes && u->stale_retries < UPHTTP_STALE_RETRIES &&
+               (err == TRANSPORT_ERR_EOF || err == TRANSPORT_ERR_IO)) {
+        /* A keep-alive connection the provider had closed: not the provider's failure. */
+        u->stale_retries++;
+        up_release(u, false);
+        u->state = UP_CONNECTING;
+        if (up_open(u) < 0)
+            fail(u, UPHTTP_FAIL_TRANSPORT, TRANSPORT_ERR_CONNECT);
+    } else {
+        fail(u, UPHTTP_FAIL_TRANSPORT, err);
+    }
+    up_leave(u);
+}
+
+static bool body_has_none(int status)
+{
+    return status < 200 || status == 204 || status == 304;
+}
+
+/* De-frame body bytes and hand the payload on. */
+static void feed_body(struct uphttp *u, const char *data, size_t len)
+{
+    if (len == 0 || u->cancelled)
+        return;
+    buf_reset(&u->scratch);
+    if (buf_append(&u->scratch, data, len) < 0) {
+        fail(u, UPHTTP_FAIL_TOO_LARGE, 0);
+        return;
+    }
+    char *p = u->scratch.data;
+    size_t left = len;
+    while (left > 0 && !u->cancelled && u->state == UP_BODY) {
+        size_t n = left, consumed = 0;
+        int rc = http1_body_feed(&u->framer, p, &n, &consumed);
+        if (rc == HTTP1_ERROR) {
+            fail(u, UPHTTP_FAIL_BAD_RESPONSE, 0);
+            return;
+        }
+        if (n > 0)
+            u->ev->on_body(u->ud, p, n);
+        if (u->cancelled)
+            return;
+        p += consumed;
+        left -= consumed;
+        if (rc == 1) {
+            u->state = UP_DONE;
+            /* Bytes after the end of the message: the connection is not reusable. */
+            up_release(u, u->keep_alive && left == 0);
+            u->ev->on_end(u->ud);
+            return;
+        }
+        if (consumed == 0)
+            break;
+    }
+}
+
+static void on_data(void *ud, const char *data, size_t len)
+{
+    struct uphttp *u = ud;
+    u->depth++;
+    u->got_bytes = true;
+    if (u->state == UP_HEAD) {
+        if (buf_append(&u->head, data, len) < 0) {
+            fail(u, UPHTTP_FAIL_TOO_LARGE, 0);
+            goto out;
+        }
+        for (;;) {
+            struct http1_response resp;
+            int n = http1_parse_response(u->head.data, u->head.len, &resp);
+            if (n == HTTP1_NEED_MORE)
+                goto out;
+            if (n < 0) {
+                fail(u, UPHTTP_FAIL_BAD_RESPONSE, 0);
+                goto out;
+            }
+            if (resp.status >= 100 && resp.status < 200) { /* 100 Continue and friends */
+                buf_consume(&u->head, (size_t)n);
+                continue;
+            }
+            u->keep_alive = !resp.head.conn_close;
+            if (body_has_none(resp.status)) {
+                http1_body_init(&u->framer, HTTP1_BODY_NONE, 0);
+            } else if (resp.head.chunked) {
+                http1_body_init(&u->framer, HTTP1_BODY_CHUNKED, 0);
+                u->framer.bare_lf_ok = true; /* decoded and re-framed here: see http1.h */
+            } else if (resp.head.has_content_length) {
+                http1_body_init(&u->framer, HTTP1_BODY_LENGTH, resp.head.content_length);
+            } else {
+                http1_body_init(&u->framer, HTTP1_BODY_UNTIL_CLOSE, 0);
+                u->keep_alive = false;
+            }
+            u->state = UP_BODY;
+            u->ev->on_head(u->ud, &resp);
+            if (u->cancelled)
+                goto out;
+            if (u->framer.mode == HTTP1_BODY_NONE ||
+                (u->framer.mode == HTTP1_BODY_LENGTH && resp.head.content_length == 0)) {
+                u->state = UP_DONE;
+                up_release(u, u->keep_alive && u->head.len == (size_t)n);
+                u->ev->on_end(u->ud);
+                goto out;
+            }
+            /* The rest of what arrived with the head is body. */
+            size_t rest = u->head.len - (size_t)n;
+            if (rest > 0) {
+                struct buf tmp = u->head;
+                buf_init(&u->head, UPHTTP_MAX_HEAD);
+                feed_body(u, tmp.data + n, rest);
+                buf_free(&tmp);
+            }
+            goto out;
+        }
+    } else if (u->state == UP_BODY) {
+        feed_body(u, data, len);
+    }
+out:
+    up_leave(u);
+}
+
+struct uphttp *uphttp_start(struct transport_pool *pool, const struct cfg_provider *p,
+                            uint32_t connect_timeout_ms, char *request, size_t len,
+                            const struct uphttp_events *ev, void *ud)
+{
+    struct uphttp *u = calloc(1, sizeof *u);
+    if (!u) {
+        free(request);
+        return NULL;
+    }
+    u->pool = pool;
+    u->provider = p;
+    u->connect_timeout_ms = connect_timeout_ms;
+    u->ev = ev;
+    u->ud = ud;
+    u->request = request;
+    u->request_len = len;
+    buf_init(&u->head, UPHTTP_MAX_HEAD);
+    buf_init(&u->scratch, 0);
+    u->state = UP_CONNECTING;
+    if (up_open(u) < 0) {
+        up_free(u);
+        return NULL;
+    }
+    return u;
+}
+
+void uphttp_pause(struct uphttp *u, bool paused)
+{
+    if (u->paused == paused)
+        return;
+    u->paused = paused;
+    if (u->conn && u->state != UP_CONNECTING)
+        transport_pause(u->conn, paused);
+}
+
+void uphttp_cancel(struct uphttp *u)
+{
+    if (!u || u->cancelled)
+        return;
+    u->cancelled = true;
+    up_release(u, false);
+    if (u->depth == 0)
+        up_free(u);
+}
+
+int uphttp_request_head(struct buf *out, const struct cfg_provider *p, const char *method,
+                        const char *path, const char *user_agent)
+{
+    bool v6 = strchr(p->host, ':') != NULL; /* an IPv6 literal goes in brackets */
+    int rc = buf_printf(out, "%s %s%s HTTP/1.1\r\nHost: %s%s%s", method, p->base_path ? p->base_path : "",
+                        path, v6 ? "[" : "", p->host, v6 ? "]" : "");
+    if (p->port != (p->tls ? 443 : 80))
+        rc |= buf_printf(out, ":%u", p->port);
+    rc |= buf_printf(out, "\r\nUser-Agent: %s\r\n", user_agent);
+    if (p->api_key)
+        rc |= buf_printf(out, "%s: %s%s\r\n", p->auth_header, p->auth_prefix, p->api_key);
+    for (size_t i = 0; i < p->nheaders; i++)
+        rc |= buf_printf(out, "%s: %s\r\n", p->headers[i].name, p->headers[i].value);
+    return rc;
+}

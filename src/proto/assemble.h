@@ -1,0 +1,77 @@
+/*
+ * assemble — builds a non-stream answer from a stream of chunks.
+ *
+ * The gateway asks the upstream for a stream even when the client did not,
+ * so that first-token deadlines, stall detection and usage capture work the
+ * same for both; the proxy then feeds each SSE data payload here and, at the
+ * end, writes the one JSON object the client expected: a "chat.completion"
+ * (choices[].message with content, reasoning_content, refusal, tool_calls
+ * merged by index) or a "text_completion" (choices[].text). Usage is copied
+ * as the upstream sent it (the last non-null "usage" object); when it sent
+ * none, the proxy sets an estimate (assemble_set_estimated_usage), so that
+ * every answer carries usage. assemble_put_estimated_usage is the one writer
+ * of an estimated usage object, also for whole-body answers and stream chunks.
+ *
+ * Not the hot path, so chunks are parsed with cJSON. Everything accumulated
+ * (texts, ids, tool calls, choices) counts against max_bytes; the assembler
+ * owns all of it until assemble_free.
+ */
+#ifndef UNBUSY_ASSEMBLE_H
+#define UNBUSY_ASSEMBLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+
+enum assemble_kind {
+    ASSEMBLE_CHAT,       /* /v1/chat/completions */
+    ASSEMBLE_COMPLETION, /* /v1/completions (legacy) */
+};
+
+/* Choice and tool-call indexes at or past these are refused (-ERANGE). */
+#define ASSEMBLE_MAX_CHOICES 128
+#define ASSEMBLE_MAX_TOOL_CALLS 128
+
+struct assemble;
+
+/* max_bytes 0 means 16 MiB. Returns NULL when out of memory. */
+struct assemble *assemble_new(enum assemble_kind kind, size_t max_bytes);
+
+/*
+ * Take one chunk (an SSE data payload, "[DONE]" is ignored). Returns 0,
+ * -EINVAL when it is not a JSON object, -ERANGE for an index out of bounds,
+ * -ENOBUFS when the answer would pass max_bytes, -ENOMEM. After an error the
+ * assembler holds what came before and may still be finished or freed.
+ */
+int assemble_feed(struct assemble *a, const char *chunk_json, size_t len);
+
+/* Append the assembled answer (compact JSON) to out. Returns 0, or
+ * -ENOBUFS/-ENOMEM from buf. May be called again after more feeds. */
+int assemble_finish(struct assemble *a, struct buf *out);
+
+/* True when some chunk carried a usage object. */
+bool assemble_has_usage(const struct assemble *a);
+
+/* The answer's usage becomes an estimate (see assemble_put_estimated_usage), in place of
+   what the chunks said. */
+void assemble_set_estimated_usage(struct assemble *a, int64_t prompt_tokens,
+                                  int64_t completion_tokens);
+
+/* Appends {"prompt_tokens":P,"completion_tokens":C,"total_tokens":P+C,"estimated":true}.
+   Returns 0 or -ENOBUFS/-ENOMEM from buf. */
+int assemble_put_estimated_usage(struct buf *out, int64_t prompt_tokens, int64_t completion_tokens);
+
+/*
+ * A whole JSON answer (an object) that came without usage, with an estimated one: the
+ * object as compact JSON, its "usage" member (absent or null) set by
+ * assemble_put_estimated_usage, appended to out. Returns 0, -EINVAL when json is not an
+ * object, -ENOBUFS/-ENOMEM.
+ */
+int assemble_add_estimated_usage(const char *json, size_t len, int64_t prompt_tokens,
+                                 int64_t completion_tokens, struct buf *out);
+
+void assemble_free(struct assemble *a);
+
+#endif

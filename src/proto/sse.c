@@ -1,0 +1,232 @@
+#include "proto/sse.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A line may carry a whole event's data plus its "data: " prefix. */
+#define SSE_LINE_SLACK 16
+
+static const unsigned char sse_bom[3] = {0xEF, 0xBB, 0xBF};
+
+void sse_parser_init(struct sse_parser *p, size_t max_event_bytes)
+{
+    memset(p, 0, sizeof *p);
+    p->max_event_bytes = max_event_bytes ? max_event_bytes : SSE_DEFAULT_MAX_EVENT;
+}
+
+void sse_parser_free(struct sse_parser *p)
+{
+    free(p->line);
+    free(p->data);
+    p->line = p->data = NULL;
+    p->line_cap = p->data_cap = 0;
+    sse_parser_reset(p);
+}
+
+void sse_parser_reset(struct sse_parser *p)
+{
+    p->line_len = 0;
+    p->data_len = 0;
+    p->event_len = 0;
+    p->event[0] = '\0';
+    p->has_data = false;
+    p->pending_cr = false;
+    p->bom_checked = false;
+    p->bom_seen = 0;
+}
+
+static size_t sse_line_limit(const struct sse_parser *p)
+{
+    return p->max_event_bytes + SSE_LINE_SLACK;
+}
+
+/* Make room for `need` bytes plus a NUL, never past limit + 1. */
+static int sse_grow(char **mem, size_t *cap, size_t need, size_t limit)
+{
+    if (need > limit)
+        return SSE_ERR_TOO_BIG;
+    if (need + 1 <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap : 256;
+    while (ncap < need + 1)
+        ncap *= 2;
+    if (ncap > limit + 1)
+        ncap = limit + 1;
+    char *m = realloc(*mem, ncap);
+    if (!m)
+        return SSE_ERR_NOMEM;
+    *mem = m;
+    *cap = ncap;
+    return 0;
+}
+
+static int sse_line_append(struct sse_parser *p, const void *bytes, size_t n)
+{
+    if (n > sse_line_limit(p) - p->line_len)
+        return SSE_ERR_TOO_BIG;
+    int rc = sse_grow(&p->line, &p->line_cap, p->line_len + n, sse_line_limit(p));
+    if (rc)
+        return rc;
+    memcpy(p->line + p->line_len, bytes, n);
+    p->line_len += n;
+    return 0;
+}
+
+static int sse_dispatch(struct sse_parser *p, sse_item_cb cb, void *ud)
+{
+    int rc = 0;
+    /* One empty data line is no event (the spec drops an empty data buffer); two are "\n". */
+    if (p->has_data && p->data_len > 0) {
+        struct sse_item item = {
+            .kind = SSE_EVENT,
+            .data = p->data ? p->data : "",
+            .data_len = p->data_len,
+            .event = p->event,
+            .event_len = p->event_len,
+        };
+        if (p->data)
+            p->data[p->data_len] = '\0';
+        rc = cb(ud, &item);
+    }
+    p->data_len = 0;
+    p->has_data = false;
+    p->event_len = 0;
+    p->event[0] = '\0';
+    return rc;
+}
+
+static int sse_data_line(struct sse_parser *p, const char *value, size_t n)
+{
+    size_t sep = p->has_data ? 1 : 0;
+    size_t room = p->max_event_bytes - p->data_len;
+    if (p->data_len > p->max_event_bytes || sep > room || n > room - sep)
+        return SSE_ERR_TOO_BIG;
+    int rc = sse_grow(&p->data, &p->data_cap, p->data_len + sep + n, p->max_event_bytes);
+    if (rc)
+        return rc;
+    if (sep)
+        p->data[p->data_len++] = '\n';
+    if (n)
+        memcpy(p->data + p->data_len, value, n);
+    p->data_len += n;
+    p->has_data = true;
+    return 0;
+}
+
+static int sse_line(struct sse_parser *p, const char *line, size_t n, sse_item_cb cb, void *ud)
+{
+    if (n == 0)
+        return sse_dispatch(p, cb, ud);
+    if (line[0] == ':') {
+        struct sse_item item = {
+            .kind = SSE_COMMENT,
+            .data = line + 1,
+            .data_len = n - 1,
+            .event = "",
+            .event_len = 0,
+        };
+        return cb(ud, &item);
+    }
+    const char *colon = memchr(line, ':', n);
+    size_t field_len = colon ? (size_t)(colon - line) : n;
+    const char *value = colon ? colon + 1 : line + n;
+    size_t value_len = (size_t)(line + n - value);
+    if (value_len && value[0] == ' ') {
+        value++;
+        value_len--;
+    }
+    if (field_len == 4 && memcmp(line, "data", 4) == 0)
+        return sse_data_line(p, value, value_len);
+    if (field_len == 5 && memcmp(line, "event", 5) == 0) {
+        size_t keep = value_len < sizeof p->event - 1 ? value_len : sizeof p->event - 1;
+        memcpy(p->event, value, keep);
+        p->event[keep] = '\0';
+        p->event_len = keep;
+    }
+    return 0;
+}
+
+int sse_parser_feed(struct sse_parser *p, const char *buf, size_t len, sse_item_cb cb, void *ud,
+                    size_t *consumed)
+{
+    size_t i = 0;
+    int rc = 0;
+
+    while (i < len) {
+        if (!p->bom_checked) {
+            if ((unsigned char)buf[i] == sse_bom[p->bom_seen]) {
+                i++;
+                if (++p->bom_seen == sizeof sse_bom)
+                    p->bom_checked = true;
+                continue;
+            }
+            /* Not a BOM after all: the bytes taken so far start the first line. */
+            p->bom_checked = true;
+            if (p->bom_seen && (rc = sse_line_append(p, sse_bom, p->bom_seen)))
+                break;
+        }
+        if (p->pending_cr) {
+            p->pending_cr = false;
+            if (buf[i] == '\n') {
+                i++;
+                continue;
+            }
+        }
+        size_t j = i;
+        while (j < len && buf[j] != '\n' && buf[j] != '\r')
+            j++;
+        if (j == len) {
+            rc = sse_line_append(p, buf + i, len - i);
+            if (rc == 0)
+                i = len;
+            break;
+        }
+        const char *line = buf + i;
+        size_t n = j - i;
+        if (p->line_len) {
+            if ((rc = sse_line_append(p, buf + i, n)))
+                break;
+            line = p->line;
+            n = p->line_len;
+        } else if (n > sse_line_limit(p)) {
+            rc = SSE_ERR_TOO_BIG;
+            break;
+        }
+        p->pending_cr = buf[j] == '\r';
+        i = j + 1;
+        rc = sse_line(p, line, n, cb, ud);
+        p->line_len = 0;
+        if (rc)
+            break;
+    }
+    if (consumed)
+        *consumed = i;
+    return rc;
+}
+
+int sse_encode_event(struct buf *out, const char *data, size_t len)
+{
+    size_t lines = 1;
+    for (const char *nl = data; (nl = memchr(nl, '\n', len - (size_t)(nl - data))) != NULL; nl++)
+        lines++;
+    /* "data: " and "\n" per line (the joining "\n"s become line ends), and the blank line */
+    size_t need = len - (lines - 1) + lines * 7 + 1;
+    int rc = buf_reserve(out, need);
+    if (rc)
+        return rc;
+    const char *line = data, *end = data + len;
+    for (;;) {
+        const char *nl = memchr(line, '\n', (size_t)(end - line));
+        size_t n = nl ? (size_t)(nl - line) : (size_t)(end - line);
+        memcpy(out->data + out->len, "data: ", 6);
+        memcpy(out->data + out->len + 6, line, n);
+        out->data[out->len + 6 + n] = '\n';
+        out->len += n + 7;
+        if (!nl)
+            break;
+        line = nl + 1;
+    }
+    out->data[out->len++] = '\n';
+    out->data[out->len] = '\0';
+    return 0;
+}

@@ -1,0 +1,900 @@
+/*
+ * A proxied request:
+ *
+ *   start ─▶ pick a deployment (tier, health, balancer) ─▶ attempt ─┬─ first content ─▶ winner
+ *              ▲                                              │     │   (stream client: commit)
+ *              └─── failed before the client saw a byte ◀─────┘     └─ hedge timer: a second
+ *                   (within max_attempts, the retry budget            attempt on another deployment;
+ *                    and the total deadline)                          the first to bring content wins
+ *   winner done ─▶ [DONE] / JSON answer ─▶ finalize
+ *   winner fails after commit ─▶ error event, no [DONE] ─▶ finalize
+ *
+ * A non-stream client is answered only at the end, so any failure before the
+ * end moves it to another deployment, invisibly. Every path ends in finalize.
+ */
+#include "proxy/proxy.h"
+
+#include <cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "admit/keys.h"
+#include "obs/ledger.h"
+#include "config/prices.h"
+#include "base/redact.h"
+#include "base/log.h"
+#include "obs/metrics.h"
+#include "proxy/proxy_int.h"
+#include "http/server.h"
+#include "worker.h"
+
+static void next_attempt(struct preq *p);
+static void note_why(struct preq *p, const char *key, const char *reason, const char *detail,
+                     const char *provider_said);
+static const char *class_reason(enum health_class c);
+
+static uint64_t now_ms(void)
+{
+    return runtime_now_ms();
+}
+
+uint64_t proxy_remaining_ms(struct preq *p)
+{
+    uint64_t spent = now_ms() - p->t_start;
+    return spent >= p->model->timeouts.total_ms ? 0 : p->model->timeouts.total_ms - spent;
+}
+
+static uint64_t rand64(struct preq *p)
+{
+    uint64_t x = p->w->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    p->w->rng = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+static struct accesslog_entry *log_entry(struct preq *p)
+{
+    return &server_conn_request_mut(p->conn)->log;
+}
+
+/* ---- answering the client ------------------------------------------------ */
+
+static void extra_headers(struct preq *p, const struct attempt *a, struct buf *h)
+{
+    if (a && a->dep) {
+        buf_printf(h, "x-unbusy-provider: %s\r\n", a->dep->provider->name);
+        buf_printf(h, "x-unbusy-attempts: %u\r\n", p->attempts);
+    }
+    if (p->degraded_from)
+        buf_printf(h, "x-unbusy-degraded: %s\r\n", p->model->name);
+    proxy_limit_headers(p, h);
+}
+
+/*
+ * Answers a request that will not be served. Before the head has gone out this is an
+ * ordinary error response; a queued stream client already has a 200 head, so it gets
+ * the error as an event and the stream ends without [DONE].
+ */
+void proxy_fail_request(struct preq *p, enum gw_err e, const char *msg, int retry_after_s)
+{
+    if (p->head_sent) {
+        /* The head (and its status) went out while the request waited: the retry hint
+           can only travel in the message. */
+        char with_hint[1024];
+        if (retry_after_s >= 0) {
+            snprintf(with_hint, sizeof with_hint, "%.900s; retry after %d s", msg, retry_after_s);
+            msg = with_hint;
+        }
+        struct buf b;
+        buf_init(&b, 0);
+        errors_render(&b, e, msg, NULL);
+        proxy_relay_event(p, b.data, b.len);
+        buf_free(&b);
+        server_stream_end(p->conn);
+        server_set_close(p->conn);
+        log_entry(p)->status = errors_status(e);
+        return;
+    }
+    struct buf h;
+    buf_init(&h, 0);
+    extra_headers(p, p->attempts ? &p->at[0] : NULL, &h);
+    if (retry_after_s >= 0)
+        buf_printf(&h, "Retry-After: %d\r\n", retry_after_s);
+    server_respond_error(p->conn, e, msg, h.data);
+    buf_free(&h);
+}
+
+void proxy_relay_event(struct preq *p, const char *data, size_t len)
+{
+    proxy_continue_note(p, data, len);
+    if (memchr(data, '\n', len)) {
+        /* An upstream event of several data lines: one data line each again, or the client
+           would read only the first (its parser joins them back as ours did). */
+        struct buf ev;
+        buf_init(&ev, 0);
+        if (sse_encode_event(&ev, data, len) == 0)
+            server_stream_write(p->conn, ev.data, ev.len);
+        buf_free(&ev);
+    } else {
+        uv_buf_t parts[3] = {uv_buf_init("data: ", 6), uv_buf_init((char *)data, (unsigned)len),
+                             uv_buf_init("\n\n", 2)};
+        server_stream_writev(p->conn, parts, 3);
+    }
+    if (!p->paused && server_pending_bytes(p->conn) > SERVER_HIGH_WATER && p->winner) {
+        p->paused = true;
+        attempt_pause(p->winner, true);
+    }
+}
+
+void proxy_relay_comment(struct preq *p)
+{
+    server_stream_write(p->conn, ": keep-alive\n\n", 14); /* keeps the client's idle timers fed */
+}
+
+static void commit_stream(struct preq *p, struct attempt *a)
+{
+    struct buf h;
+    buf_init(&h, 0);
+    buf_append_str(&h, "Cache-Control: no-cache\r\n");
+    extra_headers(p, a, &h);
+    if (!p->head_sent) /* a queued client has had its head already */
+        server_stream_begin(p->conn, 200, "text/event-stream", h.data);
+    buf_free(&h);
+    p->head_sent = true;
+    p->committed = true;
+    if (a->held.len)
+        server_stream_write(p->conn, a->held.data, a->held.len);
+    buf_reset(&a->held);
+}
+
+static void release_attempt(struct attempt *a, enum health_class c)
+{
+    struct preq *p = a->p;
+    if (!a->rd)
+        return;
+    if (a->retry_after_s > 0 && (c == HEALTH_RATE_LIMITED || c == HEALTH_SERVER_ERROR))
+        health_cooldown(&a->rd->health, now_ms(), /* at most HTTP1_RETRY_AFTER_MAX_S: fits */
+                        (uint32_t)a->retry_after_s * 1000u);
+    /* A failure counts as a slow sample, so that a deployment failing fast does not look fast;
+       a 429 that said when to come back is not slowness. */
+    uint32_t penalty = c == HEALTH_OK || (c == HEALTH_RATE_LIMITED && a->retry_after_s > 0)
+                           ? 0
+                           : p->model->timeouts.first_token_ms;
+    unsigned ev = health_release(&a->rd->health, &a->ticket, now_ms(), c, c == HEALTH_OK ? a->ttft_ms : 0,
+                                 penalty, rand64(p));
+    metrics_attempt_end(p->w->metrics, p->model, a->dep, c, ev, a->status, p->committed);
+    struct balancer_outcome o = {.cls = c, .ttft_ms = c == HEALTH_OK ? a->ttft_ms : 0,
+                                 .usage = {.prompt_tokens = -1, .completion_tokens = -1,
+                                           .reasoning_tokens = -1, .cached_tokens = -1}};
+    if (a->usage_seen)
+        o.usage = (struct prices_usage){.prompt_tokens = a->usage.prompt_tokens,
+                                        .completion_tokens = a->usage.completion_tokens,
+                                        .reasoning_tokens = a->usage.reasoning_tokens,
+                                        .cached_tokens = a->usage.cached_tokens};
+    balancer_observe(p->rm->balancer, (size_t)(a->rd - p->rm->deps), &o);
+    if (ev & HEALTH_EVENT_TRIPPED)
+        log_warn("deployment %s: circuit breaker opened (last failure: %s)", a->rd->key,
+                 health_class_name(c));
+    if (ev & HEALTH_EVENT_CLOSED)
+        log_info("deployment %s: circuit breaker closed again", a->rd->key);
+    if (ev & HEALTH_EVENT_AUTH_FIRST)
+        log_error("deployment %s: the provider refuses our credentials (401/402/403); it is out until "
+                  "reload or an admin enable; check its api_key and balance",
+                  a->rd->key);
+    a->rd = NULL;
+}
+
+static void abandon_attempt(struct attempt *a)
+{
+    if (a->rd) {
+        health_abandon(&a->rd->health, &a->ticket);
+        a->rd = NULL;
+    }
+    attempt_reset(a);
+}
+
+/* A hedge race is decided: the loser is cancelled; how long it waited without a first token
+   still tells something about its deployment. */
+static void cancel_loser(struct attempt *a)
+{
+    if (a->rd && !a->got_first)
+        health_abandon_after(&a->rd->health, &a->ticket, (uint32_t)(now_ms() - a->t_start));
+    else if (a->rd)
+        health_abandon(&a->rd->health, &a->ticket);
+    a->rd = NULL;
+    attempt_reset(a);
+}
+
+static void record_usage(struct preq *p, const struct attempt *a)
+{
+    struct accesslog_entry *log = log_entry(p);
+    uint64_t start_ns = server_conn_request(p->conn)->start_ns;
+    log->ttft_ms = a->got_first ? (int64_t)((a->first_ns - start_ns) / 1000000) : -1;
+    if (!a->usage_seen)
+        return;
+    log->prompt_tokens = a->usage.prompt_tokens;
+    log->completion_tokens = a->usage.completion_tokens;
+    log->reasoning_tokens = a->usage.reasoning_tokens;
+    log->cached_tokens = a->usage.cached_tokens;
+}
+
+/* After the client has seen bytes: end the stream with an error event and no [DONE]. */
+void proxy_mid_stream_error(struct preq *p, enum health_class c, const char *why)
+{
+    struct attempt *a = p->winner;
+    if (why && a && proxy_continue_try(p)) {
+        /* continue_on_cut: the same client stream goes on from another deployment */
+        note_why(p, a->rd ? a->rd->key : "?", class_reason(c), why, NULL);
+        record_usage(p, a);
+        release_attempt(a, c);
+        attempt_reset(a);
+        p->winner = NULL;
+        next_attempt(p);
+        return;
+    }
+    if (why) {
+        struct buf b;
+        buf_init(&b, 0);
+        char msg[512];
+        snprintf(msg, sizeof msg, "the stream from %s failed after it had started: %s",
+                 a && a->dep ? a->dep->provider->name : "the upstream", why);
+        errors_render(&b, GW_ERR_MID_STREAM, msg, NULL);
+        proxy_relay_event(p, b.data, b.len);
+        buf_free(&b);
+    }
+    server_stream_end(p->conn);
+    server_set_close(p->conn);
+    if (a) {
+        record_usage(p, a);
+        release_attempt(a, c);
+    }
+    if (why)
+        snprintf(log_entry(p)->error, sizeof log_entry(p)->error, "%s", why);
+    proxy_finalize(p, OUTCOME_MID_STREAM_ERROR);
+}
+
+void proxy_provider_error_event(struct preq *p, const char *data, size_t len, const char *msg)
+{
+    /* The provider's own error event, as it came but for any secret it echoes. */
+    size_t cap = redact_bound(len);
+    char *clean = malloc(cap);
+    if (clean) {
+        size_t n = redact_text(&p->cfg->secrets, data, len, clean, cap);
+        proxy_relay_event(p, clean, n);
+        free(clean);
+    }
+    snprintf(log_entry(p)->error, sizeof log_entry(p)->error, "provider: %s", msg);
+}
+
+void proxy_first_content(struct attempt *a)
+{
+    struct preq *p = a->p;
+    if (p->winner)
+        return;
+    p->winner = a;
+    uv_timer_stop(&p->hedge_timer);
+    struct attempt *rival = &p->at[1 - a->slot];
+    if (rival->active) {
+        if (a->hedge)
+            atomic_fetch_add(&p->rm->hedges_won, 1);
+        else
+            atomic_fetch_add(&p->rm->hedges_wasted, 1);
+        cancel_loser(rival);
+    }
+    if (p->client_stream && !p->committed)
+        commit_stream(p, a); /* a continuation goes on in the stream already committed */
+}
+
+void proxy_estimate_usage(const struct preq *p, uint64_t completion_chars, int64_t *prompt_tokens,
+                          int64_t *completion_tokens)
+{
+    prices_estimate_tokens(p->scan.prompt_chars, (size_t)completion_chars, prompt_tokens,
+                           completion_tokens);
+}
+
+void proxy_note_chunk_meta(struct preq *p, const char *data, size_t len)
+{
+    p->chunk_meta = true;
+    cJSON *j = cJSON_ParseWithLength(data, len);
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(j, "model");
+    const cJSON *created = cJSON_GetObjectItemCaseSensitive(j, "created");
+    if (cJSON_IsString(id) && strlen(id->valuestring) < sizeof p->chunk_id)
+        strcpy(p->chunk_id, id->valuestring);
+    if (cJSON_IsString(model) && strlen(model->valuestring) < sizeof p->chunk_model)
+        strcpy(p->chunk_model, model->valuestring);
+    if (cJSON_IsNumber(created) && created->valuedouble >= 0 && created->valuedouble < 9e15)
+        p->chunk_created = (int64_t)created->valuedouble;
+    cJSON_Delete(j);
+}
+
+/* The usage chunk a stream client asked for (stream_options.include_usage) when the provider
+   sent none: before [DONE], estimated, in the shape of the stream's own chunks. The head has
+   gone out, so the mark is in the usage object ("estimated": true), not a header. */
+static void estimated_usage_chunk(struct preq *p)
+{
+    const struct accesslog_entry *log = log_entry(p);
+    struct buf ev;
+    buf_init(&ev, 0);
+    int rc = buf_append_str(&ev, "data: {\"id\":");
+    if (!rc)
+        rc = buf_append_json_str(&ev, p->chunk_id, strlen(p->chunk_id));
+    if (!rc)
+        rc = buf_printf(&ev, ",\"object\":\"%s\",\"created\":%lld,\"model\":",
+                        p->api == PROXY_API_COMPLETIONS ? "text_completion"
+                                                        : "chat.completion.chunk",
+                        (long long)(p->chunk_created ? p->chunk_created : (int64_t)time(NULL)));
+    const char *model = p->chunk_model[0] ? p->chunk_model : p->model->name;
+    if (!rc)
+        rc = buf_append_json_str(&ev, model, strlen(model));
+    if (!rc)
+        rc = buf_append_str(&ev, ",\"choices\":[],\"usage\":");
+    if (!rc)
+        rc = assemble_put_estimated_usage(&ev, log->prompt_tokens, log->completion_tokens);
+    if (!rc)
+        rc = buf_append_str(&ev, "}\n\n");
+    if (!rc)
+        server_stream_write(p->conn, ev.data, ev.len);
+    buf_free(&ev);
+}
+
+void proxy_attempt_done(struct attempt *a, const char *json, size_t len)
+{
+    struct preq *p = a->p;
+    p->winner = a;
+    record_usage(p, a);
+    struct accesslog_entry *log = log_entry(p);
+    if (!a->usage_seen && p->api != PROXY_API_EMBEDDINGS) {
+        /* The same estimate as in the answer (attempt.c): of what this client received. */
+        proxy_estimate_usage(p, p->client_stream ? p->content_chars : a->content_chars,
+                             &log->prompt_tokens, &log->completion_tokens);
+        log->usage_estimated = true;
+    }
+    /* The deployment's slot, then the model's admission slot, then the answer: a waiter woken
+       by the admission slot (on any worker) finds the deployment free. */
+    release_attempt(a, HEALTH_OK);
+    proxy_admit_settle(p);
+    if (p->client_stream) {
+        if (log->usage_estimated && p->client_usage)
+            estimated_usage_chunk(p);
+        server_stream_write(p->conn, "data: [DONE]\n\n", 14);
+        server_stream_end(p->conn);
+    } else {
+        struct buf h;
+        buf_init(&h, 0);
+        extra_headers(p, a, &h);
+        if (log->usage_estimated)
+            buf_append_str(&h, "x-unbusy-usage: estimated\r\n");
+        server_respond(p->conn, 200, "application/json", h.data, json, len);
+        buf_free(&h);
+    }
+    proxy_finalize(p, OUTCOME_OK);
+}
+
+void proxy_attempt_client_error(struct attempt *a, int status, const char *raw, size_t raw_len)
+{
+    struct preq *p = a->p;
+    /* Passed on to the client, so first cleaned of any secret the provider echoes. */
+    size_t cap = redact_bound(raw_len);
+    char *owned = malloc(cap);
+    const char *body = owned ? owned : "";
+    size_t len = owned ? redact_text(&p->cfg->secrets, raw, raw_len, owned, cap) : 0;
+    struct jsonx_chunk ch;
+    bool json_error = jsonx_scan_chunk(body, len, &ch) == 0 && ch.valid && ch.has_error;
+    char cut[160], msg[sizeof cut + sizeof REDACT_MARK];
+    size_t n = jsonx_error_message(body, len, cut, sizeof cut);
+    redact_text(&p->cfg->secrets, cut, n, msg, sizeof msg); /* a key the cut cut in two */
+    snprintf(log_entry(p)->error, sizeof log_entry(p)->error, "provider: HTTP %d: %s", status, msg);
+    enum gw_err e = status == 413 ? GW_ERR_TOO_LARGE : GW_ERR_BAD_REQUEST;
+    if (p->head_sent) {
+        proxy_fail_request(p, e, msg[0] ? msg : "the provider rejected the request", -1);
+    } else {
+        struct buf h;
+        buf_init(&h, 0);
+        extra_headers(p, a, &h);
+        if (json_error) {
+            server_respond(p->conn, status, "application/json", h.data, body, len);
+        } else {
+            struct buf b;
+            buf_init(&b, 0);
+            errors_render(&b, e, msg[0] ? msg : "the provider rejected the request", NULL);
+            server_respond(p->conn, status, "application/json", h.data, b.data, b.len);
+            buf_free(&b);
+        }
+        buf_free(&h);
+    }
+    free(owned);
+    release_attempt(a, HEALTH_OK); /* the deployment did its job */
+    attempt_reset(a);
+    proxy_finalize(p, OUTCOME_CLIENT_ERROR);
+}
+
+/* ---- failures ---------------------------------------------------------------- */
+
+/* The client is told which deployment failed and the class of failure; the log also gets
+   what the provider said (already redacted), which the client never sees: it may echo
+   the credentials unbusy sent. */
+static void note_why(struct preq *p, const char *key, const char *reason, const char *detail,
+                     const char *provider_said)
+{
+    struct buf *both[2] = {&p->why, &p->why_log};
+    for (int i = 0; i < 2; i++) {
+        if (both[i]->len)
+            buf_append_str(both[i], "; ");
+        buf_printf(both[i], "%s: %s", key, reason);
+        if (detail && *detail)
+            buf_printf(both[i], " (%s)", detail);
+    }
+    if (provider_said && *provider_said)
+        buf_printf(&p->why_log, ": \"%s\"", provider_said);
+}
+
+static const char *class_reason(enum health_class c)
+{
+    switch (c) {
+    case HEALTH_CONNECT: return "connect failed";
+    case HEALTH_TLS: return "TLS failed";
+    case HEALTH_CONNECT_TIMEOUT: return "connect timeout";
+    case HEALTH_FIRST_TOKEN: return "no first token before the deadline";
+    case HEALTH_STALL: return "stream stalled";
+    case HEALTH_RATE_LIMITED: return "rate limited";
+    case HEALTH_SERVER_ERROR: return "server error";
+    case HEALTH_AUTH: return "credentials refused";
+    case HEALTH_BAD_REPLY: return "malformed reply";
+    case HEALTH_CUT: return "stream cut";
+    case HEALTH_IO: return "connection error";
+    case HEALTH_STATUS: return "unexpected status";
+    default: return "failed";
+    }
+}
+
+static void all_failed(struct preq *p)
+{
+    /* Deployments never tried: say why each was skipped. */
+    uint64_t now = now_ms();
+    for (size_t i = 0; i < p->rm->ndeps && i < PROXY_MAX_DEPS; i++) {
+        const char *why = NULL;
+        if (p->tried[i] || runtime_dep_eligible(&p->rm->deps[i], now, &why))
+            continue;
+        note_why(p, p->rm->deps[i].key, why ? why : "not eligible", NULL, NULL);
+        p->n_busy++; /* out of service, not broken: the answer is 503 */
+    }
+    enum gw_err e = GW_ERR_UPSTREAM;
+    if (p->n_other == 0 && p->n_busy == 0 && p->n_timeout > 0)
+        e = GW_ERR_UPSTREAM_TIMEOUT;
+    else if (p->n_other == 0)
+        e = GW_ERR_UNAVAILABLE;
+    size_t cap = p->why.len + 256;
+    char *msg = malloc(cap);
+    int retry_after = e != GW_ERR_UPSTREAM_TIMEOUT ? p->retry_after_s : -1;
+    if (msg) {
+        snprintf(msg, cap, "every deployment of model '%s' failed (%u attempt%s): %s", p->model->name,
+                 p->attempts, p->attempts == 1 ? "" : "s", p->why.len ? p->why.data : "none could be tried");
+        proxy_fail_request(p, e, msg, retry_after);
+        free(msg);
+    } else {
+        proxy_fail_request(p, GW_ERR_INTERNAL, "out of memory", -1);
+    }
+    snprintf(log_entry(p)->error, sizeof log_entry(p)->error, "%s", p->why_log.data ? p->why_log.data : "");
+    proxy_finalize(p, OUTCOME_UPSTREAM_FAILED);
+}
+
+void proxy_attempt_failed(struct attempt *a, enum health_class c, const char *detail)
+{
+    struct preq *p = a->p;
+    if (c == HEALTH_FIRST_TOKEN || c == HEALTH_CONNECT_TIMEOUT)
+        p->n_timeout++;
+    else if (c == HEALTH_RATE_LIMITED || c == HEALTH_SERVER_ERROR)
+        p->n_busy++;
+    else
+        p->n_other++;
+    if (a->retry_after_s >= 0 && (p->retry_after_s < 0 || a->retry_after_s < p->retry_after_s))
+        p->retry_after_s = a->retry_after_s;
+    note_why(p, a->rd ? a->rd->key : "?", class_reason(c), detail, a->provider_said);
+    if (p->winner == a)
+        p->winner = NULL; /* a non-stream answer broke before its end: start over elsewhere */
+    release_attempt(a, c);
+    attempt_reset(a);
+    if (p->at[1 - a->slot].active)
+        return; /* the rival attempt goes on */
+    atomic_fetch_add(&p->rm->failovers, 1);
+    next_attempt(p);
+}
+
+/* ---- choosing and starting ------------------------------------------------------ */
+
+static struct runtime_dep *pick(struct preq *p, int *index_out)
+{
+    struct runtime_model *rm = p->rm;
+    size_t n = rm->ndeps < PROXY_MAX_DEPS ? rm->ndeps : PROXY_MAX_DEPS;
+    struct balancer_candidate cand[PROXY_MAX_DEPS];
+    uint64_t now = now_ms();
+    bool any_untried = false;
+    for (size_t i = 0; i < n; i++)
+        if (!p->tried[i] && (p->route_tier < 0 || rm->deps[i].cfg->tier == p->route_tier))
+            any_untried = true;
+    for (size_t i = 0; i < n; i++) {
+        bool busy = (p->at[0].active && p->at[0].rd == &rm->deps[i]) ||
+                    (p->at[1].active && p->at[1].rd == &rm->deps[i]);
+        /* Once every deployment has had its turn, any but the last one may go again. */
+        bool excluded = busy || (any_untried ? p->tried[i] : (int)i == p->last_tried && n > 1) ||
+                        (p->route_tier >= 0 && rm->deps[i].cfg->tier != p->route_tier);
+        cand[i] = (struct balancer_candidate){
+            .h = &rm->deps[i].health,
+            .tier = rm->deps[i].cfg->tier,
+            .weight = rm->deps[i].cfg->weight,
+            .excluded = excluded || rm->deps[i].provider->probe_down,
+        };
+    }
+    for (;;) {
+        int idx = balancer_pick(rm->balancer, cand, n, now, rand64(p));
+        if (idx < 0)
+            return NULL;
+        struct attempt *slot = p->at[0].active ? &p->at[1] : &p->at[0];
+        if (health_acquire(&rm->deps[idx].health, now, &slot->ticket)) {
+            *index_out = idx;
+            return &rm->deps[idx];
+        }
+        cand[idx].excluded = true; /* lost a race for its last slot */
+    }
+}
+
+static bool start_on(struct preq *p, struct attempt *a, bool hedge)
+{
+    int idx = -1;
+    struct runtime_dep *rd = pick(p, &idx);
+    if (!rd)
+        return false;
+    p->tried[idx] = true;
+    p->last_tried = idx;
+    p->attempts++;
+    if (attempt_start(a, rd, hedge) < 0) {
+        a->rd = rd;
+        proxy_attempt_failed(a, HEALTH_IO, "the request could not be started");
+        return true;
+    }
+    return true;
+}
+
+static void on_hedge_timer(uv_timer_t *t)
+{
+    struct preq *p = t->data;
+    if (p->finished || p->winner || !p->at[0].active || p->at[1].active)
+        return;
+    if (!retry_budget_try_spend(&p->rm->hedges, now_ms()))
+        return;
+    if (start_on(p, &p->at[1], true)) {
+        p->hedged = true;
+        atomic_fetch_add(&p->rm->hedges_started, 1);
+    }
+}
+
+static void arm_hedge(struct preq *p, struct attempt *a)
+{
+    const struct cfg_hedge *hg = &p->model->resilience.hedge;
+    if (!hg->enabled || p->hedged || !a->active)
+        return;
+    uint32_t after = hg->after_ms;
+    if (after == 0) {
+        uint32_t p50, p95, p99;
+        after = health_ttft_percentiles(&a->rd->health, &p50, &p95, &p99) >= 20 ? p95 : 0;
+        if (after == 0)
+            after = p->model->timeouts.first_token_ms / 4; /* nothing learnt yet */
+    }
+    if (after < 10)
+        after = 10;
+    uv_timer_start(&p->hedge_timer, on_hedge_timer, after, 0);
+}
+
+static void next_attempt(struct preq *p)
+{
+    if (p->finished)
+        return;
+    uint32_t max_attempts = p->model->max_attempts ? p->model->max_attempts : (uint32_t)p->rm->ndeps;
+    if (p->attempts >= max_attempts || proxy_remaining_ms(p) == 0) {
+        all_failed(p);
+        return;
+    }
+    if (p->attempts > 0 && !retry_budget_try_spend(&p->rm->retries, now_ms())) {
+        atomic_fetch_add(&p->rm->budget_exhausted, 1);
+        note_why(p, "gateway", "retry budget exhausted", "too many retries across all requests", NULL);
+        p->n_busy++;
+        all_failed(p);
+        return;
+    }
+    if (!start_on(p, &p->at[0], false)) {
+        all_failed(p);
+        return;
+    }
+    if (p->at[0].active && p->attempts == 1)
+        arm_hedge(p, &p->at[0]);
+}
+
+/* ---- timers, client events ------------------------------------------------------- */
+
+void proxy_timer_fired(struct attempt *a)
+{
+    struct preq *p = a->p;
+    if (p->finished)
+        return;
+    if (!a->got_first) {
+        char d[64];
+        snprintf(d, sizeof d, "%u ms", p->model->timeouts.first_token_ms);
+        proxy_attempt_failed(a, HEALTH_FIRST_TOKEN, d);
+    } else if (p->committed && p->winner == a) {
+        proxy_mid_stream_error(p, HEALTH_STALL, "no new tokens within the stall timeout");
+    } else {
+        proxy_attempt_failed(a, HEALTH_STALL, NULL);
+    }
+}
+
+static void on_total_timer(uv_timer_t *t)
+{
+    struct preq *p = t->data;
+    if (p->finished)
+        return;
+    if (p->committed) {
+        proxy_mid_stream_error(p, HEALTH_STALL, "the total deadline was reached");
+        return;
+    }
+    for (int i = 0; i < 2; i++) {
+        struct attempt *a = &p->at[i];
+        if (!a->active)
+            continue;
+        note_why(p, a->rd ? a->rd->key : "?", "total deadline reached", NULL, NULL);
+        abandon_attempt(a);
+    }
+    p->n_timeout++;
+    all_failed(p);
+}
+
+static void on_client_drain(void *ud)
+{
+    struct preq *p = ud;
+    if (p->paused && p->winner) {
+        p->paused = false;
+        attempt_pause(p->winner, false);
+    }
+}
+
+static void on_client_abort(void *ud)
+{
+    struct preq *p = ud;
+    log_entry(p)->status = 499;
+    proxy_finalize(p, OUTCOME_CLIENT_CLOSED);
+}
+
+/* ---- start and finalize ------------------------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct preq *p = h->data;
+    if (--p->handles_open > 0)
+        return;
+    config_unref(p->cfg);
+    free(p);
+}
+
+/* One ledger row per proxied request; usage the provider did not report is estimated. */
+static void record_ledger(struct preq *p, const struct accesslog_entry *log)
+{
+    if (!p->w->ledger)
+        return;
+    const struct server_request *sr = server_conn_request(p->conn);
+    struct ledger_record r = {
+        .request_id = sr->request_id,
+        .key_id = p->key ? p->key->id : 0,
+        .key_name = p->key ? p->key->name : NULL,
+        .model = p->degraded_from ? p->degraded_from : p->model->name,
+        .provider = log->provider,
+        .deployment_model = log->deployment_model,
+        .status = log->status,
+        .outcome = log->outcome,
+        .prompt_tokens = log->prompt_tokens,
+        .completion_tokens = log->completion_tokens,
+        .reasoning_tokens = log->reasoning_tokens,
+        .cached_tokens = log->cached_tokens,
+        .ttft_ms = log->ttft_ms,
+        .usage_estimated = log->usage_estimated,
+        .duration_ms = (int64_t)((uv_hrtime() - sr->start_ns) / 1000000),
+    };
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    r.time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (r.prompt_tokens < 0 && log->provider && log->status == 200) {
+        /* Nothing reported: a quarter of the prompt's characters, and of the bytes sent
+           to the client (an upper bound: it includes the JSON around the text). */
+        prices_estimate_tokens(p->scan.prompt_chars, server_bytes_out(p->conn), &r.prompt_tokens,
+                               &r.completion_tokens);
+        r.usage_estimated = true;
+    }
+    ledger_record_price(&r, p->cfg);
+    ledger_record(p->w->ledger, &r);
+}
+
+/* The one exit of every proxied request. */
+void proxy_finalize(struct preq *p, enum outcome outcome)
+{
+    if (p->finished)
+        return;
+    p->finished = true;
+    struct attempt *shown = p->winner ? p->winner : (p->at[0].dep ? &p->at[0] : NULL);
+    for (int i = 0; i < 2; i++) {
+        if (p->at[i].active)
+            abandon_attempt(&p->at[i]);
+    }
+    struct accesslog_entry *log = log_entry(p);
+    log->outcome = outcome;
+    log->attempts = p->attempts;
+    if (shown && shown->dep) {
+        log->provider = shown->dep->provider->name;
+        log->deployment_model = shown->dep->model;
+    }
+    if (!log->error[0] && p->why_log.len) /* answered, after these attempts failed */
+        snprintf(log->error, sizeof log->error, "%s", p->why_log.data);
+    record_ledger(p, log);
+    proxy_admit_finish(p);
+    metrics_request_done(p->w->metrics, p->model, shown ? shown->dep : NULL, log, p->t_start);
+    p->w->inflight--;
+    for (int i = 0; i < 2; i++)
+        attempt_free_buffers(&p->at[i]);
+    buf_free(&p->why);
+    buf_free(&p->why_log);
+    buf_free(&p->partial);
+    free(p->body);
+    p->body = NULL;
+    server_set_hooks(p->conn, NULL);
+    server_request_done(p->conn);
+    uv_close((uv_handle_t *)&p->total_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&p->hedge_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&p->queue_timer, on_handle_closed);
+    for (int i = 0; i < 2; i++) {
+        p->at[i].timer.data = p;
+        uv_close((uv_handle_t *)&p->at[i].timer, on_handle_closed);
+    }
+}
+
+static void reject_request_code(struct server_conn *c, enum gw_err e, const char *msg, const char *param,
+                                const char *code)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    int status = errors_render_code(&b, e, msg, param, code);
+    server_respond(c, status, "application/json", NULL, b.data, b.len);
+    buf_free(&b);
+    server_request_done(c);
+}
+
+static void reject_request(struct server_conn *c, enum gw_err e, const char *msg, const char *param)
+{
+    reject_request_code(c, e, msg, param, NULL);
+}
+
+static enum jsonx_api jsonx_api_of(enum proxy_api api)
+{
+    switch (api) {
+    case PROXY_API_CHAT: return JSONX_API_CHAT;
+    case PROXY_API_COMPLETIONS: return JSONX_API_COMPLETIONS;
+    case PROXY_API_EMBEDDINGS: return JSONX_API_EMBEDDINGS;
+    }
+    return JSONX_API_ANY;
+}
+
+/* Admitted: the first attempt starts now. */
+void proxy_go(struct preq *p)
+{
+    atomic_fetch_add(&p->rm->requests, 1);
+    retry_budget_note_request(&p->rm->retries, now_ms());
+    if (p->model->resilience.hedge.enabled)
+        retry_budget_note_request(&p->rm->hedges, now_ms());
+    uv_timer_start(&p->total_timer, on_total_timer, proxy_remaining_ms(p), 0);
+    next_attempt(p);
+}
+
+void proxy_start(struct server_conn *c, enum proxy_api api)
+{
+    struct server_request *req = server_conn_request_mut(c);
+    struct worker *w = server_conn_worker(c);
+    struct jsonx_request scan;
+    int rc = jsonx_scan_api_request(req->body ? req->body : "", req->body_len, jsonx_api_of(api), &scan);
+    if (rc == JSONX_ERR_FIELD) {
+        /* Nothing of it reaches an upstream: a field the gateway reads spelt twice or in
+           another case, a wrong type, or a required field missing. */
+        reject_request_code(c, GW_ERR_BAD_FIELD, scan.error, scan.bad_field, scan.error_code);
+        return;
+    }
+    if (rc < 0) {
+        reject_request(c, GW_ERR_BAD_JSON,
+                       rc == JSONX_ERR_NOT_OBJECT ? "the request body must be a JSON object"
+                                                  : "the request body is not valid JSON",
+                       NULL);
+        return;
+    }
+    enum gw_err auth_err;
+    const char *auth_msg;
+    const struct key_info *ki = proxy_authenticate(c, &auth_err, &auth_msg);
+    if (auth_msg) {
+        reject_request(c, auth_err, auth_msg, NULL);
+        return;
+    }
+    req->log.stream = scan.stream;
+    if (ki && !keys_model_allowed(ki, scan.model, strlen(scan.model))) {
+        keys_release(ki);
+        char msg[400];
+        snprintf(msg, sizeof msg, "this key may not use the model '%s'", scan.model);
+        reject_request(c, GW_ERR_FORBIDDEN, msg, "model");
+        return;
+    }
+    const struct cfg_rule *rule = proxy_match_rule(w->cfg, &scan, ki, &req->http.head);
+    const char *target = rule && rule->route_model ? rule->route_model : scan.model;
+    /* A rule may match on what the client controls (a header, the prompt's size), so the
+       model it routes to must be one the key may use too, unless the operator says the
+       rule hands it out (bypass_allowlist). The client is told its request was refused,
+       not which model the rule chose; the access log names it. */
+    if (ki && target != scan.model && !rule->bypass_allowlist &&
+        !keys_model_allowed(ki, target, strlen(target))) {
+        keys_release(ki);
+        snprintf(req->log.error, sizeof req->log.error,
+                 "a routing rule sends '%.90s' to '%.90s', which this key may not use", scan.model, target);
+        char msg[400];
+        snprintf(msg, sizeof msg,
+                 "this key may not use the model that requests for '%s' are routed to here", scan.model);
+        reject_request(c, GW_ERR_FORBIDDEN, msg, "model");
+        return;
+    }
+    const struct cfg_model *m = config_find_model(w->cfg, target);
+    if (!m) {
+        if (ki)
+            keys_release(ki);
+        snprintf(req->log.model_buf, sizeof req->log.model_buf, "%.63s", scan.model);
+        char msg[400];
+        snprintf(msg, sizeof msg, "the model '%s' does not exist", scan.model);
+        reject_request(c, GW_ERR_UNKNOWN_MODEL, msg, "model");
+        return;
+    }
+    req->log.model = m->name;
+    struct preq *p = calloc(1, sizeof *p);
+    if (!p) {
+        if (ki)
+            keys_release(ki);
+        reject_request(c, GW_ERR_INTERNAL, "out of memory", NULL);
+        return;
+    }
+    p->conn = c;
+    p->w = w;
+    p->cfg = config_ref(w->cfg);
+    p->rm = runtime_model(w->rt, m);
+    p->model = m;
+    p->api = api;
+    p->key = ki;
+    p->limit_key = ki ? ki->limit_id : NULL;
+    p->route_tier = rule ? rule->route_tier : -1;
+    p->body = req->body;
+    p->body_len = req->body_len;
+    req->body = NULL;
+    p->scan = scan;
+    p->client_stream = scan.stream && api != PROXY_API_EMBEDDINGS;
+    p->client_usage = scan.include_usage;
+    p->retry_after_s = -1;
+    p->last_tried = -1;
+    p->t_start = now_ms();
+    buf_init(&p->why, 16 * 1024);
+    buf_init(&p->why_log, 16 * 1024);
+    attempt_init(&p->at[0], p, 0, &w->loop);
+    attempt_init(&p->at[1], p, 1, &w->loop);
+    uv_timer_init(&w->loop, &p->total_timer);
+    uv_timer_init(&w->loop, &p->hedge_timer);
+    uv_timer_init(&w->loop, &p->queue_timer);
+    p->total_timer.data = p->hedge_timer.data = p->queue_timer.data = p;
+    p->handles_open = 5;
+    w->inflight++;
+    struct server_hooks hooks = {.on_drain = on_client_drain, .on_abort = on_client_abort, .ud = p};
+    server_set_hooks(c, &hooks);
+    if (!proxy_admit(p))
+        return; /* answered, or waiting in the queue */
+    proxy_go(p);
+}

@@ -1,0 +1,188 @@
+/*
+ * proxy_int — what proxy.c (the request: choosing deployments, failover,
+ * hedging, answering the client, finalize) and attempt.c (one exchange with
+ * one deployment: the upstream's events, deadlines, SSE, assembling) share.
+ * Internal to those two files.
+ */
+#ifndef UNBUSY_PROXY_INT_H
+#define UNBUSY_PROXY_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "admit/admission.h"
+#include "proto/assemble.h"
+#include "base/buf.h"
+#include "http/server.h"
+#include "http/errors.h"
+#include "route/health.h"
+#include "proto/jsonx.h"
+#include "obs/outcome.h"
+#include "proxy/proxy.h"
+#include "route/runtime.h"
+#include "proto/sse.h"
+#include "net/uphttp.h"
+
+#define PROXY_MAX_DEPS 64
+#define PROXY_MAX_HELD (256u * 1024)      /* events held before the first content event */
+#define PROXY_MAX_ERROR_BODY (64u * 1024) /* an upstream error body, kept for its message */
+#define PROXY_MAX_SSE_EVENT (8u << 20)
+
+struct preq;
+
+/* What an SSE item handler asks to be done once the parser has returned. */
+enum attempt_action { ACT_NONE, ACT_FAIL, ACT_MID_STREAM, ACT_PROVIDER_ERROR_EVENT };
+
+struct attempt {
+    struct preq *p;
+    int slot;
+    bool active;
+    bool hedge;
+    struct runtime_dep *rd;
+    const struct cfg_deployment *dep;
+    struct health_ticket ticket;
+    struct uphttp *up;
+    bool up_stream; /* we asked for a stream */
+    bool up_sse;    /* and got one */
+    int status;
+    int retry_after_s;
+    struct buf body; /* a whole-body answer or error */
+    struct sse_parser sse;
+    struct buf held; /* events before the first content, for a stream client */
+    struct assemble *asmb;
+    bool got_first, saw_done, saw_finish, usage_seen;
+    struct jsonx_chunk usage;
+    size_t content_chars; /* generated text received (jsonx_chunk.content_chars) */
+    uint64_t t_start;
+    uint32_t ttft_ms;
+    uint64_t first_ns; /* uv_hrtime at the first content */
+    enum attempt_action action;
+    enum health_class action_class;
+    char action_detail[256];
+    char provider_said[256]; /* the provider's own error message, secrets redacted: for the log only */
+    uv_timer_t timer; /* first-token deadline, then the stall timer */
+    bool stall_lazy;  /* the timer is the stall timer: content moves last_content, not the timer */
+    uint64_t last_content; /* loop time (uv_now) of the latest content event */
+};
+
+struct preq {
+    struct server_conn *conn;
+    struct worker *w;
+    struct config *cfg;
+    struct runtime_model *rm;
+    const struct cfg_model *model;
+    enum proxy_api api;
+    char *body;
+    size_t body_len;
+    struct jsonx_request scan;
+    bool client_stream;
+    bool client_usage;
+
+    struct attempt at[2]; /* at[1] is only used by a hedge */
+    struct attempt *winner;
+    bool tried[PROXY_MAX_DEPS];
+    int last_tried;
+    unsigned attempts;
+    int retry_after_s; /* smallest Retry-After seen, -1 none */
+    struct buf why;    /* "provider/model: reason (detail); ...": for the client */
+    struct buf why_log; /* the same with what each provider said (redacted): for the log */
+    unsigned n_timeout, n_busy, n_other;
+    bool committed;
+    bool paused;
+    bool hedged;
+    uv_timer_t total_timer;
+    uv_timer_t hedge_timer; /* while queued: the keep-alive ticks of a stream client */
+    uv_timer_t queue_timer; /* the queue deadline */
+    int handles_open;
+
+    /* admission (proxy_admit.c) */
+    const struct key_info *key; /* NULL when the gateway is open */
+    const char *limit_key;      /* key->limit_id, or NULL */
+    bool rl_entered;            /* holds a rate-limit concurrency slot */
+    uint64_t rl_estimate;       /* tokens charged up front */
+    int cls;                    /* priority class, 0 highest */
+    int route_tier;             /* a rule limited it to this tier; -1 any */
+    const char *degraded_from;  /* the model asked for, when sent to its fallback */
+    bool head_sent;             /* a stream client has the response head (queued or committed) */
+    bool adm_slot;              /* holds an admission slot */
+    bool waiting;               /* in the admission queue */
+    bool waiter_handed;         /* handed to the ready list while finishing: keep p until it arrives */
+    struct admission_waiter waiter;
+    uint64_t queued_ms;
+
+    /* continue_on_cut (proxy_continue.c) */
+    struct buf partial;         /* the content relayed so far */
+    bool partial_overflow;
+    bool continued;             /* the one continuation has been asked for */
+    uint64_t t_start;
+    bool finished;
+
+    /* usage when the provider reports none (estimated from characters, see prices.h) */
+    uint64_t content_chars;  /* generated text from the winning attempts: streamed, or assembled */
+    bool chunk_meta;         /* chunk_id, chunk_model and chunk_created are known */
+    char chunk_id[128], chunk_model[128]; /* of the stream, for an estimated usage chunk */
+    int64_t chunk_created;
+};
+
+/* attempt.c */
+void attempt_init(struct attempt *a, struct preq *p, int slot, uv_loop_t *loop);
+/* Starts an exchange with rd (whose health ticket is already in a->ticket). 0 or -1. */
+int attempt_start(struct attempt *a, struct runtime_dep *rd, bool hedge);
+/* Cancels the exchange and clears per-attempt state; the attempt becomes inactive. */
+void attempt_reset(struct attempt *a);
+void attempt_free_buffers(struct attempt *a);
+/* Arms the attempt's timer for ms, bounded by the request's remaining time. */
+void attempt_arm(struct attempt *a, uint32_t ms);
+/* Content arrived: the stall timer counts from now (without restarting the timer per event). */
+void attempt_progress(struct attempt *a);
+void attempt_pause(struct attempt *a, bool paused);
+
+/* proxy_admit.c, called by proxy.c */
+/* Keys, rules, limits, degradation, queueing; returns true when the request may go on now
+   (false: it was answered, or it waits in the queue and proxy_admitted continues it). */
+bool proxy_admit(struct preq *p);
+struct key_info;
+/* The client's virtual key: NULL when the config opened the gateway (auth.open), or when
+   refused (*msg set). */
+const struct key_info *proxy_authenticate(struct server_conn *c, enum gw_err *err, const char **msg);
+const struct cfg_rule *proxy_match_rule(const struct config *cfg, const struct jsonx_request *scan,
+                                        const struct key_info *ki, const struct http1_head *h);
+void proxy_admit_finish(struct preq *p);
+void proxy_admit_settle(struct preq *p);
+void proxy_limit_headers(struct preq *p, struct buf *h);
+
+/* proxy_continue.c */
+bool proxy_continue_enabled(const struct preq *p);
+/* Keeps the content of a relayed event (when the option is on). */
+void proxy_continue_note(struct preq *p, const char *data, size_t len);
+/* After a cut: turns the request into its continuation. True when the caller should now
+   start another attempt; false when it cannot be continued. */
+bool proxy_continue_try(struct preq *p);
+
+/* proxy.c, called by proxy_admit.c */
+void proxy_go(struct preq *p);
+void proxy_fail_request(struct preq *p, enum gw_err e, const char *msg, int retry_after_s);
+void proxy_finalize(struct preq *p, enum outcome outcome);
+
+/* proxy.c, called by attempt.c and proxy_admit.c */
+/* Tokens guessed from characters (prices_estimate_tokens, as the ledger does): the prompt,
+   and completion_chars of generated text. */
+void proxy_estimate_usage(const struct preq *p, uint64_t completion_chars, int64_t *prompt_tokens,
+                          int64_t *completion_tokens);
+/* Keeps the id, model and created of the winner's stream (once), for an estimated usage chunk. */
+void proxy_note_chunk_meta(struct preq *p, const char *data, size_t len);
+
+/* proxy.c, called by attempt.c */
+void proxy_first_content(struct attempt *a);
+void proxy_attempt_failed(struct attempt *a, enum health_class c, const char *detail);
+void proxy_attempt_done(struct attempt *a, const char *json, size_t len);
+void proxy_attempt_client_error(struct attempt *a, int status, const char *body, size_t len);
+void proxy_mid_stream_error(struct preq *p, enum health_class c, const char *why);
+void proxy_provider_error_event(struct preq *p, const char *data, size_t len, const char *msg);
+void proxy_relay_event(struct preq *p, const char *data, size_t len);
+void proxy_relay_comment(struct preq *p);
+uint64_t proxy_remaining_ms(struct preq *p);
+void proxy_timer_fired(struct attempt *a);
+
+#endif

@@ -1,0 +1,166 @@
+#include "route/runtime.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+uint64_t runtime_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void health_params_from(struct health_params *hp, const struct cfg_model *m,
+                               const struct cfg_deployment *d)
+{
+    const struct cfg_breaker *b = &m->resilience.breaker;
+    health_params_default(hp);
+    if (b->window_ms)
+        hp->window_ms = b->window_ms;
+    if (b->min_requests)
+        hp->min_requests = b->min_requests;
+    if (b->failure_ratio > 0)
+        hp->failure_ratio = b->failure_ratio;
+    hp->consecutive_failures = b->consecutive_failures;
+    if (b->open_ms)
+        hp->open_ms = b->open_ms;
+    if (b->open_max_ms)
+        hp->open_max_ms = b->open_max_ms;
+    if (b->half_open_trials)
+        hp->half_open_trials = b->half_open_trials;
+    hp->max_concurrency = d->max_concurrency;
+    hp->rpm = d->rpm;
+}
+
+static void budget_params_from(struct retry_budget_params *bp, double ratio, double min_per_sec,
+                               uint32_t window_ms)
+{
+    retry_budget_params_default(bp);
+    bp->ratio = ratio;
+    bp->min_per_sec = min_per_sec;
+    if (window_ms)
+        bp->window_ms = window_ms;
+}
+
+struct runtime *runtime_new(struct config *cfg, admission_ready_fn ready)
+{
+    struct runtime *rt = calloc(1, sizeof *rt);
+    if (!rt)
+        return NULL;
+    rt->cfg = config_ref(cfg);
+    rt->providers = calloc(cfg->nproviders ? cfg->nproviders : 1, sizeof *rt->providers);
+    rt->models = calloc(cfg->nmodels ? cfg->nmodels : 1, sizeof *rt->models);
+    if (!rt->providers || !rt->models) {
+        runtime_free(rt);
+        return NULL;
+    }
+    for (size_t i = 0; i < cfg->nproviders; i++)
+        rt->providers[i].cfg = &cfg->providers[i];
+    for (size_t i = 0; i < cfg->nmodels; i++) {
+        const struct cfg_model *m = &cfg->models[i];
+        struct runtime_model *rm = &rt->models[i];
+        rm->cfg = m;
+        rm->deps = calloc(m->ndeployments ? m->ndeployments : 1, sizeof *rm->deps);
+        if (!rm->deps) {
+            runtime_free(rt);
+            return NULL;
+        }
+        rm->ndeps = m->ndeployments;
+        if (!m->resilience.strategy || balancer_strategy_parse(m->resilience.strategy, &rm->strategy) < 0)
+            rm->strategy = BALANCER_P2C;
+        struct retry_budget_params bp;
+        const struct cfg_retry_budget *rb = &m->resilience.retry_budget;
+        budget_params_from(&bp, rb->ratio, rb->min_per_sec, rb->window_ms);
+        retry_budget_init(&rm->retries, &bp);
+        budget_params_from(&bp, m->resilience.hedge.max_ratio, 0, rb->window_ms);
+        retry_budget_init(&rm->hedges, &bp);
+        uint32_t capacity = 0;
+        for (size_t j = 0; j < m->ndeployments; j++) {
+            if (m->deployments[j].max_concurrency == 0) {
+                capacity = 0; /* one unlimited deployment: the model's capacity is unknown */
+                break;
+            }
+            capacity += m->deployments[j].max_concurrency;
+        }
+        admission_init(&rm->admission, &m->queue, capacity, ready);
+        for (size_t j = 0; j < m->ndeployments; j++) {
+            const struct cfg_deployment *d = &m->deployments[j];
+            struct runtime_dep *rd = &rm->deps[j];
+            struct health_params hp;
+            health_params_from(&hp, m, d);
+            rd->cfg = d;
+            rd->provider = runtime_provider(rt, d->provider);
+            health_init(&rd->health, &hp);
+            snprintf(rd->key, sizeof rd->key, "%s/%s", d->provider->name, d->model);
+        }
+        /* Last, so that a failure here leaves this model whole for runtime_free. */
+        struct balancer_config bc = {.cfg = cfg, .model = m, .ndeps = m->ndeployments};
+        rm->balancer = balancer_create(rm->strategy, &bc);
+        if (!rm->balancer) {
+            runtime_free(rt);
+            return NULL;
+        }
+    }
+    return rt;
+}
+
+void runtime_free(struct runtime *rt)
+{
+    if (!rt)
+        return;
+    for (size_t i = 0; rt->models && i < rt->cfg->nmodels; i++) {
+        struct runtime_model *rm = &rt->models[i];
+        if (!rm->deps)
+            continue;
+        for (size_t j = 0; j < rm->ndeps; j++)
+            health_destroy(&rm->deps[j].health);
+        free(rm->deps);
+        retry_budget_destroy(&rm->retries);
+        retry_budget_destroy(&rm->hedges);
+        admission_destroy(&rm->admission);
+        balancer_destroy(rm->balancer);
+    }
+    free(rt->models);
+    free(rt->providers);
+    config_unref(rt->cfg);
+    free(rt);
+}
+
+struct runtime_model *runtime_model(struct runtime *rt, const struct cfg_model *m)
+{
+    return &rt->models[m - rt->cfg->models];
+}
+
+struct runtime_provider *runtime_provider(struct runtime *rt, const struct cfg_provider *p)
+{
+    return &rt->providers[p - rt->cfg->providers];
+}
+
+struct runtime_dep *runtime_find_dep(struct runtime *rt, const char *provider, const char *model,
+                                     struct runtime_model **model_out)
+{
+    for (size_t i = 0; i < rt->cfg->nmodels; i++) {
+        struct runtime_model *rm = &rt->models[i];
+        for (size_t j = 0; j < rm->ndeps; j++) {
+            const struct cfg_deployment *d = rm->deps[j].cfg;
+            if (strcmp(d->provider->name, provider) == 0 && strcmp(d->model, model) == 0) {
+                if (model_out)
+                    *model_out = rm;
+                return &rm->deps[j];
+            }
+        }
+    }
+    return NULL;
+}
+
+bool runtime_dep_eligible(struct runtime_dep *d, uint64_t now_ms, const char **why)
+{
+    if (atomic_load(&d->provider->probe_down)) {
+        if (why)
+            *why = "probe_down";
+        return false;
+    }
+    return health_eligible(&d->health, now_ms, why);
+}

@@ -1,0 +1,77 @@
+/*
+ * runtime — the learnt, changing state that goes with a config snapshot:
+ * per deployment its health (breaker, EWMA, counters; shared by all workers),
+ * per provider what the active probes found, per model its retry and hedge
+ * budgets and its balancer (the strategy instance, which owns its own state
+ * and lock). The config stays immutable; runtime_new builds this beside it,
+ * indexed the same way, and runtime_free destroys it.
+ *
+ * main.c creates it once the config is loaded and before the workers start;
+ * the proxy, the probes, the admin API and the metrics read and update it.
+ */
+#ifndef UNBUSY_RUNTIME_H
+#define UNBUSY_RUNTIME_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "admit/admission.h"
+#include "route/balancer.h"
+#include "config/config.h"
+#include "route/health.h"
+#include "route/retry_budget.h"
+
+struct runtime_provider {
+    const struct cfg_provider *cfg;
+    atomic_bool probe_down;        /* the active probes say it is down */
+    atomic_uint probe_ok_streak, probe_fail_streak;
+    atomic_ullong probes_ok, probes_failed;
+    atomic_ullong probe_last_ms;   /* wall-clock ms of the last probe result */
+    char probe_last_error[128];    /* written by the probe thread only */
+};
+
+struct runtime_dep {
+    const struct cfg_deployment *cfg;
+    struct runtime_provider *provider;
+    struct health health;
+    char key[192];                 /* "provider/model", for messages and the admin API */
+};
+
+struct runtime_model {
+    const struct cfg_model *cfg;
+    struct runtime_dep *deps;
+    size_t ndeps;
+    enum balancer_strategy strategy;
+    struct balancer *balancer;     /* created and destroyed with the runtime */
+    struct retry_budget retries;
+    struct retry_budget hedges;
+    struct admission admission;
+    atomic_ullong requests, failovers, budget_exhausted;
+    atomic_ullong hedges_started, hedges_won, hedges_wasted;
+};
+
+struct runtime {
+    struct config *cfg;            /* one reference held */
+    struct runtime_provider *providers;
+    struct runtime_model *models;
+};
+
+/* Returns NULL when out of memory. */
+struct runtime *runtime_new(struct config *cfg, admission_ready_fn ready);
+void runtime_free(struct runtime *rt);
+
+struct runtime_model *runtime_model(struct runtime *rt, const struct cfg_model *m);
+struct runtime_provider *runtime_provider(struct runtime *rt, const struct cfg_provider *p);
+/* The deployment named "provider" + "model", or NULL. */
+struct runtime_dep *runtime_find_dep(struct runtime *rt, const char *provider, const char *model,
+                                     struct runtime_model **model_out);
+
+/* May a new request go to this deployment now? (health and probes); *why when not. */
+bool runtime_dep_eligible(struct runtime_dep *d, uint64_t now_ms, const char **why);
+
+/* Monotonic milliseconds, the clock every health decision uses. */
+uint64_t runtime_now_ms(void);
+
+#endif

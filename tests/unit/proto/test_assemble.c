@@ -1,0 +1,378 @@
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+
+#include "proto/assemble.h"
+#include "base/buf.h"
+
+static int feed(struct assemble *a, const char *json)
+{
+    return assemble_feed(a, json, strlen(json));
+}
+
+static void feed_all(struct assemble *a, const char *const *chunks)
+{
+    for (size_t i = 0; chunks[i]; i++)
+        if (feed(a, chunks[i]) != 0)
+            fail_msg("feed failed: %s", chunks[i]);
+}
+
+/* Finish and parse the answer; the caller deletes it. */
+static cJSON *finish(struct assemble *a)
+{
+    struct buf out;
+    buf_init(&out, 0);
+    assert_int_equal(assemble_finish(a, &out), 0);
+    cJSON *doc = cJSON_ParseWithLength(out.data, out.len);
+    if (!doc)
+        fail_msg("not JSON: %s", out.data);
+    buf_free(&out);
+    return doc;
+}
+
+static const cJSON *get(const cJSON *o, const char *path)
+{
+    /* dotted path; a number selects an array element */
+    char tmp[128];
+    strcpy(tmp, path);
+    const cJSON *cur = o;
+    for (char *tok = strtok(tmp, "."); tok && cur; tok = strtok(NULL, ".")) {
+        if (tok[0] >= '0' && tok[0] <= '9')
+            cur = cJSON_GetArrayItem(cur, atoi(tok));
+        else
+            cur = cJSON_GetObjectItemCaseSensitive(cur, tok);
+    }
+    return cur;
+}
+
+static void assert_str(const cJSON *o, const char *path, const char *want)
+{
+    const cJSON *v = get(o, path);
+    if (!cJSON_IsString(v))
+        fail_msg("%s is not a string", path);
+    assert_string_equal(v->valuestring, want);
+}
+
+static void assert_num(const cJSON *o, const char *path, double want)
+{
+    const cJSON *v = get(o, path);
+    if (!cJSON_IsNumber(v))
+        fail_msg("%s is not a number", path);
+    assert_true(v->valuedouble == want);
+}
+
+static void test_chat_text_and_usage(void **state)
+{
+    static const char *const chunks[] = {
+        "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,"
+        "\"model\":\"deepseek-reasoner\",\"system_fingerprint\":\"fp_1\",\"choices\":[{\"index\":0,"
+        "\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]}",
+        "{\"id\":\"chatcmpl-1\",\"created\":1700000001,\"model\":\"deepseek-reasoner\",\"choices\":"
+        "[{\"index\":0,\"delta\":{\"content\":null,\"reasoning_content\":\"Let me \"}}]}",
+        "{\"id\":\"chatcmpl-1\",\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"think.\"}}]}",
+        "{\"id\":\"chatcmpl-1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"}}]}",
+        "{\"id\":\"chatcmpl-1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\", \\\"world\\\"\\n\"}}]}",
+        "{\"id\":\"chatcmpl-1\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],"
+        "\"usage\":null}",
+        "{\"id\":\"chatcmpl-1\",\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":12,"
+        "\"total_tokens\":21,\"completion_tokens_details\":{\"reasoning_tokens\":5}}}",
+        "[DONE]",
+        NULL,
+    };
+    struct assemble *a = assemble_new(ASSEMBLE_CHAT, 0);
+    feed_all(a, chunks);
+    cJSON *doc = finish(a);
+    assert_str(doc, "id", "chatcmpl-1");
+    assert_str(doc, "object", "chat.completion");
+    assert_num(doc, "created", 1700000000);
+    assert_str(doc, "model", "deepseek-reasoner");
+    assert_str(doc, "system_fingerprint", "fp_1");
+    assert_int_equal(cJSON_GetArraySize(get(doc, "choices")), 1);
+    assert_num(doc, "choices.0.index", 0);
+    assert_str(doc, "choices.0.message.role", "assistant");
+    assert_str(doc, "choices.0.message.content", "Hello, \"world\"\n");
+    assert_str(doc, "choices.0.message.reasoning_content", "Let me think.");
+    assert_null(get(doc, "choices.0.message.tool_calls"));
+    assert_null(get(doc, "choices.0.message.refusal"));
+    assert_true(cJSON_IsNull(get(doc, "choices.0.logprobs")));
+    assert_str(doc, "choices.0.finish_reason", "stop");
+    assert_num(doc, "usage.prompt_tokens", 9);
+    assert_num(doc, "usage.total_tokens", 21);
+    assert_num(doc, "usage.completion_tokens_details.reasoning_tokens", 5);
+    cJSON_Delete(doc);
+    assemble_free(a);
+}
+
+static void test_reasoning_alias_and_no_fingerprint(void **state)
+{
+    static const char *const chunks[] = {
+        "{\"id\":\"g\",\"model\":\"m\",\"choices\":[{\"delta\":{\"reasoning\":\"r1\"}}]}",
+        /* both names for the same text in one delta: counted once */
+        "{\"choices\":[{\"delta\":{\"reasoning\":\"r2\",\"reasoning_content\":\"r2\"}}]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"c\"},\"finish_reason\":\"length\"}]}",
+        NULL,
+    };
+    struct assemble *a = assemble_new(ASSEMBLE_CHAT, 0);
+    feed_all(a, chunks);
+    cJSON *doc = finish(a);
+    assert_str(doc, "choices.0.message.reasoning_content", "r1r2");
+    assert_str(doc, "choices.0.message.content", "c");
+    assert_str(doc, "choices.0.finish_reason", "length");
+    assert_null(get(doc, "system_fingerprint"));
+    assert_null(get(doc, "usage"));
+    assert_true(cJSON_IsNumber(get(doc, "created")));
+    cJSON_Delete(doc);
+    assemble_free(a);
+}
+
+static void test_tool_calls_by_index(void **state)
+{
+    static const char *const chunks[] = {
+        "{\"id\":\"t\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,"
+        "\"tool_calls\":[{\"index\":0,\"id\":\"call_a\",\"type\":\"function\",\"function\":"
+        "{\"name\":\"get_weather\",\"arguments\":\"\"}}]}}]}",
+        "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"id\":\"call_b\","
+        "\"type\":\"function\",\"function\":{\"name\":\"get_time\",\"arguments\":\"{\\\"tz\\\"\"}}]}}]}",
+        "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":"
+        "{\"arguments\":\"{\\\"city\\\":\"}}]}}]}",
+        "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"function\":"
+        "{\"arguments\":\":\\\"UTC\\\"}\"}},{\"index\":0,\"function\":{\"arguments\":\"\\\"Paris\\\"}\"}}]}}]}",
+        /* a server that repeats the name in every delta */
+        "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":"
+        "{\"name\":\"get_weather\"}}]}}]}",
+        "{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}",
+        NULL,
+    };
+    struct assemble *a = assemble_new(ASSEMBLE_CHAT, 0);
+    feed_all(a, chunks);
+    cJSON *doc = finish(a);
+    assert_true(cJSON_IsNull(get(doc, "choices.0.message.content")));
+    assert_int_equal(cJSON_GetArraySize(get(doc, "choices.0.message.tool_calls")), 2);
+    assert_str(doc, "choices.0.message.tool_calls.0.id", "call_a");
+    assert_str(doc, "choices.0.message.tool_calls.0.type", "function");
+    assert_str(doc, "choices.0.message.tool_calls.0.function.name", "get_weather");
+    assert_str(doc, "choices.0.message.tool_calls.0.function.arguments", "{\"city\":\"Paris\"}");
+    assert_str(doc, "choices.0.message.tool_calls.1.id", "call_b");
+    assert_str(doc, "choices.0.message.tool_calls.1.function.name", "get_time");
+    assert_str(doc, "choices.0.message.tool_calls.1.function.arguments", "{\"tz\":\"UTC\"}");
+    assert_str(doc, "choices.0.finish_reason", "tool_calls");
+    cJSON_Delete(doc);
+    assemble_free(a);
+}
+
+static void test_tool_calls_without_index(void **state)
+{
+    static const char *const chunks[] = {
+        "{\"choices\":[{\"delta\":{\"content\":\"Checking.\",\"tool_calls\":[{\"id\":\"x1\","
+        "\"function\":{\"name\":\"f\",\"arguments\":\"{\"}}]}}]}",
+        "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"function\":{\"arguments\":\"}\"}}]}}]}",
+        "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"id\":\"x2\",\"function\":{\"name\":\"g\","
+        "\"arguments\":\"[]\"}}]}}]}",
+        NULL,
+    };
+    struct assemble *a = assemble_new(ASSEMBLE_CHAT, 0);
+    feed_all(a, chunks);
+    cJSON *doc = finish(a);
+    /* text beside tool calls stays a string */
+    assert_str(doc, "choices.0.message.content", "Checking.");
+    assert_int_equal(cJSON_GetArraySize(get(doc, "choices.0.message.tool_calls")), 2);
+    assert_str(doc, "choices.0.message.tool_calls.0.function.arguments", "{}");
+    assert_str(doc, "choices.0.message.tool_calls.1.id", "x2");
+    assert_str(doc, "choices.0.message.tool_calls.1.function.name", "g");
+    assert_true(cJSON_IsNull(get(doc, "choices.0.finish_reason")));
+    cJSON_Delete(doc);
+    assemble_free(a);
+}
+
+static void test_function_call_and_refusal(void **state)
+{
+    static const char *const chunks[] = {
+        "{\"choices\":[{\"delta\":{\"function_call\":{\"name\":\"lookup\",\"arguments\":\"\"}}}]}",
+        "{\"choices\":[{\"delta\":{\"function_call\":{\"arguments\":\"{}\"}},"
+        "\"finish_reason\":\"function_call\"}]}",
+        "{\"choices\":[{\"index\":1,\"delta\":{\"refusal\":\"I can't\"}}]}",
+        NULL,
+    };
+    struct assemble *a = assemble_new(ASSEMBLE_CHAT, 0);
+    feed_all(a, chunks);
+    cJSON *doc = finish(a);
+    assert_true(cJSON_IsNull(get(doc, "choices.0.message.content")));
+    assert_str(doc, "choices.0.message.function_call.name", "lookup");
+    assert_str(doc, "choices.0.message.function_call.arguments", "{}");
+    assert_str(doc, "choices.1.message.refusal", "I can't");
+    assert_str(doc, "choices.1.message.content", "");
+    cJSON_Delete(doc);
+    assemble_free(a);
+}
+
+static void test_choices_in_index_order(void **state)
+{
+    static const char *const chunks[] = {
+        "{\"choices\":[{\"index\":2,\"delta\":{\"content\":\"two\"}}]}",
+        "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"zero\"}},"
+        "{\"index\":2,\"delta\":{\"content\":\"!\"},\"finish_reason\":\"stop\"}]}",
+        NULL,
+    };
+    struct assemble *a = assemble_new(ASSEMBLE_CHAT, 0);
+    feed_all(a, chunks);
+    cJSON *doc = finish(a);
+    assert_int_equal(cJSON_GetArraySize(get(doc, "choices")), 2);
+    assert_num(doc, "choices.0.index", 0);
+    assert_str(doc, "choices.0.message.content", "zero");
+    assert_num(doc, "choices.1.index", 2);
+    assert_str(doc, "choices.1.message.content", "two!");
+    cJSON_Delete(doc);
+    assemble_free(a);
+}
+
+static void test_completion(void **state)
+{
+    static const char *const chunks[] = {
+        "{\"id\":\"cmpl-1\",\"object\":\"text_completion\",\"created\":5,\"model\":\"m\","
+        "\"choices\":[{\"index\":0,\"text\":\"Once\",\"logprobs\":null,\"finish_reason\":null}]}",
+        "{\"id\":\"cmpl-1\",\"choices\":[{\"index\":0,\"text\":\" upon\",\"finish_reason\":\"length\"}]}",
+        "{\"id\":\"cmpl-1\",\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}",
+        "{\"id\":\"cmpl-1\",\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":3}}",
+        NULL,
+    };
+    struct assemble *a = assemble_new(ASSEMBLE_COMPLETION, 0);
+    feed_all(a, chunks);
+    cJSON *doc = finish(a);
+    assert_str(doc, "object", "text_completion");
+    assert_str(doc, "choices.0.text", "Once upon");
+    assert_null(get(doc, "choices.0.message"));
+    assert_str(doc, "choices.0.finish_reason", "length");
+    assert_num(doc, "usage.completion_tokens", 3); /* the last usage wins */
+    cJSON_Delete(doc);
+    assemble_free(a);
+}
+
+static void test_errors_and_bounds(void **state)
+{
+    struct assemble *a = assemble_new(ASSEMBLE_CHAT, 1000);
+    assert_int_equal(feed(a, "{\"choices\":[{\"delta\":{\"content\":\"ok\"}}]}"), 0);
+    assert_int_equal(feed(a, "{\"choices\":["), -EINVAL);
+    assert_int_equal(feed(a, "[1,2]"), -EINVAL);
+    assert_int_equal(feed(a, "{\"choices\":[{\"index\":128,\"delta\":{}}]}"), -ERANGE);
+    assert_int_equal(feed(a, "{\"choices\":[{\"index\":-1,\"delta\":{}}]}"), -ERANGE);
+    assert_int_equal(feed(a, "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":1000}]}}]}"), -ERANGE);
+    char chunk[1200];
+    strcpy(chunk, "{\"choices\":[{\"delta\":{\"content\":\"");
+    size_t n = strlen(chunk);
+    memset(chunk + n, 'x', 900);
+    strcpy(chunk + n + 900, "\"}}]}");
+    int rc = 0;
+    for (int i = 0; i < 3 && rc == 0; i++)
+        rc = feed(a, chunk);
+    assert_int_equal(rc, -ENOBUFS);
+    /* what came before is still there */
+    cJSON *doc = finish(a);
+    const cJSON *content = get(doc, "choices.0.message.content");
+    assert_true(cJSON_IsString(content));
+    assert_true(strncmp(content->valuestring, "ok", 2) == 0);
+    assert_true(strlen(content->valuestring) <= 1000);
+    cJSON_Delete(doc);
+
+    /* the output buffer's own bound holds too */
+    struct buf small;
+    buf_init(&small, 32);
+    assert_int_equal(assemble_finish(a, &small), -ENOBUFS);
+    buf_free(&small);
+    assemble_free(a);
+    assemble_free(NULL);
+}
+
+static void test_many_tool_calls_bounded(void **state)
+{
+    struct assemble *a = assemble_new(ASSEMBLE_CHAT, 1 << 20);
+    char chunk[128];
+    int rc = 0;
+    for (int i = 0; i < 200 && rc == 0; i++) {
+        snprintf(chunk, sizeof chunk,
+                 "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"id\":\"c%d\",\"function\":{\"name\":\"f\"}}]}}]}",
+                 i);
+        rc = feed(a, chunk);
+    }
+    assert_int_equal(rc, -ERANGE);
+    cJSON *doc = finish(a);
+    assert_int_equal(cJSON_GetArraySize(get(doc, "choices.0.message.tool_calls")),
+                     ASSEMBLE_MAX_TOOL_CALLS);
+    cJSON_Delete(doc);
+    assemble_free(a);
+}
+
+/* No usage chunk (an older llama.cpp): the estimate the proxy sets is in the answer. */
+static void test_estimated_usage(void **state)
+{
+    static const char *const chunks[] = {
+        "{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"}}]}",
+        "{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}",
+        NULL,
+    };
+    struct assemble *a = assemble_new(ASSEMBLE_CHAT, 0);
+    feed_all(a, chunks);
+    assert_false(assemble_has_usage(a));
+    cJSON *doc = finish(a);
+    assert_null(get(doc, "usage"));
+    cJSON_Delete(doc);
+    assemble_set_estimated_usage(a, 7, 2);
+    doc = finish(a);
+    assert_num(doc, "usage.prompt_tokens", 7);
+    assert_num(doc, "usage.completion_tokens", 2);
+    assert_num(doc, "usage.total_tokens", 9);
+    assert_true(cJSON_IsTrue(get(doc, "usage.estimated")));
+    cJSON_Delete(doc);
+    assemble_free(a);
+
+    /* a whole answer: usage absent, or null, becomes the estimate; the rest stays */
+    static const char *const bodies[] = {
+        "{\"id\":\"x\",\"choices\":[{\"index\":0,\"message\":{\"content\":\"hi\"}}]}",
+        "{\"id\":\"x\",\"usage\":null,\"choices\":[{\"index\":0,\"message\":{\"content\":\"hi\"}}]}",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        struct buf out;
+        buf_init(&out, 0);
+        assert_int_equal(assemble_add_estimated_usage(bodies[i], strlen(bodies[i]), 3, 1, &out), 0);
+        doc = cJSON_ParseWithLength(out.data, out.len);
+        assert_non_null(doc);
+        assert_str(doc, "choices.0.message.content", "hi");
+        assert_num(doc, "usage.total_tokens", 4);
+        assert_int_equal(cJSON_GetArraySize(doc), 3);
+        cJSON_Delete(doc);
+        buf_free(&out);
+    }
+    struct buf out;
+    buf_init(&out, 0);
+    assert_int_equal(assemble_add_estimated_usage("{}", 2, 1, 0, &out), 0);
+    assert_string_equal(out.data, "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":0,\"total_tokens\":1,"
+                                  "\"estimated\":true}}");
+    buf_reset(&out);
+    assert_int_equal(assemble_add_estimated_usage("[1]", 3, 1, 0, &out), -EINVAL);
+    buf_free(&out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_chat_text_and_usage),
+        cmocka_unit_test(test_reasoning_alias_and_no_fingerprint),
+        cmocka_unit_test(test_tool_calls_by_index),
+        cmocka_unit_test(test_tool_calls_without_index),
+        cmocka_unit_test(test_function_call_and_refusal),
+        cmocka_unit_test(test_choices_in_index_order),
+        cmocka_unit_test(test_completion),
+        cmocka_unit_test(test_errors_and_bounds),
+        cmocka_unit_test(test_many_tool_calls_bounded),
+        cmocka_unit_test(test_estimated_usage),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
