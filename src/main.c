@@ -22,6 +22,7 @@
 #include "obs/accesslog.h"
 #include "api/api.h"
 #include "config/config.h"
+#include "config/config_tls.h"
 #include "sim/demo.h"
 #include "admit/budget.h"
 #include "admit/keys.h"
@@ -135,6 +136,7 @@ static int load_config(const char *path, bool demo, const char *listen, struct c
 
 int main(int argc, char **argv)
 {
+    config_tls_set_loader(tls_server_check_files);
     if (argc > 1 && strcmp(argv[1], "keys") == 0)
         return keys_cli_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "usage") == 0)

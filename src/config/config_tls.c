@@ -1,8 +1,29 @@
 #include "config/config_tls.h"
 
+#include <stdio.h>
 #include <string.h>
 
-#include "net/tls_server.h"
+static config_tls_loader loader; /* set once by the composition root; NULL: readability only */
+
+void config_tls_set_loader(config_tls_loader fn)
+{
+    loader = fn;
+}
+
+/* Without a loader: can each file be opened for reading? */
+static int files_readable(const char *cert, const char *key, char *err, size_t errlen)
+{
+    const char *paths[2] = {cert, key};
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(paths[i], "r");
+        if (!f) {
+            snprintf(err, errlen, "cannot read %s", paths[i]);
+            return i == 0 ? CONFIG_TLS_BAD_CERT : CONFIG_TLS_BAD_KEY;
+        }
+        fclose(f);
+    }
+    return 0;
+}
 
 static const struct config_yaml_field tls_fields[] = {
     CONFIG_FIELD("cert", config_yaml_string, struct cfg_server, tls_cert, 0, 0,
@@ -32,12 +53,10 @@ void config_tls_section(struct config_yaml_loader *ld, yaml_node_t *v, void *obj
     if (ld->errors != before || !s->tls_cert || !s->tls_key) return;
     /* Load the pair now, as serving will: a bad file is a config error with its line,
        not a failure at startup or at the next SIGHUP. */
-    char err[512];
-    SSL_CTX *ctx = NULL;
-    int rc = tls_server_ctx_new(s->tls_cert, s->tls_key, &ctx, err, sizeof err);
-    SSL_CTX_free(ctx);
-    if (rc == TLS_SERVER_OK) return;
-    const char *at = rc == TLS_SERVER_BAD_CERT ? "cert" : "key";
+    char err[512] = "";
+    int rc = (loader ? loader : files_readable)(s->tls_cert, s->tls_key, err, sizeof err);
+    if (rc == 0) return;
+    const char *at = rc == CONFIG_TLS_BAD_CERT ? "cert" : "key";
     size_t old = config_yaml_path_key(ld, at);
     CONFIG_YAML_ERR(ld, map_get(ld, v, at), "%s", err);
     config_yaml_path_pop(ld, old);

@@ -118,6 +118,14 @@ int tls_server_ctx_new(const char *cert, const char *key, SSL_CTX **out, char *e
     return TLS_SERVER_OK;
 }
 
+int tls_server_check_files(const char *cert, const char *key, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = NULL;
+    int rc = tls_server_ctx_new(cert, key, &ctx, err, errlen);
+    SSL_CTX_free(ctx);
+    return rc;
+}
+
 void tls_server_ctx_describe(SSL_CTX *ctx, char *out, size_t cap)
 {
     out[0] = '\0';

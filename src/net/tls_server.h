@@ -8,7 +8,7 @@
  * and ALPN answering http/1.1 only (a client that offers only h2 gets no ALPN
  * answer and so speaks HTTP/1.1, the one protocol served).
  *
- * config_tls.c calls tls_server_ctx_new to validate the files at load time
+ * config_tls.c calls tls_server_check_files (handed in by main.c) to validate the files at load time
  * (--check included); main.c creates the tls_server, hands it to the workers
  * and calls tls_server_reload on SIGHUP; server.c takes one session per
  * accepted connection (tls_server_conn_new). A reload swaps the context under
@@ -39,6 +39,9 @@ enum tls_server_status {
  * with *out (caller frees with SSL_CTX_free), or a status with err filled.
  */
 int tls_server_ctx_new(const char *cert, const char *key, SSL_CTX **out, char *err, size_t errlen);
+
+/* tls_server_ctx_new as a config_tls_loader (the context is built and freed). */
+int tls_server_check_files(const char *cert, const char *key, char *err, size_t errlen);
 
 /* "CN=example.com, expires 2026-05-01" for the log; "" when it cannot be read. */
 void tls_server_ctx_describe(SSL_CTX *ctx, char *out, size_t cap);

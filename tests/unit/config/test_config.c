@@ -14,7 +14,9 @@
 
 #include "config/config.h"
 #include "config/config_secrets.h"
+#include "config/config_tls.h"
 #include "config/config_value.h"
+#include "net/tls_server.h"
 #include "sim/demo.h"
 
 /* The minimal form from the design's configuration contract, verbatim. */
@@ -1485,6 +1487,7 @@ static void test_secrets(void **state)
 
 int main(void)
 {
+    config_tls_set_loader(tls_server_check_files);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_contract_form),
         cmocka_unit_test(test_contract_form_key_unset_warns),
