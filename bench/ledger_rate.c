@@ -18,7 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "obs/ledger.h"
+#include "acct/ledger.h"
 
 static double now_s(void)
 {

@@ -26,7 +26,7 @@
 #include "sim/demo.h"
 #include "admit/budget.h"
 #include "admit/keys.h"
-#include "obs/ledger.h"
+#include "acct/ledger.h"
 #include "base/log.h"
 #include "obs/metrics.h"
 #include "route/probe.h"

@@ -41,7 +41,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
-#include "obs/ledger.h"
+#include "acct/ledger.h"
 
 #define BUDGETS_DEFAULT_QUEUE 1024       /* alerts waiting for the webhook */
 #define BUDGETS_DEFAULT_ATTEMPTS 5       /* tries per alert */

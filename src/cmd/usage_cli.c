@@ -18,7 +18,7 @@
 
 #include "base/cli.h"
 #include "config/config.h"
-#include "obs/ledger.h"
+#include "acct/ledger.h"
 
 #define DAY_MS 86400000ll
 #define MAX_GROUPS 1000000 /* rows of output; a bigger answer is cut, and says so */

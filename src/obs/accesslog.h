@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "obs/outcome.h"
+#include "acct/outcome.h"
 
 struct accesslog_entry {
     const char *model;            /* the name the client asked for (points into config) */

@@ -1,7 +1,7 @@
 #include "obs/metrics.h"
 
 #include "admit/budget.h"
-#include "obs/ledger.h"
+#include "acct/ledger.h"
 
 #include <dirent.h>
 #include <stdio.h>

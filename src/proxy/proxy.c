@@ -21,7 +21,7 @@
 #include <time.h>
 
 #include "admit/keys.h"
-#include "obs/ledger.h"
+#include "acct/ledger.h"
 #include "config/prices.h"
 #include "base/redact.h"
 #include "base/log.h"

@@ -18,7 +18,7 @@
 #include "http/errors.h"
 #include "route/health.h"
 #include "proto/jsonx.h"
-#include "obs/outcome.h"
+#include "acct/outcome.h"
 #include "proxy/proxy.h"
 #include "route/runtime.h"
 #include "proto/sse.h"

@@ -9,7 +9,7 @@
 # Prints each violation as "file: includes X (why)" and exits 1 if there is one.
 # Run from anywhere; `make test` runs it.
 
-LAYERS="base proto config net sim provider admit route obs http proxy api cmd"
+LAYERS="base proto config net sim provider acct admit route obs http proxy api cmd"
 
 cd "$(dirname "$0")/../../src" || exit 1
 find . -name '*.[ch]' | sed 's|^\./||' | sort | while read -r f; do

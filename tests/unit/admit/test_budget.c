@@ -27,7 +27,7 @@
 
 #include "admit/budget.h"
 #include "config/config.h"
-#include "obs/ledger.h"
+#include "acct/ledger.h"
 
 #define T0 1740830400000ll /* 2025-03-01T12:00:00Z */
 #define DAY 86400000ll

@@ -12,7 +12,7 @@
 #include <cmocka.h>
 
 #include "config/config.h"
-#include "obs/ledger.h"
+#include "acct/ledger.h"
 #include "config/prices.h"
 
 #define BASE                                                                                       \

@@ -1,4 +1,4 @@
-#include "obs/outcome.h"
+#include "acct/outcome.h"
 
 #include <string.h>
 

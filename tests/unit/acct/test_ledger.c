@@ -29,7 +29,7 @@
 #include <cmocka.h>
 
 #include "config/config.h"
-#include "obs/ledger.h"
+#include "acct/ledger.h"
 #include "config/prices.h"
 
 static char dir[256];

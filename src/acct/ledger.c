@@ -1,4 +1,4 @@
-#include "obs/ledger.h"
+#include "acct/ledger.h"
 
 #include <errno.h>
 #include <fcntl.h>

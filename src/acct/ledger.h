@@ -42,7 +42,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
-#include "obs/outcome.h"
+#include "acct/outcome.h"
 
 #define LEDGER_DEFAULT_QUEUE 65536
 #define LEDGER_DEFAULT_BATCH 256

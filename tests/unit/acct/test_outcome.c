@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-#include "obs/outcome.h"
+#include "acct/outcome.h"
 
 /* Every outcome has a name of its own that reads back as itself. */
 static void test_round_trip(void **state)
