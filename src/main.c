@@ -28,12 +28,14 @@
 #include "admit/keys.h"
 #include "acct/ledger.h"
 #include "base/log.h"
+#include "cmd/cmd.h"
 #include "obs/metrics.h"
 #include "route/probe.h"
 #include "admit/ratelimit.h"
 #include "route/runtime.h"
 #include "net/tls_server.h"
 #include "http/server.h"
+#include "proxy/proxy.h"
 #include "worker.h"
 
 #define UNBUSY_VERSION "0.1.0"
@@ -186,7 +188,7 @@ int main(int argc, char **argv)
         log_error("cannot open access log %s: %s", cfg->server.access_log, strerror(errno));
         return 1;
     }
-    struct runtime *rt = runtime_new(cfg, worker_admission_ready);
+    struct runtime *rt = runtime_new(cfg, proxy_env_admission_ready);
     if (!rt) {
         log_error("out of memory");
         return 1;
@@ -254,7 +256,8 @@ int main(int argc, char **argv)
     sighup.data = tls;
     uv_signal_start(&sighup, on_reload_tls, SIGHUP);
     uv_unref((uv_handle_t *)&sighup);
-    server_set_handlers(&(struct server_handlers){.on_head = api_on_head, .on_request = api_dispatch});
+    /* The listener never names a handler: the API's routing table is wired in here. */
+    static const struct server_handlers handlers = {.on_head = api_on_head, .on_request = api_dispatch};
     uint16_t port = cfg->server.listen_port;
     for (unsigned i = 0; i < nworkers; i++) {
         uint16_t bound = 0;
@@ -264,13 +267,16 @@ int main(int argc, char **argv)
             return 1;
         }
         port = bound; /* with port 0, every worker binds the port the first one got */
-        workers[i].metrics = metrics_shard(metrics, i, &workers[i].nconns, &workers[i].inflight);
-        workers[i].keys = keys;
-        workers[i].ledger = ledger;
-        workers[i].budgets = budgets;
-        workers[i].rl = rl;
-        workers[i].tls = tls;
-        int rc = worker_start(&workers[i], i, fd, cfg, rt);
+        struct worker *w = &workers[i];
+        int rc = worker_init(w, i, cfg, rt);
+        if (rc == 0) {
+            w->env.metrics = metrics_shard(metrics, i, &w->server.nconns, &w->env.inflight);
+            w->env.keys = keys;
+            w->env.ledger = ledger;
+            w->env.budgets = budgets;
+            w->env.rl = rl;
+            rc = worker_start(w, fd, tls, &handlers);
+        }
         if (rc < 0) {
             log_error("cannot start worker %u: %s", i, uv_strerror(rc));
             return 1;

@@ -1,6 +1,7 @@
 #!/bin/sh
 # The whole test suite, run by `make test` after it has built everything.
 #
+#   0. the layering rule: tests/arch/layers.sh (no include upward, no cycle across folders)
 #   1. unit tests: every build/unit/LAYER/test_* and build/asan/unit/LAYER/test_* (cmocka)
 #   2. fuzz corpora: every build/asan/fuzz/fuzz_NAME over tests/fuzz/corpus/NAME/
 #   3. integration: each tests/integration/*.test.mjs under `node --test`, against
@@ -91,6 +92,11 @@ if [ -n "$probe" ]; then
 fi
 ASAN_OPTIONS=detect_leaks=$leaks:abort_on_error=1:halt_on_error=1
 export ASAN_OPTIONS
+
+# 0. the layering rule of docs/architecture.md
+if [ -z "$ONLY" ] || [ "$ONLY" = unit ]; then
+    run "arch layers (tests/arch/layers.sh)" 60 sh tests/arch/layers.sh
+fi
 
 # 1. unit tests
 if [ -z "$ONLY" ] || [ "$ONLY" = unit ]; then

@@ -150,9 +150,4 @@ void ledger_day_string(int64_t time_ms, char out[11]);
 /* Tests: while held, the writer takes nothing from the queue. */
 void ledger_test_hold(struct ledger *l, bool hold);
 
-/* ---- usage_cli.c ---- */
-
-/* `unbusy usage ...` (argv[0] is "usage"); returns the process exit status. */
-int usage_cli_main(int argc, char **argv);
-
 #endif

@@ -953,3 +953,31 @@ int keys_delete(struct keys *k, const char *target, const char **why)
     return change_one(k, target, "DELETE FROM keys WHERE id = ?", "DELETE FROM keys WHERE name = ?",
                       -1, why);
 }
+
+void keys_write_json(struct buf *b, const struct key_info *ki)
+{
+    if (ki->from_config)
+        buf_append_str(b, "{\"id\":null,\"name\":");
+    else
+        buf_printf(b, "{\"id\":%" PRId64 ",\"name\":", ki->id);
+    buf_append_json_str(b, ki->name, strlen(ki->name));
+    buf_printf(b, ",\"source\":\"%s\",\"prefix\":", ki->from_config ? "config" : "store");
+    if (ki->prefix[0])
+        buf_append_json_str(b, ki->prefix, strlen(ki->prefix));
+    else
+        buf_append_str(b, "null");
+    buf_append_str(b, ",\"models\":[");
+    for (size_t i = 0; i < ki->nmodels; i++) {
+        if (i) buf_append_str(b, ",");
+        buf_append_json_str(b, ki->models[i], strlen(ki->models[i]));
+    }
+    buf_printf(b,
+               "],\"priority\":%d,\"rpm\":%" PRIu32 ",\"tpm\":%" PRIu32
+               ",\"max_concurrency\":%" PRIu32 ",\"disabled\":%s",
+               ki->priority, ki->rpm, ki->tpm, ki->max_concurrency,
+               ki->disabled ? "true" : "false");
+    if (ki->from_config)
+        buf_append_str(b, ",\"created_at\":null}");
+    else
+        buf_printf(b, ",\"created_at\":%" PRId64 "}", ki->created_at);
+}

@@ -22,7 +22,7 @@
  * Who calls it: main (keys_new, keys_watch, keys_set_static on a config
  * reload, keys_free); the request path (keys_lookup,
  * keys_model_allowed, keys_release); the admin API and the command line
- * (keys_admin_dispatch, keys_cli_main, in keys_cli.c) for the store
+ * (api/admin_keys.c, cmd/keys_cli.c) for the store
  * operations, which do disk I/O and so never run on an event loop.
  * Thread-safe throughout.
  */
@@ -148,25 +148,6 @@ bool keys_has_store(struct keys *k);
 
 /* A fresh random key, KEYS_PLAINTEXT_LEN characters + NUL. Returns 0 or -errno. */
 int keys_generate(char out[KEYS_PLAINTEXT_LEN + 1]);
-
-/* ---- keys_cli.c ---- */
-
-/*
- * `unbusy keys ...`: argv[0] is "keys", argv[1] the command (create, list,
- * disable, enable, delete). Returns the process exit status.
- */
-int keys_cli_main(int argc, char **argv);
-
-/*
- * The admin API's key endpoints: GET /admin/keys, POST /admin/keys (create;
- * the answer holds the plaintext, once), POST /admin/keys/{disable,enable,
- * delete} with {"id": N} or {"name": "..."}. The caller (admin_dispatch) has
- * already applied the admin API's access rules: a POST got here only with the
- * admin token. "open" in the listing is the config's auth.open. Returns false, doing nothing, when the path is not one of
- * these; true when it answered (or will answer, from a worker thread's
- * completion, with server_request_done).
- */
-bool keys_admin_dispatch(struct server_conn *c, struct keys *k);
 
 /* One key as a JSON object (no secret), for the admin API and `keys list --json`. */
 void keys_write_json(struct buf *out, const struct key_info *ki);

@@ -1,4 +1,5 @@
 #include "api/admin.h"
+#include "api/admin_keys.h"
 
 #include <cJSON.h>
 #include <openssl/crypto.h>
@@ -7,7 +8,7 @@
 
 #include "admit/keys.h"
 #include "http/server.h"
-#include "worker.h"
+#include "proxy/proxy.h"
 
 static bool str_eq(struct http1_str s, const char *lit)
 {
@@ -221,9 +222,9 @@ static void change_dep(struct server_conn *c, struct runtime *rt, const char *ac
  * a page cannot add Authorization to a cross-site request without a CORS
  * preflight, which is never granted (no Access-Control-* header is sent).
  */
-static const char *access_refused(struct worker *w, const struct http1_request *r, enum gw_err *e)
+static const char *access_refused(struct proxy_env *env, const struct http1_request *r, enum gw_err *e)
 {
-    const char *token = w->cfg->admin_token;
+    const char *token = env->cfg->admin_token;
     if (token) {
         *e = GW_ERR_UNAUTHORIZED;
         return token_ok(http1_find_header(&r->head, "authorization"), token)
@@ -232,7 +233,7 @@ static const char *access_refused(struct worker *w, const struct http1_request *
                      "(admin.token in the config)";
     }
     *e = GW_ERR_FORBIDDEN;
-    const char *listen = w->cfg->server.listen_host;
+    const char *listen = env->cfg->server.listen_host;
     if (!admin_host_is_loopback(listen, strlen(listen)))
         return "the admin API is off: set admin.token to use it on a non-loopback listener";
     if (http1_find_header(&r->head, "origin"))
@@ -251,7 +252,7 @@ static const char *access_refused(struct worker *w, const struct http1_request *
 bool admin_check_head(struct server_conn *c)
 {
     enum gw_err e;
-    const char *why = access_refused(server_conn_worker(c), &server_conn_request(c)->http, &e);
+    const char *why = access_refused(proxy_env_of(c), &server_conn_request(c)->http, &e);
     if (!why)
         return true;
     server_respond_error(c, e, why, NULL);
@@ -260,16 +261,16 @@ bool admin_check_head(struct server_conn *c)
 
 void admin_dispatch(struct server_conn *c)
 {
-    struct worker *w = server_conn_worker(c);
+    struct proxy_env *env = proxy_env_of(c);
     const struct server_request *req = server_conn_request(c);
     enum gw_err refused;
     /* checked at the head already; again here, for a dispatch without that step */
-    const char *why = access_refused(w, &req->http, &refused);
+    const char *why = access_refused(env, &req->http, &refused);
     if (why) {
         fail(c, refused, why);
         return;
     }
-    if (w->keys && keys_admin_dispatch(c, w->keys))
+    if (env->keys && admin_keys_dispatch(c, env->keys))
         return;
     struct http1_str path = req->http.target;
     const char *q = memchr(path.p, '?', path.len);
@@ -283,7 +284,7 @@ void admin_dispatch(struct server_conn *c)
         }
         struct buf b;
         buf_init(&b, 0);
-        admin_write_state(&b, w->rt);
+        admin_write_state(&b, env->rt);
         respond_json(c, 200, &b);
         buf_free(&b);
         return;
@@ -298,7 +299,7 @@ void admin_dispatch(struct server_conn *c)
             fail(c, GW_ERR_METHOD, "use POST");
             return;
         }
-        change_dep(c, w->rt, actions[i]);
+        change_dep(c, env->rt, actions[i]);
         return;
     }
     fail(c, GW_ERR_NOT_FOUND, "no such admin endpoint");

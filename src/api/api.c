@@ -10,7 +10,7 @@
 #include "proxy/proxy.h"
 #include "http/server.h"
 #include "api/status_page.h"
-#include "worker.h"
+#include "proxy/proxy.h"
 
 static bool str_is(struct http1_str s, const char *lit)
 {
@@ -33,7 +33,7 @@ static void handle_healthz(struct server_conn *c)
     /* The scheme lets a probe confirm it reached the listener it meant (server.tls). */
     static const char ok_http[] = "{\"status\":\"ok\",\"scheme\":\"http\"}";
     static const char ok_https[] = "{\"status\":\"ok\",\"scheme\":\"https\"}";
-    bool tls = server_conn_worker(c)->tls != NULL;
+    bool tls = server_conn_tls(c);
     server_respond(c, 200, "application/json", NULL, tls ? ok_https : ok_http,
                    (tls ? sizeof ok_https : sizeof ok_http) - 1);
     server_request_done(c);
@@ -41,7 +41,7 @@ static void handle_healthz(struct server_conn *c)
 
 static void handle_models(struct server_conn *c)
 {
-    const struct config *cfg = server_conn_worker(c)->cfg;
+    const struct config *cfg = proxy_env_of(c)->cfg;
     struct buf b;
     buf_init(&b, 0);
     buf_append_str(&b, "{\"object\":\"list\",\"data\":[");
@@ -54,6 +54,23 @@ static void handle_models(struct server_conn *c)
     }
     buf_append_str(&b, "]}");
     server_respond(c, 200, "application/json", NULL, b.data, b.len);
+    buf_free(&b);
+    server_request_done(c);
+}
+
+static void handle_metrics(struct server_conn *c)
+{
+    struct metrics *m = metrics_of(proxy_env_of(c)->metrics);
+    if (!m) {
+        server_respond_error(c, GW_ERR_NOT_FOUND, "metrics are not enabled", NULL);
+        server_request_done(c);
+        return;
+    }
+    struct buf b;
+    buf_init(&b, 0);
+    metrics_render(m, &b);
+    server_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8",
+                   "Cache-Control: no-store\r\n", b.data, b.len);
     buf_free(&b);
     server_request_done(c);
 }
@@ -85,7 +102,7 @@ static void handle_embeddings(struct server_conn *c)
 static const struct route routes[] = {
     {"GET", "/healthz", NULL, handle_healthz},
     {"GET", "/v1/models", NULL, handle_models},
-    {"GET", "/metrics", NULL, metrics_handle},
+    {"GET", "/metrics", NULL, handle_metrics},
     {"GET", "/", NULL, status_page_handle},
     {"GET", "/status", NULL, status_page_handle},
     {"GET", "/status.json", NULL, status_json_handle},

@@ -12,7 +12,7 @@
 #include "api/admin.h"
 #include "obs/metrics.h"
 #include "http/server.h"
-#include "worker.h"
+#include "proxy/proxy.h"
 
 static const char page[] =
     "<!doctype html>\n"
@@ -367,10 +367,10 @@ void status_page_handle(struct server_conn *c)
 
 void status_json_handle(struct server_conn *c)
 {
-    struct worker *w = server_conn_worker(c);
+    struct proxy_env *env = proxy_env_of(c);
     struct buf b;
     buf_init(&b, 0);
-    status_write_json(&b, w->rt, metrics_of(w->metrics));
+    status_write_json(&b, env->rt, metrics_of(env->metrics));
     server_respond(c, 200, "application/json", "Cache-Control: no-store\r\n", b.data, b.len);
     buf_free(&b);
     server_request_done(c);

@@ -19,6 +19,7 @@
 #include "base/cli.h"
 #include "config/config.h"
 #include "acct/ledger.h"
+#include "cmd/cmd.h"
 
 #define DAY_MS 86400000ll
 #define MAX_GROUPS 1000000 /* rows of output; a bigger answer is cut, and says so */

@@ -20,7 +20,6 @@
 
 #include "base/log.h"
 #include "net/tls_server.h"
-#include "worker.h"
 
 enum conn_state { CS_READ_HEAD, CS_READ_BODY, CS_ACTIVE, CS_CLOSING };
 
@@ -28,7 +27,7 @@ struct server_conn {
     uv_tcp_t tcp;
     uv_timer_t timer; /* head/body read timeout, then idle keep-alive timeout */
     uv_timer_t kick;  /* deferred processing of pipelined input */
-    struct worker *w;
+    struct server *srv;
     struct server_conn *next, *prev;
     enum conn_state state;
     struct buf in;   /* bytes read and not yet consumed */
@@ -72,23 +71,25 @@ struct wreq {
 
 static __thread char read_scratch[64 * 1024];
 
-/* Set once by the composition root before any worker starts; read-only after. */
-static struct server_handlers handlers;
-
-void server_set_handlers(const struct server_handlers *h)
-{
-    handlers = *h;
-}
-
 static void conn_process(struct server_conn *c);
 static void conn_close(struct server_conn *c);
 static void conn_flush(struct server_conn *c);
 static void conn_tls_flush(struct server_conn *c);
 static void conn_tls_close_notify(struct server_conn *c);
 
-struct worker *server_conn_worker(struct server_conn *c)
+void *server_conn_context(struct server_conn *c)
 {
-    return c->w;
+    return c->srv->ctx;
+}
+
+bool server_conn_tls(const struct server_conn *c)
+{
+    return c->srv->tls != NULL;
+}
+
+void server_conn_new_id(struct server_conn *c, char *out)
+{
+    reqid_next(&c->srv->ids, out);
 }
 
 const struct server_request *server_conn_request(struct server_conn *c)
@@ -131,7 +132,7 @@ void server_set_close(struct server_conn *c)
 
 static const struct cfg_server *conn_cfg(struct server_conn *c)
 {
-    return &c->w->cfg->server;
+    return c->srv->cfg;
 }
 
 /* ---- closing ---------------------------------------------------------- */
@@ -142,7 +143,7 @@ static void on_handle_closed(uv_handle_t *h)
     if (--c->handles_open > 0)
         return;
     if (c->flush_queued) { /* still listed: take it out before the memory goes */
-        struct server_conn **pp = &c->w->flush_list;
+        struct server_conn **pp = &c->srv->flush_list;
         while (*pp && *pp != c)
             pp = &(*pp)->flush_next;
         if (*pp)
@@ -159,15 +160,15 @@ static void on_handle_closed(uv_handle_t *h)
 
 static void conn_unlink(struct server_conn *c)
 {
-    struct worker *w = c->w;
+    struct server *s = c->srv;
     if (c->prev)
         c->prev->next = c->next;
-    else if (w->conns == c)
-        w->conns = c->next;
+    else if (s->conns == c)
+        s->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
     c->next = c->prev = NULL;
-    w->nconns--;
+    s->nconns--;
 }
 
 static void conn_really_close(struct server_conn *c)
@@ -178,7 +179,8 @@ static void conn_really_close(struct server_conn *c)
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->kick, on_handle_closed);
-    worker_conn_closed(c->w);
+    if (c->srv->on_conn_closed)
+        c->srv->on_conn_closed(c->srv);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -338,10 +340,10 @@ static void conn_flush(struct server_conn *c)
         conn_written(c, sent);
 }
 
-void server_flush_all(struct worker *w)
+static void flush_all(struct server *s)
 {
-    struct server_conn *list = w->flush_list;
-    w->flush_list = NULL;
+    struct server_conn *list = s->flush_list;
+    s->flush_list = NULL;
     while (list) {
         struct server_conn *c = list;
         list = c->flush_next;
@@ -371,8 +373,8 @@ static int conn_write_parts(struct server_conn *c, const uv_buf_t *parts, unsign
         conn_flush(c); /* a big batch goes now: `out` stays bounded */
     } else if (!c->flush_queued) {
         c->flush_queued = true; /* sent once this loop iteration's callbacks are done */
-        c->flush_next = c->w->flush_list;
-        c->w->flush_list = c;
+        c->flush_next = c->srv->flush_list;
+        c->srv->flush_list = c;
     }
     return 0;
 }
@@ -407,7 +409,7 @@ void server_respond(struct server_conn *c, int status, const char *content_type,
     c->response_started = true;
     c->response_done = true;
     c->req.log.status = status;
-    if (c->w->draining)
+    if (c->srv->draining)
         c->keep_alive = false;
     struct buf h;
     buf_init(&h, 0);
@@ -436,7 +438,7 @@ int server_stream_begin(struct server_conn *c, int status, const char *content_t
         return -EALREADY;
     c->response_started = true;
     c->req.log.status = status;
-    if (c->w->draining)
+    if (c->srv->draining)
         c->keep_alive = false;
     /* an HTTP/1.0 client knows no chunked coding: the body ends when the connection closes */
     c->chunked_out = !c->http10;
@@ -616,7 +618,7 @@ static void make_request_id(struct server_conn *c)
             return;
         }
     }
-    worker_request_id(c->w, c->req.request_id);
+    reqid_next(&c->srv->ids, c->req.request_id);
 }
 
 static bool all_hex(const char *p, size_t n)
@@ -642,8 +644,8 @@ static void make_trace(struct server_conn *c)
         c->req.trace_flags[2] = '\0';
         return;
     }
-    worker_request_id(c->w, c->req.trace_id);
-    worker_request_id(c->w, c->req.trace_id + 16);
+    reqid_next(&c->srv->ids, c->req.trace_id);
+    reqid_next(&c->srv->ids, c->req.trace_id + 16);
     memcpy(c->req.trace_flags, "01", 3);
 }
 
@@ -651,7 +653,7 @@ static void make_trace(struct server_conn *c)
 static void reject_head(struct server_conn *c, enum gw_err e, const char *message)
 {
     memset(&c->req, 0, sizeof c->req);
-    worker_request_id(c->w, c->req.request_id);
+    reqid_next(&c->srv->ids, c->req.request_id);
     reject(c, e, message);
 }
 
@@ -662,14 +664,14 @@ static void reject_head(struct server_conn *c, enum gw_err e, const char *messag
  */
 static bool head_handler(struct server_conn *c)
 {
-    if (!handlers.on_head)
+    if (!c->srv->handlers.on_head)
         return true;
     bool body_follows = !c->framer.done;
     bool keep_alive = c->keep_alive;
     /* an answer given now leaves the body unread, so its head must say the connection ends */
     if (body_follows)
         c->keep_alive = false;
-    if (handlers.on_head(c)) {
+    if (c->srv->handlers.on_head(c)) {
         c->keep_alive = keep_alive;
         return true;
     }
@@ -704,7 +706,7 @@ static bool start_request(struct server_conn *c, int head_len)
     make_trace(c);
     const struct http1_request *r = &c->req.http;
     const struct http1_head *h = &r->head;
-    c->keep_alive = !h->conn_close && !c->w->draining;
+    c->keep_alive = !h->conn_close && !c->srv->draining;
     c->http10 = h->minor_version == 0;
     c->head_only = r->method.len == 4 && memcmp(r->method.p, "HEAD", 4) == 0;
     c->chunked_out = false;
@@ -745,8 +747,8 @@ static void dispatch(struct server_conn *c)
     c->state = CS_ACTIVE;
     c->aborted = false;
     memset(&c->hooks, 0, sizeof c->hooks);
-    if (handlers.on_request) {
-        handlers.on_request(c);
+    if (c->srv->handlers.on_request) {
+        c->srv->handlers.on_request(c);
     } else {
         server_respond_error(c, GW_ERR_INTERNAL, "no handler for requests", NULL);
         server_request_done(c);
@@ -818,7 +820,7 @@ void server_request_done(struct server_conn *c)
     if (!c->response_started && !c->gone)
         server_respond_error(c, GW_ERR_INTERNAL, "no response was produced", NULL);
     conn_log(c);
-    bool close = c->gone || !c->keep_alive || !c->response_done || c->w->draining;
+    bool close = c->gone || !c->keep_alive || !c->response_done || c->srv->draining;
     /* an answer given before the next head is parsed (400, 408, 431) is that request's own */
     c->response_started = c->response_done = false;
     c->head_only = c->http10 = c->chunked_out = false;
@@ -1006,24 +1008,24 @@ static void conn_tls_input(struct server_conn *c, const char *data, size_t len)
 
 /* ---- accepting -------------------------------------------------------- */
 
-void server_on_connection(uv_stream_t *listener, int status)
+static void on_connection(uv_stream_t *listener, int status)
 {
-    struct worker *w = listener->data;
+    struct server *w = listener->data;
     if (status < 0)
         return;
     struct server_conn *c = calloc(1, sizeof *c);
     if (!c)
         return;
-    c->w = w;
-    uv_tcp_init(&w->loop, &c->tcp);
-    uv_timer_init(&w->loop, &c->timer);
-    uv_timer_init(&w->loop, &c->kick);
+    c->srv = w;
+    uv_tcp_init(w->loop, &c->tcp);
+    uv_timer_init(w->loop, &c->timer);
+    uv_timer_init(w->loop, &c->kick);
     c->tcp.data = c->timer.data = c->kick.data = c;
     c->handles_open = 3;
-    buf_init(&c->in, w->cfg->server.max_header_bytes + 64 * 1024);
+    buf_init(&c->in, w->cfg->max_header_bytes + 64 * 1024);
     http1_head_scan_init(&c->scan);
-    buf_init(&c->head, w->cfg->server.max_header_bytes + 1);
-    buf_init(&c->body, w->cfg->server.max_body_bytes);
+    buf_init(&c->head, w->cfg->max_header_bytes + 1);
+    buf_init(&c->body, w->cfg->max_body_bytes);
     buf_init(&c->out, 64u << 20); /* bounded far above the high-water mark: a safety net */
     c->next = w->conns;
     if (w->conns)
@@ -1031,7 +1033,7 @@ void server_on_connection(uv_stream_t *listener, int status)
     w->conns = c;
     w->nconns++;
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0 || w->draining ||
-        w->nconns > w->cfg->server.max_connections) {
+        w->nconns > w->cfg->max_connections) {
         conn_really_close(c);
         return;
     }
@@ -1050,11 +1052,56 @@ void server_on_connection(uv_stream_t *listener, int status)
     set_reading(c, true);
     /* Over TLS this also bounds the handshake: a client that never finishes it is closed
        as an idle connection would be. */
-    uv_timer_start(&c->timer, on_timer, w->cfg->server.header_timeout_ms, 0);
+    uv_timer_start(&c->timer, on_timer, w->cfg->header_timeout_ms, 0);
 }
 
-void server_drain(struct worker *w)
+static void on_flush_check(uv_check_t *h)
 {
+    flush_all(h->data);
+}
+
+static void on_flush_prepare(uv_prepare_t *h)
+{
+    flush_all(h->data);
+}
+
+int server_init(struct server *s, uv_loop_t *loop, int listen_fd, const struct cfg_server *cfg,
+                struct tls_server *tls, const struct server_handlers *handlers, void *ctx)
+{
+    s->loop = loop;
+    s->cfg = cfg;
+    s->tls = tls;
+    s->handlers = *handlers;
+    s->ctx = ctx;
+    reqid_init(&s->ids, (uint64_t)listen_fd);
+    uv_check_init(loop, &s->flush_check);
+    s->flush_check.data = s;
+    uv_check_start(&s->flush_check, on_flush_check);
+    uv_prepare_init(loop, &s->flush_prepare);
+    s->flush_prepare.data = s;
+    uv_prepare_start(&s->flush_prepare, on_flush_prepare);
+    uv_tcp_init(loop, &s->listener);
+    s->listener.data = s;
+    int rc = uv_tcp_open(&s->listener, listen_fd);
+    if (rc < 0)
+        return rc;
+    return uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
+}
+
+void server_close(struct server *s)
+{
+    uv_close((uv_handle_t *)&s->flush_check, NULL);
+    uv_close((uv_handle_t *)&s->flush_prepare, NULL);
+    if (!uv_is_closing((uv_handle_t *)&s->listener))
+        uv_close((uv_handle_t *)&s->listener, NULL);
+}
+
+void server_drain(struct server *w)
+{
+    if (w->draining)
+        return;
+    w->draining = true;
+    uv_close((uv_handle_t *)&w->listener, NULL);
     struct server_conn *c = w->conns, *next;
     for (; c; c = next) {
         next = c->next;

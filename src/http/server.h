@@ -5,9 +5,13 @@
  * read timeout, body size, idle keep-alive timeout, connection count),
  * answers 100-continue, and dispatches one request at a time per connection;
  * pipelined requests wait in the input buffer and are answered in order.
- * It never names a handler: the composition root wires them in with
- * server_set_handlers (on_head when a head is complete, before any body byte
- * is read or 100 Continue sent; on_request once the whole request is in).
+ * It never names a handler: the composition root gives each listener
+ * (struct server, one per event loop) its handlers and their context at
+ * server_init (on_head when a head is complete, before any body byte is read
+ * or 100 Continue sent; on_request once the whole request is in); a handler
+ * finds its context with server_conn_context. The server owns its
+ * connections: the list, the batch of connections with output to send, and
+ * the request ids (base/reqid) it gives each request.
  * Handlers answer through server_respond (a whole response) or
  * server_stream_* (a response written piece by piece), and every request
  * ends with exactly one server_request_done.
@@ -32,12 +36,14 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "base/reqid.h"
+#include "config/config.h"
 #include "obs/accesslog.h"
 #include "base/buf.h"
 #include "http/errors.h"
 #include "proto/http1.h"
 
-struct worker;
+struct tls_server;
 
 #define SERVER_HIGH_WATER (256u * 1024)
 #define SERVER_LOW_WATER (64u * 1024)
@@ -73,18 +79,42 @@ struct server_handlers {
     void (*on_request)(struct server_conn *c);
 };
 
-/* Called once, before any worker starts (the handlers are shared by every worker). */
-void server_set_handlers(const struct server_handlers *h);
+/* One listener and its connections, on one event loop. The fields are the server's;
+   nconns may be read by a metrics scrape on another thread (relaxed). */
+struct server {
+    uv_loop_t *loop;
+    const struct cfg_server *cfg;   /* limits; points into a config the owner keeps alive */
+    struct tls_server *tls;         /* NULL: plain HTTP */
+    struct server_handlers handlers;
+    void *ctx;                      /* the handlers' context (server_conn_context) */
+    /* A connection closed; the owner stops the loop once draining and nconns is 0. */
+    void (*on_conn_closed)(struct server *s);
+    uv_tcp_t listener;
+    uv_check_t flush_check;         /* sends what handlers wrote after the I/O callbacks of */
+    uv_prepare_t flush_prepare;     /* an iteration, and before the loop blocks */
+    struct server_conn *conns;      /* every open connection (intrusive list) */
+    struct server_conn *flush_list; /* connections with output gathered in this iteration */
+    struct reqid ids;
+    unsigned nconns;
+    bool draining;
+    void *owner;                    /* for on_conn_closed */
+};
 
-/* Accepts connections on the worker's listener. */
-void server_on_connection(uv_stream_t *listener, int status);
-/* Sends what handlers wrote to their connections (the worker calls it after each round of
-   I/O callbacks and before the loop blocks: one write per connection per batch). */
-void server_flush_all(struct worker *w);
+/* Sets up s on loop (handles, request ids); listens on listen_fd (owned from now on).
+   handlers and ctx: see struct server_handlers. Returns 0 or a libuv error. */
+int server_init(struct server *s, uv_loop_t *loop, int listen_fd, const struct cfg_server *cfg,
+                struct tls_server *tls, const struct server_handlers *handlers, void *ctx);
 /* Stop accepting; close idle connections; busy ones close after their request. */
-void server_drain(struct worker *w);
+void server_drain(struct server *s);
+/* Closes the server's own handles (after its connections are gone or abandoned). */
+void server_close(struct server *s);
 
-struct worker *server_conn_worker(struct server_conn *c);
+/* The handlers' context given to server_init. */
+void *server_conn_context(struct server_conn *c);
+/* Whether the connection's listener serves HTTPS. */
+bool server_conn_tls(const struct server_conn *c);
+/* A fresh id (16 hex digits and a NUL, at least 17 bytes) from the connection's server. */
+void server_conn_new_id(struct server_conn *c, char *out);
 const struct server_request *server_conn_request(struct server_conn *c);
 struct server_request *server_conn_request_mut(struct server_conn *c);
 void server_set_hooks(struct server_conn *c, const struct server_hooks *hooks);

@@ -11,8 +11,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "http/server.h"
-#include "worker.h"
 
 /* ---- fixed label sets ------------------------------------------------------------ */
 
@@ -862,21 +860,4 @@ void metrics_render(struct metrics *m, struct buf *out)
     render_probes(out, m);
     render_workers(out, m);
     render_process(out);
-}
-
-void metrics_handle(struct server_conn *c)
-{
-    struct metrics *m = metrics_of(server_conn_worker(c)->metrics);
-    if (!m) {
-        server_respond_error(c, GW_ERR_NOT_FOUND, "metrics are not enabled", NULL);
-        server_request_done(c);
-        return;
-    }
-    struct buf b;
-    buf_init(&b, 0);
-    metrics_render(m, &b);
-    server_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8",
-                   "Cache-Control: no-store\r\n", b.data, b.len);
-    buf_free(&b);
-    server_request_done(c);
 }

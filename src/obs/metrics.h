@@ -18,7 +18,7 @@
  * Who calls it: main.c creates the registry beside the runtime (metrics_new)
  * and gives each worker its shard (metrics_shard); proxy.c and attempt.c call
  * the hooks below on the worker's own shard; the admission code calls the
- * queue / shed / degraded hooks; api.c routes GET /metrics to metrics_handle;
+ * queue / shed / degraded hooks; api.c answers GET /metrics with metrics_render;
  * the status page reads metrics_dep_totals and the incident ring. Every hook
  * accepts a NULL shard (does nothing), and ignores a model or deployment that
  * does not belong to the registry's config (a request still running on an
@@ -110,8 +110,6 @@ void metrics_set_sources(struct metrics *m, struct ledger *l, struct budgets *b)
 
 void metrics_render(struct metrics *m, struct buf *out);
 
-/* GET /metrics: renders the registry of the answering worker's shard. */
-void metrics_handle(struct server_conn *c);
 
 enum metrics_token_kind {
     METRICS_TOKENS_PROMPT,

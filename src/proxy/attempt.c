@@ -25,7 +25,6 @@
 #include "base/redact.h"
 #include "proxy/proxy_int.h"
 #include "http/server.h"
-#include "worker.h"
 
 static const char *api_path(enum proxy_api api)
 {
@@ -149,7 +148,7 @@ static char *build_request(struct attempt *a, size_t *len)
     buf_append_str(&out, a->up_stream ? "Accept: text/event-stream\r\n" : "Accept: application/json\r\n");
     const struct server_request *sr = server_conn_request(p->conn);
     char span[17];
-    worker_request_id(p->w, span); /* a new parent id per attempt, in the client's trace */
+    server_conn_new_id(p->conn, span); /* a new parent id per attempt, in the client's trace */
     buf_printf(&out, "x-request-id: %s\r\ntraceparent: 00-%s-%s-%s\r\n", sr->request_id, sr->trace_id, span,
                sr->trace_flags);
     buf_printf(&out, "Content-Length: %zu\r\n\r\n", body.len);
@@ -247,7 +246,7 @@ static int on_sse_item(void *ud, const struct sse_item *it)
     if (ch.has_finish)
         a->saw_finish = true;
     if (ch.has_content) {
-        metrics_content_event(p->w->metrics, p->model, a, a->got_first);
+        metrics_content_event(p->env->metrics, p->model, a, a->got_first);
         if (!a->got_first) {
             a->got_first = true;
             a->first_ns = uv_hrtime();
@@ -470,7 +469,7 @@ int attempt_start(struct attempt *a, struct runtime_dep *rd, bool hedge)
         return -1;
     uint32_t connect_ms = a->dep->provider->connect_timeout_ms ? a->dep->provider->connect_timeout_ms
                                                                : p->model->timeouts.connect_ms;
-    a->up = uphttp_start(p->w->pool, a->dep->provider, connect_ms, req, len, &attempt_events, a);
+    a->up = uphttp_start(p->env->pool, a->dep->provider, connect_ms, req, len, &attempt_events, a);
     if (!a->up)
         return -1;
     attempt_arm(a, p->model->timeouts.first_token_ms);

@@ -28,7 +28,6 @@
 #include "obs/metrics.h"
 #include "proxy/proxy_int.h"
 #include "http/server.h"
-#include "worker.h"
 
 static void next_attempt(struct preq *p);
 static void note_why(struct preq *p, const char *key, const char *reason, const char *detail,
@@ -48,11 +47,11 @@ uint64_t proxy_remaining_ms(struct preq *p)
 
 static uint64_t rand64(struct preq *p)
 {
-    uint64_t x = p->w->rng;
+    uint64_t x = p->env->rng;
     x ^= x >> 12;
     x ^= x << 25;
     x ^= x >> 27;
-    p->w->rng = x;
+    p->env->rng = x;
     return x * 0x2545F4914F6CDD1DULL;
 }
 
@@ -166,7 +165,7 @@ static void release_attempt(struct attempt *a, enum health_class c)
                            : p->model->timeouts.first_token_ms;
     unsigned ev = health_release(&a->rd->health, &a->ticket, now_ms(), c, c == HEALTH_OK ? a->ttft_ms : 0,
                                  penalty, rand64(p));
-    metrics_attempt_end(p->w->metrics, p->model, a->dep, c, ev, a->status, p->committed);
+    metrics_attempt_end(p->env->metrics, p->model, a->dep, c, ev, a->status, p->committed);
     struct balancer_outcome o = {.cls = c, .ttft_ms = c == HEALTH_OK ? a->ttft_ms : 0,
                                  .usage = {.prompt_tokens = -1, .completion_tokens = -1,
                                            .reasoning_tokens = -1, .cached_tokens = -1}};
@@ -682,7 +681,7 @@ static void on_handle_closed(uv_handle_t *h)
 /* One ledger row per proxied request; usage the provider did not report is estimated. */
 static void record_ledger(struct preq *p, const struct accesslog_entry *log)
 {
-    if (!p->w->ledger)
+    if (!p->env->ledger)
         return;
     const struct server_request *sr = server_conn_request(p->conn);
     struct ledger_record r = {
@@ -713,7 +712,7 @@ static void record_ledger(struct preq *p, const struct accesslog_entry *log)
         r.usage_estimated = true;
     }
     ledger_record_price(&r, p->cfg);
-    ledger_record(p->w->ledger, &r);
+    ledger_record(p->env->ledger, &r);
 }
 
 /* The one exit of every proxied request. */
@@ -738,8 +737,8 @@ void proxy_finalize(struct preq *p, enum outcome outcome)
         snprintf(log->error, sizeof log->error, "%s", p->why_log.data);
     record_ledger(p, log);
     proxy_admit_finish(p);
-    metrics_request_done(p->w->metrics, p->model, shown ? shown->dep : NULL, log, p->t_start);
-    p->w->inflight--;
+    metrics_request_done(p->env->metrics, p->model, shown ? shown->dep : NULL, log, p->t_start);
+    p->env->inflight--;
     for (int i = 0; i < 2; i++)
         attempt_free_buffers(&p->at[i]);
     buf_free(&p->why);
@@ -798,7 +797,7 @@ void proxy_go(struct preq *p)
 void proxy_start(struct server_conn *c, enum proxy_api api)
 {
     struct server_request *req = server_conn_request_mut(c);
-    struct worker *w = server_conn_worker(c);
+    struct proxy_env *env = proxy_env_of(c);
     struct jsonx_request scan;
     int rc = jsonx_scan_api_request(req->body ? req->body : "", req->body_len, jsonx_api_of(api), &scan);
     if (rc == JSONX_ERR_FIELD) {
@@ -829,7 +828,7 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
         reject_request(c, GW_ERR_FORBIDDEN, msg, "model");
         return;
     }
-    const struct cfg_rule *rule = proxy_match_rule(w->cfg, &scan, ki, &req->http.head);
+    const struct cfg_rule *rule = proxy_match_rule(env->cfg, &scan, ki, &req->http.head);
     const char *target = rule && rule->route_model ? rule->route_model : scan.model;
     /* A rule may match on what the client controls (a header, the prompt's size), so the
        model it routes to must be one the key may use too, unless the operator says the
@@ -846,7 +845,7 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
         reject_request(c, GW_ERR_FORBIDDEN, msg, "model");
         return;
     }
-    const struct cfg_model *m = config_find_model(w->cfg, target);
+    const struct cfg_model *m = config_find_model(env->cfg, target);
     if (!m) {
         if (ki)
             keys_release(ki);
@@ -865,9 +864,9 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
         return;
     }
     p->conn = c;
-    p->w = w;
-    p->cfg = config_ref(w->cfg);
-    p->rm = runtime_model(w->rt, m);
+    p->env = env;
+    p->cfg = config_ref(env->cfg);
+    p->rm = runtime_model(env->rt, m);
     p->model = m;
     p->api = api;
     p->key = ki;
@@ -884,14 +883,14 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
     p->t_start = now_ms();
     buf_init(&p->why, 16 * 1024);
     buf_init(&p->why_log, 16 * 1024);
-    attempt_init(&p->at[0], p, 0, &w->loop);
-    attempt_init(&p->at[1], p, 1, &w->loop);
-    uv_timer_init(&w->loop, &p->total_timer);
-    uv_timer_init(&w->loop, &p->hedge_timer);
-    uv_timer_init(&w->loop, &p->queue_timer);
+    attempt_init(&p->at[0], p, 0, env->loop);
+    attempt_init(&p->at[1], p, 1, env->loop);
+    uv_timer_init(env->loop, &p->total_timer);
+    uv_timer_init(env->loop, &p->hedge_timer);
+    uv_timer_init(env->loop, &p->queue_timer);
     p->total_timer.data = p->hedge_timer.data = p->queue_timer.data = p;
     p->handles_open = 5;
-    w->inflight++;
+    env->inflight++;
     struct server_hooks hooks = {.on_drain = on_client_drain, .on_abort = on_client_abort, .ud = p};
     server_set_hooks(c, &hooks);
     if (!proxy_admit(p))

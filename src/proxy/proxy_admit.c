@@ -23,7 +23,6 @@
 #include "proxy/proxy_int.h"
 #include "admit/ratelimit.h"
 #include "http/server.h"
-#include "worker.h"
 
 #define PRIORITY_HEADER "x-unbusy-priority"
 #define QUEUE_TIMEOUT_HEADER "x-unbusy-queue-timeout"
@@ -51,10 +50,10 @@ static long header_int(const struct http1_head *h, const char *name, long dflt)
 
 const struct key_info *proxy_authenticate(struct server_conn *c, enum gw_err *err, const char **msg)
 {
-    struct worker *w = server_conn_worker(c);
+    struct proxy_env *env = proxy_env_of(c);
     *err = GW_ERR_UNAUTHORIZED;
     *msg = NULL;
-    if (w->cfg->auth.open)
+    if (env->cfg->auth.open)
         return NULL; /* the config opened the gateway: no key needed */
     const struct http1_str *auth = http1_find_header(&server_conn_request(c)->http.head, "authorization");
     if (!auth || auth->len == 0) {
@@ -62,7 +61,7 @@ const struct key_info *proxy_authenticate(struct server_conn *c, enum gw_err *er
         return NULL;
     }
     /* No key table (cannot happen when serving) refuses like an empty one. */
-    const struct key_info *ki = w->keys ? keys_lookup(w->keys, auth->p, auth->len) : NULL;
+    const struct key_info *ki = env->keys ? keys_lookup(env->keys, auth->p, auth->len) : NULL;
     if (!ki)
         *msg = "incorrect API key provided";
     return ki;
@@ -109,11 +108,11 @@ const struct cfg_rule *proxy_match_rule(const struct config *cfg, const struct j
 
 void proxy_limit_headers(struct preq *p, struct buf *h)
 {
-    struct worker *w = p->w;
-    if (!w->rl || (!p->limit_key && !p->model->rpm && !p->model->tpm))
+    struct proxy_env *env = p->env;
+    if (!env->rl || (!p->limit_key && !p->model->rpm && !p->model->tpm))
         return;
     struct ratelimit_status st;
-    ratelimit_status(w->rl, p->limit_key, p->model->name, runtime_now_ms(), &st);
+    ratelimit_status(env->rl, p->limit_key, p->model->name, runtime_now_ms(), &st);
     char lines[RATELIMIT_HEADERS_MAX];
     if (ratelimit_format_headers(&st, lines, sizeof lines) > 0)
         buf_append_str(h, lines);
@@ -151,7 +150,7 @@ static void shed(struct preq *p, const char *why)
     uint32_t ra = admission_retry_after_s(&p->rm->admission);
     char msg[200];
     snprintf(msg, sizeof msg, "model '%s' is overloaded and the request was shed (%s)", p->model->name, why);
-    metrics_shed(p->w->metrics, p->model);
+    metrics_shed(p->env->metrics, p->model);
     proxy_fail_request(p, GW_ERR_RATE_LIMITED, msg, (int)ra);
     proxy_finalize(p, OUTCOME_SHED);
 }
@@ -170,7 +169,7 @@ static bool enqueue(struct preq *p)
     }
     p->waiter.cls = p->cls;
     p->waiter.key = p->key ? p->key->id : -1;
-    p->waiter.owner = p->w;
+    p->waiter.owner = p->env;
     p->waiter.ud = p;
     if (admission_enqueue(&p->rm->admission, &p->waiter, now) < 0) {
         shed(p, "the queue is full");
@@ -216,13 +215,13 @@ void proxy_admitted(struct admission_waiter *aw)
         return;
     }
     p->adm_slot = true;
-    metrics_queue_wait(p->w->metrics, p->model, (runtime_now_ms() - p->queued_ms) * 1000);
+    metrics_queue_wait(p->env->metrics, p->model, (runtime_now_ms() - p->queued_ms) * 1000);
     proxy_go(p);
 }
 
 bool proxy_admit(struct preq *p)
 {
-    struct worker *w = p->w;
+    struct proxy_env *env = p->env;
     const struct http1_head *h = &server_conn_request(p->conn)->http.head;
     uint64_t now = runtime_now_ms();
     p->cls = p->key ? p->key->priority : KEYS_PRIORITY_DEFAULT;
@@ -231,12 +230,12 @@ bool proxy_admit(struct preq *p)
         p->cls = (int)asked; /* a key may lower its own priority, never raise it */
 
     /* The key's budget: refused, or sent to the cheaper model its budget names. */
-    if (w->budgets && p->key) {
+    if (env->budgets && p->key) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         const char *to = NULL;
         char why[256];
-        enum budget_verdict bv = budgets_check(w->budgets, p->key->name,
+        enum budget_verdict bv = budgets_check(env->budgets, p->key->name,
                                                (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, &to, why,
                                                sizeof why);
         if (bv == BUDGET_REFUSE) {
@@ -248,7 +247,7 @@ bool proxy_admit(struct preq *p)
         if (cheaper && cheaper != p->model) {
             p->degraded_from = p->model->name;
             p->model = cheaper;
-            p->rm = runtime_model(w->rt, cheaper);
+            p->rm = runtime_model(env->rt, cheaper);
             server_conn_request_mut(p->conn)->log.model = cheaper->name;
         }
     }
@@ -259,15 +258,15 @@ bool proxy_admit(struct preq *p)
         admission_degrade(&p->rm->admission, &p->model->degrade, p->cls) &&
         (fb = config_find_model(p->cfg, p->model->degrade.to)) != NULL) {
         p->degraded_from = p->model->name;
-        metrics_degraded(w->metrics, p->model);
+        metrics_degraded(env->metrics, p->model);
         p->model = fb;
-        p->rm = runtime_model(w->rt, fb);
+        p->rm = runtime_model(env->rt, fb);
         server_conn_request_mut(p->conn)->log.model = fb->name;
     }
 
-    if (w->rl && (p->limit_key || p->model->rpm || p->model->tpm)) {
+    if (env->rl && (p->limit_key || p->model->rpm || p->model->tpm)) {
         const char *model_limit = (p->model->rpm || p->model->tpm) ? p->model->name : NULL;
-        if (!ratelimit_enter(w->rl, p->limit_key, model_limit)) {
+        if (!ratelimit_enter(env->rl, p->limit_key, model_limit)) {
             proxy_fail_request(p, GW_ERR_RATE_LIMITED, "too many requests in flight for this key", 1);
             proxy_finalize(p, OUTCOME_RATE_LIMITED);
             return false;
@@ -277,7 +276,7 @@ bool proxy_admit(struct preq *p)
                                                                               : DEFAULT_COMPLETION_ESTIMATE;
         uint64_t estimate = p->scan.prompt_chars / 4 + completion;
         uint64_t wait_ms = 0;
-        enum ratelimit_verdict v = ratelimit_try(w->rl, p->limit_key, model_limit, estimate, now, &wait_ms);
+        enum ratelimit_verdict v = ratelimit_try(env->rl, p->limit_key, model_limit, estimate, now, &wait_ms);
         if (v != RATELIMIT_OK) {
             char msg[200];
             if (v == RATELIMIT_TOO_LARGE)
@@ -307,7 +306,7 @@ bool proxy_admit(struct preq *p)
    go out, so that a client's next request (on any worker) sees it. */
 void proxy_admit_settle(struct preq *p)
 {
-    struct worker *w = p->w;
+    struct proxy_env *env = p->env;
     uint64_t now = runtime_now_ms();
     if (p->adm_slot) {
         p->adm_slot = false;
@@ -325,9 +324,9 @@ void proxy_admit_settle(struct preq *p)
             proxy_estimate_usage(p, p->content_chars, &prompt, &streamed);
             used.prompt_tokens = (uint64_t)prompt;
             used.streamed_tokens = (uint64_t)streamed;
-            ratelimit_settle(w->rl, p->limit_key, model_limit, p->rl_estimate, &used, now);
+            ratelimit_settle(env->rl, p->limit_key, model_limit, p->rl_estimate, &used, now);
         }
-        ratelimit_leave(w->rl, p->limit_key, model_limit);
+        ratelimit_leave(env->rl, p->limit_key, model_limit);
         p->rl_entered = false;
     }
 }

@@ -25,6 +25,11 @@
 #include "net/uphttp.h"
 
 #define PROXY_MAX_DEPS 64
+
+struct admission_waiter;
+/* A queued request may start now (or was evicted from the queue); on its own loop
+   (proxy_env.c's ready list calls it). */
+void proxy_admitted(struct admission_waiter *w);
 #define PROXY_MAX_HELD (256u * 1024)      /* events held before the first content event */
 #define PROXY_MAX_ERROR_BODY (64u * 1024) /* an upstream error body, kept for its message */
 #define PROXY_MAX_SSE_EVENT (8u << 20)
@@ -68,7 +73,7 @@ struct attempt {
 
 struct preq {
     struct server_conn *conn;
-    struct worker *w;
+    struct proxy_env *env;
     struct config *cfg;
     struct runtime_model *rm;
     const struct cfg_model *model;

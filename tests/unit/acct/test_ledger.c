@@ -30,6 +30,7 @@
 
 #include "config/config.h"
 #include "acct/ledger.h"
+#include "cmd/cmd.h"
 #include "config/prices.h"
 
 static char dir[256];

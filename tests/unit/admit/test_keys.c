@@ -22,6 +22,7 @@
 
 #include "config/config.h"
 #include "admit/keys.h"
+#include "cmd/cmd.h"
 #include "admit/ratelimit.h"
 
 static char dir[256];
