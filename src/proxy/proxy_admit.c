@@ -1,14 +1,10 @@
 /*
- * The admission half of a proxied request: who the client is (virtual key),
- * where the request goes (tiering rules, degradation to a fallback model),
- * whether it may start now (rate limits, the model's admission queue) — and
- * giving all of that back when the request ends (proxy_admit_finish).
- *
- *   key ─▶ rules ─▶ model ─▶ rate limits ─┬─ 429 + Retry-After
- *                                         ├─ degrade? (fallback model)
- *                                         └─ admission ─┬─ start now
- *                                                       ├─ wait (queue, keep-alives) ─▶ start / 429 at the deadline
- *                                                       └─ shed: 429 + Retry-After from the drain rate
+ * The request's side of admission: who the client is (the virtual key, at
+ * head time), which model a tiering rule picks, and the glue the admission
+ * steps (admit/steps.h) work through — answering the client, switching the
+ * model, the queued stream's head and keep-alives, the request's timers, the
+ * usage a finished request settles with. proxy_admit runs the steps;
+ * proxy_admit_settle / proxy_admit_finish give back what they took, once.
  */
 #include <stdio.h>
 #include <stdlib.h>
