@@ -1,4 +1,5 @@
 #include "admit/ratelimit.h"
+#include "admit/bucket.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -7,26 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/*
- * A bucket's level counts units of 1/60000 of a request (or token): refilling
- * limit units per millisecond then fills limit whole ones per minute, and every
- * wait is an exact integer division. The largest level, 4e9 tpm × 60000, fits
- * easily in 64 bits.
- */
-#define UNITS 60000ll
-#define MINUTE_MS 60000ull
-
-struct rl_bucket {
-    uint32_t limit; /* per minute; 0: unlimited */
-    int64_t level;  /* units; may be negative (a debt), down to -capacity */
-    uint64_t at_ms; /* when level was last brought up to date */
-};
+/* Whole requests and tokens as bucket units (bucket.h). */
+#define UNITS BUCKET_UNITS
 
 struct rl_entry {
     char *name;
     enum ratelimit_scope scope;
     uint32_t hash;
-    struct rl_bucket requests, tokens;
+    struct bucket requests, tokens;
     uint32_t max_concurrency, inflight;
 };
 
@@ -64,46 +53,6 @@ static struct rl_entry *lookup(struct ratelimit *rl, enum ratelimit_scope scope,
     return find(rl->entries, rl->slots, rl->nslots, scope, name, name_hash(scope, name));
 }
 
-static int64_t capacity(const struct rl_bucket *b)
-{
-    return (int64_t)b->limit * UNITS;
-}
-
-static void refill(struct rl_bucket *b, uint64_t now_ms)
-{
-    if (!b->limit || now_ms <= b->at_ms) return;
-    uint64_t elapsed = now_ms - b->at_ms;
-    b->at_ms = now_ms;
-    /* From the deepest debt (-capacity) a bucket is full after two minutes. */
-    if (elapsed >= 2 * MINUTE_MS) {
-        b->level = capacity(b);
-        return;
-    }
-    b->level += (int64_t)elapsed * b->limit;
-    if (b->level > capacity(b)) b->level = capacity(b);
-}
-
-/* Milliseconds until the bucket holds `need` units (need <= capacity). */
-static uint64_t wait_for(const struct rl_bucket *b, int64_t need)
-{
-    if (!b->limit || b->level >= need) return 0;
-    return (uint64_t)((need - b->level + b->limit - 1) / b->limit);
-}
-
-static void take(struct rl_bucket *b, int64_t units)
-{
-    if (!b->limit) return;
-    b->level -= units;
-    if (b->level < -capacity(b)) b->level = -capacity(b);
-}
-
-static void give(struct rl_bucket *b, int64_t units)
-{
-    if (!b->limit) return;
-    b->level += units;
-    if (b->level > capacity(b)) b->level = capacity(b);
-}
-
 /* Tokens as units, saturating: a count past any limit is as good as infinite. */
 static int64_t token_units(uint64_t tokens)
 {
@@ -139,18 +88,6 @@ void ratelimit_free(struct ratelimit *rl)
     free(rl->slots);
     pthread_mutex_destroy(&rl->lock);
     free(rl);
-}
-
-static void set_limit(struct rl_bucket *b, uint32_t limit, uint64_t now_ms)
-{
-    refill(b, now_ms);
-    if (b->limit == 0) { /* newly limited: a full bucket */
-        b->level = (int64_t)limit * UNITS;
-        b->at_ms = now_ms;
-    }
-    b->limit = limit;
-    if (b->level > capacity(b)) b->level = capacity(b);
-    if (b->level < -capacity(b)) b->level = -capacity(b);
 }
 
 static void insert_slot(uint32_t *slots, size_t nslots, uint32_t h, size_t index)
@@ -220,8 +157,8 @@ int ratelimit_sync(struct ratelimit *rl, enum ratelimit_scope scope,
         names[i] = NULL;
         e->scope = scope;
         e->hash = h;
-        set_limit(&e->requests, defs[i].rpm, now_ms);
-        set_limit(&e->tokens, defs[i].tpm, now_ms);
+        bucket_set_limit(&e->requests, defs[i].rpm, now_ms);
+        bucket_set_limit(&e->tokens, defs[i].tpm, now_ms);
         e->max_concurrency = defs[i].max_concurrency;
         insert_slot(slots, rl->nslots, h, count++);
     }
@@ -254,12 +191,12 @@ enum ratelimit_verdict ratelimit_try(struct ratelimit *rl, const char *key, cons
     struct rl_entry *e[2] = {lookup(rl, RATELIMIT_KEY, key), lookup(rl, RATELIMIT_MODEL, model)};
     for (int i = 0; i < 2; i++) {
         if (!e[i]) continue;
-        refill(&e[i]->requests, now_ms);
-        refill(&e[i]->tokens, now_ms);
-        if (e[i]->tokens.limit && tokens > capacity(&e[i]->tokens)) verdict = RATELIMIT_TOO_LARGE;
-        uint64_t w = wait_for(&e[i]->requests, UNITS);
+        bucket_refill(&e[i]->requests, now_ms);
+        bucket_refill(&e[i]->tokens, now_ms);
+        if (e[i]->tokens.limit && tokens > bucket_capacity(&e[i]->tokens)) verdict = RATELIMIT_TOO_LARGE;
+        uint64_t w = bucket_wait(&e[i]->requests, UNITS);
         if (w > wait) wait = w;
-        if (verdict != RATELIMIT_TOO_LARGE && (w = wait_for(&e[i]->tokens, tokens)) > wait)
+        if (verdict != RATELIMIT_TOO_LARGE && (w = bucket_wait(&e[i]->tokens, tokens)) > wait)
             wait = w;
     }
     if (verdict == RATELIMIT_TOO_LARGE) {
@@ -269,8 +206,8 @@ enum ratelimit_verdict ratelimit_try(struct ratelimit *rl, const char *key, cons
     } else {
         for (int i = 0; i < 2; i++) {
             if (!e[i]) continue;
-            take(&e[i]->requests, UNITS);
-            take(&e[i]->tokens, tokens);
+            bucket_take(&e[i]->requests, UNITS);
+            bucket_take(&e[i]->tokens, tokens);
         }
     }
     pthread_mutex_unlock(&rl->lock);
@@ -288,11 +225,11 @@ void ratelimit_reconcile(struct ratelimit *rl, const char *key, const char *mode
     struct rl_entry *e[2] = {lookup(rl, RATELIMIT_KEY, key), lookup(rl, RATELIMIT_MODEL, model)};
     for (int i = 0; i < 2; i++) {
         if (!e[i]) continue;
-        refill(&e[i]->tokens, now_ms);
+        bucket_refill(&e[i]->tokens, now_ms);
         if (charge)
-            take(&e[i]->tokens, delta);
+            bucket_take(&e[i]->tokens, delta);
         else
-            give(&e[i]->tokens, delta);
+            bucket_give(&e[i]->tokens, delta);
     }
     pthread_mutex_unlock(&rl->lock);
 }
@@ -305,10 +242,10 @@ void ratelimit_undo(struct ratelimit *rl, const char *key, const char *model,
     struct rl_entry *e[2] = {lookup(rl, RATELIMIT_KEY, key), lookup(rl, RATELIMIT_MODEL, model)};
     for (int i = 0; i < 2; i++) {
         if (!e[i]) continue;
-        refill(&e[i]->requests, now_ms);
-        refill(&e[i]->tokens, now_ms);
-        give(&e[i]->requests, UNITS);
-        give(&e[i]->tokens, tokens);
+        bucket_refill(&e[i]->requests, now_ms);
+        bucket_refill(&e[i]->tokens, now_ms);
+        bucket_give(&e[i]->requests, UNITS);
+        bucket_give(&e[i]->tokens, tokens);
     }
     pthread_mutex_unlock(&rl->lock);
 }
@@ -346,7 +283,7 @@ uint32_t ratelimit_inflight(struct ratelimit *rl, enum ratelimit_scope scope, co
 }
 
 /* Fills one kind (requests or tokens) of the status from the tighter bucket. */
-static void status_of(const struct rl_bucket *const b[2], bool *limited, uint32_t *limit,
+static void status_of(const struct bucket *const b[2], bool *limited, uint32_t *limit,
                       uint32_t *remaining, uint64_t *reset_ms)
 {
     *limited = false;
@@ -354,12 +291,12 @@ static void status_of(const struct rl_bucket *const b[2], bool *limited, uint32_
     *reset_ms = 0;
     for (int i = 0; i < 2; i++) {
         if (!b[i] || !b[i]->limit) continue;
-        uint32_t left = b[i]->level > 0 ? (uint32_t)(b[i]->level / UNITS) : 0;
+        uint32_t left = bucket_remaining(b[i]);
         if (*limited && left >= *remaining) continue;
         *limited = true;
         *limit = b[i]->limit;
         *remaining = left;
-        *reset_ms = wait_for(b[i], capacity(b[i]));
+        *reset_ms = bucket_wait(b[i], bucket_capacity(b[i]));
     }
 }
 
@@ -370,11 +307,11 @@ void ratelimit_status(struct ratelimit *rl, const char *key, const char *model, 
     struct rl_entry *e[2] = {lookup(rl, RATELIMIT_KEY, key), lookup(rl, RATELIMIT_MODEL, model)};
     for (int i = 0; i < 2; i++) {
         if (!e[i]) continue;
-        refill(&e[i]->requests, now_ms);
-        refill(&e[i]->tokens, now_ms);
+        bucket_refill(&e[i]->requests, now_ms);
+        bucket_refill(&e[i]->tokens, now_ms);
     }
-    const struct rl_bucket *req[2] = {e[0] ? &e[0]->requests : NULL, e[1] ? &e[1]->requests : NULL};
-    const struct rl_bucket *tok[2] = {e[0] ? &e[0]->tokens : NULL, e[1] ? &e[1]->tokens : NULL};
+    const struct bucket *req[2] = {e[0] ? &e[0]->requests : NULL, e[1] ? &e[1]->requests : NULL};
+    const struct bucket *tok[2] = {e[0] ? &e[0]->tokens : NULL, e[1] ? &e[1]->tokens : NULL};
     status_of(req, &out->requests_limited, &out->limit_requests, &out->remaining_requests,
               &out->reset_requests_ms);
     status_of(tok, &out->tokens_limited, &out->limit_tokens, &out->remaining_tokens,

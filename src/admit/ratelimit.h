@@ -4,14 +4,12 @@
  *
  * Each limited name (a key's limit id, a model name) has an entry with up to
  * three limits: a request bucket (rpm), a token bucket (tpm) and a
- * concurrency bound. A bucket holds one minute's allowance, starts full and
- * refills continuously at limit/60 s, so a client may burst up to its whole
- * minute and then goes at the steady rate. Arithmetic is exact integers (one
- * unit = 1/60000 of a request or token, the refill per millisecond is the
- * limit), so "60 rpm" admits the 61st request exactly 1000 ms after the
- * bucket ran dry, not roughly.
+ * concurrency bound. The buckets are bucket.h's (the same one a deployment's
+ * rpm uses): one minute's allowance, starting full, refilling continuously at
+ * limit/60 s in exact integers, so "60 rpm" admits the 61st request exactly
+ * 1000 ms after the bucket ran dry, not roughly.
  *
- * Who calls it: the admission step of the request path —
+ * Who calls it: the rate-limit admission step (step_ratelimit.c) —
  *
  *     if (!ratelimit_enter(rl, key, model)) ... 429, too many in flight
  *     if (ratelimit_try(rl, key, model, estimate, now, &retry_ms) != RATELIMIT_OK) {

@@ -1,32 +1,29 @@
 /*
- * The admission half of a proxied request: who the client is (virtual key),
- * where the request goes (tiering rules, degradation to a fallback model),
- * whether it may start now (rate limits, the model's admission queue) — and
- * giving all of that back when the request ends (proxy_admit_finish).
- *
- *   key ─▶ rules ─▶ model ─▶ rate limits ─┬─ 429 + Retry-After
- *                                         ├─ degrade? (fallback model)
- *                                         └─ admission ─┬─ start now
- *                                                       ├─ wait (queue, keep-alives) ─▶ start / 429 at the deadline
- *                                                       └─ shed: 429 + Retry-After from the drain rate
+ * The request's side of admission: who the client is (the virtual key, at
+ * head time), which model a tiering rule picks, and the glue the admission
+ * steps (admit/steps.h) work through — answering the client, switching the
+ * model, the queued stream's head and keep-alives, the request's timers, the
+ * usage a finished request settles with. proxy_admit runs the steps;
+ * proxy_admit_settle / proxy_admit_finish give back what they took, once.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <stddef.h>
 
-#include "admit/budget.h"
+#include "admit/admit.h"
 #include "admit/keys.h"
+#include "admit/steps.h"
 #include "base/log.h"
 #include "obs/metrics.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
 #include "admit/ratelimit.h"
+#include "route/runtime.h"
 #include "http/server.h"
 
 #define PRIORITY_HEADER "x-unbusy-priority"
 #define QUEUE_TIMEOUT_HEADER "x-unbusy-queue-timeout"
-#define DEFAULT_COMPLETION_ESTIMATE 1024 /* tokens charged up front when max_tokens is absent */
 
 static bool str_eq(const struct http1_str *s, const char *lit)
 {
@@ -118,231 +115,187 @@ void proxy_limit_headers(struct preq *p, struct buf *h)
         buf_append_str(h, lines);
 }
 
-static void on_queue_tick(uv_timer_t *t)
+/* ---- the request's side of the admission steps (admit/admit.h) ------------ */
+
+static struct preq *of(struct admit_req *r)
 {
-    struct preq *p = t->data;
-    if (p->waiting && p->head_sent)
+    return (struct preq *)((char *)r - offsetof(struct preq, adm));
+}
+
+static void op_answer(struct admit_req *r, enum admit_refusal why, const char *msg, int retry_after_s,
+                      enum outcome outcome)
+{
+    struct preq *p = of(r);
+    proxy_fail_request(p, why == ADMIT_REFUSE_QUOTA ? GW_ERR_QUOTA : GW_ERR_RATE_LIMITED, msg, retry_after_s);
+    proxy_finalize(p, outcome);
+}
+
+static void op_set_model(struct admit_req *r, const struct cfg_model *m)
+{
+    struct preq *p = of(r);
+    if (!p->degraded_from)
+        p->degraded_from = p->model->name; /* the model asked for, for the ledger and the header */
+    p->model = m;
+    p->rm = runtime_model(p->env->rt, m);
+    server_conn_request_mut(p->conn)->log.model = m->name;
+    r->model = m;
+    r->adm = &p->rm->admission;
+}
+
+static void op_usage(struct admit_req *r, struct ratelimit_usage *used)
+{
+    struct preq *p = of(r);
+    const struct accesslog_entry *log = &server_conn_request(p->conn)->log;
+    *used = (struct ratelimit_usage){.reported_tokens = -1, .sent = p->attempts > 0};
+    if (log->prompt_tokens >= 0 && !log->usage_estimated)
+        used->reported_tokens = log->prompt_tokens + (log->completion_tokens > 0 ? log->completion_tokens : 0);
+    int64_t prompt, streamed;
+    proxy_estimate_usage(p, p->content_chars, &prompt, &streamed);
+    used->prompt_tokens = (uint64_t)prompt;
+    used->streamed_tokens = (uint64_t)streamed;
+}
+
+static void op_waiting_head(struct admit_req *r)
+{
+    struct preq *p = of(r);
+    struct buf h;
+    buf_init(&h, 0);
+    buf_append_str(&h, "Cache-Control: no-cache\r\nx-unbusy-queued: true\r\n");
+    proxy_limit_headers(p, &h);
+    server_stream_begin(p->conn, 200, "text/event-stream", h.data);
+    buf_free(&h);
+    p->head_sent = true;
+}
+
+static void op_keepalive(struct admit_req *r)
+{
+    struct preq *p = of(r);
+    if (p->head_sent)
         server_stream_write(p->conn, ": queued\n\n", 10);
 }
 
-static void on_queue_deadline(uv_timer_t *t)
+static void on_admit_deadline(uv_timer_t *t)
 {
     struct preq *p = t->data;
-    if (!p->waiting || p->finished)
-        return;
-    if (!admission_remove(&p->rm->admission, &p->waiter))
-        return; /* handed on a moment ago: proxy_admitted continues it */
-    p->waiting = false;
-    uv_timer_stop(&p->hedge_timer);
-    pthread_mutex_lock(&p->rm->admission.lock);
-    p->rm->admission.timeouts++;
-    pthread_mutex_unlock(&p->rm->admission.lock);
-    uint32_t ra = admission_retry_after_s(&p->rm->admission);
-    char msg[200];
-    snprintf(msg, sizeof msg, "model '%s' is at capacity: waited %llu ms in the queue without a free slot",
-             p->model->name, (unsigned long long)(runtime_now_ms() - p->queued_ms));
-    proxy_fail_request(p, GW_ERR_RATE_LIMITED, msg, (int)ra);
-    proxy_finalize(p, OUTCOME_QUEUE_TIMEOUT);
+    admit_timer(&p->run, ADMIT_TIMER_DEADLINE);
 }
 
-static void shed(struct preq *p, const char *why)
+static void on_admit_tick(uv_timer_t *t)
 {
-    uint32_t ra = admission_retry_after_s(&p->rm->admission);
-    char msg[200];
-    snprintf(msg, sizeof msg, "model '%s' is overloaded and the request was shed (%s)", p->model->name, why);
-    metrics_shed(p->env->metrics, p->model);
-    proxy_fail_request(p, GW_ERR_RATE_LIMITED, msg, (int)ra);
-    proxy_finalize(p, OUTCOME_SHED);
+    struct preq *p = t->data;
+    admit_timer(&p->run, ADMIT_TIMER_TICK);
 }
 
-static bool enqueue(struct preq *p)
+/* A waiting request has no attempt yet, so it lends the hedge timer to the tick. */
+static void op_arm(struct admit_req *r, enum admit_timer which, uint64_t ms, uint64_t repeat)
 {
-    const struct cfg_queue *q = &p->model->queue;
-    uint64_t now = runtime_now_ms();
-    long timeout = q->timeout_ms;
-    long asked = header_int(&server_conn_request(p->conn)->http.head, QUEUE_TIMEOUT_HEADER, -1);
-    if (asked >= 0 && asked < timeout)
-        timeout = asked; /* a client may only shorten it */
-    if (q->max == 0 || timeout == 0) {
-        shed(p, "no queue");
-        return false;
-    }
-    p->waiter.cls = p->cls;
-    p->waiter.key = p->key ? p->key->id : -1;
-    p->waiter.owner = p->env;
-    p->waiter.ud = p;
-    if (admission_enqueue(&p->rm->admission, &p->waiter, now) < 0) {
-        shed(p, "the queue is full");
-        return false;
-    }
-    p->waiting = true;
-    p->queued_ms = now;
-    uv_timer_start(&p->queue_timer, on_queue_deadline, (uint64_t)timeout, 0);
-    if (p->client_stream && q->keepalive_ms) {
-        /* The head now and comments while waiting, so the client's SDK does not time out;
-           nothing that would stop a failover later has been sent. */
-        struct buf h;
-        buf_init(&h, 0);
-        buf_append_str(&h, "Cache-Control: no-cache\r\nx-unbusy-queued: true\r\n");
-        proxy_limit_headers(p, &h);
-        server_stream_begin(p->conn, 200, "text/event-stream", h.data);
-        buf_free(&h);
-        p->head_sent = true;
-        uv_timer_start(&p->hedge_timer, on_queue_tick, q->keepalive_ms, q->keepalive_ms);
-    }
-    return false;
+    struct preq *p = of(r);
+    uv_timer_t *t = which == ADMIT_TIMER_DEADLINE ? &p->queue_timer : &p->hedge_timer;
+    if (ms)
+        uv_timer_start(t, which == ADMIT_TIMER_DEADLINE ? on_admit_deadline : on_admit_tick, ms, repeat);
+    else
+        uv_timer_stop(t);
 }
+
+static void op_hold(struct admit_req *r)
+{
+    of(r)->handles_open++;
+}
+
+static void op_release(struct admit_req *r)
+{
+    struct preq *p = of(r);
+    if (--p->handles_open == 0) {
+        config_unref(p->cfg);
+        free(p);
+    }
+}
+
+static uint64_t op_now_ms(struct admit_req *r)
+{
+    (void)r;
+    return runtime_now_ms();
+}
+
+static void op_go(struct admit_req *r)
+{
+    proxy_go(of(r));
+}
+
+static void op_counted(struct admit_req *r, enum admit_event ev, uint64_t value)
+{
+    struct preq *p = of(r);
+    switch (ev) {
+    case ADMIT_EVENT_DEGRADED:
+        metrics_degraded(p->env->metrics, r->model);
+        break;
+    case ADMIT_EVENT_SHED:
+        metrics_shed(p->env->metrics, r->model);
+        break;
+    case ADMIT_EVENT_QUEUE_WAIT:
+        metrics_queue_wait(p->env->metrics, r->model, value);
+        break;
+    }
+}
+
+static const struct admit_ops ops = {
+    .answer = op_answer,
+    .set_model = op_set_model,
+    .usage = op_usage,
+    .waiting_head = op_waiting_head,
+    .keepalive = op_keepalive,
+    .arm = op_arm,
+    .hold = op_hold,
+    .release = op_release,
+    .now_ms = op_now_ms,
+    .go = op_go,
+    .counted = op_counted,
+};
 
 void proxy_admitted(struct admission_waiter *aw)
 {
-    struct preq *p = aw->ud;
-    if (p->finished) {
-        /* it ended while being handed on: give the slot back and let it go */
-        if (!aw->evicted)
-            admission_done(&p->rm->admission, runtime_now_ms());
-        p->waiter_handed = false;
-        if (--p->handles_open == 0) {
-            config_unref(p->cfg);
-            free(p);
-        }
-        return;
-    }
-    p->waiting = false;
-    uv_timer_stop(&p->queue_timer);
-    uv_timer_stop(&p->hedge_timer);
-    if (aw->evicted) {
-        shed(p, "made room for a higher priority");
-        return;
-    }
-    p->adm_slot = true;
-    metrics_queue_wait(p->env->metrics, p->model, (runtime_now_ms() - p->queued_ms) * 1000);
-    proxy_go(p);
+    admit_queue_woken(aw);
 }
 
 bool proxy_admit(struct preq *p)
 {
     struct proxy_env *env = p->env;
     const struct http1_head *h = &server_conn_request(p->conn)->http.head;
-    uint64_t now = runtime_now_ms();
-    p->cls = p->key ? p->key->priority : KEYS_PRIORITY_DEFAULT;
-    long asked = header_int(h, PRIORITY_HEADER, -1);
-    if (asked >= 0 && asked <= KEYS_PRIORITY_MAX && asked >= (p->key ? p->key->priority : 0))
-        p->cls = (int)asked; /* a key may lower its own priority, never raise it */
-
-    /* The key's budget: refused, or sent to the cheaper model its budget names. */
-    if (env->budgets && p->key) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        const char *to = NULL;
-        char why[256];
-        enum budget_verdict bv = budgets_check(env->budgets, p->key->name,
-                                               (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, &to, why,
-                                               sizeof why);
-        if (bv == BUDGET_REFUSE) {
-            proxy_fail_request(p, GW_ERR_QUOTA, why, -1);
-            proxy_finalize(p, OUTCOME_BUDGET_EXHAUSTED);
-            return false;
-        }
-        const struct cfg_model *cheaper = bv == BUDGET_DEGRADE && to ? config_find_model(p->cfg, to) : NULL;
-        if (cheaper && cheaper != p->model) {
-            p->degraded_from = p->model->name;
-            p->model = cheaper;
-            p->rm = runtime_model(env->rt, cheaper);
-            server_conn_request_mut(p->conn)->log.model = cheaper->name;
-        }
+    p->adm = (struct admit_req){
+        .ops = &ops,
+        .cfg = p->cfg,
+        .model = p->model,
+        .adm = &p->rm->admission,
+        .key = p->key,
+        .limit_key = p->limit_key,
+        .scan = &p->scan,
+        .client_stream = p->client_stream,
+        .asked_priority = header_int(h, PRIORITY_HEADER, -1),
+        .asked_queue_timeout_ms = header_int(h, QUEUE_TIMEOUT_HEADER, -1),
+        .rl = env->rl,
+        .budgets = env->budgets,
+        .owner = env,
+    };
+    if (admit_init(&p->run, admit_steps, admit_nsteps, &p->adm) < 0) {
+        /* the steps' states outgrew ADMIT_STATE_MAX: test_admit fails first */
+        proxy_fail_request(p, GW_ERR_INTERNAL, "admission is misconfigured", -1);
+        proxy_finalize(p, OUTCOME_NONE);
+        return false;
     }
-
-    /* Graceful degradation: above the model's load threshold, to its fallback model. */
-    const struct cfg_model *fb = NULL;
-    if (!p->degraded_from && p->model->degrade.enabled && p->model->degrade.to &&
-        admission_degrade(&p->rm->admission, &p->model->degrade, p->cls) &&
-        (fb = config_find_model(p->cfg, p->model->degrade.to)) != NULL) {
-        p->degraded_from = p->model->name;
-        metrics_degraded(env->metrics, p->model);
-        p->model = fb;
-        p->rm = runtime_model(env->rt, fb);
-        server_conn_request_mut(p->conn)->log.model = fb->name;
-    }
-
-    if (env->rl && (p->limit_key || p->model->rpm || p->model->tpm)) {
-        const char *model_limit = (p->model->rpm || p->model->tpm) ? p->model->name : NULL;
-        if (!ratelimit_enter(env->rl, p->limit_key, model_limit)) {
-            proxy_fail_request(p, GW_ERR_RATE_LIMITED, "too many requests in flight for this key", 1);
-            proxy_finalize(p, OUTCOME_RATE_LIMITED);
-            return false;
-        }
-        p->rl_entered = true;
-        uint64_t completion = p->scan.has_max_tokens && p->scan.max_tokens > 0 ? (uint64_t)p->scan.max_tokens
-                                                                              : DEFAULT_COMPLETION_ESTIMATE;
-        uint64_t estimate = p->scan.prompt_chars / 4 + completion;
-        uint64_t wait_ms = 0;
-        enum ratelimit_verdict v = ratelimit_try(env->rl, p->limit_key, model_limit, estimate, now, &wait_ms);
-        if (v != RATELIMIT_OK) {
-            char msg[200];
-            if (v == RATELIMIT_TOO_LARGE)
-                snprintf(msg, sizeof msg, "the request's token estimate (%llu) is more than a minute's "
-                                          "token limit allows", (unsigned long long)estimate);
-            else
-                snprintf(msg, sizeof msg, "rate limit reached; try again in %llu ms",
-                         (unsigned long long)wait_ms);
-            proxy_fail_request(p, GW_ERR_RATE_LIMITED, msg,
-                               v == RATELIMIT_TOO_LARGE ? -1 : (int)ratelimit_retry_after_seconds(wait_ms));
-            proxy_finalize(p, OUTCOME_RATE_LIMITED);
-            return false;
-        }
-        p->rl_estimate = estimate;
-    }
-
-    if (admission_try(&p->rm->admission, p->cls) == ADMISSION_START) {
-        p->adm_slot = true;
-        return true;
-    }
-    return enqueue(p);
+    return admit_run(&p->run) == ADMIT_GO;
 }
 
-/* Gives back the slot and settles the token estimate with the real usage — or, when none was
-   reported (a stream the client aborted, one cut, a provider that never reports usage), with
-   the prompt and the text generated so far, estimated. Called before the answer's last bytes
-   go out, so that a client's next request (on any worker) sees it. */
+/* Settles every admission step that went (slots back, token estimates settled with the real
+   usage). Called before the answer's last bytes go out, so that a client's next request (on
+   any worker) sees it; again at the end, when it does nothing. */
 void proxy_admit_settle(struct preq *p)
 {
-    struct proxy_env *env = p->env;
-    uint64_t now = runtime_now_ms();
-    if (p->adm_slot) {
-        p->adm_slot = false;
-        admission_done(&p->rm->admission, now);
-    }
-    if (p->rl_entered) {
-        const char *model_limit = (p->model->rpm || p->model->tpm) ? p->model->name : NULL;
-        if (p->rl_estimate) {
-            const struct accesslog_entry *log = &server_conn_request(p->conn)->log;
-            struct ratelimit_usage used = {.reported_tokens = -1, .sent = p->attempts > 0};
-            if (log->prompt_tokens >= 0 && !log->usage_estimated)
-                used.reported_tokens =
-                    log->prompt_tokens + (log->completion_tokens > 0 ? log->completion_tokens : 0);
-            int64_t prompt, streamed;
-            proxy_estimate_usage(p, p->content_chars, &prompt, &streamed);
-            used.prompt_tokens = (uint64_t)prompt;
-            used.streamed_tokens = (uint64_t)streamed;
-            ratelimit_settle(env->rl, p->limit_key, model_limit, p->rl_estimate, &used, now);
-        }
-        ratelimit_leave(env->rl, p->limit_key, model_limit);
-        p->rl_entered = false;
-    }
+    admit_finish(&p->run);
 }
 
 void proxy_admit_finish(struct preq *p)
 {
-    uv_timer_stop(&p->queue_timer);
-    if (p->waiting) {
-        p->waiting = false;
-        if (!admission_remove(&p->rm->admission, &p->waiter)) {
-            /* already handed to this worker's ready list: proxy_admitted frees it */
-            p->waiter_handed = true;
-            p->handles_open++;
-        }
-    }
-    proxy_admit_settle(p);
+    admit_finish(&p->run);
     if (p->key) {
         keys_release(p->key);
         p->key = NULL;

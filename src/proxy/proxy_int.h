@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "admit/admission.h"
+#include "admit/admit.h"
 #include "proto/assemble.h"
 #include "base/buf.h"
 #include "http/server.h"
@@ -101,20 +102,14 @@ struct preq {
     uv_timer_t queue_timer; /* the queue deadline */
     int handles_open;
 
-    /* admission (proxy_admit.c) */
+    /* admission (proxy_admit.c; each step's own state is in run, admit/steps.h) */
     const struct key_info *key; /* NULL when the gateway is open */
     const char *limit_key;      /* key->limit_id, or NULL */
-    bool rl_entered;            /* holds a rate-limit concurrency slot */
-    uint64_t rl_estimate;       /* tokens charged up front */
-    int cls;                    /* priority class, 0 highest */
     int route_tier;             /* a rule limited it to this tier; -1 any */
     const char *degraded_from;  /* the model asked for, when sent to its fallback */
     bool head_sent;             /* a stream client has the response head (queued or committed) */
-    bool adm_slot;              /* holds an admission slot */
-    bool waiting;               /* in the admission queue */
-    bool waiter_handed;         /* handed to the ready list while finishing: keep p until it arrives */
-    struct admission_waiter waiter;
-    uint64_t queued_ms;
+    struct admit_req adm;       /* what the steps see of the request */
+    struct admit_run run;
 
     /* continue_on_cut (proxy_continue.c) */
     struct buf partial;         /* the content relayed so far */

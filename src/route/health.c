@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RPM_BUCKET_MS 1000u
 
 static const char *const class_names[HEALTH__COUNT] = {
     [HEALTH_OK] = "ok",
@@ -118,11 +117,13 @@ static uint32_t window_bucket_ms(const struct health_params *p)
     return ms ? ms : 1;
 }
 
-static uint32_t rpm_used(const struct health *h, uint64_t now)
+/* Requests the rpm bucket is short of a full minute: those started recently. */
+static uint32_t rpm_used(struct health *h, uint64_t now)
 {
-    uint32_t r;
-    bucket_sum(h->rpm, HEALTH_RPM_BUCKETS, RPM_BUCKET_MS, now, &r, NULL);
-    return r;
+    if (!h->rpm.limit)
+        return 0;
+    bucket_refill(&h->rpm, now);
+    return h->rpm.limit - bucket_remaining(&h->rpm);
 }
 
 /* ---- latency ---------------------------------------------------------------- */
@@ -295,8 +296,11 @@ static const char *blocked(struct health *h, uint64_t now)
         return "half_open";
     if (h->params.max_concurrency && health_inflight(h) >= h->params.max_concurrency)
         return "saturated";
-    if (h->params.rpm && rpm_used(h, now) >= h->params.rpm)
-        return "rpm";
+    if (h->params.rpm) { /* the same bucket as a key's rpm (admit/bucket.h): skipped, not refused */
+        bucket_refill(&h->rpm, now);
+        if (bucket_wait(&h->rpm, BUCKET_UNITS))
+            return "rpm";
+    }
     return NULL;
 }
 
@@ -311,6 +315,7 @@ void health_init(struct health *h, const struct health_params *p)
     else
         health_params_default(&h->params);
     atomic_init(&h->inflight, 0);
+    bucket_set_limit(&h->rpm, h->params.rpm, 0); /* full: the clock brings it up to date */
     h->admin = HEALTH_ADMIN_ACTIVE;
     h->breaker = HEALTH_BREAKER_CLOSED;
     h->ewma = h->params.ewma_prior_ms;
@@ -326,6 +331,7 @@ void health_set_params(struct health *h, const struct health_params *p)
     pthread_mutex_lock(&h->lock);
     bool new_buckets = window_bucket_ms(p) != window_bucket_ms(&h->params);
     h->params = *p;
+    bucket_set_limit(&h->rpm, p->rpm, h->rpm.at_ms); /* keeps what was used, no time passes */
     if (new_buckets)
         memset(h->window, 0, sizeof h->window); /* old slots mean other times now */
     if (!h->ewma_sampled)
@@ -353,7 +359,7 @@ bool health_acquire(struct health *h, uint64_t now_ms, struct health_ticket *tic
         return false;
     }
     atomic_fetch_add_explicit(&h->inflight, 1, memory_order_relaxed);
-    bucket_add(h->rpm, HEALTH_RPM_BUCKETS, RPM_BUCKET_MS, now_ms, 1, 0);
+    bucket_take(&h->rpm, BUCKET_UNITS);
     ticket->trial = h->breaker == HEALTH_BREAKER_HALF_OPEN;
     if (ticket->trial)
         h->trials_inflight++;

@@ -49,6 +49,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "admit/bucket.h"
+
 /* How an attempt ended, as far as the deployment's health is concerned. */
 enum health_class {
     HEALTH_OK,
@@ -85,7 +87,6 @@ enum health_breaker {
 #define HEALTH_EVENT_AUTH_FIRST 0x4u /* the first HEALTH_AUTH since init/reset/enable: log it */
 
 #define HEALTH_WINDOW_BUCKETS 10
-#define HEALTH_RPM_BUCKETS 60       /* one per second */
 #define HEALTH_TTFT_RING 256
 
 /* Parameters; health_params_default fills the documented defaults
@@ -139,7 +140,7 @@ struct health {
     uint64_t last_failure_ms;
 
     struct health_bucket window[HEALTH_WINDOW_BUCKETS];
-    struct health_bucket rpm[HEALTH_RPM_BUCKETS]; /* .requests used */
+    struct bucket rpm;           /* params.rpm: requests started per minute */
 
     double ewma;                 /* ms */
     uint64_t ewma_stamp;
@@ -170,7 +171,7 @@ struct health_snapshot {
     uint32_t trials_inflight;
     uint32_t inflight;
     uint32_t max_concurrency;
-    uint32_t rpm_used;              /* requests started in the last 60 s */
+    uint32_t rpm_used;              /* the rpm bucket's whole requests short of full */
     uint32_t rpm_limit;
     double ewma_ttft_ms;
     uint32_t ttft_samples;          /* in the ring */

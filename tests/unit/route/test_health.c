@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "admit/ratelimit.h"
 #include "route/health.h"
 
 #define T0 1000000u           /* a "now" far from 0, like a real monotonic clock */
@@ -509,25 +510,70 @@ static void three_rpm(struct health_params *p)
     p->rpm = 3;
 }
 
+/* A deployment's rpm is a token bucket (admit/bucket.h), as a key's is: a whole minute may
+   go at once, then one request's worth every 60 s / rpm; at its rpm the deployment is
+   skipped (not eligible), never refused. */
 static void test_rpm(void **state)
 {
+    (void)state;
     struct health h;
     init_with(&h, three_rpm);
     uint64_t t = 5000000;
     assert_int_equal(attempt(&h, t, HEALTH_OK), 0);
-    assert_int_equal(attempt(&h, t + 20000, HEALTH_OK), 0);
-    assert_int_equal(attempt(&h, t + 40000, HEALTH_OK), 0);
-    assert_string_equal(why(&h, t + 40000), "rpm");
-    assert_string_equal(why(&h, t + 59999), "rpm");
-    /* the first one has left the minute */
-    assert_string_equal(why(&h, t + 60000), "eligible");
+    assert_int_equal(attempt(&h, t, HEALTH_OK), 0);
+    assert_string_equal(why(&h, t), "eligible");
+    assert_int_equal(attempt(&h, t, HEALTH_OK), 0);
+    assert_string_equal(why(&h, t), "rpm");
+    struct health_ticket tk;
+    assert_false(health_acquire(&h, t + 100, &tk));
+    assert_string_equal(why(&h, t + 19999), "rpm");
+    /* one request's worth has come back, exactly */
+    assert_string_equal(why(&h, t + 20000), "eligible");
     struct health_snapshot s;
-    health_snapshot(&h, t + 60000, &s);
+    health_snapshot(&h, t + 20000, &s);
     assert_int_equal(s.rpm_used, 2);
     assert_int_equal(s.rpm_limit, 3);
-    assert_int_equal(attempt(&h, t + 60000, HEALTH_OK), 0);
-    assert_string_equal(why(&h, t + 60000), "rpm");
-    assert_string_equal(why(&h, t + 80000), "eligible");
+    assert_int_equal(attempt(&h, t + 20000, HEALTH_OK), 0);
+    assert_string_equal(why(&h, t + 20000), "rpm");
+    assert_string_equal(why(&h, t + 39999), "rpm");
+    assert_string_equal(why(&h, t + 40000), "eligible");
+    /* a quiet minute fills it again: three at once */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(attempt(&h, t + 200000, HEALTH_OK), 0);
+    assert_string_equal(why(&h, t + 200000), "rpm");
+    health_snapshot(&h, t + 200000, &s);
+    assert_int_equal(s.rpm_used, 3);
+    health_destroy(&h);
+}
+
+/* The deployment's rpm and a key's rpm (ratelimit.c) are the same bucket: the same
+   requests are admitted at the same moments. */
+static void test_rpm_same_bucket_as_ratelimit(void **state)
+{
+    (void)state;
+    struct health h;
+    init_with(&h, NULL);
+    struct health_params p;
+    health_params_default(&p);
+    p.rpm = 60;
+    health_set_params(&h, &p);
+    struct ratelimit *rl = ratelimit_new(4);
+    assert_non_null(rl);
+    struct ratelimit_def d = {"k", 60, 0, 0};
+    assert_int_equal(ratelimit_sync(rl, RATELIMIT_KEY, &d, 1, T0), 0);
+    unsigned both = 0;
+    for (uint64_t now = T0; now < T0 + 5000; now += 7) {
+        struct health_ticket tk;
+        bool dep = health_acquire(&h, now, &tk);
+        bool key = ratelimit_try(rl, "k", NULL, 0, now, NULL) == RATELIMIT_OK;
+        assert_int_equal(dep, key);
+        if (dep) {
+            health_release(&h, &tk, now, HEALTH_OK, 0, 0, MID_RAND);
+            both++;
+        }
+    }
+    assert_int_equal(both, 60 + 4); /* the minute at once, then one a second */
+    ratelimit_free(rl);
     health_destroy(&h);
 }
 
@@ -784,6 +830,7 @@ int main(void)
         cmocka_unit_test(test_admin_states),
         cmocka_unit_test(test_max_concurrency),
         cmocka_unit_test(test_rpm),
+        cmocka_unit_test(test_rpm_same_bucket_as_ratelimit),
         cmocka_unit_test(test_peak_ewma),
         cmocka_unit_test(test_failure_penalty),
         cmocka_unit_test(test_score),
