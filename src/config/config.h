@@ -38,6 +38,12 @@ enum cfg_provider_kind {
     CFG_PROVIDER_SIM,        /* a simulated provider inside the binary (demo, base_url sim://PROFILE) */
 };
 
+/* The wire format a provider speaks (provider/provider.h picks its ops); the kind above is
+   only the transport. */
+enum cfg_wire {
+    CFG_WIRE_OPENAI = 0, /* OpenAI-compatible HTTP: every provider today, simulated ones included */
+};
+
 struct cfg_header {
     char *name;
     char *value;
@@ -130,7 +136,8 @@ struct cfg_rule {
 
 struct cfg_provider {
     char *name;
-    enum cfg_provider_kind kind;
+    enum cfg_provider_kind kind; /* the transport */
+    enum cfg_wire wire;          /* the wire format */
     char *base_url;            /* as written (after ${ENV} substitution) */
     /* base_url split up: */
     bool tls;

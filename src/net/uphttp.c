@@ -274,8 +274,6 @@ int uphttp_request_head(struct buf *out, const struct cfg_provider *p, const cha
     if (p->port != (p->tls ? 443 : 80))
         rc |= buf_printf(out, ":%u", p->port);
     rc |= buf_printf(out, "\r\nUser-Agent: %s\r\n", user_agent);
-    if (p->api_key)
-        rc |= buf_printf(out, "%s: %s%s\r\n", p->auth_header, p->auth_prefix, p->api_key);
     for (size_t i = 0; i < p->nheaders; i++)
         rc |= buf_printf(out, "%s: %s\r\n", p->headers[i].name, p->headers[i].value);
     return rc;

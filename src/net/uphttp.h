@@ -49,9 +49,9 @@ void uphttp_pause(struct uphttp *u, bool paused);
 
 /*
  * The head every request to a provider starts with: "METHOD base_path+path HTTP/1.1",
- * Host (port and IPv6 brackets as needed), User-Agent, the provider's auth header
- * (auth_header: auth_prefix + api_key, when it has a key) and its fixed headers. The caller
- * adds its own headers and the blank line. Returns 0 or a buf error.
+ * Host (port and IPv6 brackets as needed), User-Agent and the provider's fixed headers.
+ * No auth: that is the wire format's step (provider/provider.h, sign). The caller adds
+ * its own headers and the blank line. Returns 0 or a buf error.
  */
 int uphttp_request_head(struct buf *out, const struct cfg_provider *p, const char *method,
                         const char *path, const char *user_agent);

@@ -1,9 +1,9 @@
 /*
  * One attempt: one exchange with one deployment.
  *
- *   CONNECTING ──head 200 SSE──▶ WAITING (first-token deadline) ──content──▶ FLOWING (stall timer)
+ *   CONNECTING ──head: stream──▶ WAITING (first-token deadline) ──content──▶ FLOWING (stall timer)
  *        │                                                                     │
- *        └──head 200 JSON / error status──▶ BODY ──end──▶ done / failed         └─[DONE] or finish──▶ done
+ *        └──head: answer / error──▶ BODY ──end──▶ done / failed             └─done or finish──▶ done
  *
  * "Content" is a chunk with text, reasoning, tool calls or a finish reason: a
  * role-only chunk or an SSE comment (": keep-alive") is not progress, so an
@@ -11,9 +11,15 @@
  * The attempt reports to proxy.c: first content, done, failed (with a health
  * class), or the provider refused the request as the client's fault.
  *
- * Nothing here acts from inside the SSE parser's callback: an item handler
- * only records what is to be done (enum attempt_action), and it is done once
- * the parser has returned, so the parser is never reset or freed under itself.
+ * The provider's wire format (provider/provider.h) builds the request,
+ * reads the head, turns the stream into events and says what an error
+ * status means; this file knows no format, only the attempt's life:
+ * deadlines, cancel, hand-over to proxy.c, back-pressure.
+ *
+ * Nothing here acts from inside the provider's event callback: an event
+ * handler only records what is to be done (enum attempt_action), and it is
+ * done once the feed has returned, so the parser is never reset or freed
+ * under itself.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,21 +29,9 @@
 #include "base/log.h"
 #include "obs/metrics.h"
 #include "base/redact.h"
+#include "provider/provider.h"
 #include "proxy/proxy_int.h"
 #include "http/server.h"
-
-static const char *api_path(enum proxy_api api)
-{
-    switch (api) {
-    case PROXY_API_CHAT:
-        return "/chat/completions";
-    case PROXY_API_COMPLETIONS:
-        return "/completions";
-    case PROXY_API_EMBEDDINGS:
-        return "/embeddings";
-    }
-    return "/";
-}
 
 static void on_timer(uv_timer_t *t)
 {
@@ -66,7 +60,7 @@ void attempt_init(struct attempt *a, struct preq *p, int slot, uv_loop_t *loop)
     a->retry_after_s = -1;
     buf_init(&a->body, PROXY_MAX_ERROR_BODY);
     buf_init(&a->held, PROXY_MAX_HELD);
-    sse_parser_init(&a->sse, PROXY_MAX_SSE_EVENT);
+    provider_stream_init(&a->stream, PROXY_MAX_SSE_EVENT);
     uv_timer_init(loop, &a->timer);
     a->timer.data = a;
 }
@@ -100,7 +94,7 @@ void attempt_reset(struct attempt *a)
         a->up = NULL;
     }
     uv_timer_stop(&a->timer);
-    sse_parser_reset(&a->sse);
+    provider_stream_reset(&a->stream);
     buf_reset(&a->held);
     buf_reset(&a->body);
     if (a->asmb) {
@@ -120,7 +114,7 @@ void attempt_reset(struct attempt *a)
 
 void attempt_free_buffers(struct attempt *a)
 {
-    sse_parser_free(&a->sse);
+    provider_stream_free(&a->stream);
     buf_free(&a->held);
     buf_free(&a->body);
     if (a->asmb) {
@@ -131,52 +125,56 @@ void attempt_free_buffers(struct attempt *a)
 
 /* ---- the request sent upstream -------------------------------------------- */
 
+static enum provider_api provider_api_of(enum proxy_api api)
+{
+    switch (api) {
+    case PROXY_API_CHAT:
+        return PROVIDER_API_CHAT;
+    case PROXY_API_COMPLETIONS:
+        return PROVIDER_API_COMPLETIONS;
+    case PROXY_API_EMBEDDINGS:
+        return PROVIDER_API_EMBEDDINGS;
+    }
+    return PROVIDER_API_CHAT;
+}
+
+/* The same call for the first attempt, a retry, a hedge or a continuation: only the
+   deployment and the continued text differ. */
 static char *build_request(struct attempt *a, size_t *len)
 {
     struct preq *p = a->p;
-    const struct cfg_deployment *d = a->dep;
-    const struct cfg_provider *pv = d->provider;
-    struct buf body, out;
-    buf_init(&body, 0);
-    buf_init(&out, 0);
-    if (jsonx_rewrite_request(p->body, p->body_len, &p->scan, d->model, a->up_stream, &body) < 0) {
-        buf_free(&body);
-        return NULL;
-    }
-    uphttp_request_head(&out, pv, "POST", api_path(p->api), "unbusy/0.1");
-    buf_append_str(&out, "Content-Type: application/json\r\n");
-    buf_append_str(&out, a->up_stream ? "Accept: text/event-stream\r\n" : "Accept: application/json\r\n");
     const struct server_request *sr = server_conn_request(p->conn);
-    char span[17];
+    char span[17], trace[256];
     server_conn_new_id(p->conn, span); /* a new parent id per attempt, in the client's trace */
-    buf_printf(&out, "x-request-id: %s\r\ntraceparent: 00-%s-%s-%s\r\n", sr->request_id, sr->trace_id, span,
-               sr->trace_flags);
-    buf_printf(&out, "Content-Length: %zu\r\n\r\n", body.len);
-    buf_append(&out, body.data, body.len);
-    buf_free(&body);
-    return buf_steal(&out, len);
+    snprintf(trace, sizeof trace, "x-request-id: %s\r\ntraceparent: 00-%s-%s-%s\r\n", sr->request_id,
+             sr->trace_id, span, sr->trace_flags);
+    struct provider_call call = {
+        .provider = a->dep->provider,
+        .model = a->dep->model,
+        .api = provider_api_of(p->api),
+        .body = p->body,
+        .body_len = p->body_len,
+        .scan = &p->scan,
+        .stream = a->up_stream,
+        .continue_text = p->continued ? p->partial.data : NULL,
+        .continue_len = p->continued ? p->partial.len : 0,
+        .extra_headers = trace,
+        .user_agent = "unbusy/0.1",
+    };
+    return provider_request(a->ops, &call, len);
 }
 
 /* ---- upstream events --------------------------------------------------------- */
-
-static int parse_retry_after(const struct http1_str *v)
-{
-    if (!v)
-        return -1;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts); /* the date form is wall-clock time */
-    return http1_retry_after_s(v->p, v->len, (int64_t)ts.tv_sec);
-}
 
 static void on_head(void *ud, const struct http1_response *resp)
 {
     struct attempt *a = ud;
     struct preq *p = a->p;
     a->status = resp->status;
-    a->retry_after_s = parse_retry_after(http1_find_header(&resp->head, "retry-after"));
-    const struct http1_str *ct = http1_find_header(&resp->head, "content-type");
-    bool sse = ct && ct->len >= 17 && strncasecmp(ct->p, "text/event-stream", 17) == 0;
-    if (resp->status == 200 && sse && a->up_stream) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts); /* Retry-After's date form is wall-clock time */
+    a->retry_after_s = provider_retry_after_s(resp, (int64_t)ts.tv_sec);
+    if (a->ops->head(resp, a->up_stream) == PROVIDER_HEAD_STREAM) {
         a->up_sse = true;
         if (!p->client_stream)
             a->asmb = assemble_new(p->api == PROXY_API_COMPLETIONS ? ASSEMBLE_COMPLETION : ASSEMBLE_CHAT,
@@ -209,43 +207,43 @@ static void act(struct attempt *a, enum attempt_action what, enum health_class c
     snprintf(a->action_detail, sizeof a->action_detail, "%s", detail ? detail : "");
 }
 
-/* One upstream SSE item; returns non-zero (with a->action set) to stop the parser. */
-static int on_sse_item(void *ud, const struct sse_item *it)
+/* One event of the upstream's stream; returns non-zero (with a->action set) to stop the feed. */
+static int on_event(void *ud, const struct provider_event *ev)
 {
     struct attempt *a = ud;
     struct preq *p = a->p;
-    if (it->kind == SSE_COMMENT) {
+    switch (ev->kind) {
+    case PROVIDER_EV_KEEPALIVE:
         if (p->committed && p->winner == a)
             proxy_relay_comment(p);
         return 0;
-    }
-    if (it->data_len == 6 && memcmp(it->data, "[DONE]", 6) == 0) {
+    case PROVIDER_EV_DONE:
         a->saw_done = true;
         return 0;
-    }
-    struct jsonx_chunk ch;
-    if (jsonx_scan_chunk(it->data, it->data_len, &ch) < 0 || !ch.valid) {
+    case PROVIDER_EV_BAD:
         act(a, p->committed && p->winner == a ? ACT_MID_STREAM : ACT_FAIL, HEALTH_BAD_REPLY,
             "an event is not JSON");
         return 1;
-    }
-    if (ch.has_error) {
-        note_provider_message(a, it->data, it->data_len);
+    case PROVIDER_EV_ERROR:
+        note_provider_message(a, ev->data, ev->len);
         if (p->committed && p->winner == a) {
-            proxy_provider_error_event(p, it->data, it->data_len, a->provider_said);
+            proxy_provider_error_event(p, ev->data, ev->len, a->provider_said);
             act(a, ACT_PROVIDER_ERROR_EVENT, HEALTH_SERVER_ERROR, "an error event");
         } else {
             act(a, ACT_FAIL, HEALTH_SERVER_ERROR, "an error event");
         }
         return 1;
+    case PROVIDER_EV_CHUNK:
+        break;
     }
-    if (ch.has_usage) {
-        a->usage = ch;
+    const struct jsonx_chunk *ch = &ev->chunk;
+    if (ev->what & PROVIDER_HAS_USAGE) {
+        a->usage = *ch;
         a->usage_seen = true;
     }
-    if (ch.has_finish)
+    if (ev->what & PROVIDER_HAS_FINISH)
         a->saw_finish = true;
-    if (ch.has_content) {
+    if (ev->what & PROVIDER_HAS_CONTENT) {
         metrics_content_event(p->env->metrics, p->model, a, a->got_first);
         if (!a->got_first) {
             a->got_first = true;
@@ -255,27 +253,27 @@ static int on_sse_item(void *ud, const struct sse_item *it)
         }
         attempt_progress(a);
     }
-    a->content_chars += ch.content_chars;
+    a->content_chars += ch->content_chars;
     if (p->winner == a) {
-        p->content_chars += ch.content_chars;
+        p->content_chars += ch->content_chars;
         if (p->client_stream && p->client_usage && !p->chunk_meta)
-            proxy_note_chunk_meta(p, it->data, it->data_len);
+            proxy_note_chunk_meta(p, ev->data, ev->len);
     }
     if (a->asmb) {
-        if (assemble_feed(a->asmb, it->data, it->data_len) < 0) {
+        if (assemble_feed(a->asmb, ev->data, ev->len) < 0) {
             act(a, ACT_FAIL, HEALTH_BAD_REPLY, "the answer could not be assembled");
             return 1;
         }
         return 0;
     }
-    if (ch.has_usage && ch.choices_empty && !p->client_usage)
+    if ((ev->what & PROVIDER_USAGE_ONLY) && !p->client_usage)
         return 0; /* asked for on the client's behalf only */
     if (p->committed && p->winner == a) {
-        proxy_relay_event(p, it->data, it->data_len);
+        proxy_relay_event(p, ev->data, ev->len);
     } else {
         /* role-only chunks before the first content: sent when the stream commits (an event
            past the held bound is dropped whole) */
-        (void)sse_encode_event(&a->held, it->data, it->data_len);
+        (void)sse_encode_event(&a->held, ev->data, ev->len);
     }
     return 0;
 }
@@ -303,7 +301,7 @@ static void on_body(void *ud, const char *data, size_t len)
 {
     struct attempt *a = ud;
     if (a->up_sse) {
-        int rc = sse_parser_feed(&a->sse, data, len, on_sse_item, a, NULL);
+        int rc = a->ops->feed(&a->stream, data, len, on_event, a);
         if (rc > 0) {
             do_action(a);
         } else if (rc < 0) {
@@ -353,24 +351,42 @@ static void finish_sse(struct attempt *a)
     buf_free(&out);
 }
 
-/* A whole-body answer has ended: a JSON 200, or an error status. */
+static enum health_class health_class_of(enum provider_error e)
+{
+    switch (e) {
+    case PROVIDER_ERR_AUTH:
+        return HEALTH_AUTH;
+    case PROVIDER_ERR_RATE_LIMITED:
+        return HEALTH_RATE_LIMITED;
+    case PROVIDER_ERR_SERVER:
+        return HEALTH_SERVER_ERROR;
+    case PROVIDER_ERR_BAD_REPLY:
+        return HEALTH_BAD_REPLY;
+    case PROVIDER_ERR_CLIENT:
+    case PROVIDER_ERR_STATUS:
+        break;
+    }
+    return HEALTH_STATUS;
+}
+
+/* A whole-body answer has ended: a whole answer, or an error status. */
 static void finish_body(struct attempt *a)
 {
     struct preq *p = a->p;
     int st = a->status;
     const char *body = a->body.data ? a->body.data : "";
     if (st == 200) {
-        struct jsonx_chunk ch;
-        if (p->client_stream || jsonx_scan_chunk(body, a->body.len, &ch) < 0 || !ch.valid) {
+        struct provider_event ev;
+        if (p->client_stream || a->ops->answer(body, a->body.len, &ev) < 0) {
             proxy_attempt_failed(a, HEALTH_BAD_REPLY,
                                  p->client_stream ? "no stream in the answer to a stream request"
                                                   : "the answer is not JSON");
             return;
         }
-        a->content_chars = ch.content_chars;
-        p->content_chars += ch.content_chars;
-        if (ch.has_usage) {
-            a->usage = ch;
+        a->content_chars = ev.chunk.content_chars;
+        p->content_chars += ev.chunk.content_chars;
+        if (ev.what & PROVIDER_HAS_USAGE) {
+            a->usage = ev.chunk;
             a->usage_seen = true;
         } else if (p->api != PROXY_API_EMBEDDINGS) {
             struct buf with;
@@ -384,25 +400,19 @@ static void finish_body(struct attempt *a)
             }
             buf_free(&with); /* out of room: the answer goes as it came */
         }
-        proxy_attempt_done(a, body, a->body.len);
+        proxy_attempt_done(a, ev.data, ev.len);
         return;
     }
     char detail[32];
     snprintf(detail, sizeof detail, "HTTP %d", st);
-    if (st == 400 || st == 413 || st == 422) {
+    enum provider_error e = a->ops->map_error(st, body, a->body.len);
+    if (e == PROVIDER_ERR_CLIENT) {
         /* The client's request is at fault: every deployment would say the same. */
         proxy_attempt_client_error(a, st, body, a->body.len);
         return;
     }
-    enum health_class c = HEALTH_STATUS;
-    if (st == 429)
-        c = HEALTH_RATE_LIMITED;
-    else if (st >= 500)
-        c = HEALTH_SERVER_ERROR;
-    else if (st == 401 || st == 402 || st == 403)
-        c = HEALTH_AUTH;
     note_provider_message(a, body, a->body.len);
-    proxy_attempt_failed(a, c, detail);
+    proxy_attempt_failed(a, health_class_of(e), detail);
 }
 
 static void on_end(void *ud)
@@ -459,6 +469,7 @@ int attempt_start(struct attempt *a, struct runtime_dep *rd, bool hedge)
     struct preq *p = a->p;
     a->rd = rd;
     a->dep = rd->cfg;
+    a->ops = provider_ops_of(a->dep->provider);
     a->active = true;
     a->hedge = hedge;
     a->t_start = uv_hrtime() / 1000000;

@@ -4,8 +4,9 @@
  * instead of ending the stream with an error event.
  *
  * While the option is on, the text relayed to the client is kept (bounded by
- * PROXY_MAX_PARTIAL). On a cut, the request is sent again with that text as a
- * trailing assistant message, and the new deployment's content events are
+ * PROXY_MAX_PARTIAL). On a cut, the request is sent again with that text to
+ * continue (the wire format says how: provider.h, provider_call.continue_text;
+ * for the OpenAI format a trailing assistant message), and the new deployment's content events are
  * spliced into the same stream (its role-only first chunk is not repeated).
  * Limits, said in docs/resilience.md: only chat completions with one choice;
  * whether a provider continues a trailing assistant message rather than
@@ -46,45 +47,15 @@ void proxy_continue_note(struct preq *p, const char *data, size_t len)
     cJSON_Delete(j);
 }
 
-/* The original body with the partial answer as a trailing assistant message. */
-static char *continuation_body(struct preq *p, size_t *len)
-{
-    cJSON *j = cJSON_ParseWithLength(p->body, p->body_len);
-    cJSON *messages = j ? cJSON_GetObjectItemCaseSensitive(j, "messages") : NULL;
-    if (!cJSON_IsArray(messages)) {
-        cJSON_Delete(j);
-        return NULL;
-    }
-    cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "role", "assistant");
-    cJSON_AddStringToObject(m, "content", p->partial.data);
-    cJSON_AddItemToArray(messages, m);
-    char *out = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
-    if (out)
-        *len = strlen(out);
-    return out;
-}
-
 bool proxy_continue_try(struct preq *p)
 {
     if (!proxy_continue_enabled(p) || p->continued || !p->partial.len || p->partial_overflow ||
         proxy_remaining_ms(p) == 0)
         return false;
-    size_t len = 0;
-    char *body = continuation_body(p, &len);
-    if (!body)
-        return false;
-    struct jsonx_request scan;
-    if (jsonx_scan_request(body, len, &scan) < 0) {
-        free(body);
-        return false;
-    }
-    /* From here on the request's body is the continuation's. */
-    free(p->body);
-    p->body = body;
-    p->body_len = len;
-    p->scan = scan;
+    /* The request stays the client's: the provider's wire format builds the continuation from
+       it and p->partial (the OpenAI format as a trailing assistant message). The prompt the
+       provider reads now holds the partial answer too. */
+    p->scan.prompt_chars += p->partial.len;
     p->continued = true;
     log_info("request %s: the stream broke after %zu bytes of content; asking another deployment "
              "to continue it",

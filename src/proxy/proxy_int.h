@@ -23,6 +23,7 @@
 #include "proxy/proxy.h"
 #include "route/runtime.h"
 #include "proto/sse.h"
+#include "provider/provider.h"
 #include "net/uphttp.h"
 
 #define PROXY_MAX_DEPS 64
@@ -54,7 +55,8 @@ struct attempt {
     int status;
     int retry_after_s;
     struct buf body; /* a whole-body answer or error */
-    struct sse_parser sse;
+    const struct provider_ops *ops; /* the deployment's wire format */
+    struct provider_stream stream;
     struct buf held; /* events before the first content, for a stream client */
     struct assemble *asmb;
     bool got_first, saw_done, saw_finish, usage_seen;

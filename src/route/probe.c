@@ -7,6 +7,7 @@
 #include "base/log.h"
 #include "net/transport.h"
 #include "net/uphttp.h"
+#include "provider/provider.h"
 
 struct probe {
     struct probes *ps;
@@ -79,7 +80,7 @@ static void on_end(void *ud)
     struct probe *pr = ud;
     char why[64];
     snprintf(why, sizeof why, "%sHTTP %d", pr->deep ? "deep probe: " : "", pr->status);
-    finish(pr, pr->status >= 200 && pr->status < 300, why);
+    finish(pr, provider_ops_of(pr->rp->cfg)->probe_ok(pr->deep, pr->status), why);
 }
 
 static void on_fail(void *ud, enum uphttp_fail f, enum transport_err terr)
@@ -102,28 +103,6 @@ static void on_deadline(uv_timer_t *t)
         finish(pr, false, "probe timeout");
 }
 
-static char *build(struct probe *pr, size_t *len)
-{
-    const struct cfg_provider *pv = pr->rp->cfg;
-    struct buf b, body;
-    buf_init(&b, 0);
-    buf_init(&body, 0);
-    if (pr->deep) {
-        buf_append_str(&body, "{\"model\":");
-        buf_append_json_str(&body, pr->deep_model, strlen(pr->deep_model));
-        buf_append_str(&body, ",\"messages\":[{\"role\":\"user\",\"content\":\"ping\"}],\"max_tokens\":1,"
-                              "\"stream\":false}");
-    }
-    uphttp_request_head(&b, pv, pr->deep ? "POST" : "GET", pr->deep ? "/chat/completions" : pv->probe.path,
-                        "unbusy-probe/0.1");
-    if (pr->deep)
-        buf_printf(&b, "Content-Type: application/json\r\nContent-Length: %zu\r\n", body.len);
-    buf_append_str(&b, "\r\n");
-    buf_append(&b, body.data, body.len);
-    buf_free(&body);
-    return buf_steal(&b, len);
-}
-
 static void on_tick(uv_timer_t *t)
 {
     struct probe *pr = t->data;
@@ -136,7 +115,8 @@ static void on_tick(uv_timer_t *t)
         pr->last_deep_ms = now;
     pr->status = 0;
     size_t len = 0;
-    char *req = build(pr, &len);
+    char *req = provider_probe_request(provider_ops_of(pr->rp->cfg), pr->rp->cfg, pr->deep ? pr->deep_model : NULL,
+                                       "unbusy-probe/0.1", &len);
     if (!req)
         return;
     pr->up = uphttp_start(pr->ps->pool, pr->rp->cfg, cfg->timeout_ms, req, len, &probe_events, pr);

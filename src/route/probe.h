@@ -8,6 +8,8 @@
  * completion is sent every probe.deep_interval too, for providers whose
  * models endpoint stays up while generation is down. Results go to the
  * runtime's provider state, where the balancer and the admin API see them.
+ * The requests and how to judge their answers are the provider's wire
+ * format's (provider/provider.h: probe, probe_ok); probe only times them.
  */
 #ifndef UNBUSY_PROBE_H
 #define UNBUSY_PROBE_H

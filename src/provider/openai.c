@@ -1,0 +1,208 @@
+/*
+ * openai — the OpenAI-compatible wire format: OpenAI itself, DeepSeek, vLLM,
+ * llama.cpp, Azure's key header, any server that speaks /chat/completions.
+ *
+ * Request: POST base_path + /chat/completions, /completions or /embeddings,
+ * the client's body with the deployment's model (and stream + include_usage
+ * when a stream is asked for). A continuation is the same body with the
+ * answer so far as a trailing assistant message. Auth is one header:
+ * auth_header: auth_prefix + api_key ("Authorization: Bearer KEY" by default,
+ * "api-key: KEY", or a raw token with auth_prefix "").
+ *
+ * Reply: text/event-stream of "data: {chunk}" events ending with
+ * "data: [DONE]", or a whole JSON answer; errors as a status with a JSON
+ * body, or an {"error":...} event inside the stream. The chunks are already
+ * what the client reads, so an event's data is relayed as it came.
+ */
+#include "provider/provider.h"
+
+#include <cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *api_path(enum provider_api api)
+{
+    switch (api) {
+    case PROVIDER_API_CHAT:
+        return "/chat/completions";
+    case PROVIDER_API_COMPLETIONS:
+        return "/completions";
+    case PROVIDER_API_EMBEDDINGS:
+        return "/embeddings";
+    }
+    return "/";
+}
+
+/* The client's body with the answer so far as a trailing assistant message (malloc'd). */
+static char *continuation_body(const struct provider_call *c, size_t *len)
+{
+    cJSON *j = cJSON_ParseWithLength(c->body, c->body_len);
+    cJSON *messages = j ? cJSON_GetObjectItemCaseSensitive(j, "messages") : NULL;
+    char *text = strndup(c->continue_text, c->continue_len);
+    cJSON *m = cJSON_IsArray(messages) && text ? cJSON_CreateObject() : NULL;
+    char *out = NULL;
+    if (m && cJSON_AddStringToObject(m, "role", "assistant") && cJSON_AddStringToObject(m, "content", text) &&
+        cJSON_AddItemToArray(messages, m)) {
+        m = NULL;
+        out = cJSON_PrintUnformatted(j);
+    }
+    cJSON_Delete(m);
+    cJSON_Delete(j);
+    free(text);
+    if (out)
+        *len = strlen(out);
+    return out;
+}
+
+static int openai_build(const struct provider_call *c, struct provider_request *r)
+{
+    r->method = "POST";
+    r->path = api_path(c->api);
+    int rc;
+    if (c->continue_text) {
+        size_t len = 0;
+        char *body = continuation_body(c, &len);
+        struct jsonx_request scan;
+        rc = body && jsonx_scan_request(body, len, &scan) == 0
+                 ? jsonx_rewrite_request(body, len, &scan, c->model, c->stream, &r->body)
+                 : -1;
+        free(body);
+    } else {
+        rc = jsonx_rewrite_request(c->body, c->body_len, c->scan, c->model, c->stream, &r->body);
+    }
+    if (rc < 0)
+        return -1;
+    return buf_printf(&r->head, "Content-Type: application/json\r\nAccept: %s\r\n",
+                      c->stream ? "text/event-stream" : "application/json");
+}
+
+static int openai_sign(const struct cfg_provider *pv, struct provider_request *r)
+{
+    if (!pv->api_key)
+        return 0;
+    return buf_printf(&r->head, "%s: %s%s\r\n", pv->auth_header ? pv->auth_header : "Authorization",
+                      pv->auth_prefix ? pv->auth_prefix : "Bearer ", pv->api_key);
+}
+
+static enum provider_head openai_head(const struct http1_response *resp, bool asked_stream)
+{
+    if (resp->status != 200)
+        return PROVIDER_HEAD_ERROR;
+    const struct http1_str *ct = http1_find_header(&resp->head, "content-type");
+    bool sse = ct && ct->len >= 17 && strncasecmp(ct->p, "text/event-stream", 17) == 0;
+    return sse && asked_stream ? PROVIDER_HEAD_STREAM : PROVIDER_HEAD_ANSWER;
+}
+
+static void classify(struct provider_event *ev)
+{
+    const struct jsonx_chunk *ch = &ev->chunk;
+    ev->kind = ch->has_error ? PROVIDER_EV_ERROR : PROVIDER_EV_CHUNK;
+    ev->what = (ch->has_content ? PROVIDER_HAS_CONTENT : 0) | (ch->has_finish ? PROVIDER_HAS_FINISH : 0) |
+               (ch->has_usage ? PROVIDER_HAS_USAGE : 0) |
+               (ch->has_usage && ch->choices_empty ? PROVIDER_USAGE_ONLY : 0);
+}
+
+struct feed_ctx {
+    provider_event_fn fn;
+    void *ud;
+};
+
+static int on_item(void *ud, const struct sse_item *it)
+{
+    struct feed_ctx *f = ud;
+    struct provider_event ev;
+    ev.what = 0;
+    ev.data = it->data;
+    ev.len = it->data_len;
+    if (it->kind == SSE_COMMENT) {
+        ev.kind = PROVIDER_EV_KEEPALIVE;
+        return f->fn(f->ud, &ev);
+    }
+    if (it->data_len == 6 && memcmp(it->data, "[DONE]", 6) == 0) {
+        ev.kind = PROVIDER_EV_DONE;
+        return f->fn(f->ud, &ev);
+    }
+    if (jsonx_scan_chunk(it->data, it->data_len, &ev.chunk) < 0 || !ev.chunk.valid)
+        ev.kind = PROVIDER_EV_BAD;
+    else
+        classify(&ev);
+    return f->fn(f->ud, &ev);
+}
+
+static int openai_feed(struct provider_stream *s, const char *data, size_t len, provider_event_fn fn, void *ud)
+{
+    struct feed_ctx f = {fn, ud};
+    int rc = sse_parser_feed(&s->sse, data, len, on_item, &f, NULL);
+    return rc < 0 ? PROVIDER_FEED_BAD : rc;
+}
+
+static int openai_answer(const char *body, size_t len, struct provider_event *ev)
+{
+    memset(ev, 0, sizeof *ev);
+    ev->data = body;
+    ev->len = len;
+    if (jsonx_scan_chunk(body, len, &ev->chunk) < 0 || !ev->chunk.valid)
+        return -1;
+    classify(ev);
+    return 0;
+}
+
+/* A page from something in front of the provider (a load balancer's or CDN's HTML),
+   not the provider's own JSON. */
+static bool looks_like_html(const char *body, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n'))
+        i++;
+    return i < len && body[i] == '<';
+}
+
+static enum provider_error openai_map_error(int status, const char *body, size_t len)
+{
+    if (status == 400 || status == 413 || status == 422)
+        return PROVIDER_ERR_CLIENT; /* every deployment would say the same */
+    if (status == 429)
+        return PROVIDER_ERR_RATE_LIMITED;
+    if (status == 401 || status == 402 || status == 403)
+        return PROVIDER_ERR_AUTH;
+    if (status >= 500)
+        return looks_like_html(body, len) ? PROVIDER_ERR_BAD_REPLY : PROVIDER_ERR_SERVER;
+    return PROVIDER_ERR_STATUS;
+}
+
+/* Shallow: GET probe.path (default /models). Deep: the smallest chat completion. */
+static int openai_probe(const struct cfg_provider *pv, const char *deep_model, struct provider_request *r)
+{
+    if (!deep_model) {
+        r->method = "GET";
+        r->path = pv->probe.path ? pv->probe.path : "/models";
+        return 0;
+    }
+    r->method = "POST";
+    r->path = "/chat/completions";
+    int rc = buf_append_str(&r->body, "{\"model\":");
+    rc |= buf_append_json_str(&r->body, deep_model, strlen(deep_model));
+    rc |= buf_append_str(&r->body, ",\"messages\":[{\"role\":\"user\",\"content\":\"ping\"}],\"max_tokens\":1,"
+                                   "\"stream\":false}");
+    rc |= buf_append_str(&r->head, "Content-Type: application/json\r\n");
+    return rc;
+}
+
+static bool openai_probe_ok(bool deep, int status)
+{
+    return status >= 200 && status < 300;
+}
+
+const struct provider_ops provider_openai_ops = {
+    .name = "openai",
+    .build = openai_build,
+    .sign = openai_sign,
+    .head = openai_head,
+    .feed = openai_feed,
+    .answer = openai_answer,
+    .map_error = openai_map_error,
+    .probe = openai_probe,
+    .probe_ok = openai_probe_ok,
+};

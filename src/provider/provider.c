@@ -1,0 +1,101 @@
+/*
+ * provider.c — what every wire format shares: the ops of a provider, the
+ * assembly around build and sign, Retry-After, the stream state.
+ */
+#include "provider/provider.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/uphttp.h"
+
+const struct provider_ops *provider_ops_of(const struct cfg_provider *pv)
+{
+    switch (pv->wire) {
+    case CFG_WIRE_OPENAI:
+        break;
+    }
+    return &provider_openai_ops;
+}
+
+static void request_init(struct provider_request *r)
+{
+    memset(r, 0, sizeof *r);
+    buf_init(&r->head, 0);
+    buf_init(&r->body, 0);
+}
+
+static void request_free(struct provider_request *r)
+{
+    buf_free(&r->head);
+    buf_free(&r->body);
+}
+
+/* r holds what build (or probe) made: the common head goes before its headers, then the
+   caller's, Content-Length, the auth step over the finished head, the blank line and the body. */
+static char *finish(const struct provider_ops *ops, const struct cfg_provider *pv, struct provider_request *r,
+                    const char *extra_headers, const char *user_agent, size_t *len)
+{
+    struct buf head;
+    buf_init(&head, 0);
+    int rc = uphttp_request_head(&head, pv, r->method, r->path, user_agent);
+    rc |= buf_append(&head, r->head.data ? r->head.data : "", r->head.len);
+    if (extra_headers)
+        rc |= buf_append_str(&head, extra_headers);
+    if (r->body.len || strcmp(r->method, "GET") != 0)
+        rc |= buf_printf(&head, "Content-Length: %zu\r\n", r->body.len);
+    buf_free(&r->head);
+    r->head = head;
+    if (rc < 0 || ops->sign(pv, r) < 0 || buf_append_str(&r->head, "\r\n") < 0 ||
+        buf_append(&r->head, r->body.data ? r->body.data : "", r->body.len) < 0) {
+        request_free(r);
+        return NULL;
+    }
+    char *out = buf_steal(&r->head, len);
+    request_free(r);
+    return out;
+}
+
+char *provider_request(const struct provider_ops *ops, const struct provider_call *c, size_t *len)
+{
+    struct provider_request r;
+    request_init(&r);
+    if (ops->build(c, &r) < 0) {
+        request_free(&r);
+        return NULL;
+    }
+    return finish(ops, c->provider, &r, c->extra_headers, c->user_agent, len);
+}
+
+char *provider_probe_request(const struct provider_ops *ops, const struct cfg_provider *pv,
+                             const char *deep_model, const char *user_agent, size_t *len)
+{
+    struct provider_request r;
+    request_init(&r);
+    if (ops->probe(pv, deep_model, &r) < 0) {
+        request_free(&r);
+        return NULL;
+    }
+    return finish(ops, pv, &r, NULL, user_agent, len);
+}
+
+int provider_retry_after_s(const struct http1_response *resp, int64_t now_unix_s)
+{
+    const struct http1_str *v = http1_find_header(&resp->head, "retry-after");
+    return v ? http1_retry_after_s(v->p, v->len, now_unix_s) : -1;
+}
+
+void provider_stream_init(struct provider_stream *s, size_t max_event_bytes)
+{
+    sse_parser_init(&s->sse, max_event_bytes);
+}
+
+void provider_stream_reset(struct provider_stream *s)
+{
+    sse_parser_reset(&s->sse);
+}
+
+void provider_stream_free(struct provider_stream *s)
+{
+    sse_parser_free(&s->sse);
+}
