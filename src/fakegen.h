@@ -8,7 +8,9 @@
  * base_url sim://PROFILE) and the fake upstream server of the test suite
  * (tests/fakes/fakeup.c). Both pull segments with fakegen_next and own every
  * timer and socket; fakegen does no I/O and builds one segment at a time, so
- * twenty seconds of keep-alives or a 100 MB answer never sit in memory.
+ * twenty seconds of keep-alives or a stream of a million chunks never sit in
+ * memory. A segment is one event, or a whole non-stream answer: at most
+ * FAKEGEN_MAX_SEGMENT_BYTES, and only a large big= comes near that.
  *
  * Behaviour grammar (whitespace around tokens is ignored):
  *
