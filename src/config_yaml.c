@@ -486,16 +486,20 @@ static void report_syntax(struct config_yaml_loader *ld, const yaml_parser_t *pa
 }
 
 /*
- * Anchors and aliases, checked on the event stream before libyaml builds the
- * document. An alias is a few bytes that stand for a whole node, and the walk
- * copies every scalar each time it is reached: nested aliases ("billion
- * laughs") would make a short text cost gigabytes. libyaml also looks each
- * alias up among all anchors defined so far, one by one. So the anchors are
+ * Nesting, anchors and aliases, checked on the event stream before libyaml
+ * builds the document. libyaml's scanner looks at every open flow level
+ * ([ or {) for each token, so a text nested thousands deep costs it time
+ * quadratic in the depth; no config needs more than a few levels. An alias
+ * is a few bytes that stand for a whole node, and the walk copies every
+ * scalar each time it is reached: nested aliases ("billion laughs") would
+ * make a short text cost gigabytes. libyaml also looks each alias up among
+ * all anchors defined so far, one by one. So nesting is shallow, anchors are
  * few, and the document with every alias expanded weighs no more than an
  * alias-free text of the largest size could (each node counting 1 plus its
  * scalar's length; escapes such as \L make a value at most half again longer
- * than its source). Returns 0, or -1 (reported). A syntax error is left to
- * the load, which reports it.
+ * than its source). Stopping at the first level too deep keeps this pass
+ * linear too. Returns 0, or -1 (reported). A syntax error is left to the
+ * load, which reports it.
  */
 struct anchor_weight {
     char *name;
@@ -505,9 +509,8 @@ struct anchor_weight {
     bool open;
 };
 
-static int check_aliases(struct config_yaml_loader *ld, const char *text, size_t len)
+static int check_bounds(struct config_yaml_loader *ld, const char *text, size_t len)
 {
-    if (!memchr(text, '&', len)) return 0; /* no anchor, nothing an alias can name */
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) {
         config_yaml_report(ld, 1, false, "out of memory");
@@ -535,7 +538,11 @@ static int check_aliases(struct config_yaml_loader *ld, const char *text, size_t
         case YAML_SEQUENCE_START_EVENT:
         case YAML_MAPPING_START_EVENT:
             expanded += 1;
-            depth++;
+            if (++depth > CONFIG_YAML_MAX_DEPTH) {
+                config_yaml_report(ld, line, false, "nested deeper than %d levels",
+                                   CONFIG_YAML_MAX_DEPTH);
+                rc = -1;
+            }
             anchor = ev.type == YAML_SEQUENCE_START_EVENT
                          ? (const char *)ev.data.sequence_start.anchor
                          : (const char *)ev.data.mapping_start.anchor;
@@ -607,7 +614,7 @@ static int check_aliases(struct config_yaml_loader *ld, const char *text, size_t
 void config_yaml_load(struct config_yaml_loader *ld, const char *text, size_t len,
                       const struct config_yaml_field *top, size_t ntop, void *obj)
 {
-    if (check_aliases(ld, text, len)) return;
+    if (check_bounds(ld, text, len)) return;
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) {
         config_yaml_report(ld, 1, false, "out of memory");

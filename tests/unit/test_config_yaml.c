@@ -1,8 +1,8 @@
-/* Unit tests for YAML anchors and aliases in the config: they work within
-   bounds, and a text whose aliases expand past what any alias-free file
-   could be ("billion laughs"), that names more anchors than allowed, or
-   whose alias sits inside the node it names is refused with its line,
-   before the walk copies anything. */
+/* Unit tests for the bounds on a config's YAML: anchors and aliases work
+   within them, and a text whose aliases expand past what any alias-free
+   file could be ("billion laughs"), that names more anchors than allowed,
+   whose alias sits inside the node it names, or that nests too deep is
+   refused with its line, before libyaml builds the document. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -116,6 +116,34 @@ static void test_too_many_anchors_refused(void **state)
     buf_free(&t);
 }
 
+/* libyaml's scanner costs time quadratic in the flow depth: a 4 MiB text of
+   brackets would take hours. Refused at the first level too deep, at once. */
+static void test_deep_nesting_refused(void **state)
+{
+    (void)state;
+    struct buf t;
+    buf_init(&t, 0);
+    buf_append_str(&t, "server:\n  listen: 127.0.0.1:8080\nx: ");
+    /* the file's own mapping is the first level */
+    for (int i = 0; i < CONFIG_YAML_MAX_DEPTH - 1; i++)
+        buf_append_str(&t, i % 2 ? "{a: " : "[");
+    for (int i = CONFIG_YAML_MAX_DEPTH - 1; i-- > 0;)
+        buf_append_str(&t, i % 2 ? "}" : "]");
+    buf_append_str(&t, "\n");
+    struct config *c = NULL;
+    struct config_errors errs;
+    assert_int_equal(load(&t, &c, &errs), -1); /* deep enough, but x is not a key */
+    assert_null(strstr(errs.text.data, "nested deeper"));
+    config_errors_free(&errs);
+
+    buf_reset(&t);
+    buf_append_str(&t, "x: ");
+    for (int i = 0; i < 1000 * 1000; i++)
+        buf_append(&t, "[", 1);
+    assert_refused(&t, "t.yaml:1: nested deeper than 64 levels");
+    buf_free(&t);
+}
+
 static void test_recursive_alias_refused(void **state)
 {
     (void)state;
@@ -135,6 +163,7 @@ int main(void)
         cmocka_unit_test(test_alias_expansion_refused),
         cmocka_unit_test(test_nested_alias_bomb_refused),
         cmocka_unit_test(test_too_many_anchors_refused),
+        cmocka_unit_test(test_deep_nesting_refused),
         cmocka_unit_test(test_recursive_alias_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
