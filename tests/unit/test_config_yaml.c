@@ -41,15 +41,16 @@ static void test_aliases_within_bounds(void **state)
     (void)state;
     struct buf t;
     buf_init(&t, 0);
-    buf_append_str(&t, "providers:\n"
-                       "  a:\n"
-                       "    base_url: http://127.0.0.1:9000\n"
-                       "    api_key: &key sk-shared-0123456789\n"
-                       "    headers: &hdr {X-Team: infra, X-Env: prod}\n"
-                       "  b: {base_url: http://127.0.0.1:9001, api_key: *key, headers: *hdr}\n"
-                       "models:\n"
-                       "  m1: {deployments: &deps [{provider: a, model: x}, {provider: b, model: x}]}\n"
-                       "  m2: {deployments: *deps}\n");
+    buf_append_str(&t,
+                   "providers:\n"
+                   "  a:\n"
+                   "    base_url: http://127.0.0.1:9000\n"
+                   "    api_key: &key sk-shared-0123456789\n"
+                   "    headers: &hdr {X-Team: infra, X-Env: prod}\n"
+                   "  b: {base_url: http://127.0.0.1:9001, api_key: *key, headers: *hdr}\n"
+                   "models:\n"
+                   "  m1: {deployments: &deps [{provider: a, model: x}, {provider: b, model: x}]}\n"
+                   "  m2: {deployments: *deps}\n");
     struct config *c = NULL;
     struct config_errors errs;
     int rc = load(&t, &c, &errs);
