@@ -28,6 +28,7 @@ DEB_BUILD := build-essential pkg-config libuv1-dev libssl-dev libyaml-dev libjsm
              libsqlite3-dev ca-certificates
 DEB_TEST  := libcmocka-dev curl prometheus chromium
 DEB_NODE  := nodejs npm
+DEB_FUZZ  := clang
 
 .PHONY: all asan deps deps-test run test unit fuzz clean bench format check-format
 
@@ -79,12 +80,27 @@ $(B)/asan/fuzz/%: tests/fuzz/%.c tests/fuzz/replay.c $(ALIBOBJ)
 	@echo "  CC      $@"
 	@$(CC) $(STD) $(CPPFLAGS) -O1 -g $(SAN) $(WARN) -o $@ $< tests/fuzz/replay.c $(ALIBOBJ) $(LIBS)
 
-fuzz:
-	@mkdir -p $(B)/fuzz
-	for f in $(FUZZSRC); do n=$$(basename $$f .c); \
-	  clang $(STD) $(CPPFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -o $(B)/fuzz/$$n $$f \
-	    $(filter-out src/main.c,$(SRC)) $(LIBS) || exit 1; done
-	@echo "run e.g.: $(B)/fuzz/fuzz_sse tests/fuzz/corpus/sse -max_total_time=60"
+# The modules are compiled once with -fsanitize=fuzzer-no-link and linked into every target.
+FUZZFLAGS := -O1 -g -fsanitize=address,undefined
+FOBJ      := $(patsubst src/%.c,$(B)/fuzz/obj/%.o,$(LIBSRC))
+FUZZBIN   := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZSRC))
+
+fuzz: deps
+	@sh tests/deps.sh $(DEB_FUZZ)
+	@$(MAKE) --no-print-directory $(FUZZBIN)
+	@echo "run e.g.: $(B)/fuzz/fuzz_sse tests/fuzz/corpus/sse -max_total_time=60 (see tests/fuzz/README.md)"
+
+# kept between runs, though only pattern rules name them
+.SECONDARY: $(FOBJ)
+
+$(B)/fuzz/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	@echo "  CLANG   $@"
+	@clang $(STD) $(CPPFLAGS) $(FUZZFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FOBJ)
+	@echo "  CLANG   $@"
+	@clang $(STD) $(CPPFLAGS) $(FUZZFLAGS) -fsanitize=fuzzer -o $@ $< $(FOBJ) $(LIBS)
 
 unit: $(UNITS) $(AUNITS) $(FUZZREP)
 
@@ -113,4 +129,4 @@ format:
 clean:
 	rm -rf $(B)
 
--include $(OBJ:.o=.d) $(AOBJ:.o=.d)
+-include $(OBJ:.o=.d) $(AOBJ:.o=.d) $(FOBJ:.o=.d)

@@ -499,9 +499,136 @@ static void report_syntax(struct config_yaml_loader *ld, const yaml_parser_t *pa
         config_yaml_report(ld, line, false, "YAML syntax: %s", problem);
 }
 
+/*
+ * Nesting, anchors and aliases, checked on the event stream before libyaml
+ * builds the document. libyaml's scanner looks at every open flow level
+ * ([ or {) for each token, so a text nested thousands deep costs it time
+ * quadratic in the depth; no config needs more than a few levels. An alias
+ * is a few bytes that stand for a whole node, and the walk copies every
+ * scalar each time it is reached: nested aliases ("billion laughs") would
+ * make a short text cost gigabytes. libyaml also looks each alias up among
+ * all anchors defined so far, one by one. So nesting is shallow, anchors are
+ * few, and the document with every alias expanded weighs no more than an
+ * alias-free text of the largest size could (each node counting 1 plus its
+ * scalar's length; escapes such as \L make a value at most half again longer
+ * than its source). Stopping at the first level too deep keeps this pass
+ * linear too. Returns 0, or -1 (reported). A syntax error is left to the
+ * load, which reports it.
+ */
+struct anchor_weight {
+    char *name;
+    uint64_t start;  /* the expanded weight when its node began */
+    uint64_t weight; /* the node's own expanded weight, once it has ended */
+    size_t depth;    /* the collection depth it opened at, while open */
+    bool open;
+};
+
+static int check_bounds(struct config_yaml_loader *ld, const char *text, size_t len)
+{
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) {
+        config_yaml_report(ld, 1, false, "out of memory");
+        return -1;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING);
+    struct anchor_weight anchors[CONFIG_YAML_MAX_ANCHORS];
+    size_t nanchors = 0, depth = 0;
+    uint64_t expanded = 0;
+    int rc = 0;
+    for (bool done = false; !done && rc == 0;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev)) break;
+        int line = (int)ev.start_mark.line + 1;
+        const char *anchor = NULL;
+        switch (ev.type) {
+        case YAML_STREAM_END_EVENT:
+            done = true;
+            break;
+        case YAML_SCALAR_EVENT:
+            expanded += 1 + ev.data.scalar.length;
+            anchor = (const char *)ev.data.scalar.anchor;
+            break;
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_MAPPING_START_EVENT:
+            expanded += 1;
+            if (++depth > CONFIG_YAML_MAX_DEPTH) {
+                config_yaml_report(ld, line, false, "nested deeper than %d levels",
+                                   CONFIG_YAML_MAX_DEPTH);
+                rc = -1;
+            }
+            anchor = ev.type == YAML_SEQUENCE_START_EVENT
+                         ? (const char *)ev.data.sequence_start.anchor
+                         : (const char *)ev.data.mapping_start.anchor;
+            break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+            /* open anchors nest, so the one closing now is the latest still open */
+            for (size_t i = nanchors; i-- > 0;) {
+                if (!anchors[i].open) continue;
+                if (anchors[i].depth == depth) {
+                    anchors[i].open = false;
+                    anchors[i].weight = expanded - anchors[i].start;
+                }
+                break;
+            }
+            depth--;
+            break;
+        case YAML_ALIAS_EVENT: {
+            const char *name = (const char *)ev.data.alias.anchor;
+            size_t i = nanchors;
+            while (i > 0 && strcmp(anchors[i - 1].name, name) != 0)
+                i--;
+            if (i > 0 && anchors[i - 1].open) {
+                config_yaml_report(ld, line, false,
+                                   "the alias *%.64s is inside the node it names (&%.64s)", name,
+                                   name);
+                rc = -1;
+            } else if (i > 0) {
+                expanded += anchors[i - 1].weight;
+            } /* an unknown anchor: the load reports it */
+            break;
+        }
+        default:
+            break;
+        }
+        if (rc == 0 && anchor) {
+            if (nanchors == CONFIG_YAML_MAX_ANCHORS) {
+                config_yaml_report(ld, line, false, "more than %d YAML anchors (&name)",
+                                   CONFIG_YAML_MAX_ANCHORS);
+                rc = -1;
+            } else if (!(anchors[nanchors].name = strdup(anchor))) {
+                config_yaml_report(ld, line, false, "out of memory");
+                rc = -1;
+            } else {
+                /* a scalar's node is whole already; a collection's ends at its depth */
+                struct anchor_weight *a = &anchors[nanchors++];
+                bool scalar = ev.type == YAML_SCALAR_EVENT;
+                uint64_t own = scalar ? 1 + ev.data.scalar.length : 1;
+                a->start = expanded - own;
+                a->weight = scalar ? own : 0;
+                a->depth = depth;
+                a->open = !scalar;
+            }
+        }
+        if (rc == 0 && expanded > CONFIG_YAML_MAX_EXPANDED) {
+            config_yaml_report(ld, line, false,
+                               "YAML aliases expand the document past %u MiB, refused",
+                               (unsigned)(CONFIG_YAML_MAX_EXPANDED >> 20));
+            rc = -1;
+        }
+        yaml_event_delete(&ev);
+    }
+    for (size_t i = 0; i < nanchors; i++)
+        free(anchors[i].name);
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
 void config_yaml_load(struct config_yaml_loader *ld, const char *text, size_t len,
                       const struct config_yaml_field *top, size_t ntop, void *obj)
 {
+    if (check_bounds(ld, text, len)) return;
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) {
         config_yaml_report(ld, 1, false, "out of memory");

@@ -23,6 +23,11 @@
 
 #define CONFIG_YAML_MAX_MESSAGES 200 /* problems kept; more are counted and summarised */
 #define CONFIG_YAML_MAX_FIELDS 32    /* rows per table */
+#define CONFIG_YAML_MAX_DEPTH 64     /* lists and mappings inside each other */
+#define CONFIG_YAML_MAX_ANCHORS 100  /* &name definitions per file */
+/* The document with every alias expanded, each node weighing 1 plus its scalar's length:
+   what an alias-free text of CONFIG_MAX_TEXT_BYTES could weigh at most. */
+#define CONFIG_YAML_MAX_EXPANDED ((uint64_t)CONFIG_MAX_TEXT_BYTES * 3 / 2 + 1)
 
 struct config_yaml_msg {
     int line;

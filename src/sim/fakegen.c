@@ -14,8 +14,6 @@
 
 #define FAKEGEN_MAX_ALTERNATIVES 32
 #define FAKEGEN_MAX_MS (24u * 3600u * 1000u)
-#define FAKEGEN_MAX_CHUNKS 1000000u
-#define FAKEGEN_MAX_BIG (64u << 20)
 #define FAKEGEN_MAX_EMBED_INPUTS 2048
 #define FAKEGEN_EMBED_DIMS 8
 #define FAKEGEN_SLOWREAD_MS 2000u
@@ -484,8 +482,12 @@ int fakegen_new(const struct fakegen_request *req, const char *behavior,
         g->end = FAKEGEN_END_CLOSE;
     else
         g->end = FAKEGEN_END_KEEP_ALIVE;
-    buf_init(&g->seg, (size_t)g->o.big + (1u << 20));
-    buf_init(&g->ev, (size_t)g->o.big + (1u << 20));
+    /* The largest segment is a whole non-stream answer: every chunk's text, "big" or
+       "thinkN " / "tokN ", in a JSON frame. Bounded by the grammar's own limits. */
+    size_t limit = (size_t)g->o.big + (size_t)g->total_chunks * FAKEGEN_MAX_TOKEN_TEXT +
+                   FAKEGEN_SEGMENT_FRAME_BYTES;
+    buf_init(&g->seg, limit);
+    buf_init(&g->ev, limit);
     *out = g;
     return 0;
 }

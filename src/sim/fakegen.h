@@ -8,7 +8,9 @@
  * base_url sim://PROFILE) and the fake upstream server of the test suite
  * (tests/fakes/fakeup.c). Both pull segments with fakegen_next and own every
  * timer and socket; fakegen does no I/O and builds one segment at a time, so
- * twenty seconds of keep-alives or a 100 MB answer never sit in memory.
+ * twenty seconds of keep-alives or a stream of a million chunks never sit in
+ * memory. A segment is one event, or a whole non-stream answer: at most
+ * FAKEGEN_MAX_SEGMENT_BYTES, and only a large big= comes near that.
  *
  * Behaviour grammar (whitespace around tokens is ignored):
  *
@@ -146,6 +148,22 @@ struct fakegen_seg {
     uint32_t delay_ms;    /* wait this long after the previous segment */
     enum fakegen_end end; /* when fakegen_next returned 0 */
 };
+
+/* The grammar's bounds on chunks=, reasoning=, cut= and big=. */
+#define FAKEGEN_MAX_CHUNKS 1000000u
+#define FAKEGEN_MAX_BIG (64u << 20)
+/* "think4294967295 ": the longest text of one chunk without big=. */
+#define FAKEGEN_MAX_TOKEN_TEXT 16u
+/* Status line, headers, chunk framing and the JSON around the content of one segment. */
+#define FAKEGEN_SEGMENT_FRAME_BYTES (1u << 20)
+/*
+ * No segment is larger than this: a segment is one event or one whole
+ * non-stream answer, whose content is at most big= bytes, or
+ * chunks + 1 short "tokN " texts (reasoning chunks included).
+ */
+#define FAKEGEN_MAX_SEGMENT_BYTES                                                                  \
+    ((size_t)FAKEGEN_MAX_BIG + (size_t)(FAKEGEN_MAX_CHUNKS + 1u) * FAKEGEN_MAX_TOKEN_TEXT +        \
+     FAKEGEN_SEGMENT_FRAME_BYTES)
 
 struct fakegen;
 

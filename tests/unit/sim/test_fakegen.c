@@ -510,6 +510,28 @@ static void test_nonstream_json(void **state)
     transcript_free(&t);
 }
 
+/* A non-stream answer of a million short chunks is one segment of about 12 MB:
+   it must come whole, not be dropped as if memory had run out. */
+static void test_nonstream_many_chunks_whole(void **state)
+{
+    (void)state;
+    struct transcript t;
+    run("POST", "/v1/chat/completions", "{}", "reasoning=1000000,chunks=0", NULL, &t);
+    assert_int_equal(t.n, 1);
+    assert_int_equal(t.end, FAKEGEN_END_KEEP_ALIVE);
+    assert_true(t.len[0] <= FAKEGEN_MAX_SEGMENT_BYTES);
+    cJSON *j = whole_body_json(&t);
+    assert_non_null(j);
+    const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+    const cJSON *msg = cJSON_GetObjectItem(c0, "message");
+    assert_string_equal(cJSON_GetObjectItem(msg, "content")->valuestring, "tok0 ");
+    const char *thinking = cJSON_GetObjectItem(msg, "reasoning_content")->valuestring;
+    assert_int_equal(strlen(thinking), 11888890); /* "think0 " .. "think999999 " */
+    assert_non_null(strstr(thinking, "think999999 "));
+    cJSON_Delete(j);
+    transcript_free(&t);
+}
+
 static void test_stream_reasoning(void **state)
 {
     struct transcript t;
@@ -898,6 +920,7 @@ int main(void)
         cmocka_unit_test(test_status_retry_after),
         cmocka_unit_test(test_html),
         cmocka_unit_test(test_nonstream_json),
+        cmocka_unit_test(test_nonstream_many_chunks_whole),
         cmocka_unit_test(test_stream_reasoning),
         cmocka_unit_test(test_stream_oddities),
         cmocka_unit_test(test_fake_field_overrides),
