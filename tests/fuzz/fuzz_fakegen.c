@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fakegen.h"
+#include "sim/fakegen.h"
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \

@@ -12,9 +12,9 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "buf.h"
-#include "config.h"
-#include "config_yaml.h"
+#include "base/buf.h"
+#include "config/config.h"
+#include "config/config_yaml.h"
 
 static int load(const struct buf *text, struct config **out, struct config_errors *errs)
 {
