@@ -2,7 +2,7 @@
  * transport — the upstream client choice of DESIGN.md, measured: libcurl's
  * multi-socket API driven by libuv (curl_multi_socket_action with uv_poll and
  * uv_timer, the pattern of curl's own multi-uv example) against unbusy's own
- * HTTP/1.1 client (src/transport.c + src/uphttp.c). Both send the same
+ * HTTP/1.1 client (src/net/transport.c + src/net/uphttp.c). Both send the same
  * streaming POST to a fake upstream on loopback and reuse keep-alive
  * connections; both run on one libuv loop in this process.
  *

@@ -5,7 +5,7 @@
  *
  * A libuv HTTP/1.1 server on 127.0.0.1 (port 0, the default, picks a free
  * one) that answers like an OpenAI-compatible provider having a good or a bad
- * day. What it answers is decided by the fakegen engine (src/fakegen.h
+ * day. What it answers is decided by the fakegen engine (src/sim/fakegen.h
  * documents the behaviour grammar), from, in order: the request body's
  * top-level "fake" field, an x-fake request header, --behavior. The first line
  * on stdout is "listening PORT".
@@ -578,7 +578,7 @@ static void fk_usage(FILE *f)
 {
     fprintf(f, "usage: fakeup [--port N] [--behavior STR]\n"
                "  --port N        listen on 127.0.0.1:N (0, the default: any free port)\n"
-               "  --behavior STR  the default behaviour (see src/fakegen.h), e.g. "
+               "  --behavior STR  the default behaviour (see src/sim/fakegen.h), e.g. "
                "\"20%%status=503|ok\"\n");
 }
 
