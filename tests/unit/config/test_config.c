@@ -774,14 +774,14 @@ static void test_resilience_override(void **state)
                              "models:\n"
                              "  a: {deployments: [{provider: p, model: a}], resilience: *r}\n"
                              "  b: {deployments: [{provider: p, model: b}],\n"
-                             "      resilience: {strategy: p2c, hedge: {enabled: true}}}\n");
+                             "      resilience: {strategy: p2c, hedge: {enabled: false}}}\n");
     assert_string_equal(c->default_resilience.strategy, "latency_weight");
     assert_string_equal(config_find_model(c, "a")->resilience.strategy, "latency_weight");
     const struct cfg_resilience *b = &config_find_model(c, "b")->resilience;
     assert_string_equal(b->strategy, "p2c");
-    assert_true(b->hedge.enabled);
-    assert_true(b->hedge.max_ratio == 0.1);
-    assert_false(c->default_resilience.hedge.enabled);
+    assert_false(b->hedge.enabled);
+    assert_true(b->hedge.max_ratio == 0.2);
+    assert_true(c->default_resilience.hedge.enabled);
     config_unref(c);
 }
 
