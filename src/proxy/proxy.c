@@ -630,6 +630,8 @@ static void on_hedge_timer(uv_timer_t *t)
 static void arm_hedge(struct preq *p)
 {
     const struct cfg_hedge *hg = &p->model->resilience.hedge;
+    if (p->finished)
+        return; /* its timers are closing */
     struct attempt *a = lone_waiting(p);
     uv_timer_stop(&p->hedge_timer); /* a timer armed for an earlier attempt is not this one's */
     if (!hg->enabled || !a || !a->rd || p->attempts >= max_attempts(p))
