@@ -73,7 +73,35 @@ static void kv_u64(struct buf *b, const char *k, unsigned long long v, bool comm
     buf_printf(b, "%s\"%s\":%llu", comma ? "," : "", k, v);
 }
 
-static void write_dep(struct buf *b, struct runtime_dep *d, uint64_t now)
+/* The first-token budget in use for a short and a long prompt, and what each prompt-size class
+   has learnt. */
+static void write_first_token_budget(struct buf *b, struct runtime_model *rm, struct runtime_dep *d)
+{
+    static const struct {
+        const char *name;
+        uint32_t tokens;
+    } sizes[2] = {{"short", TTFT_BUDGET_SHORT_TOKENS}, {"long", TTFT_BUDGET_LONG_TOKENS}};
+    buf_append_str(b, ",\"first_token_budget\":{");
+    for (int i = 0; i < 2; i++) {
+        struct ttft_budget_info info;
+        runtime_dep_first_token_budget(rm, d, sizes[i].tokens, &info);
+        buf_printf(b, "%s\"%s\":{\"prompt_tokens\":%u,\"budget_ms\":%u,\"p99_ms\":%u,\"source\":\"%s\"}",
+                   i ? "," : "", sizes[i].name, sizes[i].tokens, info.budget_ms, info.p99_ms,
+                   ttft_budget_source_name(info.source));
+    }
+    buf_append_str(b, ",\"classes\":[");
+    for (unsigned c = 0; c < TTFT_BUDGET_CLASSES; c++) {
+        struct ttft_budget_class_stats st;
+        ttft_budget_class_stats(&d->ttft, c, &st);
+        buf_printf(b, "%s{\"below_tokens\":%u,\"samples\":%llu,\"weight\":%.1f,\"p50_ms\":%u,"
+                      "\"p99_ms\":%u}",
+                   c ? "," : "", st.max_tokens, (unsigned long long)st.samples, st.weight, st.p50_ms,
+                   st.p99_ms);
+    }
+    buf_append_str(b, "]}");
+}
+
+static void write_dep(struct buf *b, struct runtime_model *rm, struct runtime_dep *d, uint64_t now)
 {
     struct health_snapshot s;
     health_snapshot(&d->health, now, &s);
@@ -97,6 +125,7 @@ static void write_dep(struct buf *b, struct runtime_dep *d, uint64_t now)
     kv_u64(b, "ttft_p50_ms", s.ttft_p50_ms, true);
     kv_u64(b, "ttft_p95_ms", s.ttft_p95_ms, true);
     kv_u64(b, "ttft_p99_ms", s.ttft_p99_ms, true);
+    write_first_token_budget(b, rm, d);
     kv_u64(b, "requests", s.requests, true);
     kv_u64(b, "successes", s.successes, true);
     kv_u64(b, "window_requests", s.window_requests, true);
@@ -143,6 +172,17 @@ void admin_write_state(struct buf *b, struct runtime *rt)
         kv_u64(b, "started", atomic_load(&rm->hedges_started), true);
         kv_u64(b, "won", atomic_load(&rm->hedges_won), true);
         kv_u64(b, "wasted", atomic_load(&rm->hedges_wasted), true);
+        kv_u64(b, "denied", atomic_load(&rm->hedges_denied), true);
+        kv_u64(b, "no_deployment", atomic_load(&rm->hedges_no_deployment), true);
+        buf_append_str(b, ",\"by_reason\":{");
+        for (int r = 0; r < RUNTIME_HEDGE__REASONS; r++)
+            buf_printf(b, "%s\"%s\":%llu", r ? "," : "", runtime_hedge_reason_name((enum runtime_hedge_reason)r),
+                       (unsigned long long)atomic_load(&rm->hedges_by_reason[r]));
+        struct hedge_budget_stats hs;
+        hedge_budget_get_stats(&rm->hedges, now, &hs);
+        buf_printf(b, "},\"budget\":{\"window_requests\":%u,\"window_hedges\":%u,\"window_useful\":%u,"
+                      "\"window_failed\":%u,\"allowed\":%u,\"stopped\":%s}",
+                   hs.requests, hs.hedges, hs.useful, hs.failed, hs.allowed, hs.stopped ? "true" : "false");
         struct admission *ad = &rm->admission;
         pthread_mutex_lock(&ad->lock);
         buf_printf(b, "},\"admission\":{\"capacity\":%u,\"inflight\":%u,\"queued\":%u,\"queued_total\":%llu,"
@@ -157,7 +197,7 @@ void admin_write_state(struct buf *b, struct runtime *rt)
         for (size_t j = 0; j < rm->ndeps; j++) {
             if (j)
                 buf_append_str(b, ",");
-            write_dep(b, &rm->deps[j], now);
+            write_dep(b, rm, &rm->deps[j], now);
         }
         buf_append_str(b, "]}");
     }
@@ -188,7 +228,8 @@ static void change_dep(struct server_conn *c, struct runtime *rt, const char *ac
         fail(c, GW_ERR_BAD_FIELD, "the body must be {\"provider\": \"...\", \"model\": \"...\"}");
         return;
     }
-    struct runtime_dep *d = runtime_find_dep(rt, pv->valuestring, md->valuestring, NULL);
+    struct runtime_model *rm = NULL;
+    struct runtime_dep *d = runtime_find_dep(rt, pv->valuestring, md->valuestring, &rm);
     cJSON_Delete(doc);
     if (!d) {
         fail(c, GW_ERR_NOT_FOUND, "no such deployment");
@@ -206,7 +247,7 @@ static void change_dep(struct server_conn *c, struct runtime *rt, const char *ac
     }
     struct buf b;
     buf_init(&b, 0);
-    write_dep(&b, d, runtime_now_ms());
+    write_dep(&b, rm, d, runtime_now_ms());
     respond_json(c, 200, &b);
     buf_free(&b);
 }

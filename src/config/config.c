@@ -759,7 +759,7 @@ static void set_defaults(struct config_yaml_loader *ld, struct config *c)
                 .half_open_trials = 1,
             },
         .retry_budget = {.ratio = 0.2, .min_per_sec = 3, .window_ms = 10 * SEC},
-        .hedge = {.enabled = false, .after_ms = 0, .max_ratio = 0.1},
+        .hedge = {.enabled = true, .after_ms = 0, .max_ratio = 0.2},
         .continue_on_cut = false,
     };
 }

@@ -87,9 +87,11 @@ struct cfg_retry_budget {
 };
 
 struct cfg_hedge {
-    bool enabled;                 /* default false */
-    uint32_t after_ms;            /* 0: the deployment's observed p95 TTFT; default 0 */
-    double max_ratio;             /* hedges at most this share of requests; default 0.1 */
+    bool enabled;                 /* default true */
+    uint32_t after_ms;            /* 0: the deployment's learnt first-token budget
+                                     (route/ttft_budget.h); default 0 */
+    double max_ratio;             /* hedges at most this share of requests (route/hedge_budget.h);
+                                     default 0.2 */
 };
 
 struct cfg_resilience {

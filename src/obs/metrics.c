@@ -613,6 +613,28 @@ static void render_model_counters(struct buf *b, const struct metrics *m)
             sample_u(b, "unbusy_hedges_total", l, 2, v[i]);
         }
     }
+    family(b, "unbusy_hedges_started_total", "counter",
+           "Hedged attempts started, by what set the delay: the first-token budget learnt from "
+           "the deployment (learnt), from its siblings, from its shorter prompts, the cold "
+           "default, or hedge.after (configured).");
+    for (size_t mi = 0; mi < cfg->nmodels; mi++) {
+        struct runtime_model *rm = &m->rt->models[mi];
+        for (int r = 0; r < RUNTIME_HEDGE__REASONS; r++) {
+            struct label l[2] = {{"model", cfg->models[mi].name},
+                                 {"reason", runtime_hedge_reason_name((enum runtime_hedge_reason)r)}};
+            sample_u(b, "unbusy_hedges_started_total", l, 2, atomic_load(&rm->hedges_by_reason[r]));
+        }
+    }
+    family(b, "unbusy_hedges_skipped_total", "counter",
+           "First-token budgets that passed without a hedge: the hedge budget was spent (budget) "
+           "or no other deployment was eligible (no_deployment).");
+    for (size_t mi = 0; mi < cfg->nmodels; mi++) {
+        struct runtime_model *rm = &m->rt->models[mi];
+        struct label l[2] = {{"model", cfg->models[mi].name}, {"reason", "budget"}};
+        sample_u(b, "unbusy_hedges_skipped_total", l, 2, atomic_load(&rm->hedges_denied));
+        l[1].value = "no_deployment";
+        sample_u(b, "unbusy_hedges_skipped_total", l, 2, atomic_load(&rm->hedges_no_deployment));
+    }
     family(b, "unbusy_retry_budget_exhausted_total", "counter",
            "Requests that could not fail over because the model's retry budget was spent.");
     for (size_t mi = 0; mi < cfg->nmodels; mi++) {
@@ -693,6 +715,27 @@ static void render_deployments(struct buf *b, const struct metrics *m)
                     sample_u(b, fams[f].name, l, 3, snap[di].trips);
                     break;
                 }
+            }
+        }
+    }
+    family(b, "unbusy_deployment_first_token_budget_seconds", "gauge",
+           "The first-token budget in use (after it a request is hedged), for a short (200 tokens) "
+           "and a long (20,000 tokens) prompt.");
+    for (size_t mi = 0; mi < cfg->nmodels; mi++) {
+        const struct cfg_model *cm = &cfg->models[mi];
+        struct runtime_model *rm = &m->rt->models[mi];
+        for (size_t j = 0; j < cm->ndeployments; j++) {
+            static const struct {
+                const char *name;
+                uint32_t tokens;
+            } sizes[2] = {{"short", TTFT_BUDGET_SHORT_TOKENS}, {"long", TTFT_BUDGET_LONG_TOKENS}};
+            for (int k = 0; k < 2; k++) {
+                struct label l[4] = {{"model", cm->name},
+                                     {"provider", cm->deployments[j].provider->name},
+                                     {"deployment_model", cm->deployments[j].model},
+                                     {"prompt", sizes[k].name}};
+                uint32_t ms = runtime_dep_first_token_budget(rm, &rm->deps[j], sizes[k].tokens, NULL);
+                sample_f(b, "unbusy_deployment_first_token_budget_seconds", l, 4, ms / 1000.0);
             }
         }
     }

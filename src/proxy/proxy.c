@@ -30,6 +30,7 @@
 #include "http/server.h"
 
 static void next_attempt(struct preq *p);
+static void arm_hedge(struct preq *p);
 static void note_why(struct preq *p, const char *key, const char *reason, const char *detail,
                      const char *provider_said);
 static const char *class_reason(enum health_class c);
@@ -43,6 +44,14 @@ uint64_t proxy_remaining_ms(struct preq *p)
 {
     uint64_t spent = now_ms() - p->t_start;
     return spent >= p->model->timeouts.total_ms ? 0 : p->model->timeouts.total_ms - spent;
+}
+
+/* The prompt's size in tokens as the ledger estimates it (a quarter of its characters): what
+   the first-token budget is learnt and looked up by. */
+static uint32_t prompt_tokens(const struct preq *p)
+{
+    size_t t = p->scan.prompt_chars / 4;
+    return t > UINT32_MAX ? UINT32_MAX : (uint32_t)t;
 }
 
 static uint64_t rand64(struct preq *p)
@@ -165,6 +174,9 @@ static void release_attempt(struct attempt *a, enum health_class c)
                            : p->model->timeouts.first_token_ms;
     unsigned ev = health_release(&a->rd->health, &a->ticket, now_ms(), c, c == HEALTH_OK ? a->ttft_ms : 0,
                                  penalty, rand64(p));
+    /* A first token that came is a sample of the budget even if the stream broke later. */
+    if (a->got_first)
+        ttft_budget_observe(&a->rd->ttft, prompt_tokens(p), a->ttft_ms);
     metrics_attempt_end(p->env->metrics, p->model, a->dep, c, ev, a->status, p->committed);
     struct balancer_outcome o = {.cls = c, .ttft_ms = c == HEALTH_OK ? a->ttft_ms : 0,
                                  .usage = {.prompt_tokens = -1, .completion_tokens = -1,
@@ -276,6 +288,8 @@ void proxy_first_content(struct attempt *a)
         return;
     p->winner = a;
     uv_timer_stop(&p->hedge_timer);
+    if (a->hedge)
+        hedge_budget_note_result(&p->rm->hedges, now_ms(), true);
     struct attempt *rival = &p->at[1 - a->slot];
     if (rival->active) {
         if (a->hedge)
@@ -496,10 +510,14 @@ void proxy_attempt_failed(struct attempt *a, enum health_class c, const char *de
     note_why(p, a->rd ? a->rd->key : "?", class_reason(c), detail, a->provider_said);
     if (p->winner == a)
         p->winner = NULL; /* a non-stream answer broke before its end: start over elsewhere */
+    if (a->hedge && !a->got_first)
+        hedge_budget_note_result(&p->rm->hedges, now_ms(), false);
     release_attempt(a, c);
     attempt_reset(a);
-    if (p->at[1 - a->slot].active)
-        return; /* the rival attempt goes on */
+    if (p->at[1 - a->slot].active) {
+        arm_hedge(p); /* the rival goes on alone: it may be hedged again once its budget passes */
+        return;
+    }
     atomic_fetch_add(&p->rm->failovers, 1);
     next_attempt(p);
 }
@@ -542,59 +560,101 @@ static struct runtime_dep *pick(struct preq *p, int *index_out)
     }
 }
 
-static bool start_on(struct preq *p, struct attempt *a, bool hedge)
+/* Starts attempt a on rd, which pick() chose for it (its ticket is in a->ticket). */
+static void start_picked(struct preq *p, struct attempt *a, struct runtime_dep *rd, int idx, bool hedge)
 {
-    int idx = -1;
-    struct runtime_dep *rd = pick(p, &idx);
-    if (!rd)
-        return false;
     p->tried[idx] = true;
     p->last_tried = idx;
     p->attempts++;
     if (attempt_start(a, rd, hedge) < 0) {
         a->rd = rd;
         proxy_attempt_failed(a, HEALTH_IO, "the request could not be started");
-        return true;
     }
+}
+
+static bool start_on(struct preq *p, struct attempt *a, bool hedge)
+{
+    int idx = -1;
+    struct runtime_dep *rd = pick(p, &idx);
+    if (!rd)
+        return false;
+    start_picked(p, a, rd, idx, hedge);
     return true;
 }
 
+static uint32_t max_attempts(const struct preq *p)
+{
+    return p->model->max_attempts ? p->model->max_attempts : (uint32_t)p->rm->ndeps;
+}
+
+/* The one attempt running while no other is, if it still waits for its first content. */
+static struct attempt *lone_waiting(struct preq *p)
+{
+    if (p->finished || p->winner || p->at[0].active == p->at[1].active)
+        return NULL;
+    struct attempt *a = p->at[0].active ? &p->at[0] : &p->at[1];
+    return a->got_first ? NULL : a;
+}
+
+/* The lone attempt's first-token budget has passed: a second attempt on another deployment,
+   if the model's hedge budget allows; the first of the two to bring content wins. */
 static void on_hedge_timer(uv_timer_t *t)
 {
     struct preq *p = t->data;
-    if (p->finished || p->winner || !p->at[0].active || p->at[1].active)
+    struct attempt *a = lone_waiting(p);
+    if (!a || p->attempts >= max_attempts(p))
         return;
-    if (!retry_budget_try_spend(&p->rm->hedges, now_ms()))
+    int idx = -1;
+    struct runtime_dep *rd = pick(p, &idx); /* takes a ticket into the free slot */
+    struct attempt *slot = &p->at[1 - a->slot];
+    if (!rd) {
+        atomic_fetch_add(&p->rm->hedges_no_deployment, 1);
         return;
-    if (start_on(p, &p->at[1], true)) {
-        p->hedged = true;
-        atomic_fetch_add(&p->rm->hedges_started, 1);
     }
+    if (!hedge_budget_try_spend(&p->rm->hedges, now_ms())) {
+        health_abandon(&rd->health, &slot->ticket);
+        atomic_fetch_add(&p->rm->hedges_denied, 1);
+        return;
+    }
+    atomic_fetch_add(&p->rm->hedges_started, 1);
+    atomic_fetch_add(&p->rm->hedges_by_reason[p->hedge_reason], 1);
+    start_picked(p, slot, rd, idx, true);
 }
 
-static void arm_hedge(struct preq *p, struct attempt *a)
+/*
+ * Arms the hedge timer for the lone attempt waiting for its first content: its deployment's
+ * first-token budget for this prompt size (route/ttft_budget.h), or hedge.after when set,
+ * counted from the attempt's start. A budget at the hard first-token deadline arms nothing:
+ * the deadline fails the attempt over anyway.
+ */
+static void arm_hedge(struct preq *p)
 {
     const struct cfg_hedge *hg = &p->model->resilience.hedge;
-    if (!hg->enabled || p->hedged || !a->active)
+    if (p->finished)
+        return; /* its timers are closing */
+    struct attempt *a = lone_waiting(p);
+    uv_timer_stop(&p->hedge_timer); /* a timer armed for an earlier attempt is not this one's */
+    if (!hg->enabled || !a || !a->rd || p->attempts >= max_attempts(p))
         return;
     uint32_t after = hg->after_ms;
+    p->hedge_reason = RUNTIME_HEDGE_CONFIGURED;
     if (after == 0) {
-        uint32_t p50, p95, p99;
-        after = health_ttft_percentiles(&a->rd->health, &p50, &p95, &p99) >= 20 ? p95 : 0;
-        if (after == 0)
-            after = p->model->timeouts.first_token_ms / 4; /* nothing learnt yet */
+        struct ttft_budget_info info;
+        uint32_t cap = p->model->timeouts.first_token_ms;
+        after = runtime_dep_first_token_budget(p->rm, a->rd, prompt_tokens(p), &info);
+        if (after >= cap)
+            return;
+        p->hedge_reason = (enum runtime_hedge_reason)info.source;
     }
-    if (after < 10)
-        after = 10;
-    uv_timer_start(&p->hedge_timer, on_hedge_timer, after, 0);
+    uint64_t waited = uv_hrtime() / 1000000 - a->t_start; /* a->t_start is on this clock */
+    uv_timer_start(&p->hedge_timer, on_hedge_timer, after > waited ? after - waited : 0, 0);
 }
 
 static void next_attempt(struct preq *p)
 {
     if (p->finished)
         return;
-    uint32_t max_attempts = p->model->max_attempts ? p->model->max_attempts : (uint32_t)p->rm->ndeps;
-    if (p->attempts >= max_attempts || proxy_remaining_ms(p) == 0) {
+    if (p->attempts >= max_attempts(p) || proxy_remaining_ms(p) == 0) {
         all_failed(p);
         return;
     }
@@ -609,8 +669,7 @@ static void next_attempt(struct preq *p)
         all_failed(p);
         return;
     }
-    if (p->at[0].active && p->attempts == 1)
-        arm_hedge(p, &p->at[0]);
+    arm_hedge(p);
 }
 
 /* ---- timers, client events ------------------------------------------------------- */
@@ -789,7 +848,7 @@ void proxy_go(struct preq *p)
     atomic_fetch_add(&p->rm->requests, 1);
     retry_budget_note_request(&p->rm->retries, now_ms());
     if (p->model->resilience.hedge.enabled)
-        retry_budget_note_request(&p->rm->hedges, now_ms());
+        hedge_budget_note_request(&p->rm->hedges, now_ms());
     uv_timer_start(&p->total_timer, on_total_timer, proxy_remaining_ms(p), 0);
     next_attempt(p);
 }

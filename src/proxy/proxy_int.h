@@ -98,7 +98,7 @@ struct preq {
     unsigned n_timeout, n_busy, n_other;
     bool committed;
     bool paused;
-    bool hedged;
+    enum runtime_hedge_reason hedge_reason; /* what set the armed hedge timer's delay */
     uv_timer_t total_timer;
     uv_timer_t hedge_timer; /* while queued: the keep-alive ticks of a stream client */
     uv_timer_t queue_timer; /* the queue deadline */

@@ -5,6 +5,22 @@
 #include <string.h>
 #include <time.h>
 
+uint32_t runtime_dep_first_token_budget(struct runtime_model *rm, struct runtime_dep *d,
+                                        uint32_t prompt_tokens, struct ttft_budget_info *info)
+{
+    struct ttft_budget *others[64];
+    size_t n = rm->ndeps < 64 ? rm->ndeps : 64;
+    for (size_t i = 0; i < n; i++)
+        others[i] = &rm->deps[i].ttft;
+    return ttft_budget_get(&d->ttft, others, n, prompt_tokens, rm->cfg->timeouts.first_token_ms, info);
+}
+
+const char *runtime_hedge_reason_name(enum runtime_hedge_reason r)
+{
+    return r == RUNTIME_HEDGE_CONFIGURED ? "configured"
+                                         : ttft_budget_source_name((enum ttft_budget_source)r);
+}
+
 uint64_t runtime_now_ms(void)
 {
     struct timespec ts;
@@ -74,8 +90,14 @@ struct runtime *runtime_new(struct config *cfg, admission_ready_fn ready)
         const struct cfg_retry_budget *rb = &m->resilience.retry_budget;
         budget_params_from(&bp, rb->ratio, rb->min_per_sec, rb->window_ms);
         retry_budget_init(&rm->retries, &bp);
-        budget_params_from(&bp, m->resilience.hedge.max_ratio, 0, rb->window_ms);
-        retry_budget_init(&rm->hedges, &bp);
+        struct hedge_budget_params hbp;
+        hedge_budget_params_default(&hbp);
+        hbp.max_ratio = m->resilience.hedge.max_ratio;
+        if (hbp.base_ratio > hbp.max_ratio)
+            hbp.base_ratio = hbp.max_ratio; /* a lower cap set by hand holds */
+        if (rb->window_ms)
+            hbp.window_ms = rb->window_ms;
+        hedge_budget_init(&rm->hedges, &hbp);
         uint32_t capacity = 0;
         for (size_t j = 0; j < m->ndeployments; j++) {
             if (m->deployments[j].max_concurrency == 0) {
@@ -93,6 +115,7 @@ struct runtime *runtime_new(struct config *cfg, admission_ready_fn ready)
             rd->cfg = d;
             rd->provider = runtime_provider(rt, d->provider);
             health_init(&rd->health, &hp);
+            ttft_budget_init(&rd->ttft);
             snprintf(rd->key, sizeof rd->key, "%s/%s", d->provider->name, d->model);
         }
         /* Last, so that a failure here leaves this model whole for runtime_free. */
@@ -114,11 +137,13 @@ void runtime_free(struct runtime *rt)
         struct runtime_model *rm = &rt->models[i];
         if (!rm->deps)
             continue;
-        for (size_t j = 0; j < rm->ndeps; j++)
+        for (size_t j = 0; j < rm->ndeps; j++) {
             health_destroy(&rm->deps[j].health);
+            ttft_budget_destroy(&rm->deps[j].ttft);
+        }
         free(rm->deps);
         retry_budget_destroy(&rm->retries);
-        retry_budget_destroy(&rm->hedges);
+        hedge_budget_destroy(&rm->hedges);
         admission_destroy(&rm->admission);
         balancer_destroy(rm->balancer);
     }

@@ -1,6 +1,7 @@
 /*
  * runtime — the learnt, changing state that goes with a config snapshot:
  * per deployment its health (breaker, EWMA, counters; shared by all workers),
+ * per deployment also its first-token budget (route/ttft_budget.h),
  * per provider what the active probes found, per model its retry and hedge
  * budgets and its balancer (the strategy instance, which owns its own state
  * and lock). The config stays immutable; runtime_new builds this beside it,
@@ -21,7 +22,9 @@
 #include "route/balancer.h"
 #include "config/config.h"
 #include "route/health.h"
+#include "route/hedge_budget.h"
 #include "route/retry_budget.h"
+#include "route/ttft_budget.h"
 
 struct runtime_provider {
     const struct cfg_provider *cfg;
@@ -36,8 +39,21 @@ struct runtime_dep {
     const struct cfg_deployment *cfg;
     struct runtime_provider *provider;
     struct health health;
+    struct ttft_budget ttft;       /* its first-token budget, learnt per prompt size */
     char key[192];                 /* "provider/model", for messages and the admin API */
 };
+
+/* What set a hedge's delay: the first-token budget (by its source) or hedge.after. */
+enum runtime_hedge_reason {
+    RUNTIME_HEDGE_LEARNT = TTFT_BUDGET_LEARNT,
+    RUNTIME_HEDGE_SIBLINGS = TTFT_BUDGET_SIBLINGS,
+    RUNTIME_HEDGE_SHORTER = TTFT_BUDGET_SHORTER,
+    RUNTIME_HEDGE_COLD = TTFT_BUDGET_COLD,
+    RUNTIME_HEDGE_CONFIGURED,
+    RUNTIME_HEDGE__REASONS
+};
+/* "learnt", "siblings", "shorter", "cold", "configured": metric labels. */
+const char *runtime_hedge_reason_name(enum runtime_hedge_reason r);
 
 struct runtime_model {
     const struct cfg_model *cfg;
@@ -46,10 +62,14 @@ struct runtime_model {
     enum balancer_strategy strategy;
     struct balancer *balancer;     /* created and destroyed with the runtime */
     struct retry_budget retries;
-    struct retry_budget hedges;
+    struct hedge_budget hedges;
     struct admission admission;
     atomic_ullong requests, failovers, budget_exhausted;
     atomic_ullong hedges_started, hedges_won, hedges_wasted;
+    /* hedges started by what set their delay (enum runtime_hedge_reason), and hedges not
+       started when the delay passed: the hedge budget said no, or no other deployment */
+    atomic_ullong hedges_by_reason[RUNTIME_HEDGE__REASONS];
+    atomic_ullong hedges_denied, hedges_no_deployment;
 };
 
 struct runtime {
@@ -70,6 +90,11 @@ struct runtime_dep *runtime_find_dep(struct runtime *rt, const char *provider, c
 
 /* May a new request go to this deployment now? (health and probes); *why when not. */
 bool runtime_dep_eligible(struct runtime_dep *d, uint64_t now_ms, const char **why);
+
+/* Deployment d's first-token budget (route/ttft_budget.h) for a prompt of prompt_tokens, with
+   rm's other deployments as the prior and rm's timeouts.first_token as the cap; *info may be NULL. */
+uint32_t runtime_dep_first_token_budget(struct runtime_model *rm, struct runtime_dep *d,
+                                        uint32_t prompt_tokens, struct ttft_budget_info *info);
 
 /* Monotonic milliseconds, the clock every health decision uses. */
 uint64_t runtime_now_ms(void);

@@ -652,9 +652,9 @@ static void assert_builtin_resilience(const struct cfg_resilience *r)
     assert_true(r->retry_budget.ratio == 0.2);
     assert_true(r->retry_budget.min_per_sec == 3);
     assert_int_equal(r->retry_budget.window_ms, 10000);
-    assert_false(r->hedge.enabled);
+    assert_true(r->hedge.enabled); /* on: the learnt first-token budget sets its delay */
     assert_int_equal(r->hedge.after_ms, 0);
-    assert_true(r->hedge.max_ratio == 0.1);
+    assert_true(r->hedge.max_ratio == 0.2);
     assert_false(r->continue_on_cut);
 }
 
@@ -724,7 +724,7 @@ static void test_resilience_override(void **state)
                              "    open_max: 10m\n"
                              "    half_open_trials: 3\n"
                              "  retry_budget: {ratio: 0.05, min_per_sec: 0.5, window: 30s}\n"
-                             "  hedge: {enabled: yes, after: auto, max_ratio: 0}\n"
+                             "  hedge: {enabled: no, after: auto, max_ratio: 0}\n"
                              "  continue_on_cut: true\n");
     const struct cfg_resilience *d = &c->default_resilience;
     assert_string_equal(d->strategy, "round_robin");
@@ -738,7 +738,7 @@ static void test_resilience_override(void **state)
     assert_true(d->retry_budget.ratio == 0.05);
     assert_true(d->retry_budget.min_per_sec == 0.5);
     assert_int_equal(d->retry_budget.window_ms, 30000);
-    assert_true(d->hedge.enabled);
+    assert_false(d->hedge.enabled);
     assert_int_equal(d->hedge.after_ms, 0);
     assert_true(d->hedge.max_ratio == 0.0);
     assert_true(d->continue_on_cut);
@@ -763,7 +763,7 @@ static void test_resilience_override(void **state)
     assert_int_equal(t->breaker.open_max_ms, 600000);
     assert_int_equal(t->breaker.half_open_trials, 3);
     assert_int_equal(t->hedge.after_ms, 800); /* its own */
-    assert_true(t->hedge.enabled);            /* inherited */
+    assert_false(t->hedge.enabled);           /* inherited */
     assert_true(t->hedge.max_ratio == 0.0);
     assert_memory_equal(&t->retry_budget, &d->retry_budget, sizeof t->retry_budget);
     assert_true(t->continue_on_cut);
@@ -774,14 +774,14 @@ static void test_resilience_override(void **state)
                              "models:\n"
                              "  a: {deployments: [{provider: p, model: a}], resilience: *r}\n"
                              "  b: {deployments: [{provider: p, model: b}],\n"
-                             "      resilience: {strategy: p2c, hedge: {enabled: true}}}\n");
+                             "      resilience: {strategy: p2c, hedge: {enabled: false}}}\n");
     assert_string_equal(c->default_resilience.strategy, "latency_weight");
     assert_string_equal(config_find_model(c, "a")->resilience.strategy, "latency_weight");
     const struct cfg_resilience *b = &config_find_model(c, "b")->resilience;
     assert_string_equal(b->strategy, "p2c");
-    assert_true(b->hedge.enabled);
-    assert_true(b->hedge.max_ratio == 0.1);
-    assert_false(c->default_resilience.hedge.enabled);
+    assert_false(b->hedge.enabled);
+    assert_true(b->hedge.max_ratio == 0.2);
+    assert_true(c->default_resilience.hedge.enabled);
     config_unref(c);
 }
 

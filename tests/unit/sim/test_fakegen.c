@@ -423,6 +423,25 @@ static void test_keepalive_is_lazy(void **state)
     fakegen_free(g);
 }
 
+/* ttft_per_kb: the first token later in proportion to the request body (a long prompt's prefill). */
+static void test_ttft_per_kb(void **state)
+{
+    char body[2101];
+    memset(body, ' ', sizeof body - 1);
+    memcpy(body, "{\"stream\":true", 14);
+    body[sizeof body - 2] = '}';
+    body[sizeof body - 1] = '\0'; /* 2100 bytes */
+    struct fakegen_request req = {"POST", 4, "/v1/chat/completions", 20, body, strlen(body), false, NULL, 0};
+    struct fakegen *g;
+    assert_int_equal(fakegen_new(&req, "ttft=100,ttft_per_kb=50", NULL, &g), 0);
+    assert_int_equal(fakegen_get_opts(g)->ttft_ms, 100 + 2100 * 50 / 1000);
+    fakegen_free(g);
+    req.body_len = 15;
+    assert_int_equal(fakegen_new(&req, "ttft=100", NULL, &g), 0);
+    assert_int_equal(fakegen_get_opts(g)->ttft_ms, 100); /* without it the size does not matter */
+    fakegen_free(g);
+}
+
 static void test_status_retry_after(void **state)
 {
     struct transcript t;
@@ -927,6 +946,7 @@ int main(void)
         cmocka_unit_test(test_other_endpoints),
         cmocka_unit_test(test_sim_stream_and_reuse),
         cmocka_unit_test(test_sim_cut_is_eof),
+        cmocka_unit_test(test_ttft_per_kb),
         cmocka_unit_test(test_sim_pause_holds_delivery),
         cmocka_unit_test(test_sim_release_inside_callback),
         cmocka_unit_test(test_sim_hang_and_profile),
