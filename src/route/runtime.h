@@ -71,6 +71,20 @@ struct runtime_dep *runtime_find_dep(struct runtime *rt, const char *provider, c
 /* May a new request go to this deployment now? (health and probes); *why when not. */
 bool runtime_dep_eligible(struct runtime_dep *d, uint64_t now_ms, const char **why);
 
+/* The model's admission capacity: the sum of its deployments' health_capacity
+   (declared max_concurrency or the learnt limit). */
+uint32_t runtime_model_capacity(struct runtime_model *rm, uint64_t now_ms);
+/* Hands runtime_model_capacity to the model's admission (after an attempt moved a limit). */
+void runtime_model_refresh_capacity(struct runtime_model *rm, uint64_t now_ms);
+
+/* When will one of the model's deployments take a request again (health_returns_at,
+   and UINT64_MAX while the active probes say its provider is down)? skip[i] (may be
+   NULL) leaves deployment i out. UINT64_MAX: none will by time alone. */
+uint64_t runtime_model_returns_at(struct runtime_model *rm, const bool *skip, uint64_t now_ms);
+
+/* The provider is back in service (its probes pass again): its deployments ramp up. */
+void runtime_provider_recovered(struct runtime *rt, struct runtime_provider *rp, uint64_t now_ms);
+
 /* Monotonic milliseconds, the clock every health decision uses. */
 uint64_t runtime_now_ms(void);
 
