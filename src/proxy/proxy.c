@@ -490,6 +490,11 @@ void proxy_attempt_failed(struct attempt *a, enum health_class c, const char *de
         p->n_timeout++;
     else if (c == HEALTH_RATE_LIMITED || c == HEALTH_SERVER_ERROR)
         p->n_busy++;
+    /* A refusal for load from a deployment whose limit is learnt is how the limit is found
+       (or a Retry-After that will pass): the request itself is fine, so it may wait for
+       that deployment once more, even when it was the only one. */
+    if ((c == HEALTH_RATE_LIMITED || c == HEALTH_SERVER_ERROR) && a->rd && !a->rd->cfg->max_concurrency)
+        p->overload_retry = true;
     else
         p->n_other++;
     if (a->retry_after_s >= 0 && (p->retry_after_s < 0 || a->retry_after_s < p->retry_after_s))
@@ -609,6 +614,7 @@ static void next_attempt(struct preq *p)
     if (p->finished)
         return;
     uint32_t max_attempts = p->model->max_attempts ? p->model->max_attempts : (uint32_t)p->rm->ndeps;
+    max_attempts += p->overload_retry;
     if (p->attempts >= max_attempts || proxy_remaining_ms(p) == 0) {
         all_failed(p);
         return;

@@ -122,6 +122,8 @@ struct preq {
 
     /* waiting for a deployment to come back (proxy_wait.c) */
     uint64_t wait_since_ms;     /* when it began to wait; 0: never */
+    bool overload_retry;        /* one attempt more than max_attempts: a deployment without a
+                                   declared limit refused for load (our learnt limit was high) */
 
     /* usage when the provider reports none (estimated from characters, see prices.h) */
     uint64_t content_chars;  /* generated text from the winning attempts: streamed, or assembled */
