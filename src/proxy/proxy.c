@@ -181,6 +181,11 @@ static void release_attempt(struct attempt *a, enum health_class c)
                  health_class_name(c));
     if (ev & HEALTH_EVENT_CLOSED)
         log_info("deployment %s: circuit breaker closed again", a->rd->key);
+    /* A refusal under load from a deployment whose limit is learnt is how the limit is
+       found: the request itself is fine, so (unless max_attempts is set) it may try once
+       more, even when that deployment was the only one (it waits for a slot). */
+    if ((ev & HEALTH_EVENT_LOAD_REFUSAL) && !p->model->max_attempts)
+        p->overload_retry = true;
     if (ev & HEALTH_EVENT_AUTH_FIRST)
         log_error("deployment %s: the provider refuses our credentials (401/402/403); it is out until "
                   "reload or an admin enable; check its api_key and balance",
@@ -490,11 +495,7 @@ void proxy_attempt_failed(struct attempt *a, enum health_class c, const char *de
         p->n_timeout++;
     else if (c == HEALTH_RATE_LIMITED || c == HEALTH_SERVER_ERROR)
         p->n_busy++;
-    /* A refusal for load from a deployment whose limit is learnt is how the limit is found
-       (or a Retry-After that will pass): the request itself is fine, so it may wait for
-       that deployment once more, even when it was the only one. */
-    if ((c == HEALTH_RATE_LIMITED || c == HEALTH_SERVER_ERROR) && a->rd && !a->rd->cfg->max_concurrency)
-        p->overload_retry = true;
+
     else
         p->n_other++;
     if (a->retry_after_s >= 0 && (p->retry_after_s < 0 || a->retry_after_s < p->retry_after_s))

@@ -406,6 +406,8 @@ unsigned health_release(struct health *h, struct health_ticket *ticket, uint64_t
                                 : cls == HEALTH_RATE_LIMITED || cls == HEALTH_SERVER_ERROR ? LIMIT_OVERLOAD
                                                                                           : LIMIT_NEUTRAL;
         limit_observe(&h->limit, now_ms, ticket->started_ms, health_inflight(h), sig, ttft_ms);
+        if (sig == LIMIT_OVERLOAD && !h->params.max_concurrency && health_inflight(h) > 1)
+            events |= HEALTH_EVENT_LOAD_REFUSAL;
     }
     bool trial = put_back(h, ticket);
     bool failure = cls != HEALTH_OK;
@@ -434,6 +436,10 @@ unsigned health_release(struct health *h, struct health_ticket *ticket, uint64_t
     /* A 429 that came with a Retry-After is the provider telling us when to come
        back, not a sign of a broken deployment: the cooldown handles it. */
     bool explained = cls == HEALTH_RATE_LIMITED && h->cooldown_until > now_ms;
+    /* So is a 429 while others were in flight and no limit is declared: we sent more than it
+       takes at once, which the learnt limit corrects without taking it out of service. */
+    if (cls == HEALTH_RATE_LIMITED && (events & HEALTH_EVENT_LOAD_REFUSAL))
+        explained = true;
     if (!explained) {
         switch (h->breaker) {
         case HEALTH_BREAKER_CLOSED:

@@ -88,6 +88,8 @@ enum health_breaker {
 #define HEALTH_EVENT_TRIPPED 0x1u   /* the breaker opened (from closed or half-open) */
 #define HEALTH_EVENT_CLOSED 0x2u    /* a half-open breaker closed again */
 #define HEALTH_EVENT_AUTH_FIRST 0x4u /* the first HEALTH_AUTH since init/reset/enable: log it */
+#define HEALTH_EVENT_LOAD_REFUSAL 0x8u /* a 429/5xx while others were in flight there and no
+                                          max_concurrency is declared: the learnt limit was high */
 
 #define HEALTH_WINDOW_BUCKETS 10
 #define HEALTH_TTFT_RING 256
@@ -239,7 +241,9 @@ bool health_acquire(struct health *h, uint64_t now_ms, struct health_ticket *tic
  * look fast (the first-token deadline is a good value; 0: none). rand: any
  * random 64-bit value, for the open time's jitter.
  * A HEALTH_RATE_LIMITED outcome while a cooldown is in force (call
- * health_cooldown with the Retry-After first) is not a breaker failure.
+ * health_cooldown with the Retry-After first), or while others were in flight
+ * on a deployment whose limit is learnt (HEALTH_EVENT_LOAD_REFUSAL), is not a
+ * breaker failure: the cooldown or the learnt limit handles it.
  * Returns HEALTH_EVENT_* flags.
  */
 unsigned health_release(struct health *h, struct health_ticket *ticket, uint64_t now_ms,

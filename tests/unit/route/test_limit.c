@@ -230,6 +230,30 @@ static void test_health_uses_learnt_limit(void **state)
     health_destroy(&h);
 }
 
+/* 429s while others are in flight on a deployment with a learnt limit: a load refusal (the
+   request may try again), not a breaker failure. Alone, or with a declared limit: as before. */
+static void test_load_refusal(void **state)
+{
+    (void)state;
+    struct health h;
+    health_init(&h, NULL);
+    struct health_ticket t[8];
+    for (int i = 0; i < 8; i++)
+        assert_true(health_acquire(&h, T0, &t[i]));
+    for (int i = 0; i < 7; i++) {
+        unsigned ev = health_release(&h, &t[i], T0 + 10, HEALTH_RATE_LIMITED, 0, 0, MID_RAND);
+        assert_true(ev & HEALTH_EVENT_LOAD_REFUSAL);
+        assert_false(ev & HEALTH_EVENT_TRIPPED);
+    }
+    unsigned ev = health_release(&h, &t[7], T0 + 10, HEALTH_RATE_LIMITED, 0, 0, MID_RAND);
+    assert_false(ev & HEALTH_EVENT_LOAD_REFUSAL); /* the last one in flight: no other load */
+    struct health_snapshot s;
+    health_snapshot(&h, T0 + 10, &s);
+    assert_string_equal(s.breaker, "closed");
+    assert_int_equal(s.learnt_limit, 10); /* halved once for the whole burst */
+    health_destroy(&h);
+}
+
 /* When will it come back? */
 static void test_returns_at(void **state)
 {
@@ -280,6 +304,7 @@ int main(void)
         cmocka_unit_test(test_baseline_window),
         cmocka_unit_test(test_slow_start_ramp),
         cmocka_unit_test(test_health_uses_learnt_limit),
+        cmocka_unit_test(test_load_refusal),
         cmocka_unit_test(test_returns_at),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
