@@ -114,6 +114,24 @@ static void wake_locked(struct admission *a)
     }
 }
 
+void admission_set_capacity(struct admission *a, uint32_t capacity)
+{
+    pthread_mutex_lock(&a->lock);
+    bool grew = a->capacity && (capacity == 0 || capacity > a->capacity);
+    a->capacity = capacity;
+    if (grew)
+        wake_locked(a);
+    pthread_mutex_unlock(&a->lock);
+}
+
+uint32_t admission_capacity(struct admission *a)
+{
+    pthread_mutex_lock(&a->lock);
+    uint32_t c = a->capacity;
+    pthread_mutex_unlock(&a->lock);
+    return c;
+}
+
 void admission_done(struct admission *a, uint64_t now_ms)
 {
     pthread_mutex_lock(&a->lock);

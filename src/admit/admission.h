@@ -1,8 +1,10 @@
 /*
  * admission — who starts now, who waits, who is told to come back, per model.
  *
- * A model's capacity is the sum of its deployments' max_concurrency (unknown,
- * and then unlimited, when any deployment has none). Class 0 may use all of
+ * A model's capacity is the sum of its deployments' concurrency limits: the
+ * declared max_concurrency, or where none is declared the limit learnt from the
+ * deployment's behaviour (route/limit.h); the runtime keeps it up to date
+ * (admission_set_capacity) as the limits move. Class 0 may use all of
  * it; the other classes only 1 - reserve_ratio of it, so the highest class
  * always finds room. Above that a request waits in a bounded priority queue
  * (FIFO within a class, alternating between keys so one key cannot starve
@@ -44,7 +46,7 @@ typedef void (*admission_ready_fn)(void *owner, struct admission_waiter *w);
 struct admission {
     pthread_mutex_t lock;
     const struct cfg_queue *cfg;
-    uint32_t capacity;    /* 0: unknown (unlimited) */
+    uint32_t capacity;    /* 0: unknown (unlimited); admission_set_capacity */
     admission_ready_fn ready;
     struct admission_waiter *head[ADMISSION_CLASSES], *tail[ADMISSION_CLASSES];
     int64_t last_key[ADMISSION_CLASSES];
@@ -67,6 +69,10 @@ enum admission_verdict {
 void admission_init(struct admission *a, const struct cfg_queue *cfg, uint32_t capacity,
                     admission_ready_fn ready);
 void admission_destroy(struct admission *a);
+
+/* The capacity is now this (the deployments' limits moved); waiters that now fit start. */
+void admission_set_capacity(struct admission *a, uint32_t capacity);
+uint32_t admission_capacity(struct admission *a);
 
 /* May a request of class cls start now? Takes a slot when it may. */
 enum admission_verdict admission_try(struct admission *a, int cls);

@@ -118,6 +118,12 @@ static void write_dep(struct buf *b, struct runtime_model *rm, struct runtime_de
     buf_printf(b, ",\"auth_out\":%s", s.auth_out ? "true" : "false");
     kv_u64(b, "inflight", s.inflight, true);
     kv_u64(b, "max_concurrency", s.max_concurrency, true);
+    kv_u64(b, "concurrency_limit", s.concurrency_limit, true);
+    kv_u64(b, "learnt_limit", s.learnt_limit, true);
+    buf_printf(b, ",\"slow_start_factor\":%.3f", s.slow_start_factor);
+    kv_u64(b, "ttft_baseline_ms", s.ttft_baseline_ms, true);
+    kv_u64(b, "limit_increases", s.limit_increases, true);
+    kv_u64(b, "limit_decreases", s.limit_decreases, true);
     kv_u64(b, "rpm_used", s.rpm_used, true);
     kv_u64(b, "rpm_limit", s.rpm_limit, true);
     buf_printf(b, ",\"ewma_ttft_ms\":%.1f", s.ewma_ttft_ms);

@@ -199,7 +199,7 @@ static const char page[] =
     "    el('td', { class: 'num' }, ms(d.ttft_p99_ms, d.ttft_samples)),\n"
     "    el('td', { class: 'num ' + errCls }, d.window_requests ? pct(err) : '—',\n"
     "      el('span', { class: 'sub' }, 'of ' + d.window_requests + ' req')),\n"
-    "    el('td', { class: 'num' }, d.inflight + (d.max_concurrency ? ' / ' + d.max_concurrency : '')),\n"
+    "    el('td', { class: 'num' }, d.inflight + ' / ' + d.concurrency_limit + (d.max_concurrency ? '' : ' (learnt)')),\n"
     "    el('td', { class: 'num' }, rate(rates.get(key))));\n"
     "}\n"
     "\n"

@@ -161,6 +161,7 @@ static const struct config_yaml_field resilience_fields[] = {
     FIELD("continue_on_cut", config_yaml_bool, struct cfg_resilience, continue_on_cut, 0, 0, 0),
     FIELD("ttft_target", config_yaml_duration, struct cfg_resilience, ttft_target_ms, 1, HOUR,
           CONFIG_YAML_AUTO_IS_ZERO),
+    FIELD("slow_start", config_yaml_duration, struct cfg_resilience, slow_start_ms, 0, HOUR, 0),
 };
 
 /* obj + f->offset is a struct cfg_resilience already holding the inherited values: a
@@ -761,6 +762,7 @@ static void set_defaults(struct config_yaml_loader *ld, struct config *c)
         .retry_budget = {.ratio = 0.2, .min_per_sec = 3, .window_ms = 10 * SEC},
         .hedge = {.enabled = true, .after_ms = 0, .max_ratio = 0.2},
         .continue_on_cut = false,
+        .slow_start_ms = 30 * SEC,
     };
 }
 

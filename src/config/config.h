@@ -102,6 +102,8 @@ struct cfg_resilience {
     struct cfg_retry_budget retry_budget;
     struct cfg_hedge hedge;
     bool continue_on_cut;         /* experimental; default false */
+    uint32_t slow_start_ms;       /* a recovered deployment ramps its share over this; default
+                                     30 s; 0: off */
 };
 
 /* Admission per model (docs/admission.md). */

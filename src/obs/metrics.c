@@ -688,6 +688,11 @@ static void render_deployments(struct buf *b, const struct metrics *m)
          "Peak-EWMA of the deployment's time to first token."},
         {"unbusy_deployment_breaker_trips_total", "counter",
          "Times the deployment's breaker opened."},
+        {"unbusy_deployment_concurrency_limit", "gauge",
+         "Requests the deployment may have in flight now: max_concurrency, or the learnt limit "
+         "(scaled by slow start)."},
+        {"unbusy_deployment_slow_start_factor", "gauge",
+         "Share of its weight a recovering deployment gets now (1 outside slow start)."},
     };
     for (size_t f = 0; f < sizeof fams / sizeof fams[0]; f++) {
         family(b, fams[f].name, fams[f].type, fams[f].help);
@@ -711,8 +716,14 @@ static void render_deployments(struct buf *b, const struct metrics *m)
                 case 3:
                     sample_f(b, fams[f].name, l, 3, snap[di].ewma_ttft_ms / 1000.0);
                     break;
-                default:
+                case 4:
                     sample_u(b, fams[f].name, l, 3, snap[di].trips);
+                    break;
+                case 5:
+                    sample_u(b, fams[f].name, l, 3, snap[di].concurrency_limit);
+                    break;
+                default:
+                    sample_f(b, fams[f].name, l, 3, snap[di].slow_start_factor);
                     break;
                 }
             }

@@ -187,11 +187,17 @@ static void release_attempt(struct attempt *a, enum health_class c)
                                         .reasoning_tokens = a->usage.reasoning_tokens,
                                         .cached_tokens = a->usage.cached_tokens};
     balancer_observe(p->rm->balancer, (size_t)(a->rd - p->rm->deps), &o);
+    runtime_model_refresh_capacity(p->rm, now_ms()); /* the learnt limit may have moved */
     if (ev & HEALTH_EVENT_TRIPPED)
         log_warn("deployment %s: circuit breaker opened (last failure: %s)", a->rd->key,
                  health_class_name(c));
     if (ev & HEALTH_EVENT_CLOSED)
         log_info("deployment %s: circuit breaker closed again", a->rd->key);
+    /* A refusal under load from a deployment whose limit is learnt is how the limit is
+       found: the request itself is fine, so (unless max_attempts is set) it may try once
+       more, even when that deployment was the only one (it waits for a slot). */
+    if ((ev & HEALTH_EVENT_LOAD_REFUSAL) && !p->model->max_attempts)
+        p->overload_retry = true;
     if (ev & HEALTH_EVENT_AUTH_FIRST)
         log_error("deployment %s: the provider refuses our credentials (401/402/403); it is out until "
                   "reload or an admin enable; check its api_key and balance",
@@ -503,6 +509,7 @@ void proxy_attempt_failed(struct attempt *a, enum health_class c, const char *de
         p->n_timeout++;
     else if (c == HEALTH_RATE_LIMITED || c == HEALTH_SERVER_ERROR)
         p->n_busy++;
+
     else
         p->n_other++;
     if (a->retry_after_s >= 0 && (p->retry_after_s < 0 || a->retry_after_s < p->retry_after_s))
@@ -524,27 +531,41 @@ void proxy_attempt_failed(struct attempt *a, enum health_class c, const char *de
 
 /* ---- choosing and starting ------------------------------------------------------ */
 
+void proxy_excluded_mask(struct preq *p, bool skip[PROXY_MAX_DEPS])
+{
+    struct runtime_model *rm = p->rm;
+    size_t n = rm->ndeps < PROXY_MAX_DEPS ? rm->ndeps : PROXY_MAX_DEPS;
+    bool any_untried = false;
+    for (size_t i = 0; i < n; i++)
+        if (!p->tried[i] && (p->route_tier < 0 || rm->deps[i].cfg->tier == p->route_tier))
+            any_untried = true;
+    for (size_t i = 0; i < PROXY_MAX_DEPS; i++) {
+        if (i >= n) {
+            skip[i] = true;
+            continue;
+        }
+        bool busy = (p->at[0].active && p->at[0].rd == &rm->deps[i]) ||
+                    (p->at[1].active && p->at[1].rd == &rm->deps[i]);
+        /* Once every deployment has had its turn, any but the last one may go again. */
+        skip[i] = busy || (any_untried ? p->tried[i] : (int)i == p->last_tried && n > 1) ||
+                  (p->route_tier >= 0 && rm->deps[i].cfg->tier != p->route_tier);
+    }
+}
+
 static struct runtime_dep *pick(struct preq *p, int *index_out)
 {
     struct runtime_model *rm = p->rm;
     size_t n = rm->ndeps < PROXY_MAX_DEPS ? rm->ndeps : PROXY_MAX_DEPS;
     struct balancer_candidate cand[PROXY_MAX_DEPS];
     uint64_t now = now_ms();
-    bool any_untried = false;
-    for (size_t i = 0; i < n; i++)
-        if (!p->tried[i] && (p->route_tier < 0 || rm->deps[i].cfg->tier == p->route_tier))
-            any_untried = true;
+    bool skip[PROXY_MAX_DEPS];
+    proxy_excluded_mask(p, skip);
     for (size_t i = 0; i < n; i++) {
-        bool busy = (p->at[0].active && p->at[0].rd == &rm->deps[i]) ||
-                    (p->at[1].active && p->at[1].rd == &rm->deps[i]);
-        /* Once every deployment has had its turn, any but the last one may go again. */
-        bool excluded = busy || (any_untried ? p->tried[i] : (int)i == p->last_tried && n > 1) ||
-                        (p->route_tier >= 0 && rm->deps[i].cfg->tier != p->route_tier);
         cand[i] = (struct balancer_candidate){
             .h = &rm->deps[i].health,
             .tier = rm->deps[i].cfg->tier,
             .weight = rm->deps[i].cfg->weight,
-            .excluded = excluded || rm->deps[i].provider->probe_down,
+            .excluded = skip[i] || rm->deps[i].provider->probe_down,
         };
     }
     for (;;) {
@@ -584,7 +605,8 @@ static bool start_on(struct preq *p, struct attempt *a, bool hedge)
 
 static uint32_t max_attempts(const struct preq *p)
 {
-    return p->model->max_attempts ? p->model->max_attempts : (uint32_t)p->rm->ndeps;
+    /* a load refusal while a limit is being learnt costs the client no attempt */
+    return (p->model->max_attempts ? p->model->max_attempts : (uint32_t)p->rm->ndeps) + p->overload_retry;
 }
 
 /* The one attempt running while no other is, if it still waits for its first content. */
@@ -665,8 +687,16 @@ static void next_attempt(struct preq *p)
         all_failed(p);
         return;
     }
+    proxy_try_start(p);
+}
+
+void proxy_try_start(struct preq *p)
+{
+    if (p->finished)
+        return;
     if (!start_on(p, &p->at[0], false)) {
-        all_failed(p);
+        if (!proxy_wait_for_deployment(p))
+            all_failed(p);
         return;
     }
     arm_hedge(p);
@@ -952,6 +982,7 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
     env->inflight++;
     struct server_hooks hooks = {.on_drain = on_client_drain, .on_abort = on_client_abort, .ud = p};
     server_set_hooks(c, &hooks);
+    runtime_model_refresh_capacity(p->rm, now_ms()); /* slow-start ramps move with time alone */
     if (!proxy_admit(p))
         return; /* answered, or waiting in the queue */
     proxy_go(p);

@@ -157,7 +157,11 @@ static void op_usage(struct admit_req *r, struct ratelimit_usage *used)
 
 static void op_waiting_head(struct admit_req *r)
 {
-    struct preq *p = of(r);
+    proxy_waiting_head(of(r));
+}
+
+void proxy_waiting_head(struct preq *p)
+{
     struct buf h;
     buf_init(&h, 0);
     buf_append_str(&h, "Cache-Control: no-cache\r\nx-unbusy-queued: true\r\n");

@@ -120,6 +120,11 @@ struct preq {
     uint64_t t_start;
     bool finished;
 
+    /* waiting for a deployment to come back (proxy_wait.c) */
+    uint64_t wait_since_ms;     /* when it began to wait; 0: never */
+    bool overload_retry;        /* one attempt more than max_attempts: a deployment without a
+                                   declared limit refused for load (our learnt limit was high) */
+
     /* usage when the provider reports none (estimated from characters, see prices.h) */
     uint64_t content_chars;  /* generated text from the winning attempts: streamed, or assembled */
     bool chunk_meta;         /* chunk_id, chunk_model and chunk_created are known */
@@ -161,6 +166,23 @@ void proxy_continue_note(struct preq *p, const char *data, size_t len);
 /* After a cut: turns the request into its continuation. True when the caller should now
    start another attempt; false when it cannot be continued. */
 bool proxy_continue_try(struct preq *p);
+
+/* proxy_wait.c */
+/* No deployment could be chosen: waits for the earliest to come back (true; proxy_try_start
+   follows) or says it should be answered now (false; p->retry_after_s set from the earliest
+   return when one is known). */
+bool proxy_wait_for_deployment(struct preq *p);
+
+/* proxy_admit.c, called by proxy_wait.c */
+/* A stream client that starts waiting gets the response head now. */
+void proxy_waiting_head(struct preq *p);
+
+/* proxy.c, called by proxy_wait.c */
+/* Starts an attempt on a deployment pick may choose; waits or answers when none can. */
+void proxy_try_start(struct preq *p);
+/* skip[i]: deployment i cannot be this request's next attempt (tried, the rival's, another
+   tier), whatever its health. */
+void proxy_excluded_mask(struct preq *p, bool skip[PROXY_MAX_DEPS]);
 
 /* proxy.c, called by proxy_admit.c */
 void proxy_go(struct preq *p);

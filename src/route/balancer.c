@@ -111,7 +111,24 @@ int balancer_pick(struct balancer *b, struct balancer_candidate *c, size_t n, ui
     for (size_t i = 0; i < n; i++)
         if (ok[i] && c[i].tier == tier)
             set[m++] = (uint16_t)i;
-    size_t k = b->ops->choose(b, c, n, set, m, now_ms, rand);
+    /* Slow start: a deployment back from an outage ramps its weight (health_slow_start)
+       for every strategy alike. Weights are scaled by 100 while any candidate ramps, so
+       that a tenth of a weight of 1 is still a weight. */
+    struct balancer_candidate ramped[BALANCER_MAX_CANDIDATES];
+    const struct balancer_candidate *view = c;
+    for (size_t k = 0; k < m; k++) {
+        if (health_slow_start(c[set[k]].h, now_ms) < 1.0) {
+            memcpy(ramped, c, n * sizeof *c);
+            for (size_t j = 0; j < m; j++) {
+                double w = (double)balancer_weight_of(&c[set[j]]) * 100.0 *
+                           health_slow_start(c[set[j]].h, now_ms);
+                ramped[set[j]].weight = w < 1 ? 1 : w > UINT32_MAX ? UINT32_MAX : (uint32_t)w;
+            }
+            view = ramped;
+            break;
+        }
+    }
+    size_t k = b->ops->choose(b, view, n, set, m, now_ms, rand);
     return set[k < m ? k : 0];
 }
 

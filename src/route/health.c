@@ -75,6 +75,7 @@ void health_params_default(struct health_params *p)
         .max_concurrency = 0,
         .rpm = 0,
     };
+    limit_params_default(&p->limit);
 }
 
 /* ---- bucketed sliding counts --------------------------------------------- */
@@ -277,6 +278,7 @@ static void close_breaker(struct health *h, uint64_t now)
     h->trials_inflight = 0;
     h->trial_successes = 0;
     clear_window(h); /* the failures that opened it are history */
+    limit_recovered(&h->limit, now); /* take its share back gradually */
 }
 
 /* NULL if a new request may go there, else why not. */
@@ -294,7 +296,8 @@ static const char *blocked(struct health *h, uint64_t now)
         return "open";
     if (h->breaker == HEALTH_BREAKER_HALF_OPEN && h->trials_inflight >= trials_allowed(h))
         return "half_open";
-    if (h->params.max_concurrency && health_inflight(h) >= h->params.max_concurrency)
+    if (health_inflight(h) >= (h->params.max_concurrency ? h->params.max_concurrency
+                                                          : limit_current(&h->limit, now)))
         return "saturated";
     if (h->params.rpm) { /* the same bucket as a key's rpm (admit/bucket.h): skipped, not refused */
         bucket_refill(&h->rpm, now);
@@ -319,6 +322,7 @@ void health_init(struct health *h, const struct health_params *p)
     h->admin = HEALTH_ADMIN_ACTIVE;
     h->breaker = HEALTH_BREAKER_CLOSED;
     h->ewma = h->params.ewma_prior_ms;
+    limit_init(&h->limit, &h->params.limit);
 }
 
 void health_destroy(struct health *h)
@@ -336,6 +340,7 @@ void health_set_params(struct health *h, const struct health_params *p)
         memset(h->window, 0, sizeof h->window); /* old slots mean other times now */
     if (!h->ewma_sampled)
         h->ewma = p->ewma_prior_ms;
+    limit_set_params(&h->limit, &p->limit);
     pthread_mutex_unlock(&h->lock);
 }
 
@@ -364,6 +369,7 @@ bool health_acquire(struct health *h, uint64_t now_ms, struct health_ticket *tic
     if (ticket->trial)
         h->trials_inflight++;
     ticket->epoch = h->epoch;
+    ticket->started_ms = now_ms;
     ticket->held = true;
     pthread_mutex_unlock(&h->lock);
     return true;
@@ -392,6 +398,17 @@ unsigned health_release(struct health *h, struct health_ticket *ticket, uint64_t
     unsigned events = 0;
     pthread_mutex_lock(&h->lock);
     advance(h, now_ms);
+    if (ticket && ticket->held) {
+        /* A capacity signal: refusals and errors under load lower the learnt limit, answers
+           while busy raise it. Other failures (auth, a bad reply, a timeout) say nothing
+           about how many requests it takes. */
+        enum limit_signal sig = cls == HEALTH_OK ? LIMIT_OK
+                                : cls == HEALTH_RATE_LIMITED || cls == HEALTH_SERVER_ERROR ? LIMIT_OVERLOAD
+                                                                                          : LIMIT_NEUTRAL;
+        limit_observe(&h->limit, now_ms, ticket->started_ms, health_inflight(h), sig, ttft_ms);
+        if (sig == LIMIT_OVERLOAD && !h->params.max_concurrency && health_inflight(h) > 1)
+            events |= HEALTH_EVENT_LOAD_REFUSAL;
+    }
     bool trial = put_back(h, ticket);
     bool failure = cls != HEALTH_OK;
 
@@ -419,6 +436,10 @@ unsigned health_release(struct health *h, struct health_ticket *ticket, uint64_t
     /* A 429 that came with a Retry-After is the provider telling us when to come
        back, not a sign of a broken deployment: the cooldown handles it. */
     bool explained = cls == HEALTH_RATE_LIMITED && h->cooldown_until > now_ms;
+    /* So is a 429 while others were in flight and no limit is declared: we sent more than it
+       takes at once, which the learnt limit corrects without taking it out of service. */
+    if (cls == HEALTH_RATE_LIMITED && (events & HEALTH_EVENT_LOAD_REFUSAL))
+        explained = true;
     if (!explained) {
         switch (h->breaker) {
         case HEALTH_BREAKER_CLOSED:
@@ -459,6 +480,52 @@ void health_abandon(struct health *h, struct health_ticket *ticket)
 {
     pthread_mutex_lock(&h->lock);
     put_back(h, ticket);
+    pthread_mutex_unlock(&h->lock);
+}
+
+uint64_t health_returns_at(struct health *h, uint64_t now_ms)
+{
+    pthread_mutex_lock(&h->lock);
+    advance(h, now_ms);
+    uint64_t at = now_ms;
+    if (h->admin != HEALTH_ADMIN_ACTIVE || h->auth_out) {
+        at = UINT64_MAX; /* an operator or a new key brings it back, not the clock */
+    } else {
+        if (h->cooldown_until > at)
+            at = h->cooldown_until;
+        if (h->breaker == HEALTH_BREAKER_OPEN && h->open_until > at)
+            at = h->open_until;
+        if (h->params.rpm) {
+            bucket_refill(&h->rpm, now_ms);
+            uint64_t wait = bucket_wait(&h->rpm, BUCKET_UNITS);
+            if (now_ms + wait > at)
+                at = now_ms + wait;
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+    return at;
+}
+
+uint32_t health_capacity(struct health *h, uint64_t now_ms)
+{
+    pthread_mutex_lock(&h->lock);
+    uint32_t c = h->params.max_concurrency ? h->params.max_concurrency : limit_current(&h->limit, now_ms);
+    pthread_mutex_unlock(&h->lock);
+    return c;
+}
+
+double health_slow_start(struct health *h, uint64_t now_ms)
+{
+    pthread_mutex_lock(&h->lock);
+    double f = limit_ramp(&h->limit, now_ms);
+    pthread_mutex_unlock(&h->lock);
+    return f;
+}
+
+void health_recovered(struct health *h, uint64_t now_ms)
+{
+    pthread_mutex_lock(&h->lock);
+    limit_recovered(&h->limit, now_ms);
     pthread_mutex_unlock(&h->lock);
 }
 
@@ -558,6 +625,13 @@ void health_snapshot(struct health *h, uint64_t now_ms, struct health_snapshot *
     out->trials_inflight = h->trials_inflight;
     out->inflight = health_inflight(h);
     out->max_concurrency = h->params.max_concurrency;
+    out->learnt_limit = limit_learnt(&h->limit);
+    out->concurrency_limit = h->params.max_concurrency ? h->params.max_concurrency
+                                                       : limit_current(&h->limit, now_ms);
+    out->slow_start_factor = limit_ramp(&h->limit, now_ms);
+    out->ttft_baseline_ms = limit_baseline_ms(&h->limit, now_ms);
+    out->limit_increases = h->limit.increases;
+    out->limit_decreases = h->limit.decreases;
     out->rpm_used = rpm_used(h, now_ms);
     out->rpm_limit = h->params.rpm;
     out->ewma_ttft_ms = ewma_read(h, now_ms);

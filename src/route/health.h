@@ -10,7 +10,9 @@
  * It owns: the outcome counts per error class; the circuit breaker; the
  * Retry-After cooldown; the "our credentials are refused" state; the admin
  * state (active / draining / disabled); the peak-EWMA of time to first token
- * and a ring of recent TTFT samples for percentiles; in-flight and RPM limits.
+ * and a ring of recent TTFT samples for percentiles; in-flight and RPM limits;
+ * the learnt concurrency limit and the slow-start ramp (route/limit.h), which
+ * stand in for max_concurrency when the config declares none.
  * It does no I/O and never reads the clock: every call takes now_ms (any
  * monotonic millisecond clock) and, where chance is involved, a random value
  * from the caller, so tests are exact and need no sleeping.
@@ -50,6 +52,7 @@
 #include <stdint.h>
 
 #include "admit/bucket.h"
+#include "route/limit.h"
 
 /* How an attempt ended, as far as the deployment's health is concerned. */
 enum health_class {
@@ -85,6 +88,8 @@ enum health_breaker {
 #define HEALTH_EVENT_TRIPPED 0x1u   /* the breaker opened (from closed or half-open) */
 #define HEALTH_EVENT_CLOSED 0x2u    /* a half-open breaker closed again */
 #define HEALTH_EVENT_AUTH_FIRST 0x4u /* the first HEALTH_AUTH since init/reset/enable: log it */
+#define HEALTH_EVENT_LOAD_REFUSAL 0x8u /* a 429/5xx while others were in flight there and no
+                                          max_concurrency is declared: the learnt limit was high */
 
 #define HEALTH_WINDOW_BUCKETS 10
 #define HEALTH_TTFT_RING 256
@@ -101,13 +106,15 @@ struct health_params {
     uint32_t half_open_trials;     /* trial requests at a time when half-open, 1 */
     uint32_t ewma_tau_ms;          /* peak-EWMA time constant, 10000 */
     uint32_t ewma_prior_ms;        /* TTFT assumed before any sample, 1000 */
-    uint32_t max_concurrency;      /* in-flight bound, 0 unlimited */
+    uint32_t max_concurrency;      /* declared in-flight bound; 0: the learnt limit bounds it */
     uint32_t rpm;                  /* requests started per 60 s, 0 unlimited */
+    struct limit_params limit;     /* the learnt limit and the slow-start ramp (limit.h) */
 };
 
 /* A slot taken by health_acquire, handed back to health_release/abandon. */
 struct health_ticket {
     uint32_t epoch; /* the breaker period it was taken in */
+    uint64_t started_ms; /* when it was taken (the learnt limit's round trips) */
     bool trial;     /* a half-open trial */
     bool held;      /* holds an in-flight slot (false after release) */
 };
@@ -153,6 +160,8 @@ struct health {
 
     uint64_t requests, successes;
     uint64_t counts[HEALTH__COUNT];
+
+    struct limit limit;          /* learnt concurrency limit, slow-start ramp */
 };
 
 struct health_snapshot {
@@ -170,7 +179,12 @@ struct health_snapshot {
     uint32_t consecutive_failures;
     uint32_t trials_inflight;
     uint32_t inflight;
-    uint32_t max_concurrency;
+    uint32_t max_concurrency;       /* declared; 0: none */
+    uint32_t concurrency_limit;     /* in force now: declared, or learnt × slow start */
+    uint32_t learnt_limit;          /* what the AIMD has learnt (even when one is declared) */
+    double slow_start_factor;       /* share of its weight now, (0, 1]; 1 outside a ramp */
+    uint32_t ttft_baseline_ms;      /* the learnt limit's TTFT baseline, 0 none yet */
+    uint64_t limit_increases, limit_decreases;
     uint32_t rpm_used;              /* the rpm bucket's whole requests short of full */
     uint32_t rpm_limit;
     double ewma_ttft_ms;
@@ -227,7 +241,9 @@ bool health_acquire(struct health *h, uint64_t now_ms, struct health_ticket *tic
  * look fast (the first-token deadline is a good value; 0: none). rand: any
  * random 64-bit value, for the open time's jitter.
  * A HEALTH_RATE_LIMITED outcome while a cooldown is in force (call
- * health_cooldown with the Retry-After first) is not a breaker failure.
+ * health_cooldown with the Retry-After first), or while others were in flight
+ * on a deployment whose limit is learnt (HEALTH_EVENT_LOAD_REFUSAL), is not a
+ * breaker failure: the cooldown or the learnt limit handles it.
  * Returns HEALTH_EVENT_* flags.
  */
 unsigned health_release(struct health *h, struct health_ticket *ticket, uint64_t now_ms,
@@ -240,6 +256,20 @@ void health_abandon(struct health *h, struct health_ticket *ticket);
 /* The same for an attempt cancelled after waiting waited_ms without a first token (a hedge
    that lost): that wait goes into the TTFT percentiles as a lower bound. */
 void health_abandon_after(struct health *h, struct health_ticket *ticket, uint32_t waited_ms);
+
+/* When will it take a new request again? now_ms when it may now or as soon as a
+   slot frees (saturated, half-open trials taken); the end of its cooldown / open
+   breaker / RPM wait; UINT64_MAX when no time brings it back (disabled, draining,
+   credentials refused). */
+uint64_t health_returns_at(struct health *h, uint64_t now_ms);
+
+/* What the model's admission may count on: max_concurrency when declared, else the
+   learnt limit (× the slow-start ramp). */
+uint32_t health_capacity(struct health *h, uint64_t now_ms);
+/* The slow-start factor now, in (0, 1]: the balancer multiplies the weight by it. */
+double health_slow_start(struct health *h, uint64_t now_ms);
+/* It came back by a way health does not see (the active probes pass again): ramp. */
+void health_recovered(struct health *h, uint64_t now_ms);
 
 /* Keep the deployment out until now + ms (a Retry-After), at most open_max_ms;
    an earlier end never shortens a cooldown already in force. */

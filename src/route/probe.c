@@ -11,6 +11,7 @@
 
 struct probe {
     struct probes *ps;
+    struct runtime *rt;
     struct runtime_provider *rp;
     const char *deep_model;
     uv_timer_t tick;
@@ -39,6 +40,7 @@ static void probe_result(struct probe *pr, bool ok, const char *why)
         unsigned streak = atomic_fetch_add(&rp->probe_ok_streak, 1) + 1;
         if (atomic_load(&rp->probe_down) && streak >= cfg->healthy_threshold) {
             atomic_store(&rp->probe_down, false);
+            runtime_provider_recovered(pr->rt, rp, runtime_now_ms()); /* slow start */
             log_info("provider %s: probes succeed again; it is back in service", rp->cfg->name);
         }
     } else {
@@ -160,6 +162,7 @@ struct probes *probes_start(uv_loop_t *loop, struct runtime *rt)
             continue;
         struct probe *pr = &ps->list[ps->n++];
         pr->ps = ps;
+        pr->rt = rt;
         pr->rp = &rt->providers[i];
         pr->deep_model = pv->probe.deep_model ? pv->probe.deep_model : first_model_on(rt, pv);
         uv_timer_init(loop, &pr->tick);

@@ -48,6 +48,7 @@ static void health_params_from(struct health_params *hp, const struct cfg_model 
         hp->half_open_trials = b->half_open_trials;
     hp->max_concurrency = d->max_concurrency;
     hp->rpm = d->rpm;
+    hp->limit.slow_start_ms = m->resilience.slow_start_ms;
 }
 
 static void budget_params_from(struct retry_budget_params *bp, double ratio, double min_per_sec,
@@ -98,15 +99,7 @@ struct runtime *runtime_new(struct config *cfg, admission_ready_fn ready)
         if (rb->window_ms)
             hbp.window_ms = rb->window_ms;
         hedge_budget_init(&rm->hedges, &hbp);
-        uint32_t capacity = 0;
-        for (size_t j = 0; j < m->ndeployments; j++) {
-            if (m->deployments[j].max_concurrency == 0) {
-                capacity = 0; /* one unlimited deployment: the model's capacity is unknown */
-                break;
-            }
-            capacity += m->deployments[j].max_concurrency;
-        }
-        admission_init(&rm->admission, &m->queue, capacity, ready);
+        admission_init(&rm->admission, &m->queue, 0, ready);
         for (size_t j = 0; j < m->ndeployments; j++) {
             const struct cfg_deployment *d = &m->deployments[j];
             struct runtime_dep *rd = &rm->deps[j];
@@ -118,6 +111,7 @@ struct runtime *runtime_new(struct config *cfg, admission_ready_fn ready)
             ttft_budget_init(&rd->ttft);
             snprintf(rd->key, sizeof rd->key, "%s/%s", d->provider->name, d->model);
         }
+        runtime_model_refresh_capacity(rm, runtime_now_ms());
         /* Last, so that a failure here leaves this model whole for runtime_free. */
         struct balancer_config bc = {.cfg = cfg, .model = m, .ndeps = m->ndeployments};
         rm->balancer = balancer_create(rm->strategy, &bc);
@@ -188,4 +182,41 @@ bool runtime_dep_eligible(struct runtime_dep *d, uint64_t now_ms, const char **w
         return false;
     }
     return health_eligible(&d->health, now_ms, why);
+}
+
+uint32_t runtime_model_capacity(struct runtime_model *rm, uint64_t now_ms)
+{
+    uint64_t sum = 0;
+    for (size_t j = 0; j < rm->ndeps; j++)
+        sum += health_capacity(&rm->deps[j].health, now_ms);
+    return sum > UINT32_MAX ? UINT32_MAX : (uint32_t)sum;
+}
+
+void runtime_model_refresh_capacity(struct runtime_model *rm, uint64_t now_ms)
+{
+    uint32_t c = runtime_model_capacity(rm, now_ms);
+    if (c != admission_capacity(&rm->admission))
+        admission_set_capacity(&rm->admission, c);
+}
+
+uint64_t runtime_model_returns_at(struct runtime_model *rm, const bool *skip, uint64_t now_ms)
+{
+    uint64_t earliest = UINT64_MAX;
+    for (size_t j = 0; j < rm->ndeps; j++) {
+        struct runtime_dep *d = &rm->deps[j];
+        if ((skip && skip[j]) || atomic_load(&d->provider->probe_down))
+            continue; /* the probes bring it back, at no time known in advance */
+        uint64_t at = health_returns_at(&d->health, now_ms);
+        if (at < earliest)
+            earliest = at;
+    }
+    return earliest;
+}
+
+void runtime_provider_recovered(struct runtime *rt, struct runtime_provider *rp, uint64_t now_ms)
+{
+    for (size_t i = 0; i < rt->cfg->nmodels; i++)
+        for (size_t j = 0; j < rt->models[i].ndeps; j++)
+            if (rt->models[i].deps[j].provider == rp)
+                health_recovered(&rt->models[i].deps[j].health, now_ms);
 }

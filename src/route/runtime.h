@@ -96,6 +96,20 @@ bool runtime_dep_eligible(struct runtime_dep *d, uint64_t now_ms, const char **w
 uint32_t runtime_dep_first_token_budget(struct runtime_model *rm, struct runtime_dep *d,
                                         uint32_t prompt_tokens, struct ttft_budget_info *info);
 
+/* The model's admission capacity: the sum of its deployments' health_capacity
+   (declared max_concurrency or the learnt limit). */
+uint32_t runtime_model_capacity(struct runtime_model *rm, uint64_t now_ms);
+/* Hands runtime_model_capacity to the model's admission (after an attempt moved a limit). */
+void runtime_model_refresh_capacity(struct runtime_model *rm, uint64_t now_ms);
+
+/* When will one of the model's deployments take a request again (health_returns_at,
+   and UINT64_MAX while the active probes say its provider is down)? skip[i] (may be
+   NULL) leaves deployment i out. UINT64_MAX: none will by time alone. */
+uint64_t runtime_model_returns_at(struct runtime_model *rm, const bool *skip, uint64_t now_ms);
+
+/* The provider is back in service (its probes pass again): its deployments ramp up. */
+void runtime_provider_recovered(struct runtime *rt, struct runtime_provider *rp, uint64_t now_ms);
+
 /* Monotonic milliseconds, the clock every health decision uses. */
 uint64_t runtime_now_ms(void);
 

@@ -134,6 +134,7 @@ static int parse_directive(struct span d, struct fakegen_opts *o, char *err, siz
         {"chunk_ms", offsetof(struct fakegen_opts, chunk_ms), 0, FAKEGEN_MAX_MS},
         {"stall", offsetof(struct fakegen_opts, stall_ms), 0, FAKEGEN_MAX_MS},
         {"reasoning", offsetof(struct fakegen_opts, reasoning), 0, FAKEGEN_MAX_CHUNKS},
+        {"max_inflight", offsetof(struct fakegen_opts, max_inflight), 1, 1000000},
     };
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
         if (span_eq(name, nums[i].name)) {
@@ -467,6 +468,15 @@ int fakegen_new(const struct fakegen_request *req, const char *behavior,
     if (fakegen_pick(g->behavior, g->k, &g->o, g->err, sizeof g->err)) {
         opts_defaults(&g->o);
         g->kind = KIND_BAD_BEHAVIOR;
+    }
+    if (g->o.max_inflight && req->inflight >= g->o.max_inflight && g->kind != KIND_BAD_BEHAVIOR) {
+        /* over the provider's concurrency: refused at once, whatever else was asked */
+        uint32_t cap = g->o.max_inflight;
+        unsigned alt = g->o.alternative;
+        opts_defaults(&g->o);
+        g->o.status = 429;
+        g->o.max_inflight = cap;
+        g->o.alternative = alt;
     }
     if (g->o.echo_auth)
         snprintf(g->echo, sizeof g->echo, "Incorrect API key provided: %.*s",

@@ -60,6 +60,9 @@
  *   reasoning=N      the first N chunks are delta.reasoning_content (DeepSeek R1);
  *                    when N >= chunks, one answer chunk follows them
  *   slowread         the front end stops reading for 2 s before answering
+ *   max_inflight=N   when the front end is already answering N requests, answer
+ *                    429 (rate_limit_exceeded) at once instead: a provider's
+ *                    concurrency limit (only front ends that count, fakeup)
  *
  * Unknown directives and bad numbers are errors; the request is then answered
  * 400 with the reason. Every answer carries X-Fake-Alternative (the index
@@ -94,6 +97,7 @@ struct fakegen_opts {
     uint64_t big; /* 0: tokens "tokN " */
     uint32_t reasoning;
     uint32_t slowread_ms; /* 0, or how long the front end stops reading */
+    uint32_t max_inflight; /* 0: none */
     unsigned alternative; /* which alternative was picked (0-based) */
 };
 
@@ -136,6 +140,7 @@ struct fakegen_request {
     bool client_close; /* the client asked for Connection: close */
     const char *credentials; /* the request's credential headers' values, for echo_auth; may be NULL */
     size_t credentials_len;
+    uint32_t inflight; /* requests the front end is answering now, this one not counted */
 };
 
 enum fakegen_end {

@@ -439,6 +439,9 @@ static void fk_answer(struct fk_conn *c, const struct http1_request *req, const 
         .body_len = body_len,
         .client_close = req->head.conn_close,
     };
+    for (struct fk_conn *o = fk.conns; o; o = o->next)
+        if (o != c && o->state == FK_RESPONDING)
+            fr.inflight++; /* max_inflight: a provider's concurrency limit */
     if (fakegen_new(&fr, b, &fk.counters, &c->gen)) {
         fk_respond(c, 500, "text/plain", "out of memory\n", 14, true);
         return;

@@ -322,6 +322,35 @@ static void test_round_robin_share(void **state)
     pool_free(&p);
 }
 
+/* A deployment back from an outage ramps its share under every strategy (slow start). */
+static void test_slow_start_share(void **state)
+{
+    static const enum balancer_strategy all[] = {BALANCER_P2C, BALANCER_ROUND_ROBIN,
+                                                 BALANCER_LEAST_INFLIGHT, BALANCER_LATENCY_WEIGHT};
+    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) {
+        struct pool p;
+        pool_init(&p, 2);
+        health_recovered(&p.h[1], T0); /* a tenth of its weight now, all of it 30 s later */
+        uint64_t times[2] = {T0, T0 + 30000};
+        for (int w = 0; w < 2; w++) {
+            uint64_t seed = 7;
+            unsigned counts[2] = {0, 0};
+            struct balancer *b = make(all[k], 2);
+            for (int i = 0; i < 1100; i++)
+                counts[balancer_pick(b, p.c, 2, times[w], rng(&seed))]++;
+            balancer_destroy(b);
+            if (w == 0) {
+                assert_true(counts[1] <= 1100 / 8); /* ramping: well under half */
+                if (all[k] == BALANCER_ROUND_ROBIN)
+                    assert_int_equal(counts[1], 100); /* 100 : 10 exactly */
+            } else {
+                assert_between(counts[1], 400, 700); /* the ramp is over: even again */
+            }
+        }
+        pool_free(&p);
+    }
+}
+
 static void test_least_inflight(void **state)
 {
     struct pool p;
@@ -748,6 +777,7 @@ int main(void)
         cmocka_unit_test(test_round_robin_skips_ineligible),
         cmocka_unit_test(test_round_robin_share),
         cmocka_unit_test(test_least_inflight),
+        cmocka_unit_test(test_slow_start_share),
         cmocka_unit_test(test_latency_weight_formula),
         cmocka_unit_test(test_latency_weight_distribution),
         cmocka_unit_test(test_half_open_trial_slot),

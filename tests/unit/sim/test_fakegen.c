@@ -403,11 +403,31 @@ static void test_stream_keepalive(void **state)
     transcript_free(&t);
 }
 
+/* max_inflight=N: at N requests already being answered, a 429 at once instead. */
+static void test_max_inflight(void **state)
+{
+    (void)state;
+    const char *body = "{\"model\":\"m\",\"stream\":true}";
+    for (uint32_t inflight = 2; inflight <= 3; inflight++) {
+        struct fakegen_request req = {.method = "POST", .method_len = 4, .path = "/v1/chat/completions",
+                                      .path_len = 20, .body = body, .body_len = strlen(body),
+                                      .inflight = inflight};
+        struct fakegen *g = NULL;
+        assert_int_equal(fakegen_new(&req, "max_inflight=3,ttft=500", NULL, &g), 0);
+        assert_int_equal(fakegen_status(g), inflight < 3 ? 200 : 429);
+        assert_int_equal(fakegen_get_opts(g)->ttft_ms, inflight < 3 ? 500 : 0);
+        fakegen_free(g);
+    }
+    struct fakegen_opts o;
+    char err[128];
+    assert_int_equal(fakegen_pick("max_inflight=0", 0, &o, err, sizeof err), -1);
+}
+
 static void test_keepalive_is_lazy(void **state)
 {
     /* A day of 1 ms keep-alives would be 86 million segments if built up front. */
     const char *body = "{\"stream\":true}";
-    struct fakegen_request req = {"POST", 4, "/v1/chat/completions", 20, body, strlen(body), false, NULL, 0};
+    struct fakegen_request req = {"POST", 4, "/v1/chat/completions", 20, body, strlen(body), false, NULL, 0, 0};
     struct fakegen *g;
     assert_int_equal(fakegen_new(&req, "keepalive=86400000,ka_every=1", NULL, &g), 0);
     struct fakegen_seg s;
@@ -431,7 +451,7 @@ static void test_ttft_per_kb(void **state)
     memcpy(body, "{\"stream\":true", 14);
     body[sizeof body - 2] = '}';
     body[sizeof body - 1] = '\0'; /* 2100 bytes */
-    struct fakegen_request req = {"POST", 4, "/v1/chat/completions", 20, body, strlen(body), false, NULL, 0};
+    struct fakegen_request req = {"POST", 4, "/v1/chat/completions", 20, body, strlen(body), false, NULL, 0, 0};
     struct fakegen *g;
     assert_int_equal(fakegen_new(&req, "ttft=100,ttft_per_kb=50", NULL, &g), 0);
     assert_int_equal(fakegen_get_opts(g)->ttft_ms, 100 + 2100 * 50 / 1000);
@@ -936,6 +956,7 @@ int main(void)
         cmocka_unit_test(test_stream_cut),
         cmocka_unit_test(test_stream_keepalive),
         cmocka_unit_test(test_keepalive_is_lazy),
+        cmocka_unit_test(test_max_inflight),
         cmocka_unit_test(test_status_retry_after),
         cmocka_unit_test(test_html),
         cmocka_unit_test(test_nonstream_json),
