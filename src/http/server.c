@@ -1,4 +1,10 @@
 /*
+ * server.c — a listener's connections: accepting, reading and framing
+ * requests, the limits and timeouts, dispatching to the handlers, writing
+ * (coalesced per loop iteration, with back-pressure), closing and lingering.
+ * HTTPS is server_tls.c: it sits between the socket and this file, which
+ * sees only plaintext; what the two share is in server_int.h.
+ *
  * Connection states:
  *
  *   READ_HEAD --head complete--> READ_BODY --body complete--> ACTIVE
@@ -12,70 +18,17 @@
  */
 #include "http/server.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/log.h"
-#include "net/tls_server.h"
+#include "http/server_int.h"
 
-enum conn_state { CS_READ_HEAD, CS_READ_BODY, CS_ACTIVE, CS_CLOSING };
-
-struct server_conn {
-    uv_tcp_t tcp;
-    uv_timer_t timer; /* head/body read timeout, then idle keep-alive timeout */
-    uv_timer_t kick;  /* deferred processing of pipelined input */
-    struct server *srv;
-    struct server_conn *next, *prev;
-    enum conn_state state;
-    struct buf in;   /* bytes read and not yet consumed */
-    struct http1_head_scan scan; /* how far the search for the end of the next head in `in` got */
-    struct buf head; /* the current request's head, copied out of `in` */
-    struct buf body;
-    struct http1_body framer;
-    struct server_request req;
-    struct server_hooks hooks;
-    bool keep_alive;
-    bool http10;      /* an HTTP/1.0 client: no chunked answers, keep-alive only when asked */
-    bool head_only;   /* a HEAD request: answers carry their head and never a body */
-    bool chunked_out; /* the streamed answer is chunked (else it ends when the connection does) */
-    bool sent_continue;
-    bool response_started;
-    bool response_done;
-    bool reading;
-    bool gone;
-    bool aborted;
-    bool shutting;
-    bool linger;    /* close only after the client has stopped sending (see conn_close) */
-    bool lingering;
-    int handles_open;
-    size_t pending; /* bytes in `out` and in writes not yet completed */
-    struct buf out; /* what handlers wrote in this loop iteration: one write per batch */
-    struct server_conn *flush_next;
-    bool flush_queued;
-    size_t bytes_out;
-    size_t bytes_out_at_start; /* bytes_out when the current request began */
-    unsigned writes_inflight;
-    struct tls_conn *tls; /* NULL: plain HTTP; see "TLS" below */
-    bool tls_first_read;  /* the first bytes have been looked at (plain HTTP on a TLS port?) */
-};
-
-struct wreq {
-    uv_write_t req;
-    struct server_conn *c;
-    size_t len;
-    char *mem; /* the batch's buffer (written from mem + the part already sent) */
-};
-
-static __thread char read_scratch[64 * 1024];
+__thread char server_read_scratch[SERVER_READ_SCRATCH];
 
 static void conn_process(struct server_conn *c);
-static void conn_close(struct server_conn *c);
 static void conn_flush(struct server_conn *c);
-static void conn_tls_flush(struct server_conn *c);
-static void conn_tls_close_notify(struct server_conn *c);
 
 void *server_conn_context(struct server_conn *c)
 {
@@ -154,7 +107,7 @@ static void on_handle_closed(uv_handle_t *h)
     buf_free(&c->body);
     buf_free(&c->out);
     free(c->req.body);
-    tls_conn_free(c->tls);
+    server_tls_detach(c);
     free(c);
 }
 
@@ -205,13 +158,13 @@ static void on_linger_timeout(uv_timer_t *t)
  * for up to SERVER_LINGER_MS, so that its TCP stack does not reset the
  * connection before the client has read the answer.
  */
-static void conn_close(struct server_conn *c)
+void server_conn_close(struct server_conn *c)
 {
     if (c->state == CS_CLOSING)
         return;
     conn_flush(c); /* what the handler wrote goes out before the shutdown */
     if (c->tls)
-        conn_tls_close_notify(c);
+        server_tls_close_notify(c);
     c->state = CS_CLOSING;
     uv_timer_stop(&c->timer);
     if (c->linger && !c->gone) {
@@ -243,7 +196,7 @@ static void conn_close(struct server_conn *c)
 }
 
 /* The client is gone: tell an active handler once; it finishes with server_request_done. */
-static void conn_lost(struct server_conn *c)
+void server_conn_lost(struct server_conn *c)
 {
     c->gone = true;
     if (c->state == CS_ACTIVE && !c->aborted) {
@@ -254,13 +207,13 @@ static void conn_lost(struct server_conn *c)
         }
     }
     if (c->state != CS_ACTIVE)
-        conn_close(c);
+        server_conn_close(c);
 }
 
 /* ---- writing ---------------------------------------------------------- */
 
 /* n bytes have left: tell the handler when the queue falls below the low-water mark. */
-static void conn_written(struct server_conn *c, size_t n)
+void server_conn_written(struct server_conn *c, size_t n)
 {
     size_t before = c->pending;
     c->pending -= n;
@@ -269,9 +222,9 @@ static void conn_written(struct server_conn *c, size_t n)
         c->hooks.on_drain(c->hooks.ud);
 }
 
-static void on_write(uv_write_t *req, int status)
+void server_on_write(uv_write_t *req, int status)
 {
-    struct wreq *wr = (struct wreq *)req;
+    struct server_wreq *wr = (struct server_wreq *)req;
     struct server_conn *c = wr->c;
     size_t len = wr->len;
     c->writes_inflight--;
@@ -279,10 +232,10 @@ static void on_write(uv_write_t *req, int status)
     free(wr);
     if (status < 0 && !c->gone) {
         c->pending -= len;
-        conn_lost(c);
+        server_conn_lost(c);
         return;
     }
-    conn_written(c, len);
+    server_conn_written(c, len);
 }
 
 /*
@@ -300,7 +253,7 @@ static void conn_flush(struct server_conn *c)
         return;
     }
     if (c->tls) {
-        conn_tls_flush(c);
+        server_tls_flush(c);
         return;
     }
     size_t sent = 0;
@@ -312,12 +265,12 @@ static void conn_flush(struct server_conn *c)
     }
     if (sent == len) {
         buf_reset(&c->out);
-        conn_written(c, sent);
+        server_conn_written(c, sent);
         return;
     }
-    struct wreq *wr = malloc(sizeof *wr);
+    struct server_wreq *wr = malloc(sizeof *wr);
     if (!wr) {
-        conn_lost(c);
+        server_conn_lost(c);
         return;
     }
     wr->c = c;
@@ -325,19 +278,19 @@ static void conn_flush(struct server_conn *c)
     wr->mem = buf_steal(&c->out, NULL);
     buf_init(&c->out, c->out.limit);
     uv_buf_t b = uv_buf_init(wr->mem + sent, (unsigned)(len - sent));
-    int rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    int rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, server_on_write);
     if (rc < 0) {
         free(wr->mem);
         free(wr);
         c->pending -= len - sent;
         if (sent)
-            conn_written(c, sent);
-        conn_lost(c);
+            server_conn_written(c, sent);
+        server_conn_lost(c);
         return;
     }
     c->writes_inflight++;
     if (sent)
-        conn_written(c, sent);
+        server_conn_written(c, sent);
 }
 
 static void flush_all(struct server *s)
@@ -505,14 +458,14 @@ static void on_timer(uv_timer_t *t)
 {
     struct server_conn *c = t->data;
     if (c->state == CS_READ_HEAD && c->in.len == 0) {
-        conn_close(c); /* idle keep-alive connection */
+        server_conn_close(c); /* idle keep-alive connection */
         return;
     }
     if (c->state == CS_READ_HEAD || c->state == CS_READ_BODY) {
         c->keep_alive = false;
         server_respond_error(c, GW_ERR_TIMEOUT_CLIENT,
                              "the request did not arrive in time (server.header_timeout)", NULL);
-        conn_close(c);
+        server_conn_close(c);
     }
 }
 
@@ -537,18 +490,16 @@ static void reject(struct server_conn *c, enum gw_err e, const char *message)
     server_respond_error(c, e, message, NULL);
     if (had_head)
         conn_log(c);
-    conn_close(c);
+    server_conn_close(c);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 {
-    b->base = read_scratch;
-    b->len = sizeof read_scratch;
+    b->base = server_read_scratch;
+    b->len = sizeof server_read_scratch;
 }
 
 static void set_reading(struct server_conn *c, bool on);
-static void conn_input(struct server_conn *c, const char *data, size_t len);
-static void conn_tls_input(struct server_conn *c, const char *data, size_t len);
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
@@ -559,7 +510,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         return; /* dropped */
     }
     if (nread < 0) {
-        conn_lost(c);
+        server_conn_lost(c);
         return;
     }
     if (nread == 0)
@@ -567,13 +518,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     if (c->state == CS_CLOSING)
         return;
     if (c->tls)
-        conn_tls_input(c, b->base, (size_t)nread);
+        server_tls_input(c, b->base, (size_t)nread);
     else
-        conn_input(c, b->base, (size_t)nread);
+        server_conn_input(c, b->base, (size_t)nread);
 }
 
-/* Request bytes from the client: straight from the socket, or decrypted (conn_tls_input). */
-static void conn_input(struct server_conn *c, const char *data, size_t len)
+/* Request bytes from the client: straight from the socket, or decrypted (server_tls_input). */
+void server_conn_input(struct server_conn *c, const char *data, size_t len)
 {
     if (c->state == CS_READ_HEAD && c->in.len == 0)
         uv_timer_start(&c->timer, on_timer, conn_cfg(c)->header_timeout_ms, 0);
@@ -826,7 +777,7 @@ void server_request_done(struct server_conn *c)
     c->head_only = c->http10 = c->chunked_out = false;
     if (close) {
         c->state = CS_READ_HEAD;
-        conn_close(c);
+        server_conn_close(c);
         return;
     }
     c->state = CS_READ_HEAD;
@@ -837,173 +788,6 @@ void server_request_done(struct server_conn *c)
     } else {
         uv_timer_start(&c->timer, on_timer, conn_cfg(c)->idle_timeout_ms, 0);
     }
-}
-
-/* ---- TLS ---------------------------------------------------------------
- *
- * With server.tls the connection carries a tls_conn (memory BIOs, tls.c) and
- * the rest of this file never sees ciphertext: on_read hands what the socket
- * gave to conn_tls_input, which drives the handshake and passes the plaintext
- * to conn_input; conn_flush hands the gathered response bytes to
- * conn_tls_flush, which encrypts them and sends the records. `pending` counts
- * plaintext, so back-pressure works as without TLS: the bytes of a batch leave
- * `pending` when all of its records have been written.
- */
-
-#define SERVER_TLS_RECORD_SLACK (32u * 1024)
-
-/* Sends the records OpenSSL has produced. `accounted` plaintext bytes of `pending`
-   go with them (0 for handshake messages, tickets and alerts). */
-static void conn_tls_send(struct server_conn *c, size_t accounted)
-{
-    size_t len = tls_out_pending(c->tls);
-    if (len == 0 || c->gone || uv_is_closing((uv_handle_t *)&c->tcp)) {
-        c->pending -= accounted;
-        return;
-    }
-    char *mem = malloc(len);
-    if (!mem) {
-        c->pending -= accounted;
-        conn_lost(c);
-        return;
-    }
-    tls_out_read(c->tls, mem, len);
-    size_t sent = 0;
-    if (c->writes_inflight == 0) {
-        uv_buf_t b = uv_buf_init(mem, (unsigned)len);
-        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-        if (n > 0)
-            sent = (size_t)n;
-    }
-    if (sent == len) {
-        free(mem);
-        conn_written(c, accounted);
-        return;
-    }
-    struct wreq *wr = malloc(sizeof *wr);
-    uv_buf_t b = uv_buf_init(mem + sent, (unsigned)(len - sent));
-    if (!wr || uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
-        free(wr);
-        free(mem);
-        c->pending -= accounted;
-        conn_lost(c);
-        return;
-    }
-    wr->c = c;
-    wr->len = accounted; /* on_write takes it off `pending` */
-    wr->mem = mem;
-    c->writes_inflight++;
-}
-
-static void conn_tls_flush(struct server_conn *c)
-{
-    size_t len = c->out.len;
-    int rc = tls_write(c->tls, c->out.data, len);
-    buf_reset(&c->out);
-    if (rc < 0) {
-        c->pending -= len;
-        conn_lost(c);
-        return;
-    }
-    conn_tls_send(c, len);
-}
-
-static void conn_tls_close_notify(struct server_conn *c)
-{
-    if (c->gone || c->state == CS_CLOSING)
-        return;
-    tls_close_notify(c->tls);
-    conn_tls_send(c, 0);
-}
-
-static void peer_text(struct server_conn *c, char *out, size_t cap)
-{
-    struct sockaddr_storage ss;
-    int len = sizeof ss;
-    char host[64] = "?";
-    int port = 0;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-        if (ss.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof host);
-            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-        } else {
-            uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof host);
-            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        }
-    }
-    snprintf(out, cap, "%s:%d", host, port);
-}
-
-/* Scanners, health checkers and clients limited to old TLS versions fail here all day:
-   the first failure of each kind is logged at info level, the rest at debug level. */
-static void conn_tls_failed(struct server_conn *c)
-{
-    char peer[80], key[224];
-    peer_text(c, peer, sizeof peer);
-    snprintf(key, sizeof key, "server %s", tls_error(c->tls));
-    bool first = log_first_time(key);
-    log_msg(first ? LOG_INFO : LOG_DEBUG, "client %s: %s; connection closed%s", peer,
-            tls_error(c->tls), first ? " (more like it are logged at debug level)" : "");
-    conn_tls_send(c, 0); /* the alert, if OpenSSL made one, tells the client why */
-    conn_close(c);
-}
-
-/* A plain HTTP request on the TLS port: answer it in plain HTTP, as most clients then show
-   the message instead of a bare connection error. */
-static void conn_tls_plain_http(struct server_conn *c)
-{
-    tls_conn_free(c->tls);
-    c->tls = NULL;
-    c->keep_alive = false;
-    c->linger = true; /* the rest of the request may still be arriving */
-    server_respond_error(c, GW_ERR_BAD_REQUEST,
-                         "this port serves HTTPS: send the request with https://", NULL);
-    conn_close(c);
-}
-
-static void conn_tls_input(struct server_conn *c, const char *data, size_t len)
-{
-    if (!c->tls_first_read) {
-        c->tls_first_read = true;
-        /* A TLS connection opens with a handshake record (0x16); a method name is plain HTTP. */
-        if (data[0] >= 'A' && data[0] <= 'Z') {
-            conn_tls_plain_http(c);
-            return;
-        }
-    }
-    if (tls_feed(c->tls, data, len) < 0) {
-        conn_lost(c);
-        return;
-    }
-    if (!tls_handshake_done(c->tls)) {
-        int rc = tls_handshake(c->tls);
-        if (rc == TLS_FAIL) {
-            conn_tls_failed(c);
-            return;
-        }
-        conn_tls_send(c, 0);
-        if (rc != TLS_DONE)
-            return;
-    }
-    /* read_scratch held the ciphertext, which tls_feed has copied: it takes the plaintext. */
-    while (c->state != CS_CLOSING && !c->gone) {
-        int n = tls_read(c->tls, read_scratch, sizeof read_scratch);
-        if (n > 0) {
-            conn_input(c, read_scratch, (size_t)n);
-            continue;
-        }
-        if (n == TLS_CLOSED) { /* the client's close_notify: as an end of stream */
-            conn_lost(c);
-            return;
-        }
-        if (n == TLS_FAIL) {
-            conn_tls_failed(c);
-            return;
-        }
-        break; /* TLS_WANT */
-    }
-    if (c->state != CS_CLOSING)
-        conn_tls_send(c, 0); /* session tickets after the handshake, key updates */
 }
 
 /* ---- accepting -------------------------------------------------------- */
@@ -1038,15 +822,9 @@ static void on_connection(uv_stream_t *listener, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    if (w->tls) {
-        c->tls = tls_server_conn_new(w->tls);
-        if (!c->tls) {
-            conn_really_close(c);
-            return;
-        }
-        /* One socket read decrypts to at most its own size plus a record completed
-           from the read before: room for that beside the plain-HTTP bound. */
-        c->in.limit += SERVER_TLS_RECORD_SLACK;
+    if (w->tls && server_tls_attach(c) < 0) {
+        conn_really_close(c);
+        return;
     }
     c->state = CS_READ_HEAD;
     set_reading(c, true);
@@ -1106,7 +884,7 @@ void server_drain(struct server *w)
     for (; c; c = next) {
         next = c->next;
         if (c->state == CS_READ_HEAD && c->in.len == 0)
-            conn_close(c);
+            server_conn_close(c);
         else
             c->keep_alive = false;
     }
