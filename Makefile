@@ -29,7 +29,7 @@ DEB_BUILD := build-essential pkg-config libuv1-dev libssl-dev libyaml-dev libjsm
 DEB_TEST  := libcmocka-dev curl prometheus chromium
 DEB_NODE  := nodejs npm
 
-.PHONY: all asan deps deps-test run test unit fuzz clean bench format check-format
+.PHONY: all asan deps deps-test run test unit fuzz clean bench bench-overload format check-format
 
 all: $(B)/unbusy $(B)/fakeup
 
@@ -106,6 +106,9 @@ test: deps-test
 
 bench: all
 	@sh bench/run.sh
+
+bench-overload: all
+	@BENCH_BUILD=0 bash bench/overload.sh
 
 format:
 	clang-format -i src/*.c src/*.h src/*/*.c src/*/*.h tests/unit/*/*.c tests/fakes/*.c tests/fuzz/*.c
