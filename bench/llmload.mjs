@@ -21,7 +21,7 @@
 //                    [--long-bytes B] [--chunks K] [--id-prefix PFX] [--seed N] [--out FILE]
 //       Open-loop Poisson arrivals at R requests/s until N are sent (bench/overload.sh).
 //       Request i is a stream or not, and has a long prompt (about B bytes) or a short
-//       one, so that the shares are exact and the two are independent; it carries
+//       one: exact shares, each in its own seeded random order; it carries
 //       x-request-id PFX-i, so the fakes' logs tell which upstream saw it. The answer's
 //       text is kept: "exact" when it is what the fake sends for K content chunks
 //       ("tok0 tok1 ... "). Prints
@@ -354,12 +354,21 @@ async function mix() {
     const rand = rng(Number(opt('seed', '1')));
     let expected = '';
     for (let i = 0; i < chunks; i++) expected += `tok${i} `;
-    // Shares by counting, not by drawing: request i is a stream when the running count of
-    // streams is behind i * share. "Long" counts pairs (i / 2), so with both shares at 0.5
-    // requests cycle through short plain, short stream, long plain, long stream.
-    const every = (j, share) => Math.floor((j + 1) * share) > Math.floor(j * share);
-    const isStream = (i) => every(i, streamShare);
-    const isLong = (i) => every(Math.floor(i / 2), longShare);
+    // Exact shares, in a seeded random order: alternating would line up with a round-robin
+    // balancer's period and the fakes' request patterns, so that, say, every stream would
+    // land on one upstream.
+    const flags = (share, seed) => {
+        const k = Math.round(n * share), shuffle = rng(seed);
+        const a = Array.from({ length: n }, (_, i) => i < k);
+        for (let i = n - 1; i > 0; i--) {
+            const j = Math.floor(shuffle() * (i + 1));
+            [a[i], a[j]] = [a[j], a[i]];
+        }
+        return a;
+    };
+    const streamFlags = flags(streamShare, 1001), longFlags = flags(longShare, 2002);
+    const isStream = (i) => streamFlags[i];
+    const isLong = (i) => longFlags[i];
     const longPrompt = 'lorem ipsum dolor sit amet '.repeat(Math.ceil(longBytes / 27)).slice(0, longBytes);
     const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
     const start = performance.now();
