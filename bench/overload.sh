@@ -192,22 +192,22 @@ RESULTS=$TMP/results
 
 # run_case SCENARIO GATEWAY LONG_SHARE DEPS...: one run; prints its table row.
 run_case() {
-    local scen=$1 gw=$2 long=$3 run="$1-$2" line up hedges="" d logs=""; shift 3
+    local scen=$1 gw=$2 long=$3 name="$1-$2" line up hedges="" d logs=""; shift 3
     for d in "$@"; do logs="$logs $d=$TMP/fake-$d.log"; done
-    "start_$gw" "$run" "$@"
+    "start_$gw" "$name" "$@"
     for d in "$@"; do curl -s -X POST "http://127.0.0.1:$(fake_port "$d")/_fake/reset" >/dev/null; done
-    run "$TMP/$run.load" timeout 300 node "$LOAD" mix --port "$GW_PORT" --model m --n "$N" --rate "$RATE" \
-        --stream-share 0.5 --long-share "$long" --long-bytes 32000 --chunks $CHUNKS --id-prefix "$run" \
-        --out "$TMP/$run.json" || die "load generator failed on $run: $(tail -n 3 "$TMP/$run.load")"
-    line=$(grep '^RESULT' "$TMP/$run.load")
+    run "$TMP/$name.load" timeout 300 node "$LOAD" mix --port "$GW_PORT" --model m --n "$N" --rate "$RATE" \
+        --stream-share 0.5 --long-share "$long" --long-bytes 32000 --chunks $CHUNKS --id-prefix "$name" \
+        --out "$TMP/$name.json" || die "load generator failed on $name: $(tail -n 3 "$TMP/$name.load")"
+    line=$(grep '^RESULT' "$TMP/$name.load")
     if [ "$gw" = unbusy ]; then
         hedges=$(curl -s "http://127.0.0.1:$GW_PORT/admin/deployments" |
             jget '(h => h ? [h.started, h.won, h.wasted].join("/") : "-")(j.models[0].hedges)')
     fi
-    alive "$GW_PID" || die "$gw died during $run"
+    alive "$GW_PID" || die "$gw died during $name"
     stop_pid "$GW_PID"
     # shellcheck disable=SC2086
-    up=$(node "$FAKELOG" --prefix "$run" --n "$N" --out "$TMP/$run.json" $logs)
+    up=$(node "$FAKELOG" --prefix "$name" --n "$N" --out "$TMP/$name.json" $logs)
     echo "$scen $gw $line $up hedges=${hedges:--}" >>"$RESULTS"
     printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$gw" "$(field success_pct "$line")" \
         "$(field exact_pct "$line")" "$(field ttft_p50 "$line")" "$(field ttft_p99 "$line")" \
