@@ -22,10 +22,10 @@
  *
  * --log FILE appends one line per answered (counted) request, written at once:
  * "MS METHOD PATH STATUS REQUEST_ID BODY_BYTES", MS the monotonic clock in
- * milliseconds (the same clock in every fake on one machine), REQUEST_ID the x-request-id header or "-" (path and id cut at
- * 200 bytes, spaces as '_'). The benchmarks read it to tell which upstream saw
- * which client request, when, and in what order — beyond the last 200 that
- * /_fake/requests keeps.
+ * milliseconds (the same clock in every fake on one machine), REQUEST_ID the
+ * x-request-id header or "-" (path and id cut at 200 bytes, spaces as '_').
+ * The benchmarks read it to tell which upstream saw which client request, when,
+ * and in what order, beyond the last 200 that /_fake/requests keeps.
  */
 #include <cJSON.h>
 #include <ctype.h>
@@ -429,9 +429,8 @@ static void fk_log(const struct http1_request *req, int status, size_t body_len)
     fk_log_word(path, sizeof path, req->target.p, req->target.len);
     const struct http1_str *rid = http1_find_header(&req->head, "x-request-id");
     fk_log_word(id, sizeof id, rid ? rid->p : "", rid ? rid->len : 0);
-    fprintf(fk.log, "%llu %s %s %d %s %zu\n",
-            (unsigned long long)(uv_hrtime() / 1000000), method, path, status, id,
-            body_len);
+    fprintf(fk.log, "%llu %s %s %d %s %zu\n", (unsigned long long)(uv_hrtime() / 1000000), method,
+            path, status, id, body_len);
     fflush(fk.log); /* a reader polls the file while the fake runs */
 }
 
