@@ -30,7 +30,7 @@ DEB_TEST  := libcmocka-dev curl prometheus chromium
 DEB_NODE  := nodejs npm
 DEB_FUZZ  := clang
 
-.PHONY: all asan deps deps-test run test unit fuzz clean bench format check-format
+.PHONY: all asan deps deps-test run test unit fuzz clean bench bench-overload format check-format
 
 all: $(B)/unbusy $(B)/fakeup
 
@@ -122,6 +122,9 @@ test: deps-test
 
 bench: all
 	@sh bench/run.sh
+
+bench-overload: all
+	@BENCH_BUILD=0 bash bench/overload.sh
 
 format:
 	clang-format -i src/*.c src/*.h src/*/*.c src/*/*.h tests/unit/*/*.c tests/fakes/*.c tests/fuzz/*.c

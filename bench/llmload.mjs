@@ -1,5 +1,5 @@
 // bench/llmload.mjs — the load generator of the resilience benchmarks
-// (bench/hedge.sh, bench/admission.sh). Plain node (20+), no packages.
+// (bench/hedge.sh, bench/admission.sh, bench/overload.sh). Plain node (20+), no packages.
 //
 //   node llmload.mjs closed --port P --model M --n N --concurrency C [--stream 1] [--key K]
 //       N chat completions, C at a time (closed loop, keep-alive). Prints
@@ -16,6 +16,18 @@
 //       response head minus MS, the unloaded service time), Retry-After p50/max
 //       and the time the queue really took to drain after each shed (p50/p99; and
 //       both medians per 5 s window).
+//
+//   node llmload.mjs mix --port P --model M --n N --rate R [--stream-share F] [--long-share F]
+//                    [--long-bytes B] [--chunks K] [--id-prefix PFX] [--seed N] [--out FILE]
+//       Open-loop Poisson arrivals at R requests/s until N are sent (bench/overload.sh).
+//       Request i is a stream or not, and has a long prompt (about B bytes) or a short
+//       one: exact shares, each in its own seeded random order; it carries
+//       x-request-id PFX-i, so the fakes' logs tell which upstream saw it. The answer's
+//       text is kept: "exact" when it is what the fake sends for K content chunks
+//       ("tok0 tok1 ... "). Prints
+//       RESULT n= ok= success_pct= exact= exact_pct= ttft_p50= ttft_p90= ttft_p99= ttft_max=
+//       and the same TTFT split by stream / non-stream and long / short prompts
+//       (ok: 200 and a complete answer; ttft of a non-stream request: the whole answer).
 //
 //   node llmload.mjs hold --port P --model M --n N [--stream 1]
 //       Opens N raw keep-alive sockets, writes one request on each and keeps
@@ -46,22 +58,23 @@ function pct(sorted, p) {
 const fmt = (x) => (Number.isFinite(x) ? x.toFixed(1) : '-');
 const sortNum = (a) => a.slice().sort((x, y) => x - y);
 
-function body(streamed) {
+function body(streamed, prompt = 'Say hello.') {
     return JSON.stringify({
         model,
         stream: streamed,
-        messages: [{ role: 'user', content: 'Say hello.' }],
+        messages: [{ role: 'user', content: prompt }],
     });
 }
 
 // One request; resolves with its timings and outcome, never rejects.
-function oneRequest(agent, { streamed, key, timeoutMs }) {
+function oneRequest(agent, { streamed, key, timeoutMs, prompt, requestId }) {
     return new Promise((resolve) => {
-        const payload = body(streamed);
+        const payload = body(streamed, prompt);
         const headers = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) };
         if (key) headers.authorization = 'Bearer ' + key;
+        if (requestId) headers['x-request-id'] = requestId;
         const r = { t0: performance.now(), status: 0, head: NaN, ttft: NaN, total: NaN, error: null,
-                    retryAfter: null, queued: false, attempts: null, done: false };
+                    retryAfter: null, queued: false, attempts: null, done: false, text: '' };
         let settled = false;
         const finish = () => {
             if (settled) return;
@@ -100,6 +113,7 @@ function oneRequest(agent, { streamed, key, timeoutMs }) {
                         const d0 = j.choices && j.choices[0] && j.choices[0].delta;
                         if (Number.isNaN(r.ttft) && d0 && (d0.content || d0.reasoning_content))
                             r.ttft = performance.now() - r.t0;
+                        if (d0 && typeof d0.content === 'string') r.text += d0.content;
                     }
                 }
             });
@@ -109,6 +123,8 @@ function oneRequest(agent, { streamed, key, timeoutMs }) {
                     if (res.statusCode === 200) {
                         r.ttft = performance.now() - r.t0;
                         r.done = true;
+                        try { r.text = JSON.parse(text).choices[0].message.content || ''; }
+                        catch { r.error = 'bad_body'; }
                     } else {
                         try { r.error = 'http_' + res.statusCode + ':' + (JSON.parse(text).error.code || ''); }
                         catch { r.error = 'http_' + res.statusCode; }
@@ -327,9 +343,79 @@ async function hold() {
     }, 1000);
 }
 
-const modes = { closed, open, hold };
+async function mix() {
+    const n = Number(opt('n', '300'));
+    const rate = Number(opt('rate', '15'));
+    const streamShare = Number(opt('stream-share', '0.5'));
+    const longShare = Number(opt('long-share', '0'));
+    const longBytes = Number(opt('long-bytes', '32000'));
+    const chunks = Number(opt('chunks', '10'));
+    const prefix = opt('id-prefix', 'mix');
+    const rand = rng(Number(opt('seed', '1')));
+    let expected = '';
+    for (let i = 0; i < chunks; i++) expected += `tok${i} `;
+    // Exact shares, in a seeded random order: alternating would line up with a round-robin
+    // balancer's period and the fakes' request patterns, so that, say, every stream would
+    // land on one upstream.
+    const flags = (share, seed) => {
+        const k = Math.round(n * share), shuffle = rng(seed);
+        const a = Array.from({ length: n }, (_, i) => i < k);
+        for (let i = n - 1; i > 0; i--) {
+            const j = Math.floor(shuffle() * (i + 1));
+            [a[i], a[j]] = [a[j], a[i]];
+        }
+        return a;
+    };
+    const streamFlags = flags(streamShare, 1001), longFlags = flags(longShare, 2002);
+    const isStream = (i) => streamFlags[i];
+    const isLong = (i) => longFlags[i];
+    const longPrompt = 'lorem ipsum dolor sit amet '.repeat(Math.ceil(longBytes / 27)).slice(0, longBytes);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+    const start = performance.now();
+    const pending = [];
+    let at = start;
+    for (let i = 0; i < n; i++) {
+        at += (-Math.log(1 - rand()) / rate) * 1000;
+        const wait = at - performance.now();
+        if (wait > 0) await new Promise((res) => setTimeout(res, wait));
+        const streamed = isStream(i), long = isLong(i);
+        pending.push(oneRequest(agent, { streamed, timeoutMs: 90000, prompt: long ? longPrompt : undefined,
+                                         requestId: `${prefix}-${i}` })
+            .then((r) => Object.assign(r, { i, streamed, long })));
+    }
+    const results = await Promise.all(pending);
+    const wall = (performance.now() - start) / 1000;
+    agent.destroy();
+    const okOf = (r) => r.status === 200 && r.done && !r.error;
+    const ok = results.filter(okOf);
+    const exact = ok.filter((r) => r.text === expected);
+    const errs = {};
+    for (const r of results) {
+        if (okOf(r)) continue;
+        const kind = r.error || 'status_' + r.status;
+        errs[kind] = (errs[kind] || 0) + 1;
+    }
+    const tt = (rs) => sortNum(rs.filter(okOf).map((r) => r.ttft));
+    const part = (name, rs) => { const t = tt(rs); return `${name}_n=${rs.length} ${name}_p50=${fmt(pct(t, 50))} ` +
+        `${name}_p99=${fmt(pct(t, 99))}`; };
+    const all = tt(results);
+    const multi = results.filter((r) => r.attempts && r.attempts > 1).length;
+    console.log(`RESULT n=${n} ok=${ok.length} success_pct=${fmt((100 * ok.length) / n)} ` +
+        `exact=${exact.length} exact_pct=${fmt((100 * exact.length) / n)} wall_s=${wall.toFixed(1)} ` +
+        `ttft_p50=${fmt(pct(all, 50))} ttft_p90=${fmt(pct(all, 90))} ttft_p99=${fmt(pct(all, 99))} ` +
+        `ttft_max=${fmt(pct(all, 100))} multi_attempt=${multi} ` +
+        `${part('stream', results.filter((r) => r.streamed))} ${part('plain', results.filter((r) => !r.streamed))} ` +
+        `${part('long', results.filter((r) => r.long))} ${part('short', results.filter((r) => !r.long))}` +
+        (n - ok.length ? ' error_kinds=' + JSON.stringify(errs).replace(/ /g, '') : ''));
+    const file = opt('out', null);
+    if (file) fs.writeFileSync(file, JSON.stringify(results.map((r) => ({ id: `${prefix}-${r.i}`, t0: r.t0 - start,
+        stream: r.streamed, long: r.long, status: r.status, ttft: r.ttft, total: r.total, ok: okOf(r),
+        exact: okOf(r) && r.text === expected, attempts: r.attempts, provider: r.provider, error: r.error }))));
+}
+
+const modes = { closed, open, hold, mix };
 if (!modes[mode]) {
-    console.error('usage: node llmload.mjs closed|open|hold --port P ...');
+    console.error('usage: node llmload.mjs closed|open|hold|mix --port P ...');
     process.exit(2);
 }
 await modes[mode]();

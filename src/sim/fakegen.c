@@ -127,7 +127,7 @@ static int parse_directive(struct span d, struct fakegen_opts *o, char *err, siz
         uint64_t min, max;
     } nums[] = {
         {"ttft", offsetof(struct fakegen_opts, ttft_ms), 0, FAKEGEN_MAX_MS},
-        {"ttft_per_kb", offsetof(struct fakegen_opts, ttft_per_kb_ms), 0, FAKEGEN_MAX_MS},
+        {"ttft_per_ktok", offsetof(struct fakegen_opts, ttft_per_ktok_ms), 0, FAKEGEN_MAX_MS},
         {"keepalive", offsetof(struct fakegen_opts, keepalive_ms), 0, FAKEGEN_MAX_MS},
         {"ka_every", offsetof(struct fakegen_opts, ka_every_ms), 1, FAKEGEN_MAX_MS},
         {"chunks", offsetof(struct fakegen_opts, chunks), 0, FAKEGEN_MAX_CHUNKS},
@@ -484,10 +484,11 @@ int fakegen_new(const struct fakegen_request *req, const char *behavior,
                  req->credentials ? req->credentials : "");
     g->created = (int64_t)time(NULL);
     g->prompt_tokens = req->body_len / 4 ? req->body_len / 4 : 1;
-    if (g->o.ttft_per_kb_ms) { /* prefill: the first token later in proportion to the prompt */
-        uint64_t t = g->o.ttft_ms + (uint64_t)req->body_len * g->o.ttft_per_kb_ms / 1000;
-        g->o.ttft_ms = t > FAKEGEN_MAX_MS ? FAKEGEN_MAX_MS : (uint32_t)t;
-    }
+    /* Prefill: every later delay that starts from ttft (the first chunk, a whole
+       answer) sees the prompt's share too. */
+    if (g->o.ttft_per_ktok_ms)
+        g->o.ttft_ms =
+            sat_add(g->o.ttft_ms, (uint64_t)g->o.ttft_per_ktok_ms * g->prompt_tokens / 1000);
     g->total_chunks = g->o.chunks;
     if (g->o.reasoning && g->o.reasoning >= g->total_chunks)
         g->total_chunks = g->o.reasoning + 1; /* an answer follows the reasoning */

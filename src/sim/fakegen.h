@@ -37,8 +37,10 @@
  *                    role-only chunk go out at once (after keepalive, if any);
  *                    a non-stream answer comes whole after ttft plus the time
  *                    the chunks would have taken
- *   ttft_per_kb=MS   adds MS to ttft per 1000 bytes of the request body (a
- *                    prefill that grows with the prompt)
+ *   ttft_per_ktok=MS the first-token delay grows by MS for every 1,000 prompt
+ *                    tokens (the fake counts one per 4 bytes of request body,
+ *                    as in its usage): a provider whose prefill is slow, so
+ *                    that long prompts start late and short ones do not
  *   keepalive=MS     after the head, only ": keep-alive" comments (blank lines
  *                    for a non-stream request, whose body is then chunked) every
  *                    ka_every ms for MS ms, before the answer starts
@@ -85,8 +87,8 @@ struct fakegen_opts {
     int status;        /* 0: a normal answer; >= 400: an error response */
     int retry_after_s; /* -1: no Retry-After */
     bool html;
-    uint32_t ttft_ms;      /* after fakegen_new: ttft_per_kb included */
-    uint32_t ttft_per_kb_ms;
+    uint32_t ttft_ms; /* after fakegen_new: ttft_per_ktok's share for this request included */
+    uint32_t ttft_per_ktok_ms;
     uint32_t keepalive_ms;
     uint32_t ka_every_ms;
     uint32_t chunks;

@@ -1,7 +1,7 @@
 /*
  * fakeup — a scriptable misbehaving upstream for the integration tests.
  *
- *   fakeup [--port N] [--behavior STR]
+ *   fakeup [--port N] [--behavior STR] [--log FILE]
  *
  * A libuv HTTP/1.1 server on 127.0.0.1 (port 0, the default, picks a free
  * one) that answers like an OpenAI-compatible provider having a good or a bad
@@ -19,6 +19,13 @@
  * Keep-alive is supported; pipelined requests are answered one after the
  * other. The directive "slowread" stops reading the socket for 2 s before the
  * answer starts. SIGTERM or SIGINT closes everything and exits 0.
+ *
+ * --log FILE appends one line per answered (counted) request, written at once:
+ * "MS METHOD PATH STATUS REQUEST_ID BODY_BYTES", MS the monotonic clock in
+ * milliseconds (the same clock in every fake on one machine), REQUEST_ID the
+ * x-request-id header or "-" (path and id cut at 200 bytes, spaces as '_').
+ * The benchmarks read it to tell which upstream saw which client request, when,
+ * and in what order, beyond the last 200 that /_fake/requests keeps.
  */
 #include <cJSON.h>
 #include <ctype.h>
@@ -84,6 +91,7 @@ static struct {
     unsigned open_connections;
     struct fk_conn *conns;
     bool stopping;
+    FILE *log; /* --log, or NULL */
     char readbuf[FK_READ_BUF];
 } fk;
 
@@ -403,6 +411,29 @@ static void fk_slowread_over(uv_timer_t *t)
     fk_pull(c, 0);
 }
 
+/* A header value or path for a log line: at most 200 bytes, no spaces or control bytes. */
+static void fk_log_word(char *out, size_t cap, const char *p, size_t len)
+{
+    size_t n = len < cap - 1 ? len : cap - 1;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (unsigned char)p[i] <= ' ' ? '_' : p[i];
+    out[n] = '\0';
+    if (n == 0 && cap > 1) snprintf(out, cap, "-");
+}
+
+static void fk_log(const struct http1_request *req, int status, size_t body_len)
+{
+    if (!fk.log) return;
+    char method[16], path[201], id[201];
+    fk_log_word(method, sizeof method, req->method.p, req->method.len);
+    fk_log_word(path, sizeof path, req->target.p, req->target.len);
+    const struct http1_str *rid = http1_find_header(&req->head, "x-request-id");
+    fk_log_word(id, sizeof id, rid ? rid->p : "", rid ? rid->len : 0);
+    fprintf(fk.log, "%llu %s %s %d %s %zu\n", (unsigned long long)(uv_hrtime() / 1000000), method,
+            path, status, id, body_len);
+    fflush(fk.log); /* a reader polls the file while the fake runs */
+}
+
 static void fk_answer(struct fk_conn *c, const struct http1_request *req, const char *body,
                       size_t body_len)
 {
@@ -447,6 +478,7 @@ static void fk_answer(struct fk_conn *c, const struct http1_request *req, const 
         return;
     }
     fk_count_status(fakegen_status(c->gen));
+    fk_log(req, fakegen_status(c->gen), body_len);
     c->state = FK_RESPONDING;
     uint32_t slow = fakegen_get_opts(c->gen)->slowread_ms;
     if (slow) {
@@ -579,16 +611,19 @@ static void fk_stop(uv_signal_t *sig, int signum)
 
 static void fk_usage(FILE *f)
 {
-    fprintf(f, "usage: fakeup [--port N] [--behavior STR]\n"
+    fprintf(f, "usage: fakeup [--port N] [--behavior STR] [--log FILE]\n"
                "  --port N        listen on 127.0.0.1:N (0, the default: any free port)\n"
                "  --behavior STR  the default behaviour (see src/sim/fakegen.h), e.g. "
-               "\"20%%status=503|ok\"\n");
+               "\"20%%status=503|ok\"\n"
+               "  --log FILE      append a line per request: ms method path status "
+               "x-request-id body-bytes\n");
 }
 
 int main(int argc, char **argv)
 {
     long port = 0;
     const char *behavior = "";
+    const char *log_path = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
             char *end;
@@ -600,6 +635,8 @@ int main(int argc, char **argv)
         } else if ((strcmp(argv[i], "--behavior") == 0 || strcmp(argv[i], "--behaviour") == 0) &&
                    i + 1 < argc) {
             behavior = argv[++i];
+        } else if (strcmp(argv[i], "--log") == 0 && i + 1 < argc) {
+            log_path = argv[++i];
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fk_usage(stdout);
             return 0;
@@ -613,6 +650,10 @@ int main(int argc, char **argv)
     if (fakegen_pick(behavior, 0, &o, err, sizeof err)) {
         fprintf(stderr, "fakeup: --behavior: %s\n", err);
         return 2;
+    }
+    if (log_path && !(fk.log = fopen(log_path, "a"))) {
+        fprintf(stderr, "fakeup: --log %s: %s\n", log_path, strerror(errno));
+        return 1;
     }
     fk.behavior = strdup(behavior);
     signal(SIGPIPE, SIG_IGN);
@@ -641,6 +682,7 @@ int main(int argc, char **argv)
     uv_run(fk.loop, UV_RUN_DEFAULT);
     fk_reset_state();
     free(fk.behavior);
+    if (fk.log) fclose(fk.log);
     uv_loop_close(fk.loop);
     return 0;
 }

@@ -73,9 +73,9 @@ test('a deployment sending only keep-alives is hedged after the cold budget, not
 
 test('a long prompt whose first token is slow for its size is not hedged; the same wait on a short prompt is', async (t) => {
     const h = harness(t);
-    // both deployments prefill at 25 ms per KB of request: a 100 KB prompt waits 2.5 s
-    const a = await h.fake({ behavior: 'ttft=20,ttft_per_kb=25,chunks=2', name: 'fake-a' });
-    const b = await h.fake({ behavior: 'ttft=20,ttft_per_kb=25,chunks=2', name: 'fake-b' });
+    // both deployments prefill at 100 ms per 1,000 prompt tokens (4 bytes each): a 100 KB prompt waits 2.5 s
+    const a = await h.fake({ behavior: 'ttft=20,ttft_per_ktok=100,chunks=2', name: 'fake-a' });
+    const b = await h.fake({ behavior: 'ttft=20,ttft_per_ktok=100,chunks=2', name: 'fake-b' });
     const gw = await h.gateway({
         config: {
             providers: { a: fakeProvider(a, { probe: false }), b: fakeProvider(b, { probe: false }) },

@@ -443,23 +443,68 @@ static void test_keepalive_is_lazy(void **state)
     fakegen_free(g);
 }
 
-/* ttft_per_kb: the first token later in proportion to the request body (a long prompt's prefill). */
-static void test_ttft_per_kb(void **state)
+/* A body of `bytes` bytes: {"stream":true,"messages":[{"role":"user","content":"xxx..."}]}. */
+static char *prompt_body(size_t bytes, bool stream)
 {
-    char body[2101];
-    memset(body, ' ', sizeof body - 1);
-    memcpy(body, "{\"stream\":true", 14);
-    body[sizeof body - 2] = '}';
-    body[sizeof body - 1] = '\0'; /* 2100 bytes */
-    struct fakegen_request req = {"POST", 4, "/v1/chat/completions", 20, body, strlen(body), false, NULL, 0, 0};
-    struct fakegen *g;
-    assert_int_equal(fakegen_new(&req, "ttft=100,ttft_per_kb=50", NULL, &g), 0);
-    assert_int_equal(fakegen_get_opts(g)->ttft_ms, 100 + 2100 * 50 / 1000);
-    fakegen_free(g);
-    req.body_len = 15;
-    assert_int_equal(fakegen_new(&req, "ttft=100", NULL, &g), 0);
-    assert_int_equal(fakegen_get_opts(g)->ttft_ms, 100); /* without it the size does not matter */
-    fakegen_free(g);
+    const char *head = stream ? "{\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\""
+                              : "{\"messages\":[{\"role\":\"user\",\"content\":\"";
+    const char *tail = "\"}]}";
+    size_t fixed = strlen(head) + strlen(tail);
+    assert_true(bytes > fixed);
+    char *b = malloc(bytes + 1);
+    assert_non_null(b);
+    strcpy(b, head);
+    memset(b + strlen(head), 'x', bytes - fixed);
+    strcpy(b + bytes - strlen(tail), tail);
+    assert_int_equal(strlen(b), bytes);
+    return b;
+}
+
+static void test_ttft_per_ktok(void **state)
+{
+    (void)state;
+    struct transcript t;
+    const char *behavior = "ttft=100,ttft_per_ktok=50,chunks=2,chunk_ms=10";
+    /* 8,000 bytes are 2,000 prompt tokens: 100 + 2 x 50 ms before the first content chunk. */
+    char *long_prompt = prompt_body(8000, true);
+    chat_stream(long_prompt, behavior, &t);
+    assert_int_equal(t.status, 200);
+    assert_int_equal(t.delay[0], 0); /* the head and the role chunk go out at once */
+    assert_int_equal(t.delay[1], 0);
+    assert_int_equal(t.delay[2], 200);
+    assert_int_equal(t.delay[3], 10); /* only the first token pays for the prompt */
+    transcript_free(&t);
+    free(long_prompt);
+
+    /* A short prompt (400 bytes, 100 tokens) adds 5 ms. */
+    char *short_prompt = prompt_body(400, true);
+    chat_stream(short_prompt, behavior, &t);
+    assert_int_equal(t.delay[2], 105);
+    transcript_free(&t);
+    free(short_prompt);
+
+    /* A whole (non-stream) answer comes after ttft with the prompt's share, plus the chunks. */
+    char *long_plain = prompt_body(40000, false);
+    chat_stream(long_plain, behavior, &t);
+    assert_int_equal(t.n, 1);
+    assert_int_equal(t.delay[0], 100 + 10 * 50 + 10);
+    transcript_free(&t);
+    free(long_plain);
+
+    /* Without the directive the prompt's size changes nothing. */
+    char *plain = prompt_body(40000, true);
+    chat_stream(plain, "ttft=100,chunks=2", &t);
+    assert_int_equal(t.delay[2], 100);
+    transcript_free(&t);
+    free(plain);
+
+    struct fakegen_opts o;
+    char err[160];
+    assert_int_equal(fakegen_pick("ttft_per_ktok=7", 0, &o, err, sizeof err), 0);
+    assert_int_equal(o.ttft_per_ktok_ms, 7);
+    assert_int_equal(o.ttft_ms, 0); /* pick parses; the prompt is applied per request */
+    assert_int_equal(fakegen_pick("ttft_per_ktok", 0, &o, err, sizeof err), -1);
+    assert_int_equal(fakegen_pick("ttft_per_ktok=-1", 0, &o, err, sizeof err), -1);
 }
 
 static void test_status_retry_after(void **state)
@@ -957,6 +1002,7 @@ int main(void)
         cmocka_unit_test(test_stream_keepalive),
         cmocka_unit_test(test_keepalive_is_lazy),
         cmocka_unit_test(test_max_inflight),
+        cmocka_unit_test(test_ttft_per_ktok),
         cmocka_unit_test(test_status_retry_after),
         cmocka_unit_test(test_html),
         cmocka_unit_test(test_nonstream_json),
@@ -967,7 +1013,6 @@ int main(void)
         cmocka_unit_test(test_other_endpoints),
         cmocka_unit_test(test_sim_stream_and_reuse),
         cmocka_unit_test(test_sim_cut_is_eof),
-        cmocka_unit_test(test_ttft_per_kb),
         cmocka_unit_test(test_sim_pause_holds_delivery),
         cmocka_unit_test(test_sim_release_inside_callback),
         cmocka_unit_test(test_sim_hang_and_profile),
