@@ -295,6 +295,9 @@ test('hedging: a slow first deployment is raced by a second one, the first conte
     const st = (await adminState(gw)).models[0].hedges;
     assert.equal(st.started, 1);
     assert.equal(st.won, 1);
+    // an incident on the status page, naming the slow deployment
+    const incidents = (await gw.request('/status.json')).json().incidents;
+    assert.ok(incidents.some((i) => i.kind === 'hedged' && i.model === 'm'), `no hedged incident: ${JSON.stringify(incidents)}`);
     // the losing attempt was cancelled: the slow fake's connection is closed soon after
     await waitUntil(async () => (await slow.stats()).open_connections <= base, { timeout: 3000 * SLOW, what: 'loser cancelled' });
 });
