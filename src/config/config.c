@@ -285,6 +285,34 @@ static void parse_base_url(struct config_yaml_loader *ld, yaml_node_t *v, void *
     p->probe.enabled = p->kind != CFG_PROVIDER_SIM;
 }
 
+static const char *const continuations[] = {"auto", "prefix", "continue_final_message",
+                                            "assistant_message", "off"};
+
+static void parse_continuation(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
+                               const struct config_yaml_field *f)
+{
+    struct cfg_provider *p = obj;
+    char *name = config_yaml_text(ld, v);
+    if (!name) return;
+    size_t i = 0;
+    while (i < COUNT(continuations) && strcmp(name, continuations[i]) != 0)
+        i++;
+    /* the table's order is enum cfg_continuation's */
+    if (i < COUNT(continuations)) {
+        p->continuation = (enum cfg_continuation)i;
+    } else {
+        const char *near = config_value_nearest(name, continuations, COUNT(continuations));
+        if (near)
+            ERR(ld, v, "unknown continuation \"%s\"; did you mean \"%s\"?", name, near);
+        else
+            ERR(ld, v,
+                "unknown continuation \"%s\" (expected one of: auto, prefix, "
+                "continue_final_message, assistant_message, off)",
+                name);
+    }
+    free(name);
+}
+
 static const struct config_yaml_field provider_fields[] = {
     SECTION("base_url", parse_base_url, CONFIG_YAML_REQUIRED),
     FIELD("api_key", config_yaml_string, struct cfg_provider, api_key, 0, 0,
@@ -304,6 +332,7 @@ static const struct config_yaml_field provider_fields[] = {
     FIELD("connect_timeout", config_yaml_duration, struct cfg_provider, connect_timeout_ms, 0,
           10 * MIN, 0),
     FIELD("probe", parse_probe, struct cfg_provider, probe, 0, 0, 0),
+    SECTION("continuation", parse_continuation, 0),
 };
 
 static void parse_providers(struct config_yaml_loader *ld, yaml_node_t *map, void *obj,
@@ -761,7 +790,7 @@ static void set_defaults(struct config_yaml_loader *ld, struct config *c)
             },
         .retry_budget = {.ratio = 0.2, .min_per_sec = 3, .window_ms = 10 * SEC},
         .hedge = {.enabled = true, .after_ms = 0, .max_ratio = 0.2},
-        .continue_on_cut = false,
+        .continue_on_cut = true,
         .slow_start_ms = 30 * SEC,
     };
 }

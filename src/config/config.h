@@ -101,7 +101,7 @@ struct cfg_resilience {
     struct cfg_breaker breaker;
     struct cfg_retry_budget retry_budget;
     struct cfg_hedge hedge;
-    bool continue_on_cut;         /* experimental; default false */
+    bool continue_on_cut;         /* continue a cut stream on another deployment; default true */
     uint32_t slow_start_ms;       /* a recovered deployment ramps its share over this; default
                                      30 s; 0: off */
 };
@@ -138,6 +138,17 @@ struct cfg_rule {
     int line;
 };
 
+/* How a provider continues a partial answer (continue_on_cut; provider/provider.h resolves
+   auto). */
+enum cfg_continuation {
+    CFG_CONTINUATION_AUTO = 0,            /* by the API host: api.deepseek.com → prefix, else
+                                             assistant_message */
+    CFG_CONTINUATION_PREFIX,              /* DeepSeek's chat prefix completion */
+    CFG_CONTINUATION_CONTINUE_FINAL,      /* vLLM / SGLang continue_final_message */
+    CFG_CONTINUATION_ASSISTANT_MESSAGE,   /* a plain trailing assistant message */
+    CFG_CONTINUATION_OFF,                 /* never continue on this provider */
+};
+
 struct cfg_provider {
     char *name;
     enum cfg_provider_kind kind; /* the transport */
@@ -161,6 +172,7 @@ struct cfg_provider {
     uint32_t max_idle_conns;   /* idle keep-alive connections kept per worker (default 64) */
     uint32_t idle_conn_timeout_ms; /* default 60 s */
     uint32_t connect_timeout_ms;   /* 0: the model's */
+    enum cfg_continuation continuation; /* default auto */
     struct cfg_probe probe;
     int line;                  /* where it was defined, for messages */
 };

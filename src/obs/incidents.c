@@ -8,6 +8,7 @@ static const char *const kind_names[INCIDENT__COUNT] = {
     [INCIDENT_ATTEMPT_FAILED] = "attempt_failed", [INCIDENT_STREAM_FAILED] = "stream_failed",
     [INCIDENT_BREAKER_OPENED] = "breaker_opened", [INCIDENT_BREAKER_CLOSED] = "breaker_closed",
     [INCIDENT_AUTH_REFUSED] = "auth_refused",     [INCIDENT_REQUEST_FAILED] = "request_failed",
+    [INCIDENT_CONTINUED] = "continued",           [INCIDENT_HEDGED] = "hedged",
 };
 
 const char *incidents_kind_name(enum incident_kind k)

@@ -1,8 +1,10 @@
 /*
  * incidents — a small bounded ring of recent notable events (a deployment's
  * attempt failed and the request moved on, a stream broke after it had
- * started, a breaker opened or closed, a provider refused our credentials,
- * a request found every deployment failing), for the public status page.
+ * started, a cut stream was continued on another deployment, a slow first
+ * token was hedged, a breaker opened or closed, a provider refused our
+ * credentials, a request found every deployment failing), for the public
+ * status page.
  *
  * One ring per process, shared by every worker behind a mutex: incidents are
  * rare next to requests, and a repeat of a held incident (same kind, model,
@@ -37,6 +39,9 @@ enum incident_kind {
     INCIDENT_BREAKER_CLOSED,
     INCIDENT_AUTH_REFUSED,   /* 401/402/403: the deployment is out until enabled */
     INCIDENT_REQUEST_FAILED, /* every deployment of the model failed */
+    INCIDENT_CONTINUED,      /* after the first byte the stream broke; another deployment
+                                continued it, the client saw no error */
+    INCIDENT_HEDGED,         /* the first token was slow: a second attempt was started */
     INCIDENT__COUNT
 };
 
@@ -62,7 +67,7 @@ void incidents_init(struct incidents *in);
 void incidents_destroy(struct incidents *in);
 
 /* "attempt_failed", "stream_failed", "breaker_opened", "breaker_closed",
-   "auth_refused", "request_failed"; "?" out of range. */
+   "auth_refused", "request_failed", "continued", "hedged"; "?" out of range. */
 const char *incidents_kind_name(enum incident_kind k);
 
 /* Records one event at wall-clock now_ms. model/deployment may be NULL; longer

@@ -94,6 +94,7 @@ static inline uint64_t rd64(const uint64_t *c)
 struct model_slot {
     struct hist h[H__COUNT];
     uint64_t attempts, shed, degraded;
+    uint64_t continuations[METRICS_CONTINUATION__COUNT];
     uint64_t queue_depth;                  /* a gauge, set by the worker */
     uint64_t no_dep[SC__COUNT][OUTCOME__COUNT]; /* requests no deployment answered */
 };
@@ -295,7 +296,7 @@ void metrics_request_done(struct metrics_shard *s, const struct cfg_model *m,
 
 void metrics_attempt_end(struct metrics_shard *s, const struct cfg_model *m,
                          const struct cfg_deployment *d, enum health_class c,
-                         unsigned health_events, int status, bool after_first_byte)
+                         unsigned health_events, int status, enum incident_kind failed_as)
 {
     long mi = s ? model_index(s->reg, m) : -1;
     struct dep_slot *ds = mi >= 0 ? dep_slot(s, mi, d) : NULL;
@@ -306,9 +307,7 @@ void metrics_attempt_end(struct metrics_shard *s, const struct cfg_model *m,
     if (c != HEALTH_OK && (unsigned)c < HEALTH__COUNT) {
         bump(&ds->errors[c], 1);
         now = wall_ms();
-        incidents_add(&s->reg->incidents,
-                      after_first_byte ? INCIDENT_STREAM_FAILED : INCIDENT_ATTEMPT_FAILED, m->name,
-                      key, c, status, now);
+        incidents_add(&s->reg->incidents, failed_as, m->name, key, c, status, now);
     }
     if (!health_events) return;
     if (!now) now = wall_ms();
@@ -319,6 +318,21 @@ void metrics_attempt_end(struct metrics_shard *s, const struct cfg_model *m,
     if (health_events & HEALTH_EVENT_AUTH_FIRST)
         incidents_add(&s->reg->incidents, INCIDENT_AUTH_REFUSED, m->name, key, HEALTH_AUTH, status,
                       now);
+}
+
+void metrics_hedged(struct metrics_shard *s, const struct cfg_model *m, const struct cfg_deployment *d)
+{
+    long mi = s ? model_index(s->reg, m) : -1;
+    if (mi < 0 || !dep_slot(s, mi, d)) return;
+    char key[192];
+    snprintf(key, sizeof key, "%s/%s", d->provider->name, d->model);
+    incidents_add(&s->reg->incidents, INCIDENT_HEDGED, m->name, key, HEALTH_OK, 0, wall_ms());
+}
+
+void metrics_continuation(struct metrics_shard *s, const struct cfg_model *m, enum metrics_continuation r)
+{
+    long mi = s ? model_index(s->reg, m) : -1;
+    if (mi >= 0 && (unsigned)r < METRICS_CONTINUATION__COUNT) bump(&s->models[mi].continuations[r], 1);
 }
 
 void metrics_content_event(struct metrics_shard *s, const struct cfg_model *m, const void *stream,
@@ -634,6 +648,18 @@ static void render_model_counters(struct buf *b, const struct metrics *m)
         sample_u(b, "unbusy_hedges_skipped_total", l, 2, atomic_load(&rm->hedges_denied));
         l[1].value = "no_deployment";
         sample_u(b, "unbusy_hedges_skipped_total", l, 2, atomic_load(&rm->hedges_no_deployment));
+    }
+    family(b, "unbusy_continuations_total", "counter",
+           "Streams cut after their first byte: continued to a complete answer (ok), continued but "
+           "failed all the same (failed), not continued because it was unsafe (unsafe).");
+    static const char *const cont_results[METRICS_CONTINUATION__COUNT] = {"ok", "failed", "unsafe"};
+    for (size_t mi = 0; mi < cfg->nmodels; mi++) {
+        for (int r = 0; r < METRICS_CONTINUATION__COUNT; r++) {
+            struct label l[2] = {{"model", cfg->models[mi].name}, {"result", cont_results[r]}};
+            sample_u(b, "unbusy_continuations_total", l, 2,
+                     sum_model_field(m, mi, offsetof(struct model_slot, continuations) +
+                                                       (size_t)r * sizeof(uint64_t)));
+        }
     }
     family(b, "unbusy_retry_budget_exhausted_total", "counter",
            "Requests that could not fail over because the model's retry budget was spent.");

@@ -75,13 +75,29 @@ void metrics_request_done(struct metrics_shard *s, const struct cfg_model *m,
 /*
  * An attempt on deployment d got its verdict (health_release returned
  * health_events). A failure class counts in upstream_errors_total and is an
- * incident (stream_failed when after_first_byte, else attempt_failed);
- * breaker trips / closes and a first refusal of our credentials are
- * incidents too. status: the upstream's HTTP status (0 if none).
+ * incident of kind failed_as (attempt_failed before the client saw a byte of
+ * it, stream_failed after, continued when another deployment takes the
+ * stream over); breaker trips / closes and a first refusal of our
+ * credentials are incidents too. status: the upstream's HTTP status (0 if none).
  */
 void metrics_attempt_end(struct metrics_shard *s, const struct cfg_model *m,
                          const struct cfg_deployment *d, enum health_class c,
-                         unsigned health_events, int status, bool after_first_byte);
+                         unsigned health_events, int status, enum incident_kind failed_as);
+
+/* A hedge was started because deployment d was slow to its first token: an incident. */
+void metrics_hedged(struct metrics_shard *s, const struct cfg_model *m, const struct cfg_deployment *d);
+
+/* What became of a stream cut after its first byte (unbusy_continuations_total):
+   continued to a complete answer, continued but the request still failed, or not
+   continued because continuing was unsafe (tool calls, n > 1, logprobs, JSON output,
+   no deployment that continues). */
+enum metrics_continuation {
+    METRICS_CONTINUATION_OK,
+    METRICS_CONTINUATION_FAILED,
+    METRICS_CONTINUATION_UNSAFE,
+    METRICS_CONTINUATION__COUNT
+};
+void metrics_continuation(struct metrics_shard *s, const struct cfg_model *m, enum metrics_continuation r);
 
 /*
  * A content event of an upstream stream arrived. stream identifies the

@@ -5,7 +5,10 @@
  * Request: POST base_path + /chat/completions, /completions or /embeddings,
  * the client's body with the deployment's model (and stream + include_usage
  * when a stream is asked for). A continuation is the same body with the
- * answer so far as a trailing assistant message. Auth is one header:
+ * answer so far as a trailing assistant message, marked as the provider
+ * wants it continued (cfg_provider.continuation: DeepSeek's "prefix": true
+ * on its beta base path, vLLM's and SGLang's continue_final_message, or
+ * nothing). Auth is one header:
  * auth_header: auth_prefix + api_key ("Authorization: Bearer KEY" by default,
  * "api-key: KEY", or a raw token with auth_prefix "").
  *
@@ -35,22 +38,87 @@ static const char *api_path(enum provider_api api)
     return "/";
 }
 
-/* The client's body with the answer so far as a trailing assistant message (malloc'd). */
-static char *continuation_body(const struct provider_call *c, size_t *len)
+/* DeepSeek serves chat prefix completion on its beta base URL only ("Chat Prefix Completion
+   (Beta)": base_url https://api.deepseek.com/beta). */
+#define DEEPSEEK_HOST "api.deepseek.com"
+#define DEEPSEEK_BETA_BASE_PATH "/beta"
+
+static enum cfg_continuation openai_continuation(const struct cfg_provider *pv)
+{
+    if (pv->continuation != CFG_CONTINUATION_AUTO)
+        return pv->continuation;
+    return pv->host && strcasecmp(pv->host, DEEPSEEK_HOST) == 0 ? CFG_CONTINUATION_PREFIX
+                                                                 : CFG_CONTINUATION_ASSISTANT_MESSAGE;
+}
+
+/* obj[key] = item, replacing a member of that name; false when out of memory (item freed). */
+static bool set_member(cJSON *obj, const char *key, cJSON *item)
+{
+    if (!item)
+        return false;
+    if (cJSON_GetObjectItemCaseSensitive(obj, key))
+        return cJSON_ReplaceItemInObjectCaseSensitive(obj, key, item);
+    if (cJSON_AddItemToObject(obj, key, item))
+        return true;
+    cJSON_Delete(item);
+    return false;
+}
+
+/* What is left of a token limit once `spent` tokens have been generated (at least 1). */
+static bool lower_limit(cJSON *j, const char *key, int64_t spent)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    if (!cJSON_IsNumber(v) || spent <= 0)
+        return true;
+    double left = v->valuedouble - (double)spent;
+    return set_member(j, key, cJSON_CreateNumber(left < 1 ? 1 : left));
+}
+
+/*
+ * The client's body turned into the continuation of the answer so far (malloc'd):
+ * the text as the trailing assistant message (appended to one the client already ended
+ * with, which it meant as a prefix of the answer), and what the mechanism adds:
+ *   prefix                  "prefix": true on that message (DeepSeek)
+ *   continue_final_message  "continue_final_message": true, "add_generation_prompt": false
+ *                           at the top level (vLLM, SGLang: the chat template leaves the
+ *                           message open instead of starting a new assistant turn)
+ *   assistant_message       nothing: the provider may or may not read it as a prefix
+ * Token limits lose what was already generated.
+ */
+static char *continuation_body(const struct provider_call *c, enum cfg_continuation how, size_t *len)
 {
     cJSON *j = cJSON_ParseWithLength(c->body, c->body_len);
     cJSON *messages = j ? cJSON_GetObjectItemCaseSensitive(j, "messages") : NULL;
-    char *text = strndup(c->continue_text, c->continue_len);
-    cJSON *m = cJSON_IsArray(messages) && text ? cJSON_CreateObject() : NULL;
-    char *out = NULL;
-    if (m && cJSON_AddStringToObject(m, "role", "assistant") && cJSON_AddStringToObject(m, "content", text) &&
-        cJSON_AddItemToArray(messages, m)) {
-        m = NULL;
-        out = cJSON_PrintUnformatted(j);
+    if (!cJSON_IsArray(messages)) {
+        cJSON_Delete(j);
+        return NULL;
     }
-    cJSON_Delete(m);
+    cJSON *last = cJSON_GetArrayItem(messages, cJSON_GetArraySize(messages) - 1);
+    const cJSON *role = last ? cJSON_GetObjectItemCaseSensitive(last, "role") : NULL;
+    const cJSON *content = last ? cJSON_GetObjectItemCaseSensitive(last, "content") : NULL;
+    bool extend = cJSON_IsString(role) && strcmp(role->valuestring, "assistant") == 0 && cJSON_IsString(content);
+    struct buf text;
+    buf_init(&text, 0);
+    bool ok = (!extend || buf_append_str(&text, content->valuestring) == 0) &&
+              buf_append(&text, c->continue_text, c->continue_len) == 0 && buf_append(&text, "", 1) == 0;
+    cJSON *m = extend ? last : NULL;
+    if (ok && !m) {
+        m = cJSON_CreateObject();
+        ok = m && cJSON_AddStringToObject(m, "role", "assistant") && cJSON_AddItemToArray(messages, m);
+        if (!ok)
+            cJSON_Delete(m);
+    }
+    ok = ok && set_member(m, "content", cJSON_CreateString(text.data));
+    if (ok && how == CFG_CONTINUATION_PREFIX)
+        ok = set_member(m, "prefix", cJSON_CreateTrue());
+    if (ok && how == CFG_CONTINUATION_CONTINUE_FINAL)
+        ok = set_member(j, "continue_final_message", cJSON_CreateTrue()) &&
+             set_member(j, "add_generation_prompt", cJSON_CreateFalse());
+    ok = ok && lower_limit(j, "max_tokens", c->continue_tokens) &&
+         lower_limit(j, "max_completion_tokens", c->continue_tokens);
+    char *out = ok ? cJSON_PrintUnformatted(j) : NULL;
     cJSON_Delete(j);
-    free(text);
+    buf_free(&text);
     if (out)
         *len = strlen(out);
     return out;
@@ -62,8 +130,14 @@ static int openai_build(const struct provider_call *c, struct provider_request *
     r->path = api_path(c->api);
     int rc;
     if (c->continue_text) {
+        enum cfg_continuation how = openai_continuation(c->provider);
+        if (how == CFG_CONTINUATION_OFF)
+            return -1; /* the proxy does not send a continuation here */
+        if (how == CFG_CONTINUATION_PREFIX && c->provider->host &&
+            strcasecmp(c->provider->host, DEEPSEEK_HOST) == 0)
+            r->base_path = DEEPSEEK_BETA_BASE_PATH;
         size_t len = 0;
-        char *body = continuation_body(c, &len);
+        char *body = continuation_body(c, how, &len);
         struct jsonx_request scan;
         rc = body && jsonx_scan_request(body, len, &scan) == 0
                  ? jsonx_rewrite_request(body, len, &scan, c->model, c->stream, &r->body)
@@ -198,6 +272,7 @@ static bool openai_probe_ok(bool deep, int status)
 const struct provider_ops provider_openai_ops = {
     .name = "openai",
     .build = openai_build,
+    .continuation = openai_continuation,
     .sign = openai_sign,
     .head = openai_head,
     .feed = openai_feed,

@@ -18,6 +18,23 @@ const struct provider_ops *provider_ops_of(const struct cfg_provider *pv)
     return &provider_openai_ops;
 }
 
+enum cfg_continuation provider_continuation(const struct cfg_provider *pv)
+{
+    return provider_ops_of(pv)->continuation(pv);
+}
+
+const char *provider_continuation_name(enum cfg_continuation c)
+{
+    switch (c) {
+    case CFG_CONTINUATION_AUTO: return "auto";
+    case CFG_CONTINUATION_PREFIX: return "prefix";
+    case CFG_CONTINUATION_CONTINUE_FINAL: return "continue_final_message";
+    case CFG_CONTINUATION_ASSISTANT_MESSAGE: return "assistant_message";
+    case CFG_CONTINUATION_OFF: return "off";
+    }
+    return "?";
+}
+
 static void request_init(struct provider_request *r)
 {
     memset(r, 0, sizeof *r);
@@ -38,7 +55,14 @@ static char *finish(const struct provider_ops *ops, const struct cfg_provider *p
 {
     struct buf head;
     buf_init(&head, 0);
-    int rc = uphttp_request_head(&head, pv, r->method, r->path, user_agent);
+    struct cfg_provider other_base; /* the same provider under another base path (a beta API) */
+    const struct cfg_provider *target = pv;
+    if (r->base_path) {
+        other_base = *pv;
+        other_base.base_path = (char *)r->base_path;
+        target = &other_base;
+    }
+    int rc = uphttp_request_head(&head, target, r->method, r->path, user_agent);
     rc |= buf_append(&head, r->head.data ? r->head.data : "", r->head.len);
     if (extra_headers)
         rc |= buf_append_str(&head, extra_headers);

@@ -7,6 +7,8 @@
  *   build      the request for one attempt: method, path, format headers, body
  *              from the client's body; called again for a retry, a hedge and a
  *              continuation (struct provider_call says which text to continue)
+ *   continuation  how a provider continues a partial answer (a capability read
+ *              before a continuation is sent to it; OFF: it is never asked to)
  *   sign       the auth step: sees the finished head and body, adds its headers
  *   head       the response head: a stream, a whole answer, or an error body
  *   feed       response bytes of a stream → normalised events, resumable, no I/O
@@ -54,6 +56,8 @@ struct provider_call {
     bool stream;                       /* ask for a stream */
     const char *continue_text;         /* a continuation: the answer so far (NULL: none) */
     size_t continue_len;
+    int64_t continue_tokens;           /* tokens of it (estimated): taken off the client's
+                                          max_tokens, so the whole answer stays within it */
     const char *extra_headers;         /* "Name: value\r\n"... of the caller (trace ids), or NULL */
     const char *user_agent;
 };
@@ -61,7 +65,8 @@ struct provider_call {
 /* A request being built: build fills method, path, headers and body; sign adds to head. */
 struct provider_request {
     const char *method;                /* static string */
-    const char *path;                  /* under the provider's base_path; static or config */
+    const char *path;                  /* under the base path; static or config */
+    const char *base_path;             /* NULL: the provider's; else this one (static) */
     struct buf head;                   /* request line and headers so far, no blank line */
     struct buf body;
 };
@@ -121,6 +126,9 @@ enum { PROVIDER_FEED_BAD = -1 }; /* framing broken or an event over its bound */
 struct provider_ops {
     const char *name;
     int (*build)(const struct provider_call *c, struct provider_request *r);
+    /* The mechanism build uses for a continuation on pv: never AUTO (resolved), OFF when pv
+       must not be asked to continue. */
+    enum cfg_continuation (*continuation)(const struct cfg_provider *pv);
     int (*sign)(const struct cfg_provider *pv, struct provider_request *r);
     enum provider_head (*head)(const struct http1_response *resp, bool asked_stream);
     int (*feed)(struct provider_stream *s, const char *data, size_t len, provider_event_fn fn, void *ud);
@@ -134,6 +142,11 @@ extern const struct provider_ops provider_openai_ops;
 
 /* The ops of a provider's wire format (cfg_provider.wire); never NULL. */
 const struct provider_ops *provider_ops_of(const struct cfg_provider *pv);
+
+/* pv's continuation mechanism (its ops' continuation); "prefix", "continue_final_message",
+   "assistant_message" or "off" for the log and the admin API. */
+enum cfg_continuation provider_continuation(const struct cfg_provider *pv);
+const char *provider_continuation_name(enum cfg_continuation c);
 
 /*
  * The whole request for c: build, the common head (request line under base_path,

@@ -148,6 +148,9 @@ static char *build_request(struct attempt *a, size_t *len)
     server_conn_new_id(p->conn, span); /* a new parent id per attempt, in the client's trace */
     snprintf(trace, sizeof trace, "x-request-id: %s\r\ntraceparent: 00-%s-%s-%s\r\n", sr->request_id,
              sr->trace_id, span, sr->trace_flags);
+    size_t continue_len;
+    int64_t continue_tokens;
+    const char *continue_text = proxy_continue_text(p, &continue_len, &continue_tokens);
     struct provider_call call = {
         .provider = a->dep->provider,
         .model = a->dep->model,
@@ -156,8 +159,9 @@ static char *build_request(struct attempt *a, size_t *len)
         .body_len = p->body_len,
         .scan = &p->scan,
         .stream = a->up_stream,
-        .continue_text = p->continued ? p->partial.data : NULL,
-        .continue_len = p->continued ? p->partial.len : 0,
+        .continue_text = continue_text,
+        .continue_len = continue_len,
+        .continue_tokens = continue_tokens,
         .extra_headers = trace,
         .user_agent = "unbusy/0.1",
     };

@@ -118,7 +118,7 @@ void proxy_fail_request(struct preq *p, enum gw_err e, const char *msg, int retr
 
 void proxy_relay_event(struct preq *p, const char *data, size_t len)
 {
-    proxy_continue_note(p, data, len);
+    char *rewritten = proxy_continue_relay(p, &data, &len);
     if (memchr(data, '\n', len)) {
         /* An upstream event of several data lines: one data line each again, or the client
            would read only the first (its parser joins them back as ours did). */
@@ -132,6 +132,7 @@ void proxy_relay_event(struct preq *p, const char *data, size_t len)
                              uv_buf_init("\n\n", 2)};
         server_stream_writev(p->conn, parts, 3);
     }
+    free(rewritten);
     if (!p->paused && server_pending_bytes(p->conn) > SERVER_HIGH_WATER && p->winner) {
         p->paused = true;
         attempt_pause(p->winner, true);
@@ -159,7 +160,8 @@ static void commit_stream(struct preq *p, struct attempt *a)
     buf_reset(&a->held);
 }
 
-static void release_attempt(struct attempt *a, enum health_class c)
+/* failed_as: the incident a failure is (attempt_failed, stream_failed, continued). */
+static void release_attempt_as(struct attempt *a, enum health_class c, enum incident_kind failed_as)
 {
     struct preq *p = a->p;
     if (!a->rd)
@@ -177,7 +179,7 @@ static void release_attempt(struct attempt *a, enum health_class c)
     /* A first token that came is a sample of the budget even if the stream broke later. */
     if (a->got_first)
         ttft_budget_observe(&a->rd->ttft, prompt_tokens(p), a->ttft_ms);
-    metrics_attempt_end(p->env->metrics, p->model, a->dep, c, ev, a->status, p->committed);
+    metrics_attempt_end(p->env->metrics, p->model, a->dep, c, ev, a->status, failed_as);
     struct balancer_outcome o = {.cls = c, .ttft_ms = c == HEALTH_OK ? a->ttft_ms : 0,
                                  .usage = {.prompt_tokens = -1, .completion_tokens = -1,
                                            .reasoning_tokens = -1, .cached_tokens = -1}};
@@ -205,6 +207,13 @@ static void release_attempt(struct attempt *a, enum health_class c)
     a->rd = NULL;
 }
 
+static void release_attempt(struct attempt *a, enum health_class c)
+{
+    /* After the first byte only the winner's failure reaches the client. */
+    bool seen = a->p->committed && a->p->winner == a;
+    release_attempt_as(a, c, seen ? INCIDENT_STREAM_FAILED : INCIDENT_ATTEMPT_FAILED);
+}
+
 static void abandon_attempt(struct attempt *a)
 {
     if (a->rd) {
@@ -230,7 +239,8 @@ static void record_usage(struct preq *p, const struct attempt *a)
 {
     struct accesslog_entry *log = log_entry(p);
     uint64_t start_ns = server_conn_request(p->conn)->start_ns;
-    log->ttft_ms = a->got_first ? (int64_t)((a->first_ns - start_ns) / 1000000) : -1;
+    if (!p->cont.n || log->ttft_ms < 0) /* a continued stream's first token was the first attempt's */
+        log->ttft_ms = a->got_first ? (int64_t)((a->first_ns - start_ns) / 1000000) : -1;
     if (!a->usage_seen)
         return;
     log->prompt_tokens = a->usage.prompt_tokens;
@@ -243,11 +253,11 @@ static void record_usage(struct preq *p, const struct attempt *a)
 void proxy_mid_stream_error(struct preq *p, enum health_class c, const char *why)
 {
     struct attempt *a = p->winner;
-    if (why && a && proxy_continue_try(p)) {
+    if (why && a && proxy_continue_try(p, a)) {
         /* continue_on_cut: the same client stream goes on from another deployment */
         note_why(p, a->rd ? a->rd->key : "?", class_reason(c), why, NULL);
         record_usage(p, a);
-        release_attempt(a, c);
+        release_attempt_as(a, c, INCIDENT_CONTINUED);
         attempt_reset(a);
         p->winner = NULL;
         next_attempt(p);
@@ -373,6 +383,7 @@ void proxy_attempt_done(struct attempt *a, const char *json, size_t len)
                              &log->prompt_tokens, &log->completion_tokens);
         log->usage_estimated = true;
     }
+    proxy_continue_usage(p, a, log); /* a continued stream: summed over its attempts */
     /* The deployment's slot, then the model's admission slot, then the answer: a waiter woken
        by the admission slot (on any worker) finds the deployment free. */
     release_attempt(a, HEALTH_OK);
@@ -548,7 +559,9 @@ void proxy_excluded_mask(struct preq *p, bool skip[PROXY_MAX_DEPS])
                     (p->at[1].active && p->at[1].rd == &rm->deps[i]);
         /* Once every deployment has had its turn, any but the last one may go again. */
         skip[i] = busy || (any_untried ? p->tried[i] : (int)i == p->last_tried && n > 1) ||
-                  (p->route_tier >= 0 && rm->deps[i].cfg->tier != p->route_tier);
+                  (p->route_tier >= 0 && rm->deps[i].cfg->tier != p->route_tier) ||
+                  (p->cont.continued &&
+                   provider_continuation(rm->deps[i].cfg->provider) == CFG_CONTINUATION_OFF);
     }
 }
 
@@ -605,8 +618,10 @@ static bool start_on(struct preq *p, struct attempt *a, bool hedge)
 
 static uint32_t max_attempts(const struct preq *p)
 {
-    /* a load refusal while a limit is being learnt costs the client no attempt */
-    return (p->model->max_attempts ? p->model->max_attempts : (uint32_t)p->rm->ndeps) + p->overload_retry;
+    /* a load refusal while a limit is being learnt costs the client no attempt; a continuation
+       is another request to the pool, with max_attempts of its own */
+    return (p->model->max_attempts ? p->model->max_attempts : (uint32_t)p->rm->ndeps) +
+           p->overload_retry + p->cont.attempts_base;
 }
 
 /* The one attempt running while no other is, if it still waits for its first content. */
@@ -640,6 +655,7 @@ static void on_hedge_timer(uv_timer_t *t)
     }
     atomic_fetch_add(&p->rm->hedges_started, 1);
     atomic_fetch_add(&p->rm->hedges_by_reason[p->hedge_reason], 1);
+    metrics_hedged(p->env->metrics, p->model, a->dep); /* the slow one */
     start_picked(p, slot, rd, idx, true);
 }
 
@@ -801,6 +817,7 @@ static void record_ledger(struct preq *p, const struct accesslog_entry *log)
         r.usage_estimated = true;
     }
     ledger_record_price(&r, p->cfg);
+    proxy_continue_price(p, &r); /* after cuts: each attempt at its own deployment's price */
     ledger_record(p->env->ledger, &r);
 }
 
@@ -832,7 +849,7 @@ void proxy_finalize(struct preq *p, enum outcome outcome)
         attempt_free_buffers(&p->at[i]);
     buf_free(&p->why);
     buf_free(&p->why_log);
-    buf_free(&p->partial);
+    proxy_continue_finish(p, outcome);
     free(p->body);
     p->body = NULL;
     server_set_hooks(p->conn, NULL);

@@ -19,7 +19,9 @@
 #include "http/errors.h"
 #include "route/health.h"
 #include "proto/jsonx.h"
+#include "acct/ledger.h"
 #include "acct/outcome.h"
+#include "config/prices.h"
 #include "proxy/proxy.h"
 #include "route/runtime.h"
 #include "proto/sse.h"
@@ -37,6 +39,31 @@ void proxy_admitted(struct admission_waiter *w);
 #define PROXY_MAX_SSE_EVENT (8u << 20)
 
 struct preq;
+
+#define PROXY_MAX_CONTINUATIONS 2 /* a stream is continued at most this often */
+
+/* A stream continued after cuts: what the client has been sent, and what the cut attempts
+   cost. proxy_continue.c owns it. */
+struct proxy_cont {
+    struct buf partial;          /* the answer's content relayed so far */
+    bool overflow;               /* past PROXY_MAX_PARTIAL: cannot be continued */
+    bool tool_call_relayed;      /* a tool-call delta went out: cannot be continued */
+    bool continued;              /* the attempts now continue partial */
+    unsigned n;                  /* continuations asked for */
+    unsigned attempts_base;      /* p->attempts when the latest continuation began */
+    size_t prompt_chars;         /* the client's prompt, before partial was added to it */
+    size_t partial_at_cut;       /* partial.len at the latest cut */
+    bool meta;                   /* id, model, created of the first attempt's chunks known */
+    char id[128], model[128];
+    double created;
+    bool has_created;
+    struct prices_usage earlier; /* the cut attempts' usage, summed */
+    bool earlier_estimated;      /* some of it guessed from characters */
+    struct {
+        const struct cfg_deployment *dep;
+        struct prices_usage usage;
+    } cut[PROXY_MAX_CONTINUATIONS]; /* each cut attempt, priced at its own deployment */
+};
 
 /* What an SSE item handler asks to be done once the parser has returned. */
 enum attempt_action { ACT_NONE, ACT_FAIL, ACT_MID_STREAM, ACT_PROVIDER_ERROR_EVENT };
@@ -113,10 +140,7 @@ struct preq {
     struct admit_req adm;       /* what the steps see of the request */
     struct admit_run run;
 
-    /* continue_on_cut (proxy_continue.c) */
-    struct buf partial;         /* the content relayed so far */
-    bool partial_overflow;
-    bool continued;             /* the one continuation has been asked for */
+    struct proxy_cont cont;     /* continue_on_cut (proxy_continue.c) */
     uint64_t t_start;
     bool finished;
 
@@ -161,11 +185,23 @@ void proxy_limit_headers(struct preq *p, struct buf *h);
 
 /* proxy_continue.c */
 bool proxy_continue_enabled(const struct preq *p);
-/* Keeps the content of a relayed event (when the option is on). */
-void proxy_continue_note(struct preq *p, const char *data, size_t len);
-/* After a cut: turns the request into its continuation. True when the caller should now
-   start another attempt; false when it cannot be continued. */
-bool proxy_continue_try(struct preq *p);
+/* An event about to be relayed: keeps its content (when the option is on) and, for a
+   continuation's chunk, rewrites it into the first attempt's stream (its id, created and
+   model; usage summed over the attempts): then returns the new chunk (malloc'd, the
+   caller frees it) and points *data, *len at it; else NULL. */
+char *proxy_continue_relay(struct preq *p, const char **data, size_t *len);
+/* After a cut of the winner a: turns the request into its continuation. True when the
+   caller should now start another attempt; false when it cannot be continued. */
+bool proxy_continue_try(struct preq *p, const struct attempt *a);
+/* The continuation's text for an attempt's request (NULL: none) and its token estimate. */
+const char *proxy_continue_text(const struct preq *p, size_t *len, int64_t *tokens);
+/* The request is answered (attempt a done): the log's usage is the sum over the cut
+   attempts and a. */
+void proxy_continue_usage(struct preq *p, const struct attempt *a, struct accesslog_entry *log);
+/* The ledger row: each attempt's tokens priced at its own deployment, summed. */
+void proxy_continue_price(const struct preq *p, struct ledger_record *r);
+/* The request ends: counts the continuation's result; frees the state. */
+void proxy_continue_finish(struct preq *p, enum outcome outcome);
 
 /* proxy_wait.c */
 /* No deployment could be chosen: waits for the earliest to come back (true; proxy_try_start

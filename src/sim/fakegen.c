@@ -107,6 +107,7 @@ static int parse_directive(struct span d, struct fakegen_opts *o, char *err, siz
         {"hang", offsetof(struct fakegen_opts, hang)},
         {"reset", offsetof(struct fakegen_opts, reset)},
         {"echo_auth", offsetof(struct fakegen_opts, echo_auth)},
+        {"tool_call", offsetof(struct fakegen_opts, tool_call)},
     };
     if (span_eq(name, "ok") && !eq) return 0;
     if (span_eq(name, "slowread") && !eq) {
@@ -687,13 +688,21 @@ static int build_event(struct fakegen *g, char what, uint32_t i)
                "\"finish_reason\":null}]");
         break;
     case 'c':
-        if (chat)
+        if (chat && g->o.tool_call)
+            rc = buf_append_str(b, i == 0 ? "\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,"
+                                            "\"id\":\"call_fake\",\"type\":\"function\",\"function\":"
+                                            "{\"name\":\"fake\",\"arguments\":\""
+                                          : "\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,"
+                                            "\"function\":{\"arguments\":\"");
+        else if (chat)
             rc = buf_printf(b, "\"choices\":[{\"index\":0,\"delta\":{\"%s\":\"",
                             i < g->o.reasoning ? "reasoning_content" : "content");
         else
             rc = buf_append_str(b, "\"choices\":[{\"text\":\"");
         if (!rc) rc = put_content_text(g, b, i);
-        if (!rc)
+        if (!rc && chat && g->o.tool_call)
+            rc = buf_append_str(b, "\"}}]},\"finish_reason\":null}]");
+        else if (!rc)
             rc = buf_append_str(b,
                                 chat ? "\"},\"finish_reason\":null}]"
                                      : "\",\"index\":0,\"logprobs\":null,\"finish_reason\":null}]");

@@ -59,6 +59,8 @@
  *   close            Connection: close, then close
  *   hang             send nothing, never close
  *   reset            close at once, no bytes
+ *   tool_call        a chat stream's content chunks are the argument deltas of one
+ *                    tool call (the first with its id and name) instead of text
  *   reasoning=N      the first N chunks are delta.reasoning_content (DeepSeek R1);
  *                    when N >= chunks, one answer chunk follows them
  *   slowread         the front end stops reading for 2 s before answering
@@ -95,7 +97,7 @@ struct fakegen_opts {
     uint32_t chunk_ms;
     int32_t cut; /* -1: no cut */
     uint32_t stall_ms;
-    bool garbage, badjson, no_usage, no_done, close, hang, reset, multiline, echo_auth;
+    bool garbage, badjson, no_usage, no_done, close, hang, reset, multiline, echo_auth, tool_call;
     uint64_t big; /* 0: tokens "tokN " */
     uint32_t reasoning;
     uint32_t slowread_ms; /* 0, or how long the front end stops reading */

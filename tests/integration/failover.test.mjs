@@ -47,6 +47,10 @@ async function setup(t, { behaviorA, behaviorB = 'chunks=5', timeouts = {}, only
     return { h, fakeA, fakeB, gw, sdk: gw.client() };
 }
 
+/* After the first byte: the error event, as with continue_on_cut turned off (continuation.test.mjs
+   has the default, where another deployment continues the stream). */
+const NO_CONTINUATION = { resilience: { continue_on_cut: false } };
+
 async function count(fake, mk) {
     return fake ? (await fake.requestsWith(mk)).length : 0;
 }
@@ -186,7 +190,7 @@ test('non-stream client: a cut upstream stream is retried (nothing was sent yet)
 });
 
 test('cut after the first byte: the SDK stream throws; no retry, no [DONE]', async (t) => {
-    const { fakeB, sdk } = await setup(t, { behaviorA: 'chunks=10,cut=3' });
+    const { fakeB, sdk } = await setup(t, { behaviorA: 'chunks=10,cut=3', extraModel: NO_CONTINUATION });
     const mk = marker('cut');
     const stream = await sdk.chat.completions.create({ model: 'm', messages: msgs, stream: true, unbusy_test_id: mk });
     const r = await drainStream(stream);
@@ -196,7 +200,7 @@ test('cut after the first byte: the SDK stream throws; no retry, no [DONE]', asy
 });
 
 test('cut after the first byte, raw: an error event ends the stream, no [DONE]', async (t) => {
-    const { gw } = await setup(t, { behaviorA: 'chunks=10,cut=3', onlyA: true });
+    const { gw } = await setup(t, { behaviorA: 'chunks=10,cut=3', onlyA: true, extraModel: NO_CONTINUATION });
     const r = await gw.request('/v1/chat/completions', {
         method: 'POST', body: { model: 'm', messages: msgs, stream: true },
     });
@@ -213,7 +217,9 @@ test('cut after the first byte, raw: an error event ends the stream, no [DONE]',
 });
 
 test('stall after the first token ends the stream with an error', async (t) => {
-    const { sdk } = await setup(t, { behaviorA: 'chunks=5,stall=8000', onlyA: true, timeouts: { stall: '1s' } });
+    const { sdk } = await setup(t, {
+        behaviorA: 'chunks=5,stall=8000', onlyA: true, timeouts: { stall: '1s' }, extraModel: NO_CONTINUATION,
+    });
     const t0 = Date.now();
     let r;
     try {

@@ -133,7 +133,8 @@ before(async () => {
                         { provider: 'prov-bad', model: 'up-bad', tier: 0 },
                         { provider: 'prov-ok', model: 'up-ok', tier: 1 },
                     ],
-                    resilience: { breaker, retry_budget: { ratio: 1, min_per_sec: 100 } },
+                    // continue_on_cut off: the cut stream below is to reach the client as an error event
+                    resilience: { breaker, retry_budget: { ratio: 1, min_per_sec: 100 }, continue_on_cut: false },
                 },
                 solo: {
                     deployments: [{ provider: 'prov-bad', model: 'up-solo' }],
@@ -308,7 +309,8 @@ test('/metrics: labels come from the config and fixed sets only; series do not g
         class: new Set(['connect', 'tls', 'connect_timeout', 'first_token', 'stall', 'rate_limited', 'server_error',
             'auth', 'bad_reply', 'cut', 'io', 'status']),
         kind: new Set(['prompt', 'completion', 'reasoning', 'cached']),
-        result: new Set(['started', 'won', 'wasted', 'written', 'dropped_full', 'dropped_error', 'fired', 'delivered', 'failed', 'dropped']),
+        result: new Set(['started', 'won', 'wasted', 'written', 'dropped_full', 'dropped_error', 'fired', 'delivered', 'failed', 'dropped',
+            'ok', 'unsafe']),
         reason: new Set(['learnt', 'siblings', 'shorter', 'cold', 'configured', 'budget', 'no_deployment']),
         prompt: new Set(['short', 'long']),
     };

@@ -295,23 +295,21 @@ test('hedging: a slow first deployment is raced by a second one, the first conte
     const st = (await adminState(gw)).models[0].hedges;
     assert.equal(st.started, 1);
     assert.equal(st.won, 1);
+    // an incident on the status page, naming the slow deployment
+    const incidents = (await gw.request('/status.json')).json().incidents;
+    assert.ok(incidents.some((i) => i.kind === 'hedged' && i.model === 'm'), `no hedged incident: ${JSON.stringify(incidents)}`);
     // the losing attempt was cancelled: the slow fake's connection is closed soon after
     await waitUntil(async () => (await slow.stats()).open_connections <= base, { timeout: 3000 * SLOW, what: 'loser cancelled' });
 });
 
-test('continue_on_cut: a stream cut after it started is continued by another deployment', async (t) => {
+test('continue_on_cut (the default): a stream cut after it started is continued by another deployment', async (t) => {
     const h = harness(t);
     const a = await h.fake({ behavior: 'cut=3,chunks=6', name: 'fake-a' });
     const b = await h.fake({ behavior: 'chunks=4', name: 'fake-b' });
     const gw = await h.gateway({
         config: {
             providers: { a: fakeProvider(a, { probe: false }), b: fakeProvider(b, { probe: false }) },
-            models: {
-                m: {
-                    deployments: [{ provider: 'a', model: 'ma', tier: 0 }, { provider: 'b', model: 'mb', tier: 1 }],
-                    resilience: { continue_on_cut: true },
-                },
-            },
+            models: { m: [{ provider: 'a', model: 'ma', tier: 0 }, { provider: 'b', model: 'mb', tier: 1 }] },
         },
         strictStderr: false,
     });
@@ -323,11 +321,16 @@ test('continue_on_cut: a stream cut after it started is continued by another dep
     const [cont] = await b.apiRequests();
     const last = cont.json.messages.at(-1);
     assert.deepEqual(last, { role: 'assistant', content: expectedContent(3) });
-    // without the option the same cut ends the stream with an error
+    // turned off, the same cut ends the stream with an error
     const gw2 = await h.gateway({
         config: {
             providers: { a: fakeProvider(a, { probe: false }), b: fakeProvider(b, { probe: false }) },
-            models: { m: [{ provider: 'a', model: 'ma', tier: 0 }, { provider: 'b', model: 'mb', tier: 1 }] },
+            models: {
+                m: {
+                    deployments: [{ provider: 'a', model: 'ma', tier: 0 }, { provider: 'b', model: 'mb', tier: 1 }],
+                    resilience: { continue_on_cut: false },
+                },
+            },
         },
         strictStderr: false,
     });

@@ -655,7 +655,7 @@ static void assert_builtin_resilience(const struct cfg_resilience *r)
     assert_true(r->hedge.enabled); /* on: the learnt first-token budget sets its delay */
     assert_int_equal(r->hedge.after_ms, 0);
     assert_true(r->hedge.max_ratio == 0.2);
-    assert_false(r->continue_on_cut);
+    assert_true(r->continue_on_cut); /* a cut stream is continued unless turned off */
 }
 
 static void test_resilience_defaults(void **state)
@@ -783,6 +783,23 @@ static void test_resilience_override(void **state)
     assert_true(b->hedge.max_ratio == 0.2);
     assert_true(c->default_resilience.hedge.enabled);
     config_unref(c);
+}
+
+/* A provider's continuation mechanism: auto unless given; a misspelt one is an error. */
+static void test_provider_continuation(void **state)
+{
+    struct config *c = load_ok("providers:\n"
+                               "  a: {base_url: 'http://127.0.0.1:1/v1'}\n"
+                               "  b: {base_url: 'http://127.0.0.1:2/v1', continuation: continue_final_message}\n"
+                               "  c: {base_url: 'http://127.0.0.1:3/v1', continuation: 'off'}\n"
+                               "models:\n  m: [{provider: a, model: x}]\n");
+    assert_int_equal(c->providers[0].continuation, CFG_CONTINUATION_AUTO);
+    assert_int_equal(c->providers[1].continuation, CFG_CONTINUATION_CONTINUE_FINAL);
+    assert_int_equal(c->providers[2].continuation, CFG_CONTINUATION_OFF);
+    config_unref(c);
+    EXPECT("providers:\n  a: {base_url: 'http://127.0.0.1:1/v1', continuation: prefx}\n"
+           "models:\n  m: [{provider: a, model: x}]\n",
+           1, "t.yaml:2: providers.a.continuation: unknown continuation \"prefx\"; did you mean \"prefix\"?\n");
 }
 
 static void test_resilience_problems(void **state)
@@ -1524,6 +1541,7 @@ int main(void)
         cmocka_unit_test(test_secrets),
         cmocka_unit_test(test_examples_load),
         cmocka_unit_test(test_demo_config_loads),
+        cmocka_unit_test(test_provider_continuation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -385,11 +385,11 @@ static void test_errors_and_incidents_from_attempts(void **state)
 {
     struct fx *f = *state;
     const struct cfg_model *m1 = &f->cfg->models[0];
-    metrics_attempt_end(f->s0, m1, &m1->deployments[1], HEALTH_SERVER_ERROR, 0, 503, false);
+    metrics_attempt_end(f->s0, m1, &m1->deployments[1], HEALTH_SERVER_ERROR, 0, 503, INCIDENT_ATTEMPT_FAILED);
     metrics_attempt_end(f->s1, m1, &m1->deployments[1], HEALTH_SERVER_ERROR, HEALTH_EVENT_TRIPPED,
-                        503, false);
-    metrics_attempt_end(f->s1, m1, &m1->deployments[0], HEALTH_CUT, 0, 200, true);
-    metrics_attempt_end(f->s0, m1, &m1->deployments[0], HEALTH_OK, HEALTH_EVENT_CLOSED, 200, false);
+                        503, INCIDENT_ATTEMPT_FAILED);
+    metrics_attempt_end(f->s1, m1, &m1->deployments[0], HEALTH_CUT, 0, 200, INCIDENT_STREAM_FAILED);
+    metrics_attempt_end(f->s0, m1, &m1->deployments[0], HEALTH_OK, HEALTH_EVENT_CLOSED, 200, INCIDENT_ATTEMPT_FAILED);
     const char *t = render(f);
     assert_value(
         t,
@@ -447,14 +447,14 @@ static void test_foreign_models_and_null_shards_are_ignored(void **state)
     const struct cfg_model *om = &other->models[0];
     struct accesslog_entry e = entry(200, OUTCOME_OK, 10, 1);
     metrics_request_done(f->s0, om, &om->deployments[0], &e, runtime_now_ms());
-    metrics_attempt_end(f->s0, om, &om->deployments[0], HEALTH_IO, HEALTH_EVENT_TRIPPED, 0, false);
+    metrics_attempt_end(f->s0, om, &om->deployments[0], HEALTH_IO, HEALTH_EVENT_TRIPPED, 0, INCIDENT_ATTEMPT_FAILED);
     metrics_content_event(f->s0, om, &e, false);
     metrics_shed(f->s0, om);
     /* A deployment of another model of the same config is not m1's. */
     const struct cfg_model *m1 = &f->cfg->models[0];
-    metrics_attempt_end(f->s0, m1, &f->cfg->models[1].deployments[0], HEALTH_IO, 0, 0, false);
+    metrics_attempt_end(f->s0, m1, &f->cfg->models[1].deployments[0], HEALTH_IO, 0, 0, INCIDENT_ATTEMPT_FAILED);
     metrics_request_done(NULL, m1, &m1->deployments[0], &e, 0);
-    metrics_attempt_end(NULL, m1, &m1->deployments[0], HEALTH_IO, 0, 0, false);
+    metrics_attempt_end(NULL, m1, &m1->deployments[0], HEALTH_IO, 0, 0, INCIDENT_ATTEMPT_FAILED);
     metrics_content_event(NULL, m1, &e, true);
     metrics_shed(NULL, m1);
     metrics_degraded(NULL, m1);
@@ -546,7 +546,7 @@ static void test_status_json_is_the_state_plus_usage_and_incidents(void **state)
     struct accesslog_entry e = entry(200, OUTCOME_OK, 10, 1);
     e.completion_tokens = 7;
     metrics_request_done(f->s0, m1, &m1->deployments[1], &e, runtime_now_ms());
-    metrics_attempt_end(f->s0, m1, &m1->deployments[0], HEALTH_RATE_LIMITED, 0, 429, false);
+    metrics_attempt_end(f->s0, m1, &m1->deployments[0], HEALTH_RATE_LIMITED, 0, 429, INCIDENT_ATTEMPT_FAILED);
     struct buf b;
     buf_init(&b, 0);
     status_write_json(&b, f->rt, f->m);

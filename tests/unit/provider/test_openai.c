@@ -145,6 +145,102 @@ static void test_request_continuation(void **state)
     free(req);
 }
 
+/* A continuation of body on pv; NULL when the provider refuses to build one. */
+static char *build_continuation(const struct cfg_provider *pv, const char *body, const char *cont,
+                                int64_t tokens, size_t *len)
+{
+    static struct jsonx_request scan;
+    assert_int_equal(jsonx_scan_request(body, strlen(body), &scan), 0);
+    struct provider_call c = {
+        .provider = pv,
+        .model = "up-model",
+        .api = PROVIDER_API_CHAT,
+        .body = body,
+        .body_len = strlen(body),
+        .scan = &scan,
+        .stream = true,
+        .continue_text = cont,
+        .continue_len = strlen(cont),
+        .continue_tokens = tokens,
+        .user_agent = "ua/1",
+    };
+    return provider_request(ops, &c, len);
+}
+
+static const char limited_body[] = "{\"model\":\"m\",\"max_tokens\":100,"
+                                   "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+
+/* DeepSeek's chat prefix completion: found by its API host, sent to the beta base path. */
+static void test_continuation_prefix_deepseek(void **state)
+{
+    struct cfg_provider pv = provider("Authorization", "Bearer ", "k");
+    pv.host = "api.deepseek.com";
+    assert_int_equal(provider_continuation(&pv), CFG_CONTINUATION_PREFIX);
+    size_t len;
+    char *req = build_continuation(&pv, limited_body, "Once upon", 3, &len);
+    assert_non_null(req);
+    assert_true(starts_with(req, "POST /beta/chat/completions HTTP/1.1\r\nHost: api.deepseek.com\r\n"));
+    const char *body = body_of(req);
+    assert_non_null(strstr(body, "{\"role\":\"assistant\",\"content\":\"Once upon\",\"prefix\":true}]"));
+    assert_non_null(strstr(body, "\"max_tokens\":97")); /* what is left of the client's limit */
+    assert_null(strstr(body, "continue_final_message"));
+    assert_content_length(req);
+    free(req);
+    /* the first attempt and a retry go to the configured base path */
+    req = build(&pv, true, NULL, &len);
+    assert_true(starts_with(req, "POST /v1/chat/completions HTTP/1.1\r\n"));
+    free(req);
+    /* prefix asked for elsewhere: the same body, the provider's own base path */
+    struct cfg_provider other = provider("Authorization", "Bearer ", "k");
+    other.continuation = CFG_CONTINUATION_PREFIX;
+    req = build_continuation(&other, chat_body, "Once", 0, &len);
+    assert_true(starts_with(req, "POST /v1/chat/completions HTTP/1.1\r\n"));
+    assert_non_null(strstr(body_of(req), "\"content\":\"Once\",\"prefix\":true}"));
+    free(req);
+}
+
+/* vLLM and SGLang: the chat template leaves the final message open. */
+static void test_continuation_continue_final_message(void **state)
+{
+    struct cfg_provider pv = provider("Authorization", "Bearer ", "k");
+    pv.continuation = CFG_CONTINUATION_CONTINUE_FINAL;
+    size_t len;
+    char *req = build_continuation(&pv, limited_body, "Once upon", 200, &len);
+    assert_non_null(req);
+    assert_true(starts_with(req, "POST /v1/chat/completions HTTP/1.1\r\n"));
+    const char *body = body_of(req);
+    assert_non_null(strstr(body, "{\"role\":\"assistant\",\"content\":\"Once upon\"}]"));
+    assert_non_null(strstr(body, "\"continue_final_message\":true"));
+    assert_non_null(strstr(body, "\"add_generation_prompt\":false"));
+    assert_non_null(strstr(body, "\"max_tokens\":1")); /* never below one */
+    assert_null(strstr(body, "prefix"));
+    assert_content_length(req);
+    free(req);
+}
+
+/* Elsewhere a plain trailing assistant message; a client's own trailing assistant message
+   (its prefix of the answer) is extended, not followed by a second one; off builds nothing. */
+static void test_continuation_assistant_message_and_off(void **state)
+{
+    struct cfg_provider pv = provider("Authorization", "Bearer ", "k");
+    assert_int_equal(provider_continuation(&pv), CFG_CONTINUATION_ASSISTANT_MESSAGE);
+    static const char prefilled[] = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},"
+                                    "{\"role\":\"assistant\",\"content\":\"```py\\n\"}]}";
+    size_t len;
+    char *req = build_continuation(&pv, prefilled, "print(1)", 2, &len);
+    assert_non_null(req);
+    const char *body = body_of(req);
+    assert_non_null(strstr(body, "{\"role\":\"user\",\"content\":\"hi\"},"
+                                 "{\"role\":\"assistant\",\"content\":\"```py\\nprint(1)\"}]"));
+    assert_null(strstr(body, "prefix"));
+    assert_null(strstr(body, "continue_final_message"));
+    free(req);
+    pv.continuation = CFG_CONTINUATION_OFF;
+    assert_int_equal(provider_continuation(&pv), CFG_CONTINUATION_OFF);
+    assert_null(build_continuation(&pv, chat_body, "Once", 0, &len));
+    assert_string_equal(provider_continuation_name(CFG_CONTINUATION_CONTINUE_FINAL), "continue_final_message");
+}
+
 /* ---- the event feed --------------------------------------------------------- */
 
 static const char recorded[] =
@@ -364,6 +460,9 @@ int main(void)
         cmocka_unit_test(test_request_bearer),
         cmocka_unit_test(test_request_auth_styles),
         cmocka_unit_test(test_request_continuation),
+        cmocka_unit_test(test_continuation_prefix_deepseek),
+        cmocka_unit_test(test_continuation_continue_final_message),
+        cmocka_unit_test(test_continuation_assistant_message_and_off),
         cmocka_unit_test(test_feed_events),
         cmocka_unit_test(test_feed_error_and_bad_events),
         cmocka_unit_test(test_head),
