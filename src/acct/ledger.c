@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/sqlite_file.h"
 #include "config/prices.h"
 #include "base/utcdate.h"
 
@@ -290,16 +291,6 @@ static void db_close(struct ledger *l)
     atomic_store(&l->open, false);
 }
 
-static int64_t pragma_int(sqlite3 *db, const char *sql, bool *ok)
-{
-    sqlite3_stmt *st = NULL;
-    int64_t v = 0;
-    *ok = sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW;
-    if (*ok) v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
 struct loaded_spend {
     char *key;
     char currency[4];
@@ -359,37 +350,11 @@ static int load_spend(struct ledger *l)
 static int db_open(struct ledger *l, char *err, size_t errlen)
 {
     const char *why = NULL;
-    bool ok;
-    /* Created here, so the file (and its -wal and -shm, which SQLite gives the
-       same mode) is its owner's only. */
-    int fd = open(l->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        snprintf(err, errlen, "ledger %s: %s", l->path, strerror(errno));
+    int64_t version = 0;
+    l->db = sqlite_file_open(l->path, 0, LEDGER_SCHEMA_VERSION, &version, &why);
+    if (!l->db) {
+        snprintf(err, errlen, "ledger %s: %s", l->path, why);
         return -1;
-    }
-    close(fd);
-    if (sqlite3_open_v2(l->path, &l->db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
-        why = l->db ? sqlite3_errmsg(l->db) : "out of memory";
-        goto fail;
-    }
-    sqlite3_busy_timeout(l->db, 5000); /* someone else's transaction, e.g. a manual cleanup */
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(l->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW ||
-        strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
-        sqlite3_finalize(st);
-        why = "cannot switch to WAL mode (a read-only directory? not a local disk?)";
-        goto fail;
-    }
-    sqlite3_finalize(st);
-    int64_t version = pragma_int(l->db, "PRAGMA user_version", &ok);
-    if (!ok) {
-        why = sqlite3_errmsg(l->db);
-        goto fail;
-    }
-    if (version > LEDGER_SCHEMA_VERSION) {
-        why = "written by a newer unbusy (unknown schema version)";
-        goto fail;
     }
     char pages[64];
     snprintf(pages, sizeof pages, "PRAGMA max_page_count=%u", l->max_pages);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/sqlite_file.h"
 #include "admit/ratelimit.h"
 
 /*
@@ -289,52 +290,15 @@ static const char schema[] =
     " disabled INTEGER NOT NULL DEFAULT 0,"
     " created_at INTEGER NOT NULL);"; /* unix seconds */
 
-static int64_t pragma_int(sqlite3 *db, const char *sql, bool *ok)
-{
-    sqlite3_stmt *st = NULL;
-    int64_t v = 0;
-    *ok = sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW;
-    if (*ok) v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
 static sqlite3 *store_open(const char *path, char *err, size_t errlen)
 {
-    /* Create it ourselves, so that it (and its -wal and -shm, which SQLite gives
-       the same mode) is readable by its owner only. */
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        snprintf(err, errlen, "key_store %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    close(fd);
-    sqlite3 *db = NULL;
     const char *why = NULL;
-    bool ok;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL)) {
-        why = db ? sqlite3_errmsg(db) : "out of memory";
-        goto fail;
-    }
-    /* The gateway and the command line may write at the same moment. */
-    sqlite3_busy_timeout(db, 5000);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW ||
-        strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
-        sqlite3_finalize(st);
-        why = "cannot switch to WAL mode (is it a SQLite file on a local disk?)";
-        goto fail;
-    }
-    sqlite3_finalize(st);
-    int64_t version = pragma_int(db, "PRAGMA user_version", &ok);
-    if (!ok) {
-        why = sqlite3_errmsg(db);
-        goto fail;
-    }
-    if (version > SCHEMA_VERSION) {
-        why = "written by a newer unbusy (unknown schema version)";
-        goto fail;
+    int64_t version = 0;
+    /* FULLMUTEX: the gateway and the command line may write at the same moment. */
+    sqlite3 *db = sqlite_file_open(path, SQLITE_OPEN_FULLMUTEX, SCHEMA_VERSION, &version, &why);
+    if (!db) {
+        snprintf(err, errlen, "key_store %s: %s", path, why);
+        return NULL;
     }
     /* A created key is shown once: it must survive a power cut, so FULL. The
        schema is written only to a new file: any write would look like a change
@@ -468,7 +432,7 @@ static int reload_locked(struct keys *k)
         if (!(rc = info_copy(&t->items[t->n], &k->statics[i]))) t->n++;
     if (k->db && !rc) {
         bool ok;
-        int64_t version = pragma_int(k->db, "PRAGMA data_version", &ok);
+        int64_t version = sqlite_file_int(k->db, "PRAGMA data_version", &ok);
         sqlite3_stmt *st = NULL;
         if (!ok || sqlite3_prepare_v2(k->db,
                                       "SELECT id, name, prefix, hash, models, priority, rpm, tpm,"
@@ -629,7 +593,7 @@ int keys_refresh(struct keys *k)
     int rc = 0;
     if (k->db) {
         bool ok;
-        int64_t version = pragma_int(k->db, "PRAGMA data_version", &ok);
+        int64_t version = sqlite_file_int(k->db, "PRAGMA data_version", &ok);
         if (!ok) {
             log_store_error(k, "cannot check for changes");
             rc = -EIO;
@@ -812,7 +776,7 @@ static int insert_key(struct keys *k, const struct keys_spec *spec, const char *
         *why = "a key of the config file has this name";
         return -EEXIST;
     }
-    int64_t count = pragma_int(k->db, "SELECT count(*) FROM keys", &ok);
+    int64_t count = sqlite_file_int(k->db, "SELECT count(*) FROM keys", &ok);
     if (!ok) return -EIO;
     if (count >= KEYS_MAX) {
         *why = "the store is full (100000 keys); delete some first";
