@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "config/config_secrets.h"
 #include "config/config_value.h"
 
 #define ERR CONFIG_YAML_ERR
@@ -83,47 +84,13 @@ static const char *const reserved_headers[] = {
     "te",   "trailer",        "content-type",
 };
 
-/* Values are not quoted in messages: they are usually tokens. */
+/* Every value is a secret: a webhook's headers are its credentials. */
 static void parse_webhook_headers(struct config_yaml_loader *ld, yaml_node_t *map, void *obj,
                                   const struct config_yaml_field *f)
 {
     struct config *c = obj;
-    struct cfg_provider *w = c->budget_webhook;
-    bool *dup = NULL;
-    long n = config_yaml_named_begin(ld, map, CONFIG_BUDGET_MAX_HEADERS, true, "header", &dup);
-    if (n > 0 && !(w->headers = calloc((size_t)n, sizeof *w->headers))) {
-        ERR(ld, map, "out of memory");
-        n = -1;
-    }
-    for (long i = 0; i < n; i++) {
-        yaml_node_t *k, *v;
-        const char *name = config_yaml_named_key(ld, map, (size_t)i, &k, &v);
-        if (!name || dup[i]) continue;
-        size_t old = config_yaml_path_key(ld, name);
-        bool reserved = false;
-        for (size_t r = 0; r < COUNT(reserved_headers); r++)
-            reserved |= strcasecmp(name, reserved_headers[r]) == 0;
-        char *value = NULL;
-        if (!config_value_is_token(name))
-            ERR(ld, k, "not a valid HTTP header name");
-        else if (reserved)
-            ERR(ld, k, "this header is set by unbusy and cannot be configured");
-        else if (!(value = config_yaml_text(ld, v)))
-            ; /* reported */
-        else if (config_value_has_control(value))
-            ERR(ld, v, "control characters (line breaks) are not allowed in a header value");
-        else {
-            struct cfg_header *h = &w->headers[w->nheaders];
-            if ((h->name = config_yaml_strdup(ld, name))) {
-                h->value = value;
-                value = NULL;
-                w->nheaders++;
-            }
-        }
-        free(value);
-        config_yaml_path_pop(ld, old);
-    }
-    free(dup);
+    config_header_map(ld, map, c->budget_webhook, CONFIG_BUDGET_MAX_HEADERS, reserved_headers,
+                      COUNT(reserved_headers), true);
 }
 
 /* ---- one key's budget ---- */

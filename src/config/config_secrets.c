@@ -36,15 +36,14 @@ static bool has_header(const struct cfg_provider *p, const char *name)
     return false;
 }
 
-/* Both sections add to one list: secret_headers: marks its values secret. */
-static void parse_headers(struct config_yaml_loader *ld, yaml_node_t *map, struct cfg_provider *p,
-                          bool secret)
+void config_header_map(struct config_yaml_loader *ld, yaml_node_t *map, struct cfg_provider *p,
+                       size_t max, const char *const *reserved, size_t nreserved, bool secret)
 {
     bool *dup = NULL;
-    long n = config_yaml_named_begin(ld, map, CONFIG_MAX_HEADERS, true, "header", &dup);
-    if (n > 0 && p->nheaders + (size_t)n > CONFIG_MAX_HEADERS) {
-        ERR(ld, map, "too many headers (at most %d in headers: and secret_headers: together)",
-            CONFIG_MAX_HEADERS);
+    long n = config_yaml_named_begin(ld, map, (int)max, true, "header", &dup);
+    if (n > 0 && p->nheaders + (size_t)n > max) {
+        ERR(ld, map, "too many headers (at most %zu%s)", max,
+            max == CONFIG_MAX_HEADERS ? " in headers: and secret_headers: together" : "");
         n = -1;
     }
     if (n > 0) {
@@ -61,25 +60,28 @@ static void parse_headers(struct config_yaml_loader *ld, yaml_node_t *map, struc
         const char *name = config_yaml_named_key(ld, map, (size_t)i, &k, &v);
         if (!name || dup[i]) continue;
         size_t old = config_yaml_path_key(ld, name);
-        bool reserved = false;
-        for (size_t r = 0; r < COUNT(reserved_headers); r++)
-            reserved |= strcasecmp(name, reserved_headers[r]) == 0;
+        bool is_reserved = false;
+        for (size_t r = 0; r < nreserved; r++)
+            is_reserved |= strcasecmp(name, reserved[r]) == 0;
+        char *value = NULL;
         if (!config_value_is_token(name))
             ERR(ld, k, "not a valid HTTP header name");
-        else if (reserved)
+        else if (is_reserved)
             ERR(ld, k, "this header is set by unbusy and cannot be configured");
         else if (has_header(p, name))
             ERR(ld, k, "set twice (in headers: and secret_headers:)");
-        char *value = config_yaml_text(ld, v);
-        if (value && config_value_has_control(value)) {
+        else if (!(value = config_yaml_text(ld, v)))
+            ; /* reported */
+        else if (config_value_has_control(value))
             ERR(ld, v, "control characters (line breaks) are not allowed in a header value");
-        } else if (value) {
+        else {
             struct cfg_header *h = &p->headers[p->nheaders];
-            h->name = config_yaml_strdup(ld, name);
-            h->value = value;
-            h->secret = secret || config_header_secret_by_name(name);
-            value = NULL;
-            p->nheaders++;
+            if ((h->name = config_yaml_strdup(ld, name))) {
+                h->value = value;
+                h->secret = secret || config_header_secret_by_name(name);
+                value = NULL;
+                p->nheaders++;
+            }
         }
         free(value);
         config_yaml_path_pop(ld, old);
@@ -90,13 +92,13 @@ static void parse_headers(struct config_yaml_loader *ld, yaml_node_t *map, struc
 void config_parse_headers(struct config_yaml_loader *ld, yaml_node_t *map, void *obj,
                           const struct config_yaml_field *f)
 {
-    parse_headers(ld, map, obj, false);
+    config_header_map(ld, map, obj, CONFIG_MAX_HEADERS, reserved_headers, COUNT(reserved_headers), false);
 }
 
 void config_parse_secret_headers(struct config_yaml_loader *ld, yaml_node_t *map, void *obj,
                                  const struct config_yaml_field *f)
 {
-    parse_headers(ld, map, obj, true);
+    config_header_map(ld, map, obj, CONFIG_MAX_HEADERS, reserved_headers, COUNT(reserved_headers), true);
 }
 
 int config_secrets_build(struct config *c)

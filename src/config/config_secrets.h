@@ -26,6 +26,12 @@ void config_parse_headers(struct config_yaml_loader *ld, yaml_node_t *map, void 
 void config_parse_secret_headers(struct config_yaml_loader *ld, yaml_node_t *map, void *obj,
                                  const struct config_yaml_field *f);
 
+/* A name → value map of extra headers into p's list (at most max in it), refusing bad
+   names, the reserved ones, repeats and control characters; secret: every value is a
+   secret (else by config_header_secret_by_name). Also the budget webhook's headers. */
+void config_header_map(struct config_yaml_loader *ld, yaml_node_t *map, struct cfg_provider *p,
+                       size_t max, const char *const *reserved, size_t nreserved, bool secret);
+
 /* A header whose value is a credential by its name alone: Authorization,
    Proxy-Authorization, Cookie, or a name containing key, token, secret, auth,
    passw, signature or credential (case-insensitive). */
