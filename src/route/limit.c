@@ -16,6 +16,7 @@ void limit_params_default(struct limit_params *p)
         .ttft_tolerance = 3.0,
         .ttft_slack_ms = 200,
         .baseline_ms = 60000,
+        .ok_window_ms = 10000,
         .slow_start_ms = 30000,
         .aggression = 1.0,
         .min_weight = 0.1,
@@ -74,6 +75,22 @@ uint32_t limit_baseline_ms(const struct limit *l, uint64_t now_ms)
     return prev && prev < cur ? prev : cur;
 }
 
+/* The highest in flight at which a success came, over the current and the previous
+   ok period (a maximum that forgets, like the TTFT baseline). */
+static uint32_t ok_level(struct limit *l, uint64_t now, uint32_t note)
+{
+    uint32_t len = l->params.ok_window_ms ? l->params.ok_window_ms : 10000;
+    uint64_t period = now / len + 1;
+    if (period != l->ok_period) {
+        l->ok_prev = period == l->ok_period + 1 ? l->ok_cur : 0;
+        l->ok_cur = 0;
+        l->ok_period = period;
+    }
+    if (note > l->ok_cur)
+        l->ok_cur = note;
+    return l->ok_cur > l->ok_prev ? l->ok_cur : l->ok_prev;
+}
+
 static bool inflated(const struct limit *l, uint64_t now)
 {
     uint32_t base = limit_baseline_ms(l, now);
@@ -99,10 +116,15 @@ static int decrease(struct limit *l, uint64_t now, uint64_t started)
 int limit_observe(struct limit *l, uint64_t now_ms, uint64_t started_ms, uint32_t inflight,
                   enum limit_signal sig, uint32_t ttft_ms)
 {
-    if (sig == LIMIT_OVERLOAD)
+    if (sig == LIMIT_OVERLOAD) {
+        /* refused where answers came a moment ago: not our concurrency */
+        if (inflight <= ok_level(l, now_ms, 0))
+            return 0;
         return decrease(l, now_ms, started_ms);
+    }
     if (sig != LIMIT_OK)
         return 0;
+    ok_level(l, now_ms, inflight);
     bool busy = (double)inflight * 2 >= l->value;
     if (ttft_ms) {
         baseline_note(l, now_ms, ttft_ms);

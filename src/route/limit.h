@@ -12,7 +12,8 @@
  *                least half the limit): it doubles per round trip, as TCP's
  *                slow start;
  *   avoidance    (after it) by 1/limit per such success: one per round trip;
- *   decrease     × backoff (default ½) on a 429 or 5xx (overload), or when the
+ *   decrease     × backoff (default ½) on a 429 or 5xx at a concurrency higher
+ *                than any that succeeded recently (an overload), or when the
  *                recent TTFT (a short EWMA) rises above tolerance × the baseline
  *                (the lowest TTFT of the last minute or two, like TCP Vegas's
  *                min RTT; and by at least ttft_slack_ms) while the deployment is busy. Once per round trip:
@@ -21,7 +22,13 @@
  *                the limit once, not ten times).
  *
  * A success while the deployment is nearly idle teaches nothing: the limit
- * only grows on evidence that it is used. It stays within [min, max].
+ * only grows on evidence that it is used. It stays within [min, max]. A
+ * refusal at a concurrency the deployment has just served without complaint
+ * (the highest in flight at a success over the last one to two ok_window_ms)
+ * teaches nothing either: a provider that is busy now and then for reasons of
+ * its own (other tenants, a queue of its own) refuses at any concurrency, and
+ * halving on each of those would starve a pool that is not overloaded at all.
+ * A concurrency limit shows as refusals above the level where answers come.
  *
  * Slow start (Envoy's slow_start_config): for window_ms after a recovery a
  * deployment's share is factor = max(min_weight, (elapsed / window)^(1/aggression))
@@ -47,6 +54,8 @@ struct limit_params {
     double ttft_tolerance;     /* TTFT above this × the baseline is inflation, 3 */
     uint32_t ttft_slack_ms;    /* ... and at least this much above it (jitter of fast answers), 200 */
     uint32_t baseline_ms;      /* the baseline is the lowest TTFT over the last 1–2 of these, 60000 */
+    uint32_t ok_window_ms;     /* a refusal at or below the highest in flight at a success over
+                                  the last 1–2 of these is not an overload, 10000 */
     uint32_t slow_start_ms;    /* the ramp's window after a recovery, 30000; 0: no ramp */
     double aggression;         /* the ramp's curve: 1 linear, > 1 faster at first, 1 */
     double min_weight;         /* the ramp starts at this share, 0.1 */
@@ -69,6 +78,8 @@ struct limit {
     uint32_t samples;           /* TTFT samples seen (saturating) */
     uint32_t base_cur, base_prev; /* lowest TTFT of this baseline period and of the one before; 0 none */
     uint64_t base_period;       /* which period base_cur belongs to (now / baseline_ms + 1) */
+    uint32_t ok_cur, ok_prev;   /* highest in flight at a success, this ok period and the one before */
+    uint64_t ok_period;         /* which period ok_cur belongs to (now / ok_window_ms + 1) */
     uint64_t recovered_ms;      /* when the ramp began; 0: no ramp */
     uint64_t increases, decreases;
 };

@@ -97,12 +97,14 @@ void ttft_budget_observe(struct ttft_budget *t, uint32_t prompt_tokens, uint32_t
     pthread_mutex_unlock(&t->lock);
 }
 
-/* The class's p99 if it has enough weight to be trusted, else 0. */
-static uint32_t learnt_p99(struct ttft_budget *t, unsigned c)
+/* The class's p99 once it has a few samples, else 0; *margin: the margin it deserves. */
+static uint32_t learnt_p99(struct ttft_budget *t, unsigned c, double *margin)
 {
     pthread_mutex_lock(&t->lock);
-    uint32_t v = t->cls[c].samples >= TTFT_BUDGET_MIN_SAMPLES ? quantile(&t->cls[c], 0.99) : 0;
+    uint64_t n = t->cls[c].samples;
+    uint32_t v = n >= TTFT_BUDGET_EARLY_SAMPLES ? quantile(&t->cls[c], 0.99) : 0;
     pthread_mutex_unlock(&t->lock);
+    *margin = n >= TTFT_BUDGET_MIN_SAMPLES ? TTFT_BUDGET_MARGIN : TTFT_BUDGET_EARLY_MARGIN;
     return v;
 }
 
@@ -116,28 +118,32 @@ uint32_t ttft_budget_get(struct ttft_budget *t, struct ttft_budget *const *other
 {
     unsigned c = ttft_budget_class_of(prompt_tokens);
     enum ttft_budget_source src = TTFT_BUDGET_LEARNT;
-    uint32_t p99 = learnt_p99(t, c);
-    if (!p99) {
-        src = TTFT_BUDGET_SIBLINGS;
-        for (size_t i = 0; i < n; i++) {
-            if (others[i] == t)
-                continue;
-            uint32_t v = learnt_p99(others[i], c);
-            if (v > p99)
-                p99 = v; /* the slowest sibling: while unsure, hedge less */
-        }
-    }
+    double margin = TTFT_BUDGET_MARGIN;
+    uint32_t p99 = learnt_p99(t, c, &margin);
     for (unsigned k = c; !p99 && k-- > 0;) {
-        uint32_t v = learnt_p99(t, k);
+        uint32_t v = learnt_p99(t, k, &margin);
         if (v) {
             src = TTFT_BUDGET_SHORTER;
             uint32_t below = class_max_tokens(k);
             p99 = v + (prompt_tokens > below ? prefill_ms(prompt_tokens - below) : 0);
         }
     }
+    if (!p99) {
+        src = TTFT_BUDGET_SIBLINGS;
+        for (size_t i = 0; i < n; i++) {
+            if (others[i] == t)
+                continue;
+            double m;
+            uint32_t v = learnt_p99(others[i], c, &m);
+            if (v > p99) {
+                p99 = v; /* the slowest sibling: while unsure, hedge less */
+                margin = m;
+            }
+        }
+    }
     double budget;
     if (p99) {
-        budget = p99 * TTFT_BUDGET_MARGIN;
+        budget = p99 * margin;
         if (budget < TTFT_BUDGET_FLOOR_MS)
             budget = TTFT_BUDGET_FLOOR_MS;
     } else {

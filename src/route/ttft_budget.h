@@ -31,11 +31,19 @@
  * answers cut off, so the estimate only sees fast ones) from drifting down:
  * what is cut off lies above p99 × 1.5 and barely moves p99.
  *
- * Before a class has 20 samples, in this order:
- *   - the model's other deployments' p99 for the class (the highest of those
- *     that have 20): the same model on another provider is the best guess;
- *   - this deployment's nearest shorter class with 20, plus 0.2 ms per extra
- *     token (a 5,000 tokens/s prefill, slow for a cloud GPU: conservative);
+ * A class with 20 samples uses its p99 × 1.5; one with 5 to 19 already uses
+ * its own figure, with a margin of 2.5 (a p99 of a few samples is about
+ * their maximum), so a deployment leaves the cold default after a handful of
+ * answers. Before a class has 5 samples, in this order:
+ *   - this deployment's nearest shorter class that has a figure, plus 0.2 ms
+ *     per extra token (a 5,000 tokens/s prefill, slow for a cloud GPU:
+ *     conservative): prefill speed is the deployment's own, so its short
+ *     prompts predict its long ones better than another provider's long ones
+ *     (a self-hosted engine slow on long prompts would otherwise be hedged on
+ *     every long prompt while its siblings are fast, and, its first tokens
+ *     never arriving before the hedge wins, never learn better);
+ *   - the model's other deployments' figure for the class (the highest):
+ *     the same model on another provider is the next best guess;
  *   - cold: 2.5 s + 0.2 ms per token. 2.5 s is long enough for a healthy cloud
  *     provider's first token on a medium prompt (typically 0.3-1.5 s), and
  *     short enough that a provider stuck sending keep-alives for 20 s is left
@@ -60,7 +68,9 @@
 #define TTFT_BUDGET_FLOOR_MS 250u
 #define TTFT_BUDGET_COLD_MS 2500u
 #define TTFT_BUDGET_COLD_US_PER_TOKEN 200u /* 0.2 ms: a 5,000 tokens/s prefill */
-#define TTFT_BUDGET_MIN_SAMPLES 20u        /* samples before a class's p99 is used */
+#define TTFT_BUDGET_MIN_SAMPLES 20u        /* samples before a class's p99 is fully trusted */
+#define TTFT_BUDGET_EARLY_SAMPLES 5u       /* samples before it is used at all, ... */
+#define TTFT_BUDGET_EARLY_MARGIN 2.5       /* ... with this margin until MIN_SAMPLES */
 #define TTFT_BUDGET_DECAY (1.0 / 256)      /* per sample of the class */
 
 /* Prompt sizes the admin API and metrics show: a chat turn, a long document. */
@@ -79,7 +89,7 @@ struct ttft_budget {
     struct ttft_budget_class cls[TTFT_BUDGET_CLASSES];
 };
 
-/* Where a budget came from (the order in which they are tried). */
+/* Where a budget came from (tried in the order learnt, shorter, siblings, cold). */
 enum ttft_budget_source {
     TTFT_BUDGET_LEARNT,   /* this deployment, this prompt-size class */
     TTFT_BUDGET_SIBLINGS, /* the model's other deployments, this class */

@@ -82,6 +82,26 @@ static void test_halves_on_overload_onset(void **state)
     assert_int_equal(limit_learnt(&l), 5);
 }
 
+/* A provider busy now and then for its own reasons refuses at any concurrency: a refusal at
+   a level that was just served is not an overload; one above it is. The level forgets. */
+static void test_refusal_where_answers_came(void **state)
+{
+    (void)state;
+    struct limit l;
+    init_at(&l, 20);
+    assert_int_equal(limit_observe(&l, T0 + 100, T0, 6, LIMIT_OK, 100), 0); /* 6 < 20 / 2 */
+    for (int i = 0; i < 20; i++) /* random 503s at 3..6 in flight */
+        assert_int_equal(limit_observe(&l, T0 + 200 + i * 100, T0 + 150 + i * 100, 3 + (unsigned)i % 4,
+                                       LIMIT_OVERLOAD, 0), 0);
+    assert_int_equal(limit_learnt(&l), 20);
+    /* above every level that succeeded: a concurrency limit */
+    assert_int_equal(limit_observe(&l, T0 + 3000, T0 + 2900, 7, LIMIT_OVERLOAD, 0), -1);
+    assert_int_equal(limit_learnt(&l), 10);
+    /* two ok windows later the served level is forgotten: a refusal at 3 counts again */
+    assert_int_equal(limit_observe(&l, T0 + 25000, T0 + 24900, 3, LIMIT_OVERLOAD, 0), -1);
+    assert_int_equal(limit_learnt(&l), 5);
+}
+
 /* Floor and cap. */
 static void test_floor_and_cap(void **state)
 {
@@ -299,6 +319,7 @@ int main(void)
         cmocka_unit_test(test_grows_while_probing),
         cmocka_unit_test(test_idle_success_does_not_grow),
         cmocka_unit_test(test_halves_on_overload_onset),
+        cmocka_unit_test(test_refusal_where_answers_came),
         cmocka_unit_test(test_floor_and_cap),
         cmocka_unit_test(test_ttft_inflation),
         cmocka_unit_test(test_baseline_window),

@@ -46,9 +46,18 @@ static void test_cold(void **state)
     assert_int_equal(ttft_budget_get(&t, NULL, 0, 30000, CAP, &info), 8500);
     assert_int_equal(ttft_budget_get(&t, NULL, 0, 1000000, CAP, &info), CAP); /* capped */
     assert_int_equal(ttft_budget_get(&t, NULL, 0, 100, 1000, NULL), 1000);
-    /* 19 samples are not yet enough to trust */
-    feed(&t, 100, 400, 19);
+    /* 4 samples are not yet enough to use */
+    feed(&t, 100, 400, 4);
     assert_int_equal(ttft_budget_get(&t, NULL, 0, 100, CAP, &info), 2520);
+    /* 5 to 19 are used, with the wider early margin (2.5 × p99) */
+    feed(&t, 100, 400, 1);
+    assert_near(ttft_budget_get(&t, NULL, 0, 100, CAP, &info), 1000);
+    assert_int_equal(info.source, TTFT_BUDGET_LEARNT);
+    feed(&t, 100, 400, 14);
+    assert_near(ttft_budget_get(&t, NULL, 0, 100, CAP, &info), 1000);
+    /* from 20 on, 1.5 × p99 */
+    feed(&t, 100, 400, 1);
+    assert_near(ttft_budget_get(&t, NULL, 0, 100, CAP, &info), 600);
     ttft_budget_destroy(&t);
 }
 
@@ -133,7 +142,7 @@ static void test_sibling_prior(void **state)
     ttft_budget_init(&c);
     feed(&b, 100, 400, 50);
     feed(&c, 100, 800, 50);
-    feed(&c, 5000, 3000, 5); /* too few: not used */
+    feed(&c, 5000, 3000, 4); /* too few: not used */
     struct ttft_budget *all[3] = {&a, &b, &c};
     struct ttft_budget_info info;
     uint32_t got = ttft_budget_get(&a, all, 3, 100, CAP, &info);
@@ -149,6 +158,31 @@ static void test_sibling_prior(void **state)
     ttft_budget_destroy(&a);
     ttft_budget_destroy(&b);
     ttft_budget_destroy(&c);
+}
+
+/* A deployment's own short prompts predict its long ones better than its siblings' long ones:
+   an engine slow to prefill is not hedged on every long prompt because another is fast. */
+static void test_own_shorter_before_siblings(void **state)
+{
+    struct ttft_budget slow, fast;
+    ttft_budget_init(&slow);
+    ttft_budget_init(&fast);
+    feed(&slow, 100, 150, 30);  /* short prompts: 150 ms */
+    feed(&fast, 8000, 300, 30); /* the sibling's long prompts: 300 ms */
+    struct ttft_budget *all[2] = {&slow, &fast};
+    struct ttft_budget_info info;
+    uint32_t got = ttft_budget_get(&slow, all, 2, 8000, CAP, &info);
+    assert_int_equal(info.source, TTFT_BUDGET_SHORTER);
+    assert_true(got > 1500); /* (150 + 0.2 ms × 7,744 extra tokens) × 1.5: not 450 */
+    /* a deployment with nothing of its own still takes its siblings' figure */
+    struct ttft_budget fresh;
+    ttft_budget_init(&fresh);
+    struct ttft_budget *three[3] = {&slow, &fast, &fresh};
+    ttft_budget_get(&fresh, three, 3, 8000, CAP, &info);
+    assert_int_equal(info.source, TTFT_BUDGET_SIBLINGS);
+    ttft_budget_destroy(&slow);
+    ttft_budget_destroy(&fast);
+    ttft_budget_destroy(&fresh);
 }
 
 /* Bounded memory: the state is a fixed struct, whatever was fed; extreme values land in the end bins. */
@@ -180,6 +214,7 @@ int main(void)
         cmocka_unit_test(test_classes),     cmocka_unit_test(test_cold),
         cmocka_unit_test(test_converges),   cmocka_unit_test(test_follows_change),
         cmocka_unit_test(test_long_prompts), cmocka_unit_test(test_sibling_prior),
+        cmocka_unit_test(test_own_shorter_before_siblings),
         cmocka_unit_test(test_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
