@@ -841,6 +841,7 @@ static void on_flush_check(uv_check_t *h)
 static void on_flush_prepare(uv_prepare_t *h)
 {
     flush_all(h->data);
+    accesslog_flush(); /* the iteration's access-log lines, in one write, before the loop waits */
 }
 
 int server_init(struct server *s, uv_loop_t *loop, int listen_fd, const struct cfg_server *cfg,
