@@ -6,7 +6,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { SLOW, fakeProvider, harness, rawRequest, rssKiB, waitUntil } from './lib.mjs';
+import { SLOW, UNBUSY_BIN, fakeProvider, harness, rawRequest, rssKiB, waitUntil } from './lib.mjs';
+
+// AddressSanitizer's allocator pads every block and keeps freed ones in quarantine: RSS then
+// measures the sanitizer (freed memory stays resident), so the bounds are checked on the
+// plain build only; the sanitizer build still runs both loads for leaks and bad accesses.
+const SANITIZED = /asan|san\b/.test(UNBUSY_BIN);
 
 const h = harness();
 let fake;
@@ -56,6 +61,7 @@ test('an idle keep-alive connection costs well under 2 KiB of gateway memory', a
     await waitUntil(async () => (await gw.request('/healthz')).status === 200, { what: 'healthz' });
     const perConn = ((rssKiB(gw.pid) - rss0) * 1024) / N;
     t.diagnostic(`${perConn.toFixed(0)} bytes of RSS per idle keep-alive connection`);
+    if (SANITIZED) return;
     assert.ok(perConn < 2048, `an idle connection costs ${perConn.toFixed(0)} bytes of RSS`);
 });
 
@@ -85,5 +91,6 @@ test('clients that stop reading a stream make the gateway queue little for each'
     }
     const perReader = ((peak - rss0) * 1024) / N;
     t.diagnostic(`gateway RSS grew ${peak - rss0} KiB for ${N} stalled readers (${(perReader / 1024).toFixed(0)} KiB each)`);
+    if (SANITIZED) return;
     assert.ok(perReader < 64 * 1024, `${(perReader / 1024).toFixed(0)} KiB held for each stalled reader`);
 });
