@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "obs/accesslog.h"
 
 int worker_listen_socket(const char *host, uint16_t port, uint16_t *bound_port)
 {
@@ -96,6 +97,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    accesslog_thread_done(); /* the last lines (a drain that timed out stopped the loop mid-way) */
     return NULL;
 }
 

@@ -953,10 +953,8 @@ int config_load_text(const char *source, const char *text, size_t len, struct co
     config_yaml_load(ld, text, len, top_fields, COUNT(top_fields), c);
     config_admission_check(ld, c);
     config_auth_check(ld, c);
-    if (c->server.workers == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        c->server.workers = n < 1 ? 1 : n > 1024 ? 1024 : (unsigned)n;
-    }
+    if (c->server.workers == 0)
+        c->server.workers = config_usable_cpus();
     if (!c->model_slots && index_models(c)) config_yaml_report(ld, 1, false, "out of memory");
     if (!ld->errors && config_secrets_build(c)) config_yaml_report(ld, 1, false, "out of memory");
     int rc = ld->errors ? -1 : 0;

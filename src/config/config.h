@@ -354,6 +354,15 @@ const struct cfg_model *config_find_model(const struct config *c, const char *na
 int config_parse_duration_ms(const char *s, uint32_t *ms);
 int config_parse_size(const char *s, size_t *bytes);
 
+/* The workers `server.workers: 0` stands for: the CPUs the process may run on
+   (affinity_cpus, from uv_available_parallelism), fewer when a cgroup v2 CPU
+   quota allows less: cpu_max is the text of /sys/fs/cgroup/cpu.max
+   ("max 100000" or "<quota> <period>", giving ceil(quota / period)), NULL when
+   there is none. Between 1 and 1024. */
+unsigned config_default_workers(unsigned affinity_cpus, const char *cpu_max);
+/* config_default_workers for this process (reads its affinity and cpu.max). */
+unsigned config_usable_cpus(void);
+
 /* A key's name: 1 to 64 characters from A-Z a-z 0-9 . _ - : @, not all
    digits (so a command naming "ID or NAME" can tell which). The keys store
    applies the same rule. */

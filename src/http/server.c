@@ -30,6 +30,30 @@ __thread char server_read_scratch[SERVER_READ_SCRATCH];
 static void conn_process(struct server_conn *c);
 static void conn_flush(struct server_conn *c);
 
+/*
+ * What an idle keep-alive connection holds is its socket, one timer and this
+ * struct: the request (its head, its log entry) exists from the first byte of
+ * a request to server_request_done, the input buffer only while it holds
+ * bytes (reads land in the loop's server_read_scratch), and the output buffer
+ * only while a response is being written.
+ */
+static int conn_req_get(struct server_conn *c)
+{
+    if (!c->req)
+        c->req = calloc(1, sizeof *c->req);
+    return c->req ? 0 : -ENOMEM;
+}
+
+static void conn_req_release(struct server_conn *c)
+{
+    if (c->req) {
+        free(c->req->body);
+        free(c->req);
+        c->req = NULL;
+    }
+    buf_free(&c->head); /* the request's strings pointed into it */
+}
+
 void *server_conn_context(struct server_conn *c)
 {
     return c->srv->ctx;
@@ -47,12 +71,12 @@ void server_conn_new_id(struct server_conn *c, char *out)
 
 const struct server_request *server_conn_request(struct server_conn *c)
 {
-    return &c->req;
+    return c->req;
 }
 
 struct server_request *server_conn_request_mut(struct server_conn *c)
 {
-    return &c->req;
+    return c->req;
 }
 
 void server_set_hooks(struct server_conn *c, const struct server_hooks *hooks)
@@ -103,10 +127,9 @@ static void on_handle_closed(uv_handle_t *h)
             *pp = c->flush_next;
     }
     buf_free(&c->in);
-    buf_free(&c->head);
     buf_free(&c->body);
     buf_free(&c->out);
-    free(c->req.body);
+    conn_req_release(c);
     server_tls_detach(c);
     free(c);
 }
@@ -126,12 +149,11 @@ static void conn_unlink(struct server_conn *c)
 
 static void conn_really_close(struct server_conn *c)
 {
-    if (c->handles_open != 3)
+    if (c->handles_open != 2)
         return; /* already closing */
     conn_unlink(c);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
-    uv_close((uv_handle_t *)&c->kick, on_handle_closed);
     if (c->srv->on_conn_closed)
         c->srv->on_conn_closed(c->srv);
 }
@@ -238,6 +260,16 @@ void server_on_write(uv_write_t *req, int status)
     server_conn_written(c, len);
 }
 
+/* `out` has all gone to the socket. A stream keeps a small buffer for its next batch; one
+   that grew in a burst (or a connection done answering) gives its memory back. */
+void server_conn_out_sent(struct server_conn *c)
+{
+    if (c->out.cap > SERVER_OUT_KEEP || c->state != CS_ACTIVE || c->response_done)
+        buf_free(&c->out);
+    else
+        buf_reset(&c->out);
+}
+
 /*
  * Sends what has gathered in `out`: first straight to the socket when nothing is queued
  * (most batches leave here, with no allocation), the rest as one uv_write.
@@ -249,7 +281,7 @@ static void conn_flush(struct server_conn *c)
         return;
     if (c->gone || uv_is_closing((uv_handle_t *)&c->tcp)) {
         c->pending -= len;
-        buf_reset(&c->out);
+        buf_free(&c->out);
         return;
     }
     if (c->tls) {
@@ -264,7 +296,7 @@ static void conn_flush(struct server_conn *c)
             sent = (size_t)n;
     }
     if (sent == len) {
-        buf_reset(&c->out);
+        server_conn_out_sent(c);
         server_conn_written(c, sent);
         return;
     }
@@ -344,8 +376,8 @@ static void head_begin(struct server_conn *c, struct buf *h, int status, const c
     buf_printf(h, "HTTP/1.1 %d %s\r\n", status, http1_reason(status));
     if (content_type)
         buf_printf(h, "Content-Type: %s\r\n", content_type);
-    if (c->req.request_id[0])
-        buf_printf(h, "x-request-id: %s\r\n", c->req.request_id);
+    if (c->req->request_id[0])
+        buf_printf(h, "x-request-id: %s\r\n", c->req->request_id);
     if (extra_headers)
         buf_append_str(h, extra_headers);
     if (!c->keep_alive)
@@ -357,11 +389,11 @@ static void head_begin(struct server_conn *c, struct buf *h, int status, const c
 void server_respond(struct server_conn *c, int status, const char *content_type,
                     const char *extra_headers, const char *body, size_t len)
 {
-    if (c->response_started)
+    if (c->response_started || conn_req_get(c) < 0)
         return;
     c->response_started = true;
     c->response_done = true;
-    c->req.log.status = status;
+    c->req->log.status = status;
     if (c->srv->draining)
         c->keep_alive = false;
     struct buf h;
@@ -389,8 +421,10 @@ int server_stream_begin(struct server_conn *c, int status, const char *content_t
 {
     if (c->response_started)
         return -EALREADY;
+    if (conn_req_get(c) < 0)
+        return -ENOMEM;
     c->response_started = true;
-    c->req.log.status = status;
+    c->req->log.status = status;
     if (c->srv->draining)
         c->keep_alive = false;
     /* an HTTP/1.0 client knows no chunked coding: the body ends when the connection closes */
@@ -457,6 +491,10 @@ void server_stream_end(struct server_conn *c)
 static void on_timer(uv_timer_t *t)
 {
     struct server_conn *c = t->data;
+    if (c->kick_pending) {
+        conn_process(c);
+        return;
+    }
     if (c->state == CS_READ_HEAD && c->in.len == 0) {
         server_conn_close(c); /* idle keep-alive connection */
         return;
@@ -469,16 +507,11 @@ static void on_timer(uv_timer_t *t)
     }
 }
 
-static void on_kick(uv_timer_t *t)
-{
-    conn_process(t->data);
-}
-
 static void conn_log(struct server_conn *c)
 {
-    const struct http1_request *r = &c->req.http;
-    int64_t total_ms = (int64_t)((uv_hrtime() - c->req.start_ns) / 1000000);
-    accesslog_write(&c->req.log, c->req.request_id, c->req.trace_id, r->method.p, r->method.len, r->target.p,
+    const struct http1_request *r = &c->req->http;
+    int64_t total_ms = (int64_t)((uv_hrtime() - c->req->start_ns) / 1000000);
+    accesslog_write(&c->req->log, c->req->request_id, c->req->trace_id, r->method.p, r->method.len, r->target.p,
                     r->target.len, total_ms, c->bytes_out - c->bytes_out_at_start);
 }
 
@@ -540,6 +573,8 @@ void server_conn_input(struct server_conn *c, const char *data, size_t len)
     if (c->state == CS_ACTIVE && c->in.len > conn_cfg(c)->max_header_bytes)
         set_reading(c, false);
     conn_process(c);
+    if (c->in.len == 0)
+        buf_free(&c->in); /* all consumed: no read buffer while waiting */
 }
 
 static void set_reading(struct server_conn *c, bool on)
@@ -555,7 +590,7 @@ static void set_reading(struct server_conn *c, bool on)
 
 static void make_request_id(struct server_conn *c)
 {
-    const struct http1_str *rid = http1_find_header(&c->req.http.head, "x-request-id");
+    const struct http1_str *rid = http1_find_header(&c->req->http.head, "x-request-id");
     if (rid && rid->len > 0 && rid->len < 64) {
         bool ok = true;
         for (size_t i = 0; i < rid->len && ok; i++) {
@@ -564,12 +599,12 @@ static void make_request_id(struct server_conn *c)
                  ch == '-' || ch == '_' || ch == '.';
         }
         if (ok) {
-            memcpy(c->req.request_id, rid->p, rid->len);
-            c->req.request_id[rid->len] = '\0';
+            memcpy(c->req->request_id, rid->p, rid->len);
+            c->req->request_id[rid->len] = '\0';
             return;
         }
     }
-    reqid_next(&c->srv->ids, c->req.request_id);
+    reqid_next(&c->srv->ids, c->req->request_id);
 }
 
 static bool all_hex(const char *p, size_t n)
@@ -584,27 +619,27 @@ static bool all_hex(const char *p, size_t n)
    trace (all-zero ids are invalid), or start one. */
 static void make_trace(struct server_conn *c)
 {
-    const struct http1_str *tp = http1_find_header(&c->req.http.head, "traceparent");
+    const struct http1_str *tp = http1_find_header(&c->req->http.head, "traceparent");
     if (tp && tp->len >= 55 && tp->p[2] == '-' && tp->p[35] == '-' && tp->p[52] == '-' &&
         all_hex(tp->p, 2) && memcmp(tp->p, "ff", 2) != 0 && all_hex(tp->p + 3, 32) &&
         all_hex(tp->p + 36, 16) && all_hex(tp->p + 53, 2) &&
         strspn(tp->p + 3, "0") < 32 && strspn(tp->p + 36, "0") < 16) {
-        memcpy(c->req.trace_id, tp->p + 3, 32);
-        c->req.trace_id[32] = '\0';
-        memcpy(c->req.trace_flags, tp->p + 53, 2);
-        c->req.trace_flags[2] = '\0';
+        memcpy(c->req->trace_id, tp->p + 3, 32);
+        c->req->trace_id[32] = '\0';
+        memcpy(c->req->trace_flags, tp->p + 53, 2);
+        c->req->trace_flags[2] = '\0';
         return;
     }
-    reqid_next(&c->srv->ids, c->req.trace_id);
-    reqid_next(&c->srv->ids, c->req.trace_id + 16);
-    memcpy(c->req.trace_flags, "01", 3);
+    reqid_next(&c->srv->ids, c->req->trace_id);
+    reqid_next(&c->srv->ids, c->req->trace_id + 16);
+    memcpy(c->req->trace_flags, "01", 3);
 }
 
 /* A request refused before its head could be read: a fresh id, not the previous request's. */
 static void reject_head(struct server_conn *c, enum gw_err e, const char *message)
 {
-    memset(&c->req, 0, sizeof c->req);
-    reqid_next(&c->srv->ids, c->req.request_id);
+    memset(c->req, 0, sizeof *c->req);
+    reqid_next(&c->srv->ids, c->req->request_id);
     reject(c, e, message);
 }
 
@@ -645,17 +680,17 @@ static bool start_request(struct server_conn *c, int head_len)
     buf_append(&c->head, c->in.data, (size_t)head_len);
     buf_consume(&c->in, (size_t)head_len);
     http1_head_scan_init(&c->scan);
-    memset(&c->req, 0, sizeof c->req);
-    if (http1_parse_request(c->head.data, c->head.len, &c->req.http) < 0) {
+    memset(c->req, 0, sizeof *c->req);
+    if (http1_parse_request(c->head.data, c->head.len, &c->req->http) < 0) {
         reject_head(c, GW_ERR_BAD_REQUEST, "malformed HTTP request");
         return false;
     }
-    c->req.start_ns = uv_hrtime();
-    accesslog_entry_init(&c->req.log);
+    c->req->start_ns = uv_hrtime();
+    accesslog_entry_init(&c->req->log);
     c->bytes_out_at_start = c->bytes_out;
     make_request_id(c);
     make_trace(c);
-    const struct http1_request *r = &c->req.http;
+    const struct http1_request *r = &c->req->http;
     const struct http1_head *h = &r->head;
     c->keep_alive = !h->conn_close && !c->srv->draining;
     c->http10 = h->minor_version == 0;
@@ -692,8 +727,8 @@ static bool start_request(struct server_conn *c, int head_len)
 static void dispatch(struct server_conn *c)
 {
     uv_timer_stop(&c->timer);
-    c->req.body_len = c->body.len;
-    c->req.body = buf_steal(&c->body, NULL);
+    c->req->body_len = c->body.len;
+    c->req->body = buf_steal(&c->body, NULL);
     buf_init(&c->body, conn_cfg(c)->max_body_bytes);
     c->state = CS_ACTIVE;
     c->aborted = false;
@@ -708,10 +743,18 @@ static void dispatch(struct server_conn *c)
 
 static void conn_process(struct server_conn *c)
 {
+    if (c->kick_pending) { /* the pipelined input is being looked at: the head's clock runs */
+        c->kick_pending = false;
+        uv_timer_start(&c->timer, on_timer, conn_cfg(c)->header_timeout_ms, 0);
+    }
     while (c->state == CS_READ_HEAD || c->state == CS_READ_BODY) {
         if (c->state == CS_READ_HEAD) {
             if (c->in.len == 0)
                 return;
+            if (conn_req_get(c) < 0) {
+                server_conn_lost(c);
+                return;
+            }
             /* resumes where the last read left off: a head trickled in costs no more than one sent whole */
             int n = http1_head_scan_request(&c->scan, c->in.data, c->in.len);
             if (n == HTTP1_NEED_MORE) {
@@ -732,7 +775,7 @@ static void conn_process(struct server_conn *c)
             dispatch(c);
             return;
         }
-        if (c->req.http.head.expect_continue && !c->sent_continue && c->in.len == 0) {
+        if (c->req->http.head.expect_continue && !c->sent_continue && c->in.len == 0) {
             c->sent_continue = true;
             conn_write(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
         }
@@ -765,8 +808,8 @@ void server_request_done(struct server_conn *c)
 {
     if (c->state != CS_ACTIVE)
         return;
-    free(c->req.body);
-    c->req.body = NULL;
+    free(c->req->body);
+    c->req->body = NULL;
     memset(&c->hooks, 0, sizeof c->hooks);
     if (!c->response_started && !c->gone)
         server_respond_error(c, GW_ERR_INTERNAL, "no response was produced", NULL);
@@ -775,6 +818,9 @@ void server_request_done(struct server_conn *c)
     /* an answer given before the next head is parsed (400, 408, 431) is that request's own */
     c->response_started = c->response_done = false;
     c->head_only = c->http10 = c->chunked_out = false;
+    conn_req_release(c);
+    if (c->out.len == 0)
+        buf_free(&c->out);
     if (close) {
         c->state = CS_READ_HEAD;
         server_conn_close(c);
@@ -783,8 +829,8 @@ void server_request_done(struct server_conn *c)
     c->state = CS_READ_HEAD;
     set_reading(c, true);
     if (c->in.len > 0) {
-        uv_timer_start(&c->timer, on_timer, conn_cfg(c)->header_timeout_ms, 0);
-        uv_timer_start(&c->kick, on_kick, 0, 0); /* not from inside the handler's call */
+        c->kick_pending = true; /* processed from the timer: not from inside the handler's call */
+        uv_timer_start(&c->timer, on_timer, 0, 0);
     } else {
         uv_timer_start(&c->timer, on_timer, conn_cfg(c)->idle_timeout_ms, 0);
     }
@@ -803,9 +849,8 @@ static void on_connection(uv_stream_t *listener, int status)
     c->srv = w;
     uv_tcp_init(w->loop, &c->tcp);
     uv_timer_init(w->loop, &c->timer);
-    uv_timer_init(w->loop, &c->kick);
-    c->tcp.data = c->timer.data = c->kick.data = c;
-    c->handles_open = 3;
+    c->tcp.data = c->timer.data = c;
+    c->handles_open = 2;
     buf_init(&c->in, w->cfg->max_header_bytes + 64 * 1024);
     http1_head_scan_init(&c->scan);
     buf_init(&c->head, w->cfg->max_header_bytes + 1);
@@ -841,6 +886,7 @@ static void on_flush_check(uv_check_t *h)
 static void on_flush_prepare(uv_prepare_t *h)
 {
     flush_all(h->data);
+    accesslog_flush(); /* the iteration's access-log lines, in one write, before the loop waits */
 }
 
 int server_init(struct server *s, uv_loop_t *loop, int listen_fd, const struct cfg_server *cfg,

@@ -45,8 +45,8 @@
 
 struct tls_server;
 
-#define SERVER_HIGH_WATER (256u * 1024)
-#define SERVER_LOW_WATER (64u * 1024)
+#define SERVER_HIGH_WATER (16u * 1024)
+#define SERVER_LOW_WATER (4u * 1024)
 
 /* What a handler sees of a request; valid until server_request_done. */
 struct server_request {

@@ -23,8 +23,8 @@ enum conn_state { CS_READ_HEAD, CS_READ_BODY, CS_ACTIVE, CS_CLOSING };
 
 struct server_conn {
     uv_tcp_t tcp;
-    uv_timer_t timer; /* head/body read timeout, then idle keep-alive timeout */
-    uv_timer_t kick;  /* deferred processing of pipelined input */
+    /* head/body read timeout, then idle keep-alive timeout; fires at once for kick_pending */
+    uv_timer_t timer;
     struct server *srv;
     struct server_conn *next, *prev;
     enum conn_state state;
@@ -33,7 +33,7 @@ struct server_conn {
     struct buf head; /* the current request's head, copied out of `in` */
     struct buf body;
     struct http1_body framer;
-    struct server_request req;
+    struct server_request *req; /* from the first byte of a request to its end (NULL: idle) */
     struct server_hooks hooks;
     bool keep_alive;
     bool http10;      /* an HTTP/1.0 client: no chunked answers, keep-alive only when asked */
@@ -58,7 +58,11 @@ struct server_conn {
     unsigned writes_inflight;
     struct tls_conn *tls; /* NULL: plain HTTP; see server_tls.c */
     bool tls_first_read;  /* the first bytes have been looked at (plain HTTP on a TLS port?) */
+    bool kick_pending;    /* pipelined input waits to be processed (deferred out of the handler) */
 };
+
+/* A batch buffer kept between batches of a stream; one grown larger is freed once sent. */
+#define SERVER_OUT_KEEP (8u * 1024)
 
 /* One uv_write of a connection; server_on_write frees it and takes `len` off `pending`. */
 struct server_wreq {
@@ -80,6 +84,8 @@ void server_conn_input(struct server_conn *c, const char *data, size_t len);
 void server_conn_lost(struct server_conn *c);
 /* Closes once the queued writes are out (lingering after a refused body). */
 void server_conn_close(struct server_conn *c);
+/* `out` has been handed to the socket in full: empties it, freeing what a burst grew. */
+void server_conn_out_sent(struct server_conn *c);
 /* n bytes of `pending` have left: on_drain below the low-water mark. */
 void server_conn_written(struct server_conn *c, size_t n);
 /* The write callback of every struct server_wreq. */

@@ -86,7 +86,7 @@ void server_tls_flush(struct server_conn *c)
 {
     size_t len = c->out.len;
     int rc = tls_write(c->tls, c->out.data, len);
-    buf_reset(&c->out);
+    server_conn_out_sent(c);
     if (rc < 0) {
         c->pending -= len;
         server_conn_lost(c);

@@ -40,8 +40,10 @@
 #define TCP_MAX_ADDRS 8
 /* Bound on bytes queued to a socket and not yet written. */
 #define TCP_MAX_WRITE_QUEUE (64u << 20)
-/* One socket read, and the plaintext taken out of TLS per step. */
-#define TCP_READ_CHUNK (64u * 1024)
+/* One socket read, and the plaintext taken out of TLS per step. A read is what may reach a
+   client beyond the high-water mark before the proxy pauses this connection
+   (SERVER_HIGH_WATER): as small as that mark keeps a slow reader's queue near it. */
+#define TCP_READ_CHUNK (16u * 1024)
 #define TCP_TLS_CHUNK (16u * 1024)
 #define TCP_KEEPALIVE_DELAY_S 60
 

@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -50,16 +52,101 @@ int accesslog_reopen(void)
     return rc;
 }
 
-static void field_str(struct buf *b, const char *key, const char *val, size_t len)
+static int field_str(struct buf *b, const char *key, const char *val, size_t len)
 {
-    buf_printf(b, ",\"%s\":", key);
-    buf_append_json_str(b, val, len);
+    int rc = buf_printf(b, ",\"%s\":", key);
+    return rc < 0 ? rc : buf_append_json_str(b, val, len);
 }
 
-static void field_int(struct buf *b, const char *key, int64_t v)
+static int field_int(struct buf *b, const char *key, int64_t v)
 {
-    if (v >= 0)
-        buf_printf(b, ",\"%s\":%lld", key, (long long)v);
+    return v >= 0 ? buf_printf(b, ",\"%s\":%lld", key, (long long)v) : 0;
+}
+
+/* The lines of this thread (a worker's loop) not yet written. */
+static __thread struct buf batch;
+static _Atomic unsigned long long lines_dropped;
+
+#define ACCESSLOG_BATCH_FLUSH (32u * 1024) /* a batch this big is written at once */
+#define ACCESSLOG_BATCH_LIMIT (256u * 1024) /* no line is longer (the request head is at most 64 KiB) */
+
+void accesslog_flush(void)
+{
+    if (batch.len == 0)
+        return;
+    /* One write(2) of whole lines on an O_APPEND descriptor: the batches of several workers
+       land one after the other, never inside each other. */
+    size_t off = 0;
+    while (log_fd >= 0 && off < batch.len) {
+        ssize_t w = write(log_fd, batch.data + off, batch.len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    if (batch.cap > 2 * ACCESSLOG_BATCH_FLUSH)
+        buf_free(&batch); /* after an outsized line: back to the usual size */
+    else
+        buf_reset(&batch);
+}
+
+void accesslog_thread_done(void)
+{
+    accesslog_flush();
+    buf_free(&batch);
+}
+
+unsigned long long accesslog_dropped(void)
+{
+    return atomic_load_explicit(&lines_dropped, memory_order_relaxed);
+}
+
+/* Appends one whole line to b. Returns 0 or -ENOBUFS/-ENOMEM (b then holds part of it). */
+static int format_line(struct buf *b, const struct accesslog_entry *e, const char *request_id,
+                       const char *trace_id, const char *method, size_t method_len,
+                       const char *path, size_t path_len, int64_t total_ms, uint64_t bytes_out)
+{
+    bool bad = false;
+    char stamp[64];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+    bad |= buf_printf(b, "{\"ts\":\"%s.%03ldZ\"", stamp, ts.tv_nsec / 1000000) < 0;
+    bad |= field_str(b, "request_id", request_id, strlen(request_id)) < 0;
+    if (trace_id && trace_id[0])
+        bad |= field_str(b, "trace_id", trace_id, strlen(trace_id)) < 0;
+    bad |= field_str(b, "method", method, method_len) < 0;
+    bad |= field_str(b, "path", path, path_len) < 0;
+    const char *model = e->model ? e->model : (e->model_buf[0] ? e->model_buf : NULL);
+    if (model)
+        bad |= field_str(b, "model", model, strlen(model)) < 0;
+    if (e->provider)
+        bad |= field_str(b, "provider", e->provider, strlen(e->provider)) < 0;
+    if (e->deployment_model)
+        bad |= field_str(b, "deployment_model", e->deployment_model, strlen(e->deployment_model)) < 0;
+    bad |= buf_printf(b, ",\"status\":%d", e->status) < 0;
+    const char *outcome = outcome_name(outcome_or_status(e->outcome, e->status));
+    bad |= field_str(b, "outcome", outcome, strlen(outcome)) < 0;
+    if (e->attempts)
+        bad |= buf_printf(b, ",\"attempts\":%u", e->attempts) < 0;
+    if (e->model)
+        bad |= buf_printf(b, ",\"stream\":%s", e->stream ? "true" : "false") < 0;
+    bad |= field_int(b, "ttft_ms", e->ttft_ms) < 0;
+    bad |= buf_printf(b, ",\"total_ms\":%lld", (long long)total_ms) < 0;
+    bad |= field_int(b, "prompt_tokens", e->prompt_tokens) < 0;
+    bad |= field_int(b, "completion_tokens", e->completion_tokens) < 0;
+    bad |= field_int(b, "reasoning_tokens", e->reasoning_tokens) < 0;
+    bad |= field_int(b, "cached_tokens", e->cached_tokens) < 0;
+    if (e->usage_estimated)
+        bad |= buf_append_str(b, ",\"usage_estimated\":true") < 0;
+    bad |= buf_printf(b, ",\"bytes_out\":%llu", (unsigned long long)bytes_out) < 0;
+    if (e->error[0])
+        bad |= field_str(b, "error", e->error, strlen(e->error)) < 0;
+    bad |= buf_append_str(b, "}\n") < 0;
+    return bad ? -ENOBUFS : 0;
 }
 
 void accesslog_write(const struct accesslog_entry *e, const char *request_id, const char *trace_id,
@@ -69,48 +156,20 @@ void accesslog_write(const struct accesslog_entry *e, const char *request_id, co
 {
     if (log_fd < 0)
         return;
-    char line_mem[2048];
-    struct buf b = {.data = NULL};
-    buf_init(&b, 64 * 1024);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(line_mem, sizeof line_mem, "%Y-%m-%dT%H:%M:%S", &tm);
-    buf_printf(&b, "{\"ts\":\"%s.%03ldZ\"", line_mem, ts.tv_nsec / 1000000);
-    field_str(&b, "request_id", request_id, strlen(request_id));
-    if (trace_id && trace_id[0])
-        field_str(&b, "trace_id", trace_id, strlen(trace_id));
-    field_str(&b, "method", method, method_len);
-    field_str(&b, "path", path, path_len);
-    const char *model = e->model ? e->model : (e->model_buf[0] ? e->model_buf : NULL);
-    if (model)
-        field_str(&b, "model", model, strlen(model));
-    if (e->provider)
-        field_str(&b, "provider", e->provider, strlen(e->provider));
-    if (e->deployment_model)
-        field_str(&b, "deployment_model", e->deployment_model, strlen(e->deployment_model));
-    buf_printf(&b, ",\"status\":%d", e->status);
-    const char *outcome = outcome_name(outcome_or_status(e->outcome, e->status));
-    field_str(&b, "outcome", outcome, strlen(outcome));
-    if (e->attempts)
-        buf_printf(&b, ",\"attempts\":%u", e->attempts);
-    if (e->model)
-        buf_printf(&b, ",\"stream\":%s", e->stream ? "true" : "false");
-    field_int(&b, "ttft_ms", e->ttft_ms);
-    buf_printf(&b, ",\"total_ms\":%lld", (long long)total_ms);
-    field_int(&b, "prompt_tokens", e->prompt_tokens);
-    field_int(&b, "completion_tokens", e->completion_tokens);
-    field_int(&b, "reasoning_tokens", e->reasoning_tokens);
-    field_int(&b, "cached_tokens", e->cached_tokens);
-    if (e->usage_estimated)
-        buf_append_str(&b, ",\"usage_estimated\":true");
-    buf_printf(&b, ",\"bytes_out\":%llu", (unsigned long long)bytes_out);
-    if (e->error[0])
-        field_str(&b, "error", e->error, strlen(e->error));
-    buf_append_str(&b, "}\n");
-    /* One write per line: lines from several workers never interleave. */
-    ssize_t w = write(log_fd, b.data, b.len);
-    (void)w;
-    buf_free(&b);
+    if (batch.limit == 0)
+        buf_init(&batch, ACCESSLOG_BATCH_LIMIT);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        size_t start = batch.len;
+        if (format_line(&batch, e, request_id, trace_id, method, method_len, path, path_len,
+                        total_ms, bytes_out) == 0) {
+            if (batch.len >= ACCESSLOG_BATCH_FLUSH)
+                accesslog_flush();
+            return;
+        }
+        batch.len = start; /* never a part of a line */
+        if (start == 0)
+            break;
+        accesslog_flush(); /* full: write what is there, then try on an empty batch */
+    }
+    atomic_fetch_add_explicit(&lines_dropped, 1, memory_order_relaxed);
 }

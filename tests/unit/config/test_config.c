@@ -1502,6 +1502,22 @@ static void test_secrets(void **state)
                   1, twice);
 }
 
+/* server.workers: 0 counts the CPUs the process may use: affinity, then a cgroup quota. */
+static void test_default_workers(void **state)
+{
+    (void)state;
+    assert_int_equal(config_default_workers(8, NULL), 8);
+    assert_int_equal(config_default_workers(0, NULL), 1);
+    assert_int_equal(config_default_workers(8, "max 100000\n"), 8);       /* no quota */
+    assert_int_equal(config_default_workers(8, "200000 100000\n"), 2);    /* two CPUs */
+    assert_int_equal(config_default_workers(8, "150000 100000\n"), 2);    /* 1.5: rounded up */
+    assert_int_equal(config_default_workers(8, "50000 100000\n"), 1);     /* half a CPU */
+    assert_int_equal(config_default_workers(2, "800000 100000\n"), 2);    /* affinity is less */
+    assert_int_equal(config_default_workers(4, "garbage"), 4);
+    assert_int_equal(config_default_workers(4, "0 100000"), 4);
+    assert_int_equal(config_default_workers(5000, NULL), 1024);
+}
+
 int main(void)
 {
     config_tls_set_loader(tls_server_check_files);
@@ -1542,6 +1558,7 @@ int main(void)
         cmocka_unit_test(test_examples_load),
         cmocka_unit_test(test_demo_config_loads),
         cmocka_unit_test(test_provider_continuation),
+        cmocka_unit_test(test_default_workers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
