@@ -37,7 +37,10 @@
 #include "obs/metrics.h"
 #include "proxy/proxy_int.h"
 
-#define PROXY_MAX_PARTIAL (1u << 20)
+/* The text kept for a continuation: about 64k tokens, more than nearly every answer; a
+   longer one is not continued, and its text is let go at once, so what a stream costs
+   the gateway stays bounded whatever its length. */
+#define PROXY_MAX_PARTIAL (256u * 1024)
 
 bool proxy_continue_enabled(const struct preq *p)
 {
@@ -77,10 +80,14 @@ static void note_delta(struct proxy_cont *c, const cJSON *j)
         const cJSON *content = cJSON_GetObjectItemCaseSensitive(delta, "content");
         if (!cJSON_IsString(content) || !content->valuestring[0])
             continue;
+        if (c->overflow)
+            continue; /* too long to continue: nothing is kept */
         if (!c->partial.data)
             buf_init(&c->partial, PROXY_MAX_PARTIAL);
-        if (buf_append_str(&c->partial, content->valuestring) < 0)
+        if (buf_append_str(&c->partial, content->valuestring) < 0) {
             c->overflow = true;
+            buf_free(&c->partial);
+        }
     }
 }
 
