@@ -526,8 +526,8 @@ int fakegen_new(const struct fakegen_request *req, const char *behavior,
         g->total_chunks = g->o.reasoning + 1; /* an answer follows the reasoning */
     if (g->o.big && g->total_chunks == 0) g->total_chunks = 1;
     if (g->kind == KIND_COMPLETION) g->o.reasoning = 0;
-    g->text = (struct faketext){.big = g->o.big, .chunks = g->total_chunks,
-                                .reasoning = g->o.reasoning};
+    g->text = (struct faketext){
+        .big = g->o.big, .chunks = g->total_chunks, .reasoning = g->o.reasoning};
     /* The last message is the answer so far: go on from where it stops, as a
        model continuing its own text would (no reasoning again: it was done
        before the answer began). A tool call's arguments are not text to go on. */

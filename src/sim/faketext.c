@@ -21,8 +21,9 @@ static void big_span(const struct faketext *t, uint32_t i, uint64_t *pos, uint64
 /* Without big=: chunk i's short text into out; returns its length. */
 static size_t token_text(const struct faketext *t, uint32_t i, char out[FAKETEXT_TOKEN_CAP])
 {
-    int n = i < t->reasoning ? snprintf(out, FAKETEXT_TOKEN_CAP, "think%" PRIu32 " ", i)
-                             : snprintf(out, FAKETEXT_TOKEN_CAP, "tok%" PRIu32 " ", i - t->reasoning);
+    int n = i < t->reasoning
+                ? snprintf(out, FAKETEXT_TOKEN_CAP, "think%" PRIu32 " ", i)
+                : snprintf(out, FAKETEXT_TOKEN_CAP, "tok%" PRIu32 " ", i - t->reasoning);
     return n > 0 ? (size_t)n : 0;
 }
 

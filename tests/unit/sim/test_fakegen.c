@@ -677,8 +677,8 @@ static void continued(const char *so_far, const char *extra, const char *behavio
     a->end = t.end;
     if (!stream) {
         cJSON *j = whole_body_json(&t);
-        const cJSON *m = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0),
-                                             "message");
+        const cJSON *m = cJSON_GetObjectItem(
+            cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0), "message");
         snprintf(a->text, sizeof a->text, "%s", cJSON_GetObjectItem(m, "content")->valuestring);
         const cJSON *r = cJSON_GetObjectItem(m, "reasoning_content");
         if (r) snprintf(a->reasoning, sizeof a->reasoning, "%s", r->valuestring);

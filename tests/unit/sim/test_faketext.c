@@ -93,13 +93,13 @@ static void test_not_a_prefix(void **state)
     uint32_t chunk = 7;
     size_t from = 7;
     const char *not_prefixes[] = {
-        "tok1 ",                        /* another chunk first */
-        "tok0 tok2 ",                   /* one skipped */
-        "tok0  tok1",                   /* a byte more */
-        "Tok0 ",                        /* case */
-        "tok0 tok1 tok2 tok3 tok4 t",   /* longer than the answer */
+        "tok1 ",                      /* another chunk first */
+        "tok0 tok2 ",                 /* one skipped */
+        "tok0  tok1",                 /* a byte more */
+        "Tok0 ",                      /* case */
+        "tok0 tok1 tok2 tok3 tok4 t", /* longer than the answer */
         "tok0 tok1 tok2 tok3 tok4 tok5 ",
-        "tok0 \xc3\xa9",                /* multibyte text the fake never writes */
+        "tok0 \xc3\xa9", /* multibyte text the fake never writes */
         "hello",
     };
     for (size_t i = 0; i < sizeof not_prefixes / sizeof not_prefixes[0]; i++)
@@ -109,7 +109,8 @@ static void test_not_a_prefix(void **state)
     assert_true(faketext_resume(&r, "tok0 t", 6, &chunk, &from));
     assert_int_equal(chunk, 3);
     assert_int_equal(from, 1);
-    assert_false(faketext_resume(&big, "lorem ipsum dolor sit amet conXectetur", 38, &chunk, &from));
+    assert_false(
+        faketext_resume(&big, "lorem ipsum dolor sit amet conXectetur", 38, &chunk, &from));
     assert_false(faketext_resume(&big, "lorem ipsum dolor sit amet consectetur adip", 43, &chunk,
                                  &from)); /* 43 > 40 bytes */
     assert_false(faketext_resume(&big, "ipsum", 5, &chunk, &from));
