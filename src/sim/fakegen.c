@@ -11,6 +11,7 @@
 
 #include "base/buf.h"
 #include "proto/http1.h"
+#include "sim/faketext.h"
 
 #define FAKEGEN_MAX_ALTERNATIVES 32
 #define FAKEGEN_MAX_MS (24u * 3600u * 1000u)
@@ -361,6 +362,11 @@ struct fakegen {
     uint64_t k;
     uint64_t prompt_tokens;
     uint32_t total_chunks; /* reasoning chunks included */
+    struct faketext text;
+    /* A continuation starts at this chunk, without its first first_from bytes
+       (0 and 0 for an answer from the start); chunks before it are not sent. */
+    uint32_t first_chunk;
+    size_t first_from;
     uint32_t ka_left;
     uint32_t next_chunk;
     uint32_t carry_ms; /* delay owed to the next segment */
@@ -419,10 +425,30 @@ static size_t count_inputs(const cJSON *input)
     return n > FAKEGEN_MAX_EMBED_INPUTS ? FAKEGEN_MAX_EMBED_INPUTS : n;
 }
 
-/* Reads what the answer depends on; the override behaviour, if any, is returned malloc'd. */
-static int read_body(struct fakegen *g, const struct fakegen_request *req, char **fake)
+/* A trailing assistant message's text (the answer so far, to be continued), or NULL. */
+static const char *trailing_assistant(const cJSON *root)
+{
+    const cJSON *messages = cJSON_GetObjectItemCaseSensitive(root, "messages");
+    if (!cJSON_IsArray(messages)) return NULL;
+    const cJSON *last = messages->child;
+    while (last && last->next)
+        last = last->next;
+    if (!cJSON_IsObject(last)) return NULL;
+    const cJSON *role = cJSON_GetObjectItemCaseSensitive(last, "role");
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(last, "content");
+    if (!cJSON_IsString(role) || strcmp(role->valuestring, "assistant") != 0) return NULL;
+    return cJSON_IsString(content) && content->valuestring[0] ? content->valuestring : NULL;
+}
+
+/*
+ * Reads what the answer depends on; the override behaviour, if any, and the
+ * text of a trailing assistant message, if any, are returned malloc'd.
+ */
+static int read_body(struct fakegen *g, const struct fakegen_request *req, char **fake,
+                     char **prefix)
 {
     *fake = NULL;
+    *prefix = NULL;
     g->n_inputs = 1;
     const char *model = FAKEGEN_DEFAULT_MODEL;
     cJSON *root = req->body_len ? cJSON_ParseWithLength(req->body, req->body_len) : NULL;
@@ -435,6 +461,8 @@ static int read_body(struct fakegen *g, const struct fakegen_request *req, char 
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, "fake");
         if (cJSON_IsString(f) && !(*fake = strdup(f->valuestring))) goto nomem;
         g->n_inputs = count_inputs(cJSON_GetObjectItemCaseSensitive(root, "input"));
+        const char *so_far = trailing_assistant(root);
+        if (so_far && !(*prefix = strdup(so_far))) goto nomem;
     }
     struct buf m;
     buf_init(&m, 0);
@@ -445,7 +473,9 @@ static int read_body(struct fakegen *g, const struct fakegen_request *req, char 
 nomem:
     cJSON_Delete(root);
     free(*fake);
+    free(*prefix);
     *fake = NULL;
+    *prefix = NULL;
     return -ENOMEM;
 }
 
@@ -454,13 +484,14 @@ int fakegen_new(const struct fakegen_request *req, const char *behavior,
 {
     struct fakegen *g = calloc(1, sizeof *g);
     if (!g) return -ENOMEM;
-    char *fake = NULL;
-    if (read_body(g, req, &fake)) {
+    char *fake = NULL, *prefix = NULL;
+    if (read_body(g, req, &fake, &prefix)) {
         free(g);
         return -ENOMEM;
     }
     g->behavior = fake ? fake : strdup(behavior ? behavior : "");
     if (!g->behavior) {
+        free(prefix);
         fakegen_free(g);
         return -ENOMEM;
     }
@@ -495,6 +526,15 @@ int fakegen_new(const struct fakegen_request *req, const char *behavior,
         g->total_chunks = g->o.reasoning + 1; /* an answer follows the reasoning */
     if (g->o.big && g->total_chunks == 0) g->total_chunks = 1;
     if (g->kind == KIND_COMPLETION) g->o.reasoning = 0;
+    g->text = (struct faketext){
+        .big = g->o.big, .chunks = g->total_chunks, .reasoning = g->o.reasoning};
+    /* The last message is the answer so far: go on from where it stops, as a
+       model continuing its own text would (no reasoning again: it was done
+       before the answer began). A tool call's arguments are not text to go on. */
+    if (prefix && g->kind == KIND_CHAT && !g->o.tool_call &&
+        faketext_resume(&g->text, prefix, strlen(prefix), &g->first_chunk, &g->first_from))
+        g->next_chunk = g->first_chunk;
+    free(prefix);
     if (g->o.close || req->client_close)
         g->end = FAKEGEN_END_CLOSE;
     else
@@ -630,36 +670,24 @@ static int put_error(struct fakegen *g, int status, const char *message)
     return rc ? rc : put_whole(g, status, g->o.html ? "text/html" : "application/json");
 }
 
-static const char lorem[] = "lorem ipsum dolor sit amet consectetur adipiscing elit ";
-
 /* Content of chunk i (reasoning or answer), appended to b as JSON string contents. */
 static int put_content_text(struct fakegen *g, struct buf *b, uint32_t i)
 {
-    if (g->o.big) {
-        uint64_t base = g->o.big / g->total_chunks;
-        uint64_t n = i + 1 == g->total_chunks ? g->o.big - base * (g->total_chunks - 1) : base;
-        uint64_t pos = base * i;
-        int rc = buf_reserve(b, (size_t)n);
-        if (rc) return rc;
-        for (uint64_t j = 0; j < n; j++)
-            b->data[b->len++] = lorem[(pos + j) % (sizeof lorem - 1)];
-        b->data[b->len] = '\0';
-        return 0;
-    }
-    if (i < g->o.reasoning) return buf_printf(b, "think%" PRIu32 " ", i);
-    return buf_printf(b, "tok%" PRIu32 " ", i - g->o.reasoning);
+    return faketext_put(&g->text, b, i, i == g->first_chunk ? g->first_from : 0);
 }
 
 static int put_usage(struct fakegen *g, struct buf *b)
 {
-    uint64_t completion = g->total_chunks;
+    /* A continuation counts what it generated, not the answer it was given. */
+    uint64_t completion = g->total_chunks - g->first_chunk;
+    uint32_t reasoning = g->first_chunk < g->o.reasoning ? g->o.reasoning - g->first_chunk : 0;
     return buf_printf(b,
                       "\"usage\":{\"prompt_tokens\":%" PRIu64 ",\"completion_tokens\":%" PRIu64
                       ",\"total_tokens\":%" PRIu64 ",\"prompt_cache_hit_tokens\":0,"
                       "\"prompt_cache_miss_tokens\":%" PRIu64
                       ",\"completion_tokens_details\":{\"reasoning_tokens\":%" PRIu32 "}}",
                       g->prompt_tokens, completion, g->prompt_tokens + completion, g->prompt_tokens,
-                      g->o.reasoning);
+                      reasoning);
 }
 
 static int put_chunk_prefix(struct fakegen *g, struct buf *b)
@@ -766,11 +794,12 @@ static int build_body(struct fakegen *g)
         rc = buf_append_str(
             b, chat ? "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\""
                     : "\"choices\":[{\"text\":\"");
-    for (uint32_t i = g->o.reasoning; !rc && i < g->total_chunks; i++)
+    uint32_t first_answer = g->first_chunk > g->o.reasoning ? g->first_chunk : g->o.reasoning;
+    for (uint32_t i = first_answer; !rc && i < g->total_chunks; i++)
         rc = put_content_text(g, b, i);
-    if (!rc && chat && g->o.reasoning) {
+    if (!rc && chat && g->first_chunk < g->o.reasoning) {
         rc = buf_append_str(b, "\",\"reasoning_content\":\"");
-        for (uint32_t i = 0; !rc && i < g->o.reasoning; i++)
+        for (uint32_t i = g->first_chunk; !rc && i < g->o.reasoning; i++)
             rc = put_content_text(g, b, i);
     }
     if (!rc)
@@ -787,7 +816,8 @@ static int build_body(struct fakegen *g)
 static uint32_t generation_ms(const struct fakegen *g)
 {
     uint64_t t = (uint64_t)g->o.ttft_ms + g->o.stall_ms;
-    if (g->total_chunks > 1) t += (uint64_t)(g->total_chunks - 1) * g->o.chunk_ms;
+    uint32_t sent = g->total_chunks - g->first_chunk;
+    if (sent > 1) t += (uint64_t)(sent - 1) * g->o.chunk_ms;
     return sat_add(t, 0);
 }
 
@@ -875,9 +905,10 @@ static int emit(struct fakegen *g, struct fakegen_seg *seg)
             return -ENOMEM;
         return put_chunk(g) ? -ENOMEM : 1;
     case PH_CHUNKS: {
-        uint32_t i = g->next_chunk;
-        if (g->o.cut >= 0 && i == (uint32_t)g->o.cut) {
-            g->carry_ms = sat_add(g->carry_ms, i ? g->o.chunk_ms : g->o.ttft_ms);
+        /* cut=, ttft and stall count the chunks of this answer, a continuation's too */
+        uint32_t i = g->next_chunk, sent = i - g->first_chunk;
+        if (g->o.cut >= 0 && sent == (uint32_t)g->o.cut) {
+            g->carry_ms = sat_add(g->carry_ms, sent ? g->o.chunk_ms : g->o.ttft_ms);
             g->end = FAKEGEN_END_CLOSE;
             g->phase = PH_END;
             return 0;
@@ -886,8 +917,8 @@ static int emit(struct fakegen *g, struct fakegen_seg *seg)
             g->phase = PH_FINISH;
             return 0;
         }
-        seg->delay_ms = sat_add(take_carry(g), i ? g->o.chunk_ms : g->o.ttft_ms);
-        if (i == 0) g->carry_ms = g->o.stall_ms;
+        seg->delay_ms = sat_add(take_carry(g), sent ? g->o.chunk_ms : g->o.ttft_ms);
+        if (sent == 0) g->carry_ms = g->o.stall_ms;
         g->next_chunk++;
         return build_event(g, 'c', i) || put_chunk(g) ? -ENOMEM : 1;
     }

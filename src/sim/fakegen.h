@@ -74,6 +74,17 @@
  * X-Fake-Request (k). Endpoints: POST .../chat/completions, .../completions,
  * .../embeddings, GET .../models; anything else is a 404.
  *
+ * Continuations: when a chat request's last message is an assistant message
+ * whose content is a prefix of the answer text this request would get (the
+ * answer chunks concatenated, reasoning left out; see faketext.h), the answer
+ * goes on from where that text stops, as a model continuing its own text
+ * would: it sends only the rest (the first chunk possibly a chunk's tail, the
+ * others as they would have been), no reasoning, and its usage counts the
+ * chunks it sent (the prefix is part of the prompt). cut=, ttft and stall
+ * count the chunks of this answer. Whether the message carries "prefix": true
+ * or the body "continue_final_message": true makes no difference. Any other
+ * trailing message (not a prefix, or with tool_call) gets the whole answer.
+ *
  * Profiles: "healthy", "busy", "flaky" (see fakegen_profile).
  */
 #ifndef UNBUSY_FAKEGEN_H

@@ -32,6 +32,14 @@ static const struct fixed_request requests[] = {
      "{\"model\":\"m\",\"stream\":true,\"stream_options\":{\"include_usage\":true},"
      "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"},
     {"POST", "/v1/chat/completions", "{\"model\":\"m\",\"messages\":[]}"},
+    /* continuations: the answer so far as the last message, cut inside a chunk */
+    {"POST", "/v1/chat/completions",
+     "{\"model\":\"m\",\"stream\":true,\"stream_options\":{\"include_usage\":true},"
+     "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},"
+     "{\"role\":\"assistant\",\"content\":\"tok0 tok1 to\",\"prefix\":true}]}"},
+    {"POST", "/v1/chat/completions",
+     "{\"model\":\"m\",\"continue_final_message\":true,\"messages\":[{\"role\":\"user\","
+     "\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":\"lorem ipsum do\"}]}"},
     {"POST", "/v1/completions", "{\"model\":\"m\",\"prompt\":\"hi\",\"stream\":true}"},
     {"POST", "/v1/embeddings", "{\"model\":\"e\",\"input\":[\"a\",\"b\",\"c\"]}"},
     {"GET", "/v1/models", ""},

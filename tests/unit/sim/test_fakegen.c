@@ -645,6 +645,153 @@ static void test_stream_reasoning(void **state)
     transcript_free(&t);
 }
 
+/* What a chat answer said: text, reasoning, usage, content events and how it ended. */
+struct answer {
+    char text[512], reasoning[512];
+    int prompt, completion, reasoning_tokens;
+    size_t events;
+    uint32_t first_delay;
+    enum fakegen_end end;
+};
+
+static void read_usage(const cJSON *u, struct answer *a)
+{
+    a->prompt = cJSON_GetObjectItem(u, "prompt_tokens")->valueint;
+    a->completion = cJSON_GetObjectItem(u, "completion_tokens")->valueint;
+    a->reasoning_tokens =
+        cJSON_GetObjectItem(cJSON_GetObjectItem(u, "completion_tokens_details"), "reasoning_tokens")
+            ->valueint;
+}
+
+/* A chat request continuing so_far (extra: more members of that message), streamed or not. */
+static void continued(const char *so_far, const char *extra, const char *behavior, bool stream,
+                      struct answer *a, char *body, size_t cap)
+{
+    snprintf(body, cap,
+             "{\"stream\":%s,\"stream_options\":{\"include_usage\":true},\"messages\":[{\"role\":"
+             "\"user\",\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":\"%s\"%s}]}",
+             stream ? "true" : "false", so_far, extra);
+    struct transcript t;
+    chat_stream(body, behavior, &t);
+    memset(a, 0, sizeof *a);
+    a->end = t.end;
+    if (!stream) {
+        cJSON *j = whole_body_json(&t);
+        const cJSON *m = cJSON_GetObjectItem(
+            cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0), "message");
+        snprintf(a->text, sizeof a->text, "%s", cJSON_GetObjectItem(m, "content")->valuestring);
+        const cJSON *r = cJSON_GetObjectItem(m, "reasoning_content");
+        if (r) snprintf(a->reasoning, sizeof a->reasoning, "%s", r->valuestring);
+        read_usage(cJSON_GetObjectItem(j, "usage"), a);
+        a->first_delay = t.delay[0];
+        cJSON_Delete(j);
+        transcript_free(&t);
+        return;
+    }
+    for (size_t i = 1; i < t.n; i++) {
+        const char *p = chunk_payload(t.seg[i], t.len[i]);
+        if (strncmp(p, "data: {", 7) != 0) continue;
+        cJSON *ev = event_json(t.seg[i], t.len[i]);
+        const char *c = delta_str(ev, "content"), *r = delta_str(ev, "reasoning_content");
+        if ((c && *c) || r) {
+            if (a->events++ == 0) a->first_delay = t.delay[i];
+            strncat(a->text, c ? c : "", sizeof a->text - strlen(a->text) - 1);
+            strncat(a->reasoning, r ? r : "", sizeof a->reasoning - strlen(a->reasoning) - 1);
+        }
+        if (cJSON_GetObjectItem(ev, "usage")) read_usage(cJSON_GetObjectItem(ev, "usage"), a);
+        cJSON_Delete(ev);
+    }
+    transcript_free(&t);
+}
+
+/* A trailing assistant message that begins the answer: the rest only, usage of the rest. */
+static void test_continuation(void **state)
+{
+    const char full[] = "tok0 tok1 tok2 tok3 tok4 ";
+    const size_t cuts[] = {1, 3, 5, 7, 9, 12, 20, 24, sizeof full - 1};
+    const char *extras[] = {"", ",\"prefix\":true"};
+    char body[1024], so_far[64];
+    struct answer a;
+    for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
+        for (int stream = 0; stream < 2; stream++) {
+            snprintf(so_far, sizeof so_far, "%.*s", (int)cuts[c], full);
+            continued(so_far, extras[stream], "chunks=5,ttft=100,chunk_ms=10", stream, &a, body,
+                      sizeof body);
+            assert_string_equal(a.text, full + cuts[c]); /* so_far + text == full */
+            /* the chunks left: "tok0 to" leaves "k1 ", "tok2 ".."tok4 " */
+            int left = 5 - (int)(cuts[c] / 5);
+            assert_int_equal(a.completion, left);
+            if (stream) assert_int_equal(a.events, (size_t)left);
+            assert_int_equal(a.prompt, (int)strlen(body) / 4); /* the prefix is prompt */
+            if (stream && left) assert_int_equal(a.first_delay, 100);
+            if (!stream) assert_int_equal(a.first_delay, 100 + (left > 1 ? left - 1 : 0) * 10);
+            assert_int_equal(a.end, FAKEGEN_END_KEEP_ALIVE);
+        }
+    }
+    /* continue_final_message (vLLM) is the same trailing message */
+    snprintf(body, sizeof body,
+             "{\"continue_final_message\":true,\"add_generation_prompt\":false,\"messages\":["
+             "{\"role\":\"assistant\",\"content\":\"tok0 tok1 t\"}]}");
+    struct transcript t;
+    chat_stream(body, "chunks=3", &t);
+    cJSON *j = whole_body_json(&t);
+    const cJSON *m =
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0), "message");
+    assert_string_equal(cJSON_GetObjectItem(m, "content")->valuestring, "ok2 ");
+    cJSON_Delete(j);
+    transcript_free(&t);
+
+    /* big=: the lorem run goes on mid-word */
+    continued("lorem ipsum do", "", "big=40,chunks=4", true, &a, body, sizeof body);
+    assert_string_equal(a.text, "lor sit amet consectetur a"); /* 40 bytes in all */
+    assert_int_equal(a.completion, 3);
+}
+
+/* Reasoning is not done again; cut= counts the continuation's own chunks. */
+static void test_continuation_reasoning_and_cut(void **state)
+{
+    char body[1024];
+    struct answer a;
+    for (int stream = 0; stream < 2; stream++) {
+        continued("tok0 ", "", "chunks=4,reasoning=2", stream, &a, body, sizeof body);
+        assert_string_equal(a.text, "tok1 ");
+        assert_string_equal(a.reasoning, "");
+        assert_int_equal(a.completion, 1);
+        assert_int_equal(a.reasoning_tokens, 0);
+    }
+    continued("tok0 tok1 ", "", "chunks=6,cut=2", true, &a, body, sizeof body);
+    assert_string_equal(a.text, "tok2 tok3 ");
+    assert_int_equal(a.end, FAKEGEN_END_CLOSE);
+}
+
+/* Anything but a prefix of the answer: the whole answer, as for any other request. */
+static void test_continuation_not_prefix(void **state)
+{
+    char body[1024];
+    struct answer a;
+    const char *others[] = {"Hello there", "tok1 ", "tok0 tok1 tok2 tok3 tok4 tok5 ", "think0 ",
+                            "tok0 \\u00e9"};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        continued(others[i], "", "chunks=5", true, &a, body, sizeof body);
+        assert_string_equal(a.text, "tok0 tok1 tok2 tok3 tok4 ");
+        assert_int_equal(a.completion, 5);
+    }
+    /* a tool call's arguments are not continued */
+    continued("tok0 ", "", "chunks=2,tool_call", false, &a, body, sizeof body);
+    assert_string_equal(a.text, "tok0 tok1 ");
+    /* the assistant message is not the last one */
+    struct transcript t;
+    chat_stream("{\"messages\":[{\"role\":\"assistant\",\"content\":\"tok0 \"},{\"role\":\"user\","
+                "\"content\":\"go on\"}]}",
+                "chunks=2", &t);
+    cJSON *j = whole_body_json(&t);
+    const cJSON *m =
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0), "message");
+    assert_string_equal(cJSON_GetObjectItem(m, "content")->valuestring, "tok0 tok1 ");
+    cJSON_Delete(j);
+    transcript_free(&t);
+}
+
 static void test_stream_oddities(void **state)
 {
     struct transcript t;
@@ -1009,6 +1156,9 @@ int main(void)
         cmocka_unit_test(test_nonstream_many_chunks_whole),
         cmocka_unit_test(test_stream_reasoning),
         cmocka_unit_test(test_stream_oddities),
+        cmocka_unit_test(test_continuation),
+        cmocka_unit_test(test_continuation_reasoning_and_cut),
+        cmocka_unit_test(test_continuation_not_prefix),
         cmocka_unit_test(test_fake_field_overrides),
         cmocka_unit_test(test_other_endpoints),
         cmocka_unit_test(test_sim_stream_and_reuse),
