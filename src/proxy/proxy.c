@@ -633,34 +633,61 @@ static struct attempt *lone_waiting(struct preq *p)
     return a->got_first ? NULL : a;
 }
 
-/* The lone attempt's first-token budget has passed: a second attempt on another deployment,
-   if the model's hedge budget allows; the first of the two to bring content wins. */
+/* Both slots run and neither has brought content: the newer attempt (a hedge). */
+static struct attempt *both_waiting(struct preq *p)
+{
+    struct attempt *x = &p->at[0], *y = &p->at[1];
+    if (p->finished || p->winner || !x->active || !y->active || x->got_first || y->got_first)
+        return NULL;
+    return x->t_start > y->t_start ? x : y;
+}
+
+/*
+ * The waiting attempt's first-token budget has passed: another attempt on another
+ * deployment, if the model's hedge budget allows; the first to bring content wins. When a
+ * hedge is itself late (both slots wait: each deployment was busy in its turn, as when every
+ * deployment is sometimes busy), the older attempt is let go — it has waited longest and
+ * is the likelier to be stuck — and its slot takes the next deployment, so a request is
+ * never left with two stuck attempts until the hard deadline.
+ */
 static void on_hedge_timer(uv_timer_t *t)
 {
     struct preq *p = t->data;
-    struct attempt *a = lone_waiting(p);
-    if (!a || p->attempts >= max_attempts(p))
+    struct attempt *a = lone_waiting(p), *newer = a ? NULL : both_waiting(p);
+    if ((!a && !newer) || p->attempts >= max_attempts(p))
         return;
+    struct attempt *slot = a ? &p->at[1 - a->slot] : &p->at[1 - newer->slot];
+    struct attempt *slow = a ? a : slot; /* the one the hedge is for */
+    if (newer) {
+        metrics_hedged(p->env->metrics, p->model, slot->dep);
+        cancel_loser(slot); /* frees its deployment for pick */
+    }
     int idx = -1;
     struct runtime_dep *rd = pick(p, &idx); /* takes a ticket into the free slot */
-    struct attempt *slot = &p->at[1 - a->slot];
     if (!rd) {
         atomic_fetch_add(&p->rm->hedges_no_deployment, 1);
+        if (newer)
+            arm_hedge(p); /* the newer one goes on alone */
         return;
     }
     if (!hedge_budget_try_spend(&p->rm->hedges, now_ms())) {
         health_abandon(&rd->health, &slot->ticket);
         atomic_fetch_add(&p->rm->hedges_denied, 1);
+        if (newer)
+            arm_hedge(p);
         return;
     }
     atomic_fetch_add(&p->rm->hedges_started, 1);
     atomic_fetch_add(&p->rm->hedges_by_reason[p->hedge_reason], 1);
-    metrics_hedged(p->env->metrics, p->model, a->dep); /* the slow one */
+    if (!newer)
+        metrics_hedged(p->env->metrics, p->model, slow->dep); /* the slow one */
     start_picked(p, slot, rd, idx, true);
+    arm_hedge(p); /* for the hedge itself, should it be late too */
 }
 
 /*
- * Arms the hedge timer for the lone attempt waiting for its first content: its deployment's
+ * Arms the hedge timer for the attempt waiting for its first content (the lone one, or the
+ * newer of two): its deployment's
  * first-token budget for this prompt size (route/ttft_budget.h), or hedge.after when set,
  * counted from the attempt's start. A budget at the hard first-token deadline arms nothing:
  * the deadline fails the attempt over anyway.
@@ -671,6 +698,8 @@ static void arm_hedge(struct preq *p)
     if (p->finished)
         return; /* its timers are closing */
     struct attempt *a = lone_waiting(p);
+    if (!a)
+        a = both_waiting(p); /* a hedge is timed by its own budget too */
     uv_timer_stop(&p->hedge_timer); /* a timer armed for an earlier attempt is not this one's */
     if (!hg->enabled || !a || !a->rd || p->attempts >= max_attempts(p))
         return;
