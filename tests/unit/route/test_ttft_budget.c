@@ -34,21 +34,21 @@ static void test_classes(void **state)
     assert_int_equal(ttft_budget_class_of(UINT32_MAX), 5);
 }
 
-/* Nothing learnt: 2.5 s plus 0.2 ms per token, within the hard deadline. */
+/* Nothing learnt: 1.2 s plus 0.2 ms per token, within the hard deadline. */
 static void test_cold(void **state)
 {
     struct ttft_budget t;
     ttft_budget_init(&t);
     struct ttft_budget_info info;
-    assert_int_equal(ttft_budget_get(&t, NULL, 0, 100, CAP, &info), 2520);
+    assert_int_equal(ttft_budget_get(&t, NULL, 0, 100, CAP, &info), 1220);
     assert_int_equal(info.source, TTFT_BUDGET_COLD);
     assert_string_equal(ttft_budget_source_name(info.source), "cold");
-    assert_int_equal(ttft_budget_get(&t, NULL, 0, 30000, CAP, &info), 8500);
+    assert_int_equal(ttft_budget_get(&t, NULL, 0, 30000, CAP, &info), 7200);
     assert_int_equal(ttft_budget_get(&t, NULL, 0, 1000000, CAP, &info), CAP); /* capped */
     assert_int_equal(ttft_budget_get(&t, NULL, 0, 100, 1000, NULL), 1000);
     /* 4 samples are not yet enough to use */
     feed(&t, 100, 400, 4);
-    assert_int_equal(ttft_budget_get(&t, NULL, 0, 100, CAP, &info), 2520);
+    assert_int_equal(ttft_budget_get(&t, NULL, 0, 100, CAP, &info), 1220);
     /* 5 to 19 are used, with the wider early margin (2.5 × p99) */
     feed(&t, 100, 400, 1);
     assert_near(ttft_budget_get(&t, NULL, 0, 100, CAP, &info), 1000);
