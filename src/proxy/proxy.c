@@ -100,7 +100,7 @@ void proxy_fail_request(struct preq *p, enum gw_err e, const char *msg, int retr
         struct buf b;
         buf_init(&b, 0);
         errors_render(&b, e, msg, NULL);
-        proxy_relay_event(p, b.data, b.len);
+        proxy_relay_event(p, b.data, b.len, NULL);
         buf_free(&b);
         server_stream_end(p->conn);
         server_set_close(p->conn);
@@ -116,9 +116,9 @@ void proxy_fail_request(struct preq *p, enum gw_err e, const char *msg, int retr
     buf_free(&h);
 }
 
-void proxy_relay_event(struct preq *p, const char *data, size_t len)
+void proxy_relay_event(struct preq *p, const char *data, size_t len, const struct jsonx_chunk *ch)
 {
-    char *rewritten = proxy_continue_relay(p, &data, &len);
+    char *rewritten = proxy_continue_relay(p, ch, &data, &len);
     if (memchr(data, '\n', len)) {
         /* An upstream event of several data lines: one data line each again, or the client
            would read only the first (its parser joins them back as ours did). */
@@ -270,7 +270,7 @@ void proxy_mid_stream_error(struct preq *p, enum health_class c, const char *why
         snprintf(msg, sizeof msg, "the stream from %s failed after it had started: %s",
                  a && a->dep ? a->dep->provider->name : "the upstream", why);
         errors_render(&b, GW_ERR_MID_STREAM, msg, NULL);
-        proxy_relay_event(p, b.data, b.len);
+        proxy_relay_event(p, b.data, b.len, NULL);
         buf_free(&b);
     }
     server_stream_end(p->conn);
@@ -291,7 +291,7 @@ void proxy_provider_error_event(struct preq *p, const char *data, size_t len, co
     char *clean = malloc(cap);
     if (clean) {
         size_t n = redact_text(&p->cfg->secrets, data, len, clean, cap);
-        proxy_relay_event(p, clean, n);
+        proxy_relay_event(p, clean, n, NULL);
         free(clean);
     }
     snprintf(log_entry(p)->error, sizeof log_entry(p)->error, "provider: %s", msg);
