@@ -58,6 +58,10 @@ int jw_end(struct jw *w);
 bool jw_key_is(const char *s, const struct jsonx_span *key, const char *lit, size_t litlen);
 #define JW_KEY(w, key, lit) jw_key_is((w)->s, (key), lit, sizeof lit - 1)
 
+/* Decode the next character of a string body s[0..n) at *pos into u8 (1-4 bytes); returns
+   how many. Lone surrogates become U+FFFD. (jsonx.c) */
+size_t jsonx_str_next(const char *s, size_t n, size_t *pos, char u8[4]);
+
 /* A number as a count: fractions truncated; negative, out of range or not a number gives 0. */
 int64_t jw_count(const char *s, const struct jsonx_span *num);
 /* Take a value as a count (see jw_count); anything else is skipped and counts 0. */
