@@ -261,7 +261,7 @@ static int on_event(void *ud, const struct provider_event *ev)
     if (p->winner == a) {
         p->content_chars += ch->content_chars;
         if (p->client_stream && p->client_usage && !p->chunk_meta)
-            proxy_note_chunk_meta(p, ev->data, ev->len);
+            proxy_note_chunk_meta(p, ev->data, &ev->chunk);
     }
     if (a->asmb) {
         if (assemble_feed_valid(a->asmb, ev->data, ev->len) < 0) {

@@ -325,20 +325,28 @@ void proxy_estimate_usage(const struct preq *p, uint64_t completion_chars, int64
                            completion_tokens);
 }
 
-void proxy_note_chunk_meta(struct preq *p, const char *data, size_t len)
+void proxy_note_chunk_meta(struct preq *p, const char *data, const struct jsonx_chunk *ch)
 {
     p->chunk_meta = true;
-    cJSON *j = cJSON_ParseWithLength(data, len);
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(j, "model");
-    const cJSON *created = cJSON_GetObjectItemCaseSensitive(j, "created");
-    if (cJSON_IsString(id) && strlen(id->valuestring) < sizeof p->chunk_id)
-        strcpy(p->chunk_id, id->valuestring);
-    if (cJSON_IsString(model) && strlen(model->valuestring) < sizeof p->chunk_model)
-        strcpy(p->chunk_model, model->valuestring);
-    if (cJSON_IsNumber(created) && created->valuedouble >= 0 && created->valuedouble < 9e15)
-        p->chunk_created = (int64_t)created->valuedouble;
-    cJSON_Delete(j);
+    /* From the relay's chunk scan: the spans of the first chunk's id, model and created. */
+    size_t n;
+    if (ch->id.end && ((n = jsonx_unescape_into(data + ch->id.start, ch->id.end - ch->id.start, p->chunk_id,
+                                                 sizeof p->chunk_id)) == SIZE_MAX ||
+                       strlen(p->chunk_id) != n))
+        p->chunk_id[0] = '\0';
+    if (ch->model.end && ((n = jsonx_unescape_into(data + ch->model.start, ch->model.end - ch->model.start,
+                                                    p->chunk_model, sizeof p->chunk_model)) == SIZE_MAX ||
+                          strlen(p->chunk_model) != n))
+        p->chunk_model[0] = '\0';
+    char num[64];
+    n = ch->created.end - ch->created.start;
+    if (ch->created.end && n < sizeof num) {
+        memcpy(num, data + ch->created.start, n);
+        num[n] = '\0';
+        double created = strtod(num, NULL);
+        if (created >= 0 && created < 9e15)
+            p->chunk_created = (int64_t)created;
+    }
 }
 
 /* The usage chunk a stream client asked for (stream_options.include_usage) when the provider

@@ -233,7 +233,7 @@ void proxy_finalize(struct preq *p, enum outcome outcome);
 void proxy_estimate_usage(const struct preq *p, uint64_t completion_chars, int64_t *prompt_tokens,
                           int64_t *completion_tokens);
 /* Keeps the id, model and created of the winner's stream (once), for an estimated usage chunk. */
-void proxy_note_chunk_meta(struct preq *p, const char *data, size_t len);
+void proxy_note_chunk_meta(struct preq *p, const char *data, const struct jsonx_chunk *ch);
 
 /* proxy.c, called by attempt.c */
 void proxy_first_content(struct attempt *a);
