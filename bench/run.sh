@@ -37,17 +37,10 @@ SPLIT=${BENCH_SPLIT:-1}
 [ "$(nproc)" -ge 2 ] || SPLIT=0
 PROXY_CPU=0
 LOAD_CPU=1
+# Prefixes that put a command on its CPU (taskset execs it: $! stays the process's PID).
 LOADPIN=""
-[ "$SPLIT" = 1 ] && LOADPIN="taskset -c $LOAD_CPU"
-# on_cpu ROLE COMMAND...: the command on its role's CPU when split
-on_cpu() {
-    local role=$1; shift
-    if [ "$SPLIT" = 1 ]; then
-        if [ "$role" = proxy ]; then taskset -c "$PROXY_CPU" "$@"; else taskset -c "$LOAD_CPU" "$@"; fi
-    else
-        "$@"
-    fi
-}
+PROXYPIN=""
+[ "$SPLIT" = 1 ] && LOADPIN="taskset -c $LOAD_CPU" && PROXYPIN="taskset -c $PROXY_CPU"
 # home_cpus ROLE: where a process of that role runs outside the pinned runs
 home_cpus() {
     if [ "$SPLIT" = 1 ]; then
@@ -133,7 +126,7 @@ TICK_US=$((1000000 / $(getconf CLK_TCK)))
 kb() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status" 2>/dev/null; }
 
 # ---- the fake upstream ----
-on_cpu load "$FAKEUP" --port 0 --behavior "$FAKE_BEHAVIOR" >"$TMP/fake.out" 2>"$TMP/fake.err" &
+$LOADPIN "$FAKEUP" --port 0 --behavior "$FAKE_BEHAVIOR" >"$TMP/fake.out" 2>"$TMP/fake.err" &
 FAKE_PID=$!
 PIDS="$PIDS $FAKE_PID"
 wait_for 10 has_line "$TMP/fake.out" '^listening ' || die "fakeup did not start: $(cat "$TMP/fake.err")"
@@ -166,7 +159,7 @@ models:
     - provider: fake-assemble
       model: bench
 EOF
-    on_cpu proxy "$UNBUSY" --config "$TMP/unbusy-$w.yaml" >"$TMP/unbusy-$w.out" 2>"$TMP/unbusy-$w.err" &
+    $PROXYPIN "$UNBUSY" --config "$TMP/unbusy-$w.yaml" >"$TMP/unbusy-$w.out" 2>"$TMP/unbusy-$w.err" &
     pid=$!
     PIDS="$PIDS $pid"
     wait_for 10 has_line "$TMP/unbusy-$w.err" 'listening on http://127.0.0.1:' ||
@@ -217,7 +210,7 @@ http {
     }
 }
 EOF
-        on_cpu proxy nginx -p "$d" -e "$d/logs/error.log" -c "$d/nginx.conf" -g 'daemon off;' 2>>"$d/logs/stderr" &
+        $PROXYPIN nginx -p "$d" -e "$d/logs/error.log" -c "$d/nginx.conf" -g 'daemon off;' 2>>"$d/logs/stderr" &
         pid=$!
         if wait_for 5 http_up "http://127.0.0.1:$port/v1/models"; then
             alive "$pid" && break
@@ -261,7 +254,7 @@ frontend fe
 backend fake
     server fake 127.0.0.1:$FAKE_PORT
 EOF
-        on_cpu proxy haproxy -f "$d/haproxy.cfg" -db >"$d/stdout" 2>>"$d/stderr" &
+        $PROXYPIN haproxy -f "$d/haproxy.cfg" -db >"$d/stdout" 2>>"$d/stderr" &
         pid=$!
         if wait_for 5 http_up "http://127.0.0.1:$port/v1/models"; then
             alive "$pid" && break
