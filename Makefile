@@ -102,7 +102,12 @@ $(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FOBJ)
 	@echo "  CLANG   $@"
 	@clang $(STD) $(CPPFLAGS) $(FUZZFLAGS) -fsanitize=fuzzer -o $@ $< $(FOBJ) $(LIBS)
 
-unit: $(UNITS) $(AUNITS) $(FUZZREP)
+unit: $(UNITS) $(AUNITS) $(FUZZREP) $(B)/alloccount.so
+
+# The allocation counter the hot-path test preloads into the gateway (tests/tools/alloccount.c).
+$(B)/alloccount.so: tests/tools/alloccount.c
+	@echo "  CC      $@"
+	@$(CC) $(STD) $(CPPFLAGS) -O2 $(WARN) -shared -fPIC -o $@ $<
 
 deps:
 	@sh tests/deps.sh $(DEB_BUILD)

@@ -1,13 +1,19 @@
 #!/bin/sh
 # bench/run.sh — unbusy's overhead against a fake upstream on loopback, next to
-# nginx as a plain reverse proxy, plus the upstream client comparison
+# nginx and HAProxy as plain reverse proxies (logging off, keep-alive to the
+# fake), plus the upstream client comparison
 # (bench/transport.c). Prints markdown tables; bench/README.md explains them.
 #
 # Environment (all optional):
 #   BENCH_DURATION=10     seconds per wrk run
 #   BENCH_CONNS=64        connections of the throughput runs
 #   BENCH_THREADS=1       wrk threads
-#   BENCH_WORKERS="1 2"   unbusy server.workers / nginx worker_processes to try
+#   BENCH_WORKERS=default unbusy server.workers / nginx worker_processes / HAProxy nbthread to
+#                         try ("default": unbusy's default config — no workers key, access
+#                         log on; nginx "auto"; HAProxy its default)
+#   BENCH_ACCESS_LOG=on   off: unbusy with access_log: off
+#   BENCH_SPLIT=1         1: the proxies on CPU 0, wrk and the fake on CPU 1 (two CPUs or more),
+#                         so the CPU a proxy spends is not shared with the load
 #   BENCH_REPEAT=1        runs per cell; the tables show the median
 #   BENCH_TRANSPORT_REQUESTS=10000   sequential requests per client in the transport bench
 #   BENCH_PROFILE=0       1: perf-record unbusy (first worker count) during a stream run,
@@ -25,7 +31,24 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DURATION=${BENCH_DURATION:-10}
 CONNS=${BENCH_CONNS:-64}
 THREADS=${BENCH_THREADS:-1}
-WORKERS=${BENCH_WORKERS:-1 2}
+WORKERS=${BENCH_WORKERS:-default}
+ACCESS_LOG=${BENCH_ACCESS_LOG:-on}
+SPLIT=${BENCH_SPLIT:-1}
+[ "$(nproc)" -ge 2 ] || SPLIT=0
+PROXY_CPU=0
+LOAD_CPU=1
+# Prefixes that put a command on its CPU (taskset execs it: $! stays the process's PID).
+LOADPIN=""
+PROXYPIN=""
+[ "$SPLIT" = 1 ] && LOADPIN="taskset -c $LOAD_CPU" && PROXYPIN="taskset -c $PROXY_CPU"
+# home_cpus ROLE: where a process of that role runs outside the pinned runs
+home_cpus() {
+    if [ "$SPLIT" = 1 ]; then
+        if [ "$1" = proxy ]; then echo "$PROXY_CPU"; else echo "$LOAD_CPU"; fi
+    else
+        echo "0-$(($(nproc) - 1))"
+    fi
+}
 REPEAT=${BENCH_REPEAT:-1}
 TRANSPORT_REQUESTS=${BENCH_TRANSPORT_REQUESTS:-10000}
 PROFILE=${BENCH_PROFILE:-0}
@@ -35,7 +58,7 @@ ALL_CPUS=0-$PIN_CPU
 FAKE_BEHAVIOR="chunks=20"
 WARMUP=1
 
-sh "$ROOT/tests/deps.sh" wrk nginx-light curl libcurl4-openssl-dev || exit 1
+sh "$ROOT/tests/deps.sh" wrk nginx-light haproxy curl libcurl4-openssl-dev || exit 1
 if [ "$PROFILE" = 1 ]; then sh "$ROOT/tests/deps.sh" linux-perf strace || exit 1; fi
 if [ "${BENCH_BUILD:-1}" = 1 ]; then
     make -C "$ROOT" --no-print-directory all >/dev/null || exit 1
@@ -103,7 +126,7 @@ TICK_US=$((1000000 / $(getconf CLK_TCK)))
 kb() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status" 2>/dev/null; }
 
 # ---- the fake upstream ----
-"$FAKEUP" --port 0 --behavior "$FAKE_BEHAVIOR" >"$TMP/fake.out" 2>"$TMP/fake.err" &
+$LOADPIN "$FAKEUP" --port 0 --behavior "$FAKE_BEHAVIOR" >"$TMP/fake.out" 2>"$TMP/fake.err" &
 FAKE_PID=$!
 PIDS="$PIDS $FAKE_PID"
 wait_for 10 has_line "$TMP/fake.out" '^listening ' || die "fakeup did not start: $(cat "$TMP/fake.err")"
@@ -114,12 +137,14 @@ FAKE_PORT=$(awk '/^listening/ {print $2; exit}' "$TMP/fake.out")
 # non-stream request is passed through, as nginx does); "bench-assemble"
 # through the default (asks upstream for a stream and assembles the JSON).
 start_unbusy() {
-    local w=$1 pid port
+    local w=$1 pid port wl=""
+    [ "$w" = default ] || wl="  workers: $w"
+    [ "$ACCESS_LOG" = off ] && wl="$wl
+  access_log: off"
     cat >"$TMP/unbusy-$w.yaml" <<EOF
 server:
   listen: 127.0.0.1:0
-  workers: $w
-  access_log: off
+$wl
 providers:
   fake:
     base_url: http://127.0.0.1:$FAKE_PORT/v1
@@ -134,7 +159,7 @@ models:
     - provider: fake-assemble
       model: bench
 EOF
-    "$UNBUSY" --config "$TMP/unbusy-$w.yaml" >"$TMP/unbusy-$w.out" 2>"$TMP/unbusy-$w.err" &
+    $PROXYPIN "$UNBUSY" --config "$TMP/unbusy-$w.yaml" >"$TMP/unbusy-$w.out" 2>"$TMP/unbusy-$w.err" &
     pid=$!
     PIDS="$PIDS $pid"
     wait_for 10 has_line "$TMP/unbusy-$w.err" 'listening on http://127.0.0.1:' ||
@@ -157,7 +182,7 @@ start_nginx() {
         [ $tries -gt 10 ] && die "nginx did not start: $(tail -n 3 "$d/logs/error.log")"
         port=$(awk -v s="$$$tries$w" 'BEGIN {srand(s); print 20000 + int(rand() * 40000)}')
         cat >"$d/nginx.conf" <<EOF
-worker_processes $w;
+worker_processes $([ "$w" = default ] && echo auto || echo "$w");
 pid $d/nginx.pid;
 error_log $d/logs/error.log warn;
 events { worker_connections 4096; }
@@ -185,7 +210,7 @@ http {
     }
 }
 EOF
-        nginx -p "$d" -e "$d/logs/error.log" -c "$d/nginx.conf" -g 'daemon off;' 2>>"$d/logs/stderr" &
+        $PROXYPIN nginx -p "$d" -e "$d/logs/error.log" -c "$d/nginx.conf" -g 'daemon off;' 2>>"$d/logs/stderr" &
         pid=$!
         if wait_for 5 http_up "http://127.0.0.1:$port/v1/models"; then
             alive "$pid" && break
@@ -200,6 +225,48 @@ EOF
 
 nginx_workers() { ps -o pid= --ppid "$(cat "$TMP/nginx-$1.pid")" | tr -d ' '; }
 
+# ---- HAProxy, one per worker count: a plain reverse proxy, no logging, idle server
+# connections reused by any request (http-reuse always), keep-alive on both sides ----
+start_haproxy() {
+    local w=$1 d=$TMP/haproxy-$w tries port pid nb=""
+    mkdir -p "$d"
+    [ "$w" = default ] || nb="    nbthread $w"
+    tries=0
+    while :; do
+        tries=$((tries + 1))
+        [ $tries -gt 10 ] && die "haproxy did not start: $(tail -n 3 "$d/stderr")"
+        port=$(awk -v s="$$$tries$w" 'BEGIN {srand(s + 7); print 20000 + int(rand() * 40000)}')
+        cat >"$d/haproxy.cfg" <<EOF
+global
+$nb
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-keep-alive 60s
+    option http-keep-alive
+    http-reuse always
+frontend fe
+    bind 127.0.0.1:$port
+    default_backend fake
+backend fake
+    server fake 127.0.0.1:$FAKE_PORT
+EOF
+        $PROXYPIN haproxy -f "$d/haproxy.cfg" -db >"$d/stdout" 2>>"$d/stderr" &
+        pid=$!
+        if wait_for 5 http_up "http://127.0.0.1:$port/v1/models"; then
+            alive "$pid" && break
+        fi
+        kill -TERM "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    PIDS="$PIDS $pid"
+    echo "$pid" >"$d.pid"
+    echo "$port" >"$d.port"
+}
+
 # run_wrk TARGET SCENARIO URL STREAM MODEL LOAD: appends a result line.
 # LOAD: a connection count, or "1p" for one connection with everything pinned to one CPU.
 run_wrk() {
@@ -208,8 +275,10 @@ run_wrk() {
     direct) watch=$FAKE_PID ;;
     unbusy-*) watch=$(cat "$TMP/$target.pid") ;;
     nginx-*) watch=$(nginx_workers "${target#nginx-}") ;;
+    haproxy-*) watch=$(cat "$TMP/$target.pid") ;;
     esac
     pin=""
+    [ "$SPLIT" = 1 ] && pin="taskset -c $LOAD_CPU"
     if [ "$load" = 1p ]; then
         pin="taskset -c $PIN_CPU"
         for p in $FAKE_PID $watch; do taskset -a -p -c "$PIN_CPU" "$p" >/dev/null; done
@@ -232,8 +301,10 @@ run_wrk() {
     wait "$wpid"
     PIDS=$(echo "$PIDS" | sed "s/ $wpid\$//")
     c1=$(cpu_ticks $watch)
-    if [ -n "$pin" ]; then
-        for p in $FAKE_PID $watch; do taskset -a -p -c "$ALL_CPUS" "$p" >/dev/null; done
+    if [ "$load" = 1p ]; then
+        taskset -a -p -c "$(home_cpus load)" "$FAKE_PID" >/dev/null
+        [ "$target" = direct ] ||
+            for p in $watch; do taskset -a -p -c "$(home_cpus proxy)" "$p" >/dev/null; done
     fi
     line=$(grep '^RESULT' "$TMP/wrk.out")
     [ -n "$line" ] || die "wrk failed for $target $scen: $(cat "$TMP/wrk.out")"
@@ -241,11 +312,11 @@ run_wrk() {
 }
 
 warm() { # a short run, so pools and caches are filled before measuring
-    BENCH_STREAM=$2 BENCH_MODEL=$3 timeout -k 5 30 wrk -t 1 -c "$CONNS" -d "${WARMUP}s" -s "$LUA" "$1" \
+    BENCH_STREAM=$2 BENCH_MODEL=$3 timeout -k 5 30 $LOADPIN wrk -t 1 -c "$CONNS" -d "${WARMUP}s" -s "$LUA" "$1" \
         >/dev/null 2>&1
 }
 
-for w in $WORKERS; do start_unbusy "$w"; start_nginx "$w"; done
+for w in $WORKERS; do start_unbusy "$w"; start_nginx "$w"; start_haproxy "$w"; done
 
 url_of() {
     case $1 in
@@ -255,7 +326,7 @@ url_of() {
 }
 
 TARGETS="direct"
-for w in $WORKERS; do TARGETS="$TARGETS unbusy-$w nginx-$w"; done
+for w in $WORKERS; do TARGETS="$TARGETS unbusy-$w nginx-$w haproxy-$w"; done
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 for t in $TARGETS; do
@@ -274,7 +345,7 @@ while [ $run -lt "$REPEAT" ]; do
         for cell in "stream 1 bench" "nonstream 0 bench" "assemble 0 bench-assemble"; do
             set -- $cell
             for t in $TARGETS; do
-                case "$1:$t" in assemble:direct | assemble:nginx-*) continue ;; esac
+                case "$1:$t" in assemble:direct | assemble:nginx-* | assemble:haproxy-*) continue ;; esac
                 echo "bench: $t $1 c=$load (run $run/$REPEAT)" >&2
                 run_wrk "$t" "$1" "$(url_of "$t")" "$2" "$3" "$load"
             done
@@ -297,13 +368,24 @@ if [ "$PROFILE" = 1 ]; then
     ppid=$!
     PIDS="$PIDS $ppid"
     BENCH_STREAM=1 BENCH_MODEL=bench timeout -k 5 $((DURATION + 30)) \
-        wrk -t "$THREADS" -c "$CONNS" -d "${DURATION}s" -s "$LUA" "$(url_of "unbusy-$pw")" >/dev/null 2>&1
+        $LOADPIN wrk -t "$THREADS" -c "$CONNS" -d "${DURATION}s" -s "$LUA" "$(url_of "unbusy-$pw")" >/dev/null 2>&1
     wait "$ppid"
     PIDS=$(echo "$PIDS" | sed "s/ $ppid\$//")
     perf report -i "$TMP/perf.data" --stdio --no-children --sort dso -g none 2>/dev/null |
         grep -E '^ +[0-9]' >"$TMP/perf.dso"
     perf report -i "$TMP/perf.data" --stdio --no-children --sort dso,symbol -g none 2>/dev/null |
-        grep -E '^ +[0-9]' | head -n 30 >"$TMP/perf.top"
+        grep -E '^ +[0-9]' | head -n 15 >"$TMP/perf.top"
+    # The same for a non-stream client (the default: a stream upstream, assembled).
+    echo "bench: perf record on unbusy-$pw, assemble c=$CONNS" >&2
+    perf record -F 1999 -g -p "$pid" -o "$TMP/perf-asm.data" -- sleep "$DURATION" >/dev/null 2>&1 &
+    ppid=$!
+    PIDS="$PIDS $ppid"
+    BENCH_STREAM=0 BENCH_MODEL=bench-assemble timeout -k 5 $((DURATION + 30)) \
+        $LOADPIN wrk -t "$THREADS" -c "$CONNS" -d "${DURATION}s" -s "$LUA" "$(url_of "unbusy-$pw")" >/dev/null 2>&1
+    wait "$ppid"
+    PIDS=$(echo "$PIDS" | sed "s/ $ppid\$//")
+    perf report -i "$TMP/perf-asm.data" --stdio --no-children --sort dso,symbol -g none 2>/dev/null |
+        grep -E '^ +[0-9]' | head -n 15 >"$TMP/perf-asm.top"
     # System calls per stream request at 1 connection, unbusy next to nginx.
     for t in "unbusy-$pw" "nginx-$pw"; do
         case $t in unbusy-*) watch=$(cat "$TMP/$t.pid") ;; *) watch=$(nginx_workers "$pw") ;; esac
@@ -344,7 +426,8 @@ if c=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null); then
     echo "- unbusy at commit $c"
 fi
 echo "- CPU: $(nproc) x $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1); kernel $(uname -r)"
-echo "- $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2); $(nginx -v 2>&1 | sed 's/.*: //'); libcurl $(curl-config --version | cut -d' ' -f2); libuv $(pkg-config --modversion libuv 2>/dev/null)"
+[ "$SPLIT" = 1 ] && echo "- the proxies on CPU $PROXY_CPU, wrk and the fake on CPU $LOAD_CPU; unbusy workers: $WORKERS, access log $ACCESS_LOG"
+echo "- $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2); $(nginx -v 2>&1 | sed 's/.*: //'); $(haproxy -v 2>&1 | head -n 1 | cut -d' ' -f1-3); libcurl $(curl-config --version | cut -d' ' -f2); libuv $(pkg-config --modversion libuv 2>/dev/null)"
 echo "- fake upstream behaviour \"$FAKE_BEHAVIOR\"; wrk -t $THREADS, ${DURATION} s per run, median of $REPEAT run(s)"
 [ "$PIN" = 1 ] && echo "- \"pinned\": 1-connection runs with wrk, the fake and the proxy on CPU $PIN_CPU only"
 echo "- load average before: $LOAD_BEFORE, after: $LOAD_AFTER"
@@ -427,6 +510,16 @@ END {
         }
         ur = get(u, "stream", conns, "rps"); nr = get(n, "stream", conns, "rps")
         printf "| stream req/s at %d conns >= nginx (same workers) | %s | %.0f vs %.0f | %s |\n", conns, w, ur, nr, (ur >= nr) ? "yes" : "no"
+        x = "haproxy-" w; hr = get(x, "stream", conns, "rps")
+        if (hr > 0)
+            printf "| stream req/s at %d conns >= 1.0 x HAProxy | %s | %.0f vs %.0f (%.2f x) | %s |\n", conns, w, ur, hr, ur / hr, (ur >= hr) ? "yes" : "no"
+        hr = get(x, "nonstream", conns, "rps")
+        split("nonstream assemble", ns, " ")
+        for (j = 1; j <= 2; j++) {
+            ur = get(u, ns[j], conns, "rps")
+            if (hr > 0 && ur != "")
+                printf "| %s req/s at %d conns >= 0.8 x HAProxy non-stream | %s | %.0f vs %.0f (%.2f x) | %s |\n", ns[j], conns, w, ur, hr, ur / hr, (ur >= 0.8 * hr) ? "yes" : "no"
+        }
     }
 }' "$TMP/results"
 
@@ -470,6 +563,12 @@ if [ "$PROFILE" = 1 ] && [ -s "$TMP/perf.top" ]; then
     cat "$TMP/perf.dso"
     echo
     cat "$TMP/perf.top"
+    echo '```'
+    echo
+    echo "### perf: unbusy (workers $pw), non-stream (assembled) at $CONNS conns, self time"
+    echo
+    echo '```'
+    cat "$TMP/perf-asm.top"
     echo '```'
     echo
     echo "### System calls per stream request, 1 connection (strace -c)"

@@ -9,6 +9,8 @@
 
 #include <cJSON.h>
 
+#include "proto/jsonx_walk.h"
+
 #define ASSEMBLE_DEFAULT_MAX (16u << 20)
 /* What a new choice or tool call is charged against max_bytes for its bookkeeping. */
 #define ASSEMBLE_ENTRY_COST 128
@@ -40,7 +42,7 @@ struct assemble {
     bool has_created;
     struct asm_choice *choices; /* indexed by choice index */
     size_t n_choices;
-    cJSON *usage;
+    struct asm_text usage; /* the last usage object, its JSON as it came (not charged) */
     bool usage_estimated; /* usage_prompt and usage_completion replace usage */
     int64_t usage_prompt, usage_completion;
 };
@@ -89,16 +91,52 @@ static int text_append(struct assemble *a, struct asm_text *t, const char *s, si
     return 0;
 }
 
-static int text_set(struct assemble *a, struct asm_text *t, const char *s)
+/* Append an escaped JSON string body, decoded. */
+static int text_append_esc(struct assemble *a, struct asm_text *t, const char *s, const struct jsonx_span *sp)
+{
+    size_t n = sp->end - sp->start;
+    if (!memchr(s + sp->start, '\\', n))
+        return text_append(a, t, s + sp->start, n);
+    t->seen = true;
+    /* decoded it is no longer: room for n, charged for what it decodes to */
+    size_t before = t->len;
+    int rc = text_append(a, t, s + sp->start, n);
+    if (rc)
+        return rc;
+    t->len = before;
+    size_t pos = 0;
+    const char *e = s + sp->start;
+    while (pos < n) {
+        char u8[4];
+        size_t k = jsonx_str_next(e, n, &pos, u8);
+        memcpy(t->p + t->len, u8, k);
+        t->len += k;
+    }
+    a->used_bytes -= n - (t->len - before);
+    t->p[t->len] = '\0';
+    return 0;
+}
+
+static int text_set_esc(struct assemble *a, struct asm_text *t, const char *s, const struct jsonx_span *sp)
 {
     a->used_bytes -= t->len;
     t->len = 0;
-    return text_append(a, t, s, strlen(s));
+    return text_append_esc(a, t, s, sp);
 }
 
-static bool text_eq(const struct asm_text *t, const char *s)
+/* Whether t holds the decoded text of an escaped body. */
+static bool text_eq_esc(const struct asm_text *t, const char *s, const struct jsonx_span *sp)
 {
-    return t->len == strlen(s) && (t->len == 0 || memcmp(t->p, s, t->len) == 0);
+    size_t n = sp->end - sp->start, pos = 0, j = 0;
+    const char *e = s + sp->start;
+    while (pos < n) {
+        char u8[4];
+        size_t k = jsonx_str_next(e, n, &pos, u8);
+        if (j + k > t->len || memcmp(t->p + j, u8, k) != 0)
+            return false;
+        j += k;
+    }
+    return j == t->len;
 }
 
 static void text_free(struct asm_text *t)
@@ -106,24 +144,82 @@ static void text_free(struct asm_text *t)
     free(t->p);
 }
 
-static const char *str_of(const cJSON *obj, const char *key)
+/* The members of one object a feed reads: the value span of the first occurrence of each
+   name (end == 0: absent), taken in one walk, so that "index" may come after what it
+   places. The object is at w's position; it is walked to its end. */
+struct asm_members {
+    struct jsonx_span v[8];
+};
+
+static void take_members(struct jw *w, const char *const *names, size_t n, struct asm_members *m)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
+    memset(m, 0, sizeof *m);
+    bool first = true;
+    struct jsonx_span key;
+    jw_object(w);
+    while (jw_member(w, &first, &key)) {
+        size_t i = 0;
+        while (i < n && !(m->v[i].end == 0 && jw_key_is(w->s, &key, names[i], strlen(names[i]))))
+            i++;
+        jw_peek(w);
+        size_t start = w->pos;
+        jw_skip(w);
+        if (i < n) {
+            m->v[i].start = start;
+            m->v[i].end = w->pos;
+        }
+    }
 }
 
-/* An "index" member, or fallback when there is none. */
-static int index_of(const cJSON *obj, int fallback, int limit, int *out)
+static bool is_kind(const char *s, const struct jsonx_span *v, char c)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "index");
-    if (!cJSON_IsNumber(v)) {
+    return v->end && s[v->start] == c;
+}
+
+static bool is_number(const char *s, const struct jsonx_span *v)
+{
+    return v->end && (s[v->start] == '-' || (s[v->start] >= '0' && s[v->start] <= '9'));
+}
+
+/* A string value's body (without its quotes); false when the value is not a string. */
+static bool str_body(const char *s, const struct jsonx_span *v, struct jsonx_span *body)
+{
+    if (!is_kind(s, v, '"'))
+        return false;
+    body->start = v->start + 1;
+    body->end = v->end - 1;
+    return true;
+}
+
+static double number_of(const char *s, const struct jsonx_span *v)
+{
+    char tmp[64];
+    size_t n = v->end - v->start;
+    if (n >= sizeof tmp)
+        return -1; /* out of every range checked below */
+    memcpy(tmp, s + v->start, n);
+    tmp[n] = '\0';
+    return strtod(tmp, NULL);
+}
+
+/* An "index" member (value span v), or fallback when there is none. */
+static int index_of(const char *s, const struct jsonx_span *v, int fallback, int limit, int *out)
+{
+    if (!is_number(s, v)) {
         *out = fallback;
         return 0;
     }
-    if (!(v->valuedouble >= 0 && v->valuedouble < limit))
+    double x = number_of(s, v);
+    if (!(x >= 0 && x < limit))
         return -ERANGE;
-    *out = (int)v->valuedouble;
+    *out = (int)x;
     return 0;
+}
+
+static void walk_at(struct jw *w, const char *s, const struct jsonx_span *v)
+{
+    jw_init(w, s, v->end);
+    w->pos = v->start;
 }
 
 static int choice_at(struct assemble *a, int index, struct asm_choice **out)
@@ -147,27 +243,31 @@ static int choice_at(struct assemble *a, int index, struct asm_choice **out)
     return 0;
 }
 
+enum { T_INDEX, T_ID, T_TYPE, T_FUNCTION, T_N };
+static const char *const tool_names[T_N] = {"index", "id", "type", "function"};
+
 /*
  * The tool call a delta entry continues. Entries carry "index"; for servers
  * that omit it, a new "id" starts a call and no id continues the last one.
  */
-static int tool_at(struct assemble *a, struct asm_choice *c, const cJSON *entry,
+static int tool_at(struct assemble *a, struct asm_choice *c, const char *s, const struct asm_members *e,
                    struct asm_tool **out)
 {
     int last = c->n_tools ? c->tools[c->n_tools - 1].index : 0;
     int index;
-    int rc = index_of(entry, last, ASSEMBLE_MAX_TOOL_CALLS, &index);
+    int rc = index_of(s, &e->v[T_INDEX], last, ASSEMBLE_MAX_TOOL_CALLS, &index);
     if (rc)
         return rc;
-    if (!cJSON_GetObjectItemCaseSensitive(entry, "index")) {
-        const char *id = str_of(entry, "id");
+    if (!e->v[T_INDEX].end) {
+        struct jsonx_span id;
+        bool has_id = str_body(s, &e->v[T_ID], &id);
         bool known = false;
-        for (size_t i = 0; i < c->n_tools && id; i++)
-            if (text_eq(&c->tools[i].id, id)) {
+        for (size_t i = 0; i < c->n_tools && has_id; i++)
+            if (text_eq_esc(&c->tools[i].id, s, &id)) {
                 index = c->tools[i].index;
                 known = true;
             }
-        if (id && *id && !known && c->n_tools)
+        if (has_id && id.end > id.start && !known && c->n_tools)
             index = last + 1;
         if (index >= ASSEMBLE_MAX_TOOL_CALLS)
             return -ERANGE;
@@ -195,131 +295,213 @@ static int tool_at(struct assemble *a, struct asm_choice *c, const cJSON *entry,
 
 /* Names normally come once; some servers repeat the whole name in every
  * delta, which must not double it. */
-static int name_merge(struct assemble *a, struct asm_text *t, const char *name)
+static int name_merge(struct assemble *a, struct asm_text *t, const char *s, const struct jsonx_span *v)
 {
-    if (!name || text_eq(t, name))
+    struct jsonx_span name;
+    if (!str_body(s, v, &name) || text_eq_esc(t, s, &name))
         return 0;
-    return text_append(a, t, name, strlen(name));
+    return text_append_esc(a, t, s, &name);
 }
 
-static int feed_tool_calls(struct assemble *a, struct asm_choice *c, const cJSON *calls)
+static int append_field(struct assemble *a, struct asm_text *t, const char *s, const struct jsonx_span *v)
 {
-    const cJSON *entry;
-    cJSON_ArrayForEach(entry, calls)
-    {
-        if (!cJSON_IsObject(entry))
+    struct jsonx_span body;
+    return str_body(s, v, &body) ? text_append_esc(a, t, s, &body) : 0;
+}
+
+enum { F_NAME, F_ARGUMENTS, F_N };
+static const char *const fn_names[F_N] = {"name", "arguments"};
+
+static void take_function(const char *s, const struct jsonx_span *v, struct asm_members *fn)
+{
+    memset(fn, 0, sizeof *fn);
+    if (is_kind(s, v, '{')) {
+        struct jw w;
+        walk_at(&w, s, v);
+        take_members(&w, fn_names, F_N, fn);
+    }
+}
+
+static int feed_tool_calls(struct assemble *a, struct asm_choice *c, const char *s, const struct jsonx_span *v)
+{
+    struct jw w;
+    bool first = true;
+    walk_at(&w, s, v);
+    jw_array(&w);
+    while (jw_element(&w, &first)) {
+        if (jw_peek(&w) != '{') {
+            jw_skip(&w);
             continue;
+        }
+        struct asm_members e, fn;
+        take_members(&w, tool_names, T_N, &e);
         struct asm_tool *t;
-        int rc = tool_at(a, c, entry, &t);
+        int rc = tool_at(a, c, s, &e, &t);
         if (rc)
             return rc;
-        const char *id = str_of(entry, "id"), *type = str_of(entry, "type");
-        if (id && *id && t->id.len == 0 && (rc = text_set(a, &t->id, id)))
+        struct jsonx_span id, type;
+        if (str_body(s, &e.v[T_ID], &id) && id.end > id.start && t->id.len == 0 &&
+            (rc = text_set_esc(a, &t->id, s, &id)))
             return rc;
-        if (type && *type && (rc = text_set(a, &t->type, type)))
+        if (str_body(s, &e.v[T_TYPE], &type) && type.end > type.start && (rc = text_set_esc(a, &t->type, s, &type)))
             return rc;
-        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(entry, "function");
-        const char *args = str_of(fn, "arguments");
-        if ((rc = name_merge(a, &t->name, str_of(fn, "name"))))
-            return rc;
-        if (args && (rc = text_append(a, &t->args, args, strlen(args))))
+        take_function(s, &e.v[T_FUNCTION], &fn);
+        if ((rc = name_merge(a, &t->name, s, &fn.v[F_NAME])) ||
+            (rc = append_field(a, &t->args, s, &fn.v[F_ARGUMENTS])))
             return rc;
     }
     return 0;
 }
 
-static int append_field(struct assemble *a, struct asm_text *t, const cJSON *obj, const char *key)
-{
-    const char *s = str_of(obj, key);
-    return s ? text_append(a, t, s, strlen(s)) : 0;
-}
+enum { M_ROLE, M_CONTENT, M_REFUSAL, M_REASONING_CONTENT, M_REASONING, M_TOOL_CALLS, M_FUNCTION_CALL, M_N };
+static const char *const delta_names[M_N] = {"role",      "content",    "refusal",      "reasoning_content",
+                                             "reasoning", "tool_calls", "function_call"};
 
-static int feed_delta(struct assemble *a, struct asm_choice *c, const cJSON *delta)
+static int feed_delta(struct assemble *a, struct asm_choice *c, const char *s, const struct jsonx_span *v)
 {
+    struct jw w;
+    struct asm_members d;
+    walk_at(&w, s, v);
+    take_members(&w, delta_names, M_N, &d);
     int rc;
-    const char *role = str_of(delta, "role");
-    if (role && *role && (rc = text_set(a, &c->role, role)))
+    struct jsonx_span role;
+    if (str_body(s, &d.v[M_ROLE], &role) && role.end > role.start && (rc = text_set_esc(a, &c->role, s, &role)))
         return rc;
-    if ((rc = append_field(a, &c->content, delta, "content")) ||
-        (rc = append_field(a, &c->refusal, delta, "refusal")))
+    if ((rc = append_field(a, &c->content, s, &d.v[M_CONTENT])) ||
+        (rc = append_field(a, &c->refusal, s, &d.v[M_REFUSAL])))
         return rc;
     /* Some servers send both names for the same text: take one per delta. */
-    rc = str_of(delta, "reasoning_content") ? append_field(a, &c->reasoning, delta, "reasoning_content")
-                                            : append_field(a, &c->reasoning, delta, "reasoning");
+    rc = is_kind(s, &d.v[M_REASONING_CONTENT], '"') ? append_field(a, &c->reasoning, s, &d.v[M_REASONING_CONTENT])
+                                                     : append_field(a, &c->reasoning, s, &d.v[M_REASONING]);
     if (rc)
         return rc;
-    const cJSON *calls = cJSON_GetObjectItemCaseSensitive(delta, "tool_calls");
-    if (cJSON_IsArray(calls) && (rc = feed_tool_calls(a, c, calls)))
+    if (is_kind(s, &d.v[M_TOOL_CALLS], '[') && (rc = feed_tool_calls(a, c, s, &d.v[M_TOOL_CALLS])))
         return rc;
-    const cJSON *fc = cJSON_GetObjectItemCaseSensitive(delta, "function_call");
-    if (cJSON_IsObject(fc)) {
-        if ((rc = name_merge(a, &c->fc_name, str_of(fc, "name"))) ||
-            (rc = append_field(a, &c->fc_args, fc, "arguments")))
+    if (is_kind(s, &d.v[M_FUNCTION_CALL], '{')) {
+        struct asm_members fn;
+        take_function(s, &d.v[M_FUNCTION_CALL], &fn);
+        if ((rc = name_merge(a, &c->fc_name, s, &fn.v[F_NAME])) ||
+            (rc = append_field(a, &c->fc_args, s, &fn.v[F_ARGUMENTS])))
             return rc;
         c->fc_name.seen = true;
     }
     return 0;
 }
 
-static int feed_choice(struct assemble *a, const cJSON *ch)
+enum { C_INDEX, C_DELTA, C_MESSAGE, C_TEXT, C_FINISH, C_N };
+static const char *const choice_names[C_N] = {"index", "delta", "message", "text", "finish_reason"};
+
+static int feed_choice(struct assemble *a, struct jw *w)
 {
-    int index, rc = index_of(ch, 0, ASSEMBLE_MAX_CHOICES, &index);
+    struct asm_members m;
+    const char *s = w->s;
+    take_members(w, choice_names, C_N, &m);
+    int index, rc = index_of(s, &m.v[C_INDEX], 0, ASSEMBLE_MAX_CHOICES, &index);
     struct asm_choice *c;
     if (rc || (rc = choice_at(a, index, &c)))
         return rc;
-    const cJSON *delta = cJSON_GetObjectItemCaseSensitive(ch, "delta");
-    if (!cJSON_IsObject(delta)) /* some servers stream whole messages */
-        delta = cJSON_GetObjectItemCaseSensitive(ch, "message");
-    if (cJSON_IsObject(delta) && (rc = feed_delta(a, c, delta)))
+    const struct jsonx_span *delta = &m.v[C_DELTA];
+    if (!is_kind(s, delta, '{')) /* some servers stream whole messages */
+        delta = &m.v[C_MESSAGE];
+    if (is_kind(s, delta, '{') && (rc = feed_delta(a, c, s, delta)))
         return rc;
-    if ((rc = append_field(a, &c->text, ch, "text")))
+    if ((rc = append_field(a, &c->text, s, &m.v[C_TEXT])))
         return rc;
-    const char *finish = str_of(ch, "finish_reason");
-    if (finish && (rc = text_set(a, &c->finish, finish)))
+    struct jsonx_span finish;
+    if (str_body(s, &m.v[C_FINISH], &finish) && (rc = text_set_esc(a, &c->finish, s, &finish)))
         return rc;
     return 0;
+}
+
+enum { R_ID, R_MODEL, R_FINGERPRINT, R_CREATED, R_N };
+static const char *const root_names[R_N] = {"id", "model", "system_fingerprint", "created"};
+
+int assemble_feed_valid(struct assemble *a, const char *s, size_t len)
+{
+    if (len == 6 && memcmp(s, "[DONE]", 6) == 0)
+        return 0;
+    struct jw w;
+    jw_init(&w, s, len);
+    if (jw_peek(&w) != '{')
+        return -EINVAL;
+    /* One walk: the top-level members it reads are noted as it passes them; choices are
+       fed as they come; "usage" (every one: the last wins) is copied as it is. */
+    struct jsonx_span root[R_N] = {{0, 0}}, key, usage = {0, 0};
+    bool first = true;
+    int rc = 0;
+    jw_object(&w);
+    while (!rc && jw_member(&w, &first, &key)) {
+        size_t i = 0;
+        while (i < R_N && !(root[i].end == 0 && jw_key_is(s, &key, root_names[i], strlen(root_names[i]))))
+            i++;
+        char c = jw_peek(&w);
+        size_t start = w.pos;
+        if (JW_KEY(&w, &key, "choices") && c == '[') {
+            bool cfirst = true;
+            jw_array(&w);
+            while (!rc && jw_element(&w, &cfirst)) {
+                if (jw_peek(&w) == '{')
+                    rc = feed_choice(a, &w);
+                else
+                    jw_skip(&w);
+            }
+            continue;
+        }
+        jw_skip(&w);
+        if (i < R_N) {
+            root[i].start = start;
+            root[i].end = w.pos;
+        } else if (c == '{' && JW_KEY(&w, &key, "usage")) {
+            usage.start = start;
+            usage.end = w.pos;
+        }
+    }
+    if (!rc && w.err)
+        return -EINVAL;
+    /* As when the members came before the choices: a choice refused does not undo them. */
+    int choices_rc = rc;
+    rc = 0;
+    struct jsonx_span v;
+    if (!rc && str_body(s, &root[R_ID], &v) && v.end > v.start && a->id.len == 0)
+        rc = text_set_esc(a, &a->id, s, &v);
+    if (!rc && str_body(s, &root[R_MODEL], &v) && v.end > v.start && a->model.len == 0)
+        rc = text_set_esc(a, &a->model, s, &v);
+    if (!rc && str_body(s, &root[R_FINGERPRINT], &v) && v.end > v.start)
+        rc = text_set_esc(a, &a->fingerprint, s, &v);
+    if (!a->has_created && is_number(s, &root[R_CREATED])) {
+        double x = number_of(s, &root[R_CREATED]);
+        if (x >= 0 && x < 9e15) {
+            a->created = (int64_t)x;
+            a->has_created = true;
+        }
+    }
+    if (!rc && usage.end) {
+        /* The chunk was bounded by the SSE parser; the copy is no bigger. */
+        a->usage.len = 0;
+        a->usage.seen = true;
+        if (usage.end - usage.start + 1 > a->usage.cap) {
+            char *p = realloc(a->usage.p, usage.end - usage.start + 1);
+            if (!p)
+                return -ENOMEM;
+            a->usage.p = p;
+            a->usage.cap = usage.end - usage.start + 1;
+        }
+        memcpy(a->usage.p, s + usage.start, usage.end - usage.start);
+        a->usage.len = usage.end - usage.start;
+    }
+    return choices_rc ? choices_rc : rc;
 }
 
 int assemble_feed(struct assemble *a, const char *chunk_json, size_t len)
 {
     if (len == 6 && memcmp(chunk_json, "[DONE]", 6) == 0)
         return 0;
-    cJSON *root = cJSON_ParseWithLength(chunk_json, len);
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
+    /* A strict pass first, so that a broken chunk changes nothing. */
+    struct jw w;
+    jw_init(&w, chunk_json, len);
+    if (jw_peek(&w) != '{' || !jw_skip(&w) || jw_end(&w) != 0)
         return -EINVAL;
-    }
-    int rc = 0;
-    const char *s;
-    if ((s = str_of(root, "id")) && *s && a->id.len == 0)
-        rc = text_set(a, &a->id, s);
-    if (!rc && (s = str_of(root, "model")) && *s && a->model.len == 0)
-        rc = text_set(a, &a->model, s);
-    if (!rc && (s = str_of(root, "system_fingerprint")) && *s)
-        rc = text_set(a, &a->fingerprint, s);
-    const cJSON *created = cJSON_GetObjectItemCaseSensitive(root, "created");
-    if (!a->has_created && cJSON_IsNumber(created) && created->valuedouble >= 0 &&
-        created->valuedouble < 9e15) {
-        a->created = (int64_t)created->valuedouble;
-        a->has_created = true;
-    }
-    cJSON *usage = cJSON_GetObjectItemCaseSensitive(root, "usage");
-    if (!rc && cJSON_IsObject(usage)) {
-        /* The chunk was bounded by the SSE parser; the copy is no bigger. */
-        cJSON_Delete(a->usage);
-        a->usage = cJSON_DetachItemViaPointer(root, usage);
-    }
-    const cJSON *choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
-    const cJSON *ch;
-    cJSON_ArrayForEach(ch, choices)
-    {
-        if (rc)
-            break;
-        if (cJSON_IsObject(ch))
-            rc = feed_choice(a, ch);
-    }
-    cJSON_Delete(root);
-    return rc;
+    return assemble_feed_valid(a, chunk_json, len);
 }
 
 static int put_str(struct buf *out, const struct asm_text *t)
@@ -431,21 +613,17 @@ int assemble_finish(struct assemble *a, struct buf *out)
         rc = buf_append_str(out, ",\"usage\":");
         if (!rc)
             rc = assemble_put_estimated_usage(out, a->usage_prompt, a->usage_completion);
-    } else if (!rc && a->usage) {
-        char *u = cJSON_PrintUnformatted(a->usage);
-        if (!u)
-            return -ENOMEM;
+    } else if (!rc && a->usage.seen) {
         rc = buf_append_str(out, ",\"usage\":");
         if (!rc)
-            rc = buf_append_str(out, u);
-        free(u);
+            rc = buf_append(out, a->usage.p, a->usage.len);
     }
     return rc ? rc : buf_append_str(out, "}");
 }
 
 bool assemble_has_usage(const struct assemble *a)
 {
-    return a->usage != NULL;
+    return a->usage.seen;
 }
 
 void assemble_set_estimated_usage(struct assemble *a, int64_t prompt_tokens,
@@ -512,6 +690,6 @@ void assemble_free(struct assemble *a)
     text_free(&a->id);
     text_free(&a->model);
     text_free(&a->fingerprint);
-    cJSON_Delete(a->usage);
+    text_free(&a->usage);
     free(a);
 }

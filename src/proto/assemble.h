@@ -12,7 +12,9 @@
  * every answer carries usage. assemble_put_estimated_usage is the one writer
  * of an estimated usage object, also for whole-body answers and stream chunks.
  *
- * Not the hot path, so chunks are parsed with cJSON. Everything accumulated
+ * Each chunk is read in one walk of the text (jsonx_walk.h): no tokens, no
+ * DOM; strings are decoded straight into the texts they extend, and usage is
+ * kept as the JSON it came as. Everything accumulated
  * (texts, ids, tool calls, choices) counts against max_bytes; the assembler
  * owns all of it until assemble_free.
  */
@@ -46,6 +48,10 @@ struct assemble *assemble_new(enum assemble_kind kind, size_t max_bytes);
  * assembler holds what came before and may still be finished or freed.
  */
 int assemble_feed(struct assemble *a, const char *chunk_json, size_t len);
+
+/* assemble_feed for a chunk the caller has already found to be a strict JSON object (the
+   relay's jsonx_scan_chunk): the one walk only. Same results. */
+int assemble_feed_valid(struct assemble *a, const char *chunk_json, size_t len);
 
 /* Append the assembled answer (compact JSON) to out. Returns 0, or
  * -ENOBUFS/-ENOMEM from buf. May be called again after more feeds. */

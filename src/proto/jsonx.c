@@ -451,7 +451,7 @@ static void scan_usage(const struct jdoc *d, int ui, struct jsonx_chunk *out)
     out->cached_tokens = tok_count(d, ci);
 }
 
-int jsonx_scan_chunk(const char *data, size_t len, struct jsonx_chunk *out)
+int jsonx_scan_chunk_tokens(const char *data, size_t len, struct jsonx_chunk *out)
 {
     struct jdoc d;
     memset(out, 0, sizeof *out);

@@ -18,8 +18,9 @@
  * provider's error body. The answer assembler for non-stream clients lives in
  * assemble.c. All functions are pure; callers own every buffer.
  *
- * Files: jsonx.c (jsmn, strict validation, chunks, provider errors) and
- * jsonx_request.c (request scan, checks and rewrite), sharing jsonx_int.h.
+ * Files: jsonx.c (jsmn, strict validation, the tokenizing chunk scan, provider
+ * errors), jsonx_request.c (request scan, checks and rewrite), sharing
+ * jsonx_int.h, and jsonx_walk.c (the one-pass cursor and chunk scan).
  * jsmn is compiled into jsonx.c as static functions with JSMN_PARENT_LINKS,
  * which keeps tokenizing linear in the body size; other modules use these
  * functions or cJSON rather than jsmn directly.
@@ -143,6 +144,13 @@ struct jsonx_chunk {
     size_t content_chars; /* generated text in it (content, reasoning, refusal, text, tool-call
                              names and arguments; escaped bytes, as prompt_chars): what a
                              usage estimate counts when the provider reports none */
+    /* Spans into the scanned text, for what a continuation keeps and rewrites (one-pass
+       scan only; start == end == 0 when absent): */
+    struct jsonx_span id, model; /* top-level "id" and "model" string bodies (escaped) */
+    struct jsonx_span created;   /* top-level "created" when it is a number */
+    struct jsonx_span content;   /* the first non-empty choices[].delta.content body (escaped) */
+    unsigned n_content;          /* how many choices' deltas carry non-empty content */
+    bool delta_calls;            /* some delta has a tool_calls or function_call member */
 };
 
 /*
@@ -152,6 +160,21 @@ struct jsonx_chunk {
  * false); a valid chunk that is not an object gives JSONX_ERR_NOT_OBJECT.
  */
 int jsonx_scan_chunk(const char *data, size_t len, struct jsonx_chunk *out);
+
+/*
+ * jsonx_scan_chunk walks the text once without tokens or allocation
+ * (jsonx_walk.c): it runs on every relayed event. jsonx_scan_chunk_tokens is
+ * the same scan on jsmn tokens, kept as the reference the fuzz target and
+ * the unit tests hold it to (same verdict and fields for any text that opens
+ * with '{'; the spans are the one-pass scan's only).
+ */
+int jsonx_scan_chunk_tokens(const char *data, size_t len, struct jsonx_chunk *out);
+
+/* Append the text of an escaped string body (as jsonx_scan_chunk's spans give, or several
+   of them one after another) to out, escapes decoded. Returns 0 or -1 (buf full / no memory). */
+int jsonx_unescape(const char *s, size_t n, struct buf *out);
+/* The same into dst[cap], NUL-terminated: its length, or SIZE_MAX when it does not fit. */
+size_t jsonx_unescape_into(const char *s, size_t n, char *dst, size_t cap);
 
 /*
  * From a provider's error body (JSON or not), copy a short human message into

@@ -261,10 +261,10 @@ static int on_event(void *ud, const struct provider_event *ev)
     if (p->winner == a) {
         p->content_chars += ch->content_chars;
         if (p->client_stream && p->client_usage && !p->chunk_meta)
-            proxy_note_chunk_meta(p, ev->data, ev->len);
+            proxy_note_chunk_meta(p, ev->data, &ev->chunk);
     }
     if (a->asmb) {
-        if (assemble_feed(a->asmb, ev->data, ev->len) < 0) {
+        if (assemble_feed_valid(a->asmb, ev->data, ev->len) < 0) {
             act(a, ACT_FAIL, HEALTH_BAD_REPLY, "the answer could not be assembled");
             return 1;
         }
@@ -273,7 +273,7 @@ static int on_event(void *ud, const struct provider_event *ev)
     if ((ev->what & PROVIDER_USAGE_ONLY) && !p->client_usage)
         return 0; /* asked for on the client's behalf only */
     if (p->committed && p->winner == a) {
-        proxy_relay_event(p, ev->data, ev->len);
+        proxy_relay_event(p, ev->data, ev->len, &ev->chunk);
     } else {
         /* role-only chunks before the first content: sent when the stream commits (an event
            past the held bound is dropped whole) */

@@ -100,7 +100,7 @@ void proxy_fail_request(struct preq *p, enum gw_err e, const char *msg, int retr
         struct buf b;
         buf_init(&b, 0);
         errors_render(&b, e, msg, NULL);
-        proxy_relay_event(p, b.data, b.len);
+        proxy_relay_event(p, b.data, b.len, NULL);
         buf_free(&b);
         server_stream_end(p->conn);
         server_set_close(p->conn);
@@ -116,9 +116,9 @@ void proxy_fail_request(struct preq *p, enum gw_err e, const char *msg, int retr
     buf_free(&h);
 }
 
-void proxy_relay_event(struct preq *p, const char *data, size_t len)
+void proxy_relay_event(struct preq *p, const char *data, size_t len, const struct jsonx_chunk *ch)
 {
-    char *rewritten = proxy_continue_relay(p, &data, &len);
+    char *rewritten = proxy_continue_relay(p, ch, &data, &len);
     if (memchr(data, '\n', len)) {
         /* An upstream event of several data lines: one data line each again, or the client
            would read only the first (its parser joins them back as ours did). */
@@ -270,7 +270,7 @@ void proxy_mid_stream_error(struct preq *p, enum health_class c, const char *why
         snprintf(msg, sizeof msg, "the stream from %s failed after it had started: %s",
                  a && a->dep ? a->dep->provider->name : "the upstream", why);
         errors_render(&b, GW_ERR_MID_STREAM, msg, NULL);
-        proxy_relay_event(p, b.data, b.len);
+        proxy_relay_event(p, b.data, b.len, NULL);
         buf_free(&b);
     }
     server_stream_end(p->conn);
@@ -291,7 +291,7 @@ void proxy_provider_error_event(struct preq *p, const char *data, size_t len, co
     char *clean = malloc(cap);
     if (clean) {
         size_t n = redact_text(&p->cfg->secrets, data, len, clean, cap);
-        proxy_relay_event(p, clean, n);
+        proxy_relay_event(p, clean, n, NULL);
         free(clean);
     }
     snprintf(log_entry(p)->error, sizeof log_entry(p)->error, "provider: %s", msg);
@@ -325,20 +325,28 @@ void proxy_estimate_usage(const struct preq *p, uint64_t completion_chars, int64
                            completion_tokens);
 }
 
-void proxy_note_chunk_meta(struct preq *p, const char *data, size_t len)
+void proxy_note_chunk_meta(struct preq *p, const char *data, const struct jsonx_chunk *ch)
 {
     p->chunk_meta = true;
-    cJSON *j = cJSON_ParseWithLength(data, len);
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(j, "model");
-    const cJSON *created = cJSON_GetObjectItemCaseSensitive(j, "created");
-    if (cJSON_IsString(id) && strlen(id->valuestring) < sizeof p->chunk_id)
-        strcpy(p->chunk_id, id->valuestring);
-    if (cJSON_IsString(model) && strlen(model->valuestring) < sizeof p->chunk_model)
-        strcpy(p->chunk_model, model->valuestring);
-    if (cJSON_IsNumber(created) && created->valuedouble >= 0 && created->valuedouble < 9e15)
-        p->chunk_created = (int64_t)created->valuedouble;
-    cJSON_Delete(j);
+    /* From the relay's chunk scan: the spans of the first chunk's id, model and created. */
+    size_t n;
+    if (ch->id.end && ((n = jsonx_unescape_into(data + ch->id.start, ch->id.end - ch->id.start, p->chunk_id,
+                                                 sizeof p->chunk_id)) == SIZE_MAX ||
+                       strlen(p->chunk_id) != n))
+        p->chunk_id[0] = '\0';
+    if (ch->model.end && ((n = jsonx_unescape_into(data + ch->model.start, ch->model.end - ch->model.start,
+                                                    p->chunk_model, sizeof p->chunk_model)) == SIZE_MAX ||
+                          strlen(p->chunk_model) != n))
+        p->chunk_model[0] = '\0';
+    char num[64];
+    n = ch->created.end - ch->created.start;
+    if (ch->created.end && n < sizeof num) {
+        memcpy(num, data + ch->created.start, n);
+        num[n] = '\0';
+        double created = strtod(num, NULL);
+        if (created >= 0 && created < 9e15)
+            p->chunk_created = (int64_t)created;
+    }
 }
 
 /* The usage chunk a stream client asked for (stream_options.include_usage) when the provider

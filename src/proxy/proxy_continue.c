@@ -5,7 +5,10 @@
  *
  * The content relayed to the client is kept (bounded by PROXY_MAX_PARTIAL):
  * what the client has, not what was received, so a continuation starts
- * exactly where the client's text stops. On a cut, the request is sent again
+ * exactly where the client's text stops. It is kept as the relay's chunk scan
+ * found it, the escaped bodies of the "content" strings one after another, and
+ * decoded only when a continuation is asked for: a relayed chunk is never
+ * parsed; a continuation's chunks, which are rewritten, are. On a cut, the request is sent again
  * with that text to continue; the provider seam says how each provider
  * continues a partial answer (provider.h: provider_ops.continuation —
  * DeepSeek's prefix completion, vLLM's and SGLang's continue_final_message,
@@ -47,47 +50,53 @@ bool proxy_continue_enabled(const struct preq *p)
     return p->model->resilience.continue_on_cut && p->client_stream && p->api == PROXY_API_CHAT;
 }
 
-/* The first attempt's id, model and created, which every later chunk takes over. */
-static void note_meta(struct proxy_cont *c, const cJSON *j)
+/* An escaped string body into dst (NUL-terminated); false when it does not fit or holds a
+   NUL. */
+static bool unescape_to(const char *s, size_t n, char *dst, size_t cap)
 {
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(j, "model");
-    const cJSON *created = cJSON_GetObjectItemCaseSensitive(j, "created");
-    if (!cJSON_IsString(id) || strlen(id->valuestring) >= sizeof c->id)
+    size_t len = jsonx_unescape_into(s, n, dst, cap);
+    return len < cap && strlen(dst) == len;
+}
+
+/* The first attempt's id, model and created, which every later chunk takes over (once per
+   request, from the chunk scan's spans). */
+static void note_meta(struct proxy_cont *c, const char *data, const struct jsonx_chunk *ch)
+{
+    if (!ch->id.end || !unescape_to(data + ch->id.start, ch->id.end - ch->id.start, c->id, sizeof c->id))
         return;
-    strcpy(c->id, id->valuestring);
-    if (cJSON_IsString(model) && strlen(model->valuestring) < sizeof c->model)
-        strcpy(c->model, model->valuestring);
-    c->has_created = cJSON_IsNumber(created);
-    c->created = c->has_created ? created->valuedouble : 0;
+    c->model[0] = '\0';
+    if (ch->model.end &&
+        !unescape_to(data + ch->model.start, ch->model.end - ch->model.start, c->model, sizeof c->model))
+        c->model[0] = '\0';
+    char num[64];
+    size_t n = ch->created.end - ch->created.start;
+    c->has_created = ch->created.end && n < sizeof num;
+    c->created = 0;
+    if (c->has_created) {
+        memcpy(num, data + ch->created.start, n);
+        num[n] = '\0';
+        c->created = strtod(num, NULL);
+    }
     c->meta = true;
 }
 
-static void note_delta(struct proxy_cont *c, const cJSON *j)
+/* The chunk's content as relayed: its escaped span, kept as it is (decoded only when a
+   continuation is asked for, proxy_continue_try). */
+static void note_delta(struct proxy_cont *c, const char *data, const struct jsonx_chunk *ch)
 {
-    const cJSON *choices = cJSON_GetObjectItemCaseSensitive(j, "choices");
-    if (!cJSON_IsArray(choices))
+    if (ch->delta_calls)
+        c->tool_call_relayed = true;
+    if (!ch->n_content)
         return;
-    const cJSON *choice;
-    cJSON_ArrayForEach(choice, choices)
-    {
-        const cJSON *delta = cJSON_GetObjectItemCaseSensitive(choice, "delta");
-        if (!cJSON_IsObject(delta))
-            continue;
-        if (cJSON_GetObjectItemCaseSensitive(delta, "tool_calls") ||
-            cJSON_GetObjectItemCaseSensitive(delta, "function_call"))
-            c->tool_call_relayed = true;
-        const cJSON *content = cJSON_GetObjectItemCaseSensitive(delta, "content");
-        if (!cJSON_IsString(content) || !content->valuestring[0])
-            continue;
-        if (c->overflow)
-            continue; /* too long to continue: nothing is kept */
-        if (!c->partial.data)
-            buf_init(&c->partial, PROXY_MAX_PARTIAL);
-        if (buf_append_str(&c->partial, content->valuestring) < 0) {
-            c->overflow = true;
-            buf_free(&c->partial);
-        }
+    if (ch->n_content > 1)
+        c->many_choices = true;
+    if (c->overflow)
+        return; /* too long to continue: nothing is kept */
+    if (!c->partial.data)
+        buf_init(&c->partial, PROXY_MAX_PARTIAL);
+    if (buf_append(&c->partial, data + ch->content.start, ch->content.end - ch->content.start) < 0) {
+        c->overflow = true;
+        buf_free(&c->partial);
     }
 }
 
@@ -123,20 +132,19 @@ static char *rewrite(const struct proxy_cont *c, cJSON *j)
     return cJSON_PrintUnformatted(j);
 }
 
-char *proxy_continue_relay(struct preq *p, const char **data, size_t *len)
+char *proxy_continue_relay(struct preq *p, const struct jsonx_chunk *ch, const char **data, size_t *len)
 {
-    if (!proxy_continue_enabled(p))
-        return NULL;
+    if (!ch || ch->has_error || !proxy_continue_enabled(p))
+        return NULL; /* not a chunk: an error event (ours or the provider's) */
     struct proxy_cont *c = &p->cont;
-    cJSON *j = cJSON_ParseWithLength(*data, *len);
-    if (!cJSON_IsObject(j) || cJSON_GetObjectItemCaseSensitive(j, "error")) {
-        cJSON_Delete(j); /* not a chunk: an error event (ours or the provider's) */
-        return NULL;
-    }
     if (!c->continued && !c->meta)
-        note_meta(c, j);
-    note_delta(c, j);
-    char *out = c->continued && c->meta ? rewrite(c, j) : NULL;
+        note_meta(c, *data, ch);
+    note_delta(c, *data, ch);
+    if (!c->continued || !c->meta)
+        return NULL; /* relayed as it came */
+    /* A continuation's chunk is rewritten, and only such a chunk is parsed. */
+    cJSON *j = cJSON_ParseWithLength(*data, *len);
+    char *out = cJSON_IsObject(j) ? rewrite(c, j) : NULL;
     cJSON_Delete(j);
     if (out) {
         *data = out;
@@ -153,6 +161,8 @@ static const char *unsafe_reason(const struct preq *p)
         return "a tool call had been sent";
     if (c->overflow)
         return "the answer so far is too long to send again";
+    if (c->many_choices)
+        return "more than one choice";
     if (p->scan.n > 1)
         return "n > 1";
     const char *why = NULL;
@@ -189,6 +199,11 @@ bool proxy_continue_try(struct preq *p, const struct attempt *a)
     }
     if (c->n >= PROXY_MAX_CONTINUATIONS || proxy_remaining_ms(p) == 0)
         return false; /* counted as a failed continuation when the request ends */
+    /* The relayed text, decoded now that it is needed (no longer than partial). */
+    buf_free(&c->text);
+    buf_init(&c->text, PROXY_MAX_PARTIAL);
+    if (c->partial.len && jsonx_unescape(c->partial.data, c->partial.len, &c->text) < 0)
+        return false;
     if (c->n == 0)
         c->prompt_chars = p->scan.prompt_chars;
     /* What the cut attempt used: its own report, or a guess from what it sent and was sent. */
@@ -225,12 +240,12 @@ const char *proxy_continue_text(const struct preq *p, size_t *len, int64_t *toke
     const struct proxy_cont *c = &p->cont;
     *len = 0;
     *tokens = 0;
-    if (!c->continued || !c->partial.len)
+    if (!c->continued || !c->text.len)
         return NULL; /* cut while only reasoning had gone out: the request is simply sent again */
     int64_t unused;
-    prices_estimate_tokens(0, c->partial.len, &unused, tokens);
-    *len = c->partial.len;
-    return c->partial.data;
+    prices_estimate_tokens(0, c->text.len, &unused, tokens);
+    *len = c->text.len;
+    return c->text.data;
 }
 
 void proxy_continue_usage(struct preq *p, const struct attempt *a, struct accesslog_entry *log)
@@ -296,4 +311,5 @@ void proxy_continue_finish(struct preq *p, enum outcome outcome)
         metrics_continuation(p->env->metrics, p->model,
                              outcome == OUTCOME_OK ? METRICS_CONTINUATION_OK : METRICS_CONTINUATION_FAILED);
     buf_free(&p->cont.partial);
+    buf_free(&p->cont.text);
 }

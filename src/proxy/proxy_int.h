@@ -45,8 +45,10 @@ struct preq;
 /* A stream continued after cuts: what the client has been sent, and what the cut attempts
    cost. proxy_continue.c owns it. */
 struct proxy_cont {
-    struct buf partial;          /* the answer's content relayed so far */
+    struct buf partial;          /* the answer's content relayed so far, as escaped JSON string text */
+    struct buf text;             /* partial decoded, at the latest cut */
     bool overflow;               /* past PROXY_MAX_PARTIAL: cannot be continued */
+    bool many_choices;           /* content for more than one choice: cannot be continued */
     bool tool_call_relayed;      /* a tool-call delta went out: cannot be continued */
     bool continued;              /* the attempts now continue partial */
     unsigned n;                  /* continuations asked for */
@@ -189,7 +191,7 @@ bool proxy_continue_enabled(const struct preq *p);
    continuation's chunk, rewrites it into the first attempt's stream (its id, created and
    model; usage summed over the attempts): then returns the new chunk (malloc'd, the
    caller frees it) and points *data, *len at it; else NULL. */
-char *proxy_continue_relay(struct preq *p, const char **data, size_t *len);
+char *proxy_continue_relay(struct preq *p, const struct jsonx_chunk *ch, const char **data, size_t *len);
 /* After a cut of the winner a: turns the request into its continuation. True when the
    caller should now start another attempt; false when it cannot be continued. */
 bool proxy_continue_try(struct preq *p, const struct attempt *a);
@@ -231,7 +233,7 @@ void proxy_finalize(struct preq *p, enum outcome outcome);
 void proxy_estimate_usage(const struct preq *p, uint64_t completion_chars, int64_t *prompt_tokens,
                           int64_t *completion_tokens);
 /* Keeps the id, model and created of the winner's stream (once), for an estimated usage chunk. */
-void proxy_note_chunk_meta(struct preq *p, const char *data, size_t len);
+void proxy_note_chunk_meta(struct preq *p, const char *data, const struct jsonx_chunk *ch);
 
 /* proxy.c, called by attempt.c */
 void proxy_first_content(struct attempt *a);
@@ -240,7 +242,8 @@ void proxy_attempt_done(struct attempt *a, const char *json, size_t len);
 void proxy_attempt_client_error(struct attempt *a, int status, const char *body, size_t len);
 void proxy_mid_stream_error(struct preq *p, enum health_class c, const char *why);
 void proxy_provider_error_event(struct preq *p, const char *data, size_t len, const char *msg);
-void proxy_relay_event(struct preq *p, const char *data, size_t len);
+/* ch: the chunk scan of an upstream's chunk, NULL for an error event. */
+void proxy_relay_event(struct preq *p, const char *data, size_t len, const struct jsonx_chunk *ch);
 void proxy_relay_comment(struct preq *p);
 uint64_t proxy_remaining_ms(struct preq *p);
 void proxy_timer_fired(struct attempt *a);

@@ -8,6 +8,8 @@
  *     accepts has a model and (chat) messages; a refusal names a field;
  *   - its rewrite is JSON, scans back with the new model, stream true and
  *     include_usage true, and keeps every other byte;
+ *   - the one-pass chunk scan gives the tokenizing scan's verdict and fields on
+ *     any text that opens with '{', and its spans lie inside the text;
  *   - an error message is NUL-terminated within its capacity;
  *   - whatever the assembler is fed, its answer is strict JSON.
  * A broken property aborts, which the fuzzer reports as a crash.
@@ -143,6 +145,32 @@ static void fuzz_chunk(const char *s, size_t n)
     if (c.has_usage)
         CHECK(c.prompt_tokens >= 0 && c.completion_tokens >= 0 && c.reasoning_tokens >= 0 &&
               c.cached_tokens >= 0);
+    /* the one-pass scan agrees with the tokenizing one on what opens as an object */
+    size_t lead = 0;
+    while (lead < n && (s[lead] == ' ' || s[lead] == '\t' || s[lead] == '\n' || s[lead] == '\r'))
+        lead++;
+    struct jsonx_chunk ref;
+    int ref_rc = jsonx_scan_chunk_tokens(s, n, &ref);
+    if (lead < n && s[lead] == '{') {
+        CHECK((rc == 0) == (ref_rc == 0));
+        CHECK(c.valid == ref.valid && c.has_content == ref.has_content && c.has_finish == ref.has_finish &&
+              c.choices_empty == ref.choices_empty && c.has_usage == ref.has_usage &&
+              c.has_error == ref.has_error && c.prompt_tokens == ref.prompt_tokens &&
+              c.completion_tokens == ref.completion_tokens && c.reasoning_tokens == ref.reasoning_tokens &&
+              c.cached_tokens == ref.cached_tokens && c.content_chars == ref.content_chars);
+    }
+    /* spans lie inside the text, and a kept content body unescapes */
+    const struct jsonx_span *spans[] = {&c.id, &c.model, &c.created, &c.content};
+    for (size_t i = 0; i < sizeof spans / sizeof spans[0]; i++)
+        CHECK(spans[i]->start <= spans[i]->end && spans[i]->end <= n);
+    CHECK((c.n_content > 0) == (c.content.end > c.content.start));
+    if (c.n_content) {
+        struct buf text;
+        buf_init(&text, 0);
+        CHECK(jsonx_unescape(s + c.content.start, c.content.end - c.content.start, &text) == 0);
+        CHECK(text.len > 0 && text.len <= c.content.end - c.content.start);
+        buf_free(&text);
+    }
 
     char msg[97];
     size_t cap = n ? 1 + s[0] % sizeof msg : sizeof msg;

@@ -4,6 +4,7 @@
 // mechanism on the wire; unsafe cuts (a tool call half sent) end with the error event;
 // the built-in demo completes every request.
 import { test } from 'node:test';
+import http from 'node:http';
 import assert from 'node:assert/strict';
 import {
     harness, fakeProvider, drainStream, expectedContent, fakePromptTokens, Proc, Gateway,
@@ -175,4 +176,49 @@ test('the demo: 40 requests, streamed and not, all complete; continuations show 
     assert.ok(status.incidents.some((i) => i.kind === 'continued'), 'no stream was continued');
     assert.ok(!status.incidents.some((i) => i.kind === 'stream_failed' || i.kind === 'request_failed'),
         `a client saw an error: ${JSON.stringify(status.incidents)}`);
+});
+
+test('a continuation carries the relayed text decoded: escapes, quotes, newlines, non-ASCII, surrogate pairs', async (t) => {
+    const h = harness(t);
+    // An upstream whose content is escaped JSON text (one pair split across two chunks),
+    // and which breaks the connection after it.
+    const pieces = ['Line "one"\n', '\ttab\\back/slash ', 'caf\u00e9 \u{1F600} ', '\u2028end'];
+    const wire = [
+        JSON.stringify(pieces[0]), JSON.stringify(pieces[1]), '"caf\\u00e9 \\ud83d"', '"\\ude00 "',
+        JSON.stringify(pieces[3]).replace('\u2028', '\\u2028'),
+    ];
+    const upstream = http.createServer((req, res) => {
+        req.resume();
+        req.on('end', () => {
+            res.writeHead(200, { 'content-type': 'text/event-stream' });
+            const head = '{"id":"chatcmpl-esc","object":"chat.completion.chunk","created":1700000000,"model":"ma",';
+            res.write(`data: ${head}"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n`);
+            for (const w of wire)
+                res.write(`data: ${head}"choices":[{"index":0,"delta":{"content":${w}},"finish_reason":null}]}\n\n`);
+            setTimeout(() => res.socket.destroy(), 50);
+        });
+    });
+    await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
+    t.after(() => upstream.close());
+    const port = upstream.address().port;
+    const b = await h.fake({ behavior: 'chunks=2', name: 'fake-b' });
+    const gw = await h.gateway({
+        config: {
+            providers: {
+                a: { base_url: `http://127.0.0.1:${port}/v1`, api_key: 'sk-test-a', probe: false },
+                b: fakeProvider(b, { probe: false }),
+            },
+            models: { m: [{ provider: 'a', model: 'ma', tier: 0 }, { provider: 'b', model: 'mb', tier: 1 }] },
+        },
+        strictStderr: false,
+    });
+    const stream = await gw.client().chat.completions.create({ model: 'm', messages: msgs, stream: true });
+    const r = await drainStream(stream);
+    assert.equal(r.error, null, `the client saw an error: ${r.error}`);
+    // the wire's "\ud83d" + "\ude00" pair, split across chunks, is one emoji once decoded
+    const text = 'Line "one"\n\ttab\\back/slash caf\u00e9 \u{1F600} \u2028end';
+    assert.equal(r.content, text + expectedContent(2));
+    const [cont] = await b.apiRequests();
+    assert.deepEqual(cont.json.messages.at(-1), { role: 'assistant', content: text });
+    assert.deepEqual([...new Set(r.chunks.map((c) => c.id))], ['chatcmpl-esc']);
 });

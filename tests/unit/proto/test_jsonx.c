@@ -847,6 +847,58 @@ static void test_error_message(void **state)
     assert_msg("{\"error\":{\"message\":\"\\u00e9\\u00e9\"}}", 4, "\xC3\xA9");
 }
 
+/* The one-pass scan: the spans a continuation keeps, first occurrences as the
+   tokenizing scan looks members up, escaped keys, and the same verdicts. */
+static void test_chunk_one_pass(void **state)
+{
+    (void)state;
+    const char *j = "{\"id\":\"chat\\u002d1\",\"model\":\"m\",\"created\":17,\"model\":\"x\","
+                    "\"choices\":[{\"delta\":{\"cont\\u0065nt\":\"a\\\"b\",\"content\":\"zz\"},"
+                    "\"finish_reason\":null}]}";
+    struct jsonx_chunk c, ref;
+    assert_int_equal(jsonx_scan_chunk(j, strlen(j), &c), JSONX_OK);
+    assert_int_equal(jsonx_scan_chunk_tokens(j, strlen(j), &ref), JSONX_OK);
+    assert_int_equal(c.content_chars, ref.content_chars);
+    assert_int_equal(c.content_chars, 4); /* the first "content" (escaped key), 4 escaped bytes */
+    assert_true(c.has_content && !c.has_finish && c.n_content == 1);
+    assert_int_equal(c.content.end - c.content.start, 4);
+    assert_memory_equal(j + c.content.start, "a\\\"b", 4);
+    assert_memory_equal(j + c.id.start, "chat\\u002d1", c.id.end - c.id.start);
+    assert_memory_equal(j + c.model.start, "m", 1);
+    assert_int_equal(c.model.end - c.model.start, 1);
+    assert_memory_equal(j + c.created.start, "17", 2);
+    char out[16];
+    assert_int_equal(jsonx_unescape_into(j + c.id.start, c.id.end - c.id.start, out, sizeof out), 6);
+    assert_string_equal(out, "chat-1");
+    assert_int_equal(jsonx_unescape_into(j + c.id.start, c.id.end - c.id.start, out, 6), SIZE_MAX);
+
+    /* a tool call in a delta is seen even when empty; invalid texts agree */
+    const char *calls = "{\"choices\":[{\"delta\":{\"tool_calls\":null}}]}";
+    assert_int_equal(jsonx_scan_chunk(calls, strlen(calls), &c), JSONX_OK);
+    assert_true(c.delta_calls && !c.has_content);
+    const char *bad[] = {"{\"a\":1,}", "{\"a\":01}", "{\"a\":\"\\x\"}", "{\"a\":\"\x01\"}", "{\"a\" 1}",
+                         "{\"a\":[1 2]}", "{\"a\":tru}", "{\"a\":1}x", "{\"a\":-}", "{\"a\":1.}", "{"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = jsonx_scan_chunk(bad[i], strlen(bad[i]), &c);
+        if (rc == JSONX_OK || jsonx_scan_chunk_tokens(bad[i], strlen(bad[i]), &ref) == JSONX_OK)
+            fail_msg("%s accepted", bad[i]);
+        assert_false(c.valid);
+    }
+    char deep[200];
+    size_t n = 0;
+    deep[n++] = '{';
+    deep[n++] = '"';
+    deep[n++] = 'a';
+    deep[n++] = '"';
+    deep[n++] = ':';
+    for (int i = 0; i < 70; i++)
+        deep[n++] = '[';
+    for (int i = 0; i < 70; i++)
+        deep[n++] = ']';
+    deep[n++] = '}';
+    assert_int_equal(jsonx_scan_chunk(deep, n, &c), JSONX_ERR_TOO_DEEP);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -875,6 +927,7 @@ int main(void)
         cmocka_unit_test(test_chunk_content),
         cmocka_unit_test(test_chunk_usage),
         cmocka_unit_test(test_chunk_error_and_invalid),
+        cmocka_unit_test(test_chunk_one_pass),
         cmocka_unit_test(test_error_message),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
