@@ -61,11 +61,8 @@ static int jdoc_tokenize(struct jdoc *d)
     }
 }
 
-static bool check_primitive(const char *s, size_t n)
+size_t jsonx_number_len(const char *s, size_t n)
 {
-    if ((n == 4 && memcmp(s, "true", 4) == 0) || (n == 5 && memcmp(s, "false", 5) == 0) ||
-        (n == 4 && memcmp(s, "null", 4) == 0))
-        return true;
     size_t i = 0;
     if (i < n && s[i] == '-')
         i++;
@@ -75,11 +72,11 @@ static bool check_primitive(const char *s, size_t n)
         while (i < n && jx_is_digit(s[i]))
             i++;
     } else {
-        return false;
+        return 0;
     }
     if (i < n && s[i] == '.') {
         if (++i >= n || !jx_is_digit(s[i]))
-            return false;
+            return 0;
         while (i < n && jx_is_digit(s[i]))
             i++;
     }
@@ -88,11 +85,19 @@ static bool check_primitive(const char *s, size_t n)
         if (i < n && (s[i] == '+' || s[i] == '-'))
             i++;
         if (i >= n || !jx_is_digit(s[i]))
-            return false;
+            return 0;
         while (i < n && jx_is_digit(s[i]))
             i++;
     }
-    return i == n;
+    return i;
+}
+
+static bool check_primitive(const char *s, size_t n)
+{
+    if ((n == 4 && memcmp(s, "true", 4) == 0) || (n == 5 && memcmp(s, "false", 5) == 0) ||
+        (n == 4 && memcmp(s, "null", 4) == 0))
+        return true;
+    return n > 0 && jsonx_number_len(s, n) == n;
 }
 
 static bool jx_is_hex(char c)

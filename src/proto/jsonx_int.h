@@ -77,6 +77,9 @@ static inline bool jx_is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
+/* The length of the JSON number (RFC 8259 grammar) that starts s[0..n), 0 when none does. */
+size_t jsonx_number_len(const char *s, size_t n);
+
 /* Where a value's text starts and ends (jsmn's string tokens exclude the quotes). */
 static inline size_t tok_vstart(const jsmntok_t *t)
 {

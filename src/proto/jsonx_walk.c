@@ -168,36 +168,12 @@ static bool delimited(const struct jw *w)
 bool jw_number(struct jw *w, struct jsonx_span *num)
 {
     ws(w);
-    const char *s = w->s;
-    size_t i = w->pos, n = w->n;
-    num->start = i;
-    if (i < n && s[i] == '-')
-        i++;
-    if (i < n && s[i] == '0') {
-        i++;
-    } else if (i < n && jx_is_digit(s[i])) {
-        while (i < n && jx_is_digit(s[i]))
-            i++;
-    } else {
+    size_t len = jsonx_number_len(w->s + w->pos, w->n - w->pos);
+    if (len == 0)
         return fail(w, JSONX_ERR_SYNTAX);
-    }
-    if (i < n && s[i] == '.') {
-        if (++i >= n || !jx_is_digit(s[i]))
-            return fail(w, JSONX_ERR_SYNTAX);
-        while (i < n && jx_is_digit(s[i]))
-            i++;
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        i++;
-        if (i < n && (s[i] == '+' || s[i] == '-'))
-            i++;
-        if (i >= n || !jx_is_digit(s[i]))
-            return fail(w, JSONX_ERR_SYNTAX);
-        while (i < n && jx_is_digit(s[i]))
-            i++;
-    }
-    num->end = i;
-    w->pos = i;
+    num->start = w->pos;
+    num->end = w->pos + len;
+    w->pos = num->end;
     return delimited(w) || fail(w, JSONX_ERR_SYNTAX);
 }
 
