@@ -248,4 +248,9 @@ void proxy_relay_comment(struct preq *p);
 uint64_t proxy_remaining_ms(struct preq *p);
 void proxy_timer_fired(struct attempt *a);
 
+/* proxy_usage.c: the estimated usage chunk before [DONE] for a stream client that asked for
+   usage when the provider sent none; the request's ledger row (at finalize). */
+void proxy_estimated_usage_chunk(struct preq *p);
+void proxy_record_ledger(struct preq *p, const struct accesslog_entry *log);
+
 #endif
