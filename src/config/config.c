@@ -84,22 +84,11 @@ static void parse_strategy(struct config_yaml_loader *ld, yaml_node_t *v, void *
     struct cfg_resilience *r = obj;
     char *name = config_yaml_text(ld, v);
     if (!name) return;
-    size_t i = 0;
-    while (i < COUNT(strategies) && strcmp(name, strategies[i]) != 0)
-        i++;
-    if (i < COUNT(strategies)) {
+    if (config_yaml_choice(ld, v, name, "strategy", strategies, COUNT(strategies)) >= 0) {
         free(r->strategy);
         r->strategy = name;
         return;
     }
-    const char *near = config_value_nearest(name, strategies, COUNT(strategies));
-    if (near)
-        ERR(ld, v, "unknown strategy \"%s\"; did you mean \"%s\"?", name, near);
-    else
-        ERR(ld, v,
-            "unknown strategy \"%s\" (expected one of: p2c, round_robin, least_inflight, "
-            "latency_weight, cost)",
-            name);
     free(name);
 }
 
@@ -294,22 +283,10 @@ static void parse_continuation(struct config_yaml_loader *ld, yaml_node_t *v, vo
     struct cfg_provider *p = obj;
     char *name = config_yaml_text(ld, v);
     if (!name) return;
-    size_t i = 0;
-    while (i < COUNT(continuations) && strcmp(name, continuations[i]) != 0)
-        i++;
     /* the table's order is enum cfg_continuation's */
-    if (i < COUNT(continuations)) {
+    int i = config_yaml_choice(ld, v, name, "continuation", continuations, COUNT(continuations));
+    if (i >= 0)
         p->continuation = (enum cfg_continuation)i;
-    } else {
-        const char *near = config_value_nearest(name, continuations, COUNT(continuations));
-        if (near)
-            ERR(ld, v, "unknown continuation \"%s\"; did you mean \"%s\"?", name, near);
-        else
-            ERR(ld, v,
-                "unknown continuation \"%s\" (expected one of: auto, prefix, "
-                "continue_final_message, assistant_message, off)",
-                name);
-    }
     free(name);
 }
 

@@ -121,15 +121,9 @@ static void parse_action(struct config_yaml_loader *ld, yaml_node_t *v, void *ob
     struct cfg_budget *b = obj;
     char *s = config_yaml_text(ld, v);
     if (!s) return;
-    if (strcmp(s, "refuse") == 0 || strcmp(s, "degrade") == 0) {
-        b->degrade = s[0] == 'd';
-    } else {
-        const char *near = config_value_nearest(s, actions, COUNT(actions));
-        if (near)
-            ERR(ld, v, "unknown action \"%s\"; did you mean \"%s\"?", s, near);
-        else
-            ERR(ld, v, "unknown action \"%s\" (expected refuse or degrade)", s);
-    }
+    int i = config_yaml_choice(ld, v, s, "action", actions, COUNT(actions));
+    if (i >= 0)
+        b->degrade = i == 1;
     free(s);
 }
 

@@ -353,6 +353,27 @@ static void report_unknown_key(struct config_yaml_loader *ld, yaml_node_t *k, co
     config_yaml_path_pop(ld, old);
 }
 
+int config_yaml_choice(struct config_yaml_loader *ld, yaml_node_t *v, const char *s, const char *what,
+                       const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s, names[i]) == 0)
+            return (int)i;
+    const char *near = config_value_nearest(s, names, n);
+    if (near) {
+        ERR(ld, v, "unknown %s \"%s\"; did you mean \"%s\"?", what, s, near);
+        return -1;
+    }
+    char list[512] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++) {
+        int k = snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", names[i]);
+        if (k > 0 && (size_t)k < sizeof list - used) used += (size_t)k;
+    }
+    ERR(ld, v, "unknown %s \"%s\" (expected one of: %s)", what, s, list);
+    return -1;
+}
+
 void config_yaml_walk(struct config_yaml_loader *ld, yaml_node_t *map,
                       const struct config_yaml_field *fields, size_t nfields, void *obj)
 {

@@ -132,6 +132,11 @@ const char *config_yaml_named_key(struct config_yaml_loader *ld, yaml_node_t *ma
                                   yaml_node_t **key, yaml_node_t **value);
 
 /* Field parsers for the tables. */
+/* Which of names[0..n) the text s (v's) is, or -1 after reporting at v "unknown WHAT \"s\""
+   with a "did you mean" or the list of names. */
+int config_yaml_choice(struct config_yaml_loader *ld, yaml_node_t *v, const char *s, const char *what,
+                       const char *const *names, size_t n);
+
 void config_yaml_string(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
                         const struct config_yaml_field *f); /* char *, flags apply */
 void config_yaml_header_name(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
