@@ -97,6 +97,20 @@ void ttft_budget_observe(struct ttft_budget *t, uint32_t prompt_tokens, uint32_t
     pthread_mutex_unlock(&t->lock);
 }
 
+/* The margin over a class's p99 with n samples: EARLY_MARGIN at EARLY_SAMPLES, shrinking
+   linearly to MARGIN at MIN_SAMPLES (the p99 of a few samples is about their maximum, and
+   the more there are, the closer that maximum comes to the true p99). */
+static double early_margin(uint64_t n)
+{
+    if (n >= TTFT_BUDGET_MIN_SAMPLES)
+        return TTFT_BUDGET_MARGIN;
+    if (n < TTFT_BUDGET_EARLY_SAMPLES)
+        n = TTFT_BUDGET_EARLY_SAMPLES;
+    double left = (double)(TTFT_BUDGET_MIN_SAMPLES - n) /
+                  (double)(TTFT_BUDGET_MIN_SAMPLES - TTFT_BUDGET_EARLY_SAMPLES);
+    return TTFT_BUDGET_MARGIN + (TTFT_BUDGET_EARLY_MARGIN - TTFT_BUDGET_MARGIN) * left;
+}
+
 /* The class's p99 once it has a few samples, else 0; *margin: the margin it deserves. */
 static uint32_t learnt_p99(struct ttft_budget *t, unsigned c, double *margin)
 {
@@ -104,7 +118,7 @@ static uint32_t learnt_p99(struct ttft_budget *t, unsigned c, double *margin)
     uint64_t n = t->cls[c].samples;
     uint32_t v = n >= TTFT_BUDGET_EARLY_SAMPLES ? quantile(&t->cls[c], 0.99) : 0;
     pthread_mutex_unlock(&t->lock);
-    *margin = n >= TTFT_BUDGET_MIN_SAMPLES ? TTFT_BUDGET_MARGIN : TTFT_BUDGET_EARLY_MARGIN;
+    *margin = early_margin(n);
     return v;
 }
 

@@ -31,10 +31,11 @@
  * answers cut off, so the estimate only sees fast ones) from drifting down:
  * what is cut off lies above p99 × 1.5 and barely moves p99.
  *
- * A class with 20 samples uses its p99 × 1.5; one with 5 to 19 already uses
- * its own figure, with a margin of 2.5 (a p99 of a few samples is about
- * their maximum), so a deployment leaves the cold default after a handful of
- * answers. Before a class has 5 samples, in this order:
+ * A class with 20 samples uses its p99 × 1.5; one with 3 to 19 already uses
+ * its own figure, with a margin of 2 at 3 samples shrinking linearly to 1.5 at
+ * 20 (a p99 of a few samples is about their maximum, which comes closer to the
+ * true p99 the more there are), so a deployment leaves the cold default after
+ * a handful of answers. Before a class has 3 samples, in this order:
  *   - this deployment's nearest shorter class that has a figure, plus 0.2 ms
  *     per extra token (a 5,000 tokens/s prefill, slow for a cloud GPU:
  *     conservative): prefill speed is the deployment's own, so its short
@@ -73,8 +74,8 @@
 #define TTFT_BUDGET_COLD_MS 1200u
 #define TTFT_BUDGET_COLD_US_PER_TOKEN 200u /* 0.2 ms: a 5,000 tokens/s prefill */
 #define TTFT_BUDGET_MIN_SAMPLES 20u        /* samples before a class's p99 is fully trusted */
-#define TTFT_BUDGET_EARLY_SAMPLES 5u       /* samples before it is used at all, ... */
-#define TTFT_BUDGET_EARLY_MARGIN 2.5       /* ... with this margin until MIN_SAMPLES */
+#define TTFT_BUDGET_EARLY_SAMPLES 3u       /* samples before it is used at all, ... */
+#define TTFT_BUDGET_EARLY_MARGIN 2.0       /* ... with this margin, shrinking to MARGIN at MIN_SAMPLES */
 #define TTFT_BUDGET_DECAY (1.0 / 256)      /* per sample of the class */
 
 /* Prompt sizes the admin API and metrics show: a chat turn, a long document. */

@@ -146,7 +146,7 @@ static void test_contract_form(void **state)
     assert_int_equal(m->deployments[0].line, 11);
     assert_ptr_equal(m->deployments[1].provider, lv);
     assert_string_equal(m->deployments[1].model, "deepseek-r1-distill-qwen-32b");
-    assert_int_equal(m->max_attempts, 2);
+    assert_int_equal(m->max_attempts, 3); /* two deployments: one try each and one more */
     assert_int_equal(m->timeouts.connect_ms, 5000);
     assert_int_equal(m->timeouts.first_token_ms, 30000);
     assert_int_equal(m->timeouts.stall_ms, 60000);
@@ -218,7 +218,7 @@ static void test_map_form_and_timeouts(void **state)
     const struct cfg_model *v3 = config_find_model(c, "v3");
     assert_non_null(v3);
     assert_int_equal(v3->timeouts.first_token_ms, 45000);
-    assert_int_equal(v3->max_attempts, 1);
+    assert_int_equal(v3->max_attempts, 3); /* one deployment: at least 3 tries */
     config_unref(c);
 }
 

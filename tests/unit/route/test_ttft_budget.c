@@ -46,15 +46,17 @@ static void test_cold(void **state)
     assert_int_equal(ttft_budget_get(&t, NULL, 0, 30000, CAP, &info), 7200);
     assert_int_equal(ttft_budget_get(&t, NULL, 0, 1000000, CAP, &info), CAP); /* capped */
     assert_int_equal(ttft_budget_get(&t, NULL, 0, 100, 1000, NULL), 1000);
-    /* 4 samples are not yet enough to use */
-    feed(&t, 100, 400, 4);
+    /* 2 samples are not yet enough to use */
+    feed(&t, 100, 400, 2);
     assert_int_equal(ttft_budget_get(&t, NULL, 0, 100, CAP, &info), 1220);
-    /* 5 to 19 are used, with the wider early margin (2.5 × p99) */
+    /* 3 to 19 are used, with an early margin of 2 × p99 at 3 that shrinks towards 1.5 */
     feed(&t, 100, 400, 1);
-    assert_near(ttft_budget_get(&t, NULL, 0, 100, CAP, &info), 1000);
+    assert_near(ttft_budget_get(&t, NULL, 0, 100, CAP, &info), 800);
     assert_int_equal(info.source, TTFT_BUDGET_LEARNT);
-    feed(&t, 100, 400, 14);
-    assert_near(ttft_budget_get(&t, NULL, 0, 100, CAP, &info), 1000);
+    feed(&t, 100, 400, 8); /* 11 samples: 1.5 + 0.5 × 9/17 */
+    assert_near(ttft_budget_get(&t, NULL, 0, 100, CAP, &info), 706);
+    feed(&t, 100, 400, 8); /* 19 */
+    assert_near(ttft_budget_get(&t, NULL, 0, 100, CAP, &info), 612);
     /* from 20 on, 1.5 × p99 */
     feed(&t, 100, 400, 1);
     assert_near(ttft_budget_get(&t, NULL, 0, 100, CAP, &info), 600);
@@ -142,7 +144,7 @@ static void test_sibling_prior(void **state)
     ttft_budget_init(&c);
     feed(&b, 100, 400, 50);
     feed(&c, 100, 800, 50);
-    feed(&c, 5000, 3000, 4); /* too few: not used */
+    feed(&c, 5000, 3000, 2); /* too few: not used */
     struct ttft_budget *all[3] = {&a, &b, &c};
     struct ttft_budget_info info;
     uint32_t got = ttft_budget_get(&a, all, 3, 100, CAP, &info);
