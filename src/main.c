@@ -142,6 +142,9 @@ static rlim_t raise_nofile(const struct cfg_server *srv, unsigned loops)
         }
         getrlimit(RLIMIT_NOFILE, &rl);
     }
+    if (rl.rlim_cur != was)
+        log_info("open files limit raised from %llu to %llu", (unsigned long long)was,
+                 (unsigned long long)rl.rlim_cur);
     uint64_t need = 2ull * srv->max_connections * loops + 64;
     if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
         log_warn("open files limit %llu (hard %llu): server.max_connections %u x %u worker%s can "
@@ -150,9 +153,6 @@ static rlim_t raise_nofile(const struct cfg_server *srv, unsigned loops)
                  (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
                  srv->max_connections, loops, loops == 1 ? "" : "s",
                  (unsigned long long)need);
-    else if (rl.rlim_cur != was)
-        log_info("open files limit raised from %llu to %llu", (unsigned long long)was,
-                 (unsigned long long)rl.rlim_cur);
     return rl.rlim_cur;
 }
 
