@@ -1005,7 +1005,7 @@ int server_init(struct server *s, uv_loop_t *loop, int listen_fd, const struct c
     int rc = uv_tcp_open(&s->listener, listen_fd);
     if (rc < 0)
         return rc;
-    return uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
+    return uv_listen((uv_stream_t *)&s->listener, SERVER_LISTEN_BACKLOG, on_connection);
 }
 
 void server_close(struct server *s)

@@ -48,6 +48,11 @@ struct tls_server;
 
 #define SERVER_HIGH_WATER (16u * 1024)
 #define SERVER_LOW_WATER (4u * 1024)
+/* The accept queue of a listener (the kernel caps it at net.core.somaxconn, 4096 by default
+   since Linux 5.4). A burst of thousands of connects (clients reconnecting after a restart)
+   that overflows it has its SYNs dropped and retried after 1 s, 3 s, 7 s: a slow start for
+   those clients and a burst for the loop when they come back together. */
+#define SERVER_LISTEN_BACKLOG 4096
 /* The kinds of wait a connection can be in (enum conn_timer in server_int.h). */
 #define SERVER_DEADLINE_LISTS 5
 
