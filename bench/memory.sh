@@ -14,9 +14,8 @@
 # the learnt limit (which starts at 20 and is capped at 1,000, so with the
 # defaults most of 10,000 streams are queued and then shed with 503). `many`
 # needs two descriptors per stream in the gateway (client and upstream) and one
-# per stream in the fake and in the client: the fd limit is raised to what that
-# needs (root may raise the hard limit), else to the hard limit, and the stream
-# count cut to what it allows (printed). Every process started here is stopped
+# per stream in the fake and in the client: the soft fd limit is raised to the
+# hard limit, and the stream count cut to what it allows (printed). Every process started here is stopped
 # by PID on exit; a run takes about 3 minutes, and the `many` client gives up
 # after 3 x BENCH_MANY_SECONDS + 60 s. BENCH_MODES picks the measurements
 # ("idle slow many"); BENCH_BUILD=0 uses build/ as it is.
@@ -29,7 +28,7 @@ MANY_S=${BENCH_MANY_SECONDS:-20}
 LOAD="$ROOT/bench/memload.mjs"
 MODES=${BENCH_MODES:-idle slow many}
 
-ulimit -n $((MANY * 2 + 1000)) 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
+ulimit -Sn "$(ulimit -Hn)" 2>/dev/null
 LIMIT=$(ulimit -n)
 if [ $((MANY * 2 + 200)) -gt "$LIMIT" ]; then
     MANY=$(((LIMIT - 200) / 2))
@@ -85,7 +84,7 @@ for mode in $MODES; do
         echo "accept queue overflows during the run (whole machine): $(($(listen_overflows) - OVF0))"
         stop_pid "$CONTROL" ;;
     esac
-    grep -h "^RESULT" "$TMP/r" | sed "s/^RESULT/unbusy/" || tail -5 "$TMP/r"
+    if grep -q "^RESULT" "$TMP/r"; then grep -h "^RESULT" "$TMP/r" | sed "s/^RESULT/unbusy/"; else tail -5 "$TMP/r"; fi
     [ -n "${MEMLOAD_TRACE:-}" ] && grep -h "^probe" "$TMP/r"
     stop_pid "$GW"
     PORT=$((PORT + 1))
