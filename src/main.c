@@ -123,7 +123,7 @@ static void on_reload_tls(uv_signal_t *s, int signum)
  * (nginx's worker_rlimit_nofile, without a key: the hard limit is what the
  * administrator allowed). A stream holds two descriptors (client and
  * upstream), and distributions still start services with a soft limit of
- * 1,024, which would refuse the 511th concurrent stream with EMFILE.
+ * 1,024, which runs out (EMFILE) at about 500 concurrent streams.
  * Returns the limit in force; warns when it is below what max_connections
  * can need.
  */
