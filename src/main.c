@@ -13,9 +13,11 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -114,6 +116,44 @@ static void on_reload_tls(uv_signal_t *s, int signum)
     }
     tls_server_describe(tls, desc, sizeof desc);
     log_info("SIGHUP: TLS certificate reloaded (%s)", desc);
+}
+
+/*
+ * The soft limit on open files goes up to the hard one before the workers listen
+ * (nginx's worker_rlimit_nofile, without a key: the hard limit is what the
+ * administrator allowed). A stream holds two descriptors (client and
+ * upstream), and distributions still start services with a soft limit of
+ * 1,024, which runs out (EMFILE) at about 500 concurrent streams.
+ * Returns the limit in force; warns when it is below what max_connections
+ * can need.
+ */
+static rlim_t raise_nofile(const struct cfg_server *srv, unsigned loops)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 0;
+    rlim_t was = rl.rlim_cur;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        /* an unlimited hard limit is still bounded by fs.nr_open: settle for a large value */
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0 && rl.rlim_max == RLIM_INFINITY) {
+            rl.rlim_cur = 1048576;
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur != was)
+        log_info("open files limit raised from %llu to %llu", (unsigned long long)was,
+                 (unsigned long long)rl.rlim_cur);
+    uint64_t need = 2ull * srv->max_connections * loops + 64;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+        log_warn("open files limit %llu (hard %llu): server.max_connections %u x %u worker%s can "
+                 "need %llu (two per streamed request); raise the hard limit (LimitNOFILE=, "
+                 "ulimit -Hn) or lower max_connections",
+                 (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+                 srv->max_connections, loops, loops == 1 ? "" : "s",
+                 (unsigned long long)need);
+    return rl.rlim_cur;
 }
 
 static int load_config(const char *path, bool demo, const char *listen, struct config **out)
@@ -230,6 +270,7 @@ int main(int argc, char **argv)
     nworkers = cfg->server.workers ? cfg->server.workers : 1;
     if (nworkers > MAX_WORKERS)
         nworkers = MAX_WORKERS;
+    raise_nofile(&cfg->server, nworkers);
     struct tls_server *tls = NULL;
     if (cfg->server.tls_cert) {
         char err[512];

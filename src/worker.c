@@ -31,7 +31,7 @@ int worker_listen_socket(const char *host, uint16_t port, uint16_t *bound_port)
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, SERVER_LISTEN_BACKLOG) < 0) {
         int err = -errno;
         close(fd);
         freeaddrinfo(res);

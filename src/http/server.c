@@ -31,27 +31,147 @@ static void conn_process(struct server_conn *c);
 static void conn_flush(struct server_conn *c);
 
 /*
- * What an idle keep-alive connection holds is its socket, one timer and this
- * struct: the request (its head, its log entry) exists from the first byte of
- * a request to server_request_done, the input buffer only while it holds
- * bytes (reads land in the loop's server_read_scratch), and the output buffer
- * only while a response is being written.
+ * What an idle keep-alive connection holds is its socket and this struct (no
+ * timer of its own: it is on the server's idle list): the request (its head,
+ * its body, its framing, its log entry) exists from the first byte of a
+ * request to server_request_done, the input buffer only while it holds bytes
+ * (reads land in the loop's server_read_scratch), and the output buffer only
+ * while a response is being written.
  */
 static int conn_req_get(struct server_conn *c)
 {
-    if (!c->req)
-        c->req = calloc(1, sizeof *c->req);
-    return c->req ? 0 : -ENOMEM;
+    if (c->req)
+        return 0;
+    struct server_reqstate *rs = calloc(1, sizeof *rs);
+    if (!rs)
+        return -ENOMEM;
+    const struct cfg_server *cfg = c->srv->cfg;
+    http1_head_scan_init(&rs->scan);
+    buf_init(&rs->head, cfg->max_header_bytes + 1);
+    buf_init(&rs->body, cfg->max_body_bytes);
+    c->req = rs;
+    return 0;
 }
 
 static void conn_req_release(struct server_conn *c)
 {
-    if (c->req) {
-        free(c->req->body);
-        free(c->req);
-        c->req = NULL;
+    struct server_reqstate *rs = c->req;
+    if (!rs)
+        return;
+    free(rs->pub.body);
+    buf_free(&rs->head); /* the request's strings pointed into it */
+    buf_free(&rs->body);
+    free(rs);
+    c->req = NULL;
+}
+
+/* ---- deadlines ---------------------------------------------------------- */
+
+/*
+ * A connection waits for at most one thing at a time (a head, the next
+ * request, the end of a linger, its turn to process pipelined input), and
+ * every kind of wait has one duration for the whole listener. So each kind is
+ * a FIFO list that is also ordered by deadline: a connection is appended when
+ * it starts waiting, unlinked in O(1) when it stops, and one uv_timer per
+ * server, due at the earliest head, expires what has passed. This costs a
+ * connection three words instead of a uv_timer_t (152 bytes) and keeps the
+ * loop's timer heap at one entry per server.
+ */
+#define SERVER_LINGER_MS 2000
+_Static_assert(CT_KICKING + 1 == SERVER_DEADLINE_LISTS, "one list per kind of wait");
+
+static uint64_t deadline_duration(const struct server *s, int kind)
+{
+    switch (kind) {
+    case CT_HEAD:
+        return s->cfg->header_timeout_ms;
+    case CT_IDLE:
+        return s->cfg->idle_timeout_ms;
+    case CT_LINGER:
+        return SERVER_LINGER_MS;
+    default:
+        return 0;
     }
-    buf_free(&c->head); /* the request's strings pointed into it */
+}
+
+static void on_deadline_timer(uv_timer_t *t);
+
+static void deadline_arm(struct server *s, uint64_t due)
+{
+    uint64_t now = uv_now(s->loop);
+    s->timer_due = due;
+    uv_timer_start(&s->timer, on_deadline_timer, due > now ? due - now : 0, 0);
+}
+
+static void conn_timer_unlink(struct server_conn *c)
+{
+    if (c->tkind == CT_NONE)
+        return;
+    struct server *s = c->srv;
+    if (c->tprev)
+        c->tprev->tnext = c->tnext;
+    else
+        s->timer_head[c->tkind] = c->tnext;
+    if (c->tnext)
+        c->tnext->tprev = c->tprev;
+    else
+        s->timer_tail[c->tkind] = c->tprev;
+    c->tnext = c->tprev = NULL;
+    c->tkind = CT_NONE;
+}
+
+/* c now waits for `kind` (CT_NONE: for nothing), from now. */
+static void conn_timer_set(struct server_conn *c, int kind)
+{
+    conn_timer_unlink(c);
+    if (kind == CT_NONE)
+        return;
+    struct server *s = c->srv;
+    c->deadline_ms = uv_now(s->loop) + deadline_duration(s, kind);
+    c->tkind = (signed char)kind;
+    c->tprev = s->timer_tail[kind];
+    if (c->tprev)
+        c->tprev->tnext = c;
+    else
+        s->timer_head[kind] = c;
+    s->timer_tail[kind] = c;
+    if (c->deadline_ms < s->timer_due)
+        deadline_arm(s, c->deadline_ms);
+}
+
+static void conn_deadline(struct server_conn *c, int kind);
+
+static void on_deadline_timer(uv_timer_t *t)
+{
+    struct server *s = t->data;
+    uint64_t now = uv_now(s->loop);
+    s->timer_due = UINT64_MAX;
+    /* The kicks queued so far, and not those their processing queues (one pass each). */
+    if (s->timer_head[CT_KICK]) {
+        s->timer_head[CT_KICKING] = s->timer_head[CT_KICK];
+        s->timer_tail[CT_KICKING] = s->timer_tail[CT_KICK];
+        s->timer_head[CT_KICK] = s->timer_tail[CT_KICK] = NULL;
+        for (struct server_conn *c = s->timer_head[CT_KICKING]; c; c = c->tnext)
+            c->tkind = CT_KICKING;
+    }
+    for (int kind = 0; kind < SERVER_DEADLINE_LISTS; kind++) {
+        if (kind == CT_KICK)
+            continue;
+        /* what is appended while this runs is due later (durations are at least 1 ms) */
+        struct server_conn *c;
+        while ((c = s->timer_head[kind]) && c->deadline_ms <= now) {
+            conn_timer_unlink(c);
+            conn_deadline(c, kind);
+        }
+    }
+    uint64_t due = UINT64_MAX;
+    for (int kind = 0; kind < SERVER_DEADLINE_LISTS; kind++)
+        if (s->timer_head[kind] && s->timer_head[kind]->deadline_ms < due)
+            due = s->timer_head[kind]->deadline_ms;
+    if (due != UINT64_MAX)
+        deadline_arm(s, due);
+    else
+        uv_timer_stop(&s->timer);
 }
 
 void *server_conn_context(struct server_conn *c)
@@ -71,20 +191,22 @@ void server_conn_new_id(struct server_conn *c, char *out)
 
 const struct server_request *server_conn_request(struct server_conn *c)
 {
-    return c->req;
+    return c->req ? &c->req->pub : NULL;
 }
 
 struct server_request *server_conn_request_mut(struct server_conn *c)
 {
-    return c->req;
+    return c->req ? &c->req->pub : NULL;
 }
 
 void server_set_hooks(struct server_conn *c, const struct server_hooks *hooks)
 {
+    if (!c->req)
+        return; /* hooks belong to a request */
     if (hooks)
-        c->hooks = *hooks;
+        c->req->hooks = *hooks;
     else
-        memset(&c->hooks, 0, sizeof c->hooks);
+        memset(&c->req->hooks, 0, sizeof c->req->hooks);
 }
 
 size_t server_pending_bytes(const struct server_conn *c)
@@ -94,7 +216,7 @@ size_t server_pending_bytes(const struct server_conn *c)
 
 size_t server_bytes_out(const struct server_conn *c)
 {
-    return c->bytes_out - c->bytes_out_at_start;
+    return c->req ? c->req->bytes_out : 0;
 }
 
 bool server_conn_gone(const struct server_conn *c)
@@ -117,8 +239,6 @@ static const struct cfg_server *conn_cfg(struct server_conn *c)
 static void on_handle_closed(uv_handle_t *h)
 {
     struct server_conn *c = h->data;
-    if (--c->handles_open > 0)
-        return;
     if (c->flush_queued) { /* still listed: take it out before the memory goes */
         struct server_conn **pp = &c->srv->flush_list;
         while (*pp && *pp != c)
@@ -127,33 +247,19 @@ static void on_handle_closed(uv_handle_t *h)
             *pp = c->flush_next;
     }
     buf_free(&c->in);
-    buf_free(&c->body);
     buf_free(&c->out);
     conn_req_release(c);
     server_tls_detach(c);
     free(c);
 }
 
-static void conn_unlink(struct server_conn *c)
-{
-    struct server *s = c->srv;
-    if (c->prev)
-        c->prev->next = c->next;
-    else if (s->conns == c)
-        s->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->next = c->prev = NULL;
-    s->nconns--;
-}
-
 static void conn_really_close(struct server_conn *c)
 {
-    if (c->handles_open != 2)
+    if (uv_is_closing((uv_handle_t *)&c->tcp))
         return; /* already closing */
-    conn_unlink(c);
+    conn_timer_set(c, CT_NONE);
+    c->srv->nconns--;
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     if (c->srv->on_conn_closed)
         c->srv->on_conn_closed(c->srv);
 }
@@ -164,13 +270,6 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     free(req);
     if (!c->lingering || status < 0)
         conn_really_close(c);
-}
-
-#define SERVER_LINGER_MS 2000
-
-static void on_linger_timeout(uv_timer_t *t)
-{
-    conn_really_close(t->data);
 }
 
 /*
@@ -188,14 +287,14 @@ void server_conn_close(struct server_conn *c)
     if (c->tls)
         server_tls_close_notify(c);
     c->state = CS_CLOSING;
-    uv_timer_stop(&c->timer);
+    conn_timer_set(c, CT_NONE);
     if (c->linger && !c->gone) {
         uv_shutdown_t *req = malloc(sizeof *req);
         if (req) {
             req->data = c;
             if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) == 0) {
                 c->lingering = true;
-                uv_timer_start(&c->timer, on_linger_timeout, SERVER_LINGER_MS, 0);
+                conn_timer_set(c, CT_LINGER);
                 return; /* on_read keeps reading and dropping */
             }
             free(req);
@@ -223,8 +322,8 @@ void server_conn_lost(struct server_conn *c)
     c->gone = true;
     if (c->state == CS_ACTIVE && !c->aborted) {
         c->aborted = true;
-        if (c->hooks.on_abort) {
-            c->hooks.on_abort(c->hooks.ud);
+        if (c->req && c->req->hooks.on_abort) {
+            c->req->hooks.on_abort(c->req->hooks.ud);
             return; /* server_request_done will close */
         }
     }
@@ -239,9 +338,9 @@ void server_conn_written(struct server_conn *c, size_t n)
 {
     size_t before = c->pending;
     c->pending -= n;
-    if (before >= SERVER_LOW_WATER && c->pending < SERVER_LOW_WATER && c->hooks.on_drain &&
-        c->state == CS_ACTIVE)
-        c->hooks.on_drain(c->hooks.ud);
+    if (before >= SERVER_LOW_WATER && c->pending < SERVER_LOW_WATER && c->state == CS_ACTIVE &&
+        c->req && c->req->hooks.on_drain)
+        c->req->hooks.on_drain(c->req->hooks.ud);
 }
 
 void server_on_write(uv_write_t *req, int status)
@@ -353,7 +452,8 @@ static int conn_write_parts(struct server_conn *c, const uv_buf_t *parts, unsign
     for (unsigned i = 0; i < n; i++)
         buf_append(&c->out, parts[i].base, parts[i].len);
     c->pending += total;
-    c->bytes_out += total;
+    if (c->req)
+        c->req->bytes_out += total;
     if (c->out.len >= SERVER_HIGH_WATER) {
         conn_flush(c); /* a big batch goes now: `out` stays bounded */
     } else if (!c->flush_queued) {
@@ -376,8 +476,8 @@ static void head_begin(struct server_conn *c, struct buf *h, int status, const c
     buf_printf(h, "HTTP/1.1 %d %s\r\n", status, http1_reason(status));
     if (content_type)
         buf_printf(h, "Content-Type: %s\r\n", content_type);
-    if (c->req->request_id[0])
-        buf_printf(h, "x-request-id: %s\r\n", c->req->request_id);
+    if (c->req->pub.request_id[0])
+        buf_printf(h, "x-request-id: %s\r\n", c->req->pub.request_id);
     if (extra_headers)
         buf_append_str(h, extra_headers);
     if (!c->keep_alive)
@@ -393,7 +493,7 @@ void server_respond(struct server_conn *c, int status, const char *content_type,
         return;
     c->response_started = true;
     c->response_done = true;
-    c->req->log.status = status;
+    c->req->pub.log.status = status;
     if (c->srv->draining)
         c->keep_alive = false;
     struct buf h;
@@ -424,7 +524,7 @@ int server_stream_begin(struct server_conn *c, int status, const char *content_t
     if (conn_req_get(c) < 0)
         return -ENOMEM;
     c->response_started = true;
-    c->req->log.status = status;
+    c->req->pub.log.status = status;
     if (c->srv->draining)
         c->keep_alive = false;
     /* an HTTP/1.0 client knows no chunked coding: the body ends when the connection closes */
@@ -488,10 +588,14 @@ void server_stream_end(struct server_conn *c)
 
 /* ---- reading and framing ---------------------------------------------- */
 
-static void on_timer(uv_timer_t *t)
+/* c's wait of `kind` is over (it is on no list now). */
+static void conn_deadline(struct server_conn *c, int kind)
 {
-    struct server_conn *c = t->data;
-    if (c->kick_pending) {
+    if (kind == CT_LINGER) {
+        conn_really_close(c);
+        return;
+    }
+    if (kind == CT_KICKING) {
         conn_process(c);
         return;
     }
@@ -509,10 +613,10 @@ static void on_timer(uv_timer_t *t)
 
 static void conn_log(struct server_conn *c)
 {
-    const struct http1_request *r = &c->req->http;
-    int64_t total_ms = (int64_t)((uv_hrtime() - c->req->start_ns) / 1000000);
-    accesslog_write(&c->req->log, c->req->request_id, c->req->trace_id, r->method.p, r->method.len, r->target.p,
-                    r->target.len, total_ms, c->bytes_out - c->bytes_out_at_start);
+    const struct http1_request *r = &c->req->pub.http;
+    int64_t total_ms = (int64_t)((uv_hrtime() - c->req->pub.start_ns) / 1000000);
+    accesslog_write(&c->req->pub.log, c->req->pub.request_id, c->req->pub.trace_id, r->method.p, r->method.len, r->target.p,
+                    r->target.len, total_ms, c->req->bytes_out);
 }
 
 static void reject(struct server_conn *c, enum gw_err e, const char *message)
@@ -560,7 +664,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 void server_conn_input(struct server_conn *c, const char *data, size_t len)
 {
     if (c->state == CS_READ_HEAD && c->in.len == 0)
-        uv_timer_start(&c->timer, on_timer, conn_cfg(c)->header_timeout_ms, 0);
+        conn_timer_set(c, CT_HEAD);
     if (buf_append(&c->in, data, len) < 0) {
         if (c->state == CS_ACTIVE) {
             set_reading(c, false); /* pipelined input waits until this answer is out */
@@ -590,7 +694,7 @@ static void set_reading(struct server_conn *c, bool on)
 
 static void make_request_id(struct server_conn *c)
 {
-    const struct http1_str *rid = http1_find_header(&c->req->http.head, "x-request-id");
+    const struct http1_str *rid = http1_find_header(&c->req->pub.http.head, "x-request-id");
     if (rid && rid->len > 0 && rid->len < 64) {
         bool ok = true;
         for (size_t i = 0; i < rid->len && ok; i++) {
@@ -599,12 +703,12 @@ static void make_request_id(struct server_conn *c)
                  ch == '-' || ch == '_' || ch == '.';
         }
         if (ok) {
-            memcpy(c->req->request_id, rid->p, rid->len);
-            c->req->request_id[rid->len] = '\0';
+            memcpy(c->req->pub.request_id, rid->p, rid->len);
+            c->req->pub.request_id[rid->len] = '\0';
             return;
         }
     }
-    reqid_next(&c->srv->ids, c->req->request_id);
+    reqid_next(&c->srv->ids, c->req->pub.request_id);
 }
 
 static bool all_hex(const char *p, size_t n)
@@ -619,27 +723,27 @@ static bool all_hex(const char *p, size_t n)
    trace (all-zero ids are invalid), or start one. */
 static void make_trace(struct server_conn *c)
 {
-    const struct http1_str *tp = http1_find_header(&c->req->http.head, "traceparent");
+    const struct http1_str *tp = http1_find_header(&c->req->pub.http.head, "traceparent");
     if (tp && tp->len >= 55 && tp->p[2] == '-' && tp->p[35] == '-' && tp->p[52] == '-' &&
         all_hex(tp->p, 2) && memcmp(tp->p, "ff", 2) != 0 && all_hex(tp->p + 3, 32) &&
         all_hex(tp->p + 36, 16) && all_hex(tp->p + 53, 2) &&
         strspn(tp->p + 3, "0") < 32 && strspn(tp->p + 36, "0") < 16) {
-        memcpy(c->req->trace_id, tp->p + 3, 32);
-        c->req->trace_id[32] = '\0';
-        memcpy(c->req->trace_flags, tp->p + 53, 2);
-        c->req->trace_flags[2] = '\0';
+        memcpy(c->req->pub.trace_id, tp->p + 3, 32);
+        c->req->pub.trace_id[32] = '\0';
+        memcpy(c->req->pub.trace_flags, tp->p + 53, 2);
+        c->req->pub.trace_flags[2] = '\0';
         return;
     }
-    reqid_next(&c->srv->ids, c->req->trace_id);
-    reqid_next(&c->srv->ids, c->req->trace_id + 16);
-    memcpy(c->req->trace_flags, "01", 3);
+    reqid_next(&c->srv->ids, c->req->pub.trace_id);
+    reqid_next(&c->srv->ids, c->req->pub.trace_id + 16);
+    memcpy(c->req->pub.trace_flags, "01", 3);
 }
 
 /* A request refused before its head could be read: a fresh id, not the previous request's. */
 static void reject_head(struct server_conn *c, enum gw_err e, const char *message)
 {
-    memset(c->req, 0, sizeof *c->req);
-    reqid_next(&c->srv->ids, c->req->request_id);
+    memset(&c->req->pub, 0, sizeof c->req->pub);
+    reqid_next(&c->srv->ids, c->req->pub.request_id);
     reject(c, e, message);
 }
 
@@ -652,7 +756,7 @@ static bool head_handler(struct server_conn *c)
 {
     if (!c->srv->handlers.on_head)
         return true;
-    bool body_follows = !c->framer.done;
+    bool body_follows = !c->req->framer.done;
     bool keep_alive = c->keep_alive;
     /* an answer given now leaves the body unread, so its head must say the connection ends */
     if (body_follows)
@@ -676,21 +780,22 @@ static bool head_handler(struct server_conn *c)
  */
 static bool start_request(struct server_conn *c, int head_len)
 {
-    buf_reset(&c->head);
-    buf_append(&c->head, c->in.data, (size_t)head_len);
+    struct server_reqstate *rs = c->req;
+    buf_reset(&rs->head);
+    buf_append(&rs->head, c->in.data, (size_t)head_len);
     buf_consume(&c->in, (size_t)head_len);
-    http1_head_scan_init(&c->scan);
-    memset(c->req, 0, sizeof *c->req);
-    if (http1_parse_request(c->head.data, c->head.len, &c->req->http) < 0) {
+    http1_head_scan_init(&rs->scan);
+    memset(&rs->pub, 0, sizeof rs->pub);
+    if (http1_parse_request(rs->head.data, rs->head.len, &rs->pub.http) < 0) {
         reject_head(c, GW_ERR_BAD_REQUEST, "malformed HTTP request");
         return false;
     }
-    c->req->start_ns = uv_hrtime();
-    accesslog_entry_init(&c->req->log);
-    c->bytes_out_at_start = c->bytes_out;
+    c->req->pub.start_ns = uv_hrtime();
+    accesslog_entry_init(&c->req->pub.log);
+    rs->bytes_out = 0;
     make_request_id(c);
     make_trace(c);
-    const struct http1_request *r = &c->req->http;
+    const struct http1_request *r = &c->req->pub.http;
     const struct http1_head *h = &r->head;
     c->keep_alive = !h->conn_close && !c->srv->draining;
     c->http10 = h->minor_version == 0;
@@ -698,16 +803,16 @@ static bool start_request(struct server_conn *c, int head_len)
     c->chunked_out = false;
     c->sent_continue = false;
     c->response_started = c->response_done = false;
-    buf_reset(&c->body);
+    buf_reset(&rs->body);
     size_t max_body = conn_cfg(c)->max_body_bytes;
-    c->body.limit = max_body;
+    rs->body.limit = max_body;
     c->state = CS_READ_BODY;
     if (h->chunked)
-        http1_body_init(&c->framer, HTTP1_BODY_CHUNKED, 0);
+        http1_body_init(&rs->framer, HTTP1_BODY_CHUNKED, 0);
     else if (h->has_content_length)
-        http1_body_init(&c->framer, HTTP1_BODY_LENGTH, h->content_length);
+        http1_body_init(&rs->framer, HTTP1_BODY_LENGTH, h->content_length);
     else
-        http1_body_init(&c->framer, HTTP1_BODY_NONE, 0);
+        http1_body_init(&rs->framer, HTTP1_BODY_NONE, 0);
     /* RFC 9112 3.2: an HTTP/1.1 request without Host is a 400 (two Hosts fail the parse) */
     if (!c->http10 && !http1_find_header(h, "host")) {
         reject(c, GW_ERR_BAD_REQUEST, "an HTTP/1.1 request needs a Host header");
@@ -726,13 +831,14 @@ static bool start_request(struct server_conn *c, int head_len)
 
 static void dispatch(struct server_conn *c)
 {
-    uv_timer_stop(&c->timer);
-    c->req->body_len = c->body.len;
-    c->req->body = buf_steal(&c->body, NULL);
-    buf_init(&c->body, conn_cfg(c)->max_body_bytes);
+    struct server_reqstate *rs = c->req;
+    conn_timer_set(c, CT_NONE);
+    rs->pub.body_len = rs->body.len;
+    rs->pub.body = buf_steal(&rs->body, NULL);
+    buf_init(&rs->body, conn_cfg(c)->max_body_bytes);
     c->state = CS_ACTIVE;
     c->aborted = false;
-    memset(&c->hooks, 0, sizeof c->hooks);
+    memset(&rs->hooks, 0, sizeof rs->hooks);
     if (c->srv->handlers.on_request) {
         c->srv->handlers.on_request(c);
     } else {
@@ -743,10 +849,8 @@ static void dispatch(struct server_conn *c)
 
 static void conn_process(struct server_conn *c)
 {
-    if (c->kick_pending) { /* the pipelined input is being looked at: the head's clock runs */
-        c->kick_pending = false;
-        uv_timer_start(&c->timer, on_timer, conn_cfg(c)->header_timeout_ms, 0);
-    }
+    if (c->state == CS_READ_HEAD && c->in.len > 0 && c->tkind != CT_HEAD)
+        conn_timer_set(c, CT_HEAD); /* pipelined input is being looked at: the head's clock runs */
     while (c->state == CS_READ_HEAD || c->state == CS_READ_BODY) {
         if (c->state == CS_READ_HEAD) {
             if (c->in.len == 0)
@@ -756,7 +860,7 @@ static void conn_process(struct server_conn *c)
                 return;
             }
             /* resumes where the last read left off: a head trickled in costs no more than one sent whole */
-            int n = http1_head_scan_request(&c->scan, c->in.data, c->in.len);
+            int n = http1_head_scan_request(&c->req->scan, c->in.data, c->in.len);
             if (n == HTTP1_NEED_MORE) {
                 if (c->in.len > conn_cfg(c)->max_header_bytes)
                     reject_head(c, GW_ERR_HEADERS_TOO_LARGE, "request headers are too large");
@@ -771,23 +875,24 @@ static void conn_process(struct server_conn *c)
                 return;
             continue;
         }
-        if (c->framer.done) {
+        struct server_reqstate *rs = c->req;
+        if (rs->framer.done) {
             dispatch(c);
             return;
         }
-        if (c->req->http.head.expect_continue && !c->sent_continue && c->in.len == 0) {
+        if (c->req->pub.http.head.expect_continue && !c->sent_continue && c->in.len == 0) {
             c->sent_continue = true;
             conn_write(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
         }
         if (c->in.len == 0)
             return;
         size_t len = c->in.len, consumed = 0;
-        int rc = http1_body_feed(&c->framer, c->in.data, &len, &consumed);
+        int rc = http1_body_feed(&rs->framer, c->in.data, &len, &consumed);
         if (rc == HTTP1_ERROR) {
             reject(c, GW_ERR_BAD_REQUEST, "malformed request body framing");
             return;
         }
-        if (buf_append(&c->body, c->in.data, len) < 0) {
+        if (buf_append(&rs->body, c->in.data, len) < 0) {
             char msg[128];
             snprintf(msg, sizeof msg, "request body is larger than the limit of %zu bytes",
                      conn_cfg(c)->max_body_bytes);
@@ -808,9 +913,9 @@ void server_request_done(struct server_conn *c)
 {
     if (c->state != CS_ACTIVE)
         return;
-    free(c->req->body);
-    c->req->body = NULL;
-    memset(&c->hooks, 0, sizeof c->hooks);
+    free(c->req->pub.body);
+    c->req->pub.body = NULL;
+    memset(&c->req->hooks, 0, sizeof c->req->hooks);
     if (!c->response_started && !c->gone)
         server_respond_error(c, GW_ERR_INTERNAL, "no response was produced", NULL);
     conn_log(c);
@@ -828,12 +933,8 @@ void server_request_done(struct server_conn *c)
     }
     c->state = CS_READ_HEAD;
     set_reading(c, true);
-    if (c->in.len > 0) {
-        c->kick_pending = true; /* processed from the timer: not from inside the handler's call */
-        uv_timer_start(&c->timer, on_timer, 0, 0);
-    } else {
-        uv_timer_start(&c->timer, on_timer, conn_cfg(c)->idle_timeout_ms, 0);
-    }
+    /* pipelined input is processed from the timer: not from inside the handler's call */
+    conn_timer_set(c, c->in.len > 0 ? CT_KICK : CT_IDLE);
 }
 
 /* ---- accepting -------------------------------------------------------- */
@@ -847,19 +948,11 @@ static void on_connection(uv_stream_t *listener, int status)
     if (!c)
         return;
     c->srv = w;
+    c->tkind = CT_NONE;
     uv_tcp_init(w->loop, &c->tcp);
-    uv_timer_init(w->loop, &c->timer);
-    c->tcp.data = c->timer.data = c;
-    c->handles_open = 2;
+    c->tcp.data = c;
     buf_init(&c->in, w->cfg->max_header_bytes + 64 * 1024);
-    http1_head_scan_init(&c->scan);
-    buf_init(&c->head, w->cfg->max_header_bytes + 1);
-    buf_init(&c->body, w->cfg->max_body_bytes);
     buf_init(&c->out, 64u << 20); /* bounded far above the high-water mark: a safety net */
-    c->next = w->conns;
-    if (w->conns)
-        w->conns->prev = c;
-    w->conns = c;
     w->nconns++;
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0 || w->draining ||
         w->nconns > w->cfg->max_connections) {
@@ -875,7 +968,7 @@ static void on_connection(uv_stream_t *listener, int status)
     set_reading(c, true);
     /* Over TLS this also bounds the handshake: a client that never finishes it is closed
        as an idle connection would be. */
-    uv_timer_start(&c->timer, on_timer, w->cfg->header_timeout_ms, 0);
+    conn_timer_set(c, CT_HEAD);
 }
 
 static void on_flush_check(uv_check_t *h)
@@ -898,6 +991,9 @@ int server_init(struct server *s, uv_loop_t *loop, int listen_fd, const struct c
     s->handlers = *handlers;
     s->ctx = ctx;
     reqid_init(&s->ids, (uint64_t)listen_fd);
+    uv_timer_init(loop, &s->timer);
+    s->timer.data = s;
+    s->timer_due = UINT64_MAX;
     uv_check_init(loop, &s->flush_check);
     s->flush_check.data = s;
     uv_check_start(&s->flush_check, on_flush_check);
@@ -909,13 +1005,14 @@ int server_init(struct server *s, uv_loop_t *loop, int listen_fd, const struct c
     int rc = uv_tcp_open(&s->listener, listen_fd);
     if (rc < 0)
         return rc;
-    return uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
+    return uv_listen((uv_stream_t *)&s->listener, SERVER_LISTEN_BACKLOG, on_connection);
 }
 
 void server_close(struct server *s)
 {
     uv_close((uv_handle_t *)&s->flush_check, NULL);
     uv_close((uv_handle_t *)&s->flush_prepare, NULL);
+    uv_close((uv_handle_t *)&s->timer, NULL);
     if (!uv_is_closing((uv_handle_t *)&s->listener))
         uv_close((uv_handle_t *)&s->listener, NULL);
 }
@@ -926,11 +1023,15 @@ void server_drain(struct server *w)
         return;
     w->draining = true;
     uv_close((uv_handle_t *)&w->listener, NULL);
-    struct server_conn *c = w->conns, *next;
+    /* Connections between requests close now; the others are busy and close after their
+       request (server_request_done and start_request look at `draining`). */
+    while (w->timer_head[CT_IDLE])
+        server_conn_close(w->timer_head[CT_IDLE]);
+    struct server_conn *c = w->timer_head[CT_HEAD], *next;
     for (; c; c = next) {
-        next = c->next;
+        next = c->tnext;
         if (c->state == CS_READ_HEAD && c->in.len == 0)
-            server_conn_close(c);
+            server_conn_close(c); /* accepted, nothing sent yet (or a TLS handshake) */
         else
             c->keep_alive = false;
     }

@@ -10,8 +10,8 @@
  * server_init (on_head when a head is complete, before any body byte is read
  * or 100 Continue sent; on_request once the whole request is in); a handler
  * finds its context with server_conn_context. The server owns its
- * connections: the list, the batch of connections with output to send, and
- * the request ids (base/reqid) it gives each request.
+ * connections: their deadlines (one timer for all), the batch of connections
+ * with output to send, and the request ids (base/reqid) it gives each request.
  * Handlers answer through server_respond (a whole response) or
  * server_stream_* (a response written piece by piece), and every request
  * ends with exactly one server_request_done.
@@ -34,6 +34,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "base/reqid.h"
@@ -47,6 +48,13 @@ struct tls_server;
 
 #define SERVER_HIGH_WATER (16u * 1024)
 #define SERVER_LOW_WATER (4u * 1024)
+/* The accept queue of a listener (the kernel caps it at net.core.somaxconn, 4096 by default
+   since Linux 5.4). A burst of thousands of connects (clients reconnecting after a restart)
+   that overflows it has its SYNs dropped and retried after 1 s, 3 s, 7 s: a slow start for
+   those clients and a burst for the loop when they come back together. */
+#define SERVER_LISTEN_BACKLOG 4096
+/* The kinds of wait a connection can be in (enum conn_timer in server_int.h). */
+#define SERVER_DEADLINE_LISTS 5
 
 /* What a handler sees of a request; valid until server_request_done. */
 struct server_request {
@@ -92,7 +100,11 @@ struct server {
     uv_tcp_t listener;
     uv_check_t flush_check;         /* sends what handlers wrote after the I/O callbacks of */
     uv_prepare_t flush_prepare;     /* an iteration, and before the loop blocks */
-    struct server_conn *conns;      /* every open connection (intrusive list) */
+    /* The connections' deadlines: one list per kind of wait, each ordered by deadline, and
+       one timer due at the earliest (server.c, "deadlines"); no timer per connection. */
+    uv_timer_t timer;
+    struct server_conn *timer_head[SERVER_DEADLINE_LISTS], *timer_tail[SERVER_DEADLINE_LISTS];
+    uint64_t timer_due; /* when `timer` fires; UINT64_MAX: stopped */
     struct server_conn *flush_list; /* connections with output gathered in this iteration */
     struct reqid ids;
     unsigned nconns;

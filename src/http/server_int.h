@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "base/buf.h"
@@ -21,44 +22,65 @@ struct tls_conn;
 /* The states are drawn at the top of server.c. */
 enum conn_state { CS_READ_HEAD, CS_READ_BODY, CS_ACTIVE, CS_CLOSING };
 
-struct server_conn {
-    uv_tcp_t tcp;
-    /* head/body read timeout, then idle keep-alive timeout; fires at once for kick_pending */
-    uv_timer_t timer;
-    struct server *srv;
-    struct server_conn *next, *prev;
-    enum conn_state state;
-    struct buf in;   /* bytes read and not yet consumed */
-    struct http1_head_scan scan; /* how far the search for the end of the next head in `in` got */
-    struct buf head; /* the current request's head, copied out of `in` */
+/*
+ * Which of the server's deadline lists a connection is on (at most one at a
+ * time): every list has one duration, so it is ordered by deadline and one
+ * uv_timer per server serves all of them (see "deadlines" in server.c).
+ */
+enum conn_timer {
+    CT_NONE = -1,
+    CT_HEAD,    /* server.header_timeout: a request's head and body, a TLS handshake */
+    CT_IDLE,    /* server.idle_timeout: a keep-alive connection between requests */
+    CT_LINGER,  /* SERVER_LINGER_MS: reading and dropping after a refused body */
+    CT_KICK,    /* at once: pipelined input waits to be processed */
+    CT_KICKING, /* the kicks being processed by this sweep */
+};
+
+/* A request's own state: from its first byte to server_request_done. */
+struct server_reqstate {
+    struct server_request pub;   /* what handlers see (server_conn_request) */
+    struct http1_head_scan scan; /* how far the search for the end of the head in `in` got */
+    struct buf head;             /* the request's head, copied out of `in` */
     struct buf body;
     struct http1_body framer;
-    struct server_request *req; /* from the first byte of a request to its end (NULL: idle) */
     struct server_hooks hooks;
-    bool keep_alive;
-    bool http10;      /* an HTTP/1.0 client: no chunked answers, keep-alive only when asked */
-    bool head_only;   /* a HEAD request: answers carry their head and never a body */
-    bool chunked_out; /* the streamed answer is chunked (else it ends when the connection does) */
-    bool sent_continue;
-    bool response_started;
-    bool response_done;
-    bool reading;
-    bool gone;
-    bool aborted;
-    bool shutting;
-    bool linger;    /* close only after the client has stopped sending (see server_conn_close) */
-    bool lingering;
-    int handles_open;
-    size_t pending; /* bytes in `out` and in writes not yet completed */
+    size_t bytes_out;            /* response bytes written for this request */
+};
+
+/*
+ * A connection. What an idle keep-alive connection costs is this struct and
+ * the socket, so it holds only what outlives a request: the socket, its place
+ * on a deadline list, the buffers that exist only while they hold bytes, and
+ * the write accounting (writes may still be in flight after the request).
+ */
+struct server_conn {
+    uv_tcp_t tcp;
+    struct server *srv;
+    struct server_conn *tnext, *tprev; /* on srv->timer_head[tkind] */
+    uint64_t deadline_ms;              /* in uv_now's clock */
+    struct server_reqstate *req;       /* NULL: idle */
+    struct buf in;  /* bytes read and not yet consumed */
     struct buf out; /* what handlers wrote in this loop iteration: one write per batch */
     struct server_conn *flush_next;
-    bool flush_queued;
-    size_t bytes_out;
-    size_t bytes_out_at_start; /* bytes_out when the current request began */
-    unsigned writes_inflight;
     struct tls_conn *tls; /* NULL: plain HTTP; see server_tls.c */
-    bool tls_first_read;  /* the first bytes have been looked at (plain HTTP on a TLS port?) */
-    bool kick_pending;    /* pipelined input waits to be processed (deferred out of the handler) */
+    size_t pending;       /* bytes in `out` and in writes not yet completed */
+    unsigned writes_inflight;
+    signed char tkind; /* enum conn_timer */
+    unsigned char state; /* enum conn_state */
+    bool keep_alive : 1;
+    bool http10 : 1;      /* an HTTP/1.0 client: no chunked answers, keep-alive only when asked */
+    bool head_only : 1;   /* a HEAD request: answers carry their head and never a body */
+    bool chunked_out : 1; /* the streamed answer is chunked (else it ends when the connection does) */
+    bool sent_continue : 1;
+    bool response_started : 1;
+    bool response_done : 1;
+    bool reading : 1;
+    bool gone : 1;
+    bool aborted : 1;
+    bool linger : 1; /* close only after the client has stopped sending (see server_conn_close) */
+    bool lingering : 1;
+    bool flush_queued : 1;
+    bool tls_first_read : 1; /* the first bytes have been looked at (plain HTTP on a TLS port?) */
 };
 
 /* A batch buffer kept between batches of a stream; one grown larger is freed once sent. */

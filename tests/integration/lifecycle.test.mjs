@@ -5,8 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { readFileSync } from 'node:fs';
 import {
-    SLOW, drainStream, expectedContent, fakeProvider, harness, marker, runGateway, startGateway, toYAML,
+    Proc, SLOW, UNBUSY_BIN, drainStream, expectedContent, fakeProvider, harness, marker, runGateway, startGateway, toYAML,
     waitUntil, writeTemp,
 } from './lib.mjs';
 
@@ -223,6 +224,24 @@ test('SIGTERM with only idle keep-alive connections exits promptly', async (t) =
     assert.equal(exit.code, 0);
     assert.ok(Date.now() - t0 < 3000 * SLOW, `idle connections held the drain for ${Date.now() - t0} ms`);
     await gw.stop();
+});
+
+test('at start the open files soft limit is raised to the hard limit', async (t) => {
+    // Started with a soft limit of 256 (what a service manager may hand it), as prlimit does
+    // it: prlimit sets the limit and then executes unbusy in the same process.
+    const file = writeTemp('nofile.yaml', toYAML({
+        server: { listen: '127.0.0.1:0', workers: 1, max_connections: 100 },
+        providers: { p: { base_url: 'http://127.0.0.1:9/v1' } },
+        models: { m: [{ provider: 'p', model: 'up-m' }] },
+    }));
+    const proc = new Proc('unbusy', 'prlimit', ['--nofile=256:', UNBUSY_BIN, '--config', file]);
+    t.after(() => proc.terminate(2000));
+    await proc.waitFor('stderr', /listening on/, 10000 * SLOW);
+    const line = /^Max open files\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${proc.pid}/limits`, 'utf8'));
+    assert.ok(line, 'no open files line in /proc/PID/limits');
+    assert.ok(Number(line[2]) > 256, `the hard limit (${line[2]}) is not above 256 here`);
+    assert.equal(line[1], line[2], 'the soft limit was not raised to the hard limit');
+    assert.match(proc.stderr, /open files limit raised from 256 to \d+/);
 });
 
 test('API keys never appear on stdout or stderr', async (t) => {
