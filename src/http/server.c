@@ -65,115 +65,6 @@ static void conn_req_release(struct server_conn *c)
     c->req = NULL;
 }
 
-/* ---- deadlines ---------------------------------------------------------- */
-
-/*
- * A connection waits for at most one thing at a time (a head, the next
- * request, the end of a linger, its turn to process pipelined input), and
- * every kind of wait has one duration for the whole listener. So each kind is
- * a FIFO list that is also ordered by deadline: a connection is appended when
- * it starts waiting, unlinked in O(1) when it stops, and one uv_timer per
- * server, due at the earliest head, expires what has passed. This costs a
- * connection three words instead of a uv_timer_t (152 bytes) and keeps the
- * loop's timer heap at one entry per server.
- */
-#define SERVER_LINGER_MS 2000
-_Static_assert(CT_KICKING + 1 == SERVER_DEADLINE_LISTS, "one list per kind of wait");
-
-static uint64_t deadline_duration(const struct server *s, int kind)
-{
-    switch (kind) {
-    case CT_HEAD:
-        return s->cfg->header_timeout_ms;
-    case CT_IDLE:
-        return s->cfg->idle_timeout_ms;
-    case CT_LINGER:
-        return SERVER_LINGER_MS;
-    default:
-        return 0;
-    }
-}
-
-static void on_deadline_timer(uv_timer_t *t);
-
-static void deadline_arm(struct server *s, uint64_t due)
-{
-    uint64_t now = uv_now(s->loop);
-    s->timer_due = due;
-    uv_timer_start(&s->timer, on_deadline_timer, due > now ? due - now : 0, 0);
-}
-
-static void conn_timer_unlink(struct server_conn *c)
-{
-    if (c->tkind == CT_NONE)
-        return;
-    struct server *s = c->srv;
-    if (c->tprev)
-        c->tprev->tnext = c->tnext;
-    else
-        s->timer_head[c->tkind] = c->tnext;
-    if (c->tnext)
-        c->tnext->tprev = c->tprev;
-    else
-        s->timer_tail[c->tkind] = c->tprev;
-    c->tnext = c->tprev = NULL;
-    c->tkind = CT_NONE;
-}
-
-/* c now waits for `kind` (CT_NONE: for nothing), from now. */
-static void conn_timer_set(struct server_conn *c, int kind)
-{
-    conn_timer_unlink(c);
-    if (kind == CT_NONE)
-        return;
-    struct server *s = c->srv;
-    c->deadline_ms = uv_now(s->loop) + deadline_duration(s, kind);
-    c->tkind = (signed char)kind;
-    c->tprev = s->timer_tail[kind];
-    if (c->tprev)
-        c->tprev->tnext = c;
-    else
-        s->timer_head[kind] = c;
-    s->timer_tail[kind] = c;
-    if (c->deadline_ms < s->timer_due)
-        deadline_arm(s, c->deadline_ms);
-}
-
-static void conn_deadline(struct server_conn *c, int kind);
-
-static void on_deadline_timer(uv_timer_t *t)
-{
-    struct server *s = t->data;
-    uint64_t now = uv_now(s->loop);
-    s->timer_due = UINT64_MAX;
-    /* The kicks queued so far, and not those their processing queues (one pass each). */
-    if (s->timer_head[CT_KICK]) {
-        s->timer_head[CT_KICKING] = s->timer_head[CT_KICK];
-        s->timer_tail[CT_KICKING] = s->timer_tail[CT_KICK];
-        s->timer_head[CT_KICK] = s->timer_tail[CT_KICK] = NULL;
-        for (struct server_conn *c = s->timer_head[CT_KICKING]; c; c = c->tnext)
-            c->tkind = CT_KICKING;
-    }
-    for (int kind = 0; kind < SERVER_DEADLINE_LISTS; kind++) {
-        if (kind == CT_KICK)
-            continue;
-        /* what is appended while this runs is due later (durations are at least 1 ms) */
-        struct server_conn *c;
-        while ((c = s->timer_head[kind]) && c->deadline_ms <= now) {
-            conn_timer_unlink(c);
-            conn_deadline(c, kind);
-        }
-    }
-    uint64_t due = UINT64_MAX;
-    for (int kind = 0; kind < SERVER_DEADLINE_LISTS; kind++)
-        if (s->timer_head[kind] && s->timer_head[kind]->deadline_ms < due)
-            due = s->timer_head[kind]->deadline_ms;
-    if (due != UINT64_MAX)
-        deadline_arm(s, due);
-    else
-        uv_timer_stop(&s->timer);
-}
-
 void *server_conn_context(struct server_conn *c)
 {
     return c->srv->ctx;
@@ -257,7 +148,7 @@ static void conn_really_close(struct server_conn *c)
 {
     if (uv_is_closing((uv_handle_t *)&c->tcp))
         return; /* already closing */
-    conn_timer_set(c, CT_NONE);
+    server_timer_set(c, CT_NONE);
     c->srv->nconns--;
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     if (c->srv->on_conn_closed)
@@ -287,14 +178,14 @@ void server_conn_close(struct server_conn *c)
     if (c->tls)
         server_tls_close_notify(c);
     c->state = CS_CLOSING;
-    conn_timer_set(c, CT_NONE);
+    server_timer_set(c, CT_NONE);
     if (c->linger && !c->gone) {
         uv_shutdown_t *req = malloc(sizeof *req);
         if (req) {
             req->data = c;
             if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) == 0) {
                 c->lingering = true;
-                conn_timer_set(c, CT_LINGER);
+                server_timer_set(c, CT_LINGER);
                 return; /* on_read keeps reading and dropping */
             }
             free(req);
@@ -589,7 +480,8 @@ void server_stream_end(struct server_conn *c)
 /* ---- reading and framing ---------------------------------------------- */
 
 /* c's wait of `kind` is over (it is on no list now). */
-static void conn_deadline(struct server_conn *c, int kind)
+/* c waited past its deadline of `kind` (called by the sweep in server_deadline.c). */
+void server_conn_deadline(struct server_conn *c, int kind)
 {
     if (kind == CT_LINGER) {
         conn_really_close(c);
@@ -664,7 +556,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 void server_conn_input(struct server_conn *c, const char *data, size_t len)
 {
     if (c->state == CS_READ_HEAD && c->in.len == 0)
-        conn_timer_set(c, CT_HEAD);
+        server_timer_set(c, CT_HEAD);
     if (buf_append(&c->in, data, len) < 0) {
         if (c->state == CS_ACTIVE) {
             set_reading(c, false); /* pipelined input waits until this answer is out */
@@ -832,7 +724,7 @@ static bool start_request(struct server_conn *c, int head_len)
 static void dispatch(struct server_conn *c)
 {
     struct server_reqstate *rs = c->req;
-    conn_timer_set(c, CT_NONE);
+    server_timer_set(c, CT_NONE);
     rs->pub.body_len = rs->body.len;
     rs->pub.body = buf_steal(&rs->body, NULL);
     buf_init(&rs->body, conn_cfg(c)->max_body_bytes);
@@ -850,7 +742,7 @@ static void dispatch(struct server_conn *c)
 static void conn_process(struct server_conn *c)
 {
     if (c->state == CS_READ_HEAD && c->in.len > 0 && c->tkind != CT_HEAD)
-        conn_timer_set(c, CT_HEAD); /* pipelined input is being looked at: the head's clock runs */
+        server_timer_set(c, CT_HEAD); /* pipelined input is being looked at: the head's clock runs */
     while (c->state == CS_READ_HEAD || c->state == CS_READ_BODY) {
         if (c->state == CS_READ_HEAD) {
             if (c->in.len == 0)
@@ -934,7 +826,7 @@ void server_request_done(struct server_conn *c)
     c->state = CS_READ_HEAD;
     set_reading(c, true);
     /* pipelined input is processed from the timer: not from inside the handler's call */
-    conn_timer_set(c, c->in.len > 0 ? CT_KICK : CT_IDLE);
+    server_timer_set(c, c->in.len > 0 ? CT_KICK : CT_IDLE);
 }
 
 /* ---- accepting -------------------------------------------------------- */
@@ -968,7 +860,7 @@ static void on_connection(uv_stream_t *listener, int status)
     set_reading(c, true);
     /* Over TLS this also bounds the handshake: a client that never finishes it is closed
        as an idle connection would be. */
-    conn_timer_set(c, CT_HEAD);
+    server_timer_set(c, CT_HEAD);
 }
 
 static void on_flush_check(uv_check_t *h)

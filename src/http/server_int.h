@@ -25,7 +25,7 @@ enum conn_state { CS_READ_HEAD, CS_READ_BODY, CS_ACTIVE, CS_CLOSING };
 /*
  * Which of the server's deadline lists a connection is on (at most one at a
  * time): every list has one duration, so it is ordered by deadline and one
- * uv_timer per server serves all of them (see "deadlines" in server.c).
+ * uv_timer per server serves all of them (server_deadline.c).
  */
 enum conn_timer {
     CT_NONE = -1,
@@ -124,5 +124,13 @@ void server_tls_input(struct server_conn *c, const char *data, size_t len);
 void server_tls_flush(struct server_conn *c);
 /* Sends close_notify before the connection closes (not after the client went away). */
 void server_tls_close_notify(struct server_conn *c);
+
+/* server_deadline.c: c now waits for `kind` (CT_NONE: for nothing), from now; leaves its list. */
+void server_timer_set(struct server_conn *c, int kind);
+void server_timer_unlink(struct server_conn *c);
+/* The server's one deadline timer (s->timer): expires what has passed, re-arms. */
+void server_on_deadline_timer(uv_timer_t *t);
+/* server.c: what a passed deadline does to c (close, 408, kick). */
+void server_conn_deadline(struct server_conn *c, int kind);
 
 #endif
