@@ -31,10 +31,13 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static struct cfg_aws aws = {.region = "us-east-1", .service = "bedrock", .credentials = CFG_AWS_CRED_STATIC,
-                             .access_key_id = "AKIDEXAMPLE",
-                             .secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-                             .session_token = "IQoJb3JpZ2luX2VjEXAMPLETOKENwJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLE"};
+static struct cfg_aws aws = {
+    .region = "us-east-1",
+    .service = "bedrock",
+    .credentials = CFG_AWS_CRED_STATIC,
+    .access_key_id = "AKIDEXAMPLE",
+    .secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+    .session_token = "IQoJb3JpZ2luX2VjEXAMPLETOKENwJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLE"};
 
 static void bench_sign(double secs, int cold)
 {
@@ -48,10 +51,11 @@ static void bench_sign(double secs, int cold)
     buf_init(&r.head, 0);
     buf_init(&r.body, 0);
     buf_append(&r.body, body, sizeof body);
-    const char *head = "POST /model/anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream HTTP/1.1\r\n"
-                       "Host: bedrock-runtime.us-east-1.amazonaws.com\r\nUser-Agent: unbusy/0.1\r\n"
-                       "Content-Type: application/json\r\nAccept: application/vnd.amazon.eventstream\r\n"
-                       "x-request-id: 0123456789abcdef\r\nContent-Length: 2048\r\n";
+    const char *head =
+        "POST /model/anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream HTTP/1.1\r\n"
+        "Host: bedrock-runtime.us-east-1.amazonaws.com\r\nUser-Agent: unbusy/0.1\r\n"
+        "Content-Type: application/json\r\nAccept: application/vnd.amazon.eventstream\r\n"
+        "x-request-id: 0123456789abcdef\r\nContent-Length: 2048\r\n";
     long n = 0;
     double t0 = now_s(), t;
     unsigned char key[32];
@@ -61,13 +65,13 @@ static void bench_sign(double secs, int cold)
             buf_append_str(&r.head, head);
             if (cold)
                 sigv4_signing_key(aws.secret_access_key, "20260101", "us-east-1", "bedrock", key);
-            if (aws_sign_at(&pv, &r, 1767225600 + n) < 0)
-                abort();
+            if (aws_sign_at(&pv, &r, 1767225600 + n) < 0) abort();
             n++;
         }
         t = now_s() - t0;
     } while (t < secs);
-    printf("%-10s %8.0f ns/request  (%ld requests)\n", cold ? "sign-cold" : "sign", t * 1e9 / (double)n, n);
+    printf("%-10s %8.0f ns/request  (%ld requests)\n", cold ? "sign-cold" : "sign",
+           t * 1e9 / (double)n, n);
     buf_free(&r.head);
     buf_free(&r.body);
 }
@@ -87,14 +91,26 @@ static int on_event(void *ud, const struct provider_event *ev)
 static void stream(struct buf *b)
 {
     struct evs_header h[3] = {
-        {.name = ":event-type", .name_len = 11, .type = EVS_STRING, .bytes = "contentBlockDelta", .bytes_len = 17},
-        {.name = ":content-type", .name_len = 13, .type = EVS_STRING, .bytes = "application/json", .bytes_len = 16},
-        {.name = ":message-type", .name_len = 13, .type = EVS_STRING, .bytes = "event", .bytes_len = 5},
+        {.name = ":event-type",
+         .name_len = 11,
+         .type = EVS_STRING,
+         .bytes = "contentBlockDelta",
+         .bytes_len = 17},
+        {.name = ":content-type",
+         .name_len = 13,
+         .type = EVS_STRING,
+         .bytes = "application/json",
+         .bytes_len = 16},
+        {.name = ":message-type",
+         .name_len = 13,
+         .type = EVS_STRING,
+         .bytes = "event",
+         .bytes_len = 5},
     };
-    const char *p = "{\"contentBlockIndex\":0,\"delta\":{\"text\":\" token\"},\"p\":\"abcdefghijklmnopqrstuvwxyzABCD\"}";
+    const char *p = "{\"contentBlockIndex\":0,\"delta\":{\"text\":\" "
+                    "token\"},\"p\":\"abcdefghijklmnopqrstuvwxyzABCD\"}";
     for (int i = 0; i < 20000; i++)
-        if (evs_encode(b, h, 3, p, strlen(p)) < 0)
-            abort();
+        if (evs_encode(b, h, 3, p, strlen(p)) < 0) abort();
 }
 
 static void bench_parse(double secs, int convert)
@@ -116,15 +132,15 @@ static void bench_parse(double secs, int convert)
             size_t n = b.len - off < 16384 ? b.len - off : 16384;
             int rc = convert ? provider_bedrock_ops.feed(&s, b.data + off, n, on_event, &sink)
                              : evs_parser_feed(&p, b.data + off, n, on_msg, &sink, NULL);
-            if (rc != 0)
-                abort();
+            if (rc != 0) abort();
         }
         rounds++;
         t = now_s() - t0;
     } while (t < secs);
     double mb = (double)b.len * (double)rounds / 1e6;
-    printf("%-10s %8.1f MB/s  %8.0f ns/message  (%.1f MB stream x %ld)\n", convert ? "convert" : "parse", mb / t,
-           t * 1e9 / (20000.0 * (double)rounds), (double)b.len / 1e6, rounds);
+    printf("%-10s %8.1f MB/s  %8.0f ns/message  (%.1f MB stream x %ld)\n",
+           convert ? "convert" : "parse", mb / t, t * 1e9 / (20000.0 * (double)rounds),
+           (double)b.len / 1e6, rounds);
     evs_parser_free(&p);
     provider_stream_free(&s);
     buf_free(&b);

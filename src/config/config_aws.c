@@ -6,8 +6,10 @@
 #define ERR CONFIG_YAML_ERR
 #define COUNT CONFIG_COUNT
 
-static const char *const wires[] = {"openai", "bedrock-converse", "sagemaker"}; /* enum cfg_wire's order */
-static const char *const sources[] = {"auto", "static", "env", "container"};    /* enum cfg_aws_credentials */
+static const char *const wires[] = {"openai", "bedrock-converse",
+                                    "sagemaker"}; /* enum cfg_wire's order */
+static const char *const sources[] = {"auto", "static", "env",
+                                      "container"}; /* enum cfg_aws_credentials */
 
 const char *config_aws_wire_name(enum cfg_wire w)
 {
@@ -21,8 +23,7 @@ void config_aws_parse_wire(struct config_yaml_loader *ld, yaml_node_t *v, void *
     char *name = config_yaml_text(ld, v);
     if (!name) return;
     int i = config_yaml_choice(ld, v, name, "wire", wires, COUNT(wires));
-    if (i >= 0)
-        p->wire = (enum cfg_wire)i;
+    if (i >= 0) p->wire = (enum cfg_wire)i;
     free(name);
 }
 
@@ -33,8 +34,7 @@ static void parse_source(struct config_yaml_loader *ld, yaml_node_t *v, void *ob
     char *name = config_yaml_text(ld, v);
     if (!name) return;
     int i = config_yaml_choice(ld, v, name, "credentials source", sources, COUNT(sources));
-    if (i >= 0)
-        a->credentials = (enum cfg_aws_credentials)i;
+    if (i >= 0) a->credentials = (enum cfg_aws_credentials)i;
     free(name);
 }
 
@@ -73,8 +73,7 @@ static const char *env(const char *name)
 static char *region_of_host(const char *host)
 {
     const char *dom = host ? strstr(host, ".amazonaws.com") : NULL;
-    if (!dom)
-        return NULL;
+    if (!dom) return NULL;
     const char *start = dom;
     while (start > host && start[-1] != '.')
         start--;
@@ -84,8 +83,7 @@ static char *region_of_host(const char *host)
 void config_aws_finish(struct config_yaml_loader *ld, yaml_node_t *node, struct cfg_provider *p)
 {
     if (p->wire == CFG_WIRE_OPENAI) {
-        if (p->aws)
-            ERR(ld, node, "aws: is for wire: bedrock-converse or sagemaker");
+        if (p->aws) ERR(ld, node, "aws: is for wire: bedrock-converse or sagemaker");
         return;
     }
     if (p->kind == CFG_PROVIDER_SIM) {
@@ -99,31 +97,36 @@ void config_aws_finish(struct config_yaml_loader *ld, yaml_node_t *node, struct 
     }
     if (!a->region) {
         const char *r = env("AWS_REGION");
-        if (!r)
-            r = env("AWS_DEFAULT_REGION");
+        if (!r) r = env("AWS_DEFAULT_REGION");
         a->region = r ? config_yaml_strdup(ld, r) : region_of_host(p->host);
         if (!a->region)
-            ERR(ld, node, "no AWS region: set aws.region (or AWS_REGION), or a base_url on amazonaws.com");
+            ERR(ld, node,
+                "no AWS region: set aws.region (or AWS_REGION), or a base_url on amazonaws.com");
     }
     if (!a->service)
-        a->service = config_yaml_strdup(ld, p->wire == CFG_WIRE_SAGEMAKER ? "sagemaker" : "bedrock");
+        a->service =
+            config_yaml_strdup(ld, p->wire == CFG_WIRE_SAGEMAKER ? "sagemaker" : "bedrock");
     bool in_file = a->access_key_id || a->secret_access_key || a->session_token;
     if (a->credentials == CFG_AWS_CRED_AUTO)
-        a->credentials = in_file                      ? CFG_AWS_CRED_STATIC
-                         : env("AWS_ACCESS_KEY_ID")   ? CFG_AWS_CRED_ENV
-                         : env("AWS_CONTAINER_CREDENTIALS_FULL_URI") || env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        a->credentials = in_file                    ? CFG_AWS_CRED_STATIC
+                         : env("AWS_ACCESS_KEY_ID") ? CFG_AWS_CRED_ENV
+                         : env("AWS_CONTAINER_CREDENTIALS_FULL_URI") ||
+                                 env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
                              ? CFG_AWS_CRED_CONTAINER
                              : CFG_AWS_CRED_STATIC;
     switch (a->credentials) {
     case CFG_AWS_CRED_STATIC:
         if (!a->access_key_id || !a->secret_access_key)
             ERR(ld, node,
-                "no AWS credentials: set aws.access_key_id and aws.secret_access_key (e.g. ${AWS_SECRET_ACCESS_KEY}), "
-                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_CONTAINER_CREDENTIALS_FULL_URI");
+                "no AWS credentials: set aws.access_key_id and aws.secret_access_key (e.g. "
+                "${AWS_SECRET_ACCESS_KEY}), "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI");
         break;
     case CFG_AWS_CRED_ENV:
         if (in_file) {
-            ERR(ld, node, "aws.credentials: env takes its keys from the environment, not from the file");
+            ERR(ld, node,
+                "aws.credentials: env takes its keys from the environment, not from the file");
             break;
         }
         if (!env("AWS_ACCESS_KEY_ID") || !env("AWS_SECRET_ACCESS_KEY")) {
@@ -138,8 +141,11 @@ void config_aws_finish(struct config_yaml_loader *ld, yaml_node_t *node, struct 
     case CFG_AWS_CRED_CONTAINER:
         if (in_file)
             ERR(ld, node, "aws.credentials: container fetches its keys; remove them from the file");
-        else if (!env("AWS_CONTAINER_CREDENTIALS_FULL_URI") && !env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"))
-            ERR(ld, node, "aws.credentials: container needs AWS_CONTAINER_CREDENTIALS_FULL_URI or _RELATIVE_URI");
+        else if (!env("AWS_CONTAINER_CREDENTIALS_FULL_URI") &&
+                 !env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"))
+            ERR(ld, node,
+                "aws.credentials: container needs AWS_CONTAINER_CREDENTIALS_FULL_URI or "
+                "_RELATIVE_URI");
         break;
     case CFG_AWS_CRED_AUTO:
         break;
@@ -148,8 +154,7 @@ void config_aws_finish(struct config_yaml_loader *ld, yaml_node_t *node, struct 
 
 void config_aws_free(struct cfg_aws *a)
 {
-    if (!a)
-        return;
+    if (!a) return;
     free(a->region);
     free(a->service);
     free(a->access_key_id);

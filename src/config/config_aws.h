@@ -24,7 +24,8 @@ void config_aws_parse_wire(struct config_yaml_loader *ld, yaml_node_t *v, void *
 void config_aws_section(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
                         const struct config_yaml_field *f);
 /* After the provider's keys are read: defaults, the environment, and what is missing. */
-void config_aws_finish(struct config_yaml_loader *ld, yaml_node_t *provider_node, struct cfg_provider *p);
+void config_aws_finish(struct config_yaml_loader *ld, yaml_node_t *provider_node,
+                       struct cfg_provider *p);
 /* The wire's name as in the file. */
 const char *config_aws_wire_name(enum cfg_wire w);
 void config_aws_free(struct cfg_aws *a);

@@ -38,10 +38,11 @@ uint32_t evs_crc32(uint32_t crc, const void *data, size_t len)
     const unsigned char *p = data;
     crc = ~crc;
     while (len >= 8) {
-        uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
-        crc = crc_table[7][lo & 0xff] ^ crc_table[6][(lo >> 8) & 0xff] ^ crc_table[5][(lo >> 16) & 0xff] ^
-              crc_table[4][lo >> 24] ^ crc_table[3][p[4]] ^ crc_table[2][p[5]] ^ crc_table[1][p[6]] ^
-              crc_table[0][p[7]];
+        uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                             (uint32_t)p[3] << 24);
+        crc = crc_table[7][lo & 0xff] ^ crc_table[6][(lo >> 8) & 0xff] ^
+              crc_table[5][(lo >> 16) & 0xff] ^ crc_table[4][lo >> 24] ^ crc_table[3][p[4]] ^
+              crc_table[2][p[5]] ^ crc_table[1][p[6]] ^ crc_table[0][p[7]];
         p += 8;
         len -= 8;
     }
@@ -69,8 +70,7 @@ void evs_parser_init(struct evs_parser *p, size_t max_message)
 {
     memset(p, 0, sizeof *p);
     p->max_message = max_message ? max_message : EVS_DEFAULT_MAX_MESSAGE;
-    if (p->max_message < EVS_MIN_MESSAGE)
-        p->max_message = EVS_MIN_MESSAGE;
+    if (p->max_message < EVS_MIN_MESSAGE) p->max_message = EVS_MIN_MESSAGE;
     buf_init(&p->pending, p->max_message);
 }
 
@@ -95,8 +95,7 @@ bool evs_parser_partial(const struct evs_parser *p)
 static int64_t check_prelude(const struct evs_parser *p, const char *pre)
 {
     uint32_t total = be32(pre), hlen = be32(pre + 4);
-    if (evs_crc32(0, pre, 8) != be32(pre + 8))
-        return EVS_ERR_PRELUDE_CRC;
+    if (evs_crc32(0, pre, 8) != be32(pre + 8)) return EVS_ERR_PRELUDE_CRC;
     if (total < EVS_MIN_MESSAGE || total > p->max_message || hlen > total - EVS_MIN_MESSAGE)
         return EVS_ERR_LENGTH;
     return total;
@@ -104,18 +103,16 @@ static int64_t check_prelude(const struct evs_parser *p, const char *pre)
 
 static int parse_headers(const char *h, size_t n, struct evs_message *m)
 {
-    static const unsigned char fixed_len[] = {[EVS_BOOL_TRUE] = 0, [EVS_BOOL_FALSE] = 0, [EVS_BYTE] = 1,
-                                              [EVS_SHORT] = 2,     [EVS_INT] = 4,        [EVS_LONG] = 8,
-                                              [EVS_TIMESTAMP] = 8, [EVS_UUID] = 16};
+    static const unsigned char fixed_len[] = {
+        [EVS_BOOL_TRUE] = 0, [EVS_BOOL_FALSE] = 0, [EVS_BYTE] = 1,      [EVS_SHORT] = 2,
+        [EVS_INT] = 4,       [EVS_LONG] = 8,       [EVS_TIMESTAMP] = 8, [EVS_UUID] = 16};
     size_t i = 0;
     m->nheaders = 0;
     while (i < n) {
-        if (m->nheaders == EVS_MAX_HEADERS)
-            return EVS_ERR_HEADER;
+        if (m->nheaders == EVS_MAX_HEADERS) return EVS_ERR_HEADER;
         struct evs_header *x = &m->headers[m->nheaders++];
         size_t nl = (unsigned char)h[i++];
-        if (nl == 0 || nl > n - i || n - i - nl < 1)
-            return EVS_ERR_HEADER;
+        if (nl == 0 || nl > n - i || n - i - nl < 1) return EVS_ERR_HEADER;
         x->name = h + i;
         x->name_len = nl;
         i += nl;
@@ -123,20 +120,17 @@ static int parse_headers(const char *h, size_t n, struct evs_message *m)
         x->num = 0;
         x->bytes = NULL;
         x->bytes_len = 0;
-        if (type > EVS_UUID)
-            return EVS_ERR_HEADER;
+        if (type > EVS_UUID) return EVS_ERR_HEADER;
         x->type = (enum evs_type)type;
         size_t vlen;
         if (type == EVS_BYTES || type == EVS_STRING) {
-            if (n - i < 2)
-                return EVS_ERR_HEADER;
+            if (n - i < 2) return EVS_ERR_HEADER;
             vlen = (size_t)be_n(h + i, 2);
             i += 2;
         } else {
             vlen = fixed_len[type];
         }
-        if (vlen > n - i)
-            return EVS_ERR_HEADER;
+        if (vlen > n - i) return EVS_ERR_HEADER;
         switch (x->type) {
         case EVS_BOOL_TRUE:
             x->num = 1;
@@ -171,13 +165,11 @@ static int parse_headers(const char *h, size_t n, struct evs_message *m)
 /* A whole message of total bytes at s: its CRCs and headers checked, then the callback. */
 static int deliver(const char *s, uint32_t total, evs_message_fn fn, void *ud)
 {
-    if (evs_crc32(0, s, total - 4) != be32(s + total - 4))
-        return EVS_ERR_MESSAGE_CRC;
+    if (evs_crc32(0, s, total - 4) != be32(s + total - 4)) return EVS_ERR_MESSAGE_CRC;
     uint32_t hlen = be32(s + 4);
     struct evs_message m;
     int rc = parse_headers(s + EVS_PRELUDE_LEN, hlen, &m);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     m.payload = s + EVS_PRELUDE_LEN + hlen;
     m.payload_len = total - EVS_MIN_MESSAGE - hlen;
     return fn(ud, &m);
@@ -198,8 +190,7 @@ int evs_parser_feed(struct evs_parser *p, const char *data, size_t len, evs_mess
             }
             if ((size_t)total <= len - off) {
                 rc = deliver(data + off, (uint32_t)total, fn, ud);
-                if (rc >= 0)
-                    off += (size_t)total;
+                if (rc >= 0) off += (size_t)total;
                 continue;
             }
         }
@@ -227,10 +218,8 @@ int evs_parser_feed(struct evs_parser *p, const char *data, size_t len, evs_mess
             p->pending.len = 0;
         }
     }
-    if (rc < 0)
-        p->error = rc;
-    if (consumed)
-        *consumed = off;
+    if (rc < 0) p->error = rc;
+    if (consumed) *consumed = off;
     return rc;
 }
 
@@ -256,23 +245,20 @@ static void put_be(char *out, uint64_t v, size_t n)
         out[i] = (char)(v >> (8 * (n - 1 - i)));
 }
 
-int evs_encode(struct buf *out, const struct evs_header *headers, size_t nheaders, const void *payload,
-               size_t payload_len)
+int evs_encode(struct buf *out, const struct evs_header *headers, size_t nheaders,
+               const void *payload, size_t payload_len)
 {
     static const unsigned char fixed_len[] = {0, 0, 1, 2, 4, 8, 0, 0, 8, 16};
     size_t hlen = 0;
     for (size_t i = 0; i < nheaders; i++) {
         const struct evs_header *h = &headers[i];
-        if (h->name_len == 0 || h->name_len > 255 || (unsigned)h->type > EVS_UUID)
-            return -1;
+        if (h->name_len == 0 || h->name_len > 255 || (unsigned)h->type > EVS_UUID) return -1;
         bool var = h->type == EVS_BYTES || h->type == EVS_STRING;
-        if (var && h->bytes_len > 65535)
-            return -1;
+        if (var && h->bytes_len > 65535) return -1;
         hlen += 2 + h->name_len + (var ? 2 + h->bytes_len : fixed_len[h->type]);
     }
     size_t total = EVS_MIN_MESSAGE + hlen + payload_len;
-    if (total > UINT32_MAX || buf_reserve(out, total) < 0)
-        return -1;
+    if (total > UINT32_MAX || buf_reserve(out, total) < 0) return -1;
     char *s = out->data + out->len, *w = s;
     put_be(w, total, 4);
     put_be(w + 4, hlen, 4);
@@ -296,8 +282,7 @@ int evs_encode(struct buf *out, const struct evs_header *headers, size_t nheader
             w += fixed_len[h->type];
         }
     }
-    if (payload_len)
-        memcpy(w, payload, payload_len);
+    if (payload_len) memcpy(w, payload, payload_len);
     w += payload_len;
     put_be(w, evs_crc32(0, s, (size_t)(w - s)), 4);
     out->len += total;
@@ -307,11 +292,16 @@ int evs_encode(struct buf *out, const struct evs_header *headers, size_t nheader
 const char *evs_error_name(int err)
 {
     switch (err) {
-    case EVS_ERR_LENGTH: return "an impossible message length";
-    case EVS_ERR_PRELUDE_CRC: return "a bad prelude CRC";
-    case EVS_ERR_MESSAGE_CRC: return "a bad message CRC";
-    case EVS_ERR_HEADER: return "a malformed header";
-    case EVS_ERR_NOMEM: return "out of memory";
+    case EVS_ERR_LENGTH:
+        return "an impossible message length";
+    case EVS_ERR_PRELUDE_CRC:
+        return "a bad prelude CRC";
+    case EVS_ERR_MESSAGE_CRC:
+        return "a bad message CRC";
+    case EVS_ERR_HEADER:
+        return "a malformed header";
+    case EVS_ERR_NOMEM:
+        return "out of memory";
     }
     return "no error";
 }

@@ -49,11 +49,11 @@ enum evs_type {
 };
 
 struct evs_header {
-    const char *name;       /* not NUL-terminated */
+    const char *name; /* not NUL-terminated */
     size_t name_len;
     enum evs_type type;
-    int64_t num;            /* bool (1/0), byte, short, int, long, timestamp (ms) */
-    const char *bytes;      /* byte array, string, UUID (16 bytes) */
+    int64_t num;       /* bool (1/0), byte, short, int, long, timestamp (ms) */
+    const char *bytes; /* byte array, string, UUID (16 bytes) */
     size_t bytes_len;
 };
 
@@ -62,7 +62,7 @@ enum { EVS_MAX_HEADERS = 32 }; /* more in one message is an error */
 struct evs_message {
     struct evs_header headers[EVS_MAX_HEADERS];
     size_t nheaders;
-    const char *payload;    /* valid during the callback only */
+    const char *payload; /* valid during the callback only */
     size_t payload_len;
 };
 
@@ -70,10 +70,10 @@ struct evs_message {
 typedef int (*evs_message_fn)(void *ud, const struct evs_message *m);
 
 enum {
-    EVS_ERR_LENGTH = -1,       /* a length that cannot be, or a message past max_message */
+    EVS_ERR_LENGTH = -1, /* a length that cannot be, or a message past max_message */
     EVS_ERR_PRELUDE_CRC = -2,
     EVS_ERR_MESSAGE_CRC = -3,
-    EVS_ERR_HEADER = -4,       /* a header that does not parse, or too many */
+    EVS_ERR_HEADER = -4, /* a header that does not parse, or too many */
     EVS_ERR_NOMEM = -5,
 };
 
@@ -84,9 +84,9 @@ enum {
 struct evs_parser {
     size_t max_message;
     /* private state: */
-    struct buf pending;     /* the bytes of a message not yet whole */
-    uint32_t total;         /* its total length once the prelude is in, else 0 */
-    int error;              /* the error that made it unusable, or 0 */
+    struct buf pending; /* the bytes of a message not yet whole */
+    uint32_t total;     /* its total length once the prelude is in, else 0 */
+    int error;          /* the error that made it unusable, or 0 */
 };
 
 /* max_message 0: EVS_DEFAULT_MAX_MESSAGE. Allocates nothing yet. */
@@ -114,8 +114,8 @@ bool evs_header_is(const struct evs_message *m, const char *name, const char *va
 
 /* Appends one message; 0 or -1. The headers' name_len must be under 256, byte arrays and
    strings under 65,536. */
-int evs_encode(struct buf *out, const struct evs_header *headers, size_t nheaders, const void *payload,
-               size_t payload_len);
+int evs_encode(struct buf *out, const struct evs_header *headers, size_t nheaders,
+               const void *payload, size_t payload_len);
 
 /* CRC-32 (IEEE) of len bytes continuing crc (0 to start). */
 uint32_t evs_crc32(uint32_t crc, const void *data, size_t len);

@@ -30,17 +30,16 @@
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
-static struct aws_creds current;  /* under lock */
-static int64_t current_expires;   /* under lock; 0: none */
-static bool have_current;         /* under lock */
-static bool started, stopping;    /* under lock */
-static uint64_t fetches;          /* under lock */
+static struct aws_creds current; /* under lock */
+static int64_t current_expires;  /* under lock; 0: none */
+static bool have_current;        /* under lock */
+static bool started, stopping;   /* under lock */
+static uint64_t fetches;         /* under lock */
 static pthread_t thread;
 
 static int copy_str(char *dst, size_t cap, const char *src)
 {
-    if (!src || strlen(src) >= cap)
-        return -1;
+    if (!src || strlen(src) >= cap) return -1;
     memcpy(dst, src, strlen(src) + 1);
     return 0;
 }
@@ -48,13 +47,14 @@ static int copy_str(char *dst, size_t cap, const char *src)
 int aws_creds_get(const struct cfg_provider *pv, struct aws_creds *out)
 {
     const struct cfg_aws *a = pv->aws;
-    if (!a)
-        return -1;
+    if (!a) return -1;
     if (a->credentials != CFG_AWS_CRED_CONTAINER) {
         out->session_token[0] = '\0';
         if (copy_str(out->access_key_id, sizeof out->access_key_id, a->access_key_id) < 0 ||
-            copy_str(out->secret_access_key, sizeof out->secret_access_key, a->secret_access_key) < 0 ||
-            (a->session_token && copy_str(out->session_token, sizeof out->session_token, a->session_token) < 0))
+            copy_str(out->secret_access_key, sizeof out->secret_access_key, a->secret_access_key) <
+                0 ||
+            (a->session_token &&
+             copy_str(out->session_token, sizeof out->session_token, a->session_token) < 0))
             return -1;
         return 0;
     }
@@ -73,8 +73,7 @@ static int64_t parse_iso8601(const char *s)
     struct tm tm;
     memset(&tm, 0, sizeof tm);
     const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (!end)
-        return -1;
+    if (!end) return -1;
     return (int64_t)timegm(&tm);
 }
 
@@ -88,28 +87,25 @@ int aws_creds_parse(const char *json, size_t len, struct aws_creds *out, int64_t
     int rc = -1;
     memset(out, 0, sizeof *out);
     *expires = 0;
-    if (cJSON_IsString(id) && cJSON_IsString(secret) && id->valuestring[0] && secret->valuestring[0] &&
+    if (cJSON_IsString(id) && cJSON_IsString(secret) && id->valuestring[0] &&
+        secret->valuestring[0] &&
         copy_str(out->access_key_id, sizeof out->access_key_id, id->valuestring) == 0 &&
         copy_str(out->secret_access_key, sizeof out->secret_access_key, secret->valuestring) == 0 &&
         (!cJSON_IsString(token) ||
          copy_str(out->session_token, sizeof out->session_token, token->valuestring) == 0)) {
         rc = 0;
-        if (cJSON_IsString(exp) && (*expires = parse_iso8601(exp->valuestring)) < 0)
-            rc = -1;
+        if (cJSON_IsString(exp) && (*expires = parse_iso8601(exp->valuestring)) < 0) rc = -1;
     }
     cJSON_Delete(j);
-    if (rc < 0)
-        memset(out, 0, sizeof *out);
+    if (rc < 0) memset(out, 0, sizeof *out);
     return rc;
 }
 
 int64_t aws_creds_refresh_in(int64_t expires, int64_t now)
 {
-    if (expires == 0)
-        return 3600; /* keys without an expiry: look again within the hour anyway */
+    if (expires == 0) return 3600; /* keys without an expiry: look again within the hour anyway */
     int64_t left = expires - now;
-    if (left > 2 * REFRESH_BEFORE_S)
-        return left - REFRESH_BEFORE_S;
+    if (left > 2 * REFRESH_BEFORE_S) return left - REFRESH_BEFORE_S;
     return left / 2 > 1 ? left / 2 : 1;
 }
 
@@ -126,21 +122,19 @@ uint64_t aws_creds_fetches(void)
 /* http://host[:port]/path split up; -1 for another scheme (https needs a client this
    thread does not have; the endpoints the SDKs call are plain HTTP on a link-local or
    loopback address). */
-static int split_uri(const char *uri, char *host, size_t hcap, char *port, size_t pcap, const char **path)
+static int split_uri(const char *uri, char *host, size_t hcap, char *port, size_t pcap,
+                     const char **path)
 {
-    if (strncmp(uri, "http://", 7) != 0)
-        return -1;
+    if (strncmp(uri, "http://", 7) != 0) return -1;
     const char *h = uri + 7, *slash = strchr(h, '/');
     const char *end = slash ? slash : h + strlen(h);
     const char *colon = memchr(h, ':', (size_t)(end - h));
     size_t hl = (size_t)((colon ? colon : end) - h);
-    if (hl == 0 || hl >= hcap)
-        return -1;
+    if (hl == 0 || hl >= hcap) return -1;
     memcpy(host, h, hl);
     host[hl] = '\0';
     size_t pl = colon ? (size_t)(end - colon - 1) : 2;
-    if (pl == 0 || pl >= pcap)
-        return -1;
+    if (pl == 0 || pl >= pcap) return -1;
     if (colon) {
         memcpy(port, colon + 1, pl);
         port[pl] = '\0';
@@ -203,14 +197,15 @@ static int fetch(char *out, size_t cap, const char **why)
     freeaddrinfo(ai);
     if (rc < 0) {
         *why = "cannot connect to the credentials endpoint";
-        if (fd >= 0)
-            close(fd);
+        if (fd >= 0) close(fd);
         return -1;
     }
     char req[8192];
     int n = snprintf(req, sizeof req,
-                     "GET %s HTTP/1.1\r\nHost: %s:%s\r\nAccept: application/json\r\n%s%s%sConnection: close\r\n\r\n",
-                     path, host, port, token[0] ? "Authorization: " : "", token, token[0] ? "\r\n" : "");
+                     "GET %s HTTP/1.1\r\nHost: %s:%s\r\nAccept: "
+                     "application/json\r\n%s%s%sConnection: close\r\n\r\n",
+                     path, host, port, token[0] ? "Authorization: " : "", token,
+                     token[0] ? "\r\n" : "");
     if (n < 0 || (size_t)n >= sizeof req || send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
         close(fd);
         *why = "cannot send to the credentials endpoint";
@@ -260,8 +255,9 @@ static void *refresher(void *arg)
             fetches++;
             backoff = 1;
             wait_s = aws_creds_refresh_in(expires, (int64_t)time(NULL));
-            log_info("AWS credentials from the container endpoint (key %.4s..., next fetch in %llds)",
-                     c.access_key_id, (long long)wait_s);
+            log_info(
+                "AWS credentials from the container endpoint (key %.4s..., next fetch in %llds)",
+                c.access_key_id, (long long)wait_s);
         } else {
             wait_s = backoff;
             backoff = backoff * 2 > 60 ? 60 : backoff * 2;
@@ -282,7 +278,8 @@ int aws_creds_start(const struct config *cfg)
 {
     bool need = false;
     for (size_t i = 0; i < cfg->nproviders; i++)
-        need |= cfg->providers[i].aws && cfg->providers[i].aws->credentials == CFG_AWS_CRED_CONTAINER;
+        need |=
+            cfg->providers[i].aws && cfg->providers[i].aws->credentials == CFG_AWS_CRED_CONTAINER;
     pthread_mutex_lock(&lock);
     int rc = 0;
     if (need && !started) {
@@ -302,6 +299,5 @@ void aws_creds_stop(void)
     started = false;
     pthread_cond_broadcast(&wake);
     pthread_mutex_unlock(&lock);
-    if (join)
-        pthread_join(thread, NULL);
+    if (join) pthread_join(thread, NULL);
 }

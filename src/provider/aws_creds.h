@@ -40,7 +40,7 @@ int aws_creds_start(const struct config *cfg);
 void aws_creds_stop(void);
 
 /* The endpoint's answer (AccessKeyId, SecretAccessKey, Token, Expiration) into out and
-   *expires (Unix seconds; 0 when the answer has none). 0, or -1 when it is not such JSON. */
+ *expires (Unix seconds; 0 when the answer has none). 0, or -1 when it is not such JSON. */
 int aws_creds_parse(const char *json, size_t len, struct aws_creds *out, int64_t *expires);
 
 /* Seconds until the next fetch, given the keys' expiry (0: none) and the time now. */

@@ -38,12 +38,10 @@
 
 const char *bedrock_finish_reason(const char *r)
 {
-    if (!r)
-        return "stop";
+    if (!r) return "stop";
     if (strcmp(r, "max_tokens") == 0 || strcmp(r, "model_context_window_exceeded") == 0)
         return "length";
-    if (strcmp(r, "tool_use") == 0)
-        return "tool_calls";
+    if (strcmp(r, "tool_use") == 0) return "tool_calls";
     if (strcmp(r, "guardrail_intervened") == 0 || strcmp(r, "content_filtered") == 0)
         return "content_filter";
     return "stop"; /* end_turn, stop_sequence */
@@ -53,15 +51,17 @@ static enum cfg_continuation bedrock_continuation(const struct cfg_provider *pv)
 {
     /* a trailing assistant turn is a prefill for the models that take one, not for all:
        only when the operator says so */
-    return pv->continuation == CFG_CONTINUATION_ASSISTANT_MESSAGE ? CFG_CONTINUATION_ASSISTANT_MESSAGE
-                                                                   : CFG_CONTINUATION_OFF;
+    return pv->continuation == CFG_CONTINUATION_ASSISTANT_MESSAGE
+               ? CFG_CONTINUATION_ASSISTANT_MESSAGE
+               : CFG_CONTINUATION_OFF;
 }
 
 static int model_path(struct provider_request *r, const char *model, const char *action)
 {
     struct buf p;
     buf_init(&p, sizeof r->path_own - 1);
-    int rc = buf_append_str(&p, "/model/") | aws_path_segment(&p, model) | buf_append_str(&p, action);
+    int rc =
+        buf_append_str(&p, "/model/") | aws_path_segment(&p, model) | buf_append_str(&p, action);
     if (rc == 0) {
         memcpy(r->path_own, p.data, p.len);
         r->path_own[p.len] = '\0';
@@ -75,13 +75,10 @@ static int bedrock_build(const struct provider_call *c, struct provider_request 
 {
     const char *why = NULL;
     r->method = "POST";
-    if (model_path(r, c->model, c->stream ? "/converse-stream" : "/converse") < 0)
-        return -1;
+    if (model_path(r, c->model, c->stream ? "/converse-stream" : "/converse") < 0) return -1;
     int rc = bedrock_converse_body(c, &r->body, &why);
-    if (rc == -2 && c->refusal)
-        *c->refusal = why;
-    if (rc < 0)
-        return -1;
+    if (rc == -2 && c->refusal) *c->refusal = why;
+    if (rc < 0) return -1;
     return buf_printf(&r->head, "Content-Type: application/json\r\nAccept: %s\r\n",
                       c->stream ? "application/vnd.amazon.eventstream" : "application/json");
 }
@@ -93,10 +90,10 @@ static int bedrock_sign(const struct cfg_provider *pv, struct provider_request *
 
 static enum provider_head bedrock_head(const struct http1_response *resp, bool asked_stream)
 {
-    if (resp->status != 200)
-        return PROVIDER_HEAD_ERROR;
+    if (resp->status != 200) return PROVIDER_HEAD_ERROR;
     const struct http1_str *ct = http1_find_header(&resp->head, "content-type");
-    bool evs = ct && ct->len >= 34 && strncasecmp(ct->p, "application/vnd.amazon.eventstream", 34) == 0;
+    bool evs =
+        ct && ct->len >= 34 && strncasecmp(ct->p, "application/vnd.amazon.eventstream", 34) == 0;
     return evs && asked_stream ? PROVIDER_HEAD_STREAM : PROVIDER_HEAD_ANSWER;
 }
 
@@ -105,12 +102,12 @@ static enum provider_head bedrock_head(const struct http1_response *resp, bool a
 static void ensure_id(struct provider_stream *s)
 {
     static atomic_uint_fast64_t counter;
-    if (s->id[0])
-        return;
+    if (s->id[0]) return;
     uint64_t n = atomic_fetch_add(&counter, 1) + 1;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t mix = ((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec) ^ (n * 0x9E3779B97F4A7C15ull);
+    uint64_t mix =
+        ((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec) ^ (n * 0x9E3779B97F4A7C15ull);
     snprintf(s->id, sizeof s->id, "chatcmpl-%016llx%04llx", (unsigned long long)mix,
              (unsigned long long)(n & 0xffff));
     s->created = (int64_t)ts.tv_sec;
@@ -121,8 +118,9 @@ static int chunk_head(struct provider_stream *s, const char *object)
     ensure_id(s);
     const char *model = s->model ? s->model : "";
     buf_reset(&s->out);
-    int rc = buf_printf(&s->out, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,\"model\":", s->id, object,
-                        (long long)s->created);
+    int rc =
+        buf_printf(&s->out, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,\"model\":", s->id,
+                   object, (long long)s->created);
     rc |= buf_append_json_str(&s->out, model, strlen(model));
     return rc;
 }
@@ -141,11 +139,12 @@ static int emit(struct provider_stream *s, provider_event_fn fn, void *ud)
     return fn(ud, &ev);
 }
 
-static int delta_chunk(struct provider_stream *s, provider_event_fn fn, void *ud, const char *delta_json,
-                       const char *finish)
+static int delta_chunk(struct provider_stream *s, provider_event_fn fn, void *ud,
+                       const char *delta_json, const char *finish)
 {
     int rc = chunk_head(s, "chat.completion.chunk");
-    rc |= buf_printf(&s->out, ",\"choices\":[{\"index\":0,\"delta\":%s,\"finish_reason\":", delta_json);
+    rc |= buf_printf(&s->out,
+                     ",\"choices\":[{\"index\":0,\"delta\":%s,\"finish_reason\":", delta_json);
     rc |= finish ? buf_printf(&s->out, "\"%s\"}]}", finish) : buf_append_str(&s->out, "null}]}");
     return rc < 0 ? PROVIDER_FEED_BAD : emit(s, fn, ud);
 }
@@ -162,10 +161,11 @@ static int usage_json(struct buf *out, const cJSON *usage)
     long long w = cJSON_IsNumber(cw) ? (long long)cw->valuedouble : 0;
     /* Converse counts cached prompt tokens apart from inputTokens; OpenAI's prompt_tokens
        holds them all, and cached_tokens says how many were read from the cache */
-    return buf_printf(out,
-                      "\"usage\":{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld,"
-                      "\"prompt_tokens_details\":{\"cached_tokens\":%lld},\"cache_creation_input_tokens\":%lld}",
-                      i + r + w, o, i + r + w + o, r, w);
+    return buf_printf(
+        out,
+        "\"usage\":{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld,"
+        "\"prompt_tokens_details\":{\"cached_tokens\":%lld},\"cache_creation_input_tokens\":%lld}",
+        i + r + w, o, i + r + w + o, r, w);
 }
 
 static int tool_start(struct provider_stream *s, provider_event_fn fn, void *ud, const cJSON *ev)
@@ -173,13 +173,11 @@ static int tool_start(struct provider_stream *s, provider_event_fn fn, void *ud,
     const cJSON *idx = cJSON_GetObjectItemCaseSensitive(ev, "contentBlockIndex");
     const cJSON *start = cJSON_GetObjectItemCaseSensitive(ev, "start");
     const cJSON *tu = start ? cJSON_GetObjectItemCaseSensitive(start, "toolUse") : NULL;
-    if (!tu)
-        return 0; /* a text block starts with its first delta */
+    if (!tu) return 0; /* a text block starts with its first delta */
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(tu, "toolUseId");
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(tu, "name");
     int b = cJSON_IsNumber(idx) ? idx->valueint : -1;
-    if (b < 0 || b >= 64 || !cJSON_IsString(id) || !cJSON_IsString(name))
-        return PROVIDER_FEED_BAD;
+    if (b < 0 || b >= 64 || !cJSON_IsString(id) || !cJSON_IsString(name)) return PROVIDER_FEED_BAD;
     unsigned k = s->ntools++;
     s->tool_of_block[b] = (int)k + 1;
     struct buf d;
@@ -198,8 +196,7 @@ static int block_delta(struct provider_stream *s, provider_event_fn fn, void *ud
 {
     const cJSON *idx = cJSON_GetObjectItemCaseSensitive(ev, "contentBlockIndex");
     const cJSON *delta = cJSON_GetObjectItemCaseSensitive(ev, "delta");
-    if (!cJSON_IsObject(delta))
-        return PROVIDER_FEED_BAD;
+    if (!cJSON_IsObject(delta)) return PROVIDER_FEED_BAD;
     const cJSON *text = cJSON_GetObjectItemCaseSensitive(delta, "text");
     const cJSON *tu = cJSON_GetObjectItemCaseSensitive(delta, "toolUse");
     const cJSON *rc_ = cJSON_GetObjectItemCaseSensitive(delta, "reasoningContent");
@@ -207,7 +204,8 @@ static int block_delta(struct provider_stream *s, provider_event_fn fn, void *ud
     buf_init(&d, 0);
     int rc = 0;
     if (cJSON_IsString(text)) {
-        rc = buf_append_str(&d, "{\"content\":") | buf_append_json_str(&d, text->valuestring, strlen(text->valuestring)) |
+        rc = buf_append_str(&d, "{\"content\":") |
+             buf_append_json_str(&d, text->valuestring, strlen(text->valuestring)) |
              buf_append_str(&d, "}");
     } else if (tu) {
         const cJSON *input = cJSON_GetObjectItemCaseSensitive(tu, "input");
@@ -216,8 +214,10 @@ static int block_delta(struct provider_stream *s, provider_event_fn fn, void *ud
             buf_free(&d);
             return PROVIDER_FEED_BAD;
         }
-        rc = buf_printf(&d, "{\"tool_calls\":[{\"index\":%d,\"function\":{\"arguments\":", s->tool_of_block[b] - 1) |
-             buf_append_json_str(&d, input->valuestring, strlen(input->valuestring)) | buf_append_str(&d, "}}]}");
+        rc = buf_printf(&d, "{\"tool_calls\":[{\"index\":%d,\"function\":{\"arguments\":",
+                        s->tool_of_block[b] - 1) |
+             buf_append_json_str(&d, input->valuestring, strlen(input->valuestring)) |
+             buf_append_str(&d, "}}]}");
     } else if (rc_) {
         const cJSON *rt = cJSON_GetObjectItemCaseSensitive(rc_, "text");
         if (!cJSON_IsString(rt)) {
@@ -225,7 +225,8 @@ static int block_delta(struct provider_stream *s, provider_event_fn fn, void *ud
             return 0; /* a signature or redacted reasoning: nothing to show */
         }
         rc = buf_append_str(&d, "{\"reasoning_content\":") |
-             buf_append_json_str(&d, rt->valuestring, strlen(rt->valuestring)) | buf_append_str(&d, "}");
+             buf_append_json_str(&d, rt->valuestring, strlen(rt->valuestring)) |
+             buf_append_str(&d, "}");
     } else {
         buf_free(&d);
         return 0; /* a delta of a kind not relayed (citations, ...) */
@@ -244,25 +245,24 @@ static int usage_chunk(struct provider_stream *s, provider_event_fn fn, void *ud
              usage_json(&s->out, usage) | buf_append_str(&s->out, "}");
         rc = rc < 0 ? PROVIDER_FEED_BAD : emit(s, fn, ud);
     }
-    if (rc)
-        return rc;
+    if (rc) return rc;
     struct provider_event done = {.kind = PROVIDER_EV_DONE, .data = "[DONE]", .len = 6};
     return fn(ud, &done); /* metadata is the stream's last event */
 }
 
 /* An exception message as an OpenAI error event: {"error":{message, type, param, code}}. */
-static int error_event(struct provider_stream *s, provider_event_fn fn, void *ud, const char *type, size_t tlen,
-                       const char *payload, size_t plen)
+static int error_event(struct provider_stream *s, provider_event_fn fn, void *ud, const char *type,
+                       size_t tlen, const char *payload, size_t plen)
 {
     char msg[512];
     jsonx_error_message(payload, plen, msg, sizeof msg);
     buf_reset(&s->out);
-    int rc = buf_append_str(&s->out, "{\"error\":{\"message\":") | buf_append_json_str(&s->out, msg, strlen(msg)) |
+    int rc = buf_append_str(&s->out, "{\"error\":{\"message\":") |
+             buf_append_json_str(&s->out, msg, strlen(msg)) |
              buf_append_str(&s->out, ",\"type\":") | buf_append_json_str(&s->out, type, tlen) |
-             buf_append_str(&s->out, ",\"param\":null,\"code\":") | buf_append_json_str(&s->out, type, tlen) |
-             buf_append_str(&s->out, "}}");
-    if (rc < 0)
-        return PROVIDER_FEED_BAD;
+             buf_append_str(&s->out, ",\"param\":null,\"code\":") |
+             buf_append_json_str(&s->out, type, tlen) | buf_append_str(&s->out, "}}");
+    if (rc < 0) return PROVIDER_FEED_BAD;
     struct provider_event ev;
     memset(&ev, 0, sizeof ev);
     ev.kind = PROVIDER_EV_ERROR;
@@ -271,13 +271,14 @@ static int error_event(struct provider_stream *s, provider_event_fn fn, void *ud
     return fn(ud, &ev);
 }
 
-int bedrock_exception_event(struct provider_stream *s, const struct evs_message *m, provider_event_fn fn, void *ud)
+int bedrock_exception_event(struct provider_stream *s, const struct evs_message *m,
+                            provider_event_fn fn, void *ud)
 {
     if (evs_header_is(m, ":message-type", "exception")) {
         const struct evs_header *t = evs_header_find(m, ":exception-type");
         bool named = t && t->type == EVS_STRING;
-        return error_event(s, fn, ud, named ? t->bytes : "exception", named ? t->bytes_len : 9, m->payload,
-                           m->payload_len);
+        return error_event(s, fn, ud, named ? t->bytes : "exception", named ? t->bytes_len : 9,
+                           m->payload, m->payload_len);
     }
     if (evs_header_is(m, ":message-type", "error")) {
         const struct evs_header *code = evs_header_find(m, ":error-code");
@@ -304,12 +305,12 @@ static int on_message(void *ud, const struct evs_message *m)
     if (ex != BEDROCK_NOT_EXCEPTION)
         return ex < 0 ? 1 : ex ? ex : 1; /* the provider's error ends the stream */
     const struct evs_header *et = evs_header_find(m, ":event-type");
-    if (!et || et->type != EVS_STRING)
-        return 0;
+    if (!et || et->type != EVS_STRING) return 0;
     cJSON *ev = cJSON_ParseWithLength(m->payload, m->payload_len);
     if (!cJSON_IsObject(ev)) {
         cJSON_Delete(ev);
-        struct provider_event bad = {.kind = PROVIDER_EV_BAD, .data = m->payload, .len = m->payload_len};
+        struct provider_event bad = {
+            .kind = PROVIDER_EV_BAD, .data = m->payload, .len = m->payload_len};
         return f->fn(f->ud, &bad);
     }
     int rc = 0;
@@ -322,21 +323,24 @@ static int on_message(void *ud, const struct evs_message *m)
         rc = block_delta(s, f->fn, f->ud, ev);
     } else if (IS("messageStop")) {
         const cJSON *r = cJSON_GetObjectItemCaseSensitive(ev, "stopReason");
-        rc = delta_chunk(s, f->fn, f->ud, "{}", bedrock_finish_reason(cJSON_IsString(r) ? r->valuestring : NULL));
+        rc = delta_chunk(s, f->fn, f->ud, "{}",
+                         bedrock_finish_reason(cJSON_IsString(r) ? r->valuestring : NULL));
     } else if (IS("metadata")) {
         rc = usage_chunk(s, f->fn, f->ud, ev);
     }
 #undef IS
     cJSON_Delete(ev);
     if (rc < 0) { /* an event that does not say what its type says */
-        struct provider_event bad = {.kind = PROVIDER_EV_BAD, .data = m->payload, .len = m->payload_len};
+        struct provider_event bad = {
+            .kind = PROVIDER_EV_BAD, .data = m->payload, .len = m->payload_len};
         rc = f->fn(f->ud, &bad);
         return rc ? rc : 1;
     }
     return rc;
 }
 
-static int bedrock_feed(struct provider_stream *s, const char *data, size_t len, provider_event_fn fn, void *ud)
+static int bedrock_feed(struct provider_stream *s, const char *data, size_t len,
+                        provider_event_fn fn, void *ud)
 {
     struct feed_ctx f = {s, fn, ud};
     int rc = evs_parser_feed(&s->evs, data, len, on_message, &f, NULL);
@@ -344,7 +348,8 @@ static int bedrock_feed(struct provider_stream *s, const char *data, size_t len,
 }
 
 /* Converse's whole answer as a chat.completion in s->out. */
-static int bedrock_answer(struct provider_stream *s, const char *body, size_t len, struct provider_event *ev)
+static int bedrock_answer(struct provider_stream *s, const char *body, size_t len,
+                          struct provider_event *ev)
 {
     memset(ev, 0, sizeof *ev);
     cJSON *j = cJSON_ParseWithLength(body, len);
@@ -390,38 +395,35 @@ static int bedrock_answer(struct provider_stream *s, const char *body, size_t le
         } else if (cJSON_IsObject(rcn)) {
             const cJSON *rt = cJSON_GetObjectItemCaseSensitive(rcn, "reasoningText");
             const cJSON *rtt = rt ? cJSON_GetObjectItemCaseSensitive(rt, "text") : NULL;
-            if (cJSON_IsString(rtt))
-                rc |= buf_append_str(&reasoning, rtt->valuestring);
+            if (cJSON_IsString(rtt)) rc |= buf_append_str(&reasoning, rtt->valuestring);
         }
     }
     const cJSON *stop = cJSON_GetObjectItemCaseSensitive(j, "stopReason");
     const cJSON *usage = cJSON_GetObjectItemCaseSensitive(j, "usage");
     if (rc == 0) {
         rc = chunk_head(s, "chat.completion");
-        rc |= buf_append_str(&s->out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
-        rc |= text.len || !ncalls ? buf_append_json_str(&s->out, text.data ? text.data : "", text.len)
-                                  : buf_append_str(&s->out, "null");
+        rc |= buf_append_str(
+            &s->out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
+        rc |= text.len || !ncalls
+                  ? buf_append_json_str(&s->out, text.data ? text.data : "", text.len)
+                  : buf_append_str(&s->out, "null");
         if (reasoning.len)
             rc |= buf_append_str(&s->out, ",\"reasoning_content\":") |
                   buf_append_json_str(&s->out, reasoning.data, reasoning.len);
-        if (ncalls)
-            rc |= buf_printf(&s->out, ",\"tool_calls\":[%.*s]", (int)calls.len, calls.data);
+        if (ncalls) rc |= buf_printf(&s->out, ",\"tool_calls\":[%.*s]", (int)calls.len, calls.data);
         rc |= buf_printf(&s->out, "},\"finish_reason\":\"%s\"}]",
                          bedrock_finish_reason(cJSON_IsString(stop) ? stop->valuestring : NULL));
-        if (cJSON_IsObject(usage))
-            rc |= buf_append_str(&s->out, ",") | usage_json(&s->out, usage);
+        if (cJSON_IsObject(usage)) rc |= buf_append_str(&s->out, ",") | usage_json(&s->out, usage);
         rc |= buf_append_str(&s->out, "}");
     }
     buf_free(&text);
     buf_free(&reasoning);
     buf_free(&calls);
     cJSON_Delete(j);
-    if (rc < 0)
-        return -1;
+    if (rc < 0) return -1;
     ev->data = s->out.data;
     ev->len = s->out.len;
-    if (jsonx_scan_chunk(ev->data, ev->len, &ev->chunk) < 0 || !ev->chunk.valid)
-        return -1;
+    if (jsonx_scan_chunk(ev->data, ev->len, &ev->chunk) < 0 || !ev->chunk.valid) return -1;
     provider_classify(ev);
     return 0;
 }
@@ -478,7 +480,8 @@ enum provider_error bedrock_map_error(int status, const char *body, size_t len)
 
 /* Shallow: a signed GET of / (any answer under 500 says the service is there). Deep: the
    smallest Converse call. */
-static int bedrock_probe(const struct cfg_provider *pv, const char *deep_model, struct provider_request *r)
+static int bedrock_probe(const struct cfg_provider *pv, const char *deep_model,
+                         struct provider_request *r)
 {
     if (!deep_model) {
         r->method = "GET";
@@ -486,10 +489,10 @@ static int bedrock_probe(const struct cfg_provider *pv, const char *deep_model, 
         return 0;
     }
     r->method = "POST";
-    if (model_path(r, deep_model, "/converse") < 0)
-        return -1;
-    return buf_append_str(&r->body, "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"ping\"}]}],"
-                                    "\"inferenceConfig\":{\"maxTokens\":1}}") |
+    if (model_path(r, deep_model, "/converse") < 0) return -1;
+    return buf_append_str(&r->body,
+                          "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"ping\"}]}],"
+                          "\"inferenceConfig\":{\"maxTokens\":1}}") |
            buf_append_str(&r->head, "Content-Type: application/json\r\n");
 }
 

@@ -30,7 +30,8 @@ int bedrock_converse_body(const struct provider_call *c, struct buf *out, const 
    ({"error":{message, type, param, code}} in s->out): fn's result; BEDROCK_NOT_EXCEPTION
    for any other message. SageMaker's stream says its errors the same way. */
 enum { BEDROCK_NOT_EXCEPTION = -100 };
-int bedrock_exception_event(struct provider_stream *s, const struct evs_message *m, provider_event_fn fn, void *ud);
+int bedrock_exception_event(struct provider_stream *s, const struct evs_message *m,
+                            provider_event_fn fn, void *ud);
 
 /* An error status and body (the exception's name in __type, else the status) as an error
    kind. */

@@ -35,17 +35,16 @@ static cJSON *image_block(const char *url, const char **why)
     size_t flen = (size_t)(semi - fmt);
     const char *format = NULL;
     for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++)
-        if (strlen(formats[i]) == flen && strncmp(fmt, formats[i], flen) == 0)
-            format = formats[i];
-    if (flen == 3 && strncmp(fmt, "jpg", 3) == 0)
-        format = "jpeg";
+        if (strlen(formats[i]) == flen && strncmp(fmt, formats[i], flen) == 0) format = formats[i];
+    if (flen == 3 && strncmp(fmt, "jpg", 3) == 0) format = "jpeg";
     if (!format) {
         *why = "image_url: Bedrock takes png, jpeg, gif or webp images";
         return NULL;
     }
     cJSON *b = cJSON_CreateObject(), *img = cJSON_AddObjectToObject(b, "image");
     cJSON *src = img ? cJSON_AddObjectToObject(img, "source") : NULL;
-    if (!src || !cJSON_AddStringToObject(img, "format", format) || !cJSON_AddStringToObject(src, "bytes", semi + 8)) {
+    if (!src || !cJSON_AddStringToObject(img, "format", format) ||
+        !cJSON_AddStringToObject(src, "bytes", semi + 8)) {
         cJSON_Delete(b);
         return NULL;
     }
@@ -57,13 +56,11 @@ static cJSON *image_block(const char *url, const char **why)
 static int add_content(cJSON *blocks, const cJSON *content, bool images, const char **why)
 {
     if (cJSON_IsString(content)) {
-        if (!content->valuestring[0])
-            return 0; /* Converse refuses an empty text block */
+        if (!content->valuestring[0]) return 0; /* Converse refuses an empty text block */
         cJSON *b = text_block(content->valuestring);
         return b && cJSON_AddItemToArray(blocks, b) ? 0 : -1;
     }
-    if (!content || cJSON_IsNull(content))
-        return 0;
+    if (!content || cJSON_IsNull(content)) return 0;
     if (!cJSON_IsArray(content)) {
         *why = "a message's content must be a string or an array of parts";
         return -2;
@@ -80,18 +77,17 @@ static int add_content(cJSON *blocks, const cJSON *content, bool images, const c
                 *why = "a text part needs a text string";
                 return -2;
             }
-            if (!text->valuestring[0])
-                continue;
+            if (!text->valuestring[0]) continue;
             b = text_block(text->valuestring);
         } else if (strcmp(t, "image_url") == 0 && images) {
             const cJSON *iu = cJSON_GetObjectItemCaseSensitive(part, "image_url");
-            const cJSON *url = cJSON_IsObject(iu) ? cJSON_GetObjectItemCaseSensitive(iu, "url") : iu;
+            const cJSON *url =
+                cJSON_IsObject(iu) ? cJSON_GetObjectItemCaseSensitive(iu, "url") : iu;
             if (!cJSON_IsString(url)) {
                 *why = "an image_url part needs a url";
                 return -2;
             }
-            if (!(b = image_block(url->valuestring, why)))
-                return *why ? -2 : -1;
+            if (!(b = image_block(url->valuestring, why))) return *why ? -2 : -1;
         } else {
             *why = "a content part of this type cannot be sent to Bedrock (text and image_url can)";
             return -2;
@@ -143,8 +139,8 @@ static int add_tool_calls(cJSON *blocks, const cJSON *calls, const char **why)
         }
         cJSON *b = cJSON_CreateObject(), *tu = cJSON_AddObjectToObject(b, "toolUse");
         if (!tu || !cJSON_AddStringToObject(tu, "toolUseId", id->valuestring) ||
-            !cJSON_AddStringToObject(tu, "name", name->valuestring) || !cJSON_AddItemToObject(tu, "input", input) ||
-            !cJSON_AddItemToArray(blocks, b)) {
+            !cJSON_AddStringToObject(tu, "name", name->valuestring) ||
+            !cJSON_AddItemToObject(tu, "input", input) || !cJSON_AddItemToArray(blocks, b)) {
             cJSON_Delete(b);
             return -1;
         }
@@ -161,7 +157,8 @@ static int add_tool_result(cJSON *blocks, const cJSON *msg, const char **why)
     }
     cJSON *b = cJSON_CreateObject(), *tr = cJSON_AddObjectToObject(b, "toolResult");
     cJSON *content = tr ? cJSON_AddArrayToObject(tr, "content") : NULL;
-    if (!content || !cJSON_AddStringToObject(tr, "toolUseId", id->valuestring) || !cJSON_AddItemToArray(blocks, b)) {
+    if (!content || !cJSON_AddStringToObject(tr, "toolUseId", id->valuestring) ||
+        !cJSON_AddItemToArray(blocks, b)) {
         cJSON_Delete(b);
         return -1;
     }
@@ -193,18 +190,17 @@ static int add_messages(cJSON *out, const cJSON *messages, const char **why)
         } else if (strcmp(r, "user") == 0) {
             rc = (blocks = turn(turns, "user")) ? add_content(blocks, content, true, why) : -1;
         } else if (strcmp(r, "assistant") == 0) {
-            rc = (blocks = turn(turns, "assistant")) ? add_content(blocks, content, false, why) : -1;
+            rc =
+                (blocks = turn(turns, "assistant")) ? add_content(blocks, content, false, why) : -1;
             const cJSON *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
-            if (rc == 0 && cJSON_IsArray(calls))
-                rc = add_tool_calls(blocks, calls, why);
+            if (rc == 0 && cJSON_IsArray(calls)) rc = add_tool_calls(blocks, calls, why);
         } else if (strcmp(r, "tool") == 0) {
             rc = (blocks = turn(turns, "user")) ? add_tool_result(blocks, m, why) : -1;
         } else {
             *why = "a message's role must be system, developer, user, assistant or tool";
             rc = -2;
         }
-        if (rc < 0)
-            break;
+        if (rc < 0) break;
     }
     if (rc == 0 && cJSON_GetArraySize(system) > 0)
         return cJSON_AddItemToObject(out, "system", system) ? 0 : -1;
@@ -216,14 +212,12 @@ static int add_tools(cJSON *out, const cJSON *req, const char **why)
 {
     const cJSON *tools = cJSON_GetObjectItemCaseSensitive(req, "tools");
     const cJSON *choice = cJSON_GetObjectItemCaseSensitive(req, "tool_choice");
-    if (!cJSON_IsArray(tools) || cJSON_GetArraySize(tools) == 0)
-        return 0;
+    if (!cJSON_IsArray(tools) || cJSON_GetArraySize(tools) == 0) return 0;
     if (cJSON_IsString(choice) && strcmp(choice->valuestring, "none") == 0)
         return 0; /* Converse has no "none": the model is not offered the tools */
     cJSON *cfg = cJSON_AddObjectToObject(out, "toolConfig");
     cJSON *list = cfg ? cJSON_AddArrayToObject(cfg, "tools") : NULL;
-    if (!list)
-        return -1;
+    if (!list) return -1;
     const cJSON *t;
     cJSON_ArrayForEach(t, tools)
     {
@@ -237,8 +231,9 @@ static int add_tools(cJSON *out, const cJSON *req, const char **why)
         }
         cJSON *item = cJSON_CreateObject(), *spec = cJSON_AddObjectToObject(item, "toolSpec");
         cJSON *schema = spec ? cJSON_AddObjectToObject(spec, "inputSchema") : NULL;
-        cJSON *json = cJSON_IsObject(params) ? cJSON_Duplicate(params, true)
-                                             : cJSON_Parse("{\"type\":\"object\",\"properties\":{}}");
+        cJSON *json = cJSON_IsObject(params)
+                          ? cJSON_Duplicate(params, true)
+                          : cJSON_Parse("{\"type\":\"object\",\"properties\":{}}");
         if (!schema || !json || !cJSON_AddStringToObject(spec, "name", name->valuestring) ||
             (cJSON_IsString(desc) && desc->valuestring[0] &&
              !cJSON_AddStringToObject(spec, "description", desc->valuestring)) ||
@@ -267,18 +262,15 @@ static int add_inference(cJSON *out, const cJSON *req, int64_t spent)
 {
     cJSON *inf = cJSON_CreateObject();
     const cJSON *max = cJSON_GetObjectItemCaseSensitive(req, "max_completion_tokens");
-    if (!cJSON_IsNumber(max))
-        max = cJSON_GetObjectItemCaseSensitive(req, "max_tokens");
+    if (!cJSON_IsNumber(max)) max = cJSON_GetObjectItemCaseSensitive(req, "max_tokens");
     if (cJSON_IsNumber(max)) {
         double left = max->valuedouble - (double)(spent > 0 ? spent : 0);
         cJSON_AddNumberToObject(inf, "maxTokens", left < 1 ? 1 : left);
     }
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(req, "temperature");
-    if (cJSON_IsNumber(t))
-        cJSON_AddNumberToObject(inf, "temperature", t->valuedouble);
+    if (cJSON_IsNumber(t)) cJSON_AddNumberToObject(inf, "temperature", t->valuedouble);
     t = cJSON_GetObjectItemCaseSensitive(req, "top_p");
-    if (cJSON_IsNumber(t))
-        cJSON_AddNumberToObject(inf, "topP", t->valuedouble);
+    if (cJSON_IsNumber(t)) cJSON_AddNumberToObject(inf, "topP", t->valuedouble);
     const cJSON *stop = cJSON_GetObjectItemCaseSensitive(req, "stop");
     if (cJSON_IsString(stop) || cJSON_IsArray(stop)) {
         cJSON *seq = cJSON_AddArrayToObject(inf, "stopSequences");
@@ -286,7 +278,8 @@ static int add_inference(cJSON *out, const cJSON *req, int64_t spent)
             cJSON_AddItemToArray(seq, cJSON_CreateString(stop->valuestring));
         } else {
             const cJSON *s;
-            cJSON_ArrayForEach(s, stop) if (cJSON_IsString(s)) cJSON_AddItemToArray(seq, cJSON_CreateString(s->valuestring));
+            cJSON_ArrayForEach(s, stop) if (cJSON_IsString(s))
+                cJSON_AddItemToArray(seq, cJSON_CreateString(s->valuestring));
         }
     }
     if (cJSON_GetArraySize(inf) == 0) {
@@ -317,17 +310,13 @@ int bedrock_converse_body(const struct provider_call *c, struct buf *out, const 
         cJSON *blocks = turn(cJSON_GetObjectItemCaseSensitive(conv, "messages"), "assistant");
         cJSON *b = text ? text_block(text) : NULL;
         rc = blocks && b && cJSON_AddItemToArray(blocks, b) ? 0 : -1;
-        if (rc < 0)
-            cJSON_Delete(b);
+        if (rc < 0) cJSON_Delete(b);
         free(text);
     }
-    if (rc == 0)
-        rc = add_tools(conv, req, why);
-    if (rc == 0)
-        rc = add_inference(conv, req, c->continue_text ? c->continue_tokens : 0);
+    if (rc == 0) rc = add_tools(conv, req, why);
+    if (rc == 0) rc = add_inference(conv, req, c->continue_text ? c->continue_tokens : 0);
     char *text = rc == 0 ? cJSON_PrintUnformatted(conv) : NULL;
-    if (rc == 0 && (!text || buf_append_str(out, text) < 0))
-        rc = -1;
+    if (rc == 0 && (!text || buf_append_str(out, text) < 0)) rc = -1;
     free(text);
     cJSON_Delete(conv);
     cJSON_Delete(req);

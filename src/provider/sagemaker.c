@@ -31,8 +31,7 @@ static const char *split_model(const char *model, char *ep, size_t cap)
 {
     const char *slash = strchr(model, '/');
     size_t n = slash ? (size_t)(slash - model) : strlen(model);
-    if (n == 0 || n >= cap)
-        return NULL;
+    if (n == 0 || n >= cap) return NULL;
     memcpy(ep, model, n);
     ep[n] = '\0';
     return slash && slash[1] ? slash + 1 : ep;
@@ -42,7 +41,8 @@ static int endpoint_path(struct provider_request *r, const char *endpoint, const
 {
     struct buf p;
     buf_init(&p, sizeof r->path_own - 1);
-    int rc = buf_append_str(&p, "/endpoints/") | aws_path_segment(&p, endpoint) | buf_append_str(&p, action);
+    int rc = buf_append_str(&p, "/endpoints/") | aws_path_segment(&p, endpoint) |
+             buf_append_str(&p, action);
     if (rc == 0) {
         memcpy(r->path_own, p.data, p.len);
         r->path_own[p.len] = '\0';
@@ -55,19 +55,18 @@ static int endpoint_path(struct provider_request *r, const char *endpoint, const
 static enum cfg_continuation sagemaker_continuation(const struct cfg_provider *pv)
 {
     /* the containers are vLLM, SGLang, TGI: what the OpenAI format would do for them */
-    return pv->continuation == CFG_CONTINUATION_AUTO ? CFG_CONTINUATION_ASSISTANT_MESSAGE : pv->continuation;
+    return pv->continuation == CFG_CONTINUATION_AUTO ? CFG_CONTINUATION_ASSISTANT_MESSAGE
+                                                     : pv->continuation;
 }
 
 static int sagemaker_build(const struct provider_call *c, struct provider_request *r)
 {
     char endpoint[64]; /* SageMaker's endpoint names are at most 63 characters */
     const char *body_model = split_model(c->model, endpoint, sizeof endpoint);
-    if (!body_model)
-        return -1;
+    if (!body_model) return -1;
     struct provider_call inner = *c;
     inner.model = body_model;
-    if (provider_openai_ops.build(&inner, r) < 0)
-        return -1;
+    if (provider_openai_ops.build(&inner, r) < 0) return -1;
     buf_reset(&r->head); /* the OpenAI format's headers: SageMaker's instead */
     if (endpoint_path(r, endpoint, c->stream ? "/invocations-response-stream" : "/invocations") < 0)
         return -1;
@@ -84,10 +83,10 @@ static int sagemaker_sign(const struct cfg_provider *pv, struct provider_request
 
 static enum provider_head sagemaker_head(const struct http1_response *resp, bool asked_stream)
 {
-    if (resp->status != 200)
-        return PROVIDER_HEAD_ERROR;
+    if (resp->status != 200) return PROVIDER_HEAD_ERROR;
     const struct http1_str *ct = http1_find_header(&resp->head, "content-type");
-    bool evs = ct && ct->len >= 34 && strncasecmp(ct->p, "application/vnd.amazon.eventstream", 34) == 0;
+    bool evs =
+        ct && ct->len >= 34 && strncasecmp(ct->p, "application/vnd.amazon.eventstream", 34) == 0;
     return evs && asked_stream ? PROVIDER_HEAD_STREAM : PROVIDER_HEAD_ANSWER;
 }
 
@@ -102,10 +101,8 @@ static int on_message(void *ud, const struct evs_message *m)
 {
     struct feed_ctx *f = ud;
     int ex = bedrock_exception_event(f->s, m, f->fn, f->ud);
-    if (ex != BEDROCK_NOT_EXCEPTION)
-        return ex < 0 ? 1 : ex ? ex : 1;
-    if (!evs_header_is(m, ":event-type", "PayloadPart"))
-        return 0;
+    if (ex != BEDROCK_NOT_EXCEPTION) return ex < 0 ? 1 : ex ? ex : 1;
+    if (!evs_header_is(m, ":event-type", "PayloadPart")) return 0;
     int rc = provider_openai_ops.feed(f->s, m->payload, m->payload_len, f->fn, f->ud);
     if (rc < 0) {
         f->broken = true;
@@ -114,14 +111,16 @@ static int on_message(void *ud, const struct evs_message *m)
     return rc;
 }
 
-static int sagemaker_feed(struct provider_stream *s, const char *data, size_t len, provider_event_fn fn, void *ud)
+static int sagemaker_feed(struct provider_stream *s, const char *data, size_t len,
+                          provider_event_fn fn, void *ud)
 {
     struct feed_ctx f = {s, fn, ud, false};
     int rc = evs_parser_feed(&s->evs, data, len, on_message, &f, NULL);
     return rc < 0 || f.broken ? PROVIDER_FEED_BAD : rc;
 }
 
-static int sagemaker_answer(struct provider_stream *s, const char *body, size_t len, struct provider_event *ev)
+static int sagemaker_answer(struct provider_stream *s, const char *body, size_t len,
+                            struct provider_event *ev)
 {
     return provider_openai_ops.answer(s, body, len, ev);
 }
@@ -142,7 +141,8 @@ static enum provider_error sagemaker_map_error(int status, const char *body, siz
         e = PROVIDER_ERR_CLIENT;
     else if (strcmp(t, "ModelError") == 0 && cJSON_IsNumber(orig))
         e = orig->valueint == 429 ? PROVIDER_ERR_RATE_LIMITED
-            : orig->valueint >= 400 && orig->valueint < 500 && orig->valueint != 401 && orig->valueint != 403
+            : orig->valueint >= 400 && orig->valueint < 500 && orig->valueint != 401 &&
+                    orig->valueint != 403
                 ? PROVIDER_ERR_CLIENT
                 : PROVIDER_ERR_SERVER;
     else if (strcmp(t, "ModelError") == 0 || strcmp(t, "InternalFailure") == 0 ||
@@ -157,7 +157,8 @@ static enum provider_error sagemaker_map_error(int status, const char *body, siz
 }
 
 /* Shallow: a signed GET of /. Deep: the smallest chat call to the endpoint. */
-static int sagemaker_probe(const struct cfg_provider *pv, const char *deep_model, struct provider_request *r)
+static int sagemaker_probe(const struct cfg_provider *pv, const char *deep_model,
+                           struct provider_request *r)
 {
     if (!deep_model) {
         r->method = "GET";
@@ -167,11 +168,11 @@ static int sagemaker_probe(const struct cfg_provider *pv, const char *deep_model
     char endpoint[64];
     const char *model = split_model(deep_model, endpoint, sizeof endpoint);
     r->method = "POST";
-    if (!model || endpoint_path(r, endpoint, "/invocations") < 0)
-        return -1;
+    if (!model || endpoint_path(r, endpoint, "/invocations") < 0) return -1;
     int rc = buf_append_str(&r->body, "{\"model\":");
     rc |= buf_append_json_str(&r->body, model, strlen(model));
-    rc |= buf_append_str(&r->body, ",\"messages\":[{\"role\":\"user\",\"content\":\"ping\"}],\"max_tokens\":1}");
+    rc |= buf_append_str(
+        &r->body, ",\"messages\":[{\"role\":\"user\",\"content\":\"ping\"}],\"max_tokens\":1}");
     rc |= buf_append_str(&r->head, "Content-Type: application/json\r\n");
     return rc;
 }

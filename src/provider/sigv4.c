@@ -62,15 +62,14 @@ void sigv4_amz_date(int64_t unix_s, char out[17])
 
 static bool unreserved(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-           c == '_' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
 }
 
 /* RFC 3986 encoding as SigV4 wants it: unreserved kept, '/' kept when keep_slash, the rest %XX. */
 static int uri_encode(struct buf *out, const char *s, size_t n, bool keep_slash)
 {
-    if (buf_reserve(out, n * 3) < 0)
-        return -1;
+    if (buf_reserve(out, n * 3) < 0) return -1;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (unreserved(c) || (keep_slash && c == '/')) {
@@ -102,15 +101,15 @@ static int query_encode(struct buf *out, const char *s, size_t n)
     int rc = buf_reserve(&raw, n + 1);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         int hi, lo;
-        if (s[i] == '%' && i + 2 < n && (hi = hexval(s[i + 1])) >= 0 && (lo = hexval(s[i + 2])) >= 0) {
+        if (s[i] == '%' && i + 2 < n && (hi = hexval(s[i + 1])) >= 0 &&
+            (lo = hexval(s[i + 2])) >= 0) {
             raw.data[raw.len++] = (char)(hi * 16 + lo);
             i += 2;
         } else {
             raw.data[raw.len++] = s[i];
         }
     }
-    if (rc == 0)
-        rc = uri_encode(out, raw.data ? raw.data : "", raw.len, false);
+    if (rc == 0) rc = uri_encode(out, raw.data ? raw.data : "", raw.len, false);
     buf_free(&raw);
     return rc;
 }
@@ -129,25 +128,19 @@ static int canonical_uri(struct buf *out, const char *path, size_t n)
         while (i < n && path[i] != '/')
             i++;
         size_t len = i - start;
-        if (len == 0 || (len == 1 && path[start] == '.'))
-            continue;
+        if (len == 0 || (len == 1 && path[start] == '.')) continue;
         if (len == 2 && path[start] == '.' && path[start + 1] == '.') {
-            if (nseg)
-                nseg--;
+            if (nseg) nseg--;
             continue;
         }
-        if (nseg == 128)
-            return -1;
+        if (nseg == 128) return -1;
         seg[nseg] = path + start;
         seglen[nseg++] = len;
     }
-    if (nseg == 0)
-        return buf_append(out, "/", 1);
+    if (nseg == 0) return buf_append(out, "/", 1);
     for (size_t k = 0; k < nseg; k++)
-        if (buf_append(out, "/", 1) < 0 || uri_encode(out, seg[k], seglen[k], false) < 0)
-            return -1;
-    if (n && path[n - 1] == '/')
-        return buf_append(out, "/", 1);
+        if (buf_append(out, "/", 1) < 0 || uri_encode(out, seg[k], seglen[k], false) < 0) return -1;
+    if (n && path[n - 1] == '/') return buf_append(out, "/", 1);
     return 0;
 }
 
@@ -173,8 +166,7 @@ static int canonical_query(struct buf *out, const char *q, size_t n)
         while (i < n && q[i] != '&')
             i++;
         size_t end = i++;
-        if (end == start)
-            continue;
+        if (end == start) continue;
         if (np == 64) {
             rc = -1;
             break;
@@ -189,8 +181,7 @@ static int canonical_query(struct buf *out, const char *q, size_t n)
         rc |= buf_append(&v, "", 1);
         params[np].key = buf_steal(&k, NULL);
         params[np].value = buf_steal(&v, NULL);
-        if (!params[np].key || !params[np].value)
-            rc = -1;
+        if (!params[np].key || !params[np].value) rc = -1;
         np++;
         buf_free(&k);
         buf_free(&v);
@@ -227,8 +218,7 @@ static int append_trimmed(struct buf *out, const char *v, size_t n)
     }
     while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
         n--;
-    if (buf_reserve(out, n) < 0)
-        return -1;
+    if (buf_reserve(out, n) < 0) return -1;
     bool space = false;
     for (size_t i = 0; i < n; i++) {
         bool sp = v[i] == ' ' || v[i] == '\t';
@@ -242,15 +232,14 @@ static int append_trimmed(struct buf *out, const char *v, size_t n)
     return 0;
 }
 
-int sigv4_canonical_request(const struct sigv4_input *in, struct buf *creq, struct buf *signed_headers)
+int sigv4_canonical_request(const struct sigv4_input *in, struct buf *creq,
+                            struct buf *signed_headers)
 {
-    if (in->nheaders > SIGV4_MAX_HEADERS)
-        return -1;
+    if (in->nheaders > SIGV4_MAX_HEADERS) return -1;
     struct hdr h[SIGV4_MAX_HEADERS];
     for (size_t i = 0; i < in->nheaders; i++) {
         size_t n = in->headers[i].name_len;
-        if (n >= sizeof h[i].name)
-            return -1;
+        if (n >= sizeof h[i].name) return -1;
         for (size_t k = 0; k < n; k++) {
             char c = in->headers[i].name[k];
             h[i].name[k] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
@@ -270,8 +259,7 @@ int sigv4_canonical_request(const struct sigv4_input *in, struct buf *creq, stru
         rc |= buf_printf(creq, "%s\n", in->method);
         rc |= canonical_uri(creq, in->path, in->path_len);
         rc |= buf_append(creq, "\n", 1);
-        if (in->query && in->query_len)
-            rc |= canonical_query(creq, in->query, in->query_len);
+        if (in->query && in->query_len) rc |= canonical_query(creq, in->query, in->query_len);
         rc |= buf_append(creq, "\n", 1);
         for (size_t i = 0; i < in->nheaders; i++) {
             rc |= buf_printf(creq, "%s:", h[i].name);
@@ -280,18 +268,18 @@ int sigv4_canonical_request(const struct sigv4_input *in, struct buf *creq, stru
         }
         rc |= buf_printf(creq, "\n%s\n%s", sh.data ? sh.data : "", in->payload_hash);
     }
-    if (signed_headers)
-        rc |= buf_append(signed_headers, sh.data ? sh.data : "", sh.len);
+    if (signed_headers) rc |= buf_append(signed_headers, sh.data ? sh.data : "", sh.len);
     buf_free(&sh);
     return rc ? -1 : 0;
 }
 
-int sigv4_string_to_sign(const struct sigv4_input *in, const char *creq, size_t creq_len, struct buf *out)
+int sigv4_string_to_sign(const struct sigv4_input *in, const char *creq, size_t creq_len,
+                         struct buf *out)
 {
     char hash[65];
     sigv4_sha256_hex(creq, creq_len, hash);
-    return buf_printf(out, "AWS4-HMAC-SHA256\n%s\n%.8s/%s/%s/aws4_request\n%s", in->amz_date, in->amz_date,
-                      in->region, in->service, hash) < 0
+    return buf_printf(out, "AWS4-HMAC-SHA256\n%s\n%.8s/%s/%s/aws4_request\n%s", in->amz_date,
+                      in->amz_date, in->region, in->service, hash) < 0
                ? -1
                : 0;
 }
@@ -303,16 +291,16 @@ static void hmac(const void *key, size_t klen, const char *msg, size_t mlen, uns
                             OSSL_PARAM_construct_end()};
     EVP_MAC_CTX *ctx = hmac_mac ? EVP_MAC_CTX_new(hmac_mac) : NULL;
     size_t n = 0;
-    if (!ctx || !EVP_MAC_init(ctx, key, klen, params) || !EVP_MAC_update(ctx, (const unsigned char *)msg, mlen) ||
-        !EVP_MAC_final(ctx, out, &n, 32))
+    if (!ctx || !EVP_MAC_init(ctx, key, klen, params) ||
+        !EVP_MAC_update(ctx, (const unsigned char *)msg, mlen) || !EVP_MAC_final(ctx, out, &n, 32))
         memset(out, 0, 32);
     EVP_MAC_CTX_free(ctx);
 }
 
 static _Thread_local uint64_t derivations;
 
-void sigv4_signing_key(const char *secret, const char *date8, const char *region, const char *service,
-                       unsigned char key[32])
+void sigv4_signing_key(const char *secret, const char *date8, const char *region,
+                       const char *service, unsigned char key[32])
 {
     char k0[256];
     int n = snprintf(k0, sizeof k0, "AWS4%s", secret);
@@ -344,12 +332,13 @@ struct key_entry {
 static _Thread_local struct key_entry key_cache[KEY_CACHE];
 static _Thread_local unsigned key_next;
 
-static void cached_key(const char *secret, const char *date8, const char *region, const char *service,
-                       unsigned char key[32])
+static void cached_key(const char *secret, const char *date8, const char *region,
+                       const char *service, unsigned char key[32])
 {
     unsigned char sh[32];
     sha256(secret, strlen(secret), sh);
-    bool cacheable = strlen(region) < sizeof key_cache[0].region && strlen(service) < sizeof key_cache[0].service;
+    bool cacheable = strlen(region) < sizeof key_cache[0].region &&
+                     strlen(service) < sizeof key_cache[0].service;
     for (unsigned i = 0; cacheable && i < KEY_CACHE; i++) {
         struct key_entry *e = &key_cache[i];
         if (e->used && memcmp(e->secret_hash, sh, 32) == 0 && memcmp(e->date8, date8, 8) == 0 &&
@@ -359,8 +348,7 @@ static void cached_key(const char *secret, const char *date8, const char *region
         }
     }
     sigv4_signing_key(secret, date8, region, service, key);
-    if (!cacheable)
-        return;
+    if (!cacheable) return;
     struct key_entry *e = &key_cache[key_next++ % KEY_CACHE];
     e->used = true;
     memcpy(e->secret_hash, sh, 32);
@@ -374,15 +362,13 @@ static void cached_key(const char *secret, const char *date8, const char *region
 int sigv4_authorization(const struct sigv4_input *in, const char *access_key_id, const char *secret,
                         struct buf *out)
 {
-    if (!in->amz_date || strlen(in->amz_date) != 16)
-        return -1;
+    if (!in->amz_date || strlen(in->amz_date) != 16) return -1;
     struct buf creq, sh, sts;
     buf_init(&creq, 0);
     buf_init(&sh, 0);
     buf_init(&sts, 0);
     int rc = sigv4_canonical_request(in, &creq, &sh);
-    if (rc == 0)
-        rc = sigv4_string_to_sign(in, creq.data, creq.len, &sts);
+    if (rc == 0) rc = sigv4_string_to_sign(in, creq.data, creq.len, &sts);
     if (rc == 0) {
         unsigned char key[32], sig[32];
         char date8[9];
@@ -392,8 +378,11 @@ int sigv4_authorization(const struct sigv4_input *in, const char *access_key_id,
         hmac(key, 32, sts.data, sts.len, sig);
         char sighex[65];
         to_hex(sig, 32, sighex);
-        rc = buf_printf(out, "AWS4-HMAC-SHA256 Credential=%s/%s/%s/%s/aws4_request, SignedHeaders=%s, Signature=%s",
-                        access_key_id, date8, in->region, in->service, sh.data ? sh.data : "", sighex) < 0
+        rc = buf_printf(out,
+                        "AWS4-HMAC-SHA256 Credential=%s/%s/%s/%s/aws4_request, SignedHeaders=%s, "
+                        "Signature=%s",
+                        access_key_id, date8, in->region, in->service, sh.data ? sh.data : "",
+                        sighex) < 0
                  ? -1
                  : 0;
         OPENSSL_cleanse(key, sizeof key);

@@ -34,9 +34,9 @@ struct sigv4_header {
 
 struct sigv4_input {
     const char *method;
-    const char *path;   /* the path as sent (before '?'), percent-encoded as on the wire */
+    const char *path; /* the path as sent (before '?'), percent-encoded as on the wire */
     size_t path_len;
-    const char *query;  /* after '?' (without it); NULL or "" for none */
+    const char *query; /* after '?' (without it); NULL or "" for none */
     size_t query_len;
     const struct sigv4_header *headers; /* the headers to sign, in any order (at most 32) */
     size_t nheaders;
@@ -50,14 +50,16 @@ enum { SIGV4_MAX_HEADERS = 32 };
 
 /* The canonical request into creq and the signed header list ("host;x-amz-date") into
    signed_headers (either may be NULL). 0, or -1 (too many headers, out of memory). */
-int sigv4_canonical_request(const struct sigv4_input *in, struct buf *creq, struct buf *signed_headers);
+int sigv4_canonical_request(const struct sigv4_input *in, struct buf *creq,
+                            struct buf *signed_headers);
 
 /* The string to sign of a canonical request. 0 or -1. */
-int sigv4_string_to_sign(const struct sigv4_input *in, const char *creq, size_t creq_len, struct buf *out);
+int sigv4_string_to_sign(const struct sigv4_input *in, const char *creq, size_t creq_len,
+                         struct buf *out);
 
 /* The signing key (not cached): HMAC("AWS4"+secret, date8) → region → service → "aws4_request". */
-void sigv4_signing_key(const char *secret, const char *date8, const char *region, const char *service,
-                       unsigned char key[32]);
+void sigv4_signing_key(const char *secret, const char *date8, const char *region,
+                       const char *service, unsigned char key[32]);
 
 /* The Authorization header's value ("AWS4-HMAC-SHA256 Credential=..., SignedHeaders=...,
    Signature=...") appended to out; the signing key comes from this thread's cache. 0 or -1. */

@@ -26,8 +26,7 @@ static void rec_put(struct record *r, const void *bytes, size_t n)
         while (cap < r->len + n)
             cap *= 2;
         unsigned char *p = realloc(r->p, cap);
-        if (!p)
-            abort();
+        if (!p) abort();
         r->p = p;
         r->cap = cap;
     }
@@ -40,17 +39,16 @@ static int on_msg(void *ud, const struct evs_message *m)
     struct record *r = ud;
     struct buf again;
     buf_init(&again, 0);
-    if (evs_encode(&again, m->headers, m->nheaders, m->payload, m->payload_len) < 0)
-        abort();
-    if (again.len > r->max || again.len < EVS_MIN_MESSAGE)
-        abort();
+    if (evs_encode(&again, m->headers, m->nheaders, m->payload, m->payload_len) < 0) abort();
+    if (again.len > r->max || again.len < EVS_MIN_MESSAGE) abort();
     rec_put(r, &again.len, sizeof again.len);
     rec_put(r, again.data, again.len);
     buf_free(&again);
     return r->stop;
 }
 
-static int run(const uint8_t *data, size_t size, size_t max, uint32_t seed, int mode, struct record *r)
+static int run(const uint8_t *data, size_t size, size_t max, uint32_t seed, int mode,
+               struct record *r)
 {
     struct evs_parser p;
     evs_parser_init(&p, max);
@@ -67,11 +65,9 @@ static int run(const uint8_t *data, size_t size, size_t max, uint32_t seed, int 
         }
         size_t consumed = 0;
         rc = evs_parser_feed(&p, (const char *)data + off, n, on_msg, r, &consumed);
-        if (consumed > n || (rc == 0 && consumed != n))
-            abort();
+        if (consumed > n || (rc == 0 && consumed != n)) abort();
         if (rc > 0) {
-            if (!r->stop)
-                abort();
+            if (!r->stop) abort();
             rc = 0;
         }
         off += consumed;
@@ -94,8 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (at < whole.len) {
         size_t n;
         memcpy(&n, whole.p + at, sizeof n);
-        if (off + n > size || memcmp(whole.p + at + sizeof n, data + off, n) != 0)
-            abort();
+        if (off + n > size || memcmp(whole.p + at + sizeof n, data + off, n) != 0) abort();
         at += sizeof n + n;
         off += n;
     }
@@ -103,7 +98,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         piece.len = 0;
         piece.stop = mode == 3;
         int rc = run(data, size, max, seed, mode == 3 ? 1 : mode, &piece);
-        if (rc != rc_whole || piece.len != whole.len || (whole.len && memcmp(piece.p, whole.p, whole.len) != 0))
+        if (rc != rc_whole || piece.len != whole.len ||
+            (whole.len && memcmp(piece.p, whole.p, whole.len) != 0))
             abort();
     }
     free(whole.p);

@@ -50,8 +50,16 @@ static void encode_all_types(struct buf *out, const char *payload)
         {.name = "short", .name_len = 5, .type = EVS_SHORT, .num = -300},
         {.name = "int", .name_len = 3, .type = EVS_INT, .num = -70000},
         {.name = "long", .name_len = 4, .type = EVS_LONG, .num = -5000000000ll},
-        {.name = "bytes", .name_len = 5, .type = EVS_BYTES, .bytes = "\x00\x01\x02", .bytes_len = 3},
-        {.name = ":event-type", .name_len = 11, .type = EVS_STRING, .bytes = "chunk", .bytes_len = 5},
+        {.name = "bytes",
+         .name_len = 5,
+         .type = EVS_BYTES,
+         .bytes = "\x00\x01\x02",
+         .bytes_len = 3},
+        {.name = ":event-type",
+         .name_len = 11,
+         .type = EVS_STRING,
+         .bytes = "chunk",
+         .bytes_len = 5},
         {.name = "ts", .name_len = 2, .type = EVS_TIMESTAMP, .num = 1440938160000ll},
         {.name = "uuid", .name_len = 4, .type = EVS_UUID, .bytes = uuid, .bytes_len = 16},
     };
@@ -71,7 +79,8 @@ static void test_known_empty_message(void **state)
     struct buf b;
     buf_init(&b, 0);
     assert_int_equal(evs_encode(&b, NULL, 0, NULL, 0), 0);
-    static const unsigned char want[] = {0, 0, 0, 0x10, 0, 0, 0, 0, 0x05, 0xc2, 0x48, 0xeb, 0x7d, 0x98, 0xc8, 0xff};
+    static const unsigned char want[] = {0,    0,    0,    0x10, 0,    0,    0,    0,
+                                         0x05, 0xc2, 0x48, 0xeb, 0x7d, 0x98, 0xc8, 0xff};
     assert_int_equal(b.len, 16);
     assert_memory_equal(b.data, want, 16);
     buf_free(&b);
@@ -151,8 +160,7 @@ static int feed_all(const char *data, size_t len, size_t max, int *n)
     evs_parser_init(&p, max);
     int rc = evs_parser_feed(&p, data, len, on_msg, &s, NULL);
     /* refused for good: more bytes change nothing */
-    if (rc < 0)
-        assert_int_equal(evs_parser_feed(&p, data, len, on_msg, &s, NULL), rc);
+    if (rc < 0) assert_int_equal(evs_parser_feed(&p, data, len, on_msg, &s, NULL), rc);
     evs_parser_free(&p);
     *n = s.n;
     return rc;
