@@ -6,7 +6,7 @@
  *             from the per-thread cache (as every request but the first of a day)
  *   sign-cold the same with the key derived every time (sigv4_signing_key + the rest)
  *   parse     evs_parser_feed over a ConverseStream of 20,000 contentBlockDelta messages
- *             (about 2.6 MB), in 16 KB reads (what a TLS read hands the parser), CRCs
+ *             (about 3.8 MB), in 16 KB reads (what a TLS read hands the parser), CRCs
  *             checked; MB/s of stream
  *   convert   the same stream through the Bedrock feed: each message parsed and written as
  *             an OpenAI chunk (cJSON per event), MB/s
