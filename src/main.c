@@ -38,6 +38,7 @@
 #include "net/tls_server.h"
 #include "http/server.h"
 #include "proxy/proxy.h"
+#include "provider/aws_creds.h"
 #include "worker.h"
 
 #define UNBUSY_VERSION "0.1.0"
@@ -271,6 +272,11 @@ int main(int argc, char **argv)
     if (nworkers > MAX_WORKERS)
         nworkers = MAX_WORKERS;
     raise_nofile(&cfg->server, nworkers);
+    /* keys from the container credentials endpoint: fetched and kept fresh by their own thread */
+    if (aws_creds_start(cfg) < 0) {
+        log_error("AWS credentials: cannot start the refresher thread");
+        return 1;
+    }
     struct tls_server *tls = NULL;
     if (cfg->server.tls_cert) {
         char err[512];
@@ -367,6 +373,7 @@ int main(int argc, char **argv)
     budgets_free(budgets); /* delivers queued alerts, briefly */
     ledger_close(ledger); /* writes what is still queued */
     ratelimit_free(rl);
+    aws_creds_stop();
     tls_server_free(tls); /* after the workers: their connections took sessions from it */
     runtime_free(rt);
     config_unref(cfg);

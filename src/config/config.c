@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 
 #include "config/config_admission.h"
+#include "config/config_aws.h"
 #include "config/config_auth.h"
 #include "config/config_budget.h"
 #include "config/config_tls.h"
@@ -310,6 +311,8 @@ static const struct config_yaml_field provider_fields[] = {
           10 * MIN, 0),
     FIELD("probe", parse_probe, struct cfg_provider, probe, 0, 0, 0),
     SECTION("continuation", parse_continuation, 0),
+    SECTION("wire", config_aws_parse_wire, 0),
+    SECTION("aws", config_aws_section, 0),
 };
 
 static void parse_providers(struct config_yaml_loader *ld, yaml_node_t *map, void *obj,
@@ -345,6 +348,7 @@ static void parse_providers(struct config_yaml_loader *ld, yaml_node_t *map, voi
         config_yaml_walk(ld, v, provider_fields, COUNT(provider_fields), p);
         if (p->ca_file && access(p->ca_file, R_OK) != 0)
             ERR(ld, v, "ca_file \"%s\" cannot be read: %s", p->ca_file, strerror(errno));
+        config_aws_finish(ld, v, p);
         config_yaml_path_pop(ld, old);
     }
     free(dup);
@@ -790,6 +794,7 @@ void config_provider_free_fields(struct cfg_provider *p)
     free(p->ca_file);
     free(p->probe.path);
     free(p->probe.deep_model);
+    config_aws_free(p->aws);
 }
 
 static void config_free(struct config *c)

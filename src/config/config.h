@@ -42,6 +42,27 @@ enum cfg_provider_kind {
    only the transport. */
 enum cfg_wire {
     CFG_WIRE_OPENAI = 0, /* OpenAI-compatible HTTP: every provider today, simulated ones included */
+    CFG_WIRE_BEDROCK_CONVERSE, /* AWS Bedrock Converse / ConverseStream, SigV4 (wire: bedrock-converse) */
+    CFG_WIRE_SAGEMAKER,        /* AWS SageMaker InvokeEndpoint(WithResponseStream) of an OpenAI-compatible
+                                  container, SigV4 (wire: sagemaker) */
+};
+
+/* Where an AWS provider's credentials come from (aws.credentials; config_aws.c). */
+enum cfg_aws_credentials {
+    CFG_AWS_CRED_AUTO = 0, /* the keys in the file, else the environment, else the container endpoint */
+    CFG_AWS_CRED_STATIC,   /* aws.access_key_id / secret_access_key / session_token */
+    CFG_AWS_CRED_ENV,      /* AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN (read at load) */
+    CFG_AWS_CRED_CONTAINER,/* AWS_CONTAINER_CREDENTIALS_FULL_URI / _RELATIVE_URI, refreshed in the background */
+};
+
+/* The aws: section of a provider with an AWS wire (docs/providers.md). */
+struct cfg_aws {
+    char *region;              /* aws.region, else AWS_REGION / AWS_DEFAULT_REGION, else from the host */
+    char *service;             /* the signing name: "bedrock" / "sagemaker" unless given */
+    enum cfg_aws_credentials credentials; /* resolved at load: never AUTO */
+    char *access_key_id;       /* STATIC and ENV: the keys (ENV copies the environment's) */
+    char *secret_access_key;
+    char *session_token;       /* NULL: none */
 };
 
 struct cfg_header {
@@ -174,6 +195,7 @@ struct cfg_provider {
     uint32_t connect_timeout_ms;   /* 0: the model's */
     enum cfg_continuation continuation; /* default auto */
     struct cfg_probe probe;
+    struct cfg_aws *aws;       /* an AWS wire's settings; NULL for the OpenAI wire */
     int line;                  /* where it was defined, for messages */
 };
 

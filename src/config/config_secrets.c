@@ -108,6 +108,11 @@ int config_secrets_build(struct config *c)
     for (size_t i = 0; i < c->nproviders; i++) {
         const struct cfg_provider *p = &c->providers[i];
         rc |= redact_set_add(s, p->api_key);
+        if (p->aws) { /* the key id too: with the secret it is a credential */
+            rc |= redact_set_add(s, p->aws->access_key_id);
+            rc |= redact_set_add(s, p->aws->secret_access_key);
+            rc |= redact_set_add(s, p->aws->session_token);
+        }
         for (size_t j = 0; j < p->nheaders; j++)
             if (p->headers[j].secret)
                 rc |= redact_set_add(s, p->headers[j].value);

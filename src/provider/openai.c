@@ -169,14 +169,6 @@ static enum provider_head openai_head(const struct http1_response *resp, bool as
     return sse && asked_stream ? PROVIDER_HEAD_STREAM : PROVIDER_HEAD_ANSWER;
 }
 
-static void classify(struct provider_event *ev)
-{
-    const struct jsonx_chunk *ch = &ev->chunk;
-    ev->kind = ch->has_error ? PROVIDER_EV_ERROR : PROVIDER_EV_CHUNK;
-    ev->what = (ch->has_content ? PROVIDER_HAS_CONTENT : 0) | (ch->has_finish ? PROVIDER_HAS_FINISH : 0) |
-               (ch->has_usage ? PROVIDER_HAS_USAGE : 0) |
-               (ch->has_usage && ch->choices_empty ? PROVIDER_USAGE_ONLY : 0);
-}
 
 struct feed_ctx {
     provider_event_fn fn;
@@ -201,7 +193,7 @@ static int on_item(void *ud, const struct sse_item *it)
     if (jsonx_scan_chunk(it->data, it->data_len, &ev.chunk) < 0 || !ev.chunk.valid)
         ev.kind = PROVIDER_EV_BAD;
     else
-        classify(&ev);
+        provider_classify(&ev);
     return f->fn(f->ud, &ev);
 }
 
@@ -212,14 +204,14 @@ static int openai_feed(struct provider_stream *s, const char *data, size_t len, 
     return rc < 0 ? PROVIDER_FEED_BAD : rc;
 }
 
-static int openai_answer(const char *body, size_t len, struct provider_event *ev)
+static int openai_answer(struct provider_stream *s, const char *body, size_t len, struct provider_event *ev)
 {
     memset(ev, 0, sizeof *ev);
     ev->data = body;
     ev->len = len;
     if (jsonx_scan_chunk(body, len, &ev->chunk) < 0 || !ev->chunk.valid)
         return -1;
-    classify(ev);
+    provider_classify(ev);
     return 0;
 }
 

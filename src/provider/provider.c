@@ -14,8 +14,21 @@ const struct provider_ops *provider_ops_of(const struct cfg_provider *pv)
     switch (pv->wire) {
     case CFG_WIRE_OPENAI:
         break;
+    case CFG_WIRE_BEDROCK_CONVERSE:
+        return &provider_bedrock_ops;
+    case CFG_WIRE_SAGEMAKER:
+        return &provider_sagemaker_ops;
     }
     return &provider_openai_ops;
+}
+
+void provider_classify(struct provider_event *ev)
+{
+    const struct jsonx_chunk *ch = &ev->chunk;
+    ev->kind = ch->has_error ? PROVIDER_EV_ERROR : PROVIDER_EV_CHUNK;
+    ev->what = (ch->has_content ? PROVIDER_HAS_CONTENT : 0) | (ch->has_finish ? PROVIDER_HAS_FINISH : 0) |
+               (ch->has_usage ? PROVIDER_HAS_USAGE : 0) |
+               (ch->has_usage && ch->choices_empty ? PROVIDER_USAGE_ONLY : 0);
 }
 
 enum cfg_continuation provider_continuation(const struct cfg_provider *pv)
@@ -111,15 +124,32 @@ int provider_retry_after_s(const struct http1_response *resp, int64_t now_unix_s
 
 void provider_stream_init(struct provider_stream *s, size_t max_event_bytes)
 {
+    memset(s, 0, sizeof *s);
     sse_parser_init(&s->sse, max_event_bytes);
+    /* an AWS message carries one event (or a SageMaker payload part) and its headers */
+    evs_parser_init(&s->evs, (max_event_bytes ? max_event_bytes : SSE_DEFAULT_MAX_EVENT) + 64 * 1024);
+    buf_init(&s->out, 2 * (max_event_bytes ? max_event_bytes : SSE_DEFAULT_MAX_EVENT) + 4096);
+}
+
+void provider_stream_begin(struct provider_stream *s, const char *model)
+{
+    s->model = model;
 }
 
 void provider_stream_reset(struct provider_stream *s)
 {
     sse_parser_reset(&s->sse);
+    evs_parser_reset(&s->evs);
+    buf_reset(&s->out);
+    s->id[0] = '\0';
+    s->created = 0;
+    s->ntools = 0;
+    memset(s->tool_of_block, 0, sizeof s->tool_of_block);
 }
 
 void provider_stream_free(struct provider_stream *s)
 {
     sse_parser_free(&s->sse);
+    evs_parser_free(&s->evs);
+    buf_free(&s->out);
 }

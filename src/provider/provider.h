@@ -38,6 +38,7 @@
 
 #include "base/buf.h"
 #include "config/config.h"
+#include "proto/eventstream.h"
 #include "proto/http1.h"
 #include "proto/jsonx.h"
 #include "proto/sse.h"
@@ -60,15 +61,18 @@ struct provider_call {
                                           max_tokens, so the whole answer stays within it */
     const char *extra_headers;         /* "Name: value\r\n"... of the caller (trace ids), or NULL */
     const char *user_agent;
+    const char **refusal;              /* out, may be NULL: build sets it (a static message) when
+                                          the client's request cannot be said in this format */
 };
 
 /* A request being built: build fills method, path, headers and body; sign adds to head. */
 struct provider_request {
     const char *method;                /* static string */
-    const char *path;                  /* under the base path; static or config */
+    const char *path;                  /* under the base path; static, config or path_own */
     const char *base_path;             /* NULL: the provider's; else this one (static) */
     struct buf head;                   /* request line and headers so far, no blank line */
     struct buf body;
+    char path_own[512];                /* a path built per call (a model id in it) */
 };
 
 /* What the response head says. */
@@ -86,6 +90,7 @@ enum provider_error {
     PROVIDER_ERR_SERVER,      /* the provider failed (5xx, an error event) */
     PROVIDER_ERR_BAD_REPLY,   /* not what the format says: a proxy's HTML page, bad JSON */
     PROVIDER_ERR_STATUS,      /* another unexpected status (404, ...) */
+    PROVIDER_ERR_TIMEOUT,     /* the provider timed out generating (Bedrock's ModelTimeoutException) */
 };
 
 /* Kinds of event a stream gives. */
@@ -119,6 +124,13 @@ typedef int (*provider_event_fn)(void *ud, const struct provider_event *ev);
 /* The per-attempt parse state; a binary format adds its own framing state here. */
 struct provider_stream {
     struct sse_parser sse;
+    struct evs_parser evs;             /* the AWS event stream (Bedrock, SageMaker) */
+    struct buf out;                    /* a chunk this side writes in OpenAI's shape (Bedrock) */
+    const char *model;                 /* the deployment's model, named in such chunks */
+    char id[48];                       /* the answer's id in them ("" until the first) */
+    int64_t created;
+    unsigned ntools;                   /* tool calls begun in the answer */
+    int tool_of_block[64];             /* a content block's tool call index + 1 (0: text) */
 };
 
 enum { PROVIDER_FEED_BAD = -1 }; /* framing broken or an event over its bound */
@@ -132,13 +144,19 @@ struct provider_ops {
     int (*sign)(const struct cfg_provider *pv, struct provider_request *r);
     enum provider_head (*head)(const struct http1_response *resp, bool asked_stream);
     int (*feed)(struct provider_stream *s, const char *data, size_t len, provider_event_fn fn, void *ud);
-    int (*answer)(const char *body, size_t len, struct provider_event *ev);
+    int (*answer)(struct provider_stream *s, const char *body, size_t len, struct provider_event *ev);
     enum provider_error (*map_error)(int status, const char *body, size_t len);
     int (*probe)(const struct cfg_provider *pv, const char *deep_model, struct provider_request *r);
     bool (*probe_ok)(bool deep, int status);
 };
 
 extern const struct provider_ops provider_openai_ops;
+extern const struct provider_ops provider_bedrock_ops;
+extern const struct provider_ops provider_sagemaker_ops;
+
+/* ev's kind and what-bits from its scanned chunk (ev->chunk): an error member makes it an
+   error event. Every format that hands OpenAI chunks uses it. */
+void provider_classify(struct provider_event *ev);
 
 /* The ops of a provider's wire format (cfg_provider.wire); never NULL. */
 const struct provider_ops *provider_ops_of(const struct cfg_provider *pv);
@@ -165,6 +183,8 @@ char *provider_probe_request(const struct provider_ops *ops, const struct cfg_pr
 int provider_retry_after_s(const struct http1_response *resp, int64_t now_unix_s);
 
 void provider_stream_init(struct provider_stream *s, size_t max_event_bytes);
+/* Before an attempt's stream: the model its chunks name (a config string). */
+void provider_stream_begin(struct provider_stream *s, const char *model);
 void provider_stream_reset(struct provider_stream *s);
 void provider_stream_free(struct provider_stream *s);
 

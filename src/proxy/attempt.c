@@ -164,6 +164,7 @@ static char *build_request(struct attempt *a, size_t *len)
         .continue_tokens = continue_tokens,
         .extra_headers = trace,
         .user_agent = "unbusy/0.1",
+        .refusal = &a->refusal,
     };
     return provider_request(a->ops, &call, len);
 }
@@ -366,6 +367,8 @@ static enum health_class health_class_of(enum provider_error e)
         return HEALTH_SERVER_ERROR;
     case PROVIDER_ERR_BAD_REPLY:
         return HEALTH_BAD_REPLY;
+    case PROVIDER_ERR_TIMEOUT:
+        return HEALTH_FIRST_TOKEN; /* it kept the answer past its own deadline: as ours would */
     case PROVIDER_ERR_CLIENT:
     case PROVIDER_ERR_STATUS:
         break;
@@ -381,7 +384,7 @@ static void finish_body(struct attempt *a)
     const char *body = a->body.data ? a->body.data : "";
     if (st == 200) {
         struct provider_event ev;
-        if (p->client_stream || a->ops->answer(body, a->body.len, &ev) < 0) {
+        if (p->client_stream || a->ops->answer(&a->stream, body, a->body.len, &ev) < 0) {
             proxy_attempt_failed(a, HEALTH_BAD_REPLY,
                                  p->client_stream ? "no stream in the answer to a stream request"
                                                   : "the answer is not JSON");
@@ -397,7 +400,7 @@ static void finish_body(struct attempt *a)
             buf_init(&with, a->body.len * 2 + 256);
             int64_t prompt, completion;
             proxy_estimate_usage(p, a->content_chars, &prompt, &completion);
-            if (assemble_add_estimated_usage(body, a->body.len, prompt, completion, &with) == 0) {
+            if (assemble_add_estimated_usage(ev.data, ev.len, prompt, completion, &with) == 0) {
                 proxy_attempt_done(a, with.data, with.len);
                 buf_free(&with);
                 return;
@@ -479,9 +482,11 @@ int attempt_start(struct attempt *a, struct runtime_dep *rd, bool hedge)
     a->t_start = uv_hrtime() / 1000000;
     a->up_stream = p->api != PROXY_API_EMBEDDINGS && (p->client_stream || a->dep->provider->stream_upstream);
     size_t len = 0;
+    a->refusal = NULL;
+    provider_stream_begin(&a->stream, a->dep->model);
     char *req = build_request(a, &len);
     if (!req)
-        return -1;
+        return a->refusal ? ATTEMPT_REFUSED : -1;
     uint32_t connect_ms = a->dep->provider->connect_timeout_ms ? a->dep->provider->connect_timeout_ms
                                                                : p->model->timeouts.connect_ms;
     a->up = uphttp_start(p->env->pool, a->dep->provider, connect_ms, req, len, &attempt_events, a);

@@ -547,7 +547,16 @@ static void start_picked(struct preq *p, struct attempt *a, struct runtime_dep *
     p->tried[idx] = true;
     p->last_tried = idx;
     p->attempts++;
-    if (attempt_start(a, rd, hedge) < 0) {
+    int rc = attempt_start(a, rd, hedge);
+    if (rc == ATTEMPT_REFUSED) {
+        /* the request cannot be said in this deployment's format: the client's to fix */
+        a->rd = rd;
+        struct buf b;
+        buf_init(&b, 0);
+        errors_render(&b, GW_ERR_BAD_REQUEST, a->refusal, NULL);
+        proxy_attempt_client_error(a, 400, b.data ? b.data : "", b.len);
+        buf_free(&b);
+    } else if (rc < 0) {
         a->rd = rd;
         proxy_attempt_failed(a, HEALTH_IO, "the request could not be started");
     }

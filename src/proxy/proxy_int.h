@@ -85,6 +85,7 @@ struct attempt {
     int retry_after_s;
     struct buf body; /* a whole-body answer or error */
     const struct provider_ops *ops; /* the deployment's wire format */
+    const char *refusal;            /* why the format cannot say the client's request (static) */
     struct provider_stream stream;
     struct buf held; /* events before the first content, for a stream client */
     struct assemble *asmb;
@@ -160,7 +161,9 @@ struct preq {
 
 /* attempt.c */
 void attempt_init(struct attempt *a, struct preq *p, int slot, uv_loop_t *loop);
-/* Starts an exchange with rd (whose health ticket is already in a->ticket). 0 or -1. */
+/* Starts an exchange with rd (whose health ticket is already in a->ticket). 0, -1 (could not
+   start), or ATTEMPT_REFUSED (a->refusal says why: the client's fault). */
+enum { ATTEMPT_REFUSED = -2 };
 int attempt_start(struct attempt *a, struct runtime_dep *rd, bool hedge);
 /* Cancels the exchange and clears per-attempt state; the attempt becomes inactive. */
 void attempt_reset(struct attempt *a);

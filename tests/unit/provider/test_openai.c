@@ -405,14 +405,14 @@ static void test_answer(void **state)
     const char *body = "{\"id\":\"x\",\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"Hello\"},"
                        "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":2}}";
     struct provider_event ev;
-    assert_int_equal(ops->answer(body, strlen(body), &ev), 0);
+    assert_int_equal(ops->answer(NULL, body, strlen(body), &ev), 0);
     assert_int_equal(ev.kind, PROVIDER_EV_CHUNK);
     assert_true(ev.what & PROVIDER_HAS_USAGE);
     assert_int_equal(ev.chunk.completion_tokens, 2);
     assert_int_equal(ev.chunk.content_chars, 5);
     assert_ptr_equal(ev.data, body); /* relayed as it came, no copy */
     assert_int_equal(ev.len, strlen(body));
-    assert_int_equal(ops->answer("<html>", 6, &ev), -1);
+    assert_int_equal(ops->answer(NULL, "<html>", 6, &ev), -1);
 }
 
 static void test_probe(void **state)
