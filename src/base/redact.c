@@ -1,5 +1,6 @@
 #include "base/redact.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,38 @@ void redact_set_free(struct redact_set *s)
 {
     free(s->v);
     memset(s, 0, sizeof *s);
+}
+
+/* The learnt ring: owned copies, the oldest replaced first. */
+static pthread_mutex_t learnt_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct redact_secret learnt_v[REDACT_LEARNT_MAX];
+static struct redact_set learnt = {learnt_v, 0, REDACT_LEARNT_MAX};
+static size_t learnt_next;
+
+int redact_learn(const char *value)
+{
+    size_t len = value ? strlen(value) : 0;
+    if (len < REDACT_MIN_SECRET || len > REDACT_LEARNT_MAX_LEN)
+        return -1;
+    pthread_mutex_lock(&learnt_lock);
+    for (size_t i = 0; i < learnt.n; i++)
+        if (learnt_v[i].len == len && memcmp(learnt_v[i].p, value, len) == 0) {
+            pthread_mutex_unlock(&learnt_lock);
+            return 0; /* known already */
+        }
+    char *copy = strdup(value);
+    if (!copy) {
+        pthread_mutex_unlock(&learnt_lock);
+        return -1;
+    }
+    size_t slot = learnt_next++ % REDACT_LEARNT_MAX;
+    if (slot < learnt.n)
+        free((char *)learnt_v[slot].p);
+    else
+        learnt.n = slot + 1;
+    learnt_v[slot] = (struct redact_secret){copy, len};
+    pthread_mutex_unlock(&learnt_lock);
+    return 0;
 }
 
 static int add_one(struct redact_set *s, const char *p, size_t len)
@@ -158,9 +191,13 @@ size_t redact_text(const struct redact_set *s, const char *in, size_t len, char 
     struct out o = {out, cap, 0};
     if (cap == 0)
         return 0;
+    pthread_mutex_lock(&learnt_lock); /* error paths and logs only: no hot path waits here */
+    const struct redact_set *l = learnt.n ? &learnt : NULL;
     size_t i = 0;
     while (i < len) {
-        size_t n = secret_at(s, in, len, i), scheme = 0;
+        size_t n = secret_at(s, in, len, i), ln = secret_at(l, in, len, i), scheme = 0;
+        if (ln > n)
+            n = ln;
         if (n) {
             put_mark(&o);
             i += n;
@@ -171,7 +208,7 @@ size_t redact_text(const struct redact_set *s, const char *in, size_t len, char 
         } else if ((n = sk_key_at(in, len, i)) != 0) {
             put_mark(&o);
             i += n;
-        } else if (cut_secret_at(s, in, len, i)) {
+        } else if (cut_secret_at(s, in, len, i) || cut_secret_at(l, in, len, i)) {
             put_mark(&o);
             i = len;
         } else {
@@ -179,6 +216,7 @@ size_t redact_text(const struct redact_set *s, const char *in, size_t len, char 
             i++;
         }
     }
+    pthread_mutex_unlock(&learnt_lock);
     out[o.len] = '\0';
     return o.len;
 }

@@ -14,6 +14,7 @@
  *   - as a defence for keys the configuration does not know: "sk-" followed
  *     by a key-shaped run, and a long token after "Bearer ".
  * No I/O and no allocation in redact_text; the set allocates once when built.
+ * Secrets learnt at run time (redact_learn) are looked for too.
  */
 #ifndef UNBUSY_REDACT_H
 #define UNBUSY_REDACT_H
@@ -42,6 +43,16 @@ void redact_set_init(struct redact_set *s);
    are skipped. Returns 0, or -1 when out of memory or past REDACT_MAX_SECRETS. */
 int redact_set_add(struct redact_set *s, const char *value);
 void redact_set_free(struct redact_set *s);
+
+/*
+ * Secrets learnt after the configuration was loaded (credentials fetched from
+ * an endpoint at run time): copied into a process-wide ring that keeps the
+ * last REDACT_LEARNT_MAX, and looked for by every redact_text beside its set.
+ * Thread-safe. Returns 0, or -1 when value is too short, too long or out of memory.
+ */
+#define REDACT_LEARNT_MAX 16
+#define REDACT_LEARNT_MAX_LEN 4096
+int redact_learn(const char *value);
 
 /*
  * Copies len bytes at in to out (cap bytes, NUL-terminated, cut at cap - 1 when the

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/redact.h"
 
 #define ECS_HOST_URI "http://169.254.170.2"
 #define REFRESH_BEFORE_S 300
@@ -249,6 +250,9 @@ static void *refresher(void *arg)
         memset(answer, 0, sizeof answer);
         pthread_mutex_lock(&lock);
         if (rc == 0) {
+            /* never logged by us; redacted if a provider's error text echoes them */
+            redact_learn(c.secret_access_key);
+            redact_learn(c.session_token);
             current = c;
             current_expires = expires;
             have_current = true;

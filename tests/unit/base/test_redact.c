@@ -127,6 +127,37 @@ static void test_bounds(void **state)
     assert_string_equal(buf, "k [redacted]");
 }
 
+/* Secrets fetched at run time are redacted with or without a set; the ring keeps the last ones. */
+static void test_learnt(void **state)
+{
+    char buf[256];
+    const char *msg = "token FQoGZXIvYXdzEJr-session-token-value rejected";
+    redact_text(NULL, msg, strlen(msg), buf, sizeof buf);
+    assert_non_null(strstr(buf, "FQoGZXIvYXdzEJr")); /* not known yet, not key-shaped */
+    assert_int_equal(redact_learn("FQoGZXIvYXdzEJr-session-token-value"), 0);
+    assert_int_equal(redact_learn("FQoGZXIvYXdzEJr-session-token-value"), 0); /* once */
+    redact_text(NULL, msg, strlen(msg), buf, sizeof buf);
+    assert_string_equal(buf, "token [redacted] rejected");
+    struct redact_set own;
+    redact_set_init(&own);
+    assert_int_equal(redact_set_add(&own, "admin-token-1"), 0);
+    const char *both = "admin-token-1 and FQoGZXIvYXdzEJr-sess";
+    redact_text(&own, both, strlen(both), buf, sizeof buf);
+    assert_string_equal(buf, "[redacted] and [redacted]"); /* a learnt one cut at the end too */
+    redact_set_free(&own);
+    assert_int_equal(redact_learn("short"), -1);
+    /* the ring keeps the last REDACT_LEARNT_MAX: the first is forgotten after that many more */
+    char v[32];
+    for (int i = 0; i < REDACT_LEARNT_MAX; i++) {
+        snprintf(v, sizeof v, "rotated-secret-%04d", i);
+        assert_int_equal(redact_learn(v), 0);
+    }
+    redact_text(NULL, msg, strlen(msg), buf, sizeof buf);
+    assert_non_null(strstr(buf, "FQoGZXIvYXdzEJr"));
+    redact_text(NULL, "x rotated-secret-0015 y", 23, buf, sizeof buf);
+    assert_string_equal(buf, "x [redacted] y");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -135,6 +166,7 @@ int main(void)
         cmocka_unit_test(test_cut_at_the_end),
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_learnt),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
