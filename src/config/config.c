@@ -15,6 +15,7 @@
 #include "config/config_secrets.h"
 #include "config/config_value.h"
 #include "config/config_yaml.h"
+#include "config/presets.h"
 #include "config/prices.h"
 
 /*
@@ -291,7 +292,8 @@ static void parse_continuation(struct config_yaml_loader *ld, yaml_node_t *v, vo
 }
 
 static const struct config_yaml_field provider_fields[] = {
-    SECTION("base_url", parse_base_url, CONFIG_YAML_REQUIRED),
+    SECTION("type", config_preset_apply, 0), /* first: every other key overrides its row */
+    SECTION("base_url", parse_base_url, 0),
     FIELD("api_key", config_yaml_string, struct cfg_provider, api_key, 0, 0,
           CONFIG_YAML_EMPTY_IS_NULL | CONFIG_YAML_HEADER_SAFE),
     FIELD("auth_header", config_yaml_header_name, struct cfg_provider, auth_header, 0, 0, 0),
@@ -310,6 +312,14 @@ static const struct config_yaml_field provider_fields[] = {
           10 * MIN, 0),
     FIELD("probe", parse_probe, struct cfg_provider, probe, 0, 0, 0),
     SECTION("continuation", parse_continuation, 0),
+    FIELD("api_version", config_yaml_string, struct cfg_provider, api_version, 0, 0,
+          CONFIG_YAML_EMPTY_IS_NULL | CONFIG_YAML_HEADER_SAFE),
+    SECTION("models_path", config_preset_models_path, 0),
+    SECTION("models", config_preset_models, 0),
+    FIELD("models_refresh", config_yaml_duration, struct cfg_provider, models_refresh_ms, SEC, 24 * HOUR, 0),
+    FIELD("rename_reasoning", config_yaml_bool, struct cfg_provider, rename_reasoning, 0, 0, 0),
+    FIELD("strip_reasoning_history", config_yaml_bool, struct cfg_provider, strip_reasoning_history, 0, 0, 0),
+    FIELD("max_tokens_limit", config_yaml_u32, struct cfg_provider, max_tokens_limit, 0, 100000000, 0),
 };
 
 static void parse_providers(struct config_yaml_loader *ld, yaml_node_t *map, void *obj,
@@ -327,22 +337,10 @@ static void parse_providers(struct config_yaml_loader *ld, yaml_node_t *map, voi
         struct cfg_provider *p = &c->providers[c->nproviders++];
         p->name = config_yaml_strdup(ld, name);
         p->line = config_yaml_line(k);
-        p->auth_header = config_yaml_strdup(ld, "Authorization");
-        p->auth_prefix = config_yaml_strdup(ld, "Bearer ");
-        p->tls_verify = true;
-        p->stream_upstream = true;
-        p->max_idle_conns = 64;
-        p->idle_conn_timeout_ms = 60 * SEC;
-        p->probe = (struct cfg_probe){
-            .path = config_yaml_strdup(ld, "/models"),
-            .interval_ms = 30 * SEC,
-            .timeout_ms = 5 * SEC,
-            .healthy_threshold = 2,
-            .unhealthy_threshold = 3,
-            .deep_interval_ms = 5 * MIN,
-        };
+        config_preset_defaults(ld, p);
         size_t old = config_yaml_path_key(ld, name);
         config_yaml_walk(ld, v, provider_fields, COUNT(provider_fields), p);
+        config_preset_finish(ld, v, p);
         if (p->ca_file && access(p->ca_file, R_OK) != 0)
             ERR(ld, v, "ca_file \"%s\" cannot be read: %s", p->ca_file, strerror(errno));
         config_yaml_path_pop(ld, old);
@@ -387,6 +385,7 @@ static const struct config_yaml_field deployment_fields[] = {
     FIELD("max_concurrency", config_yaml_u32, struct cfg_deployment, max_concurrency, 0, 1000000,
           0),
     FIELD("rpm", config_yaml_u32, struct cfg_deployment, rpm, 0, 100000000, 0),
+    FIELD("max_tokens_limit", config_yaml_u32, struct cfg_deployment, max_tokens_limit, 0, 100000000, 0),
 };
 
 static void parse_deployments(struct config_yaml_loader *ld, yaml_node_t *list, void *obj,
@@ -417,6 +416,7 @@ static void parse_deployments(struct config_yaml_loader *ld, yaml_node_t *list, 
             ERR(ld, item, "empty deployment (expected provider: and model:)");
         else
             config_yaml_walk(ld, item, deployment_fields, COUNT(deployment_fields), d);
+        config_preset_deployment(d);
         config_yaml_path_pop(ld, old);
     }
 }
@@ -790,6 +790,8 @@ void config_provider_free_fields(struct cfg_provider *p)
     free(p->ca_file);
     free(p->probe.path);
     free(p->probe.deep_model);
+    free(p->api_version);
+    free(p->models_path);
 }
 
 static void config_free(struct config *c)

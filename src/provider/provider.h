@@ -58,6 +58,8 @@ struct provider_call {
     size_t continue_len;
     int64_t continue_tokens;           /* tokens of it (estimated): taken off the client's
                                           max_tokens, so the whole answer stays within it */
+    uint32_t max_tokens_limit;         /* the deployment's cap: max_tokens above it is lowered
+                                          to it (cfg_deployment.max_tokens_limit); 0: none */
     const char *extra_headers;         /* "Name: value\r\n"... of the caller (trace ids), or NULL */
     const char *user_agent;
 };
@@ -66,6 +68,8 @@ struct provider_call {
 struct provider_request {
     const char *method;                /* static string */
     const char *path;                  /* under the base path; static or config */
+    struct buf path_buf;               /* when not empty: the path, built (a deployment's path,
+                                          a query string); path is then ignored */
     const char *base_path;             /* NULL: the provider's; else this one (static) */
     struct buf head;                   /* request line and headers so far, no blank line */
     struct buf body;
@@ -119,6 +123,8 @@ typedef int (*provider_event_fn)(void *ud, const struct provider_event *ev);
 /* The per-attempt parse state; a binary format adds its own framing state here. */
 struct provider_stream {
     struct sse_parser sse;
+    bool rename_reasoning;            /* the provider's quirk: set by the attempt per provider */
+    struct buf rewrite;               /* an event rewritten for the client (bounded as an event) */
 };
 
 enum { PROVIDER_FEED_BAD = -1 }; /* framing broken or an event over its bound */
