@@ -437,8 +437,10 @@ static void parse_models(struct config_yaml_loader *ld, yaml_node_t *map, void *
     struct config *c = ld->cfg;
     bool *dup = NULL;
     long n = config_yaml_named_begin(ld, map, MAX_MODELS, false, "model name", &dup);
-    if (n == 0) ERR(ld, map, "no models defined (at least one is needed)");
-    if (n > 0 && !(c->models = alloc_entries(ld, map, (size_t)n, sizeof *c->models))) n = -1;
+    bool imported = config_preset_any_auto(c); /* models: auto may be the only source */
+    if (n == 0 && !imported) ERR(ld, map, "no models defined (at least one is needed)");
+    /* one more entry: the model of the models: auto providers (config_preset_auto_model) */
+    if (n >= 0 && !(c->models = alloc_entries(ld, map, (size_t)n + 1, sizeof *c->models))) n = -1;
     for (long i = 0; i < n; i++) {
         yaml_node_t *k, *v;
         const char *name = config_yaml_named_key(ld, map, (size_t)i, &k, &v);
@@ -469,6 +471,7 @@ static void parse_models(struct config_yaml_loader *ld, yaml_node_t *map, void *
         config_yaml_path_pop(ld, old);
     }
     free(dup);
+    if (n >= 0 && imported) config_preset_auto_model(ld, c, &c->models[c->nmodels++]);
 }
 
 /* ---- keys: static API keys ---- */

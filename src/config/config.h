@@ -225,6 +225,8 @@ struct cfg_deployment {
 
 struct cfg_model {
     char *name;                /* the name clients send */
+    bool auto_import;          /* the model of the models: auto providers (config/presets.h):
+                                  serves the names they list, never its own name */
     struct cfg_deployment *deployments;
     size_t ndeployments;
     struct cfg_timeouts timeouts;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "config/config_admission.h"
 #include "config/config_value.h"
 
 #define SEC 1000u
@@ -240,4 +241,42 @@ void config_preset_deployment(struct cfg_deployment *d)
             d->max_tokens_limit = l->max_tokens;
             return;
         }
+}
+
+bool config_preset_any_auto(const struct config *c)
+{
+    for (size_t i = 0; i < c->nproviders; i++)
+        if (c->providers[i].models_auto)
+            return true;
+    return false;
+}
+
+void config_preset_auto_model(struct config_yaml_loader *ld, struct config *c, struct cfg_model *m)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->nproviders; i++)
+        n += c->providers[i].models_auto;
+    m->name = config_yaml_strdup(ld, CONFIG_AUTO_MODEL_NAME);
+    m->auto_import = true;
+    m->timeouts = c->default_timeouts;
+    m->resilience = c->default_resilience;
+    m->resilience.strategy = c->default_resilience.strategy ? config_yaml_strdup(ld, c->default_resilience.strategy)
+                                                            : NULL;
+    config_admission_defaults(m);
+    m->deployments = calloc(n, sizeof *m->deployments);
+    if (!m->deployments) {
+        config_yaml_report(ld, 1, false, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < c->nproviders; i++) {
+        if (!c->providers[i].models_auto)
+            continue;
+        struct cfg_deployment *d = &m->deployments[m->ndeployments++];
+        d->provider = &c->providers[i];
+        d->model = config_yaml_strdup(ld, "*");
+        d->weight = 1;
+        d->line = c->providers[i].line;
+        config_preset_deployment(d);
+    }
+    m->max_attempts = (uint32_t)(m->ndeployments > 10 ? 10 : m->ndeployments ? m->ndeployments : 1);
 }

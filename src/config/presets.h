@@ -69,6 +69,16 @@ void config_preset_models(struct config_yaml_loader *ld, yaml_node_t *v, void *o
    provider's node (for messages). */
 void config_preset_finish(struct config_yaml_loader *ld, yaml_node_t *map, struct cfg_provider *p);
 
+/* The name of the model that serves what models: auto providers list: a name no file can
+   give a model (it has a space), never served as itself. */
+#define CONFIG_AUTO_MODEL_NAME "models: auto"
+
+/* Whether a provider of c says models: auto. */
+bool config_preset_any_auto(const struct config *c);
+/* Fills m (zeroed) as that model: one deployment per models: auto provider, whose model
+   "*" stands for the name the client asks for; the top-level timeouts and resilience. */
+void config_preset_auto_model(struct config_yaml_loader *ld, struct config *c, struct cfg_model *m);
+
 /* d->max_tokens_limit when the deployment gave none: the provider's, else the preset's
    for d->model, else 0 (none). */
 void config_preset_deployment(struct cfg_deployment *d);

@@ -153,7 +153,7 @@ static char *build_request(struct attempt *a, size_t *len)
     const char *continue_text = proxy_continue_text(p, &continue_len, &continue_tokens);
     struct provider_call call = {
         .provider = a->dep->provider,
-        .model = a->dep->model,
+        .model = p->auto_model && p->model->auto_import ? p->auto_model : a->dep->model,
         .api = provider_api_of(p->api),
         .body = p->body,
         .body_len = p->body_len,

@@ -22,6 +22,7 @@
 
 #include "admit/keys.h"
 #include "acct/ledger.h"
+#include "config/presets.h"
 #include "config/prices.h"
 #include "base/redact.h"
 #include "base/log.h"
@@ -508,7 +509,10 @@ void proxy_excluded_mask(struct preq *p, bool skip[PROXY_MAX_DEPS])
         skip[i] = busy || (any_untried ? p->tried[i] : (int)i == p->last_tried && n > 1) ||
                   (p->route_tier >= 0 && rm->deps[i].cfg->tier != p->route_tier) ||
                   (p->cont.continued &&
-                   provider_continuation(rm->deps[i].cfg->provider) == CFG_CONTINUATION_OFF);
+                   provider_continuation(rm->deps[i].cfg->provider) == CFG_CONTINUATION_OFF) ||
+                  (p->auto_model && p->model->auto_import && !catalog_has(p->env->rt->catalog,
+                                                 (size_t)(rm->deps[i].cfg->provider - p->cfg->providers),
+                                                 p->auto_model));
     }
 }
 
@@ -776,7 +780,7 @@ void proxy_finalize(struct preq *p, enum outcome outcome)
     log->attempts = p->attempts;
     if (shown && shown->dep) {
         log->provider = shown->dep->provider->name;
-        log->deployment_model = shown->dep->model;
+        log->deployment_model = p->auto_model && p->model->auto_import ? p->auto_model : shown->dep->model;
     }
     if (!log->error[0] && p->why_log.len) /* answered, after these attempts failed */
         snprintf(log->error, sizeof log->error, "%s", p->why_log.data);
@@ -891,6 +895,11 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
         return;
     }
     const struct cfg_model *m = config_find_model(env->cfg, target);
+    if (m && m->auto_import)
+        m = NULL; /* never asked for by its own name */
+    bool imported = !m && env->rt->catalog && catalog_any(env->rt->catalog, target);
+    if (imported)
+        m = config_find_model(env->cfg, CONFIG_AUTO_MODEL_NAME);
     if (!m) {
         if (ki)
             keys_release(ki);
@@ -901,6 +910,10 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
         return;
     }
     req->log.model = m->name;
+    if (imported) { /* the log names the model asked for, not the catch-all */
+        snprintf(req->log.model_buf, sizeof req->log.model_buf, "%.63s", target);
+        req->log.model = NULL;
+    }
     struct preq *p = calloc(1, sizeof *p);
     if (!p) {
         if (ki)
@@ -921,6 +934,8 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
     p->body_len = req->body_len;
     req->body = NULL;
     p->scan = scan;
+    if (imported)
+        p->auto_model = target == scan.model ? p->scan.model : target;
     p->client_stream = scan.stream && api != PROXY_API_EMBEDDINGS;
     p->client_usage = scan.include_usage;
     p->retry_after_s = -1;

@@ -230,3 +230,67 @@ test('type: overrides: the provider\'s own keys win; an unknown type is a config
     assert.match(r.output, /unknown type "deepsek"; did you mean "deepseek"\?/);
     assert.match(r.output, /providers\.b\.base_url: missing \(required: type vllm has no default URL\)/);
 });
+
+test('models: auto serves what each provider lists, follows the list as it changes, and /v1/models is the union', async (t) => {
+    const h = harness(t);
+    const one = await fake(t, { models: ['qwen-a', 'shared'] });
+    const two = await fake(t, { models: ['qwen-b', 'shared'], reasoningField: 'reasoning' });
+    const fixed = await fake(t, {});
+    const gw = await h.gateway({
+        config: {
+            providers: {
+                one: { type: 'vllm', base_url: one.baseURL, models: 'auto', models_refresh: '1s', probe: false },
+                two: { type: 'vllm', base_url: two.baseURL, models: 'auto', models_refresh: '1s', probe: false },
+                fixed: { base_url: fixed.baseURL, probe: false },
+            },
+            models: { 'qwen-b': [{ provider: 'fixed', model: 'configured-b' }] },
+        },
+    });
+    const list = async () => (await gw.client().models.list()).data.map((m) => m.id).sort();
+    await waitUntil(async () => (await list()).includes('qwen-a'), { timeout: 10000 * SLOW, what: 'the imported list' });
+    assert.deepEqual(await list(), ['qwen-a', 'qwen-b', 'shared'], 'the config\'s qwen-b once, the imported ones, no catch-all');
+    const c = gw.client();
+    const a = await c.chat.completions.create({ model: 'qwen-a', messages: msgs });
+    assert.equal(a.choices[0].message.content, PROVIDER_FAKE_ANSWER);
+    assert.equal(one.apiRequests().at(-1).json.model, 'qwen-a', 'sent under its own name');
+    // a configured model wins over an imported name
+    await c.chat.completions.create({ model: 'qwen-b', messages: msgs });
+    assert.equal(fixed.apiRequests().at(-1).json.model, 'configured-b');
+    assert.equal(two.apiRequests().length, 0);
+    // a name both list goes to either; each provider keeps its own quirks
+    for (let i = 0; i < 6; i++) {
+        const r = await drainStream(await c.chat.completions.create({ model: 'shared', messages: msgs, stream: true }));
+        assert.equal(r.error, null, String(r.error));
+    }
+    assert.equal(one.apiRequests().filter((q) => q.json.model === 'shared').length +
+        two.apiRequests().filter((q) => q.json.model === 'shared').length, 6);
+    // the catch-all is not a model of its own
+    await assert.rejects(c.chat.completions.create({ model: 'models: auto', messages: msgs }), (e) => e.status === 404);
+    // the engine now serves another model: followed
+    one.setModels(['qwen-c']);
+    await waitUntil(async () => { const l = await list(); return l.includes('qwen-c') && !l.includes('qwen-a'); },
+        { timeout: 10000 * SLOW, what: 'the changed list' });
+    await assert.rejects(c.chat.completions.create({ model: 'qwen-a', messages: msgs }), (e) => e.status === 404);
+    await c.chat.completions.create({ model: 'qwen-c', messages: msgs });
+    assert.equal(one.apiRequests().at(-1).json.model, 'qwen-c');
+    const entry = await waitUntil(() => gw.accessLog().find((e) => e.model === 'qwen-c'), { what: 'the log line' });
+    assert.equal(entry.provider, 'one');
+    assert.equal(entry.deployment_model, 'qwen-c', JSON.stringify(entry));
+});
+
+test('azure-openai models: auto reads the deployments with the api-version and key', async (t) => {
+    const h = harness(t);
+    const az = await fake(t, { azure: AZ });
+    const gw = await h.gateway({
+        config: {
+            providers: { az: { type: 'azure-openai', base_url: az.url, api_key: AZ.key, models: 'auto', probe: false } },
+            models: {},
+        },
+    });
+    await waitUntil(async () => (await gw.client().models.list()).data.some((m) => m.id === 'gpt4o-prod'),
+        { timeout: 10000 * SLOW, what: 'the Azure deployments listed' });
+    const answer = await gw.client().chat.completions.create({ model: 'gpt4o-prod', messages: msgs });
+    assert.equal(answer.choices[0].message.content, PROVIDER_FAKE_ANSWER);
+    assert.equal(az.apiRequests()[0].url, '/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21');
+    assert.equal(az.requests.find((q) => q.method === 'GET').url, '/openai/models?api-version=2024-10-21');
+});
