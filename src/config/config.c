@@ -267,6 +267,10 @@ static void parse_base_url(struct config_yaml_loader *ld, yaml_node_t *v, void *
     char *url = config_yaml_text(ld, v);
     const char *why;
     if (!url) return;
+    free(p->host); /* a type: may have set them already */
+    free(p->base_path);
+    free(p->sim_profile);
+    p->host = p->base_path = p->sim_profile = NULL;
     if (config_value_base_url(url, p, &why)) ERR(ld, v, "bad URL \"%s\": %s", url, why);
     free(p->base_url);
     p->base_url = url;

@@ -52,7 +52,8 @@ void catalog_free(struct catalog *cat);
 int catalog_parse(const char *body, size_t len, char ***names, size_t *n);
 void catalog_names_free(char **names, size_t n);
 
-/* Replaces provider_index's list with names (taken over, whatever the result). */
+/* Replaces provider_index's list with names, sorted and without repeats as catalog_parse
+   gives them (taken over, whatever the result). */
 void catalog_set(struct catalog *cat, size_t provider_index, char **names, size_t n, uint64_t now_ms);
 
 /* Does the provider at provider_index list name now? */
