@@ -353,6 +353,34 @@ void proxy_attempt_done(struct attempt *a, const char *json, size_t len)
     proxy_finalize(p, OUTCOME_OK);
 }
 
+/* A provider's JSON error goes to the client as it came when it is OpenAI's shape; another
+   shape (Azure's {"error":{"code","message","param","status","innererror"}}) is said again
+   in OpenAI's, with the provider's code (content_filter, ...) and param. Returns whether it
+   was rewritten into out. */
+static bool reshape_error(const char *body, size_t len, enum gw_err e, const char *msg, struct buf *out)
+{
+    cJSON *j = cJSON_ParseWithLength(body, len);
+    const cJSON *err = cJSON_GetObjectItemCaseSensitive(j, "error");
+    bool shaped = cJSON_IsObject(err) && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(err, "message")) &&
+                  cJSON_HasObjectItem(err, "type") && cJSON_HasObjectItem(err, "param") &&
+                  cJSON_HasObjectItem(err, "code");
+    bool rewritten = false;
+    if (!shaped && cJSON_IsObject(err)) {
+        const cJSON *code = cJSON_GetObjectItemCaseSensitive(err, "code");
+        const cJSON *param = cJSON_GetObjectItemCaseSensitive(err, "param");
+        char num[32];
+        const char *code_text = cJSON_IsString(code) ? code->valuestring : NULL;
+        if (cJSON_IsNumber(code)) {
+            snprintf(num, sizeof num, "%d", code->valueint);
+            code_text = num;
+        }
+        errors_render_code(out, e, msg, cJSON_IsString(param) ? param->valuestring : NULL, code_text);
+        rewritten = true;
+    }
+    cJSON_Delete(j);
+    return rewritten;
+}
+
 void proxy_attempt_client_error(struct attempt *a, int status, const char *raw, size_t raw_len)
 {
     struct preq *p = a->p;
@@ -374,7 +402,11 @@ void proxy_attempt_client_error(struct attempt *a, int status, const char *raw, 
         struct buf h;
         buf_init(&h, 0);
         extra_headers(p, a, &h);
-        if (json_error) {
+        struct buf reshaped;
+        buf_init(&reshaped, 0);
+        if (json_error && reshape_error(body, len, e, msg[0] ? msg : "the provider rejected the request", &reshaped)) {
+            server_respond(p->conn, status, "application/json", h.data, reshaped.data, reshaped.len);
+        } else if (json_error) {
             server_respond(p->conn, status, "application/json", h.data, body, len);
         } else {
             struct buf b;
@@ -383,6 +415,7 @@ void proxy_attempt_client_error(struct attempt *a, int status, const char *raw, 
             server_respond(p->conn, status, "application/json", h.data, b.data, b.len);
             buf_free(&b);
         }
+        buf_free(&reshaped);
         buf_free(&h);
     }
     free(owned);

@@ -11,6 +11,10 @@
 //       deployment 404 DeploymentNotFound, a missing or other api-version 404, as Azure
 //       answers. Streams open with Azure's prompt_filter_results chunk (no choices), and
 //       GET /openai/models?api-version=V lists the deployments.
+//       A prompt containing FILTER_ME is refused as Azure's content filter refuses one (400,
+//       code content_filter); a prompt containing FILTER_ANSWER ends the answer with
+//       finish_reason content_filter; one containing UNSUPPORTED is Azure's 400
+//       OperationNotSupported ({"error":{"code","message"}}, not OpenAI's four members).
 //   auth: the exact Authorization value required (401 otherwise)
 //   reasoningField: name of the reasoning delta ("reasoning" as vLLM, "reasoning_content")
 //   rejectReasoningHistory: 400 when a message sent carries reasoning_content (DeepSeek)
@@ -80,6 +84,15 @@ export async function startProviderFake(opts = {}) {
         if (opts.rejectReasoningHistory && (json.messages || []).some((m) => m && 'reasoning_content' in m && !m.tool_calls)) {
             return send(res, 400, { error: { message: 'The reasoning_content is an intermediate result for display purposes only and will not be included in the context for inference. Please remove the reasoning_content from your message to reduce network traffic.', type: 'invalid_request_error', param: null, code: 'invalid_request_error' } });
         }
+        const prompt = JSON.stringify(json.messages || []);
+        if (opts.azure && prompt.includes('FILTER_ME')) {
+            return send(res, 400, { error: { message: "The response was filtered due to the prompt triggering Azure OpenAI's content management policy. Please modify your prompt and retry.", type: null, param: 'prompt', code: 'content_filter', status: 400,
+                innererror: { code: 'ResponsibleAIPolicyViolation', content_filter_result: { hate: { filtered: true, severity: 'high' } } } } });
+        }
+        if (opts.azure && prompt.includes('UNSUPPORTED')) {
+            return send(res, 400, { error: { code: 'OperationNotSupported', message: 'The chatCompletion operation does not work with the specified model. Please choose different model and try again.' } });
+        }
+        const finishReason = opts.azure && prompt.includes('FILTER_ANSWER') ? 'content_filter' : 'stop';
         const asked = json.max_tokens ?? json.max_completion_tokens;
         if (opts.maxTokens && asked > opts.maxTokens) {
             return send(res, 400, { error: { message: `Invalid max_tokens value, the valid range of max_tokens is [1, ${opts.maxTokens}]`, type: 'invalid_request_error', param: null, code: 'invalid_request_error' } });
@@ -90,7 +103,7 @@ export async function startProviderFake(opts = {}) {
             const message = { role: 'assistant', content: ANSWER.join('') };
             if (opts.reasoningField) message[opts.reasoningField] = reasoning.join('');
             return send(res, 200, { id: 'chatcmpl-prov', object: 'chat.completion', created: 1700000000, model,
-                choices: [{ index: 0, message, finish_reason: 'stop' }],
+                choices: [{ index: 0, message, finish_reason: finishReason }],
                 usage: { prompt_tokens: 5, completion_tokens: 6, total_tokens: 11 } });
         }
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
@@ -105,7 +118,7 @@ export async function startProviderFake(opts = {}) {
             const extra = opts.azure ? { content_filter_results: { hate: { filtered: false, severity: 'safe' } } } : {};
             events.push(chunk(model, { content: t }, null, extra));
         }
-        events.push(chunk(model, {}, opts.finishReason || 'stop'));
+        events.push(chunk(model, {}, finishReason));
         if (json.stream_options?.include_usage) {
             events.push({ id: 'chatcmpl-prov', object: 'chat.completion.chunk', created: 1700000000, model, choices: [],
                 usage: { prompt_tokens: 5, completion_tokens: 6, total_tokens: 11 } });

@@ -5,7 +5,7 @@
 // model list. The fake (tests/fakes/providers.mjs) refuses what the real provider refuses.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { harness, drainStream, runGateway, writeTemp, toYAML, waitUntil, SLOW } from './lib.mjs';
+import { harness, drainStream, runGateway, writeTemp, toYAML, waitUntil, assertErrorShape, SLOW } from './lib.mjs';
 import { startProviderFake, PROVIDER_FAKE_ANSWER } from '../fakes/providers.mjs';
 
 const msgs = [{ role: 'user', content: 'hello' }];
@@ -103,6 +103,42 @@ test('azure-openai fails over to an OpenAI-compatible provider: unknown deployme
     }
     assert.equal(az.apiRequests().length, 2, 'Azure was tried first for both');
     assert.equal(other.apiRequests().length, 2);
+});
+
+test("azure-openai content filter: Azure's error shapes as OpenAI's (a filtered prompt: 400, code content_filter), a filtered answer ends with finish_reason content_filter", async (t) => {
+    const h = harness(t);
+    const az = await fake(t, { azure: AZ });
+    const gw = await h.gateway({
+        config: {
+            providers: { az: { type: 'azure-openai', base_url: az.url, api_key: AZ.key, probe: false } },
+            models: { 'gpt-4o': [{ provider: 'az', model: 'gpt4o-prod' }] },
+        },
+    });
+    const res = await gw.request('/v1/chat/completions', {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'FILTER_ME' }] }),
+    });
+    assert.equal(res.status, 400);
+    const err = assertErrorShape(assert, res.text);
+    assert.equal(err.code, 'content_filter');
+    assert.equal(err.param, 'prompt');
+    assert.equal(err.innererror.code, 'ResponsibleAIPolicyViolation', 'Azure\'s detail kept');
+    // Azure's other shape ({"error":{"code","message"}}) is said again in OpenAI's
+    const res2 = await gw.request('/v1/chat/completions', {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'UNSUPPORTED' }] }),
+    });
+    assert.equal(res2.status, 400);
+    const err2 = assertErrorShape(assert, res2.text);
+    assert.equal(err2.code, 'OperationNotSupported');
+    assert.equal(err2.type, 'invalid_request_error');
+    assert.match(err2.message, /does not work with the specified model/);
+    const filtered = [{ role: 'user', content: 'FILTER_ANSWER' }];
+    const r = await drainStream(await gw.client().chat.completions.create({ model: 'gpt-4o', messages: filtered, stream: true }));
+    assert.equal(r.error, null, String(r.error));
+    assert.equal(r.chunks.at(-1).choices[0].finish_reason, 'content_filter');
+    const answer = await gw.client().chat.completions.create({ model: 'gpt-4o', messages: filtered });
+    assert.equal(answer.choices[0].finish_reason, 'content_filter');
 });
 
 test('alibaba-pai-eas sends the raw token in Authorization, no "Bearer"', async (t) => {
