@@ -23,58 +23,139 @@ static const struct config_preset_limit deepseek_limits[] = {
 
 /* One row per type, in enum cfg_provider_type's order (checked at start of config_preset_of). */
 static const struct config_preset presets[CFG_TYPE_COUNT] = {
-    {.name = "openai-compatible", .type = CFG_TYPE_OPENAI_COMPATIBLE, .auth_header = "Authorization",
-     .auth_prefix = "Bearer ", .models_path = "/models", .probe_path = "/models",
+    {.name = "openai-compatible",
+     .type = CFG_TYPE_OPENAI_COMPATIBLE,
+     .auth_header = "Authorization",
+     .auth_prefix = "Bearer ",
+     .models_path = "/models",
+     .probe_path = "/models",
      .continuation = CFG_CONTINUATION_AUTO},
-    {.name = "openai", .type = CFG_TYPE_OPENAI, .base_url = "https://api.openai.com/v1",
-     .auth_header = "Authorization", .auth_prefix = "Bearer ", .models_path = "/models",
-     .probe_path = "/models", .continuation = CFG_CONTINUATION_OFF},
-    {.name = "azure-openai", .type = CFG_TYPE_AZURE_OPENAI, .auth_header = "api-key", .auth_prefix = "",
-     .models_path = "/openai/models", .probe_path = "/openai/models", .api_version = "2024-10-21",
-     .deployment_paths = true, .continuation = CFG_CONTINUATION_OFF},
-    {.name = "deepseek", .type = CFG_TYPE_DEEPSEEK, .base_url = "https://api.deepseek.com/v1",
-     .auth_header = "Authorization", .auth_prefix = "Bearer ", .models_path = "/models",
-     .probe_path = "/models", .prefix_base_path = "/beta", .continuation = CFG_CONTINUATION_PREFIX,
-     .strip_reasoning_history = true, .limits = deepseek_limits},
-    {.name = "volcengine-ark", .type = CFG_TYPE_VOLCENGINE_ARK,
-     .base_url = "https://ark.cn-beijing.volces.com/api/v3", .auth_header = "Authorization",
-     .auth_prefix = "Bearer ", .models_path = "/models", .probe_path = "/models",
-     .continuation = CFG_CONTINUATION_ASSISTANT_MESSAGE, .strip_reasoning_history = true},
-    {.name = "alibaba-bailian", .type = CFG_TYPE_ALIBABA_BAILIAN,
-     .base_url = "https://dashscope.aliyuncs.com/compatible-mode/v1", .auth_header = "Authorization",
-     .auth_prefix = "Bearer ", .models_path = "/models", .probe_path = "/models",
-     .continuation = CFG_CONTINUATION_ASSISTANT_MESSAGE, .strip_reasoning_history = true},
-    {.name = "alibaba-pai-eas", .type = CFG_TYPE_ALIBABA_PAI_EAS, .auth_header = "Authorization",
-     .auth_prefix = "", .models_path = "/models", .probe_path = "/models",
+    {.name = "openai",
+     .type = CFG_TYPE_OPENAI,
+     .base_url = "https://api.openai.com/v1",
+     .auth_header = "Authorization",
+     .auth_prefix = "Bearer ",
+     .models_path = "/models",
+     .probe_path = "/models",
+     .continuation = CFG_CONTINUATION_OFF},
+    {.name = "azure-openai",
+     .type = CFG_TYPE_AZURE_OPENAI,
+     .auth_header = "api-key",
+     .auth_prefix = "",
+     .models_path = "/openai/models",
+     .probe_path = "/openai/models",
+     .api_version = "2024-10-21",
+     .deployment_paths = true,
+     .continuation = CFG_CONTINUATION_OFF},
+    {.name = "deepseek",
+     .type = CFG_TYPE_DEEPSEEK,
+     .base_url = "https://api.deepseek.com/v1",
+     .auth_header = "Authorization",
+     .auth_prefix = "Bearer ",
+     .models_path = "/models",
+     .probe_path = "/models",
+     .prefix_base_path = "/beta",
+     .continuation = CFG_CONTINUATION_PREFIX,
+     .strip_reasoning_history = true,
+     .limits = deepseek_limits},
+    {.name = "volcengine-ark",
+     .type = CFG_TYPE_VOLCENGINE_ARK,
+     .base_url = "https://ark.cn-beijing.volces.com/api/v3",
+     .auth_header = "Authorization",
+     .auth_prefix = "Bearer ",
+     .models_path = "/models",
+     .probe_path = "/models",
+     .continuation = CFG_CONTINUATION_ASSISTANT_MESSAGE,
+     .strip_reasoning_history = true},
+    {.name = "alibaba-bailian",
+     .type = CFG_TYPE_ALIBABA_BAILIAN,
+     .base_url = "https://dashscope.aliyuncs.com/compatible-mode/v1",
+     .auth_header = "Authorization",
+     .auth_prefix = "Bearer ",
+     .models_path = "/models",
+     .probe_path = "/models",
+     .continuation = CFG_CONTINUATION_ASSISTANT_MESSAGE,
+     .strip_reasoning_history = true},
+    {.name = "alibaba-pai-eas",
+     .type = CFG_TYPE_ALIBABA_PAI_EAS,
+     .auth_header = "Authorization",
+     .auth_prefix = "",
+     .models_path = "/models",
+     .probe_path = "/models",
      .continuation = CFG_CONTINUATION_ASSISTANT_MESSAGE},
-    {.name = "tencent-lkeap", .type = CFG_TYPE_TENCENT_LKEAP, .base_url = "https://api.lkeap.cloud.tencent.com/v1",
-     .auth_header = "Authorization", .auth_prefix = "Bearer ", .models_path = "/models",
-     .probe_path = "/models", .continuation = CFG_CONTINUATION_ASSISTANT_MESSAGE,
+    {.name = "tencent-lkeap",
+     .type = CFG_TYPE_TENCENT_LKEAP,
+     .base_url = "https://api.lkeap.cloud.tencent.com/v1",
+     .auth_header = "Authorization",
+     .auth_prefix = "Bearer ",
+     .models_path = "/models",
+     .probe_path = "/models",
+     .continuation = CFG_CONTINUATION_ASSISTANT_MESSAGE,
      .strip_reasoning_history = true},
-    {.name = "huawei-modelarts", .type = CFG_TYPE_HUAWEI_MODELARTS, .base_url = "https://api.modelarts-maas.com/v1",
-     .auth_header = "Authorization", .auth_prefix = "Bearer ", .models_path = "/models",
-     .probe_path = "/models", .continuation = CFG_CONTINUATION_ASSISTANT_MESSAGE,
+    {.name = "huawei-modelarts",
+     .type = CFG_TYPE_HUAWEI_MODELARTS,
+     .base_url = "https://api.modelarts-maas.com/v1",
+     .auth_header = "Authorization",
+     .auth_prefix = "Bearer ",
+     .models_path = "/models",
+     .probe_path = "/models",
+     .continuation = CFG_CONTINUATION_ASSISTANT_MESSAGE,
      .strip_reasoning_history = true},
-    {.name = "baidu-qianfan", .type = CFG_TYPE_BAIDU_QIANFAN, .base_url = "https://qianfan.baidubce.com/v2",
-     .auth_header = "Authorization", .auth_prefix = "Bearer ", .models_path = "/models",
-     .probe_path = "/models", .continuation = CFG_CONTINUATION_ASSISTANT_MESSAGE,
+    {.name = "baidu-qianfan",
+     .type = CFG_TYPE_BAIDU_QIANFAN,
+     .base_url = "https://qianfan.baidubce.com/v2",
+     .auth_header = "Authorization",
+     .auth_prefix = "Bearer ",
+     .models_path = "/models",
+     .probe_path = "/models",
+     .continuation = CFG_CONTINUATION_ASSISTANT_MESSAGE,
      .strip_reasoning_history = true},
-    {.name = "siliconflow", .type = CFG_TYPE_SILICONFLOW, .base_url = "https://api.siliconflow.cn/v1",
-     .auth_header = "Authorization", .auth_prefix = "Bearer ", .models_path = "/models",
-     .probe_path = "/models", .continuation = CFG_CONTINUATION_ASSISTANT_MESSAGE,
+    {.name = "siliconflow",
+     .type = CFG_TYPE_SILICONFLOW,
+     .base_url = "https://api.siliconflow.cn/v1",
+     .auth_header = "Authorization",
+     .auth_prefix = "Bearer ",
+     .models_path = "/models",
+     .probe_path = "/models",
+     .continuation = CFG_CONTINUATION_ASSISTANT_MESSAGE,
      .strip_reasoning_history = true},
-    {.name = "vllm", .type = CFG_TYPE_VLLM, .auth_header = "Authorization", .auth_prefix = "Bearer ",
-     .models_path = "/models", .probe_path = "/models", .continuation = CFG_CONTINUATION_CONTINUE_FINAL,
+    {.name = "vllm",
+     .type = CFG_TYPE_VLLM,
+     .auth_header = "Authorization",
+     .auth_prefix = "Bearer ",
+     .models_path = "/models",
+     .probe_path = "/models",
+     .continuation = CFG_CONTINUATION_CONTINUE_FINAL,
      .rename_reasoning = true},
-    {.name = "sglang", .type = CFG_TYPE_SGLANG, .auth_header = "Authorization", .auth_prefix = "Bearer ",
-     .models_path = "/models", .probe_path = "/models", .continuation = CFG_CONTINUATION_CONTINUE_FINAL},
-    {.name = "llama.cpp", .type = CFG_TYPE_LLAMA_CPP, .auth_header = "Authorization", .auth_prefix = "Bearer ",
-     .models_path = "/models", .probe_path = "/models", .continuation = CFG_CONTINUATION_ASSISTANT_MESSAGE},
-    {.name = "ollama", .type = CFG_TYPE_OLLAMA, .base_url = "http://127.0.0.1:11434/v1",
-     .auth_header = "Authorization", .auth_prefix = "Bearer ", .models_path = "/models",
-     .probe_path = "/models", .continuation = CFG_CONTINUATION_ASSISTANT_MESSAGE},
-    {.name = "triton", .type = CFG_TYPE_TRITON, .auth_header = "Authorization", .auth_prefix = "Bearer ",
-     .models_path = "/models", .probe_path = "/models", .continuation = CFG_CONTINUATION_ASSISTANT_MESSAGE},
+    {.name = "sglang",
+     .type = CFG_TYPE_SGLANG,
+     .auth_header = "Authorization",
+     .auth_prefix = "Bearer ",
+     .models_path = "/models",
+     .probe_path = "/models",
+     .continuation = CFG_CONTINUATION_CONTINUE_FINAL},
+    {.name = "llama.cpp",
+     .type = CFG_TYPE_LLAMA_CPP,
+     .auth_header = "Authorization",
+     .auth_prefix = "Bearer ",
+     .models_path = "/models",
+     .probe_path = "/models",
+     .continuation = CFG_CONTINUATION_ASSISTANT_MESSAGE},
+    {.name = "ollama",
+     .type = CFG_TYPE_OLLAMA,
+     .base_url = "http://127.0.0.1:11434/v1",
+     .auth_header = "Authorization",
+     .auth_prefix = "Bearer ",
+     .models_path = "/models",
+     .probe_path = "/models",
+     .continuation = CFG_CONTINUATION_ASSISTANT_MESSAGE},
+    {.name = "triton",
+     .type = CFG_TYPE_TRITON,
+     .auth_header = "Authorization",
+     .auth_prefix = "Bearer ",
+     .models_path = "/models",
+     .probe_path = "/models",
+     .continuation = CFG_CONTINUATION_ASSISTANT_MESSAGE},
 };
 
 const struct config_preset *config_preset_of(enum cfg_provider_type type)
@@ -85,8 +166,7 @@ const struct config_preset *config_preset_of(enum cfg_provider_type type)
 const struct config_preset *config_preset_find(const char *name)
 {
     for (size_t i = 0; i < CFG_TYPE_COUNT; i++)
-        if (strcasecmp(presets[i].name, name) == 0)
-            return &presets[i];
+        if (strcasecmp(presets[i].name, name) == 0) return &presets[i];
     return NULL;
 }
 
@@ -98,7 +178,8 @@ static void set_str(struct config_yaml_loader *ld, char **dst, const char *s)
 }
 
 /* What a row sets on a provider; the provider's own keys come after. */
-static void put_row(struct config_yaml_loader *ld, struct cfg_provider *p, const struct config_preset *row)
+static void put_row(struct config_yaml_loader *ld, struct cfg_provider *p,
+                    const struct config_preset *row)
 {
     p->type = row->type;
     p->preset = row;
@@ -129,7 +210,8 @@ void config_preset_defaults(struct config_yaml_loader *ld, struct cfg_provider *
     put_row(ld, p, &presets[CFG_TYPE_OPENAI_COMPATIBLE]);
 }
 
-static void set_base_url(struct config_yaml_loader *ld, yaml_node_t *v, struct cfg_provider *p, const char *url)
+static void set_base_url(struct config_yaml_loader *ld, yaml_node_t *v, struct cfg_provider *p,
+                         const char *url)
 {
     const char *why;
     free(p->host);
@@ -148,18 +230,15 @@ void config_preset_apply(struct config_yaml_loader *ld, yaml_node_t *v, void *ob
     (void)f;
     struct cfg_provider *p = obj;
     char *name = config_yaml_text(ld, v);
-    if (!name)
-        return;
+    if (!name) return;
     const char *names[CFG_TYPE_COUNT];
     for (size_t i = 0; i < CFG_TYPE_COUNT; i++)
         names[i] = presets[i].name;
     int i = config_yaml_choice(ld, v, name, "type", names, CFG_TYPE_COUNT);
     free(name);
-    if (i < 0)
-        return;
+    if (i < 0) return;
     put_row(ld, p, &presets[i]);
-    if (presets[i].base_url)
-        set_base_url(ld, v, p, presets[i].base_url);
+    if (presets[i].base_url) set_base_url(ld, v, p, presets[i].base_url);
 }
 
 void config_preset_models_path(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
@@ -168,10 +247,10 @@ void config_preset_models_path(struct config_yaml_loader *ld, yaml_node_t *v, vo
     (void)f;
     struct cfg_provider *p = obj;
     char *path = config_yaml_text(ld, v);
-    if (!path)
-        return;
+    if (!path) return;
     if (path[0] != '/' || config_value_has_control(path) || strpbrk(path, " \t")) {
-        CONFIG_YAML_ERR(ld, v, "must be a path starting with '/', without spaces, got \"%s\"", path);
+        CONFIG_YAML_ERR(ld, v, "must be a path starting with '/', without spaces, got \"%s\"",
+                        path);
         free(path);
         return;
     }
@@ -185,11 +264,9 @@ void config_preset_models(struct config_yaml_loader *ld, yaml_node_t *v, void *o
     (void)f;
     static const char *const modes[] = {"off", "auto"};
     char *mode = config_yaml_text(ld, v);
-    if (!mode)
-        return;
+    if (!mode) return;
     int i = config_yaml_choice(ld, v, mode, "models mode", modes, 2);
-    if (i >= 0)
-        ((struct cfg_provider *)obj)->models_auto = i == 1;
+    if (i >= 0) ((struct cfg_provider *)obj)->models_auto = i == 1;
     free(mode);
 }
 
@@ -229,8 +306,7 @@ void config_preset_finish(struct config_yaml_loader *ld, yaml_node_t *map, struc
 void config_preset_deployment(struct cfg_deployment *d)
 {
     const struct cfg_provider *pv = d->provider;
-    if (d->max_tokens_limit || !pv)
-        return;
+    if (d->max_tokens_limit || !pv) return;
     if (pv->max_tokens_limit) {
         d->max_tokens_limit = pv->max_tokens_limit;
         return;
@@ -246,8 +322,7 @@ void config_preset_deployment(struct cfg_deployment *d)
 bool config_preset_any_auto(const struct config *c)
 {
     for (size_t i = 0; i < c->nproviders; i++)
-        if (c->providers[i].models_auto)
-            return true;
+        if (c->providers[i].models_auto) return true;
     return false;
 }
 
@@ -260,8 +335,9 @@ void config_preset_auto_model(struct config_yaml_loader *ld, struct config *c, s
     m->auto_import = true;
     m->timeouts = c->default_timeouts;
     m->resilience = c->default_resilience;
-    m->resilience.strategy = c->default_resilience.strategy ? config_yaml_strdup(ld, c->default_resilience.strategy)
-                                                            : NULL;
+    m->resilience.strategy = c->default_resilience.strategy
+                                 ? config_yaml_strdup(ld, c->default_resilience.strategy)
+                                 : NULL;
     config_admission_defaults(m);
     m->deployments = calloc(n, sizeof *m->deployments);
     if (!m->deployments) {
@@ -269,8 +345,7 @@ void config_preset_auto_model(struct config_yaml_loader *ld, struct config *c, s
         return;
     }
     for (size_t i = 0; i < c->nproviders; i++) {
-        if (!c->providers[i].models_auto)
-            continue;
+        if (!c->providers[i].models_auto) continue;
         struct cfg_deployment *d = &m->deployments[m->ndeployments++];
         d->provider = &c->providers[i];
         d->model = config_yaml_strdup(ld, "*");

@@ -29,20 +29,20 @@ struct config_preset_limit {
 };
 
 struct config_preset {
-    const char *name;              /* the type: value */
+    const char *name; /* the type: value */
     enum cfg_provider_type type;
-    const char *base_url;          /* NULL: base_url: is required */
-    const char *auth_header;       /* "Authorization" or "api-key" */
-    const char *auth_prefix;       /* "Bearer " or "" (the raw key) */
-    const char *models_path;       /* the model list (models: auto), under base_path */
-    const char *probe_path;        /* the shallow probe, under base_path */
-    const char *api_version;       /* an api-version query parameter (Azure); NULL: none */
-    bool deployment_paths;         /* /openai/deployments/{model}/... (Azure) */
-    const char *prefix_base_path;  /* prefix continuation is served under this base path
-                                      (DeepSeek's /beta); NULL: the provider's own */
+    const char *base_url;               /* NULL: base_url: is required */
+    const char *auth_header;            /* "Authorization" or "api-key" */
+    const char *auth_prefix;            /* "Bearer " or "" (the raw key) */
+    const char *models_path;            /* the model list (models: auto), under base_path */
+    const char *probe_path;             /* the shallow probe, under base_path */
+    const char *api_version;            /* an api-version query parameter (Azure); NULL: none */
+    bool deployment_paths;              /* /openai/deployments/{model}/... (Azure) */
+    const char *prefix_base_path;       /* prefix continuation is served under this base path
+                                           (DeepSeek's /beta); NULL: the provider's own */
     enum cfg_continuation continuation; /* what continuation: auto means here */
-    bool rename_reasoning;         /* stream chunks say "reasoning": relay "reasoning_content" */
-    bool strip_reasoning_history;  /* drop reasoning_content from the messages sent */
+    bool rename_reasoning;        /* stream chunks say "reasoning": relay "reasoning_content" */
+    bool strip_reasoning_history; /* drop reasoning_content from the messages sent */
     const struct config_preset_limit *limits; /* NULL-model-terminated; NULL: none */
 };
 

@@ -10,8 +10,7 @@
 struct catalog *catalog_new(const struct config *cfg)
 {
     struct catalog *cat = calloc(1, sizeof *cat);
-    if (!cat)
-        return NULL;
+    if (!cat) return NULL;
     cat->cfg = cfg;
     cat->lists = calloc(cfg->nproviders ? cfg->nproviders : 1, sizeof *cat->lists);
     if (!cat->lists || pthread_rwlock_init(&cat->lock, NULL) != 0) {
@@ -31,8 +30,7 @@ void catalog_names_free(char **names, size_t n)
 
 void catalog_free(struct catalog *cat)
 {
-    if (!cat)
-        return;
+    if (!cat) return;
     for (size_t i = 0; i < cat->cfg->nproviders; i++)
         catalog_names_free(cat->lists[i].names, cat->lists[i].n);
     pthread_rwlock_destroy(&cat->lock);
@@ -54,25 +52,23 @@ int catalog_parse(const char *body, size_t len, char ***names_out, size_t *n_out
         return -1;
     }
     size_t cap = (size_t)cJSON_GetArraySize(data);
-    if (cap > CATALOG_MAX_NAMES)
-        cap = CATALOG_MAX_NAMES;
+    if (cap > CATALOG_MAX_NAMES) cap = CATALOG_MAX_NAMES;
     char **names = calloc(cap ? cap : 1, sizeof *names);
     size_t n = 0;
     const cJSON *item;
     cJSON_ArrayForEach(item, data)
     {
-        if (!names || n == cap)
-            break;
-        const cJSON *id = cJSON_IsString(item) ? item : cJSON_GetObjectItemCaseSensitive(item, "id");
-        if (!cJSON_IsString(id) || !id->valuestring[0] || strlen(id->valuestring) >= CATALOG_MAX_NAME)
+        if (!names || n == cap) break;
+        const cJSON *id =
+            cJSON_IsString(item) ? item : cJSON_GetObjectItemCaseSensitive(item, "id");
+        if (!cJSON_IsString(id) || !id->valuestring[0] ||
+            strlen(id->valuestring) >= CATALOG_MAX_NAME)
             continue;
-        if (!(names[n] = strdup(id->valuestring)))
-            break;
+        if (!(names[n] = strdup(id->valuestring))) break;
         n++;
     }
     cJSON_Delete(j);
-    if (!names)
-        return -1;
+    if (!names) return -1;
     qsort(names, n, sizeof *names, cmp_names);
     size_t w = 0; /* drop repeats */
     for (size_t i = 0; i < n; i++) {
@@ -86,7 +82,8 @@ int catalog_parse(const char *body, size_t len, char ***names_out, size_t *n_out
     return 0;
 }
 
-void catalog_set(struct catalog *cat, size_t provider_index, char **names, size_t n, uint64_t now_ms)
+void catalog_set(struct catalog *cat, size_t provider_index, char **names, size_t n,
+                 uint64_t now_ms)
 {
     if (provider_index >= cat->cfg->nproviders) {
         catalog_names_free(names, n);
@@ -111,8 +108,7 @@ static bool list_has(const struct catalog_list *l, const char *name)
 
 bool catalog_has(struct catalog *cat, size_t provider_index, const char *name)
 {
-    if (provider_index >= cat->cfg->nproviders)
-        return false;
+    if (provider_index >= cat->cfg->nproviders) return false;
     pthread_rwlock_rdlock(&cat->lock);
     bool has = list_has(&cat->lists[provider_index], name);
     pthread_rwlock_unlock(&cat->lock);
@@ -137,13 +133,11 @@ void catalog_foreach(struct catalog *cat, void (*fn)(void *ud, const char *name)
         for (size_t k = 0; k < l->n; k++) {
             const char *name = l->names[k];
             const struct cfg_model *m = config_find_model(cat->cfg, name);
-            if (m && !m->auto_import)
-                continue; /* the config's own model: listed already */
-            bool earlier = false; /* the providers' lists are few and bounded */
+            if (m && !m->auto_import) continue; /* the config's own model: listed already */
+            bool earlier = false;               /* the providers' lists are few and bounded */
             for (size_t e = 0; e < i && !earlier; e++)
                 earlier = list_has(&cat->lists[e], name);
-            if (!earlier)
-                fn(ud, name);
+            if (!earlier) fn(ud, name);
         }
     }
     pthread_rwlock_unlock(&cat->lock);

@@ -27,10 +27,10 @@
 #define CATALOG_MAX_NAME 256
 
 struct catalog_list {
-    char **names;            /* sorted, no duplicates */
+    char **names; /* sorted, no duplicates */
     size_t n;
-    bool fetched;            /* a list was received at least once */
-    uint64_t fetched_ms;     /* monotonic ms of the last list received */
+    bool fetched;        /* a list was received at least once */
+    uint64_t fetched_ms; /* monotonic ms of the last list received */
 };
 
 struct catalog {
@@ -54,7 +54,8 @@ void catalog_names_free(char **names, size_t n);
 
 /* Replaces provider_index's list with names, sorted and without repeats as catalog_parse
    gives them (taken over, whatever the result). */
-void catalog_set(struct catalog *cat, size_t provider_index, char **names, size_t n, uint64_t now_ms);
+void catalog_set(struct catalog *cat, size_t provider_index, char **names, size_t n,
+                 uint64_t now_ms);
 
 /* Does the provider at provider_index list name now? */
 bool catalog_has(struct catalog *cat, size_t provider_index, const char *name);

@@ -45,7 +45,8 @@ static void done(struct fetch *f, const char *why)
     }
     if (why) {
         if (!f->failing)
-            log_warn("provider %s: its model list could not be read (%s); keeping the last one", f->pv->name, why);
+            log_warn("provider %s: its model list could not be read (%s); keeping the last one",
+                     f->pv->name, why);
         f->failing = true;
     } else if (f->failing) {
         log_info("provider %s: its model list is read again", f->pv->name);
@@ -63,8 +64,7 @@ static void on_head(void *ud, const struct http1_response *resp)
 static void on_body(void *ud, const char *data, size_t len)
 {
     struct fetch *f = ud;
-    if (buf_append(&f->body, data, len) < 0)
-        f->status = -1; /* over the bound: judged at the end */
+    if (buf_append(&f->body, data, len) < 0) f->status = -1; /* over the bound: judged at the end */
 }
 
 static void on_end(void *ud)
@@ -102,22 +102,20 @@ static const struct uphttp_events fetch_events = {
 static void on_deadline(uv_timer_t *t)
 {
     struct fetch *f = t->data;
-    if (f->up)
-        done(f, "timeout");
+    if (f->up) done(f, "timeout");
 }
 
 static void on_tick(uv_timer_t *t)
 {
     struct fetch *f = t->data;
-    if (f->up || f->mf->stopping)
-        return; /* the last fetch is still out (its deadline ends it) */
+    if (f->up || f->mf->stopping) return; /* the last fetch is still out (its deadline ends it) */
     /* The probe's request with the list's path: the same auth, api-version and head. */
     struct cfg_provider list_target = *f->pv;
     list_target.probe.path = f->pv->models_path ? f->pv->models_path : "/models";
     size_t len = 0;
-    char *req = provider_probe_request(provider_ops_of(f->pv), &list_target, NULL, "unbusy/0.1", &len);
-    if (!req)
-        return;
+    char *req =
+        provider_probe_request(provider_ops_of(f->pv), &list_target, NULL, "unbusy/0.1", &len);
+    if (!req) return;
     f->status = 0;
     buf_reset(&f->body);
     uint32_t timeout = f->pv->probe.timeout_ms ? f->pv->probe.timeout_ms : 5000;
@@ -135,11 +133,9 @@ struct model_fetches *model_fetch_start(uv_loop_t *loop, struct runtime *rt)
     size_t n = 0;
     for (size_t i = 0; i < cfg->nproviders; i++)
         n += cfg->providers[i].models_auto && cfg->providers[i].kind != CFG_PROVIDER_SIM;
-    if (n == 0)
-        return NULL;
+    if (n == 0) return NULL;
     struct model_fetches *mf = calloc(1, sizeof *mf);
-    if (!mf)
-        return NULL;
+    if (!mf) return NULL;
     mf->rt = rt;
     mf->list = calloc(n, sizeof *mf->list);
     mf->pool = transport_pool_new(loop);
@@ -150,8 +146,7 @@ struct model_fetches *model_fetch_start(uv_loop_t *loop, struct runtime *rt)
     }
     for (size_t i = 0; i < cfg->nproviders; i++) {
         const struct cfg_provider *pv = &cfg->providers[i];
-        if (!pv->models_auto || pv->kind == CFG_PROVIDER_SIM)
-            continue;
+        if (!pv->models_auto || pv->kind == CFG_PROVIDER_SIM) continue;
         struct fetch *f = &mf->list[mf->n++];
         f->mf = mf;
         f->provider_index = i;
@@ -179,14 +174,12 @@ static void on_closed(uv_handle_t *h)
 {
     struct fetch *f = h->data;
     struct model_fetches *mf = f->mf;
-    if (--mf->handles_open == 0)
-        transport_pool_close(mf->pool, on_pool_closed, mf);
+    if (--mf->handles_open == 0) transport_pool_close(mf->pool, on_pool_closed, mf);
 }
 
 void model_fetch_stop(struct model_fetches *mf)
 {
-    if (!mf)
-        return;
+    if (!mf) return;
     mf->stopping = true;
     for (size_t i = 0; i < mf->n; i++) {
         struct fetch *f = &mf->list[i];

@@ -15,8 +15,7 @@ static struct config *load(const char *text, struct config_errors *errs)
 {
     struct config *c = NULL;
     config_errors_init(errs);
-    if (config_load_text("t.yaml", text, strlen(text), &c, errs) != 0)
-        return NULL;
+    if (config_load_text("t.yaml", text, strlen(text), &c, errs) != 0) return NULL;
     return c;
 }
 
@@ -33,8 +32,7 @@ static struct config *load_ok(const char *text)
 static const struct cfg_provider *provider(const struct config *c, const char *name)
 {
     for (size_t i = 0; i < c->nproviders; i++)
-        if (strcmp(c->providers[i].name, name) == 0)
-            return &c->providers[i];
+        if (strcmp(c->providers[i].name, name) == 0) return &c->providers[i];
     fail_msg("no provider %s", name);
     return NULL;
 }
@@ -54,25 +52,26 @@ static void test_table(void **state)
     assert_string_equal(config_preset_of(CFG_TYPE_COUNT)->name, "openai-compatible");
 }
 
-static const char presets_yaml[] = "providers:\n"
-                                   "  ds: {type: deepseek, api_key: k}\n"
-                                   "  az: {type: azure-openai, base_url: 'https://r.openai.azure.com', api_key: k}\n"
-                                   "  azv1: {type: azure-openai, base_url: 'https://r.openai.azure.com/openai/v1'}\n"
-                                   "  eas: {type: alibaba-pai-eas, base_url: 'http://x.pai-eas.aliyuncs.com/api/predict/s/v1'}\n"
-                                   "  v: {type: vllm, base_url: 'http://10.0.0.5:8000/v1'}\n"
-                                   "  plain: {base_url: 'http://10.0.0.6:8000/v1'}\n"
-                                   "  own: {type: siliconflow, max_tokens_limit: 1000}\n"
-                                   "models:\n"
-                                   "  m:\n"
-                                   "    - {provider: ds, model: deepseek-chat}\n"
-                                   "    - {provider: ds, model: deepseek-reasoner}\n"
-                                   "    - {provider: ds, model: deepseek-chat, max_tokens_limit: 100}\n"
-                                   "    - {provider: v, model: x}\n"
-                                   "    - {provider: own, model: x}\n"
-                                   "    - {provider: az, model: d}\n"
-                                   "    - {provider: azv1, model: d}\n"
-                                   "    - {provider: eas, model: d}\n"
-                                   "    - {provider: plain, model: d}\n";
+static const char presets_yaml[] =
+    "providers:\n"
+    "  ds: {type: deepseek, api_key: k}\n"
+    "  az: {type: azure-openai, base_url: 'https://r.openai.azure.com', api_key: k}\n"
+    "  azv1: {type: azure-openai, base_url: 'https://r.openai.azure.com/openai/v1'}\n"
+    "  eas: {type: alibaba-pai-eas, base_url: 'http://x.pai-eas.aliyuncs.com/api/predict/s/v1'}\n"
+    "  v: {type: vllm, base_url: 'http://10.0.0.5:8000/v1'}\n"
+    "  plain: {base_url: 'http://10.0.0.6:8000/v1'}\n"
+    "  own: {type: siliconflow, max_tokens_limit: 1000}\n"
+    "models:\n"
+    "  m:\n"
+    "    - {provider: ds, model: deepseek-chat}\n"
+    "    - {provider: ds, model: deepseek-reasoner}\n"
+    "    - {provider: ds, model: deepseek-chat, max_tokens_limit: 100}\n"
+    "    - {provider: v, model: x}\n"
+    "    - {provider: own, model: x}\n"
+    "    - {provider: az, model: d}\n"
+    "    - {provider: azv1, model: d}\n"
+    "    - {provider: eas, model: d}\n"
+    "    - {provider: plain, model: d}\n";
 
 static void test_resolution(void **state)
 {
@@ -108,7 +107,8 @@ static void test_resolution(void **state)
     assert_int_equal(plain->type, CFG_TYPE_OPENAI_COMPATIBLE);
     assert_string_equal(plain->auth_header, "Authorization");
     assert_string_equal(plain->probe.path, "/models");
-    assert_false(plain->strip_reasoning_history || plain->rename_reasoning || plain->deployment_paths);
+    assert_false(plain->strip_reasoning_history || plain->rename_reasoning ||
+                 plain->deployment_paths);
 
     const struct cfg_provider *own = provider(c, "own");
     assert_string_equal(own->host, "api.siliconflow.cn");
@@ -154,19 +154,21 @@ static void expect_problem(const char *text, const char *want)
     struct config_errors errs;
     struct config *c = load(text, &errs);
     assert_null(c);
-    if (!strstr(errs.text.data, want))
-        fail_msg("missing \"%s\" in:\n%s", want, errs.text.data);
+    if (!strstr(errs.text.data, want)) fail_msg("missing \"%s\" in:\n%s", want, errs.text.data);
     config_errors_free(&errs);
 }
 
 static void test_problems(void **state)
 {
     (void)state;
-    expect_problem("providers:\n  p: {type: vlm, base_url: 'http://h/v1'}\nmodels:\n  m: [{provider: p, model: x}]\n",
+    expect_problem("providers:\n  p: {type: vlm, base_url: 'http://h/v1'}\nmodels:\n  m: "
+                   "[{provider: p, model: x}]\n",
                    "t.yaml:2: providers.p.type: unknown type \"vlm\"; did you mean \"vllm\"?");
-    expect_problem("providers:\n  p: {type: azure-openai}\nmodels:\n  m: [{provider: p, model: x}]\n",
-                   "providers.p.base_url: missing (required: type azure-openai has no default URL)");
-    expect_problem("providers:\n  p: {type: vllm, base_url: 'http://h/v1', models: sometimes}\nmodels:\n  m: [{provider: p, "
+    expect_problem(
+        "providers:\n  p: {type: azure-openai}\nmodels:\n  m: [{provider: p, model: x}]\n",
+        "providers.p.base_url: missing (required: type azure-openai has no default URL)");
+    expect_problem("providers:\n  p: {type: vllm, base_url: 'http://h/v1', models: "
+                   "sometimes}\nmodels:\n  m: [{provider: p, "
                    "model: x}]\n",
                    "unknown models mode \"sometimes\"");
 }

@@ -15,8 +15,9 @@ static void test_parse(void **state)
     (void)state;
     char **names;
     size_t n;
-    static const char list[] = "{\"object\":\"list\",\"data\":[{\"id\":\"b\"},{\"id\":\"a\",\"object\":\"model\"},"
-                               "{\"id\":\"b\"},{\"id\":\"\"},{\"nope\":1},{\"id\":7}]}";
+    static const char list[] =
+        "{\"object\":\"list\",\"data\":[{\"id\":\"b\"},{\"id\":\"a\",\"object\":\"model\"},"
+        "{\"id\":\"b\"},{\"id\":\"\"},{\"nope\":1},{\"id\":7}]}";
     assert_int_equal(catalog_parse(list, strlen(list), &names, &n), 0);
     assert_int_equal(n, 2); /* sorted, repeats and non-names left out */
     assert_string_equal(names[0], "a");
@@ -64,7 +65,8 @@ static void test_set_has_foreach(void **state)
     assert_false(catalog_any(cat, "a"));
     size_t n;
     char **l;
-    assert_int_equal(catalog_parse("[\"b\",\"a\",\"fixed\"]", 17, &l, &n), 0); /* sorted for the set */
+    assert_int_equal(catalog_parse("[\"b\",\"a\",\"fixed\"]", 17, &l, &n),
+                     0); /* sorted for the set */
     catalog_set(cat, 0, l, n, 1);
     l = list_of("a", "c", &n);
     catalog_set(cat, 1, l, n, 1);
