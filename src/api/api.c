@@ -39,19 +39,33 @@ static void handle_healthz(struct server_conn *c)
     server_request_done(c);
 }
 
+static void put_model(struct buf *b, const char *name)
+{
+    if (b->len > 1 && b->data[b->len - 1] != '[')
+        buf_append_str(b, ",");
+    buf_append_str(b, "{\"id\":");
+    buf_append_json_str(b, name, strlen(name));
+    buf_append_str(b, ",\"object\":\"model\",\"created\":0,\"owned_by\":\"unbusy\"}");
+}
+
+static void put_imported(void *ud, const char *name)
+{
+    put_model(ud, name);
+}
+
+/* The config's models, then the names models: auto providers list (route/catalog.h). */
 static void handle_models(struct server_conn *c)
 {
-    const struct config *cfg = proxy_env_of(c)->cfg;
+    struct proxy_env *env = proxy_env_of(c);
+    const struct config *cfg = env->cfg;
     struct buf b;
     buf_init(&b, 0);
     buf_append_str(&b, "{\"object\":\"list\",\"data\":[");
-    for (size_t i = 0; i < cfg->nmodels; i++) {
-        if (i)
-            buf_append_str(&b, ",");
-        buf_append_str(&b, "{\"id\":");
-        buf_append_json_str(&b, cfg->models[i].name, strlen(cfg->models[i].name));
-        buf_append_str(&b, ",\"object\":\"model\",\"created\":0,\"owned_by\":\"unbusy\"}");
-    }
+    for (size_t i = 0; i < cfg->nmodels; i++)
+        if (!cfg->models[i].auto_import)
+            put_model(&b, cfg->models[i].name);
+    if (env->rt && env->rt->catalog)
+        catalog_foreach(env->rt->catalog, put_imported, &b);
     buf_append_str(&b, "]}");
     server_respond(c, 200, "application/json", NULL, b.data, b.len);
     buf_free(&b);

@@ -16,6 +16,7 @@
 #include "config/config_secrets.h"
 #include "config/config_value.h"
 #include "config/config_yaml.h"
+#include "config/presets.h"
 #include "config/prices.h"
 
 /*
@@ -267,6 +268,10 @@ static void parse_base_url(struct config_yaml_loader *ld, yaml_node_t *v, void *
     char *url = config_yaml_text(ld, v);
     const char *why;
     if (!url) return;
+    free(p->host); /* a type: may have set them already */
+    free(p->base_path);
+    free(p->sim_profile);
+    p->host = p->base_path = p->sim_profile = NULL;
     if (config_value_base_url(url, p, &why)) ERR(ld, v, "bad URL \"%s\": %s", url, why);
     free(p->base_url);
     p->base_url = url;
@@ -292,7 +297,8 @@ static void parse_continuation(struct config_yaml_loader *ld, yaml_node_t *v, vo
 }
 
 static const struct config_yaml_field provider_fields[] = {
-    SECTION("base_url", parse_base_url, CONFIG_YAML_REQUIRED),
+    SECTION("type", config_preset_apply, 0), /* first: every other key overrides its row */
+    SECTION("base_url", parse_base_url, 0),
     FIELD("api_key", config_yaml_string, struct cfg_provider, api_key, 0, 0,
           CONFIG_YAML_EMPTY_IS_NULL | CONFIG_YAML_HEADER_SAFE),
     FIELD("auth_header", config_yaml_header_name, struct cfg_provider, auth_header, 0, 0, 0),
@@ -313,6 +319,14 @@ static const struct config_yaml_field provider_fields[] = {
     SECTION("continuation", parse_continuation, 0),
     SECTION("wire", config_aws_parse_wire, 0),
     SECTION("aws", config_aws_section, 0),
+    FIELD("api_version", config_yaml_string, struct cfg_provider, api_version, 0, 0,
+          CONFIG_YAML_EMPTY_IS_NULL | CONFIG_YAML_HEADER_SAFE),
+    SECTION("models_path", config_preset_models_path, 0),
+    SECTION("models", config_preset_models, 0),
+    FIELD("models_refresh", config_yaml_duration, struct cfg_provider, models_refresh_ms, SEC, 24 * HOUR, 0),
+    FIELD("rename_reasoning", config_yaml_bool, struct cfg_provider, rename_reasoning, 0, 0, 0),
+    FIELD("strip_reasoning_history", config_yaml_bool, struct cfg_provider, strip_reasoning_history, 0, 0, 0),
+    FIELD("max_tokens_limit", config_yaml_u32, struct cfg_provider, max_tokens_limit, 0, 100000000, 0),
 };
 
 static void parse_providers(struct config_yaml_loader *ld, yaml_node_t *map, void *obj,
@@ -330,22 +344,10 @@ static void parse_providers(struct config_yaml_loader *ld, yaml_node_t *map, voi
         struct cfg_provider *p = &c->providers[c->nproviders++];
         p->name = config_yaml_strdup(ld, name);
         p->line = config_yaml_line(k);
-        p->auth_header = config_yaml_strdup(ld, "Authorization");
-        p->auth_prefix = config_yaml_strdup(ld, "Bearer ");
-        p->tls_verify = true;
-        p->stream_upstream = true;
-        p->max_idle_conns = 64;
-        p->idle_conn_timeout_ms = 60 * SEC;
-        p->probe = (struct cfg_probe){
-            .path = config_yaml_strdup(ld, "/models"),
-            .interval_ms = 30 * SEC,
-            .timeout_ms = 5 * SEC,
-            .healthy_threshold = 2,
-            .unhealthy_threshold = 3,
-            .deep_interval_ms = 5 * MIN,
-        };
+        config_preset_defaults(ld, p);
         size_t old = config_yaml_path_key(ld, name);
         config_yaml_walk(ld, v, provider_fields, COUNT(provider_fields), p);
+        config_preset_finish(ld, v, p);
         if (p->ca_file && access(p->ca_file, R_OK) != 0)
             ERR(ld, v, "ca_file \"%s\" cannot be read: %s", p->ca_file, strerror(errno));
         config_aws_finish(ld, v, p);
@@ -391,6 +393,7 @@ static const struct config_yaml_field deployment_fields[] = {
     FIELD("max_concurrency", config_yaml_u32, struct cfg_deployment, max_concurrency, 0, 1000000,
           0),
     FIELD("rpm", config_yaml_u32, struct cfg_deployment, rpm, 0, 100000000, 0),
+    FIELD("max_tokens_limit", config_yaml_u32, struct cfg_deployment, max_tokens_limit, 0, 100000000, 0),
 };
 
 static void parse_deployments(struct config_yaml_loader *ld, yaml_node_t *list, void *obj,
@@ -421,6 +424,7 @@ static void parse_deployments(struct config_yaml_loader *ld, yaml_node_t *list, 
             ERR(ld, item, "empty deployment (expected provider: and model:)");
         else
             config_yaml_walk(ld, item, deployment_fields, COUNT(deployment_fields), d);
+        config_preset_deployment(d);
         config_yaml_path_pop(ld, old);
     }
 }
@@ -441,8 +445,10 @@ static void parse_models(struct config_yaml_loader *ld, yaml_node_t *map, void *
     struct config *c = ld->cfg;
     bool *dup = NULL;
     long n = config_yaml_named_begin(ld, map, MAX_MODELS, false, "model name", &dup);
-    if (n == 0) ERR(ld, map, "no models defined (at least one is needed)");
-    if (n > 0 && !(c->models = alloc_entries(ld, map, (size_t)n, sizeof *c->models))) n = -1;
+    bool imported = config_preset_any_auto(c); /* models: auto may be the only source */
+    if (n == 0 && !imported) ERR(ld, map, "no models defined (at least one is needed)");
+    /* one more entry: the model of the models: auto providers (config_preset_auto_model) */
+    if (n >= 0 && !(c->models = alloc_entries(ld, map, (size_t)n + 1, sizeof *c->models))) n = -1;
     for (long i = 0; i < n; i++) {
         yaml_node_t *k, *v;
         const char *name = config_yaml_named_key(ld, map, (size_t)i, &k, &v);
@@ -473,6 +479,7 @@ static void parse_models(struct config_yaml_loader *ld, yaml_node_t *map, void *
         config_yaml_path_pop(ld, old);
     }
     free(dup);
+    if (n >= 0 && imported) config_preset_auto_model(ld, c, &c->models[c->nmodels++]);
 }
 
 /* ---- keys: static API keys ---- */
@@ -795,6 +802,8 @@ void config_provider_free_fields(struct cfg_provider *p)
     free(p->probe.path);
     free(p->probe.deep_model);
     config_aws_free(p->aws);
+    free(p->api_version);
+    free(p->models_path);
 }
 
 static void config_free(struct config *c)

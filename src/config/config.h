@@ -162,7 +162,8 @@ struct cfg_rule {
 /* How a provider continues a partial answer (continue_on_cut; provider/provider.h resolves
    auto). */
 enum cfg_continuation {
-    CFG_CONTINUATION_AUTO = 0,            /* by the API host: api.deepseek.com → prefix, else
+    CFG_CONTINUATION_AUTO = 0,            /* the preset's (type:); openai-compatible: by the
+                                             API host, api.deepseek.com → prefix, else
                                              assistant_message */
     CFG_CONTINUATION_PREFIX,              /* DeepSeek's chat prefix completion */
     CFG_CONTINUATION_CONTINUE_FINAL,      /* vLLM / SGLang continue_final_message */
@@ -170,8 +171,33 @@ enum cfg_continuation {
     CFG_CONTINUATION_OFF,                 /* never continue on this provider */
 };
 
+/* A provider's type: (config/presets.h holds one row of defaults and quirks per type). */
+enum cfg_provider_type {
+    CFG_TYPE_OPENAI_COMPATIBLE = 0, /* the default: any OpenAI-compatible server */
+    CFG_TYPE_OPENAI,
+    CFG_TYPE_AZURE_OPENAI,
+    CFG_TYPE_DEEPSEEK,
+    CFG_TYPE_VOLCENGINE_ARK,
+    CFG_TYPE_ALIBABA_BAILIAN,
+    CFG_TYPE_ALIBABA_PAI_EAS,
+    CFG_TYPE_TENCENT_LKEAP,
+    CFG_TYPE_HUAWEI_MODELARTS,
+    CFG_TYPE_BAIDU_QIANFAN,
+    CFG_TYPE_SILICONFLOW,
+    CFG_TYPE_VLLM,
+    CFG_TYPE_SGLANG,
+    CFG_TYPE_LLAMA_CPP,
+    CFG_TYPE_OLLAMA,
+    CFG_TYPE_TRITON,
+    CFG_TYPE_COUNT
+};
+
+struct config_preset;
+
 struct cfg_provider {
     char *name;
+    enum cfg_provider_type type; /* type:; default openai-compatible */
+    const struct config_preset *preset; /* its row (static); NULL in a provider built by hand */
     enum cfg_provider_kind kind; /* the transport */
     enum cfg_wire wire;          /* the wire format */
     char *base_url;            /* as written (after ${ENV} substitution) */
@@ -193,7 +219,15 @@ struct cfg_provider {
     uint32_t max_idle_conns;   /* idle keep-alive connections kept per worker (default 64) */
     uint32_t idle_conn_timeout_ms; /* default 60 s */
     uint32_t connect_timeout_ms;   /* 0: the model's */
-    enum cfg_continuation continuation; /* default auto */
+    enum cfg_continuation continuation; /* default auto (the preset's) */
+    char *api_version;         /* api-version query parameter (azure-openai); NULL: none */
+    bool deployment_paths;     /* /openai/deployments/{model}/... (azure-openai, not its v1 API) */
+    char *models_path;         /* the model list under base_path; default "/models" */
+    bool models_auto;          /* models: auto — serve the models the provider lists */
+    uint32_t models_refresh_ms;/* how often the list is fetched again; default 60 s */
+    bool rename_reasoning;     /* relay a delta's "reasoning" as "reasoning_content" (vLLM) */
+    bool strip_reasoning_history; /* drop reasoning_content from sent messages (DeepSeek) */
+    uint32_t max_tokens_limit; /* clamp max_tokens to this; 0: the preset's per model, or none */
     struct cfg_probe probe;
     struct cfg_aws *aws;       /* an AWS wire's settings; NULL for the OpenAI wire */
     int line;                  /* where it was defined, for messages */
@@ -206,11 +240,15 @@ struct cfg_deployment {
     uint32_t weight;           /* default 1 */
     uint32_t max_concurrency;  /* 0: unlimited; a saturated deployment is skipped */
     uint32_t rpm;              /* requests per minute; 0: unlimited */
+    uint32_t max_tokens_limit; /* max_tokens (and max_completion_tokens) clamped to this;
+                                  0: none (resolved from the provider and its preset) */
     int line;
 };
 
 struct cfg_model {
     char *name;                /* the name clients send */
+    bool auto_import;          /* the model of the models: auto providers (config/presets.h):
+                                  serves the names they list, never its own name */
     struct cfg_deployment *deployments;
     size_t ndeployments;
     struct cfg_timeouts timeouts;

@@ -53,12 +53,14 @@ static void request_init(struct provider_request *r)
     memset(r, 0, sizeof *r);
     buf_init(&r->head, 0);
     buf_init(&r->body, 0);
+    buf_init(&r->path_buf, 0);
 }
 
 static void request_free(struct provider_request *r)
 {
     buf_free(&r->head);
     buf_free(&r->body);
+    buf_free(&r->path_buf);
 }
 
 /* r holds what build (or probe) made: the common head goes before its headers, then the
@@ -75,7 +77,16 @@ static char *finish(const struct provider_ops *ops, const struct cfg_provider *p
         other_base.base_path = (char *)r->base_path;
         target = &other_base;
     }
-    int rc = uphttp_request_head(&head, target, r->method, r->path, user_agent);
+    const char *path = r->path;
+    if (r->path_buf.len) {
+        if (buf_append(&r->path_buf, "", 1) < 0) { /* NUL-terminated for the request line */
+            buf_free(&head);
+            request_free(r);
+            return NULL;
+        }
+        path = r->path_buf.data;
+    }
+    int rc = uphttp_request_head(&head, target, r->method, path, user_agent);
     rc |= buf_append(&head, r->head.data ? r->head.data : "", r->head.len);
     if (extra_headers)
         rc |= buf_append_str(&head, extra_headers);
@@ -129,6 +140,9 @@ void provider_stream_init(struct provider_stream *s, size_t max_event_bytes)
     /* an AWS message carries one event (or a SageMaker payload part) and its headers */
     evs_parser_init(&s->evs, (max_event_bytes ? max_event_bytes : SSE_DEFAULT_MAX_EVENT) + 64 * 1024);
     buf_init(&s->out, 2 * (max_event_bytes ? max_event_bytes : SSE_DEFAULT_MAX_EVENT) + 4096);
+    s->rename_reasoning = false;
+    /* a rewritten event grows by the renamed keys only: twice the event's bound is ample */
+    buf_init(&s->rewrite, 2 * (max_event_bytes ? max_event_bytes : SSE_DEFAULT_MAX_EVENT));
 }
 
 void provider_stream_begin(struct provider_stream *s, const char *model)
@@ -152,4 +166,5 @@ void provider_stream_free(struct provider_stream *s)
     sse_parser_free(&s->sse);
     evs_parser_free(&s->evs);
     buf_free(&s->out);
+    buf_free(&s->rewrite);
 }

@@ -59,6 +59,8 @@ struct provider_call {
     size_t continue_len;
     int64_t continue_tokens;           /* tokens of it (estimated): taken off the client's
                                           max_tokens, so the whole answer stays within it */
+    uint32_t max_tokens_limit;         /* the deployment's cap: max_tokens above it is lowered
+                                          to it (cfg_deployment.max_tokens_limit); 0: none */
     const char *extra_headers;         /* "Name: value\r\n"... of the caller (trace ids), or NULL */
     const char *user_agent;
     const char **refusal;              /* out, may be NULL: build sets it (a static message) when
@@ -69,6 +71,8 @@ struct provider_call {
 struct provider_request {
     const char *method;                /* static string */
     const char *path;                  /* under the base path; static, config or path_own */
+    struct buf path_buf;               /* when not empty: the path, built (a deployment's path,
+                                          a query string); path is then ignored */
     const char *base_path;             /* NULL: the provider's; else this one (static) */
     struct buf head;                   /* request line and headers so far, no blank line */
     struct buf body;
@@ -131,6 +135,8 @@ struct provider_stream {
     int64_t created;
     unsigned ntools;                   /* tool calls begun in the answer */
     int tool_of_block[64];             /* a content block's tool call index + 1 (0: text) */
+    bool rename_reasoning;            /* the provider's quirk: set by the attempt per provider */
+    struct buf rewrite;               /* an event rewritten for the client (bounded as an event) */
 };
 
 enum { PROVIDER_FEED_BAD = -1 }; /* framing broken or an event over its bound */

@@ -153,7 +153,7 @@ static char *build_request(struct attempt *a, size_t *len)
     const char *continue_text = proxy_continue_text(p, &continue_len, &continue_tokens);
     struct provider_call call = {
         .provider = a->dep->provider,
-        .model = a->dep->model,
+        .model = p->auto_model && p->model->auto_import ? p->auto_model : a->dep->model,
         .api = provider_api_of(p->api),
         .body = p->body,
         .body_len = p->body_len,
@@ -162,6 +162,7 @@ static char *build_request(struct attempt *a, size_t *len)
         .continue_text = continue_text,
         .continue_len = continue_len,
         .continue_tokens = continue_tokens,
+        .max_tokens_limit = a->dep->max_tokens_limit,
         .extra_headers = trace,
         .user_agent = "unbusy/0.1",
         .refusal = &a->refusal,
@@ -477,6 +478,7 @@ int attempt_start(struct attempt *a, struct runtime_dep *rd, bool hedge)
     a->rd = rd;
     a->dep = rd->cfg;
     a->ops = provider_ops_of(a->dep->provider);
+    a->stream.rename_reasoning = a->dep->provider->rename_reasoning;
     a->active = true;
     a->hedge = hedge;
     a->t_start = uv_hrtime() / 1000000;

@@ -22,6 +22,7 @@
 
 #include "admit/keys.h"
 #include "acct/ledger.h"
+#include "config/presets.h"
 #include "config/prices.h"
 #include "base/redact.h"
 #include "base/log.h"
@@ -352,6 +353,34 @@ void proxy_attempt_done(struct attempt *a, const char *json, size_t len)
     proxy_finalize(p, OUTCOME_OK);
 }
 
+/* A provider's JSON error goes to the client as it came when it is OpenAI's shape; another
+   shape (Azure's {"error":{"code","message","param","status","innererror"}}) is said again
+   in OpenAI's, with the provider's code (content_filter, ...) and param. Returns whether it
+   was rewritten into out. */
+static bool reshape_error(const char *body, size_t len, enum gw_err e, const char *msg, struct buf *out)
+{
+    cJSON *j = cJSON_ParseWithLength(body, len);
+    const cJSON *err = cJSON_GetObjectItemCaseSensitive(j, "error");
+    bool shaped = cJSON_IsObject(err) && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(err, "message")) &&
+                  cJSON_HasObjectItem(err, "type") && cJSON_HasObjectItem(err, "param") &&
+                  cJSON_HasObjectItem(err, "code");
+    bool rewritten = false;
+    if (!shaped && cJSON_IsObject(err)) {
+        const cJSON *code = cJSON_GetObjectItemCaseSensitive(err, "code");
+        const cJSON *param = cJSON_GetObjectItemCaseSensitive(err, "param");
+        char num[32];
+        const char *code_text = cJSON_IsString(code) ? code->valuestring : NULL;
+        if (cJSON_IsNumber(code)) {
+            snprintf(num, sizeof num, "%d", code->valueint);
+            code_text = num;
+        }
+        errors_render_code(out, e, msg, cJSON_IsString(param) ? param->valuestring : NULL, code_text);
+        rewritten = true;
+    }
+    cJSON_Delete(j);
+    return rewritten;
+}
+
 void proxy_attempt_client_error(struct attempt *a, int status, const char *raw, size_t raw_len)
 {
     struct preq *p = a->p;
@@ -373,7 +402,11 @@ void proxy_attempt_client_error(struct attempt *a, int status, const char *raw, 
         struct buf h;
         buf_init(&h, 0);
         extra_headers(p, a, &h);
-        if (json_error) {
+        struct buf reshaped;
+        buf_init(&reshaped, 0);
+        if (json_error && reshape_error(body, len, e, msg[0] ? msg : "the provider rejected the request", &reshaped)) {
+            server_respond(p->conn, status, "application/json", h.data, reshaped.data, reshaped.len);
+        } else if (json_error) {
             server_respond(p->conn, status, "application/json", h.data, body, len);
         } else {
             struct buf b;
@@ -382,6 +415,7 @@ void proxy_attempt_client_error(struct attempt *a, int status, const char *raw, 
             server_respond(p->conn, status, "application/json", h.data, b.data, b.len);
             buf_free(&b);
         }
+        buf_free(&reshaped);
         buf_free(&h);
     }
     free(owned);
@@ -508,7 +542,10 @@ void proxy_excluded_mask(struct preq *p, bool skip[PROXY_MAX_DEPS])
         skip[i] = busy || (any_untried ? p->tried[i] : (int)i == p->last_tried && n > 1) ||
                   (p->route_tier >= 0 && rm->deps[i].cfg->tier != p->route_tier) ||
                   (p->cont.continued &&
-                   provider_continuation(rm->deps[i].cfg->provider) == CFG_CONTINUATION_OFF);
+                   provider_continuation(rm->deps[i].cfg->provider) == CFG_CONTINUATION_OFF) ||
+                  (p->auto_model && p->model->auto_import && !catalog_has(p->env->rt->catalog,
+                                                 (size_t)(rm->deps[i].cfg->provider - p->cfg->providers),
+                                                 p->auto_model));
     }
 }
 
@@ -785,7 +822,7 @@ void proxy_finalize(struct preq *p, enum outcome outcome)
     log->attempts = p->attempts;
     if (shown && shown->dep) {
         log->provider = shown->dep->provider->name;
-        log->deployment_model = shown->dep->model;
+        log->deployment_model = p->auto_model && p->model->auto_import ? p->auto_model : shown->dep->model;
     }
     if (!log->error[0] && p->why_log.len) /* answered, after these attempts failed */
         snprintf(log->error, sizeof log->error, "%s", p->why_log.data);
@@ -900,6 +937,11 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
         return;
     }
     const struct cfg_model *m = config_find_model(env->cfg, target);
+    if (m && m->auto_import)
+        m = NULL; /* never asked for by its own name */
+    bool imported = !m && env->rt->catalog && catalog_any(env->rt->catalog, target);
+    if (imported)
+        m = config_find_model(env->cfg, CONFIG_AUTO_MODEL_NAME);
     if (!m) {
         if (ki)
             keys_release(ki);
@@ -910,6 +952,10 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
         return;
     }
     req->log.model = m->name;
+    if (imported) { /* the log names the model asked for, not the catch-all */
+        snprintf(req->log.model_buf, sizeof req->log.model_buf, "%.63s", target);
+        req->log.model = NULL;
+    }
     struct preq *p = calloc(1, sizeof *p);
     if (!p) {
         if (ki)
@@ -930,6 +976,8 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
     p->body_len = req->body_len;
     req->body = NULL;
     p->scan = scan;
+    if (imported)
+        p->auto_model = target == scan.model ? p->scan.model : target;
     p->client_stream = scan.stream && api != PROXY_API_EMBEDDINGS;
     p->client_usage = scan.include_usage;
     p->retry_after_s = -1;

@@ -110,6 +110,8 @@ struct preq {
     struct config *cfg;
     struct runtime_model *rm;
     const struct cfg_model *model;
+    const char *auto_model;  /* a name a models: auto provider lists (model is the catch-all,
+                                config/presets.h): sent as the deployment's model; else NULL */
     enum proxy_api api;
     char *body;
     size_t body_len;

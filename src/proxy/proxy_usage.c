@@ -60,7 +60,9 @@ void proxy_estimated_usage_chunk(struct preq *p)
                         p->api == PROXY_API_COMPLETIONS ? "text_completion"
                                                         : "chat.completion.chunk",
                         (long long)(p->chunk_created ? p->chunk_created : (int64_t)time(NULL)));
-    const char *model = p->chunk_model[0] ? p->chunk_model : p->model->name;
+    const char *model = p->chunk_model[0]                         ? p->chunk_model
+                        : p->auto_model && p->model->auto_import ? p->auto_model
+                                                                 : p->model->name;
     if (!rc)
         rc = buf_append_json_str(&ev, model, strlen(model));
     if (!rc)
@@ -83,7 +85,9 @@ void proxy_record_ledger(struct preq *p, const struct accesslog_entry *log)
         .request_id = sr->request_id,
         .key_id = p->key ? p->key->id : 0,
         .key_name = p->key ? p->key->name : NULL,
-        .model = p->degraded_from ? p->degraded_from : p->model->name,
+        .model = p->degraded_from                             ? p->degraded_from
+                 : p->auto_model && p->model->auto_import ? p->auto_model
+                                                          : p->model->name,
         .provider = log->provider,
         .deployment_model = log->deployment_model,
         .status = log->status,

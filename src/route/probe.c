@@ -132,7 +132,7 @@ static void on_tick(uv_timer_t *t)
 static const char *first_model_on(struct runtime *rt, const struct cfg_provider *p)
 {
     for (size_t i = 0; i < rt->cfg->nmodels; i++)
-        for (size_t j = 0; j < rt->cfg->models[i].ndeployments; j++)
+        for (size_t j = 0; !rt->cfg->models[i].auto_import && j < rt->cfg->models[i].ndeployments; j++)
             if (rt->cfg->models[i].deployments[j].provider == p)
                 return rt->cfg->models[i].deployments[j].model;
     return NULL;

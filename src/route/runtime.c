@@ -69,7 +69,8 @@ struct runtime *runtime_new(struct config *cfg, admission_ready_fn ready)
     rt->cfg = config_ref(cfg);
     rt->providers = calloc(cfg->nproviders ? cfg->nproviders : 1, sizeof *rt->providers);
     rt->models = calloc(cfg->nmodels ? cfg->nmodels : 1, sizeof *rt->models);
-    if (!rt->providers || !rt->models) {
+    rt->catalog = catalog_new(cfg);
+    if (!rt->providers || !rt->models || !rt->catalog) {
         runtime_free(rt);
         return NULL;
     }
@@ -143,6 +144,7 @@ void runtime_free(struct runtime *rt)
     }
     free(rt->models);
     free(rt->providers);
+    catalog_free(rt->catalog);
     config_unref(rt->cfg);
     free(rt);
 }

@@ -2,7 +2,8 @@
  * runtime — the learnt, changing state that goes with a config snapshot:
  * per deployment its health (breaker, EWMA, counters; shared by all workers),
  * per deployment also its first-token budget (route/ttft_budget.h),
- * per provider what the active probes found, per model its retry and hedge
+ * per provider what the active probes found and the models it lists (models: auto,
+ * route/catalog.h), per model its retry and hedge
  * budgets and its balancer (the strategy instance, which owns its own state
  * and lock). The config stays immutable; runtime_new builds this beside it,
  * indexed the same way, and runtime_free destroys it.
@@ -20,6 +21,7 @@
 
 #include "admit/admission.h"
 #include "route/balancer.h"
+#include "route/catalog.h"
 #include "config/config.h"
 #include "route/health.h"
 #include "route/hedge_budget.h"
@@ -76,6 +78,7 @@ struct runtime {
     struct config *cfg;            /* one reference held */
     struct runtime_provider *providers;
     struct runtime_model *models;
+    struct catalog *catalog;       /* what models: auto providers list (route/catalog.h) */
 };
 
 /* Returns NULL when out of memory. */

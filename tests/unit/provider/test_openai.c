@@ -446,6 +446,34 @@ static void test_probe(void **state)
     assert_false(ops->probe_ok(false, 503));
 }
 
+/* vLLM's "reasoning" key renamed, never a value's text that looks like it; Azure's path. */
+static void test_quirks(void **state)
+{
+    (void)state;
+    static const char events[] =
+        "data: {\"choices\":[{\"delta\":{\"reasoning\" : \"a \\\"reasoning\\\": b\"}}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"content\":\"reasoning\"}}]}\n\n";
+    struct provider_stream st;
+    provider_stream_init(&st, 1 << 16);
+    st.rename_reasoning = true;
+    struct seen s = {0};
+    assert_int_equal(ops->feed(&st, events, strlen(events), on_event, &s), 0);
+    provider_stream_free(&st);
+    assert_non_null(strstr(s.out, "{\"choices\":[{\"delta\":{\"reasoning_content\" : \"a \\\"reasoning\\\": b\"}}]}\n"));
+    assert_non_null(strstr(s.out, "{\"choices\":[{\"delta\":{\"content\":\"reasoning\"}}]}\n"));
+
+    struct cfg_provider pv = provider("api-key", "", "k");
+    pv.base_path = "";
+    pv.deployment_paths = true;
+    pv.api_version = "2024-10-21";
+    size_t len;
+    char *req = build(&pv, false, NULL, &len);
+    assert_true(strncmp(req, "POST /openai/deployments/up-model/chat/completions?api-version=2024-10-21 HTTP/1.1\r\n",
+                        84) == 0);
+    assert_non_null(strstr(req, "\r\napi-key: k\r\n"));
+    free(req);
+}
+
 static void test_ops_of(void **state)
 {
     struct cfg_provider pv = provider("Authorization", "Bearer ", NULL);
@@ -469,6 +497,7 @@ int main(void)
         cmocka_unit_test(test_map_error),
         cmocka_unit_test(test_answer),
         cmocka_unit_test(test_probe),
+        cmocka_unit_test(test_quirks),
         cmocka_unit_test(test_ops_of),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
