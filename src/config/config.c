@@ -472,8 +472,8 @@ static void parse_models(struct config_yaml_loader *ld, yaml_node_t *map, void *
         else
             ERR(ld, v, "expected a list of deployments or a mapping with deployments:, got %s",
                 config_yaml_kind(v));
-        if (m->max_attempts == 0) { /* one try per deployment and one more, at least 3, at most 10 */
-            size_t n_tries = m->ndeployments + 1 < 3 ? 3 : m->ndeployments + 1;
+        if (m->max_attempts == 0) { /* one try per deployment, and one more in a pool, at most 10 */
+            size_t n_tries = m->ndeployments <= 1 ? 1 : m->ndeployments + 1;
             m->max_attempts = (uint32_t)(n_tries > 10 ? 10 : n_tries);
         }
         config_yaml_path_pop(ld, old);

@@ -329,11 +329,12 @@ test('every deployment 503 -> 502/503/504 naming each deployment and why', async
     const err = assertErrorShape(assert, r.text);
     assertNamesDeployments(err.message, [['prov-a', 'up-a'], ['prov-b', 'up-b']]);
     assert.match(err.message, /503/, 'the reason (503) is not in the message');
-    assert.equal((await fake.requestsWith(mk)).length, 2, 'each deployment should be tried once');
+    // max_attempts defaults to one try per deployment and one more in a pool
+    assert.equal((await fake.requestsWith(mk)).length, 3, 'each deployment tried once, then one more try');
     assert.ok(r.headers['x-request-id']);
     const e = await gw.logFor(r.headers['x-request-id']);
     assert.equal(e.status, r.status);
-    assert.equal(e.attempts, 2);
+    assert.equal(e.attempts, 3);
 });
 
 test('every deployment down, streamed request: error status before any byte', async (t) => {
@@ -428,7 +429,8 @@ test('every deployment rate-limited -> an error, never a hang', async (t) => {
     });
     assert.ok([429, 502, 503, 504].includes(r.status), `status ${r.status}`);
     assertErrorShape(assert, r.text);
-    assert.equal((await fake.requestsWith(mk)).length, 2, 'both deployments should have been tried');
+    // both tried, then the one more try once a Retry-After has passed
+    assert.equal((await fake.requestsWith(mk)).length, 3, 'both deployments should have been tried');
 });
 
 // A provider that quotes the credentials it was sent ("Incorrect API key provided: Bearer sk-...")
