@@ -915,15 +915,17 @@ void server_drain(struct server *w)
         return;
     w->draining = true;
     uv_close((uv_handle_t *)&w->listener, NULL);
-    /* Connections between requests close now; the others are busy and close after their
-       request (server_request_done and start_request look at `draining`). */
+    /* Connections between requests (or accepted with nothing read yet) close after a short
+       grace, not at once: a request the client already sent would otherwise meet a reset.
+       One that arrives in the grace is answered with Connection: close. The busy ones close
+       after their request (server_request_done and start_request look at `draining`). */
     while (w->timer_head[CT_IDLE])
-        server_conn_close(w->timer_head[CT_IDLE]);
+        server_timer_set(w->timer_head[CT_IDLE], CT_DRAINED);
     struct server_conn *c = w->timer_head[CT_HEAD], *next;
     for (; c; c = next) {
         next = c->tnext;
         if (c->state == CS_READ_HEAD && c->in.len == 0)
-            server_conn_close(c); /* accepted, nothing sent yet (or a TLS handshake) */
+            server_timer_set(c, CT_DRAINED); /* accepted, nothing read yet (or a TLS handshake) */
         else
             c->keep_alive = false;
     }
