@@ -811,7 +811,11 @@ void server_request_done(struct server_conn *c)
     if (!c->response_started && !c->gone)
         server_respond_error(c, GW_ERR_INTERNAL, "no response was produced", NULL);
     conn_log(c);
-    bool close = c->gone || !c->keep_alive || !c->response_done || c->srv->draining;
+    /* While draining, a response whose head went out before the drain promised keep-alive:
+       the client may send its next request the moment it ends, so the connection waits out
+       the drain grace instead of closing under it (that request is answered with
+       Connection: close). Responses begun while draining said Connection: close. */
+    bool close = c->gone || !c->keep_alive || !c->response_done;
     /* an answer given before the next head is parsed (400, 408, 431) is that request's own */
     c->response_started = c->response_done = false;
     c->head_only = c->http10 = c->chunked_out = false;
@@ -826,7 +830,7 @@ void server_request_done(struct server_conn *c)
     c->state = CS_READ_HEAD;
     set_reading(c, true);
     /* pipelined input is processed from the timer: not from inside the handler's call */
-    server_timer_set(c, c->in.len > 0 ? CT_KICK : CT_IDLE);
+    server_timer_set(c, c->in.len > 0 ? CT_KICK : c->srv->draining ? CT_DRAINED : CT_IDLE);
 }
 
 /* ---- accepting -------------------------------------------------------- */

@@ -1,10 +1,11 @@
 // Binary upgrade under load: SIGUSR2 starts the same argv as a new process on the
 // same listening sockets; once it serves, the old one drains and exits. Steady
-// streams and whole answers from a few SDK clients, and a stream of fresh TCP
+// streams and whole answers from a few SDK and node:http keep-alive clients, and fresh TCP
 // connections, see no failed request and no refused or reset connection.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { SLOW, drainStream, expectedContent, fakeProvider, harness, sleep, waitUntil } from './lib.mjs';
@@ -57,6 +58,35 @@ function startLoad(gw, { clients = 4 } = {}) {
             }
         }
     };
+    // node:http with keep-alive: a connection closed under a request it reuses shows as ECONNRESET
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+    const raw = (stream) => new Promise((resolve, reject) => {
+        const body = JSON.stringify({ model: 'm', stream, messages: msgs });
+        const req = http.request({
+            host: '127.0.0.1', port: gw.port, path: '/v1/chat/completions', method: 'POST', agent,
+            headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        }, (res) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (d) => { text += d; });
+            res.on('end', () => (res.statusCode === 200 && text.includes(stream ? 'data: [DONE]' : '"choices"')
+                ? resolve() : reject(new Error(`status ${res.statusCode}: ${text.slice(0, 80)}`))));
+            res.on('error', reject);
+        });
+        req.setTimeout(30000 * SLOW, () => req.destroy(new Error('no answer in 30 s')));
+        req.on('error', reject);
+        req.end(body);
+    });
+    const rawClient = async (i) => {
+        for (let n = 0; running; n++) {
+            try {
+                await raw((i + n) % 2 === 0);
+                stats.ok++;
+            } catch (e) {
+                stats.failed.push(`node:http: ${e.code || e.message}`);
+            }
+        }
+    };
     const connector = async () => {
         while (running) {
             const r = await probeOnce(gw.port);
@@ -65,11 +95,24 @@ function startLoad(gw, { clients = 4 } = {}) {
             await sleep(5);
         }
     };
-    const all = Promise.all([...Array.from({ length: clients }, (_, i) => client(i)), connector(), connector()]);
-    return { stats, stop: async () => { running = false; await all; return stats; } };
+    const all = Promise.all([...Array.from({ length: clients }, (_, i) => client(i)),
+        ...Array.from({ length: clients }, (_, i) => rawClient(i)), connector(), connector()]);
+    return {
+        stats,
+        halt: () => { running = false; },
+        stop: async () => { running = false; await all; agent.destroy(); return stats; },
+    };
 }
 
 test('SIGUSR2 under load: the new process takes the sockets, the old exits 0, nothing fails or is refused', { timeout: 120000 }, async (t) => {
+    // Registered before the harness's cleanup, so it runs first: the old gateway's output pipes
+    // close only once the new process, which shares them, is gone.
+    let newPid = 0;
+    let load = null;
+    t.after(() => {
+        load?.halt();
+        if (newPid && alive(newPid)) process.kill(newPid, 'SIGKILL');
+    });
     const h = harness(t);
     const fake = await h.fake({ behavior: 'chunks=8,chunk_ms=15' });
     // Untuned except for the harness's port: drain_delay and drain_timeout at their defaults.
@@ -81,11 +124,9 @@ test('SIGUSR2 under load: the new process takes the sockets, the old exits 0, no
         },
     });
     const oldPid = gw.pid;
-    let newPid = 0;
-    t.after(() => { if (newPid && alive(newPid)) process.kill(newPid, 'SIGKILL'); });
     const oldExit = new Promise((r) => gw.proc.child.once('exit', (code, signal) => r({ code, signal, at: Date.now() })));
 
-    const load = startLoad(gw);
+    load = startLoad(gw);
     await waitUntil(() => load.stats.ok >= 20, { timeout: 20000 * SLOW, what: '20 requests before the upgrade' });
     const before = load.stats.ok;
     assert.ok(gw.proc.signal('SIGUSR2'));
