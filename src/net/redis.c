@@ -343,6 +343,31 @@ int redis_send(struct redis *r, const char *cmd, size_t len, redis_reply_fn cb, 
     return rc;
 }
 
+int redis_send_batch(struct redis *r, const char *cmds, size_t len, uint32_t ncmds)
+{
+    if (!r || r->st != ST_UP) {
+        if (r) ADD(r, refused, ncmds);
+        return -ENOTCONN;
+    }
+    if (ncmds == 0) return 0;
+    if (r->cap - r->count < ncmds) {
+        ADD(r, refused, ncmds);
+        return -ENOBUFS;
+    }
+    int rc = transport_write(r->conn, cmds, len);
+    if (rc < 0) {
+        ADD(r, refused, ncmds);
+        return rc == -ENOBUFS ? -ENOBUFS : -ENOTCONN;
+    }
+    for (uint32_t i = 0; i < ncmds; i++) {
+        *slot(r, r->head_seq + r->count) = (struct pending){
+            .cb = NULL, .sent_us = uv_hrtime() / 1000, .sent_ms = uv_now(r->loop)};
+        r->count++;
+    }
+    ADD(r, sent, ncmds);
+    return 0;
+}
+
 void redis_forget(struct redis *r, uint64_t ticket)
 {
     if (r && ticket >= r->head_seq && ticket < r->head_seq + r->count) slot(r, ticket)->cb = NULL;

@@ -98,6 +98,9 @@ bool redis_is_up(const struct redis *r);
  */
 int redis_send(struct redis *r, const char *cmd, size_t len, redis_reply_fn cb, void *ud,
                uint64_t *ticket);
+/* Sends ncmds commands written one after the other in cmds, whose replies nobody reads
+   (returns, publications): one write, ncmds ring slots. 0 or as redis_send. */
+int redis_send_batch(struct redis *r, const char *cmds, size_t len, uint32_t ncmds);
 /* The command's callback will not be called (its reply is read and dropped). */
 void redis_forget(struct redis *r, uint64_t ticket);
 
