@@ -191,6 +191,7 @@ static void on_connect(void *ud, bool reused)
                                  .sent_ms = uv_now(r->loop)};
             r->count++;
         }
+        if (rc == 0) ADD(r, sent, r->handshake_left);
     } else {
         rc = -ENOMEM;
     }
