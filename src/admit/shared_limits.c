@@ -13,8 +13,10 @@
 
 /*
  * take: KEYS = the buckets; ARGV = per bucket (rpm, tpm, lease), then the token estimate.
- * Returns {1, 0, extra...} (taken: one request and the estimate from each, plus the
- * extras leased) or {0, wait_ms} (nothing taken).
+ * Returns {1, 0, requests, tokens, ...} (taken: one request and the estimate from each, and
+ * per bucket the requests and tokens leased besides) or {0, wait_ms} (nothing taken). A
+ * lease is at most a quarter of what is left; its tokens are lease x the estimate, at least
+ * lease x 1000, so that requests using more than their (small) estimate do not drain it.
  */
 static const char take_script[] =
     "local t = redis.call('TIME')\n"
@@ -45,17 +47,19 @@ static const char take_script[] =
     "  local rpm, tpm, lease = tonumber(ARGV[3 * i - 2]), tonumber(ARGV[3 * i - 1]),\n"
     "                         tonumber(ARGV[3 * i])\n"
     "  local r, tk = lv[i][1], lv[i][2]\n"
-    "  local extra = lease\n"
+    "  local extra, textra = lease, 0\n"
     "  if rpm > 0 then extra = math.min(extra, math.floor((r - U) / U / 4)) end\n"
-    "  if tpm > 0 and tokens > 0 then\n"
-    "    extra = math.min(extra, math.floor((tk - tokens * U) / (tokens * U) / 4))\n"
-    "  end\n"
     "  if extra < 0 then extra = 0 end\n"
+    "  if tpm > 0 then\n"
+    "    textra = math.min(lease * math.max(tokens, 1000), math.floor((tk - tokens * U) / U / 4))\n"
+    "    if textra < 0 then textra = 0 end\n"
+    "  end\n"
     "  if rpm > 0 then r = r - (1 + extra) * U end\n"
-    "  if tpm > 0 then tk = tk - (1 + extra) * tokens * U end\n"
+    "  if tpm > 0 then tk = tk - (tokens + textra) * U end\n"
     "  redis.call('HSET', KEYS[i], 'r', r, 't', tk, 'at', now)\n"
     "  redis.call('PEXPIRE', KEYS[i], 120000)\n"
-    "  out[i + 2] = extra\n"
+    "  out[2 * i + 1] = extra\n"
+    "  out[2 * i + 2] = textra\n"
     "end\n"
     "return out\n";
 
@@ -242,8 +246,8 @@ int shared_limits_read_take(const struct resp_reply *reply, struct shared_take *
         }
         return -1;
     }
-    if (it[0].type != RESP_ARRAY || it[0].integer < 2 || it[0].integer > 4 ||
-        reply->n != (size_t)it[0].integer + 1)
+    if (it[0].type != RESP_ARRAY || it[0].integer < 2 || it[0].integer > 6 ||
+        it[0].integer % 2 || reply->n != (size_t)it[0].integer + 1)
         return -1;
     for (size_t i = 1; i < reply->n; i++)
         if (it[i].type != RESP_INTEGER || it[i].integer < 0) return -1;
@@ -252,8 +256,11 @@ int shared_limits_read_take(const struct resp_reply *reply, struct shared_take *
         out->wait_ms = (uint64_t)it[2].integer;
         return 0;
     }
-    for (size_t i = 3; i < reply->n; i++)
-        out->extra[i - 3] = it[i].integer > UINT32_MAX ? UINT32_MAX : (uint32_t)it[i].integer;
+    for (size_t i = 3; i + 1 < reply->n; i += 2) {
+        size_t b = (i - 3) / 2;
+        out->extra[b] = it[i].integer > UINT32_MAX ? UINT32_MAX : (uint32_t)it[i].integer;
+        out->extra_tokens[b] = (uint64_t)it[i + 1].integer;
+    }
     return 0;
 }
 
@@ -263,11 +270,11 @@ static int64_t clamp_tokens(uint64_t t)
 }
 
 void shared_limits_credit(struct shared_limits *sl, const struct shared_bucket *b, size_t n,
-                          const uint32_t *extra, uint64_t tokens, uint64_t now_ms)
+                          const uint32_t *extra, const uint64_t *extra_tokens, uint64_t now_ms)
 {
     pthread_mutex_lock(&sl->lock);
     for (size_t i = 0; i < n && i < 2; i++) {
-        if (!extra[i]) continue;
+        if (!extra[i] && !extra_tokens[i]) continue;
         struct lease *l = find(sl, &b[i], true);
         if (!l) continue; /* no room: those extras expire unused in Redis's bucket (over-counted) */
         if (!l->since_ms) {
@@ -275,7 +282,7 @@ void shared_limits_credit(struct shared_limits *sl, const struct shared_bucket *
             sl->leases_now++;
         }
         if (l->b.rpm) l->requests += extra[i];
-        if (l->b.tpm) l->tokens += clamp_tokens(tokens) * extra[i];
+        if (l->b.tpm) l->tokens += clamp_tokens(extra_tokens[i]);
     }
     pthread_mutex_unlock(&sl->lock);
 }

@@ -15,8 +15,8 @@
  * in use.
  *
  * The lease: when a bucket has plenty left, the same take also hands this
- * replica up to `lease` more requests (and as many times the token estimate),
- * never more than a quarter of what is left, so near the limit every request
+ * replica up to `lease` more requests (and lease x the token estimate, at
+ * least lease x 1000 tokens), never more than a quarter of what is left, so near the limit every request
  * asks Redis and the total across replicas stays exact. A request that finds
  * a lease on each of its buckets takes from them here under a mutex (no round
  * trip). What a request used less or more than its estimate goes back to or is
@@ -62,6 +62,7 @@ struct shared_take {
     bool admitted;
     uint64_t wait_ms;   /* not admitted: until every bucket would have room */
     uint32_t extra[2];  /* admitted: requests leased to this replica, per bucket */
+    uint64_t extra_tokens[2]; /* and tokens */
     bool noscript;      /* Redis does not know the script: send it again with EVAL */
 };
 
@@ -103,9 +104,9 @@ int shared_limits_command(struct shared_limits *sl, struct buf *out, const struc
    NOSCRIPT, or a malformed one). */
 int shared_limits_read_take(const struct resp_reply *reply, struct shared_take *out);
 
-/* Adds a take's extra requests (and extra × tokens) to the buckets' local leases. */
+/* Adds a take's extra requests and tokens to the buckets' local leases. */
 void shared_limits_credit(struct shared_limits *sl, const struct shared_bucket *b, size_t n,
-                          const uint32_t *extra, uint64_t tokens, uint64_t now_ms);
+                          const uint32_t *extra, const uint64_t *extra_tokens, uint64_t now_ms);
 
 /* A request that took from Redis or a lease used actual tokens instead of the estimate: the
    difference goes back to (or is charged to) the buckets' local leases. */

@@ -113,7 +113,7 @@ static void on_reply(void *ud, const struct resp_reply *reply, int err)
     struct shared_limits *sl = p->sl;
     if (bad == 0 && take.admitted) {
         struct admit_req *r = run ? run->req : NULL;
-        shared_limits_credit(sl, p->b, p->n, take.extra, p->estimate, r ? r->ops->now_ms(r) : 0);
+        shared_limits_credit(sl, p->b, p->n, take.extra, take.extra_tokens, r ? r->ops->now_ms(r) : 0);
     }
     if (!run) { /* the request went on locally (timeout) or ended: the extras are all that count */
         free(p);

@@ -221,7 +221,7 @@ static const struct config_yaml_field redis_fields[] = {
     FIELD("ca_file", config_yaml_string, struct cfg_redis, ca_file, 0, 0,
           CONFIG_YAML_EMPTY_IS_NULL),
     FIELD("tls_verify", config_yaml_bool, struct cfg_redis, tls_verify, 0, 0, 0),
-    FIELD("lease", config_yaml_u32, struct cfg_redis, lease, 1, 1000, 0),
+    FIELD("lease", config_yaml_u32, struct cfg_redis, lease, 0, 1000, 0),
     FIELD("sync_interval", config_yaml_duration, struct cfg_redis, sync_interval_ms, 20, 10 * SEC,
           0),
 };

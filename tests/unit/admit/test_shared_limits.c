@@ -29,7 +29,8 @@ static void test_lease_take_and_credit(void **state)
     /* no lease yet: every request goes to Redis */
     assert_false(shared_limits_lease_take(sl, b, 2, 100, 1000));
     uint32_t extra[2] = {2, 3};
-    shared_limits_credit(sl, b, 2, extra, 100, 1000);
+    uint64_t tokens[2] = {0, 300};
+    shared_limits_credit(sl, b, 2, extra, tokens, 1000);
     /* two requests covered by both leases, the third not by the key's */
     assert_true(shared_limits_lease_take(sl, b, 2, 100, 1001));
     assert_true(shared_limits_lease_take(sl, b, 2, 100, 1002));
@@ -49,7 +50,8 @@ static void test_tokens_adjust_and_debt(void **state)
     struct shared_limits *sl = shared_limits_new(&cfg);
     struct shared_bucket b = bucket('k', "config:t", 0, 1000);
     uint32_t extra[1] = {1};
-    shared_limits_credit(sl, &b, 1, extra, 200, 10); /* 200 tokens leased */
+    uint64_t tokens[1] = {200};
+    shared_limits_credit(sl, &b, 1, extra, tokens, 10); /* 200 tokens leased */
     /* a request estimated at 200 used 50: 150 back to the lease */
     shared_limits_adjust(sl, &b, 1, 200, 50, 11);
     assert_true(shared_limits_lease_take(sl, &b, 1, 350, 12));
@@ -72,8 +74,9 @@ static void test_expiry(void **state)
     struct shared_limits *sl = shared_limits_new(&cfg);
     struct shared_bucket a = bucket('k', "old", 60, 0), b = bucket('m', "new", 60, 0);
     uint32_t one[1] = {3};
-    shared_limits_credit(sl, &a, 1, one, 0, 1000);
-    shared_limits_credit(sl, &b, 1, one, 0, 1500);
+    uint64_t none[1] = {0};
+    shared_limits_credit(sl, &a, 1, one, none, 1000);
+    shared_limits_credit(sl, &b, 1, one, none, 1500);
     struct buf out;
     buf_init(&out, 0);
     /* only the one older than the TTL */
@@ -127,11 +130,13 @@ static void test_command_and_replies(void **state)
     buf_free(&out);
 
     struct shared_take t;
-    assert_true(parse("*4\r\n:1\r\n:0\r\n:2\r\n:0\r\n", &r) > 0);
+    assert_true(parse("*6\r\n:1\r\n:0\r\n:2\r\n:0\r\n:0\r\n:4000\r\n", &r) > 0);
     assert_int_equal(shared_limits_read_take(&r, &t), 0);
     assert_true(t.admitted);
     assert_int_equal(t.extra[0], 2);
+    assert_int_equal(t.extra_tokens[0], 0);
     assert_int_equal(t.extra[1], 0);
+    assert_int_equal(t.extra_tokens[1], 4000);
     assert_true(parse("*2\r\n:0\r\n:1500\r\n", &r) > 0);
     assert_int_equal(shared_limits_read_take(&r, &t), 0);
     assert_false(t.admitted);
@@ -141,7 +146,7 @@ static void test_command_and_replies(void **state)
     assert_true(t.noscript);
     /* anything else is not a take's answer: the request goes on locally */
     const char *bad[] = {"-ERR busy\r\n", "+OK\r\n", "*1\r\n:1\r\n", "*2\r\n:1\r\n$1\r\nx\r\n",
-                         "*3\r\n:1\r\n:0\r\n:-4\r\n", "*5\r\n:1\r\n:0\r\n:1\r\n:1\r\n:1\r\n",
+                         "*4\r\n:1\r\n:0\r\n:-4\r\n:0\r\n", "*3\r\n:1\r\n:0\r\n:1\r\n",
                          "*2\r\n*1\r\n:1\r\n:0\r\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_true(parse(bad[i], &r) > 0);

@@ -70,10 +70,10 @@ static void on_server_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         } else if (resp_item_is(name, "EVALSHA") || resp_item_is(name, "EVAL")) {
             takes_seen++;
             if (resp_item_is(name, "EVAL")) evals_seen++;
-            if (mode == ANSWER_ADMIT) reply("*4\r\n:1\r\n:0\r\n:2\r\n:2\r\n");
+            if (mode == ANSWER_ADMIT) reply("*6\r\n:1\r\n:0\r\n:2\r\n:2000\r\n:2\r\n:0\r\n");
             if (mode == ANSWER_REFUSE) reply("*2\r\n:0\r\n:1500\r\n");
             if (mode == ANSWER_NOSCRIPT_ONCE)
-                reply(resp_item_is(name, "EVAL") ? "*3\r\n:1\r\n:0\r\n:0\r\n"
+                reply(resp_item_is(name, "EVAL") ? "*4\r\n:1\r\n:0\r\n:0\r\n:0\r\n"
                                                  : "-NOSCRIPT No matching script.\r\n");
             if (mode == ANSWER_HANGUP) {
                 uv_close((uv_handle_t *)client_conn, on_closed);

@@ -120,7 +120,7 @@ static void test_problems(void **state)
         {"redis:\n  url: redis://u:TopSecret99@h:0\n", "bad redis URL: the port"},
         {"redis:\n  prefix: x\n", "url"},
         {"redis:\n  url: redis://h\n  timeout: 2s\n", "must be shorter than connect_timeout"},
-        {"redis:\n  url: redis://h\n  lease: 0\n", "lease"},
+        {"redis:\n  url: redis://h\n  lease: 1001\n", "lease"},
         {"redis:\n  url: redis://h\n  urll: x\n", "urll"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
