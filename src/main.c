@@ -41,6 +41,7 @@
 #include "proxy/proxy.h"
 #include "provider/aws_creds.h"
 #include "admit/shared_limits.h"
+#include "admit/shared_spend.h"
 #include "net/redis.h"
 #include "route/shared_sync.h"
 #include "worker.h"
@@ -296,10 +297,13 @@ int main(int argc, char **argv)
     static struct redis_stats redis_stats;
     static char redis_names[MAX_WORKERS][24];
     struct shared_limits *shared = cfg->redis ? shared_limits_new(cfg->redis) : NULL;
-    if (cfg->redis && !shared) {
+    /* budgets count the other replicas' spend too (reported by the main loop's sync) */
+    struct shared_spend *spend = shared && budgets ? shared_spend_new(cfg, cfg->redis, ledger) : NULL;
+    if ((cfg->redis && !shared) || (shared && budgets && !spend)) {
         log_error("redis: out of memory");
         return 1;
     }
+    budgets_share(budgets, spend);
     /* Signals are ours before the first worker listens: a SIGTERM right after /healthz answers
        must drain, not kill. */
     uv_loop_t *main_loop = uv_default_loop();
@@ -372,6 +376,7 @@ int main(int argc, char **argv)
     struct probes *probes = probes_start(loop, rt);
     struct model_fetches *model_lists = model_fetch_start(loop, rt);
     struct shared_sync *sync = shared ? shared_sync_start(loop, rt, shared, &redis_stats) : NULL;
+    shared_sync_spend(sync, spend);
     metrics_add_renderer(metrics, shared_sync_render, sync);
     uv_run(loop, UV_RUN_DEFAULT);
     /* After the first signal, a second one still ends the process at once. */
@@ -394,6 +399,7 @@ int main(int argc, char **argv)
     metrics_free(metrics);
     keys_free(keys); /* after the workers: pending admin jobs use it */
     budgets_free(budgets); /* delivers queued alerts, briefly */
+    shared_spend_free(spend); /* after the budgets that read it */
     ledger_close(ledger); /* writes what is still queued */
     ratelimit_free(rl);
     shared_limits_free(shared); /* after the workers and the sync: they use it */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/log.h"
 
@@ -47,6 +48,7 @@ struct shared_sync {
     size_t ndeps;
     bool reads_in_flight;
     bool resync; /* the connection came back: return every lease */
+    struct shared_spend *spend;
     atomic_ullong remote_opens, published;
 };
 
@@ -175,6 +177,49 @@ static void read_remote(struct shared_sync *s)
     buf_free(&cmd);
 }
 
+struct spend_call {
+    struct shared_spend *ss;
+    struct shared_spend_report r;
+};
+
+static void on_spend(void *ud, const struct resp_reply *reply, int err)
+{
+    struct spend_call *c = ud;
+    shared_spend_seen(c->ss, &c->r, err ? NULL : reply);
+    free(c);
+}
+
+static void report_spend(struct shared_sync *s)
+{
+    if (!s->spend) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts); /* budgets' periods are UTC days and months */
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    struct buf cmd;
+    buf_init(&cmd, 16u << 10);
+    for (int i = 0; i < SHARED_SYNC_SPEND_MAX; i++) {
+        struct spend_call *c = malloc(sizeof *c);
+        if (!c) break;
+        c->ss = s->spend;
+        buf_reset(&cmd);
+        if (shared_spend_report(s->spend, now, &cmd, &c->r, 1) != 1) {
+            free(c);
+            break;
+        }
+        if (redis_send(s->redis, cmd.data, cmd.len, on_spend, c, NULL) < 0) {
+            shared_spend_seen(s->spend, &c->r, NULL);
+            free(c);
+            break;
+        }
+    }
+    buf_free(&cmd);
+}
+
+void shared_sync_spend(struct shared_sync *s, struct shared_spend *ss)
+{
+    if (s) s->spend = ss;
+}
+
 static void on_tick(uv_timer_t *t)
 {
     struct shared_sync *s = t->data;
@@ -184,6 +229,7 @@ static void on_tick(uv_timer_t *t)
     s->resync = false;
     publish(s, now);
     read_remote(s);
+    report_spend(s);
 }
 
 static void on_state(void *ud, bool up)

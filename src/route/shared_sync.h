@@ -17,6 +17,10 @@
  *    health signal, not a copy of the other breaker), logged once per
  *    opening. So an opening is seen elsewhere within two intervals (0.5 s by
  *    default).
+ *  - budgets' spend: what this replica spent since its last report is
+ *    added to the period's shared counter, whose new total tells what the
+ *    others spent (admit/shared_spend.h); at most SHARED_SYNC_SPEND_MAX
+ *    counters per tick, round robin.
  *  - leases older than SHARED_LEASE_TTL_MS go back to Redis's buckets
  *    (shared_limits_expire); all of them when the connection comes back.
  *
@@ -33,11 +37,13 @@
 #include <uv.h>
 
 #include "admit/shared_limits.h"
+#include "admit/shared_spend.h"
 #include "base/buf.h"
 #include "net/redis.h"
 #include "route/runtime.h"
 
-#define SHARED_SYNC_CHUNK 64 /* deployments read per script call */
+#define SHARED_SYNC_CHUNK 64      /* deployments read per script call */
+#define SHARED_SYNC_SPEND_MAX 128 /* budget counters reported per tick */
 
 struct shared_sync;
 
@@ -45,6 +51,9 @@ struct shared_sync;
    workers' clients. NULL when out of memory. */
 struct shared_sync *shared_sync_start(uv_loop_t *loop, struct runtime *rt,
                                       struct shared_limits *sl, struct redis_stats *stats);
+/* Also reports budgets' spend and reads the other replicas' (admit/shared_spend.h); ss
+   (may be NULL: no budgets) must outlive the loop's last run. */
+void shared_sync_spend(struct shared_sync *s, struct shared_spend *ss);
 /* Returns the leases it can (one last try), closes its client and handles, then frees
    itself from the loop. NULL is fine. */
 void shared_sync_stop(struct shared_sync *s);

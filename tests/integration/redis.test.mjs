@@ -232,3 +232,35 @@ test('AUTH with a password: works, and the password is in no log, metric or admi
         assert.match(gw.proc.stderr, /redis:\/\/(default)?:\*\*\*@127\.0\.0\.1/);
     }
 });
+
+test('a budget counts the spend of every replica', async (t) => {
+    const r = await startRedis(t);
+    const h = harness(t);
+    const f = await h.fake({ behavior: 'chunks=2' });
+    const config = {
+        keys: [{ name: 'team-a', key: KEY }],
+        // 2 completion tokens at 0.1 USD each: every request costs 0.20 USD; 1 USD a day
+        prices: { a: { x: { input: 0, output: 100000 } } },
+        budgets: { keys: { 'team-a': { daily: 1 } } },
+        providers: { a: fakeProvider(f, { probe: false }) },
+        models: { m: [{ provider: 'a', model: 'x' }] },
+        redis: { url: r.url },
+    };
+    const g1 = await h.gateway({ config, strictStderr: false });
+    const g2 = await h.gateway({ config, strictStderr: false });
+    // three on one replica (0.60 USD), two on the other (0.40): the budget is spent
+    for (let i = 0; i < 3; i++) assert.equal((await post(g1, { model: 'm', messages: msgs }, AUTH)).status, 200);
+    for (let i = 0; i < 2; i++) assert.equal((await post(g2, { model: 'm', messages: msgs }, AUTH)).status, 200);
+    // each replica learns the other's spend within a few sync intervals
+    for (const gw of [g1, g2]) {
+        const res = await waitUntil(async () => {
+            const x = await post(gw, { model: 'm', messages: msgs }, AUTH);
+            return x.status === 429 ? x : null;
+        }, { timeout: 3000 * SLOW, interval: 300, what: 'the shared budget refusing' }).catch(() => null);
+        assert.ok(res, 'a replica kept serving past the budget of both');
+        assert.equal(res.json().error.code, 'insufficient_quota');
+    }
+    // without sharing, each would have allowed five: at most one request slipped past
+    // while the spend travelled (the polls above)
+    assert.ok((await f.stats()).requests <= 7, `${(await f.stats()).requests} requests reached the provider`);
+});
