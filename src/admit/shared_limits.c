@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +13,10 @@
 #define UNITS 60000 /* a whole request or token, as in bucket.h */
 
 /*
- * take: KEYS = the buckets; ARGV = per bucket (rpm, tpm, lease), then the token estimate.
+ * take: KEYS = the buckets, then the key's in-flight set when it has a concurrency bound;
+ * ARGV = per bucket (rpm, tpm, lease), then the token estimate, the concurrency bound (0:
+ * none), this request's member in the set and how long it counts without a refresh (ms).
+ * {2, 0}: as many in flight as the bound (expired members dropped first), nothing taken.
  * Returns {1, 0, requests, tokens, ...} (taken: one request and the estimate from each, and
  * per bucket the requests and tokens leased besides) or {0, wait_ms} (nothing taken). A
  * lease is at most a quarter of what is left; its tokens are lease x the estimate, at least
@@ -22,8 +26,13 @@ static const char take_script[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "local U = 60000\n"
-    "local n = #KEYS\n"
+    "local n = (#ARGV - 4) / 3\n"
     "local tokens = tonumber(ARGV[3 * n + 1])\n"
+    "local ccmax = tonumber(ARGV[3 * n + 2])\n"
+    "if ccmax > 0 then\n"
+    "  redis.call('ZREMRANGEBYSCORE', KEYS[n + 1], '-inf', now)\n"
+    "  if redis.call('ZCARD', KEYS[n + 1]) >= ccmax then return {2, 0} end\n"
+    "end\n"
     "local lv = {}\n"
     "local wait = 0\n"
     "for i = 1, n do\n"
@@ -61,6 +70,11 @@ static const char take_script[] =
     "  out[2 * i + 1] = extra\n"
     "  out[2 * i + 2] = textra\n"
     "end\n"
+    "if ccmax > 0 then\n"
+    "  local ttl = tonumber(ARGV[3 * n + 4])\n"
+    "  redis.call('ZADD', KEYS[n + 1], now + ttl, ARGV[3 * n + 3])\n"
+    "  redis.call('PEXPIRE', KEYS[n + 1], ttl * 2)\n"
+    "end\n"
     "return out\n";
 
 /*
@@ -83,6 +97,23 @@ static const char give_script[] =
     "redis.call('PEXPIRE', KEYS[1], 120000)\n"
     "return 1\n";
 
+/* KEYS[1]: a key's in-flight set; ARGV: the time to live (ms), then members still running. */
+static const char refresh_script[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local ttl = tonumber(ARGV[1])\n"
+    "for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', now + ttl, ARGV[i]) end\n"
+    "redis.call('PEXPIRE', KEYS[1], ttl * 2)\n"
+    "return 1\n";
+
+#define REFRESH_MEMBERS 100 /* members per refresh command */
+
+struct inflight_slot {
+    bool used;
+    uint64_t seq;
+    char name[SHARED_MAX_NAME];
+};
+
 struct lease {
     bool used; /* the slot holds a name (slots are never freed: names come from the config) */
     struct shared_bucket b;
@@ -101,6 +132,10 @@ struct shared_limits {
     uint32_t leases_now;
     atomic_ullong lease_hits, round_trips, refused, returned;
     atomic_ullong fallbacks[SHARED_FALLBACK__COUNT];
+    char id[17];
+    struct inflight_slot *inflight; /* SHARED_MAX_INFLIGHT * 2, open addressing on seq */
+    size_t ninflight;
+    uint64_t next_seq;
 };
 
 static void sha1_hex(const char *s, char out[41])
@@ -122,6 +157,16 @@ struct shared_limits *shared_limits_new(const struct cfg_redis *cfg)
         free(sl);
         return NULL;
     }
+    sl->inflight = calloc(SHARED_MAX_INFLIGHT * 2, sizeof *sl->inflight);
+    if (!sl->inflight) {
+        free(sl->slots);
+        free(sl);
+        return NULL;
+    }
+    unsigned char rnd[8];
+    if (RAND_bytes(rnd, sizeof rnd) != 1) memcpy(rnd, &sl, sizeof rnd < sizeof sl ? sizeof rnd : sizeof sl);
+    for (int i = 0; i < 8; i++)
+        snprintf(sl->id + 2 * i, 3, "%02x", rnd[i]);
     sl->cfg = cfg;
     sha1_hex(take_script, sl->take_sha);
     sha1_hex(give_script, sl->give_sha);
@@ -134,6 +179,7 @@ void shared_limits_free(struct shared_limits *sl)
     if (!sl) return;
     pthread_mutex_destroy(&sl->lock);
     free(sl->slots);
+    free(sl->inflight);
     free(sl);
 }
 
@@ -207,32 +253,158 @@ static int key_name(const struct shared_limits *sl, const struct shared_bucket *
     return n < 0 || (size_t)n >= cap ? -ENOBUFS : 0;
 }
 
-int shared_limits_command(struct shared_limits *sl, struct buf *out, const struct shared_bucket *b,
-                          size_t n, uint64_t tokens, bool eval)
+static int member_of(const struct shared_limits *sl, const struct shared_inflight *cc, char *out,
+                     size_t cap)
 {
-    if (n == 0 || n > 2) return -EINVAL;
-    char keys[2][CONFIG_REDIS_MAX_PREFIX + SHARED_MAX_NAME + 16];
-    char nums[2][3][24], tok[24], nkeys[4];
-    const char *argv[3 + 2 + 6 + 1];
+    int n = snprintf(out, cap, "%s:%" PRIu64, sl->id, cc->seq);
+    return n < 0 || (size_t)n >= cap ? -ENOBUFS : 0;
+}
+
+static int cc_key(const struct shared_limits *sl, const char *name, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%scc:k:%s", sl->cfg->prefix ? sl->cfg->prefix : "", name);
+    return n < 0 || (size_t)n >= cap ? -ENOBUFS : 0;
+}
+
+int shared_limits_command(struct shared_limits *sl, struct buf *out, const struct shared_bucket *b,
+                          size_t n, uint64_t tokens, bool eval, const struct shared_inflight *cc)
+{
+    if (n > 2 || (n == 0 && !cc)) return -EINVAL;
+    char keys[3][CONFIG_REDIS_MAX_PREFIX + SHARED_MAX_NAME + 16];
+    char nums[2][3][24], tok[24], nkeys[4], ccmax[16], member[48], ttl[16];
+    const char *argv[3 + 3 + 6 + 4];
     int argc = 0;
     argv[argc++] = eval ? "EVAL" : "EVALSHA";
     argv[argc++] = eval ? take_script : sl->take_sha;
-    snprintf(nkeys, sizeof nkeys, "%zu", n);
+    snprintf(nkeys, sizeof nkeys, "%zu", n + (cc ? 1 : 0));
     argv[argc++] = nkeys;
     for (size_t i = 0; i < n; i++) {
         if (key_name(sl, &b[i], keys[i], sizeof keys[i]) < 0) return -ENOBUFS;
         argv[argc++] = keys[i];
     }
+    if (cc) {
+        if (cc_key(sl, cc->name, keys[2], sizeof keys[2]) < 0 || member_of(sl, cc, member, sizeof member) < 0)
+            return -ENOBUFS;
+        argv[argc++] = keys[2];
+    }
     for (size_t i = 0; i < n; i++) {
         snprintf(nums[i][0], sizeof nums[i][0], "%" PRIu32, b[i].rpm);
         snprintf(nums[i][1], sizeof nums[i][1], "%" PRIu32, b[i].tpm);
-        snprintf(nums[i][2], sizeof nums[i][2], "%" PRIu32, sl->cfg->lease);
+        snprintf(nums[i][2], sizeof nums[i][2], "%" PRIu32, cc ? 0 : sl->cfg->lease);
         for (int j = 0; j < 3; j++)
             argv[argc++] = nums[i][j];
     }
     snprintf(tok, sizeof tok, "%" PRIu64, tokens);
     argv[argc++] = tok;
+    snprintf(ccmax, sizeof ccmax, "%" PRIu32, cc ? cc->max : 0);
+    argv[argc++] = ccmax;
+    argv[argc++] = cc ? member : "";
+    snprintf(ttl, sizeof ttl, "%d", SHARED_INFLIGHT_TTL_MS);
+    argv[argc++] = ttl;
     return resp_command(out, argc, argv, NULL);
+}
+
+static struct inflight_slot *inflight_find(struct shared_limits *sl, uint64_t seq, bool create)
+{
+    size_t cap = SHARED_MAX_INFLIGHT * 2;
+    for (size_t i = seq % cap, k = 0; k < cap; i = (i + 1) % cap, k++) {
+        struct inflight_slot *x = &sl->inflight[i];
+        if (create ? !x->used : (x->used && x->seq == seq)) return x;
+        if (!create && !x->used && x->seq == 0) return NULL; /* never used: the probe ends */
+    }
+    return NULL;
+}
+
+bool shared_limits_inflight_add(struct shared_limits *sl, struct shared_inflight *cc)
+{
+    bool ok = false;
+    pthread_mutex_lock(&sl->lock);
+    if (sl->ninflight < SHARED_MAX_INFLIGHT) {
+        cc->seq = ++sl->next_seq;
+        struct inflight_slot *x = inflight_find(sl, cc->seq, true);
+        if (x) {
+            x->used = true;
+            x->seq = cc->seq;
+            snprintf(x->name, sizeof x->name, "%s", cc->name);
+            sl->ninflight++;
+            ok = true;
+        }
+    }
+    pthread_mutex_unlock(&sl->lock);
+    return ok;
+}
+
+void shared_limits_inflight_remove(struct shared_limits *sl, const struct shared_inflight *cc)
+{
+    pthread_mutex_lock(&sl->lock);
+    struct inflight_slot *x = inflight_find(sl, cc->seq, false);
+    if (x) {
+        x->used = false; /* seq stays: a probe goes on past it */
+        sl->ninflight--;
+    }
+    pthread_mutex_unlock(&sl->lock);
+}
+
+int shared_limits_leave_command(struct shared_limits *sl, struct buf *out,
+                                const struct shared_inflight *cc)
+{
+    char key[CONFIG_REDIS_MAX_PREFIX + SHARED_MAX_NAME + 16], member[48];
+    if (cc_key(sl, cc->name, key, sizeof key) < 0 || member_of(sl, cc, member, sizeof member) < 0)
+        return -ENOBUFS;
+    const char *argv[] = {"ZREM", key, member};
+    return resp_command(out, 3, argv, NULL);
+}
+
+static int by_name(const void *a, const void *b)
+{
+    const struct inflight_slot *x = a, *y = b;
+    return strcmp(x->name, y->name);
+}
+
+size_t shared_limits_inflight_refresh(struct shared_limits *sl, struct buf *out, size_t max)
+{
+    pthread_mutex_lock(&sl->lock);
+    size_t n = 0;
+    struct inflight_slot *copy = sl->ninflight ? malloc(sl->ninflight * sizeof *copy) : NULL;
+    for (size_t i = 0; copy && i < SHARED_MAX_INFLIGHT * 2 && n < sl->ninflight; i++)
+        if (sl->inflight[i].used) copy[n++] = sl->inflight[i];
+    pthread_mutex_unlock(&sl->lock);
+    if (!copy) return 0;
+    qsort(copy, n, sizeof *copy, by_name);
+    size_t cmds = 0;
+    char ttl[16];
+    snprintf(ttl, sizeof ttl, "%d", SHARED_INFLIGHT_TTL_MS);
+    for (size_t i = 0; i < n && cmds < max;) {
+        size_t j = i;
+        while (j < n && j - i < REFRESH_MEMBERS && strcmp(copy[j].name, copy[i].name) == 0)
+            j++;
+        char key[CONFIG_REDIS_MAX_PREFIX + SHARED_MAX_NAME + 16];
+        static _Thread_local char members[REFRESH_MEMBERS][48];
+        const char *argv[5 + REFRESH_MEMBERS];
+        int argc = 0;
+        if (cc_key(sl, copy[i].name, key, sizeof key) == 0) {
+            argv[argc++] = "EVAL";
+            argv[argc++] = refresh_script;
+            argv[argc++] = "1";
+            argv[argc++] = key;
+            argv[argc++] = ttl;
+            for (size_t k = i; k < j; k++) {
+                struct shared_inflight cc = {.seq = copy[k].seq};
+                member_of(sl, &cc, members[k - i], sizeof members[k - i]);
+                argv[argc++] = members[k - i];
+            }
+            if (resp_command(out, argc, argv, NULL) < 0) break;
+            cmds++;
+        }
+        i = j;
+    }
+    free(copy);
+    return cmds;
+}
+
+const char *shared_limits_replica(const struct shared_limits *sl)
+{
+    return sl->id;
 }
 
 int shared_limits_read_take(const struct resp_reply *reply, struct shared_take *out)
@@ -252,6 +424,7 @@ int shared_limits_read_take(const struct resp_reply *reply, struct shared_take *
     for (size_t i = 1; i < reply->n; i++)
         if (it[i].type != RESP_INTEGER || it[i].integer < 0) return -1;
     out->admitted = it[1].integer == 1;
+    out->too_many = it[1].integer == 2;
     if (!out->admitted) {
         out->wait_ms = (uint64_t)it[2].integer;
         return 0;

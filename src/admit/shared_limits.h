@@ -24,6 +24,11 @@
  * of them when Redis comes back) are returned by shared_limits_expire, which
  * the main loop's sync runs (route/shared_health.c).
  *
+ * A key's max_concurrency is shared too: each of its requests is a member of
+ * a sorted set PREFIXcc:k:LIMIT_ID (scored by when it stops counting unless
+ * refreshed), added by the same take and removed when the request ends;
+ * such requests take no lease, so each costs one round trip.
+ *
  * When Redis is down or slow the local buckets (ratelimit.h) decide alone:
  * the limits are then per replica. They run always, before this; so with
  * Redis up a request passes both and the tighter one wins.
@@ -49,12 +54,21 @@
 #define SHARED_MAX_LEASES 16384    /* buckets with a lease at once (more: no lease) */
 #define SHARED_MAX_NAME 160        /* a longer limit name is not shared (local only) */
 #define SHARED_LEASE_SHARE 4       /* a lease is at most 1/SHARED_LEASE_SHARE of what is left */
+#define SHARED_MAX_INFLIGHT 65536  /* requests counted in a shared concurrency bound at once */
+#define SHARED_INFLIGHT_TTL_MS 10000 /* an in-flight entry not refreshed this long is dropped */
 
 /* One bucket of a request: the key's or the model's. */
 struct shared_bucket {
     char scope;                  /* 'k' key, 'm' model */
     char name[SHARED_MAX_NAME];  /* the key's limit id, or the model's name */
     uint32_t rpm, tpm;           /* 0: not limited in that dimension */
+};
+
+/* A request counted in its key's concurrency bound across replicas. */
+struct shared_inflight {
+    char name[SHARED_MAX_NAME]; /* the key's limit id */
+    uint32_t max;               /* its max_concurrency */
+    uint64_t seq;               /* its number in this replica's table (set by _add) */
 };
 
 /* What a take answered. */
@@ -64,6 +78,7 @@ struct shared_take {
     uint32_t extra[2];  /* admitted: requests leased to this replica, per bucket */
     uint64_t extra_tokens[2]; /* and tokens */
     bool noscript;      /* Redis does not know the script: send it again with EVAL */
+    bool too_many;      /* not admitted: the key has max_concurrency in flight across replicas */
 };
 
 /* Why a request was decided without Redis (metrics). */
@@ -95,10 +110,28 @@ const struct cfg_redis *shared_limits_config(const struct shared_limits *sl);
 bool shared_limits_lease_take(struct shared_limits *sl, const struct shared_bucket *b, size_t n,
                               uint64_t tokens, uint64_t now_ms);
 
-/* Appends the take command for b[0..n) and tokens to out (EVALSHA, or EVAL with the
-   script when eval). 0 or -ENOBUFS/-ENOMEM. */
+/* Appends the take command for b[0..n), tokens and (cc not NULL) one more request in flight
+   for the key to out (EVALSHA, or EVAL with the script when eval). With cc no lease is asked
+   for: each such request must be counted in Redis. 0 or -ENOBUFS/-ENOMEM. */
 int shared_limits_command(struct shared_limits *sl, struct buf *out, const struct shared_bucket *b,
-                          size_t n, uint64_t tokens, bool eval);
+                          size_t n, uint64_t tokens, bool eval, const struct shared_inflight *cc);
+
+/*
+ * The in-flight table: a request counted across replicas is added before its take is sent
+ * and removed when it ends; the main loop's sync refreshes every entry in Redis
+ * (shared_limits_inflight_refresh), so the entries of a replica that died expire after
+ * SHARED_INFLIGHT_TTL_MS. _add sets cc->seq; false when the table is full (the request is
+ * then bounded by its replica alone). _leave appends the ZREM that takes it out of Redis.
+ */
+bool shared_limits_inflight_add(struct shared_limits *sl, struct shared_inflight *cc);
+void shared_limits_inflight_remove(struct shared_limits *sl, const struct shared_inflight *cc);
+int shared_limits_leave_command(struct shared_limits *sl, struct buf *out,
+                                const struct shared_inflight *cc);
+/* Appends refresh commands for every entry (grouped by key, at most max commands). Returns
+   how many. */
+size_t shared_limits_inflight_refresh(struct shared_limits *sl, struct buf *out, size_t max);
+/* This replica's random id (16 hex digits), in what it writes to Redis. */
+const char *shared_limits_replica(const struct shared_limits *sl);
 
 /* Reads a take's reply. 0, or -1 when it is not one (an error reply other than
    NOSCRIPT, or a malformed one). */

@@ -2,15 +2,18 @@
  * step_shared — the key's and the model's RPM/TPM buckets shared by every
  * replica (shared_limits.h), after the local ones (step_ratelimit.c).
  *
- *   no redis:, or no limits ─────────────────────────────────────▶ GO
+ *   no redis:, or no limits (rpm, tpm, the key's max_concurrency) ▶ GO
  *   Redis down ─────────────────────────────────────────────────▶ GO (local decided)
- *   a lease on every bucket covers it ──────────────────────────▶ GO (no round trip)
+ *   a lease on every bucket covers it (no max_concurrency) ──────▶ GO (no round trip)
  *   otherwise: one take (EVALSHA) ─▶ WAIT ─┬─ taken ─────────────▶ GO (extras leased)
  *                                          ├─ refused ───────────▶ 429 + Retry-After
+ *                                          ├─ too many in flight ▶ 429
  *                                          │                       (the local take undone)
  *                                          └─ no reply within redis.timeout, an error,
  *                                             the connection lost ▶ GO (local decided)
  *
+ * A key with max_concurrency puts each request in its in-flight set in Redis
+ * with the same take (no lease then) and takes it out at settle.
  * A reply that comes after the request went on (or ended) still counts: its
  * extras go to the lease. Settle gives back to (or charges) the lease what
  * the request used less (or more) than its estimate. Everything runs on the
@@ -42,12 +45,16 @@ struct shared_pending {
     size_t n;
     uint64_t estimate;
     bool evalled;
+    bool with_cc;
+    struct shared_inflight cc;
 };
 
 struct shared_state {
     struct shared_pending *pending;
     uint64_t estimate;
-    bool taken; /* from Redis or a lease: settle adjusts the estimate */
+    bool taken;       /* from Redis or a lease: settle adjusts the estimate */
+    bool counted;     /* in the key's in-flight set: settle takes it out */
+    struct shared_inflight cc;
 };
 
 /* The request's shared buckets: its key's and its model's (those with a limit). */
@@ -80,7 +87,8 @@ static int send_take(struct shared_pending *p)
 {
     struct buf cmd;
     buf_init(&cmd, COMMAND_LIMIT);
-    int rc = shared_limits_command(p->sl, &cmd, p->b, p->n, p->estimate, p->evalled);
+    int rc = shared_limits_command(p->sl, &cmd, p->b, p->n, p->estimate, p->evalled,
+                                   p->with_cc ? &p->cc : NULL);
     if (rc == 0) rc = redis_send(p->redis, cmd.data, cmd.len, on_reply, p, NULL);
     buf_free(&cmd);
     return rc;
@@ -136,6 +144,17 @@ static void on_reply(void *ud, const struct resp_reply *reply, int err)
         return;
     }
     /* Refused across the replicas: the local buckets give back what step_ratelimit took. */
+    if (take.too_many) {
+        if (r->rl)
+            ratelimit_undo(r->rl, r->limit_key,
+                           (r->model->rpm || r->model->tpm) ? r->model->name : NULL, estimate,
+                           r->ops->now_ms(r));
+        r->ops->answer(r, ADMIT_REFUSE_RATE_LIMITED,
+                       "too many requests in flight for this key (counted across every replica)", 1,
+                       OUTCOME_RATE_LIMITED);
+        admit_resume(run, ADMIT_ANSWERED);
+        return;
+    }
     if (r->rl)
         ratelimit_undo(r->rl, r->limit_key,
                        (r->model->rpm || r->model->tpm) ? r->model->name : NULL, estimate,
@@ -155,24 +174,39 @@ static enum admit_verdict check(struct admit_run *run, void *state)
     if (!r->shared || !r->redis) return ADMIT_GO;
     struct shared_bucket b[2];
     size_t n = buckets_of(r, b);
-    if (!n) return ADMIT_GO;
+    bool cc = r->key && r->limit_key && r->key->max_concurrency &&
+              strlen(r->limit_key) < SHARED_MAX_NAME;
+    if (!n && !cc) return ADMIT_GO;
     if (!redis_is_up(r->redis)) {
         shared_limits_count(r->shared, SHARED_FALLBACK_DOWN);
         return ADMIT_GO;
     }
     uint64_t estimate = estimate_of(r);
-    if (shared_limits_lease_take(r->shared, b, n, estimate, r->ops->now_ms(r))) {
+    if (!cc && shared_limits_lease_take(r->shared, b, n, estimate, r->ops->now_ms(r))) {
         s->taken = true;
         s->estimate = estimate;
         return ADMIT_GO;
     }
+    if (cc) {
+        snprintf(s->cc.name, sizeof s->cc.name, "%s", r->limit_key);
+        s->cc.max = r->key->max_concurrency;
+        /* the table full: this request is bounded by its replica alone */
+        cc = s->counted = shared_limits_inflight_add(r->shared, &s->cc);
+        if (!cc && !n) return ADMIT_GO;
+    }
     struct shared_pending *p = calloc(1, sizeof *p);
-    if (!p) return ADMIT_GO;
+    if (!p) {
+        if (s->counted) shared_limits_inflight_remove(r->shared, &s->cc);
+        s->counted = false;
+        return ADMIT_GO;
+    }
     *p = (struct shared_pending){.run = run, .state = s, .sl = r->shared, .redis = r->redis,
-                                 .n = n, .estimate = estimate};
+                                 .n = n, .estimate = estimate, .with_cc = cc, .cc = s->cc};
     memcpy(p->b, b, sizeof b);
     if (send_take(p) < 0) {
         free(p);
+        if (s->counted) shared_limits_inflight_remove(r->shared, &s->cc);
+        s->counted = false;
         shared_limits_count(r->shared, SHARED_FALLBACK_DOWN);
         return ADMIT_GO;
     }
@@ -197,6 +231,15 @@ static void settle(struct admit_run *run, void *state)
         s->pending->run = NULL;
         s->pending = NULL;
         r->ops->arm(r, ADMIT_TIMER_DEADLINE, 0, 0);
+    }
+    if (s->counted) { /* out of the key's in-flight set (after its take, on the same connection) */
+        shared_limits_inflight_remove(r->shared, &s->cc);
+        struct buf cmd;
+        buf_init(&cmd, 1024);
+        if (shared_limits_leave_command(r->shared, &cmd, &s->cc) == 0)
+            redis_send_batch(r->redis, cmd.data, cmd.len, 1); /* down: it expires unrefreshed */
+        buf_free(&cmd);
+        s->counted = false;
     }
     if (!s->taken) return;
     struct shared_bucket b[2];

@@ -3,7 +3,6 @@
 
 #include <inttypes.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -227,6 +226,11 @@ static void on_tick(uv_timer_t *t)
     uint64_t now = runtime_now_ms();
     return_leases(s, now, s->resync);
     s->resync = false;
+    struct buf cmds; /* the requests still running here keep counting in their keys' sets */
+    buf_init(&cmds, 4u << 20);
+    size_t n = shared_limits_inflight_refresh(s->sl, &cmds, 256);
+    if (n) redis_send_batch(s->redis, cmds.data, cmds.len, (uint32_t)n);
+    buf_free(&cmds);
     publish(s, now);
     read_remote(s);
     report_spend(s);
@@ -248,10 +252,7 @@ struct shared_sync *shared_sync_start(uv_loop_t *loop, struct runtime *rt,
     s->sl = sl;
     s->stats = stats;
     const struct cfg_redis *cfg = shared_limits_config(sl);
-    unsigned char rnd[8];
-    if (RAND_bytes(rnd, sizeof rnd) != 1) memcpy(rnd, &s, sizeof rnd < sizeof s ? sizeof rnd : sizeof s);
-    for (int i = 0; i < 8; i++)
-        snprintf(s->id + 2 * i, 3, "%02x", rnd[i]);
+    snprintf(s->id, sizeof s->id, "%s", shared_limits_replica(sl));
     size_t n = 0;
     for (size_t i = 0; i < rt->cfg->nmodels; i++)
         n += rt->models[i].ndeps;

@@ -21,6 +21,9 @@
  *    added to the period's shared counter, whose new total tells what the
  *    others spent (admit/shared_spend.h); at most SHARED_SYNC_SPEND_MAX
  *    counters per tick, round robin.
+ *  - the requests in flight here that count in their key's concurrency
+ *    across replicas are refreshed (shared_limits_inflight_refresh), so a
+ *    replica that dies frees its slots after SHARED_INFLIGHT_TTL_MS.
  *  - leases older than SHARED_LEASE_TTL_MS go back to Redis's buckets
  *    (shared_limits_expire); all of them when the connection comes back.
  *

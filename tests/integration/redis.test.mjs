@@ -264,3 +264,28 @@ test('a budget counts the spend of every replica', async (t) => {
     // while the spend travelled (the polls above)
     assert.ok((await f.stats()).requests <= 7, `${(await f.stats()).requests} requests reached the provider`);
 });
+
+test('a key\'s max_concurrency holds across replicas', async (t) => {
+    const r = await startRedis(t);
+    const h = harness(t);
+    const f = await h.fake({ behavior: 'ttft=1500,chunks=1' });
+    const config = {
+        keys: [{ name: 'shared', key: KEY, max_concurrency: 2 }],
+        providers: { a: fakeProvider(f, { probe: false }) },
+        models: { m: [{ provider: 'a', model: 'x' }] },
+        redis: { url: r.url },
+    };
+    const g1 = await h.gateway({ config });
+    const g2 = await h.gateway({ config });
+    for (const gw of [g1, g2])
+        await waitUntil(async () => (await metric(gw, 'unbusy_redis_up')) === 1, { timeout: 5000 * SLOW, what: 'redis up' });
+    // two slow requests on replica 1 fill the key's bound
+    const slow = [post(g1, { model: 'm', messages: msgs }, AUTH), post(g1, { model: 'm', messages: msgs }, AUTH)];
+    await waitUntil(async () => (await f.stats()).requests === 2, { timeout: 3000 * SLOW, what: 'two in flight' });
+    const res = await post(g2, { model: 'm', messages: msgs }, AUTH);
+    assert.equal(res.status, 429, res.text);
+    assert.match(res.json().error.message, /in flight/);
+    for (const x of await Promise.all(slow)) assert.equal(x.status, 200);
+    // they ended: their slots are free on every replica
+    assert.equal((await post(g2, { model: 'm', messages: msgs }, AUTH)).status, 200);
+});

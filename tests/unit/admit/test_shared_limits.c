@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 
 #include "admit/shared_limits.h"
@@ -110,11 +111,12 @@ static void test_command_and_replies(void **state)
     struct shared_bucket b[2] = {bucket('k', "id:7", 10, 0), bucket('m', "gpt", 0, 500)};
     struct buf out;
     buf_init(&out, 0);
-    assert_int_equal(shared_limits_command(sl, &out, b, 2, 321, false), 0);
+    assert_int_equal(shared_limits_command(sl, &out, b, 2, 321, false, NULL), 0);
     static struct resp_reply r;
     assert_int_equal(resp_parse(out.data, out.len, &r), (long)out.len);
-    /* EVALSHA sha 2 key key rpm tpm lease rpm tpm lease tokens */
-    assert_int_equal(r.items[0].integer, 12);
+    /* EVALSHA sha 2 key key rpm tpm lease rpm tpm lease tokens ccmax member ttl */
+    assert_int_equal(r.items[0].integer, 15);
+    assert_true(resp_item_is(&r.items[13], "0"));
     assert_true(resp_item_is(&r.items[1], "EVALSHA"));
     assert_int_equal(r.items[2].len, 40);
     assert_true(resp_item_is(&r.items[3], "2"));
@@ -123,7 +125,7 @@ static void test_command_and_replies(void **state)
     assert_true(resp_item_is(&r.items[8], "4"));
     assert_true(resp_item_is(&r.items[12], "321"));
     buf_reset(&out);
-    assert_int_equal(shared_limits_command(sl, &out, b, 1, 1, true), 0);
+    assert_int_equal(shared_limits_command(sl, &out, b, 1, 1, true, NULL), 0);
     assert_int_equal(resp_parse(out.data, out.len, &r), (long)out.len);
     assert_true(resp_item_is(&r.items[1], "EVAL"));
     assert_non_null(memmem(r.items[2].str, r.items[2].len, "redis.call('TIME')", 18));
@@ -155,6 +157,66 @@ static void test_command_and_replies(void **state)
     shared_limits_free(sl);
 }
 
+static void test_concurrency(void **state)
+{
+    struct shared_limits *sl = shared_limits_new(&cfg);
+    struct shared_bucket b = bucket('k', "id:7", 10, 0);
+    struct shared_inflight a = {.name = "id:7", .max = 3}, c = {.name = "id:7", .max = 3},
+                           other = {.name = "id:8", .max = 1};
+    assert_true(shared_limits_inflight_add(sl, &a));
+    assert_true(shared_limits_inflight_add(sl, &c));
+    assert_true(shared_limits_inflight_add(sl, &other));
+    assert_true(a.seq != c.seq);
+    /* the take names the in-flight set, the bound and this request, and asks no lease */
+    struct buf out;
+    buf_init(&out, 0);
+    assert_int_equal(shared_limits_command(sl, &out, &b, 1, 5, false, &a), 0);
+    static struct resp_reply r;
+    assert_int_equal(resp_parse(out.data, out.len, &r), (long)out.len);
+    assert_true(resp_item_is(&r.items[3], "2"));
+    assert_true(resp_item_is(&r.items[5], "ub:cc:k:id:7"));
+    assert_true(resp_item_is(&r.items[8], "0")); /* lease */
+    assert_true(resp_item_is(&r.items[10], "3"));
+    char member[48];
+    snprintf(member, sizeof member, "%s:%llu", shared_limits_replica(sl), (unsigned long long)a.seq);
+    assert_true(resp_item_is(&r.items[11], member));
+    /* a key with only a concurrency bound: no bucket at all */
+    buf_reset(&out);
+    assert_int_equal(shared_limits_command(sl, &out, NULL, 0, 5, false, &other), 0);
+    assert_int_equal(shared_limits_command(sl, &out, NULL, 0, 5, false, NULL), -EINVAL);
+    /* the refresh: one command per key, every member still running */
+    buf_reset(&out);
+    assert_int_equal(shared_limits_inflight_refresh(sl, &out, 10), 2);
+    long n = resp_parse(out.data, out.len, &r);
+    assert_true(n > 0);
+    assert_true(resp_item_is(&r.items[4], "ub:cc:k:id:7"));
+    assert_int_equal(r.items[0].integer, 7); /* EVAL script 1 key ttl m1 m2 */
+    shared_limits_inflight_remove(sl, &a);
+    shared_limits_inflight_remove(sl, &a); /* twice: nothing more */
+    buf_reset(&out);
+    assert_int_equal(shared_limits_inflight_refresh(sl, &out, 10), 2);
+    assert_true(resp_parse(out.data, out.len, &r) > 0);
+    assert_int_equal(r.items[0].integer, 6); /* only c left for id:7 */
+    /* leaving: a ZREM of exactly that member */
+    buf_reset(&out);
+    assert_int_equal(shared_limits_leave_command(sl, &out, &a), 0);
+    assert_true(resp_parse(out.data, out.len, &r) > 0);
+    assert_true(resp_item_is(&r.items[1], "ZREM"));
+    assert_true(resp_item_is(&r.items[3], member));
+    /* a refusal for concurrency */
+    struct shared_take t;
+    assert_true(resp_parse("*2\r\n:2\r\n:0\r\n", 14, &r) > 0);
+    assert_int_equal(shared_limits_read_take(&r, &t), 0);
+    assert_false(t.admitted);
+    assert_true(t.too_many);
+    shared_limits_inflight_remove(sl, &c);
+    shared_limits_inflight_remove(sl, &other);
+    buf_reset(&out);
+    assert_int_equal(shared_limits_inflight_refresh(sl, &out, 10), 0);
+    buf_free(&out);
+    shared_limits_free(sl);
+}
+
 static void test_estimate(void **state)
 {
     assert_int_equal(shared_limits_estimate(400, true, 50), 150);
@@ -169,6 +231,7 @@ int main(void)
         cmocka_unit_test(test_tokens_adjust_and_debt),
         cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_command_and_replies),
+        cmocka_unit_test(test_concurrency),
         cmocka_unit_test(test_estimate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,14 +25,14 @@
 
 /* ---- a fake Redis: answers the handshake, then each EVALSHA/EVAL as told ---- */
 
-enum mode { ANSWER_ADMIT, ANSWER_REFUSE, ANSWER_SILENT, ANSWER_NOSCRIPT_ONCE, ANSWER_HANGUP };
+enum mode { ANSWER_ADMIT, ANSWER_REFUSE, ANSWER_SILENT, ANSWER_NOSCRIPT_ONCE, ANSWER_HANGUP, ANSWER_TOO_MANY };
 
 static uv_loop_t loop;
 static uv_tcp_t server;
 static uv_tcp_t *client_conn;
 static int port;
 static enum mode mode;
-static int takes_seen, evals_seen;
+static int takes_seen, evals_seen, zrems_seen, last_take_keys, owed;
 static char rbuf[1 << 16];
 static size_t rlen;
 
@@ -70,6 +70,12 @@ static void on_server_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         } else if (resp_item_is(name, "EVALSHA") || resp_item_is(name, "EVAL")) {
             takes_seen++;
             if (resp_item_is(name, "EVAL")) evals_seen++;
+            last_take_keys = (int)strtol(cmd.items[3].str, NULL, 10);
+            /* replies come in order: the ones held back while silent go first (late refusals) */
+            if (mode == ANSWER_SILENT) owed++;
+            for (; mode != ANSWER_SILENT && owed; owed--)
+                reply("*2\r\n:0\r\n:1\r\n");
+            if (mode == ANSWER_TOO_MANY) reply("*2\r\n:2\r\n:0\r\n");
             if (mode == ANSWER_ADMIT) reply("*6\r\n:1\r\n:0\r\n:2\r\n:2000\r\n:2\r\n:0\r\n");
             if (mode == ANSWER_REFUSE) reply("*2\r\n:0\r\n:1500\r\n");
             if (mode == ANSWER_NOSCRIPT_ONCE)
@@ -81,6 +87,9 @@ static void on_server_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
                 rlen = 0;
                 return;
             }
+        } else if (resp_item_is(name, "ZREM")) {
+            zrems_seen++;
+            reply(":1\r\n");
         } else {
             reply("+OK\r\n");
         }
@@ -91,9 +100,11 @@ static void on_server_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 
 static void on_connection(uv_stream_t *srv, int status)
 {
+    owed = 0; /* a new connection owes nothing */
     uv_tcp_t *c = malloc(sizeof *c);
     uv_tcp_init(&loop, c);
     uv_accept(srv, (uv_stream_t *)c);
+    uv_tcp_nodelay(c, 1); /* as Redis: no Nagle delay on pipelined replies */
     client_conn = c;
     rlen = 0;
     uv_read_start((uv_stream_t *)c, on_alloc, on_server_read);
@@ -281,6 +292,31 @@ static void test_timeout_falls_back(void **state)
     assert_true(redis_is_up(client)); /* late, not lost: the connection stays */
 }
 
+static void test_concurrency_across_replicas(void **state)
+{
+    key.max_concurrency = 2;
+    mode = ANSWER_TOO_MANY;
+    zrems_seen = 0;
+    /* no lease for a key with a concurrency bound: every request asks, with its member */
+    assert_int_equal(one_request(), ADMIT_WAIT);
+    assert_int_equal(answers, 1);
+    assert_int_equal(last_take_keys, 3); /* the key's and the model's buckets, its in-flight set */
+    run_for(20);
+    assert_int_equal(zrems_seen, 1); /* settled: taken out (it was never in; harmless) */
+    mode = ANSWER_ADMIT;
+    assert_int_equal(one_request(), ADMIT_WAIT);
+    assert_int_equal(go_calls, 1);
+    assert_int_equal(one_request(), ADMIT_WAIT); /* not from a lease */
+    admit_finish(&run);
+    run_for(20);
+    assert_int_equal(zrems_seen, 2);
+    key.max_concurrency = 0;
+    for (int i = 0; i < 4; i++) { /* leave no lease behind for the next tests */
+        shared_limits_lease_take(sl, (struct shared_bucket[]){{.scope = 'k', .name = "config:alpha", .rpm = 50}}, 1, 0, 0);
+        shared_limits_lease_take(sl, (struct shared_bucket[]){{.scope = 'm', .name = "m1", .rpm = 100}}, 1, 0, 0);
+    }
+}
+
 static void test_lost_then_down(void **state)
 {
     mode = ANSWER_HANGUP;
@@ -324,6 +360,7 @@ int main(void)
         cmocka_unit_test(test_noscript_then_eval),
         cmocka_unit_test(test_timeout_falls_back),
         cmocka_unit_test(test_ended_while_waiting),
+        cmocka_unit_test(test_concurrency_across_replicas),
         cmocka_unit_test(test_lost_then_down),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
