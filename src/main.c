@@ -298,7 +298,8 @@ int main(int argc, char **argv)
     static char redis_names[MAX_WORKERS][24];
     struct shared_limits *shared = cfg->redis ? shared_limits_new(cfg->redis) : NULL;
     /* budgets count the other replicas' spend too (reported by the main loop's sync) */
-    struct shared_spend *spend = shared && budgets ? shared_spend_new(cfg, cfg->redis, ledger) : NULL;
+    struct shared_spend *spend =
+        shared && budgets ? shared_spend_new(cfg, cfg->redis, ledger) : NULL;
     if ((cfg->redis && !shared) || (shared && budgets && !spend)) {
         log_error("redis: out of memory");
         return 1;

@@ -118,8 +118,8 @@ struct lease {
     bool used; /* the slot holds a name (slots are never freed: names come from the config) */
     struct shared_bucket b;
     uint32_t hash;
-    int64_t requests; /* whole requests this replica may still admit */
-    int64_t tokens;   /* tokens likewise; negative: owed to the shared bucket */
+    int64_t requests;  /* whole requests this replica may still admit */
+    int64_t tokens;    /* tokens likewise; negative: owed to the shared bucket */
     uint64_t since_ms; /* when the lease was first credited; 0: nothing leased */
 };
 
@@ -164,7 +164,8 @@ struct shared_limits *shared_limits_new(const struct cfg_redis *cfg)
         return NULL;
     }
     unsigned char rnd[8];
-    if (RAND_bytes(rnd, sizeof rnd) != 1) memcpy(rnd, &sl, sizeof rnd < sizeof sl ? sizeof rnd : sizeof sl);
+    if (RAND_bytes(rnd, sizeof rnd) != 1)
+        memcpy(rnd, &sl, sizeof rnd < sizeof sl ? sizeof rnd : sizeof sl);
     for (int i = 0; i < 8; i++)
         snprintf(sl->id + 2 * i, 3, "%02x", rnd[i]);
     sl->cfg = cfg;
@@ -248,8 +249,8 @@ bool shared_limits_lease_take(struct shared_limits *sl, const struct shared_buck
 static int key_name(const struct shared_limits *sl, const struct shared_bucket *b, char *out,
                     size_t cap)
 {
-    int n = snprintf(out, cap, "%srl:%c:%s", sl->cfg->prefix ? sl->cfg->prefix : "", b->scope,
-                     b->name);
+    int n =
+        snprintf(out, cap, "%srl:%c:%s", sl->cfg->prefix ? sl->cfg->prefix : "", b->scope, b->name);
     return n < 0 || (size_t)n >= cap ? -ENOBUFS : 0;
 }
 
@@ -283,7 +284,8 @@ int shared_limits_command(struct shared_limits *sl, struct buf *out, const struc
         argv[argc++] = keys[i];
     }
     if (cc) {
-        if (cc_key(sl, cc->name, keys[2], sizeof keys[2]) < 0 || member_of(sl, cc, member, sizeof member) < 0)
+        if (cc_key(sl, cc->name, keys[2], sizeof keys[2]) < 0 ||
+            member_of(sl, cc, member, sizeof member) < 0)
             return -ENOBUFS;
         argv[argc++] = keys[2];
     }
@@ -418,8 +420,8 @@ int shared_limits_read_take(const struct resp_reply *reply, struct shared_take *
         }
         return -1;
     }
-    if (it[0].type != RESP_ARRAY || it[0].integer < 2 || it[0].integer > 6 ||
-        it[0].integer % 2 || reply->n != (size_t)it[0].integer + 1)
+    if (it[0].type != RESP_ARRAY || it[0].integer < 2 || it[0].integer > 6 || it[0].integer % 2 ||
+        reply->n != (size_t)it[0].integer + 1)
         return -1;
     for (size_t i = 1; i < reply->n; i++)
         if (it[i].type != RESP_INTEGER || it[i].integer < 0) return -1;
@@ -488,7 +490,8 @@ size_t shared_limits_expire(struct shared_limits *sl, struct buf *out, uint64_t 
         struct lease *l = &sl->slots[i];
         if (!l->used || !l->since_ms) continue;
         if (!all && now_ms - l->since_ms < SHARED_LEASE_TTL_MS) continue;
-        char key[CONFIG_REDIS_MAX_PREFIX + SHARED_MAX_NAME + 16], rpm[16], tpm[16], req[24], tok[24];
+        char key[CONFIG_REDIS_MAX_PREFIX + SHARED_MAX_NAME + 16], rpm[16], tpm[16], req[24],
+            tok[24];
         if (key_name(sl, &l->b, key, sizeof key) < 0) continue;
         snprintf(rpm, sizeof rpm, "%" PRIu32, l->b.rpm);
         snprintf(tpm, sizeof tpm, "%" PRIu32, l->b.tpm);

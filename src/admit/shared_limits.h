@@ -16,13 +16,12 @@
  *
  * The lease: when a bucket has plenty left, the same take also hands this
  * replica up to `lease` more requests (and lease x the token estimate, at
- * least lease x 1000 tokens), never more than a quarter of what is left, so near the limit every request
- * asks Redis and the total across replicas stays exact. A request that finds
- * a lease on each of its buckets takes from them here under a mutex (no round
- * trip). What a request used less or more than its estimate goes back to or is
- * charged to the local lease. Leases older than SHARED_LEASE_TTL_MS (and all
- * of them when Redis comes back) are returned by shared_limits_expire, which
- * the main loop's sync runs (route/shared_health.c).
+ * least lease x 1000 tokens), never more than a quarter of what is left, so near the limit every
+ * request asks Redis and the total across replicas stays exact. A request that finds a lease on
+ * each of its buckets takes from them here under a mutex (no round trip). What a request used less
+ * or more than its estimate goes back to or is charged to the local lease. Leases older than
+ * SHARED_LEASE_TTL_MS (and all of them when Redis comes back) are returned by shared_limits_expire,
+ * which the main loop's sync runs (route/shared_health.c).
  *
  * A key's max_concurrency is shared too: each of its requests is a member of
  * a sorted set PREFIXcc:k:LIMIT_ID (scored by when it stops counting unless
@@ -50,18 +49,18 @@
 #include "config/config_redis.h"
 #include "proto/resp.h"
 
-#define SHARED_LEASE_TTL_MS 1000   /* an unused lease goes back to Redis after this */
-#define SHARED_MAX_LEASES 16384    /* buckets with a lease at once (more: no lease) */
-#define SHARED_MAX_NAME 160        /* a longer limit name is not shared (local only) */
-#define SHARED_LEASE_SHARE 4       /* a lease is at most 1/SHARED_LEASE_SHARE of what is left */
-#define SHARED_MAX_INFLIGHT 65536  /* requests counted in a shared concurrency bound at once */
+#define SHARED_LEASE_TTL_MS 1000     /* an unused lease goes back to Redis after this */
+#define SHARED_MAX_LEASES 16384      /* buckets with a lease at once (more: no lease) */
+#define SHARED_MAX_NAME 160          /* a longer limit name is not shared (local only) */
+#define SHARED_LEASE_SHARE 4         /* a lease is at most 1/SHARED_LEASE_SHARE of what is left */
+#define SHARED_MAX_INFLIGHT 65536    /* requests counted in a shared concurrency bound at once */
 #define SHARED_INFLIGHT_TTL_MS 10000 /* an in-flight entry not refreshed this long is dropped */
 
 /* One bucket of a request: the key's or the model's. */
 struct shared_bucket {
-    char scope;                  /* 'k' key, 'm' model */
-    char name[SHARED_MAX_NAME];  /* the key's limit id, or the model's name */
-    uint32_t rpm, tpm;           /* 0: not limited in that dimension */
+    char scope;                 /* 'k' key, 'm' model */
+    char name[SHARED_MAX_NAME]; /* the key's limit id, or the model's name */
+    uint32_t rpm, tpm;          /* 0: not limited in that dimension */
 };
 
 /* A request counted in its key's concurrency bound across replicas. */
@@ -74,11 +73,11 @@ struct shared_inflight {
 /* What a take answered. */
 struct shared_take {
     bool admitted;
-    uint64_t wait_ms;   /* not admitted: until every bucket would have room */
-    uint32_t extra[2];  /* admitted: requests leased to this replica, per bucket */
+    uint64_t wait_ms;         /* not admitted: until every bucket would have room */
+    uint32_t extra[2];        /* admitted: requests leased to this replica, per bucket */
     uint64_t extra_tokens[2]; /* and tokens */
-    bool noscript;      /* Redis does not know the script: send it again with EVAL */
-    bool too_many;      /* not admitted: the key has max_concurrency in flight across replicas */
+    bool noscript;            /* Redis does not know the script: send it again with EVAL */
+    bool too_many; /* not admitted: the key has max_concurrency in flight across replicas */
 };
 
 /* Why a request was decided without Redis (metrics). */
@@ -92,10 +91,10 @@ enum shared_fallback {
 struct shared_limits_stats {
     uint64_t lease_hits; /* requests served from a lease, no round trip */
     uint64_t round_trips;
-    uint64_t refused;    /* 429s the shared buckets gave */
+    uint64_t refused; /* 429s the shared buckets gave */
     uint64_t fallbacks[SHARED_FALLBACK__COUNT];
-    uint64_t returned;   /* leases given back to Redis */
-    uint32_t leases;     /* buckets with a lease now */
+    uint64_t returned; /* leases given back to Redis */
+    uint32_t leases;   /* buckets with a lease now */
 };
 
 struct shared_limits;

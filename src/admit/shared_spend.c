@@ -59,7 +59,8 @@ struct shared_spend *shared_spend_new(const struct config *cfg, const struct cfg
         for (int p = LEDGER_DAY; p <= LEDGER_MONTH; p++) {
             const struct cfg_budget *b = &cfg->budgets[i];
             if ((p == LEDGER_DAY ? b->daily : b->monthly) <= 0) continue;
-            ss->e[ss->n++] = (struct entry){.b = b, .period = (enum ledger_period)p, .number = INT64_MIN};
+            ss->e[ss->n++] =
+                (struct entry){.b = b, .period = (enum ledger_period)p, .number = INT64_MIN};
         }
     ss->rc = rc;
     ss->ledger = l;
@@ -85,9 +86,8 @@ static struct entry *find(struct shared_spend *ss, const char *key, enum ledger_
     return NULL;
 }
 
-double shared_spend_total(struct shared_spend *ss, const char *key_name,
-                          enum ledger_period period, int64_t now_ms, const char *currency,
-                          double local)
+double shared_spend_total(struct shared_spend *ss, const char *key_name, enum ledger_period period,
+                          int64_t now_ms, const char *currency, double local)
 {
     if (!ss || !key_name) return local;
     double others = 0;
@@ -115,10 +115,12 @@ size_t shared_spend_report(struct shared_spend *ss, int64_t now_ms, struct buf *
         double delta = local - e->reported;
         if (delta < 0 || !isfinite(delta)) delta = 0;
         char key[CONFIG_REDIS_MAX_PREFIX + CONFIG_KEY_NAME_MAX + 64], amount[40], ttl[24];
-        snprintf(key, sizeof key, "%sspend:%c:%" PRId64 ":%s:%s", ss->rc->prefix ? ss->rc->prefix : "",
-                 e->period == LEDGER_DAY ? 'd' : 'm', number, e->b->key_name, e->b->currency);
+        snprintf(key, sizeof key, "%sspend:%c:%" PRId64 ":%s:%s",
+                 ss->rc->prefix ? ss->rc->prefix : "", e->period == LEDGER_DAY ? 'd' : 'm', number,
+                 e->b->key_name, e->b->currency);
         snprintf(amount, sizeof amount, "%.17g", delta);
-        snprintf(ttl, sizeof ttl, "%lld", (long long)(e->period == LEDGER_DAY ? DAY_TTL_MS : MONTH_TTL_MS));
+        snprintf(ttl, sizeof ttl, "%lld",
+                 (long long)(e->period == LEDGER_DAY ? DAY_TTL_MS : MONTH_TTL_MS));
         const char *argv[] = {"EVAL", add_script, "1", key, amount, ttl};
         if (resp_command(out, 6, argv, NULL) < 0) break;
         e->in_flight = true;

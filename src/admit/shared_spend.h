@@ -43,15 +43,14 @@ void shared_spend_free(struct shared_spend *ss);
 
 /* local (this replica's spend for key_name in period at now_ms) plus what the other
    replicas reported for the same period; local alone when nothing is known. */
-double shared_spend_total(struct shared_spend *ss, const char *key_name,
-                          enum ledger_period period, int64_t now_ms, const char *currency,
-                          double local);
+double shared_spend_total(struct shared_spend *ss, const char *key_name, enum ledger_period period,
+                          int64_t now_ms, const char *currency, double local);
 
 /* One report in flight; handed back to shared_spend_seen with the reply. */
 struct shared_spend_report {
     size_t entry;
-    int64_t number;   /* the period it was for */
-    double reported;  /* this replica's total once this report is counted */
+    int64_t number;  /* the period it was for */
+    double reported; /* this replica's total once this report is counted */
 };
 
 /*

@@ -33,7 +33,8 @@ static enum admit_verdict check(struct admit_run *run, void *state)
     }
     const struct jsonx_request *scan = r->scan;
     /* the same estimate step_shared takes from the shared buckets */
-    uint64_t estimate = shared_limits_estimate(scan->prompt_chars, scan->has_max_tokens, scan->max_tokens);
+    uint64_t estimate =
+        shared_limits_estimate(scan->prompt_chars, scan->has_max_tokens, scan->max_tokens);
     uint64_t wait_ms = 0;
     enum ratelimit_verdict v =
         ratelimit_try(r->rl, r->limit_key, s->model_limit, estimate, r->ops->now_ms(r), &wait_ms);

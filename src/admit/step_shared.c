@@ -52,8 +52,8 @@ struct shared_pending {
 struct shared_state {
     struct shared_pending *pending;
     uint64_t estimate;
-    bool taken;       /* from Redis or a lease: settle adjusts the estimate */
-    bool counted;     /* in the key's in-flight set: settle takes it out */
+    bool taken;   /* from Redis or a lease: settle adjusts the estimate */
+    bool counted; /* in the key's in-flight set: settle takes it out */
     struct shared_inflight cc;
 };
 
@@ -121,7 +121,8 @@ static void on_reply(void *ud, const struct resp_reply *reply, int err)
     struct shared_limits *sl = p->sl;
     if (bad == 0 && take.admitted) {
         struct admit_req *r = run ? run->req : NULL;
-        shared_limits_credit(sl, p->b, p->n, take.extra, take.extra_tokens, r ? r->ops->now_ms(r) : 0);
+        shared_limits_credit(sl, p->b, p->n, take.extra, take.extra_tokens,
+                             r ? r->ops->now_ms(r) : 0);
     }
     if (!run) { /* the request went on locally (timeout) or ended: the extras are all that count */
         free(p);
@@ -174,8 +175,8 @@ static enum admit_verdict check(struct admit_run *run, void *state)
     if (!r->shared || !r->redis) return ADMIT_GO;
     struct shared_bucket b[2];
     size_t n = buckets_of(r, b);
-    bool cc = r->key && r->limit_key && r->key->max_concurrency &&
-              strlen(r->limit_key) < SHARED_MAX_NAME;
+    bool cc =
+        r->key && r->limit_key && r->key->max_concurrency && strlen(r->limit_key) < SHARED_MAX_NAME;
     if (!n && !cc) return ADMIT_GO;
     if (!redis_is_up(r->redis)) {
         shared_limits_count(r->shared, SHARED_FALLBACK_DOWN);
@@ -200,8 +201,14 @@ static enum admit_verdict check(struct admit_run *run, void *state)
         s->counted = false;
         return ADMIT_GO;
     }
-    *p = (struct shared_pending){.run = run, .state = s, .sl = r->shared, .redis = r->redis,
-                                 .n = n, .estimate = estimate, .with_cc = cc, .cc = s->cc};
+    *p = (struct shared_pending){.run = run,
+                                 .state = s,
+                                 .sl = r->shared,
+                                 .redis = r->redis,
+                                 .n = n,
+                                 .estimate = estimate,
+                                 .with_cc = cc,
+                                 .cc = s->cc};
     memcpy(p->b, b, sizeof b);
     if (send_take(p) < 0) {
         free(p);

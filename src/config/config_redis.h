@@ -40,13 +40,13 @@
 #define CONFIG_REDIS_MAX_PREFIX 64
 
 struct cfg_redis {
-    char *url_shown;     /* the URL with the password replaced by "***", for logs */
+    char *url_shown; /* the URL with the password replaced by "***", for logs */
     bool tls;
-    char *host;          /* IPv6 without brackets */
+    char *host; /* IPv6 without brackets */
     uint16_t port;
-    char *user;          /* NULL: AUTH with the password only */
-    char *password;      /* NULL: no AUTH */
-    uint32_t db;         /* SELECT when not 0 */
+    char *user;     /* NULL: AUTH with the password only */
+    char *password; /* NULL: no AUTH */
+    uint32_t db;    /* SELECT when not 0 */
     char *prefix;
     uint32_t timeout_ms;
     uint32_t connect_timeout_ms;

@@ -15,7 +15,7 @@
 #define MAX_RING 65536
 
 const uint64_t redis_latency_bounds_us[REDIS_LATENCY_BUCKETS - 1] = {100,  250,   500,  1000,
-                                                                      2500, 10000, 50000};
+                                                                     2500, 10000, 50000};
 
 enum redis_state { ST_DOWN, ST_CONNECTING, ST_HANDSHAKE, ST_UP, ST_CLOSING };
 
@@ -58,11 +58,11 @@ static struct pending *slot(struct redis *r, uint64_t seq)
     return &r->ring[seq % r->cap];
 }
 
-
 static void stat_add(struct redis *r, size_t off, uint64_t n)
 {
-    if (r->o.stats) atomic_fetch_add_explicit((atomic_ullong *)((char *)r->o.stats + off), n,
-                                              memory_order_relaxed);
+    if (r->o.stats)
+        atomic_fetch_add_explicit((atomic_ullong *)((char *)r->o.stats + off), n,
+                                  memory_order_relaxed);
 }
 #define ADD(r, field, n) stat_add((r), offsetof(struct redis_stats, field), (n))
 
@@ -115,7 +115,8 @@ static void connection_lost(struct redis *r, const char *why)
         r->logged_down = true;
     }
     r->retry_at_ms = uv_now(r->loop) + r->backoff_ms;
-    r->backoff_ms = r->backoff_ms * 2 > REDIS_BACKOFF_MAX_MS ? REDIS_BACKOFF_MAX_MS : r->backoff_ms * 2;
+    r->backoff_ms =
+        r->backoff_ms * 2 > REDIS_BACKOFF_MAX_MS ? REDIS_BACKOFF_MAX_MS : r->backoff_ms * 2;
     fail_pending(r, REDIS_ERR_LOST);
 }
 
@@ -126,8 +127,8 @@ static int push(struct redis *r, const char *cmd, size_t len, redis_reply_fn cb,
     int rc = transport_write(r->conn, cmd, len);
     if (rc < 0) return rc == -ENOBUFS ? -ENOBUFS : -ENOTCONN;
     uint64_t seq = r->head_seq + r->count;
-    *slot(r, seq) = (struct pending){.cb = cb, .ud = ud, .sent_us = uv_hrtime() / 1000,
-                                     .sent_ms = uv_now(r->loop)};
+    *slot(r, seq) = (struct pending){
+        .cb = cb, .ud = ud, .sent_us = uv_hrtime() / 1000, .sent_ms = uv_now(r->loop)};
     r->count++;
     if (ticket) *ticket = seq;
     ADD(r, sent, 1);
@@ -186,9 +187,10 @@ static void on_connect(void *ud, bool reused)
     if (rc == 0 && r->cap - r->count >= r->handshake_left) {
         rc = transport_write(r->conn, cmd.data, cmd.len);
         for (unsigned i = 0; rc == 0 && i < r->handshake_left; i++) {
-            *slot(r, r->head_seq + r->count) =
-                (struct pending){.cb = handshake_reply, .ud = r, .sent_us = uv_hrtime() / 1000,
-                                 .sent_ms = uv_now(r->loop)};
+            *slot(r, r->head_seq + r->count) = (struct pending){.cb = handshake_reply,
+                                                                .ud = r,
+                                                                .sent_us = uv_hrtime() / 1000,
+                                                                .sent_ms = uv_now(r->loop)};
             r->count++;
         }
         if (rc == 0) ADD(r, sent, r->handshake_left);
@@ -250,8 +252,8 @@ static void on_error(void *ud, enum transport_err err)
 {
     struct redis *r = ud;
     char why[64];
-    snprintf(why, sizeof why, "%s", err == TRANSPORT_ERR_EOF ? "closed by the server"
-                                                             : transport_err_name(err));
+    snprintf(why, sizeof why, "%s",
+             err == TRANSPORT_ERR_EOF ? "closed by the server" : transport_err_name(err));
     connection_lost(r, why);
 }
 
@@ -261,7 +263,8 @@ static const struct transport_events events = {
 static void start_connect(struct redis *r)
 {
     r->st = ST_CONNECTING;
-    int rc = transport_open(r->pool, &r->target, r->o.cfg->connect_timeout_ms, &events, r, &r->conn);
+    int rc =
+        transport_open(r->pool, &r->target, r->o.cfg->connect_timeout_ms, &events, r, &r->conn);
     if (rc < 0) {
         r->conn = NULL;
         r->st = ST_CONNECTING; /* so connection_lost records it */
@@ -361,8 +364,8 @@ int redis_send_batch(struct redis *r, const char *cmds, size_t len, uint32_t ncm
         return rc == -ENOBUFS ? -ENOBUFS : -ENOTCONN;
     }
     for (uint32_t i = 0; i < ncmds; i++) {
-        *slot(r, r->head_seq + r->count) = (struct pending){
-            .cb = NULL, .sent_us = uv_hrtime() / 1000, .sent_ms = uv_now(r->loop)};
+        *slot(r, r->head_seq + r->count) =
+            (struct pending){.cb = NULL, .sent_us = uv_hrtime() / 1000, .sent_ms = uv_now(r->loop)};
         r->count++;
     }
     ADD(r, sent, ncmds);

@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
-#define MAX_LINE 64 /* a type byte, a number or a short status, and CRLF */
+#define MAX_LINE 64          /* a type byte, a number or a short status, and CRLF */
 #define MAX_STATUS_LINE 4096 /* a status or error line (Redis's are short) */
 
 /* The line starting at p (before CRLF): its length, or -1 need more, -2 too long / bad. */

@@ -42,8 +42,8 @@ enum resp_type {
 
 struct resp_item {
     enum resp_type type;
-    int64_t integer;  /* RESP_INTEGER; RESP_ARRAY: its element count */
-    const char *str;  /* STATUS, ERROR, BULK: into the parsed bytes (not NUL-terminated) */
+    int64_t integer; /* RESP_INTEGER; RESP_ARRAY: its element count */
+    const char *str; /* STATUS, ERROR, BULK: into the parsed bytes (not NUL-terminated) */
     size_t len;
     unsigned depth; /* 0 for the reply itself */
 };

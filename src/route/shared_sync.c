@@ -242,8 +242,8 @@ static void on_state(void *ud, bool up)
     if (up) s->resync = true;
 }
 
-struct shared_sync *shared_sync_start(uv_loop_t *loop, struct runtime *rt,
-                                      struct shared_limits *sl, struct redis_stats *stats)
+struct shared_sync *shared_sync_start(uv_loop_t *loop, struct runtime *rt, struct shared_limits *sl,
+                                      struct redis_stats *stats)
 {
     struct shared_sync *s = calloc(1, sizeof *s);
     if (!s) return NULL;
@@ -329,7 +329,8 @@ void shared_sync_render(void *ud, struct buf *out)
                        atomic_load(&st->error_replies), atomic_load(&st->refused),
                        atomic_load(&st->lost)};
     for (int i = 0; i < 5; i++)
-        buf_printf(out, "unbusy_redis_commands_total{result=\"%s\"} %" PRIu64 "\n", res[i], vals[i]);
+        buf_printf(out, "unbusy_redis_commands_total{result=\"%s\"} %" PRIu64 "\n", res[i],
+                   vals[i]);
     counter(out, "unbusy_redis_connects_total",
             "Redis connections that came up, and attempts or connections that failed.", "counter");
     buf_printf(out, "unbusy_redis_connects_total{result=\"up\"} %llu\n",
@@ -355,10 +356,12 @@ void shared_sync_render(void *ud, struct buf *out)
             "Shared rate-limit checks: from a local lease (no round trip), admitted or refused by "
             "Redis.",
             "counter");
-    buf_printf(out, "unbusy_redis_limit_checks_total{result=\"lease\"} %" PRIu64 "\n", ls.lease_hits);
+    buf_printf(out, "unbusy_redis_limit_checks_total{result=\"lease\"} %" PRIu64 "\n",
+               ls.lease_hits);
     buf_printf(out, "unbusy_redis_limit_checks_total{result=\"admitted\"} %" PRIu64 "\n",
                ls.round_trips - ls.refused);
-    buf_printf(out, "unbusy_redis_limit_checks_total{result=\"refused\"} %" PRIu64 "\n", ls.refused);
+    buf_printf(out, "unbusy_redis_limit_checks_total{result=\"refused\"} %" PRIu64 "\n",
+               ls.refused);
     counter(out, "unbusy_redis_fallbacks_total",
             "Requests whose shared limits were decided on local state: Redis down, no reply within "
             "redis.timeout, an error.",
@@ -367,14 +370,16 @@ void shared_sync_render(void *ud, struct buf *out)
     for (int i = 0; i < SHARED_FALLBACK__COUNT; i++)
         buf_printf(out, "unbusy_redis_fallbacks_total{reason=\"%s\"} %" PRIu64 "\n", why[i],
                    ls.fallbacks[i]);
-    counter(out, "unbusy_redis_leases", "Shared buckets this replica holds a lease of now.", "gauge");
+    counter(out, "unbusy_redis_leases", "Shared buckets this replica holds a lease of now.",
+            "gauge");
     buf_printf(out, "unbusy_redis_leases %u\n", ls.leases);
-    counter(out, "unbusy_redis_leases_returned_total", "Leases given back to Redis (expired or at exit).",
-            "counter");
+    counter(out, "unbusy_redis_leases_returned_total",
+            "Leases given back to Redis (expired or at exit).", "counter");
     buf_printf(out, "unbusy_redis_leases_returned_total %" PRIu64 "\n", ls.returned);
-    counter(out, "unbusy_redis_breaker_events_total",
-            "Breaker openings published to the other replicas, and openings of theirs applied here.",
-            "counter");
+    counter(
+        out, "unbusy_redis_breaker_events_total",
+        "Breaker openings published to the other replicas, and openings of theirs applied here.",
+        "counter");
     buf_printf(out, "unbusy_redis_breaker_events_total{direction=\"published\"} %llu\n",
                (unsigned long long)atomic_load(&s->published));
     buf_printf(out, "unbusy_redis_breaker_events_total{direction=\"received\"} %llu\n",

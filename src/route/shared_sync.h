@@ -52,8 +52,8 @@ struct shared_sync;
 
 /* Starts on loop (the main one). stats: the process's Redis counters, also given to the
    workers' clients. NULL when out of memory. */
-struct shared_sync *shared_sync_start(uv_loop_t *loop, struct runtime *rt,
-                                      struct shared_limits *sl, struct redis_stats *stats);
+struct shared_sync *shared_sync_start(uv_loop_t *loop, struct runtime *rt, struct shared_limits *sl,
+                                      struct redis_stats *stats);
 /* Also reports budgets' spend and reads the other replicas' (admit/shared_spend.h); ss
    (may be NULL: no budgets) must outlive the loop's last run. */
 void shared_sync_spend(struct shared_sync *s, struct shared_spend *ss);

@@ -31,7 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if ((size_t)n > size - off) abort();
         for (size_t i = 0; i < whole.n; i++) {
             const struct resp_item *it = &whole.items[i];
-            if (it->str && (it->str < copy + off || it->str + it->len > copy + off + (size_t)n)) abort();
+            if (it->str && (it->str < copy + off || it->str + it->len > copy + off + (size_t)n))
+                abort();
             if (resp_skip(&whole, i) <= i) abort();
         }
         for (size_t k = 0; k < (size_t)n; k += 1 + (size_t)n / 64)

@@ -147,8 +147,12 @@ static void test_command_and_replies(void **state)
     assert_int_equal(shared_limits_read_take(&r, &t), 0);
     assert_true(t.noscript);
     /* anything else is not a take's answer: the request goes on locally */
-    const char *bad[] = {"-ERR busy\r\n", "+OK\r\n", "*1\r\n:1\r\n", "*2\r\n:1\r\n$1\r\nx\r\n",
-                         "*4\r\n:1\r\n:0\r\n:-4\r\n:0\r\n", "*3\r\n:1\r\n:0\r\n:1\r\n",
+    const char *bad[] = {"-ERR busy\r\n",
+                         "+OK\r\n",
+                         "*1\r\n:1\r\n",
+                         "*2\r\n:1\r\n$1\r\nx\r\n",
+                         "*4\r\n:1\r\n:0\r\n:-4\r\n:0\r\n",
+                         "*3\r\n:1\r\n:0\r\n:1\r\n",
                          "*2\r\n*1\r\n:1\r\n:0\r\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_true(parse(bad[i], &r) > 0);
@@ -178,7 +182,8 @@ static void test_concurrency(void **state)
     assert_true(resp_item_is(&r.items[8], "0")); /* lease */
     assert_true(resp_item_is(&r.items[10], "3"));
     char member[48];
-    snprintf(member, sizeof member, "%s:%llu", shared_limits_replica(sl), (unsigned long long)a.seq);
+    snprintf(member, sizeof member, "%s:%llu", shared_limits_replica(sl),
+             (unsigned long long)a.seq);
     assert_true(resp_item_is(&r.items[11], member));
     /* a key with only a concurrency bound: no bucket at all */
     buf_reset(&out);

@@ -25,7 +25,14 @@
 
 /* ---- a fake Redis: answers the handshake, then each EVALSHA/EVAL as told ---- */
 
-enum mode { ANSWER_ADMIT, ANSWER_REFUSE, ANSWER_SILENT, ANSWER_NOSCRIPT_ONCE, ANSWER_HANGUP, ANSWER_TOO_MANY };
+enum mode {
+    ANSWER_ADMIT,
+    ANSWER_REFUSE,
+    ANSWER_SILENT,
+    ANSWER_NOSCRIPT_ONCE,
+    ANSWER_HANGUP,
+    ANSWER_TOO_MANY
+};
 
 static uv_loop_t loop;
 static uv_tcp_t server;
@@ -140,7 +147,8 @@ static void op_go(struct admit_req *r)
     go_calls++;
 }
 
-static void op_answer(struct admit_req *r, enum admit_refusal why, const char *msg, int ra, enum outcome o)
+static void op_answer(struct admit_req *r, enum admit_refusal why, const char *msg, int ra,
+                      enum outcome o)
 {
     answers++;
     last_retry_after = ra;
@@ -158,8 +166,12 @@ static const struct admit_ops ops = {
 static struct cfg_model model = {.name = "m1", .rpm = 100};
 static struct key_info key = {.name = "alpha", .rpm = 50, .limit_id = "config:alpha"};
 static struct jsonx_request scan = {.has_max_tokens = true, .max_tokens = 10};
-static struct cfg_redis rcfg = {.host = "127.0.0.1", .prefix = "t:", .timeout_ms = 40,
-                                .connect_timeout_ms = 2000, .lease = 4, .url_shown = "redis://test"};
+static struct cfg_redis rcfg = {.host = "127.0.0.1",
+                                .prefix = "t:",
+                                .timeout_ms = 40,
+                                .connect_timeout_ms = 2000,
+                                .lease = 4,
+                                .url_shown = "redis://test"};
 static struct redis_stats stats;
 static struct shared_limits *sl;
 static struct redis *client;
@@ -170,8 +182,13 @@ static const struct admit_step *const only_shared[] = {&admit_step_shared};
 static enum admit_verdict one_request(void)
 {
     go_calls = answers = 0;
-    req = (struct admit_req){.ops = &ops, .model = &model, .key = &key, .limit_key = key.limit_id,
-                             .scan = &scan, .shared = sl, .redis = client};
+    req = (struct admit_req){.ops = &ops,
+                             .model = &model,
+                             .key = &key,
+                             .limit_key = key.limit_id,
+                             .scan = &scan,
+                             .shared = sl,
+                             .redis = client};
     assert_int_equal(admit_init(&run, only_shared, 1, &req), 0);
     enum admit_verdict v = admit_run(&run);
     if (v == ADMIT_WAIT)
@@ -287,7 +304,8 @@ static void test_timeout_falls_back(void **state)
     assert_int_equal(go_calls, 1); /* went on locally */
     assert_true(uv_now(&loop) - t0 >= rcfg.timeout_ms);
     shared_limits_stats(sl, &after);
-    assert_int_equal(after.fallbacks[SHARED_FALLBACK_TIMEOUT], before.fallbacks[SHARED_FALLBACK_TIMEOUT] + 1);
+    assert_int_equal(after.fallbacks[SHARED_FALLBACK_TIMEOUT],
+                     before.fallbacks[SHARED_FALLBACK_TIMEOUT] + 1);
     admit_finish(&run);
     assert_true(redis_is_up(client)); /* late, not lost: the connection stays */
 }
@@ -312,8 +330,11 @@ static void test_concurrency_across_replicas(void **state)
     assert_int_equal(zrems_seen, 2);
     key.max_concurrency = 0;
     for (int i = 0; i < 4; i++) { /* leave no lease behind for the next tests */
-        shared_limits_lease_take(sl, (struct shared_bucket[]){{.scope = 'k', .name = "config:alpha", .rpm = 50}}, 1, 0, 0);
-        shared_limits_lease_take(sl, (struct shared_bucket[]){{.scope = 'm', .name = "m1", .rpm = 100}}, 1, 0, 0);
+        shared_limits_lease_take(
+            sl, (struct shared_bucket[]){{.scope = 'k', .name = "config:alpha", .rpm = 50}}, 1, 0,
+            0);
+        shared_limits_lease_take(
+            sl, (struct shared_bucket[]){{.scope = 'm', .name = "m1", .rpm = 100}}, 1, 0, 0);
     }
 }
 
@@ -325,7 +346,8 @@ static void test_lost_then_down(void **state)
     assert_int_equal(one_request(), ADMIT_WAIT);
     assert_int_equal(go_calls, 1);
     shared_limits_stats(sl, &after);
-    assert_int_equal(after.fallbacks[SHARED_FALLBACK_ERROR], before.fallbacks[SHARED_FALLBACK_ERROR] + 1);
+    assert_int_equal(after.fallbacks[SHARED_FALLBACK_ERROR],
+                     before.fallbacks[SHARED_FALLBACK_ERROR] + 1);
     admit_finish(&run);
     assert_false(redis_is_up(client));
     /* while down, the step decides at once, no waiting */
@@ -342,8 +364,13 @@ static void test_lost_then_down(void **state)
 static void test_ended_while_waiting(void **state)
 {
     mode = ANSWER_SILENT;
-    req = (struct admit_req){.ops = &ops, .model = &model, .key = &key, .limit_key = key.limit_id,
-                             .scan = &scan, .shared = sl, .redis = client};
+    req = (struct admit_req){.ops = &ops,
+                             .model = &model,
+                             .key = &key,
+                             .limit_key = key.limit_id,
+                             .scan = &scan,
+                             .shared = sl,
+                             .redis = client};
     assert_int_equal(admit_init(&run, only_shared, 1, &req), 0);
     go_calls = 0;
     assert_int_equal(admit_run(&run), ADMIT_WAIT);

@@ -41,7 +41,8 @@ static void test_url_forms(void **state)
     assert_false(r.tls);
     assert_null(r.password);
     assert_int_equal(r.db, 0);
-    assert_int_equal(config_redis_parse_url("rediss://app:p%40ss%3Aw0rd@[::1]:6380/5", &r, &why), 0);
+    assert_int_equal(config_redis_parse_url("rediss://app:p%40ss%3Aw0rd@[::1]:6380/5", &r, &why),
+                     0);
     assert_true(r.tls);
     assert_string_equal(r.host, "::1");
     assert_int_equal(r.port, 6380);
@@ -55,10 +56,10 @@ static void test_url_forms(void **state)
     assert_null(r.user);
     assert_string_equal(r.password, "only");
     assert_string_equal(r.url_shown, "redis://:***@127.0.0.1:1/");
-    const char *bad[] = {"http://x",          "redis://",          "redis://h:0",
-                         "redis://h:99999",   "redis://h:12a",     "redis://h/x",
-                         "redis://h?db=1",    "redis://pw@h",      "redis://u:@h",
-                         "redis://u:%zz@h",   "redis://u:%00@h",   "redis://[::1",
+    const char *bad[] = {"http://x",          "redis://",        "redis://h:0",
+                         "redis://h:99999",   "redis://h:12a",   "redis://h/x",
+                         "redis://h?db=1",    "redis://pw@h",    "redis://u:@h",
+                         "redis://u:%zz@h",   "redis://u:%00@h", "redis://[::1",
                          "redis://h/99999999"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         why = NULL;
@@ -94,8 +95,9 @@ static void test_defaults_and_secret(void **state)
     config_unref(c);
     config_errors_free(&errs);
 
-    c = load(BASE "redis:\n  url: redis://h\n  tls: true\n  prefix: \"p:\"\n  timeout: 20ms\n"
-                  "  connect_timeout: 2s\n  lease: 1\n  sync_interval: 100ms\n  tls_verify: false\n",
+    c = load(BASE
+             "redis:\n  url: redis://h\n  tls: true\n  prefix: \"p:\"\n  timeout: 20ms\n"
+             "  connect_timeout: 2s\n  lease: 1\n  sync_interval: 100ms\n  tls_verify: false\n",
              &errs);
     assert_non_null(c);
     assert_true(c->redis->tls);
@@ -130,7 +132,8 @@ static void test_problems(void **state)
         struct config *c = load(text, &errs);
         assert_null(c);
         const char *got = errs.text.data ? errs.text.data : "";
-        if (!strstr(got, cases[i].expect)) fprintf(stderr, "expected \"%s\" in:\n%s", cases[i].expect, got);
+        if (!strstr(got, cases[i].expect))
+            fprintf(stderr, "expected \"%s\" in:\n%s", cases[i].expect, got);
         assert_non_null(strstr(got, cases[i].expect));
         assert_null(strstr(got, "TopSecret99")); /* a bad URL is described, never shown */
         config_errors_free(&errs);

@@ -129,10 +129,8 @@ static void test_command(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_scalars),
-        cmocka_unit_test(test_nested_array_and_skip),
-        cmocka_unit_test(test_any_split),
-        cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_scalars),   cmocka_unit_test(test_nested_array_and_skip),
+        cmocka_unit_test(test_any_split), cmocka_unit_test(test_hostile),
         cmocka_unit_test(test_command),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
