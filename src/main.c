@@ -341,9 +341,11 @@ int main(int argc, char **argv)
             w->env.rl = rl;
             if (shared) {
                 snprintf(redis_names[i], sizeof redis_names[i], "worker %u", i);
-                struct redis_options ro = {.cfg = cfg->redis, .name = redis_names[i], .stats = &redis_stats};
+                struct redis_options ro = {
+                    .cfg = cfg->redis, .name = redis_names[i], .stats = &redis_stats};
                 w->env.shared = shared;
-                w->env.redis = redis_new(&w->loop, &ro); /* NULL (no memory): that loop stays local */
+                /* NULL (no memory): that loop decides on local state */
+                w->env.redis = redis_new(&w->loop, &ro);
             }
             rc = worker_start(w, fd, tls, &handlers);
         }
