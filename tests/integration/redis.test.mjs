@@ -4,6 +4,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import tls from 'node:tls';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { Proc, SLOW, closedPort, fakeProvider, harness, tempDir, waitUntil } from './lib.mjs';
 
 const msgs = [{ role: 'user', content: 'hello' }];
@@ -288,4 +292,41 @@ test('a key\'s max_concurrency holds across replicas', async (t) => {
     for (const x of await Promise.all(slow)) assert.equal(x.status, 200);
     // they ended: their slots are free on every replica
     assert.equal((await post(g2, { model: 'm', messages: msgs }, AUTH)).status, 200);
+});
+
+test('rediss://: TLS to Redis, verified against ca_file; a certificate it cannot verify keeps it local', async (t) => {
+    const dir = tempDir();
+    const cert = path.join(dir, 'redis.crt'), key = path.join(dir, 'redis.key');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+        '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
+        '-keyout', key, '-out', cert], { stdio: 'pipe' });
+    const port = await closedPort();
+    const proc = new Proc('redis-server', 'redis-server', ['--port', '0', '--tls-port', String(port),
+        '--bind', '127.0.0.1', '--tls-cert-file', cert, '--tls-key-file', key, '--tls-ca-cert-file', cert,
+        '--tls-auth-clients', 'no', '--save', '', '--appendonly', 'no', '--dir', dir]);
+    t.after(() => proc.terminate(2000));
+    const ca = readFileSync(cert, 'utf8');
+    await waitUntil(() => new Promise((resolve) => {
+        const s = tls.connect({ port, host: '127.0.0.1', ca }, () => s.write('PING\r\n'));
+        s.on('data', (d) => { s.destroy(); resolve(String(d).startsWith('+PONG')); });
+        s.on('error', () => resolve(false));
+    }), { timeout: 5000, what: 'redis-server answering PING over TLS' });
+    const h = harness(t);
+    const f = await h.fake({ behavior: 'chunks=1' });
+    const base = {
+        keys: [{ name: 'shared', key: KEY, rpm: 3 }],
+        providers: { a: fakeProvider(f, { probe: false }) },
+        models: { m: [{ provider: 'a', model: 'x' }] },
+    };
+    const good = await h.gateway({ config: { ...base, redis: { url: `rediss://127.0.0.1:${port}`, ca_file: cert } } });
+    const bad = await h.gateway({ config: { ...base, redis: { url: `rediss://127.0.0.1:${port}` } } });
+    await waitUntil(async () => (await metric(good, 'unbusy_redis_up')) === 1, { timeout: 5000 * SLOW, what: 'redis up over TLS' });
+    for (let i = 0; i < 3; i++) assert.equal((await post(good, { model: 'm', messages: msgs }, AUTH)).status, 200);
+    assert.equal((await post(good, { model: 'm', messages: msgs }, AUTH)).status, 429);
+    assert.ok((await metric(good, 'unbusy_redis_limit_checks_total{result="admitted"}')) >= 1);
+    // the system store does not know this certificate: never up, requests decided locally
+    await waitUntil(() => /redis \(\w+( \d+)?\): cannot connect to rediss:\/\/127\.0\.0\.1:\d+: tls/.test(bad.proc.stderr),
+        { timeout: 5000 * SLOW, what: 'the TLS failure logged' });
+    assert.equal(await metric(bad, 'unbusy_redis_up'), 0);
+    assert.equal((await post(bad, { model: 'm', messages: msgs }, AUTH)).status, 200);
 });
