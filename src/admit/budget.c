@@ -227,8 +227,7 @@ enum budget_verdict budgets_check(struct budgets *b, const char *key_name, int64
         if (amount <= 0) continue;
         double spent =
             ledger_spend(b->ledger, key_name, (enum ledger_period)p, now_ms, c->currency);
-        spent = shared_spend_total(b->shared, key_name, (enum ledger_period)p, now_ms, c->currency,
-                                   spent);
+        spent = shared_spend_total(b->shared, c, (enum ledger_period)p, now_ms, spent);
         int64_t end = 0, number = period_number((enum ledger_period)p, now_ms, &end);
         double slack = amount * EPSILON;
         if (spent + slack >= amount) {

@@ -19,7 +19,7 @@ static const char add_script[] = "local v = redis.call('INCRBYFLOAT', KEYS[1], A
                                  "return v\n";
 
 struct entry {
-    const struct cfg_budget *b;
+    const struct cfg_budget *b; /* NULL: the budget has no amount for this period */
     enum ledger_period period;
     int64_t number;  /* the period the fields below are for; INT64_MIN: none yet */
     double reported; /* this replica's spend counted in Redis's total (sent, not lost) */
@@ -28,6 +28,7 @@ struct entry {
 };
 
 struct shared_spend {
+    const struct config *cfg;
     const struct cfg_redis *rc;
     struct ledger *ledger;
     pthread_mutex_t lock;
@@ -55,13 +56,17 @@ struct shared_spend *shared_spend_new(const struct config *cfg, const struct cfg
         free(ss);
         return NULL;
     }
+    /* entry 2 * budget + period: found from the budget without a search */
     for (size_t i = 0; i < cfg->nbudgets; i++)
         for (int p = LEDGER_DAY; p <= LEDGER_MONTH; p++) {
             const struct cfg_budget *b = &cfg->budgets[i];
-            if ((p == LEDGER_DAY ? b->daily : b->monthly) <= 0) continue;
-            ss->e[ss->n++] =
-                (struct entry){.b = b, .period = (enum ledger_period)p, .number = INT64_MIN};
+            ss->e[2 * i + (size_t)p] =
+                (struct entry){.b = (p == LEDGER_DAY ? b->daily : b->monthly) > 0 ? b : NULL,
+                               .period = (enum ledger_period)p,
+                               .number = INT64_MIN};
         }
+    ss->n = cfg->nbudgets * 2;
+    ss->cfg = cfg;
     ss->rc = rc;
     ss->ledger = l;
     pthread_mutex_init(&ss->lock, NULL);
@@ -76,24 +81,15 @@ void shared_spend_free(struct shared_spend *ss)
     free(ss);
 }
 
-static struct entry *find(struct shared_spend *ss, const char *key, enum ledger_period p,
-                          const char *currency)
+double shared_spend_total(struct shared_spend *ss, const struct cfg_budget *b,
+                          enum ledger_period period, int64_t now_ms, double local)
 {
-    for (size_t i = 0; i < ss->n; i++) /* budgets are few per key: a scan is fine */
-        if (ss->e[i].period == p && strcmp(ss->e[i].b->key_name, key) == 0 &&
-            (!currency || strcmp(ss->e[i].b->currency, currency) == 0))
-            return &ss->e[i];
-    return NULL;
-}
-
-double shared_spend_total(struct shared_spend *ss, const char *key_name, enum ledger_period period,
-                          int64_t now_ms, const char *currency, double local)
-{
-    if (!ss || !key_name) return local;
+    if (!ss || !b || b < ss->cfg->budgets || b >= ss->cfg->budgets + ss->cfg->nbudgets)
+        return local;
     double others = 0;
     pthread_mutex_lock(&ss->lock);
-    struct entry *e = find(ss, key_name, period, currency);
-    if (e && e->number == period_number(period, now_ms)) others = e->others;
+    struct entry *e = &ss->e[2 * (size_t)(b - ss->cfg->budgets) + (size_t)period];
+    if (e->b && e->number == period_number(period, now_ms)) others = e->others;
     pthread_mutex_unlock(&ss->lock);
     return local + (others > 0 ? others : 0);
 }
@@ -105,7 +101,7 @@ size_t shared_spend_report(struct shared_spend *ss, int64_t now_ms, struct buf *
     pthread_mutex_lock(&ss->lock);
     for (size_t k = 0; k < ss->n && count < max; k++) {
         struct entry *e = &ss->e[(ss->cursor + k) % ss->n];
-        if (e->in_flight) continue;
+        if (!e->b || e->in_flight) continue;
         int64_t number = period_number(e->period, now_ms);
         if (e->number != number) { /* a new period: nothing reported in it yet */
             e->number = number;
@@ -127,7 +123,8 @@ size_t shared_spend_report(struct shared_spend *ss, int64_t now_ms, struct buf *
         reports[count++] = (struct shared_spend_report){
             .entry = (size_t)(e - ss->e), .number = number, .reported = e->reported + delta};
     }
-    if (ss->n) ss->cursor = (ss->cursor + count) % ss->n;
+    if (ss->n && count) /* on after the last one reported */
+        ss->cursor = (reports[count - 1].entry + 1) % ss->n;
     pthread_mutex_unlock(&ss->lock);
     return count;
 }

@@ -41,10 +41,11 @@ struct shared_spend *shared_spend_new(const struct config *cfg, const struct cfg
                                       struct ledger *l);
 void shared_spend_free(struct shared_spend *ss);
 
-/* local (this replica's spend for key_name in period at now_ms) plus what the other
-   replicas reported for the same period; local alone when nothing is known. */
-double shared_spend_total(struct shared_spend *ss, const char *key_name, enum ledger_period period,
-                          int64_t now_ms, const char *currency, double local);
+/* local (this replica's spend under budget b, one of the config's, in period at now_ms)
+   plus what the other replicas reported for the same period; local alone when nothing is
+   known. A lookup by index under a mutex: no search. */
+double shared_spend_total(struct shared_spend *ss, const struct cfg_budget *b,
+                          enum ledger_period period, int64_t now_ms, double local);
 
 /* One report in flight; handed back to shared_spend_seen with the reply. */
 struct shared_spend_report {
