@@ -38,6 +38,7 @@ struct redis {
     uint64_t retry_at_ms;
     uint32_t backoff_ms;
     bool logged_down; /* the current outage has been logged */
+    char last_why[160]; /* and why, so a new reason is logged once too */
     bool ever_up;
     struct pending *ring;
     uint32_t cap, count;
@@ -108,12 +109,13 @@ static void connection_lost(struct redis *r, const char *why)
         r->logged_down = true;
         r->backoff_ms = REDIS_BACKOFF_MIN_MS;
         set_up(r, false);
-    } else if (!r->logged_down) {
+    } else if (!r->logged_down || strcmp(why, r->last_why) != 0) { /* once per outage and reason */
         log_warn("redis (%s): cannot connect to %s: %s; limits and breakers are per replica until "
                  "it answers (retrying with backoff)",
                  r->o.name, r->o.cfg->url_shown, why);
         r->logged_down = true;
     }
+    snprintf(r->last_why, sizeof r->last_why, "%s", why);
     r->retry_at_ms = uv_now(r->loop) + r->backoff_ms;
     r->backoff_ms =
         r->backoff_ms * 2 > REDIS_BACKOFF_MAX_MS ? REDIS_BACKOFF_MAX_MS : r->backoff_ms * 2;
@@ -145,7 +147,6 @@ static void handshake_reply(void *ud, const struct resp_reply *reply, int err)
         /* Redis's own message ("WRONGPASS invalid username-password pair"): no secret in it */
         snprintf(why, sizeof why, "the handshake was refused: %.*s",
                  (int)(it->len > 120 ? 120 : it->len), it->str);
-        r->logged_down = false; /* a refusal is worth saying even in an outage */
         connection_lost(r, why);
         return;
     }

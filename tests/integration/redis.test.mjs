@@ -228,6 +228,12 @@ test('AUTH with a password: works, and the password is in no log, metric or admi
     assert.equal(await metric(bad, 'unbusy_redis_up'), 0);
     for (let i = 0; i < 2; i++) assert.equal((await post(bad, { model: 'm', messages: msgs }, AUTH)).status, 200);
     assert.equal((await post(bad, { model: 'm', messages: msgs }, AUTH)).status, 429, 'the local limit still holds');
+    // retried with backoff, said once per connection (the workers' and the main loop's)
+    await new Promise((r) => setTimeout(r, 1000));
+    const refusals = bad.proc.stderr.split('\n').filter((l) => /handshake was refused/.test(l)).length;
+    const loops = (await metric(bad, 'unbusy_redis_connections{state="open"}'));
+    assert.ok(refusals >= 1 && refusals <= loops, `${refusals} refusal lines for ${loops} connections`);
+    assert.ok((await metric(bad, 'unbusy_redis_connects_total{result="failed"}')) > loops, 'no retry');
     for (const gw of [good, bad]) {
         const seen = [gw.proc.stderr, gw.proc.stdout, (await gw.request('/metrics')).text,
             (await gw.request('/admin/deployments', { headers: ADMIN })).text,
