@@ -115,7 +115,8 @@ struct inflight_slot {
 };
 
 struct lease {
-    bool used; /* the slot holds a name (slots are never freed: names come from the config) */
+    bool used; /* the slot holds a lease */
+    bool tomb; /* it held one: probes go on past it */
     struct shared_bucket b;
     uint32_t hash;
     int64_t requests;  /* whole requests this replica may still admit */
@@ -198,19 +199,19 @@ static uint32_t bucket_hash(const struct shared_bucket *b)
 }
 
 /* The bucket's lease slot; create: claim a free one (NULL when the table is full). Locked. */
+/* The bucket's lease slot; create: claim one (NULL when SHARED_MAX_LEASES are held). Open
+   addressing with tombstones: a returned lease frees its slot. Locked. */
 static struct lease *find(struct shared_limits *sl, const struct shared_bucket *b, bool create)
 {
     uint32_t h = bucket_hash(b);
     size_t mask = sl->nslots - 1;
-    for (size_t i = h & mask;; i = (i + 1) & mask) {
+    struct lease *target = NULL;
+    for (size_t i = h & mask, k = 0; k < sl->nslots; i = (i + 1) & mask, k++) {
         struct lease *l = &sl->slots[i];
         if (!l->used) {
-            if (!create || sl->nused >= SHARED_MAX_LEASES) return NULL;
-            l->used = true;
-            l->b = *b;
-            l->hash = h;
-            sl->nused++;
-            return l;
+            if (!target) target = l;
+            if (!l->tomb) break; /* never used: the name is not further on */
+            continue;
         }
         if (l->hash == h && l->b.scope == b->scope && strcmp(l->b.name, b->name) == 0) {
             l->b.rpm = b->rpm; /* the limits in force now (a reload may change them) */
@@ -218,6 +219,10 @@ static struct lease *find(struct shared_limits *sl, const struct shared_bucket *
             return l;
         }
     }
+    if (!create || !target || sl->nused >= SHARED_MAX_LEASES) return NULL;
+    *target = (struct lease){.used = true, .b = *b, .hash = h};
+    sl->nused++;
+    return target;
 }
 
 static bool lease_covers(const struct lease *l, uint64_t tokens)
@@ -501,6 +506,9 @@ size_t shared_limits_expire(struct shared_limits *sl, struct buf *out, uint64_t 
         if (resp_command(out, 8, argv, NULL) < 0) break; /* the rest next time */
         l->requests = l->tokens = 0;
         l->since_ms = 0;
+        l->used = false; /* given back: the slot is free for another name */
+        l->tomb = true;
+        sl->nused--;
         sl->leases_now--;
         cmds++;
     }

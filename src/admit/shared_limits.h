@@ -50,10 +50,10 @@
 #include "proto/resp.h"
 
 #define SHARED_LEASE_TTL_MS 1000     /* an unused lease goes back to Redis after this */
-#define SHARED_MAX_LEASES 16384      /* buckets with a lease at once (more: no lease) */
+#define SHARED_MAX_LEASES 4096       /* buckets with a lease at once (more: no lease) */
 #define SHARED_MAX_NAME 160          /* a longer limit name is not shared (local only) */
 #define SHARED_LEASE_SHARE 4         /* a lease is at most 1/SHARED_LEASE_SHARE of what is left */
-#define SHARED_MAX_INFLIGHT 65536    /* requests counted in a shared concurrency bound at once */
+#define SHARED_MAX_INFLIGHT 8192     /* requests counted in a shared concurrency bound at once */
 #define SHARED_INFLIGHT_TTL_MS 10000 /* an in-flight entry not refreshed this long is dropped */
 
 /* One bucket of a request: the key's or the model's. */

@@ -222,6 +222,41 @@ static void test_concurrency(void **state)
     shared_limits_free(sl);
 }
 
+/* Leases are bounded, and a lease given back frees its slot for another name. */
+static void test_lease_table_bounded_and_reused(void **state)
+{
+    struct shared_limits *sl = shared_limits_new(&cfg);
+    uint32_t one[1] = {1};
+    uint64_t none[1] = {0};
+    char name[32];
+    for (int i = 0; i < SHARED_MAX_LEASES; i++) {
+        snprintf(name, sizeof name, "id:%d", i);
+        struct shared_bucket b = bucket('k', name, 60, 0);
+        shared_limits_credit(sl, &b, 1, one, none, 100);
+    }
+    struct shared_bucket extra = bucket('k', "id:extra", 60, 0);
+    shared_limits_credit(sl, &extra, 1, one, none, 100);
+    assert_false(shared_limits_lease_take(sl, &extra, 1, 0, 101)); /* no room: no lease */
+    struct shared_bucket first = bucket('k', "id:0", 60, 0);
+    assert_true(shared_limits_lease_take(sl, &first, 1, 0, 101));
+    struct buf out;
+    buf_init(&out, 0);
+    size_t returned = 0, n;
+    while ((n = shared_limits_expire(sl, &out, 100 + SHARED_LEASE_TTL_MS, false, 1000)) > 0) {
+        returned += n;
+        buf_reset(&out);
+    }
+    assert_int_equal(returned, SHARED_MAX_LEASES);
+    shared_limits_credit(sl, &extra, 1, one, none, 5000);
+    assert_true(shared_limits_lease_take(sl, &extra, 1, 0, 5001));
+    /* and the names given back are found again when leased anew */
+    shared_limits_credit(sl, &first, 1, one, none, 5002);
+    assert_true(shared_limits_lease_take(sl, &first, 1, 0, 5003));
+    assert_false(shared_limits_lease_take(sl, &first, 1, 0, 5004));
+    buf_free(&out);
+    shared_limits_free(sl);
+}
+
 static void test_estimate(void **state)
 {
     assert_int_equal(shared_limits_estimate(400, true, 50), 150);
@@ -237,6 +272,7 @@ int main(void)
         cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_command_and_replies),
         cmocka_unit_test(test_concurrency),
+        cmocka_unit_test(test_lease_table_bounded_and_reused),
         cmocka_unit_test(test_estimate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
