@@ -58,18 +58,23 @@ test('every Kubernetes, compose, Prometheus and Grafana file parses', () => {
     assert.ok(find('Deployment', 'unbusy-redis') && find('Service', 'unbusy-redis'), 'no Redis Deployment and Service');
     for (const p of ['compose/compose.yaml', 'compose/prometheus/prometheus.yml',
         'compose/grafana/provisioning/datasources/prometheus.yaml',
-        'compose/grafana/provisioning/dashboards/unbusy.yaml', 'unbusy.yaml']) docs(p);
+        'compose/grafana/provisioning/dashboards/unbusy.yaml', 'unbusy.yaml', 'compose/unbusy.yaml']) docs(p);
     const kust = parseYAML(read('kubernetes/kustomization.yaml'));
     for (const r of kust.resources) assert.ok(existsSync(path.join(DEPLOY, 'kubernetes', r)), `kustomization names ${r}`);
 });
 
-test('the ConfigMap\'s config and the image\'s config pass unbusy --check', async () => {
+test('the ConfigMap\'s, the image\'s and compose\'s configs pass unbusy --check', async () => {
     assert.ok(cmText, 'no unbusy.yaml in the ConfigMap');
     const r = await runGateway(['--check', '--config', writeTemp('configmap.yaml', cmText)], { env: placeholderEnv(cmText) });
     assert.equal(r.code, 0, r.output);
     assert.doesNotMatch(r.output, /sk-placeholder/, 'a key was printed');
-    const i = await runGateway(['--check', '--config', path.join(DEPLOY, 'unbusy.yaml')]);
-    assert.equal(i.code, 0, i.output);
+    for (const f of ['unbusy.yaml', 'compose/unbusy.yaml']) {
+        const i = await runGateway(['--check', '--config', path.join(DEPLOY, f)]);
+        assert.equal(i.code, 0, `${f}: ${i.output}`);
+    }
+    // the replicas' shared state points at the Redis Services defined beside them
+    assert.equal(cmConfig.redis.url, `redis://${find('Service', 'unbusy-redis').metadata.name}:${find('Service', 'unbusy-redis').spec.ports[0].port}`);
+    assert.equal(parseYAML(read('compose/unbusy.yaml')).redis.url, 'redis://redis:6379');
 });
 
 test('the Deployment: ports, probes, selectors, grace period and the config mount agree', () => {
