@@ -1,5 +1,6 @@
-/* Unit tests for sdnotify (a datagram to $NOTIFY_SOCKET, a path or an abstract name),
-   procstate's readiness and upgrade_parse_count. */
+/* Unit tests for sdnotify (a datagram to $NOTIFY_SOCKET, a path or an abstract name)
+   and procstate's readiness. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -14,7 +15,6 @@
 
 #include "base/procstate.h"
 #include "base/sdnotify.h"
-#include "upgrade.h"
 
 static int bind_dgram(const char *name, bool abstract)
 {
@@ -92,25 +92,12 @@ static void test_procstate(void **state)
     assert_string_equal(procstate_name(procstate_get()), "stopping");
 }
 
-static void test_parse_count(void **state)
-{
-    (void)state;
-    assert_int_equal(upgrade_parse_count("1", 64), 1);
-    assert_int_equal(upgrade_parse_count("64", 64), 64);
-    static const char *const bad[] = {
-        "", "0", "65", "-1", "+1", " 1", "1 ", "1x", "0x10", "99999999999999999999", "4294967297"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        if (upgrade_parse_count(bad[i], 64) != -1) fail_msg("\"%s\" was taken as a count", bad[i]);
-    assert_int_equal(upgrade_parse_count(NULL, 64), -1);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_path_socket),
         cmocka_unit_test(test_abstract_and_bad),
         cmocka_unit_test(test_procstate),
-        cmocka_unit_test(test_parse_count),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
