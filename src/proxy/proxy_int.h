@@ -78,6 +78,8 @@ struct attempt {
     struct runtime_dep *rd;
     const struct cfg_deployment *dep;
     struct health_ticket ticket;
+    struct endpoint *ep;            /* its address, on a discovered deployment (proxy_endpoint.c) */
+    struct health_ticket ep_ticket; /* the address's slot */
     struct uphttp *up;
     bool up_stream; /* we asked for a stream */
     bool up_sse;    /* and got one */
@@ -122,6 +124,8 @@ struct preq {
     struct attempt at[2]; /* at[1] is only used by a hedge */
     struct attempt *winner;
     bool tried[PROXY_MAX_DEPS];
+    uint64_t tried_eps[ENDPOINTS_TRIED_MAX]; /* addresses of discovered deployments tried */
+    unsigned ntried_eps;
     int last_tried;
     unsigned attempts;
     int retry_after_s; /* smallest Retry-After seen, -1 none */
@@ -209,6 +213,24 @@ void proxy_continue_usage(struct preq *p, const struct attempt *a, struct access
 void proxy_continue_price(const struct preq *p, struct ledger_record *r);
 /* The request ends: counts the continuation's result; frees the state. */
 void proxy_continue_finish(struct preq *p, enum outcome outcome);
+
+/* proxy_endpoint.c: the address of a discovered deployment an attempt goes to */
+#define PROXY_ENDPOINT_EXTRA 2 /* attempts more per discovered deployment with several addresses */
+/* Chooses slot's address on rd (its deployment slot taken); true when one was taken or rd is
+   used by name (no discovery, or no answer yet); false when no address is eligible. */
+bool proxy_endpoint_take(struct preq *p, struct attempt *slot, struct runtime_dep *rd,
+                         uint64_t now_ms, uint64_t rand);
+/* The attempt's outcome at its address (a->rd still set; before the deployment's release);
+   true when the deployment's own health should count it too. */
+bool proxy_endpoint_release(struct attempt *a, enum health_class c, uint32_t penalty_ms,
+                            uint64_t now_ms, uint64_t rand);
+/* Gives the address's slot on rd back with no verdict (waited_ms > 0: a hedge that lost). */
+void proxy_endpoint_abandon(struct attempt *a, struct runtime_dep *rd, uint32_t waited_ms);
+/* The deployment's balancer weight: its weight × its healthy addresses. */
+uint32_t proxy_endpoint_weight(struct runtime_dep *rd, uint64_t now_ms);
+/* Attempts the request may make beyond one per deployment: a failed address is retried
+   on another (PROXY_ENDPOINT_EXTRA at most per deployment). */
+uint32_t proxy_endpoint_extra_attempts(const struct preq *p);
 
 /* proxy_wait.c */
 /* No deployment could be chosen: waits for the earliest to come back (true; proxy_try_start
