@@ -175,6 +175,8 @@ static void release_attempt_as(struct attempt *a, enum health_class c, enum inci
     unsigned ev = 0;
     if (!proxy_endpoint_release(a, c, penalty, now_ms(), rand64(p))) {
         health_abandon(&a->rd->health, &a->ticket); /* the address's failure, not the deployment's */
+        if (p->endpoint_retries < PROXY_ENDPOINT_RETRIES)
+            p->endpoint_retries++; /* another address of it may serve: that try is free */
     } else {
         if (a->retry_after_s > 0 && (c == HEALTH_RATE_LIMITED || c == HEALTH_SERVER_ERROR))
             health_cooldown(&a->rd->health, now_ms(), /* at most HTTP1_RETRY_AFTER_MAX_S: fits */
@@ -623,9 +625,8 @@ static uint32_t max_attempts(const struct preq *p)
 {
     /* a load refusal while a limit is being learnt costs the client no attempt; a continuation
        is another request to the pool, with max_attempts of its own */
-    return (p->model->max_attempts ? p->model->max_attempts
-                                   : (uint32_t)p->rm->ndeps + proxy_endpoint_extra_attempts(p)) +
-           p->overload_retry + p->cont.attempts_base;
+    return (p->model->max_attempts ? p->model->max_attempts : (uint32_t)p->rm->ndeps) +
+           p->overload_retry + p->endpoint_retries + p->cont.attempts_base;
 }
 
 /* The one attempt running while no other is, if it still waits for its first content. */

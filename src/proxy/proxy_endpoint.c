@@ -63,16 +63,3 @@ uint32_t proxy_endpoint_weight(struct runtime_dep *rd, uint64_t now_ms)
     unsigned k = endpoint_set_healthy(rd->endpoints, now_ms);
     return k > 1 ? w * k : w; /* grows with its healthy addresses */
 }
-
-uint32_t proxy_endpoint_extra_attempts(const struct preq *p)
-{
-    uint32_t extra = 0;
-    uint64_t now = runtime_now_ms();
-    for (size_t i = 0; i < p->rm->ndeps; i++) {
-        struct runtime_dep *rd = &p->rm->deps[i];
-        if (!rd->endpoints) continue;
-        unsigned k = endpoint_set_healthy(rd->endpoints, now);
-        extra += k > 1 ? (k - 1 < PROXY_ENDPOINT_EXTRA ? k - 1 : PROXY_ENDPOINT_EXTRA) : 0;
-    }
-    return extra;
-}

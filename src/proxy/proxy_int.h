@@ -157,6 +157,8 @@ struct preq {
     uint64_t wait_since_ms;     /* when it began to wait; 0: never */
     bool overload_retry;        /* one attempt more than max_attempts: a deployment without a
                                    declared limit refused for load (our learnt limit was high) */
+    unsigned endpoint_retries;  /* attempts more than max_attempts: failures of one address of a
+                                   discovered deployment while others serve (proxy_endpoint.c) */
 
     /* usage when the provider reports none (estimated from characters, see prices.h) */
     uint64_t content_chars;  /* generated text from the winning attempts: streamed, or assembled */
@@ -215,7 +217,9 @@ void proxy_continue_price(const struct preq *p, struct ledger_record *r);
 void proxy_continue_finish(struct preq *p, enum outcome outcome);
 
 /* proxy_endpoint.c: the address of a discovered deployment an attempt goes to */
-#define PROXY_ENDPOINT_EXTRA 2 /* attempts more per discovered deployment with several addresses */
+/* Attempts a request may make beyond max_attempts, each after a failure that was one
+   address's while others serve (proxy.c: endpoint_retries). */
+#define PROXY_ENDPOINT_RETRIES 2
 /* Chooses slot's address on rd (its deployment slot taken); true when one was taken or rd is
    used by name (no discovery, or no answer yet); false when no address is eligible. */
 bool proxy_endpoint_take(struct preq *p, struct attempt *slot, struct runtime_dep *rd,
@@ -228,9 +232,6 @@ bool proxy_endpoint_release(struct attempt *a, enum health_class c, uint32_t pen
 void proxy_endpoint_abandon(struct attempt *a, struct runtime_dep *rd, uint32_t waited_ms);
 /* The deployment's balancer weight: its weight × its healthy addresses. */
 uint32_t proxy_endpoint_weight(struct runtime_dep *rd, uint64_t now_ms);
-/* Attempts the request may make beyond one per deployment: a failed address is retried
-   on another (PROXY_ENDPOINT_EXTRA at most per deployment). */
-uint32_t proxy_endpoint_extra_attempts(const struct preq *p);
 
 /* proxy_wait.c */
 /* No deployment could be chosen: waits for the earliest to come back (true; proxy_try_start
