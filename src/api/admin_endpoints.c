@@ -49,9 +49,8 @@ void admin_write_endpoints(struct buf *b, struct runtime_dep *d, uint64_t now_ms
         buf_printf(b,
                    ",\"inflight\":%u,\"requests\":%llu,\"successes\":%llu,\"trips\":%llu,"
                    "\"ewma_ttft_ms\":%.1f",
-                   h->inflight, (unsigned long long)h->requests,
-                   (unsigned long long)h->successes, (unsigned long long)h->trips,
-                   h->ewma_ttft_ms);
+                   h->inflight, (unsigned long long)h->requests, (unsigned long long)h->successes,
+                   (unsigned long long)h->trips, h->ewma_ttft_ms);
         if (h->last_failure) buf_printf(b, ",\"last_failure\":\"%s\"", h->last_failure);
         buf_append_str(b, "}");
     }

@@ -26,12 +26,12 @@
 #define CFG_DISCOVERY_MAX_ENDPOINTS 64u
 
 struct cfg_discovery {
-    bool dns;               /* A/AAAA of the provider's host */
-    char *srv;              /* or: an SRV name; NULL */
+    bool dns;  /* A/AAAA of the provider's host */
+    char *srv; /* or: an SRV name; NULL */
     uint32_t interval_min_ms, interval_max_ms;
     uint32_t timeout_ms;
     uint32_t max_endpoints;
-    char *resolver;         /* "HOST:PORT" (IPv6 in brackets); NULL: /etc/resolv.conf */
+    char *resolver; /* "HOST:PORT" (IPv6 in brackets); NULL: /etc/resolv.conf */
 };
 
 void config_discovery_section(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,

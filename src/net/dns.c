@@ -50,8 +50,8 @@ struct dns_resolver {
     uv_loop_t *loop;
     ares_channel channel;
     bool channel_live;
-    uv_timer_t timeout;  /* c-ares's next timeout */
-    uv_timer_t deliver;  /* zero-delay: hands the ready list out */
+    uv_timer_t timeout; /* c-ares's next timeout */
+    uv_timer_t deliver; /* zero-delay: hands the ready list out */
     struct dns_poll *polls;
     unsigned npolls;
     struct dns_lookup *ready, **ready_tail;

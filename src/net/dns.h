@@ -28,18 +28,18 @@
 #include <sys/socket.h>
 #include <uv.h>
 
-#define DNS_MAX_ADDRS 64 /* addresses kept from one answer */
-#define DNS_MAX_SRV 32   /* SRV records kept from one answer */
+#define DNS_MAX_ADDRS 64   /* addresses kept from one answer */
+#define DNS_MAX_SRV 32     /* SRV records kept from one answer */
 #define DNS_MAX_SOCKETS 16 /* sockets c-ares may have open at once on one channel */
 
 /* Outcome of a lookup (0 is success). */
 enum dns_status {
     DNS_OK = 0,
-    DNS_NOT_FOUND,   /* no such name, or no record of the type asked */
-    DNS_FAILED,      /* server failure, refused, malformed answer */
-    DNS_TIMEOUT,     /* no server answered in time */
+    DNS_NOT_FOUND, /* no such name, or no record of the type asked */
+    DNS_FAILED,    /* server failure, refused, malformed answer */
+    DNS_TIMEOUT,   /* no server answered in time */
     DNS_NO_MEMORY,
-    DNS_CANCELLED,   /* the resolver is closing */
+    DNS_CANCELLED, /* the resolver is closing */
 };
 
 /* "ok", "not_found", "failed", "timeout", "no_memory", "cancelled". */

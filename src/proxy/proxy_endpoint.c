@@ -21,8 +21,8 @@ bool proxy_endpoint_take(struct preq *p, struct attempt *slot, struct runtime_de
 {
     slot->ep = NULL;
     if (!rd->endpoints || !endpoint_set_answered(rd->endpoints)) return true;
-    slot->ep = endpoint_pick(rd->endpoints, now_ms, p->tried_eps, p->ntried_eps, rand,
-                             &slot->ep_ticket);
+    slot->ep =
+        endpoint_pick(rd->endpoints, now_ms, p->tried_eps, p->ntried_eps, rand, &slot->ep_ticket);
     if (!slot->ep) return false;
     if (p->ntried_eps < ENDPOINTS_TRIED_MAX) p->tried_eps[p->ntried_eps++] = slot->ep->id;
     return true;
@@ -42,8 +42,8 @@ bool proxy_endpoint_release(struct attempt *a, enum health_class c, uint32_t pen
     unsigned ev = endpoint_release(a->rd->endpoints, e, &a->ep_ticket, now_ms, c,
                                    c == HEALTH_OK ? a->ttft_ms : 0, penalty_ms, rand, &verdict);
     if (ev & HEALTH_EVENT_TRIPPED)
-        log_warn("deployment %s: address %s out, its breaker opened (last failure: %s)",
-                 a->rd->key, name, health_class_name(c));
+        log_warn("deployment %s: address %s out, its breaker opened (last failure: %s)", a->rd->key,
+                 name, health_class_name(c));
     if (ev & HEALTH_EVENT_CLOSED)
         log_info("deployment %s: address %s back, its breaker closed", a->rd->key, name);
     return verdict;

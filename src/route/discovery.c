@@ -23,8 +23,8 @@ struct target {
     struct endpoint_set **sets; /* every deployment of the provider */
     size_t nsets;
     uv_timer_t timer;
-    bool busy;          /* a resolution is out */
-    unsigned failures;  /* in a row */
+    bool busy;         /* a resolution is out */
+    unsigned failures; /* in a row */
     /* the resolution being assembled */
     struct endpoint_addr addrs[ENDPOINTS_MAX];
     size_t naddrs;
@@ -32,7 +32,7 @@ struct target {
     struct dns_srv srv[DNS_MAX_SRV];
     struct srv_sub subs[DNS_MAX_SRV];
     size_t nsrv, srv_pending;
-    char why[96];       /* of a failure */
+    char why[96]; /* of a failure */
 };
 
 struct discovery {
@@ -112,9 +112,9 @@ static void add_addrs(struct target *t, const struct dns_addr *addrs, size_t n,
         e->ttl_s = addrs[i].ttl_s;
         e->priority = srv ? srv->priority : 0;
         e->weight = srv ? srv->weight : 1;
-        e->source = srv                                ? ENDPOINT_SRC_SRV
+        e->source = srv                                 ? ENDPOINT_SRC_SRV
                     : addrs[i].sa.ss_family == AF_INET6 ? ENDPOINT_SRC_AAAA
-                                                       : ENDPOINT_SRC_A;
+                                                        : ENDPOINT_SRC_A;
         if (addrs[i].ttl_s < t->min_ttl_s) t->min_ttl_s = addrs[i].ttl_s;
     }
 }
@@ -213,9 +213,9 @@ struct discovery *discovery_start(uv_loop_t *loop, struct runtime *rt)
             ndeps += rt->models[m].ndeps;
         t->sets = calloc(ndeps ? ndeps : 1, sizeof *t->sets);
         int err = 0;
-        t->res = t->sets ? dns_resolver_new(loop, p->discovery->resolver, p->discovery->timeout_ms,
-                                            &err)
-                         : NULL;
+        t->res =
+            t->sets ? dns_resolver_new(loop, p->discovery->resolver, p->discovery->timeout_ms, &err)
+                    : NULL;
         if (!t->res) {
             log_error("provider %s: discovery cannot start (%s); it is resolved per connect",
                       p->name, err == -EINVAL ? "bad resolver" : "no resolver");

@@ -181,7 +181,9 @@ unsigned endpoint_set_merge(struct endpoint_set *s, const struct endpoint_addr *
 void endpoint_set_failed(struct endpoint_set *s, const char *why)
 {
     pthread_mutex_lock(&s->lock);
-    s->stale = s->answered;
+    /* With no set yet, the deployment now has no address rather than a pending one. */
+    s->stale = s->answered && s->nactive > 0;
+    s->answered = true;
     snprintf(s->last_error, sizeof s->last_error, "%s", why ? why : "failed");
     pthread_mutex_unlock(&s->lock);
     atomic_fetch_add(&s->resolutions_failed, 1);

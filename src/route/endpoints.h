@@ -73,8 +73,8 @@ struct endpoint {
     uint32_t ttl_s;
     enum endpoint_source source;
     bool draining;
-    unsigned refs;       /* attempts holding it (under the set's lock) */
-    uint64_t added_ms;   /* when it first appeared */
+    unsigned refs;     /* attempts holding it (under the set's lock) */
+    uint64_t added_ms; /* when it first appeared */
     struct health health;
 };
 
@@ -95,9 +95,9 @@ struct endpoint_set {
     struct endpoint *list; /* active and draining */
     unsigned nactive, ndraining;
     uint64_t next_id;
-    bool answered;         /* an answer has been merged */
-    bool stale;            /* the latest resolution failed: the last good set serves */
-    uint64_t resolved_ms;  /* when the latest answer was merged */
+    bool answered;        /* an answer has been merged */
+    bool stale;           /* the latest resolution failed: the last good set serves */
+    uint64_t resolved_ms; /* when the latest answer was merged */
     char last_error[96];
     atomic_ullong resolutions_ok, resolutions_failed;
     atomic_ullong added, removed;
