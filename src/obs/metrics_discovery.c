@@ -19,12 +19,14 @@ static void label(struct buf *b, const char *k, const char *v, bool comma)
     buf_append_str(b, "\"");
 }
 
-static void sample(struct buf *b, const char *name, const struct runtime_dep *d, const char *k,
-                   const char *v, unsigned long long value)
+/* Labelled as the unbusy_deployment_* families: model, provider, deployment_model. */
+static void sample(struct buf *b, const char *name, const char *model, const struct runtime_dep *d,
+                   const char *k, const char *v, unsigned long long value)
 {
     buf_printf(b, "%s{", name);
-    label(b, "provider", d->cfg->provider->name, false);
-    label(b, "model", d->cfg->model, true);
+    label(b, "model", model, false);
+    label(b, "provider", d->cfg->provider->name, true);
+    label(b, "deployment_model", d->cfg->model, true);
     if (k) label(b, k, v, true);
     buf_printf(b, "} %llu\n", value);
 }
@@ -67,22 +69,24 @@ void metrics_discovery_render(struct buf *b, struct runtime *rt)
                 struct endpoint_set_stats st;
                 endpoint_set_stats(s, now, &st);
                 const char *name = fams[f].name;
+                const char *mname = rt->models[i].cfg->name;
                 switch ((enum fam)f) {
                 case F_ADDRESSES:
-                    sample(b, name, d, "state", "active", st.active);
-                    sample(b, name, d, "state", "healthy", st.healthy);
-                    sample(b, name, d, "state", "draining", st.draining);
+                    sample(b, name, mname, d, "state", "active", st.active);
+                    sample(b, name, mname, d, "state", "healthy", st.healthy);
+                    sample(b, name, mname, d, "state", "draining", st.draining);
                     break;
                 case F_RESOLUTIONS:
-                    sample(b, name, d, "result", "ok", atomic_load(&s->resolutions_ok));
-                    sample(b, name, d, "result", "failed", atomic_load(&s->resolutions_failed));
+                    sample(b, name, mname, d, "result", "ok", atomic_load(&s->resolutions_ok));
+                    sample(b, name, mname, d, "result", "failed",
+                           atomic_load(&s->resolutions_failed));
                     break;
                 case F_CHANGES:
-                    sample(b, name, d, "change", "added", atomic_load(&s->added));
-                    sample(b, name, d, "change", "removed", atomic_load(&s->removed));
+                    sample(b, name, mname, d, "change", "added", atomic_load(&s->added));
+                    sample(b, name, mname, d, "change", "removed", atomic_load(&s->removed));
                     break;
                 case F_STALE:
-                    sample(b, name, d, NULL, NULL, st.stale ? 1 : 0);
+                    sample(b, name, mname, d, NULL, NULL, st.stale ? 1 : 0);
                     break;
                 case F__COUNT:
                     break;

@@ -192,9 +192,9 @@ test('traffic spreads over every address of a name; an added address is used aft
     assert.equal(await apiCount(f2), f2Before, 'nothing new went to the removed address');
 
     const metrics = (await httpRequest(`${gw.url}/metrics`)).text;
-    assert.match(metrics, /unbusy_discovery_addresses\{provider="pool",model="x",state="active"\} 2/);
-    assert.match(metrics, /unbusy_discovery_address_changes_total\{provider="pool",model="x",change="removed"\} 1/);
-    assert.match(metrics, /unbusy_discovery_resolutions_total\{provider="pool",model="x",result="ok"\} [1-9]/);
+    assert.match(metrics, /unbusy_discovery_addresses\{model="m",provider="pool",deployment_model="x",state="active"\} 2/);
+    assert.match(metrics, /unbusy_discovery_address_changes_total\{model="m",provider="pool",deployment_model="x",change="removed"\} 1/);
+    assert.match(metrics, /unbusy_discovery_resolutions_total\{model="m",provider="pool",deployment_model="x",result="ok"\} [1-9]/);
     assert.match(gw.proc.stderr, /provider pool: discovery found 2 addresses \(1 new, 1 gone\)/);
 });
 
@@ -227,7 +227,7 @@ test('an address that refuses connections gets its own breaker while the others 
     assert.equal((await apiCount(f1)) + (await apiCount(f2)), 40, 'every request answered by a live address');
     assert.match(gw.proc.stderr, /deployment pool\/x: address 127\.0\.0\.9:\d+ out, its breaker opened \(last failure: connect\)/);
     const metrics = (await httpRequest(`${gw.url}/metrics`)).text;
-    assert.match(metrics, /unbusy_discovery_addresses\{provider="pool",model="x",state="healthy"\} 2/);
+    assert.match(metrics, /unbusy_discovery_addresses\{model="m",provider="pool",deployment_model="x",state="healthy"\} 2/);
 });
 
 test('SRV records: each target with its own port; a lower priority is a backup', { skip }, async (t) => {
@@ -309,6 +309,6 @@ test('a resolver that stops answering leaves the last good addresses; a name nev
     for (let i = 0; i < 5; i++) await sdk.chat.completions.create({ model: 'm', messages: msgs });
     assert.equal(await apiCount(f1), 5);
     const metrics = (await httpRequest(`${gw.url}/metrics`)).text;
-    assert.match(metrics, /unbusy_discovery_stale\{provider="pool",model="x"\} 1/);
+    assert.match(metrics, /unbusy_discovery_stale\{model="m",provider="pool",deployment_model="x"\} 1/);
     assert.match(gw.proc.stderr, /provider pool: discovery of stale\.test failed \(stale\.test: (timeout|failed), 1 in a row\)/);
 });
