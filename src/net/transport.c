@@ -246,8 +246,7 @@ static bool bucket_matches(const struct transport_bucket *b, const struct transp
 {
     bool verify = p->tls && p->tls_verify;
     const char *ca = verify ? p->ca_file : NULL;
-    if (b->has_addr != (addr != NULL) ||
-        (addr && memcmp(&b->addr, addr, addr_len(addr)) != 0))
+    if (b->has_addr != (addr != NULL) || (addr && memcmp(&b->addr, addr, addr_len(addr)) != 0))
         return false;
     return b->ops == ops && b->port == p->port && b->tls == p->tls && b->tls_verify == verify &&
            strcasecmp(b->host, p->host ? p->host : "") == 0 && same_opt_str(b->ca_file, ca);

@@ -231,8 +231,7 @@ struct uphttp *uphttp_start(struct transport_pool *pool, const struct cfg_provid
 
 struct uphttp *uphttp_start_at(struct transport_pool *pool, const struct cfg_provider *p,
                                const struct sockaddr *addr, uint32_t connect_timeout_ms,
-                               char *request, size_t len, const struct uphttp_events *ev,
-                               void *ud)
+                               char *request, size_t len, const struct uphttp_events *ev, void *ud)
 {
     struct uphttp *u = calloc(1, sizeof *u);
     if (!u) {
@@ -244,7 +243,8 @@ struct uphttp *uphttp_start_at(struct transport_pool *pool, const struct cfg_pro
     if (addr) {
         u->has_addr = true;
         memcpy(&u->addr, addr,
-               addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+               addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                           : sizeof(struct sockaddr_in));
     }
     u->connect_timeout_ms = connect_timeout_ms;
     u->ev = ev;

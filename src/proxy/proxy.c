@@ -174,15 +174,16 @@ static void release_attempt_as(struct attempt *a, enum health_class c, enum inci
                            : p->model->timeouts.first_token_ms;
     unsigned ev = 0;
     if (!proxy_endpoint_release(a, c, penalty, now_ms(), rand64(p))) {
-        health_abandon(&a->rd->health, &a->ticket); /* the address's failure, not the deployment's */
+        /* the address's failure, not the deployment's */
+        health_abandon(&a->rd->health, &a->ticket);
         if (p->endpoint_retries < PROXY_ENDPOINT_RETRIES)
             p->endpoint_retries++; /* another address of it may serve: that try is free */
     } else {
         if (a->retry_after_s > 0 && (c == HEALTH_RATE_LIMITED || c == HEALTH_SERVER_ERROR))
             health_cooldown(&a->rd->health, now_ms(), /* at most HTTP1_RETRY_AFTER_MAX_S: fits */
                             (uint32_t)a->retry_after_s * 1000u);
-        ev = health_release(&a->rd->health, &a->ticket, now_ms(), c, c == HEALTH_OK ? a->ttft_ms : 0,
-                            penalty, rand64(p));
+        ev = health_release(&a->rd->health, &a->ticket, now_ms(), c,
+                            c == HEALTH_OK ? a->ttft_ms : 0, penalty, rand64(p));
     }
     /* A first token that came is a sample of the budget even if the stream broke later. */
     if (a->got_first)

@@ -3,11 +3,12 @@
  *
  *   fakeup [--host ADDR] [--port N] [--behavior STR] [--log FILE]
  *
- * A libuv HTTP/1.1 server on 127.0.0.1 or another IPv4 address (a loopback
- * address such as 127.0.0.2: several fakes on one port, as the addresses of
- * one discovered name) (port 0, the default, picks a free one) that answers like an OpenAI-compatible provider having a good or a bad
- * day. What it answers is decided by the fakegen engine (src/sim/fakegen.h
- * documents the behaviour grammar), from, in order: the request body's
+ * A libuv HTTP/1.1 server on 127.0.0.1, or on another IPv4 address such as
+ * 127.0.0.2 (several fakes on one port, as the addresses of one discovered
+ * name), port 0 (the default) picking a free one, that answers like an
+ * OpenAI-compatible provider having a good or a bad day. What it answers is
+ * decided by the fakegen engine (src/sim/fakegen.h documents the behaviour
+ * grammar), from, in order: the request body's
  * top-level "fake" field, an x-fake request header, --behavior. The first line
  * on stdout is "listening PORT".
  *
