@@ -32,6 +32,7 @@ struct target {
     struct dns_srv srv[DNS_MAX_SRV];
     struct srv_sub subs[DNS_MAX_SRV];
     size_t nsrv, srv_pending;
+    bool target_failed; /* a target's lookup failed (not "no such name"): keep the last set */
     char why[96]; /* of a failure */
 };
 
@@ -70,7 +71,7 @@ static void finish(struct target *t)
     if (t->d->stopping) return;
     const struct cfg_discovery *c = t->p->discovery;
     uint64_t now = runtime_now_ms();
-    if (t->naddrs > 0) {
+    if (t->naddrs > 0 && !t->target_failed) {
         unsigned added = 0, before = 0, after = 0;
         for (size_t i = 0; i < t->nsets; i++) {
             struct endpoint_set_stats st;
@@ -140,10 +141,14 @@ static void on_srv_target(void *ud, enum dns_status st, const struct dns_addr *a
     if (st == DNS_CANCELLED) return;
     struct srv_sub *sub = ud;
     struct target *t = sub->t;
-    if (st == DNS_OK)
+    if (st == DNS_OK) {
         add_addrs(t, addrs, n, &t->srv[sub->idx]);
-    else
+    } else {
+        /* A target that does not exist is left out; one that could not be looked up now
+           would drain a replica that may be fine: the whole answer waits for the next try. */
         note_failure(t, t->srv[sub->idx].target, st);
+        if (st != DNS_NOT_FOUND) t->target_failed = true;
+    }
     if (--t->srv_pending == 0) finish(t);
 }
 
@@ -180,6 +185,7 @@ static void on_tick(uv_timer_t *timer)
     t->naddrs = 0;
     t->nsrv = 0;
     t->min_ttl_s = UINT32_MAX;
+    t->target_failed = false;
     t->why[0] = '\0';
     int rc = c->srv ? dns_resolve_srv(t->res, c->srv, on_srv, t)
                     : dns_resolve_addrs(t->res, t->p->host, t->p->port, on_addrs, t);

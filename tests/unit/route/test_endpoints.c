@@ -292,6 +292,30 @@ static void test_bounded(void **state)
     endpoint_set_free(s);
 }
 
+static void test_ipv6_names(void **state)
+{
+    struct endpoint_set *s = new_set();
+    struct endpoint_addr a;
+    memset(&a, 0, sizeof a);
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a.sa;
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(8000);
+    inet_pton(AF_INET6, "fd00::7", &in6->sin6_addr);
+    a.weight = 1;
+    a.source = ENDPOINT_SRC_AAAA;
+    struct endpoint_addr v4 = addr4("127.0.0.2", 8000, 1);
+    struct endpoint_addr both[2] = {a, v4};
+    assert_int_equal(endpoint_set_merge(s, both, 2, T0), 2);
+    struct endpoint_view v[4];
+    assert_int_equal(endpoint_set_view(s, T0, v, 4), 2);
+    assert_string_equal(v[0].name, "[fd00::7]:8000");
+    assert_string_equal(v[0].source, "aaaa");
+    assert_string_equal(v[0].state, "active");
+    assert_string_equal(v[1].name, "127.0.0.2:8000");
+    assert_string_equal(v[1].source, "a");
+    endpoint_set_free(s);
+}
+
 static void test_next_interval(void **state)
 {
     struct cfg_discovery c = {.interval_min_ms = 1000, .interval_max_ms = 300000};
@@ -315,6 +339,7 @@ int main(void)
         cmocka_unit_test(test_srv_priority_and_weight),
         cmocka_unit_test(test_failed_resolution_keeps_last_good),
         cmocka_unit_test(test_bounded),
+        cmocka_unit_test(test_ipv6_names),
         cmocka_unit_test(test_next_interval),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
