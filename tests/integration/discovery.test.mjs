@@ -198,18 +198,18 @@ test('traffic spreads over every address of a name; an added address is used aft
     assert.match(gw.proc.stderr, /provider pool: discovery found 2 addresses \(1 new, 1 gone\)/);
 });
 
-test('an address that refuses connections gets its own breaker while the others serve', { skip }, async (t) => {
+test('addresses that refuse connections or answer 500 get their own breakers while the others serve', { skip }, async (t) => {
     const h = harness(t);
     const f1 = await fakeAt(t, '127.0.0.2');
     const port = f1.port;
     const f2 = await fakeAt(t, '127.0.0.3', port);
+    const broken = await fakeAt(t, '127.0.0.4', port, 'status=500');
     // 127.0.0.9 has nothing listening on the port: connections are refused
-    const dns = await startDns(t, { hosts: '127.0.0.2 bad.test\n127.0.0.3 bad.test\n127.0.0.9 bad.test\n' });
+    const dns = await startDns(t, { hosts: '127.0.0.2 bad.test\n127.0.0.3 bad.test\n127.0.0.4 bad.test\n127.0.0.9 bad.test\n' });
     const gw = await h.gateway({
         config: gatewayConfig(dns, { base_url: `http://bad.test:${port}/v1`, discovery: { dns: true, resolver: dns.resolver } }),
-        allowStderr: [/address 127\.0\.0\.9:\d+ out/],
     });
-    await waitAddresses(gw, [`127.0.0.2:${port}`, `127.0.0.3:${port}`, `127.0.0.9:${port}`], 'three addresses');
+    await waitAddresses(gw, [`127.0.0.2:${port}`, `127.0.0.3:${port}`, `127.0.0.4:${port}`, `127.0.0.9:${port}`], 'four addresses');
     const sdk = new OpenAI({ baseURL: gw.baseURL, apiKey: 'unused', maxRetries: 0 });
     for (let i = 0; i < 40; i++) {
         const r = await sdk.chat.completions.create({ model: 'm', messages: msgs, stream: i % 2 === 0 });
@@ -221,11 +221,17 @@ test('an address that refuses connections gets its own breaker while the others 
     assert.equal(bad.eligible, false);
     assert.equal(bad.last_failure, 'connect');
     assert.equal(bad.successes, 0);
+    const five = d.discovery.endpoints.find((e) => e.address === `127.0.0.4:${port}`);
+    assert.equal(five.breaker, 'open');
+    assert.equal(five.last_failure, 'server_error');
+    assert.ok((await apiCount(broken)) >= 1);
     assert.equal(d.breaker, 'closed', 'the deployment stays in service');
+    assert.equal(d.errors.server_error, 0, 'the deployment counts no failure of its own');
     assert.equal(d.eligible, true);
     assert.equal(d.discovery.healthy, 2);
     assert.equal((await apiCount(f1)) + (await apiCount(f2)), 40, 'every request answered by a live address');
     assert.match(gw.proc.stderr, /deployment pool\/x: address 127\.0\.0\.9:\d+ out, its breaker opened \(last failure: connect\)/);
+    assert.match(gw.proc.stderr, /deployment pool\/x: address 127\.0\.0\.4:\d+ out, its breaker opened \(last failure: server_error\)/);
     const metrics = (await httpRequest(`${gw.url}/metrics`)).text;
     assert.match(metrics, /unbusy_discovery_addresses\{model="m",provider="pool",deployment_model="x",state="healthy"\} 2/);
 });
