@@ -1180,8 +1180,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tls_pool_close_waits_for_ctx_load, tls_setup,
                                         tls_teardown),
         cmocka_unit_test_setup_teardown(test_tls_warm_then_connect, tls_setup, tls_teardown),
-        cmocka_unit_test_setup_teardown(test_tls_open_at_keeps_the_name, tls_setup,
-                                        tls_teardown),
+        cmocka_unit_test_setup_teardown(test_tls_open_at_keeps_the_name, tls_setup, tls_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
