@@ -4,8 +4,9 @@
 //
 // Covered: traffic spread over every address of a name (an untuned discovery: section);
 // an address added is used after the TTL; an address removed drains with no failed request;
-// an address that refuses connections gets its own breaker while the others serve, with
-// the deployment's breaker closed; SRV records with their ports and priorities; a resolver
+// addresses that refuse connections or answer 500 get their own breakers while the others
+// serve, with the deployment's breaker closed; a discovered deployment's share grows with
+// its healthy addresses; SRV records with their ports and priorities; a resolver
 // that stops answering leaves the last good set serving (stale), and a name that never
 // resolved makes the deployment ineligible with a clear reason.
 
@@ -114,7 +115,8 @@ async function waitAddresses(gw, want, what) {
     }, { timeout: 10000 * SLOW, interval: 50, what });
 }
 
-const apiCount = async (fake) => (await fake.apiRequests()).length;
+/* Completions the fake served (the active probes' GET /models left out). */
+const apiCount = async (fake) => (await fake.apiRequests()).filter((r) => r.method === 'POST').length;
 
 function gatewayConfig(dns, providerExtra) {
     return {
@@ -317,4 +319,36 @@ test('a resolver that stops answering leaves the last good addresses; a name nev
     const metrics = (await httpRequest(`${gw.url}/metrics`)).text;
     assert.match(metrics, /unbusy_discovery_stale\{model="m",provider="pool",deployment_model="x"\} 1/);
     assert.match(gw.proc.stderr, /provider pool: discovery of stale\.test failed \(stale\.test: (timeout|failed), 1 in a row\)/);
+});
+
+test('a discovered deployment draws a share that grows with its healthy addresses', { skip }, async (t) => {
+    const h = harness(t);
+    const f1 = await fakeAt(t, '127.0.0.2', 0, 'ttft=40');
+    const port = f1.port;
+    const f2 = await fakeAt(t, '127.0.0.3', port, 'ttft=40');
+    const f3 = await fakeAt(t, '127.0.0.4', port, 'ttft=40');
+    const single = await fakeAt(t, '127.0.0.1', 0, 'ttft=40');
+    const dns = await startDns(t, { hosts: '127.0.0.2 share.test\n127.0.0.3 share.test\n127.0.0.4 share.test\n' });
+    const gw = await h.gateway({
+        config: {
+            admin: { token: TOKEN },
+            providers: {
+                pool: { base_url: `http://share.test:${port}/v1`, discovery: { dns: true, resolver: dns.resolver } },
+                single: { base_url: single.baseURL },
+            },
+            models: { m: [{ provider: 'pool', model: 'x' }, { provider: 'single', model: 'x' }] },
+        },
+    });
+    await waitAddresses(gw, [`127.0.0.2:${port}`, `127.0.0.3:${port}`, `127.0.0.4:${port}`], 'three addresses');
+    const sdk = new OpenAI({ baseURL: gw.baseURL, apiKey: 'unused', maxRetries: 0 });
+    const worker = async () => {
+        for (let i = 0; i < 20; i++) await sdk.chat.completions.create({ model: 'm', messages: msgs });
+    };
+    await Promise.all([worker(), worker(), worker(), worker(), worker(), worker()]);
+    const pool = (await apiCount(f1)) + (await apiCount(f2)) + (await apiCount(f3));
+    const one = await apiCount(single);
+    assert.equal(pool + one, 120);
+    t.diagnostic(`pool of three: ${pool}, single server: ${one}`);
+    // weight 1 × 3 healthy addresses against weight 1: about three quarters; at least twice
+    assert.ok(pool >= 2 * one, `the pool of three drew ${pool}, the single server ${one}`);
 });
