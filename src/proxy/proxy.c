@@ -837,6 +837,7 @@ void proxy_finalize(struct preq *p, enum outcome outcome)
     if (shown && shown->dep) {
         log->provider = shown->dep->provider->name;
         log->deployment_model = p->auto_model && p->model->auto_import ? p->auto_model : shown->dep->model;
+        memcpy(log->endpoint, shown->ep_name, sizeof log->endpoint);
     }
     if (!log->error[0] && p->why_log.len) /* answered, after these attempts failed */
         snprintf(log->error, sizeof log->error, "%s", p->why_log.data);

@@ -20,10 +20,12 @@ bool proxy_endpoint_take(struct preq *p, struct attempt *slot, struct runtime_de
                          uint64_t now_ms, uint64_t rand)
 {
     slot->ep = NULL;
+    slot->ep_name[0] = '\0';
     if (!rd->endpoints || !endpoint_set_answered(rd->endpoints)) return true;
     slot->ep =
         endpoint_pick(rd->endpoints, now_ms, p->tried_eps, p->ntried_eps, rand, &slot->ep_ticket);
     if (!slot->ep) return false;
+    snprintf(slot->ep_name, sizeof slot->ep_name, "%s", slot->ep->name);
     if (p->ntried_eps < ENDPOINTS_TRIED_MAX) p->tried_eps[p->ntried_eps++] = slot->ep->id;
     return true;
 }

@@ -80,6 +80,7 @@ struct attempt {
     struct health_ticket ticket;
     struct endpoint *ep;            /* its address, on a discovered deployment (proxy_endpoint.c) */
     struct health_ticket ep_ticket; /* the address's slot */
+    char ep_name[ENDPOINT_NAME_MAX]; /* its "ip:port" for the access log; "" by name */
     struct uphttp *up;
     bool up_stream; /* we asked for a stream */
     bool up_sse;    /* and got one */

@@ -51,6 +51,8 @@
 
 /* The hard bound on addresses per deployment (the config's max_endpoints is at most this). */
 #define ENDPOINTS_MAX 64
+/* "[IPv6]:port" at its longest, with the NUL. */
+#define ENDPOINT_NAME_MAX 56
 /* Endpoints an attempt's request remembers as tried. */
 #define ENDPOINTS_TRIED_MAX 8
 
@@ -68,7 +70,7 @@ struct endpoint {
     struct endpoint *next;
     uint64_t id; /* unique within the set, never reused */
     struct sockaddr_storage sa;
-    char name[64]; /* "127.0.0.2:8000", "[::1]:8000" */
+    char name[ENDPOINT_NAME_MAX]; /* "127.0.0.2:8000", "[::1]:8000" */
     uint16_t priority, weight;
     uint32_t ttl_s;
     enum endpoint_source source;
@@ -80,7 +82,7 @@ struct endpoint {
 
 /* What the admin API and the metrics see of an endpoint. */
 struct endpoint_view {
-    char name[64];
+    char name[ENDPOINT_NAME_MAX];
     const char *source; /* "a", "aaaa", "srv" */
     const char *state;  /* "active", "draining" */
     uint16_t priority, weight;
@@ -168,7 +170,7 @@ struct endpoint_set_stats {
 };
 void endpoint_set_stats(struct endpoint_set *s, uint64_t now_ms, struct endpoint_set_stats *out);
 
-/* "127.0.0.1:8000" / "[::1]:8000" into out (at least 64 bytes). */
+/* "127.0.0.1:8000" / "[::1]:8000" into out (ENDPOINT_NAME_MAX bytes hold any). */
 void endpoint_format(const struct sockaddr_storage *sa, char *out, size_t cap);
 const char *endpoint_source_name(enum endpoint_source s);
 

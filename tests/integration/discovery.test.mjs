@@ -155,6 +155,12 @@ test('traffic spreads over every address of a name; an added address is used aft
     // Host names the configured host, not the address
     const seen = (await f1.apiRequests())[0];
     assert.equal(seen.headers.host, `vllm.test:${port}`);
+    // the access log names the address that answered
+    const lines = gw.proc.stdout.split('\n').filter((l) => l.includes('/v1/chat/completions')).map((l) => JSON.parse(l));
+    assert.equal(lines.length, 40);
+    const byAddr = {};
+    for (const l of lines) byAddr[l.endpoint] = (byAddr[l.endpoint] || 0) + 1;
+    assert.deepEqual(byAddr, { [`127.0.0.2:${port}`]: n1, [`127.0.0.3:${port}`]: n2 });
 
     // Slow streams in flight on every address while the records change: 127.0.0.3 leaves,
     // 127.0.0.4 comes. Nothing in flight fails; the leaving one drains.
