@@ -28,6 +28,21 @@ void config_discovery_section(struct config_yaml_loader *ld, yaml_node_t *v, voi
                               const struct config_yaml_field *f)
 {
     struct cfg_provider *p = obj;
+    if (v->type == YAML_SCALAR_NODE) { /* discovery: true is {dns: true}; false is off */
+        struct {
+            bool on;
+        } flag = {false};
+        static const struct config_yaml_field as_bool = {"discovery", config_yaml_bool, 0, 0, 0, 0};
+        unsigned errors = ld->errors;
+        config_yaml_bool(ld, v, &flag, &as_bool);
+        if (ld->errors != errors || !flag.on) return;
+        if (!p->discovery && !(p->discovery = calloc(1, sizeof *p->discovery))) {
+            ERR(ld, v, "out of memory");
+            return;
+        }
+        p->discovery->dns = true;
+        return;
+    }
     if (!p->discovery && !(p->discovery = calloc(1, sizeof *p->discovery))) {
         ERR(ld, v, "out of memory");
         return;

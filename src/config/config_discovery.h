@@ -2,6 +2,7 @@
  * config_discovery — a provider's discovery: section (struct cfg_discovery).
  *
  *   discovery: {dns: true}                       A and AAAA of base_url's host, again per TTL
+ *   discovery: true                              the same
  *   discovery: {srv: _http._tcp.vllm.ns.svc.cluster.local}   SRV records: targets and ports
  *
  * with interval_min / interval_max (the floor and cap on the time between

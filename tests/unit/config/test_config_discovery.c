@@ -55,6 +55,26 @@ static void test_dns_defaults(void **state)
     config_errors_free(&errs);
 }
 
+static void expect_error(const char *provider, const char *words);
+
+static void test_shorthand(void **state)
+{
+    struct config_errors errs;
+    struct config *c = load("    base_url: http://vllm.test:8000/v1\n    discovery: true\n", &errs);
+    assert_non_null(c);
+    assert_non_null(c->providers[0].discovery);
+    assert_true(c->providers[0].discovery->dns);
+    assert_int_equal(c->providers[0].discovery->interval_min_ms, 1000);
+    config_unref(c);
+    config_errors_free(&errs);
+    c = load("    base_url: http://vllm.test:8000/v1\n    discovery: off\n", &errs);
+    assert_non_null(c);
+    assert_null(c->providers[0].discovery);
+    config_unref(c);
+    config_errors_free(&errs);
+    expect_error("    base_url: http://vllm.test/v1\n    discovery: sometimes\n", "discovery");
+}
+
 static void test_srv_with_resolver(void **state)
 {
     struct config_errors errs;
@@ -107,9 +127,8 @@ static void test_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_off_by_default),
-        cmocka_unit_test(test_dns_defaults),
-        cmocka_unit_test(test_srv_with_resolver),
+        cmocka_unit_test(test_off_by_default), cmocka_unit_test(test_dns_defaults),
+        cmocka_unit_test(test_shorthand),      cmocka_unit_test(test_srv_with_resolver),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
