@@ -33,7 +33,7 @@ struct target {
     struct srv_sub subs[DNS_MAX_SRV];
     size_t nsrv, srv_pending;
     bool target_failed; /* a target's lookup failed (not "no such name"): keep the last set */
-    char why[96]; /* of a failure */
+    char why[96];       /* of a failure */
 };
 
 struct discovery {
