@@ -38,8 +38,9 @@ static void family(struct buf *b, const char *name, const char *type, const char
 
 enum fam { F_ADDRESSES, F_RESOLUTIONS, F_CHANGES, F_STALE, F__COUNT };
 
-void metrics_discovery_render(struct buf *b, struct runtime *rt)
+void metrics_discovery_render(void *runtime, struct buf *b)
 {
+    struct runtime *rt = runtime;
     static const struct {
         const char *name, *type, *help;
     } fams[F__COUNT] = {

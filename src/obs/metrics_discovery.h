@@ -6,7 +6,8 @@
  * render time; labels are config names and fixed words only (never an
  * address: a name's addresses change).
  *
- * Who calls it: metrics_render (metrics.c).
+ * Who calls it: metrics_render (metrics.c), as a renderer main.c adds
+ * (metrics_add_renderer).
  */
 #ifndef UNBUSY_METRICS_DISCOVERY_H
 #define UNBUSY_METRICS_DISCOVERY_H
@@ -14,7 +15,8 @@
 #include "base/buf.h"
 #include "route/runtime.h"
 
-/* Appends the families; nothing when no deployment has discovery. */
-void metrics_discovery_render(struct buf *b, struct runtime *rt);
+/* Appends the families of runtime rt (a struct runtime *); nothing when no deployment has
+   discovery. */
+void metrics_discovery_render(void *rt, struct buf *out);
 
 #endif
