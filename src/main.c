@@ -31,6 +31,8 @@
 #include "base/log.h"
 #include "cmd/cmd.h"
 #include "obs/metrics.h"
+#include "obs/metrics_discovery.h"
+#include "route/discovery.h"
 #include "route/model_fetch.h"
 #include "route/probe.h"
 #include "admit/ratelimit.h"
@@ -385,6 +387,8 @@ int main(int argc, char **argv)
     struct shared_sync *sync = shared ? shared_sync_start(loop, rt, shared, &redis_stats) : NULL;
     shared_sync_spend(sync, spend);
     metrics_add_renderer(metrics, shared_sync_render, sync);
+    struct discovery *discovery = discovery_start(loop, rt);
+    metrics_add_renderer(metrics, metrics_discovery_render, rt);
     lifecycle_serving();
     uv_run(loop, UV_RUN_DEFAULT);
     /* After the drain began, a further signal ends the process at once. */
@@ -396,6 +400,7 @@ int main(int argc, char **argv)
     probes_stop(probes);
     model_fetch_stop(model_lists);
     shared_sync_stop(sync);
+    discovery_stop(discovery);
     uv_run(loop, UV_RUN_DEFAULT); /* until the probes' and fetches' handles and connections are closed */
     for (unsigned i = 0; i < nworkers; i++)
         worker_join(&workers[i]);

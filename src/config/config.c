@@ -10,6 +10,7 @@
 
 #include "config/config_admission.h"
 #include "config/config_aws.h"
+#include "config/config_discovery.h"
 #include "config/config_auth.h"
 #include "config/config_budget.h"
 #include "config/config_redis.h"
@@ -321,6 +322,7 @@ static const struct config_yaml_field provider_fields[] = {
     SECTION("continuation", parse_continuation, 0),
     SECTION("wire", config_aws_parse_wire, 0),
     SECTION("aws", config_aws_section, 0),
+    SECTION("discovery", config_discovery_section, 0),
     FIELD("api_version", config_yaml_string, struct cfg_provider, api_version, 0, 0,
           CONFIG_YAML_EMPTY_IS_NULL | CONFIG_YAML_HEADER_SAFE),
     SECTION("models_path", config_preset_models_path, 0),
@@ -353,6 +355,7 @@ static void parse_providers(struct config_yaml_loader *ld, yaml_node_t *map, voi
         if (p->ca_file && access(p->ca_file, R_OK) != 0)
             ERR(ld, v, "ca_file \"%s\" cannot be read: %s", p->ca_file, strerror(errno));
         config_aws_finish(ld, v, p);
+        config_discovery_finish(ld, v, p);
         config_yaml_path_pop(ld, old);
     }
     free(dup);
@@ -806,6 +809,7 @@ void config_provider_free_fields(struct cfg_provider *p)
     free(p->probe.path);
     free(p->probe.deep_model);
     config_aws_free(p->aws);
+    config_discovery_free(p->discovery);
     free(p->api_version);
     free(p->models_path);
 }

@@ -230,6 +230,7 @@ struct cfg_provider {
     uint32_t max_tokens_limit; /* clamp max_tokens to this; 0: the preset's per model, or none */
     struct cfg_probe probe;
     struct cfg_aws *aws;       /* an AWS wire's settings; NULL for the OpenAI wire */
+    struct cfg_discovery *discovery; /* discovery: (config_discovery.h); NULL: off */
     int line;                  /* where it was defined, for messages */
 };
 
