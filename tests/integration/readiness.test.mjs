@@ -155,3 +155,23 @@ test('a second SIGTERM during drain_delay drains at once', { timeout: 60000 }, a
     assert.match(gw.proc.stderr, /second signal \(SIGTERM\): draining/);
     await gw.stop();
 });
+
+test('SIGINT (a terminal) skips drain_delay and drains at once', { timeout: 60000 }, async (t) => {
+    const h = harness(t);
+    const fake = await h.fake({ behavior: 'chunks=2' });
+    const gw = await h.gateway({
+        config: {
+            server: { drain_delay: '30s' },
+            providers: { p: fakeProvider(fake) },
+            models: { m: [{ provider: 'p', model: 'up-m' }] },
+        },
+    });
+    const t0 = Date.now();
+    gw.proc.signal('SIGINT');
+    const exit = await gw.proc.waitExit(10000 * SLOW);
+    assert.ok(exit, 'no exit after SIGINT');
+    assert.equal(exit.code, 0);
+    assert.ok(Date.now() - t0 < 5000 * SLOW, `SIGINT took ${Date.now() - t0} ms with a 30 s drain_delay`);
+    assert.doesNotMatch(gw.proc.stderr, /still accepting for server\.drain_delay/);
+    await gw.stop();
+});
