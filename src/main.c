@@ -32,6 +32,7 @@
 #include "base/log.h"
 #include "cmd/cmd.h"
 #include "obs/metrics.h"
+#include "route/engine_scrape.h"
 #include "route/model_fetch.h"
 #include "route/probe.h"
 #include "admit/ratelimit.h"
@@ -354,6 +355,7 @@ int main(int argc, char **argv)
     uv_loop_t *loop = uv_default_loop();
     struct probes *probes = probes_start(loop, rt);
     struct model_fetches *model_lists = model_fetch_start(loop, rt);
+    struct engine_scrapes *engine_metrics = engine_scrape_start(loop, rt);
     uv_run(loop, UV_RUN_DEFAULT);
     /* After the first signal, a second one still ends the process at once. */
     if (!uv_is_closing((uv_handle_t *)&sigterm))
@@ -366,6 +368,7 @@ int main(int argc, char **argv)
     signal(SIGINT, SIG_DFL);
     probes_stop(probes);
     model_fetch_stop(model_lists);
+    engine_scrape_stop(engine_metrics);
     uv_run(loop, UV_RUN_DEFAULT); /* until the probes' and fetches' handles and connections are closed */
     for (unsigned i = 0; i < nworkers; i++)
         worker_join(&workers[i]);

@@ -1,4 +1,5 @@
 #include "obs/metrics.h"
+#include "obs/metrics_engine.h"
 
 #include "admit/budget.h"
 #include "acct/ledger.h"
@@ -938,6 +939,7 @@ void metrics_render(struct metrics *m, struct buf *out)
     render_hist(out, m, H_QUEUE_WAIT);
     render_deployments(out, m);
     render_probes(out, m);
+    metrics_engine_render(out, m->rt, runtime_now_ms());
     render_workers(out, m);
     render_process(out);
 }
