@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-#define ENGINE_KV_FACTOR_MAX 20.0
+#define ENGINE_KV_FACTOR_MAX 4.0
 #define ENGINE_FRESH_INTERVALS 2.0
 #define ENGINE_STALE_INTERVALS 5.0
 #define ENGINE_MAX_GAUGE 1000000.0 /* a larger queue is a lie or a broken engine */

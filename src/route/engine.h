@@ -19,8 +19,9 @@
  *
  * The estimate (engine_estimate) is the queue a new request would join:
  * (waiting + the gateway's own in-flight added since the scrape + 1),
- * multiplied by the KV pressure 1 / (1 - kv) (capped at 20: an engine whose
- * cache is full preempts and recomputes). It fades linearly into the plain
+ * multiplied by the KV pressure 1 / (1 - kv), at most 4 (from 75 % on: an
+ * engine whose cache is full preempts and recomputes, but the queue still
+ * says more than the cache does). It fades linearly into the plain
  * in-flight view (in-flight + 1) as the scrape ages from 2 to 5 intervals,
  * so an engine whose metrics stop answering is balanced as any provider.
  */
