@@ -105,11 +105,15 @@ int prom_line(const struct prom_query *q, const char *s, size_t len, size_t *ind
     while (i < len && name_char(s[i]))
         i++;
     long k = wanted_name(q, s + name, i - name);
+    size_t after = i;
     i = skip_blanks(s, i, len);
     bool rejected = false;
-    if (i < len && s[i] == '{' && read_labels(q, s, len, &i, &rejected) < 0) return -1;
-    size_t v = skip_blanks(s, i, len);
-    if (v == i && v < len) return -1; /* the value must be set apart */
+    if (i < len && s[i] == '{') {
+        if (read_labels(q, s, len, &i, &rejected) < 0) return -1;
+        after = i;
+    }
+    size_t v = skip_blanks(s, after, len);
+    if (v == after) return -1; /* the value must be set apart */
     size_t vend = v;
     while (vend < len && s[vend] != ' ' && s[vend] != '\t')
         vend++;

@@ -7,7 +7,8 @@
 uint64_t affinity_hash(const void *data, size_t len, uint64_t seed)
 {
     const unsigned char *p = data;
-    uint64_t h = 0xcbf29ce484222325ull ^ seed;
+    uint64_t h =
+        0xcbf29ce484222325ull ^ (seed * 0x9e3779b97f4a7c15ull); /* not in the low byte only */
     for (size_t i = 0; i < len; i++) {
         h ^= p[i];
         h *= 0x100000001b3ull;
