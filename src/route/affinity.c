@@ -74,7 +74,9 @@ size_t affinity_choose(struct affinity *a, uint64_t key, const uint16_t *set, co
         if (set[k] < 64) pos[set[k]] = (int)k;
         total += load[k];
     }
-    double bound = a->load_factor * total / (double)m;
+    /* plus one request: a small pool is not held to fractions of one (with loads of 1 and 2
+       the mean alone would send every second request away from its cache) */
+    double bound = a->load_factor * total / (double)m + 1.0;
     /* the first point at or after key */
     size_t lo = 0, hi = a->npoints;
     while (lo < hi) {

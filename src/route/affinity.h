@@ -3,7 +3,7 @@
  * (route/prefix hash or a session header, computed by the proxy) names a
  * point on a ring of the model's deployments, and the request goes to the
  * first deployment clockwise from it whose load is at most load_factor x
- * the average over the candidates (Mirrokni, Thorup, Zadimoghaddam,
+ * the average over the candidates, plus one request, (Mirrokni, Thorup, Zadimoghaddam,
  * "Consistent Hashing with Bounded Loads", 2018). So requests that share a
  * conversation prefix land on the engine that already holds it in its
  * prefix cache, while no engine takes more than its bounded share: past it,
@@ -45,7 +45,7 @@ void affinity_free(struct affinity *a);
 
 /*
  * The position in set[0..m) (candidate indexes, as the balancer's tier set) for key: the
- * first on the ring from key's point whose load[k] <= load_factor x mean(load[0..m)).
+ * first on the ring from key's point whose load[k] <= load_factor x mean(load[0..m)) + 1.
  * Counts a home or a spill. Returns m when set is empty.
  */
 size_t affinity_choose(struct affinity *a, uint64_t key, const uint16_t *set, const double *load,

@@ -50,12 +50,12 @@ static void test_bounded_load_spills_to_next(void **state)
     for (unsigned k = 0; k < 200; k++) {
         size_t home = affinity_choose(a, key_of(k), set, even, 4);
         double load[4] = {2, 2, 2, 2};
-        load[home] = 4; /* mean 2.5, bound 3.125 */
+        load[home] = 6; /* mean 3, bound 3.75 + 1 */
         size_t next = affinity_choose(a, key_of(k), set, load, 4);
         assert_true(next != home);
         assert_int_equal(affinity_choose(a, key_of(k), set, load, 4), next);
         /* at the bound itself it still counts as home */
-        load[home] = 2.0 * 1.25 * 3 / (4 - 1.25) - 1e-9;
+        load[home] = 11.5 / 2.75 - 1e-9; /* x = 1.25 (6 + x) / 4 + 1 */
         assert_int_equal(affinity_choose(a, key_of(k), set, load, 4), home);
     }
     assert_int_equal(atomic_load(&a->spill), 400);
