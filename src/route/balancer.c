@@ -116,14 +116,14 @@ int balancer_pick(struct balancer *b, struct balancer_candidate *c, size_t n, ui
 }
 
 /* The ring's choice within the tier's set, or m when it has none. The load it bounds is the
-   engine's queue plus our in-flight where the engine's metrics are fresh, else our in-flight. */
+   engine's estimate where its metrics are fresh (route/engine.h), else our in-flight. */
 static size_t pick_affine(struct balancer *b, const struct balancer_candidate *c,
                           const uint16_t *set, size_t m, uint64_t now_ms, uint64_t key)
 {
     double load[BALANCER_MAX_CANDIDATES];
     for (size_t k = 0; k < m; k++) {
         size_t i = set[k];
-        load[k] = engine_estimate(b->engines[i], health_inflight(c[i].h), 0, now_ms);
+        load[k] = engine_estimate(b->engines[i], health_inflight(c[i].h), now_ms);
     }
     return affinity_choose(b->affinity, key, set, load, m);
 }

@@ -3,6 +3,8 @@
 #include <string.h>
 
 #define ENGINE_KV_FACTOR_MAX 4.0
+#define ENGINE_KV_CALM 0.8
+#define ENGINE_SCRAPE_SLACK 1.0
 #define ENGINE_FRESH_INTERVALS 2.0
 #define ENGINE_STALE_INTERVALS 5.0
 #define ENGINE_MAX_GAUGE 1000000.0 /* a larger queue is a lie or a broken engine */
@@ -45,9 +47,11 @@ static unsigned gauge(double v)
     return v > ENGINE_MAX_GAUGE ? (unsigned)ENGINE_MAX_GAUGE : (unsigned)(v + 0.5);
 }
 
-bool engine_record_scrape(struct engine_state *st, const struct prom_parser *p, uint64_t now_ms)
+bool engine_record_scrape(struct engine_state *st, const struct prom_parser *p,
+                          uint32_t own_inflight, uint64_t now_ms)
 {
     if (p->count[ENGINE_WAITING] == 0) return false;
+    atomic_store(&st->own_at_scrape, own_inflight);
     atomic_store(&st->waiting, gauge(p->sum[ENGINE_WAITING]));
     atomic_store(&st->running, gauge(p->sum[ENGINE_RUNNING]));
     /* a share per model: several models' series are averaged */
@@ -85,16 +89,29 @@ double engine_freshness(const struct engine_state *st, uint64_t now_ms)
     return (stale - age) / (stale - fresh);
 }
 
-double engine_estimate(const struct engine_state *st, uint32_t inflight, uint32_t inflight_base,
-                       uint64_t now_ms)
+double engine_estimate(const struct engine_state *st, uint32_t inflight, uint64_t now_ms)
 {
     double plain = (double)inflight + 1.0;
     double a = engine_freshness(st, now_ms);
     if (a <= 0) return plain;
-    double since = inflight > inflight_base ? (double)(inflight - inflight_base) : 0;
+    /* what others put on the engine: its queue and batch less ours at the scrape */
+    double carried = (double)atomic_load(&st->waiting) + (double)atomic_load(&st->running);
+    /* less one request of slack: the engine counts at some instant between the scrape going
+       out and its answer, while requests come and go (and a hedge's loser runs on a moment
+       after the gateway let it go); weighed by a full cache, that noise alone would make an
+       engine look four requests busier than it is */
+    double own = (double)atomic_load(&st->own_at_scrape) + ENGINE_SCRAPE_SLACK;
+    double foreign = carried > own ? carried - own : 0;
     double kv = atomic_load(&st->kv_permille) / 1000.0;
+    /* below ENGINE_KV_CALM the cache is no constraint; from there to full, preemption and
+       recomputation come closer: up to ENGINE_KV_FACTOR_MAX */
     double kv_factor =
-        kv >= 1.0 - 1.0 / ENGINE_KV_FACTOR_MAX ? ENGINE_KV_FACTOR_MAX : 1.0 / (1.0 - kv);
-    double est = ((double)atomic_load(&st->waiting) + since + 1.0) * kv_factor;
+        kv <= ENGINE_KV_CALM
+            ? 1.0
+            : 1.0 + (ENGINE_KV_FACTOR_MAX - 1.0) * (kv - ENGINE_KV_CALM) / (1.0 - ENGINE_KV_CALM);
+    /* the KV pressure weighs the others' load only: ours is counted live, and weighing it by a
+       scrape up to an interval old would keep every worker off an engine our own burst filled
+       until the next scrape, and send them all elsewhere (a herd) */
+    double est = foreign * kv_factor + (double)inflight + 1.0;
     return a * est + (1 - a) * plain;
 }

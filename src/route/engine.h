@@ -17,11 +17,13 @@
  *              (llamacpp:kv_cache_usage_ratio where a build still exports it)
  *   TGI        tgi_queue_size, tgi_batch_current_size (no KV gauge)
  *
- * The estimate (engine_estimate) is the queue a new request would join:
- * (waiting + the gateway's own in-flight added since the scrape + 1),
- * multiplied by the KV pressure 1 / (1 - kv), at most 4 (from 75 % on: an
- * engine whose cache is full preempts and recomputes, but the queue still
- * says more than the cache does). It fades linearly into the plain
+ * The estimate (engine_estimate) is the load a new request would join: what
+ * other clients put on the engine (its waiting queue plus its running batch
+ * at the scrape, less the gateway's own requests then) weighted by the KV
+ * pressure, plus the gateway's own in-flight now (so what it sent since the
+ * scrape counts at once), plus one. The KV pressure is 1 up to 80 % of the
+ * cache in use, rising linearly to 4 at 100 % (an engine whose cache is full
+ * preempts and recomputes; below that the cache is no constraint). It fades linearly into the plain
  * in-flight view (in-flight + 1) as the scrape ages from 2 to 5 intervals,
  * so an engine whose metrics stop answering is balanced as any provider.
  */
@@ -49,6 +51,7 @@ struct engine_state {
     uint32_t interval_ms;         /* the scrape interval, for staleness */
     atomic_uint waiting, running; /* from the last good scrape */
     atomic_uint kv_permille;      /* KV-cache use x 1000; 0 when the engine does not say */
+    atomic_uint own_at_scrape;    /* the gateway's requests on it when the scrape came back */
     atomic_ullong scraped_at_ms;  /* monotonic ms of the last good scrape; 0: none yet */
     atomic_ullong seq;            /* good scrapes so far */
     atomic_uint fail_streak;      /* failed scrapes in a row */
@@ -64,18 +67,19 @@ void engine_state_init(struct engine_state *st, const struct cfg_provider *p);
 void engine_query_of(enum cfg_engine e, struct prom_query *q, const char *const *models,
                      size_t nmodels);
 
-/* A good scrape (p finished over the query of engine_query_of). Returns false when the body
-   named none of the wanted queue series: not this engine's metrics, a failure. */
-bool engine_record_scrape(struct engine_state *st, const struct prom_parser *p, uint64_t now_ms);
+/* A good scrape (p finished over the query of engine_query_of), with own_inflight of the
+   gateway's requests on the engine then. Returns false when the body named none of the wanted
+   queue series: not this engine's metrics, a failure. */
+bool engine_record_scrape(struct engine_state *st, const struct prom_parser *p,
+                          uint32_t own_inflight, uint64_t now_ms);
 /* A failed scrape; returns the failures in a row now. */
 uint32_t engine_record_failure(struct engine_state *st);
 
 /* How much the scrape still counts: 1 up to 2 intervals old, 0 from 5 on (or none yet). */
 double engine_freshness(const struct engine_state *st, uint64_t now_ms);
 
-/* The estimate above, for a deployment with inflight requests of ours now and inflight_base
-   when the last scrape was first used. st may be NULL (no engine: the in-flight view). */
-double engine_estimate(const struct engine_state *st, uint32_t inflight, uint32_t inflight_base,
-                       uint64_t now_ms);
+/* The estimate above, for a deployment with inflight requests of ours now. st may be NULL
+   (no engine: the in-flight view). */
+double engine_estimate(const struct engine_state *st, uint32_t inflight, uint64_t now_ms);
 
 #endif

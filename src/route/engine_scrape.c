@@ -25,6 +25,7 @@ struct scrape {
     uv_timer_t deadline;
     struct uphttp *up;
     int status;
+    uint32_t own_at_send; /* our requests on the engine when the scrape went out */
     size_t body_bytes;
     bool failing; /* the last scrape failed (logged once per run of failures) */
 };
@@ -91,6 +92,18 @@ static void on_body(void *ud, const char *data, size_t len)
     prom_feed(&s->parser, data, len);
 }
 
+/* The gateway's requests on the provider now: what of the engine's load is ours. */
+static uint32_t own_inflight(struct scrape *s)
+{
+    struct runtime *rt = s->es->rt;
+    uint32_t n = 0;
+    for (size_t i = 0; i < rt->cfg->nmodels; i++)
+        for (size_t j = 0; j < rt->models[i].ndeps; j++)
+            if (rt->models[i].deps[j].provider == s->rp)
+                n += health_inflight(&rt->models[i].deps[j].health);
+    return n;
+}
+
 static void on_end(void *ud)
 {
     struct scrape *s = ud;
@@ -105,7 +118,11 @@ static void on_end(void *ud)
         return;
     }
     prom_finish(&s->parser);
-    if (!engine_record_scrape(&s->rp->engine, &s->parser, runtime_now_ms())) {
+    /* the engine counted somewhere between sending and now: the larger of ours then and now
+       is the safer guess of what in its numbers is ours (too small reads as others' load) */
+    uint32_t own = own_inflight(s);
+    if (own < s->own_at_send) own = s->own_at_send;
+    if (!engine_record_scrape(&s->rp->engine, &s->parser, own, runtime_now_ms())) {
         done(s, "no queue series in the metrics");
         return;
     }
@@ -141,6 +158,7 @@ static void on_tick(uv_timer_t *t)
     if (!req) return;
     s->status = 0;
     s->body_bytes = 0;
+    s->own_at_send = own_inflight(s);
     prom_init(&s->parser, &s->query);
     uint32_t timeout = s->rp->cfg->metrics.timeout_ms;
     s->up = uphttp_start(s->es->pool, &s->target, timeout, req, len, &scrape_events, s);

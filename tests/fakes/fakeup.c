@@ -383,6 +383,7 @@ static void fk_end(struct fk_conn *c, enum fakegen_end end)
 static void fk_pull(struct fk_conn *c, uint32_t extra_ms)
 {
     c->pending_end = fakegen_next(c->gen, &c->pending) == 0;
+    if (c->pending_end) fke_release(&c->slot); /* the last byte is out: the slot is free */
     uint64_t delay = (uint64_t)c->pending.delay_ms + extra_ms;
     uv_timer_start(&c->timer, fk_tick, delay > UINT32_MAX ? UINT32_MAX : delay, 0);
 }
@@ -405,6 +406,7 @@ static void fk_tick(uv_timer_t *t)
             return;
         }
         c->pending_end = fakegen_next(c->gen, &c->pending) == 0;
+        if (c->pending_end) fke_release(&c->slot); /* the last byte is out: the slot is free */
         if (c->pending.delay_ms) {
             uv_timer_start(&c->timer, fk_tick, c->pending.delay_ms, 0);
             return;

@@ -371,9 +371,12 @@ void fke_observe(const char *body, size_t len)
         h = mix(h, cJSON_IsString(content) ? content->valuestring : "");
         prefix[n++] = h;
     }
+    /* a hit: the previous turn's prompt (all but the last answer and question) or more of
+       this one is in the cache; an older turn alone is a miss (most of the prompt is new) */
     if (n >= nsys + 2) {
         fke.lookups++;
-        for (size_t k = n - 1; k-- > nsys;) {
+        size_t lo = n >= nsys + 3 ? n - 3 : nsys;
+        for (size_t k = lo; k <= n - 2; k++) {
             if (cached(prefix[k])) {
                 fke.hits++;
                 break;

@@ -17,9 +17,11 @@
  *   /_fake/stats gains "engine": {running, waiting, prefix_lookups, prefix_hits}
  *
  * A request is a prefix lookup when its messages hold at least two messages after
- * the leading system ones (a later turn of a conversation); it hits when a leading
- * run of its messages that covers one past the system ones was the whole prompt of
- * a request this fake answered before (kept for the last FKE_PREFIX_CACHE prompts).
+ * the leading system ones (a later turn of a conversation); it hits when the previous
+ * turn's prompt (its messages but the last two, the answer and the new question), or
+ * a longer leading run of them, was the whole prompt of a request this fake answered
+ * before (kept for the last FKE_PREFIX_CACHE prompts): the prefix an engine's cache
+ * would hold. /metrics reports the KV cache as running / slots.
  */
 #ifndef UNBUSY_FAKEUP_ENGINE_H
 #define UNBUSY_FAKEUP_ENGINE_H
