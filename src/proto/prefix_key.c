@@ -101,21 +101,26 @@ static bool is_system(const char *s, size_t i, size_t end)
     return false;
 }
 
+/* The leading system messages and the first other one, hashed; 0 for fewer than two messages
+   (a lone question shares nothing with another request that an engine would have cached). */
 static uint64_t messages_key(const char *s, size_t i, size_t len, size_t max_bytes)
 {
     struct hasher hs = {0xcbf29ce484222325ull, max_bytes};
     if (i >= len || s[i] != '[') return 0;
     i = ws(s, i + 1, len);
-    bool any = false;
+    bool leading = true; /* still hashing */
+    size_t n = 0;
     while (i < len && s[i] != ']') {
         size_t end = value_end(s, i, len);
-        hash_feed(&hs, s + i, end - i);
-        any = true;
-        if (!is_system(s, i, end) || hs.left == 0) break;
+        if (leading) {
+            hash_feed(&hs, s + i, end - i);
+            leading = is_system(s, i, end) && hs.left > 0;
+        }
+        if (++n >= 2 && !leading) break;
         i = ws(s, end, len);
         if (i < len && s[i] == ',') i = ws(s, i + 1, len);
     }
-    return any ? hash_end(hs.h) : 0;
+    return n >= 2 ? hash_end(hs.h) : 0;
 }
 
 uint64_t prefix_key(const char *s, size_t len, size_t max_bytes)

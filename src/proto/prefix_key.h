@@ -8,6 +8,9 @@
  * client sent, at most max_bytes of them: every turn of one conversation
  * starts with the same ones, while two conversations that share only a
  * system prompt usually differ in their first question, so they spread. A
+ * request of one message has no key: a lone question without a system prompt
+ * or history shares nothing another request left in an engine's cache, and
+ * is better sent by load alone. A
  * completions request's "prompt" (a string) is hashed the same way, its
  * first max_bytes. Pure: the proxy (proxy/proxy_affinity.c) calls it on a
  * body jsonx has already accepted, but it reads any bytes safely.

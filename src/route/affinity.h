@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AFFINITY_VNODES 64
+#define AFFINITY_VNODES 100
 
 struct affinity {
     double load_factor;

@@ -49,6 +49,9 @@ static void test_bound_and_prompt(void **state)
     /* a completions prompt */
     const char *p1 = "{\"model\":\"m\",\"prompt\":\"Once upon a time\"}";
     assert_int_not_equal(key(p1), 0);
+    /* a lone question: no key */
+    assert_int_equal(key("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"), 0);
+    assert_int_not_equal(key("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{}]}"), 0);
     /* nothing to hash */
     assert_int_equal(key("{\"model\":\"m\",\"input\":\"x\"}"), 0);
     assert_int_equal(key("{\"messages\":[]}"), 0);

@@ -75,14 +75,14 @@ static void test_scrape_and_estimate(void **state)
     assert_false(engine_record_scrape(&st, &empty, 0, T0));
     scrape_own(&st, 6, 4, 0.5, 3, T0);
     assert_int_equal(atomic_load(&st.kv_permille), 500);
-    /* others' 6 waiting + 4 running - our 3 then, + our 5 now + 1; a cache half used is no
-       constraint */
-    assert_true(engine_estimate(&st, 5, T0 + 100) == 13.0);
+    /* others' 6 waiting + 4 running - our 3 then - 1 of slack, + our 5 now + 1; a cache half
+       used is no constraint */
+    assert_true(engine_estimate(&st, 5, T0 + 100) == 12.0);
     /* KV pressure on the others' load from 80 % on, 4 at 100 % */
     scrape(&st, 0, 4, 1.0, T0);
-    assert_true(engine_estimate(&st, 0, T0) == 17.0); /* others' 4 x 4, + 1 */
+    assert_true(engine_estimate(&st, 0, T0) == 13.0); /* others' (4 - 1) x 4, + 1 */
     scrape(&st, 0, 4, 0.9, T0);
-    assert_true(engine_estimate(&st, 0, T0) == 11.0);
+    assert_true(engine_estimate(&st, 0, T0) == 8.5);
     /* our own requests are counted live, once, and not weighed by the scrape's KV */
     scrape_own(&st, 0, 4, 0.9, 4, T0);
     assert_true(engine_estimate(&st, 4, T0) == 5.0);
@@ -109,8 +109,8 @@ static void test_staleness(void **state)
     assert_true(engine_freshness(&st, T0 + 3500) == 0.5);
     assert_true(engine_freshness(&st, T0 + 5000) == 0.0);
     /* fresh: the queue; halfway: between; stale: in-flight + 1 */
-    assert_true(engine_estimate(&st, 1, T0 + 1000) == 11.0);
-    assert_true(engine_estimate(&st, 1, T0 + 3500) == 0.5 * 11.0 + 0.5 * 2.0);
+    assert_true(engine_estimate(&st, 1, T0 + 1000) == 10.0);
+    assert_true(engine_estimate(&st, 1, T0 + 3500) == 0.5 * 10.0 + 0.5 * 2.0);
     assert_true(engine_estimate(&st, 1, T0 + 9000) == 2.0);
     assert_true(engine_estimate(NULL, 1, T0) == 2.0);
     /* failures count in a row and a good scrape ends the run */
