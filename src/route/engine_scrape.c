@@ -13,7 +13,8 @@
 #include "proto/prom.h"
 #include "provider/provider.h"
 
-#define ENGINE_SCRAPE_FIRST_MS 50 /* the first scrape, soon after start */
+#define ENGINE_SCRAPE_FIRST_MS 50     /* the first scrape, soon after start */
+#define ENGINE_SCRAPE_ABSENT_MS 60000 /* asked again this often while it serves no metrics */
 
 struct scrape {
     struct engine_scrapes *es;
@@ -28,6 +29,7 @@ struct scrape {
     uint32_t own_at_send; /* our requests on the engine when the scrape went out */
     size_t body_bytes;
     bool failing; /* the last scrape failed (logged once per run of failures) */
+    bool absent;  /* it answers but serves no metrics (asked again every minute) */
 };
 
 struct engine_scrapes {
@@ -38,6 +40,22 @@ struct engine_scrapes {
     int handles_open;
     bool stopping;
 };
+
+static void on_tick(uv_timer_t *t);
+
+/* An engine that answers but has never served its metrics (llama.cpp without --metrics, a
+   proxy in front): balanced on in-flight counts, asked again every minute, never marked down
+   for it; the probes and the breaker judge whether it serves. */
+static void metrics_absent(struct scrape *s, const char *why)
+{
+    if (!s->absent)
+        log_warn("provider %s: serves no %s metrics at %s (%s); balancing it on in-flight counts "
+                 "and asking again every minute",
+                 s->rp->cfg->name, config_engine_name(s->rp->cfg->metrics.engine),
+                 s->rp->cfg->metrics.path, why);
+    s->absent = true;
+    uv_timer_start(&s->tick, on_tick, ENGINE_SCRAPE_ABSENT_MS, ENGINE_SCRAPE_ABSENT_MS);
+}
 
 static void done(struct scrape *s, const char *why)
 {
@@ -50,6 +68,19 @@ static void done(struct scrape *s, const char *why)
     struct engine_state *st = &rp->engine;
     const struct cfg_engine_metrics *m = &rp->cfg->metrics;
     uint64_t now = runtime_now_ms();
+    if (why && (s->absent ||
+                (s->status > 0 && atomic_load(&st->scrapes_ok) == 0 &&
+                 (s->status == 200 || s->status == 404 || s->status == 405 || s->status == 501)))) {
+        atomic_fetch_add(&st->scrapes_failed, 1);
+        metrics_absent(s, why);
+        return;
+    }
+    if (!why && s->absent) {
+        s->absent = false;
+        uv_timer_start(&s->tick, on_tick, m->interval_ms, m->interval_ms);
+        log_info("provider %s: serves its %s metrics now", rp->cfg->name,
+                 config_engine_name(m->engine));
+    }
     if (why) {
         uint32_t streak = engine_record_failure(st);
         if (!s->failing)

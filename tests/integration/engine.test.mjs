@@ -212,3 +212,22 @@ test('every engine format is read: SGLang, llama.cpp and TGI queues reach the ga
     const st = (await gw.request('/admin/deployments')).json();
     assert.equal(st.models.find((m) => m.model === 'qwen').strategy, 'engine_load');
 });
+
+test('an engine that serves no metrics is balanced on in-flight counts, never marked down for it', async (t) => {
+    const h = harness(t);
+    const plain = await h.fake({ name: 'no-metrics', behavior: BEHAVIOR }); // GET /metrics: 404
+    const b = await engine(h, 'engine-b');
+    const cfg = untuned({ a: plain, b });
+    cfg.providers.a.metrics = { interval: '100ms' };
+    const gw = await h.gateway({ config: cfg });
+    await waitUntil(async () => (await metric(gw, 'unbusy_engine_scrapes_total', { provider: 'a', result: 'failed' })) >= 1,
+        { timeout: 5000 * SLOW, what: 'a first failed scrape' });
+    // well past unhealthy_threshold intervals: still up, still served
+    await waitUntil(async () => (await metric(gw, 'unbusy_engine_scrapes_total', { provider: 'b', result: 'ok' })) >= 4,
+        { timeout: 10000 * SLOW, what: 'four scrapes of b' });
+    assert.equal(await metric(gw, 'unbusy_engine_up', { provider: 'a' }), 1);
+    assert.equal(await metric(gw, 'unbusy_engine_scrapes_total', { provider: 'a', result: 'failed' }), 1);
+    const got = await spread(gw, 20, 4, 'plain');
+    assert.ok((got.a || 0) >= 5, JSON.stringify(got));
+    assert.match(gw.proc.stderr, /provider a: serves no vllm metrics at \/metrics \(HTTP 404\)/);
+});
