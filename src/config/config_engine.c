@@ -67,7 +67,11 @@ static void parse_url(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
     struct cfg_provider scratch = {0};
     const char *why = NULL;
     if (config_value_base_url(url, &scratch, &why) || scratch.kind != CFG_PROVIDER_OPENAI) {
-        ERR(ld, v, "bad URL \"%s\": %s", url, why ? why : "expected http:// or https://");
+        /* a URL with user:password@ is not echoed: the message goes to logs */
+        if (strchr(url, '@'))
+            ERR(ld, v, "bad URL: %s", why ? why : "expected http:// or https://");
+        else
+            ERR(ld, v, "bad URL \"%s\": %s", url, why ? why : "expected http:// or https://");
     } else {
         free(m->host);
         m->host = scratch.host;

@@ -140,6 +140,15 @@ static void test_problems(void **state)
         if (!strstr(errs.text.data, want[i]))
             fail_msg("missing %s in:\n%s", want[i], errs.text.data);
     config_errors_free(&errs);
+    /* a password in a metrics URL is refused without being repeated */
+    c = load("providers:\n  a:\n    type: vllm\n    base_url: http://h/v1\n"
+             "    metrics: {url: \"http://user:s3cretpw@h:9000/metrics\"}\n"
+             "models:\n  m: [{provider: a, model: q}]\n",
+             &errs);
+    assert_null(c);
+    assert_non_null(strstr(errs.text.data, "providers.a.metrics.url: bad URL: credentials"));
+    assert_null(strstr(errs.text.data, "s3cretpw"));
+    config_errors_free(&errs);
 }
 
 int main(void)
