@@ -118,3 +118,8 @@ void metrics_engine_render(struct buf *out, struct runtime *rt, uint64_t now_ms)
     if (engines) render_engines(out, rt, now_ms);
     if (rings) render_affinity(out, rt);
 }
+
+void metrics_engine_renderer(void *ud, struct buf *out)
+{
+    metrics_engine_render(out, ud, runtime_now_ms());
+}

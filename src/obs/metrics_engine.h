@@ -6,7 +6,8 @@
  * runtime's engine states and the balancers' rings (atomics), so nothing on
  * the request path changes for them.
  *
- * Who calls it: metrics_render (obs/metrics.c), once per scrape of /metrics.
+ * Who calls it: main.c registers metrics_engine_renderer with metrics_add_renderer;
+ * metrics_render then calls it once per scrape of /metrics.
  */
 #ifndef UNBUSY_METRICS_ENGINE_H
 #define UNBUSY_METRICS_ENGINE_H
@@ -18,5 +19,7 @@
 
 /* Appends the families to out (nothing when no provider is scraped and no model has affinity). */
 void metrics_engine_render(struct buf *out, struct runtime *rt, uint64_t now_ms);
+/* The same for metrics_add_renderer: ud is the struct runtime, the time is now. */
+void metrics_engine_renderer(void *ud, struct buf *out);
 
 #endif
