@@ -172,13 +172,24 @@ void config_engine_finish_provider(struct config_yaml_loader *ld, yaml_node_t *p
     if (!m->unhealthy_threshold) m->unhealthy_threshold = CONFIG_ENGINE_DEFAULT_THRESHOLD;
 }
 
+static bool scraped(const struct cfg_deployment *d)
+{
+    return d->provider && d->provider->metrics.enabled;
+}
+
 bool config_engine_model_all_scraped(const struct cfg_model *m)
 {
-    if (m->ndeployments == 0) return false;
-    for (size_t j = 0; j < m->ndeployments; j++)
-        if (!m->deployments[j].provider || !m->deployments[j].provider->metrics.enabled)
-            return false;
-    return true;
+    /* a strategy chooses within one tier: a cloud fallback in a tier of its own does not
+       make the engines' tier a mixed one */
+    bool any = false;
+    for (size_t j = 0; j < m->ndeployments; j++) {
+        if (!scraped(&m->deployments[j])) continue;
+        any = true;
+        for (size_t k = 0; k < m->ndeployments; k++)
+            if (m->deployments[k].tier == m->deployments[j].tier && !scraped(&m->deployments[k]))
+                return false;
+    }
+    return any;
 }
 
 void config_engine_finish(struct config_yaml_loader *ld, struct config *c)

@@ -11,9 +11,10 @@
  * auto | prefix | header | off, header, prefix_bytes, load_factor} says
  * whether a model's requests keep to one deployment. config_engine_finish,
  * after every model is read, resolves the defaults that depend on a model's
- * deployments: a model whose deployments are all scraped engines balances
- * with engine_load unless resilience.strategy is written, and routing.affinity
- * auto becomes prefix there and off elsewhere (docs/routing.md says why).
+ * deployments: a model whose tiers with engines hold only scraped engines (a
+ * cloud fallback in a tier of its own allowed) balances with engine_load
+ * unless resilience.strategy is written, and routing.affinity auto becomes
+ * prefix there and off elsewhere (docs/routing.md says why).
  *
  * Who calls it: config.c's provider and model tables (the section parsers),
  * parse_providers (finish_provider), config_load_text (finish) and
@@ -47,7 +48,8 @@ void config_engine_free_provider(struct cfg_provider *p);
 const char *config_engine_name(enum cfg_engine e);
 /* "auto", "off", "prefix", "header". */
 const char *config_engine_affinity_name(enum cfg_affinity a);
-/* Every deployment of m is on a scraped engine (and m has one at least). */
+/* m has a deployment on a scraped engine, and no tier of m mixes such deployments with
+   others (a cloud fallback in a higher tier of its own is fine). */
 bool config_engine_model_all_scraped(const struct cfg_model *m);
 
 #endif

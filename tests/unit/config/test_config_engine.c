@@ -35,12 +35,17 @@ static struct config *load(const char *text, struct config_errors *errs)
 static void test_untuned_presets(void **state)
 {
     struct config_errors errs;
-    struct config *c = load(ENGINES "models:\n"
-                                    "  local:\n    - {provider: a, model: q}\n"
-                                    "    - {provider: b, model: q}\n    - {provider: c, model: q}\n"
-                                    "  mixed:\n    - {provider: a, model: q}\n"
-                                    "    - {provider: cloud, model: deepseek-chat}\n",
-                            &errs);
+    struct config *c =
+        load(ENGINES "models:\n"
+                     "  local:\n    - {provider: a, model: q}\n"
+                     "    - {provider: b, model: q}\n    - {provider: c, model: q}\n"
+                     "  mixed:\n    - {provider: a, model: q}\n"
+                     "    - {provider: cloud, model: deepseek-chat}\n"
+                     "  fallback:\n    - {provider: a, model: q}\n"
+                     "    - {provider: b, model: q}\n"
+                     "    - {provider: cloud, model: deepseek-chat, tier: 1}\n"
+                     "  cloud-only:\n    - {provider: cloud, model: deepseek-chat}\n",
+             &errs);
     assert_non_null(c);
     const enum cfg_engine want[] = {CFG_ENGINE_VLLM, CFG_ENGINE_SGLANG, CFG_ENGINE_LLAMA_CPP,
                                     CFG_ENGINE_NONE};
@@ -60,6 +65,13 @@ static void test_untuned_presets(void **state)
     assert_string_equal(local->routing.header, "x-session-id");
     assert_int_equal(local->routing.prefix_bytes, 4096);
     assert_true(local->routing.load_factor == 1.25);
+    /* engines in tier 0, a cloud API as the fallback tier: still the engines' defaults */
+    const struct cfg_model *fallback = config_find_model(c, "fallback");
+    assert_string_equal(fallback->resilience.strategy, "engine_load");
+    assert_int_equal(fallback->routing.affinity, CFG_AFFINITY_PREFIX);
+    const struct cfg_model *cloud = config_find_model(c, "cloud-only");
+    assert_string_equal(cloud->resilience.strategy, "p2c");
+    assert_int_equal(cloud->routing.affinity, CFG_AFFINITY_OFF);
     const struct cfg_model *mixed = config_find_model(c, "mixed");
     assert_string_equal(mixed->resilience.strategy, "p2c");
     assert_int_equal(mixed->routing.affinity, CFG_AFFINITY_OFF);
