@@ -34,6 +34,8 @@
 #include "obs/metrics.h"
 #include "obs/metrics_engine.h"
 #include "route/engine_scrape.h"
+#include "obs/metrics_discovery.h"
+#include "route/discovery.h"
 #include "route/model_fetch.h"
 #include "route/probe.h"
 #include "admit/ratelimit.h"
@@ -385,6 +387,8 @@ int main(int argc, char **argv)
     struct shared_sync *sync = shared ? shared_sync_start(loop, rt, shared, &redis_stats) : NULL;
     shared_sync_spend(sync, spend);
     metrics_add_renderer(metrics, shared_sync_render, sync);
+    struct discovery *discovery = discovery_start(loop, rt);
+    metrics_add_renderer(metrics, metrics_discovery_render, rt);
     uv_run(loop, UV_RUN_DEFAULT);
     /* After the first signal, a second one still ends the process at once. */
     if (!uv_is_closing((uv_handle_t *)&sigterm))
@@ -399,6 +403,7 @@ int main(int argc, char **argv)
     model_fetch_stop(model_lists);
     engine_scrape_stop(engine_metrics);
     shared_sync_stop(sync);
+    discovery_stop(discovery);
     uv_run(loop, UV_RUN_DEFAULT); /* until the probes' and fetches' handles and connections are closed */
     for (unsigned i = 0; i < nworkers; i++)
         worker_join(&workers[i]);

@@ -10,6 +10,7 @@
 
 #include "config/config_admission.h"
 #include "config/config_aws.h"
+#include "config/config_discovery.h"
 #include "config/config_auth.h"
 #include "config/config_budget.h"
 #include "config/config_engine.h"
@@ -324,6 +325,7 @@ static const struct config_yaml_field provider_fields[] = {
     SECTION("aws", config_aws_section, 0),
     SECTION("engine", config_engine_parse_engine, 0),
     SECTION("metrics", config_engine_metrics_section, 0),
+    SECTION("discovery", config_discovery_section, 0),
     FIELD("api_version", config_yaml_string, struct cfg_provider, api_version, 0, 0,
           CONFIG_YAML_EMPTY_IS_NULL | CONFIG_YAML_HEADER_SAFE),
     SECTION("models_path", config_preset_models_path, 0),
@@ -357,6 +359,7 @@ static void parse_providers(struct config_yaml_loader *ld, yaml_node_t *map, voi
             ERR(ld, v, "ca_file \"%s\" cannot be read: %s", p->ca_file, strerror(errno));
         config_aws_finish(ld, v, p);
         config_engine_finish_provider(ld, v, p);
+        config_discovery_finish(ld, v, p);
         config_yaml_path_pop(ld, old);
     }
     free(dup);
@@ -811,6 +814,7 @@ void config_provider_free_fields(struct cfg_provider *p)
     free(p->probe.deep_model);
     config_aws_free(p->aws);
     config_engine_free_provider(p);
+    config_discovery_free(p->discovery);
     free(p->api_version);
     free(p->models_path);
 }

@@ -274,6 +274,7 @@ struct cfg_provider {
     struct cfg_probe probe;
     struct cfg_engine_metrics metrics; /* engine: and metrics: (config_engine.h) */
     struct cfg_aws *aws;       /* an AWS wire's settings; NULL for the OpenAI wire */
+    struct cfg_discovery *discovery; /* discovery: (config_discovery.h); NULL: off */
     int line;                  /* where it was defined, for messages */
 };
 

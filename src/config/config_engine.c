@@ -164,6 +164,9 @@ void config_engine_finish_provider(struct config_yaml_loader *ld, yaml_node_t *p
     /* metrics: false (or enabled: false) keeps it off; else on wherever an engine is known,
        which no cloud preset implies. engine: none turns a preset's engine off. */
     bool off = m->given && !m->enabled;
+    /* a discovered provider is many engines behind one name: one scrape would speak for all of
+       them, so it is read only when metrics: says so */
+    if (p->discovery && !m->given) off = true;
     m->enabled = !off && m->engine != CFG_ENGINE_NONE && p->kind == CFG_PROVIDER_OPENAI &&
                  p->wire == CFG_WIRE_OPENAI;
     if (!m->path) m->path = config_yaml_strdup(ld, "/metrics");

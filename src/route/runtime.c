@@ -1,5 +1,7 @@
 #include "route/runtime.h"
 
+#include "config/config_discovery.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +115,11 @@ struct runtime *runtime_new(struct config *cfg, admission_ready_fn ready)
             health_init(&rd->health, &hp);
             ttft_budget_init(&rd->ttft);
             snprintf(rd->key, sizeof rd->key, "%s/%s", d->provider->name, d->model);
+            if (d->provider->discovery &&
+                !(rd->endpoints = endpoint_set_new(&hp, d->provider->discovery->max_endpoints))) {
+                runtime_free(rt);
+                return NULL;
+            }
         }
         runtime_model_refresh_capacity(rm, runtime_now_ms());
         /* Last, so that a failure here leaves this model whole for runtime_free. */
@@ -145,6 +152,7 @@ void runtime_free(struct runtime *rt)
         for (size_t j = 0; j < rm->ndeps; j++) {
             health_destroy(&rm->deps[j].health);
             ttft_budget_destroy(&rm->deps[j].ttft);
+            endpoint_set_free(rm->deps[j].endpoints);
         }
         free(rm->deps);
         retry_budget_destroy(&rm->retries);
@@ -193,6 +201,8 @@ bool runtime_dep_eligible(struct runtime_dep *d, uint64_t now_ms, const char **w
             *why = "probe_down";
         return false;
     }
+    if (d->endpoints && !endpoint_set_eligible(d->endpoints, now_ms, why))
+        return false;
     return health_eligible(&d->health, now_ms, why);
 }
 
@@ -219,6 +229,10 @@ uint64_t runtime_model_returns_at(struct runtime_model *rm, const bool *skip, ui
         if ((skip && skip[j]) || atomic_load(&d->provider->probe_down))
             continue; /* the probes bring it back, at no time known in advance */
         uint64_t at = health_returns_at(&d->health, now_ms);
+        if (d->endpoints) { /* the later of the deployment's and its first address's return */
+            uint64_t ep = endpoint_set_returns_at(d->endpoints, now_ms);
+            at = ep > at ? ep : at;
+        }
         if (at < earliest)
             earliest = at;
     }

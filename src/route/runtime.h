@@ -23,6 +23,7 @@
 #include "route/balancer.h"
 #include "route/catalog.h"
 #include "route/engine.h"
+#include "route/endpoints.h"
 #include "config/config.h"
 #include "route/health.h"
 #include "route/hedge_budget.h"
@@ -45,6 +46,8 @@ struct runtime_dep {
     struct health health;
     struct ttft_budget ttft;       /* its first-token budget, learnt per prompt size */
     char key[192];                 /* "provider/model", for messages and the admin API */
+    struct endpoint_set *endpoints; /* its addresses when its provider has discovery: (route/
+                                       endpoints.h, fed by route/discovery.c); NULL otherwise */
 };
 
 /* What set a hedge's delay: the first-token budget (by its source) or hedge.after. */
