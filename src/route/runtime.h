@@ -22,6 +22,7 @@
 #include "admit/admission.h"
 #include "route/balancer.h"
 #include "route/catalog.h"
+#include "route/engine.h"
 #include "route/endpoints.h"
 #include "config/config.h"
 #include "route/health.h"
@@ -36,6 +37,7 @@ struct runtime_provider {
     atomic_ullong probes_ok, probes_failed;
     atomic_ullong probe_last_ms;   /* wall-clock ms of the last probe result */
     char probe_last_error[128];    /* written by the probe thread only */
+    struct engine_state engine;    /* what its engine's metrics say (route/engine.h) */
 };
 
 struct runtime_dep {
