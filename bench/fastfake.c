@@ -22,6 +22,8 @@
  *       fakeup's "chunks=20" answer
  *   POST .../chat/completions otherwise
  *       200 application/json, the same answer as one chat.completion body
+ *   GET .../models
+ *       200, a list with the model "bench" (what a gateway's health probe asks)
  *   anything else
  *       404 with a JSON error
  *
@@ -62,8 +64,8 @@ struct ff_conn {
 };
 
 static struct {
-    char *stream, *whole, *notfound, *bad;
-    size_t stream_len, whole_len, notfound_len, bad_len;
+    char *stream, *whole, *models, *notfound, *bad;
+    size_t stream_len, whole_len, models_len, notfound_len, bad_len;
     volatile sig_atomic_t stop;
     int ep;
 } ff;
@@ -181,6 +183,15 @@ static void build_answers(int chunks)
     free(ev.p);
     free(text.p);
 
+    static const char models_body[] =
+        "{\"object\":\"list\",\"data\":[{\"id\":\"bench\",\"object\":\"model\","
+        "\"created\":1796277561,\"owned_by\":\"fastfake\"}]}";
+    struct ff_str md = {0};
+    str_addf(&md,
+             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+             sizeof models_body - 1, models_body);
+    ff.models = md.p;
+    ff.models_len = md.len;
     static const char nf_body[] =
         "{\"error\":{\"message\":\"not found\",\"type\":\"invalid_request_error\","
         "\"param\":null,\"code\":null}}";
@@ -286,8 +297,12 @@ static long serve(struct ff_conn *c)
         const char *sp2 = sp ? memchr(sp + 1, ' ', head_len - (size_t)(sp + 1 - h)) : NULL;
         bool chat = sp && sp2 && (size_t)(sp2 - sp - 1) >= 17 &&
                     memcmp(sp2 - 17, "/chat/completions", 17) == 0 && memcmp(h, "POST ", 5) == 0;
+        bool models = sp && sp2 && (size_t)(sp2 - sp - 1) >= 7 &&
+                      memcmp(sp2 - 7, "/models", 7) == 0 && memcmp(h, "GET ", 4) == 0;
         int rc;
-        if (!chat)
+        if (models)
+            rc = queue_out(c, ff.models, ff.models_len);
+        else if (!chat)
             rc = queue_out(c, ff.notfound, ff.notfound_len);
         else if (wants_stream(h + head_len, body_len))
             rc = queue_out(c, ff.stream, ff.stream_len);

@@ -96,7 +96,7 @@ cleanup() {
         wait "$p" 2>/dev/null
     done
     PIDS=""
-    rm -rf "$TMP"
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "bench: kept $TMP" >&2; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
