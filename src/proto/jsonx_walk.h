@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "proto/jsonx.h"
 
@@ -56,7 +57,19 @@ int jw_end(struct jw *w);
 
 /* Whether key (an escaped body) spells lit (of length litlen), escapes decoded. */
 bool jw_key_is(const char *s, const struct jsonx_span *key, const char *lit, size_t litlen);
-#define JW_KEY(w, key, lit) jw_key_is((w)->s, (key), lit, sizeof lit - 1)
+/* The same, with the usual cases decided inline (the relay compares every key of every chunk
+   with a few names): another length, or the same bytes; only a longer key that may hold
+   escapes goes to jw_key_is. */
+static inline bool jw_key_is_inline(const char *s, const struct jsonx_span *key, const char *lit,
+                                    size_t litlen)
+{
+    size_t n = key->end - key->start;
+    if (n < litlen) return false;
+    if (n == litlen)
+        return memcmp(s + key->start, lit, litlen) == 0; /* an escape would make it longer */
+    return jw_key_is(s, key, lit, litlen);
+}
+#define JW_KEY(w, key, lit) jw_key_is_inline((w)->s, (key), lit, sizeof lit - 1)
 
 /* Decode the next character of a string body s[0..n) at *pos into u8 (1-4 bytes); returns
    how many. Lone surrogates become U+FFFD. (jsonx.c) */
