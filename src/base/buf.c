@@ -25,15 +25,19 @@ void buf_free(struct buf *b)
 int buf_reserve(struct buf *b, size_t extra)
 {
     size_t limit = b->limit ? b->limit : BUF_DEFAULT_LIMIT;
-    if (extra > limit || b->len > limit - extra) return -ENOBUFS;
+    if (extra > limit || b->len > limit - extra)
+        return -ENOBUFS;
     size_t need = b->len + extra + 1; /* room for a NUL terminator */
-    if (need <= b->cap) return 0;
+    if (need <= b->cap)
+        return 0;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < need)
         cap *= 2;
-    if (cap > limit + 1) cap = limit + 1;
+    if (cap > limit + 1)
+        cap = limit + 1;
     char *p = realloc(b->data, cap);
-    if (!p) return -ENOMEM;
+    if (!p)
+        return -ENOMEM;
     b->data = p;
     b->cap = cap;
     return 0;
@@ -42,8 +46,10 @@ int buf_reserve(struct buf *b, size_t extra)
 int buf_append(struct buf *b, const void *data, size_t len)
 {
     int rc = buf_reserve(b, len);
-    if (rc) return rc;
-    if (len) memcpy(b->data + b->len, data, len);
+    if (rc)
+        return rc;
+    if (len)
+        memcpy(b->data + b->len, data, len);
     b->len += len;
     b->data[b->len] = '\0';
     return 0;
@@ -61,10 +67,13 @@ int buf_printf(struct buf *b, const char *fmt, ...)
     char small[512];
     int n = vsnprintf(small, sizeof small, fmt, ap);
     va_end(ap);
-    if (n < 0) return -EINVAL;
-    if ((size_t)n < sizeof small) return buf_append(b, small, (size_t)n);
+    if (n < 0)
+        return -EINVAL;
+    if ((size_t)n < sizeof small)
+        return buf_append(b, small, (size_t)n);
     int rc = buf_reserve(b, (size_t)n);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     va_start(ap, fmt);
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
@@ -112,16 +121,16 @@ int buf_append_json_str(struct buf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     int rc = buf_reserve(b, len + 2);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     b->data[b->len++] = '"';
     for (size_t i = 0; i < len; i++) {
         size_t run = i;
         while (run < len && json_plain((unsigned char)s[run]))
             run++;
         if (run > i) { /* the usual case: a run copied at once */
-            if ((rc = buf_reserve(b,
-                                  run - i + 1))) /* escapes may have used the room reserved above */
-                return rc;
+            /* escapes may have used the room reserved above */
+            if ((rc = buf_reserve(b, run - i + 1))) return rc;
             memcpy(b->data + b->len, s + i, run - i);
             b->len += run - i;
             b->data[b->len] = '\0';
@@ -153,7 +162,8 @@ int buf_append_json_str(struct buf *b, const char *s, size_t len)
             esc[0] = (char)c;
             n = 1;
         }
-        if ((rc = buf_append(b, esc, n))) return rc;
+        if ((rc = buf_append(b, esc, n)))
+            return rc;
     }
     return buf_append(b, "\"", 1);
 }
@@ -166,19 +176,22 @@ void buf_consume(struct buf *b, size_t n)
         memmove(b->data, b->data + n, b->len - n);
         b->len -= n;
     }
-    if (b->data) b->data[b->len] = '\0';
+    if (b->data)
+        b->data[b->len] = '\0';
 }
 
 void buf_reset(struct buf *b)
 {
     b->len = 0;
-    if (b->data) b->data[0] = '\0';
+    if (b->data)
+        b->data[0] = '\0';
 }
 
 char *buf_steal(struct buf *b, size_t *len)
 {
     char *p = b->data;
-    if (len) *len = b->len;
+    if (len)
+        *len = b->len;
     b->data = NULL;
     b->len = b->cap = 0;
     return p;

@@ -40,9 +40,11 @@ static void conn_flush(struct server_conn *c);
  */
 static int conn_req_get(struct server_conn *c)
 {
-    if (c->req) return 0;
+    if (c->req)
+        return 0;
     struct server_reqstate *rs = calloc(1, sizeof *rs);
-    if (!rs) return -ENOMEM;
+    if (!rs)
+        return -ENOMEM;
     const struct cfg_server *cfg = c->srv->cfg;
     http1_head_scan_init(&rs->scan);
     buf_init(&rs->head, cfg->max_header_bytes + 1);
@@ -54,7 +56,8 @@ static int conn_req_get(struct server_conn *c)
 static void conn_req_release(struct server_conn *c)
 {
     struct server_reqstate *rs = c->req;
-    if (!rs) return;
+    if (!rs)
+        return;
     free(rs->pub.body);
     buf_free(&rs->head); /* the request's strings pointed into it */
     buf_free(&rs->body);
@@ -89,7 +92,8 @@ struct server_request *server_conn_request_mut(struct server_conn *c)
 
 void server_set_hooks(struct server_conn *c, const struct server_hooks *hooks)
 {
-    if (!c->req) return; /* hooks belong to a request */
+    if (!c->req)
+        return; /* hooks belong to a request */
     if (hooks)
         c->req->hooks = *hooks;
     else
@@ -130,7 +134,8 @@ static void on_handle_closed(uv_handle_t *h)
         struct server_conn **pp = &c->srv->flush_list;
         while (*pp && *pp != c)
             pp = &(*pp)->flush_next;
-        if (*pp) *pp = c->flush_next;
+        if (*pp)
+            *pp = c->flush_next;
     }
     buf_free(&c->in);
     buf_free(&c->out);
@@ -141,18 +146,21 @@ static void on_handle_closed(uv_handle_t *h)
 
 static void conn_really_close(struct server_conn *c)
 {
-    if (uv_is_closing((uv_handle_t *)&c->tcp)) return; /* already closing */
+    if (uv_is_closing((uv_handle_t *)&c->tcp))
+        return; /* already closing */
     server_timer_set(c, CT_NONE);
     c->srv->nconns--;
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-    if (c->srv->on_conn_closed) c->srv->on_conn_closed(c->srv);
+    if (c->srv->on_conn_closed)
+        c->srv->on_conn_closed(c->srv);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
     struct server_conn *c = req->data;
     free(req);
-    if (!c->lingering || status < 0) conn_really_close(c);
+    if (!c->lingering || status < 0)
+        conn_really_close(c);
 }
 
 /*
@@ -164,9 +172,11 @@ static void on_shutdown(uv_shutdown_t *req, int status)
  */
 void server_conn_close(struct server_conn *c)
 {
-    if (c->state == CS_CLOSING) return;
+    if (c->state == CS_CLOSING)
+        return;
     conn_flush(c); /* what the handler wrote goes out before the shutdown */
-    if (c->tls) server_tls_close_notify(c);
+    if (c->tls)
+        server_tls_close_notify(c);
     c->state = CS_CLOSING;
     server_timer_set(c, CT_NONE);
     if (c->linger && !c->gone) {
@@ -189,7 +199,8 @@ void server_conn_close(struct server_conn *c)
         uv_shutdown_t *req = malloc(sizeof *req);
         if (req) {
             req->data = c;
-            if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) == 0) return;
+            if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) == 0)
+                return;
             free(req);
         }
     }
@@ -207,7 +218,8 @@ void server_conn_lost(struct server_conn *c)
             return; /* server_request_done will close */
         }
     }
-    if (c->state != CS_ACTIVE) server_conn_close(c);
+    if (c->state != CS_ACTIVE)
+        server_conn_close(c);
 }
 
 /* ---- writing ---------------------------------------------------------- */
@@ -255,7 +267,8 @@ void server_conn_out_sent(struct server_conn *c)
 static void conn_flush(struct server_conn *c)
 {
     size_t len = c->out.len;
-    if (len == 0) return;
+    if (len == 0)
+        return;
     if (c->gone || uv_is_closing((uv_handle_t *)&c->tcp)) {
         c->pending -= len;
         buf_free(&c->out);
@@ -269,7 +282,8 @@ static void conn_flush(struct server_conn *c)
     if (c->writes_inflight == 0) {
         uv_buf_t b = uv_buf_init(c->out.data, (unsigned)len);
         int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-        if (n > 0) sent = (size_t)n;
+        if (n > 0)
+            sent = (size_t)n;
     }
     if (sent == len) {
         server_conn_out_sent(c);
@@ -291,12 +305,14 @@ static void conn_flush(struct server_conn *c)
         free(wr->mem);
         free(wr);
         c->pending -= len - sent;
-        if (sent) server_conn_written(c, sent);
+        if (sent)
+            server_conn_written(c, sent);
         server_conn_lost(c);
         return;
     }
     c->writes_inflight++;
-    if (sent) server_conn_written(c, sent);
+    if (sent)
+        server_conn_written(c, sent);
 }
 
 static void flush_all(struct server *s)
@@ -314,17 +330,21 @@ static void flush_all(struct server *s)
 
 static int conn_write_parts(struct server_conn *c, const uv_buf_t *parts, unsigned n)
 {
-    if (c->gone || c->state == CS_CLOSING) return -EPIPE;
+    if (c->gone || c->state == CS_CLOSING)
+        return -EPIPE;
     size_t total = 0;
     for (unsigned i = 0; i < n; i++)
         total += parts[i].len;
-    if (total == 0) return 0;
+    if (total == 0)
+        return 0;
     int rc = buf_reserve(&c->out, total);
-    if (rc < 0) return rc;
+    if (rc < 0)
+        return rc;
     for (unsigned i = 0; i < n; i++)
         buf_append(&c->out, parts[i].base, parts[i].len);
     c->pending += total;
-    if (c->req) c->req->bytes_out += total;
+    if (c->req)
+        c->req->bytes_out += total;
     if (c->out.len >= SERVER_HIGH_WATER) {
         conn_flush(c); /* a big batch goes now: `out` stays bounded */
     } else if (!c->flush_queued) {
@@ -360,7 +380,8 @@ static void head_begin(struct server_conn *c, struct buf *h, int status, const c
         buf_append_str(h, c->req->pub.request_id);
         buf_append_lit(h, "\r\n");
     }
-    if (extra_headers) buf_append_str(h, extra_headers);
+    if (extra_headers)
+        buf_append_str(h, extra_headers);
     if (!c->keep_alive)
         buf_append_str(h, "Connection: close\r\n");
     else if (c->http10)
@@ -370,11 +391,13 @@ static void head_begin(struct server_conn *c, struct buf *h, int status, const c
 void server_respond(struct server_conn *c, int status, const char *content_type,
                     const char *extra_headers, const char *body, size_t len)
 {
-    if (c->response_started || conn_req_get(c) < 0) return;
+    if (c->response_started || conn_req_get(c) < 0)
+        return;
     c->response_started = true;
     c->response_done = true;
     c->req->pub.log.status = status;
-    if (c->srv->draining) c->keep_alive = false;
+    if (c->srv->draining)
+        c->keep_alive = false;
     struct buf h;
     buf_init(&h, 0);
     head_begin(c, &h, status, content_type, extra_headers);
@@ -382,8 +405,7 @@ void server_respond(struct server_conn *c, int status, const char *content_type,
     buf_append_lit(&h, "Content-Length: ");
     buf_append_u64(&h, len);
     buf_append_lit(&h, "\r\n\r\n");
-    uv_buf_t parts[2] = {uv_buf_init(h.data, (unsigned)h.len),
-                         uv_buf_init((char *)body, (unsigned)len)};
+    uv_buf_t parts[2] = {uv_buf_init(h.data, (unsigned)h.len), uv_buf_init((char *)body, (unsigned)len)};
     conn_write_parts(c, parts, len && !c->head_only ? 2 : 1);
     buf_free(&h);
 }
@@ -401,14 +423,18 @@ void server_respond_error(struct server_conn *c, enum gw_err e, const char *mess
 int server_stream_begin(struct server_conn *c, int status, const char *content_type,
                         const char *extra_headers)
 {
-    if (c->response_started) return -EALREADY;
-    if (conn_req_get(c) < 0) return -ENOMEM;
+    if (c->response_started)
+        return -EALREADY;
+    if (conn_req_get(c) < 0)
+        return -ENOMEM;
     c->response_started = true;
     c->req->pub.log.status = status;
-    if (c->srv->draining) c->keep_alive = false;
+    if (c->srv->draining)
+        c->keep_alive = false;
     /* an HTTP/1.0 client knows no chunked coding: the body ends when the connection closes */
     c->chunked_out = !c->http10;
-    if (!c->chunked_out) c->keep_alive = false;
+    if (!c->chunked_out)
+        c->keep_alive = false;
     struct buf h;
     buf_init(&h, 0);
     head_begin(c, &h, status, content_type, extra_headers);
@@ -420,12 +446,15 @@ int server_stream_begin(struct server_conn *c, int status, const char *content_t
 
 int server_stream_writev(struct server_conn *c, const uv_buf_t *parts, unsigned nparts)
 {
-    if (nparts > 8) return -EINVAL;
+    if (nparts > 8)
+        return -EINVAL;
     size_t total = 0;
     for (unsigned i = 0; i < nparts; i++)
         total += parts[i].len;
-    if (total == 0 || c->head_only) return 0;
-    if (!c->chunked_out) return conn_write_parts(c, parts, nparts);
+    if (total == 0 || c->head_only)
+        return 0;
+    if (!c->chunked_out)
+        return conn_write_parts(c, parts, nparts);
     /* the chunk-size line, in hex, written by hand: this runs once per relayed event */
     char size_line[24];
     static const char hexdigits[] = "0123456789abcdef";
@@ -454,9 +483,11 @@ int server_stream_write(struct server_conn *c, const char *data, size_t len)
 
 void server_stream_end(struct server_conn *c)
 {
-    if (c->response_done) return;
+    if (c->response_done)
+        return;
     c->response_done = true;
-    if (c->chunked_out && !c->head_only) conn_write(c, "0\r\n\r\n", 5);
+    if (c->chunked_out && !c->head_only)
+        conn_write(c, "0\r\n\r\n", 5);
 }
 
 /* ---- reading and framing ---------------------------------------------- */
@@ -489,8 +520,8 @@ static void conn_log(struct server_conn *c)
 {
     const struct http1_request *r = &c->req->pub.http;
     int64_t total_ms = (int64_t)((uv_hrtime() - c->req->pub.start_ns) / 1000000);
-    accesslog_write(&c->req->pub.log, c->req->pub.request_id, c->req->pub.trace_id, r->method.p,
-                    r->method.len, r->target.p, r->target.len, total_ms, c->req->bytes_out);
+    accesslog_write(&c->req->pub.log, c->req->pub.request_id, c->req->pub.trace_id, r->method.p, r->method.len, r->target.p,
+                    r->target.len, total_ms, c->req->bytes_out);
 }
 
 static void reject(struct server_conn *c, enum gw_err e, const char *message)
@@ -499,7 +530,8 @@ static void reject(struct server_conn *c, enum gw_err e, const char *message)
     bool had_head = c->state == CS_READ_BODY;
     c->linger = had_head; /* the client may still be sending the body */
     server_respond_error(c, e, message, NULL);
-    if (had_head) conn_log(c);
+    if (had_head)
+        conn_log(c);
     server_conn_close(c);
 }
 
@@ -515,15 +547,18 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     struct server_conn *c = s->data;
     if (c->lingering) {
-        if (nread < 0) conn_really_close(c);
+        if (nread < 0)
+            conn_really_close(c);
         return; /* dropped */
     }
     if (nread < 0) {
         server_conn_lost(c);
         return;
     }
-    if (nread == 0) return;
-    if (c->state == CS_CLOSING) return;
+    if (nread == 0)
+        return;
+    if (c->state == CS_CLOSING)
+        return;
     if (c->tls)
         server_tls_input(c, b->base, (size_t)nread);
     else
@@ -533,7 +568,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 /* Request bytes from the client: straight from the socket, or decrypted (server_tls_input). */
 void server_conn_input(struct server_conn *c, const char *data, size_t len)
 {
-    if (c->state == CS_READ_HEAD && c->in.len == 0) server_timer_set(c, CT_HEAD);
+    if (c->state == CS_READ_HEAD && c->in.len == 0)
+        server_timer_set(c, CT_HEAD);
     if (buf_append(&c->in, data, len) < 0) {
         if (c->state == CS_ACTIVE) {
             set_reading(c, false); /* pipelined input waits until this answer is out */
@@ -543,14 +579,17 @@ void server_conn_input(struct server_conn *c, const char *data, size_t len)
                "request too large");
         return;
     }
-    if (c->state == CS_ACTIVE && c->in.len > conn_cfg(c)->max_header_bytes) set_reading(c, false);
+    if (c->state == CS_ACTIVE && c->in.len > conn_cfg(c)->max_header_bytes)
+        set_reading(c, false);
     conn_process(c);
-    if (c->in.len == 0) buf_free(&c->in); /* all consumed: no read buffer while waiting */
+    if (c->in.len == 0)
+        buf_free(&c->in); /* all consumed: no read buffer while waiting */
 }
 
 static void set_reading(struct server_conn *c, bool on)
 {
-    if (on == c->reading || c->state == CS_CLOSING) return;
+    if (on == c->reading || c->state == CS_CLOSING)
+        return;
     if (on)
         uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read);
     else
@@ -580,7 +619,8 @@ static void make_request_id(struct server_conn *c)
 static bool all_hex(const char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f'))) return false;
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+            return false;
     return true;
 }
 
@@ -591,8 +631,8 @@ static void make_trace(struct server_conn *c)
     const struct http1_str *tp = http1_find_header(&c->req->pub.http.head, "traceparent");
     if (tp && tp->len >= 55 && tp->p[2] == '-' && tp->p[35] == '-' && tp->p[52] == '-' &&
         all_hex(tp->p, 2) && memcmp(tp->p, "ff", 2) != 0 && all_hex(tp->p + 3, 32) &&
-        all_hex(tp->p + 36, 16) && all_hex(tp->p + 53, 2) && strspn(tp->p + 3, "0") < 32 &&
-        strspn(tp->p + 36, "0") < 16) {
+        all_hex(tp->p + 36, 16) && all_hex(tp->p + 53, 2) &&
+        strspn(tp->p + 3, "0") < 32 && strspn(tp->p + 36, "0") < 16) {
         memcpy(c->req->pub.trace_id, tp->p + 3, 32);
         c->req->pub.trace_id[32] = '\0';
         memcpy(c->req->pub.trace_flags, tp->p + 53, 2);
@@ -619,11 +659,13 @@ static void reject_head(struct server_conn *c, enum gw_err e, const char *messag
  */
 static bool head_handler(struct server_conn *c)
 {
-    if (!c->srv->handlers.on_head) return true;
+    if (!c->srv->handlers.on_head)
+        return true;
     bool body_follows = !c->req->framer.done;
     bool keep_alive = c->keep_alive;
     /* an answer given now leaves the body unread, so its head must say the connection ends */
-    if (body_follows) c->keep_alive = false;
+    if (body_follows)
+        c->keep_alive = false;
     if (c->srv->handlers.on_head(c)) {
         c->keep_alive = keep_alive;
         return true;
@@ -681,7 +723,8 @@ static bool start_request(struct server_conn *c, int head_len)
         reject(c, GW_ERR_BAD_REQUEST, "an HTTP/1.1 request needs a Host header");
         return false;
     }
-    if (!head_handler(c)) return false;
+    if (!head_handler(c))
+        return false;
     if (h->has_content_length && h->content_length > max_body) {
         char msg[128];
         snprintf(msg, sizeof msg, "request body is larger than the limit of %zu bytes", max_body);
@@ -712,17 +755,16 @@ static void dispatch(struct server_conn *c)
 static void conn_process(struct server_conn *c)
 {
     if (c->state == CS_READ_HEAD && c->in.len > 0 && c->tkind != CT_HEAD)
-        server_timer_set(c,
-                         CT_HEAD); /* pipelined input is being looked at: the head's clock runs */
+        server_timer_set(c, CT_HEAD); /* pipelined input is being looked at: the head's clock runs */
     while (c->state == CS_READ_HEAD || c->state == CS_READ_BODY) {
         if (c->state == CS_READ_HEAD) {
-            if (c->in.len == 0) return;
+            if (c->in.len == 0)
+                return;
             if (conn_req_get(c) < 0) {
                 server_conn_lost(c);
                 return;
             }
-            /* resumes where the last read left off: a head trickled in costs no more than one sent
-             * whole */
+            /* resumes where the last read left off: a head trickled in costs no more than one sent whole */
             int n = http1_head_scan_request(&c->req->scan, c->in.data, c->in.len);
             if (n == HTTP1_NEED_MORE) {
                 if (c->in.len > conn_cfg(c)->max_header_bytes)
@@ -734,7 +776,8 @@ static void conn_process(struct server_conn *c)
                             n < 0 ? "malformed HTTP request" : "request headers are too large");
                 return;
             }
-            if (!start_request(c, n)) return;
+            if (!start_request(c, n))
+                return;
             continue;
         }
         struct server_reqstate *rs = c->req;
@@ -746,7 +789,8 @@ static void conn_process(struct server_conn *c)
             c->sent_continue = true;
             conn_write(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
         }
-        if (c->in.len == 0) return;
+        if (c->in.len == 0)
+            return;
         size_t len = c->in.len, consumed = 0;
         int rc = http1_body_feed(&rs->framer, c->in.data, &len, &consumed);
         if (rc == HTTP1_ERROR) {
@@ -765,13 +809,15 @@ static void conn_process(struct server_conn *c)
             dispatch(c);
             return;
         }
-        if (consumed == 0) return;
+        if (consumed == 0)
+            return;
     }
 }
 
 void server_request_done(struct server_conn *c)
 {
-    if (c->state != CS_ACTIVE) return;
+    if (c->state != CS_ACTIVE)
+        return;
     free(c->req->pub.body);
     c->req->pub.body = NULL;
     memset(&c->req->hooks, 0, sizeof c->req->hooks);
@@ -783,7 +829,8 @@ void server_request_done(struct server_conn *c)
     c->response_started = c->response_done = false;
     c->head_only = c->http10 = c->chunked_out = false;
     conn_req_release(c);
-    if (c->out.len == 0) buf_free(&c->out);
+    if (c->out.len == 0)
+        buf_free(&c->out);
     if (close) {
         c->state = CS_READ_HEAD;
         server_conn_close(c);
@@ -800,9 +847,11 @@ void server_request_done(struct server_conn *c)
 static void on_connection(uv_stream_t *listener, int status)
 {
     struct server *w = listener->data;
-    if (status < 0) return;
+    if (status < 0)
+        return;
     struct server_conn *c = calloc(1, sizeof *c);
-    if (!c) return;
+    if (!c)
+        return;
     c->srv = w;
     c->tkind = CT_NONE;
     uv_tcp_init(w->loop, &c->tcp);
@@ -859,7 +908,8 @@ int server_init(struct server *s, uv_loop_t *loop, int listen_fd, const struct c
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
     int rc = uv_tcp_open(&s->listener, listen_fd);
-    if (rc < 0) return rc;
+    if (rc < 0)
+        return rc;
     return uv_listen((uv_stream_t *)&s->listener, SERVER_LISTEN_BACKLOG, on_connection);
 }
 
@@ -868,12 +918,14 @@ void server_close(struct server *s)
     uv_close((uv_handle_t *)&s->flush_check, NULL);
     uv_close((uv_handle_t *)&s->flush_prepare, NULL);
     uv_close((uv_handle_t *)&s->timer, NULL);
-    if (!uv_is_closing((uv_handle_t *)&s->listener)) uv_close((uv_handle_t *)&s->listener, NULL);
+    if (!uv_is_closing((uv_handle_t *)&s->listener))
+        uv_close((uv_handle_t *)&s->listener, NULL);
 }
 
 void server_drain(struct server *w)
 {
-    if (w->draining) return;
+    if (w->draining)
+        return;
     w->draining = true;
     uv_close((uv_handle_t *)&w->listener, NULL);
     /* Connections between requests close now; the others are busy and close after their

@@ -42,7 +42,8 @@ static void up_free(struct uphttp *u)
 
 static void up_leave(struct uphttp *u)
 {
-    if (--u->depth == 0 && u->cancelled) up_free(u);
+    if (--u->depth == 0 && u->cancelled)
+        up_free(u);
 }
 
 static void up_release(struct uphttp *u, bool keep_alive)
@@ -82,7 +83,8 @@ static void on_connect(void *ud, bool reused)
     u->depth++;
     u->reused = reused;
     u->state = UP_HEAD;
-    if (u->paused) transport_pause(u->conn, true);
+    if (u->paused)
+        transport_pause(u->conn, true);
     if (transport_write(u->conn, u->request, u->request_len) < 0) {
         fail(u, UPHTTP_FAIL_TRANSPORT, TRANSPORT_ERR_IO);
     } else if (u->ev->on_connected) {
@@ -95,8 +97,7 @@ static void on_error(void *ud, enum transport_err err)
 {
     struct uphttp *u = ud;
     u->depth++;
-    if (u->state == UP_BODY && u->framer.mode == HTTP1_BODY_UNTIL_CLOSE &&
-        err == TRANSPORT_ERR_EOF) {
+    if (u->state == UP_BODY && u->framer.mode == HTTP1_BODY_UNTIL_CLOSE && err == TRANSPORT_ERR_EOF) {
         up_release(u, false);
         u->state = UP_DONE;
         u->ev->on_end(u->ud);
@@ -106,7 +107,8 @@ static void on_error(void *ud, enum transport_err err)
         u->stale_retries++;
         up_release(u, false);
         u->state = UP_CONNECTING;
-        if (up_open(u) < 0) fail(u, UPHTTP_FAIL_TRANSPORT, TRANSPORT_ERR_CONNECT);
+        if (up_open(u) < 0)
+            fail(u, UPHTTP_FAIL_TRANSPORT, TRANSPORT_ERR_CONNECT);
     } else {
         fail(u, UPHTTP_FAIL_TRANSPORT, err);
     }
@@ -121,7 +123,8 @@ static bool body_has_none(int status)
 /* De-frame body bytes and hand the payload on. */
 static void feed_body(struct uphttp *u, const char *data, size_t len)
 {
-    if (len == 0 || u->cancelled) return;
+    if (len == 0 || u->cancelled)
+        return;
     buf_reset(&u->scratch);
     if (buf_append(&u->scratch, data, len) < 0) {
         fail(u, UPHTTP_FAIL_TOO_LARGE, 0);
@@ -136,8 +139,10 @@ static void feed_body(struct uphttp *u, const char *data, size_t len)
             fail(u, UPHTTP_FAIL_BAD_RESPONSE, 0);
             return;
         }
-        if (n > 0) u->ev->on_body(u->ud, p, n);
-        if (u->cancelled) return;
+        if (n > 0)
+            u->ev->on_body(u->ud, p, n);
+        if (u->cancelled)
+            return;
         p += consumed;
         left -= consumed;
         if (rc == 1) {
@@ -147,7 +152,8 @@ static void feed_body(struct uphttp *u, const char *data, size_t len)
             u->ev->on_end(u->ud);
             return;
         }
-        if (consumed == 0) break;
+        if (consumed == 0)
+            break;
     }
 }
 
@@ -164,7 +170,8 @@ static void on_data(void *ud, const char *data, size_t len)
         for (;;) {
             struct http1_response resp;
             int n = http1_parse_response(u->head.data, u->head.len, &resp);
-            if (n == HTTP1_NEED_MORE) goto out;
+            if (n == HTTP1_NEED_MORE)
+                goto out;
             if (n < 0) {
                 fail(u, UPHTTP_FAIL_BAD_RESPONSE, 0);
                 goto out;
@@ -187,7 +194,8 @@ static void on_data(void *ud, const char *data, size_t len)
             }
             u->state = UP_BODY;
             u->ev->on_head(u->ud, &resp);
-            if (u->cancelled) goto out;
+            if (u->cancelled)
+                goto out;
             if (u->framer.mode == HTTP1_BODY_NONE ||
                 (u->framer.mode == HTTP1_BODY_LENGTH && resp.head.content_length == 0)) {
                 u->state = UP_DONE;
@@ -240,17 +248,21 @@ struct uphttp *uphttp_start(struct transport_pool *pool, const struct cfg_provid
 
 void uphttp_pause(struct uphttp *u, bool paused)
 {
-    if (u->paused == paused) return;
+    if (u->paused == paused)
+        return;
     u->paused = paused;
-    if (u->conn && u->state != UP_CONNECTING) transport_pause(u->conn, paused);
+    if (u->conn && u->state != UP_CONNECTING)
+        transport_pause(u->conn, paused);
 }
 
 void uphttp_cancel(struct uphttp *u)
 {
-    if (!u || u->cancelled) return;
+    if (!u || u->cancelled)
+        return;
     u->cancelled = true;
     up_release(u, false);
-    if (u->depth == 0) up_free(u);
+    if (u->depth == 0)
+        up_free(u);
 }
 
 int uphttp_request_head(struct buf *out, const struct cfg_provider *p, const char *method,

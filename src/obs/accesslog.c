@@ -32,7 +32,8 @@ int accesslog_open(const char *path)
         return 0;
     }
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-    if (fd < 0) return -errno;
+    if (fd < 0)
+        return -errno;
     log_fd = fd;
     free(log_path);
     log_path = strdup(path);
@@ -41,9 +42,11 @@ int accesslog_open(const char *path)
 
 int accesslog_reopen(void)
 {
-    if (!log_path || log_fd < 0) return 0;
+    if (!log_path || log_fd < 0)
+        return 0;
     int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-    if (fd < 0) return -errno;
+    if (fd < 0)
+        return -errno;
     int rc = dup3(fd, log_fd, O_CLOEXEC) < 0 ? -errno : 0;
     close(fd);
     return rc;
@@ -80,19 +83,21 @@ static __thread struct buf batch;
 static _Atomic unsigned long long lines_dropped;
 
 #define ACCESSLOG_BATCH_FLUSH (32u * 1024) /* a batch this big is written at once */
-#define ACCESSLOG_BATCH_LIMIT                                                                      \
-    (256u * 1024) /* no line is longer (the request head is at most 64 KiB) */
+#define ACCESSLOG_BATCH_LIMIT (256u * 1024) /* no line is longer (the request head is at most 64 KiB) */
 
 void accesslog_flush(void)
 {
-    if (batch.len == 0) return;
+    if (batch.len == 0)
+        return;
     /* One write(2) of whole lines on an O_APPEND descriptor: the batches of several workers
        land one after the other, never inside each other. */
     size_t off = 0;
     while (log_fd >= 0 && off < batch.len) {
         ssize_t w = write(log_fd, batch.data + off, batch.len - off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) break;
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
         off += (size_t)w;
     }
     if (batch.cap > 2 * ACCESSLOG_BATCH_FLUSH)
@@ -165,20 +170,25 @@ static int format_line(struct buf *b, const struct accesslog_entry *e, const cha
 }
 
 void accesslog_write(const struct accesslog_entry *e, const char *request_id, const char *trace_id,
-                     const char *method, size_t method_len, const char *path, size_t path_len,
-                     int64_t total_ms, uint64_t bytes_out)
+                     const char *method,
+                     size_t method_len, const char *path, size_t path_len, int64_t total_ms,
+                     uint64_t bytes_out)
 {
-    if (log_fd < 0) return;
-    if (batch.limit == 0) buf_init(&batch, ACCESSLOG_BATCH_LIMIT);
+    if (log_fd < 0)
+        return;
+    if (batch.limit == 0)
+        buf_init(&batch, ACCESSLOG_BATCH_LIMIT);
     for (int attempt = 0; attempt < 2; attempt++) {
         size_t start = batch.len;
         if (format_line(&batch, e, request_id, trace_id, method, method_len, path, path_len,
                         total_ms, bytes_out) == 0) {
-            if (batch.len >= ACCESSLOG_BATCH_FLUSH) accesslog_flush();
+            if (batch.len >= ACCESSLOG_BATCH_FLUSH)
+                accesslog_flush();
             return;
         }
         batch.len = start; /* never a part of a line */
-        if (start == 0) break;
+        if (start == 0)
+            break;
         accesslog_flush(); /* full: write what is there, then try on an empty batch */
     }
     atomic_fetch_add_explicit(&lines_dropped, 1, memory_order_relaxed);

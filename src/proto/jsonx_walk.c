@@ -22,7 +22,8 @@ void jw_init(struct jw *w, const char *s, size_t n)
 
 static bool fail(struct jw *w, int err)
 {
-    if (!w->err) w->err = err;
+    if (!w->err)
+        w->err = err;
     w->pos = w->n;
     return false;
 }
@@ -42,8 +43,10 @@ char jw_peek(struct jw *w)
 
 static bool open(struct jw *w, char c)
 {
-    if (jw_peek(w) != c) return fail(w, JSONX_ERR_SYNTAX);
-    if (++w->depth > JSONX_MAX_DEPTH) return fail(w, JSONX_ERR_TOO_DEEP);
+    if (jw_peek(w) != c)
+        return fail(w, JSONX_ERR_SYNTAX);
+    if (++w->depth > JSONX_MAX_DEPTH)
+        return fail(w, JSONX_ERR_TOO_DEEP);
     w->pos++;
     return true;
 }
@@ -64,7 +67,8 @@ static bool next(struct jw *w, bool *first, char close)
             w->depth--;
             return false;
         }
-        if (c != ',') return fail(w, JSONX_ERR_SYNTAX);
+        if (c != ',')
+            return fail(w, JSONX_ERR_SYNTAX);
         w->pos++;
         ws(w);
     }
@@ -84,9 +88,12 @@ bool jw_array(struct jw *w)
 
 bool jw_member(struct jw *w, bool *first, struct jsonx_span *key)
 {
-    if (!next(w, first, '}')) return false;
-    if (w->s[w->pos] != '"' || !jw_string(w, key)) return fail(w, JSONX_ERR_SYNTAX);
-    if (jw_peek(w) != ':') return fail(w, JSONX_ERR_SYNTAX);
+    if (!next(w, first, '}'))
+        return false;
+    if (w->s[w->pos] != '"' || !jw_string(w, key))
+        return fail(w, JSONX_ERR_SYNTAX);
+    if (jw_peek(w) != ':')
+        return fail(w, JSONX_ERR_SYNTAX);
     w->pos++;
     ws(w);
     return true;
@@ -104,7 +111,8 @@ static bool is_hex(char c)
 
 bool jw_string(struct jw *w, struct jsonx_span *body)
 {
-    if (jw_peek(w) != '"') return fail(w, JSONX_ERR_SYNTAX);
+    if (jw_peek(w) != '"')
+        return fail(w, JSONX_ERR_SYNTAX);
     const char *s = w->s;
     size_t i = w->pos + 1, n = w->n;
     body->start = i;
@@ -115,26 +123,30 @@ bool jw_string(struct jw *w, struct jsonx_span *body)
             uint64_t x;
             memcpy(&x, s + i, 8);
             uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
-            if ((((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b)) & highs) break;
+            if ((((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b)) & highs)
+                break;
             i += 8;
         }
-        if (i >= n) return fail(w, JSONX_ERR_SYNTAX);
+        if (i >= n)
+            return fail(w, JSONX_ERR_SYNTAX);
         unsigned char c = (unsigned char)s[i];
-        if (c == '"') break;
-        if (c < 0x20) return fail(w, JSONX_ERR_SYNTAX);
+        if (c == '"')
+            break;
+        if (c < 0x20)
+            return fail(w, JSONX_ERR_SYNTAX);
         if (c != '\\') {
             i++;
             continue;
         }
-        if (i + 1 >= n) return fail(w, JSONX_ERR_SYNTAX);
+        if (i + 1 >= n)
+            return fail(w, JSONX_ERR_SYNTAX);
         char e = s[i + 1];
         if (e == 'u') {
-            if (n - i < 6 || !is_hex(s[i + 2]) || !is_hex(s[i + 3]) || !is_hex(s[i + 4]) ||
-                !is_hex(s[i + 5]))
+            if (n - i < 6 || !is_hex(s[i + 2]) || !is_hex(s[i + 3]) || !is_hex(s[i + 4]) || !is_hex(s[i + 5]))
                 return fail(w, JSONX_ERR_SYNTAX);
             i += 6;
-        } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' ||
-                   e == 'r' || e == 't') {
+        } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' || e == 'r' ||
+                   e == 't') {
             i += 2;
         } else {
             return fail(w, JSONX_ERR_SYNTAX);
@@ -149,7 +161,8 @@ bool jw_string(struct jw *w, struct jsonx_span *body)
    of the text, so a bare top-level number is refused by both scans alike). */
 static bool delimited(const struct jw *w)
 {
-    if (w->pos >= w->n) return false;
+    if (w->pos >= w->n)
+        return false;
     char c = w->s[w->pos];
     return jx_is_ws(c) || c == ',' || c == ']' || c == '}';
 }
@@ -158,7 +171,8 @@ bool jw_number(struct jw *w, struct jsonx_span *num)
 {
     ws(w);
     size_t len = jsonx_number_len(w->s + w->pos, w->n - w->pos);
-    if (len == 0) return fail(w, JSONX_ERR_SYNTAX);
+    if (len == 0)
+        return fail(w, JSONX_ERR_SYNTAX);
     num->start = w->pos;
     num->end = w->pos + len;
     w->pos = num->end;
@@ -175,7 +189,8 @@ static bool literal(struct jw *w, const char *lit, size_t len)
 
 bool jw_null(struct jw *w)
 {
-    if (jw_peek(w) != 'n') return false;
+    if (jw_peek(w) != 'n')
+        return false;
     return literal(w, "null", 4);
 }
 
@@ -185,14 +200,18 @@ bool jw_skip(struct jw *w)
     bool first = true;
     switch (jw_peek(w)) {
     case '{':
-        if (!jw_object(w)) return false;
+        if (!jw_object(w))
+            return false;
         while (jw_member(w, &first, &sp))
-            if (!jw_skip(w)) return false;
+            if (!jw_skip(w))
+                return false;
         return !w->err;
     case '[':
-        if (!jw_array(w)) return false;
+        if (!jw_array(w))
+            return false;
         while (jw_element(w, &first))
-            if (!jw_skip(w)) return false;
+            if (!jw_skip(w))
+                return false;
         return !w->err;
     case '"':
         return jw_string(w, &sp);
@@ -209,7 +228,8 @@ bool jw_skip(struct jw *w)
 
 int jw_end(struct jw *w)
 {
-    if (w->err) return w->err;
+    if (w->err)
+        return w->err;
     ws(w);
     return w->pos == w->n ? 0 : JSONX_ERR_SYNTAX;
 }
@@ -218,14 +238,16 @@ bool jw_key_is(const char *s, const struct jsonx_span *key, const char *lit, siz
 {
     const char *k = s + key->start;
     size_t n = key->end - key->start;
-    if (n == litlen && memcmp(k, lit, n) == 0) return true;
+    if (n == litlen && memcmp(k, lit, n) == 0)
+        return true;
     if (n <= litlen || !memchr(k, '\\', n)) /* an escape is longer than what it stands for */
         return false;
     size_t pos = 0, j = 0;
     while (pos < n) {
         char u8[4];
         size_t m = jsonx_str_next(k, n, &pos, u8);
-        if (j + m > litlen || memcmp(lit + j, u8, m) != 0) return false;
+        if (j + m > litlen || memcmp(lit + j, u8, m) != 0)
+            return false;
         j += m;
     }
     return j == litlen;
@@ -238,16 +260,20 @@ int64_t jw_count(const char *s, const struct jsonx_span *num)
     int64_t v = 0;
     size_t k = 0;
     for (; k < n && jx_is_digit(p[k]); k++) {
-        if (v > (INT64_MAX - (p[k] - '0')) / 10) break;
+        if (v > (INT64_MAX - (p[k] - '0')) / 10)
+            break;
         v = v * 10 + (p[k] - '0');
     }
-    if (k == n && n > 0) return v;
+    if (k == n && n > 0)
+        return v;
     char tmp[64];
-    if (n == 0 || n >= sizeof tmp || !(jx_is_digit(p[0]) || p[0] == '-')) return 0;
+    if (n == 0 || n >= sizeof tmp || !(jx_is_digit(p[0]) || p[0] == '-'))
+        return 0;
     memcpy(tmp, p, n);
     tmp[n] = '\0';
     double x = strtod(tmp, NULL);
-    if (!(x >= 0 && x < 9.2e18)) return 0;
+    if (!(x >= 0 && x < 9.2e18))
+        return 0;
     return (int64_t)x;
 }
 
@@ -255,7 +281,8 @@ int64_t jw_take_count(struct jw *w)
 {
     char c = jw_peek(w);
     struct jsonx_span num;
-    if (c == '-' || jx_is_digit(c)) return jw_number(w, &num) ? jw_count(w->s, &num) : 0;
+    if (c == '-' || jx_is_digit(c))
+        return jw_number(w, &num) ? jw_count(w->s, &num) : 0;
     jw_skip(w);
     return 0;
 }
@@ -278,7 +305,8 @@ static size_t take_str(struct jw *w, struct jsonx_span *sp)
 /* A function call object's name and arguments, as generated text. */
 static size_t call_chars(struct jw *w)
 {
-    if (jw_peek(w) != '{') return jw_skip(w), 0;
+    if (jw_peek(w) != '{')
+        return jw_skip(w), 0;
     bool first = true, name = false, args = false;
     size_t sum = 0;
     struct jsonx_span key, sp;
@@ -329,12 +357,18 @@ enum { D_CONTENT, D_REASONING_CONTENT, D_REASONING, D_REFUSAL, D_TOOL_CALLS, D_F
 
 static int delta_key(const struct jw *w, const struct jsonx_span *key)
 {
-    if (JW_KEY(w, key, "content")) return D_CONTENT;
-    if (JW_KEY(w, key, "reasoning_content")) return D_REASONING_CONTENT;
-    if (JW_KEY(w, key, "reasoning")) return D_REASONING;
-    if (JW_KEY(w, key, "refusal")) return D_REFUSAL;
-    if (JW_KEY(w, key, "tool_calls")) return D_TOOL_CALLS;
-    if (JW_KEY(w, key, "function_call")) return D_FUNCTION_CALL;
+    if (JW_KEY(w, key, "content"))
+        return D_CONTENT;
+    if (JW_KEY(w, key, "reasoning_content"))
+        return D_REASONING_CONTENT;
+    if (JW_KEY(w, key, "reasoning"))
+        return D_REASONING;
+    if (JW_KEY(w, key, "refusal"))
+        return D_REFUSAL;
+    if (JW_KEY(w, key, "tool_calls"))
+        return D_TOOL_CALLS;
+    if (JW_KEY(w, key, "function_call"))
+        return D_FUNCTION_CALL;
     return -1;
 }
 
@@ -356,11 +390,13 @@ static void scan_delta(struct jw *w, struct jsonx_chunk *out, bool is_delta)
             continue;
         }
         seen[k] = true;
-        if (is_delta && (k == D_TOOL_CALLS || k == D_FUNCTION_CALL)) out->delta_calls = true;
+        if (is_delta && (k == D_TOOL_CALLS || k == D_FUNCTION_CALL))
+            out->delta_calls = true;
         if (k == D_TOOL_CALLS) {
             scan_tool_calls(w, out);
         } else if (k == D_FUNCTION_CALL) {
-            if (jw_peek(w) == '{') out->has_content = true;
+            if (jw_peek(w) == '{')
+                out->has_content = true;
             out->content_chars += call_chars(w);
         } else {
             len[k] = take_str(w, &sp);
@@ -391,10 +427,12 @@ static void scan_choice(struct jw *w, struct jsonx_chunk *out)
             text = true;
             size_t n = take_str(w, &sp);
             out->content_chars += n;
-            if (n) out->has_content = true;
+            if (n)
+                out->has_content = true;
         } else if (!finish && JW_KEY(w, &key, "finish_reason")) {
             finish = true;
-            if (!jw_null(w) && jw_skip(w)) out->has_finish = out->has_content = true;
+            if (!jw_null(w) && jw_skip(w))
+                out->has_finish = out->has_content = true;
         } else {
             jw_skip(w);
         }
@@ -424,8 +462,7 @@ static bool take_detail(struct jw *w, const char *name, size_t namelen, int64_t 
 
 static void scan_usage(struct jw *w, struct jsonx_chunk *out)
 {
-    bool first = true, pt = false, ct = false, ctd = false, ptd = false, hit = false,
-         cached = false;
+    bool first = true, pt = false, ct = false, ctd = false, ptd = false, hit = false, cached = false;
     int64_t hit_tokens = 0, cached_tokens = 0, reasoning = 0;
     struct jsonx_span key;
     out->has_usage = true;
@@ -482,7 +519,8 @@ int jsonx_scan_chunk(const char *data, size_t len, struct jsonx_chunk *out)
         } else if (JW_KEY(&w, &key, "usage") && jw_peek(&w) == '{') {
             scan_usage(&w, out);
         } else if (JW_KEY(&w, &key, "error")) {
-            if (!jw_null(&w) && jw_skip(&w)) out->has_error = true;
+            if (!jw_null(&w) && jw_skip(&w))
+                out->has_error = true;
         } else if (!id && JW_KEY(&w, &key, "id")) {
             id = true;
             take_str(&w, &out->id);
@@ -515,12 +553,14 @@ int jsonx_unescape(const char *s, size_t n, struct buf *out)
     while (pos < n) {
         const char *bs = memchr(s + pos, '\\', n - pos);
         size_t plain = bs ? (size_t)(bs - s) - pos : n - pos;
-        if (plain && buf_append(out, s + pos, plain) < 0) return -1;
+        if (plain && buf_append(out, s + pos, plain) < 0)
+            return -1;
         pos += plain;
         if (pos < n) {
             char u8[4];
             size_t k = jsonx_str_next(s, n, &pos, u8);
-            if (buf_append(out, u8, k) < 0) return -1;
+            if (buf_append(out, u8, k) < 0)
+                return -1;
         }
     }
     return 0;
@@ -532,11 +572,13 @@ size_t jsonx_unescape_into(const char *s, size_t n, char *dst, size_t cap)
     while (pos < n) {
         char u8[4];
         size_t k = jsonx_str_next(s, n, &pos, u8);
-        if (cap - len <= k) return SIZE_MAX;
+        if (cap - len <= k)
+            return SIZE_MAX;
         memcpy(dst + len, u8, k);
         len += k;
     }
-    if (cap == 0) return SIZE_MAX;
+    if (cap == 0)
+        return SIZE_MAX;
     dst[len] = '\0';
     return len;
 }

@@ -54,7 +54,8 @@ static bool deepseek_host(const struct cfg_provider *pv)
    the host. */
 static enum cfg_continuation openai_continuation(const struct cfg_provider *pv)
 {
-    if (pv->continuation != CFG_CONTINUATION_AUTO) return pv->continuation;
+    if (pv->continuation != CFG_CONTINUATION_AUTO)
+        return pv->continuation;
     if (pv->preset && pv->preset->continuation != CFG_CONTINUATION_AUTO)
         return pv->preset->continuation;
     return deepseek_host(pv) ? CFG_CONTINUATION_PREFIX : CFG_CONTINUATION_ASSISTANT_MESSAGE;
@@ -63,19 +64,21 @@ static enum cfg_continuation openai_continuation(const struct cfg_provider *pv)
 /* The base path prefix continuation is served under, or NULL for the provider's own. */
 static const char *prefix_base_path(const struct cfg_provider *pv)
 {
-    if (pv->preset && pv->preset->prefix_base_path) return pv->preset->prefix_base_path;
-    return (!pv->preset || pv->type == CFG_TYPE_OPENAI_COMPATIBLE) && deepseek_host(pv)
-               ? DEEPSEEK_BETA_BASE_PATH
-               : NULL;
+    if (pv->preset && pv->preset->prefix_base_path)
+        return pv->preset->prefix_base_path;
+    return (!pv->preset || pv->type == CFG_TYPE_OPENAI_COMPATIBLE) && deepseek_host(pv) ? DEEPSEEK_BETA_BASE_PATH
+                                                                                       : NULL;
 }
 
 /* obj[key] = item, replacing a member of that name; false when out of memory (item freed). */
 static bool set_member(cJSON *obj, const char *key, cJSON *item)
 {
-    if (!item) return false;
+    if (!item)
+        return false;
     if (cJSON_GetObjectItemCaseSensitive(obj, key))
         return cJSON_ReplaceItemInObjectCaseSensitive(obj, key, item);
-    if (cJSON_AddItemToObject(obj, key, item)) return true;
+    if (cJSON_AddItemToObject(obj, key, item))
+        return true;
     cJSON_Delete(item);
     return false;
 }
@@ -84,7 +87,8 @@ static bool set_member(cJSON *obj, const char *key, cJSON *item)
 static bool lower_limit(cJSON *j, const char *key, int64_t spent)
 {
     cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
-    if (!cJSON_IsNumber(v) || spent <= 0) return true;
+    if (!cJSON_IsNumber(v) || spent <= 0)
+        return true;
     double left = v->valuedouble - (double)spent;
     return set_member(j, key, cJSON_CreateNumber(left < 1 ? 1 : left));
 }
@@ -102,8 +106,7 @@ static bool apply_quirks(const struct provider_call *c, cJSON *j);
  *   assistant_message       nothing: the provider may or may not read it as a prefix
  * Token limits lose what was already generated.
  */
-static char *continuation_body(const struct provider_call *c, enum cfg_continuation how,
-                               size_t *len)
+static char *continuation_body(const struct provider_call *c, enum cfg_continuation how, size_t *len)
 {
     cJSON *j = cJSON_ParseWithLength(c->body, c->body_len);
     cJSON *messages = j ? cJSON_GetObjectItemCaseSensitive(j, "messages") : NULL;
@@ -114,22 +117,21 @@ static char *continuation_body(const struct provider_call *c, enum cfg_continuat
     cJSON *last = cJSON_GetArrayItem(messages, cJSON_GetArraySize(messages) - 1);
     const cJSON *role = last ? cJSON_GetObjectItemCaseSensitive(last, "role") : NULL;
     const cJSON *content = last ? cJSON_GetObjectItemCaseSensitive(last, "content") : NULL;
-    bool extend = cJSON_IsString(role) && strcmp(role->valuestring, "assistant") == 0 &&
-                  cJSON_IsString(content);
+    bool extend = cJSON_IsString(role) && strcmp(role->valuestring, "assistant") == 0 && cJSON_IsString(content);
     struct buf text;
     buf_init(&text, 0);
     bool ok = (!extend || buf_append_str(&text, content->valuestring) == 0) &&
-              buf_append(&text, c->continue_text, c->continue_len) == 0 &&
-              buf_append(&text, "", 1) == 0;
+              buf_append(&text, c->continue_text, c->continue_len) == 0 && buf_append(&text, "", 1) == 0;
     cJSON *m = extend ? last : NULL;
     if (ok && !m) {
         m = cJSON_CreateObject();
-        ok = m && cJSON_AddStringToObject(m, "role", "assistant") &&
-             cJSON_AddItemToArray(messages, m);
-        if (!ok) cJSON_Delete(m);
+        ok = m && cJSON_AddStringToObject(m, "role", "assistant") && cJSON_AddItemToArray(messages, m);
+        if (!ok)
+            cJSON_Delete(m);
     }
     ok = ok && set_member(m, "content", cJSON_CreateString(text.data));
-    if (ok && how == CFG_CONTINUATION_PREFIX) ok = set_member(m, "prefix", cJSON_CreateTrue());
+    if (ok && how == CFG_CONTINUATION_PREFIX)
+        ok = set_member(m, "prefix", cJSON_CreateTrue());
     if (ok && how == CFG_CONTINUATION_CONTINUE_FINAL)
         ok = set_member(j, "continue_final_message", cJSON_CreateTrue()) &&
              set_member(j, "add_generation_prompt", cJSON_CreateFalse());
@@ -138,7 +140,8 @@ static char *continuation_body(const struct provider_call *c, enum cfg_continuat
     char *out = ok ? cJSON_PrintUnformatted(j) : NULL;
     cJSON_Delete(j);
     buf_free(&text);
-    if (out) *len = strlen(out);
+    if (out)
+        *len = strlen(out);
     return out;
 }
 
@@ -175,8 +178,7 @@ static bool apply_quirks(const struct provider_call *c, cJSON *j)
 static bool needs_quirks(const struct provider_call *c)
 {
     const struct cfg_provider *pv = c->provider;
-    if (c->max_tokens_limit && c->scan->has_max_tokens &&
-        c->scan->max_tokens > (int64_t)c->max_tokens_limit)
+    if (c->max_tokens_limit && c->scan->has_max_tokens && c->scan->max_tokens > (int64_t)c->max_tokens_limit)
         return true;
     return pv->strip_reasoning_history && c->api == PROVIDER_API_CHAT &&
            memmem(c->body, c->body_len, "reasoning_content", 17) != NULL;
@@ -188,7 +190,8 @@ static char *quirked_body(const struct provider_call *c, size_t *len)
     cJSON *j = cJSON_ParseWithLength(c->body, c->body_len);
     char *out = j && apply_quirks(c, j) ? cJSON_PrintUnformatted(j) : NULL;
     cJSON_Delete(j);
-    if (out) *len = strlen(out);
+    if (out)
+        *len = strlen(out);
     return out;
 }
 
@@ -198,8 +201,8 @@ static int append_segment(struct buf *b, const char *s)
     int rc = 0;
     for (; *s && rc == 0; s++) {
         unsigned char ch = (unsigned char)*s;
-        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-            ch == '-' || ch == '.' || ch == '_' || ch == '~')
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+            ch == '.' || ch == '_' || ch == '~')
             rc = buf_append(b, s, 1);
         else
             rc = buf_printf(b, "%%%02X", ch);
@@ -212,7 +215,8 @@ static int append_segment(struct buf *b, const char *s)
 static int provider_path(const struct provider_call *c, struct provider_request *r)
 {
     const struct cfg_provider *pv = c->provider;
-    if (!pv->deployment_paths && !pv->api_version) return 0;
+    if (!pv->deployment_paths && !pv->api_version)
+        return 0;
     int rc = 0;
     if (pv->deployment_paths) {
         rc |= buf_append_str(&r->path_buf, "/openai/deployments/");
@@ -230,13 +234,15 @@ static int openai_build(const struct provider_call *c, struct provider_request *
 {
     r->method = "POST";
     r->path = api_path(c->api);
-    if (provider_path(c, r) < 0) return -1;
+    if (provider_path(c, r) < 0)
+        return -1;
     int rc;
     if (c->continue_text) {
         enum cfg_continuation how = openai_continuation(c->provider);
         if (how == CFG_CONTINUATION_OFF)
             return -1; /* the proxy does not send a continuation here */
-        if (how == CFG_CONTINUATION_PREFIX) r->base_path = prefix_base_path(c->provider);
+        if (how == CFG_CONTINUATION_PREFIX)
+            r->base_path = prefix_base_path(c->provider);
         size_t len = 0;
         char *body = continuation_body(c, how, &len);
         struct jsonx_request scan;
@@ -255,7 +261,8 @@ static int openai_build(const struct provider_call *c, struct provider_request *
     } else {
         rc = jsonx_rewrite_request(c->body, c->body_len, c->scan, c->model, c->stream, &r->body);
     }
-    if (rc < 0) return -1;
+    if (rc < 0)
+        return -1;
     return c->stream
                ? buf_append_lit(&r->head,
                                 "Content-Type: application/json\r\nAccept: text/event-stream\r\n")
@@ -265,7 +272,8 @@ static int openai_build(const struct provider_call *c, struct provider_request *
 
 static int openai_sign(const struct cfg_provider *pv, struct provider_request *r)
 {
-    if (!pv->api_key) return 0;
+    if (!pv->api_key)
+        return 0;
     int rc = buf_append_str(&r->head, pv->auth_header ? pv->auth_header : "Authorization");
     rc |= buf_append_lit(&r->head, ": ");
     rc |= buf_append_str(&r->head, pv->auth_prefix ? pv->auth_prefix : "Bearer ");
@@ -275,11 +283,13 @@ static int openai_sign(const struct cfg_provider *pv, struct provider_request *r
 
 static enum provider_head openai_head(const struct http1_response *resp, bool asked_stream)
 {
-    if (resp->status != 200) return PROVIDER_HEAD_ERROR;
+    if (resp->status != 200)
+        return PROVIDER_HEAD_ERROR;
     const struct http1_str *ct = http1_find_header(&resp->head, "content-type");
     bool sse = ct && ct->len >= 17 && strncasecmp(ct->p, "text/event-stream", 17) == 0;
     return sse && asked_stream ? PROVIDER_HEAD_STREAM : PROVIDER_HEAD_ANSWER;
 }
+
 
 struct feed_ctx {
     provider_event_fn fn;
@@ -297,30 +307,31 @@ static int rename_reasoning(const char *data, size_t len, struct buf *out)
 {
     static const char key[] = "\"reasoning\"";
     const size_t klen = sizeof key - 1;
-    if (!memmem(data, len, key, klen)) return 0;
+    if (!memmem(data, len, key, klen))
+        return 0;
     buf_reset(out);
     size_t copied = 0;
     bool renamed = false;
     for (size_t i = 0; i < len; i++) {
-        if (data[i] != '"') continue;
+        if (data[i] != '"')
+            continue;
         size_t start = i++;
         while (i < len && data[i] != '"')
             i += data[i] == '\\' ? 2 : 1;
-        if (i >= len) break;
+        if (i >= len)
+            break;
         size_t after = i + 1;
-        while (after < len && (data[after] == ' ' || data[after] == '\t' || data[after] == '\r' ||
-                               data[after] == '\n'))
+        while (after < len && (data[after] == ' ' || data[after] == '\t' || data[after] == '\r' || data[after] == '\n'))
             after++;
-        if (i + 1 - start == klen && memcmp(data + start, key, klen) == 0 && after < len &&
-            data[after] == ':') {
-            if (buf_append(out, data + copied, start - copied) < 0 ||
-                buf_append_str(out, "\"reasoning_content\"") < 0)
+        if (i + 1 - start == klen && memcmp(data + start, key, klen) == 0 && after < len && data[after] == ':') {
+            if (buf_append(out, data + copied, start - copied) < 0 || buf_append_str(out, "\"reasoning_content\"") < 0)
                 return -1;
             copied = i + 1;
             renamed = true;
         }
     }
-    if (!renamed) return 0;
+    if (!renamed)
+        return 0;
     return buf_append(out, data + copied, len - copied) < 0 ? -1 : 1;
 }
 
@@ -357,21 +368,20 @@ static int on_item(void *ud, const struct sse_item *it)
     return f->fn(f->ud, &ev);
 }
 
-static int openai_feed(struct provider_stream *s, const char *data, size_t len,
-                       provider_event_fn fn, void *ud)
+static int openai_feed(struct provider_stream *s, const char *data, size_t len, provider_event_fn fn, void *ud)
 {
     struct feed_ctx f = {fn, ud, s};
     int rc = sse_parser_feed(&s->sse, data, len, on_item, &f, NULL);
     return rc < 0 ? PROVIDER_FEED_BAD : rc;
 }
 
-static int openai_answer(struct provider_stream *s, const char *body, size_t len,
-                         struct provider_event *ev)
+static int openai_answer(struct provider_stream *s, const char *body, size_t len, struct provider_event *ev)
 {
     memset(ev, 0, sizeof *ev);
     ev->data = body;
     ev->len = len;
-    if (jsonx_scan_chunk(body, len, &ev->chunk) < 0 || !ev->chunk.valid) return -1;
+    if (jsonx_scan_chunk(body, len, &ev->chunk) < 0 || !ev->chunk.valid)
+        return -1;
     provider_classify(ev);
     return 0;
 }
@@ -390,8 +400,10 @@ static enum provider_error openai_map_error(int status, const char *body, size_t
 {
     if (status == 400 || status == 413 || status == 422)
         return PROVIDER_ERR_CLIENT; /* every deployment would say the same */
-    if (status == 429) return PROVIDER_ERR_RATE_LIMITED;
-    if (status == 401 || status == 402 || status == 403) return PROVIDER_ERR_AUTH;
+    if (status == 429)
+        return PROVIDER_ERR_RATE_LIMITED;
+    if (status == 401 || status == 402 || status == 403)
+        return PROVIDER_ERR_AUTH;
     if (status >= 500)
         return looks_like_html(body, len) ? PROVIDER_ERR_BAD_REPLY : PROVIDER_ERR_SERVER;
     return PROVIDER_ERR_STATUS;
@@ -399,27 +411,26 @@ static enum provider_error openai_map_error(int status, const char *body, size_t
 
 /* Shallow: GET probe.path (default /models). Deep: the smallest chat completion. Both with
    the provider's api-version (Azure) and deployment path. */
-static int openai_probe(const struct cfg_provider *pv, const char *deep_model,
-                        struct provider_request *r)
+static int openai_probe(const struct cfg_provider *pv, const char *deep_model, struct provider_request *r)
 {
     if (!deep_model) {
         r->method = "GET";
         r->path = pv->probe.path ? pv->probe.path : "/models";
-        if (pv->api_version && (buf_append_str(&r->path_buf, r->path) < 0 ||
-                                buf_append_str(&r->path_buf, "?api-version=") < 0 ||
-                                append_segment(&r->path_buf, pv->api_version) < 0))
+        if (pv->api_version &&
+            (buf_append_str(&r->path_buf, r->path) < 0 || buf_append_str(&r->path_buf, "?api-version=") < 0 ||
+             append_segment(&r->path_buf, pv->api_version) < 0))
             return -1;
         return 0;
     }
     r->method = "POST";
     r->path = "/chat/completions";
     struct provider_call c = {.provider = pv, .model = deep_model};
-    if (provider_path(&c, r) < 0) return -1;
+    if (provider_path(&c, r) < 0)
+        return -1;
     int rc = buf_append_str(&r->body, "{\"model\":");
     rc |= buf_append_json_str(&r->body, deep_model, strlen(deep_model));
-    rc |= buf_append_str(
-        &r->body, ",\"messages\":[{\"role\":\"user\",\"content\":\"ping\"}],\"max_tokens\":1,"
-                  "\"stream\":false}");
+    rc |= buf_append_str(&r->body, ",\"messages\":[{\"role\":\"user\",\"content\":\"ping\"}],\"max_tokens\":1,"
+                                   "\"stream\":false}");
     rc |= buf_append_str(&r->head, "Content-Type: application/json\r\n");
     return rc;
 }

@@ -26,8 +26,7 @@ void provider_classify(struct provider_event *ev)
 {
     const struct jsonx_chunk *ch = &ev->chunk;
     ev->kind = ch->has_error ? PROVIDER_EV_ERROR : PROVIDER_EV_CHUNK;
-    ev->what = (ch->has_content ? PROVIDER_HAS_CONTENT : 0) |
-               (ch->has_finish ? PROVIDER_HAS_FINISH : 0) |
+    ev->what = (ch->has_content ? PROVIDER_HAS_CONTENT : 0) | (ch->has_finish ? PROVIDER_HAS_FINISH : 0) |
                (ch->has_usage ? PROVIDER_HAS_USAGE : 0) |
                (ch->has_usage && ch->choices_empty ? PROVIDER_USAGE_ONLY : 0);
 }
@@ -40,16 +39,11 @@ enum cfg_continuation provider_continuation(const struct cfg_provider *pv)
 const char *provider_continuation_name(enum cfg_continuation c)
 {
     switch (c) {
-    case CFG_CONTINUATION_AUTO:
-        return "auto";
-    case CFG_CONTINUATION_PREFIX:
-        return "prefix";
-    case CFG_CONTINUATION_CONTINUE_FINAL:
-        return "continue_final_message";
-    case CFG_CONTINUATION_ASSISTANT_MESSAGE:
-        return "assistant_message";
-    case CFG_CONTINUATION_OFF:
-        return "off";
+    case CFG_CONTINUATION_AUTO: return "auto";
+    case CFG_CONTINUATION_PREFIX: return "prefix";
+    case CFG_CONTINUATION_CONTINUE_FINAL: return "continue_final_message";
+    case CFG_CONTINUATION_ASSISTANT_MESSAGE: return "assistant_message";
+    case CFG_CONTINUATION_OFF: return "off";
     }
     return "?";
 }
@@ -71,9 +65,8 @@ static void request_free(struct provider_request *r)
 
 /* r holds what build (or probe) made: the common head goes before its headers, then the
    caller's, Content-Length, the auth step over the finished head, the blank line and the body. */
-static char *finish(const struct provider_ops *ops, const struct cfg_provider *pv,
-                    struct provider_request *r, const char *extra_headers, const char *user_agent,
-                    size_t *len)
+static char *finish(const struct provider_ops *ops, const struct cfg_provider *pv, struct provider_request *r,
+                    const char *extra_headers, const char *user_agent, size_t *len)
 {
     struct buf head;
     buf_init(&head, 0);
@@ -95,7 +88,8 @@ static char *finish(const struct provider_ops *ops, const struct cfg_provider *p
     }
     int rc = uphttp_request_head(&head, target, r->method, path, user_agent);
     rc |= buf_append(&head, r->head.data ? r->head.data : "", r->head.len);
-    if (extra_headers) rc |= buf_append_str(&head, extra_headers);
+    if (extra_headers)
+        rc |= buf_append_str(&head, extra_headers);
     if (r->body.len || strcmp(r->method, "GET") != 0) {
         rc |= buf_append_lit(&head, "Content-Length: ");
         rc |= buf_append_u64(&head, r->body.len);
@@ -147,8 +141,7 @@ void provider_stream_init(struct provider_stream *s, size_t max_event_bytes)
     memset(s, 0, sizeof *s);
     sse_parser_init(&s->sse, max_event_bytes);
     /* an AWS message carries one event (or a SageMaker payload part) and its headers */
-    evs_parser_init(&s->evs,
-                    (max_event_bytes ? max_event_bytes : SSE_DEFAULT_MAX_EVENT) + 64 * 1024);
+    evs_parser_init(&s->evs, (max_event_bytes ? max_event_bytes : SSE_DEFAULT_MAX_EVENT) + 64 * 1024);
     buf_init(&s->out, 2 * (max_event_bytes ? max_event_bytes : SSE_DEFAULT_MAX_EVENT) + 4096);
     s->rename_reasoning = false;
     /* a rewritten event grows by the renamed keys only: twice the event's bound is ample */

@@ -3,8 +3,7 @@
  *
  *   CONNECTING ──head: stream──▶ WAITING (first-token deadline) ──content──▶ FLOWING (stall timer)
  *        │                                                                     │
- *        └──head: answer / error──▶ BODY ──end──▶ done / failed             └─done or finish──▶
- * done
+ *        └──head: answer / error──▶ BODY ──end──▶ done / failed             └─done or finish──▶ done
  *
  * "Content" is a chunk with text, reasoning, tool calls or a finish reason: a
  * role-only chunk or an SSE comment (": keep-alive") is not progress, so an
@@ -37,7 +36,8 @@
 static void on_timer(uv_timer_t *t)
 {
     struct attempt *a = t->data;
-    if (!a->active) return;
+    if (!a->active)
+        return;
     if (a->stall_lazy) {
         /* Content came since the timer was set: wait for the rest of the stall time. */
         uint64_t idle = uv_now(t->loop) - a->last_content;
@@ -83,7 +83,8 @@ void attempt_progress(struct attempt *a)
 
 void attempt_pause(struct attempt *a, bool paused)
 {
-    if (a->up) uphttp_pause(a->up, paused);
+    if (a->up)
+        uphttp_pause(a->up, paused);
 }
 
 void attempt_reset(struct attempt *a)
@@ -191,9 +192,8 @@ static void on_head(void *ud, const struct http1_response *resp)
     if (a->ops->head(resp, a->up_stream) == PROVIDER_HEAD_STREAM) {
         a->up_sse = true;
         if (!p->client_stream)
-            a->asmb =
-                assemble_new(p->api == PROXY_API_COMPLETIONS ? ASSEMBLE_COMPLETION : ASSEMBLE_CHAT,
-                             p->cfg->server.max_response_bytes);
+            a->asmb = assemble_new(p->api == PROXY_API_COMPLETIONS ? ASSEMBLE_COMPLETION : ASSEMBLE_CHAT,
+                                   p->cfg->server.max_response_bytes);
         return;
     }
     a->body.limit = resp->status == 200 ? p->cfg->server.max_response_bytes : PROXY_MAX_ERROR_BODY;
@@ -215,8 +215,7 @@ static void note_provider_message(struct attempt *a, const char *body, size_t le
     redact_text(&a->p->cfg->secrets, msg, n, a->provider_said, sizeof a->provider_said);
 }
 
-static void act(struct attempt *a, enum attempt_action what, enum health_class c,
-                const char *detail)
+static void act(struct attempt *a, enum attempt_action what, enum health_class c, const char *detail)
 {
     a->action = what;
     a->action_class = c;
@@ -230,7 +229,8 @@ static int on_event(void *ud, const struct provider_event *ev)
     struct preq *p = a->p;
     switch (ev->kind) {
     case PROVIDER_EV_KEEPALIVE:
-        if (p->committed && p->winner == a) proxy_relay_comment(p);
+        if (p->committed && p->winner == a)
+            proxy_relay_comment(p);
         return 0;
     case PROVIDER_EV_DONE:
         a->saw_done = true;
@@ -256,7 +256,8 @@ static int on_event(void *ud, const struct provider_event *ev)
         a->usage = *ch;
         a->usage_seen = true;
     }
-    if (ev->what & PROVIDER_HAS_FINISH) a->saw_finish = true;
+    if (ev->what & PROVIDER_HAS_FINISH)
+        a->saw_finish = true;
     if (ev->what & PROVIDER_HAS_CONTENT) {
         metrics_content_event(p->env->metrics, p->model, a, a->got_first);
         if (!a->got_first) {
@@ -337,8 +338,7 @@ static void finish_sse(struct attempt *a)
     bool complete = a->saw_done || a->saw_finish;
     if (!a->got_first || !complete) {
         if (p->committed && p->winner == a)
-            proxy_mid_stream_error(p, HEALTH_CUT,
-                                   "the upstream ended the stream before it was complete");
+            proxy_mid_stream_error(p, HEALTH_CUT, "the upstream ended the stream before it was complete");
         else
             proxy_attempt_failed(a, a->got_first ? HEALTH_CUT : HEALTH_BAD_REPLY,
                                  a->got_first ? "ended before the answer was complete"
@@ -446,8 +446,7 @@ static void on_fail(void *ud, enum uphttp_fail f, enum transport_err terr)
     struct attempt *a = ud;
     struct preq *p = a->p;
     enum health_class c = HEALTH_BAD_REPLY;
-    const char *detail =
-        f == UPHTTP_FAIL_TOO_LARGE ? "response head too large" : "malformed response";
+    const char *detail = f == UPHTTP_FAIL_TOO_LARGE ? "response head too large" : "malformed response";
     if (f == UPHTTP_FAIL_TRANSPORT) {
         detail = transport_err_name(terr);
         switch (terr) {
@@ -492,18 +491,18 @@ int attempt_start(struct attempt *a, struct runtime_dep *rd, bool hedge)
     a->active = true;
     a->hedge = hedge;
     a->t_start = uv_hrtime() / 1000000;
-    a->up_stream =
-        p->api != PROXY_API_EMBEDDINGS && (p->client_stream || a->dep->provider->stream_upstream);
+    a->up_stream = p->api != PROXY_API_EMBEDDINGS && (p->client_stream || a->dep->provider->stream_upstream);
     size_t len = 0;
     a->refusal = NULL;
     provider_stream_begin(&a->stream, a->dep->model);
     char *req = build_request(a, &len);
-    if (!req) return a->refusal ? ATTEMPT_REFUSED : -1;
-    uint32_t connect_ms = a->dep->provider->connect_timeout_ms
-                              ? a->dep->provider->connect_timeout_ms
-                              : p->model->timeouts.connect_ms;
+    if (!req)
+        return a->refusal ? ATTEMPT_REFUSED : -1;
+    uint32_t connect_ms = a->dep->provider->connect_timeout_ms ? a->dep->provider->connect_timeout_ms
+                                                               : p->model->timeouts.connect_ms;
     a->up = uphttp_start(p->env->pool, a->dep->provider, connect_ms, req, len, &attempt_events, a);
-    if (!a->up) return -1;
+    if (!a->up)
+        return -1;
     attempt_arm(a, p->model->timeouts.first_token_ms);
     return 0;
 }

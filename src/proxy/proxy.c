@@ -4,8 +4,8 @@
  *   start ─▶ pick a deployment (tier, health, balancer) ─▶ attempt ─┬─ first content ─▶ winner
  *              ▲                                              │     │   (stream client: commit)
  *              └─── failed before the client saw a byte ◀─────┘     └─ hedge timer: a second
- *                   (within max_attempts, the retry budget            attempt on another
- * deployment; and the total deadline)                          the first to bring content wins
+ *                   (within max_attempts, the retry budget            attempt on another deployment;
+ *                    and the total deadline)                          the first to bring content wins
  *   winner done ─▶ [DONE] / JSON answer ─▶ finalize
  *   winner fails after commit ─▶ error event, no [DONE] ─▶ finalize
  *
@@ -117,7 +117,8 @@ void proxy_fail_request(struct preq *p, enum gw_err e, const char *msg, int retr
     struct buf h;
     buf_init(&h, 0);
     extra_headers(p, p->attempts ? &p->at[0] : NULL, &h);
-    if (retry_after_s >= 0) buf_printf(&h, "Retry-After: %d\r\n", retry_after_s);
+    if (retry_after_s >= 0)
+        buf_printf(&h, "Retry-After: %d\r\n", retry_after_s);
     server_respond_error(p->conn, e, msg, h.data);
     buf_free(&h);
 }
@@ -130,7 +131,8 @@ void proxy_relay_event(struct preq *p, const char *data, size_t len, const struc
            would read only the first (its parser joins them back as ours did). */
         struct buf ev;
         buf_init(&ev, 0);
-        if (sse_encode_event(&ev, data, len) == 0) server_stream_write(p->conn, ev.data, ev.len);
+        if (sse_encode_event(&ev, data, len) == 0)
+            server_stream_write(p->conn, ev.data, ev.len);
         buf_free(&ev);
     } else {
         uv_buf_t parts[3] = {uv_buf_init("data: ", 6), uv_buf_init((char *)data, (unsigned)len),
@@ -160,7 +162,8 @@ static void commit_stream(struct preq *p, struct attempt *a)
     buf_free(&h);
     p->head_sent = true;
     p->committed = true;
-    if (a->held.len) server_stream_write(p->conn, a->held.data, a->held.len);
+    if (a->held.len)
+        server_stream_write(p->conn, a->held.data, a->held.len);
     buf_reset(&a->held);
 }
 
@@ -168,7 +171,8 @@ static void commit_stream(struct preq *p, struct attempt *a)
 static void release_attempt_as(struct attempt *a, enum health_class c, enum incident_kind failed_as)
 {
     struct preq *p = a->p;
-    if (!a->rd) return;
+    if (!a->rd)
+        return;
     if (a->retry_after_s > 0 && (c == HEALTH_RATE_LIMITED || c == HEALTH_SERVER_ERROR))
         health_cooldown(&a->rd->health, now_ms(), /* at most HTTP1_RETRY_AFTER_MAX_S: fits */
                         (uint32_t)a->retry_after_s * 1000u);
@@ -177,17 +181,15 @@ static void release_attempt_as(struct attempt *a, enum health_class c, enum inci
     uint32_t penalty = c == HEALTH_OK || (c == HEALTH_RATE_LIMITED && a->retry_after_s > 0)
                            ? 0
                            : p->model->timeouts.first_token_ms;
-    unsigned ev = health_release(&a->rd->health, &a->ticket, now_ms(), c,
-                                 c == HEALTH_OK ? a->ttft_ms : 0, penalty, rand64(p));
+    unsigned ev = health_release(&a->rd->health, &a->ticket, now_ms(), c, c == HEALTH_OK ? a->ttft_ms : 0,
+                                 penalty, rand64(p));
     /* A first token that came is a sample of the budget even if the stream broke later. */
-    if (a->got_first) ttft_budget_observe(&a->rd->ttft, prompt_tokens(p), a->ttft_ms);
+    if (a->got_first)
+        ttft_budget_observe(&a->rd->ttft, prompt_tokens(p), a->ttft_ms);
     metrics_attempt_end(p->env->metrics, p->model, a->dep, c, ev, a->status, failed_as);
-    struct balancer_outcome o = {.cls = c,
-                                 .ttft_ms = c == HEALTH_OK ? a->ttft_ms : 0,
-                                 .usage = {.prompt_tokens = -1,
-                                           .completion_tokens = -1,
-                                           .reasoning_tokens = -1,
-                                           .cached_tokens = -1}};
+    struct balancer_outcome o = {.cls = c, .ttft_ms = c == HEALTH_OK ? a->ttft_ms : 0,
+                                 .usage = {.prompt_tokens = -1, .completion_tokens = -1,
+                                           .reasoning_tokens = -1, .cached_tokens = -1}};
     if (a->usage_seen)
         o.usage = (struct prices_usage){.prompt_tokens = a->usage.prompt_tokens,
                                         .completion_tokens = a->usage.completion_tokens,
@@ -203,12 +205,12 @@ static void release_attempt_as(struct attempt *a, enum health_class c, enum inci
     /* A refusal under load from a deployment whose limit is learnt is how the limit is
        found: the request itself is fine, so (unless max_attempts is set) it may try once
        more, even when that deployment was the only one (it waits for a slot). */
-    if ((ev & HEALTH_EVENT_LOAD_REFUSAL) && !p->model->max_attempts) p->overload_retry = true;
+    if ((ev & HEALTH_EVENT_LOAD_REFUSAL) && !p->model->max_attempts)
+        p->overload_retry = true;
     if (ev & HEALTH_EVENT_AUTH_FIRST)
-        log_error(
-            "deployment %s: the provider refuses our credentials (401/402/403); it is out until "
-            "reload or an admin enable; check its api_key and balance",
-            a->rd->key);
+        log_error("deployment %s: the provider refuses our credentials (401/402/403); it is out until "
+                  "reload or an admin enable; check its api_key and balance",
+                  a->rd->key);
     a->rd = NULL;
 }
 
@@ -244,10 +246,10 @@ static void record_usage(struct preq *p, const struct attempt *a)
 {
     struct accesslog_entry *log = log_entry(p);
     uint64_t start_ns = server_conn_request(p->conn)->start_ns;
-    if (!p->cont.n ||
-        log->ttft_ms < 0) /* a continued stream's first token was the first attempt's */
+    if (!p->cont.n || log->ttft_ms < 0) /* a continued stream's first token was the first attempt's */
         log->ttft_ms = a->got_first ? (int64_t)((a->first_ns - start_ns) / 1000000) : -1;
-    if (!a->usage_seen) return;
+    if (!a->usage_seen)
+        return;
     log->prompt_tokens = a->usage.prompt_tokens;
     log->completion_tokens = a->usage.completion_tokens;
     log->reasoning_tokens = a->usage.reasoning_tokens;
@@ -284,7 +286,8 @@ void proxy_mid_stream_error(struct preq *p, enum health_class c, const char *why
         record_usage(p, a);
         release_attempt(a, c);
     }
-    if (why) snprintf(log_entry(p)->error, sizeof log_entry(p)->error, "%s", why);
+    if (why)
+        snprintf(log_entry(p)->error, sizeof log_entry(p)->error, "%s", why);
     proxy_finalize(p, OUTCOME_MID_STREAM_ERROR);
 }
 
@@ -304,10 +307,12 @@ void proxy_provider_error_event(struct preq *p, const char *data, size_t len, co
 void proxy_first_content(struct attempt *a)
 {
     struct preq *p = a->p;
-    if (p->winner) return;
+    if (p->winner)
+        return;
     p->winner = a;
     uv_timer_stop(&p->hedge_timer);
-    if (a->hedge) hedge_budget_note_result(&p->rm->hedges, now_ms(), true);
+    if (a->hedge)
+        hedge_budget_note_result(&p->rm->hedges, now_ms(), true);
     struct attempt *rival = &p->at[1 - a->slot];
     if (rival->active) {
         if (a->hedge)
@@ -338,14 +343,16 @@ void proxy_attempt_done(struct attempt *a, const char *json, size_t len)
     release_attempt(a, HEALTH_OK);
     proxy_admit_settle(p);
     if (p->client_stream) {
-        if (log->usage_estimated && p->client_usage) proxy_estimated_usage_chunk(p);
+        if (log->usage_estimated && p->client_usage)
+            proxy_estimated_usage_chunk(p);
         server_stream_write(p->conn, "data: [DONE]\n\n", 14);
         server_stream_end(p->conn);
     } else {
         struct buf h;
         buf_init(&h, 0);
         extra_headers(p, a, &h);
-        if (log->usage_estimated) buf_append_str(&h, "x-unbusy-usage: estimated\r\n");
+        if (log->usage_estimated)
+            buf_append_str(&h, "x-unbusy-usage: estimated\r\n");
         server_respond(p->conn, 200, "application/json", h.data, json, len);
         buf_free(&h);
     }
@@ -356,13 +363,11 @@ void proxy_attempt_done(struct attempt *a, const char *json, size_t len)
    shape (Azure's {"error":{"code","message","param","status","innererror"}}) is said again
    in OpenAI's, with the provider's code (content_filter, ...) and param. Returns whether it
    was rewritten into out. */
-static bool reshape_error(const char *body, size_t len, enum gw_err e, const char *msg,
-                          struct buf *out)
+static bool reshape_error(const char *body, size_t len, enum gw_err e, const char *msg, struct buf *out)
 {
     cJSON *j = cJSON_ParseWithLength(body, len);
     const cJSON *err = cJSON_GetObjectItemCaseSensitive(j, "error");
-    bool shaped = cJSON_IsObject(err) &&
-                  cJSON_IsString(cJSON_GetObjectItemCaseSensitive(err, "message")) &&
+    bool shaped = cJSON_IsObject(err) && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(err, "message")) &&
                   cJSON_HasObjectItem(err, "type") && cJSON_HasObjectItem(err, "param") &&
                   cJSON_HasObjectItem(err, "code");
     bool rewritten = false;
@@ -375,8 +380,7 @@ static bool reshape_error(const char *body, size_t len, enum gw_err e, const cha
             snprintf(num, sizeof num, "%d", code->valueint);
             code_text = num;
         }
-        errors_render_code(out, e, msg, cJSON_IsString(param) ? param->valuestring : NULL,
-                           code_text);
+        errors_render_code(out, e, msg, cJSON_IsString(param) ? param->valuestring : NULL, code_text);
         rewritten = true;
     }
     cJSON_Delete(j);
@@ -406,11 +410,8 @@ void proxy_attempt_client_error(struct attempt *a, int status, const char *raw, 
         extra_headers(p, a, &h);
         struct buf reshaped;
         buf_init(&reshaped, 0);
-        if (json_error &&
-            reshape_error(body, len, e, msg[0] ? msg : "the provider rejected the request",
-                          &reshaped)) {
-            server_respond(p->conn, status, "application/json", h.data, reshaped.data,
-                           reshaped.len);
+        if (json_error && reshape_error(body, len, e, msg[0] ? msg : "the provider rejected the request", &reshaped)) {
+            server_respond(p->conn, status, "application/json", h.data, reshaped.data, reshaped.len);
         } else if (json_error) {
             server_respond(p->conn, status, "application/json", h.data, body, len);
         } else {
@@ -439,42 +440,32 @@ static void note_why(struct preq *p, const char *key, const char *reason, const 
 {
     struct buf *both[2] = {&p->why, &p->why_log};
     for (int i = 0; i < 2; i++) {
-        if (both[i]->len) buf_append_str(both[i], "; ");
+        if (both[i]->len)
+            buf_append_str(both[i], "; ");
         buf_printf(both[i], "%s: %s", key, reason);
-        if (detail && *detail) buf_printf(both[i], " (%s)", detail);
+        if (detail && *detail)
+            buf_printf(both[i], " (%s)", detail);
     }
-    if (provider_said && *provider_said) buf_printf(&p->why_log, ": \"%s\"", provider_said);
+    if (provider_said && *provider_said)
+        buf_printf(&p->why_log, ": \"%s\"", provider_said);
 }
 
 static const char *class_reason(enum health_class c)
 {
     switch (c) {
-    case HEALTH_CONNECT:
-        return "connect failed";
-    case HEALTH_TLS:
-        return "TLS failed";
-    case HEALTH_CONNECT_TIMEOUT:
-        return "connect timeout";
-    case HEALTH_FIRST_TOKEN:
-        return "no first token before the deadline";
-    case HEALTH_STALL:
-        return "stream stalled";
-    case HEALTH_RATE_LIMITED:
-        return "rate limited";
-    case HEALTH_SERVER_ERROR:
-        return "server error";
-    case HEALTH_AUTH:
-        return "credentials refused";
-    case HEALTH_BAD_REPLY:
-        return "malformed reply";
-    case HEALTH_CUT:
-        return "stream cut";
-    case HEALTH_IO:
-        return "connection error";
-    case HEALTH_STATUS:
-        return "unexpected status";
-    default:
-        return "failed";
+    case HEALTH_CONNECT: return "connect failed";
+    case HEALTH_TLS: return "TLS failed";
+    case HEALTH_CONNECT_TIMEOUT: return "connect timeout";
+    case HEALTH_FIRST_TOKEN: return "no first token before the deadline";
+    case HEALTH_STALL: return "stream stalled";
+    case HEALTH_RATE_LIMITED: return "rate limited";
+    case HEALTH_SERVER_ERROR: return "server error";
+    case HEALTH_AUTH: return "credentials refused";
+    case HEALTH_BAD_REPLY: return "malformed reply";
+    case HEALTH_CUT: return "stream cut";
+    case HEALTH_IO: return "connection error";
+    case HEALTH_STATUS: return "unexpected status";
+    default: return "failed";
     }
 }
 
@@ -484,7 +475,8 @@ static void all_failed(struct preq *p)
     uint64_t now = now_ms();
     for (size_t i = 0; i < p->rm->ndeps && i < PROXY_MAX_DEPS; i++) {
         const char *why = NULL;
-        if (p->tried[i] || runtime_dep_eligible(&p->rm->deps[i], now, &why)) continue;
+        if (p->tried[i] || runtime_dep_eligible(&p->rm->deps[i], now, &why))
+            continue;
         note_why(p, p->rm->deps[i].key, why ? why : "not eligible", NULL, NULL);
         p->n_busy++; /* out of service, not broken: the answer is 503 */
     }
@@ -497,16 +489,14 @@ static void all_failed(struct preq *p)
     char *msg = malloc(cap);
     int retry_after = e != GW_ERR_UPSTREAM_TIMEOUT ? p->retry_after_s : -1;
     if (msg) {
-        snprintf(msg, cap, "every deployment of model '%s' failed (%u attempt%s): %s",
-                 p->model->name, p->attempts, p->attempts == 1 ? "" : "s",
-                 p->why.len ? p->why.data : "none could be tried");
+        snprintf(msg, cap, "every deployment of model '%s' failed (%u attempt%s): %s", p->model->name,
+                 p->attempts, p->attempts == 1 ? "" : "s", p->why.len ? p->why.data : "none could be tried");
         proxy_fail_request(p, e, msg, retry_after);
         free(msg);
     } else {
         proxy_fail_request(p, GW_ERR_INTERNAL, "out of memory", -1);
     }
-    snprintf(log_entry(p)->error, sizeof log_entry(p)->error, "%s",
-             p->why_log.data ? p->why_log.data : "");
+    snprintf(log_entry(p)->error, sizeof log_entry(p)->error, "%s", p->why_log.data ? p->why_log.data : "");
     proxy_finalize(p, OUTCOME_UPSTREAM_FAILED);
 }
 
@@ -525,7 +515,8 @@ void proxy_attempt_failed(struct attempt *a, enum health_class c, const char *de
     note_why(p, a->rd ? a->rd->key : "?", class_reason(c), detail, a->provider_said);
     if (p->winner == a)
         p->winner = NULL; /* a non-stream answer broke before its end: start over elsewhere */
-    if (a->hedge && !a->got_first) hedge_budget_note_result(&p->rm->hedges, now_ms(), false);
+    if (a->hedge && !a->got_first)
+        hedge_budget_note_result(&p->rm->hedges, now_ms(), false);
     release_attempt(a, c);
     attempt_reset(a);
     if (p->at[1 - a->slot].active) {
@@ -554,14 +545,13 @@ void proxy_excluded_mask(struct preq *p, bool skip[PROXY_MAX_DEPS])
         bool busy = (p->at[0].active && p->at[0].rd == &rm->deps[i]) ||
                     (p->at[1].active && p->at[1].rd == &rm->deps[i]);
         /* Once every deployment has had its turn, any but the last one may go again. */
-        skip[i] =
-            busy || (any_untried ? p->tried[i] : (int)i == p->last_tried && n > 1) ||
-            (p->route_tier >= 0 && rm->deps[i].cfg->tier != p->route_tier) ||
-            (p->cont.continued &&
-             provider_continuation(rm->deps[i].cfg->provider) == CFG_CONTINUATION_OFF) ||
-            (p->auto_model && p->model->auto_import &&
-             !catalog_has(p->env->rt->catalog,
-                          (size_t)(rm->deps[i].cfg->provider - p->cfg->providers), p->auto_model));
+        skip[i] = busy || (any_untried ? p->tried[i] : (int)i == p->last_tried && n > 1) ||
+                  (p->route_tier >= 0 && rm->deps[i].cfg->tier != p->route_tier) ||
+                  (p->cont.continued &&
+                   provider_continuation(rm->deps[i].cfg->provider) == CFG_CONTINUATION_OFF) ||
+                  (p->auto_model && p->model->auto_import && !catalog_has(p->env->rt->catalog,
+                                                 (size_t)(rm->deps[i].cfg->provider - p->cfg->providers),
+                                                 p->auto_model));
     }
 }
 
@@ -583,7 +573,8 @@ static struct runtime_dep *pick(struct preq *p, int *index_out)
     }
     for (;;) {
         int idx = balancer_pick(rm->balancer, cand, n, now, rand64(p));
-        if (idx < 0) return NULL;
+        if (idx < 0)
+            return NULL;
         struct attempt *slot = p->at[0].active ? &p->at[1] : &p->at[0];
         if (health_acquire(&rm->deps[idx].health, now, &slot->ticket)) {
             *index_out = idx;
@@ -594,8 +585,7 @@ static struct runtime_dep *pick(struct preq *p, int *index_out)
 }
 
 /* Starts attempt a on rd, which pick() chose for it (its ticket is in a->ticket). */
-static void start_picked(struct preq *p, struct attempt *a, struct runtime_dep *rd, int idx,
-                         bool hedge)
+static void start_picked(struct preq *p, struct attempt *a, struct runtime_dep *rd, int idx, bool hedge)
 {
     p->tried[idx] = true;
     p->last_tried = idx;
@@ -619,7 +609,8 @@ static bool start_on(struct preq *p, struct attempt *a, bool hedge)
 {
     int idx = -1;
     struct runtime_dep *rd = pick(p, &idx);
-    if (!rd) return false;
+    if (!rd)
+        return false;
     start_picked(p, a, rd, idx, hedge);
     return true;
 }
@@ -635,7 +626,8 @@ static uint32_t max_attempts(const struct preq *p)
 /* The one attempt running while no other is, if it still waits for its first content. */
 static struct attempt *lone_waiting(struct preq *p)
 {
-    if (p->finished || p->winner || p->at[0].active == p->at[1].active) return NULL;
+    if (p->finished || p->winner || p->at[0].active == p->at[1].active)
+        return NULL;
     struct attempt *a = p->at[0].active ? &p->at[0] : &p->at[1];
     return a->got_first ? NULL : a;
 }
@@ -661,7 +653,8 @@ static void on_hedge_timer(uv_timer_t *t)
 {
     struct preq *p = t->data;
     struct attempt *a = lone_waiting(p), *newer = a ? NULL : both_waiting(p);
-    if ((!a && !newer) || p->attempts >= max_attempts(p)) return;
+    if ((!a && !newer) || p->attempts >= max_attempts(p))
+        return;
     struct attempt *slot = a ? &p->at[1 - a->slot] : &p->at[1 - newer->slot];
     struct attempt *slow = a ? a : slot; /* the one the hedge is for */
     if (newer) {
@@ -672,18 +665,21 @@ static void on_hedge_timer(uv_timer_t *t)
     struct runtime_dep *rd = pick(p, &idx); /* takes a ticket into the free slot */
     if (!rd) {
         atomic_fetch_add(&p->rm->hedges_no_deployment, 1);
-        if (newer) arm_hedge(p); /* the newer one goes on alone */
+        if (newer)
+            arm_hedge(p); /* the newer one goes on alone */
         return;
     }
     if (!hedge_budget_try_spend(&p->rm->hedges, now_ms())) {
         health_abandon(&rd->health, &slot->ticket);
         atomic_fetch_add(&p->rm->hedges_denied, 1);
-        if (newer) arm_hedge(p);
+        if (newer)
+            arm_hedge(p);
         return;
     }
     atomic_fetch_add(&p->rm->hedges_started, 1);
     atomic_fetch_add(&p->rm->hedges_by_reason[p->hedge_reason], 1);
-    if (!newer) metrics_hedged(p->env->metrics, p->model, slow->dep); /* the slow one */
+    if (!newer)
+        metrics_hedged(p->env->metrics, p->model, slow->dep); /* the slow one */
     start_picked(p, slot, rd, idx, true);
     arm_hedge(p); /* for the hedge itself, should it be late too */
 }
@@ -698,18 +694,22 @@ static void on_hedge_timer(uv_timer_t *t)
 static void arm_hedge(struct preq *p)
 {
     const struct cfg_hedge *hg = &p->model->resilience.hedge;
-    if (p->finished) return; /* its timers are closing */
+    if (p->finished)
+        return; /* its timers are closing */
     struct attempt *a = lone_waiting(p);
-    if (!a) a = both_waiting(p);    /* a hedge is timed by its own budget too */
+    if (!a)
+        a = both_waiting(p); /* a hedge is timed by its own budget too */
     uv_timer_stop(&p->hedge_timer); /* a timer armed for an earlier attempt is not this one's */
-    if (!hg->enabled || !a || !a->rd || p->attempts >= max_attempts(p)) return;
+    if (!hg->enabled || !a || !a->rd || p->attempts >= max_attempts(p))
+        return;
     uint32_t after = hg->after_ms;
     p->hedge_reason = RUNTIME_HEDGE_CONFIGURED;
     if (after == 0) {
         struct ttft_budget_info info;
         uint32_t cap = p->model->timeouts.first_token_ms;
         after = runtime_dep_first_token_budget(p->rm, a->rd, prompt_tokens(p), &info);
-        if (after >= cap) return;
+        if (after >= cap)
+            return;
         p->hedge_reason = (enum runtime_hedge_reason)info.source;
     }
     uint64_t waited = uv_hrtime() / 1000000 - a->t_start; /* a->t_start is on this clock */
@@ -718,15 +718,15 @@ static void arm_hedge(struct preq *p)
 
 static void next_attempt(struct preq *p)
 {
-    if (p->finished) return;
+    if (p->finished)
+        return;
     if (p->attempts >= max_attempts(p) || proxy_remaining_ms(p) == 0) {
         all_failed(p);
         return;
     }
     if (p->attempts > 0 && !retry_budget_try_spend(&p->rm->retries, now_ms())) {
         atomic_fetch_add(&p->rm->budget_exhausted, 1);
-        note_why(p, "gateway", "retry budget exhausted", "too many retries across all requests",
-                 NULL);
+        note_why(p, "gateway", "retry budget exhausted", "too many retries across all requests", NULL);
         p->n_busy++;
         all_failed(p);
         return;
@@ -736,9 +736,11 @@ static void next_attempt(struct preq *p)
 
 void proxy_try_start(struct preq *p)
 {
-    if (p->finished) return;
+    if (p->finished)
+        return;
     if (!start_on(p, &p->at[0], false)) {
-        if (!proxy_wait_for_deployment(p)) all_failed(p);
+        if (!proxy_wait_for_deployment(p))
+            all_failed(p);
         return;
     }
     arm_hedge(p);
@@ -749,7 +751,8 @@ void proxy_try_start(struct preq *p)
 void proxy_timer_fired(struct attempt *a)
 {
     struct preq *p = a->p;
-    if (p->finished) return;
+    if (p->finished)
+        return;
     if (!a->got_first) {
         char d[64];
         snprintf(d, sizeof d, "%u ms", p->model->timeouts.first_token_ms);
@@ -764,14 +767,16 @@ void proxy_timer_fired(struct attempt *a)
 static void on_total_timer(uv_timer_t *t)
 {
     struct preq *p = t->data;
-    if (p->finished) return;
+    if (p->finished)
+        return;
     if (p->committed) {
         proxy_mid_stream_error(p, HEALTH_STALL, "the total deadline was reached");
         return;
     }
     for (int i = 0; i < 2; i++) {
         struct attempt *a = &p->at[i];
-        if (!a->active) continue;
+        if (!a->active)
+            continue;
         note_why(p, a->rd ? a->rd->key : "?", "total deadline reached", NULL, NULL);
         abandon_attempt(a);
     }
@@ -800,7 +805,8 @@ static void on_client_abort(void *ud)
 static void on_handle_closed(uv_handle_t *h)
 {
     struct preq *p = h->data;
-    if (--p->handles_open > 0) return;
+    if (--p->handles_open > 0)
+        return;
     config_unref(p->cfg);
     free(p);
 }
@@ -809,19 +815,20 @@ static void on_handle_closed(uv_handle_t *h)
 /* The one exit of every proxied request. */
 void proxy_finalize(struct preq *p, enum outcome outcome)
 {
-    if (p->finished) return;
+    if (p->finished)
+        return;
     p->finished = true;
     struct attempt *shown = p->winner ? p->winner : (p->at[0].dep ? &p->at[0] : NULL);
     for (int i = 0; i < 2; i++) {
-        if (p->at[i].active) abandon_attempt(&p->at[i]);
+        if (p->at[i].active)
+            abandon_attempt(&p->at[i]);
     }
     struct accesslog_entry *log = log_entry(p);
     log->outcome = outcome;
     log->attempts = p->attempts;
     if (shown && shown->dep) {
         log->provider = shown->dep->provider->name;
-        log->deployment_model =
-            p->auto_model && p->model->auto_import ? p->auto_model : shown->dep->model;
+        log->deployment_model = p->auto_model && p->model->auto_import ? p->auto_model : shown->dep->model;
     }
     if (!log->error[0] && p->why_log.len) /* answered, after these attempts failed */
         snprintf(log->error, sizeof log->error, "%s", p->why_log.data);
@@ -847,8 +854,8 @@ void proxy_finalize(struct preq *p, enum outcome outcome)
     }
 }
 
-static void reject_request_code(struct server_conn *c, enum gw_err e, const char *msg,
-                                const char *param, const char *code)
+static void reject_request_code(struct server_conn *c, enum gw_err e, const char *msg, const char *param,
+                                const char *code)
 {
     struct buf b;
     buf_init(&b, 0);
@@ -866,12 +873,9 @@ static void reject_request(struct server_conn *c, enum gw_err e, const char *msg
 static enum jsonx_api jsonx_api_of(enum proxy_api api)
 {
     switch (api) {
-    case PROXY_API_CHAT:
-        return JSONX_API_CHAT;
-    case PROXY_API_COMPLETIONS:
-        return JSONX_API_COMPLETIONS;
-    case PROXY_API_EMBEDDINGS:
-        return JSONX_API_EMBEDDINGS;
+    case PROXY_API_CHAT: return JSONX_API_CHAT;
+    case PROXY_API_COMPLETIONS: return JSONX_API_COMPLETIONS;
+    case PROXY_API_EMBEDDINGS: return JSONX_API_EMBEDDINGS;
     }
     return JSONX_API_ANY;
 }
@@ -881,7 +885,8 @@ void proxy_go(struct preq *p)
 {
     atomic_fetch_add(&p->rm->requests, 1);
     retry_budget_note_request(&p->rm->retries, now_ms());
-    if (p->model->resilience.hedge.enabled) hedge_budget_note_request(&p->rm->hedges, now_ms());
+    if (p->model->resilience.hedge.enabled)
+        hedge_budget_note_request(&p->rm->hedges, now_ms());
     uv_timer_start(&p->total_timer, on_total_timer, proxy_remaining_ms(p), 0);
     next_attempt(p);
 }
@@ -891,8 +896,7 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
     struct server_request *req = server_conn_request_mut(c);
     struct proxy_env *env = proxy_env_of(c);
     struct jsonx_request scan;
-    int rc =
-        jsonx_scan_api_request(req->body ? req->body : "", req->body_len, jsonx_api_of(api), &scan);
+    int rc = jsonx_scan_api_request(req->body ? req->body : "", req->body_len, jsonx_api_of(api), &scan);
     if (rc == JSONX_ERR_FIELD) {
         /* Nothing of it reaches an upstream: a field the gateway reads spelt twice or in
            another case, a wrong type, or a required field missing. */
@@ -931,21 +935,22 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
         !keys_model_allowed(ki, target, strlen(target))) {
         keys_release(ki);
         snprintf(req->log.error, sizeof req->log.error,
-                 "a routing rule sends '%.90s' to '%.90s', which this key may not use", scan.model,
-                 target);
+                 "a routing rule sends '%.90s' to '%.90s', which this key may not use", scan.model, target);
         char msg[400];
         snprintf(msg, sizeof msg,
-                 "this key may not use the model that requests for '%s' are routed to here",
-                 scan.model);
+                 "this key may not use the model that requests for '%s' are routed to here", scan.model);
         reject_request(c, GW_ERR_FORBIDDEN, msg, "model");
         return;
     }
     const struct cfg_model *m = config_find_model(env->cfg, target);
-    if (m && m->auto_import) m = NULL; /* never asked for by its own name */
+    if (m && m->auto_import)
+        m = NULL; /* never asked for by its own name */
     bool imported = !m && env->rt->catalog && catalog_any(env->rt->catalog, target);
-    if (imported) m = config_find_model(env->cfg, CONFIG_AUTO_MODEL_NAME);
+    if (imported)
+        m = config_find_model(env->cfg, CONFIG_AUTO_MODEL_NAME);
     if (!m) {
-        if (ki) keys_release(ki);
+        if (ki)
+            keys_release(ki);
         snprintf(req->log.model_buf, sizeof req->log.model_buf, "%.63s", scan.model);
         char msg[400];
         snprintf(msg, sizeof msg, "the model '%s' does not exist", scan.model);
@@ -959,7 +964,8 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
     }
     struct preq *p = calloc(1, sizeof *p);
     if (!p) {
-        if (ki) keys_release(ki);
+        if (ki)
+            keys_release(ki);
         reject_request(c, GW_ERR_INTERNAL, "out of memory", NULL);
         return;
     }
@@ -976,7 +982,8 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
     p->body_len = req->body_len;
     req->body = NULL;
     p->scan = scan;
-    if (imported) p->auto_model = target == scan.model ? p->scan.model : target;
+    if (imported)
+        p->auto_model = target == scan.model ? p->scan.model : target;
     p->client_stream = scan.stream && api != PROXY_API_EMBEDDINGS;
     p->client_usage = scan.include_usage;
     p->retry_after_s = -1;
@@ -995,6 +1002,7 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
     struct server_hooks hooks = {.on_drain = on_client_drain, .on_abort = on_client_abort, .ud = p};
     server_set_hooks(c, &hooks);
     runtime_model_refresh_capacity(p->rm, now_ms()); /* slow-start ramps move with time alone */
-    if (!proxy_admit(p)) return;                     /* answered, or waiting in the queue */
+    if (!proxy_admit(p))
+        return; /* answered, or waiting in the queue */
     proxy_go(p);
 }
