@@ -159,7 +159,8 @@ static void take_members(struct jw *w, const char *const *names, size_t n, struc
     jw_object(w);
     while (jw_member(w, &first, &key)) {
         size_t i = 0;
-        while (i < n && !(m->v[i].end == 0 && jw_key_is(w->s, &key, names[i], strlen(names[i]))))
+        while (i < n &&
+               !(m->v[i].end == 0 && jw_key_is_inline(w, &key, names[i], strlen(names[i]))))
             i++;
         jw_peek(w);
         size_t start = w->pos;
@@ -432,7 +433,8 @@ int assemble_feed_valid(struct assemble *a, const char *s, size_t len)
     jw_object(&w);
     while (!rc && jw_member(&w, &first, &key)) {
         size_t i = 0;
-        while (i < R_N && !(root[i].end == 0 && jw_key_is(s, &key, root_names[i], strlen(root_names[i]))))
+        while (i < R_N && !(root[i].end == 0 &&
+                            jw_key_is_inline(&w, &key, root_names[i], strlen(root_names[i]))))
             i++;
         char c = jw_peek(&w);
         size_t start = w.pos;
