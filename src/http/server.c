@@ -23,9 +23,39 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/pool.h"
 #include "http/server_int.h"
 
 __thread char server_read_scratch[SERVER_READ_SCRATCH];
+/* The request states and output batches of this worker's connections (base/pool.h). */
+static __thread struct pool reqstate_pool = POOL_INIT(sizeof(struct server_reqstate), 64);
+static __thread struct pool out_pool = POOL_INIT(SERVER_OUT_BLOCK, SERVER_OUT_POOL_KEEP);
+
+void server_out_put(char *mem, size_t cap)
+{
+    if (cap == SERVER_OUT_BLOCK)
+        pool_put(&out_pool, mem);
+    else
+        free(mem);
+}
+
+static void out_release(struct server_conn *c)
+{
+    server_out_put(c->out.data, c->out.cap);
+    c->out.data = NULL;
+    c->out.len = c->out.cap = 0;
+}
+
+/* The batch buffer, from the pool when the connection has none. */
+static int out_take(struct server_conn *c)
+{
+    if (c->out.data) return 0;
+    if (!(c->out.data = pool_get(&out_pool))) return -ENOMEM;
+    c->out.cap = SERVER_OUT_BLOCK;
+    c->out.len = 0;
+    c->out.data[0] = '\0';
+    return 0;
+}
 
 static void conn_process(struct server_conn *c);
 static void conn_flush(struct server_conn *c);
@@ -42,7 +72,7 @@ static int conn_req_get(struct server_conn *c)
 {
     if (c->req)
         return 0;
-    struct server_reqstate *rs = calloc(1, sizeof *rs);
+    struct server_reqstate *rs = pool_get_zeroed(&reqstate_pool);
     if (!rs)
         return -ENOMEM;
     const struct cfg_server *cfg = c->srv->cfg;
@@ -61,7 +91,7 @@ static void conn_req_release(struct server_conn *c)
     free(rs->pub.body);
     buf_free(&rs->head); /* the request's strings pointed into it */
     buf_free(&rs->body);
-    free(rs);
+    pool_put(&reqstate_pool, rs);
     c->req = NULL;
 }
 
@@ -138,7 +168,7 @@ static void on_handle_closed(uv_handle_t *h)
             *pp = c->flush_next;
     }
     buf_free(&c->in);
-    buf_free(&c->out);
+    out_release(c);
     conn_req_release(c);
     server_tls_detach(c);
     free(c);
@@ -240,7 +270,7 @@ void server_on_write(uv_write_t *req, int status)
     struct server_conn *c = wr->c;
     size_t len = wr->len;
     c->writes_inflight--;
-    free(wr->mem);
+    server_out_put(wr->mem, wr->mem_cap);
     free(wr);
     if (status < 0 && !c->gone) {
         c->pending -= len;
@@ -250,14 +280,11 @@ void server_on_write(uv_write_t *req, int status)
     server_conn_written(c, len);
 }
 
-/* `out` has all gone to the socket. A stream keeps a small buffer for its next batch; one
-   that grew in a burst (or a connection done answering) gives its memory back. */
+/* `out` has all gone to the socket: its buffer goes back to the pool (the next batch takes
+   one again), so a connection between batches holds none. */
 void server_conn_out_sent(struct server_conn *c)
 {
-    if (c->out.cap > SERVER_OUT_KEEP || c->state != CS_ACTIVE || c->response_done)
-        buf_free(&c->out);
-    else
-        buf_reset(&c->out);
+    out_release(c);
 }
 
 /*
@@ -271,7 +298,7 @@ static void conn_flush(struct server_conn *c)
         return;
     if (c->gone || uv_is_closing((uv_handle_t *)&c->tcp)) {
         c->pending -= len;
-        buf_free(&c->out);
+        out_release(c);
         return;
     }
     if (c->tls) {
@@ -297,12 +324,13 @@ static void conn_flush(struct server_conn *c)
     }
     wr->c = c;
     wr->len = len - sent;
+    wr->mem_cap = c->out.cap;
     wr->mem = buf_steal(&c->out, NULL);
     buf_init(&c->out, c->out.limit);
     uv_buf_t b = uv_buf_init(wr->mem + sent, (unsigned)(len - sent));
     int rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, server_on_write);
     if (rc < 0) {
-        free(wr->mem);
+        server_out_put(wr->mem, wr->mem_cap);
         free(wr);
         c->pending -= len - sent;
         if (sent)
@@ -337,7 +365,8 @@ static int conn_write_parts(struct server_conn *c, const uv_buf_t *parts, unsign
         total += parts[i].len;
     if (total == 0)
         return 0;
-    int rc = buf_reserve(&c->out, total);
+    int rc = out_take(c);
+    if (rc == 0) rc = buf_reserve(&c->out, total);
     if (rc < 0)
         return rc;
     for (unsigned i = 0; i < n; i++)
@@ -829,8 +858,7 @@ void server_request_done(struct server_conn *c)
     c->response_started = c->response_done = false;
     c->head_only = c->http10 = c->chunked_out = false;
     conn_req_release(c);
-    if (c->out.len == 0)
-        buf_free(&c->out);
+    if (c->out.len == 0) out_release(c);
     if (close) {
         c->state = CS_READ_HEAD;
         server_conn_close(c);

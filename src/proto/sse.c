@@ -47,7 +47,8 @@ static int sse_grow(char **mem, size_t *cap, size_t need, size_t limit)
         return SSE_ERR_TOO_BIG;
     if (need + 1 <= *cap)
         return 0;
-    size_t ncap = *cap ? *cap : 256;
+    size_t ncap =
+        *cap ? *cap : 1024; /* a usual chunk and the usage chunk fit: one allocation a stream */
     while (ncap < need + 1)
         ncap *= 2;
     if (ncap > limit + 1)

@@ -259,6 +259,8 @@ static int openai_build(const struct provider_call *c, struct provider_request *
                  : -1;
         free(body);
     } else {
+        buf_reserve(&r->body,
+                    c->body_len + 128); /* the rewrite adds a few members: one allocation */
         rc = jsonx_rewrite_request(c->body, c->body_len, c->scan, c->model, c->stream, &r->body);
     }
     if (rc < 0)

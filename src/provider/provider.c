@@ -86,6 +86,9 @@ static char *finish(const struct provider_ops *ops, const struct cfg_provider *p
         }
         path = r->path_buf.data;
     }
+    /* the whole request (head, then body) in one allocation: room for the usual head up front */
+    buf_reserve(&head,
+                512 + r->head.len + r->body.len + (extra_headers ? strlen(extra_headers) : 0));
     int rc = uphttp_request_head(&head, target, r->method, path, user_agent);
     rc |= buf_append(&head, r->head.data ? r->head.data : "", r->head.len);
     if (extra_headers)

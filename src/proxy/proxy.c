@@ -26,6 +26,7 @@
 #include "config/prices.h"
 #include "base/redact.h"
 #include "base/log.h"
+#include "base/pool.h"
 #include "obs/metrics.h"
 #include "proxy/proxy_int.h"
 #include "http/server.h"
@@ -802,13 +803,17 @@ static void on_client_abort(void *ud)
 
 /* ---- start and finalize ------------------------------------------------------------- */
 
+/* The proxied requests of this worker (base/pool.h): taken at start, given back when the
+   request's last handle has closed. */
+static __thread struct pool preq_pool = POOL_INIT(sizeof(struct preq), 64);
+
 static void on_handle_closed(uv_handle_t *h)
 {
     struct preq *p = h->data;
     if (--p->handles_open > 0)
         return;
     config_unref(p->cfg);
-    free(p);
+    pool_put(&preq_pool, p);
 }
 
 /* One ledger row per proxied request; usage the provider did not report is estimated. */
@@ -962,7 +967,7 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
         snprintf(req->log.model_buf, sizeof req->log.model_buf, "%.63s", target);
         req->log.model = NULL;
     }
-    struct preq *p = calloc(1, sizeof *p);
+    struct preq *p = pool_get_zeroed(&preq_pool);
     if (!p) {
         if (ki)
             keys_release(ki);
