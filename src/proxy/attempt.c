@@ -219,7 +219,10 @@ static void act(struct attempt *a, enum attempt_action what, enum health_class c
 {
     a->action = what;
     a->action_class = c;
-    snprintf(a->action_detail, sizeof a->action_detail, "%s", detail ? detail : "");
+    size_t n =
+        detail ? strnlen(detail, sizeof a->action_detail - 1) : 0; /* cut as snprintf would */
+    memcpy(a->action_detail, detail ? detail : "", n);
+    a->action_detail[n] = '\0';
 }
 
 /* One event of the upstream's stream; returns non-zero (with a->action set) to stop the feed. */
