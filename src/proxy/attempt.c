@@ -262,7 +262,7 @@ static int on_event(void *ud, const struct provider_event *ev)
     if (ev->what & PROVIDER_HAS_FINISH)
         a->saw_finish = true;
     if (ev->what & PROVIDER_HAS_CONTENT) {
-        metrics_content_event(p->env->metrics, p->model, a, a->got_first);
+        metrics_content_event_at(p->env->metrics, p->model, a, a->got_first, a->read_us);
         if (!a->got_first) {
             a->got_first = true;
             a->first_ns = uv_hrtime();
@@ -319,6 +319,7 @@ static void on_body(void *ud, const char *data, size_t len)
 {
     struct attempt *a = ud;
     if (a->up_sse) {
+        a->read_us = uv_hrtime() / 1000; /* every event of this read arrived now */
         int rc = a->ops->feed(&a->stream, data, len, on_event, a);
         if (rc > 0) {
             do_action(a);
