@@ -26,7 +26,7 @@ FAKESRC := $(sort $(wildcard tests/fakes/*.c))
 # Debian packages: build, test, and what `make run` needs.
 DEB_BUILD := build-essential pkg-config libuv1-dev libssl-dev libyaml-dev libjsmn-dev libcjson-dev \
              libsqlite3-dev ca-certificates
-DEB_TEST  := libcmocka-dev curl prometheus chromium
+DEB_TEST  := libcmocka-dev curl prometheus chromium redis-server
 DEB_NODE  := nodejs npm
 DEB_FUZZ  := clang
 

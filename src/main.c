@@ -40,6 +40,10 @@
 #include "http/server.h"
 #include "proxy/proxy.h"
 #include "provider/aws_creds.h"
+#include "admit/shared_limits.h"
+#include "admit/shared_spend.h"
+#include "net/redis.h"
+#include "route/shared_sync.h"
 #include "worker.h"
 
 #define UNBUSY_VERSION "0.1.0"
@@ -289,6 +293,18 @@ int main(int argc, char **argv)
     }
     struct metrics *metrics = metrics_new(rt, nworkers); /* NULL (no memory): serve without metrics */
     metrics_set_sources(metrics, ledger, budgets);
+    /* redis: limits and breakers shared across replicas; one client per loop (net/redis.h) */
+    static struct redis_stats redis_stats;
+    static char redis_names[MAX_WORKERS][24];
+    struct shared_limits *shared = cfg->redis ? shared_limits_new(cfg->redis) : NULL;
+    /* budgets count the other replicas' spend too (reported by the main loop's sync) */
+    struct shared_spend *spend =
+        shared && budgets ? shared_spend_new(cfg, cfg->redis, ledger) : NULL;
+    if ((cfg->redis && !shared) || (shared && budgets && !spend)) {
+        log_error("redis: out of memory");
+        return 1;
+    }
+    budgets_share(budgets, spend);
     /* Signals are ours before the first worker listens: a SIGTERM right after /healthz answers
        must drain, not kill. */
     uv_loop_t *main_loop = uv_default_loop();
@@ -323,6 +339,14 @@ int main(int argc, char **argv)
             w->env.ledger = ledger;
             w->env.budgets = budgets;
             w->env.rl = rl;
+            if (shared) {
+                snprintf(redis_names[i], sizeof redis_names[i], "worker %u", i);
+                struct redis_options ro = {
+                    .cfg = cfg->redis, .name = redis_names[i], .stats = &redis_stats};
+                w->env.shared = shared;
+                /* NULL (no memory): that loop decides on local state */
+                w->env.redis = redis_new(&w->loop, &ro);
+            }
             rc = worker_start(w, fd, tls, &handlers);
         }
         if (rc < 0) {
@@ -354,6 +378,9 @@ int main(int argc, char **argv)
     uv_loop_t *loop = uv_default_loop();
     struct probes *probes = probes_start(loop, rt);
     struct model_fetches *model_lists = model_fetch_start(loop, rt);
+    struct shared_sync *sync = shared ? shared_sync_start(loop, rt, shared, &redis_stats) : NULL;
+    shared_sync_spend(sync, spend);
+    metrics_add_renderer(metrics, shared_sync_render, sync);
     uv_run(loop, UV_RUN_DEFAULT);
     /* After the first signal, a second one still ends the process at once. */
     if (!uv_is_closing((uv_handle_t *)&sigterm))
@@ -366,6 +393,7 @@ int main(int argc, char **argv)
     signal(SIGINT, SIG_DFL);
     probes_stop(probes);
     model_fetch_stop(model_lists);
+    shared_sync_stop(sync);
     uv_run(loop, UV_RUN_DEFAULT); /* until the probes' and fetches' handles and connections are closed */
     for (unsigned i = 0; i < nworkers; i++)
         worker_join(&workers[i]);
@@ -374,8 +402,10 @@ int main(int argc, char **argv)
     metrics_free(metrics);
     keys_free(keys); /* after the workers: pending admin jobs use it */
     budgets_free(budgets); /* delivers queued alerts, briefly */
+    shared_spend_free(spend); /* after the budgets that read it */
     ledger_close(ledger); /* writes what is still queued */
     ratelimit_free(rl);
+    shared_limits_free(shared); /* after the workers and the sync: they use it */
     aws_creds_stop();
     tls_server_free(tls); /* after the workers: their connections took sessions from it */
     runtime_free(rt);

@@ -12,6 +12,7 @@
 #include "config/config_aws.h"
 #include "config/config_auth.h"
 #include "config/config_budget.h"
+#include "config/config_redis.h"
 #include "config/config_tls.h"
 #include "config/config_secrets.h"
 #include "config/config_value.h"
@@ -729,6 +730,7 @@ static const struct config_yaml_field top_fields[] = {
     FIELD("ledger", parse_ledger, struct config, ledger, 0, 0, 0),
     SECTION("prices", prices_config_section, 0), /* after providers: it names them */
     SECTION("rules", config_parse_rules, 0),
+    SECTION("redis", config_redis_section, 0),
 };
 
 #define FITS(table) (COUNT(table) <= CONFIG_YAML_MAX_FIELDS)
@@ -842,6 +844,7 @@ static void config_free(struct config *c)
     free(c->ledger.path);
     prices_config_free(c->prices, c->nprices);
     config_budget_free(c);
+    config_redis_free(c);
     free(c->model_slots);
     redact_set_free(&c->secrets);
     free(c);

@@ -341,6 +341,8 @@ struct cfg_auth {
     bool keys_given;  /* keys: or key_store: was written, even empty */
 };
 
+struct cfg_redis;
+
 struct config {
     atomic_int refs;
     char *source;              /* file name (or "<demo>") for messages */
@@ -366,6 +368,7 @@ struct config {
     struct cfg_provider *budget_webhook; /* budgets.webhook as an HTTP target; NULL: none */
     char *budget_webhook_path; /* its path and query, e.g. "/hooks/x?t=1"; "/" at least */
     double budget_alert_at;    /* budgets.alert_at: the share that sends a warning; default 0.8 */
+    struct cfg_redis *redis;   /* redis: (config_redis.h); NULL: no state shared across replicas */
     /* Open-addressing index over models for config_find_model: slot = model
        index + 1, 0 = empty. NULL (a snapshot built by hand) means linear search. */
     uint32_t *model_slots;
