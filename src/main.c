@@ -32,6 +32,10 @@
 #include "base/log.h"
 #include "cmd/cmd.h"
 #include "obs/metrics.h"
+#include "obs/metrics_engine.h"
+#include "route/engine_scrape.h"
+#include "obs/metrics_discovery.h"
+#include "route/discovery.h"
 #include "route/model_fetch.h"
 #include "route/probe.h"
 #include "admit/ratelimit.h"
@@ -378,9 +382,13 @@ int main(int argc, char **argv)
     uv_loop_t *loop = uv_default_loop();
     struct probes *probes = probes_start(loop, rt);
     struct model_fetches *model_lists = model_fetch_start(loop, rt);
+    struct engine_scrapes *engine_metrics = engine_scrape_start(loop, rt);
+    metrics_add_renderer(metrics, metrics_engine_renderer, rt);
     struct shared_sync *sync = shared ? shared_sync_start(loop, rt, shared, &redis_stats) : NULL;
     shared_sync_spend(sync, spend);
     metrics_add_renderer(metrics, shared_sync_render, sync);
+    struct discovery *discovery = discovery_start(loop, rt);
+    metrics_add_renderer(metrics, metrics_discovery_render, rt);
     uv_run(loop, UV_RUN_DEFAULT);
     /* After the first signal, a second one still ends the process at once. */
     if (!uv_is_closing((uv_handle_t *)&sigterm))
@@ -393,7 +401,9 @@ int main(int argc, char **argv)
     signal(SIGINT, SIG_DFL);
     probes_stop(probes);
     model_fetch_stop(model_lists);
+    engine_scrape_stop(engine_metrics);
     shared_sync_stop(sync);
+    discovery_stop(discovery);
     uv_run(loop, UV_RUN_DEFAULT); /* until the probes' and fetches' handles and connections are closed */
     for (unsigned i = 0; i < nworkers; i++)
         worker_join(&workers[i]);

@@ -147,7 +147,9 @@ static int format_line(struct buf *b, const struct accesslog_entry *e, const cha
     if (e->deployment_model)
         bad |=
             FIELD_STR(b, "deployment_model", e->deployment_model, strlen(e->deployment_model)) < 0;
-    bad |= FIELD_INT(b, "status", e->status) < 0;
+    if (e->endpoint[0]) bad |= FIELD_STR(b, "endpoint", e->endpoint, strlen(e->endpoint)) < 0;
+    bad |= FIELD_KEY(b, "status") < 0;
+    bad |= buf_append_i64(b, e->status) < 0;
     const char *outcome = outcome_name(outcome_or_status(e->outcome, e->status));
     bad |= FIELD_STR(b, "outcome", outcome, strlen(outcome)) < 0;
     if (e->attempts) bad |= FIELD_INT(b, "attempts", e->attempts) < 0;

@@ -1,5 +1,7 @@
 #include "route/runtime.h"
 
+#include "config/config_discovery.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,8 +76,10 @@ struct runtime *runtime_new(struct config *cfg, admission_ready_fn ready)
         runtime_free(rt);
         return NULL;
     }
-    for (size_t i = 0; i < cfg->nproviders; i++)
+    for (size_t i = 0; i < cfg->nproviders; i++) {
         rt->providers[i].cfg = &cfg->providers[i];
+        engine_state_init(&rt->providers[i].engine, &cfg->providers[i]);
+    }
     for (size_t i = 0; i < cfg->nmodels; i++) {
         const struct cfg_model *m = &cfg->models[i];
         struct runtime_model *rm = &rt->models[i];
@@ -111,10 +115,23 @@ struct runtime *runtime_new(struct config *cfg, admission_ready_fn ready)
             health_init(&rd->health, &hp);
             ttft_budget_init(&rd->ttft);
             snprintf(rd->key, sizeof rd->key, "%s/%s", d->provider->name, d->model);
+            if (d->provider->discovery &&
+                !(rd->endpoints = endpoint_set_new(&hp, d->provider->discovery->max_endpoints))) {
+                runtime_free(rt);
+                return NULL;
+            }
         }
         runtime_model_refresh_capacity(rm, runtime_now_ms());
         /* Last, so that a failure here leaves this model whole for runtime_free. */
-        struct balancer_config bc = {.cfg = cfg, .model = m, .ndeps = m->ndeployments};
+        struct engine_state *engines[BALANCER_MAX_CANDIDATES] = {NULL};
+        const char *keys[BALANCER_MAX_CANDIDATES] = {NULL};
+        for (size_t j = 0; j < m->ndeployments && j < BALANCER_MAX_CANDIDATES; j++) {
+            struct engine_state *es = &rm->deps[j].provider->engine;
+            engines[j] = es->enabled ? es : NULL;
+            keys[j] = rm->deps[j].key;
+        }
+        struct balancer_config bc = {.cfg = cfg, .model = m, .ndeps = m->ndeployments,
+                                     .engines = engines, .keys = keys};
         rm->balancer = balancer_create(rm->strategy, &bc);
         if (!rm->balancer) {
             runtime_free(rt);
@@ -135,6 +152,7 @@ void runtime_free(struct runtime *rt)
         for (size_t j = 0; j < rm->ndeps; j++) {
             health_destroy(&rm->deps[j].health);
             ttft_budget_destroy(&rm->deps[j].ttft);
+            endpoint_set_free(rm->deps[j].endpoints);
         }
         free(rm->deps);
         retry_budget_destroy(&rm->retries);
@@ -183,6 +201,8 @@ bool runtime_dep_eligible(struct runtime_dep *d, uint64_t now_ms, const char **w
             *why = "probe_down";
         return false;
     }
+    if (d->endpoints && !endpoint_set_eligible(d->endpoints, now_ms, why))
+        return false;
     return health_eligible(&d->health, now_ms, why);
 }
 
@@ -209,6 +229,10 @@ uint64_t runtime_model_returns_at(struct runtime_model *rm, const bool *skip, ui
         if ((skip && skip[j]) || atomic_load(&d->provider->probe_down))
             continue; /* the probes bring it back, at no time known in advance */
         uint64_t at = health_returns_at(&d->health, now_ms);
+        if (d->endpoints) { /* the later of the deployment's and its first address's return */
+            uint64_t ep = endpoint_set_returns_at(d->endpoints, now_ms);
+            at = ep > at ? ep : at;
+        }
         if (at < earliest)
             earliest = at;
     }

@@ -22,6 +22,8 @@
 #include "admit/admission.h"
 #include "route/balancer.h"
 #include "route/catalog.h"
+#include "route/engine.h"
+#include "route/endpoints.h"
 #include "config/config.h"
 #include "route/health.h"
 #include "route/hedge_budget.h"
@@ -35,6 +37,7 @@ struct runtime_provider {
     atomic_ullong probes_ok, probes_failed;
     atomic_ullong probe_last_ms;   /* wall-clock ms of the last probe result */
     char probe_last_error[128];    /* written by the probe thread only */
+    struct engine_state engine;    /* what its engine's metrics say (route/engine.h) */
 };
 
 struct runtime_dep {
@@ -43,6 +46,8 @@ struct runtime_dep {
     struct health health;
     struct ttft_budget ttft;       /* its first-token budget, learnt per prompt size */
     char key[192];                 /* "provider/model", for messages and the admin API */
+    struct endpoint_set *endpoints; /* its addresses when its provider has discovery: (route/
+                                       endpoints.h, fed by route/discovery.c); NULL otherwise */
 };
 
 /* What set a hedge's delay: the first-token budget (by its source) or hedge.after. */
