@@ -21,6 +21,34 @@ void admission_destroy(struct admission *a)
     pthread_mutex_destroy(&a->lock);
 }
 
+void admission_set_config(struct admission *a, const struct cfg_queue *cfg)
+{
+    pthread_mutex_lock(&a->lock);
+    a->cfg = cfg;
+    pthread_mutex_unlock(&a->lock);
+}
+
+static void unlink_waiter(struct admission *a, struct admission_waiter *w);
+
+unsigned admission_close(struct admission *a)
+{
+    unsigned n = 0;
+    pthread_mutex_lock(&a->lock);
+    for (int c = 0; c < ADMISSION_CLASSES; c++) {
+        while (a->head[c]) {
+            struct admission_waiter *w = a->head[c];
+            unlink_waiter(a, w);
+            w->evicted = true;
+            w->gone = true;
+            n++;
+            if (a->ready)
+                a->ready(w->owner, w);
+        }
+    }
+    pthread_mutex_unlock(&a->lock);
+    return n;
+}
+
 static int clamp_cls(int cls)
 {
     return cls < 0 ? 0 : cls >= ADMISSION_CLASSES ? ADMISSION_CLASSES - 1 : cls;
@@ -156,6 +184,7 @@ int admission_enqueue(struct admission *a, struct admission_waiter *w, uint64_t 
     w->cls = clamp_cls(w->cls);
     w->enqueued_ms = now_ms;
     w->evicted = false;
+    w->gone = false;
     int rc = 0;
     pthread_mutex_lock(&a->lock);
     if (a->queued >= a->cfg->max) {

@@ -38,6 +38,7 @@ struct admission_waiter {
     void *ud;             /* the request */
     bool queued;
     bool evicted;         /* taken out to make room for a higher class: shed it */
+    bool gone;            /* with evicted: its model left the config (admission_close) */
 };
 
 /* Called with a waiter that may start now (or was evicted); from any thread. */
@@ -69,6 +70,11 @@ enum admission_verdict {
 void admission_init(struct admission *a, const struct cfg_queue *cfg, uint32_t capacity,
                     admission_ready_fn ready);
 void admission_destroy(struct admission *a);
+/* A config reload: the queue follows the new snapshot's settings (cfg must outlive a). */
+void admission_set_config(struct admission *a, const struct cfg_queue *cfg);
+/* The model left the config: every waiter is handed to the ready callback marked
+   evicted and gone (answered with an error). Returns how many. */
+unsigned admission_close(struct admission *a);
 
 /* The capacity is now this (the deployments' limits moved); waiters that now fit start. */
 void admission_set_capacity(struct admission *a, uint32_t capacity);

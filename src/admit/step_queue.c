@@ -118,6 +118,15 @@ void admit_queue_woken(struct admission_waiter *aw)
         return;
     s->waiting = false;
     stop_timers(r);
+    if (aw->evicted && aw->gone) {
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "the model '%s' was removed from the configuration while this request waited",
+                 r->model->name);
+        r->ops->answer(r, ADMIT_REFUSE_GONE, msg, -1, OUTCOME_REJECTED);
+        admit_resume(run, ADMIT_ANSWERED);
+        return;
+    }
     if (aw->evicted) {
         shed(r, s->adm, "made room for a higher priority");
         admit_resume(run, ADMIT_ANSWERED);

@@ -92,7 +92,7 @@ static void write_first_token_budget(struct buf *b, struct runtime_model *rm, st
     buf_append_str(b, ",\"classes\":[");
     for (unsigned c = 0; c < TTFT_BUDGET_CLASSES; c++) {
         struct ttft_budget_class_stats st;
-        ttft_budget_class_stats(&d->ttft, c, &st);
+        ttft_budget_class_stats(d->ttft, c, &st);
         buf_printf(b, "%s{\"below_tokens\":%u,\"samples\":%llu,\"weight\":%.1f,\"p50_ms\":%u,"
                       "\"p99_ms\":%u}",
                    c ? "," : "", st.max_tokens, (unsigned long long)st.samples, st.weight, st.p50_ms,
@@ -104,7 +104,7 @@ static void write_first_token_budget(struct buf *b, struct runtime_model *rm, st
 static void write_dep(struct buf *b, struct runtime_model *rm, struct runtime_dep *d, uint64_t now)
 {
     struct health_snapshot s;
-    health_snapshot(&d->health, now, &s);
+    health_snapshot(d->health, now, &s);
     const char *why = NULL;
     bool eligible = runtime_dep_eligible(d, now, &why);
     buf_append_str(b, "{\"provider\":");
@@ -189,7 +189,7 @@ void admin_write_state(struct buf *b, struct runtime *rt)
         buf_printf(b, "},\"budget\":{\"window_requests\":%u,\"window_hedges\":%u,\"window_useful\":%u,"
                       "\"window_failed\":%u,\"allowed\":%u,\"stopped\":%s}",
                    hs.requests, hs.hedges, hs.useful, hs.failed, hs.allowed, hs.stopped ? "true" : "false");
-        struct admission *ad = &rm->admission;
+        struct admission *ad = rm->admission;
         pthread_mutex_lock(&ad->lock);
         buf_printf(b, "},\"admission\":{\"capacity\":%u,\"inflight\":%u,\"queued\":%u,\"queued_total\":%llu,"
                       "\"shed\":%llu,\"evictions\":%llu,\"timeouts\":%llu,\"degraded\":%s,"
@@ -242,14 +242,14 @@ static void change_dep(struct server_conn *c, struct runtime *rt, const char *ac
         return;
     }
     if (strcmp(action, "reset") == 0) {
-        health_reset(&d->health);
+        health_reset(d->health);
     } else {
         enum health_admin st;
         const char *state = strcmp(action, "drain") == 0     ? "draining"
                             : strcmp(action, "disable") == 0 ? "disabled"
                                                              : "active";
         health_admin_parse(state, &st);
-        health_set_admin(&d->health, st);
+        health_set_admin(d->health, st);
     }
     struct buf b;
     buf_init(&b, 0);

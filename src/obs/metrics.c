@@ -691,7 +691,7 @@ static void render_deployments(struct buf *b, const struct metrics *m)
         for (size_t j = 0; j < m->rt->models[mi].ndeps; j++) {
             struct runtime_dep *rd = &m->rt->models[mi].deps[j];
             size_t di = m->dep_base[mi] + j;
-            health_snapshot(&rd->health, now, &snap[di]);
+            health_snapshot(rd->health, now, &snap[di]);
             const char *why = NULL;
             bool eligible = runtime_dep_eligible(rd, now, &why);
             /* Up: the breaker is closed and nothing but load keeps requests away. */

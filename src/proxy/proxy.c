@@ -168,18 +168,18 @@ static void release_attempt_as(struct attempt *a, enum health_class c, enum inci
     if (!a->rd)
         return;
     if (a->retry_after_s > 0 && (c == HEALTH_RATE_LIMITED || c == HEALTH_SERVER_ERROR))
-        health_cooldown(&a->rd->health, now_ms(), /* at most HTTP1_RETRY_AFTER_MAX_S: fits */
+        health_cooldown(a->rd->health, now_ms(), /* at most HTTP1_RETRY_AFTER_MAX_S: fits */
                         (uint32_t)a->retry_after_s * 1000u);
     /* A failure counts as a slow sample, so that a deployment failing fast does not look fast;
        a 429 that said when to come back is not slowness. */
     uint32_t penalty = c == HEALTH_OK || (c == HEALTH_RATE_LIMITED && a->retry_after_s > 0)
                            ? 0
                            : p->model->timeouts.first_token_ms;
-    unsigned ev = health_release(&a->rd->health, &a->ticket, now_ms(), c, c == HEALTH_OK ? a->ttft_ms : 0,
+    unsigned ev = health_release(a->rd->health, &a->ticket, now_ms(), c, c == HEALTH_OK ? a->ttft_ms : 0,
                                  penalty, rand64(p));
     /* A first token that came is a sample of the budget even if the stream broke later. */
     if (a->got_first)
-        ttft_budget_observe(&a->rd->ttft, prompt_tokens(p), a->ttft_ms);
+        ttft_budget_observe(a->rd->ttft, prompt_tokens(p), a->ttft_ms);
     metrics_attempt_end(p->env->metrics, p->model, a->dep, c, ev, a->status, failed_as);
     struct balancer_outcome o = {.cls = c, .ttft_ms = c == HEALTH_OK ? a->ttft_ms : 0,
                                  .usage = {.prompt_tokens = -1, .completion_tokens = -1,
@@ -218,7 +218,7 @@ static void release_attempt(struct attempt *a, enum health_class c)
 static void abandon_attempt(struct attempt *a)
 {
     if (a->rd) {
-        health_abandon(&a->rd->health, &a->ticket);
+        health_abandon(a->rd->health, &a->ticket);
         a->rd = NULL;
     }
     attempt_reset(a);
@@ -229,9 +229,9 @@ static void abandon_attempt(struct attempt *a)
 static void cancel_loser(struct attempt *a)
 {
     if (a->rd && !a->got_first)
-        health_abandon_after(&a->rd->health, &a->ticket, (uint32_t)(now_ms() - a->t_start));
+        health_abandon_after(a->rd->health, &a->ticket, (uint32_t)(now_ms() - a->t_start));
     else if (a->rd)
-        health_abandon(&a->rd->health, &a->ticket);
+        health_abandon(a->rd->health, &a->ticket);
     a->rd = NULL;
     attempt_reset(a);
 }
@@ -543,7 +543,7 @@ void proxy_excluded_mask(struct preq *p, bool skip[PROXY_MAX_DEPS])
                   (p->route_tier >= 0 && rm->deps[i].cfg->tier != p->route_tier) ||
                   (p->cont.continued &&
                    provider_continuation(rm->deps[i].cfg->provider) == CFG_CONTINUATION_OFF) ||
-                  (p->auto_model && p->model->auto_import && !catalog_has(p->env->rt->catalog,
+                  (p->auto_model && p->model->auto_import && !catalog_has(p->rt->catalog,
                                                  (size_t)(rm->deps[i].cfg->provider - p->cfg->providers),
                                                  p->auto_model));
     }
@@ -559,7 +559,7 @@ static struct runtime_dep *pick(struct preq *p, int *index_out)
     proxy_excluded_mask(p, skip);
     for (size_t i = 0; i < n; i++) {
         cand[i] = (struct balancer_candidate){
-            .h = &rm->deps[i].health,
+            .h = rm->deps[i].health,
             .tier = rm->deps[i].cfg->tier,
             .weight = rm->deps[i].cfg->weight,
             .excluded = skip[i] || rm->deps[i].provider->probe_down,
@@ -570,7 +570,7 @@ static struct runtime_dep *pick(struct preq *p, int *index_out)
         if (idx < 0)
             return NULL;
         struct attempt *slot = p->at[0].active ? &p->at[1] : &p->at[0];
-        if (health_acquire(&rm->deps[idx].health, now, &slot->ticket)) {
+        if (health_acquire(rm->deps[idx].health, now, &slot->ticket)) {
             *index_out = idx;
             return &rm->deps[idx];
         }
@@ -664,7 +664,7 @@ static void on_hedge_timer(uv_timer_t *t)
         return;
     }
     if (!hedge_budget_try_spend(&p->rm->hedges, now_ms())) {
-        health_abandon(&rd->health, &slot->ticket);
+        health_abandon(rd->health, &slot->ticket);
         atomic_fetch_add(&p->rm->hedges_denied, 1);
         if (newer)
             arm_hedge(p);
@@ -802,6 +802,7 @@ static void on_handle_closed(uv_handle_t *h)
     if (--p->handles_open > 0)
         return;
     config_unref(p->cfg);
+    runtime_unref(p->rt);
     free(p);
 }
 
@@ -966,7 +967,8 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
     p->conn = c;
     p->env = env;
     p->cfg = config_ref(env->cfg);
-    p->rm = runtime_model(env->rt, m);
+    p->rt = runtime_ref(env->rt); /* the generation it finishes on, whatever reloads come */
+    p->rm = runtime_model(p->rt, m);
     p->model = m;
     p->api = api;
     p->key = ki;

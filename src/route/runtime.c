@@ -5,14 +5,16 @@
 #include <string.h>
 #include <time.h>
 
+#include "route/runtime_carry.h"
+
 uint32_t runtime_dep_first_token_budget(struct runtime_model *rm, struct runtime_dep *d,
                                         uint32_t prompt_tokens, struct ttft_budget_info *info)
 {
     struct ttft_budget *others[64];
     size_t n = rm->ndeps < 64 ? rm->ndeps : 64;
     for (size_t i = 0; i < n; i++)
-        others[i] = &rm->deps[i].ttft;
-    return ttft_budget_get(&d->ttft, others, n, prompt_tokens, rm->cfg->timeouts.first_token_ms, info);
+        others[i] = rm->deps[i].ttft;
+    return ttft_budget_get(d->ttft, others, n, prompt_tokens, rm->cfg->timeouts.first_token_ms, info);
 }
 
 const char *runtime_hedge_reason_name(enum runtime_hedge_reason r)
@@ -61,11 +63,56 @@ static void budget_params_from(struct retry_budget_params *bp, double ratio, dou
         bp->window_ms = window_ms;
 }
 
+static struct runtime_dep_state *dep_state_new(const struct health_params *hp)
+{
+    struct runtime_dep_state *st = calloc(1, sizeof *st);
+    if (!st)
+        return NULL;
+    atomic_init(&st->refs, 1);
+    health_init(&st->health, hp);
+    ttft_budget_init(&st->ttft);
+    return st;
+}
+
+static void dep_state_unref(struct runtime_dep_state *st)
+{
+    if (!st || atomic_fetch_sub(&st->refs, 1) != 1)
+        return;
+    health_destroy(&st->health);
+    ttft_budget_destroy(&st->ttft);
+    free(st);
+}
+
+static struct runtime_model_state *model_state_new(const struct cfg_queue *q, admission_ready_fn ready)
+{
+    struct runtime_model_state *st = calloc(1, sizeof *st);
+    if (!st)
+        return NULL;
+    atomic_init(&st->refs, 1);
+    admission_init(&st->admission, q, 0, ready);
+    return st;
+}
+
+static void model_state_unref(struct runtime_model_state *st)
+{
+    if (!st || atomic_fetch_sub(&st->refs, 1) != 1)
+        return;
+    admission_destroy(&st->admission);
+    free(st);
+}
+
 struct runtime *runtime_new(struct config *cfg, admission_ready_fn ready)
+{
+    return runtime_build(cfg, ready, NULL);
+}
+
+struct runtime *runtime_build(struct config *cfg, admission_ready_fn ready, struct runtime *old)
 {
     struct runtime *rt = calloc(1, sizeof *rt);
     if (!rt)
         return NULL;
+    atomic_init(&rt->refs, 1);
+    rt->generation = old ? old->generation + 1 : 1;
     rt->cfg = config_ref(cfg);
     rt->providers = calloc(cfg->nproviders ? cfg->nproviders : 1, sizeof *rt->providers);
     rt->models = calloc(cfg->nmodels ? cfg->nmodels : 1, sizeof *rt->models);
@@ -74,8 +121,11 @@ struct runtime *runtime_new(struct config *cfg, admission_ready_fn ready)
         runtime_free(rt);
         return NULL;
     }
-    for (size_t i = 0; i < cfg->nproviders; i++)
+    for (size_t i = 0; i < cfg->nproviders; i++) {
         rt->providers[i].cfg = &cfg->providers[i];
+        if (old)
+            runtime_carry_provider(&rt->providers[i], old);
+    }
     for (size_t i = 0; i < cfg->nmodels; i++) {
         const struct cfg_model *m = &cfg->models[i];
         struct runtime_model *rm = &rt->models[i];
@@ -85,7 +135,16 @@ struct runtime *runtime_new(struct config *cfg, admission_ready_fn ready)
             runtime_free(rt);
             return NULL;
         }
-        rm->ndeps = m->ndeployments;
+        struct runtime_model *om = old ? runtime_carry_find_model(old, m->name) : NULL;
+        rm->state = om ? om->state : model_state_new(&m->queue, ready);
+        if (!rm->state) {
+            runtime_free(rt);
+            return NULL;
+        }
+        if (om)
+            atomic_fetch_add(&rm->state->refs, 1);
+        rm->admission = &rm->state->admission;
+        rm->retired = &rt->retired;
         if (!m->resilience.strategy || balancer_strategy_parse(m->resilience.strategy, &rm->strategy) < 0)
             rm->strategy = BALANCER_P2C;
         struct retry_budget_params bp;
@@ -100,7 +159,9 @@ struct runtime *runtime_new(struct config *cfg, admission_ready_fn ready)
         if (rb->window_ms)
             hbp.window_ms = rb->window_ms;
         hedge_budget_init(&rm->hedges, &hbp);
-        admission_init(&rm->admission, &m->queue, 0, ready);
+        rm->budgets_ready = true;
+        if (om)
+            runtime_carry_model_counters(rm, om);
         for (size_t j = 0; j < m->ndeployments; j++) {
             const struct cfg_deployment *d = &m->deployments[j];
             struct runtime_dep *rd = &rm->deps[j];
@@ -108,8 +169,21 @@ struct runtime *runtime_new(struct config *cfg, admission_ready_fn ready)
             health_params_from(&hp, m, d);
             rd->cfg = d;
             rd->provider = runtime_provider(rt, d->provider);
-            health_init(&rd->health, &hp);
-            ttft_budget_init(&rd->ttft);
+            struct runtime_dep *od = old ? runtime_carry_find_dep(old, rt, m->name, d) : NULL;
+            if (od) {
+                rd->state = od->state;
+                atomic_fetch_add(&rd->state->refs, 1);
+                health_set_params(&rd->state->health, &hp); /* values only: safe before the swap */
+            } else {
+                rd->state = dep_state_new(&hp);
+            }
+            if (!rd->state) {
+                runtime_free(rt);
+                return NULL;
+            }
+            rd->health = &rd->state->health;
+            rd->ttft = &rd->state->ttft;
+            rm->ndeps = j + 1;
             snprintf(rd->key, sizeof rd->key, "%s/%s", d->provider->name, d->model);
         }
         runtime_model_refresh_capacity(rm, runtime_now_ms());
@@ -132,14 +206,14 @@ void runtime_free(struct runtime *rt)
         struct runtime_model *rm = &rt->models[i];
         if (!rm->deps)
             continue;
-        for (size_t j = 0; j < rm->ndeps; j++) {
-            health_destroy(&rm->deps[j].health);
-            ttft_budget_destroy(&rm->deps[j].ttft);
-        }
+        for (size_t j = 0; j < rm->ndeps; j++)
+            dep_state_unref(rm->deps[j].state);
         free(rm->deps);
-        retry_budget_destroy(&rm->retries);
-        hedge_budget_destroy(&rm->hedges);
-        admission_destroy(&rm->admission);
+        if (rm->budgets_ready) {
+            retry_budget_destroy(&rm->retries);
+            hedge_budget_destroy(&rm->hedges);
+        }
+        model_state_unref(rm->state);
         balancer_destroy(rm->balancer);
     }
     free(rt->models);
@@ -147,6 +221,18 @@ void runtime_free(struct runtime *rt)
     catalog_free(rt->catalog);
     config_unref(rt->cfg);
     free(rt);
+}
+
+struct runtime *runtime_ref(struct runtime *rt)
+{
+    atomic_fetch_add(&rt->refs, 1);
+    return rt;
+}
+
+void runtime_unref(struct runtime *rt)
+{
+    if (rt && atomic_fetch_sub(&rt->refs, 1) == 1)
+        runtime_free(rt);
 }
 
 struct runtime_model *runtime_model(struct runtime *rt, const struct cfg_model *m)
@@ -183,22 +269,24 @@ bool runtime_dep_eligible(struct runtime_dep *d, uint64_t now_ms, const char **w
             *why = "probe_down";
         return false;
     }
-    return health_eligible(&d->health, now_ms, why);
+    return health_eligible(d->health, now_ms, why);
 }
 
 uint32_t runtime_model_capacity(struct runtime_model *rm, uint64_t now_ms)
 {
     uint64_t sum = 0;
     for (size_t j = 0; j < rm->ndeps; j++)
-        sum += health_capacity(&rm->deps[j].health, now_ms);
+        sum += health_capacity(rm->deps[j].health, now_ms);
     return sum > UINT32_MAX ? UINT32_MAX : (uint32_t)sum;
 }
 
 void runtime_model_refresh_capacity(struct runtime_model *rm, uint64_t now_ms)
 {
+    if (rm->retired && atomic_load(rm->retired))
+        return; /* the shared queue follows the newest generation's deployments */
     uint32_t c = runtime_model_capacity(rm, now_ms);
-    if (c != admission_capacity(&rm->admission))
-        admission_set_capacity(&rm->admission, c);
+    if (c != admission_capacity(rm->admission))
+        admission_set_capacity(rm->admission, c);
 }
 
 uint64_t runtime_model_returns_at(struct runtime_model *rm, const bool *skip, uint64_t now_ms)
@@ -208,7 +296,7 @@ uint64_t runtime_model_returns_at(struct runtime_model *rm, const bool *skip, ui
         struct runtime_dep *d = &rm->deps[j];
         if ((skip && skip[j]) || atomic_load(&d->provider->probe_down))
             continue; /* the probes bring it back, at no time known in advance */
-        uint64_t at = health_returns_at(&d->health, now_ms);
+        uint64_t at = health_returns_at(d->health, now_ms);
         if (at < earliest)
             earliest = at;
     }
@@ -220,5 +308,5 @@ void runtime_provider_recovered(struct runtime *rt, struct runtime_provider *rp,
     for (size_t i = 0; i < rt->cfg->nmodels; i++)
         for (size_t j = 0; j < rt->models[i].ndeps; j++)
             if (rt->models[i].deps[j].provider == rp)
-                health_recovered(&rt->models[i].deps[j].health, now_ms);
+                health_recovered(rt->models[i].deps[j].health, now_ms);
 }
