@@ -11,6 +11,7 @@
 #include "config/config_admission.h"
 #include "config/config_aws.h"
 #include "config/config_auth.h"
+#include "config/config_reload.h"
 #include "config/config_budget.h"
 #include "config/config_tls.h"
 #include "config/config_secrets.h"
@@ -729,6 +730,7 @@ static const struct config_yaml_field top_fields[] = {
     FIELD("ledger", parse_ledger, struct config, ledger, 0, 0, 0),
     SECTION("prices", prices_config_section, 0), /* after providers: it names them */
     SECTION("rules", config_parse_rules, 0),
+    SECTION("reload", config_reload_section, 0),
 };
 
 #define FITS(table) (COUNT(table) <= CONFIG_YAML_MAX_FIELDS)
