@@ -2,6 +2,7 @@
 
 #include "admit/budget.h"
 #include "acct/ledger.h"
+#include "obs/reload_stats.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -234,20 +235,64 @@ struct runtime *metrics_runtime(struct metrics *m)
 
 /* ---- hooks -------------------------------------------------------------------------- */
 
-/* The model's index in the registry's config, or -1 (another snapshot's model). */
+/* The model's index in the registry's config, or -1 (another snapshot's model). A
+   model of another snapshot counts under its name (a request that began before a
+   reload and ends after it), unless the registry's config has no model of that name. */
 static long model_index(const struct metrics *m, const struct cfg_model *cm)
 {
     uintptr_t p = (uintptr_t)cm, base = (uintptr_t)m->cfg->models;
-    if (!cm || p < base || p >= base + m->cfg->nmodels * sizeof *cm) return -1;
-    return (long)((p - base) / sizeof *cm);
+    if (cm && p >= base && p < base + m->cfg->nmodels * sizeof *cm) return (long)((p - base) / sizeof *cm);
+    const struct cfg_model *same = cm && cm->name ? config_find_model(m->cfg, cm->name) : NULL;
+    return same ? (long)(same - m->cfg->models) : -1;
 }
 
 static struct dep_slot *dep_slot(struct metrics_shard *s, long mi, const struct cfg_deployment *d)
 {
     const struct cfg_model *cm = &s->reg->cfg->models[mi];
     uintptr_t p = (uintptr_t)d, base = (uintptr_t)cm->deployments;
-    if (!d || p < base || p >= base + cm->ndeployments * sizeof *d) return NULL;
-    return &s->deps[s->reg->dep_base[mi] + (p - base) / sizeof *d];
+    if (!d) return NULL;
+    if (p >= base && p < base + cm->ndeployments * sizeof *d)
+        return &s->deps[s->reg->dep_base[mi] + (p - base) / sizeof *d];
+    for (size_t j = 0; j < cm->ndeployments; j++) /* another snapshot's: by provider and model */
+        if (strcmp(cm->deployments[j].provider->name, d->provider->name) == 0 &&
+            strcmp(cm->deployments[j].model, d->model) == 0)
+            return &s->deps[s->reg->dep_base[mi] + j];
+    return NULL;
+}
+
+void metrics_carry(struct metrics *next, struct metrics *old)
+{
+    if (!next || !old) return;
+    pthread_mutex_lock(&old->incidents.lock);
+    pthread_mutex_lock(&next->incidents.lock);
+    memcpy(next->incidents.ring, old->incidents.ring, sizeof next->incidents.ring);
+    next->incidents.next = old->incidents.next;
+    next->incidents.n = old->incidents.n;
+    next->incidents.total = old->incidents.total;
+    pthread_mutex_unlock(&next->incidents.lock);
+    pthread_mutex_unlock(&old->incidents.lock);
+    next->ledger = old->ledger;
+    next->budgets = old->budgets;
+    unsigned ns = next->nshards < old->nshards ? next->nshards : old->nshards;
+    for (size_t mi = 0; mi < next->cfg->nmodels; mi++) {
+        const struct cfg_model *cm = &next->cfg->models[mi];
+        long oi = model_index(old, cm);
+        if (oi < 0) continue;
+        for (unsigned i = 0; i < ns; i++) {
+            /* every slot is uint64_t words written by one worker: copied a word at a time */
+            uint64_t *dst = (uint64_t *)&next->shards[i]->models[mi];
+            const uint64_t *src = (const uint64_t *)&old->shards[i]->models[oi];
+            for (size_t k = 0; k < sizeof(struct model_slot) / sizeof(uint64_t); k++)
+                dst[k] = rd64(&src[k]);
+            for (size_t j = 0; j < cm->ndeployments; j++) {
+                struct dep_slot *od = dep_slot(old->shards[i], oi, &cm->deployments[j]);
+                if (!od) continue;
+                uint64_t *dd = (uint64_t *)&next->shards[i]->deps[next->dep_base[mi] + j];
+                for (size_t k = 0; k < sizeof(struct dep_slot) / sizeof(uint64_t); k++)
+                    dd[k] = rd64(&((const uint64_t *)od)[k]);
+            }
+        }
+    }
 }
 
 static void hist_observe(struct hist *h, enum hist_kind k, uint64_t us)
@@ -940,4 +985,5 @@ void metrics_render(struct metrics *m, struct buf *out)
     render_probes(out, m);
     render_workers(out, m);
     render_process(out);
+    reload_stats_render(out, m->rt->generation);
 }

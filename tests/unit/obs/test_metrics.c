@@ -439,11 +439,31 @@ static void test_admission_hooks(void **state)
     assert_value(t, "unbusy_inflight_requests", 3);
 }
 
+/* A request that began before a reload ends with the older snapshot's model: it counts
+   under the model's name and its deployment's provider and model. */
+static void test_older_snapshot_counts_by_name(void **state)
+{
+    struct fx *f = *state;
+    struct config *older = NULL;
+    assert_int_equal(config_load_text("o.yaml", cfg_text, sizeof cfg_text - 1, &older, NULL), 0);
+    const struct cfg_model *om = &older->models[0];
+    struct accesslog_entry e = entry(200, OUTCOME_OK, 10, 1);
+    metrics_request_done(f->s0, om, &om->deployments[1], &e, runtime_now_ms());
+    config_unref(older);
+    const char *t = render(f);
+    assert_value(
+        t,
+        "unbusy_requests_total{model=\"m1\",provider=\"pb\",status_class=\"2xx\",outcome=\"ok\"}",
+        1);
+}
+
 static void test_foreign_models_and_null_shards_are_ignored(void **state)
 {
     struct fx *f = *state;
     struct config *other = NULL;
-    assert_int_equal(config_load_text("o.yaml", cfg_text, sizeof cfg_text - 1, &other, NULL), 0);
+    static const char other_text[] = "providers:\n  pa:\n    base_url: http://127.0.0.1:9/v1\n"
+                                     "models:\n  zz:\n    - provider: pa\n      model: up-a\n";
+    assert_int_equal(config_load_text("o.yaml", other_text, sizeof other_text - 1, &other, NULL), 0);
     const struct cfg_model *om = &other->models[0];
     struct accesslog_entry e = entry(200, OUTCOME_OK, 10, 1);
     metrics_request_done(f->s0, om, &om->deployments[0], &e, runtime_now_ms());
@@ -601,6 +621,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_errors_and_incidents_from_attempts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admission_hooks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_older_snapshot_counts_by_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_models_and_null_shards_are_ignored, setup,
                                         teardown),
         cmocka_unit_test(test_incident_ring_is_bounded_newest_first),
