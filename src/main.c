@@ -8,7 +8,8 @@
  *
  * SIGTERM / SIGINT: stop accepting, let in-flight requests finish for up to
  * server.drain_timeout, exit 0. A second signal exits at once.
- * SIGHUP: read the server.tls certificate and key again (tls_server.c).
+ * SIGHUP: reload the config file (reload.c) and read the server.tls certificate and
+ * key again (tls_server.c).
  * SIGUSR1: reopen the access log.
  */
 #include <errno.h>
@@ -40,6 +41,8 @@
 #include "http/server.h"
 #include "proxy/proxy.h"
 #include "provider/aws_creds.h"
+#include "api/admin_reload.h"
+#include "reload.h"
 #include "worker.h"
 
 #define UNBUSY_VERSION "0.1.0"
@@ -102,22 +105,17 @@ static void on_reopen(uv_signal_t *s, int signum)
         log_info("SIGUSR1: access log reopened");
 }
 
-/* New handshakes get the files' current certificate; connections already made keep theirs.
-   A pair that does not load leaves the one in use. */
-static void on_reload_tls(uv_signal_t *s, int signum)
+/* The config file again (reload.c); new handshakes get the files' current certificate,
+   connections already made keep theirs. What does not load leaves what is in use. */
+static void on_sighup(uv_signal_t *s, int signum)
 {
-    struct tls_server *tls = s->data;
-    if (!tls) {
-        log_info("SIGHUP: nothing to reload (server.tls is not set)");
-        return;
-    }
-    char err[512], desc[224];
-    if (tls_server_reload(tls, err, sizeof err) != TLS_SERVER_OK) {
-        log_error("SIGHUP: keeping the current TLS certificate: %s", err);
-        return;
-    }
-    tls_server_describe(tls, desc, sizeof desc);
-    log_info("SIGHUP: TLS certificate reloaded (%s)", desc);
+    if (reload_request(RELOAD_SIGNAL, NULL, NULL) < 0)
+        log_warn("SIGHUP: a reload is already pending; it will read the file");
+}
+
+static int admin_reload(admin_reload_answer_fn answer, void *ud)
+{
+    return reload_request(RELOAD_ADMIN, answer, ud);
 }
 
 /*
@@ -301,11 +299,12 @@ int main(int argc, char **argv)
     uv_signal_start(&sigusr1, on_reopen, SIGUSR1);
     uv_unref((uv_handle_t *)&sigusr1);
     uv_signal_init(main_loop, &sighup);
-    sighup.data = tls;
-    uv_signal_start(&sighup, on_reload_tls, SIGHUP);
+    uv_signal_start(&sighup, on_sighup, SIGHUP); /* reload_start comes before the loop runs */
     uv_unref((uv_handle_t *)&sighup);
     /* The listener never names a handler: the API's routing table is wired in here. */
     static const struct server_handlers handlers = {.on_head = api_on_head, .on_request = api_dispatch};
+    static const struct admin_reload_ops reload_ops = {.request = admin_reload, .describe = reload_describe};
+    admin_reload_set_ops(&reload_ops);
     uint16_t port = cfg->server.listen_port;
     for (unsigned i = 0; i < nworkers; i++) {
         uint16_t bound = 0;
@@ -354,6 +353,15 @@ int main(int argc, char **argv)
     uv_loop_t *loop = uv_default_loop();
     struct probes *probes = probes_start(loop, rt);
     struct model_fetches *model_lists = model_fetch_start(loop, rt);
+    /* From here the reload owns rt and metrics (main's references) and replaces the probes. */
+    struct reload_setup rs = {.loop = loop, .path = demo ? NULL : config_path, .workers = workers,
+                              .nworkers = nworkers, .rt = rt, .metrics = metrics, .keys = keys,
+                              .rl = rl, .tls = tls, .probes = &probes, .fetches = &model_lists,
+                              .ready = proxy_env_admission_ready};
+    if (reload_start(&rs) < 0) {
+        log_error("cannot start the config reload");
+        return 1;
+    }
     uv_run(loop, UV_RUN_DEFAULT);
     /* After the first signal, a second one still ends the process at once. */
     if (!uv_is_closing((uv_handle_t *)&sigterm))
@@ -364,6 +372,7 @@ int main(int argc, char **argv)
     uv_close((uv_handle_t *)&sighup, NULL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
+    reload_close();
     probes_stop(probes);
     model_fetch_stop(model_lists);
     uv_run(loop, UV_RUN_DEFAULT); /* until the probes' and fetches' handles and connections are closed */
@@ -371,14 +380,13 @@ int main(int argc, char **argv)
         worker_join(&workers[i]);
     for (unsigned i = 0; i < nworkers; i++)
         config_unref(workers[i].cfg);
-    metrics_free(metrics);
+    reload_free(); /* the generation in force and its metrics */
     keys_free(keys); /* after the workers: pending admin jobs use it */
     budgets_free(budgets); /* delivers queued alerts, briefly */
     ledger_close(ledger); /* writes what is still queued */
     ratelimit_free(rl);
     aws_creds_stop();
     tls_server_free(tls); /* after the workers: their connections took sessions from it */
-    runtime_free(rt);
     config_unref(cfg);
     log_info("stopped");
     return 0;

@@ -1,5 +1,6 @@
 #include "api/admin.h"
 #include "api/admin_keys.h"
+#include "api/admin_reload.h"
 
 #include <cJSON.h>
 #include <openssl/crypto.h>
@@ -318,6 +319,8 @@ void admin_dispatch(struct server_conn *c)
         return;
     }
     if (env->keys && admin_keys_dispatch(c, env->keys))
+        return;
+    if (admin_reload_dispatch(c))
         return;
     struct http1_str path = req->http.target;
     const char *q = memchr(path.p, '?', path.len);

@@ -126,6 +126,8 @@ struct runtime *runtime_build(struct config *cfg, admission_ready_fn ready, stru
         if (old)
             runtime_carry_provider(&rt->providers[i], old);
     }
+    if (old)
+        catalog_carry(rt->catalog, old->catalog);
     for (size_t i = 0; i < cfg->nmodels; i++) {
         const struct cfg_model *m = &cfg->models[i];
         struct runtime_model *rm = &rt->models[i];

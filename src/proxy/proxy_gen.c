@@ -1,0 +1,126 @@
+#include "proxy/proxy_gen.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <uv.h>
+
+#include "config/config.h"
+#include "proxy/proxy.h"
+#include "route/runtime.h"
+
+struct proxy_gen {
+    uv_async_t async;
+    pthread_mutex_t lock;
+    /* the offer not yet taken (guarded by lock) */
+    struct runtime *next;
+    struct metrics_shard *shard;
+    void (*switched)(void *ud);
+    void *ud;
+    void (*closed)(void *ud);
+    void *closed_ud;
+    struct proxy_env *env;
+};
+
+static void on_offer(uv_async_t *a)
+{
+    struct proxy_gen *g = a->data;
+    pthread_mutex_lock(&g->lock);
+    struct runtime *rt = g->next;
+    struct metrics_shard *shard = g->shard;
+    void (*switched)(void *) = g->switched;
+    void *ud = g->ud;
+    g->next = NULL;
+    g->switched = NULL;
+    pthread_mutex_unlock(&g->lock);
+    if (!rt)
+        return;
+    struct proxy_env *env = g->env;
+    struct runtime *old_rt = env->rt;
+    struct config *old_cfg = env->cfg;
+    env->rt = rt; /* the offer's reference becomes env's */
+    env->cfg = config_ref(rt->cfg);
+    if (shard)
+        env->metrics = shard;
+    runtime_unref(old_rt);
+    config_unref(old_cfg);
+    if (switched)
+        switched(ud);
+}
+
+int proxy_gen_init(struct proxy_env *env)
+{
+    struct proxy_gen *g = calloc(1, sizeof *g);
+    if (!g)
+        return -ENOMEM;
+    g->env = env;
+    pthread_mutex_init(&g->lock, NULL);
+    int rc = uv_async_init(env->loop, &g->async, on_offer);
+    if (rc < 0) {
+        pthread_mutex_destroy(&g->lock);
+        free(g);
+        return rc;
+    }
+    g->async.data = g;
+    env->gen = g;
+    env->cfg = config_ref(env->cfg);
+    env->rt = runtime_ref(env->rt);
+    return 0;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    struct proxy_gen *g = h->data;
+    struct proxy_env *env = g->env;
+    if (g->next) {
+        runtime_unref(g->next);
+        if (g->switched)
+            g->switched(g->ud);
+    }
+    pthread_mutex_destroy(&g->lock);
+    void (*done)(void *) = g->closed;
+    void *ud = g->closed_ud;
+    free(g);
+    env->gen = NULL;
+    runtime_unref(env->rt);
+    config_unref(env->cfg);
+    env->rt = NULL;
+    env->cfg = NULL;
+    if (done)
+        done(ud);
+}
+
+void proxy_gen_close(struct proxy_env *env, void (*done)(void *ud), void *ud)
+{
+    struct proxy_gen *g = env->gen;
+    if (!g) {
+        if (done)
+            done(ud);
+        return;
+    }
+    g->closed = done;
+    g->closed_ud = ud;
+    uv_close((uv_handle_t *)&g->async, on_closed);
+}
+
+void proxy_gen_offer(struct proxy_env *env, struct runtime *rt, struct metrics_shard *shard,
+                     void (*switched)(void *ud), void *ud)
+{
+    struct proxy_gen *g = env->gen;
+    runtime_ref(rt);
+    pthread_mutex_lock(&g->lock);
+    struct runtime *skipped = g->next;
+    void (*skipped_cb)(void *) = g->switched;
+    void *skipped_ud = g->ud;
+    g->next = rt;
+    g->shard = shard;
+    g->switched = switched;
+    g->ud = ud;
+    pthread_mutex_unlock(&g->lock);
+    uv_async_send(&g->async);
+    if (skipped) {
+        runtime_unref(skipped);
+        if (skipped_cb)
+            skipped_cb(skipped_ud);
+    }
+}
