@@ -29,9 +29,9 @@
 #include "route/runtime_carry.h"
 #include "worker.h"
 
-#define RELOAD_MAX_PENDING 64         /* reload requests waiting for the next read */
-#define RELOAD_MAX_PROBLEMS 200       /* problems listed in an answer (all are logged) */
-#define RELOAD_HASH_MAX (64u << 20)   /* bytes of the file hashed by the watch */
+#define RELOAD_MAX_PENDING 64       /* reload requests waiting for the next read */
+#define RELOAD_MAX_PROBLEMS 200     /* problems listed in an answer (all are logged) */
+#define RELOAD_HASH_MAX (64u << 20) /* bytes of the file hashed by the watch */
 #define RELOAD_ANSWER_MAX (256u << 10)
 
 /* What the watch compares: where the path leads (a symlink swap changes the inode)
@@ -56,13 +56,13 @@ struct waiter {
 struct job {
     uv_work_t work;
     char *path;
-    struct waiter *waiters;     /* answered when it is done */
-    bool signal;                /* a SIGHUP asked: the certificate too */
+    struct waiter *waiters; /* answered when it is done */
+    bool signal;            /* a SIGHUP asked: the certificate too */
     struct tls_server *tls;
     struct keys *keys;
     struct ratelimit *rl;
     struct file_id id;
-    struct config *cfg;         /* NULL: invalid */
+    struct config *cfg; /* NULL: invalid */
     struct config_errors errs;
     int tls_rc;
     char tls_err[512];
@@ -75,6 +75,7 @@ struct retired {
     struct metrics *metrics;
     atomic_uint acks;
     bool done;                  /* guarded by R.lock */
+    struct proxy_gen_ack ack[]; /* one per worker */
 };
 
 static struct {
@@ -93,13 +94,13 @@ static struct {
     uv_async_t async;
     uv_timer_t watch;
     bool started, closing, running, checking;
-    atomic_uint watch_ms;       /* 0: not watching (read by reload_describe) */
+    atomic_uint watch_ms; /* 0: not watching (read by reload_describe) */
     struct file_id id;
-    pthread_mutex_t lock;       /* guards pending, npending, retired's done, status */
+    pthread_mutex_t lock; /* guards pending, npending, retired's done, status */
     struct waiter *pending;
     unsigned npending;
     struct retired *retired;
-    struct buf status;          /* the last reload, for reload_describe */
+    struct buf status; /* the last reload, for reload_describe */
 } R = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static const char *source_name(enum reload_source s)
@@ -119,8 +120,7 @@ static void file_identify(const char *path, struct file_id *id)
     memset(id, 0, sizeof *id);
     struct stat st;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
+    if (fd < 0) return;
     if (fstat(fd, &st) < 0) {
         close(fd);
         return;
@@ -137,8 +137,12 @@ static void file_identify(const char *path, struct file_id *id)
         total += (size_t)n;
     }
     close(fd);
-    *id = (struct file_id){.ok = true, .dev = st.st_dev, .ino = st.st_ino, .size = st.st_size,
-                           .mtime = st.st_mtim, .hash = h};
+    *id = (struct file_id){.ok = true,
+                           .dev = st.st_dev,
+                           .ino = st.st_ino,
+                           .size = st.st_size,
+                           .mtime = st.st_mtim,
+                           .hash = h};
 }
 
 /* ---- answering --------------------------------------------------------------------- */
@@ -147,8 +151,7 @@ static void answer_all(struct waiter *w, int status, const struct buf *body)
 {
     while (w) {
         struct waiter *next = w->next;
-        if (w->answer)
-            w->answer(status, body->data ? body->data : "", body->len, w->ud);
+        if (w->answer) w->answer(status, body->data ? body->data : "", body->len, w->ud);
         free(w);
         w = next;
     }
@@ -174,14 +177,12 @@ static void set_status(const char *json)
 static void on_switched(void *ud)
 {
     struct retired *r = ud;
-    if (atomic_fetch_sub(&r->acks, 1) != 1)
-        return;
+    if (atomic_fetch_sub(&r->acks, 1) != 1) return;
     pthread_mutex_lock(&R.lock);
     r->done = true;
     bool live = R.started && !R.closing;
     pthread_mutex_unlock(&R.lock);
-    if (live)
-        uv_async_send(&R.async);
+    if (live) uv_async_send(&R.async);
 }
 
 static void free_retired(bool all)
@@ -231,7 +232,7 @@ static int apply(struct config *cfg, enum reload_source src, struct buf *body)
     *R.fetches = NULL;
     struct runtime *next = runtime_build(cfg, R.ready, old);
     struct metrics *nm = next && R.metrics ? metrics_new(next, R.nworkers) : NULL;
-    struct retired *ret = calloc(1, sizeof *ret);
+    struct retired *ret = calloc(1, sizeof *ret + (R.nworkers + 1) * sizeof ret->ack[0]);
     if (!next || (R.metrics && !nm) || !ret) {
         metrics_free(nm);
         runtime_unref(next);
@@ -259,10 +260,10 @@ static int apply(struct config *cfg, enum reload_source src, struct buf *body)
         struct worker *w = &R.workers[i];
         struct metrics_shard *shard =
             nm ? metrics_shard(nm, i, &w->server.nconns, &w->env.inflight) : NULL;
-        proxy_gen_offer(&w->env, next, shard, on_switched, ret);
+        ret->ack[i] = (struct proxy_gen_ack){.switched = on_switched, .ud = ret};
+        proxy_gen_offer(&w->env, next, shard, &ret->ack[i]);
     }
-    if (!R.nworkers)
-        on_switched(ret);
+    if (!R.nworkers) on_switched(ret);
     restart_watchers(next);
     watch_configure(cfg);
     reload_stats_record(RELOAD_RESULT_OK, wall_s());
@@ -278,9 +279,9 @@ static int apply(struct config *cfg, enum reload_source src, struct buf *body)
         buf_printf(body, "%s{\"key\":\"%s\",\"why\":", i ? "," : "", needs[i].key);
         buf_append_json_str(body, needs[i].why, strlen(needs[i].why));
         buf_append_str(body, "}");
-        int k = snprintf(needtext + used, sizeof needtext - used, "%s%s", i ? ", " : "", needs[i].key);
-        if (k > 0 && (size_t)k < sizeof needtext - used)
-            used += (size_t)k;
+        int k =
+            snprintf(needtext + used, sizeof needtext - used, "%s%s", i ? ", " : "", needs[i].key);
+        if (k > 0 && (size_t)k < sizeof needtext - used) used += (size_t)k;
     }
     buf_append_str(body, "]}");
     log_info("config reloaded (%s): generation %llu; models +%u -%u =%u, deployments +%u -%u "
@@ -289,8 +290,7 @@ static int apply(struct config *cfg, enum reload_source src, struct buf *body)
              rep.models_removed, rep.models_kept, rep.deps_added, rep.deps_removed, rep.deps_kept,
              answered ? "; requests queued for a removed model answered: " : "",
              answered ? "yes" : "");
-    if (nneeds)
-        log_warn("config reload: applied, but these changes need a restart: %s", needtext);
+    if (nneeds) log_warn("config reload: applied, but these changes need a restart: %s", needtext);
     runtime_carry_report_free(&rep);
     return 200;
 }
@@ -341,7 +341,8 @@ static void job_run(uv_work_t *w)
         config_unref(j->cfg);
         j->cfg = NULL;
         j->errs.count++;
-        buf_printf(&j->errs.text, "%s: keys: cannot apply the static keys (out of memory)\n", j->path);
+        buf_printf(&j->errs.text, "%s: keys: cannot apply the static keys (out of memory)\n",
+                   j->path);
     }
     if (j->cfg && j->rl) {
         /* the models' own limits: state kept by model name (ratelimit_sync) */
@@ -350,15 +351,12 @@ static void job_run(uv_work_t *w)
         size_t n = 0;
         for (size_t i = 0; defs && i < c->nmodels; i++)
             if (c->models[i].rpm || c->models[i].tpm)
-                defs[n++] = (struct ratelimit_def){.name = c->models[i].name,
-                                                   .rpm = c->models[i].rpm,
-                                                   .tpm = c->models[i].tpm};
-        if (defs)
-            ratelimit_sync(j->rl, RATELIMIT_MODEL, defs, n, runtime_now_ms());
+                defs[n++] = (struct ratelimit_def){
+                    .name = c->models[i].name, .rpm = c->models[i].rpm, .tpm = c->models[i].tpm};
+        if (defs) ratelimit_sync(j->rl, RATELIMIT_MODEL, defs, n, runtime_now_ms());
         free(defs);
     }
-    if (j->signal && j->tls)
-        j->tls_rc = tls_server_reload(j->tls, j->tls_err, sizeof j->tls_err);
+    if (j->signal && j->tls) j->tls_rc = tls_server_reload(j->tls, j->tls_err, sizeof j->tls_err);
 }
 
 static void maybe_start(void);
@@ -368,8 +366,7 @@ static void job_done(uv_work_t *w, int status)
     (void)status;
     struct job *j = w->data;
     R.running = false;
-    if (j->id.ok)
-        R.id = j->id;
+    if (j->id.ok) R.id = j->id;
     if (j->signal && j->tls) {
         char desc[224];
         if (j->tls_rc != TLS_SERVER_OK) {
@@ -404,15 +401,13 @@ static void job_done(uv_work_t *w, int status)
 
 static void maybe_start(void)
 {
-    if (R.running || R.closing)
-        return;
+    if (R.running || R.closing) return;
     pthread_mutex_lock(&R.lock);
     struct waiter *list = R.pending;
     R.pending = NULL;
     R.npending = 0;
     pthread_mutex_unlock(&R.lock);
-    if (!list)
-        return;
+    if (!list) return;
     if (!R.path) {
         struct buf body;
         buf_init(&body, 0);
@@ -463,8 +458,7 @@ static void on_async(uv_async_t *a)
 int reload_request(enum reload_source src, reload_answer_fn answer, void *ud)
 {
     struct waiter *w = calloc(1, sizeof *w);
-    if (!w)
-        return -ENOMEM;
+    if (!w) return -ENOMEM;
     *w = (struct waiter){.src = src, .answer = answer, .ud = ud};
     pthread_mutex_lock(&R.lock);
     if (!R.started || R.closing || R.npending >= RELOAD_MAX_PENDING) {
@@ -519,8 +513,7 @@ static void check_done(uv_work_t *w, int status)
 static void on_watch(uv_timer_t *t)
 {
     (void)t;
-    if (R.checking || R.running || R.closing)
-        return;
+    if (R.checking || R.running || R.closing) return;
     struct check *c = calloc(1, sizeof *c);
     if (!c || !(c->path = strdup(R.path))) {
         free(c);
@@ -538,8 +531,7 @@ static void on_watch(uv_timer_t *t)
 static void watch_configure(const struct config *cfg)
 {
     uint32_t ms = cfg->reload.watch && R.path ? config_reload_interval_ms(&cfg->reload) : 0;
-    if (ms == atomic_load(&R.watch_ms))
-        return;
+    if (ms == atomic_load(&R.watch_ms)) return;
     atomic_store(&R.watch_ms, ms);
     if (!ms) {
         uv_timer_stop(&R.watch);
@@ -568,8 +560,7 @@ int reload_start(const struct reload_setup *s)
     R.ready = s->ready;
     buf_init(&R.status, RELOAD_ANSWER_MAX);
     int rc = uv_async_init(R.loop, &R.async, on_async);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     uv_unref((uv_handle_t *)&R.async);
     uv_timer_init(R.loop, &R.watch);
     uv_unref((uv_handle_t *)&R.watch);
@@ -605,8 +596,7 @@ void reload_describe(struct buf *out, uint64_t generation)
 
 void reload_close(void)
 {
-    if (!R.started)
-        return;
+    if (!R.started) return;
     pthread_mutex_lock(&R.lock);
     R.closing = true;
     struct waiter *list = R.pending;

@@ -44,16 +44,16 @@ struct model_fetches;
 enum reload_source { RELOAD_SIGNAL, RELOAD_ADMIN, RELOAD_WATCH };
 
 struct reload_setup {
-    uv_loop_t *loop;               /* the main loop */
-    const char *path;              /* the config file; NULL (the demo): nothing to reload */
+    uv_loop_t *loop;  /* the main loop */
+    const char *path; /* the config file; NULL (the demo): nothing to reload */
     struct worker *workers;
     unsigned nworkers;
-    struct runtime *rt;            /* the running generation: its reference passes to reload */
-    struct metrics *metrics;       /* its registry (may be NULL): passes to reload */
-    struct keys *keys;             /* may be NULL */
-    struct ratelimit *rl;          /* may be NULL */
-    struct tls_server *tls;        /* may be NULL */
-    struct probes **probes;        /* main's: replaced on every applied reload */
+    struct runtime *rt;      /* the running generation: its reference passes to reload */
+    struct metrics *metrics; /* its registry (may be NULL): passes to reload */
+    struct keys *keys;       /* may be NULL */
+    struct ratelimit *rl;    /* may be NULL */
+    struct tls_server *tls;  /* may be NULL */
+    struct probes **probes;  /* main's: replaced on every applied reload */
     struct model_fetches **fetches;
     admission_ready_fn ready;
 };

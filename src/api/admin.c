@@ -162,7 +162,7 @@ static void write_dep(struct buf *b, struct runtime_model *rm, struct runtime_de
 void admin_write_state(struct buf *b, struct runtime *rt)
 {
     uint64_t now = runtime_now_ms();
-    buf_append_str(b, "{\"models\":[");
+    buf_printf(b, "{\"generation\":%llu,\"models\":[", (unsigned long long)rt->generation);
     for (size_t i = 0; i < rt->cfg->nmodels; i++) {
         struct runtime_model *rm = &rt->models[i];
         struct retry_budget_stats rs;

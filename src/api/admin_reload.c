@@ -100,11 +100,9 @@ bool admin_reload_dispatch(struct server_conn *c)
     const char *path = req->http.target.p;
     size_t len = req->http.target.len;
     const char *q = memchr(path, '?', len);
-    if (q)
-        len = (size_t)(q - path);
+    if (q) len = (size_t)(q - path);
     bool reload = path_is(path, len, "/admin/reload"), config = path_is(path, len, "/admin/config");
-    if (!reload && !config)
-        return false;
+    if (!reload && !config) return false;
     if (!reload_ops) {
         fail(c, 404, GW_ERR_NOT_FOUND, "config reload is not available in this process");
         return true;

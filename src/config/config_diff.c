@@ -31,8 +31,7 @@ size_t config_diff_restart(const struct config *a, const struct config *b,
     size_t n = 0;
 #define NEEDS(cond, k, w)                                                                          \
     do {                                                                                           \
-        if ((cond) && n < max)                                                                     \
-            out[n++] = (struct config_diff_item){k, w};                                            \
+        if ((cond) && n < max) out[n++] = (struct config_diff_item){k, w};                         \
     } while (0)
     const struct cfg_server *x = &a->server, *y = &b->server;
     NEEDS(!same_str(x->listen_host, y->listen_host) || x->listen_port != y->listen_port,
@@ -47,7 +46,8 @@ size_t config_diff_restart(const struct config *a, const struct config *b,
           "the listeners keep their limit");
     NEEDS(x->max_header_bytes != y->max_header_bytes || x->max_body_bytes != y->max_body_bytes,
           "server.max_header_bytes/max_body_bytes", "the listeners keep their limits");
-    NEEDS(x->header_timeout_ms != y->header_timeout_ms || x->idle_timeout_ms != y->idle_timeout_ms ||
+    NEEDS(x->header_timeout_ms != y->header_timeout_ms ||
+              x->idle_timeout_ms != y->idle_timeout_ms ||
               x->drain_timeout_ms != y->drain_timeout_ms,
           "server.header_timeout/idle_timeout/drain_timeout", "the listeners keep their timeouts");
     NEEDS(!same_str(x->access_log, y->access_log), "server.access_log",

@@ -17,8 +17,8 @@
 #define CONFIG_DIFF_MAX 24
 
 struct config_diff_item {
-    const char *key;  /* "server.listen", "server.workers", "ledger", ... (static) */
-    const char *why;  /* what stays until a restart (static) */
+    const char *key; /* "server.listen", "server.workers", "ledger", ... (static) */
+    const char *why; /* what stays until a restart (static) */
 };
 
 /* The keys that changed from running to next and need a restart, at most max of

@@ -273,24 +273,31 @@ void metrics_carry(struct metrics *next, struct metrics *old)
     pthread_mutex_unlock(&old->incidents.lock);
     next->ledger = old->ledger;
     next->budgets = old->budgets;
-    unsigned ns = next->nshards < old->nshards ? next->nshards : old->nshards;
-    for (size_t mi = 0; mi < next->cfg->nmodels; mi++) {
-        const struct cfg_model *cm = &next->cfg->models[mi];
-        long oi = model_index(old, cm);
+}
+
+_Static_assert(sizeof(struct model_slot) % sizeof(uint64_t) == 0 &&
+                   sizeof(struct dep_slot) % sizeof(uint64_t) == 0,
+               "slots are copied as uint64_t words");
+
+void metrics_shard_carry(struct metrics_shard *next, struct metrics_shard *old)
+{
+    if (!next || !old || next == old) return;
+    const struct metrics *nr = next->reg, *or = old->reg;
+    for (size_t mi = 0; mi < nr->cfg->nmodels; mi++) {
+        const struct cfg_model *cm = &nr->cfg->models[mi];
+        long oi = model_index(or, cm);
         if (oi < 0) continue;
-        for (unsigned i = 0; i < ns; i++) {
-            /* every slot is uint64_t words written by one worker: copied a word at a time */
-            uint64_t *dst = (uint64_t *)&next->shards[i]->models[mi];
-            const uint64_t *src = (const uint64_t *)&old->shards[i]->models[oi];
-            for (size_t k = 0; k < sizeof(struct model_slot) / sizeof(uint64_t); k++)
-                dst[k] = rd64(&src[k]);
-            for (size_t j = 0; j < cm->ndeployments; j++) {
-                struct dep_slot *od = dep_slot(old->shards[i], oi, &cm->deployments[j]);
-                if (!od) continue;
-                uint64_t *dd = (uint64_t *)&next->shards[i]->deps[next->dep_base[mi] + j];
-                for (size_t k = 0; k < sizeof(struct dep_slot) / sizeof(uint64_t); k++)
-                    dd[k] = rd64(&((const uint64_t *)od)[k]);
-            }
+        /* every slot is uint64_t words, and this thread is the only writer of both */
+        uint64_t *dst = (uint64_t *)&next->models[mi];
+        const uint64_t *src = (const uint64_t *)&old->models[oi];
+        for (size_t k = 0; k < sizeof(struct model_slot) / sizeof(uint64_t); k++)
+            dst[k] = rd64(&src[k]);
+        for (size_t j = 0; j < cm->ndeployments; j++) {
+            struct dep_slot *od = dep_slot(old, oi, &cm->deployments[j]);
+            if (!od) continue;
+            uint64_t *dd = (uint64_t *)&next->deps[nr->dep_base[mi] + j];
+            for (size_t k = 0; k < sizeof(struct dep_slot) / sizeof(uint64_t); k++)
+                dd[k] = rd64(&((const uint64_t *)od)[k]);
         }
     }
 }

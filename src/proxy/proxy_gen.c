@@ -6,21 +6,31 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "obs/metrics.h"
 #include "proxy/proxy.h"
 #include "route/runtime.h"
 
 struct proxy_gen {
     uv_async_t async;
     pthread_mutex_t lock;
-    /* the offer not yet taken (guarded by lock) */
+    /* the offer not yet taken (guarded by lock); cbs: its callback and those of the
+       offers it replaced, oldest last */
     struct runtime *next;
     struct metrics_shard *shard;
-    void (*switched)(void *ud);
-    void *ud;
+    struct proxy_gen_ack *cbs;
     void (*closed)(void *ud);
     void *closed_ud;
     struct proxy_env *env;
 };
+
+static void call_all(struct proxy_gen_ack *cb)
+{
+    while (cb) {
+        struct proxy_gen_ack *next = cb->next;
+        cb->switched(cb->ud); /* may free cb: next was read before */
+        cb = next;
+    }
+}
 
 static void on_offer(uv_async_t *a)
 {
@@ -28,31 +38,32 @@ static void on_offer(uv_async_t *a)
     pthread_mutex_lock(&g->lock);
     struct runtime *rt = g->next;
     struct metrics_shard *shard = g->shard;
-    void (*switched)(void *) = g->switched;
-    void *ud = g->ud;
+    struct proxy_gen_ack *cbs = g->cbs;
     g->next = NULL;
-    g->switched = NULL;
+    g->cbs = NULL;
     pthread_mutex_unlock(&g->lock);
-    if (!rt)
+    if (!rt) {
+        call_all(cbs);
         return;
+    }
     struct proxy_env *env = g->env;
     struct runtime *old_rt = env->rt;
     struct config *old_cfg = env->cfg;
     env->rt = rt; /* the offer's reference becomes env's */
     env->cfg = config_ref(rt->cfg);
-    if (shard)
+    if (shard) {
+        metrics_shard_carry(shard, env->metrics); /* exact: this thread is its one writer */
         env->metrics = shard;
+    }
     runtime_unref(old_rt);
     config_unref(old_cfg);
-    if (switched)
-        switched(ud);
+    call_all(cbs); /* only now: the generations they free were in use until here */
 }
 
 int proxy_gen_init(struct proxy_env *env)
 {
     struct proxy_gen *g = calloc(1, sizeof *g);
-    if (!g)
-        return -ENOMEM;
+    if (!g) return -ENOMEM;
     g->env = env;
     pthread_mutex_init(&g->lock, NULL);
     int rc = uv_async_init(env->loop, &g->async, on_offer);
@@ -72,11 +83,8 @@ static void on_closed(uv_handle_t *h)
 {
     struct proxy_gen *g = h->data;
     struct proxy_env *env = g->env;
-    if (g->next) {
-        runtime_unref(g->next);
-        if (g->switched)
-            g->switched(g->ud);
-    }
+    runtime_unref(g->next);
+    call_all(g->cbs);
     pthread_mutex_destroy(&g->lock);
     void (*done)(void *) = g->closed;
     void *ud = g->closed_ud;
@@ -86,16 +94,14 @@ static void on_closed(uv_handle_t *h)
     config_unref(env->cfg);
     env->rt = NULL;
     env->cfg = NULL;
-    if (done)
-        done(ud);
+    if (done) done(ud);
 }
 
 void proxy_gen_close(struct proxy_env *env, void (*done)(void *ud), void *ud)
 {
     struct proxy_gen *g = env->gen;
     if (!g) {
-        if (done)
-            done(ud);
+        if (done) done(ud);
         return;
     }
     g->closed = done;
@@ -104,23 +110,17 @@ void proxy_gen_close(struct proxy_env *env, void (*done)(void *ud), void *ud)
 }
 
 void proxy_gen_offer(struct proxy_env *env, struct runtime *rt, struct metrics_shard *shard,
-                     void (*switched)(void *ud), void *ud)
+                     struct proxy_gen_ack *ack)
 {
     struct proxy_gen *g = env->gen;
     runtime_ref(rt);
     pthread_mutex_lock(&g->lock);
     struct runtime *skipped = g->next;
-    void (*skipped_cb)(void *) = g->switched;
-    void *skipped_ud = g->ud;
     g->next = rt;
     g->shard = shard;
-    g->switched = switched;
-    g->ud = ud;
+    ack->next = g->cbs;
+    g->cbs = ack;
     pthread_mutex_unlock(&g->lock);
     uv_async_send(&g->async);
-    if (skipped) {
-        runtime_unref(skipped);
-        if (skipped_cb)
-            skipped_cb(skipped_ud);
-    }
+    runtime_unref(skipped); /* never taken: the loop goes straight to rt */
 }

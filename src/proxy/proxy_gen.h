@@ -29,12 +29,22 @@ int proxy_gen_init(struct proxy_env *env);
    then, drops env's references and any offer not taken. */
 void proxy_gen_close(struct proxy_env *env, void (*done)(void *ud), void *ud);
 
+/* An offer's acknowledgement, in the caller's memory (so an offer cannot fail); it
+   must live until switched(ud) is called. */
+struct proxy_gen_ack {
+    struct proxy_gen_ack *next;
+    void (*switched)(void *ud);
+    void *ud;
+};
+
 /*
  * Any thread: env's loop switches to rt (a reference is taken here) and shard (NULL:
- * keeps its shard) at its next iteration, then calls switched(ud) on its own thread.
- * An offer not yet taken is replaced: its switched(ud) is called then, as if taken.
+ * keeps its shard) at its next iteration, then calls ack->switched(ack->ud) on its own
+ * thread. An offer not yet taken is replaced (its generation skipped); its ack is
+ * called when the loop switches to the newer one, since until then the loop still
+ * uses what it would free.
  */
 void proxy_gen_offer(struct proxy_env *env, struct runtime *rt, struct metrics_shard *shard,
-                     void (*switched)(void *ud), void *ud);
+                     struct proxy_gen_ack *ack);
 
 #endif

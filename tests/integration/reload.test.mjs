@@ -1,0 +1,287 @@
+// Config reload: SIGHUP, POST /admin/reload and the file watch; an invalid file keeps the
+// running config; generations (a removed deployment drains, learnt state kept by key,
+// a removed model's queued request answered); 20 reloads under load without a failure.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import {
+    SLOW, assertErrorShape, drainStream, expectedContent, fakeProvider, harness, tempDir, toYAML,
+    waitUntil, withServerDefaults,
+} from './lib.mjs';
+
+const msgs = [{ role: 'user', content: 'hello' }];
+const ADMIN_TOKEN = 'adm-reload-0123456789abcdef0123';
+const ADMIN = { authorization: `Bearer ${ADMIN_TOKEN}` };
+// The log lines an invalid reload writes (expected where a test sends one).
+const RELOAD_ERRORS = [/config reload/];
+
+function write(gw, config) {
+    writeFileSync(gw.file, toYAML(withServerDefaults(config)));
+}
+
+async function reload(gw, headers = ADMIN) {
+    const r = await gw.request('/admin/reload', { method: 'POST', headers });
+    return { status: r.status, body: r.text ? JSON.parse(r.text) : null };
+}
+
+async function generation(gw) {
+    const r = await gw.request('/admin/config', { headers: ADMIN });
+    assert.equal(r.status, 200, r.text);
+    return r.json().generation;
+}
+
+async function metric(gw, line) {
+    const text = (await gw.request('/metrics')).text;
+    const m = text.split('\n').find((l) => l.startsWith(line + ' '));
+    return m === undefined ? undefined : Number(m.slice(line.length + 1));
+}
+
+async function dep(gw, model, provider) {
+    const r = await gw.request('/admin/deployments', { headers: ADMIN });
+    const m = r.json().models.find((x) => x.model === model);
+    return m && m.deployments.find((d) => d.provider === provider);
+}
+
+test('POST /admin/reload and SIGHUP apply the file: an added model is served at once; the token is required', async (t) => {
+    const h = harness(t);
+    const f = await h.fake({ behavior: 'chunks=3' });
+    // untuned: no timeouts, limits or reload keys
+    const base = { admin: { token: ADMIN_TOKEN }, providers: { a: fakeProvider(f) }, models: { m: [{ provider: 'a', model: 'x' }] } };
+    const gw = await h.gateway({ config: base });
+    const sdk = gw.client();
+    assert.equal((await gw.request('/admin/config', { headers: ADMIN })).json().watch, false);
+    assert.equal(await generation(gw), 1);
+    assert.equal(await metric(gw, 'unbusy_config_generation'), 1);
+
+    write(gw, { ...base, models: { ...base.models, m2: [{ provider: 'a', model: 'y' }] } });
+    const refused = await reload(gw, {});
+    assert.equal(refused.status, 401);
+    assertErrorShape(assert, refused.body);
+    assert.equal((await reload(gw, { authorization: 'Bearer wrong' })).status, 401);
+    assert.equal(await generation(gw), 1, 'nothing reloaded without the token');
+
+    const r = await reload(gw);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.generation, 2);
+    assert.deepEqual(r.body.changes.models.added, ['m2']);
+    assert.deepEqual(r.body.changes.models.kept, ['m']);
+    assert.deepEqual(r.body.changes.deployments.kept, ['m: a/x']);
+    assert.deepEqual(r.body.restart_needed, []);
+    const c = await sdk.chat.completions.create({ model: 'm2', messages: msgs });
+    assert.equal(c.choices[0].message.content, expectedContent(3));
+
+    write(gw, { ...base, models: { ...base.models, m3: [{ provider: 'a', model: 'z' }] } });
+    gw.proc.signal('SIGHUP');
+    await waitUntil(async () => (await generation(gw)) === 3, { timeout: 5000 * SLOW, what: 'generation 3 after SIGHUP' });
+    const s = await sdk.chat.completions.create({ model: 'm3', messages: msgs, stream: true });
+    assert.equal((await drainStream(s)).content, expectedContent(3));
+    await assert.rejects(sdk.chat.completions.create({ model: 'm2', messages: msgs }), (e) => e.status === 404);
+    assert.equal(await metric(gw, 'unbusy_config_reload_total{result="ok"}'), 2);
+    assert.equal(await metric(gw, 'unbusy_config_generation'), 3);
+    assert.ok((await metric(gw, 'unbusy_config_last_reload_success_timestamp_seconds')) > 1.7e9);
+    const cfg = (await gw.request('/admin/config', { headers: ADMIN })).json();
+    assert.equal(cfg.reloads.ok, 2);
+    assert.equal(cfg.last_reload.generation, 3);
+    assert.equal((await gw.request('/admin/deployments', { headers: ADMIN })).json().generation, 3);
+});
+
+test('an invalid file keeps the running config: every problem with its line, a 422, the metric', async (t) => {
+    const h = harness(t);
+    const f = await h.fake({ behavior: 'chunks=2' });
+    const base = { admin: { token: ADMIN_TOKEN }, providers: { a: fakeProvider(f) }, models: { m: [{ provider: 'a', model: 'x' }] } };
+    const gw = await h.gateway({ config: base, allowStderr: RELOAD_ERRORS });
+    writeFileSync(gw.file, toYAML(withServerDefaults({
+        ...base,
+        timeouts: { first_token: 'soon' },
+        models: { m: [{ provider: 'nope', model: 'x' }], m2: [{ provider: 'a', model: 'y' }] },
+    })));
+    const r = await reload(gw);
+    assert.equal(r.status, 422, JSON.stringify(r.body));
+    const e = assertErrorShape(assert, r.body);
+    assert.equal(e.code, 'config_invalid');
+    assert.match(e.message, /2 problems; the running config \(generation 1\) stays/);
+    assert.equal(e.problems.length, 2, JSON.stringify(e.problems));
+    for (const p of e.problems) assert.match(p, /unbusy\.yaml:\d+: /);
+    assert.ok(e.problems.some((p) => /first_token/.test(p)));
+    assert.ok(e.problems.some((p) => /nope/.test(p)));
+    // the old config serves on; the new model is not there
+    const sdk = gw.client();
+    assert.equal((await sdk.chat.completions.create({ model: 'm', messages: msgs })).choices[0].message.content, expectedContent(2));
+    await assert.rejects(sdk.chat.completions.create({ model: 'm2', messages: msgs }), (x) => x.status === 404);
+    assert.equal(await generation(gw), 1);
+    assert.equal(await metric(gw, 'unbusy_config_reload_total{result="invalid"}'), 1);
+    assert.equal(await metric(gw, 'unbusy_config_reload_total{result="ok"}'), 0);
+    assert.match(gw.proc.stderr, /config reload: .*unbusy\.yaml:\d+: /);
+    // a restart-only change is applied for the rest and named
+    write(gw, { ...base, server: { listen: '127.0.0.1:0', drain_timeout: '3s' }, models: { ...base.models, m2: [{ provider: 'a', model: 'y' }] } });
+    const ok = await reload(gw);
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    assert.deepEqual(ok.body.restart_needed.map((x) => x.key), ['server.header_timeout/idle_timeout/drain_timeout']);
+    assert.equal((await sdk.chat.completions.create({ model: 'm2', messages: msgs })).choices[0].message.content, expectedContent(2));
+    assert.match(gw.proc.stderr, /need a restart: server.header_timeout/);
+});
+
+test('generations: a removed deployment drains its stream; learnt state of a kept one carries over', async (t) => {
+    const h = harness(t);
+    const keep = await h.fake({ behavior: 'ttft=30,chunks=2', name: 'fake-keep' });
+    const slow = await h.fake({ behavior: 'chunks=12,chunk_ms=150', name: 'fake-slow' });
+    const base = {
+        admin: { token: ADMIN_TOKEN },
+        providers: { k: fakeProvider(keep, { probe: false }), s: fakeProvider(slow, { probe: false }) },
+        models: { m: [{ provider: 'k', model: 'x' }], gone: [{ provider: 's', model: 'y' }] },
+    };
+    const gw = await h.gateway({ config: base });
+    const sdk = gw.client();
+    for (let i = 0; i < 6; i++) await sdk.chat.completions.create({ model: 'm', messages: msgs });
+    const before = await dep(gw, 'm', 'k');
+    assert.equal(before.requests, 6);
+    assert.ok(before.ttft_samples >= 6);
+    // an operator's drain is state too: it must survive the reload
+    const drained = await gw.request('/admin/deployments/drain', { method: 'POST', headers: ADMIN, body: { provider: 'k', model: 'x' } });
+    assert.equal(drained.status, 200, drained.text);
+
+    // a stream in flight on the deployment about to be removed
+    let first;
+    const gotFirst = new Promise((r) => { first = r; });
+    const s = await sdk.chat.completions.create({ model: 'gone', messages: msgs, stream: true });
+    const draining = drainStream(s, { onChunk: (c, n) => { if (n === 1) first(); } });
+    await gotFirst;
+    write(gw, { ...base, providers: { k: base.providers.k }, models: { m: base.models.m } });
+    const r = await reload(gw);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body.changes.models.removed, ['gone']);
+    assert.deepEqual(r.body.changes.deployments.removed, ['gone: s/y']);
+    await assert.rejects(sdk.chat.completions.create({ model: 'gone', messages: msgs }), (e) => e.status === 404);
+    const done = await draining;
+    assert.equal(done.error, null, String(done.error));
+    assert.equal(done.content, expectedContent(12), 'the stream of the old generation completed');
+
+    const after = await dep(gw, 'm', 'k');
+    assert.equal(after.admin, 'draining');
+    assert.equal(after.requests, 6);
+    assert.equal(after.ttft_samples, before.ttft_samples);
+    assert.equal(after.ttft_p50_ms, before.ttft_p50_ms);
+    assert.ok(after.ewma_ttft_ms > 0);
+    const text = (await gw.request('/metrics')).text;
+    assert.match(text, /unbusy_requests_total\{model="m",provider="k",status_class="2xx",outcome="ok"\} 6\b/);
+});
+
+test('a request queued for a model the reload removes is answered with a clear error', async (t) => {
+    const h = harness(t);
+    const f = await h.fake({ behavior: 'ttft=1500,chunks=1' });
+    const base = {
+        admin: { token: ADMIN_TOKEN },
+        providers: { a: fakeProvider(f, { probe: false }) },
+        models: { q: [{ provider: 'a', model: 'x', max_concurrency: 1 }], m: [{ provider: 'a', model: 'y' }] },
+    };
+    const gw = await h.gateway({ config: base });
+    const sdk = gw.client({ timeout: 20000 * SLOW });
+    const running = sdk.chat.completions.create({ model: 'q', messages: msgs });
+    await waitUntil(async () => (await dep(gw, 'q', 'a'))?.inflight === 1, { what: 'one in flight' });
+    const queued = sdk.chat.completions.create({ model: 'q', messages: msgs }).then(() => null, (e) => e);
+    await waitUntil(async () => {
+        const r = await gw.request('/admin/deployments', { headers: ADMIN });
+        return r.json().models.find((x) => x.model === 'q').admission.queued === 1;
+    }, { what: 'one queued' });
+    write(gw, { ...base, models: { m: base.models.m } });
+    const r = await reload(gw);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.queued_requests_answered, 1);
+    const e = await queued;
+    assert.ok(e, 'the queued request failed');
+    assert.equal(e.status, 404);
+    assert.match(e.message, /removed from the configuration while this request waited/);
+    assert.equal((await running).choices[0].message.content, expectedContent(1), 'the running one finished');
+});
+
+test('20 reloads under steady load (streams and whole answers, 4 clients): no request fails', async (t) => {
+    const h = harness(t);
+    const a = await h.fake({ behavior: 'chunks=4,chunk_ms=20', name: 'fake-a' });
+    const b = await h.fake({ behavior: 'chunks=4,chunk_ms=20', name: 'fake-b' });
+    const variant = (i) => ({
+        admin: { token: ADMIN_TOKEN },
+        providers: { a: fakeProvider(a, { probe: false }), b: fakeProvider(b, { probe: false }) },
+        models: {
+            m: [{ provider: 'a', model: 'x', weight: 1 + (i % 3) }, { provider: 'b', model: i % 2 ? 'y' : 'y2' }],
+            ...(i % 2 ? { extra: [{ provider: 'b', model: 'e' }] } : {}),
+        },
+    });
+    const gw = await h.gateway({ config: variant(0) });
+    const sdk = gw.client({ timeout: 30000 * SLOW });
+    let stop = false;
+    const results = { ok: 0, failed: [] };
+    const client = async (n) => {
+        for (let k = 0; !stop && k < 2000; k++) {
+            try {
+                if ((n + k) % 2) {
+                    const s = await sdk.chat.completions.create({ model: 'm', messages: msgs, stream: true });
+                    const d = await drainStream(s);
+                    if (d.error || d.content !== expectedContent(4)) throw d.error || new Error(`content ${d.content}`);
+                } else {
+                    const c = await sdk.chat.completions.create({ model: 'm', messages: msgs });
+                    if (c.choices[0].message.content !== expectedContent(4)) throw new Error('content');
+                }
+                results.ok++;
+            } catch (e) {
+                results.failed.push(String(e.message || e));
+            }
+        }
+    };
+    const clients = [0, 1, 2, 3].map(client);
+    for (let i = 1; i <= 20; i++) {
+        write(gw, variant(i));
+        const r = await reload(gw);
+        assert.equal(r.status, 200, JSON.stringify(r.body));
+        assert.equal(r.body.generation, i + 1);
+        const at = results.ok;
+        await waitUntil(() => results.ok >= at + 2, { timeout: 10000 * SLOW, what: 'traffic between reloads' });
+    }
+    stop = true;
+    await Promise.all(clients);
+    assert.deepEqual(results.failed, []);
+    assert.ok(results.ok >= 40, `only ${results.ok} requests`);
+    assert.equal(await metric(gw, 'unbusy_config_reload_total{result="ok"}'), 20);
+    // the counters went on across the registries of 21 generations
+    const text = (await gw.request('/metrics')).text;
+    const total = text.split('\n').filter((l) => l.startsWith('unbusy_requests_total{model="m"'))
+        .reduce((s, l) => s + Number(l.split(' ').pop()), 0);
+    assert.equal(total, results.ok);
+});
+
+test('the file watch (opt-in) reloads a changed file, a ConfigMap-style symlink swap included', async (t) => {
+    const h = harness(t);
+    const f = await h.fake({ behavior: 'chunks=2' });
+    const cfg = (models) => toYAML(withServerDefaults({
+        admin: { token: ADMIN_TOKEN },
+        reload: { watch: true, interval: '200ms' },
+        providers: { a: fakeProvider(f) },
+        models,
+    }));
+    // as Kubernetes mounts a ConfigMap: unbusy.yaml -> ..data/unbusy.yaml, ..data -> a versioned dir
+    const dir = tempDir();
+    mkdirSync(path.join(dir, 'v1'));
+    writeFileSync(path.join(dir, 'v1', 'unbusy.yaml'), cfg({ m: [{ provider: 'a', model: 'x' }] }));
+    symlinkSync('v1', path.join(dir, '..data'));
+    symlinkSync(path.join('..data', 'unbusy.yaml'), path.join(dir, 'unbusy.yaml'));
+    const gw = await h.gateway({ config: cfg({ m: [{ provider: 'a', model: 'x' }] }), args: ['--config', path.join(dir, 'unbusy.yaml')] });
+    const conf = (await gw.request('/admin/config', { headers: ADMIN })).json();
+    assert.equal(conf.watch, true);
+    assert.equal(conf.watch_interval_ms, 200);
+    // the swap: a new versioned dir, a new ..data link renamed over the old one
+    mkdirSync(path.join(dir, 'v2'));
+    writeFileSync(path.join(dir, 'v2', 'unbusy.yaml'), cfg({ m: [{ provider: 'a', model: 'x' }], w: [{ provider: 'a', model: 'w' }] }));
+    symlinkSync('v2', path.join(dir, '..data_tmp'));
+    renameSync(path.join(dir, '..data_tmp'), path.join(dir, '..data'));
+    await waitUntil(async () => (await generation(gw)) === 2, { timeout: 5000 * SLOW, what: 'the watch to reload' });
+    const sdk = gw.client();
+    assert.equal((await sdk.chat.completions.create({ model: 'w', messages: msgs })).choices[0].message.content, expectedContent(2));
+    // the same content written again is not a change
+    writeFileSync(path.join(dir, 'v2', 'unbusy.yaml'), cfg({ m: [{ provider: 'a', model: 'x' }], w: [{ provider: 'a', model: 'w' }] }));
+    // an edit in place is
+    writeFileSync(path.join(dir, 'v2', 'unbusy.yaml'), cfg({ w: [{ provider: 'a', model: 'w' }] }));
+    await waitUntil(async () => (await generation(gw)) === 3, { timeout: 5000 * SLOW, what: 'the second reload' });
+    assert.equal((await gw.request('/admin/config', { headers: ADMIN })).json().reloads.ok, 2);
+    await assert.rejects(sdk.chat.completions.create({ model: 'm', messages: msgs }), (e) => e.status === 404);
+});
