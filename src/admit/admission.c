@@ -9,7 +9,8 @@ void admission_init(struct admission *a, const struct cfg_queue *cfg, uint32_t c
 {
     memset(a, 0, sizeof *a);
     pthread_mutex_init(&a->lock, NULL);
-    a->cfg = cfg;
+    a->own = *cfg;
+    a->cfg = &a->own;
     a->capacity = capacity;
     a->ready = ready;
     for (int i = 0; i < ADMISSION_CLASSES; i++)
@@ -24,7 +25,7 @@ void admission_destroy(struct admission *a)
 void admission_set_config(struct admission *a, const struct cfg_queue *cfg)
 {
     pthread_mutex_lock(&a->lock);
-    a->cfg = cfg;
+    a->own = *cfg;
     pthread_mutex_unlock(&a->lock);
 }
 

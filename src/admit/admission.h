@@ -46,7 +46,8 @@ typedef void (*admission_ready_fn)(void *owner, struct admission_waiter *w);
 
 struct admission {
     pthread_mutex_t lock;
-    const struct cfg_queue *cfg;
+    const struct cfg_queue *cfg;  /* &own: a copy, so no config snapshot must outlive it */
+    struct cfg_queue own;
     uint32_t capacity;    /* 0: unknown (unlimited); admission_set_capacity */
     admission_ready_fn ready;
     struct admission_waiter *head[ADMISSION_CLASSES], *tail[ADMISSION_CLASSES];
@@ -70,7 +71,7 @@ enum admission_verdict {
 void admission_init(struct admission *a, const struct cfg_queue *cfg, uint32_t capacity,
                     admission_ready_fn ready);
 void admission_destroy(struct admission *a);
-/* A config reload: the queue follows the new snapshot's settings (cfg must outlive a). */
+/* A config reload: the queue follows the new snapshot's settings (copied). */
 void admission_set_config(struct admission *a, const struct cfg_queue *cfg);
 /* The model left the config: every waiter is handed to the ready callback marked
    evicted and gone (answered with an error). Returns how many. */

@@ -36,9 +36,11 @@ static const char after[] = "providers:\n"
                             "  m2:\n"
                             "    - {provider: pa, model: up-a}\n"
                             "  m1:\n"
-                            "    - {provider: pa, model: up-n}\n"
-                            "    - {provider: pa, model: up-a, max_concurrency: 7}\n"
-                            "    - {provider: pb, model: up-b}\n";
+                            "    queue: {max: 7}\n"
+                            "    deployments:\n"
+                            "      - {provider: pa, model: up-n}\n"
+                            "      - {provider: pa, model: up-a, max_concurrency: 7}\n"
+                            "      - {provider: pb, model: up-b}\n";
 
 static struct config *load(const char *text)
 {
@@ -124,12 +126,13 @@ static void test_state_follows_the_key(void **state)
     assert_int_equal(admission_try(g->admission, 0), ADMISSION_START);
     assert_int_equal(admission_enqueue(g->admission, &w, 1), 0);
     readied = gone = 0;
+    assert_int_equal(m1->admission->cfg->max, 1000); /* until the commit, the running settings */
     assert_int_equal(runtime_carry_commit(old, next), 1);
     assert_int_equal(readied, 1);
     assert_int_equal(gone, 1);
     assert_true(atomic_load(&old->retired));
-    /* the shared queue now reads the new snapshot's settings */
-    assert_ptr_equal(n1->admission->cfg, &model(next, "m1")->cfg->queue);
+    /* the shared queue now reads the new snapshot's settings (a copy) */
+    assert_int_equal(n1->admission->cfg->max, 7);
 
     /* the old generation goes with its last reference; what next shares stays */
     config_unref(a);
