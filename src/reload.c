@@ -74,7 +74,12 @@ struct retired {
     struct runtime *rt;
     struct metrics *metrics;
     atomic_uint acks;
-    bool done;                  /* guarded by R.lock */
+    bool done; /* guarded by R.lock */
+    /* the reload's askers, answered once every loop serves the next generation, so
+       that a 200 means a request sent after it sees the new config */
+    struct waiter *waiters;
+    int status;
+    struct buf body;
     struct proxy_gen_ack ack[]; /* one per worker */
 };
 
@@ -100,7 +105,8 @@ static struct {
     struct waiter *pending;
     unsigned npending;
     struct retired *retired;
-    struct buf status; /* the last reload, for reload_describe */
+    struct retired *publishing; /* apply's, until job_done hands it the askers */
+    struct buf status;          /* the last reload, for reload_describe */
 } R = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static const char *source_name(enum reload_source s)
@@ -203,6 +209,15 @@ static void free_retired(bool all)
     pthread_mutex_unlock(&R.lock);
     while (gone) {
         struct retired *next = gone->next;
+        if (all) { /* at exit, the loops are gone: nobody to answer */
+            for (struct waiter *w = gone->waiters, *n; w; w = n) {
+                n = w->next;
+                free(w);
+            }
+        } else {
+            answer_all(gone->waiters, gone->status, &gone->body);
+        }
+        buf_free(&gone->body);
         metrics_free(gone->metrics);
         runtime_unref(gone->rt);
         free(gone);
@@ -249,6 +264,8 @@ static int apply(struct config *cfg, enum reload_source src, struct buf *body)
 
     ret->rt = old;
     ret->metrics = R.metrics;
+    buf_init(&ret->body, RELOAD_ANSWER_MAX);
+    R.publishing = ret;
     atomic_init(&ret->acks, R.nworkers ? R.nworkers : 1);
     pthread_mutex_lock(&R.lock);
     ret->next = R.retired;
@@ -391,7 +408,16 @@ static void job_done(uv_work_t *w, int status)
         config_unref(j->cfg); /* the runtime holds its own */
     }
     set_status(body.data ? body.data : "{}");
-    answer_all(j->waiters, code, &body);
+    struct retired *ret = R.publishing;
+    R.publishing = NULL;
+    if (code == 200 && ret) {
+        ret->waiters = j->waiters; /* answered when every loop has switched (free_retired) */
+        ret->status = code;
+        buf_append(&ret->body, body.data, body.len);
+        uv_async_send(&R.async); /* in case every loop switched already */
+    } else {
+        answer_all(j->waiters, code, &body);
+    }
     buf_free(&body);
     config_errors_free(&j->errs);
     free(j->path);
