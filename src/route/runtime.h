@@ -8,8 +8,11 @@
  * and lock). The config stays immutable; runtime_new builds this beside it,
  * indexed the same way, and runtime_free destroys it.
  *
- * main.c creates it once the config is loaded and before the workers start;
- * the proxy, the probes, the admin API and the metrics read and update it.
+ * main.c creates the first one once the config is loaded and before the
+ * workers start; a reload (src/reload.c) builds each next one with
+ * runtime_build, sharing the learnt state whose key is unchanged. The proxy,
+ * the probes, the admin API and the metrics read and update it; a request
+ * holds a reference to its generation (docs/architecture.md, "Generations").
  */
 #ifndef UNBUSY_RUNTIME_H
 #define UNBUSY_RUNTIME_H
