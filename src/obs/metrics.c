@@ -260,6 +260,36 @@ static struct dep_slot *dep_slot(struct metrics_shard *s, long mi, const struct 
     return NULL;
 }
 
+_Static_assert(sizeof(struct model_slot) % sizeof(uint64_t) == 0 &&
+                   sizeof(struct dep_slot) % sizeof(uint64_t) == 0,
+               "slots are copied as uint64_t words");
+
+/* Words read and written as the counters are (relaxed atomics): the old shard's writer
+   may be counting, and a scrape may read the new one. */
+static void copy_words(void *dst, const void *src, size_t bytes)
+{
+    uint64_t *d = dst;
+    const uint64_t *s = src;
+    for (size_t k = 0; k < bytes / sizeof(uint64_t); k++)
+        __atomic_store_n(&d[k], rd64(&s[k]), __ATOMIC_RELAXED);
+}
+
+/* next's slots from old's, by model name and deployment (provider + model). */
+static void copy_shard(struct metrics_shard *next, struct metrics_shard *old)
+{
+    const struct metrics *nr = next->reg, *or = old->reg;
+    for (size_t mi = 0; mi < nr->cfg->nmodels; mi++) {
+        const struct cfg_model *cm = &nr->cfg->models[mi];
+        long oi = model_index(or, cm);
+        if (oi < 0) continue;
+        copy_words(&next->models[mi], &old->models[oi], sizeof(struct model_slot));
+        for (size_t j = 0; j < cm->ndeployments; j++) {
+            struct dep_slot *od = dep_slot(old, oi, &cm->deployments[j]);
+            if (od) copy_words(&next->deps[nr->dep_base[mi] + j], od, sizeof *od);
+        }
+    }
+}
+
 void metrics_carry(struct metrics *next, struct metrics *old)
 {
     if (!next || !old) return;
@@ -273,33 +303,17 @@ void metrics_carry(struct metrics *next, struct metrics *old)
     pthread_mutex_unlock(&old->incidents.lock);
     next->ledger = old->ledger;
     next->budgets = old->budgets;
+    /* A first copy of every shard now, so that a scrape on a worker that has switched
+       already never sees another worker's counters lower than before (a false reset);
+       each worker copies its own again, exactly, as it switches. */
+    unsigned n = next->nshards < old->nshards ? next->nshards : old->nshards;
+    for (unsigned i = 0; i < n; i++)
+        copy_shard(next->shards[i], old->shards[i]);
 }
-
-_Static_assert(sizeof(struct model_slot) % sizeof(uint64_t) == 0 &&
-                   sizeof(struct dep_slot) % sizeof(uint64_t) == 0,
-               "slots are copied as uint64_t words");
 
 void metrics_shard_carry(struct metrics_shard *next, struct metrics_shard *old)
 {
-    if (!next || !old || next == old) return;
-    const struct metrics *nr = next->reg, *or = old->reg;
-    for (size_t mi = 0; mi < nr->cfg->nmodels; mi++) {
-        const struct cfg_model *cm = &nr->cfg->models[mi];
-        long oi = model_index(or, cm);
-        if (oi < 0) continue;
-        /* every slot is uint64_t words, and this thread is the only writer of both */
-        uint64_t *dst = (uint64_t *)&next->models[mi];
-        const uint64_t *src = (const uint64_t *)&old->models[oi];
-        for (size_t k = 0; k < sizeof(struct model_slot) / sizeof(uint64_t); k++)
-            dst[k] = rd64(&src[k]);
-        for (size_t j = 0; j < cm->ndeployments; j++) {
-            struct dep_slot *od = dep_slot(old, oi, &cm->deployments[j]);
-            if (!od) continue;
-            uint64_t *dd = (uint64_t *)&next->deps[nr->dep_base[mi] + j];
-            for (size_t k = 0; k < sizeof(struct dep_slot) / sizeof(uint64_t); k++)
-                dd[k] = rd64(&((const uint64_t *)od)[k]);
-        }
-    }
+    if (next && old && next != old) copy_shard(next, old);
 }
 
 static void hist_observe(struct hist *h, enum hist_kind k, uint64_t us)

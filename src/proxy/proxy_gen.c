@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "net/transport.h"
 #include "obs/metrics.h"
 #include "proxy/proxy.h"
 #include "route/runtime.h"
@@ -55,6 +56,10 @@ static void on_offer(uv_async_t *a)
         metrics_shard_carry(shard, env->metrics); /* exact: this thread is its one writer */
         env->metrics = shard;
     }
+    /* CA stores of the new TLS providers load now, on the thread pool, not at a first request */
+    for (size_t i = 0; env->pool && i < rt->cfg->nproviders; i++)
+        if (rt->cfg->providers[i].tls)
+            transport_pool_warm(env->pool, &rt->cfg->providers[i]);
     runtime_unref(old_rt);
     config_unref(old_cfg);
     call_all(cbs); /* only now: the generations they free were in use until here */
