@@ -86,3 +86,12 @@ int aws_sign(const struct cfg_provider *pv, struct provider_request *r)
 {
     return aws_sign_at(pv, r, (int64_t)time(NULL));
 }
+
+enum provider_head aws_head(const struct http1_response *resp, bool asked_stream)
+{
+    if (resp->status != 200) return PROVIDER_HEAD_ERROR;
+    const struct http1_str *ct = http1_find_header(&resp->head, "content-type");
+    bool evs =
+        ct && ct->len >= 34 && strncasecmp(ct->p, "application/vnd.amazon.eventstream", 34) == 0;
+    return evs && asked_stream ? PROVIDER_HEAD_STREAM : PROVIDER_HEAD_ANSWER;
+}

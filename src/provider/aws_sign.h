@@ -7,7 +7,7 @@
  * header with the provider's region and service (cfg_aws) and its
  * credentials (aws_creds.h), appending the Authorization header.
  *
- * Who calls it: provider/bedrock.c and provider/sagemaker.c (their .sign),
+ * Who calls it: provider/bedrock.c and provider/sagemaker.c (their .sign and .head),
  * the unit test.
  */
 #ifndef UNBUSY_AWS_SIGN_H
@@ -22,6 +22,10 @@ int aws_sign_at(const struct cfg_provider *pv, struct provider_request *r, int64
 
 /* The same at the current time. */
 int aws_sign(const struct cfg_provider *pv, struct provider_request *r);
+
+/* The .head step of the AWS formats: an error unless 200; a stream when asked for one and
+   the answer is application/vnd.amazon.eventstream, else a whole answer. */
+enum provider_head aws_head(const struct http1_response *resp, bool asked_stream);
 
 /* A model id or endpoint name as one path segment (RFC 3986 unreserved kept, the rest %XX:
    "anthropic.claude-3-haiku-20240307-v1:0" → "...-v1%3A0"). 0 or -1. */

@@ -31,7 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "provider/aws_sign.h"
@@ -81,20 +80,6 @@ static int bedrock_build(const struct provider_call *c, struct provider_request 
     if (rc < 0) return -1;
     return buf_printf(&r->head, "Content-Type: application/json\r\nAccept: %s\r\n",
                       c->stream ? "application/vnd.amazon.eventstream" : "application/json");
-}
-
-static int bedrock_sign(const struct cfg_provider *pv, struct provider_request *r)
-{
-    return aws_sign(pv, r);
-}
-
-static enum provider_head bedrock_head(const struct http1_response *resp, bool asked_stream)
-{
-    if (resp->status != 200) return PROVIDER_HEAD_ERROR;
-    const struct http1_str *ct = http1_find_header(&resp->head, "content-type");
-    bool evs =
-        ct && ct->len >= 34 && strncasecmp(ct->p, "application/vnd.amazon.eventstream", 34) == 0;
-    return evs && asked_stream ? PROVIDER_HEAD_STREAM : PROVIDER_HEAD_ANSWER;
 }
 
 /* ---- OpenAI chunks written here ---- */
@@ -505,8 +490,8 @@ const struct provider_ops provider_bedrock_ops = {
     .name = "bedrock-converse",
     .build = bedrock_build,
     .continuation = bedrock_continuation,
-    .sign = bedrock_sign,
-    .head = bedrock_head,
+    .sign = aws_sign,
+    .head = aws_head,
     .feed = bedrock_feed,
     .answer = bedrock_answer,
     .map_error = bedrock_map_error,

@@ -21,7 +21,6 @@
 #include <cJSON.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "provider/aws_sign.h"
 #include "provider/bedrock.h"
@@ -74,20 +73,6 @@ static int sagemaker_build(const struct provider_call *c, struct provider_reques
                       c->stream ? "X-Amzn-SageMaker-Accept: text/event-stream\r\n"
                                   "Accept: application/vnd.amazon.eventstream\r\n"
                                 : "Accept: application/json\r\n");
-}
-
-static int sagemaker_sign(const struct cfg_provider *pv, struct provider_request *r)
-{
-    return aws_sign(pv, r);
-}
-
-static enum provider_head sagemaker_head(const struct http1_response *resp, bool asked_stream)
-{
-    if (resp->status != 200) return PROVIDER_HEAD_ERROR;
-    const struct http1_str *ct = http1_find_header(&resp->head, "content-type");
-    bool evs =
-        ct && ct->len >= 34 && strncasecmp(ct->p, "application/vnd.amazon.eventstream", 34) == 0;
-    return evs && asked_stream ? PROVIDER_HEAD_STREAM : PROVIDER_HEAD_ANSWER;
 }
 
 struct feed_ctx {
@@ -181,8 +166,8 @@ const struct provider_ops provider_sagemaker_ops = {
     .name = "sagemaker",
     .build = sagemaker_build,
     .continuation = sagemaker_continuation,
-    .sign = sagemaker_sign,
-    .head = sagemaker_head,
+    .sign = aws_sign,
+    .head = aws_head,
     .feed = sagemaker_feed,
     .answer = sagemaker_answer,
     .map_error = sagemaker_map_error,
