@@ -33,6 +33,9 @@
 #define RELOAD_MAX_PROBLEMS 200     /* problems listed in an answer (all are logged) */
 #define RELOAD_HASH_MAX (64u << 20) /* bytes of the file hashed by the watch */
 #define RELOAD_ANSWER_MAX (256u << 10)
+/* Generations some loop has not left yet (a loop stuck in a long callback): past this,
+   a reload waits, so that reloads cannot pile up generations without bound. */
+#define RELOAD_MAX_UNRELEASED 8
 
 /* What the watch compares: where the path leads (a symlink swap changes the inode)
    and what the file holds. */
@@ -429,6 +432,13 @@ static void maybe_start(void)
 {
     if (R.running || R.closing) return;
     pthread_mutex_lock(&R.lock);
+    unsigned unreleased = 0;
+    for (struct retired *r = R.retired; r; r = r->next)
+        unreleased++;
+    if (unreleased >= RELOAD_MAX_UNRELEASED) { /* on_async starts it once loops move on */
+        pthread_mutex_unlock(&R.lock);
+        return;
+    }
     struct waiter *list = R.pending;
     R.pending = NULL;
     R.npending = 0;

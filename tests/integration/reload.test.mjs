@@ -168,9 +168,9 @@ test('generations: a removed deployment drains its stream; learnt state of a kep
     assert.match(text, /unbusy_requests_total\{model="m",provider="k",status_class="2xx",outcome="ok"\} 6\b/);
 });
 
-test('a request queued for a model the reload removes is answered with a clear error', async (t) => {
+test('queued requests: kept across a reload that keeps their model, answered 404 when it is removed', async (t) => {
     const h = harness(t);
-    const f = await h.fake({ behavior: 'ttft=1500,chunks=1' });
+    const f = await h.fake({ behavior: 'ttft=1200,chunks=1' });
     const base = {
         admin: { token: ADMIN_TOKEN },
         providers: { a: fakeProvider(f, { probe: false }) },
@@ -178,19 +178,36 @@ test('a request queued for a model the reload removes is answered with a clear e
     };
     const gw = await h.gateway({ config: base });
     const sdk = gw.client({ timeout: 20000 * SLOW });
-    const running = sdk.chat.completions.create({ model: 'q', messages: msgs });
-    await waitUntil(async () => (await dep(gw, 'q', 'a'))?.inflight === 1, { what: 'one in flight' });
-    const queued = sdk.chat.completions.create({ model: 'q', messages: msgs }).then(() => null, (e) => e);
-    await waitUntil(async () => {
-        const r = await gw.request('/admin/deployments', { headers: ADMIN });
-        return r.json().models.find((x) => x.model === 'q').admission.queued === 1;
-    }, { what: 'one queued' });
+    const queuedNow = async (n) => (await gw.request('/admin/deployments', { headers: ADMIN }))
+        .json().models.find((x) => x.model === 'q')?.admission.queued === n;
+    const oneRunningOneQueued = async () => {
+        const running = sdk.chat.completions.create({ model: 'q', messages: msgs });
+        await waitUntil(async () => (await dep(gw, 'q', 'a'))?.inflight === 1, { what: 'one in flight' });
+        const queued = sdk.chat.completions.create({ model: 'q', messages: msgs }).then((c) => c, (e) => e);
+        await waitUntil(() => queuedNow(1), { what: 'one queued' });
+        return { running, queued };
+    };
+
+    // a reload that keeps q (and changes the rest): the waiting request stays queued and is served
+    let { running, queued } = await oneRunningOneQueued();
+    write(gw, { ...base, models: { ...base.models, other: [{ provider: 'a', model: 'o' }] } });
+    let r = await reload(gw);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.queued_requests_answered, 0);
+    assert.ok(await queuedNow(1), 'still queued in the new generation');
+    assert.equal((await running).choices[0].message.content, expectedContent(1));
+    const served = await queued;
+    assert.ok(!(served instanceof Error), String(served));
+    assert.equal(served.choices[0].message.content, expectedContent(1));
+
+    // a reload that removes q: the waiting request is answered at once, the running one finishes
+    ({ running, queued } = await oneRunningOneQueued());
     write(gw, { ...base, models: { m: base.models.m } });
-    const r = await reload(gw);
+    r = await reload(gw);
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.equal(r.body.queued_requests_answered, 1);
     const e = await queued;
-    assert.ok(e, 'the queued request failed');
+    assert.ok(e instanceof Error, 'the queued request failed');
     assert.equal(e.status, 404);
     assert.match(e.message, /removed from the configuration while this request waited/);
     assert.equal((await running).choices[0].message.content, expectedContent(1), 'the running one finished');
