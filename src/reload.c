@@ -305,11 +305,10 @@ static int apply(struct config *cfg, enum reload_source src, struct buf *body)
     }
     buf_append_str(body, "]}");
     log_info("config reloaded (%s): generation %llu; models +%u -%u =%u, deployments +%u -%u "
-             "=%u (state kept)%s%s",
+             "=%u (state kept); %u queued request%s of removed models answered",
              source_name(src), (unsigned long long)next->generation, rep.models_added,
              rep.models_removed, rep.models_kept, rep.deps_added, rep.deps_removed, rep.deps_kept,
-             answered ? "; requests queued for a removed model answered: " : "",
-             answered ? "yes" : "");
+             answered, answered == 1 ? "" : "s");
     if (nneeds) log_warn("config reload: applied, but these changes need a restart: %s", needtext);
     runtime_carry_report_free(&rep);
     return 200;
@@ -407,6 +406,13 @@ static void job_done(uv_work_t *w, int status)
     } else if (!j->cfg) {
         code = refuse(j, &body);
     } else {
+        /* the loader's warnings (an unset ${VAR}, ...), as at start */
+        const char *t = j->errs.text.data ? j->errs.text.data : "";
+        for (const char *nl; *t; t = nl ? nl + 1 : t + strlen(t)) {
+            nl = strchr(t, '\n');
+            int len = (int)(nl ? (size_t)(nl - t) : strlen(t));
+            if (len) log_warn("config reload: %.*s", len, t);
+        }
         code = apply(j->cfg, src, &body);
         config_unref(j->cfg); /* the runtime holds its own */
     }
