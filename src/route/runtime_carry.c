@@ -61,6 +61,8 @@ void runtime_carry_provider(struct runtime_provider *rp, struct runtime *old)
     for (size_t i = 0; old && i < old->cfg->nproviders; i++) {
         struct runtime_provider *op = &old->providers[i];
         if (strcmp(op->cfg->name, rp->cfg->name) != 0) continue;
+        if (!str_same(op->cfg->base_url, rp->cfg->base_url))
+            return; /* moved: what the probes found was about the old address */
         atomic_store(&rp->probe_down, atomic_load(&op->probe_down));
         atomic_store(&rp->probe_ok_streak, atomic_load(&op->probe_ok_streak));
         atomic_store(&rp->probe_fail_streak, atomic_load(&op->probe_fail_streak));

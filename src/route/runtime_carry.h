@@ -37,7 +37,7 @@ struct runtime_model *runtime_carry_find_model(struct runtime *old, const char *
  */
 struct runtime_dep *runtime_carry_find_dep(struct runtime *old, struct runtime *built,
                                            const char *model_name, const struct cfg_deployment *d);
-/* Copies the probe state of old's provider of the same name into rp (if any). */
+/* Copies the probe state of old's provider of the same name and base URL into rp (if any). */
 void runtime_carry_provider(struct runtime_provider *rp, struct runtime *old);
 /* Copies the model's counters (requests, failovers, hedges...) from om into rm. */
 void runtime_carry_model_counters(struct runtime_model *rm, struct runtime_model *om);

@@ -82,6 +82,7 @@ static void test_state_follows_the_key(void **state)
         ttft_budget_observe(m1->deps[0].ttft, 100, 800);
     atomic_store(&m1->requests, 41);
     atomic_store(&old->providers[0].probe_down, true);
+    atomic_store(&old->providers[1].probe_down, true); /* pb moves: its verdict stays behind */
 
     struct runtime *next = runtime_build(b, on_ready, old);
     assert_non_null(next);
@@ -105,6 +106,7 @@ static void test_state_follows_the_key(void **state)
     assert_true(
         atomic_load(&runtime_provider(next, config_find_model(b, "fresh")->deployments[0].provider)
                          ->probe_down));
+    assert_false(atomic_load(&next->providers[1].probe_down));
     assert_ptr_not_equal(model(next, "fresh")->admission, m1->admission);
 
     struct runtime_carry_report r;
