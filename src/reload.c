@@ -504,10 +504,10 @@ int reload_request(enum reload_source src, reload_answer_fn answer, void *ud)
     *w = (struct waiter){.src = src, .answer = answer, .ud = ud};
     pthread_mutex_lock(&R.lock);
     if (!R.started || R.closing || R.npending >= RELOAD_MAX_PENDING) {
-        bool busy = R.npending >= RELOAD_MAX_PENDING;
+        int rc = R.closing ? -ESHUTDOWN : !R.started ? -EAGAIN : -EBUSY;
         pthread_mutex_unlock(&R.lock);
         free(w);
-        return busy ? -EBUSY : -ESHUTDOWN;
+        return rc;
     }
     /* oldest first, so the batch's first source names the reload */
     struct waiter **pp = &R.pending;
@@ -600,7 +600,9 @@ int reload_start(const struct reload_setup *s)
     R.probes = s->probes;
     R.fetches = s->fetches;
     R.ready = s->ready;
+    pthread_mutex_lock(&R.lock);
     buf_init(&R.status, RELOAD_ANSWER_MAX);
+    pthread_mutex_unlock(&R.lock);
     int rc = uv_async_init(R.loop, &R.async, on_async);
     if (rc < 0) return rc;
     uv_unref((uv_handle_t *)&R.async);

@@ -66,7 +66,8 @@ int reload_start(const struct reload_setup *s);
 typedef void (*reload_answer_fn)(int status, const char *json, size_t len, void *ud);
 
 /* Any thread: asks for a reload; answer (may be NULL) is called once on the main loop's
-   thread. 0, or -EBUSY (too many reloads pending: no answer will come). */
+   thread. 0, or -EBUSY (too many reloads pending), -EAGAIN (not started yet),
+   -ESHUTDOWN (stopping): then no answer will come. */
 int reload_request(enum reload_source src, reload_answer_fn answer, void *ud);
 
 /* Appends the GET /admin/config document: generation, file, watch, reload counts and

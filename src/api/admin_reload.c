@@ -89,8 +89,9 @@ static void post_reload(struct server_conn *c)
     if (rc < 0) {
         uv_close((uv_handle_t *)&p->async, on_pending_closed);
         fail(c, 503, GW_ERR_UNAVAILABLE,
-             rc == -EBUSY ? "too many reloads are pending; try again in a moment"
-                          : "the gateway is shutting down");
+             rc == -EBUSY    ? "too many reloads are pending; try again in a moment"
+             : rc == -EAGAIN ? "the gateway is still starting; try again in a moment"
+                             : "the gateway is shutting down");
     }
 }
 
