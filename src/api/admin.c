@@ -166,7 +166,7 @@ void admin_write_state(struct buf *b, struct runtime *rt)
     for (size_t i = 0; i < rt->cfg->nmodels; i++) {
         struct runtime_model *rm = &rt->models[i];
         struct retry_budget_stats rs;
-        retry_budget_get_stats(&rm->retries, now, &rs);
+        retry_budget_get_stats(rm->retries, now, &rs);
         buf_append_str(b, i ? ",{\"model\":" : "{\"model\":");
         buf_append_json_str(b, rm->cfg->name, strlen(rm->cfg->name));
         buf_printf(b, ",\"strategy\":\"%s\"", balancer_strategy_name(rm->strategy));
@@ -186,7 +186,7 @@ void admin_write_state(struct buf *b, struct runtime *rt)
             buf_printf(b, "%s\"%s\":%llu", r ? "," : "", runtime_hedge_reason_name((enum runtime_hedge_reason)r),
                        (unsigned long long)atomic_load(&rm->hedges_by_reason[r]));
         struct hedge_budget_stats hs;
-        hedge_budget_get_stats(&rm->hedges, now, &hs);
+        hedge_budget_get_stats(rm->hedges, now, &hs);
         buf_printf(b, "},\"budget\":{\"window_requests\":%u,\"window_hedges\":%u,\"window_useful\":%u,"
                       "\"window_failed\":%u,\"allowed\":%u,\"stopped\":%s}",
                    hs.requests, hs.hedges, hs.useful, hs.failed, hs.allowed, hs.stopped ? "true" : "false");

@@ -306,7 +306,7 @@ void proxy_first_content(struct attempt *a)
     p->winner = a;
     uv_timer_stop(&p->hedge_timer);
     if (a->hedge)
-        hedge_budget_note_result(&p->rm->hedges, now_ms(), true);
+        hedge_budget_note_result(p->rm->hedges, now_ms(), true);
     struct attempt *rival = &p->at[1 - a->slot];
     if (rival->active) {
         if (a->hedge)
@@ -510,7 +510,7 @@ void proxy_attempt_failed(struct attempt *a, enum health_class c, const char *de
     if (p->winner == a)
         p->winner = NULL; /* a non-stream answer broke before its end: start over elsewhere */
     if (a->hedge && !a->got_first)
-        hedge_budget_note_result(&p->rm->hedges, now_ms(), false);
+        hedge_budget_note_result(p->rm->hedges, now_ms(), false);
     release_attempt(a, c);
     attempt_reset(a);
     if (p->at[1 - a->slot].active) {
@@ -663,7 +663,7 @@ static void on_hedge_timer(uv_timer_t *t)
             arm_hedge(p); /* the newer one goes on alone */
         return;
     }
-    if (!hedge_budget_try_spend(&p->rm->hedges, now_ms())) {
+    if (!hedge_budget_try_spend(p->rm->hedges, now_ms())) {
         health_abandon(rd->health, &slot->ticket);
         atomic_fetch_add(&p->rm->hedges_denied, 1);
         if (newer)
@@ -718,7 +718,7 @@ static void next_attempt(struct preq *p)
         all_failed(p);
         return;
     }
-    if (p->attempts > 0 && !retry_budget_try_spend(&p->rm->retries, now_ms())) {
+    if (p->attempts > 0 && !retry_budget_try_spend(p->rm->retries, now_ms())) {
         atomic_fetch_add(&p->rm->budget_exhausted, 1);
         note_why(p, "gateway", "retry budget exhausted", "too many retries across all requests", NULL);
         p->n_busy++;
@@ -879,9 +879,9 @@ static enum jsonx_api jsonx_api_of(enum proxy_api api)
 void proxy_go(struct preq *p)
 {
     atomic_fetch_add(&p->rm->requests, 1);
-    retry_budget_note_request(&p->rm->retries, now_ms());
+    retry_budget_note_request(p->rm->retries, now_ms());
     if (p->model->resilience.hedge.enabled)
-        hedge_budget_note_request(&p->rm->hedges, now_ms());
+        hedge_budget_note_request(p->rm->hedges, now_ms());
     uv_timer_start(&p->total_timer, on_total_timer, proxy_remaining_ms(p), 0);
     next_attempt(p);
 }

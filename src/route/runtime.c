@@ -83,13 +83,17 @@ static void dep_state_unref(struct runtime_dep_state *st)
     free(st);
 }
 
-static struct runtime_model_state *model_state_new(const struct cfg_queue *q, admission_ready_fn ready)
+static struct runtime_model_state *model_state_new(const struct cfg_queue *q, admission_ready_fn ready,
+                                                   const struct retry_budget_params *rp,
+                                                   const struct hedge_budget_params *hp)
 {
     struct runtime_model_state *st = calloc(1, sizeof *st);
     if (!st)
         return NULL;
     atomic_init(&st->refs, 1);
     admission_init(&st->admission, q, 0, ready);
+    retry_budget_init(&st->retries, rp);
+    hedge_budget_init(&st->hedges, hp);
     return st;
 }
 
@@ -98,6 +102,8 @@ static void model_state_unref(struct runtime_model_state *st)
     if (!st || atomic_fetch_sub(&st->refs, 1) != 1)
         return;
     admission_destroy(&st->admission);
+    retry_budget_destroy(&st->retries);
+    hedge_budget_destroy(&st->hedges);
     free(st);
 }
 
@@ -137,22 +143,11 @@ struct runtime *runtime_build(struct config *cfg, admission_ready_fn ready, stru
             runtime_free(rt);
             return NULL;
         }
-        struct runtime_model *om = old ? runtime_carry_find_model(old, m->name) : NULL;
-        rm->state = om ? om->state : model_state_new(&m->queue, ready);
-        if (!rm->state) {
-            runtime_free(rt);
-            return NULL;
-        }
-        if (om)
-            atomic_fetch_add(&rm->state->refs, 1);
-        rm->admission = &rm->state->admission;
-        rm->retired = &rt->retired;
         if (!m->resilience.strategy || balancer_strategy_parse(m->resilience.strategy, &rm->strategy) < 0)
             rm->strategy = BALANCER_P2C;
         struct retry_budget_params bp;
         const struct cfg_retry_budget *rb = &m->resilience.retry_budget;
         budget_params_from(&bp, rb->ratio, rb->min_per_sec, rb->window_ms);
-        retry_budget_init(&rm->retries, &bp);
         struct hedge_budget_params hbp;
         hedge_budget_params_default(&hbp);
         hbp.max_ratio = m->resilience.hedge.max_ratio;
@@ -160,8 +155,22 @@ struct runtime *runtime_build(struct config *cfg, admission_ready_fn ready, stru
             hbp.base_ratio = hbp.max_ratio; /* a lower cap set by hand holds */
         if (rb->window_ms)
             hbp.window_ms = rb->window_ms;
-        hedge_budget_init(&rm->hedges, &hbp);
-        rm->budgets_ready = true;
+        struct runtime_model *om = old ? runtime_carry_find_model(old, m->name) : NULL;
+        rm->state = om ? om->state : model_state_new(&m->queue, ready, &bp, &hbp);
+        if (!rm->state) {
+            runtime_free(rt);
+            return NULL;
+        }
+        if (om) {
+            atomic_fetch_add(&rm->state->refs, 1);
+            /* values only, under their locks: safe before the swap */
+            retry_budget_set_params(&rm->state->retries, &bp);
+            hedge_budget_set_params(&rm->state->hedges, &hbp);
+        }
+        rm->admission = &rm->state->admission;
+        rm->retries = &rm->state->retries;
+        rm->hedges = &rm->state->hedges;
+        rm->retired = &rt->retired;
         if (om)
             runtime_carry_model_counters(rm, om);
         for (size_t j = 0; j < m->ndeployments; j++) {
@@ -211,10 +220,6 @@ void runtime_free(struct runtime *rt)
         for (size_t j = 0; j < rm->ndeps; j++)
             dep_state_unref(rm->deps[j].state);
         free(rm->deps);
-        if (rm->budgets_ready) {
-            retry_budget_destroy(&rm->retries);
-            hedge_budget_destroy(&rm->hedges);
-        }
         model_state_unref(rm->state);
         balancer_destroy(rm->balancer);
     }

@@ -58,11 +58,14 @@ struct runtime_dep {
     char key[192];                 /* "provider/model", for messages and the admin API */
 };
 
-/* A model's admission queue, shared by every generation that has the model (by name),
-   so that requests queued before a reload are neither lost nor counted twice. */
+/* A model's admission queue and its retry and hedge budgets, shared by every generation
+   that has the model (by name), so that requests queued before a reload are neither
+   lost nor counted twice, and retries spent just before it still count. */
 struct runtime_model_state {
     atomic_uint refs;
     struct admission admission;
+    struct retry_budget retries;
+    struct hedge_budget hedges;
 };
 
 /* What set a hedge's delay: the first-token budget (by its source) or hedge.after. */
@@ -83,12 +86,11 @@ struct runtime_model {
     size_t ndeps;
     enum balancer_strategy strategy;
     struct balancer *balancer;     /* created and destroyed with the runtime */
-    struct retry_budget retries;
-    struct hedge_budget hedges;
+    struct retry_budget *retries;  /* &state->retries */
+    struct hedge_budget *hedges;   /* &state->hedges */
     struct admission *admission;   /* &state->admission */
     struct runtime_model_state *state;
     const atomic_bool *retired;    /* its runtime's: a retired one leaves the queue alone */
-    bool budgets_ready;            /* retries and hedges initialised (for runtime_free) */
     atomic_ullong requests, failovers, budget_exhausted;
     atomic_ullong hedges_started, hedges_won, hedges_wasted;
     /* hedges started by what set their delay (enum runtime_hedge_reason), and hedges not

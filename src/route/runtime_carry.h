@@ -8,8 +8,9 @@
  * breaker, EWMA, TTFT history and budgets, learnt concurrency limit, counters)
  * with the old one, so requests still running on the old generation and new
  * ones feed the same state. A model (by the name clients send) shares its
- * admission queue the same way; its request, failover and hedge counters are
- * copied. A provider (by name) starts with the probe state the old one had.
+ * admission queue and its retry and hedge budgets the same way; its request,
+ * failover and hedge counters are copied. A provider (by name) starts with the probe state the old
+ * one had.
  *
  * runtime_build (runtime.c) calls the finders while it builds; the reload
  * (src/reload.c) calls runtime_carry_diff for its answer and

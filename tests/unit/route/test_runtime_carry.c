@@ -102,6 +102,8 @@ static void test_state_follows_the_key(void **state)
     assert_int_equal(health_admin_state(n1->deps[0].health), HEALTH_ADMIN_ACTIVE);
     /* the model's queue is shared, its counters copied; a provider's probe verdict too */
     assert_ptr_equal(n1->admission, m1->admission);
+    assert_ptr_equal(n1->retries, m1->retries); /* retries spent before the reload still count */
+    assert_ptr_equal(n1->hedges, m1->hedges);
     assert_int_equal(atomic_load(&n1->requests), 41);
     assert_true(
         atomic_load(&runtime_provider(next, config_find_model(b, "fresh")->deployments[0].provider)
