@@ -274,10 +274,31 @@ static void copy_words(void *dst, const void *src, size_t bytes)
         __atomic_store_n(&d[k], rd64(&s[k]), __ATOMIC_RELAXED);
 }
 
-/* next's slots from old's, by model name and deployment (provider + model). */
+static void add_words(uint64_t *dst, const uint64_t *src, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        __atomic_store_n(&dst[k], rd64(&dst[k]) + rd64(&src[k]), __ATOMIC_RELAXED);
+}
+
+/* The first deployment of cm on provider name, or -1. */
+static long dep_on_provider(const struct cfg_model *cm, const char *name)
+{
+    for (size_t j = 0; j < cm->ndeployments; j++)
+        if (strcmp(cm->deployments[j].provider->name, name) == 0) return (long)j;
+    return -1;
+}
+
+/*
+ * next's slots rebuilt from old's (idempotent: called at the reload, then again by the
+ * worker as it switches), by model name and deployment (provider + model). A removed
+ * deployment's requests and tokens go to another deployment of the same provider in
+ * the model, if there is one, so the per-provider series never go down; its
+ * per-deployment error series end with it.
+ */
 static void copy_shard(struct metrics_shard *next, struct metrics_shard *old)
 {
     const struct metrics *nr = next->reg, *or = old->reg;
+    static const struct dep_slot zero;
     for (size_t mi = 0; mi < nr->cfg->nmodels; mi++) {
         const struct cfg_model *cm = &nr->cfg->models[mi];
         long oi = model_index(or, cm);
@@ -285,7 +306,17 @@ static void copy_shard(struct metrics_shard *next, struct metrics_shard *old)
         copy_words(&next->models[mi], &old->models[oi], sizeof(struct model_slot));
         for (size_t j = 0; j < cm->ndeployments; j++) {
             struct dep_slot *od = dep_slot(old, oi, &cm->deployments[j]);
-            if (od) copy_words(&next->deps[nr->dep_base[mi] + j], od, sizeof *od);
+            copy_words(&next->deps[nr->dep_base[mi] + j], od ? od : &zero, sizeof zero);
+        }
+        const struct cfg_model *om = &or->cfg->models[oi];
+        for (size_t j = 0; j < om->ndeployments; j++) {
+            if (dep_slot(next, (long)mi, &om->deployments[j])) continue; /* kept: copied */
+            long k = dep_on_provider(cm, om->deployments[j].provider->name);
+            if (k < 0) continue;
+            struct dep_slot *to = &next->deps[nr->dep_base[mi] + (size_t)k];
+            const struct dep_slot *from = &old->deps[or->dep_base[oi] + j];
+            add_words(&to->requests[0][0], &from->requests[0][0], SC__COUNT * OUTCOME__COUNT);
+            add_words(to->tokens, from->tokens, METRICS_TOKENS__COUNT);
         }
     }
 }

@@ -467,9 +467,12 @@ static void test_carry_to_the_next_registry(void **state)
     metrics_request_done(f->s0, m1, &m1->deployments[1], &e, runtime_now_ms());
     metrics_request_done(f->s1, m1, &m1->deployments[1], &e, runtime_now_ms());
     metrics_attempt_end(f->s0, m1, &m1->deployments[0], HEALTH_IO, 0, 0, INCIDENT_ATTEMPT_FAILED);
-    /* the next config: m1 keeps pb/up-b (now first), drops the rest */
+    metrics_request_done(f->s1, m1, &m1->deployments[2], &e, runtime_now_ms()); /* pa/up-a2 */
+    /* the next config: m1 keeps pb/up-b (now first), replaces pa's two with pa/up-new */
     static const char next_text[] = "providers:\n  pb:\n    base_url: http://127.0.0.1:10/v1\n"
-                                    "models:\n  m1:\n    - provider: pb\n      model: up-b\n";
+                                    "  pa:\n    base_url: http://127.0.0.1:9/v1\n"
+                                    "models:\n  m1:\n    - provider: pb\n      model: up-b\n"
+                                    "    - provider: pa\n      model: up-new\n";
     struct config *nc = NULL;
     assert_int_equal(config_load_text("n.yaml", next_text, sizeof next_text - 1, &nc, NULL), 0);
     struct runtime *nrt = runtime_new(nc, NULL);
@@ -484,6 +487,12 @@ static void test_carry_to_the_next_registry(void **state)
     assert_value(out.data,
                  "unbusy_requests_total{model=\"m1\",provider=\"pb\",status_class=\"2xx\",outcome=\"ok\"}",
                  3);
+    /* the per-provider series does not go down when its deployment is replaced */
+    assert_value(out.data,
+                 "unbusy_requests_total{model=\"m1\",provider=\"pa\",status_class=\"2xx\",outcome=\"ok\"}",
+                 1);
+    /* the per-deployment error series of a removed deployment ends with it */
+    assert_null(strstr(out.data, "deployment_model=\"up-a\""));
     struct incident list[INCIDENTS_MAX];
     assert_int_equal(incidents_snapshot(metrics_incidents(nm), list, INCIDENTS_MAX), 1);
     assert_int_equal(list[0].kind, INCIDENT_ATTEMPT_FAILED);
