@@ -36,6 +36,9 @@
 /* Generations some loop has not left yet (a loop stuck in a long callback): past this,
    a reload waits, so that reloads cannot pile up generations without bound. */
 #define RELOAD_MAX_UNRELEASED 8
+/* A change the watch sees is read again this long after (at most the interval), and
+   reloaded only if it held still: a file written in place is not read half-way. */
+#define RELOAD_SETTLE_MS 250u
 
 /* What the watch compares: where the path leads (a symlink swap changes the inode)
    and what the file holds. */
@@ -104,6 +107,8 @@ static struct {
     bool started, closing, running, checking;
     atomic_uint watch_ms; /* 0: not watching (read by reload_describe) */
     struct file_id id;
+    struct file_id candidate; /* new content seen once; reloaded when seen again */
+    bool settling;
     pthread_mutex_t lock; /* guards pending, npending, retired's done, status */
     struct waiter *pending;
     unsigned npending;
@@ -534,18 +539,36 @@ static void check_run(uv_work_t *w)
     file_identify(c->path, &c->id);
 }
 
+static bool same_content(const struct file_id *a, const struct file_id *b)
+{
+    return a->hash == b->hash && a->size == b->size;
+}
+
+static void on_watch(uv_timer_t *t);
+
 static void check_done(uv_work_t *w, int status)
 {
     (void)status;
     struct check *c = w->data;
     R.checking = false;
     if (!R.closing && c->id.ok) {
-        if (!R.id.ok || c->id.hash != R.id.hash || c->id.size != R.id.size) {
+        if (R.id.ok && same_content(&c->id, &R.id)) {
+            R.id = c->id; /* touched, moved or swapped for the same content: nothing to do */
+            R.settling = false;
+        } else if (R.settling && same_content(&c->id, &R.candidate)) {
+            /* the same new content twice in a row: written whole, not half-way */
             log_info("config file %s changed: reloading", R.path);
             R.id = c->id; /* asked once per change, whatever the reload finds */
+            R.settling = false;
             reload_request(RELOAD_WATCH, NULL, NULL);
         } else {
-            R.id = c->id; /* touched, moved or swapped for the same content: nothing to do */
+            /* a change: look again shortly, and reload once it holds still */
+            R.candidate = c->id;
+            R.settling = true;
+            uint32_t ms = atomic_load(&R.watch_ms);
+            if (ms)
+                uv_timer_start(&R.watch, on_watch, ms < RELOAD_SETTLE_MS ? ms : RELOAD_SETTLE_MS,
+                               ms);
         }
     }
     free(c->path);
