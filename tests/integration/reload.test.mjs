@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { PROVIDER_FAKE_ANSWER, startProviderFake } from '../fakes/providers.mjs';
 import {
     SLOW, assertErrorShape, drainStream, expectedContent, fakeProvider, harness, tempDir, toYAML,
     waitUntil, withServerDefaults,
@@ -304,4 +305,29 @@ test('the file watch (opt-in) reloads a changed file, a ConfigMap-style symlink 
     await waitUntil(async () => (await generation(gw)) === 3, { timeout: 5000 * SLOW, what: 'the second reload' });
     assert.equal((await gw.request('/admin/config', { headers: ADMIN })).json().reloads.ok, 2);
     await assert.rejects(sdk.chat.completions.create({ model: 'm', messages: msgs }), (e) => e.status === 404);
+});
+
+test('models: auto lists carry over a reload and the fetches follow the new config', async (t) => {
+    const h = harness(t);
+    const one = await startProviderFake({ models: ['qwen-a'] });
+    const two = await startProviderFake({ models: ['qwen-b'] });
+    t.after(() => Promise.all([one.stop(), two.stop()]));
+    const prov = (f, extra = {}) => ({ type: 'vllm', base_url: f.baseURL, models: 'auto', probe: false, ...extra });
+    const base = { admin: { token: ADMIN_TOKEN }, providers: { one: prov(one) }, models: {} };
+    const gw = await h.gateway({ config: base });
+    const sdk = gw.client();
+    const ids = async () => (await sdk.models.list()).data.map((m) => m.id).sort();
+    await waitUntil(async () => (await ids()).includes('qwen-a'), { timeout: 10000 * SLOW, what: 'the imported list' });
+    // the next config adds a provider and points one's list at a path that fails: what one
+    // listed before must come from the carried list, since its fetches now fail
+    write(gw, { ...base, providers: { one: prov(one, { models_path: '/nothing-here' }), two: prov(two) } });
+    const r = await reload(gw);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const a = await sdk.chat.completions.create({ model: 'qwen-a', messages: msgs });
+    assert.equal(a.choices[0].message.content, PROVIDER_FAKE_ANSWER);
+    await waitUntil(async () => (await ids()).includes('qwen-b'), { timeout: 10000 * SLOW, what: 'the new provider\'s list' });
+    assert.deepEqual(await ids(), ['qwen-a', 'qwen-b']);
+    await waitUntil(() => one.requests.some((q) => q.url.includes('/nothing-here')), { what: 'a fetch on the new path' });
+    assert.equal((await sdk.chat.completions.create({ model: 'qwen-a', messages: msgs })).choices[0].message.content,
+        PROVIDER_FAKE_ANSWER, 'a failed fetch keeps the carried list');
 });
