@@ -35,6 +35,7 @@ unsigned admission_close(struct admission *a)
 {
     unsigned n = 0;
     pthread_mutex_lock(&a->lock);
+    a->closed = true;
     for (int c = 0; c < ADMISSION_CLASSES; c++) {
         while (a->head[c]) {
             struct admission_waiter *w = a->head[c];
@@ -188,6 +189,10 @@ int admission_enqueue(struct admission *a, struct admission_waiter *w, uint64_t 
     w->gone = false;
     int rc = 0;
     pthread_mutex_lock(&a->lock);
+    if (a->closed) {
+        pthread_mutex_unlock(&a->lock);
+        return -ESHUTDOWN;
+    }
     if (a->queued >= a->cfg->max) {
         /* Full: make room by evicting the newest waiter of a lower class, if any. */
         struct admission_waiter *victim = NULL;

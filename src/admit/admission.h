@@ -54,6 +54,7 @@ struct admission {
     int64_t last_key[ADMISSION_CLASSES];
     uint32_t queued;
     uint32_t admitted_inflight; /* started through admission and not finished */
+    bool closed;          /* admission_close: its model left the config; nobody queues */
     double drain_per_s;   /* EWMA of completions per second */
     uint64_t drain_stamp;
     uint64_t shed, timeouts, queued_total, evictions;
@@ -88,7 +89,8 @@ void admission_done(struct admission *a, uint64_t now_ms);
 
 /*
  * Queue w. Returns 0, or -ENOSPC when the queue is full and nothing of a
- * lower class could make room (shed w). A waiter evicted to make room is
+ * lower class could make room (shed w), or -ESHUTDOWN when the queue was
+ * closed (its model left the config). A waiter evicted to make room is
  * marked evicted and handed to the ready callback.
  */
 int admission_enqueue(struct admission *a, struct admission_waiter *w, uint64_t now_ms);

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +136,9 @@ static void test_state_follows_the_key(void **state)
     assert_int_equal(readied, 1);
     assert_int_equal(gone, 1);
     assert_true(atomic_load(&old->retired));
+    /* a request of the old generation reaching the closed queue later is not queued */
+    struct admission_waiter late = {.cls = 0};
+    assert_int_equal(admission_enqueue(g->admission, &late, 2), -ESHUTDOWN);
     /* the shared queue now reads the new snapshot's settings (a copy) */
     assert_int_equal(n1->admission->cfg->max, 7);
 
