@@ -331,3 +331,30 @@ test('models: auto lists carry over a reload and the fetches follow the new conf
     assert.equal((await sdk.chat.completions.create({ model: 'qwen-a', messages: msgs })).choices[0].message.content,
         PROVIDER_FAKE_ANSWER, 'a failed fetch keeps the carried list');
 });
+
+test('probes: a provider they marked down stays down across a reload, and the new probes bring it back', async (t) => {
+    const h = harness(t);
+    const a = await h.fake({ behavior: 'chunks=2', name: 'fake-a' });
+    const b = await h.fake({ behavior: 'chunks=2', name: 'fake-b' });
+    const base = {
+        admin: { token: ADMIN_TOKEN },
+        providers: {
+            a: fakeProvider(a, { probe: { interval: '100ms', timeout: '500ms', unhealthy_threshold: 2, healthy_threshold: 2 } }),
+            b: fakeProvider(b, { probe: false }),
+        },
+        models: { m: [{ provider: 'a', model: 'ma' }, { provider: 'b', model: 'mb', tier: 1 }] },
+    };
+    const gw = await h.gateway({ config: base, strictStderr: false });
+    await fetch(`${a.url}/_fake/behavior`, { method: 'POST', body: 'status=503' });
+    await waitUntil(async () => (await dep(gw, 'm', 'a')).probe.down, { timeout: 3000 * SLOW, what: 'probe down' });
+    write(gw, { ...base, models: { ...base.models, m2: [{ provider: 'b', model: 'm2' }] } });
+    const r = await reload(gw);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal((await dep(gw, 'm', 'a')).probe.down, true, 'the verdict carried over');
+    const sdk = gw.client();
+    const { response } = await sdk.chat.completions.create({ model: 'm', messages: msgs }).withResponse();
+    assert.equal(response.headers.get('x-unbusy-provider'), 'b');
+    assert.equal(response.headers.get('x-unbusy-attempts'), '1', 'the probed-down provider was not tried');
+    await fetch(`${a.url}/_fake/behavior`, { method: 'POST', body: 'chunks=2' });
+    await waitUntil(async () => !(await dep(gw, 'm', 'a')).probe.down, { timeout: 3000 * SLOW, what: 'the new probes: up' });
+});
