@@ -329,6 +329,19 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    uv_loop_t *loop = uv_default_loop();
+    struct probes *probes = probes_start(loop, rt);
+    struct model_fetches *model_lists = model_fetch_start(loop, rt);
+    /* Ready before "listening" is logged. From here the reload owns rt and metrics (main's
+       references) and replaces the probes. */
+    struct reload_setup rs = {.loop = loop, .path = demo ? NULL : config_path, .workers = workers,
+                              .nworkers = nworkers, .rt = rt, .metrics = metrics, .keys = keys,
+                              .rl = rl, .tls = tls, .probes = &probes, .fetches = &model_lists,
+                              .ready = proxy_env_admission_ready};
+    if (reload_start(&rs) < 0) {
+        log_error("cannot start the config reload");
+        return 1;
+    }
     const char *host = cfg->server.listen_host;
     bool v6 = strchr(host, ':') != NULL;
     log_info("listening on %s://%s%s%s:%u (%u worker%s, %zu model%s)", tls ? "https" : "http", v6 ? "[" : "",
@@ -350,18 +363,6 @@ int main(int argc, char **argv)
                 host, port, host, port, host, port);
     }
 
-    uv_loop_t *loop = uv_default_loop();
-    struct probes *probes = probes_start(loop, rt);
-    struct model_fetches *model_lists = model_fetch_start(loop, rt);
-    /* From here the reload owns rt and metrics (main's references) and replaces the probes. */
-    struct reload_setup rs = {.loop = loop, .path = demo ? NULL : config_path, .workers = workers,
-                              .nworkers = nworkers, .rt = rt, .metrics = metrics, .keys = keys,
-                              .rl = rl, .tls = tls, .probes = &probes, .fetches = &model_lists,
-                              .ready = proxy_env_admission_ready};
-    if (reload_start(&rs) < 0) {
-        log_error("cannot start the config reload");
-        return 1;
-    }
     uv_run(loop, UV_RUN_DEFAULT);
     /* After the first signal, a second one still ends the process at once. */
     if (!uv_is_closing((uv_handle_t *)&sigterm))
