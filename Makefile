@@ -6,7 +6,7 @@ WERROR  ?= -Werror
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wformat=2 $(WERROR)
 CPPFLAGS+= -D_GNU_SOURCE -Isrc -I/usr/include/cjson
 STD     := -std=c11
-LIBS    := -luv -lssl -lcrypto -lyaml -lcjson -lsqlite3 -lpthread -lm
+LIBS    := -luv -lssl -lcrypto -lyaml -lcjson -lsqlite3 -lcares -lpthread -lm
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 B       := build
@@ -25,8 +25,8 @@ FAKESRC := $(sort $(wildcard tests/fakes/*.c))
 
 # Debian packages: build, test, and what `make run` needs.
 DEB_BUILD := build-essential pkg-config libuv1-dev libssl-dev libyaml-dev libjsmn-dev libcjson-dev \
-             libsqlite3-dev ca-certificates
-DEB_TEST  := libcmocka-dev curl prometheus chromium
+             libsqlite3-dev libc-ares-dev ca-certificates
+DEB_TEST  := libcmocka-dev curl prometheus chromium redis-server dnsmasq-base
 DEB_NODE  := nodejs npm
 DEB_FUZZ  := clang
 

@@ -33,6 +33,8 @@
 #include "base/log.h"
 #include "cmd/cmd.h"
 #include "obs/metrics.h"
+#include "obs/metrics_discovery.h"
+#include "route/discovery.h"
 #include "route/model_fetch.h"
 #include "route/probe.h"
 #include "admit/ratelimit.h"
@@ -43,6 +45,10 @@
 #include "provider/aws_creds.h"
 #include "api/admin_reload.h"
 #include "reload.h"
+#include "admit/shared_limits.h"
+#include "admit/shared_spend.h"
+#include "net/redis.h"
+#include "route/shared_sync.h"
 #include "worker.h"
 
 #define UNBUSY_VERSION "0.1.0"
@@ -116,6 +122,51 @@ static void on_sighup(uv_signal_t *s, int signum)
 static int admin_reload(admin_reload_answer_fn answer, void *ud)
 {
     return reload_request(RELOAD_ADMIN, answer, ud);
+}
+
+/* The main loop's services bound to one generation (probes, model lists, the shared-state
+   sync, DNS discovery): started on it, their metrics on its registry; a reload starts them
+   on the next generation and stops these once no loop uses the old one (reload.c). */
+struct services_ctx {
+    uv_loop_t *loop;
+    struct shared_limits *shared;
+    struct redis_stats *redis_stats;
+    struct shared_spend *spend;
+};
+
+struct services {
+    struct probes *probes;
+    struct model_fetches *fetches;
+    struct shared_sync *sync;
+    struct discovery *discovery;
+};
+
+static void *services_start(struct runtime *rt, struct metrics *metrics, void *ctx)
+{
+    const struct services_ctx *c = ctx;
+    struct services *sv = calloc(1, sizeof *sv);
+    if (!sv)
+        return NULL;
+    sv->probes = probes_start(c->loop, rt);
+    sv->fetches = model_fetch_start(c->loop, rt);
+    sv->sync = c->shared ? shared_sync_start(c->loop, rt, c->shared, c->redis_stats) : NULL;
+    shared_sync_spend(sv->sync, c->spend);
+    metrics_add_renderer(metrics, shared_sync_render, sv->sync);
+    sv->discovery = discovery_start(c->loop, rt);
+    metrics_add_renderer(metrics, metrics_discovery_render, rt);
+    return sv;
+}
+
+static void services_stop(void *services)
+{
+    struct services *sv = services;
+    if (!sv)
+        return;
+    probes_stop(sv->probes);
+    model_fetch_stop(sv->fetches);
+    shared_sync_stop(sv->sync);
+    discovery_stop(sv->discovery);
+    free(sv);
 }
 
 /*
@@ -287,6 +338,18 @@ int main(int argc, char **argv)
     }
     struct metrics *metrics = metrics_new(rt, nworkers); /* NULL (no memory): serve without metrics */
     metrics_set_sources(metrics, ledger, budgets);
+    /* redis: limits and breakers shared across replicas; one client per loop (net/redis.h) */
+    static struct redis_stats redis_stats;
+    static char redis_names[MAX_WORKERS][24];
+    struct shared_limits *shared = cfg->redis ? shared_limits_new(cfg->redis) : NULL;
+    /* budgets count the other replicas' spend too (reported by the main loop's sync) */
+    struct shared_spend *spend =
+        shared && budgets ? shared_spend_new(cfg, cfg->redis, ledger) : NULL;
+    if ((cfg->redis && !shared) || (shared && budgets && !spend)) {
+        log_error("redis: out of memory");
+        return 1;
+    }
+    budgets_share(budgets, spend);
     /* Signals are ours before the first worker listens: a SIGTERM right after /healthz answers
        must drain, not kill. */
     uv_loop_t *main_loop = uv_default_loop();
@@ -322,6 +385,14 @@ int main(int argc, char **argv)
             w->env.ledger = ledger;
             w->env.budgets = budgets;
             w->env.rl = rl;
+            if (shared) {
+                snprintf(redis_names[i], sizeof redis_names[i], "worker %u", i);
+                struct redis_options ro = {
+                    .cfg = cfg->redis, .name = redis_names[i], .stats = &redis_stats};
+                w->env.shared = shared;
+                /* NULL (no memory): that loop decides on local state */
+                w->env.redis = redis_new(&w->loop, &ro);
+            }
             rc = worker_start(w, fd, tls, &handlers);
         }
         if (rc < 0) {
@@ -330,13 +401,21 @@ int main(int argc, char **argv)
         }
     }
     uv_loop_t *loop = uv_default_loop();
-    struct probes *probes = probes_start(loop, rt);
-    struct model_fetches *model_lists = model_fetch_start(loop, rt);
+    static struct services_ctx services_ctx;
+    services_ctx = (struct services_ctx){.loop = loop, .shared = shared, .redis_stats = &redis_stats,
+                                         .spend = spend};
+    void *services = services_start(rt, metrics, &services_ctx);
+    if (!services) {
+        log_error("out of memory");
+        return 1;
+    }
     /* Ready before "listening" is logged. From here the reload owns rt and metrics (main's
-       references) and replaces the probes. */
+       references) and restarts the services on every generation. */
     struct reload_setup rs = {.loop = loop, .path = demo ? NULL : config_path, .workers = workers,
                               .nworkers = nworkers, .rt = rt, .metrics = metrics, .keys = keys,
-                              .rl = rl, .tls = tls, .probes = &probes, .fetches = &model_lists,
+                              .rl = rl, .tls = tls, .start = services_start,
+                              .stop = services_stop, .services_ctx = &services_ctx,
+                              .services = services,
                               .ready = proxy_env_admission_ready};
     if (reload_start(&rs) < 0) {
         log_error("cannot start the config reload");
@@ -373,9 +452,7 @@ int main(int argc, char **argv)
     uv_close((uv_handle_t *)&sighup, NULL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
-    reload_close();
-    probes_stop(probes);
-    model_fetch_stop(model_lists);
+    reload_close(); /* stops the services of every generation */
     uv_run(loop, UV_RUN_DEFAULT); /* until the probes' and fetches' handles and connections are closed */
     for (unsigned i = 0; i < nworkers; i++)
         worker_join(&workers[i]);
@@ -384,8 +461,10 @@ int main(int argc, char **argv)
     reload_free(); /* the generation in force and its metrics */
     keys_free(keys); /* after the workers: pending admin jobs use it */
     budgets_free(budgets); /* delivers queued alerts, briefly */
+    shared_spend_free(spend); /* after the budgets that read it */
     ledger_close(ledger); /* writes what is still queued */
     ratelimit_free(rl);
+    shared_limits_free(shared); /* after the workers and the sync: they use it */
     aws_creds_stop();
     tls_server_free(tls); /* after the workers: their connections took sessions from it */
     config_unref(cfg);

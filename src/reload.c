@@ -23,8 +23,6 @@
 #include "obs/reload_stats.h"
 #include "provider/aws_creds.h"
 #include "proxy/proxy_gen.h"
-#include "route/model_fetch.h"
-#include "route/probe.h"
 #include "route/runtime.h"
 #include "route/runtime_carry.h"
 #include "worker.h"
@@ -79,6 +77,7 @@ struct retired {
     struct retired *next;
     struct runtime *rt;
     struct metrics *metrics;
+    void *services; /* its main-loop services, stopped when it is released */
     atomic_uint acks;
     bool done; /* guarded by R.lock */
     /* the reload's askers, answered once every loop serves the next generation, so
@@ -99,8 +98,10 @@ static struct {
     struct keys *keys;
     struct ratelimit *rl;
     struct tls_server *tls;
-    struct probes **probes;
-    struct model_fetches **fetches;
+    void *(*start)(struct runtime *rt, struct metrics *m, void *ctx);
+    void (*stop)(void *services);
+    void *services_ctx;
+    void *services; /* the generation in force's */
     admission_ready_fn ready;
     uv_async_t async;
     uv_timer_t watch;
@@ -226,6 +227,7 @@ static void free_retired(bool all)
             answer_all(gone->waiters, gone->status, &gone->body);
         }
         buf_free(&gone->body);
+        if (R.stop) R.stop(gone->services); /* no loop renders its registry any more */
         metrics_free(gone->metrics);
         runtime_unref(gone->rt);
         free(gone);
@@ -235,24 +237,14 @@ static void free_retired(bool all)
 
 static void watch_configure(const struct config *cfg);
 
-static void restart_watchers(struct runtime *rt)
-{
-    *R.probes = probes_start(R.loop, rt);
-    *R.fetches = model_fetch_start(R.loop, rt);
-}
-
 /* Builds and publishes the next generation from cfg; the answer into body. */
 static int apply(struct config *cfg, enum reload_source src, struct buf *body)
 {
     struct runtime *old = R.rt;
     struct config_diff_item needs[CONFIG_DIFF_MAX];
     size_t nneeds = config_diff_restart(old->cfg, cfg, needs, CONFIG_DIFF_MAX);
-    /* The probes stop first: the next generation copies what they found, and nothing
-       writes it after. */
-    probes_stop(*R.probes);
-    model_fetch_stop(*R.fetches);
-    *R.probes = NULL;
-    *R.fetches = NULL;
+    /* Built while the services still run: they write only from callbacks of this loop, so
+       what the probes found is copied whole. Nothing has changed if this fails. */
     struct runtime *next = runtime_build(cfg, R.ready, old);
     struct metrics *nm = next && R.metrics ? metrics_new(next, R.nworkers) : NULL;
     struct retired *ret = calloc(1, sizeof *ret + (R.nworkers + 1) * sizeof ret->ack[0]);
@@ -260,7 +252,6 @@ static int apply(struct config *cfg, enum reload_source src, struct buf *body)
         metrics_free(nm);
         runtime_unref(next);
         free(ret);
-        restart_watchers(old);
         error_body(body, "internal_error", "out of memory: the running config stays");
         return 500;
     }
@@ -272,6 +263,7 @@ static int apply(struct config *cfg, enum reload_source src, struct buf *body)
 
     ret->rt = old;
     ret->metrics = R.metrics;
+    ret->services = R.services;
     buf_init(&ret->body, RELOAD_ANSWER_MAX);
     R.publishing = ret;
     atomic_init(&ret->acks, R.nworkers ? R.nworkers : 1);
@@ -281,6 +273,12 @@ static int apply(struct config *cfg, enum reload_source src, struct buf *body)
     pthread_mutex_unlock(&R.lock);
     R.rt = next;
     R.metrics = nm;
+    /* before the loops see nm: its renderers are registered by then */
+    R.services = R.start ? R.start(next, nm, R.services_ctx) : NULL;
+    if (R.start && !R.services)
+        log_error("config reload: out of memory starting the probes, model lists, discovery "
+                  "and sync of generation %llu; they stay off until the next reload",
+                  (unsigned long long)next->generation);
     for (unsigned i = 0; i < R.nworkers; i++) {
         struct worker *w = &R.workers[i];
         struct metrics_shard *shard =
@@ -289,7 +287,6 @@ static int apply(struct config *cfg, enum reload_source src, struct buf *body)
         proxy_gen_offer(&w->env, next, shard, &ret->ack[i]);
     }
     if (!R.nworkers) on_switched(ret);
-    restart_watchers(next);
     watch_configure(cfg);
     reload_stats_record(RELOAD_RESULT_OK, wall_s());
 
@@ -620,8 +617,10 @@ int reload_start(const struct reload_setup *s)
     R.keys = s->keys;
     R.rl = s->rl;
     R.tls = s->tls;
-    R.probes = s->probes;
-    R.fetches = s->fetches;
+    R.start = s->start;
+    R.stop = s->stop;
+    R.services_ctx = s->services_ctx;
+    R.services = s->services;
     R.ready = s->ready;
     pthread_mutex_lock(&R.lock);
     buf_init(&R.status, RELOAD_ANSWER_MAX);
@@ -669,7 +668,19 @@ void reload_close(void)
     struct waiter *list = R.pending;
     R.pending = NULL;
     R.npending = 0;
+    void *stop[RELOAD_MAX_UNRELEASED + 2];
+    size_t nstop = 0;
+    stop[nstop++] = R.services;
+    R.services = NULL;
+    for (struct retired *r = R.retired; r; r = r->next) {
+        if (nstop < sizeof stop / sizeof stop[0]) {
+            stop[nstop++] = r->services;
+            r->services = NULL;
+        }
+    }
     pthread_mutex_unlock(&R.lock);
+    for (size_t i = 0; R.stop && i < nstop; i++)
+        R.stop(stop[i]); /* their handles close in main's last loop run */
     struct buf body;
     buf_init(&body, 0);
     error_body(&body, "shutting_down", "the gateway is shutting down");

@@ -16,7 +16,8 @@
  * generation (runtime_build: learnt state carried over by key,
  * route/runtime_carry.h), with its own metrics registry continuing the
  * counters, and is offered to every worker loop (proxy/proxy_gen.h); the
- * probes and model-list fetches restart on it. The old generation is
+ * main loop's services (probes, model-list fetches, DNS discovery, the
+ * shared-state sync) restart on it through main's hooks. The old generation is
  * released once every loop has moved; requests still running hold their own
  * reference to it, so it is freed when the last of them ends.
  *
@@ -38,8 +39,6 @@ struct metrics;
 struct keys;
 struct ratelimit;
 struct tls_server;
-struct probes;
-struct model_fetches;
 
 enum reload_source { RELOAD_SIGNAL, RELOAD_ADMIN, RELOAD_WATCH };
 
@@ -53,8 +52,16 @@ struct reload_setup {
     struct keys *keys;       /* may be NULL */
     struct ratelimit *rl;    /* may be NULL */
     struct tls_server *tls;  /* may be NULL */
-    struct probes **probes;  /* main's: replaced on every applied reload */
-    struct model_fetches **fetches;
+    /* The main loop's services bound to a generation (probes, model lists, DNS discovery,
+       the shared-state sync): start runs them on a generation, their metrics on its
+       registry, and returns their handle (NULL: out of memory); stop ends them. main
+       started `services` on rt; a reload starts the next generation's before the loops
+       see it and stops the old ones once no loop uses the old generation (so a scrape
+       of the old registry never meets a stopped service). */
+    void *(*start)(struct runtime *rt, struct metrics *m, void *ctx);
+    void (*stop)(void *services);
+    void *services_ctx;
+    void *services;
     admission_ready_fn ready;
 };
 
@@ -74,8 +81,8 @@ int reload_request(enum reload_source src, reload_answer_fn answer, void *ud);
    the last reload's restart-needed list. Any thread. */
 void reload_describe(struct buf *out, uint64_t generation);
 
-/* On the main loop, at exit before its last run: stops the watch and the handles;
-   a reload still reading answers 503. */
+/* On the main loop, at exit before its last run: stops the watch, the handles and the
+   services of every generation; a reload still reading answers 503. */
 void reload_close(void);
 /* After the workers are joined: frees the running generation, its registry and the
    old ones (main's runtime and metrics references end here). */

@@ -12,6 +12,7 @@
 
 #include "base/log.h"
 #include "obs/accesslog.h"
+#include "net/redis.h"
 
 int worker_listen_socket(const char *host, uint16_t port, uint16_t *bound_port)
 {
@@ -59,6 +60,8 @@ static void worker_finish(struct worker *w)
     if (w->stopped)
         return;
     w->stopped = true;
+    redis_close(w->env.redis, NULL, NULL); /* its handles close with the loop's others */
+    w->env.redis = NULL;
     proxy_env_close(&w->env, on_handles_closed, w);
 }
 

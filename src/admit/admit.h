@@ -61,6 +61,8 @@ struct jsonx_request;
 struct ratelimit;
 struct ratelimit_usage;
 struct budgets;
+struct shared_limits;
+struct redis;
 
 /* What a step reports for the gateway's metrics (the request counts it). */
 enum admit_event {
@@ -124,6 +126,8 @@ struct admit_req {
     bool degraded;                 /* sent to another model already */
     struct ratelimit *rl;          /* NULL: no rate limits */
     struct budgets *budgets;       /* NULL: no budgets */
+    struct shared_limits *shared;  /* limits shared across replicas; NULL: no redis: */
+    struct redis *redis;           /* this loop's Redis client (with shared) */
     void *owner;                   /* the worker a queued request is woken on */
 };
 

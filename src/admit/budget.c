@@ -15,6 +15,7 @@
 #include "net/transport.h"
 #include "net/uphttp.h"
 #include "base/utcdate.h"
+#include "admit/shared_spend.h"
 
 /*
  * Layout: dates; the budgets and their lookup; raising an alert; the check;
@@ -98,6 +99,7 @@ struct budgets {
     uint32_t *index; /* open addressing over key names: slot + 1, 0 empty */
     size_t index_mask;
     struct budgets_options opt;
+    struct shared_spend *shared; /* the other replicas' spend; NULL: this process's only */
 
     /* The queue: any thread pushes, the webhook thread pops. */
     pthread_mutex_t lock;
@@ -225,6 +227,7 @@ enum budget_verdict budgets_check(struct budgets *b, const char *key_name, int64
         if (amount <= 0) continue;
         double spent =
             ledger_spend(b->ledger, key_name, (enum ledger_period)p, now_ms, c->currency);
+        spent = shared_spend_total(b->shared, c, (enum ledger_period)p, now_ms, spent);
         int64_t end = 0, number = period_number((enum ledger_period)p, now_ms, &end);
         double slack = amount * EPSILON;
         if (spent + slack >= amount) {
@@ -266,6 +269,11 @@ void budgets_stats(struct budgets *b, struct budgets_stats *out)
     pthread_mutex_lock(&b->lock);
     out->depth = b->count;
     pthread_mutex_unlock(&b->lock);
+}
+
+void budgets_share(struct budgets *b, struct shared_spend *ss)
+{
+    if (b) b->shared = ss;
 }
 
 void budgets_test_hold(struct budgets *b, bool hold)

@@ -104,6 +104,11 @@ enum budget_verdict budgets_check(struct budgets *b, const char *key_name, int64
 
 void budgets_stats(struct budgets *b, struct budgets_stats *out); /* zeros for NULL */
 
+/* Spend of the other replicas (redis:) added to the ledger's in every check from now on
+   (admit/shared_spend.h); ss must outlive b. Call before the workers start. */
+struct shared_spend;
+void budgets_share(struct budgets *b, struct shared_spend *ss);
+
 /* Tests: while held, the webhook thread takes nothing from the queue. */
 void budgets_test_hold(struct budgets *b, bool hold);
 

@@ -8,11 +8,11 @@
 #include <stdio.h>
 
 #include "admit/ratelimit.h"
+#include "admit/shared_limits.h"
 #include "admit/steps.h"
 #include "config/config.h"
 #include "proto/jsonx.h"
 
-#define DEFAULT_COMPLETION_ESTIMATE 1024 /* tokens charged up front when max_tokens is absent */
 
 struct rl_state {
     const char *model_limit; /* the model's name when it has limits */
@@ -32,9 +32,9 @@ static enum admit_verdict check(struct admit_run *run, void *state)
         return ADMIT_ANSWERED;
     }
     const struct jsonx_request *scan = r->scan;
-    uint64_t completion = scan->has_max_tokens && scan->max_tokens > 0 ? (uint64_t)scan->max_tokens
-                                                                      : DEFAULT_COMPLETION_ESTIMATE;
-    uint64_t estimate = scan->prompt_chars / 4 + completion;
+    /* the same estimate step_shared takes from the shared buckets */
+    uint64_t estimate =
+        shared_limits_estimate(scan->prompt_chars, scan->has_max_tokens, scan->max_tokens);
     uint64_t wait_ms = 0;
     enum ratelimit_verdict v =
         ratelimit_try(r->rl, r->limit_key, s->model_limit, estimate, r->ops->now_ms(r), &wait_ms);

@@ -2,7 +2,7 @@
  * steps — the gateway's admission steps (one file each, step_*.c) and the
  * order they run in (steps.c, admit_steps):
  *
- *   key ─▶ budget ─▶ degrade ─▶ ratelimit ─▶ queue
+ *   key ─▶ budget ─▶ degrade ─▶ ratelimit ─▶ shared ─▶ queue
  *
  *   key        the priority class: the key's, or lower if the client asks
  *   budget     the key's budget: refuse (429 insufficient_quota) or send the
@@ -10,6 +10,8 @@
  *   degrade    above the model's load threshold: to its fallback model
  *   ratelimit  key and model RPM/TPM buckets and concurrency: 429 + Retry-After;
  *              settles the token estimate with what the request used
+ *   shared     the same buckets shared by every replica through Redis (redis:):
+ *              a lease or one round trip, bounded by redis.timeout, then local
  *   queue      the model's admission queue: start now, WAIT (keep-alives to a
  *              stream client) until a slot frees or the deadline, or shed
  *
@@ -27,6 +29,7 @@ extern const struct admit_step admit_step_key;
 extern const struct admit_step admit_step_budget;
 extern const struct admit_step admit_step_degrade;
 extern const struct admit_step admit_step_ratelimit;
+extern const struct admit_step admit_step_shared;
 extern const struct admit_step admit_step_queue;
 
 /* A waiter of the queue step may start now, or was evicted (on its own worker's loop). */

@@ -1,4 +1,5 @@
 #include "api/admin.h"
+#include "api/admin_endpoints.h"
 #include "api/admin_keys.h"
 #include "api/admin_reload.h"
 
@@ -156,7 +157,9 @@ static void write_dep(struct buf *b, struct runtime_model *rm, struct runtime_de
                atomic_load(&pv->probe_down) ? "true" : "false");
     kv_u64(b, "ok", atomic_load(&pv->probes_ok), true);
     kv_u64(b, "failed", atomic_load(&pv->probes_failed), true);
-    buf_append_str(b, "}}");
+    buf_append_str(b, "}");
+    admin_write_endpoints(b, d, now);
+    buf_append_str(b, "}");
 }
 
 void admin_write_state(struct buf *b, struct runtime *rt)

@@ -10,9 +10,11 @@
 
 #include "config/config_admission.h"
 #include "config/config_aws.h"
+#include "config/config_discovery.h"
 #include "config/config_auth.h"
 #include "config/config_reload.h"
 #include "config/config_budget.h"
+#include "config/config_redis.h"
 #include "config/config_tls.h"
 #include "config/config_secrets.h"
 #include "config/config_value.h"
@@ -320,6 +322,7 @@ static const struct config_yaml_field provider_fields[] = {
     SECTION("continuation", parse_continuation, 0),
     SECTION("wire", config_aws_parse_wire, 0),
     SECTION("aws", config_aws_section, 0),
+    SECTION("discovery", config_discovery_section, 0),
     FIELD("api_version", config_yaml_string, struct cfg_provider, api_version, 0, 0,
           CONFIG_YAML_EMPTY_IS_NULL | CONFIG_YAML_HEADER_SAFE),
     SECTION("models_path", config_preset_models_path, 0),
@@ -352,6 +355,7 @@ static void parse_providers(struct config_yaml_loader *ld, yaml_node_t *map, voi
         if (p->ca_file && access(p->ca_file, R_OK) != 0)
             ERR(ld, v, "ca_file \"%s\" cannot be read: %s", p->ca_file, strerror(errno));
         config_aws_finish(ld, v, p);
+        config_discovery_finish(ld, v, p);
         config_yaml_path_pop(ld, old);
     }
     free(dup);
@@ -730,6 +734,7 @@ static const struct config_yaml_field top_fields[] = {
     FIELD("ledger", parse_ledger, struct config, ledger, 0, 0, 0),
     SECTION("prices", prices_config_section, 0), /* after providers: it names them */
     SECTION("rules", config_parse_rules, 0),
+    SECTION("redis", config_redis_section, 0),
     SECTION("reload", config_reload_section, 0),
 };
 
@@ -804,6 +809,7 @@ void config_provider_free_fields(struct cfg_provider *p)
     free(p->probe.path);
     free(p->probe.deep_model);
     config_aws_free(p->aws);
+    config_discovery_free(p->discovery);
     free(p->api_version);
     free(p->models_path);
 }
@@ -844,6 +850,7 @@ static void config_free(struct config *c)
     free(c->ledger.path);
     prices_config_free(c->prices, c->nprices);
     config_budget_free(c);
+    config_redis_free(c);
     free(c->model_slots);
     redact_set_free(&c->secrets);
     free(c);

@@ -230,6 +230,7 @@ struct cfg_provider {
     uint32_t max_tokens_limit; /* clamp max_tokens to this; 0: the preset's per model, or none */
     struct cfg_probe probe;
     struct cfg_aws *aws;       /* an AWS wire's settings; NULL for the OpenAI wire */
+    struct cfg_discovery *discovery; /* discovery: (config_discovery.h); NULL: off */
     int line;                  /* where it was defined, for messages */
 };
 
@@ -347,6 +348,8 @@ struct cfg_reload {
     uint32_t interval_ms;      /* how often the file is checked; 0: the default, 2 s */
 };
 
+struct cfg_redis;
+
 struct config {
     atomic_int refs;
     char *source;              /* file name (or "<demo>") for messages */
@@ -372,6 +375,7 @@ struct config {
     struct cfg_provider *budget_webhook; /* budgets.webhook as an HTTP target; NULL: none */
     char *budget_webhook_path; /* its path and query, e.g. "/hooks/x?t=1"; "/" at least */
     double budget_alert_at;    /* budgets.alert_at: the share that sends a warning; default 0.8 */
+    struct cfg_redis *redis;   /* redis: (config_redis.h); NULL: no state shared across replicas */
     /* Open-addressing index over models for config_find_model: slot = model
        index + 1, 0 = empty. NULL (a snapshot built by hand) means linear search. */
     uint32_t *model_slots;

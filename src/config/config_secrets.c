@@ -1,4 +1,5 @@
 #include "config/config_secrets.h"
+#include "config/config_redis.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +122,8 @@ int config_secrets_build(struct config *c)
         for (size_t j = 0; j < c->budget_webhook->nheaders; j++)
             rc |= redact_set_add(s, c->budget_webhook->headers[j].value);
     rc |= redact_set_add(s, c->admin_token);
+    if (c->redis) /* also in logs as redis://user:***@host */
+        rc |= redact_set_add(s, c->redis->password);
     for (size_t i = 0; i < c->nkeys; i++)
         rc |= redact_set_add(s, c->keys[i].key);
     return rc ? -1 : 0;

@@ -34,6 +34,8 @@ struct transport_bucket {
     uint16_t port;
     bool tls;
     bool tls_verify;
+    bool has_addr; /* an endpoint's connections: addr is part of the identity */
+    struct sockaddr_storage addr;
     /* bounds, from the latest provider seen */
     uint32_t max_idle;
     uint32_t idle_timeout_ms;
@@ -84,13 +86,20 @@ int transport_open(struct transport_pool *pool, const struct cfg_provider *p,
                    uint32_t connect_timeout_ms, const struct transport_events *ev, void *ud,
                    struct transport_conn **out)
 {
+    return transport_open_at(pool, p, NULL, connect_timeout_ms, ev, ud, out);
+}
+
+int transport_open_at(struct transport_pool *pool, const struct cfg_provider *p,
+                      const struct sockaddr *addr, uint32_t connect_timeout_ms,
+                      const struct transport_events *ev, void *ud, struct transport_conn **out)
+{
     if (!pool || !p || !ev || !out) return -EINVAL;
     const struct transport_ops *ops = transport_for(p);
     if (!ops->open) return -ENOSYS;
     if (connect_timeout_ms == 0)
         connect_timeout_ms =
             p->connect_timeout_ms ? p->connect_timeout_ms : TRANSPORT_DEFAULT_CONNECT_TIMEOUT_MS;
-    return ops->open(pool, p, connect_timeout_ms, ev, ud, out);
+    return ops->open(pool, p, addr, connect_timeout_ms, ev, ud, out);
 }
 
 int transport_write(struct transport_conn *c, const char *data, size_t len)
@@ -227,11 +236,18 @@ static bool same_opt_str(const char *a, const char *b)
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
+static socklen_t addr_len(const struct sockaddr *a)
+{
+    return a->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
 static bool bucket_matches(const struct transport_bucket *b, const struct transport_ops *ops,
-                           const struct cfg_provider *p)
+                           const struct cfg_provider *p, const struct sockaddr *addr)
 {
     bool verify = p->tls && p->tls_verify;
     const char *ca = verify ? p->ca_file : NULL;
+    if (b->has_addr != (addr != NULL) || (addr && memcmp(&b->addr, addr, addr_len(addr)) != 0))
+        return false;
     return b->ops == ops && b->port == p->port && b->tls == p->tls && b->tls_verify == verify &&
            strcasecmp(b->host, p->host ? p->host : "") == 0 && same_opt_str(b->ca_file, ca);
 }
@@ -240,6 +256,14 @@ struct transport_bucket *transport_pool_bucket(struct transport_pool *pool,
                                                const struct transport_ops *ops,
                                                const struct cfg_provider *p, int *err)
 {
+    return transport_pool_bucket_at(pool, ops, p, NULL, err);
+}
+
+struct transport_bucket *transport_pool_bucket_at(struct transport_pool *pool,
+                                                  const struct transport_ops *ops,
+                                                  const struct cfg_provider *p,
+                                                  const struct sockaddr *addr, int *err)
+{
     if (pool->closing) {
         *err = -ESHUTDOWN;
         return NULL;
@@ -247,7 +271,7 @@ struct transport_bucket *transport_pool_bucket(struct transport_pool *pool,
     /* Linear: a worker talks to as many identities as the config has providers. */
     struct transport_bucket *b;
     for (b = pool->buckets; b; b = b->next)
-        if (bucket_matches(b, ops, p)) break;
+        if (bucket_matches(b, ops, p, addr)) break;
     if (!b) {
         b = calloc(1, sizeof *b);
         if (!b) goto nomem;
@@ -256,6 +280,10 @@ struct transport_bucket *transport_pool_bucket(struct transport_pool *pool,
         b->port = p->port;
         b->tls = p->tls;
         b->tls_verify = p->tls && p->tls_verify;
+        if (addr) {
+            b->has_addr = true;
+            memcpy(&b->addr, addr, addr_len(addr));
+        }
         b->host = strdup(p->host ? p->host : "");
         if (b->tls_verify && p->ca_file) b->ca_file = strdup(p->ca_file);
         if (!b->host || (b->tls_verify && p->ca_file && !b->ca_file)) {

@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include "config/config.h"
@@ -74,9 +75,11 @@ struct transport_pool;
 
 struct transport_ops {
     const char *name;
+    /* addr: connect there instead of resolving p->host (NULL: resolve); TLS names
+       p->host either way. */
     int (*open)(struct transport_pool *pool, const struct cfg_provider *p,
-                uint32_t connect_timeout_ms, const struct transport_events *ev, void *ud,
-                struct transport_conn **out);
+                const struct sockaddr *addr, uint32_t connect_timeout_ms,
+                const struct transport_events *ev, void *ud, struct transport_conn **out);
     int (*write)(struct transport_conn *c, const char *data, size_t len);
     void (*pause)(struct transport_conn *c, bool paused);
     /* Give the connection back: keep_alive true puts it in the idle pool (if the
@@ -117,6 +120,12 @@ void transport_pool_warm(struct transport_pool *pool, const struct cfg_provider 
 int transport_open(struct transport_pool *pool, const struct cfg_provider *p,
                    uint32_t connect_timeout_ms, const struct transport_events *ev, void *ud,
                    struct transport_conn **out);
+/* The same to one address of p's host (a discovered endpoint, route/endpoints.h): no DNS,
+   TLS's SNI and verification still name p->host, and idle connections are pooled per
+   address. addr NULL: transport_open. */
+int transport_open_at(struct transport_pool *pool, const struct cfg_provider *p,
+                      const struct sockaddr *addr, uint32_t connect_timeout_ms,
+                      const struct transport_events *ev, void *ud, struct transport_conn **out);
 /* Queues bytes after on_connect (the data is copied). Returns 0, -ENOTCONN before
    on_connect, -EPIPE after on_error, -ENOBUFS past the write-queue bound. A write
    that fails later is reported as on_error(TRANSPORT_ERR_IO). */
@@ -149,6 +158,11 @@ void transport_pool_stats(const struct transport_pool *pool, struct transport_st
 struct transport_bucket *transport_pool_bucket(struct transport_pool *pool,
                                                const struct transport_ops *ops,
                                                const struct cfg_provider *p, int *err);
+/* The same for connections to one address of p's host (addr NULL: transport_pool_bucket). */
+struct transport_bucket *transport_pool_bucket_at(struct transport_pool *pool,
+                                                  const struct transport_ops *ops,
+                                                  const struct cfg_provider *p,
+                                                  const struct sockaddr *addr, int *err);
 void transport_bucket_unref(struct transport_bucket *b);
 struct transport_pool *transport_bucket_pool(const struct transport_bucket *b);
 /* The most recently parked idle connection, removed from the pool (counted as

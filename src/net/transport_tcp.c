@@ -523,12 +523,13 @@ static void tcp_attach(struct tcp_conn *c, const struct transport_events *ev, vo
 }
 
 static int tcp_open(struct transport_pool *pool, const struct cfg_provider *p,
-                    uint32_t connect_timeout_ms, const struct transport_events *ev, void *ud,
-                    struct transport_conn **out)
+                    const struct sockaddr *addr, uint32_t connect_timeout_ms,
+                    const struct transport_events *ev, void *ud, struct transport_conn **out)
 {
     if (!p->host || !p->host[0] || p->port == 0) return -EINVAL;
+    if (addr && addr->sa_family != AF_INET && addr->sa_family != AF_INET6) return -EINVAL;
     int err = 0;
-    struct transport_bucket *b = transport_pool_bucket(pool, &transport_tcp_ops, p, &err);
+    struct transport_bucket *b = transport_pool_bucket_at(pool, &transport_tcp_ops, p, addr, &err);
     if (!b) return err;
 
     struct transport_conn *idle = transport_bucket_take(b);
@@ -581,6 +582,14 @@ static int tcp_open(struct transport_pool *pool, const struct cfg_provider *p,
             p->connect_timeout_ms ? p->connect_timeout_ms : TRANSPORT_DEFAULT_CONNECT_TIMEOUT_MS;
     uv_timer_start(&c->timer, on_timer, connect_timeout_ms, 0);
     if (c->use_tls) tcp_want_ctx(c);
+    if (addr) { /* an endpoint of the name: its address, the name for TLS */
+        memcpy(&c->addrs[0], addr,
+               addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                           : sizeof(struct sockaddr_in));
+        c->naddrs = 1;
+        tcp_start_connect(c);
+        return 0;
+    }
     if (tcp_numeric_addr(c->host, c->port, &c->addrs[0])) {
         c->naddrs = 1;
         tcp_start_connect(c); /* any failure in there is reported from the loop */

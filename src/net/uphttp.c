@@ -13,6 +13,8 @@ enum up_state { UP_CONNECTING, UP_HEAD, UP_BODY, UP_DONE };
 struct uphttp {
     struct transport_pool *pool;
     const struct cfg_provider *provider;
+    bool has_addr; /* connect to addr (a discovered endpoint), not the host name */
+    struct sockaddr_storage addr;
     uint32_t connect_timeout_ms;
     struct transport_conn *conn;
     const struct uphttp_events *ev;
@@ -73,8 +75,8 @@ static void fail(struct uphttp *u, enum uphttp_fail f, enum transport_err terr)
 
 static int up_open(struct uphttp *u)
 {
-    return transport_open(u->pool, u->provider, u->connect_timeout_ms, &up_transport_events, u,
-                          &u->conn);
+    return transport_open_at(u->pool, u->provider, u->has_addr ? (struct sockaddr *)&u->addr : NULL,
+                             u->connect_timeout_ms, &up_transport_events, u, &u->conn);
 }
 
 static void on_connect(void *ud, bool reused)
@@ -224,6 +226,13 @@ struct uphttp *uphttp_start(struct transport_pool *pool, const struct cfg_provid
                             uint32_t connect_timeout_ms, char *request, size_t len,
                             const struct uphttp_events *ev, void *ud)
 {
+    return uphttp_start_at(pool, p, NULL, connect_timeout_ms, request, len, ev, ud);
+}
+
+struct uphttp *uphttp_start_at(struct transport_pool *pool, const struct cfg_provider *p,
+                               const struct sockaddr *addr, uint32_t connect_timeout_ms,
+                               char *request, size_t len, const struct uphttp_events *ev, void *ud)
+{
     struct uphttp *u = calloc(1, sizeof *u);
     if (!u) {
         free(request);
@@ -231,6 +240,12 @@ struct uphttp *uphttp_start(struct transport_pool *pool, const struct cfg_provid
     }
     u->pool = pool;
     u->provider = p;
+    if (addr) {
+        u->has_addr = true;
+        memcpy(&u->addr, addr,
+               addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                           : sizeof(struct sockaddr_in));
+    }
     u->connect_timeout_ms = connect_timeout_ms;
     u->ev = ev;
     u->ud = ud;

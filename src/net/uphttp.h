@@ -45,6 +45,10 @@ struct uphttp;
 struct uphttp *uphttp_start(struct transport_pool *pool, const struct cfg_provider *p,
                             uint32_t connect_timeout_ms, char *request, size_t len,
                             const struct uphttp_events *ev, void *ud);
+/* The same to one address of p's host (transport_open_at; addr is copied). */
+struct uphttp *uphttp_start_at(struct transport_pool *pool, const struct cfg_provider *p,
+                               const struct sockaddr *addr, uint32_t connect_timeout_ms,
+                               char *request, size_t len, const struct uphttp_events *ev, void *ud);
 void uphttp_pause(struct uphttp *u, bool paused);
 
 /*

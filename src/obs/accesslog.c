@@ -127,6 +127,8 @@ static int format_line(struct buf *b, const struct accesslog_entry *e, const cha
         bad |= field_str(b, "provider", e->provider, strlen(e->provider)) < 0;
     if (e->deployment_model)
         bad |= field_str(b, "deployment_model", e->deployment_model, strlen(e->deployment_model)) < 0;
+    if (e->endpoint[0])
+        bad |= field_str(b, "endpoint", e->endpoint, strlen(e->endpoint)) < 0;
     bad |= buf_printf(b, ",\"status\":%d", e->status) < 0;
     const char *outcome = outcome_name(outcome_or_status(e->outcome, e->status));
     bad |= field_str(b, "outcome", outcome, strlen(outcome)) < 0;

@@ -26,6 +26,8 @@ struct accesslog_entry {
     char model_buf[64];           /* an unknown model name, copied and cut */
     const char *provider;
     const char *deployment_model;
+    char endpoint[56];            /* the address of a discovered deployment that answered ("" none;
+                                     ENDPOINT_NAME_MAX, route/endpoints.h) */
     enum outcome outcome;         /* OUTCOME_NONE: ok or rejected, from the status */
     char error[256];              /* why, for failures */
     int status;

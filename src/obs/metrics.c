@@ -133,6 +133,11 @@ struct metrics {
     struct incidents incidents;
     struct ledger *ledger;   /* read at scrape time; NULL: none */
     struct budgets *budgets;
+    struct {
+        void (*render)(void *ud, struct buf *out);
+        void *ud;
+    } renderers[METRICS_MAX_RENDERERS];
+    size_t nrenderers;
 };
 
 static uint64_t mono_us(void)
@@ -1038,4 +1043,14 @@ void metrics_render(struct metrics *m, struct buf *out)
     render_workers(out, m);
     render_process(out);
     reload_stats_render(out, m->rt->generation);
+    for (size_t i = 0; i < m->nrenderers; i++)
+        m->renderers[i].render(m->renderers[i].ud, out);
+}
+
+void metrics_add_renderer(struct metrics *m, void (*render)(void *ud, struct buf *out), void *ud)
+{
+    if (!m || !render || m->nrenderers == METRICS_MAX_RENDERERS) return;
+    m->renderers[m->nrenderers].render = render;
+    m->renderers[m->nrenderers].ud = ud;
+    m->nrenderers++;
 }

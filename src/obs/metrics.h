@@ -130,6 +130,10 @@ struct ledger;
 struct budgets;
 /* The ledger and the budgets whose counters a scrape reads (either may be NULL). */
 void metrics_set_sources(struct metrics *m, struct ledger *l, struct budgets *b);
+/* A module that renders its own families (Prometheus text) at the end of every scrape;
+   at most METRICS_MAX_RENDERERS, the rest are ignored. */
+#define METRICS_MAX_RENDERERS 4
+void metrics_add_renderer(struct metrics *m, void (*render)(void *ud, struct buf *out), void *ud);
 
 void metrics_render(struct metrics *m, struct buf *out);
 

@@ -491,7 +491,9 @@ int attempt_start(struct attempt *a, struct runtime_dep *rd, bool hedge)
         return a->refusal ? ATTEMPT_REFUSED : -1;
     uint32_t connect_ms = a->dep->provider->connect_timeout_ms ? a->dep->provider->connect_timeout_ms
                                                                : p->model->timeouts.connect_ms;
-    a->up = uphttp_start(p->env->pool, a->dep->provider, connect_ms, req, len, &attempt_events, a);
+    a->up = uphttp_start_at(p->env->pool, a->dep->provider,
+                            a->ep ? (const struct sockaddr *)&a->ep->sa : NULL, connect_ms, req,
+                            len, &attempt_events, a);
     if (!a->up)
         return -1;
     attempt_arm(a, p->model->timeouts.first_token_ms);

@@ -167,16 +167,24 @@ static void release_attempt_as(struct attempt *a, enum health_class c, enum inci
     struct preq *p = a->p;
     if (!a->rd)
         return;
-    if (a->retry_after_s > 0 && (c == HEALTH_RATE_LIMITED || c == HEALTH_SERVER_ERROR))
-        health_cooldown(a->rd->health, now_ms(), /* at most HTTP1_RETRY_AFTER_MAX_S: fits */
-                        (uint32_t)a->retry_after_s * 1000u);
     /* A failure counts as a slow sample, so that a deployment failing fast does not look fast;
        a 429 that said when to come back is not slowness. */
     uint32_t penalty = c == HEALTH_OK || (c == HEALTH_RATE_LIMITED && a->retry_after_s > 0)
                            ? 0
                            : p->model->timeouts.first_token_ms;
-    unsigned ev = health_release(a->rd->health, &a->ticket, now_ms(), c, c == HEALTH_OK ? a->ttft_ms : 0,
-                                 penalty, rand64(p));
+    unsigned ev = 0;
+    if (!proxy_endpoint_release(a, c, penalty, now_ms(), rand64(p))) {
+        /* the address's failure, not the deployment's */
+        health_abandon(a->rd->health, &a->ticket);
+        if (p->endpoint_retries < PROXY_ENDPOINT_RETRIES)
+            p->endpoint_retries++; /* another address of it may serve: that try is free */
+    } else {
+        if (a->retry_after_s > 0 && (c == HEALTH_RATE_LIMITED || c == HEALTH_SERVER_ERROR))
+            health_cooldown(a->rd->health, now_ms(), /* at most HTTP1_RETRY_AFTER_MAX_S: fits */
+                            (uint32_t)a->retry_after_s * 1000u);
+        ev = health_release(a->rd->health, &a->ticket, now_ms(), c,
+                            c == HEALTH_OK ? a->ttft_ms : 0, penalty, rand64(p));
+    }
     /* A first token that came is a sample of the budget even if the stream broke later. */
     if (a->got_first)
         ttft_budget_observe(a->rd->ttft, prompt_tokens(p), a->ttft_ms);
@@ -218,6 +226,7 @@ static void release_attempt(struct attempt *a, enum health_class c)
 static void abandon_attempt(struct attempt *a)
 {
     if (a->rd) {
+        proxy_endpoint_abandon(a, a->rd, 0);
         health_abandon(a->rd->health, &a->ticket);
         a->rd = NULL;
     }
@@ -228,6 +237,7 @@ static void abandon_attempt(struct attempt *a)
    still tells something about its deployment. */
 static void cancel_loser(struct attempt *a)
 {
+    proxy_endpoint_abandon(a, a->rd, a->got_first ? 0 : (uint32_t)(now_ms() - a->t_start));
     if (a->rd && !a->got_first)
         health_abandon_after(a->rd->health, &a->ticket, (uint32_t)(now_ms() - a->t_start));
     else if (a->rd)
@@ -561,7 +571,7 @@ static struct runtime_dep *pick(struct preq *p, int *index_out)
         cand[i] = (struct balancer_candidate){
             .h = rm->deps[i].health,
             .tier = rm->deps[i].cfg->tier,
-            .weight = rm->deps[i].cfg->weight,
+            .weight = proxy_endpoint_weight(&rm->deps[i], now),
             .excluded = skip[i] || rm->deps[i].provider->probe_down,
         };
     }
@@ -571,8 +581,11 @@ static struct runtime_dep *pick(struct preq *p, int *index_out)
             return NULL;
         struct attempt *slot = p->at[0].active ? &p->at[1] : &p->at[0];
         if (health_acquire(rm->deps[idx].health, now, &slot->ticket)) {
-            *index_out = idx;
-            return &rm->deps[idx];
+            if (proxy_endpoint_take(p, slot, &rm->deps[idx], now, rand64(p))) {
+                *index_out = idx;
+                return &rm->deps[idx];
+            }
+            health_abandon(rm->deps[idx].health, &slot->ticket); /* no address takes it */
         }
         cand[idx].excluded = true; /* lost a race for its last slot */
     }
@@ -614,7 +627,7 @@ static uint32_t max_attempts(const struct preq *p)
     /* a load refusal while a limit is being learnt costs the client no attempt; a continuation
        is another request to the pool, with max_attempts of its own */
     return (p->model->max_attempts ? p->model->max_attempts : (uint32_t)p->rm->ndeps) +
-           p->overload_retry + p->cont.attempts_base;
+           p->overload_retry + p->endpoint_retries + p->cont.attempts_base;
 }
 
 /* The one attempt running while no other is, if it still waits for its first content. */
@@ -664,6 +677,7 @@ static void on_hedge_timer(uv_timer_t *t)
         return;
     }
     if (!hedge_budget_try_spend(p->rm->hedges, now_ms())) {
+        proxy_endpoint_abandon(slot, rd, 0);
         health_abandon(rd->health, &slot->ticket);
         atomic_fetch_add(&p->rm->hedges_denied, 1);
         if (newer)
@@ -824,6 +838,7 @@ void proxy_finalize(struct preq *p, enum outcome outcome)
     if (shown && shown->dep) {
         log->provider = shown->dep->provider->name;
         log->deployment_model = p->auto_model && p->model->auto_import ? p->auto_model : shown->dep->model;
+        memcpy(log->endpoint, shown->ep_name, sizeof log->endpoint);
     }
     if (!log->error[0] && p->why_log.len) /* answered, after these attempts failed */
         snprintf(log->error, sizeof log->error, "%s", p->why_log.data);

@@ -31,6 +31,8 @@ struct keys;
 struct ratelimit;
 struct ledger;
 struct budgets;
+struct shared_limits;
+struct redis;
 struct admission_waiter;
 struct proxy_gen;
 
@@ -45,6 +47,8 @@ struct proxy_env {
     struct ratelimit *rl;         /* rate-limit buckets (shared); NULL: none */
     struct ledger *ledger;        /* the usage ledger (shared); NULL: none */
     struct budgets *budgets;      /* per-key budgets (shared); NULL: none */
+    struct shared_limits *shared; /* limits shared across replicas (redis:); NULL: none */
+    struct redis *redis;          /* this loop's Redis client; NULL: none */
     uint64_t rng;                 /* xorshift state for balancing and jitter */
     unsigned inflight;            /* requests being answered (read by a metrics scrape) */
     uv_async_t admit_async;       /* queued requests that may start now (from any thread) */

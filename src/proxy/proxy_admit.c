@@ -283,6 +283,8 @@ bool proxy_admit(struct preq *p)
         .asked_queue_timeout_ms = header_int(h, QUEUE_TIMEOUT_HEADER, -1),
         .rl = env->rl,
         .budgets = env->budgets,
+        .shared = env->shared,
+        .redis = env->redis,
         .owner = env,
     };
     if (admit_init(&p->run, admit_steps, admit_nsteps, &p->adm) < 0) {

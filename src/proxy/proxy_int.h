@@ -78,6 +78,9 @@ struct attempt {
     struct runtime_dep *rd;
     const struct cfg_deployment *dep;
     struct health_ticket ticket;
+    struct endpoint *ep;            /* its address, on a discovered deployment (proxy_endpoint.c) */
+    struct health_ticket ep_ticket; /* the address's slot */
+    char ep_name[ENDPOINT_NAME_MAX]; /* its "ip:port" for the access log; "" by name */
     struct uphttp *up;
     bool up_stream; /* we asked for a stream */
     bool up_sse;    /* and got one */
@@ -123,6 +126,8 @@ struct preq {
     struct attempt at[2]; /* at[1] is only used by a hedge */
     struct attempt *winner;
     bool tried[PROXY_MAX_DEPS];
+    uint64_t tried_eps[ENDPOINTS_TRIED_MAX]; /* addresses of discovered deployments tried */
+    unsigned ntried_eps;
     int last_tried;
     unsigned attempts;
     int retry_after_s; /* smallest Retry-After seen, -1 none */
@@ -154,6 +159,8 @@ struct preq {
     uint64_t wait_since_ms;     /* when it began to wait; 0: never */
     bool overload_retry;        /* one attempt more than max_attempts: a deployment without a
                                    declared limit refused for load (our learnt limit was high) */
+    unsigned endpoint_retries;  /* attempts more than max_attempts: failures of one address of a
+                                   discovered deployment while others serve (proxy_endpoint.c) */
 
     /* usage when the provider reports none (estimated from characters, see prices.h) */
     uint64_t content_chars;  /* generated text from the winning attempts: streamed, or assembled */
@@ -210,6 +217,23 @@ void proxy_continue_usage(struct preq *p, const struct attempt *a, struct access
 void proxy_continue_price(const struct preq *p, struct ledger_record *r);
 /* The request ends: counts the continuation's result; frees the state. */
 void proxy_continue_finish(struct preq *p, enum outcome outcome);
+
+/* proxy_endpoint.c: the address of a discovered deployment an attempt goes to */
+/* Attempts a request may make beyond max_attempts, each after a failure that was one
+   address's while others serve (proxy.c: endpoint_retries). */
+#define PROXY_ENDPOINT_RETRIES 2
+/* Chooses slot's address on rd (its deployment slot taken); true when one was taken or rd is
+   used by name (no discovery, or no answer yet); false when no address is eligible. */
+bool proxy_endpoint_take(struct preq *p, struct attempt *slot, struct runtime_dep *rd,
+                         uint64_t now_ms, uint64_t rand);
+/* The attempt's outcome at its address (a->rd still set; before the deployment's release);
+   true when the deployment's own health should count it too. */
+bool proxy_endpoint_release(struct attempt *a, enum health_class c, uint32_t penalty_ms,
+                            uint64_t now_ms, uint64_t rand);
+/* Gives the address's slot on rd back with no verdict (waited_ms > 0: a hedge that lost). */
+void proxy_endpoint_abandon(struct attempt *a, struct runtime_dep *rd, uint32_t waited_ms);
+/* The deployment's balancer weight: its weight × its healthy addresses. */
+uint32_t proxy_endpoint_weight(struct runtime_dep *rd, uint64_t now_ms);
 
 /* proxy_wait.c */
 /* No deployment could be chosen: waits for the earliest to come back (true; proxy_try_start

@@ -1,5 +1,7 @@
 #include "route/runtime.h"
 
+#include "config/config_discovery.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +82,7 @@ static void dep_state_unref(struct runtime_dep_state *st)
         return;
     health_destroy(&st->health);
     ttft_budget_destroy(&st->ttft);
+    endpoint_set_free(st->endpoints);
     free(st);
 }
 
@@ -196,6 +199,14 @@ struct runtime *runtime_build(struct config *cfg, admission_ready_fn ready, stru
             rd->ttft = &rd->state->ttft;
             rm->ndeps = j + 1;
             snprintf(rd->key, sizeof rd->key, "%s/%s", d->provider->name, d->model);
+            /* the addresses discovery found are learnt state too: kept with the rest */
+            if (d->provider->discovery && !rd->state->endpoints &&
+                !(rd->state->endpoints =
+                      endpoint_set_new(&hp, d->provider->discovery->max_endpoints))) {
+                runtime_free(rt);
+                return NULL;
+            }
+            rd->endpoints = d->provider->discovery ? rd->state->endpoints : NULL;
         }
         runtime_model_refresh_capacity(rm, runtime_now_ms());
         /* Last, so that a failure here leaves this model whole for runtime_free. */
@@ -276,6 +287,8 @@ bool runtime_dep_eligible(struct runtime_dep *d, uint64_t now_ms, const char **w
             *why = "probe_down";
         return false;
     }
+    if (d->endpoints && !endpoint_set_eligible(d->endpoints, now_ms, why))
+        return false;
     return health_eligible(d->health, now_ms, why);
 }
 
@@ -304,6 +317,10 @@ uint64_t runtime_model_returns_at(struct runtime_model *rm, const bool *skip, ui
         if ((skip && skip[j]) || atomic_load(&d->provider->probe_down))
             continue; /* the probes bring it back, at no time known in advance */
         uint64_t at = health_returns_at(d->health, now_ms);
+        if (d->endpoints) { /* the later of the deployment's and its first address's return */
+            uint64_t ep = endpoint_set_returns_at(d->endpoints, now_ms);
+            at = ep > at ? ep : at;
+        }
         if (at < earliest)
             earliest = at;
     }

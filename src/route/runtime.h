@@ -25,6 +25,7 @@
 #include "admit/admission.h"
 #include "route/balancer.h"
 #include "route/catalog.h"
+#include "route/endpoints.h"
 #include "config/config.h"
 #include "route/health.h"
 #include "route/hedge_budget.h"
@@ -47,6 +48,7 @@ struct runtime_dep_state {
     atomic_uint refs;
     struct health health;
     struct ttft_budget ttft;
+    struct endpoint_set *endpoints; /* the addresses discovery found (owned); NULL: none */
 };
 
 struct runtime_dep {
@@ -56,6 +58,8 @@ struct runtime_dep {
     struct ttft_budget *ttft;      /* its first-token budget, learnt per prompt size; &state->ttft */
     struct runtime_dep_state *state;
     char key[192];                 /* "provider/model", for messages and the admin API */
+    struct endpoint_set *endpoints; /* state->endpoints when its provider has discovery: (route/
+                                       endpoints.h, fed by route/discovery.c); NULL otherwise */
 };
 
 /* A model's admission queue and its retry and hedge budgets, shared by every generation

@@ -243,8 +243,8 @@ static void sim_close(struct sim_conn *c)
 }
 
 static int sim_open(struct transport_pool *pool, const struct cfg_provider *p,
-                    uint32_t connect_timeout_ms, const struct transport_events *ev, void *ud,
-                    struct transport_conn **out)
+                    const struct sockaddr *addr, uint32_t connect_timeout_ms,
+                    const struct transport_events *ev, void *ud, struct transport_conn **out)
 {
     int err = 0;
     struct transport_bucket *b = transport_pool_bucket(pool, &transport_sim_ops, p, &err);

@@ -1,12 +1,14 @@
 /*
  * fakeup — a scriptable misbehaving upstream for the integration tests.
  *
- *   fakeup [--port N] [--behavior STR] [--log FILE]
+ *   fakeup [--host ADDR] [--port N] [--behavior STR] [--log FILE]
  *
- * A libuv HTTP/1.1 server on 127.0.0.1 (port 0, the default, picks a free
- * one) that answers like an OpenAI-compatible provider having a good or a bad
- * day. What it answers is decided by the fakegen engine (src/sim/fakegen.h
- * documents the behaviour grammar), from, in order: the request body's
+ * A libuv HTTP/1.1 server on 127.0.0.1, or on another IPv4 address such as
+ * 127.0.0.2 (several fakes on one port, as the addresses of one discovered
+ * name), port 0 (the default) picking a free one, that answers like an
+ * OpenAI-compatible provider having a good or a bad day. What it answers is
+ * decided by the fakegen engine (src/sim/fakegen.h documents the behaviour
+ * grammar), from, in order: the request body's
  * top-level "fake" field, an x-fake request header, --behavior. The first line
  * on stdout is "listening PORT".
  *
@@ -611,8 +613,9 @@ static void fk_stop(uv_signal_t *sig, int signum)
 
 static void fk_usage(FILE *f)
 {
-    fprintf(f, "usage: fakeup [--port N] [--behavior STR] [--log FILE]\n"
-               "  --port N        listen on 127.0.0.1:N (0, the default: any free port)\n"
+    fprintf(f, "usage: fakeup [--host ADDR] [--port N] [--behavior STR] [--log FILE]\n"
+               "  --host ADDR     the IPv4 address to listen on (default 127.0.0.1)\n"
+               "  --port N        listen on ADDR:N (0, the default: any free port)\n"
                "  --behavior STR  the default behaviour (see src/sim/fakegen.h), e.g. "
                "\"20%%status=503|ok\"\n"
                "  --log FILE      append a line per request: ms method path status "
@@ -624,8 +627,11 @@ int main(int argc, char **argv)
     long port = 0;
     const char *behavior = "";
     const char *log_path = NULL;
+    const char *host = "127.0.0.1";
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
+        if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
+            host = argv[++i];
+        } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
             char *end;
             port = strtol(argv[++i], &end, 10);
             if (*end || port < 0 || port > 65535) {
@@ -660,14 +666,17 @@ int main(int argc, char **argv)
 
     fk.loop = uv_default_loop();
     struct sockaddr_in addr;
-    uv_ip4_addr("127.0.0.1", (int)port, &addr);
+    if (uv_ip4_addr(host, (int)port, &addr) != 0) {
+        fprintf(stderr, "fakeup: bad --host '%s'\n", host);
+        return 2;
+    }
     uv_tcp_init(fk.loop, &fk.listener);
     int rc = uv_tcp_bind(&fk.listener, (const struct sockaddr *)&addr, 0);
     /* a gateway opening thousands of upstream connections at once (bench/memory.sh) must not
        overflow the accept queue: dropped SYNs come back 1 s, 3 s, 7 s later */
     if (!rc) rc = uv_listen((uv_stream_t *)&fk.listener, 4096, fk_on_connection);
     if (rc) {
-        fprintf(stderr, "fakeup: listen on 127.0.0.1:%ld: %s\n", port, uv_strerror(rc));
+        fprintf(stderr, "fakeup: listen on %s:%ld: %s\n", host, port, uv_strerror(rc));
         return 1;
     }
     struct sockaddr_storage bound;

@@ -249,7 +249,7 @@ static void test_gateway_steps_fit_in_order(void **state)
     (void)state;
     struct admit_run r2;
     assert_int_equal(admit_init(&r2, admit_steps, admit_nsteps, &req), 0);
-    const char *want[] = {"key", "budget", "degrade", "ratelimit", "queue"};
+    const char *want[] = {"key", "budget", "degrade", "ratelimit", "shared", "queue"};
     assert_int_equal(admit_nsteps, sizeof want / sizeof want[0]);
     for (size_t i = 0; i < admit_nsteps; i++)
         assert_string_equal(admit_steps[i]->name, want[i]);

@@ -576,6 +576,49 @@ static void test_connect_refused(void **state)
     u_release(&u, false);
 }
 
+/* transport_open_at, as for a discovered endpoint; inside_api checked as u_open does. */
+static int u_open_at(struct fx *f, struct user *u, const struct cfg_provider *p, const char *ip,
+                     uint16_t port)
+{
+    struct sockaddr_in a;
+    assert_int_equal(uv_ip4_addr(ip, port, &a), 0);
+    u->inside_api = true;
+    int rc = transport_open_at(f->pool, p, (struct sockaddr *)&a, 2000, &u_events, u, &u->conn);
+    u->inside_api = false;
+    return rc;
+}
+
+/* An endpoint's address is used as given (the name is never resolved) and its idle
+   connections are pooled apart from the name's and from other addresses'. */
+static void test_open_at_address(void **state)
+{
+    struct fx *f = *state;
+    struct cfg_provider p = provider("nonexistent.invalid", f->srv.port);
+    struct user u1 = {0}, u2 = {0}, u3 = {0};
+    assert_int_equal(u_open_at(f, &u1, &p, "127.0.0.1", f->srv.port), 0);
+    RUN_UNTIL(f, u1.connects == 1 || u1.errors > 0, 3000);
+    assert_int_equal(u1.connects, 1);
+    u_echo_ok(f, &u1, "to the address");
+    struct transport_conn *first = u1.conn;
+    u_release(&u1, true);
+    assert_int_equal(stats(f).idle_now, 1);
+    /* the same address again: the pooled connection */
+    assert_int_equal(u_open_at(f, &u2, &p, "127.0.0.1", f->srv.port), 0);
+    RUN_UNTIL(f, u2.connects == 1 || u2.errors > 0, 3000);
+    assert_true(u2.reused);
+    assert_ptr_equal(u2.conn, first);
+    u_release(&u2, true);
+    /* another address of the name: not that connection (nothing listens there) */
+    assert_int_equal(u_open_at(f, &u3, &p, "127.0.0.2", f->srv.port), 0);
+    RUN_UNTIL(f, u3.errors == 1 || u3.connects == 1, 3000);
+    assert_int_equal(u3.errors, 1);
+    assert_int_equal(u3.err, TRANSPORT_ERR_CONNECT);
+    assert_int_equal(stats(f).idle_now, 1);
+    assert_int_equal(u3.sync_callbacks + u1.sync_callbacks, 0);
+    u_release(&u3, false);
+    assert_int_equal(f->srv.accepted, 1);
+}
+
 static void test_dns_failure(void **state)
 {
     struct fx *f = *state;
@@ -990,6 +1033,22 @@ static void test_tls_untrusted_cert(void **state)
     assert_int_equal(stats(f).failed, 1);
 }
 
+/* Connecting to an address of the name: TLS still names the host (SNI and the certificate
+   check), so a certificate for "localhost" is accepted at 127.0.0.1. */
+static void test_tls_open_at_keeps_the_name(void **state)
+{
+    struct tls_fx *t = *state;
+    struct fx *f = &t->base;
+    struct cfg_provider p = tls_provider(t, "localhost", t->cert);
+    struct user u = {0};
+    assert_int_equal(u_open_at(f, &u, &p, "127.0.0.1", t->ts.port), 0);
+    RUN_UNTIL(f, u.connects == 1 || u.errors > 0, 3000);
+    assert_int_equal(u.errors, 0);
+    assert_int_equal(u.connects, 1);
+    u_echo_ok(f, &u, "named");
+    u_release(&u, false);
+}
+
 static void test_tls_wrong_host(void **state)
 {
     struct tls_fx *t = *state;
@@ -1099,6 +1158,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_idle_unexpected_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peer_eof_active, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connect_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_at_address, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dns_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connect_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_stops_on_data, setup, teardown),
@@ -1120,6 +1180,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tls_pool_close_waits_for_ctx_load, tls_setup,
                                         tls_teardown),
         cmocka_unit_test_setup_teardown(test_tls_warm_then_connect, tls_setup, tls_teardown),
+        cmocka_unit_test_setup_teardown(test_tls_open_at_keeps_the_name, tls_setup, tls_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
