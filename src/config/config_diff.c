@@ -1,11 +1,25 @@
 #include "config/config_diff.h"
 
+#include "config/config_redis.h"
+
 #include <stdbool.h>
 #include <string.h>
 
 static bool same_str(const char *a, const char *b)
 {
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* The shared limits and every loop's Redis client are made once, from the first config. */
+static bool same_redis(const struct cfg_redis *a, const struct cfg_redis *b)
+{
+    if (!a || !b) return !a && !b;
+    return a->tls == b->tls && same_str(a->host, b->host) && a->port == b->port &&
+           same_str(a->user, b->user) && same_str(a->password, b->password) && a->db == b->db &&
+           same_str(a->prefix, b->prefix) && a->timeout_ms == b->timeout_ms &&
+           a->connect_timeout_ms == b->connect_timeout_ms && same_str(a->ca_file, b->ca_file) &&
+           a->tls_verify == b->tls_verify && a->lease == b->lease &&
+           a->sync_interval_ms == b->sync_interval_ms;
 }
 
 static bool same_budgets(const struct config *a, const struct config *b)
@@ -58,6 +72,8 @@ size_t config_diff_restart(const struct config *a, const struct config *b,
           "ledger", "the ledger's file and writer stay");
     NEEDS(!same_str(a->key_store, b->key_store), "key_store", "the key store file stays");
     NEEDS(!same_budgets(a, b), "budgets", "the budgets and their alerts stay as they started");
+    NEEDS(!same_redis(a->redis, b->redis), "redis",
+          "the shared limits and the Redis connections stay as they started");
 #undef NEEDS
     return n;
 }

@@ -4,11 +4,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PROVIDER_FAKE_ANSWER, startProviderFake } from '../fakes/providers.mjs';
 import {
-    SLOW, assertErrorShape, drainStream, expectedContent, fakeProvider, harness, tempDir, toYAML,
+    FAKEUP_BIN, Fake, Proc, SLOW, assertErrorShape, closedPort, drainStream, expectedContent, fakeProvider, harness, tempDir, toYAML,
     waitUntil, withServerDefaults,
 } from './lib.mjs';
 
@@ -17,6 +17,7 @@ const ADMIN_TOKEN = 'adm-reload-0123456789abcdef0123';
 const ADMIN = { authorization: `Bearer ${ADMIN_TOKEN}` };
 // The log lines an invalid reload writes (expected where a test sends one).
 const RELOAD_ERRORS = [/config reload/];
+const DNSMASQ = '/usr/sbin/dnsmasq';
 
 function write(gw, config) {
     writeFileSync(gw.file, toYAML(withServerDefaults(config)));
@@ -357,4 +358,119 @@ test('probes: a provider they marked down stays down across a reload, and the ne
     assert.equal(response.headers.get('x-unbusy-attempts'), '1', 'the probed-down provider was not tried');
     await fetch(`${a.url}/_fake/behavior`, { method: 'POST', body: 'chunks=2' });
     await waitUntil(async () => !(await dep(gw, 'm', 'a')).probe.down, { timeout: 3000 * SLOW, what: 'the new probes: up' });
+});
+
+/* A dnsmasq on 127.0.0.1 answering for *.test from a hosts file (as discovery.test.mjs does). */
+async function startDns(t, hosts) {
+    const dir = tempDir();
+    writeFileSync(path.join(dir, 'hosts'), hosts);
+    for (let tries = 0; ; tries++) {
+        const port = 20000 + Math.floor(Math.random() * 30000);
+        const proc = new Proc('dnsmasq', DNSMASQ, [
+            '--no-daemon', '--no-resolv', '--no-hosts', `--port=${port}`, '--listen-address=127.0.0.1',
+            '--bind-interfaces', `--addn-hosts=${path.join(dir, 'hosts')}`, '--local-ttl=1',
+            '--local=/test/', '--pid-file=', '--log-facility=-', '--conf-file=/dev/null',
+        ]);
+        try {
+            await proc.waitFor('stderr', /started, version/, 5000);
+        } catch (e) {
+            await proc.terminate(1000);
+            if (tries < 3) continue; /* the port was taken */
+            throw e;
+        }
+        t.after(() => proc.terminate(2000));
+        return `127.0.0.1:${port}`;
+    }
+}
+
+test('DNS discovery and a reload: the addresses found stay in force, the resolver and its metrics restart, nothing fails', { skip: existsSync(DNSMASQ) ? false : 'dnsmasq is not installed' }, async (t) => {
+    const h = harness(t);
+    const fakes = [];
+    for (const host of ['127.0.0.2', '127.0.0.3']) {
+        const proc = new Proc(`fakeup ${host}`, FAKEUP_BIN, ['--host', host, '--port', String(fakes[0]?.port ?? 0), '--behavior', 'chunks=2']);
+        const m = await proc.waitFor('stdout', /^listening (\d+)\s*$/m, 10000);
+        const f = new Fake(proc, Number(m[1]));
+        t.after(() => f.stop());
+        fakes.push(f);
+    }
+    const port = fakes[0].port;
+    const resolver = await startDns(t, '127.0.0.2 pool.test\n127.0.0.3 pool.test\n');
+    const base = (i) => ({
+        admin: { token: ADMIN_TOKEN },
+        providers: { pool: { base_url: `http://pool.test:${port}/v1`, discovery: { dns: true, resolver }, probe: false } },
+        models: { m: [{ provider: 'pool', model: 'x' }], ...(i % 2 ? { other: [{ provider: 'pool', model: 'o' }] } : {}) },
+    });
+    const gw = await h.gateway({ config: base(0) });
+    const active = async () => (await dep(gw, 'm', 'pool')).discovery.endpoints.filter((e) => e.state === 'active').length;
+    await waitUntil(async () => (await active()) === 2, { timeout: 10000 * SLOW, what: 'two addresses' });
+    const sdk = gw.client();
+    let stop = false, ok = 0;
+    const failed = [];
+    const client = async () => {
+        while (!stop) {
+            try {
+                const c = await sdk.chat.completions.create({ model: 'm', messages: msgs });
+                if (c.choices[0].message.content !== expectedContent(2)) throw new Error('content');
+                ok++;
+            } catch (e) { failed.push(String(e.message || e)); }
+        }
+    };
+    const clients = [client(), client()];
+    for (let i = 1; i <= 5; i++) {
+        write(gw, base(i));
+        const r = await reload(gw);
+        assert.equal(r.status, 200, JSON.stringify(r.body));
+        assert.equal(await active(), 2, `the addresses kept at once after reload ${i}`);
+    }
+    stop = true;
+    await Promise.all(clients);
+    assert.deepEqual(failed, []);
+    assert.ok(ok > 0);
+    const text = (await gw.request('/metrics')).text;
+    assert.match(text, /unbusy_discovery_/, 'the discovery families rendered by the new registry');
+    assert.match(text, /unbusy_config_generation 6\b/);
+});
+
+test('with redis: reloads under load restart the shared-state sync on each generation; its metrics go on', async (t) => {
+    const h = harness(t);
+    const port = await closedPort();
+    const redis = new Proc('redis-server', 'redis-server', ['--port', String(port), '--bind', '127.0.0.1',
+        '--save', '', '--appendonly', 'no', '--dir', tempDir(), '--protected-mode', 'no']);
+    t.after(() => redis.terminate(2000));
+    await redis.waitFor('stdout', /Ready to accept connections/, 5000);
+    const f = await h.fake({ behavior: 'chunks=2' });
+    const base = (i) => ({
+        admin: { token: ADMIN_TOKEN },
+        redis: { url: `redis://127.0.0.1:${port}` },
+        providers: { a: fakeProvider(f, { probe: false }) },
+        models: { m: [{ provider: 'a', model: 'x', weight: 1 + (i % 2) }], ...(i % 2 ? { other: [{ provider: 'a', model: 'o' }] } : {}) },
+    });
+    const gw = await h.gateway({ config: base(0) });
+    await waitUntil(async () => /unbusy_redis_up 1\b/.test((await gw.request('/metrics')).text),
+        { timeout: 5000 * SLOW, what: 'redis up' });
+    const sdk = gw.client();
+    let stop = false, ok = 0;
+    const failed = [];
+    const client = async () => {
+        while (!stop) {
+            try {
+                const c = await sdk.chat.completions.create({ model: 'm', messages: msgs });
+                if (c.choices[0].message.content !== expectedContent(2)) throw new Error('content');
+                ok++;
+            } catch (e) { failed.push(String(e.message || e)); }
+        }
+    };
+    const clients = [client(), client()];
+    for (let i = 1; i <= 5; i++) {
+        write(gw, base(i));
+        const r = await reload(gw);
+        assert.equal(r.status, 200, JSON.stringify(r.body));
+        assert.deepEqual(r.body.restart_needed, []);
+    }
+    stop = true;
+    await Promise.all(clients);
+    assert.deepEqual(failed, []);
+    assert.ok(ok > 0);
+    await waitUntil(async () => /unbusy_redis_up 1\b/.test((await gw.request('/metrics')).text),
+        { timeout: 5000 * SLOW, what: 'the new sync up and rendered' });
 });
