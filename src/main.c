@@ -33,6 +33,8 @@
 #include "base/log.h"
 #include "cmd/cmd.h"
 #include "obs/metrics.h"
+#include "obs/metrics_engine.h"
+#include "route/engine_scrape.h"
 #include "obs/metrics_discovery.h"
 #include "route/discovery.h"
 #include "route/model_fetch.h"
@@ -137,6 +139,7 @@ struct services_ctx {
 struct services {
     struct probes *probes;
     struct model_fetches *fetches;
+    struct engine_scrapes *engine_metrics;
     struct shared_sync *sync;
     struct discovery *discovery;
 };
@@ -149,6 +152,8 @@ static void *services_start(struct runtime *rt, struct metrics *metrics, void *c
         return NULL;
     sv->probes = probes_start(c->loop, rt);
     sv->fetches = model_fetch_start(c->loop, rt);
+    sv->engine_metrics = engine_scrape_start(c->loop, rt);
+    metrics_add_renderer(metrics, metrics_engine_renderer, rt);
     sv->sync = c->shared ? shared_sync_start(c->loop, rt, c->shared, c->redis_stats) : NULL;
     shared_sync_spend(sv->sync, c->spend);
     metrics_add_renderer(metrics, shared_sync_render, sv->sync);
@@ -164,6 +169,7 @@ static void services_stop(void *services)
         return;
     probes_stop(sv->probes);
     model_fetch_stop(sv->fetches);
+    engine_scrape_stop(sv->engine_metrics);
     shared_sync_stop(sv->sync);
     discovery_stop(sv->discovery);
     free(sv);

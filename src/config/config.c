@@ -14,6 +14,7 @@
 #include "config/config_auth.h"
 #include "config/config_reload.h"
 #include "config/config_budget.h"
+#include "config/config_engine.h"
 #include "config/config_redis.h"
 #include "config/config_tls.h"
 #include "config/config_secrets.h"
@@ -81,7 +82,7 @@ static void parse_timeouts(struct config_yaml_loader *ld, yaml_node_t *v, void *
 /* ---- resilience: balancing, breaker, retry budget, hedging ---- */
 
 static const char *const strategies[] = {"p2c", "round_robin", "least_inflight", "latency_weight",
-                                         "cost"};
+                                         "cost", "engine_load"};
 
 static void parse_strategy(struct config_yaml_loader *ld, yaml_node_t *v, void *obj,
                            const struct config_yaml_field *f)
@@ -92,6 +93,7 @@ static void parse_strategy(struct config_yaml_loader *ld, yaml_node_t *v, void *
     if (config_yaml_choice(ld, v, name, "strategy", strategies, COUNT(strategies)) >= 0) {
         free(r->strategy);
         r->strategy = name;
+        r->strategy_given = true;
         return;
     }
     free(name);
@@ -322,6 +324,8 @@ static const struct config_yaml_field provider_fields[] = {
     SECTION("continuation", parse_continuation, 0),
     SECTION("wire", config_aws_parse_wire, 0),
     SECTION("aws", config_aws_section, 0),
+    SECTION("engine", config_engine_parse_engine, 0),
+    SECTION("metrics", config_engine_metrics_section, 0),
     SECTION("discovery", config_discovery_section, 0),
     FIELD("api_version", config_yaml_string, struct cfg_provider, api_version, 0, 0,
           CONFIG_YAML_EMPTY_IS_NULL | CONFIG_YAML_HEADER_SAFE),
@@ -355,6 +359,7 @@ static void parse_providers(struct config_yaml_loader *ld, yaml_node_t *map, voi
         if (p->ca_file && access(p->ca_file, R_OK) != 0)
             ERR(ld, v, "ca_file \"%s\" cannot be read: %s", p->ca_file, strerror(errno));
         config_aws_finish(ld, v, p);
+        config_engine_finish_provider(ld, v, p);
         config_discovery_finish(ld, v, p);
         config_yaml_path_pop(ld, old);
     }
@@ -442,6 +447,7 @@ static const struct config_yaml_field model_fields[] = {
     SECTION("queue", config_parse_queue, 0),
     SECTION("degrade", config_parse_degrade, 0),
     SECTION("limits", config_parse_model_limits, 0),
+    SECTION("routing", config_engine_routing_section, 0),
 };
 
 static void parse_models(struct config_yaml_loader *ld, yaml_node_t *map, void *obj,
@@ -809,6 +815,7 @@ void config_provider_free_fields(struct cfg_provider *p)
     free(p->probe.path);
     free(p->probe.deep_model);
     config_aws_free(p->aws);
+    config_engine_free_provider(p);
     config_discovery_free(p->discovery);
     free(p->api_version);
     free(p->models_path);
@@ -832,6 +839,7 @@ static void config_free(struct config *c)
         free(c->models[i].deployments);
         free(c->models[i].name);
         free(c->models[i].resilience.strategy);
+        free(c->models[i].routing.header);
     }
     config_admission_free(c); /* before the models go */
     free(c->models);
@@ -953,6 +961,7 @@ int config_load_text(const char *source, const char *text, size_t len, struct co
     config_yaml_load(ld, text, len, top_fields, COUNT(top_fields), c);
     config_admission_check(ld, c);
     config_auth_check(ld, c);
+    config_engine_finish(ld, c);
     if (c->server.workers == 0)
         c->server.workers = config_usable_cpus();
     if (!c->model_slots && index_models(c)) config_yaml_report(ld, 1, false, "out of memory");

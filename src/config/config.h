@@ -116,7 +116,10 @@ struct cfg_hedge {
 };
 
 struct cfg_resilience {
-    char *strategy;               /* p2c (default), round_robin, least_inflight, latency_weight, cost */
+    char *strategy;               /* p2c (default), round_robin, least_inflight, latency_weight, cost,
+                                     engine_load (the default where every deployment is a scraped
+                                     engine, config_engine.c) */
+    bool strategy_given;          /* strategy: was written (here or in the top-level section) */
     uint32_t ttft_target_ms;      /* cost: a deployment qualifies below this TTFT; 0 (auto): half
                                      the first-token deadline */
     struct cfg_breaker breaker;
@@ -192,6 +195,46 @@ enum cfg_provider_type {
     CFG_TYPE_COUNT
 };
 
+/* The inference engine behind a provider, whose Prometheus metrics the balancer reads
+   (config_engine.h, docs/routing.md). */
+enum cfg_engine {
+    CFG_ENGINE_NONE = 0, /* a cloud API or an unknown server: nothing to scrape */
+    CFG_ENGINE_VLLM,
+    CFG_ENGINE_SGLANG,
+    CFG_ENGINE_LLAMA_CPP,
+    CFG_ENGINE_TGI,
+};
+
+/* A provider's engine: and metrics: keys, resolved at load (config_engine.c). */
+struct cfg_engine_metrics {
+    enum cfg_engine engine;   /* from type: (vllm, sglang, llama.cpp) unless engine: says */
+    bool enabled;             /* scraped: an engine is known and metrics: is not off */
+    char *path;               /* default "/metrics", at the base URL's host (not under base_path) */
+    char *host;               /* metrics.url's host; NULL: the provider's host and port */
+    uint16_t port;
+    bool tls;
+    uint32_t interval_ms;     /* default 1 s */
+    uint32_t timeout_ms;      /* default: the interval, at most 5 s */
+    uint32_t unhealthy_threshold; /* scrape failures in a row that mark it down; default 3 */
+    bool given;               /* metrics: was written */
+    bool engine_given;        /* engine: was written (none included) */
+};
+
+/* How a model's requests keep to one deployment (routing:, config_engine.c). */
+enum cfg_affinity {
+    CFG_AFFINITY_AUTO = 0, /* resolved at load: prefix when every deployment is a scraped engine */
+    CFG_AFFINITY_OFF,
+    CFG_AFFINITY_PREFIX,   /* the hash of the leading messages */
+    CFG_AFFINITY_HEADER,   /* the value of routing.header */
+};
+
+struct cfg_routing {
+    enum cfg_affinity affinity; /* never AUTO after load */
+    char *header;               /* default "x-session-id" (lower case) */
+    uint32_t prefix_bytes;      /* bytes of the leading messages hashed; default 4096 */
+    double load_factor;         /* a deployment takes at most this x the average; default 1.25 */
+};
+
 struct config_preset;
 
 struct cfg_provider {
@@ -229,6 +272,7 @@ struct cfg_provider {
     bool strip_reasoning_history; /* drop reasoning_content from sent messages (DeepSeek) */
     uint32_t max_tokens_limit; /* clamp max_tokens to this; 0: the preset's per model, or none */
     struct cfg_probe probe;
+    struct cfg_engine_metrics metrics; /* engine: and metrics: (config_engine.h) */
     struct cfg_aws *aws;       /* an AWS wire's settings; NULL for the OpenAI wire */
     struct cfg_discovery *discovery; /* discovery: (config_discovery.h); NULL: off */
     int line;                  /* where it was defined, for messages */
@@ -258,6 +302,7 @@ struct cfg_model {
     struct cfg_queue queue;
     struct cfg_degrade degrade;
     uint32_t rpm, tpm;         /* the model's own request and token limits; 0: none */
+    struct cfg_routing routing; /* routing: (config_engine.h) */
     int line;
 };
 

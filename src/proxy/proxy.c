@@ -575,8 +575,9 @@ static struct runtime_dep *pick(struct preq *p, int *index_out)
             .excluded = skip[i] || rm->deps[i].provider->probe_down,
         };
     }
+    uint64_t affinity_key = proxy_affinity_key(p);
     for (;;) {
-        int idx = balancer_pick(rm->balancer, cand, n, now, rand64(p));
+        int idx = balancer_pick_keyed(rm->balancer, cand, n, now, rand64(p), affinity_key);
         if (idx < 0)
             return NULL;
         struct attempt *slot = p->at[0].active ? &p->at[1] : &p->at[0];

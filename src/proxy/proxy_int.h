@@ -283,4 +283,7 @@ void proxy_timer_fired(struct attempt *a);
 void proxy_estimated_usage_chunk(struct preq *p);
 void proxy_record_ledger(struct preq *p, const struct accesslog_entry *log);
 
+/* The request's affinity key for the balancer; 0: none (proxy_affinity.c). */
+uint64_t proxy_affinity_key(struct preq *p);
+
 #endif

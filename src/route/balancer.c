@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "route/affinity.h"
 #include "route/balancer_int.h"
+#include "route/engine.h"
 
 /* Every strategy, by enum value: adding one is a file and a line here. */
 static const struct balancer_ops *const strategies[BALANCER__COUNT] = {
@@ -13,6 +15,7 @@ static const struct balancer_ops *const strategies[BALANCER__COUNT] = {
     [BALANCER_LEAST_INFLIGHT] = &balancer_least_inflight_ops,
     [BALANCER_LATENCY_WEIGHT] = &balancer_latency_weight_ops,
     [BALANCER_COST] = &balancer_cost_ops,
+    [BALANCER_ENGINE_LOAD] = &balancer_engine_load_ops,
 };
 
 /* ---- for the strategies --------------------------------------------------------- */
@@ -75,13 +78,30 @@ struct balancer *balancer_create(enum balancer_strategy s, const struct balancer
     struct balancer_config clipped = *bc;
     if (clipped.ndeps > BALANCER_MAX_CANDIDATES)
         clipped.ndeps = BALANCER_MAX_CANDIDATES;
-    return ops->create(&clipped);
+    struct balancer *b = ops->create(&clipped);
+    if (!b)
+        return NULL;
+    b->affinity = NULL;
+    for (size_t i = 0; i < BALANCER_MAX_CANDIDATES; i++)
+        b->engines[i] = clipped.engines && i < clipped.ndeps ? clipped.engines[i] : NULL;
+    const struct cfg_model *m = clipped.model;
+    if (m && clipped.keys && clipped.ndeps > 1 && (m->routing.affinity == CFG_AFFINITY_PREFIX ||
+                                                   m->routing.affinity == CFG_AFFINITY_HEADER)) {
+        b->affinity = affinity_new(clipped.keys, clipped.ndeps, m->routing.load_factor);
+        if (!b->affinity) {
+            ops->destroy(b);
+            return NULL;
+        }
+    }
+    return b;
 }
 
 void balancer_destroy(struct balancer *b)
 {
-    if (b)
+    if (b) {
+        affinity_free(b->affinity);
         b->ops->destroy(b);
+    }
 }
 
 const char *balancer_name(const struct balancer *b)
@@ -91,6 +111,25 @@ const char *balancer_name(const struct balancer *b)
 
 int balancer_pick(struct balancer *b, struct balancer_candidate *c, size_t n, uint64_t now_ms,
                   uint64_t rand)
+{
+    return balancer_pick_keyed(b, c, n, now_ms, rand, 0);
+}
+
+/* The ring's choice within the tier's set, or m when it has none. The load it bounds is the
+   engine's estimate where its metrics are fresh (route/engine.h), else our in-flight. */
+static size_t pick_affine(struct balancer *b, const struct balancer_candidate *c,
+                          const uint16_t *set, size_t m, uint64_t now_ms, uint64_t key)
+{
+    double load[BALANCER_MAX_CANDIDATES];
+    for (size_t k = 0; k < m; k++) {
+        size_t i = set[k];
+        load[k] = engine_estimate(b->engines[i], health_inflight(c[i].h), now_ms);
+    }
+    return affinity_choose(b->affinity, key, set, load, m);
+}
+
+int balancer_pick_keyed(struct balancer *b, struct balancer_candidate *c, size_t n,
+                        uint64_t now_ms, uint64_t rand, uint64_t affinity_key)
 {
     if (n > BALANCER_MAX_CANDIDATES)
         n = BALANCER_MAX_CANDIDATES;
@@ -127,6 +166,11 @@ int balancer_pick(struct balancer *b, struct balancer_candidate *c, size_t n, ui
             view = ramped;
             break;
         }
+    }
+    if (b->affinity && affinity_key && m > 1) {
+        size_t k = pick_affine(b, view, set, m, now_ms, affinity_key);
+        if (k < m)
+            return set[k];
     }
     size_t k = b->ops->choose(b, view, n, set, m, now_ms, rand);
     return set[k < m ? k : 0];

@@ -24,6 +24,16 @@
  *   cost            the cheapest now (prices:, time-of-day windows counted) of
  *                   those whose TTFT estimate meets the model's target; P2C
  *                   when none does.                            balancer_cost.c
+ *   engine_load     the lowest estimated wait from the engines' own metrics
+ *                   (route/engine.h: queue + own in-flight since the scrape,
+ *                   x KV pressure), fading to in-flight when a scrape is
+ *                   stale. The default where every deployment is a scraped
+ *                   engine.                             balancer_engine_load.c
+ *
+ * Optional prefix affinity (routing.affinity, route/affinity.h) comes before
+ * the strategy: a request with an affinity key (balancer_pick_keyed) goes to
+ * its deployment on a consistent-hash ring while that one carries at most
+ * load_factor x the tier's average load, else to the next on the ring.
  *
  * Who calls it: runtime.c creates one instance per model with the runtime
  * (balancer_create) and destroys it with the runtime; the proxy picks with it
@@ -50,6 +60,9 @@
 #include "route/health.h"
 #include "config/prices.h"
 
+struct affinity;
+struct engine_state;
+
 #define BALANCER_MAX_CANDIDATES 64
 
 enum balancer_strategy {
@@ -58,6 +71,7 @@ enum balancer_strategy {
     BALANCER_LEAST_INFLIGHT,
     BALANCER_LATENCY_WEIGHT,
     BALANCER_COST,
+    BALANCER_ENGINE_LOAD,
     BALANCER__COUNT
 };
 
@@ -75,6 +89,10 @@ struct balancer_config {
     const struct cfg_model *model; /* deployments, resilience, timeouts; NULL: none known */
     size_t ndeps;                  /* candidates it will be asked about (at most the maximum) */
     int64_t (*wall_clock_ms)(void); /* unix ms, for time-of-day prices; NULL: the system's */
+    /* candidate i's engine state (route/engine.h), or NULL (none; the whole array may be NULL):
+       read by engine_load and by the affinity ring's load bound */
+    struct engine_state *const *engines;
+    const char *const *keys; /* candidate i's "provider/model", for the affinity ring; NULL: none */
 };
 
 /* How an attempt on a candidate ended (told where its health learns it). */
@@ -88,6 +106,8 @@ struct balancer_outcome {
 /* An instance: a strategy's own state begins with this. */
 struct balancer {
     const struct balancer_ops *ops;
+    struct affinity *affinity; /* the model's ring (balancer_create sets it); NULL: affinity off */
+    struct engine_state *engines[BALANCER_MAX_CANDIDATES]; /* by candidate; NULL: none */
 };
 
 struct balancer_ops {
@@ -127,6 +147,11 @@ const char *balancer_name(const struct balancer *b);
  */
 int balancer_pick(struct balancer *b, struct balancer_candidate *c, size_t n, uint64_t now_ms,
                   uint64_t rand);
+
+/* balancer_pick for a request with an affinity key (0: none, the same as balancer_pick): the
+   key's deployment on the ring, within the load bound, before the strategy is asked. */
+int balancer_pick_keyed(struct balancer *b, struct balancer_candidate *c, size_t n, uint64_t now_ms,
+                        uint64_t rand, uint64_t affinity_key);
 
 /*
  * balancer_pick, then health_acquire on the chosen one; if that loses a race,

@@ -13,6 +13,7 @@ extern const struct balancer_ops balancer_round_robin_ops;
 extern const struct balancer_ops balancer_least_inflight_ops;
 extern const struct balancer_ops balancer_latency_weight_ops;
 extern const struct balancer_ops balancer_cost_ops;
+extern const struct balancer_ops balancer_engine_load_ops;
 
 /* splitmix64: turns the caller's one random value into as many as needed. */
 static inline uint64_t balancer_next_rand(uint64_t *x)

@@ -132,6 +132,7 @@ struct runtime *runtime_build(struct config *cfg, admission_ready_fn ready, stru
     }
     for (size_t i = 0; i < cfg->nproviders; i++) {
         rt->providers[i].cfg = &cfg->providers[i];
+        engine_state_init(&rt->providers[i].engine, &cfg->providers[i]);
         if (old)
             runtime_carry_provider(&rt->providers[i], old);
     }
@@ -210,7 +211,15 @@ struct runtime *runtime_build(struct config *cfg, admission_ready_fn ready, stru
         }
         runtime_model_refresh_capacity(rm, runtime_now_ms());
         /* Last, so that a failure here leaves this model whole for runtime_free. */
-        struct balancer_config bc = {.cfg = cfg, .model = m, .ndeps = m->ndeployments};
+        struct engine_state *engines[BALANCER_MAX_CANDIDATES] = {NULL};
+        const char *keys[BALANCER_MAX_CANDIDATES] = {NULL};
+        for (size_t j = 0; j < m->ndeployments && j < BALANCER_MAX_CANDIDATES; j++) {
+            struct engine_state *es = &rm->deps[j].provider->engine;
+            engines[j] = es->enabled ? es : NULL;
+            keys[j] = rm->deps[j].key;
+        }
+        struct balancer_config bc = {.cfg = cfg, .model = m, .ndeps = m->ndeployments,
+                                     .engines = engines, .keys = keys};
         rm->balancer = balancer_create(rm->strategy, &bc);
         if (!rm->balancer) {
             runtime_free(rt);

@@ -25,6 +25,7 @@
 #include "admit/admission.h"
 #include "route/balancer.h"
 #include "route/catalog.h"
+#include "route/engine.h"
 #include "route/endpoints.h"
 #include "config/config.h"
 #include "route/health.h"
@@ -39,6 +40,7 @@ struct runtime_provider {
     atomic_ullong probes_ok, probes_failed;
     atomic_ullong probe_last_ms;   /* wall-clock ms of the last probe result */
     char probe_last_error[128];    /* written by the probe thread only */
+    struct engine_state engine;    /* what its engine's metrics say (route/engine.h) */
 };
 
 /* What a deployment learns, shared by every generation in which its key

@@ -72,6 +72,20 @@ void runtime_carry_provider(struct runtime_provider *rp, struct runtime *old)
         /* the old probes are stopped before the new generation is built: no writer */
         memcpy(rp->probe_last_error, op->probe_last_error, sizeof rp->probe_last_error);
         rp->probe_last_error[sizeof rp->probe_last_error - 1] = 0;
+        if (rp->engine.enabled && op->engine.enabled) { /* what the engine's metrics said */
+#define COPY_ENGINE(f) atomic_store(&rp->engine.f, atomic_load(&op->engine.f))
+            COPY_ENGINE(waiting);
+            COPY_ENGINE(running);
+            COPY_ENGINE(kv_permille);
+            COPY_ENGINE(own_at_scrape);
+            COPY_ENGINE(scraped_at_ms);
+            COPY_ENGINE(seq);
+            COPY_ENGINE(fail_streak);
+            COPY_ENGINE(scrapes_ok);
+            COPY_ENGINE(scrapes_failed);
+            COPY_ENGINE(marked_down);
+#undef COPY_ENGINE
+        }
         return;
     }
 }

@@ -12,6 +12,10 @@
  * top-level "fake" field, an x-fake request header, --behavior. The first line
  * on stdout is "listening PORT".
  *
+ * As a self-hosted engine (--engine, --slots: tests/fakes/fakeup_engine.h): a
+ * bounded batch with a queue, GET /metrics in the engine's names, background
+ * load, and a counted prefix cache.
+ *
  * Control endpoints (not recorded, not counted):
  *   GET  /_fake/requests   the last 200 requests: [{method, path, headers, body}]
  *   GET  /_fake/stats      {"requests": N, "by_status": {"200": N, ...}, "open_connections": N}
@@ -39,6 +43,7 @@
 #include <uv.h>
 
 #include "base/buf.h"
+#include "fakeup_engine.h"
 #include "sim/fakegen.h"
 #include "proto/http1.h"
 
@@ -74,6 +79,7 @@ struct fk_conn {
     struct fakegen_seg pending;
     bool pending_end;
     uint32_t extra_ms;
+    struct fke_slot slot; /* --engine / --slots: its place with the engine */
 };
 
 static struct {
@@ -114,6 +120,7 @@ static void fk_handle_closed(uv_handle_t *h)
 static void fk_close(struct fk_conn *c, bool reset)
 {
     if (c->state == FK_CLOSING) return;
+    fke_release(&c->slot);
     c->state = FK_CLOSING;
     fk.open_connections--;
     if (c->prev)
@@ -288,6 +295,7 @@ static void fk_reset_state(void)
     fk.requests = 0;
     fk.n_status = 0;
     fakegen_counters_reset(&fk.counters);
+    fke_reset();
 }
 
 static void fk_respond_json(struct fk_conn *c, int status, cJSON *j, bool close)
@@ -321,6 +329,7 @@ static void fk_control(struct fk_conn *c, const char *method, const char *path, 
         }
         cJSON_AddItemToObject(j, "by_status", bs);
         cJSON_AddNumberToObject(j, "open_connections", fk.open_connections);
+        fke_stats(j);
         fk_respond_json(c, 200, j, close);
     } else if (strcmp(method, "POST") == 0 && strcmp(path, "/_fake/reset") == 0) {
         fk_reset_state();
@@ -351,6 +360,7 @@ static void fk_start_reading(struct fk_conn *c);
 
 static void fk_end(struct fk_conn *c, enum fakegen_end end)
 {
+    fke_release(&c->slot);
     fakegen_free(c->gen);
     c->gen = NULL;
     switch (end) {
@@ -375,6 +385,7 @@ static void fk_end(struct fk_conn *c, enum fakegen_end end)
 static void fk_pull(struct fk_conn *c, uint32_t extra_ms)
 {
     c->pending_end = fakegen_next(c->gen, &c->pending) == 0;
+    if (c->pending_end) fke_release(&c->slot); /* the last byte is out: the slot is free */
     uint64_t delay = (uint64_t)c->pending.delay_ms + extra_ms;
     uv_timer_start(&c->timer, fk_tick, delay > UINT32_MAX ? UINT32_MAX : delay, 0);
 }
@@ -397,6 +408,7 @@ static void fk_tick(uv_timer_t *t)
             return;
         }
         c->pending_end = fakegen_next(c->gen, &c->pending) == 0;
+        if (c->pending_end) fke_release(&c->slot); /* the last byte is out: the slot is free */
         if (c->pending.delay_ms) {
             uv_timer_start(&c->timer, fk_tick, c->pending.delay_ms, 0);
             return;
@@ -434,6 +446,13 @@ static void fk_log(const struct http1_request *req, int status, size_t body_len)
     fprintf(fk.log, "%llu %s %s %d %s %zu\n", (unsigned long long)(uv_hrtime() / 1000000), method,
             path, status, id, body_len);
     fflush(fk.log); /* a reader polls the file while the fake runs */
+}
+
+static void fk_begin(struct fk_conn *c);
+
+static void fk_slot_granted(void *owner)
+{
+    fk_begin(owner);
 }
 
 static void fk_answer(struct fk_conn *c, const struct http1_request *req, const char *body,
@@ -482,6 +501,14 @@ static void fk_answer(struct fk_conn *c, const struct http1_request *req, const 
     fk_count_status(fakegen_status(c->gen));
     fk_log(req, fakegen_status(c->gen), body_len);
     c->state = FK_RESPONDING;
+    fke_observe(body, body_len);
+    if (fke_admit(&c->slot, c)) fk_begin(c); /* else the engine's queue calls it */
+}
+
+/* The answer starts (at once, or when the engine gives the request a slot). */
+static void fk_begin(struct fk_conn *c)
+{
+    if (c->state != FK_RESPONDING) return;
     uint32_t slow = fakegen_get_opts(c->gen)->slowread_ms;
     if (slow) {
         if (c->reading) {
@@ -527,7 +554,16 @@ static bool fk_process_one(struct fk_conn *c)
              req.method.p);
     snprintf(path, sizeof path, "%.*s", (int)(req.target.len < 255 ? req.target.len : 255),
              req.target.p);
-    if (strncmp(path, "/_fake/", 7) == 0) {
+    int estatus;
+    const char *etype;
+    char *ebody = NULL;
+    if (fke_handle(method, path, body, (size_t)body_len, &estatus, &etype, &ebody)) {
+        if (ebody)
+            fk_respond(c, estatus, etype, ebody, strlen(ebody), req.head.conn_close);
+        else
+            fk_respond(c, 500, "text/plain", "out of memory\n", 14, true);
+        free(ebody);
+    } else if (strncmp(path, "/_fake/", 7) == 0) {
         fk_control(c, method, path, body, (size_t)body_len, req.head.conn_close);
     } else {
         fk.requests++;
@@ -607,6 +643,7 @@ static void fk_stop(uv_signal_t *sig, int signum)
     uv_close((uv_handle_t *)&fk.listener, NULL);
     uv_close((uv_handle_t *)&fk.sigterm, NULL);
     uv_close((uv_handle_t *)&fk.sigint, NULL);
+    fke_stop();
     while (fk.conns)
         fk_close(fk.conns, false);
 }
@@ -619,7 +656,15 @@ static void fk_usage(FILE *f)
                "  --behavior STR  the default behaviour (see src/sim/fakegen.h), e.g. "
                "\"20%%status=503|ok\"\n"
                "  --log FILE      append a line per request: ms method path status "
-               "x-request-id body-bytes\n");
+               "x-request-id body-bytes\n"
+               "  --engine E      vllm, sglang, llama.cpp or tgi: serve GET /metrics in its names\n"
+               "  --slots N       at most N answers at once; more wait in a FIFO queue "
+               "(num_requests_waiting)\n"
+               "  --served-model M  the model_name label of vLLM's and SGLang's series\n"
+               "  --background N  N phantom clients keep the engine busy, each holding a slot "
+               "for\n"
+               "  --background-ms MS  (default 200) and queueing again at once\n"
+               "  (POST /_fake/background N, POST /_fake/metrics CODE; see fakeup_engine.h)\n");
 }
 
 int main(int argc, char **argv)
@@ -629,6 +674,9 @@ int main(int argc, char **argv)
     const char *log_path = NULL;
     const char *host = "127.0.0.1";
     for (int i = 1; i < argc; i++) {
+        int engine_opt = fke_option(argc, argv, &i);
+        if (engine_opt < 0) return 2;
+        if (engine_opt > 0) continue;
         if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
             host = argv[++i];
         } else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
@@ -685,6 +733,10 @@ int main(int argc, char **argv)
     printf("listening %d\n", ntohs(((struct sockaddr_in *)&bound)->sin_port));
     fflush(stdout);
 
+    if (fke_start(fk.loop, fk_slot_granted)) {
+        fprintf(stderr, "fakeup: out of memory\n");
+        return 1;
+    }
     uv_signal_init(fk.loop, &fk.sigterm);
     uv_signal_start(&fk.sigterm, fk_stop, SIGTERM);
     uv_signal_init(fk.loop, &fk.sigint);

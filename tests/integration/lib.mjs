@@ -415,9 +415,10 @@ export class Fake {
     }
 }
 
-/* Starts build/fakeup on an ephemeral port; behavior is its default --behavior. */
-export async function startFake({ behavior, name = 'fakeup' } = {}) {
-    const args = ['--port', '0'];
+/* Starts build/fakeup on an ephemeral port; behavior is its default --behavior, args more
+   options (e.g. --engine vllm --slots 4). */
+export async function startFake({ behavior, name = 'fakeup', args: extra = [] } = {}) {
+    const args = ['--port', '0', ...extra];
     if (behavior) args.push('--behavior', behavior);
     const proc = new Proc(name, FAKEUP_BIN, args);
     let m;

@@ -808,7 +808,7 @@ static void test_resilience_problems(void **state)
            "t.yaml:2: resilience.strategy: unknown strategy \"p2x\"; did you mean \"p2c\"?\n");
     EXPECT("resilience:\n  strategy: random\n" ONE_PROVIDER ONE_MODEL, 1,
            "t.yaml:2: resilience.strategy: unknown strategy \"random\" (expected one of: p2c, "
-           "round_robin, least_inflight, latency_weight, cost)\n");
+           "round_robin, least_inflight, latency_weight, cost, engine_load)\n");
     EXPECT("resilience:\n  strategy: least-inflight\n" ONE_PROVIDER ONE_MODEL, 1,
            "did you mean \"least_inflight\"?\n");
     EXPECT("resilience:\n  breaker:\n    failure_ratio: 0\n" ONE_PROVIDER ONE_MODEL, 1,

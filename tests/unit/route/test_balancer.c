@@ -115,7 +115,8 @@ static void assert_between(unsigned v, unsigned lo, unsigned hi)
 
 static void test_names(void **state)
 {
-    static const char *names[] = {"p2c", "round_robin", "least_inflight", "latency_weight", "cost"};
+    static const char *names[] = {"p2c",  "round_robin", "least_inflight", "latency_weight",
+                                  "cost", "engine_load"};
     for (int i = 0; i < BALANCER__COUNT; i++) {
         enum balancer_strategy s;
         assert_int_equal(balancer_strategy_parse(names[i], &s), 0);
