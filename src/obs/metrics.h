@@ -48,6 +48,13 @@ struct server_conn;
    rt must outlive it. */
 struct metrics *metrics_new(struct runtime *rt, unsigned nshards);
 void metrics_free(struct metrics *m);
+/* A config reload: next (the next generation's registry, not yet in use) starts with
+   old's incidents and counters (a first copy, see metrics_shard_carry) and reads the
+   same ledger and budgets. */
+void metrics_carry(struct metrics *next, struct metrics *old);
+/* The worker moving to next's registry (on its own thread, the shards' one writer):
+   next starts from old's counters, by model name and deployment (provider + model). */
+void metrics_shard_carry(struct metrics_shard *next, struct metrics_shard *old);
 
 /* Shard i (< nshards) for worker i; nconns / inflight point at that worker's
    connection and request counts (read at scrape time; may be NULL). */

@@ -112,6 +112,7 @@ struct preq {
     struct server_conn *conn;
     struct proxy_env *env;
     struct config *cfg;
+    struct runtime *rt;            /* the generation it started on (one reference held) */
     struct runtime_model *rm;
     const struct cfg_model *model;
     const char *auto_model;  /* a name a models: auto provider lists (model is the catch-all,
