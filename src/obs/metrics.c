@@ -440,9 +440,14 @@ void metrics_continuation(struct metrics_shard *s, const struct cfg_model *m, en
 void metrics_content_event(struct metrics_shard *s, const struct cfg_model *m, const void *stream,
                            bool had_content)
 {
+    metrics_content_event_at(s, m, stream, had_content, mono_us());
+}
+
+void metrics_content_event_at(struct metrics_shard *s, const struct cfg_model *m,
+                              const void *stream, bool had_content, uint64_t now)
+{
     long mi = s ? model_index(s->reg, m) : -1;
     if (mi < 0) return;
-    uint64_t now = mono_us();
     struct itl_slot *slot = &s->itl[((uintptr_t)stream * 0x9E3779B97F4A7C15ULL) >> (64 - 10)];
     if (had_content && slot->key == stream && now >= slot->last_us)
         hist_observe(&s->models[mi].h[H_INTER_TOKEN], H_INTER_TOKEN, now - slot->last_us);

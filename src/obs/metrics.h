@@ -114,6 +114,10 @@ void metrics_continuation(struct metrics_shard *s, const struct cfg_model *m, en
  */
 void metrics_content_event(struct metrics_shard *s, const struct cfg_model *m, const void *stream,
                            bool had_content);
+/* The same at now_us (CLOCK_MONOTONIC, µs) read by the caller: the relay reads the clock
+   once per upstream read, whose events all arrived at that moment. */
+void metrics_content_event_at(struct metrics_shard *s, const struct cfg_model *m,
+                              const void *stream, bool had_content, uint64_t now_us);
 
 /* Admission: the requests of model m waiting in this worker's queue now (the
    scrape sums the workers); one request's time in the queue; a request shed

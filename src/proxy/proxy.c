@@ -26,6 +26,7 @@
 #include "config/prices.h"
 #include "base/redact.h"
 #include "base/log.h"
+#include "base/pool.h"
 #include "obs/metrics.h"
 #include "proxy/proxy_int.h"
 #include "http/server.h"
@@ -74,12 +75,18 @@ static struct accesslog_entry *log_entry(struct preq *p)
 
 static void extra_headers(struct preq *p, const struct attempt *a, struct buf *h)
 {
-    if (a && a->dep) {
-        buf_printf(h, "x-unbusy-provider: %s\r\n", a->dep->provider->name);
-        buf_printf(h, "x-unbusy-attempts: %u\r\n", p->attempts);
+    if (a && a->dep) { /* no printf: this runs for every answer */
+        buf_append_lit(h, "x-unbusy-provider: ");
+        buf_append_str(h, a->dep->provider->name);
+        buf_append_lit(h, "\r\nx-unbusy-attempts: ");
+        buf_append_u64(h, p->attempts);
+        buf_append_lit(h, "\r\n");
     }
-    if (p->degraded_from)
-        buf_printf(h, "x-unbusy-degraded: %s\r\n", p->model->name);
+    if (p->degraded_from) {
+        buf_append_lit(h, "x-unbusy-degraded: ");
+        buf_append_str(h, p->model->name);
+        buf_append_lit(h, "\r\n");
+    }
     proxy_limit_headers(p, h);
 }
 
@@ -811,6 +818,10 @@ static void on_client_abort(void *ud)
 
 /* ---- start and finalize ------------------------------------------------------------- */
 
+/* The proxied requests of this worker (base/pool.h): taken at start, given back when the
+   request's last handle has closed. */
+static __thread struct pool preq_pool = POOL_INIT(sizeof(struct preq), 64);
+
 static void on_handle_closed(uv_handle_t *h)
 {
     struct preq *p = h->data;
@@ -818,7 +829,7 @@ static void on_handle_closed(uv_handle_t *h)
         return;
     config_unref(p->cfg);
     runtime_unref(p->rt);
-    free(p);
+    pool_put(&preq_pool, p);
 }
 
 /* One ledger row per proxied request; usage the provider did not report is estimated. */
@@ -973,7 +984,7 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
         snprintf(req->log.model_buf, sizeof req->log.model_buf, "%.63s", target);
         req->log.model = NULL;
     }
-    struct preq *p = calloc(1, sizeof *p);
+    struct preq *p = pool_get_zeroed(&preq_pool);
     if (!p) {
         if (ki)
             keys_release(ki);

@@ -381,6 +381,22 @@ static void test_inter_token_samples_need_a_previous_event(void **state)
     assert_value(t, "unbusy_inter_token_seconds_bucket{model=\"m1\",le=\"0.001\"}", 2);
 }
 
+/* With the time passed in (one clock read per upstream read): events of one read are 0 apart,
+   the next read's first event is a sample of the gap between the reads. */
+static void test_inter_token_at_a_given_time(void **state)
+{
+    struct fx *f = *state;
+    const struct cfg_model *m1 = &f->cfg->models[0];
+    int stream = 0;
+    metrics_content_event_at(f->s0, m1, &stream, false, 1000000);
+    metrics_content_event_at(f->s0, m1, &stream, true, 1000000);
+    metrics_content_event_at(f->s0, m1, &stream, true, 1000000 + 700000); /* 0.7 s later */
+    const char *t = render(f);
+    assert_value(t, "unbusy_inter_token_seconds_count{model=\"m1\"}", 2);
+    assert_value(t, "unbusy_inter_token_seconds_bucket{model=\"m1\",le=\"0.001\"}", 1);
+    assert_value(t, "unbusy_inter_token_seconds_bucket{model=\"m1\",le=\"+Inf\"}", 2);
+}
+
 static void test_errors_and_incidents_from_attempts(void **state)
 {
     struct fx *f = *state;
@@ -664,6 +680,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_label_values_are_escaped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inter_token_samples_need_a_previous_event, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_inter_token_at_a_given_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors_and_incidents_from_attempts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admission_hooks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_older_snapshot_counts_by_name, setup, teardown),
