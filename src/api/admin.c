@@ -103,6 +103,27 @@ static void write_first_token_budget(struct buf *b, struct runtime_model *rm, st
     buf_append_str(b, "]}");
 }
 
+/* What the engine's own metrics said at the last scrape (route/engine.h), when it is scraped. */
+static void write_engine(struct buf *b, const struct engine_state *st, uint64_t inflight,
+                         uint64_t now)
+{
+    if (!st->enabled)
+        return;
+    uint64_t at = atomic_load(&st->scraped_at_ms);
+    buf_append_str(b, ",\"engine\":{");
+    kv_u64(b, "waiting", atomic_load(&st->waiting), false);
+    kv_u64(b, "running", atomic_load(&st->running), true);
+    buf_printf(b, ",\"kv_usage\":%.3f", atomic_load(&st->kv_permille) / 1000.0);
+    if (at)
+        kv_u64(b, "scrape_age_ms", now > at ? now - at : 0, true);
+    buf_printf(b, ",\"freshness\":%.2f,\"estimate\":%.2f", engine_freshness(st, now),
+               engine_estimate(st, (uint32_t)inflight, now));
+    kv_u64(b, "scrapes_ok", atomic_load(&st->scrapes_ok), true);
+    kv_u64(b, "scrapes_failed", atomic_load(&st->scrapes_failed), true);
+    kv_u64(b, "fail_streak", atomic_load(&st->fail_streak), true);
+    buf_printf(b, ",\"marked_down\":%s}", atomic_load(&st->marked_down) ? "true" : "false");
+}
+
 static void write_dep(struct buf *b, struct runtime_model *rm, struct runtime_dep *d, uint64_t now)
 {
     struct health_snapshot s;
@@ -158,6 +179,7 @@ static void write_dep(struct buf *b, struct runtime_model *rm, struct runtime_de
     kv_u64(b, "ok", atomic_load(&pv->probes_ok), true);
     kv_u64(b, "failed", atomic_load(&pv->probes_failed), true);
     buf_append_str(b, "}");
+    write_engine(b, &pv->engine, s.inflight, now);
     admin_write_endpoints(b, d, now);
     buf_append_str(b, "}");
 }
