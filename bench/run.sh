@@ -19,6 +19,9 @@
 #   BENCH_PROFILE=0       1: perf-record unbusy (first worker count) during a stream run,
 #                         and count system calls per request (strace -c) for unbusy and nginx
 #   BENCH_BUILD=1         0: use the binaries in build/ as they are (no `make all` first)
+#   BENCH_FAKE=fast       the upstream: "fast" (bench/fastfake.c: each answer in one write, about
+#                         25x fakeup's rate, so the proxies are measured) or "fakeup" (the test
+#                         suite's fake: one write per event, about 5,000 streams/s on one CPU)
 #   BENCH_PIN=1           1: the 1-connection runs are done twice, once as they come and once
 #                         with wrk, the fake and the proxy pinned to one CPU (the last), so a
 #                         request's path has no cross-CPU wake-ups; 0: only as they come
@@ -56,6 +59,7 @@ PIN=${BENCH_PIN:-1}
 PIN_CPU=$(($(nproc) - 1))
 ALL_CPUS=0-$PIN_CPU
 FAKE_BEHAVIOR="chunks=20"
+FAKE_KIND=${BENCH_FAKE:-fast}
 WARMUP=1
 
 sh "$ROOT/tests/deps.sh" wrk nginx-light haproxy curl libcurl4-openssl-dev || exit 1
@@ -69,7 +73,7 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/unbusy-bench.XXXXXX") || exit 1
 PIDS=""
 # Private copies: a rebuild while this runs changes nothing, and perf finds the symbols.
 mkdir "$TMP/bin" && cp "$ROOT/build/unbusy" "$ROOT/build/fakeup" "$ROOT/build/bench/transport" \
-    "$ROOT/build/bench/json_rewrite" "$TMP/bin/" || { rm -rf "$TMP"; exit 1; }
+    "$ROOT/build/bench/json_rewrite" "$ROOT/build/bench/fastfake" "$TMP/bin/" || { rm -rf "$TMP"; exit 1; }
 UNBUSY=$TMP/bin/unbusy
 FAKEUP=$TMP/bin/fakeup
 TRANSPORT=$TMP/bin/transport
@@ -92,7 +96,7 @@ cleanup() {
         wait "$p" 2>/dev/null
     done
     PIDS=""
-    rm -rf "$TMP"
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "bench: kept $TMP" >&2; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
@@ -126,7 +130,11 @@ TICK_US=$((1000000 / $(getconf CLK_TCK)))
 kb() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status" 2>/dev/null; }
 
 # ---- the fake upstream ----
-$LOADPIN "$FAKEUP" --port 0 --behavior "$FAKE_BEHAVIOR" >"$TMP/fake.out" 2>"$TMP/fake.err" &
+case $FAKE_KIND in
+fast) $LOADPIN "$TMP/bin/fastfake" --port 0 --chunks 20 >"$TMP/fake.out" 2>"$TMP/fake.err" & ;;
+fakeup) $LOADPIN "$FAKEUP" --port 0 --behavior "$FAKE_BEHAVIOR" >"$TMP/fake.out" 2>"$TMP/fake.err" & ;;
+*) die "BENCH_FAKE: fast or fakeup" ;;
+esac
 FAKE_PID=$!
 PIDS="$PIDS $FAKE_PID"
 wait_for 10 has_line "$TMP/fake.out" '^listening ' || die "fakeup did not start: $(cat "$TMP/fake.err")"
@@ -428,7 +436,7 @@ fi
 echo "- CPU: $(nproc) x $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1); kernel $(uname -r)"
 [ "$SPLIT" = 1 ] && echo "- the proxies on CPU $PROXY_CPU, wrk and the fake on CPU $LOAD_CPU; unbusy workers: $WORKERS, access log $ACCESS_LOG"
 echo "- $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2); $(nginx -v 2>&1 | sed 's/.*: //'); $(haproxy -v 2>&1 | head -n 1 | cut -d' ' -f1-3); libcurl $(curl-config --version | cut -d' ' -f2); libuv $(pkg-config --modversion libuv 2>/dev/null)"
-echo "- fake upstream behaviour \"$FAKE_BEHAVIOR\"; wrk -t $THREADS, ${DURATION} s per run, median of $REPEAT run(s)"
+echo "- fake upstream: $FAKE_KIND (20 content chunks, usage, [DONE]); wrk -t $THREADS, ${DURATION} s per run, median of $REPEAT run(s)"
 [ "$PIN" = 1 ] && echo "- \"pinned\": 1-connection runs with wrk, the fake and the proxy on CPU $PIN_CPU only"
 echo "- load average before: $LOAD_BEFORE, after: $LOAD_AFTER"
 

@@ -14,7 +14,8 @@ static struct {
     uv_loop_t *loop;
     struct worker *workers;
     unsigned nworkers;
-    const struct cfg_server *srv;
+    /* copied at start: a reload frees the snapshot they came from, and keeps them (restart) */
+    uint32_t drain_delay_ms, drain_timeout_ms;
     char **argv;
     uv_signal_t term, intr, usr2;
     uv_timer_t delay; /* server.drain_delay after SIGTERM */
@@ -29,7 +30,7 @@ static void drain_now(const char *why)
     procstate_set(PROCSTATE_DRAINING);
     uv_timer_stop(&lc.delay);
     log_info("%s: draining (up to server.drain_timeout %u ms), then exiting", why,
-             lc.srv->drain_timeout_ms);
+             lc.drain_timeout_ms);
     for (unsigned i = 0; i < lc.nworkers; i++)
         worker_drain(&lc.workers[i]);
     uv_stop(lc.loop);
@@ -72,7 +73,7 @@ static void on_stop_signal(uv_signal_t *s, int signum)
         log_warn("%s while draining: exiting now", name);
         _exit(1);
     default:
-        stop_after(signum == SIGINT ? 0 : lc.srv->drain_delay_ms, name);
+        stop_after(signum == SIGINT ? 0 : lc.drain_delay_ms, name);
     }
 }
 
@@ -136,7 +137,8 @@ void lifecycle_start(uv_loop_t *loop, struct worker *workers, unsigned nworkers,
     lc.loop = loop;
     lc.workers = workers;
     lc.nworkers = nworkers;
-    lc.srv = srv;
+    lc.drain_delay_ms = srv->drain_delay_ms;
+    lc.drain_timeout_ms = srv->drain_timeout_ms;
     lc.argv = argv;
     uv_signal_init(loop, &lc.term);
     uv_signal_init(loop, &lc.intr);

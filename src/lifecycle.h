@@ -25,7 +25,8 @@
 #include "worker.h"
 
 /* Takes SIGTERM, SIGINT and SIGUSR2 on loop. workers[0..nworkers) are drained on the way
-   out; argv (kept, not copied) starts the new process of an upgrade; srv gives drain_delay. */
+   out; argv (kept, not copied) starts the new process of an upgrade; srv's drain_delay and
+   drain_timeout are copied (a reload does not change them: config_diff names them). */
 void lifecycle_start(uv_loop_t *loop, struct worker *workers, unsigned nworkers,
                      const struct cfg_server *srv, char **argv);
 /* The listeners are up: the process is ready (tells the old process of an upgrade, or

@@ -7,7 +7,8 @@
  *   unbusy keys COMMAND ...     issue and manage API keys (keys_cli.c)
  *
  * SIGTERM / SIGINT / SIGUSR2: not ready, drain and exit; binary upgrade (lifecycle.c).
- * SIGHUP: read the server.tls certificate and key again (tls_server.c).
+ * SIGHUP: reload the config file (reload.c) and read the server.tls certificate and
+ * key again (tls_server.c).
  * SIGUSR1: reopen the access log.
  */
 #include <errno.h>
@@ -43,6 +44,8 @@
 #include "http/server.h"
 #include "proxy/proxy.h"
 #include "provider/aws_creds.h"
+#include "api/admin_reload.h"
+#include "reload.h"
 #include "admit/shared_limits.h"
 #include "admit/shared_spend.h"
 #include "net/redis.h"
@@ -97,22 +100,66 @@ static void on_reopen(uv_signal_t *s, int signum)
         log_info("SIGUSR1: access log reopened");
 }
 
-/* New handshakes get the files' current certificate; connections already made keep theirs.
-   A pair that does not load leaves the one in use. */
-static void on_reload_tls(uv_signal_t *s, int signum)
+/* The config file again (reload.c); new handshakes get the files' current certificate,
+   connections already made keep theirs. What does not load leaves what is in use. */
+static void on_sighup(uv_signal_t *s, int signum)
 {
-    struct tls_server *tls = s->data;
-    if (!tls) {
-        log_info("SIGHUP: nothing to reload (server.tls is not set)");
+    if (reload_request(RELOAD_SIGNAL, NULL, NULL) < 0)
+        log_warn("SIGHUP: a reload is already pending; it will read the file");
+}
+
+static int admin_reload(admin_reload_answer_fn answer, void *ud)
+{
+    return reload_request(RELOAD_ADMIN, answer, ud);
+}
+
+/* The main loop's services bound to one generation (probes, model lists, the shared-state
+   sync, DNS discovery): started on it, their metrics on its registry; a reload starts them
+   on the next generation and stops these once no loop uses the old one (reload.c). */
+struct services_ctx {
+    uv_loop_t *loop;
+    struct shared_limits *shared;
+    struct redis_stats *redis_stats;
+    struct shared_spend *spend;
+};
+
+struct services {
+    struct probes *probes;
+    struct model_fetches *fetches;
+    struct engine_scrapes *engine_metrics;
+    struct shared_sync *sync;
+    struct discovery *discovery;
+};
+
+static void *services_start(struct runtime *rt, struct metrics *metrics, void *ctx)
+{
+    const struct services_ctx *c = ctx;
+    struct services *sv = calloc(1, sizeof *sv);
+    if (!sv)
+        return NULL;
+    sv->probes = probes_start(c->loop, rt);
+    sv->fetches = model_fetch_start(c->loop, rt);
+    sv->engine_metrics = engine_scrape_start(c->loop, rt);
+    metrics_add_renderer(metrics, metrics_engine_renderer, rt);
+    sv->sync = c->shared ? shared_sync_start(c->loop, rt, c->shared, c->redis_stats) : NULL;
+    shared_sync_spend(sv->sync, c->spend);
+    metrics_add_renderer(metrics, shared_sync_render, sv->sync);
+    sv->discovery = discovery_start(c->loop, rt);
+    metrics_add_renderer(metrics, metrics_discovery_render, rt);
+    return sv;
+}
+
+static void services_stop(void *services)
+{
+    struct services *sv = services;
+    if (!sv)
         return;
-    }
-    char err[512], desc[224];
-    if (tls_server_reload(tls, err, sizeof err) != TLS_SERVER_OK) {
-        log_error("SIGHUP: keeping the current TLS certificate: %s", err);
-        return;
-    }
-    tls_server_describe(tls, desc, sizeof desc);
-    log_info("SIGHUP: TLS certificate reloaded (%s)", desc);
+    probes_stop(sv->probes);
+    model_fetch_stop(sv->fetches);
+    engine_scrape_stop(sv->engine_metrics);
+    shared_sync_stop(sv->sync);
+    discovery_stop(sv->discovery);
+    free(sv);
 }
 
 /*
@@ -318,11 +365,12 @@ int main(int argc, char **argv)
     uv_signal_start(&sigusr1, on_reopen, SIGUSR1);
     uv_unref((uv_handle_t *)&sigusr1);
     uv_signal_init(main_loop, &sighup);
-    sighup.data = tls;
-    uv_signal_start(&sighup, on_reload_tls, SIGHUP);
+    uv_signal_start(&sighup, on_sighup, SIGHUP); /* reload_start comes before the loop runs */
     uv_unref((uv_handle_t *)&sighup);
     /* The listener never names a handler: the API's routing table is wired in here. */
     static const struct server_handlers handlers = {.on_head = api_on_head, .on_request = api_dispatch};
+    static const struct admin_reload_ops reload_ops = {.request = admin_reload, .describe = reload_describe};
+    admin_reload_set_ops(&reload_ops);
     uint16_t port = cfg->server.listen_port;
     for (unsigned i = 0; i < nworkers; i++) {
         uint16_t bound = 0;
@@ -358,6 +406,27 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    uv_loop_t *loop = uv_default_loop();
+    static struct services_ctx services_ctx;
+    services_ctx = (struct services_ctx){.loop = loop, .shared = shared, .redis_stats = &redis_stats,
+                                         .spend = spend};
+    void *services = services_start(rt, metrics, &services_ctx);
+    if (!services) {
+        log_error("out of memory");
+        return 1;
+    }
+    /* Ready before "listening" is logged. From here the reload owns rt and metrics (main's
+       references) and restarts the services on every generation. */
+    struct reload_setup rs = {.loop = loop, .path = demo ? NULL : config_path, .workers = workers,
+                              .nworkers = nworkers, .rt = rt, .metrics = metrics, .keys = keys,
+                              .rl = rl, .tls = tls, .start = services_start,
+                              .stop = services_stop, .services_ctx = &services_ctx,
+                              .services = services,
+                              .ready = proxy_env_admission_ready};
+    if (reload_start(&rs) < 0) {
+        log_error("cannot start the config reload");
+        return 1;
+    }
     upgrade_inherited_close_from(nworkers);
     const char *host = cfg->server.listen_host;
     bool v6 = strchr(host, ':') != NULL;
@@ -383,16 +452,6 @@ int main(int argc, char **argv)
                 host, port, host, port, host, port);
     }
 
-    uv_loop_t *loop = uv_default_loop();
-    struct probes *probes = probes_start(loop, rt);
-    struct model_fetches *model_lists = model_fetch_start(loop, rt);
-    struct engine_scrapes *engine_metrics = engine_scrape_start(loop, rt);
-    metrics_add_renderer(metrics, metrics_engine_renderer, rt);
-    struct shared_sync *sync = shared ? shared_sync_start(loop, rt, shared, &redis_stats) : NULL;
-    shared_sync_spend(sync, spend);
-    metrics_add_renderer(metrics, shared_sync_render, sync);
-    struct discovery *discovery = discovery_start(loop, rt);
-    metrics_add_renderer(metrics, metrics_discovery_render, rt);
     lifecycle_serving();
     uv_run(loop, UV_RUN_DEFAULT);
     /* After the drain began, a further signal ends the process at once. */
@@ -401,17 +460,13 @@ int main(int argc, char **argv)
     uv_close((uv_handle_t *)&sighup, NULL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
-    probes_stop(probes);
-    model_fetch_stop(model_lists);
-    engine_scrape_stop(engine_metrics);
-    shared_sync_stop(sync);
-    discovery_stop(discovery);
+    reload_close(); /* stops the services of every generation */
     uv_run(loop, UV_RUN_DEFAULT); /* until the probes' and fetches' handles and connections are closed */
     for (unsigned i = 0; i < nworkers; i++)
         worker_join(&workers[i]);
     for (unsigned i = 0; i < nworkers; i++)
         config_unref(workers[i].cfg);
-    metrics_free(metrics);
+    reload_free(); /* the generation in force and its metrics */
     keys_free(keys); /* after the workers: pending admin jobs use it */
     budgets_free(budgets); /* delivers queued alerts, briefly */
     shared_spend_free(spend); /* after the budgets that read it */
@@ -420,7 +475,6 @@ int main(int argc, char **argv)
     shared_limits_free(shared); /* after the workers and the sync: they use it */
     aws_creds_stop();
     tls_server_free(tls); /* after the workers: their connections took sessions from it */
-    runtime_free(rt);
     config_unref(cfg);
     log_info("stopped");
     return 0;

@@ -9,7 +9,8 @@ void admission_init(struct admission *a, const struct cfg_queue *cfg, uint32_t c
 {
     memset(a, 0, sizeof *a);
     pthread_mutex_init(&a->lock, NULL);
-    a->cfg = cfg;
+    a->own = *cfg;
+    a->cfg = &a->own;
     a->capacity = capacity;
     a->ready = ready;
     for (int i = 0; i < ADMISSION_CLASSES; i++)
@@ -19,6 +20,35 @@ void admission_init(struct admission *a, const struct cfg_queue *cfg, uint32_t c
 void admission_destroy(struct admission *a)
 {
     pthread_mutex_destroy(&a->lock);
+}
+
+void admission_set_config(struct admission *a, const struct cfg_queue *cfg)
+{
+    pthread_mutex_lock(&a->lock);
+    a->own = *cfg;
+    pthread_mutex_unlock(&a->lock);
+}
+
+static void unlink_waiter(struct admission *a, struct admission_waiter *w);
+
+unsigned admission_close(struct admission *a)
+{
+    unsigned n = 0;
+    pthread_mutex_lock(&a->lock);
+    a->closed = true;
+    for (int c = 0; c < ADMISSION_CLASSES; c++) {
+        while (a->head[c]) {
+            struct admission_waiter *w = a->head[c];
+            unlink_waiter(a, w);
+            w->evicted = true;
+            w->gone = true;
+            n++;
+            if (a->ready)
+                a->ready(w->owner, w);
+        }
+    }
+    pthread_mutex_unlock(&a->lock);
+    return n;
 }
 
 static int clamp_cls(int cls)
@@ -156,8 +186,13 @@ int admission_enqueue(struct admission *a, struct admission_waiter *w, uint64_t 
     w->cls = clamp_cls(w->cls);
     w->enqueued_ms = now_ms;
     w->evicted = false;
+    w->gone = false;
     int rc = 0;
     pthread_mutex_lock(&a->lock);
+    if (a->closed) {
+        pthread_mutex_unlock(&a->lock);
+        return -ESHUTDOWN;
+    }
     if (a->queued >= a->cfg->max) {
         /* Full: make room by evicting the newest waiter of a lower class, if any. */
         struct admission_waiter *victim = NULL;

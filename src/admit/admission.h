@@ -38,6 +38,7 @@ struct admission_waiter {
     void *ud;             /* the request */
     bool queued;
     bool evicted;         /* taken out to make room for a higher class: shed it */
+    bool gone;            /* with evicted: its model left the config (admission_close) */
 };
 
 /* Called with a waiter that may start now (or was evicted); from any thread. */
@@ -45,13 +46,15 @@ typedef void (*admission_ready_fn)(void *owner, struct admission_waiter *w);
 
 struct admission {
     pthread_mutex_t lock;
-    const struct cfg_queue *cfg;
+    const struct cfg_queue *cfg;  /* &own: a copy, so no config snapshot must outlive it */
+    struct cfg_queue own;
     uint32_t capacity;    /* 0: unknown (unlimited); admission_set_capacity */
     admission_ready_fn ready;
     struct admission_waiter *head[ADMISSION_CLASSES], *tail[ADMISSION_CLASSES];
     int64_t last_key[ADMISSION_CLASSES];
     uint32_t queued;
     uint32_t admitted_inflight; /* started through admission and not finished */
+    bool closed;          /* admission_close: its model left the config; nobody queues */
     double drain_per_s;   /* EWMA of completions per second */
     uint64_t drain_stamp;
     uint64_t shed, timeouts, queued_total, evictions;
@@ -69,6 +72,11 @@ enum admission_verdict {
 void admission_init(struct admission *a, const struct cfg_queue *cfg, uint32_t capacity,
                     admission_ready_fn ready);
 void admission_destroy(struct admission *a);
+/* A config reload: the queue follows the new snapshot's settings (copied). */
+void admission_set_config(struct admission *a, const struct cfg_queue *cfg);
+/* The model left the config: every waiter is handed to the ready callback marked
+   evicted and gone (answered with an error). Returns how many. */
+unsigned admission_close(struct admission *a);
 
 /* The capacity is now this (the deployments' limits moved); waiters that now fit start. */
 void admission_set_capacity(struct admission *a, uint32_t capacity);
@@ -81,7 +89,8 @@ void admission_done(struct admission *a, uint64_t now_ms);
 
 /*
  * Queue w. Returns 0, or -ENOSPC when the queue is full and nothing of a
- * lower class could make room (shed w). A waiter evicted to make room is
+ * lower class could make room (shed w), or -ESHUTDOWN when the queue was
+ * closed (its model left the config). A waiter evicted to make room is
  * marked evicted and handed to the ready callback.
  */
 int admission_enqueue(struct admission *a, struct admission_waiter *w, uint64_t now_ms);

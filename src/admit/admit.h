@@ -45,6 +45,7 @@ enum admit_verdict { ADMIT_GO, ADMIT_WAIT, ADMIT_ANSWERED };
 enum admit_refusal {
     ADMIT_REFUSE_RATE_LIMITED, /* 429 rate_limit_exceeded */
     ADMIT_REFUSE_QUOTA,        /* 429 insufficient_quota */
+    ADMIT_REFUSE_GONE,         /* 404 model_not_found: a reload removed the model it waited for */
 };
 
 /* The request's timers a parked step may use. */

@@ -6,6 +6,7 @@
  * waiting stream client gets its head at once and keep-alive comments on the tick.
  * Its settle leaves the queue or gives the slot back.
  */
+#include <errno.h>
 #include <stdio.h>
 
 #include "admit/keys.h"
@@ -29,6 +30,16 @@ static void shed(struct admit_req *r, struct admission *adm, const char *why)
     snprintf(msg, sizeof msg, "model '%s' is overloaded and the request was shed (%s)", r->model->name, why);
     admit_count(r, ADMIT_EVENT_SHED, 0);
     r->ops->answer(r, ADMIT_REFUSE_RATE_LIMITED, msg, (int)ra, OUTCOME_SHED);
+}
+
+/* A config reload removed the model while the request was on its way to the queue. */
+static void gone(struct admit_req *r)
+{
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "the model '%s' was removed from the configuration while this request waited",
+             r->model->name);
+    r->ops->answer(r, ADMIT_REFUSE_GONE, msg, -1, OUTCOME_REJECTED);
 }
 
 static void stop_timers(struct admit_req *r)
@@ -60,7 +71,12 @@ static enum admit_verdict check(struct admit_run *run, void *state)
     s->waiter.key = r->key ? r->key->id : -1;
     s->waiter.owner = r->owner;
     s->waiter.ud = s;
-    if (admission_enqueue(s->adm, &s->waiter, now) < 0) {
+    int rc = admission_enqueue(s->adm, &s->waiter, now);
+    if (rc == -ESHUTDOWN) {
+        gone(r);
+        return ADMIT_ANSWERED;
+    }
+    if (rc < 0) {
         shed(r, s->adm, "the queue is full");
         return ADMIT_ANSWERED;
     }
@@ -118,6 +134,11 @@ void admit_queue_woken(struct admission_waiter *aw)
         return;
     s->waiting = false;
     stop_timers(r);
+    if (aw->evicted && aw->gone) {
+        gone(r);
+        admit_resume(run, ADMIT_ANSWERED);
+        return;
+    }
     if (aw->evicted) {
         shed(r, s->adm, "made room for a higher priority");
         admit_resume(run, ADMIT_ANSWERED);

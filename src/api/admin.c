@@ -1,6 +1,7 @@
 #include "api/admin.h"
 #include "api/admin_endpoints.h"
 #include "api/admin_keys.h"
+#include "api/admin_reload.h"
 
 #include <cJSON.h>
 #include <openssl/crypto.h>
@@ -93,7 +94,7 @@ static void write_first_token_budget(struct buf *b, struct runtime_model *rm, st
     buf_append_str(b, ",\"classes\":[");
     for (unsigned c = 0; c < TTFT_BUDGET_CLASSES; c++) {
         struct ttft_budget_class_stats st;
-        ttft_budget_class_stats(&d->ttft, c, &st);
+        ttft_budget_class_stats(d->ttft, c, &st);
         buf_printf(b, "%s{\"below_tokens\":%u,\"samples\":%llu,\"weight\":%.1f,\"p50_ms\":%u,"
                       "\"p99_ms\":%u}",
                    c ? "," : "", st.max_tokens, (unsigned long long)st.samples, st.weight, st.p50_ms,
@@ -102,10 +103,31 @@ static void write_first_token_budget(struct buf *b, struct runtime_model *rm, st
     buf_append_str(b, "]}");
 }
 
+/* What the engine's own metrics said at the last scrape (route/engine.h), when it is scraped. */
+static void write_engine(struct buf *b, const struct engine_state *st, uint64_t inflight,
+                         uint64_t now)
+{
+    if (!st->enabled)
+        return;
+    uint64_t at = atomic_load(&st->scraped_at_ms);
+    buf_append_str(b, ",\"engine\":{");
+    kv_u64(b, "waiting", atomic_load(&st->waiting), false);
+    kv_u64(b, "running", atomic_load(&st->running), true);
+    buf_printf(b, ",\"kv_usage\":%.3f", atomic_load(&st->kv_permille) / 1000.0);
+    if (at)
+        kv_u64(b, "scrape_age_ms", now > at ? now - at : 0, true);
+    buf_printf(b, ",\"freshness\":%.2f,\"estimate\":%.2f", engine_freshness(st, now),
+               engine_estimate(st, (uint32_t)inflight, now));
+    kv_u64(b, "scrapes_ok", atomic_load(&st->scrapes_ok), true);
+    kv_u64(b, "scrapes_failed", atomic_load(&st->scrapes_failed), true);
+    kv_u64(b, "fail_streak", atomic_load(&st->fail_streak), true);
+    buf_printf(b, ",\"marked_down\":%s}", atomic_load(&st->marked_down) ? "true" : "false");
+}
+
 static void write_dep(struct buf *b, struct runtime_model *rm, struct runtime_dep *d, uint64_t now)
 {
     struct health_snapshot s;
-    health_snapshot(&d->health, now, &s);
+    health_snapshot(d->health, now, &s);
     const char *why = NULL;
     bool eligible = runtime_dep_eligible(d, now, &why);
     buf_append_str(b, "{\"provider\":");
@@ -157,6 +179,7 @@ static void write_dep(struct buf *b, struct runtime_model *rm, struct runtime_de
     kv_u64(b, "ok", atomic_load(&pv->probes_ok), true);
     kv_u64(b, "failed", atomic_load(&pv->probes_failed), true);
     buf_append_str(b, "}");
+    write_engine(b, &pv->engine, s.inflight, now);
     admin_write_endpoints(b, d, now);
     buf_append_str(b, "}");
 }
@@ -164,11 +187,11 @@ static void write_dep(struct buf *b, struct runtime_model *rm, struct runtime_de
 void admin_write_state(struct buf *b, struct runtime *rt)
 {
     uint64_t now = runtime_now_ms();
-    buf_append_str(b, "{\"models\":[");
+    buf_printf(b, "{\"generation\":%llu,\"models\":[", (unsigned long long)rt->generation);
     for (size_t i = 0; i < rt->cfg->nmodels; i++) {
         struct runtime_model *rm = &rt->models[i];
         struct retry_budget_stats rs;
-        retry_budget_get_stats(&rm->retries, now, &rs);
+        retry_budget_get_stats(rm->retries, now, &rs);
         buf_append_str(b, i ? ",{\"model\":" : "{\"model\":");
         buf_append_json_str(b, rm->cfg->name, strlen(rm->cfg->name));
         buf_printf(b, ",\"strategy\":\"%s\"", balancer_strategy_name(rm->strategy));
@@ -188,11 +211,11 @@ void admin_write_state(struct buf *b, struct runtime *rt)
             buf_printf(b, "%s\"%s\":%llu", r ? "," : "", runtime_hedge_reason_name((enum runtime_hedge_reason)r),
                        (unsigned long long)atomic_load(&rm->hedges_by_reason[r]));
         struct hedge_budget_stats hs;
-        hedge_budget_get_stats(&rm->hedges, now, &hs);
+        hedge_budget_get_stats(rm->hedges, now, &hs);
         buf_printf(b, "},\"budget\":{\"window_requests\":%u,\"window_hedges\":%u,\"window_useful\":%u,"
                       "\"window_failed\":%u,\"allowed\":%u,\"stopped\":%s}",
                    hs.requests, hs.hedges, hs.useful, hs.failed, hs.allowed, hs.stopped ? "true" : "false");
-        struct admission *ad = &rm->admission;
+        struct admission *ad = rm->admission;
         pthread_mutex_lock(&ad->lock);
         buf_printf(b, "},\"admission\":{\"capacity\":%u,\"inflight\":%u,\"queued\":%u,\"queued_total\":%llu,"
                       "\"shed\":%llu,\"evictions\":%llu,\"timeouts\":%llu,\"degraded\":%s,"
@@ -245,14 +268,14 @@ static void change_dep(struct server_conn *c, struct runtime *rt, const char *ac
         return;
     }
     if (strcmp(action, "reset") == 0) {
-        health_reset(&d->health);
+        health_reset(d->health);
     } else {
         enum health_admin st;
         const char *state = strcmp(action, "drain") == 0     ? "draining"
                             : strcmp(action, "disable") == 0 ? "disabled"
                                                              : "active";
         health_admin_parse(state, &st);
-        health_set_admin(&d->health, st);
+        health_set_admin(d->health, st);
     }
     struct buf b;
     buf_init(&b, 0);
@@ -321,6 +344,8 @@ void admin_dispatch(struct server_conn *c)
         return;
     }
     if (env->keys && admin_keys_dispatch(c, env->keys))
+        return;
+    if (admin_reload_dispatch(c))
         return;
     struct http1_str path = req->http.target;
     const char *q = memchr(path.p, '?', path.len);

@@ -1,6 +1,7 @@
 #include "base/buf.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,42 @@ int buf_printf(struct buf *b, const char *fmt, ...)
     return 0;
 }
 
+int buf_append_u64(struct buf *b, unsigned long long v)
+{
+    char tmp[24];
+    size_t n = sizeof tmp;
+    do {
+        tmp[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return buf_append(b, tmp + n, sizeof tmp - n);
+}
+
+int buf_append_i64(struct buf *b, long long v)
+{
+    if (v >= 0) return buf_append_u64(b, (unsigned long long)v);
+    int rc = buf_append(b, "-", 1);
+    return rc ? rc : buf_append_u64(b, 0ULL - (unsigned long long)v);
+}
+
+int buf_append_hex(struct buf *b, unsigned long long v)
+{
+    static const char digits[] = "0123456789abcdef";
+    char tmp[16];
+    size_t n = sizeof tmp;
+    do {
+        tmp[--n] = digits[v & 15];
+        v >>= 4;
+    } while (v);
+    return buf_append(b, tmp + n, sizeof tmp - n);
+}
+
+/* True for the bytes a JSON string carries as they are. */
+static inline bool json_plain(unsigned char c)
+{
+    return c >= 0x20 && c != '"' && c != '\\';
+}
+
 int buf_append_json_str(struct buf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
@@ -88,6 +125,18 @@ int buf_append_json_str(struct buf *b, const char *s, size_t len)
         return rc;
     b->data[b->len++] = '"';
     for (size_t i = 0; i < len; i++) {
+        size_t run = i;
+        while (run < len && json_plain((unsigned char)s[run]))
+            run++;
+        if (run > i) { /* the usual case: a run copied at once */
+            /* escapes may have used the room reserved above */
+            if ((rc = buf_reserve(b, run - i + 1))) return rc;
+            memcpy(b->data + b->len, s + i, run - i);
+            b->len += run - i;
+            b->data[b->len] = '\0';
+            i = run;
+            if (i == len) break;
+        }
         unsigned char c = (unsigned char)s[i];
         char esc[7];
         size_t n = 0;

@@ -25,6 +25,12 @@ int buf_reserve(struct buf *b, size_t extra);
 int buf_append(struct buf *b, const void *data, size_t len);
 int buf_append_str(struct buf *b, const char *s);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Number writers for the per-request paths (no printf): decimal, and lower-case hex. */
+int buf_append_u64(struct buf *b, unsigned long long v);
+int buf_append_i64(struct buf *b, long long v);
+int buf_append_hex(struct buf *b, unsigned long long v);
+/* A string literal without strlen: buf_append_lit(b, "x-y: ") */
+#define buf_append_lit(b, lit) buf_append((b), (lit), sizeof(lit) - 1)
 /* Appends s as a JSON string literal, quotes included. */
 int buf_append_json_str(struct buf *b, const char *s, size_t len);
 void buf_consume(struct buf *b, size_t n);

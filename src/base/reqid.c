@@ -26,5 +26,10 @@ uint64_t reqid_next_u64(struct reqid *r)
 
 void reqid_next(struct reqid *r, char *out)
 {
-    snprintf(out, 17, "%016llx", (unsigned long long)reqid_next_u64(r));
+    /* 16 lower-case hex digits and a NUL, without printf (several per request) */
+    static const char hex[] = "0123456789abcdef";
+    uint64_t v = reqid_next_u64(r);
+    for (int i = 15; i >= 0; i--, v >>= 4)
+        out[i] = hex[v & 15];
+    out[16] = '\0';
 }

@@ -12,6 +12,7 @@
 #include "config/config_aws.h"
 #include "config/config_discovery.h"
 #include "config/config_auth.h"
+#include "config/config_reload.h"
 #include "config/config_budget.h"
 #include "config/config_engine.h"
 #include "config/config_redis.h"
@@ -741,6 +742,7 @@ static const struct config_yaml_field top_fields[] = {
     SECTION("prices", prices_config_section, 0), /* after providers: it names them */
     SECTION("rules", config_parse_rules, 0),
     SECTION("redis", config_redis_section, 0),
+    SECTION("reload", config_reload_section, 0),
 };
 
 #define FITS(table) (COUNT(table) <= CONFIG_YAML_MAX_FIELDS)

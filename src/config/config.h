@@ -388,6 +388,12 @@ struct cfg_auth {
     bool keys_given;  /* keys: or key_store: was written, even empty */
 };
 
+/* reload: (config_reload.h): watch the file and reload it when it changes. */
+struct cfg_reload {
+    bool watch;                /* default false */
+    uint32_t interval_ms;      /* how often the file is checked; 0: the default, 2 s */
+};
+
 struct cfg_redis;
 
 struct config {
@@ -423,6 +429,7 @@ struct config {
     /* Every secret value above, to be taken out of provider text before it is logged or
        passed on (config_secrets.h). Empty in a snapshot built by hand. */
     struct redact_set secrets;
+    struct cfg_reload reload;  /* reload: */
 };
 
 /* Collected problems: each line "file:line: key.path: message\n", sorted by

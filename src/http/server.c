@@ -23,9 +23,39 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/pool.h"
 #include "http/server_int.h"
 
 __thread char server_read_scratch[SERVER_READ_SCRATCH];
+/* The request states and output batches of this worker's connections (base/pool.h). */
+static __thread struct pool reqstate_pool = POOL_INIT(sizeof(struct server_reqstate), 64);
+static __thread struct pool out_pool = POOL_INIT(SERVER_OUT_BLOCK, SERVER_OUT_POOL_KEEP);
+
+void server_out_put(char *mem, size_t cap)
+{
+    if (cap == SERVER_OUT_BLOCK)
+        pool_put(&out_pool, mem);
+    else
+        free(mem);
+}
+
+static void out_release(struct server_conn *c)
+{
+    server_out_put(c->out.data, c->out.cap);
+    c->out.data = NULL;
+    c->out.len = c->out.cap = 0;
+}
+
+/* The batch buffer, from the pool when the connection has none. */
+static int out_take(struct server_conn *c)
+{
+    if (c->out.data) return 0;
+    if (!(c->out.data = pool_get(&out_pool))) return -ENOMEM;
+    c->out.cap = SERVER_OUT_BLOCK;
+    c->out.len = 0;
+    c->out.data[0] = '\0';
+    return 0;
+}
 
 static void conn_process(struct server_conn *c);
 static void conn_flush(struct server_conn *c);
@@ -42,7 +72,7 @@ static int conn_req_get(struct server_conn *c)
 {
     if (c->req)
         return 0;
-    struct server_reqstate *rs = calloc(1, sizeof *rs);
+    struct server_reqstate *rs = pool_get_zeroed(&reqstate_pool);
     if (!rs)
         return -ENOMEM;
     const struct cfg_server *cfg = c->srv->cfg;
@@ -61,7 +91,7 @@ static void conn_req_release(struct server_conn *c)
     free(rs->pub.body);
     buf_free(&rs->head); /* the request's strings pointed into it */
     buf_free(&rs->body);
-    free(rs);
+    pool_put(&reqstate_pool, rs);
     c->req = NULL;
 }
 
@@ -138,7 +168,7 @@ static void on_handle_closed(uv_handle_t *h)
             *pp = c->flush_next;
     }
     buf_free(&c->in);
-    buf_free(&c->out);
+    out_release(c);
     conn_req_release(c);
     server_tls_detach(c);
     free(c);
@@ -240,7 +270,7 @@ void server_on_write(uv_write_t *req, int status)
     struct server_conn *c = wr->c;
     size_t len = wr->len;
     c->writes_inflight--;
-    free(wr->mem);
+    server_out_put(wr->mem, wr->mem_cap);
     free(wr);
     if (status < 0 && !c->gone) {
         c->pending -= len;
@@ -250,14 +280,11 @@ void server_on_write(uv_write_t *req, int status)
     server_conn_written(c, len);
 }
 
-/* `out` has all gone to the socket. A stream keeps a small buffer for its next batch; one
-   that grew in a burst (or a connection done answering) gives its memory back. */
+/* `out` has all gone to the socket: its buffer goes back to the pool (the next batch takes
+   one again), so a connection between batches holds none. */
 void server_conn_out_sent(struct server_conn *c)
 {
-    if (c->out.cap > SERVER_OUT_KEEP || c->state != CS_ACTIVE || c->response_done)
-        buf_free(&c->out);
-    else
-        buf_reset(&c->out);
+    out_release(c);
 }
 
 /*
@@ -271,7 +298,7 @@ static void conn_flush(struct server_conn *c)
         return;
     if (c->gone || uv_is_closing((uv_handle_t *)&c->tcp)) {
         c->pending -= len;
-        buf_free(&c->out);
+        out_release(c);
         return;
     }
     if (c->tls) {
@@ -297,12 +324,13 @@ static void conn_flush(struct server_conn *c)
     }
     wr->c = c;
     wr->len = len - sent;
+    wr->mem_cap = c->out.cap;
     wr->mem = buf_steal(&c->out, NULL);
     buf_init(&c->out, c->out.limit);
     uv_buf_t b = uv_buf_init(wr->mem + sent, (unsigned)(len - sent));
     int rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, server_on_write);
     if (rc < 0) {
-        free(wr->mem);
+        server_out_put(wr->mem, wr->mem_cap);
         free(wr);
         c->pending -= len - sent;
         if (sent)
@@ -337,11 +365,17 @@ static int conn_write_parts(struct server_conn *c, const uv_buf_t *parts, unsign
         total += parts[i].len;
     if (total == 0)
         return 0;
-    int rc = buf_reserve(&c->out, total);
+    int rc = out_take(c);
+    if (rc == 0) rc = buf_reserve(&c->out, total);
     if (rc < 0)
         return rc;
-    for (unsigned i = 0; i < n; i++)
-        buf_append(&c->out, parts[i].base, parts[i].len);
+    char *dst = c->out.data + c->out.len; /* room reserved above: copied straight in */
+    for (unsigned i = 0; i < n; i++) {
+        if (parts[i].len) memcpy(dst, parts[i].base, parts[i].len);
+        dst += parts[i].len;
+    }
+    c->out.len += total;
+    c->out.data[c->out.len] = '\0';
     c->pending += total;
     if (c->req)
         c->req->bytes_out += total;
@@ -364,11 +398,22 @@ static int conn_write(struct server_conn *c, const char *data, size_t len)
 static void head_begin(struct server_conn *c, struct buf *h, int status, const char *content_type,
                        const char *extra_headers)
 {
-    buf_printf(h, "HTTP/1.1 %d %s\r\n", status, http1_reason(status));
-    if (content_type)
-        buf_printf(h, "Content-Type: %s\r\n", content_type);
-    if (c->req->pub.request_id[0])
-        buf_printf(h, "x-request-id: %s\r\n", c->req->pub.request_id);
+    /* no printf: this runs for every response */
+    buf_append_lit(h, "HTTP/1.1 ");
+    buf_append_u64(h, (unsigned)status);
+    buf_append_lit(h, " ");
+    buf_append_str(h, http1_reason(status));
+    buf_append_lit(h, "\r\n");
+    if (content_type) {
+        buf_append_lit(h, "Content-Type: ");
+        buf_append_str(h, content_type);
+        buf_append_lit(h, "\r\n");
+    }
+    if (c->req->pub.request_id[0]) {
+        buf_append_lit(h, "x-request-id: ");
+        buf_append_str(h, c->req->pub.request_id);
+        buf_append_lit(h, "\r\n");
+    }
     if (extra_headers)
         buf_append_str(h, extra_headers);
     if (!c->keep_alive)
@@ -391,7 +436,9 @@ void server_respond(struct server_conn *c, int status, const char *content_type,
     buf_init(&h, 0);
     head_begin(c, &h, status, content_type, extra_headers);
     /* an answer to HEAD says how long the body would be and sends none (RFC 9110 9.3.2) */
-    buf_printf(&h, "Content-Length: %zu\r\n\r\n", len);
+    buf_append_lit(&h, "Content-Length: ");
+    buf_append_u64(&h, len);
+    buf_append_lit(&h, "\r\n\r\n");
     uv_buf_t parts[2] = {uv_buf_init(h.data, (unsigned)h.len), uv_buf_init((char *)body, (unsigned)len)};
     conn_write_parts(c, parts, len && !c->head_only ? 2 : 1);
     buf_free(&h);
@@ -820,8 +867,7 @@ void server_request_done(struct server_conn *c)
     c->response_started = c->response_done = false;
     c->head_only = c->http10 = c->chunked_out = false;
     conn_req_release(c);
-    if (c->out.len == 0)
-        buf_free(&c->out);
+    if (c->out.len == 0) out_release(c);
     if (close) {
         c->state = CS_READ_HEAD;
         server_conn_close(c);

@@ -84,15 +84,22 @@ struct server_conn {
     bool tls_first_read : 1; /* the first bytes have been looked at (plain HTTP on a TLS port?) */
 };
 
-/* A batch buffer kept between batches of a stream; one grown larger is freed once sent. */
-#define SERVER_OUT_KEEP (8u * 1024)
+/* A batch buffer is a block of a per-worker pool (SERVER_OUT_BLOCK bytes, at most
+   SERVER_OUT_POOL_KEEP kept): taken at a batch's first byte, given back once the batch is
+   sent, so neither an idle connection nor a request's steady state allocates. A batch that
+   outgrows the block (an event larger than the rest of it) grows by realloc and is freed. */
+#define SERVER_OUT_BLOCK (16u * 1024)
+#define SERVER_OUT_POOL_KEEP 32
+/* Gives a batch buffer back: to the pool when it is a block of it, else to free(). */
+void server_out_put(char *mem, size_t cap);
 
 /* One uv_write of a connection; server_on_write frees it and takes `len` off `pending`. */
 struct server_wreq {
     uv_write_t req;
     struct server_conn *c;
     size_t len;
-    char *mem; /* the batch's buffer (written from mem + the part already sent) */
+    char *mem;      /* the batch's buffer (written from mem + the part already sent) */
+    size_t mem_cap; /* its size, for server_out_put (0: plain malloc) */
 };
 
 /* Where a loop's socket reads land (one per thread: the loop is). Over TLS it takes

@@ -79,6 +79,7 @@ static void conn_tls_send(struct server_conn *c, size_t accounted)
     wr->c = c;
     wr->len = accounted; /* server_on_write takes it off `pending` */
     wr->mem = mem;
+    wr->mem_cap = 0;
     c->writes_inflight++;
 }
 

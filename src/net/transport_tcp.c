@@ -146,12 +146,15 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 /* Reading follows the state: always during the handshake and while idle (to see
-   the peer close), otherwise while the user is attached, notified and not paused. */
+   the peer close), otherwise while the user is attached, notified and not paused. A plain
+   connection taken from the pool keeps reading while its on_connect is pending (on_read
+   treats anything it brings as a failure), so that reusing it costs no epoll_ctl calls. */
 static void tcp_update_reading(struct tcp_conn *c)
 {
     bool want = !c->closing && c->tcp_inited && !c->tcp_closing &&
                 ((c->state == TCP_HANDSHAKE && c->tls) ||
-                 (c->state == TCP_OPEN && (c->idle || (!c->paused && !c->notify_pending))));
+                 (c->state == TCP_OPEN &&
+                  (c->idle || (!c->paused && (!c->notify_pending || !c->use_tls)))));
     if (want && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = true;
     } else if (!want && c->reading) {
@@ -243,9 +246,19 @@ static void on_write(uv_write_t *req, int status)
     }
 }
 
-/* Queues a copy of data. Returns 0 or a negative uv error. */
+/* Queues a copy of data (plaintext goes straight to the socket first when nothing is queued:
+   most requests leave that way, with no copy). Returns 0 or a negative uv error. */
 static int tcp_queue(struct tcp_conn *c, const char *data, size_t len, bool from_tls)
 {
+    if (!from_tls && c->writes_pending == 0) {
+        uv_buf_t direct = uv_buf_init((char *)data, (unsigned)len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &direct, 1);
+        if (n > 0) {
+            data += n;
+            len -= (size_t)n;
+            if (len == 0) return 0;
+        }
+    }
     struct tcp_write *w = malloc(sizeof *w + len);
     if (!w) return UV_ENOMEM;
     w->conn = c;
@@ -358,6 +371,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         tcp_tls_input(c, buf->base, (size_t)nread);
     } else if (c->idle) {
         tcp_drop_idle(c); /* an idle HTTP/1.1 connection has nothing to say */
+    } else if (c->notify_pending) {
+        tcp_fail(c, TRANSPORT_ERR_IO); /* taken from the pool, nothing sent yet: the same */
     } else if (c->attached && c->state == TCP_OPEN) {
         c->ev.on_data(c->ud, buf->base, (size_t)nread);
     }

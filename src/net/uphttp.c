@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/pool.h"
 
 #define UPHTTP_MAX_HEAD (64u * 1024)
 #define UPHTTP_STALE_RETRIES 2
@@ -34,12 +35,15 @@ struct uphttp {
     unsigned depth; /* > 0 while inside our own callbacks */
 };
 
+/* The requests of this thread's loop (base/pool.h). */
+static __thread struct pool uphttp_pool = POOL_INIT(sizeof(struct uphttp), 64);
+
 static void up_free(struct uphttp *u)
 {
     free(u->request);
     buf_free(&u->head);
     buf_free(&u->scratch);
-    free(u);
+    pool_put(&uphttp_pool, u);
 }
 
 static void up_leave(struct uphttp *u)
@@ -117,22 +121,41 @@ static void on_error(void *ud, enum transport_err err)
     up_leave(u);
 }
 
+static void feed_framed(struct uphttp *u, char *p, size_t len);
+
 static bool body_has_none(int status)
 {
     return status < 200 || status == 204 || status == 304;
 }
 
-/* De-frame body bytes and hand the payload on. */
+/* Where body bytes are de-framed in place: a block of a per-thread pool (base/pool.h) as large
+   as a transport read, taken and given back within the call, so a request allocates none; a
+   larger piece (the rest of a long head's read) uses the request's own u->scratch. */
+#define UPHTTP_SCRATCH_BLOCK (16u * 1024) /* a plain read (transport_tcp) is at most 16 KiB */
+static __thread struct pool scratch_pool = POOL_INIT(UPHTTP_SCRATCH_BLOCK, 2);
+
 static void feed_body(struct uphttp *u, const char *data, size_t len)
 {
     if (len == 0 || u->cancelled)
         return;
+    char *block = len <= UPHTTP_SCRATCH_BLOCK ? pool_get(&scratch_pool) : NULL;
+    if (block) {
+        memcpy(block, data, len);
+        feed_framed(u, block, len);
+        pool_put(&scratch_pool, block);
+        return;
+    }
     buf_reset(&u->scratch);
     if (buf_append(&u->scratch, data, len) < 0) {
         fail(u, UPHTTP_FAIL_TOO_LARGE, 0);
         return;
     }
-    char *p = u->scratch.data;
+    feed_framed(u, u->scratch.data, len);
+}
+
+/* Hands the payload of framed body bytes on (de-framed in place in p). */
+static void feed_framed(struct uphttp *u, char *p, size_t len)
+{
     size_t left = len;
     while (left > 0 && !u->cancelled && u->state == UP_BODY) {
         size_t n = left, consumed = 0;
@@ -165,21 +188,36 @@ static void on_data(void *ud, const char *data, size_t len)
     u->depth++;
     u->got_bytes = true;
     if (u->state == UP_HEAD) {
-        if (buf_append(&u->head, data, len) < 0) {
+        /* A head that came whole in this read (the usual case) is parsed where it lies; only
+           one cut across reads is gathered in u->head. */
+        bool direct = u->head.len == 0;
+        if (!direct && buf_append(&u->head, data, len) < 0) {
             fail(u, UPHTTP_FAIL_TOO_LARGE, 0);
             goto out;
         }
+        const char *src = direct ? data : u->head.data;
+        size_t srclen = direct ? len : u->head.len;
         for (;;) {
             struct http1_response resp;
-            int n = http1_parse_response(u->head.data, u->head.len, &resp);
-            if (n == HTTP1_NEED_MORE)
+            int n = http1_parse_response(src, srclen, &resp);
+            if (n == HTTP1_NEED_MORE) {
+                if (direct && buf_append(&u->head, src, srclen) < 0)
+                    fail(u, UPHTTP_FAIL_TOO_LARGE, 0);
                 goto out;
+            }
             if (n < 0) {
                 fail(u, UPHTTP_FAIL_BAD_RESPONSE, 0);
                 goto out;
             }
             if (resp.status >= 100 && resp.status < 200) { /* 100 Continue and friends */
-                buf_consume(&u->head, (size_t)n);
+                if (direct) {
+                    src += n;
+                    srclen -= (size_t)n;
+                } else {
+                    buf_consume(&u->head, (size_t)n);
+                    srclen = u->head.len;
+                }
+                if (srclen == 0) goto out;
                 continue;
             }
             u->keep_alive = !resp.head.conn_close;
@@ -201,13 +239,15 @@ static void on_data(void *ud, const char *data, size_t len)
             if (u->framer.mode == HTTP1_BODY_NONE ||
                 (u->framer.mode == HTTP1_BODY_LENGTH && resp.head.content_length == 0)) {
                 u->state = UP_DONE;
-                up_release(u, u->keep_alive && u->head.len == (size_t)n);
+                up_release(u, u->keep_alive && srclen == (size_t)n);
                 u->ev->on_end(u->ud);
                 goto out;
             }
             /* The rest of what arrived with the head is body. */
-            size_t rest = u->head.len - (size_t)n;
-            if (rest > 0) {
+            size_t rest = srclen - (size_t)n;
+            if (direct) {
+                feed_body(u, src + n, rest);
+            } else if (rest > 0) {
                 struct buf tmp = u->head;
                 buf_init(&u->head, UPHTTP_MAX_HEAD);
                 feed_body(u, tmp.data + n, rest);
@@ -233,7 +273,7 @@ struct uphttp *uphttp_start_at(struct transport_pool *pool, const struct cfg_pro
                                const struct sockaddr *addr, uint32_t connect_timeout_ms,
                                char *request, size_t len, const struct uphttp_events *ev, void *ud)
 {
-    struct uphttp *u = calloc(1, sizeof *u);
+    struct uphttp *u = pool_get_zeroed(&uphttp_pool);
     if (!u) {
         free(request);
         return NULL;
@@ -284,12 +324,27 @@ int uphttp_request_head(struct buf *out, const struct cfg_provider *p, const cha
                         const char *path, const char *user_agent)
 {
     bool v6 = strchr(p->host, ':') != NULL; /* an IPv6 literal goes in brackets */
-    int rc = buf_printf(out, "%s %s%s HTTP/1.1\r\nHost: %s%s%s", method, p->base_path ? p->base_path : "",
-                        path, v6 ? "[" : "", p->host, v6 ? "]" : "");
-    if (p->port != (p->tls ? 443 : 80))
-        rc |= buf_printf(out, ":%u", p->port);
-    rc |= buf_printf(out, "\r\nUser-Agent: %s\r\n", user_agent);
-    for (size_t i = 0; i < p->nheaders; i++)
-        rc |= buf_printf(out, "%s: %s\r\n", p->headers[i].name, p->headers[i].value);
+    /* no printf: this runs for every attempt */
+    int rc = buf_append_str(out, method);
+    rc |= buf_append_lit(out, " ");
+    if (p->base_path) rc |= buf_append_str(out, p->base_path);
+    rc |= buf_append_str(out, path);
+    rc |= buf_append_lit(out, " HTTP/1.1\r\nHost: ");
+    if (v6) rc |= buf_append_lit(out, "[");
+    rc |= buf_append_str(out, p->host);
+    if (v6) rc |= buf_append_lit(out, "]");
+    if (p->port != (p->tls ? 443 : 80)) {
+        rc |= buf_append_lit(out, ":");
+        rc |= buf_append_u64(out, p->port);
+    }
+    rc |= buf_append_lit(out, "\r\nUser-Agent: ");
+    rc |= buf_append_str(out, user_agent);
+    rc |= buf_append_lit(out, "\r\n");
+    for (size_t i = 0; i < p->nheaders; i++) {
+        rc |= buf_append_str(out, p->headers[i].name);
+        rc |= buf_append_lit(out, ": ");
+        rc |= buf_append_str(out, p->headers[i].value);
+        rc |= buf_append_lit(out, "\r\n");
+    }
     return rc;
 }

@@ -2,6 +2,7 @@
 
 #include "admit/budget.h"
 #include "acct/ledger.h"
+#include "obs/reload_stats.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -239,20 +240,116 @@ struct runtime *metrics_runtime(struct metrics *m)
 
 /* ---- hooks -------------------------------------------------------------------------- */
 
-/* The model's index in the registry's config, or -1 (another snapshot's model). */
+/* The model's index in the registry's config, or -1 (another snapshot's model). A
+   model of another snapshot counts under its name (a request that began before a
+   reload and ends after it), unless the registry's config has no model of that name. */
 static long model_index(const struct metrics *m, const struct cfg_model *cm)
 {
     uintptr_t p = (uintptr_t)cm, base = (uintptr_t)m->cfg->models;
-    if (!cm || p < base || p >= base + m->cfg->nmodels * sizeof *cm) return -1;
-    return (long)((p - base) / sizeof *cm);
+    if (cm && p >= base && p < base + m->cfg->nmodels * sizeof *cm) return (long)((p - base) / sizeof *cm);
+    const struct cfg_model *same = cm && cm->name ? config_find_model(m->cfg, cm->name) : NULL;
+    return same ? (long)(same - m->cfg->models) : -1;
 }
 
 static struct dep_slot *dep_slot(struct metrics_shard *s, long mi, const struct cfg_deployment *d)
 {
     const struct cfg_model *cm = &s->reg->cfg->models[mi];
     uintptr_t p = (uintptr_t)d, base = (uintptr_t)cm->deployments;
-    if (!d || p < base || p >= base + cm->ndeployments * sizeof *d) return NULL;
-    return &s->deps[s->reg->dep_base[mi] + (p - base) / sizeof *d];
+    if (!d) return NULL;
+    if (p >= base && p < base + cm->ndeployments * sizeof *d)
+        return &s->deps[s->reg->dep_base[mi] + (p - base) / sizeof *d];
+    for (size_t j = 0; j < cm->ndeployments; j++) /* another snapshot's: by provider and model */
+        if (strcmp(cm->deployments[j].provider->name, d->provider->name) == 0 &&
+            strcmp(cm->deployments[j].model, d->model) == 0)
+            return &s->deps[s->reg->dep_base[mi] + j];
+    return NULL;
+}
+
+_Static_assert(sizeof(struct model_slot) % sizeof(uint64_t) == 0 &&
+                   sizeof(struct dep_slot) % sizeof(uint64_t) == 0,
+               "slots are copied as uint64_t words");
+
+/* Words read and written as the counters are (relaxed atomics): the old shard's writer
+   may be counting, and a scrape may read the new one. */
+static void copy_words(void *dst, const void *src, size_t bytes)
+{
+    uint64_t *d = dst;
+    const uint64_t *s = src;
+    for (size_t k = 0; k < bytes / sizeof(uint64_t); k++)
+        __atomic_store_n(&d[k], rd64(&s[k]), __ATOMIC_RELAXED);
+}
+
+static void add_words(uint64_t *dst, const uint64_t *src, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        __atomic_store_n(&dst[k], rd64(&dst[k]) + rd64(&src[k]), __ATOMIC_RELAXED);
+}
+
+/* The first deployment of cm on provider name, or -1. */
+static long dep_on_provider(const struct cfg_model *cm, const char *name)
+{
+    for (size_t j = 0; j < cm->ndeployments; j++)
+        if (strcmp(cm->deployments[j].provider->name, name) == 0) return (long)j;
+    return -1;
+}
+
+/*
+ * next's slots rebuilt from old's (idempotent: called at the reload, then again by the
+ * worker as it switches), by model name and deployment (provider + model). A removed
+ * deployment's requests and tokens go to another deployment of the same provider in
+ * the model, if there is one, so the per-provider series never go down; its
+ * per-deployment error series end with it.
+ */
+static void copy_shard(struct metrics_shard *next, struct metrics_shard *old)
+{
+    const struct metrics *nr = next->reg, *or = old->reg;
+    static const struct dep_slot zero;
+    for (size_t mi = 0; mi < nr->cfg->nmodels; mi++) {
+        const struct cfg_model *cm = &nr->cfg->models[mi];
+        long oi = model_index(or, cm);
+        if (oi < 0) continue;
+        copy_words(&next->models[mi], &old->models[oi], sizeof(struct model_slot));
+        for (size_t j = 0; j < cm->ndeployments; j++) {
+            struct dep_slot *od = dep_slot(old, oi, &cm->deployments[j]);
+            copy_words(&next->deps[nr->dep_base[mi] + j], od ? od : &zero, sizeof zero);
+        }
+        const struct cfg_model *om = &or->cfg->models[oi];
+        for (size_t j = 0; j < om->ndeployments; j++) {
+            if (dep_slot(next, (long)mi, &om->deployments[j])) continue; /* kept: copied */
+            long k = dep_on_provider(cm, om->deployments[j].provider->name);
+            if (k < 0) continue;
+            struct dep_slot *to = &next->deps[nr->dep_base[mi] + (size_t)k];
+            const struct dep_slot *from = &old->deps[or->dep_base[oi] + j];
+            add_words(&to->requests[0][0], &from->requests[0][0], SC__COUNT * OUTCOME__COUNT);
+            add_words(to->tokens, from->tokens, METRICS_TOKENS__COUNT);
+        }
+    }
+}
+
+void metrics_carry(struct metrics *next, struct metrics *old)
+{
+    if (!next || !old) return;
+    pthread_mutex_lock(&old->incidents.lock);
+    pthread_mutex_lock(&next->incidents.lock);
+    memcpy(next->incidents.ring, old->incidents.ring, sizeof next->incidents.ring);
+    next->incidents.next = old->incidents.next;
+    next->incidents.n = old->incidents.n;
+    next->incidents.total = old->incidents.total;
+    pthread_mutex_unlock(&next->incidents.lock);
+    pthread_mutex_unlock(&old->incidents.lock);
+    next->ledger = old->ledger;
+    next->budgets = old->budgets;
+    /* A first copy of every shard now, so that a scrape on a worker that has switched
+       already never sees another worker's counters lower than before (a false reset);
+       each worker copies its own again, exactly, as it switches. */
+    unsigned n = next->nshards < old->nshards ? next->nshards : old->nshards;
+    for (unsigned i = 0; i < n; i++)
+        copy_shard(next->shards[i], old->shards[i]);
+}
+
+void metrics_shard_carry(struct metrics_shard *next, struct metrics_shard *old)
+{
+    if (next && old && next != old) copy_shard(next, old);
 }
 
 static void hist_observe(struct hist *h, enum hist_kind k, uint64_t us)
@@ -343,9 +440,14 @@ void metrics_continuation(struct metrics_shard *s, const struct cfg_model *m, en
 void metrics_content_event(struct metrics_shard *s, const struct cfg_model *m, const void *stream,
                            bool had_content)
 {
+    metrics_content_event_at(s, m, stream, had_content, mono_us());
+}
+
+void metrics_content_event_at(struct metrics_shard *s, const struct cfg_model *m,
+                              const void *stream, bool had_content, uint64_t now)
+{
     long mi = s ? model_index(s->reg, m) : -1;
     if (mi < 0) return;
-    uint64_t now = mono_us();
     struct itl_slot *slot = &s->itl[((uintptr_t)stream * 0x9E3779B97F4A7C15ULL) >> (64 - 10)];
     if (had_content && slot->key == stream && now >= slot->last_us)
         hist_observe(&s->models[mi].h[H_INTER_TOKEN], H_INTER_TOKEN, now - slot->last_us);
@@ -696,7 +798,7 @@ static void render_deployments(struct buf *b, const struct metrics *m)
         for (size_t j = 0; j < m->rt->models[mi].ndeps; j++) {
             struct runtime_dep *rd = &m->rt->models[mi].deps[j];
             size_t di = m->dep_base[mi] + j;
-            health_snapshot(&rd->health, now, &snap[di]);
+            health_snapshot(rd->health, now, &snap[di]);
             const char *why = NULL;
             bool eligible = runtime_dep_eligible(rd, now, &why);
             /* Up: the breaker is closed and nothing but load keeps requests away. */
@@ -945,6 +1047,7 @@ void metrics_render(struct metrics *m, struct buf *out)
     render_probes(out, m);
     render_workers(out, m);
     render_process(out);
+    reload_stats_render(out, m->rt->generation);
     for (size_t i = 0; i < m->nrenderers; i++)
         m->renderers[i].render(m->renderers[i].ud, out);
 }

@@ -48,6 +48,13 @@ struct server_conn;
    rt must outlive it. */
 struct metrics *metrics_new(struct runtime *rt, unsigned nshards);
 void metrics_free(struct metrics *m);
+/* A config reload: next (the next generation's registry, not yet in use) starts with
+   old's incidents and counters (a first copy, see metrics_shard_carry) and reads the
+   same ledger and budgets. */
+void metrics_carry(struct metrics *next, struct metrics *old);
+/* The worker moving to next's registry (on its own thread, the shards' one writer):
+   next starts from old's counters, by model name and deployment (provider + model). */
+void metrics_shard_carry(struct metrics_shard *next, struct metrics_shard *old);
 
 /* Shard i (< nshards) for worker i; nconns / inflight point at that worker's
    connection and request counts (read at scrape time; may be NULL). */
@@ -107,6 +114,10 @@ void metrics_continuation(struct metrics_shard *s, const struct cfg_model *m, en
  */
 void metrics_content_event(struct metrics_shard *s, const struct cfg_model *m, const void *stream,
                            bool had_content);
+/* The same at now_us (CLOCK_MONOTONIC, µs) read by the caller: the relay reads the clock
+   once per upstream read, whose events all arrived at that moment. */
+void metrics_content_event_at(struct metrics_shard *s, const struct cfg_model *m,
+                              const void *stream, bool had_content, uint64_t now_us);
 
 /* Admission: the requests of model m waiting in this worker's queue now (the
    scrape sums the workers); one request's time in the queue; a request shed

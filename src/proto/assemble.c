@@ -147,11 +147,22 @@ static void text_free(struct asm_text *t)
 /* The members of one object a feed reads: the value span of the first occurrence of each
    name (end == 0: absent), taken in one walk, so that "index" may come after what it
    places. The object is at w's position; it is walked to its end. */
+/* A member name and its length, spelled once (no strlen per chunk). */
+struct asm_name {
+    const char *s;
+    size_t n;
+};
+#define NM(lit)                                                                                    \
+    {                                                                                              \
+        lit, sizeof lit - 1                                                                        \
+    }
+
 struct asm_members {
     struct jsonx_span v[8];
 };
 
-static void take_members(struct jw *w, const char *const *names, size_t n, struct asm_members *m)
+static void take_members(struct jw *w, const struct asm_name *names, size_t n,
+                         struct asm_members *m)
 {
     memset(m, 0, sizeof *m);
     bool first = true;
@@ -159,7 +170,7 @@ static void take_members(struct jw *w, const char *const *names, size_t n, struc
     jw_object(w);
     while (jw_member(w, &first, &key)) {
         size_t i = 0;
-        while (i < n && !(m->v[i].end == 0 && jw_key_is(w->s, &key, names[i], strlen(names[i]))))
+        while (i < n && !(m->v[i].end == 0 && jw_key_is_inline(w, &key, names[i].s, names[i].n)))
             i++;
         jw_peek(w);
         size_t start = w->pos;
@@ -244,7 +255,7 @@ static int choice_at(struct assemble *a, int index, struct asm_choice **out)
 }
 
 enum { T_INDEX, T_ID, T_TYPE, T_FUNCTION, T_N };
-static const char *const tool_names[T_N] = {"index", "id", "type", "function"};
+static const struct asm_name tool_names[T_N] = {NM("index"), NM("id"), NM("type"), NM("function")};
 
 /*
  * The tool call a delta entry continues. Entries carry "index"; for servers
@@ -310,7 +321,7 @@ static int append_field(struct assemble *a, struct asm_text *t, const char *s, c
 }
 
 enum { F_NAME, F_ARGUMENTS, F_N };
-static const char *const fn_names[F_N] = {"name", "arguments"};
+static const struct asm_name fn_names[F_N] = {NM("name"), NM("arguments")};
 
 static void take_function(const char *s, const struct jsonx_span *v, struct asm_members *fn)
 {
@@ -354,8 +365,9 @@ static int feed_tool_calls(struct assemble *a, struct asm_choice *c, const char 
 }
 
 enum { M_ROLE, M_CONTENT, M_REFUSAL, M_REASONING_CONTENT, M_REASONING, M_TOOL_CALLS, M_FUNCTION_CALL, M_N };
-static const char *const delta_names[M_N] = {"role",      "content",    "refusal",      "reasoning_content",
-                                             "reasoning", "tool_calls", "function_call"};
+static const struct asm_name delta_names[M_N] = {
+    NM("role"),      NM("content"),    NM("refusal"),      NM("reasoning_content"),
+    NM("reasoning"), NM("tool_calls"), NM("function_call")};
 
 static int feed_delta(struct assemble *a, struct asm_choice *c, const char *s, const struct jsonx_span *v)
 {
@@ -389,7 +401,8 @@ static int feed_delta(struct assemble *a, struct asm_choice *c, const char *s, c
 }
 
 enum { C_INDEX, C_DELTA, C_MESSAGE, C_TEXT, C_FINISH, C_N };
-static const char *const choice_names[C_N] = {"index", "delta", "message", "text", "finish_reason"};
+static const struct asm_name choice_names[C_N] = {NM("index"), NM("delta"), NM("message"),
+                                                  NM("text"), NM("finish_reason")};
 
 static int feed_choice(struct assemble *a, struct jw *w)
 {
@@ -414,7 +427,8 @@ static int feed_choice(struct assemble *a, struct jw *w)
 }
 
 enum { R_ID, R_MODEL, R_FINGERPRINT, R_CREATED, R_N };
-static const char *const root_names[R_N] = {"id", "model", "system_fingerprint", "created"};
+static const struct asm_name root_names[R_N] = {NM("id"), NM("model"), NM("system_fingerprint"),
+                                                NM("created")};
 
 int assemble_feed_valid(struct assemble *a, const char *s, size_t len)
 {
@@ -432,7 +446,8 @@ int assemble_feed_valid(struct assemble *a, const char *s, size_t len)
     jw_object(&w);
     while (!rc && jw_member(&w, &first, &key)) {
         size_t i = 0;
-        while (i < R_N && !(root[i].end == 0 && jw_key_is(s, &key, root_names[i], strlen(root_names[i]))))
+        while (i < R_N &&
+               !(root[i].end == 0 && jw_key_is_inline(&w, &key, root_names[i].s, root_names[i].n)))
             i++;
         char c = jw_peek(&w);
         size_t start = w.pos;

@@ -18,6 +18,7 @@ void jw_init(struct jw *w, const char *s, size_t n)
     w->pos = 0;
     w->depth = 0;
     w->err = 0;
+    w->plain_start = 0;
 }
 
 static bool fail(struct jw *w, int err)
@@ -28,12 +29,14 @@ static bool fail(struct jw *w, int err)
     return false;
 }
 
-static void ws(struct jw *w)
+static inline void ws(struct jw *w)
 {
+    /* compact JSON, the usual case: the next byte is no space */
+    if (w->pos < w->n && !jx_is_ws(w->s[w->pos])) return;
     w->pos = jx_skip_ws(w->s, w->pos, w->n);
 }
 
-char jw_peek(struct jw *w)
+char jw_peek_ws(struct jw *w)
 {
     ws(w);
     return !w->err && w->pos < w->n ? w->s[w->pos] : 0;
@@ -113,6 +116,7 @@ bool jw_string(struct jw *w, struct jsonx_span *body)
         return fail(w, JSONX_ERR_SYNTAX);
     const char *s = w->s;
     size_t i = w->pos + 1, n = w->n;
+    bool plain = true;
     body->start = i;
     for (;;) {
         /* 8 bytes at a time while none is a quote, a backslash or a control character */
@@ -121,8 +125,16 @@ bool jw_string(struct jw *w, struct jsonx_span *body)
             uint64_t x;
             memcpy(&x, s + i, 8);
             uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
-            if ((((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b)) & highs)
+            uint64_t hit =
+                (((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b)) & highs;
+            if (hit) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                /* the lowest flagged byte is always a true one (a borrow only runs upwards
+                   from it): go straight to it */
+                i += (size_t)__builtin_ctzll(hit) >> 3;
+#endif
                 break;
+            }
             i += 8;
         }
         if (i >= n)
@@ -138,6 +150,7 @@ bool jw_string(struct jw *w, struct jsonx_span *body)
         }
         if (i + 1 >= n)
             return fail(w, JSONX_ERR_SYNTAX);
+        plain = false;
         char e = s[i + 1];
         if (e == 'u') {
             if (n - i < 6 || !is_hex(s[i + 2]) || !is_hex(s[i + 3]) || !is_hex(s[i + 4]) || !is_hex(s[i + 5]))
@@ -152,6 +165,7 @@ bool jw_string(struct jw *w, struct jsonx_span *body)
     }
     body->end = i;
     w->pos = i + 1;
+    w->plain_start = plain ? body->start + 1 : 0;
     return true;
 }
 

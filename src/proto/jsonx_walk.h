@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "proto/jsonx.h"
 
@@ -27,13 +28,23 @@ struct jw {
     size_t n, pos;
     int depth; /* containers open around pos */
     int err;   /* 0, or the first JSONX_ERR_* met */
+    size_t plain_start; /* body start of the last string taken that had no escape (+1; 0: none) */
 };
 
 void jw_init(struct jw *w, const char *s, size_t n);
 
 /* The first byte of the next value ('{', '[', '"', '-', a digit, 't', 'f', 'n'), 0 at the end
-   or after an error. */
-char jw_peek(struct jw *w);
+   or after an error. Inline for compact JSON (no space before the value); jw_peek_ws
+   does the rest. */
+char jw_peek_ws(struct jw *w);
+static inline char jw_peek(struct jw *w)
+{
+    if (w->pos < w->n && !w->err) {
+        char c = w->s[w->pos];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') return c;
+    }
+    return jw_peek_ws(w);
+}
 
 /* Enter the object at pos; *first starts true for jw_member. */
 bool jw_object(struct jw *w);
@@ -56,7 +67,20 @@ int jw_end(struct jw *w);
 
 /* Whether key (an escaped body) spells lit (of length litlen), escapes decoded. */
 bool jw_key_is(const char *s, const struct jsonx_span *key, const char *lit, size_t litlen);
-#define JW_KEY(w, key, lit) jw_key_is((w)->s, (key), lit, sizeof lit - 1)
+/* The same, with the usual cases decided inline (the relay compares every key of every chunk
+   with a few names): another length, or the same bytes; only a longer key that may hold
+   escapes goes to jw_key_is. */
+static inline bool jw_key_is_inline(const struct jw *w, const struct jsonx_span *key,
+                                    const char *lit, size_t litlen)
+{
+    size_t n = key->end - key->start;
+    if (n < litlen) return false;
+    if (n == litlen)
+        return memcmp(w->s + key->start, lit, litlen) == 0; /* an escape would make it longer */
+    if (w->plain_start == key->start + 1) return false;     /* the key just taken had no escape */
+    return jw_key_is(w->s, key, lit, litlen);
+}
+#define JW_KEY(w, key, lit) jw_key_is_inline((w), (key), lit, sizeof lit - 1)
 
 /* Decode the next character of a string body s[0..n) at *pos into u8 (1-4 bytes); returns
    how many. Lone surrogates become U+FFFD. (jsonx.c) */

@@ -47,7 +47,8 @@ static int sse_grow(char **mem, size_t *cap, size_t need, size_t limit)
         return SSE_ERR_TOO_BIG;
     if (need + 1 <= *cap)
         return 0;
-    size_t ncap = *cap ? *cap : 256;
+    size_t ncap =
+        *cap ? *cap : 1024; /* a usual chunk and the usage chunk fit: one allocation a stream */
     while (ncap < need + 1)
         ncap *= 2;
     if (ncap > limit + 1)
@@ -172,9 +173,12 @@ int sse_parser_feed(struct sse_parser *p, const char *buf, size_t len, sse_item_
                 continue;
             }
         }
-        size_t j = i;
-        while (j < len && buf[j] != '\n' && buf[j] != '\r')
-            j++;
+        /* the line's end: the first LF or CR, found with memchr (vectorised) rather than byte
+           by byte, since every relayed byte passes here */
+        const char *lf = memchr(buf + i, '\n', len - i);
+        size_t j = lf ? (size_t)(lf - buf) : len;
+        const char *cr = memchr(buf + i, '\r', j - i);
+        if (cr) j = (size_t)(cr - buf);
         if (j == len) {
             rc = sse_line_append(p, buf + i, len - i);
             if (rc == 0)

@@ -259,20 +259,28 @@ static int openai_build(const struct provider_call *c, struct provider_request *
                  : -1;
         free(body);
     } else {
+        buf_reserve(&r->body,
+                    c->body_len + 128); /* the rewrite adds a few members: one allocation */
         rc = jsonx_rewrite_request(c->body, c->body_len, c->scan, c->model, c->stream, &r->body);
     }
     if (rc < 0)
         return -1;
-    return buf_printf(&r->head, "Content-Type: application/json\r\nAccept: %s\r\n",
-                      c->stream ? "text/event-stream" : "application/json");
+    return c->stream
+               ? buf_append_lit(&r->head,
+                                "Content-Type: application/json\r\nAccept: text/event-stream\r\n")
+               : buf_append_lit(&r->head,
+                                "Content-Type: application/json\r\nAccept: application/json\r\n");
 }
 
 static int openai_sign(const struct cfg_provider *pv, struct provider_request *r)
 {
     if (!pv->api_key)
         return 0;
-    return buf_printf(&r->head, "%s: %s%s\r\n", pv->auth_header ? pv->auth_header : "Authorization",
-                      pv->auth_prefix ? pv->auth_prefix : "Bearer ", pv->api_key);
+    int rc = buf_append_str(&r->head, pv->auth_header ? pv->auth_header : "Authorization");
+    rc |= buf_append_lit(&r->head, ": ");
+    rc |= buf_append_str(&r->head, pv->auth_prefix ? pv->auth_prefix : "Bearer ");
+    rc |= buf_append_str(&r->head, pv->api_key);
+    return rc | buf_append_lit(&r->head, "\r\n");
 }
 
 static enum provider_head openai_head(const struct http1_response *resp, bool asked_stream)

@@ -86,12 +86,18 @@ static char *finish(const struct provider_ops *ops, const struct cfg_provider *p
         }
         path = r->path_buf.data;
     }
+    /* the whole request (head, then body) in one allocation: room for the usual head up front */
+    buf_reserve(&head,
+                512 + r->head.len + r->body.len + (extra_headers ? strlen(extra_headers) : 0));
     int rc = uphttp_request_head(&head, target, r->method, path, user_agent);
     rc |= buf_append(&head, r->head.data ? r->head.data : "", r->head.len);
     if (extra_headers)
         rc |= buf_append_str(&head, extra_headers);
-    if (r->body.len || strcmp(r->method, "GET") != 0)
-        rc |= buf_printf(&head, "Content-Length: %zu\r\n", r->body.len);
+    if (r->body.len || strcmp(r->method, "GET") != 0) {
+        rc |= buf_append_lit(&head, "Content-Length: ");
+        rc |= buf_append_u64(&head, r->body.len);
+        rc |= buf_append_lit(&head, "\r\n");
+    }
     buf_free(&r->head);
     r->head = head;
     if (rc < 0 || ops->sign(pv, r) < 0 || buf_append_str(&r->head, "\r\n") < 0 ||

@@ -146,8 +146,17 @@ static char *build_request(struct attempt *a, size_t *len)
     const struct server_request *sr = server_conn_request(p->conn);
     char span[17], trace[256];
     server_conn_new_id(p->conn, span); /* a new parent id per attempt, in the client's trace */
-    snprintf(trace, sizeof trace, "x-request-id: %s\r\ntraceparent: 00-%s-%s-%s\r\n", sr->request_id,
-             sr->trace_id, span, sr->trace_flags);
+    /* "x-request-id: ID\r\ntraceparent: 00-TRACE-SPAN-FLAGS\r\n", without printf (every attempt) */
+    const char *pieces[] = {
+        "x-request-id: ", sr->request_id, "\r\ntraceparent: 00-", sr->trace_id, "-", span, "-",
+        sr->trace_flags,  "\r\n"};
+    size_t tl = 0;
+    for (size_t i = 0; i < sizeof pieces / sizeof pieces[0]; i++) {
+        size_t n = strnlen(pieces[i], sizeof trace - 1 - tl);
+        memcpy(trace + tl, pieces[i], n);
+        tl += n;
+    }
+    trace[tl] = '\0';
     size_t continue_len;
     int64_t continue_tokens;
     const char *continue_text = proxy_continue_text(p, &continue_len, &continue_tokens);
@@ -210,7 +219,10 @@ static void act(struct attempt *a, enum attempt_action what, enum health_class c
 {
     a->action = what;
     a->action_class = c;
-    snprintf(a->action_detail, sizeof a->action_detail, "%s", detail ? detail : "");
+    size_t n =
+        detail ? strnlen(detail, sizeof a->action_detail - 1) : 0; /* cut as snprintf would */
+    memcpy(a->action_detail, detail ? detail : "", n);
+    a->action_detail[n] = '\0';
 }
 
 /* One event of the upstream's stream; returns non-zero (with a->action set) to stop the feed. */
@@ -250,7 +262,7 @@ static int on_event(void *ud, const struct provider_event *ev)
     if (ev->what & PROVIDER_HAS_FINISH)
         a->saw_finish = true;
     if (ev->what & PROVIDER_HAS_CONTENT) {
-        metrics_content_event(p->env->metrics, p->model, a, a->got_first);
+        metrics_content_event_at(p->env->metrics, p->model, a, a->got_first, a->read_us);
         if (!a->got_first) {
             a->got_first = true;
             a->first_ns = uv_hrtime();
@@ -307,6 +319,7 @@ static void on_body(void *ud, const char *data, size_t len)
 {
     struct attempt *a = ud;
     if (a->up_sse) {
+        a->read_us = uv_hrtime() / 1000; /* every event of this read arrived now */
         int rc = a->ops->feed(&a->stream, data, len, on_event, a);
         if (rc > 0) {
             do_action(a);

@@ -26,6 +26,7 @@
 #include "config/prices.h"
 #include "base/redact.h"
 #include "base/log.h"
+#include "base/pool.h"
 #include "obs/metrics.h"
 #include "proxy/proxy_int.h"
 #include "http/server.h"
@@ -74,12 +75,18 @@ static struct accesslog_entry *log_entry(struct preq *p)
 
 static void extra_headers(struct preq *p, const struct attempt *a, struct buf *h)
 {
-    if (a && a->dep) {
-        buf_printf(h, "x-unbusy-provider: %s\r\n", a->dep->provider->name);
-        buf_printf(h, "x-unbusy-attempts: %u\r\n", p->attempts);
+    if (a && a->dep) { /* no printf: this runs for every answer */
+        buf_append_lit(h, "x-unbusy-provider: ");
+        buf_append_str(h, a->dep->provider->name);
+        buf_append_lit(h, "\r\nx-unbusy-attempts: ");
+        buf_append_u64(h, p->attempts);
+        buf_append_lit(h, "\r\n");
     }
-    if (p->degraded_from)
-        buf_printf(h, "x-unbusy-degraded: %s\r\n", p->model->name);
+    if (p->degraded_from) {
+        buf_append_lit(h, "x-unbusy-degraded: ");
+        buf_append_str(h, p->model->name);
+        buf_append_lit(h, "\r\n");
+    }
     proxy_limit_headers(p, h);
 }
 
@@ -175,19 +182,19 @@ static void release_attempt_as(struct attempt *a, enum health_class c, enum inci
     unsigned ev = 0;
     if (!proxy_endpoint_release(a, c, penalty, now_ms(), rand64(p))) {
         /* the address's failure, not the deployment's */
-        health_abandon(&a->rd->health, &a->ticket);
+        health_abandon(a->rd->health, &a->ticket);
         if (p->endpoint_retries < PROXY_ENDPOINT_RETRIES)
             p->endpoint_retries++; /* another address of it may serve: that try is free */
     } else {
         if (a->retry_after_s > 0 && (c == HEALTH_RATE_LIMITED || c == HEALTH_SERVER_ERROR))
-            health_cooldown(&a->rd->health, now_ms(), /* at most HTTP1_RETRY_AFTER_MAX_S: fits */
+            health_cooldown(a->rd->health, now_ms(), /* at most HTTP1_RETRY_AFTER_MAX_S: fits */
                             (uint32_t)a->retry_after_s * 1000u);
-        ev = health_release(&a->rd->health, &a->ticket, now_ms(), c,
+        ev = health_release(a->rd->health, &a->ticket, now_ms(), c,
                             c == HEALTH_OK ? a->ttft_ms : 0, penalty, rand64(p));
     }
     /* A first token that came is a sample of the budget even if the stream broke later. */
     if (a->got_first)
-        ttft_budget_observe(&a->rd->ttft, prompt_tokens(p), a->ttft_ms);
+        ttft_budget_observe(a->rd->ttft, prompt_tokens(p), a->ttft_ms);
     metrics_attempt_end(p->env->metrics, p->model, a->dep, c, ev, a->status, failed_as);
     struct balancer_outcome o = {.cls = c, .ttft_ms = c == HEALTH_OK ? a->ttft_ms : 0,
                                  .usage = {.prompt_tokens = -1, .completion_tokens = -1,
@@ -227,7 +234,7 @@ static void abandon_attempt(struct attempt *a)
 {
     if (a->rd) {
         proxy_endpoint_abandon(a, a->rd, 0);
-        health_abandon(&a->rd->health, &a->ticket);
+        health_abandon(a->rd->health, &a->ticket);
         a->rd = NULL;
     }
     attempt_reset(a);
@@ -239,9 +246,9 @@ static void cancel_loser(struct attempt *a)
 {
     proxy_endpoint_abandon(a, a->rd, a->got_first ? 0 : (uint32_t)(now_ms() - a->t_start));
     if (a->rd && !a->got_first)
-        health_abandon_after(&a->rd->health, &a->ticket, (uint32_t)(now_ms() - a->t_start));
+        health_abandon_after(a->rd->health, &a->ticket, (uint32_t)(now_ms() - a->t_start));
     else if (a->rd)
-        health_abandon(&a->rd->health, &a->ticket);
+        health_abandon(a->rd->health, &a->ticket);
     a->rd = NULL;
     attempt_reset(a);
 }
@@ -316,7 +323,7 @@ void proxy_first_content(struct attempt *a)
     p->winner = a;
     uv_timer_stop(&p->hedge_timer);
     if (a->hedge)
-        hedge_budget_note_result(&p->rm->hedges, now_ms(), true);
+        hedge_budget_note_result(p->rm->hedges, now_ms(), true);
     struct attempt *rival = &p->at[1 - a->slot];
     if (rival->active) {
         if (a->hedge)
@@ -520,7 +527,7 @@ void proxy_attempt_failed(struct attempt *a, enum health_class c, const char *de
     if (p->winner == a)
         p->winner = NULL; /* a non-stream answer broke before its end: start over elsewhere */
     if (a->hedge && !a->got_first)
-        hedge_budget_note_result(&p->rm->hedges, now_ms(), false);
+        hedge_budget_note_result(p->rm->hedges, now_ms(), false);
     release_attempt(a, c);
     attempt_reset(a);
     if (p->at[1 - a->slot].active) {
@@ -553,7 +560,7 @@ void proxy_excluded_mask(struct preq *p, bool skip[PROXY_MAX_DEPS])
                   (p->route_tier >= 0 && rm->deps[i].cfg->tier != p->route_tier) ||
                   (p->cont.continued &&
                    provider_continuation(rm->deps[i].cfg->provider) == CFG_CONTINUATION_OFF) ||
-                  (p->auto_model && p->model->auto_import && !catalog_has(p->env->rt->catalog,
+                  (p->auto_model && p->model->auto_import && !catalog_has(p->rt->catalog,
                                                  (size_t)(rm->deps[i].cfg->provider - p->cfg->providers),
                                                  p->auto_model));
     }
@@ -569,7 +576,7 @@ static struct runtime_dep *pick(struct preq *p, int *index_out)
     proxy_excluded_mask(p, skip);
     for (size_t i = 0; i < n; i++) {
         cand[i] = (struct balancer_candidate){
-            .h = &rm->deps[i].health,
+            .h = rm->deps[i].health,
             .tier = rm->deps[i].cfg->tier,
             .weight = proxy_endpoint_weight(&rm->deps[i], now),
             .excluded = skip[i] || rm->deps[i].provider->probe_down,
@@ -581,12 +588,12 @@ static struct runtime_dep *pick(struct preq *p, int *index_out)
         if (idx < 0)
             return NULL;
         struct attempt *slot = p->at[0].active ? &p->at[1] : &p->at[0];
-        if (health_acquire(&rm->deps[idx].health, now, &slot->ticket)) {
+        if (health_acquire(rm->deps[idx].health, now, &slot->ticket)) {
             if (proxy_endpoint_take(p, slot, &rm->deps[idx], now, rand64(p))) {
                 *index_out = idx;
                 return &rm->deps[idx];
             }
-            health_abandon(&rm->deps[idx].health, &slot->ticket); /* no address takes it */
+            health_abandon(rm->deps[idx].health, &slot->ticket); /* no address takes it */
         }
         cand[idx].excluded = true; /* lost a race for its last slot */
     }
@@ -677,9 +684,9 @@ static void on_hedge_timer(uv_timer_t *t)
             arm_hedge(p); /* the newer one goes on alone */
         return;
     }
-    if (!hedge_budget_try_spend(&p->rm->hedges, now_ms())) {
+    if (!hedge_budget_try_spend(p->rm->hedges, now_ms())) {
         proxy_endpoint_abandon(slot, rd, 0);
-        health_abandon(&rd->health, &slot->ticket);
+        health_abandon(rd->health, &slot->ticket);
         atomic_fetch_add(&p->rm->hedges_denied, 1);
         if (newer)
             arm_hedge(p);
@@ -733,7 +740,7 @@ static void next_attempt(struct preq *p)
         all_failed(p);
         return;
     }
-    if (p->attempts > 0 && !retry_budget_try_spend(&p->rm->retries, now_ms())) {
+    if (p->attempts > 0 && !retry_budget_try_spend(p->rm->retries, now_ms())) {
         atomic_fetch_add(&p->rm->budget_exhausted, 1);
         note_why(p, "gateway", "retry budget exhausted", "too many retries across all requests", NULL);
         p->n_busy++;
@@ -811,13 +818,18 @@ static void on_client_abort(void *ud)
 
 /* ---- start and finalize ------------------------------------------------------------- */
 
+/* The proxied requests of this worker (base/pool.h): taken at start, given back when the
+   request's last handle has closed. */
+static __thread struct pool preq_pool = POOL_INIT(sizeof(struct preq), 64);
+
 static void on_handle_closed(uv_handle_t *h)
 {
     struct preq *p = h->data;
     if (--p->handles_open > 0)
         return;
     config_unref(p->cfg);
-    free(p);
+    runtime_unref(p->rt);
+    pool_put(&preq_pool, p);
 }
 
 /* One ledger row per proxied request; usage the provider did not report is estimated. */
@@ -894,9 +906,9 @@ static enum jsonx_api jsonx_api_of(enum proxy_api api)
 void proxy_go(struct preq *p)
 {
     atomic_fetch_add(&p->rm->requests, 1);
-    retry_budget_note_request(&p->rm->retries, now_ms());
+    retry_budget_note_request(p->rm->retries, now_ms());
     if (p->model->resilience.hedge.enabled)
-        hedge_budget_note_request(&p->rm->hedges, now_ms());
+        hedge_budget_note_request(p->rm->hedges, now_ms());
     uv_timer_start(&p->total_timer, on_total_timer, proxy_remaining_ms(p), 0);
     next_attempt(p);
 }
@@ -972,7 +984,7 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
         snprintf(req->log.model_buf, sizeof req->log.model_buf, "%.63s", target);
         req->log.model = NULL;
     }
-    struct preq *p = calloc(1, sizeof *p);
+    struct preq *p = pool_get_zeroed(&preq_pool);
     if (!p) {
         if (ki)
             keys_release(ki);
@@ -982,7 +994,8 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
     p->conn = c;
     p->env = env;
     p->cfg = config_ref(env->cfg);
-    p->rm = runtime_model(env->rt, m);
+    p->rt = runtime_ref(env->rt); /* the generation it finishes on, whatever reloads come */
+    p->rm = runtime_model(p->rt, m);
     p->model = m;
     p->api = api;
     p->key = ki;

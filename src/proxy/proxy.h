@@ -34,6 +34,7 @@ struct budgets;
 struct shared_limits;
 struct redis;
 struct admission_waiter;
+struct proxy_gen;
 
 struct proxy_env {
     unsigned id;                  /* the worker's number */
@@ -53,6 +54,7 @@ struct proxy_env {
     uv_async_t admit_async;       /* queued requests that may start now (from any thread) */
     pthread_mutex_t admit_lock;
     struct admission_waiter *admit_ready; /* guarded by admit_lock */
+    struct proxy_gen *gen;        /* a reload's next generation (proxy_gen.h) */
     void (*close_done)(void *ud); /* proxy_env_close's */
     void *close_ud;
 };

@@ -126,7 +126,11 @@ static void op_answer(struct admit_req *r, enum admit_refusal why, const char *m
                       enum outcome outcome)
 {
     struct preq *p = of(r);
-    proxy_fail_request(p, why == ADMIT_REFUSE_QUOTA ? GW_ERR_QUOTA : GW_ERR_RATE_LIMITED, msg, retry_after_s);
+    proxy_fail_request(p,
+                       why == ADMIT_REFUSE_QUOTA  ? GW_ERR_QUOTA
+                       : why == ADMIT_REFUSE_GONE ? GW_ERR_UNKNOWN_MODEL
+                                                  : GW_ERR_RATE_LIMITED,
+                       msg, retry_after_s);
     proxy_finalize(p, outcome);
 }
 
@@ -136,10 +140,10 @@ static void op_set_model(struct admit_req *r, const struct cfg_model *m)
     if (!p->degraded_from)
         p->degraded_from = p->model->name; /* the model asked for, for the ledger and the header */
     p->model = m;
-    p->rm = runtime_model(p->env->rt, m);
+    p->rm = runtime_model(p->rt, m);
     server_conn_request_mut(p->conn)->log.model = m->name;
     r->model = m;
-    r->adm = &p->rm->admission;
+    r->adm = p->rm->admission;
 }
 
 static void op_usage(struct admit_req *r, struct ratelimit_usage *used)
@@ -211,6 +215,7 @@ static void op_release(struct admit_req *r)
     struct preq *p = of(r);
     if (--p->handles_open == 0) {
         config_unref(p->cfg);
+        runtime_unref(p->rt);
         free(p);
     }
 }
@@ -269,7 +274,7 @@ bool proxy_admit(struct preq *p)
         .ops = &ops,
         .cfg = p->cfg,
         .model = p->model,
-        .adm = &p->rm->admission,
+        .adm = p->rm->admission,
         .key = p->key,
         .limit_key = p->limit_key,
         .scan = &p->scan,

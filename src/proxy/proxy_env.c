@@ -7,6 +7,7 @@
 #include <sys/random.h>
 
 #include "net/transport.h"
+#include "proxy/proxy_gen.h"
 #include "proxy/proxy_int.h"
 
 static void on_admit_async(uv_async_t *a)
@@ -54,6 +55,9 @@ int proxy_env_init(struct proxy_env *env, unsigned id, uv_loop_t *loop, struct c
     pthread_mutex_init(&env->admit_lock, NULL);
     uv_async_init(loop, &env->admit_async, on_admit_async);
     env->admit_async.data = env;
+    int grc = proxy_gen_init(env); /* env's references to its generation */
+    if (grc < 0)
+        return grc;
     env->pool = transport_pool_new(loop);
     if (!env->pool)
         return -ENOMEM;
@@ -64,12 +68,18 @@ int proxy_env_init(struct proxy_env *env, unsigned id, uv_loop_t *loop, struct c
     return 0;
 }
 
+static void on_gen_closed(void *ud)
+{
+    struct proxy_env *env = ud;
+    if (env->close_done)
+        env->close_done(env->close_ud);
+}
+
 static void on_pool_closed(void *ud)
 {
     struct proxy_env *env = ud;
     uv_close((uv_handle_t *)&env->admit_async, NULL);
-    if (env->close_done)
-        env->close_done(env->close_ud);
+    proxy_gen_close(env, on_gen_closed, env);
 }
 
 void proxy_env_close(struct proxy_env *env, void (*done)(void *ud), void *ud)

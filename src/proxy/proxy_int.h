@@ -98,6 +98,7 @@ struct attempt {
     uint64_t t_start;
     uint32_t ttft_ms;
     uint64_t first_ns; /* uv_hrtime at the first content */
+    uint64_t read_us;  /* uv_hrtime / 1000 of the upstream read being fed (one clock read each) */
     enum attempt_action action;
     enum health_class action_class;
     char action_detail[256];
@@ -111,6 +112,7 @@ struct preq {
     struct server_conn *conn;
     struct proxy_env *env;
     struct config *cfg;
+    struct runtime *rt;            /* the generation it started on (one reference held) */
     struct runtime_model *rm;
     const struct cfg_model *model;
     const char *auto_model;  /* a name a models: auto provider lists (model is the catch-all,

@@ -142,3 +142,23 @@ void catalog_foreach(struct catalog *cat, void (*fn)(void *ud, const char *name)
     }
     pthread_rwlock_unlock(&cat->lock);
 }
+
+void catalog_carry(struct catalog *next, struct catalog *old)
+{
+    if (!next || !old) return;
+    pthread_rwlock_rdlock(&old->lock);
+    for (size_t i = 0; i < next->cfg->nproviders; i++) {
+        const struct cfg_provider *p = &next->cfg->providers[i];
+        for (size_t j = 0; j < old->cfg->nproviders; j++) {
+            const struct catalog_list *ol = &old->lists[j];
+            if (!ol->fetched || strcmp(old->cfg->providers[j].name, p->name) != 0) continue;
+            char **names = calloc(ol->n ? ol->n : 1, sizeof *names);
+            size_t n = 0;
+            for (; names && n < ol->n; n++)
+                if (!(names[n] = strdup(ol->names[n]))) break;
+            if (names) catalog_set(next, i, names, n, ol->fetched_ms);
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&old->lock);
+}

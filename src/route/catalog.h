@@ -57,6 +57,10 @@ void catalog_names_free(char **names, size_t n);
 void catalog_set(struct catalog *cat, size_t provider_index, char **names, size_t n,
                  uint64_t now_ms);
 
+/* A config reload: next's providers start with the lists old's providers of the same
+   name last received (the fetches of the next generation refresh them). */
+void catalog_carry(struct catalog *next, struct catalog *old);
+
 /* Does the provider at provider_index list name now? */
 bool catalog_has(struct catalog *cat, size_t provider_index, const char *name);
 /* Does any models: auto provider list name now? */

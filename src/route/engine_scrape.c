@@ -131,7 +131,7 @@ static uint32_t own_inflight(struct scrape *s)
     for (size_t i = 0; i < rt->cfg->nmodels; i++)
         for (size_t j = 0; j < rt->models[i].ndeps; j++)
             if (rt->models[i].deps[j].provider == s->rp)
-                n += health_inflight(&rt->models[i].deps[j].health);
+                n += health_inflight(rt->models[i].deps[j].health);
     return n;
 }
 

@@ -58,6 +58,15 @@ void hedge_budget_init(struct hedge_budget *b, const struct hedge_budget_params 
         hedge_budget_params_default(&b->params);
 }
 
+void hedge_budget_set_params(struct hedge_budget *b, const struct hedge_budget_params *p)
+{
+    pthread_mutex_lock(&b->lock);
+    if (bucket_ms(p) != bucket_ms(&b->params))
+        memset(b->buckets, 0, sizeof b->buckets); /* old slots mean other times now */
+    b->params = *p;
+    pthread_mutex_unlock(&b->lock);
+}
+
 void hedge_budget_destroy(struct hedge_budget *b)
 {
     pthread_mutex_destroy(&b->lock);

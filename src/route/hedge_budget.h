@@ -66,6 +66,8 @@ void hedge_budget_params_default(struct hedge_budget_params *p);
 /* p NULL: defaults. */
 void hedge_budget_init(struct hedge_budget *b, const struct hedge_budget_params *p);
 void hedge_budget_destroy(struct hedge_budget *b);
+/* A reload; a new window length forgets the counts. */
+void hedge_budget_set_params(struct hedge_budget *b, const struct hedge_budget_params *p);
 
 void hedge_budget_note_request(struct hedge_budget *b, uint64_t now_ms);
 /* True (and counted) if a hedge fits in the budget now. */

@@ -7,14 +7,16 @@
 #include <string.h>
 #include <time.h>
 
+#include "route/runtime_carry.h"
+
 uint32_t runtime_dep_first_token_budget(struct runtime_model *rm, struct runtime_dep *d,
                                         uint32_t prompt_tokens, struct ttft_budget_info *info)
 {
     struct ttft_budget *others[64];
     size_t n = rm->ndeps < 64 ? rm->ndeps : 64;
     for (size_t i = 0; i < n; i++)
-        others[i] = &rm->deps[i].ttft;
-    return ttft_budget_get(&d->ttft, others, n, prompt_tokens, rm->cfg->timeouts.first_token_ms, info);
+        others[i] = rm->deps[i].ttft;
+    return ttft_budget_get(d->ttft, others, n, prompt_tokens, rm->cfg->timeouts.first_token_ms, info);
 }
 
 const char *runtime_hedge_reason_name(enum runtime_hedge_reason r)
@@ -63,11 +65,63 @@ static void budget_params_from(struct retry_budget_params *bp, double ratio, dou
         bp->window_ms = window_ms;
 }
 
+static struct runtime_dep_state *dep_state_new(const struct health_params *hp)
+{
+    struct runtime_dep_state *st = calloc(1, sizeof *st);
+    if (!st)
+        return NULL;
+    atomic_init(&st->refs, 1);
+    health_init(&st->health, hp);
+    ttft_budget_init(&st->ttft);
+    return st;
+}
+
+static void dep_state_unref(struct runtime_dep_state *st)
+{
+    if (!st || atomic_fetch_sub(&st->refs, 1) != 1)
+        return;
+    health_destroy(&st->health);
+    ttft_budget_destroy(&st->ttft);
+    endpoint_set_free(st->endpoints);
+    free(st);
+}
+
+static struct runtime_model_state *model_state_new(const struct cfg_queue *q, admission_ready_fn ready,
+                                                   const struct retry_budget_params *rp,
+                                                   const struct hedge_budget_params *hp)
+{
+    struct runtime_model_state *st = calloc(1, sizeof *st);
+    if (!st)
+        return NULL;
+    atomic_init(&st->refs, 1);
+    admission_init(&st->admission, q, 0, ready);
+    retry_budget_init(&st->retries, rp);
+    hedge_budget_init(&st->hedges, hp);
+    return st;
+}
+
+static void model_state_unref(struct runtime_model_state *st)
+{
+    if (!st || atomic_fetch_sub(&st->refs, 1) != 1)
+        return;
+    admission_destroy(&st->admission);
+    retry_budget_destroy(&st->retries);
+    hedge_budget_destroy(&st->hedges);
+    free(st);
+}
+
 struct runtime *runtime_new(struct config *cfg, admission_ready_fn ready)
+{
+    return runtime_build(cfg, ready, NULL);
+}
+
+struct runtime *runtime_build(struct config *cfg, admission_ready_fn ready, struct runtime *old)
 {
     struct runtime *rt = calloc(1, sizeof *rt);
     if (!rt)
         return NULL;
+    atomic_init(&rt->refs, 1);
+    rt->generation = old ? old->generation + 1 : 1;
     rt->cfg = config_ref(cfg);
     rt->providers = calloc(cfg->nproviders ? cfg->nproviders : 1, sizeof *rt->providers);
     rt->models = calloc(cfg->nmodels ? cfg->nmodels : 1, sizeof *rt->models);
@@ -79,7 +133,11 @@ struct runtime *runtime_new(struct config *cfg, admission_ready_fn ready)
     for (size_t i = 0; i < cfg->nproviders; i++) {
         rt->providers[i].cfg = &cfg->providers[i];
         engine_state_init(&rt->providers[i].engine, &cfg->providers[i]);
+        if (old)
+            runtime_carry_provider(&rt->providers[i], old);
     }
+    if (old)
+        catalog_carry(rt->catalog, old->catalog);
     for (size_t i = 0; i < cfg->nmodels; i++) {
         const struct cfg_model *m = &cfg->models[i];
         struct runtime_model *rm = &rt->models[i];
@@ -89,13 +147,11 @@ struct runtime *runtime_new(struct config *cfg, admission_ready_fn ready)
             runtime_free(rt);
             return NULL;
         }
-        rm->ndeps = m->ndeployments;
         if (!m->resilience.strategy || balancer_strategy_parse(m->resilience.strategy, &rm->strategy) < 0)
             rm->strategy = BALANCER_P2C;
         struct retry_budget_params bp;
         const struct cfg_retry_budget *rb = &m->resilience.retry_budget;
         budget_params_from(&bp, rb->ratio, rb->min_per_sec, rb->window_ms);
-        retry_budget_init(&rm->retries, &bp);
         struct hedge_budget_params hbp;
         hedge_budget_params_default(&hbp);
         hbp.max_ratio = m->resilience.hedge.max_ratio;
@@ -103,8 +159,24 @@ struct runtime *runtime_new(struct config *cfg, admission_ready_fn ready)
             hbp.base_ratio = hbp.max_ratio; /* a lower cap set by hand holds */
         if (rb->window_ms)
             hbp.window_ms = rb->window_ms;
-        hedge_budget_init(&rm->hedges, &hbp);
-        admission_init(&rm->admission, &m->queue, 0, ready);
+        struct runtime_model *om = old ? runtime_carry_find_model(old, m->name) : NULL;
+        rm->state = om ? om->state : model_state_new(&m->queue, ready, &bp, &hbp);
+        if (!rm->state) {
+            runtime_free(rt);
+            return NULL;
+        }
+        if (om) {
+            atomic_fetch_add(&rm->state->refs, 1);
+            /* values only, under their locks: safe before the swap */
+            retry_budget_set_params(&rm->state->retries, &bp);
+            hedge_budget_set_params(&rm->state->hedges, &hbp);
+        }
+        rm->admission = &rm->state->admission;
+        rm->retries = &rm->state->retries;
+        rm->hedges = &rm->state->hedges;
+        rm->retired = &rt->retired;
+        if (om)
+            runtime_carry_model_counters(rm, om);
         for (size_t j = 0; j < m->ndeployments; j++) {
             const struct cfg_deployment *d = &m->deployments[j];
             struct runtime_dep *rd = &rm->deps[j];
@@ -112,14 +184,30 @@ struct runtime *runtime_new(struct config *cfg, admission_ready_fn ready)
             health_params_from(&hp, m, d);
             rd->cfg = d;
             rd->provider = runtime_provider(rt, d->provider);
-            health_init(&rd->health, &hp);
-            ttft_budget_init(&rd->ttft);
-            snprintf(rd->key, sizeof rd->key, "%s/%s", d->provider->name, d->model);
-            if (d->provider->discovery &&
-                !(rd->endpoints = endpoint_set_new(&hp, d->provider->discovery->max_endpoints))) {
+            struct runtime_dep *od = old ? runtime_carry_find_dep(old, rt, m->name, d) : NULL;
+            if (od) {
+                rd->state = od->state;
+                atomic_fetch_add(&rd->state->refs, 1);
+                health_set_params(&rd->state->health, &hp); /* values only: safe before the swap */
+            } else {
+                rd->state = dep_state_new(&hp);
+            }
+            if (!rd->state) {
                 runtime_free(rt);
                 return NULL;
             }
+            rd->health = &rd->state->health;
+            rd->ttft = &rd->state->ttft;
+            rm->ndeps = j + 1;
+            snprintf(rd->key, sizeof rd->key, "%s/%s", d->provider->name, d->model);
+            /* the addresses discovery found are learnt state too: kept with the rest */
+            if (d->provider->discovery && !rd->state->endpoints &&
+                !(rd->state->endpoints =
+                      endpoint_set_new(&hp, d->provider->discovery->max_endpoints))) {
+                runtime_free(rt);
+                return NULL;
+            }
+            rd->endpoints = d->provider->discovery ? rd->state->endpoints : NULL;
         }
         runtime_model_refresh_capacity(rm, runtime_now_ms());
         /* Last, so that a failure here leaves this model whole for runtime_free. */
@@ -149,15 +237,10 @@ void runtime_free(struct runtime *rt)
         struct runtime_model *rm = &rt->models[i];
         if (!rm->deps)
             continue;
-        for (size_t j = 0; j < rm->ndeps; j++) {
-            health_destroy(&rm->deps[j].health);
-            ttft_budget_destroy(&rm->deps[j].ttft);
-            endpoint_set_free(rm->deps[j].endpoints);
-        }
+        for (size_t j = 0; j < rm->ndeps; j++)
+            dep_state_unref(rm->deps[j].state);
         free(rm->deps);
-        retry_budget_destroy(&rm->retries);
-        hedge_budget_destroy(&rm->hedges);
-        admission_destroy(&rm->admission);
+        model_state_unref(rm->state);
         balancer_destroy(rm->balancer);
     }
     free(rt->models);
@@ -165,6 +248,18 @@ void runtime_free(struct runtime *rt)
     catalog_free(rt->catalog);
     config_unref(rt->cfg);
     free(rt);
+}
+
+struct runtime *runtime_ref(struct runtime *rt)
+{
+    atomic_fetch_add(&rt->refs, 1);
+    return rt;
+}
+
+void runtime_unref(struct runtime *rt)
+{
+    if (rt && atomic_fetch_sub(&rt->refs, 1) == 1)
+        runtime_free(rt);
 }
 
 struct runtime_model *runtime_model(struct runtime *rt, const struct cfg_model *m)
@@ -203,22 +298,24 @@ bool runtime_dep_eligible(struct runtime_dep *d, uint64_t now_ms, const char **w
     }
     if (d->endpoints && !endpoint_set_eligible(d->endpoints, now_ms, why))
         return false;
-    return health_eligible(&d->health, now_ms, why);
+    return health_eligible(d->health, now_ms, why);
 }
 
 uint32_t runtime_model_capacity(struct runtime_model *rm, uint64_t now_ms)
 {
     uint64_t sum = 0;
     for (size_t j = 0; j < rm->ndeps; j++)
-        sum += health_capacity(&rm->deps[j].health, now_ms);
+        sum += health_capacity(rm->deps[j].health, now_ms);
     return sum > UINT32_MAX ? UINT32_MAX : (uint32_t)sum;
 }
 
 void runtime_model_refresh_capacity(struct runtime_model *rm, uint64_t now_ms)
 {
+    if (rm->retired && atomic_load(rm->retired))
+        return; /* the shared queue follows the newest generation's deployments */
     uint32_t c = runtime_model_capacity(rm, now_ms);
-    if (c != admission_capacity(&rm->admission))
-        admission_set_capacity(&rm->admission, c);
+    if (c != admission_capacity(rm->admission))
+        admission_set_capacity(rm->admission, c);
 }
 
 uint64_t runtime_model_returns_at(struct runtime_model *rm, const bool *skip, uint64_t now_ms)
@@ -228,7 +325,7 @@ uint64_t runtime_model_returns_at(struct runtime_model *rm, const bool *skip, ui
         struct runtime_dep *d = &rm->deps[j];
         if ((skip && skip[j]) || atomic_load(&d->provider->probe_down))
             continue; /* the probes bring it back, at no time known in advance */
-        uint64_t at = health_returns_at(&d->health, now_ms);
+        uint64_t at = health_returns_at(d->health, now_ms);
         if (d->endpoints) { /* the later of the deployment's and its first address's return */
             uint64_t ep = endpoint_set_returns_at(d->endpoints, now_ms);
             at = ep > at ? ep : at;
@@ -244,5 +341,5 @@ void runtime_provider_recovered(struct runtime *rt, struct runtime_provider *rp,
     for (size_t i = 0; i < rt->cfg->nmodels; i++)
         for (size_t j = 0; j < rt->models[i].ndeps; j++)
             if (rt->models[i].deps[j].provider == rp)
-                health_recovered(&rt->models[i].deps[j].health, now_ms);
+                health_recovered(rt->models[i].deps[j].health, now_ms);
 }

@@ -8,8 +8,11 @@
  * and lock). The config stays immutable; runtime_new builds this beside it,
  * indexed the same way, and runtime_free destroys it.
  *
- * main.c creates it once the config is loaded and before the workers start;
- * the proxy, the probes, the admin API and the metrics read and update it.
+ * main.c creates the first one once the config is loaded and before the
+ * workers start; a reload (src/reload.c) builds each next one with
+ * runtime_build, sharing the learnt state whose key is unchanged. The proxy,
+ * the probes, the admin API and the metrics read and update it; a request
+ * holds a reference to its generation (docs/architecture.md, "Generations").
  */
 #ifndef UNBUSY_RUNTIME_H
 #define UNBUSY_RUNTIME_H
@@ -40,14 +43,35 @@ struct runtime_provider {
     struct engine_state engine;    /* what its engine's metrics say (route/engine.h) */
 };
 
+/* What a deployment learns, shared by every generation in which its key
+   (provider name + model + base URL) is unchanged (route/runtime_carry.h):
+   requests of an old generation and of the new one update the same state. */
+struct runtime_dep_state {
+    atomic_uint refs;
+    struct health health;
+    struct ttft_budget ttft;
+    struct endpoint_set *endpoints; /* the addresses discovery found (owned); NULL: none */
+};
+
 struct runtime_dep {
     const struct cfg_deployment *cfg;
     struct runtime_provider *provider;
-    struct health health;
-    struct ttft_budget ttft;       /* its first-token budget, learnt per prompt size */
+    struct health *health;         /* &state->health */
+    struct ttft_budget *ttft;      /* its first-token budget, learnt per prompt size; &state->ttft */
+    struct runtime_dep_state *state;
     char key[192];                 /* "provider/model", for messages and the admin API */
-    struct endpoint_set *endpoints; /* its addresses when its provider has discovery: (route/
+    struct endpoint_set *endpoints; /* state->endpoints when its provider has discovery: (route/
                                        endpoints.h, fed by route/discovery.c); NULL otherwise */
+};
+
+/* A model's admission queue and its retry and hedge budgets, shared by every generation
+   that has the model (by name), so that requests queued before a reload are neither
+   lost nor counted twice, and retries spent just before it still count. */
+struct runtime_model_state {
+    atomic_uint refs;
+    struct admission admission;
+    struct retry_budget retries;
+    struct hedge_budget hedges;
 };
 
 /* What set a hedge's delay: the first-token budget (by its source) or hedge.after. */
@@ -68,9 +92,11 @@ struct runtime_model {
     size_t ndeps;
     enum balancer_strategy strategy;
     struct balancer *balancer;     /* created and destroyed with the runtime */
-    struct retry_budget retries;
-    struct hedge_budget hedges;
-    struct admission admission;
+    struct retry_budget *retries;  /* &state->retries */
+    struct hedge_budget *hedges;   /* &state->hedges */
+    struct admission *admission;   /* &state->admission */
+    struct runtime_model_state *state;
+    const atomic_bool *retired;    /* its runtime's: a retired one leaves the queue alone */
     atomic_ullong requests, failovers, budget_exhausted;
     atomic_ullong hedges_started, hedges_won, hedges_wasted;
     /* hedges started by what set their delay (enum runtime_hedge_reason), and hedges not
@@ -79,16 +105,36 @@ struct runtime_model {
     atomic_ullong hedges_denied, hedges_no_deployment;
 };
 
+/*
+ * A runtime is one generation: a config snapshot and the state beside it.
+ * A reload builds the next one with runtime_new_from (route/runtime_carry.c)
+ * and publishes it; each request holds a reference (runtime_ref) to the one
+ * it started with until its finalize, so a generation lives until its last
+ * request ends.
+ */
 struct runtime {
     struct config *cfg;            /* one reference held */
     struct runtime_provider *providers;
     struct runtime_model *models;
     struct catalog *catalog;       /* what models: auto providers list (route/catalog.h) */
+    atomic_uint refs;              /* runtime_new: 1 */
+    uint64_t generation;           /* 1 for the first config, +1 per applied reload */
+    atomic_bool retired;           /* a newer generation serves new requests */
 };
 
-/* Returns NULL when out of memory. */
+/* Returns NULL when out of memory. One reference held by the caller. */
 struct runtime *runtime_new(struct config *cfg, admission_ready_fn ready);
+/* runtime_new, or (old not NULL) the next generation after old: the state of
+   providers, models and deployments old has (route/runtime_carry.h) is adopted.
+   old is only read; the caller publishes the result (runtime_carry_commit). */
+struct runtime *runtime_build(struct config *cfg, admission_ready_fn ready, struct runtime *old);
+/* Frees at once, whatever the references (the sole owner's shortcut). */
 void runtime_free(struct runtime *rt);
+/* Takes a reference; returns rt. */
+struct runtime *runtime_ref(struct runtime *rt);
+/* Drops one; the last frees (and with it the config reference and the shared
+   states no other generation holds). NULL is ignored. */
+void runtime_unref(struct runtime *rt);
 
 struct runtime_model *runtime_model(struct runtime *rt, const struct cfg_model *m);
 struct runtime_provider *runtime_provider(struct runtime *rt, const struct cfg_provider *p);

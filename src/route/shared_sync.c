@@ -87,7 +87,7 @@ static void publish(struct shared_sync *s, uint64_t now)
     for (size_t i = 0; i < s->ndeps; i++) {
         struct dep_sync *ds = &s->deps[i];
         struct health_snapshot snap;
-        health_snapshot(&ds->d->health, now, &snap);
+        health_snapshot(ds->d->health, now, &snap);
         bool open = strcmp(snap.breaker, "open") == 0 && snap.open_remaining_ms > 0;
         buf_reset(&cmd);
         if (open && ds->published_until != snap.open_until_ms) {
@@ -136,7 +136,7 @@ static void on_read(void *ud, const struct resp_reply *reply, int err)
         uint64_t until = now + (uint64_t)ttl->integer;
         if (until <= ds->remote_until + 100) continue; /* known already */
         uint32_t ms = ttl->integer > UINT32_MAX ? UINT32_MAX : (uint32_t)ttl->integer;
-        health_cooldown(&ds->d->health, now, ms);
+        health_cooldown(ds->d->health, now, ms);
         if (!ds->remote_until || ds->remote_until < now)
             log_warn("deployment %s: circuit breaker open on another replica; kept out here too "
                      "for %u ms",

@@ -210,7 +210,15 @@ test('every engine format is read: SGLang, llama.cpp and TGI queues reach the ga
         assert.equal(await metric(gw, 'unbusy_engine_running', { provider: name }), 1);
     }
     const st = (await gw.request('/admin/deployments')).json();
-    assert.equal(st.models.find((m) => m.model === 'qwen').strategy, 'engine_load');
+    const qwen = st.models.find((m) => m.model === 'qwen');
+    assert.equal(qwen.strategy, 'engine_load');
+    // the admin API shows what each engine said at its last scrape
+    for (const d of qwen.deployments) {
+        assert.ok(d.engine, JSON.stringify(d));
+        assert.equal(d.engine.waiting + d.engine.running >= 1, true, JSON.stringify(d.engine));
+        assert.ok(d.engine.scrapes_ok >= 1 && d.engine.scrape_age_ms >= 0, JSON.stringify(d.engine));
+        assert.ok(d.engine.estimate >= 1, JSON.stringify(d.engine));
+    }
 });
 
 test('an engine that serves no metrics is balanced on in-flight counts, never marked down for it', async (t) => {

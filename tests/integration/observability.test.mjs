@@ -310,7 +310,7 @@ test('/metrics: labels come from the config and fixed sets only; series do not g
             'auth', 'bad_reply', 'cut', 'io', 'status']),
         kind: new Set(['prompt', 'completion', 'reasoning', 'cached']),
         result: new Set(['started', 'won', 'wasted', 'written', 'dropped_full', 'dropped_error', 'fired', 'delivered', 'failed', 'dropped',
-            'ok', 'unsafe']),
+            'ok', 'unsafe', 'invalid']),
         reason: new Set(['learnt', 'siblings', 'shorter', 'cold', 'configured', 'budget', 'no_deployment']),
         prompt: new Set(['short', 'long']),
     };

@@ -364,7 +364,7 @@ static void test_unknown_keys(void **state)
            "t.yaml:4: providers.p.baseurl: unknown key; did you mean \"base_url\"?\n");
     EXPECT(ONE_PROVIDER "limits:\n  rpm: 5\n" ONE_MODEL, 1,
            "t.yaml:4: limits: unknown key (expected one of: server, timeouts, resilience, "
-           "admin, auth, providers, models, keys, key_store, budgets, ledger, prices, rules, redis)\n");
+           "admin, auth, providers, models, keys, key_store, budgets, ledger, prices, rules, redis, reload)\n");
     EXPECT(ONE_PROVIDER "models:\n  m:\n    - provider: p\n      model: x\n      teir: 1\n", 1,
            "t.yaml:8: models.m[0].teir: unknown key; did you mean \"tier\"?\n");
     EXPECT(ONE_PROVIDER ONE_MODEL "model:\n  x: 1\n", 1,
@@ -530,7 +530,7 @@ static void test_many_problems_at_once(void **state)
                         "t.yaml:12: models.r1[0].weight: 0 is out of range (1 to 1000000)\n"
                         "t.yaml:13: models.r1: duplicate model name (first at line 9)\n"
                         "t.yaml:16: limits: unknown key (expected one of: server, timeouts, "
-                        "resilience, admin, auth, providers, models, keys, key_store, budgets, ledger, prices, rules, redis)\n");
+                        "resilience, admin, auth, providers, models, keys, key_store, budgets, ledger, prices, rules, redis, reload)\n");
     config_errors_free(&errs);
 }
 

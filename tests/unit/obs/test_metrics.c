@@ -381,6 +381,22 @@ static void test_inter_token_samples_need_a_previous_event(void **state)
     assert_value(t, "unbusy_inter_token_seconds_bucket{model=\"m1\",le=\"0.001\"}", 2);
 }
 
+/* With the time passed in (one clock read per upstream read): events of one read are 0 apart,
+   the next read's first event is a sample of the gap between the reads. */
+static void test_inter_token_at_a_given_time(void **state)
+{
+    struct fx *f = *state;
+    const struct cfg_model *m1 = &f->cfg->models[0];
+    int stream = 0;
+    metrics_content_event_at(f->s0, m1, &stream, false, 1000000);
+    metrics_content_event_at(f->s0, m1, &stream, true, 1000000);
+    metrics_content_event_at(f->s0, m1, &stream, true, 1000000 + 700000); /* 0.7 s later */
+    const char *t = render(f);
+    assert_value(t, "unbusy_inter_token_seconds_count{model=\"m1\"}", 2);
+    assert_value(t, "unbusy_inter_token_seconds_bucket{model=\"m1\",le=\"0.001\"}", 1);
+    assert_value(t, "unbusy_inter_token_seconds_bucket{model=\"m1\",le=\"+Inf\"}", 2);
+}
+
 static void test_errors_and_incidents_from_attempts(void **state)
 {
     struct fx *f = *state;
@@ -439,11 +455,76 @@ static void test_admission_hooks(void **state)
     assert_value(t, "unbusy_inflight_requests", 3);
 }
 
+/* A request that began before a reload ends with the older snapshot's model: it counts
+   under the model's name and its deployment's provider and model. */
+static void test_older_snapshot_counts_by_name(void **state)
+{
+    struct fx *f = *state;
+    struct config *older = NULL;
+    assert_int_equal(config_load_text("o.yaml", cfg_text, sizeof cfg_text - 1, &older, NULL), 0);
+    const struct cfg_model *om = &older->models[0];
+    struct accesslog_entry e = entry(200, OUTCOME_OK, 10, 1);
+    metrics_request_done(f->s0, om, &om->deployments[1], &e, runtime_now_ms());
+    config_unref(older);
+    const char *t = render(f);
+    assert_value(
+        t,
+        "unbusy_requests_total{model=\"m1\",provider=\"pb\",status_class=\"2xx\",outcome=\"ok\"}",
+        1);
+}
+
+/* A reload: the next generation's registry continues the counters by name, and a worker's
+   exact copy as it switches never goes below the first one. */
+static void test_carry_to_the_next_registry(void **state)
+{
+    struct fx *f = *state;
+    struct accesslog_entry e = entry(200, OUTCOME_OK, 10, 1);
+    const struct cfg_model *m1 = &f->cfg->models[0];
+    metrics_request_done(f->s0, m1, &m1->deployments[1], &e, runtime_now_ms());
+    metrics_request_done(f->s1, m1, &m1->deployments[1], &e, runtime_now_ms());
+    metrics_attempt_end(f->s0, m1, &m1->deployments[0], HEALTH_IO, 0, 0, INCIDENT_ATTEMPT_FAILED);
+    metrics_request_done(f->s1, m1, &m1->deployments[2], &e, runtime_now_ms()); /* pa/up-a2 */
+    /* the next config: m1 keeps pb/up-b (now first), replaces pa's two with pa/up-new */
+    static const char next_text[] = "providers:\n  pb:\n    base_url: http://127.0.0.1:10/v1\n"
+                                    "  pa:\n    base_url: http://127.0.0.1:9/v1\n"
+                                    "models:\n  m1:\n    - provider: pb\n      model: up-b\n"
+                                    "    - provider: pa\n      model: up-new\n";
+    struct config *nc = NULL;
+    assert_int_equal(config_load_text("n.yaml", next_text, sizeof next_text - 1, &nc, NULL), 0);
+    struct runtime *nrt = runtime_new(nc, NULL);
+    struct metrics *nm = metrics_new(nrt, 2);
+    metrics_carry(nm, f->m);
+    metrics_request_done(f->s0, m1, &m1->deployments[1], &e, runtime_now_ms()); /* after the copy */
+    struct metrics_shard *n0 = metrics_shard(nm, 0, NULL, NULL);
+    metrics_shard_carry(n0, f->s0);
+    struct buf out;
+    buf_init(&out, 0);
+    metrics_render(nm, &out);
+    assert_value(out.data,
+                 "unbusy_requests_total{model=\"m1\",provider=\"pb\",status_class=\"2xx\",outcome=\"ok\"}",
+                 3);
+    /* the per-provider series does not go down when its deployment is replaced */
+    assert_value(out.data,
+                 "unbusy_requests_total{model=\"m1\",provider=\"pa\",status_class=\"2xx\",outcome=\"ok\"}",
+                 1);
+    /* the per-deployment error series of a removed deployment ends with it */
+    assert_null(strstr(out.data, "deployment_model=\"up-a\""));
+    struct incident list[INCIDENTS_MAX];
+    assert_int_equal(incidents_snapshot(metrics_incidents(nm), list, INCIDENTS_MAX), 1);
+    assert_int_equal(list[0].kind, INCIDENT_ATTEMPT_FAILED);
+    buf_free(&out);
+    metrics_free(nm);
+    runtime_free(nrt);
+    config_unref(nc);
+}
+
 static void test_foreign_models_and_null_shards_are_ignored(void **state)
 {
     struct fx *f = *state;
     struct config *other = NULL;
-    assert_int_equal(config_load_text("o.yaml", cfg_text, sizeof cfg_text - 1, &other, NULL), 0);
+    static const char other_text[] = "providers:\n  pa:\n    base_url: http://127.0.0.1:9/v1\n"
+                                     "models:\n  zz:\n    - provider: pa\n      model: up-a\n";
+    assert_int_equal(config_load_text("o.yaml", other_text, sizeof other_text - 1, &other, NULL), 0);
     const struct cfg_model *om = &other->models[0];
     struct accesslog_entry e = entry(200, OUTCOME_OK, 10, 1);
     metrics_request_done(f->s0, om, &om->deployments[0], &e, runtime_now_ms());
@@ -599,8 +680,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_label_values_are_escaped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inter_token_samples_need_a_previous_event, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_inter_token_at_a_given_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors_and_incidents_from_attempts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admission_hooks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_older_snapshot_counts_by_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_carry_to_the_next_registry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_models_and_null_shards_are_ignored, setup,
                                         teardown),
         cmocka_unit_test(test_incident_ring_is_bounded_newest_first),

@@ -43,6 +43,23 @@ static void test_reserve(void **state)
     hedge_budget_destroy(&b);
 }
 
+/* A reload: the same window keeps what was spent, another one forgets it. */
+static void test_set_params(void **state)
+{
+    struct hedge_budget b;
+    hedge_budget_init(&b, NULL);
+    assert_int_equal(spend_all(&b, T0), 10);
+    struct hedge_budget_params p;
+    hedge_budget_params_default(&p);
+    p.max_ratio = 0.1;
+    hedge_budget_set_params(&b, &p);
+    assert_int_equal(spend_all(&b, T0), 0);
+    p.window_ms = 20000;
+    hedge_budget_set_params(&b, &p);
+    assert_int_equal(spend_all(&b, T0), 20); /* the reserve over 20 s, nothing spent in it */
+    hedge_budget_destroy(&b);
+}
+
 /* Hedges that do not help leave only the base ratio; hedges that win earn more, up to the cap. */
 static void test_adapts_to_need(void **state)
 {
@@ -102,6 +119,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_reserve),
+        cmocka_unit_test(test_set_params),
         cmocka_unit_test(test_adapts_to_need),
         cmocka_unit_test(test_stops_when_everything_fails),
     };
