@@ -103,6 +103,7 @@ test('the Deployment: ports, probes, selectors, grace period and the config moun
     const mount = c.volumeMounts.find((m) => cfgArg.startsWith(m.mountPath + '/'));
     assert.ok(mount, `nothing mounted at ${cfgArg}`);
     assert.equal(mount.subPath, undefined, 'a subPath mount never sees ConfigMap updates');
+    assert.equal(cmConfig.reload?.watch, true, 'the ConfigMap\'s config does not watch its file');
     const vol = pod.volumes.find((v) => v.name === mount.name);
     assert.equal(vol.configMap.name, configMap.metadata.name);
     assert.equal(path.basename(cfgArg), 'unbusy.yaml');
