@@ -73,16 +73,16 @@ static void test_models(void **state)
     char body[512];
     struct runtime_model *one = &rt->models[0], *two = &rt->models[1];
     /* one of two deployments cooling down: still in service */
-    health_cooldown(&one->deps[0].health, 1000, 60000);
+    health_cooldown(one->deps[0].health, 1000, 60000);
     assert_int_equal(render(rt, PROCSTATE_SERVING, 1000, body, sizeof body), 200);
     /* both: the model is named, with the first deployment's reason */
-    health_set_admin(&one->deps[1].health, HEALTH_ADMIN_DISABLED);
+    health_set_admin(one->deps[1].health, HEALTH_ADMIN_DISABLED);
     assert_int_equal(render(rt, PROCSTATE_SERVING, 1000, body, sizeof body), 503);
     assert_string_equal(body, "{\"status\":\"not_ready\",\"reason\":\"models\",\"models\":["
                               "{\"model\":\"one\",\"deployments\":2,\"why\":\"cooldown\"}],"
                               "\"more\":0,\"models_total\":2}");
     /* the cooldown passes: ready again */
-    health_set_admin(&one->deps[1].health, HEALTH_ADMIN_ACTIVE);
+    health_set_admin(one->deps[1].health, HEALTH_ADMIN_ACTIVE);
     assert_int_equal(render(rt, PROCSTATE_SERVING, 61001, body, sizeof body), 200);
     /* the probes say the provider is down */
     atomic_store(&two->deps[0].provider->probe_down, true);
@@ -95,10 +95,10 @@ static void test_models(void **state)
     struct health_params p;
     health_params_default(&p);
     p.max_concurrency = 1;
-    health_set_params(&two->deps[0].health, &p);
-    assert_true(health_acquire(&two->deps[0].health, 61001, &t[0]));
+    health_set_params(two->deps[0].health, &p);
+    assert_true(health_acquire(two->deps[0].health, 61001, &t[0]));
     assert_int_equal(render(rt, PROCSTATE_SERVING, 61001, body, sizeof body), 200);
-    health_abandon(&two->deps[0].health, &t[0]);
+    health_abandon(two->deps[0].health, &t[0]);
     runtime_free(rt);
     config_unref(cfg);
 }
@@ -116,7 +116,7 @@ static void test_bounded(void **state)
     struct config *cfg;
     struct runtime *rt = load(text, &cfg);
     for (size_t i = 0; i < rt->cfg->nmodels; i++)
-        health_set_admin(&rt->models[i].deps[0].health, HEALTH_ADMIN_DISABLED);
+        health_set_admin(rt->models[i].deps[0].health, HEALTH_ADMIN_DISABLED);
     char body[8192];
     assert_int_equal(render(rt, PROCSTATE_SERVING, 1000, body, sizeof body), 503);
     size_t listed = 0;
