@@ -30,7 +30,7 @@ DEB_TEST  := libcmocka-dev curl prometheus chromium redis-server dnsmasq-base
 DEB_NODE  := nodejs npm
 DEB_FUZZ  := clang
 
-.PHONY: all asan deps deps-test run test unit fuzz clean bench bench-overload format check-format
+.PHONY: all asan deps deps-test run test unit fuzz clean bench bench-overload format check-format image
 
 all: $(B)/unbusy $(B)/fakeup
 
@@ -123,7 +123,12 @@ run: deps
 test: deps-test
 	@$(MAKE) --no-print-directory all asan unit
 	@cd tests/integration && npm ci --no-audit --no-fund --loglevel=error
+	@sh deploy/build-image.sh
 	@sh tests/run.sh
+
+# The container image (deploy/Dockerfile), built and started; SKIP without docker or podman.
+image:
+	@sh deploy/build-image.sh
 
 bench: all
 	@sh bench/run.sh

@@ -6,8 +6,7 @@
  *   unbusy --demo               serve the built-in demo on 127.0.0.1:8080
  *   unbusy keys COMMAND ...     issue and manage API keys (keys_cli.c)
  *
- * SIGTERM / SIGINT: stop accepting, let in-flight requests finish for up to
- * server.drain_timeout, exit 0. A second signal exits at once.
+ * SIGTERM / SIGINT / SIGUSR2: not ready, drain and exit; binary upgrade (lifecycle.c).
  * SIGHUP: reload the config file (reload.c) and read the server.tls certificate and
  * key again (tls_server.c).
  * SIGUSR1: reopen the access log.
@@ -52,13 +51,14 @@
 #include "net/redis.h"
 #include "route/shared_sync.h"
 #include "worker.h"
+#include "lifecycle.h"
+#include "upgrade.h"
 
 #define UNBUSY_VERSION "0.1.0"
 #define MAX_WORKERS 64
 
 static struct worker workers[MAX_WORKERS];
 static unsigned nworkers;
-static int signals_seen;
 
 static void usage(FILE *f)
 {
@@ -68,19 +68,6 @@ static void usage(FILE *f)
                "  --demo          serve the built-in demo (simulated providers, no key needed)\n"
                "  --listen ADDR   with --demo: listen here instead of 127.0.0.1:8080\n"
                "       unbusy keys COMMAND ...   issue and manage API keys (unbusy keys --help)\n");
-}
-
-static void on_signal(uv_signal_t *s, int signum)
-{
-    if (++signals_seen > 1) {
-        log_warn("second signal: exiting now");
-        _exit(1);
-    }
-    log_info("%s: draining (up to the drain timeout), then exiting", strsignal(signum));
-    for (unsigned i = 0; i < nworkers; i++)
-        worker_drain(&workers[i]);
-    uv_close((uv_handle_t *)s, NULL);
-    uv_stop(s->loop);
 }
 
 static void sync_limits(struct keys *k, void *ud)
@@ -327,6 +314,19 @@ int main(int argc, char **argv)
     nworkers = cfg->server.workers ? cfg->server.workers : 1;
     if (nworkers > MAX_WORKERS)
         nworkers = MAX_WORKERS;
+    /* listeners handed over by the process this one upgrades (upgrade.h) */
+    char uerr[160];
+    int ninherited = upgrade_inherit(uerr, sizeof uerr);
+    if (ninherited < 0)
+        log_warn("upgrade: %s; binding new listeners", uerr);
+    if (ninherited > 0 && !upgrade_fd_matches(upgrade_inherited_fd(0), cfg->server.listen_host,
+                                              cfg->server.listen_port)) {
+        log_warn("upgrade: server.listen changed; the old address is no longer served");
+        upgrade_inherited_close_from(0);
+        ninherited = 0;
+    }
+    if (ninherited > 0 && (unsigned)ninherited > nworkers)
+        nworkers = (unsigned)ninherited < MAX_WORKERS ? (unsigned)ninherited : MAX_WORKERS;
     raise_nofile(&cfg->server, nworkers);
     /* keys from the container credentials endpoint: fetched and kept fresh by their own thread */
     if (aws_creds_start(cfg) < 0) {
@@ -359,11 +359,8 @@ int main(int argc, char **argv)
     /* Signals are ours before the first worker listens: a SIGTERM right after /healthz answers
        must drain, not kill. */
     uv_loop_t *main_loop = uv_default_loop();
-    uv_signal_t sigterm, sigint, sigusr1, sighup;
-    uv_signal_init(main_loop, &sigterm);
-    uv_signal_init(main_loop, &sigint);
-    uv_signal_start(&sigterm, on_signal, SIGTERM);
-    uv_signal_start(&sigint, on_signal, SIGINT);
+    uv_signal_t sigusr1, sighup;
+    lifecycle_start(main_loop, workers, nworkers, &cfg->server, argv);
     uv_signal_init(main_loop, &sigusr1);
     uv_signal_start(&sigusr1, on_reopen, SIGUSR1);
     uv_unref((uv_handle_t *)&sigusr1);
@@ -377,7 +374,10 @@ int main(int argc, char **argv)
     uint16_t port = cfg->server.listen_port;
     for (unsigned i = 0; i < nworkers; i++) {
         uint16_t bound = 0;
-        int fd = worker_listen_socket(cfg->server.listen_host, port, &bound);
+        int fd = (int)i < ninherited ? upgrade_inherited_fd(i)
+                                     : worker_listen_socket(cfg->server.listen_host, port, &bound);
+        if ((int)i < ninherited)
+            upgrade_fd_port(fd, &bound);
         if (fd < 0) {
             log_error("cannot listen on %s:%u: %s", cfg->server.listen_host, port, strerror(-fd));
             return 1;
@@ -427,11 +427,15 @@ int main(int argc, char **argv)
         log_error("cannot start the config reload");
         return 1;
     }
+    upgrade_inherited_close_from(nworkers);
     const char *host = cfg->server.listen_host;
     bool v6 = strchr(host, ':') != NULL;
     log_info("listening on %s://%s%s%s:%u (%u worker%s, %zu model%s)", tls ? "https" : "http", v6 ? "[" : "",
              host, v6 ? "]" : "", port, nworkers, nworkers == 1 ? "" : "s", cfg->nmodels,
              cfg->nmodels == 1 ? "" : "s");
+    if (ninherited > 0)
+        log_info("upgrade: serving on %d listening socket%s handed over by process %d", ninherited,
+                 ninherited == 1 ? "" : "s", (int)getppid());
     if (tls) {
         char desc[224];
         tls_server_describe(tls, desc, sizeof desc);
@@ -448,12 +452,10 @@ int main(int argc, char **argv)
                 host, port, host, port, host, port);
     }
 
+    lifecycle_serving();
     uv_run(loop, UV_RUN_DEFAULT);
-    /* After the first signal, a second one still ends the process at once. */
-    if (!uv_is_closing((uv_handle_t *)&sigterm))
-        uv_close((uv_handle_t *)&sigterm, NULL);
-    if (!uv_is_closing((uv_handle_t *)&sigint))
-        uv_close((uv_handle_t *)&sigint, NULL);
+    /* After the drain began, a further signal ends the process at once. */
+    lifecycle_close();
     uv_close((uv_handle_t *)&sigusr1, NULL);
     uv_close((uv_handle_t *)&sighup, NULL);
     signal(SIGTERM, SIG_DFL);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/admin.h"
+#include "api/readyz.h"
 #include "base/buf.h"
 #include "config/config.h"
 #include "obs/metrics.h"
@@ -115,6 +116,7 @@ static void handle_embeddings(struct server_conn *c)
 /* A GET route answers HEAD too (the server sends no body); POST routes need a key. */
 static const struct route routes[] = {
     {"GET", "/healthz", NULL, handle_healthz},
+    {"GET", "/readyz", NULL, readyz_handle},
     {"GET", "/v1/models", NULL, handle_models},
     {"GET", "/metrics", NULL, handle_metrics},
     {"GET", "/", NULL, status_page_handle},

@@ -254,6 +254,7 @@ static const struct config_yaml_field server_fields[] = {
           0),
     FIELD("idle_timeout", config_yaml_duration, struct cfg_server, idle_timeout_ms, 1, HOUR, 0),
     FIELD("drain_timeout", config_yaml_duration, struct cfg_server, drain_timeout_ms, 0, HOUR, 0),
+    FIELD("drain_delay", config_yaml_duration, struct cfg_server, drain_delay_ms, 0, 10 * MIN, 0),
     FIELD("max_connections", config_yaml_u32, struct cfg_server, max_connections, 1, 1000000, 0),
     FIELD("access_log", config_yaml_string, struct cfg_server, access_log, 0, 0,
           CONFIG_YAML_NONEMPTY),
@@ -767,6 +768,7 @@ static void set_defaults(struct config_yaml_loader *ld, struct config *c)
     s->header_timeout_ms = 10 * SEC;
     s->idle_timeout_ms = 60 * SEC;
     s->drain_timeout_ms = 30 * SEC;
+    s->drain_delay_ms = 5 * SEC;
     s->max_connections = 10000;
     s->access_log = config_yaml_strdup(ld, "-");
     c->ledger = (struct cfg_ledger){.queue = 65536, .batch = 256, .flush_interval_ms = 200};

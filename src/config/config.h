@@ -371,6 +371,7 @@ struct cfg_server {
     uint32_t header_timeout_ms;/* the whole request head must arrive within this; default 10 s */
     uint32_t idle_timeout_ms;  /* keep-alive idle; default 60 s */
     uint32_t drain_timeout_ms; /* on SIGTERM; default 30 s */
+    uint32_t drain_delay_ms;   /* SIGTERM -> not ready, still accepting, this long; default 5 s */
     uint32_t max_connections;  /* per worker; default 10000 */
     char *access_log;          /* path, "-" for stdout (default), "off" */
     char *tls_cert, *tls_key;  /* server.tls: PEM files; NULL: plain HTTP (config_tls.c) */

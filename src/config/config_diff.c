@@ -64,6 +64,8 @@ size_t config_diff_restart(const struct config *a, const struct config *b,
               x->idle_timeout_ms != y->idle_timeout_ms ||
               x->drain_timeout_ms != y->drain_timeout_ms,
           "server.header_timeout/idle_timeout/drain_timeout", "the listeners keep their timeouts");
+    NEEDS(x->drain_delay_ms != y->drain_delay_ms, "server.drain_delay",
+          "a stop keeps the delay it started with (SIGUSR2 starts a process that reads it)");
     NEEDS(!same_str(x->access_log, y->access_log), "server.access_log",
           "the access log stays where it is (SIGUSR1 reopens it)");
     NEEDS(!same_str(a->ledger.path, b->ledger.path) || a->ledger.queue != b->ledger.queue ||

@@ -858,7 +858,11 @@ void server_request_done(struct server_conn *c)
     if (!c->response_started && !c->gone)
         server_respond_error(c, GW_ERR_INTERNAL, "no response was produced", NULL);
     conn_log(c);
-    bool close = c->gone || !c->keep_alive || !c->response_done || c->srv->draining;
+    /* While draining, a response whose head went out before the drain promised keep-alive:
+       the client may send its next request the moment it ends, so the connection waits out
+       the drain grace instead of closing under it (that request is answered with
+       Connection: close). Responses begun while draining said Connection: close. */
+    bool close = c->gone || !c->keep_alive || !c->response_done;
     /* an answer given before the next head is parsed (400, 408, 431) is that request's own */
     c->response_started = c->response_done = false;
     c->head_only = c->http10 = c->chunked_out = false;
@@ -872,7 +876,7 @@ void server_request_done(struct server_conn *c)
     c->state = CS_READ_HEAD;
     set_reading(c, true);
     /* pipelined input is processed from the timer: not from inside the handler's call */
-    server_timer_set(c, c->in.len > 0 ? CT_KICK : CT_IDLE);
+    server_timer_set(c, c->in.len > 0 ? CT_KICK : c->srv->draining ? CT_DRAINED : CT_IDLE);
 }
 
 /* ---- accepting -------------------------------------------------------- */
@@ -961,15 +965,17 @@ void server_drain(struct server *w)
         return;
     w->draining = true;
     uv_close((uv_handle_t *)&w->listener, NULL);
-    /* Connections between requests close now; the others are busy and close after their
-       request (server_request_done and start_request look at `draining`). */
+    /* Connections between requests (or accepted with nothing read yet) close after a short
+       grace, not at once: a request the client already sent would otherwise meet a reset.
+       One that arrives in the grace is answered with Connection: close. The busy ones close
+       after their request (server_request_done and start_request look at `draining`). */
     while (w->timer_head[CT_IDLE])
-        server_conn_close(w->timer_head[CT_IDLE]);
+        server_timer_set(w->timer_head[CT_IDLE], CT_DRAINED);
     struct server_conn *c = w->timer_head[CT_HEAD], *next;
     for (; c; c = next) {
         next = c->tnext;
         if (c->state == CS_READ_HEAD && c->in.len == 0)
-            server_conn_close(c); /* accepted, nothing sent yet (or a TLS handshake) */
+            server_timer_set(c, CT_DRAINED); /* accepted, nothing read yet (or a TLS handshake) */
         else
             c->keep_alive = false;
     }

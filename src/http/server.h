@@ -54,7 +54,7 @@ struct tls_server;
    those clients and a burst for the loop when they come back together. */
 #define SERVER_LISTEN_BACKLOG 4096
 /* The kinds of wait a connection can be in (enum conn_timer in server_int.h). */
-#define SERVER_DEADLINE_LISTS 5
+#define SERVER_DEADLINE_LISTS 6
 
 /* What a handler sees of a request; valid until server_request_done. */
 struct server_request {

@@ -18,6 +18,9 @@
  * loop's timer heap at one entry per server.
  */
 #define SERVER_LINGER_MS 2000
+/* A draining listener keeps a connection with no request in progress this long: a request
+   already on its way is answered (with Connection: close) instead of meeting a closed socket. */
+#define SERVER_DRAIN_GRACE_MS 1000
 _Static_assert(CT_KICKING + 1 == SERVER_DEADLINE_LISTS, "one list per kind of wait");
 
 static uint64_t deadline_duration(const struct server *s, int kind)
@@ -29,6 +32,8 @@ static uint64_t deadline_duration(const struct server *s, int kind)
         return s->cfg->idle_timeout_ms;
     case CT_LINGER:
         return SERVER_LINGER_MS;
+    case CT_DRAINED:
+        return SERVER_DRAIN_GRACE_MS;
     default:
         return 0;
     }

@@ -32,6 +32,7 @@ enum conn_timer {
     CT_HEAD,    /* server.header_timeout: a request's head and body, a TLS handshake */
     CT_IDLE,    /* server.idle_timeout: a keep-alive connection between requests */
     CT_LINGER,  /* SERVER_LINGER_MS: reading and dropping after a refused body */
+    CT_DRAINED, /* SERVER_DRAIN_GRACE_MS: between requests (or none yet) while draining */
     CT_KICK,    /* at once: pipelined input waits to be processed */
     CT_KICKING, /* the kicks being processed by this sweep */
 };

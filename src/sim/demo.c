@@ -47,6 +47,7 @@ void demo_config_text(struct buf *out, const char *listen)
     buf_printf(out,
                "server:\n"
                "  listen: %s\n"
+               "  drain_delay: 0s # no load balancer to wait for\n"
                "providers:\n"
                "  sim-healthy:\n"
                "    base_url: sim://healthy\n"

@@ -553,11 +553,12 @@ export class Gateway {
     }
 }
 
-/* Adds what every test config needs: an ephemeral port and a short drain. */
+/* Adds what every test config needs: an ephemeral port, a short drain and no drain delay
+   (no load balancer waits to take a test's gateway out). */
 export function withServerDefaults(config) {
     return {
         ...config,
-        server: { listen: '127.0.0.1:0', drain_timeout: '2s', ...(config.server || {}) },
+        server: { listen: '127.0.0.1:0', drain_timeout: '2s', drain_delay: '0s', ...(config.server || {}) },
     };
 }
 
@@ -582,7 +583,8 @@ export async function startGateway({ config, env = {}, strictStderr = true, allo
     writeFileSync(file, obj ? toYAML(obj) : config);
     const proc = new Proc('unbusy', UNBUSY_BIN, ['--config', file, ...args], { env });
     const secrets = collectSecrets(obj, env);
-    const drainMs = parseDurationMs(obj?.server?.drain_timeout ?? '30s');
+    const drainMs = parseDurationMs(obj?.server?.drain_timeout ?? '30s') +
+        parseDurationMs(obj?.server?.drain_delay ?? '5s');
     let m;
     try {
         m = await proc.waitFor('stderr', /listening on (https?):\/\/127\.0\.0\.1:(\d+)/, 10000 * SLOW);
