@@ -417,7 +417,7 @@ function promtool(...args) {
 test('the alert rules pass promtool check and their unit tests', () => {
     let r = promtool('check', 'rules', RULES);
     assert.equal(r.status, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /SUCCESS: 6 rules found/);
+    assert.match(r.stdout, /SUCCESS: 10 rules found/);
     r = promtool('test', 'rules', RULE_TESTS);
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /SUCCESS/);
@@ -455,7 +455,15 @@ test('every metric the dashboard and the rules use exists in a running instance'
     const rules = readFileSync(RULES, 'utf8');
     const ruleNames = metricNames(rules, m.types);
     assert.ok(ruleNames.size >= 6, [...ruleNames].join());
-    for (const n of ruleNames) if (!m.types.has(n)) missing.push(`rules: ${n}`);
+    // Families of optional sections (redis:, an engine's metrics:, discovery:) exist only where
+    // those are configured, which this instance is not: they must be documented instead.
+    const optional = /^unbusy_(redis|engine|discovery)_/;
+    const documented = readFileSync(path.join(ROOT, 'docs/metrics.md'), 'utf8');
+    for (const n of ruleNames) {
+        if (m.types.has(n)) continue;
+        if (optional.test(n) && documented.includes('`' + n + '`')) continue;
+        missing.push(`rules: ${n}`);
+    }
     assert.deepEqual(missing, []);
     // The queries are valid PromQL: promtool parses them as recording rules.
     const file = path.join(tempDir(), 'dashboard-queries.yml');
