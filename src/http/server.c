@@ -30,11 +30,14 @@ __thread char server_read_scratch[SERVER_READ_SCRATCH];
 /* The request states and output batches of this worker's connections (base/pool.h). */
 static __thread struct pool reqstate_pool = POOL_INIT(sizeof(struct server_reqstate), 64);
 static __thread struct pool out_pool = POOL_INIT(SERVER_OUT_BLOCK, SERVER_OUT_POOL_KEEP);
+static __thread struct pool out_small_pool = POOL_INIT(SERVER_OUT_SMALL, SERVER_OUT_POOL_KEEP);
 
 void server_out_put(char *mem, size_t cap)
 {
     if (cap == SERVER_OUT_BLOCK)
         pool_put(&out_pool, mem);
+    else if (cap == SERVER_OUT_SMALL)
+        pool_put(&out_small_pool, mem);
     else
         free(mem);
 }
@@ -46,14 +49,24 @@ static void out_release(struct server_conn *c)
     c->out.len = c->out.cap = 0;
 }
 
-/* The batch buffer, from the pool when the connection has none. */
-static int out_take(struct server_conn *c)
+/* Room for `more` bytes (and the terminating NUL) in the batch buffer: a small block when the
+   connection has none, a large one when a small one is outgrown (server_int.h). */
+static int out_take(struct server_conn *c, size_t more)
 {
-    if (c->out.data) return 0;
-    if (!(c->out.data = pool_get(&out_pool))) return -ENOMEM;
-    c->out.cap = SERVER_OUT_BLOCK;
-    c->out.len = 0;
-    c->out.data[0] = '\0';
+    if (!c->out.data) {
+        bool small = more < SERVER_OUT_SMALL;
+        if (!(c->out.data = pool_get(small ? &out_small_pool : &out_pool))) return -ENOMEM;
+        c->out.cap = small ? SERVER_OUT_SMALL : SERVER_OUT_BLOCK;
+        c->out.len = 0;
+        c->out.data[0] = '\0';
+    } else if (c->out.cap == SERVER_OUT_SMALL && c->out.len + more >= SERVER_OUT_SMALL) {
+        char *big = pool_get(&out_pool);
+        if (!big) return -ENOMEM;
+        memcpy(big, c->out.data, c->out.len + 1);
+        pool_put(&out_small_pool, c->out.data);
+        c->out.data = big;
+        c->out.cap = SERVER_OUT_BLOCK;
+    }
     return 0;
 }
 
@@ -365,7 +378,7 @@ static int conn_write_parts(struct server_conn *c, const uv_buf_t *parts, unsign
         total += parts[i].len;
     if (total == 0)
         return 0;
-    int rc = out_take(c);
+    int rc = out_take(c, total);
     if (rc == 0) rc = buf_reserve(&c->out, total);
     if (rc < 0)
         return rc;
