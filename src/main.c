@@ -371,6 +371,17 @@ int main(int argc, char **argv)
     static const struct server_handlers handlers = {.on_head = api_on_head, .on_request = api_dispatch};
     static const struct admin_reload_ops reload_ops = {.request = admin_reload, .describe = reload_describe};
     admin_reload_set_ops(&reload_ops);
+    /* The main loop's services (probes, model lists, engine scrapes, the Redis sync, discovery)
+       register their metrics before a worker can render /metrics. */
+    uv_loop_t *loop = uv_default_loop();
+    static struct services_ctx services_ctx;
+    services_ctx = (struct services_ctx){
+        .loop = loop, .shared = shared, .redis_stats = &redis_stats, .spend = spend};
+    void *services = services_start(rt, metrics, &services_ctx);
+    if (!services) {
+        log_error("out of memory");
+        return 1;
+    }
     uint16_t port = cfg->server.listen_port;
     for (unsigned i = 0; i < nworkers; i++) {
         uint16_t bound = 0;
@@ -405,15 +416,6 @@ int main(int argc, char **argv)
             log_error("cannot start worker %u: %s", i, uv_strerror(rc));
             return 1;
         }
-    }
-    uv_loop_t *loop = uv_default_loop();
-    static struct services_ctx services_ctx;
-    services_ctx = (struct services_ctx){.loop = loop, .shared = shared, .redis_stats = &redis_stats,
-                                         .spend = spend};
-    void *services = services_start(rt, metrics, &services_ctx);
-    if (!services) {
-        log_error("out of memory");
-        return 1;
     }
     /* Ready before "listening" is logged. From here the reload owns rt and metrics (main's
        references) and restarts the services on every generation. */
