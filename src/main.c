@@ -430,6 +430,9 @@ int main(int argc, char **argv)
         return 1;
     }
     upgrade_inherited_close_from(nworkers);
+    /* Ready (GET /readyz 200, systemd's READY=1) before "listening" is logged: whoever waits for
+       that line may ask /readyz at once. */
+    lifecycle_serving();
     const char *host = cfg->server.listen_host;
     bool v6 = strchr(host, ':') != NULL;
     log_info("listening on %s://%s%s%s:%u (%u worker%s, %zu model%s)", tls ? "https" : "http", v6 ? "[" : "",
@@ -454,7 +457,6 @@ int main(int argc, char **argv)
                 host, port, host, port, host, port);
     }
 
-    lifecycle_serving();
     uv_run(loop, UV_RUN_DEFAULT);
     /* After the drain began, a further signal ends the process at once. */
     lifecycle_close();
