@@ -64,13 +64,7 @@ GW_PID=""
 GW_PORT=""
 # start_gateway NAME: runs unbusy with $TMP/NAME.yaml.
 start_gateway() {
-    "$TMP/bin/unbusy" --config "$TMP/$1.yaml" >"$TMP/$1.out" 2>"$TMP/$1.err" &
-    GW_PID=$!
-    PIDS="$PIDS $GW_PID"
-    wait_for 10 has_line "$TMP/$1.err" 'listening on http://127.0.0.1:' ||
-        die "unbusy did not start: $(cat "$TMP/$1.err")"
-    GW_PORT=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$TMP/$1.err" | head -n 1)
-    wait_for 10 http_up "http://127.0.0.1:$GW_PORT/healthz" || die "unbusy /healthz did not answer"
+    start_unbusy "$1"
 }
 admission() { curl -s "http://127.0.0.1:$GW_PORT/admin/deployments" | jget "$1"; }
 

@@ -74,13 +74,7 @@ models:
     resilience:
       hedge: $hedge
 EOF
-    "$TMP/bin/unbusy" --config "$TMP/$name.yaml" >"$TMP/$name.out" 2>"$TMP/$name.err" &
-    GW_PID=$!
-    PIDS="$PIDS $GW_PID"
-    wait_for 10 has_line "$TMP/$name.err" 'listening on http://127.0.0.1:' ||
-        die "unbusy did not start: $(cat "$TMP/$name.err")"
-    GW_PORT=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$TMP/$name.err" | head -n 1)
-    wait_for 10 http_up "http://127.0.0.1:$GW_PORT/healthz" || die "unbusy /healthz did not answer"
+    start_unbusy "$name"
 }
 
 admin() { curl -s "http://127.0.0.1:$GW_PORT/admin/deployments" | jget "$1"; }

@@ -93,13 +93,7 @@ models:
     - {provider: fake, model: x}
 $2
 EOF
-    "$TMP/bin/unbusy" --config "$TMP/$1.yaml" >"$TMP/$1.out" 2>"$TMP/$1.err" &
-    GW_PID=$!
-    PIDS="$PIDS $GW_PID"
-    wait_for 10 has_line "$TMP/$1.err" 'listening on http://127.0.0.1:' ||
-        die "unbusy did not start: $(cat "$TMP/$1.err")"
-    GW_PORT=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$TMP/$1.err" | head -n 1)
-    wait_for 10 http_up "http://127.0.0.1:$GW_PORT/healthz" || die "unbusy /healthz did not answer"
+    start_unbusy "$1"
 }
 # Requests recorded in a ledger file (every currency), 0 when it does not exist yet.
 usage_count() {

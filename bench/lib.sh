@@ -1,4 +1,4 @@
-# Shared by the resilience benchmarks (hedge.sh, admission.sh, ledger.sh): build, a
+# Shared by the benchmarks that start their own gateway (hedge, admission, ledger, overload, engine, redis): build, a
 # temporary directory with copies of the binaries, process bookkeeping so that every
 # process started is stopped by its PID on exit, and small helpers.
 # Set ROOT and BENCH_NAME, then source this file.
@@ -55,6 +55,18 @@ run() {
 }
 has_line() { grep -q "$2" "$1" 2>/dev/null; }
 http_up() { [ "$(curl -s -o /dev/null -m 1 -w '%{http_code}' "$1")" = 200 ]; }
+# start_unbusy NAME: starts the gateway on $TMP/NAME.yaml (output in $TMP/NAME.out and .err),
+# waits until it listens and answers /healthz; sets GW_PID and GW_PORT.
+start_unbusy() {
+    "$TMP/bin/unbusy" --config "$TMP/$1.yaml" >"$TMP/$1.out" 2>"$TMP/$1.err" &
+    GW_PID=$!
+    PIDS="$PIDS $GW_PID"
+    wait_for 10 has_line "$TMP/$1.err" 'listening on http://127.0.0.1:' ||
+        die "unbusy did not start: $(cat "$TMP/$1.err")"
+    GW_PORT=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$TMP/$1.err" | head -n 1)
+    wait_for 10 http_up "http://127.0.0.1:$GW_PORT/healthz" ||
+        die "$1: unbusy /healthz on port $GW_PORT did not answer (alive: $(alive "$GW_PID" && echo yes || echo no)): $(tail -n 5 "$TMP/$1.err")"
+}
 # jget EXPR: evaluates EXPR with j = the JSON on standard input.
 jget() { node -e 'const j=JSON.parse(require("fs").readFileSync(0,"utf8")); console.log(eval(process.argv[1]))' "$1"; }
 # field NAME LINE: the value of NAME=... in a RESULT line.

@@ -98,13 +98,7 @@ start_unbusy() {
         echo "    deployments:"
         for d in "$@"; do echo "      - {provider: $d, model: x}"; done
     } >"$TMP/$run.yaml"
-    "$TMP/bin/unbusy" --config "$TMP/$run.yaml" >"$TMP/$run.out" 2>"$TMP/$run.err" &
-    GW_PID=$!
-    PIDS="$PIDS $GW_PID"
-    wait_for 10 has_line "$TMP/$run.err" 'listening on http://127.0.0.1:' ||
-        die "unbusy did not start: $(cat "$TMP/$run.err")"
-    GW_PORT=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$TMP/$run.err" | head -n 1)
-    wait_for 10 http_up "http://127.0.0.1:$GW_PORT/healthz" || die "unbusy /healthz did not answer"
+    start_unbusy "$run"
 }
 
 # nginx as a reverse proxy for LLM APIs: round robin, streaming unbuffered, a 5 s read

@@ -58,14 +58,7 @@ start_fake() {
 GW_PID=""
 GW_PORT=""
 start_gateway() { # NAME
-    "$TMP/bin/unbusy" --config "$TMP/$1.yaml" >"$TMP/$1.out" 2>"$TMP/$1.err" &
-    GW_PID=$!
-    PIDS="$PIDS $GW_PID"
-    wait_for 10 has_line "$TMP/$1.err" 'listening on http://127.0.0.1:' ||
-        die "unbusy did not start: $(cat "$TMP/$1.err")"
-    GW_PORT=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$TMP/$1.err" | head -n 1)
-    wait_for 10 http_up "http://127.0.0.1:$GW_PORT/healthz" ||
-        die "$1: unbusy /healthz on port $GW_PORT did not answer (alive: $(alive "$GW_PID" && echo yes || echo no)): $(tail -n 5 "$TMP/$1.err")"
+    start_unbusy "$1"
 }
 metric() { curl -s "http://127.0.0.1:$GW_PORT/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 
