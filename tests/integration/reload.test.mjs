@@ -46,6 +46,25 @@ async function dep(gw, model, provider) {
     return m && m.deployments.find((d) => d.provider === provider);
 }
 
+/* n clients asking model m for whole answers in a loop until stop(), which gives the
+   answers that came back whole and the failures. */
+function steadyLoad(gw, n) {
+    const sdk = gw.client();
+    let stopped = false, ok = 0;
+    const failed = [];
+    const client = async () => {
+        while (!stopped) {
+            try {
+                const c = await sdk.chat.completions.create({ model: 'm', messages: msgs });
+                if (c.choices[0].message.content !== expectedContent(2)) throw new Error('content');
+                ok++;
+            } catch (e) { failed.push(String(e.message || e)); }
+        }
+    };
+    const clients = Array.from({ length: n }, client);
+    return { stop: async () => { stopped = true; await Promise.all(clients); return { ok, failed }; } };
+}
+
 test('POST /admin/reload and SIGHUP apply the file: an added model is served at once; the token is required', async (t) => {
     const h = harness(t);
     const f = await h.fake({ behavior: 'chunks=3' });
@@ -403,27 +422,14 @@ test('DNS discovery and a reload: the addresses found stay in force, the resolve
     const gw = await h.gateway({ config: base(0) });
     const active = async () => (await dep(gw, 'm', 'pool')).discovery.endpoints.filter((e) => e.state === 'active').length;
     await waitUntil(async () => (await active()) === 2, { timeout: 10000 * SLOW, what: 'two addresses' });
-    const sdk = gw.client();
-    let stop = false, ok = 0;
-    const failed = [];
-    const client = async () => {
-        while (!stop) {
-            try {
-                const c = await sdk.chat.completions.create({ model: 'm', messages: msgs });
-                if (c.choices[0].message.content !== expectedContent(2)) throw new Error('content');
-                ok++;
-            } catch (e) { failed.push(String(e.message || e)); }
-        }
-    };
-    const clients = [client(), client()];
+    const load = steadyLoad(gw, 2);
     for (let i = 1; i <= 5; i++) {
         write(gw, base(i));
         const r = await reload(gw);
         assert.equal(r.status, 200, JSON.stringify(r.body));
         assert.equal(await active(), 2, `the addresses kept at once after reload ${i}`);
     }
-    stop = true;
-    await Promise.all(clients);
+    const { ok, failed } = await load.stop();
     assert.deepEqual(failed, []);
     assert.ok(ok > 0);
     const text = (await gw.request('/metrics')).text;
@@ -448,27 +454,14 @@ test('with redis: reloads under load restart the shared-state sync on each gener
     const gw = await h.gateway({ config: base(0) });
     await waitUntil(async () => /unbusy_redis_up 1\b/.test((await gw.request('/metrics')).text),
         { timeout: 5000 * SLOW, what: 'redis up' });
-    const sdk = gw.client();
-    let stop = false, ok = 0;
-    const failed = [];
-    const client = async () => {
-        while (!stop) {
-            try {
-                const c = await sdk.chat.completions.create({ model: 'm', messages: msgs });
-                if (c.choices[0].message.content !== expectedContent(2)) throw new Error('content');
-                ok++;
-            } catch (e) { failed.push(String(e.message || e)); }
-        }
-    };
-    const clients = [client(), client()];
+    const load = steadyLoad(gw, 2);
     for (let i = 1; i <= 5; i++) {
         write(gw, base(i));
         const r = await reload(gw);
         assert.equal(r.status, 200, JSON.stringify(r.body));
         assert.deepEqual(r.body.restart_needed, []);
     }
-    stop = true;
-    await Promise.all(clients);
+    const { ok, failed } = await load.stop();
     assert.deepEqual(failed, []);
     assert.ok(ok > 0);
     await waitUntil(async () => /unbusy_redis_up 1\b/.test((await gw.request('/metrics')).text),
