@@ -373,10 +373,9 @@ int main(int argc, char **argv)
     admin_reload_set_ops(&reload_ops);
     /* The main loop's services (probes, model lists, engine scrapes, the Redis sync, discovery)
        register their metrics before a worker can render /metrics. */
-    uv_loop_t *loop = uv_default_loop();
     static struct services_ctx services_ctx;
     services_ctx = (struct services_ctx){
-        .loop = loop, .shared = shared, .redis_stats = &redis_stats, .spend = spend};
+        .loop = main_loop, .shared = shared, .redis_stats = &redis_stats, .spend = spend};
     void *services = services_start(rt, metrics, &services_ctx);
     if (!services) {
         log_error("out of memory");
@@ -419,8 +418,8 @@ int main(int argc, char **argv)
     }
     /* Ready before "listening" is logged. From here the reload owns rt and metrics (main's
        references) and restarts the services on every generation. */
-    struct reload_setup rs = {.loop = loop, .path = demo ? NULL : config_path, .workers = workers,
-                              .nworkers = nworkers, .rt = rt, .metrics = metrics, .keys = keys,
+    struct reload_setup rs = {.loop = main_loop, .path = demo ? NULL : config_path,
+                              .workers = workers, .nworkers = nworkers, .rt = rt, .metrics = metrics, .keys = keys,
                               .rl = rl, .tls = tls, .start = services_start,
                               .stop = services_stop, .services_ctx = &services_ctx,
                               .services = services,
@@ -457,7 +456,7 @@ int main(int argc, char **argv)
                 host, port, host, port, host, port);
     }
 
-    uv_run(loop, UV_RUN_DEFAULT);
+    uv_run(main_loop, UV_RUN_DEFAULT);
     /* After the drain began, a further signal ends the process at once. */
     lifecycle_close();
     uv_close((uv_handle_t *)&sigusr1, NULL);
@@ -465,7 +464,8 @@ int main(int argc, char **argv)
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
     reload_close(); /* stops the services of every generation */
-    uv_run(loop, UV_RUN_DEFAULT); /* until the probes' and fetches' handles and connections are closed */
+    /* until the probes' and fetches' handles and connections are closed */
+    uv_run(main_loop, UV_RUN_DEFAULT);
     for (unsigned i = 0; i < nworkers; i++)
         worker_join(&workers[i]);
     for (unsigned i = 0; i < nworkers; i++)
