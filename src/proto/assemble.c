@@ -9,6 +9,7 @@
 
 #include <cJSON.h>
 
+#include "proto/chunk_shape.h"
 #include "proto/jsonx_walk.h"
 
 #define ASSEMBLE_DEFAULT_MAX (16u << 20)
@@ -45,6 +46,15 @@ struct assemble {
     struct asm_text usage; /* the last usage object, its JSON as it came (not charged) */
     bool usage_estimated; /* usage_prompt and usage_completion replace usage */
     int64_t usage_prompt, usage_completion;
+    /* The last chunk walked, when all it added was one text (chunk_shape.h): a chunk of its
+       shape appends its string to that text without a walk. The walk counts what it adds. */
+    struct chunk_shape shape;
+    struct asm_text *shape_text; /* NULL: no chunk kept */
+    unsigned appends;            /* texts a walk appended to (or may append to, by name) */
+    bool grew;                   /* a walk added a choice or a tool call (texts may have moved) */
+    struct asm_text *appended;   /* the last text appended to, and the body appended */
+    struct jsonx_span appended_body;
+    bool no_shape; /* assemble_walk_always */
 };
 
 struct assemble *assemble_new(enum assemble_kind kind, size_t max_bytes)
@@ -242,6 +252,7 @@ static int choice_at(struct assemble *a, int index, struct asm_choice **out)
         memset(c + a->n_choices, 0, ((size_t)index + 1 - a->n_choices) * sizeof *c);
         a->choices = c;
         a->n_choices = (size_t)index + 1;
+        a->grew = true;
     }
     struct asm_choice *c = &a->choices[index];
     if (!c->used) {
@@ -300,6 +311,7 @@ static int tool_at(struct assemble *a, struct asm_choice *c, const char *s, cons
     memset(&t[pos], 0, sizeof *t);
     t[pos].index = index;
     c->n_tools++;
+    a->grew = true;
     *out = &t[pos];
     return 0;
 }
@@ -311,13 +323,20 @@ static int name_merge(struct assemble *a, struct asm_text *t, const char *s, con
     struct jsonx_span name;
     if (!str_body(s, v, &name) || text_eq_esc(t, s, &name))
         return 0;
+    a->appends += 2; /* whether a name is appended depends on it: never a kept shape's text */
     return text_append_esc(a, t, s, &name);
 }
 
 static int append_field(struct assemble *a, struct asm_text *t, const char *s, const struct jsonx_span *v)
 {
     struct jsonx_span body;
-    return str_body(s, v, &body) ? text_append_esc(a, t, s, &body) : 0;
+    if (!str_body(s, v, &body)) return 0;
+    if (body.end > body.start) {
+        a->appends++;
+        a->appended = t;
+        a->appended_body = body;
+    }
+    return text_append_esc(a, t, s, &body);
 }
 
 enum { F_NAME, F_ARGUMENTS, F_N };
@@ -430,10 +449,8 @@ enum { R_ID, R_MODEL, R_FINGERPRINT, R_CREATED, R_N };
 static const struct asm_name root_names[R_N] = {NM("id"), NM("model"), NM("system_fingerprint"),
                                                 NM("created")};
 
-int assemble_feed_valid(struct assemble *a, const char *s, size_t len)
+static int feed_walk(struct assemble *a, const char *s, size_t len)
 {
-    if (len == 6 && memcmp(s, "[DONE]", 6) == 0)
-        return 0;
     struct jw w;
     jw_init(&w, s, len);
     if (jw_peek(&w) != '{')
@@ -507,10 +524,36 @@ int assemble_feed_valid(struct assemble *a, const char *s, size_t len)
     return choices_rc ? choices_rc : rc;
 }
 
+int assemble_feed_valid(struct assemble *a, const char *s, size_t len)
+{
+    if (len == 6 && memcmp(s, "[DONE]", 6) == 0) return 0;
+    struct jsonx_span body;
+    if (a->shape_text && chunk_shape_match(&a->shape, s, len, &body))
+        return text_append_esc(a, a->shape_text, s, &body);
+    a->appends = 0;
+    a->grew = false;
+    a->appended = NULL;
+    int rc = feed_walk(a, s, len);
+    a->shape_text = NULL;
+    if (rc == 0 && a->appends == 1 && !a->grew && !a->no_shape &&
+        chunk_shape_keep(&a->shape, s, len, &a->appended_body))
+        a->shape_text = a->appended;
+    return rc;
+}
+
+void assemble_walk_always(struct assemble *a)
+{
+    a->no_shape = true;
+    a->shape_text = NULL;
+}
+
 int assemble_feed(struct assemble *a, const char *chunk_json, size_t len)
 {
     if (len == 6 && memcmp(chunk_json, "[DONE]", 6) == 0)
         return 0;
+    struct jsonx_span body;
+    if (a->shape_text && chunk_shape_match(&a->shape, chunk_json, len, &body))
+        return text_append_esc(a, a->shape_text, chunk_json, &body); /* strict: see chunk_shape.h */
     /* A strict pass first, so that a broken chunk changes nothing. */
     struct jw w;
     jw_init(&w, chunk_json, len);

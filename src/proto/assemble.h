@@ -14,7 +14,9 @@
  *
  * Each chunk is read in one walk of the text (jsonx_walk.h): no tokens, no
  * DOM; strings are decoded straight into the texts they extend, and usage is
- * kept as the JSON it came as. Everything accumulated
+ * kept as the JSON it came as. A chunk that is the last one walked with
+ * another string in place of the one text it added (chunk_shape.h: most of a
+ * stream) is not walked: its string extends the same text. Everything accumulated
  * (texts, ids, tool calls, choices) counts against max_bytes; the assembler
  * owns all of it until assemble_free.
  */
@@ -52,6 +54,10 @@ int assemble_feed(struct assemble *a, const char *chunk_json, size_t len);
 /* assemble_feed for a chunk the caller has already found to be a strict JSON object (the
    relay's jsonx_scan_chunk): the one walk only. Same results. */
 int assemble_feed_valid(struct assemble *a, const char *chunk_json, size_t len);
+
+/* Walk every chunk, never taking the shortcut of a chunk shaped like the last (for the tests
+   that hold the shortcut to the walk's results). */
+void assemble_walk_always(struct assemble *a);
 
 /* Append the assembled answer (compact JSON) to out. Returns 0, or
  * -ENOBUFS/-ENOMEM from buf. May be called again after more feeds. */

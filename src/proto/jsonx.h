@@ -151,6 +151,10 @@ struct jsonx_chunk {
     struct jsonx_span content;   /* the first non-empty choices[].delta.content body (escaped) */
     unsigned n_content;          /* how many choices' deltas carry non-empty content */
     bool delta_calls;            /* some delta has a tool_calls or function_call member */
+    /* The non-empty text strings counted in content_chars (content, reasoning_content,
+       reasoning, refusal, text; not tool calls): how many, and the last one's body. */
+    unsigned n_text;
+    struct jsonx_span text;
 };
 
 /*

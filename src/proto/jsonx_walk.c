@@ -365,6 +365,12 @@ static void scan_tool_calls(struct jw *w, struct jsonx_chunk *out)
     }
 }
 
+static void note_text(struct jsonx_chunk *out, const struct jsonx_span *body)
+{
+    out->n_text++;
+    out->text = *body;
+}
+
 enum { D_CONTENT, D_REASONING_CONTENT, D_REASONING, D_REFUSAL, D_TOOL_CALLS, D_FUNCTION_CALL, D_N };
 
 static int delta_key(const struct jw *w, const struct jsonx_span *key)
@@ -412,6 +418,7 @@ static void scan_delta(struct jw *w, struct jsonx_chunk *out, bool is_delta)
             out->content_chars += call_chars(w);
         } else {
             len[k] = take_str(w, &sp);
+            if (len[k] > 0) note_text(out, &sp);
             if (k == D_CONTENT && is_delta && len[k] > 0 && out->n_content++ == 0)
                 out->content = sp;
         }
@@ -439,8 +446,10 @@ static void scan_choice(struct jw *w, struct jsonx_chunk *out)
             text = true;
             size_t n = take_str(w, &sp);
             out->content_chars += n;
-            if (n)
+            if (n) {
                 out->has_content = true;
+                note_text(out, &sp);
+            }
         } else if (!finish && JW_KEY(w, &key, "finish_reason")) {
             finish = true;
             if (!jw_null(w) && jw_skip(w))

@@ -165,6 +165,7 @@ void provider_stream_reset(struct provider_stream *s)
     s->created = 0;
     s->ntools = 0;
     memset(s->tool_of_block, 0, sizeof s->tool_of_block);
+    chunk_shape_clear(&s->kept.shape);
 }
 
 void provider_stream_free(struct provider_stream *s)

@@ -38,6 +38,7 @@
 
 #include "base/buf.h"
 #include "config/config.h"
+#include "proto/chunk_shape.h"
 #include "proto/eventstream.h"
 #include "proto/http1.h"
 #include "proto/jsonx.h"
@@ -137,6 +138,7 @@ struct provider_stream {
     int tool_of_block[64];             /* a content block's tool call index + 1 (0: text) */
     bool rename_reasoning;            /* the provider's quirk: set by the attempt per provider */
     struct buf rewrite;               /* an event rewritten for the client (bounded as an event) */
+    struct chunk_shape_scan kept; /* the last chunk, so that the next of its shape is not walked */
 };
 
 enum { PROVIDER_FEED_BAD = -1 }; /* framing broken or an event over its bound */

@@ -10,8 +10,11 @@
  *     include_usage true, and keeps every other byte;
  *   - the one-pass chunk scan gives the tokenizing scan's verdict and fields on
  *     any text that opens with '{', and its spans lie inside the text;
+ *   - newline-separated chunks scanned with the last one kept (chunk_shape.h)
+ *     give the plain scan's result, every field and span;
  *   - an error message is NUL-terminated within its capacity;
- *   - whatever the assembler is fed, its answer is strict JSON.
+ *   - whatever the assembler is fed, its answer is strict JSON, and the same
+ *     byte for byte as when it walks every chunk.
  * A broken property aborts, which the fuzzer reports as a crash.
  */
 #include <stdint.h>
@@ -22,6 +25,7 @@
 
 #include "proto/assemble.h"
 #include "base/buf.h"
+#include "proto/chunk_shape.h"
 #include "proto/jsonx.h"
 
 #define CHECK(cond)                                                                                \
@@ -178,20 +182,63 @@ static void fuzz_chunk(const char *s, size_t n)
     CHECK(len < cap && strlen(msg) == len);
 }
 
+static bool span_eq(struct jsonx_span a, struct jsonx_span b)
+{
+    return a.start == b.start && a.end == b.end;
+}
+
+static void fuzz_chunk_stream(const char *s, size_t n)
+{
+    struct chunk_shape_scan k;
+    memset(&k, 0, sizeof k);
+    size_t start = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && s[i] != '\n') continue;
+        struct jsonx_chunk a, b;
+        int ra = chunk_shape_scan(&k, s + start, i - start, &a);
+        int rb = jsonx_scan_chunk(s + start, i - start, &b);
+        CHECK(ra == rb && a.valid == b.valid && a.has_content == b.has_content &&
+              a.has_finish == b.has_finish && a.choices_empty == b.choices_empty &&
+              a.has_usage == b.has_usage && a.has_error == b.has_error &&
+              a.prompt_tokens == b.prompt_tokens && a.completion_tokens == b.completion_tokens &&
+              a.reasoning_tokens == b.reasoning_tokens && a.cached_tokens == b.cached_tokens &&
+              a.content_chars == b.content_chars && a.n_content == b.n_content &&
+              a.delta_calls == b.delta_calls && a.n_text == b.n_text && span_eq(a.id, b.id) &&
+              span_eq(a.model, b.model) && span_eq(a.created, b.created) &&
+              span_eq(a.content, b.content) && span_eq(a.text, b.text));
+        start = i + 1;
+    }
+}
+
 static void fuzz_assemble(const char *s, size_t n)
 {
     struct assemble *a = assemble_new(n % 2 ? ASSEMBLE_COMPLETION : ASSEMBLE_CHAT, 4096);
-    CHECK(a);
+    struct assemble *walk = assemble_new(n % 2 ? ASSEMBLE_COMPLETION : ASSEMBLE_CHAT, 4096);
+    CHECK(a && walk);
+    assemble_walk_always(walk);
     size_t start = 0;
     for (size_t i = 0; i <= n; i++) {
         if (i == n || s[i] == '\n') {
-            (void)assemble_feed(a, s + start, i - start);
+            int ra = assemble_feed(a, s + start, i - start);
+            CHECK(ra == assemble_feed(walk, s + start, i - start));
             start = i + 1;
         }
     }
-    struct buf out;
+    struct buf out, ref;
     buf_init(&out, 0);
+    buf_init(&ref, 0);
     CHECK(assemble_finish(a, &out) == 0);
+    CHECK(assemble_finish(walk, &ref) == 0);
+    if (out.len != ref.len || memcmp(out.data, ref.data, out.len) != 0) {
+        /* "created" is the clock's when no chunk gave one: its second may have turned
+           between the two; twice in a row it does not */
+        buf_reset(&out);
+        buf_reset(&ref);
+        CHECK(assemble_finish(a, &out) == 0 && assemble_finish(walk, &ref) == 0);
+        CHECK(out.len == ref.len && memcmp(out.data, ref.data, out.len) == 0);
+    }
+    buf_free(&ref);
+    assemble_free(walk);
     struct jsonx_chunk c;
     int rc = jsonx_scan_chunk(out.data, out.len, &c);
     /* usage is copied as it came, however deeply it nests */
@@ -205,6 +252,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *s = (const char *)data;
     fuzz_request(s, size);
     fuzz_chunk(s, size);
+    fuzz_chunk_stream(s, size);
     fuzz_assemble(s, size);
     return 0;
 }

@@ -360,6 +360,119 @@ static void test_estimated_usage(void **state)
     buf_free(&out);
 }
 
+/* A stream assembled with the shortcut for chunks shaped like the last one, and by walking
+   every chunk: the same answer, byte for byte, and the same verdict for each chunk. */
+static void check_shortcut(const char *const *chunks, size_t max_bytes)
+{
+    struct assemble *fast = assemble_new(ASSEMBLE_CHAT, max_bytes);
+    struct assemble *walk = assemble_new(ASSEMBLE_CHAT, max_bytes);
+    assert_non_null(fast);
+    assert_non_null(walk);
+    assemble_walk_always(walk);
+    for (size_t i = 0; chunks[i]; i++) {
+        int rf = feed(fast, chunks[i]), rw = feed(walk, chunks[i]);
+        if (rf != rw)
+            fail_msg("chunk %zu (%s): %d with the shortcut, %d walked", i, chunks[i], rf, rw);
+    }
+    struct buf a, b;
+    buf_init(&a, 0);
+    buf_init(&b, 0);
+    assert_int_equal(assemble_finish(fast, &a), 0);
+    assert_int_equal(assemble_finish(walk, &b), 0);
+    if (a.len != b.len || memcmp(a.data, b.data, a.len) != 0)
+        fail_msg("shortcut: %.*s\nwalked:   %.*s", (int)a.len, a.data, (int)b.len, b.data);
+    buf_free(&a);
+    buf_free(&b);
+    assemble_free(fast);
+    assemble_free(walk);
+}
+
+#define CH(delta)                                                                                  \
+    "{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"m\","           \
+    "\"choices\":[{\"index\":0,\"delta\":" delta ",\"finish_reason\":null}]}"
+#define CHN(n, delta) "{\"id\":\"c1\",\"choices\":[{\"index\":" #n ",\"delta\":" delta "}]}"
+
+static void test_shortcut_same_as_walk(void **state)
+{
+    (void)state;
+    const char *content[] = {
+        CH("{\"role\":\"assistant\",\"content\":\"\"}"),
+        CH("{\"content\":\"Hel\"}"),
+        CH("{\"content\":\"lo \\\"w\\u00e9\\\" \"}"),
+        CH("{\"content\":\"\"}"),
+        CH("{\"content\":\"!\"}"),
+        CH("{\"content\":\"\\ud83d\\ude00\"}"),
+        CH("{\"content\":\"\\/\"}"),
+        "{\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}",
+        "{\"id\":\"c1\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":5}}",
+        "[DONE]",
+        NULL};
+    check_shortcut(content, 0);
+    const char *reasoning[] = {
+        CH("{\"role\":\"assistant\",\"content\":null,\"reasoning_content\":\"Th\"}"),
+        CH("{\"content\":null,\"reasoning_content\":\"ink\"}"),
+        CH("{\"content\":null,\"reasoning_content\":\"ing\"}"),
+        CH("{\"content\":\"Yes\",\"reasoning_content\":null}"),
+        CH("{\"content\":\".\",\"reasoning_content\":null}"),
+        /* both names for one text: one is taken, never twice */
+        CH("{\"reasoning_content\":\"a\",\"reasoning\":\"a\"}"),
+        CH("{\"reasoning_content\":\"b\",\"reasoning\":\"b\"}"), NULL};
+    check_shortcut(reasoning, 0);
+    const char *tools[] = {
+        CH("{\"tool_calls\":[{\"index\":0,\"id\":\"t0\",\"type\":\"function\",\"function\":{"
+           "\"name\":\"f\",\"arguments\":\"\"}}]}"),
+        CH("{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"a\"}}]}"),
+        CH("{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"\\\":1}\"}}]}"),
+        CH("{\"tool_calls\":[{\"index\":1,\"id\":\"t1\",\"function\":{\"name\":\"g\",\"arguments\":"
+           "\"{\"}}]}"),
+        CH("{\"tool_calls\":[{\"index\":1,\"function\":{\"arguments\":\"}\"}}]}"),
+        CH("{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\" \"}}]}"),
+        /* a server that repeats the name in every delta: appended once */
+        CH("{\"tool_calls\":[{\"index\":2,\"function\":{\"name\":\"h\"}}]}"),
+        CH("{\"tool_calls\":[{\"index\":2,\"function\":{\"name\":\"h\"}}]}"),
+        CH("{\"tool_calls\":[{\"index\":2,\"function\":{\"name\":\"i\"}}]}"),
+        CH("{\"tool_calls\":[{\"index\":2,\"function\":{\"name\":\"hi\"}}]}"),
+        CH("{\"tool_calls\":[{\"index\":2,\"function\":{\"name\":\"j\",\"arguments\":\"1\"}}]}"),
+        CH("{\"tool_calls\":[{\"index\":2,\"function\":{\"name\":\"j\",\"arguments\":\"2\"}}]}"),
+        CH("{\"function_call\":{\"name\":\"old\",\"arguments\":\"x\"}}"),
+        CH("{\"function_call\":{\"arguments\":\"y\"}}"),
+        CH("{\"function_call\":{\"arguments\":\"z\"}}"), NULL};
+    check_shortcut(tools, 0);
+    /* two choices in turn; a member after the text; a chunk that adds two texts */
+    const char *choices[] = {
+        CHN(0, "{\"content\":\"a\"}"),
+        CHN(1, "{\"content\":\"b\"}"),
+        CHN(0, "{\"content\":\"c\"}"),
+        CHN(0, "{\"content\":\"d\"}"),
+        CHN(1, "{\"content\":\"e\"}"),
+        CHN(1, "{\"content\":\"f\"}"),
+        "{\"choices\":[{\"delta\":{\"content\":\"g\"}}],\"id\":\"late\",\"model\":\"m2\"}",
+        "{\"choices\":[{\"delta\":{\"content\":\"hij\"}}],\"id\":\"late\",\"model\":\"m2\"}",
+        CHN(0, "{\"refusal\":\"no\",\"content\":\"k\"}"),
+        CHN(0, "{\"refusal\":\"no\",\"content\":\"l\"}"),
+        "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"m\"}},{\"index\":1,\"delta\":{}}]}",
+        "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"n\"}},{\"index\":1,\"delta\":{}}]}",
+        NULL};
+    check_shortcut(choices, 0);
+    /* a choice added after the text in the same chunk (the texts move) */
+    const char *grow[] = {
+        "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"m\"}},{\"index\":3,\"delta\":{}}]}",
+        "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"n\"}},{\"index\":3,\"delta\":{}}]}",
+        "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"o\"}},{\"index\":3,\"delta\":{}}]}",
+        NULL};
+    check_shortcut(grow, 0);
+    /* broken texts in a kept shape: refused alike, and nothing of them kept */
+    const char *broken[] = {CH("{\"content\":\"ok\"}"),      CH("{\"content\":\"bad\\x\"}"),
+                            CH("{\"content\":\"ctl\x01\"}"), CH("{\"content\":\"cut\\u12\"}"),
+                            CH("{\"content\":\"ok2\"}"),     NULL};
+    check_shortcut(broken, 0);
+    /* the bound is met on a chunk the shortcut takes */
+    const char *bound[] = {CH("{\"content\":\"0123456789\"}"), CH("{\"content\":\"0123456789\"}"),
+                           CH("{\"content\":\"0123456789\"}"), CH("{\"content\":\"0123456789\"}"),
+                           CH("{\"content\":\"x\"}"),          NULL};
+    check_shortcut(bound, 200);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -373,6 +486,7 @@ int main(void)
         cmocka_unit_test(test_errors_and_bounds),
         cmocka_unit_test(test_many_tool_calls_bounded),
         cmocka_unit_test(test_estimated_usage),
+        cmocka_unit_test(test_shortcut_same_as_walk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

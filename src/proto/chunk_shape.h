@@ -1,0 +1,58 @@
+/*
+ * chunk_shape — the last streamed chunk kept, to know the next one as the same chunk with
+ * another piece of text.
+ *
+ * The chunks of one stream differ, as a rule, only in the few characters of text each
+ * carries: `{"id":"…","object":"chat.completion.chunk","created":…,"model":"…",
+ * "choices":[{"index":0,"delta":{"content":"TEXT"},"finish_reason":null}]}`. A chunk that
+ * is the kept one byte for byte outside one string value, and whose string at that place is
+ * strict JSON, is a strict JSON object with the same members in the same order: what was
+ * read from the kept chunk holds for it, but for that one text. The relay's chunk scan
+ * (jsonx_scan_chunk_kept) and the assembler keep one each, so that a chunk is walked only
+ * when its shape changed (the first content chunk, the finish, the usage).
+ *
+ * A kept chunk is a copy (at most CHUNK_SHAPE_MAX bytes; a longer chunk is not kept), so
+ * the caller's buffers may be reused. Nothing here allocates.
+ */
+#ifndef UNBUSY_CHUNK_SHAPE_H
+#define UNBUSY_CHUNK_SHAPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "proto/jsonx.h"
+
+#define CHUNK_SHAPE_MAX 512
+
+struct chunk_shape {
+    size_t len;                  /* of the kept chunk; 0: none kept */
+    size_t body_start, body_end; /* its varying string's body (the text between the quotes) */
+    char text[CHUNK_SHAPE_MAX];
+};
+
+/* Forget the kept chunk (also the initial state: a zeroed struct keeps none). */
+void chunk_shape_clear(struct chunk_shape *k);
+
+/* Keep s[0..n) whose string body at *body is the part that may vary. Returns false (and
+   keeps none) when the chunk is longer than CHUNK_SHAPE_MAX or the body is not a string's. */
+bool chunk_shape_keep(struct chunk_shape *k, const char *s, size_t n,
+                      const struct jsonx_span *body);
+
+/* Whether s[0..n) is the kept chunk with another non-empty string at the body's place, that
+   string strict JSON (RFC 8259 escapes, no control characters); *body gets its span in s. */
+bool chunk_shape_match(const struct chunk_shape *k, const char *s, size_t n,
+                       struct jsonx_span *body);
+
+/* The relay's chunk scan with the stream's last chunk kept: one per stream, zeroed to
+   start (or cleared with chunk_shape_clear on .shape when the stream starts over). */
+struct chunk_shape_scan {
+    struct chunk_shape shape;
+    struct jsonx_chunk result; /* the kept chunk's scan */
+};
+
+/* jsonx_scan_chunk's result for s[0..n), the same in every field: a chunk of the kept one's
+   shape is not walked. A valid chunk with one text (jsonx_chunk.n_text) and nothing else
+   counted as generated is kept in place of the last. */
+int chunk_shape_scan(struct chunk_shape_scan *k, const char *s, size_t n, struct jsonx_chunk *out);
+
+#endif

@@ -1,0 +1,150 @@
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "proto/chunk_shape.h"
+#include "proto/jsonx.h"
+
+static bool span_eq(struct jsonx_span a, struct jsonx_span b)
+{
+    return a.start == b.start && a.end == b.end;
+}
+
+/* Every field jsonx_scan_chunk sets. */
+static bool chunk_eq(const struct jsonx_chunk *a, const struct jsonx_chunk *b)
+{
+    return a->valid == b->valid && a->has_content == b->has_content &&
+           a->has_finish == b->has_finish && a->choices_empty == b->choices_empty &&
+           a->has_usage == b->has_usage && a->has_error == b->has_error &&
+           a->prompt_tokens == b->prompt_tokens && a->completion_tokens == b->completion_tokens &&
+           a->reasoning_tokens == b->reasoning_tokens && a->cached_tokens == b->cached_tokens &&
+           a->content_chars == b->content_chars && span_eq(a->id, b->id) &&
+           span_eq(a->model, b->model) && span_eq(a->created, b->created) &&
+           span_eq(a->content, b->content) && a->n_content == b->n_content &&
+           a->delta_calls == b->delta_calls && a->n_text == b->n_text && span_eq(a->text, b->text);
+}
+
+static bool matches(const struct chunk_shape *k, const char *s)
+{
+    struct jsonx_span body;
+    return chunk_shape_match(k, s, strlen(s), &body);
+}
+
+static void test_match(void **state)
+{
+    (void)state;
+    struct chunk_shape k = {0};
+    const char *first = "{\"choices\":[{\"delta\":{\"content\":\"ab\"}}],\"id\":\"x\"}";
+    assert_false(matches(&k, first)); /* none kept */
+    size_t at = (size_t)(strstr(first, "ab") - first);
+    struct jsonx_span body = {at, at + 2};
+    assert_true(chunk_shape_keep(&k, first, strlen(first), &body));
+    assert_true(matches(&k, first));
+    const char *other = "{\"choices\":[{\"delta\":{\"content\":\"c\\\"d\\u00e9\"}}],\"id\":\"x\"}";
+    struct jsonx_span got;
+    assert_true(chunk_shape_match(&k, other, strlen(other), &got));
+    assert_int_equal(got.start, at);
+    assert_int_equal(got.end, strlen(other) - strlen("\"}}],\"id\":\"x\"}"));
+    /* another member, another tail, an empty text, broken texts: not this shape */
+    assert_false(matches(&k, "{\"choices\":[{\"delta\":{\"content\":\"ab\"}}],\"id\":\"y\"}"));
+    assert_false(matches(&k, "{\"choices\":[{\"delta\":{\"refusal\":\"ab\"}}],\"id\":\"x\"}"));
+    assert_false(matches(&k, "{\"choices\":[{\"delta\":{\"content\":\"\"}}],\"id\":\"x\"}"));
+    assert_false(matches(&k, "{\"choices\":[{\"delta\":{\"content\":\"a\\x\"}}],\"id\":\"x\"}"));
+    assert_false(matches(&k, "{\"choices\":[{\"delta\":{\"content\":\"a\\u12\"}}],\"id\":\"x\"}"));
+    assert_false(matches(&k, "{\"choices\":[{\"delta\":{\"content\":\"a\x01\"}}],\"id\":\"x\"}"));
+    assert_false(matches(&k, "{\"choices\":[{\"delta\":{\"content\":\"ab\"}}],\"id\":\"x\"} "));
+    assert_false(matches(&k, "{\"choices\":[{\"delta\":{\"content\":\"ab\"}}],\"id\":\"x\""));
+    /* a quote in the text must be escaped: a bare one ends the string where the tail differs */
+    assert_false(matches(&k, "{\"choices\":[{\"delta\":{\"content\":\"a\"b\"}}],\"id\":\"x\"}"));
+    /* a chunk over the bound is not kept */
+    char big[CHUNK_SHAPE_MAX + 64];
+    int n = snprintf(big, sizeof big, "{\"choices\":[{\"delta\":{\"content\":\"%0*d\"}}]}",
+                     CHUNK_SHAPE_MAX, 0);
+    struct jsonx_span bb = {at, (size_t)n - 5};
+    assert_false(chunk_shape_keep(&k, big, (size_t)n, &bb));
+    assert_false(matches(&k, first));
+}
+
+/* A stream scanned with the kept shape gives jsonx_scan_chunk's result for each chunk. */
+static void check_scan(const char *const *chunks, unsigned want_walked)
+{
+    struct chunk_shape_scan k;
+    memset(&k, 0, sizeof k);
+    unsigned kept_hits = 0;
+    for (size_t i = 0; chunks[i]; i++) {
+        struct jsonx_chunk fast, ref;
+        size_t n = strlen(chunks[i]);
+        bool hit =
+            k.shape.len && chunk_shape_match(&k.shape, chunks[i], n, &(struct jsonx_span){0, 0});
+        int rf = chunk_shape_scan(&k, chunks[i], n, &fast);
+        int rr = jsonx_scan_chunk(chunks[i], n, &ref);
+        if (rf != rr || !chunk_eq(&fast, &ref)) fail_msg("chunk %zu differs: %s", i, chunks[i]);
+        kept_hits += hit;
+    }
+    size_t total = 0;
+    while (chunks[total])
+        total++;
+    assert_int_equal(total - kept_hits, want_walked);
+}
+
+#define CH(delta)                                                                                  \
+    "{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":7,\"model\":\"m\","           \
+    "\"choices\":[{\"index\":0,\"delta\":" delta ",\"finish_reason\":null}]}"
+
+static void test_scan_same_as_walk(void **state)
+{
+    (void)state;
+    const char *content[] = {
+        CH("{\"role\":\"assistant\",\"content\":\"\"}"),
+        CH("{\"content\":\"Hel\"}"),
+        CH("{\"content\":\"lo \\\"w\\u00e9\\\"\"}"),
+        CH("{\"content\":\"\"}"),
+        CH("{\"content\":\"!\"}"),
+        CH("{\"content\":\"x\\y\"}"), /* invalid: refused alike */
+        CH("{\"content\":\"?\"}"),
+        "{\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}",
+        "{\"id\":\"c1\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":5}}",
+        NULL};
+    /* walked: the role chunk, the first text, the empty text and the one after it, the
+       broken one and the one after it, the finish, the usage */
+    check_scan(content, 8);
+    const char *reasoning[] = {
+        CH("{\"content\":null,\"reasoning_content\":\"Th\"}"),
+        CH("{\"content\":null,\"reasoning_content\":\"ink\"}"),
+        CH("{\"content\":null,\"reasoning\":\"ing\"}"),
+        CH("{\"content\":null,\"reasoning\":\"!\"}"),
+        /* two texts counted once: never kept */
+        CH("{\"reasoning_content\":\"a\",\"reasoning\":\"a\"}"),
+        CH("{\"reasoning_content\":\"b\",\"reasoning\":\"b\"}"),
+        /* a tool call's text is not the kept text */
+        CH("{\"content\":\"c\",\"tool_calls\":[{\"function\":{\"arguments\":\"x\"}}]}"),
+        CH("{\"content\":\"d\",\"tool_calls\":[{\"function\":{\"arguments\":\"x\"}}]}"), NULL};
+    check_scan(reasoning, 6);
+    /* members after the text move with it; usage in every chunk */
+    const char *late[] = {
+        "{\"choices\":[{\"delta\":{\"content\":\"a\"}}],\"id\":\"late\",\"model\":\"m2\","
+        "\"created\":9}",
+        "{\"choices\":[{\"delta\":{\"content\":\"bcdef\"}}],\"id\":\"late\",\"model\":\"m2\","
+        "\"created\":9}",
+        "{\"choices\":[{\"delta\":{\"content\":\"g\"}}],\"id\":\"late\",\"model\":\"m2\","
+        "\"created\":9}",
+        "{\"choices\":[{\"text\":\"h\",\"finish_reason\":null}],\"usage\":{\"prompt_tokens\":1}}",
+        "{\"choices\":[{\"text\":\"ij\",\"finish_reason\":null}],\"usage\":{\"prompt_tokens\":1}}",
+        "{\"choices\":[{\"text\":\"k\",\"finish_reason\":null}],\"usage\":{\"prompt_tokens\":2}}",
+        NULL};
+    check_scan(late, 3);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_match),
+        cmocka_unit_test(test_scan_same_as_walk),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
