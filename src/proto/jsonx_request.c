@@ -427,29 +427,32 @@ static int check_messages(struct rq *q)
         return empty_array(q, "messages");
     int ei = ai + 1;
     for (int k = 0; k < d->t[ai].size; k++, ei = jsonx_tok_next(d, ei)) {
-        snprintf(param, sizeof param, "messages[%d]", k);
-        if (d->t[ei].type != JSMN_OBJECT)
+        /* the parameter's name is written only for an error (every request passes here) */
+        if (d->t[ei].type != JSMN_OBJECT) {
+            snprintf(param, sizeof param, "messages[%d]", k);
             return type_error(q, param, "an object", ei);
-        snprintf(param, sizeof param, "messages[%d].role", k);
+        }
         int ri = -1, ki = ei + 1;
         for (int m = 0; m < d->t[ei].size; m++, ki = jsonx_tok_next(d, ki + 1)) {
             if (!jsonx_key_eq(d, ki, "role"))
                 continue;
-            if (ri >= 0)
+            if (ri >= 0 && snprintf(param, sizeof param, "messages[%d].role", k) > 0)
                 return rq_fail(q->out, "duplicate_parameter", param,
                                "Duplicate parameter '%s': the message names it more than once.", param);
             ri = ki + 1;
         }
-        if (tok_is_null(d, ri))
-            return missing(q, param);
-        if (d->t[ri].type != JSMN_STRING)
-            return type_error(q, param, "a string", ri);
         char role[16];
         size_t len = 0;
-        bool fits = tok_unescape(d, ri, role, sizeof role - 1, &len);
-        role[len] = '\0';
-        if (fits && chat_role_known(role, len))
-            continue;
+        bool fits = false;
+        if (!tok_is_null(d, ri) && d->t[ri].type == JSMN_STRING) {
+            fits = tok_unescape(d, ri, role, sizeof role - 1, &len);
+            role[len] = '\0';
+            if (fits && chat_role_known(role, len)) continue;
+        }
+        snprintf(param, sizeof param, "messages[%d].role", k);
+        if (tok_is_null(d, ri))
+            return missing(q, param);
+        if (d->t[ri].type != JSMN_STRING) return type_error(q, param, "a string", ri);
         /* Echo the value only when it is short plain text. */
         bool plain = fits && len > 0;
         for (size_t i = 0; plain && i < len; i++)
