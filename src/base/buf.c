@@ -6,7 +6,33 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/pool.h"
+
 #define BUF_DEFAULT_LIMIT (16u << 20)
+
+/*
+ * A buffer's first block, and the blocks it is freed with, come from per-thread free lists
+ * when they are one of the small sizes a buffer grows through (256 B to 4 KiB): the
+ * buffers a request fills and frees (its head, the upstream request, the SSE parser's
+ * event, log lines, response heads) then take no malloc/free in the steady state. A block
+ * is a malloc block of at least its size either way, so realloc, free and buf_steal's
+ * caller treat it as any other.
+ */
+#define BUF_POOL_MIN 256
+#define BUF_POOL_CLASSES 5 /* 256, 512, 1 KiB, 2 KiB, 4 KiB */
+#define BUF_POOL_KEEP 32   /* blocks of each size a thread keeps (about 250 KiB at most) */
+
+static __thread struct pool buf_pools[BUF_POOL_CLASSES] = {
+    POOL_INIT(256, BUF_POOL_KEEP), POOL_INIT(512, BUF_POOL_KEEP), POOL_INIT(1024, BUF_POOL_KEEP),
+    POOL_INIT(2048, BUF_POOL_KEEP), POOL_INIT(4096, BUF_POOL_KEEP)};
+
+/* The pool of blocks of exactly cap bytes, or NULL. */
+static struct pool *pool_of(size_t cap)
+{
+    for (unsigned i = 0; i < BUF_POOL_CLASSES; i++)
+        if (cap == (size_t)BUF_POOL_MIN << i) return &buf_pools[i];
+    return NULL;
+}
 
 void buf_init(struct buf *b, size_t limit)
 {
@@ -17,7 +43,11 @@ void buf_init(struct buf *b, size_t limit)
 
 void buf_free(struct buf *b)
 {
-    free(b->data);
+    struct pool *p = b->data ? pool_of(b->cap) : NULL;
+    if (p)
+        pool_put(p, b->data);
+    else
+        free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
 }
@@ -35,7 +65,8 @@ int buf_reserve(struct buf *b, size_t extra)
         cap *= 2;
     if (cap > limit + 1)
         cap = limit + 1;
-    char *p = realloc(b->data, cap);
+    struct pool *pl = b->data ? NULL : pool_of(cap);
+    char *p = pl ? pool_get(pl) : realloc(b->data, cap);
     if (!p)
         return -ENOMEM;
     b->data = p;

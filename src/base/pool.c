@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define POOL_MAX_PER_THREAD 16
+#define POOL_MAX_PER_THREAD 32
 
 static pthread_key_t exit_key;
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
