@@ -43,13 +43,29 @@ void buf_init(struct buf *b, size_t limit)
 
 void buf_free(struct buf *b)
 {
-    struct pool *p = b->data ? pool_of(b->cap) : NULL;
-    if (p)
-        pool_put(p, b->data);
-    else
-        free(b->data);
+    buf_mem_free(b->data, b->cap);
     b->data = NULL;
     b->len = b->cap = 0;
+}
+
+void *buf_mem_grow(void *mem, size_t *cap, size_t need)
+{
+    size_t c = *cap ? *cap : BUF_POOL_MIN;
+    while (c < need)
+        c *= 2;
+    struct pool *pl = mem ? NULL : pool_of(c);
+    void *p = pl ? pool_get(pl) : realloc(mem, c);
+    if (p) *cap = c;
+    return p;
+}
+
+void buf_mem_free(void *mem, size_t cap)
+{
+    struct pool *p = mem ? pool_of(cap) : NULL;
+    if (p)
+        pool_put(p, mem);
+    else
+        free(mem);
 }
 
 int buf_reserve(struct buf *b, size_t extra)
@@ -60,11 +76,11 @@ int buf_reserve(struct buf *b, size_t extra)
     size_t need = b->len + extra + 1; /* room for a NUL terminator */
     if (need <= b->cap)
         return 0;
-    size_t cap = b->cap ? b->cap : 256;
+    size_t cap = b->cap ? b->cap : BUF_POOL_MIN;
     while (cap < need)
         cap *= 2;
     if (cap > limit + 1)
-        cap = limit + 1;
+        cap = limit + 1; /* not a pooled size unless it happens to be one: still any block */
     struct pool *pl = b->data ? NULL : pool_of(cap);
     char *p = pl ? pool_get(pl) : realloc(b->data, cap);
     if (!p)

@@ -35,6 +35,12 @@ int buf_append_hex(struct buf *b, unsigned long long v);
 int buf_append_json_str(struct buf *b, const char *s, size_t len);
 void buf_consume(struct buf *b, size_t n);
 void buf_reset(struct buf *b);
+/* The blocks struct buf grows through, for a module that keeps a growing array or text of its
+   own: buf_mem_grow makes *cap at least need (NULL mem: a new block; small ones from the
+   per-thread lists), returning the block (moved, maybe) or NULL with mem untouched when out
+   of memory; buf_mem_free gives a block and its cap back. */
+void *buf_mem_grow(void *mem, size_t *cap, size_t need);
+void buf_mem_free(void *mem, size_t cap);
 /* Hands the memory to the caller (who frees it with free()); the buffer is empty after. */
 char *buf_steal(struct buf *b, size_t *len);
 

@@ -9,6 +9,7 @@
 
 #include <cJSON.h>
 
+#include "base/pool.h"
 #include "proto/chunk_shape.h"
 #include "proto/jsonx_walk.h"
 
@@ -32,7 +33,7 @@ struct asm_choice {
     struct asm_text role, content, reasoning, refusal, text, finish;
     struct asm_text fc_name, fc_args; /* legacy function_call */
     struct asm_tool *tools;          /* sorted by index */
-    size_t n_tools;
+    size_t n_tools, tools_cap;       /* tools_cap: bytes (base/buf.h's blocks) */
 };
 
 struct assemble {
@@ -42,7 +43,7 @@ struct assemble {
     int64_t created;
     bool has_created;
     struct asm_choice *choices; /* indexed by choice index */
-    size_t n_choices;
+    size_t n_choices, choices_cap; /* choices_cap: bytes (base/buf.h's blocks) */
     struct asm_text usage; /* the last usage object, its JSON as it came (not charged) */
     bool usage_estimated; /* usage_prompt and usage_completion replace usage */
     int64_t usage_prompt, usage_completion;
@@ -57,9 +58,12 @@ struct assemble {
     bool no_shape; /* assemble_walk_always */
 };
 
+/* One per non-stream answer: a per-thread free list (base/pool.h). */
+static __thread struct pool assemble_pool = POOL_INIT(sizeof(struct assemble), 64);
+
 struct assemble *assemble_new(enum assemble_kind kind, size_t max_bytes)
 {
-    struct assemble *a = calloc(1, sizeof *a);
+    struct assemble *a = pool_get_zeroed(&assemble_pool);
     if (!a)
         return NULL;
     a->kind = kind;
@@ -84,16 +88,12 @@ static int text_append(struct assemble *a, struct asm_text *t, const char *s, si
     if (rc)
         return rc;
     if (t->len + n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 64;
-        while (cap < t->len + n + 1)
-            cap *= 2;
-        char *p = realloc(t->p, cap);
+        char *p = buf_mem_grow(t->p, &t->cap, t->len + n + 1);
         if (!p) {
             a->used_bytes -= n;
             return -ENOMEM;
         }
         t->p = p;
-        t->cap = cap;
     }
     memcpy(t->p + t->len, s, n);
     t->len += n;
@@ -151,7 +151,7 @@ static bool text_eq_esc(const struct asm_text *t, const char *s, const struct js
 
 static void text_free(struct asm_text *t)
 {
-    free(t->p);
+    buf_mem_free(t->p, t->cap);
 }
 
 /* The members of one object a feed reads: the value span of the first occurrence of each
@@ -246,8 +246,9 @@ static void walk_at(struct jw *w, const char *s, const struct jsonx_span *v)
 static int choice_at(struct assemble *a, int index, struct asm_choice **out)
 {
     if ((size_t)index >= a->n_choices) {
-        struct asm_choice *c = realloc(a->choices, ((size_t)index + 1) * sizeof *c);
-        if (!c)
+        struct asm_choice *c = a->choices;
+        if (((size_t)index + 1) * sizeof *c > a->choices_cap &&
+            !(c = buf_mem_grow(a->choices, &a->choices_cap, ((size_t)index + 1) * sizeof *c)))
             return -ENOMEM;
         memset(c + a->n_choices, 0, ((size_t)index + 1 - a->n_choices) * sizeof *c);
         a->choices = c;
@@ -303,8 +304,9 @@ static int tool_at(struct assemble *a, struct asm_choice *c, const char *s, cons
     }
     if ((rc = charge(a, ASSEMBLE_ENTRY_COST)))
         return rc;
-    struct asm_tool *t = realloc(c->tools, (c->n_tools + 1) * sizeof *t);
-    if (!t)
+    struct asm_tool *t = c->tools;
+    if ((c->n_tools + 1) * sizeof *t > c->tools_cap &&
+        !(t = buf_mem_grow(c->tools, &c->tools_cap, (c->n_tools + 1) * sizeof *t)))
         return -ENOMEM;
     c->tools = t;
     memmove(&t[pos + 1], &t[pos], (c->n_tools - pos) * sizeof *t);
@@ -512,11 +514,10 @@ static int feed_walk(struct assemble *a, const char *s, size_t len)
         a->usage.len = 0;
         a->usage.seen = true;
         if (usage.end - usage.start + 1 > a->usage.cap) {
-            char *p = realloc(a->usage.p, usage.end - usage.start + 1);
+            char *p = buf_mem_grow(a->usage.p, &a->usage.cap, usage.end - usage.start + 1);
             if (!p)
                 return -ENOMEM;
             a->usage.p = p;
-            a->usage.cap = usage.end - usage.start + 1;
         }
         memcpy(a->usage.p, s + usage.start, usage.end - usage.start);
         a->usage.len = usage.end - usage.start;
@@ -742,12 +743,12 @@ void assemble_free(struct assemble *a)
             text_free(&c->tools[k].name);
             text_free(&c->tools[k].args);
         }
-        free(c->tools);
+        buf_mem_free(c->tools, c->tools_cap);
     }
-    free(a->choices);
+    buf_mem_free(a->choices, a->choices_cap);
     text_free(&a->id);
     text_free(&a->model);
     text_free(&a->fingerprint);
     text_free(&a->usage);
-    free(a);
+    pool_put(&assemble_pool, a);
 }

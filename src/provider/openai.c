@@ -363,7 +363,7 @@ static int on_item(void *ud, const struct sse_item *it)
             ev.len = f->s->rewrite.len;
         }
     }
-    if (chunk_shape_scan(&f->s->kept, ev.data, ev.len, &ev.chunk) < 0 || !ev.chunk.valid)
+    if (provider_scan_chunk(f->s, ev.data, ev.len, &ev.chunk) < 0 || !ev.chunk.valid)
         ev.kind = PROVIDER_EV_BAD;
     else
         provider_classify(&ev);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/pool.h"
 #include "net/uphttp.h"
 
 const struct provider_ops *provider_ops_of(const struct cfg_provider *pv)
@@ -139,6 +140,10 @@ int provider_retry_after_s(const struct http1_response *resp, int64_t now_unix_s
     return v ? http1_retry_after_s(v->p, v->len, now_unix_s) : -1;
 }
 
+/* A stream's kept chunk: 0.7 KB that only a stream with content needs (not an idle second
+   attempt, nor a whole-body answer). */
+static __thread struct pool kept_pool = POOL_INIT(sizeof(struct chunk_shape_scan), 64);
+
 void provider_stream_init(struct provider_stream *s, size_t max_event_bytes)
 {
     memset(s, 0, sizeof *s);
@@ -165,7 +170,19 @@ void provider_stream_reset(struct provider_stream *s)
     s->created = 0;
     s->ntools = 0;
     memset(s->tool_of_block, 0, sizeof s->tool_of_block);
-    chunk_shape_clear(&s->kept.shape);
+    pool_put(&kept_pool, s->kept);
+    s->kept = NULL;
+}
+
+int provider_scan_chunk(struct provider_stream *s, const char *data, size_t len,
+                        struct jsonx_chunk *out)
+{
+    if (!s->kept) {
+        s->kept = pool_get(&kept_pool);
+        if (!s->kept) return jsonx_scan_chunk(data, len, out);
+        chunk_shape_clear(&s->kept->shape);
+    }
+    return chunk_shape_scan(s->kept, data, len, out);
 }
 
 void provider_stream_free(struct provider_stream *s)
@@ -174,4 +191,6 @@ void provider_stream_free(struct provider_stream *s)
     evs_parser_free(&s->evs);
     buf_free(&s->out);
     buf_free(&s->rewrite);
+    pool_put(&kept_pool, s->kept);
+    s->kept = NULL;
 }

@@ -138,7 +138,8 @@ struct provider_stream {
     int tool_of_block[64];             /* a content block's tool call index + 1 (0: text) */
     bool rename_reasoning;            /* the provider's quirk: set by the attempt per provider */
     struct buf rewrite;               /* an event rewritten for the client (bounded as an event) */
-    struct chunk_shape_scan kept; /* the last chunk, so that the next of its shape is not walked */
+    struct chunk_shape_scan *kept;    /* the last chunk, so that the next of its shape is not walked
+                                         (taken from a per-thread pool at the first chunk) */
 };
 
 enum { PROVIDER_FEED_BAD = -1 }; /* framing broken or an event over its bound */
@@ -191,6 +192,10 @@ char *provider_probe_request(const struct provider_ops *ops, const struct cfg_pr
 int provider_retry_after_s(const struct http1_response *resp, int64_t now_unix_s);
 
 void provider_stream_init(struct provider_stream *s, size_t max_event_bytes);
+/* jsonx_scan_chunk for the stream's next chunk, a chunk shaped like the last not walked
+   again (chunk_shape.h); the kept chunk is the stream's until reset or free. */
+int provider_scan_chunk(struct provider_stream *s, const char *data, size_t len,
+                        struct jsonx_chunk *out);
 /* Before an attempt's stream: the model its chunks name (a config string). */
 void provider_stream_begin(struct provider_stream *s, const char *model);
 void provider_stream_reset(struct provider_stream *s);
