@@ -5,7 +5,8 @@
  * print). Prints microseconds per operation for each.
  *
  *   cc -std=c11 -D_GNU_SOURCE -O2 -Isrc -I/usr/include/cjson bench/json_rewrite.c \
- *      src/proto/jsonx.c src/proto/jsonx_request.c src/base/buf.c -lcjson -o json_rewrite && ./json_rewrite [iterations]
+ *      src/proto/jsonx.c src/proto/jsonx_request.c src/base/buf.c src/base/pool.c -lcjson -lpthread \
+ *      -o json_rewrite && ./json_rewrite [iterations]
  */
 #include <stdio.h>
 #include <stdlib.h>
