@@ -589,6 +589,11 @@ int jsonx_unescape(const char *s, size_t n, struct buf *out)
 
 size_t jsonx_unescape_into(const char *s, size_t n, char *dst, size_t cap)
 {
+    if (n < cap && !memchr(s, '\\', n)) { /* nothing to decode: the usual id or model name */
+        memcpy(dst, s, n);
+        dst[n] = '\0';
+        return n;
+    }
     size_t pos = 0, len = 0;
     while (pos < n) {
         char u8[4];

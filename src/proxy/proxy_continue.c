@@ -38,6 +38,7 @@
 
 #include "base/log.h"
 #include "obs/metrics.h"
+#include "proto/jsonx_walk.h"
 #include "proxy/proxy_int.h"
 
 /* The text kept for a continuation: about 64k tokens, more than nearly every answer; a
@@ -68,15 +69,9 @@ static void note_meta(struct proxy_cont *c, const char *data, const struct jsonx
     if (ch->model.end &&
         !unescape_to(data + ch->model.start, ch->model.end - ch->model.start, c->model, sizeof c->model))
         c->model[0] = '\0';
-    char num[64];
-    size_t n = ch->created.end - ch->created.start;
-    c->has_created = ch->created.end && n < sizeof num;
-    c->created = 0;
-    if (c->has_created) {
-        memcpy(num, data + ch->created.start, n);
-        num[n] = '\0';
-        c->created = strtod(num, NULL);
-    }
+    /* a count: digits read as they are, a fraction truncated, a negative one 0 */
+    c->has_created = ch->created.end != 0;
+    c->created = c->has_created ? (double)jw_count(data, &ch->created) : 0;
     c->meta = true;
 }
 

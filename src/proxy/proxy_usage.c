@@ -11,6 +11,7 @@
 #include "acct/ledger.h"
 #include "admit/keys.h"
 #include "config/prices.h"
+#include "proto/jsonx_walk.h"
 #include "proxy/proxy_int.h"
 
 void proxy_estimate_usage(const struct preq *p, uint64_t completion_chars, int64_t *prompt_tokens,
@@ -33,14 +34,9 @@ void proxy_note_chunk_meta(struct preq *p, const char *data, const struct jsonx_
                                                     p->chunk_model, sizeof p->chunk_model)) == SIZE_MAX ||
                           strlen(p->chunk_model) != n))
         p->chunk_model[0] = '\0';
-    char num[64];
-    n = ch->created.end - ch->created.start;
-    if (ch->created.end && n < sizeof num) {
-        memcpy(num, data + ch->created.start, n);
-        num[n] = '\0';
-        double created = strtod(num, NULL);
-        if (created >= 0 && created < 9e15)
-            p->chunk_created = (int64_t)created;
+    if (ch->created.end) {
+        int64_t created = jw_count(data, &ch->created); /* a fraction truncated, a negative 0 */
+        if (created < (int64_t)9e15) p->chunk_created = created;
     }
 }
 
