@@ -55,6 +55,7 @@ struct assemble {
     bool grew;                   /* a walk added a choice or a tool call (texts may have moved) */
     struct asm_text *appended;   /* the last text appended to, and the body appended */
     struct jsonx_span appended_body;
+    struct jsonx_span walk_pad; /* the last top-level string the walk read nothing of */
     bool no_shape; /* assemble_walk_always */
 };
 
@@ -488,6 +489,9 @@ static int feed_walk(struct assemble *a, const char *s, size_t len)
         } else if (c == '{' && JW_KEY(&w, &key, "usage")) {
             usage.start = start;
             usage.end = w.pos;
+        } else if (c == '"' && !w.err) { /* read by nothing here: may differ in a kept shape */
+            a->walk_pad.start = start + 1;
+            a->walk_pad.end = w.pos - 1;
         }
     }
     if (!rc && w.err)
@@ -528,16 +532,18 @@ static int feed_walk(struct assemble *a, const char *s, size_t len)
 int assemble_feed_valid(struct assemble *a, const char *s, size_t len)
 {
     if (len == 6 && memcmp(s, "[DONE]", 6) == 0) return 0;
-    struct jsonx_span body;
-    if (a->shape_text && chunk_shape_match(&a->shape, s, len, &body))
+    struct jsonx_span body, pad;
+    if (a->shape_text && chunk_shape_match(&a->shape, s, len, &body, &pad))
         return text_append_esc(a, a->shape_text, s, &body);
     a->appends = 0;
     a->grew = false;
     a->appended = NULL;
+    a->walk_pad.start = a->walk_pad.end = 0;
     int rc = feed_walk(a, s, len);
     a->shape_text = NULL;
     if (rc == 0 && a->appends == 1 && !a->grew && !a->no_shape &&
-        chunk_shape_keep(&a->shape, s, len, &a->appended_body))
+        chunk_shape_keep(&a->shape, s, len, &a->appended_body,
+                         a->walk_pad.end ? &a->walk_pad : NULL))
         a->shape_text = a->appended;
     return rc;
 }
@@ -552,8 +558,8 @@ int assemble_feed(struct assemble *a, const char *chunk_json, size_t len)
 {
     if (len == 6 && memcmp(chunk_json, "[DONE]", 6) == 0)
         return 0;
-    struct jsonx_span body;
-    if (a->shape_text && chunk_shape_match(&a->shape, chunk_json, len, &body))
+    struct jsonx_span body, pad;
+    if (a->shape_text && chunk_shape_match(&a->shape, chunk_json, len, &body, &pad))
         return text_append_esc(a, a->shape_text, chunk_json, &body); /* strict: see chunk_shape.h */
     /* A strict pass first, so that a broken chunk changes nothing. */
     struct jw w;

@@ -7,7 +7,9 @@
  * "choices":[{"index":0,"delta":{"content":"TEXT"},"finish_reason":null}]}`. A chunk that
  * is the kept one byte for byte outside one string value, and whose string at that place is
  * strict JSON, is a strict JSON object with the same members in the same order: what was
- * read from the kept chunk holds for it, but for that one text. The relay's chunk scan
+ * read from the kept chunk holds for it, but for that one text. A second string after the
+ * text may differ too when the reader reads nothing of it (a "pad": OpenAI sends a random
+ * "obfuscation" string in every chunk); only what follows it moves. The relay's chunk scan
  * (jsonx_scan_chunk_kept) and the assembler keep one each, so that a chunk is walked only
  * when its shape changed (the first content chunk, the finish, the usage).
  *
@@ -27,21 +29,24 @@
 struct chunk_shape {
     size_t len;                  /* of the kept chunk; 0: none kept */
     size_t body_start, body_end; /* its varying string's body (the text between the quotes) */
+    size_t pad_start, pad_end;   /* the pad's body, after the text; 0, 0: none */
     char text[CHUNK_SHAPE_MAX];
 };
 
 /* Forget the kept chunk (also the initial state: a zeroed struct keeps none). */
 void chunk_shape_clear(struct chunk_shape *k);
 
-/* Keep s[0..n) whose string body at *body is the part that may vary. Returns false (and
-   keeps none) when the chunk is longer than CHUNK_SHAPE_MAX or the body is not a string's. */
-bool chunk_shape_keep(struct chunk_shape *k, const char *s, size_t n,
-                      const struct jsonx_span *body);
+/* Keep s[0..n) whose string body at *body is the part that may vary, and the pad's body
+   when pad is not NULL and lies after it. Returns false (and keeps none) when the chunk is
+   longer than CHUNK_SHAPE_MAX or the body is not a string's. */
+bool chunk_shape_keep(struct chunk_shape *k, const char *s, size_t n, const struct jsonx_span *body,
+                      const struct jsonx_span *pad);
 
-/* Whether s[0..n) is the kept chunk with another non-empty string at the body's place, that
-   string strict JSON (RFC 8259 escapes, no control characters); *body gets its span in s. */
+/* Whether s[0..n) is the kept chunk with another non-empty string at the body's place (and
+   any string at the pad's), each strict JSON (RFC 8259 escapes, no control characters);
+   *body and *pad (start == end == 0 when none is kept) get their spans in s. */
 bool chunk_shape_match(const struct chunk_shape *k, const char *s, size_t n,
-                       struct jsonx_span *body);
+                       struct jsonx_span *body, struct jsonx_span *pad);
 
 /* The relay's chunk scan with the stream's last chunk kept: one per stream, zeroed to
    start (or cleared with chunk_shape_clear on .shape when the stream starts over). */

@@ -155,6 +155,9 @@ struct jsonx_chunk {
        reasoning, refusal, text; not tool calls): how many, and the last one's body. */
     unsigned n_text;
     struct jsonx_span text;
+    /* The last top-level string member nothing here reads (OpenAI's random "obfuscation"
+       padding, an unknown field): a chunk may differ from the last in it too (chunk_shape.h). */
+    struct jsonx_span pad;
 };
 
 /*

@@ -555,6 +555,8 @@ int jsonx_scan_chunk(const char *data, size_t len, struct jsonx_chunk *out)
                 jw_number(&w, &out->created);
             else
                 jw_skip(&w);
+        } else if (jw_peek(&w) == '"') {
+            jw_string(&w, &out->pad); /* read by nothing: the last such is noted */
         } else {
             jw_skip(&w);
         }

@@ -205,7 +205,7 @@ static void fuzz_chunk_stream(const char *s, size_t n)
               a.content_chars == b.content_chars && a.n_content == b.n_content &&
               a.delta_calls == b.delta_calls && a.n_text == b.n_text && span_eq(a.id, b.id) &&
               span_eq(a.model, b.model) && span_eq(a.created, b.created) &&
-              span_eq(a.content, b.content) && span_eq(a.text, b.text));
+              span_eq(a.content, b.content) && span_eq(a.text, b.text) && span_eq(a.pad, b.pad));
         start = i + 1;
     }
 }

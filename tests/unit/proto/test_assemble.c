@@ -408,6 +408,21 @@ static void test_shortcut_same_as_walk(void **state)
         "[DONE]",
         NULL};
     check_shortcut(content, 0);
+    /* a random pad after the text in every chunk (OpenAI's "obfuscation") */
+    const char *padded[] = {"{\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"role\":"
+                            "\"assistant\",\"content\":\"\"}}],\"obfuscation\":\"Zk\"}",
+                            "{\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+                            "\"He\"}}],\"obfuscation\":\"a9Xq\"}",
+                            "{\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+                            "\"llo\"}}],\"obfuscation\":\"\"}",
+                            "{\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" "
+                            "there\"}}],\"obfuscation\":\"b\\n\"}",
+                            "{\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"!\"}"
+                            "}],\"obfuscation\":\"b\",\"model\":\"late\"}",
+                            "{\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"?\"}"
+                            "}],\"obfuscation\":\"bb\",\"model\":\"late\"}",
+                            NULL};
+    check_shortcut(padded, 0);
     const char *reasoning[] = {
         CH("{\"role\":\"assistant\",\"content\":null,\"reasoning_content\":\"Th\"}"),
         CH("{\"content\":null,\"reasoning_content\":\"ink\"}"),

@@ -26,13 +26,14 @@ static bool chunk_eq(const struct jsonx_chunk *a, const struct jsonx_chunk *b)
            a->content_chars == b->content_chars && span_eq(a->id, b->id) &&
            span_eq(a->model, b->model) && span_eq(a->created, b->created) &&
            span_eq(a->content, b->content) && a->n_content == b->n_content &&
-           a->delta_calls == b->delta_calls && a->n_text == b->n_text && span_eq(a->text, b->text);
+           a->delta_calls == b->delta_calls && a->n_text == b->n_text &&
+           span_eq(a->text, b->text) && span_eq(a->pad, b->pad);
 }
 
 static bool matches(const struct chunk_shape *k, const char *s)
 {
-    struct jsonx_span body;
-    return chunk_shape_match(k, s, strlen(s), &body);
+    struct jsonx_span body, pad;
+    return chunk_shape_match(k, s, strlen(s), &body, &pad);
 }
 
 static void test_match(void **state)
@@ -43,11 +44,12 @@ static void test_match(void **state)
     assert_false(matches(&k, first)); /* none kept */
     size_t at = (size_t)(strstr(first, "ab") - first);
     struct jsonx_span body = {at, at + 2};
-    assert_true(chunk_shape_keep(&k, first, strlen(first), &body));
+    assert_true(chunk_shape_keep(&k, first, strlen(first), &body, NULL));
     assert_true(matches(&k, first));
     const char *other = "{\"choices\":[{\"delta\":{\"content\":\"c\\\"d\\u00e9\"}}],\"id\":\"x\"}";
-    struct jsonx_span got;
-    assert_true(chunk_shape_match(&k, other, strlen(other), &got));
+    struct jsonx_span got, pad;
+    assert_true(chunk_shape_match(&k, other, strlen(other), &got, &pad));
+    assert_int_equal(pad.end, 0);
     assert_int_equal(got.start, at);
     assert_int_equal(got.end, strlen(other) - strlen("\"}}],\"id\":\"x\"}"));
     /* another member, another tail, an empty text, broken texts: not this shape */
@@ -66,8 +68,40 @@ static void test_match(void **state)
     int n = snprintf(big, sizeof big, "{\"choices\":[{\"delta\":{\"content\":\"%0*d\"}}]}",
                      CHUNK_SHAPE_MAX, 0);
     struct jsonx_span bb = {at, (size_t)n - 5};
-    assert_false(chunk_shape_keep(&k, big, (size_t)n, &bb));
+    assert_false(chunk_shape_keep(&k, big, (size_t)n, &bb, NULL));
     assert_false(matches(&k, first));
+}
+
+/* A second string after the text (a pad) may differ too; what follows it moves. */
+static void test_match_pad(void **state)
+{
+    (void)state;
+    struct chunk_shape k = {0};
+    const char *first =
+        "{\"choices\":[{\"delta\":{\"content\":\"ab\"}}],\"obfuscation\":\"x1\",\"id\":\"i\"}";
+    size_t at = (size_t)(strstr(first, "ab") - first), pat = (size_t)(strstr(first, "x1") - first);
+    struct jsonx_span body = {at, at + 2}, pad = {pat, pat + 2};
+    assert_true(chunk_shape_keep(&k, first, strlen(first), &body, &pad));
+    const char *other =
+        "{\"choices\":[{\"delta\":{\"content\":\"cde\"}}],\"obfuscation\":\"\",\"id\":\"i\"}";
+    struct jsonx_span b, p;
+    assert_true(chunk_shape_match(&k, other, strlen(other), &b, &p));
+    assert_int_equal(b.end - b.start, 3);
+    assert_int_equal(p.start, p.end); /* an empty pad is still one */
+    assert_int_equal(p.start, (size_t)(strstr(other, "\",\"id") - other));
+    assert_true(matches(&k, "{\"choices\":[{\"delta\":{\"content\":\"c\"}}],\"obfuscation\":\"long "
+                            "pad\",\"id\":\"i\"}"));
+    assert_false(matches(
+        &k,
+        "{\"choices\":[{\"delta\":{\"content\":\"c\"}}],\"obfuscation\":\"p\\q\",\"id\":\"i\"}"));
+    assert_false(matches(
+        &k, "{\"choices\":[{\"delta\":{\"content\":\"c\"}}],\"obfuscation\":\"p\",\"id\":\"j\"}"));
+    assert_false(matches(
+        &k, "{\"choices\":[{\"delta\":{\"content\":\"c\"}}],\"obfuscatio\":\"p\",\"id\":\"i\"}"));
+    /* a pad before the text is not kept as one */
+    struct jsonx_span early = {2, 9};
+    assert_true(chunk_shape_keep(&k, first, strlen(first), &body, &early));
+    assert_int_equal(k.pad_end, 0);
 }
 
 /* A stream scanned with the kept shape gives jsonx_scan_chunk's result for each chunk. */
@@ -79,8 +113,8 @@ static void check_scan(const char *const *chunks, unsigned want_walked)
     for (size_t i = 0; chunks[i]; i++) {
         struct jsonx_chunk fast, ref;
         size_t n = strlen(chunks[i]);
-        bool hit =
-            k.shape.len && chunk_shape_match(&k.shape, chunks[i], n, &(struct jsonx_span){0, 0});
+        struct jsonx_span b, p;
+        bool hit = k.shape.len && chunk_shape_match(&k.shape, chunks[i], n, &b, &p);
         int rf = chunk_shape_scan(&k, chunks[i], n, &fast);
         int rr = jsonx_scan_chunk(chunks[i], n, &ref);
         if (rf != rr || !chunk_eq(&fast, &ref)) fail_msg("chunk %zu differs: %s", i, chunks[i]);
@@ -138,12 +172,32 @@ static void test_scan_same_as_walk(void **state)
         "{\"choices\":[{\"text\":\"k\",\"finish_reason\":null}],\"usage\":{\"prompt_tokens\":2}}",
         NULL};
     check_scan(late, 3);
+    /* OpenAI's random padding in every chunk, members after it moving twice */
+    const char *padded[] = {"{\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"role\":"
+                            "\"assistant\",\"content\":\"\"}}],\"obfuscation\":\"Zk\"}",
+                            "{\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+                            "\"He\"}}],\"obfuscation\":\"a9Xq\"}",
+                            "{\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+                            "\"llo\"}}],\"obfuscation\":\"b\"}",
+                            "{\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" "
+                            "there\"}}],\"obfuscation\":\"\"}",
+                            "{\"choices\":[{\"delta\":{\"content\":\"a\"}}],\"obfuscation\":\"xy\","
+                            "\"model\":\"m\",\"created\":5}",
+                            "{\"choices\":[{\"delta\":{\"content\":\"bcd\"}}],\"obfuscation\":\"\","
+                            "\"model\":\"m\",\"created\":5}",
+                            "{\"choices\":[{\"delta\":{\"content\":\"e\"}}],\"obfuscation\":"
+                            "\"wxyz12\",\"model\":\"m\",\"created\":5}",
+                            "{\"choices\":[{\"delta\":{\"content\":\"f\"}}],\"obfuscation\":7,"
+                            "\"model\":\"m\",\"created\":5}",
+                            NULL};
+    check_scan(padded, 4);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_match),
+        cmocka_unit_test(test_match_pad),
         cmocka_unit_test(test_scan_same_as_walk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
