@@ -23,6 +23,7 @@ DUR=${BENCH_DURATION:-4}
 [ "$(nproc)" -ge 2 ] || { echo "cpu_ab: needs two CPUs" >&2; exit 1; }
 sh "$ROOT/tests/deps.sh" wrk haproxy curl || exit 1
 . "$ROOT/bench/lib.sh"
+. "$ROOT/bench/proxies.sh"
 make -C "$ROOT/bench" --no-print-directory >/dev/null || exit 1
 cp "$A" "$TMP/bin/unbusy-a" && cp "$B" "$TMP/bin/unbusy-b" && cp "$ROOT/build/bench/fastfake" "$TMP/bin/" || exit 1
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
@@ -34,23 +35,7 @@ FAKE_PORT=$(awk '/^listening/ {print $2; exit}' "$TMP/fake.out")
 
 declare -A PID PORT
 for v in a b; do
-    cat >"$TMP/$v.yaml" <<Y
-server:
-  listen: 127.0.0.1:0
-providers:
-  fake:
-    base_url: http://127.0.0.1:$FAKE_PORT/v1
-    stream_upstream: false
-  fake-assemble:
-    base_url: http://127.0.0.1:$FAKE_PORT/v1
-models:
-  bench:
-    - provider: fake
-      model: bench
-  bench-assemble:
-    - provider: fake-assemble
-      model: bench
-Y
+    unbusy_bench_yaml "$FAKE_PORT" >"$TMP/$v.yaml"
     taskset -c 0 "$TMP/bin/unbusy-$v" --config "$TMP/$v.yaml" >"$TMP/$v.out" 2>"$TMP/$v.err" &
     PID[$v]=$!
     PIDS="$PIDS $!"
@@ -62,23 +47,7 @@ while :; do
     tries=$((tries + 1))
     [ $tries -gt 10 ] && die "haproxy did not start"
     PORT[haproxy]=$(awk -v s="$$$tries" 'BEGIN {srand(s); print 20000 + int(rand() * 40000)}')
-    cat >"$TMP/haproxy.cfg" <<Y
-global
-    maxconn 4096
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    timeout http-keep-alive 60s
-    option http-keep-alive
-    http-reuse always
-frontend fe
-    bind 127.0.0.1:${PORT[haproxy]}
-    default_backend fake
-backend fake
-    server fake 127.0.0.1:$FAKE_PORT
-Y
+    haproxy_bench_cfg "${PORT[haproxy]}" "$FAKE_PORT" >"$TMP/haproxy.cfg"
     taskset -c 0 haproxy -f "$TMP/haproxy.cfg" -db >"$TMP/haproxy.out" 2>&1 &
     PID[haproxy]=$!
     if wait_for 5 http_up "http://127.0.0.1:${PORT[haproxy]}/v1/models" && alive "${PID[haproxy]}"; then

@@ -31,6 +31,7 @@
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/proxies.sh"
 DURATION=${BENCH_DURATION:-10}
 CONNS=${BENCH_CONNS:-64}
 THREADS=${BENCH_THREADS:-1}
@@ -149,24 +150,7 @@ start_unbusy() {
     [ "$w" = default ] || wl="  workers: $w"
     [ "$ACCESS_LOG" = off ] && wl="$wl
   access_log: off"
-    cat >"$TMP/unbusy-$w.yaml" <<EOF
-server:
-  listen: 127.0.0.1:0
-$wl
-providers:
-  fake:
-    base_url: http://127.0.0.1:$FAKE_PORT/v1
-    stream_upstream: false
-  fake-assemble:
-    base_url: http://127.0.0.1:$FAKE_PORT/v1
-models:
-  bench:
-    - provider: fake
-      model: bench
-  bench-assemble:
-    - provider: fake-assemble
-      model: bench
-EOF
+    unbusy_bench_yaml "$FAKE_PORT" "$wl" >"$TMP/unbusy-$w.yaml"
     $PROXYPIN "$UNBUSY" --config "$TMP/unbusy-$w.yaml" >"$TMP/unbusy-$w.out" 2>"$TMP/unbusy-$w.err" &
     pid=$!
     PIDS="$PIDS $pid"
@@ -238,30 +222,13 @@ nginx_workers() { ps -o pid= --ppid "$(cat "$TMP/nginx-$1.pid")" | tr -d ' '; }
 start_haproxy() {
     local w=$1 d=$TMP/haproxy-$w tries port pid nb=""
     mkdir -p "$d"
-    [ "$w" = default ] || nb="    nbthread $w"
+    [ "$w" = default ] || nb=$w
     tries=0
     while :; do
         tries=$((tries + 1))
         [ $tries -gt 10 ] && die "haproxy did not start: $(tail -n 3 "$d/stderr")"
         port=$(awk -v s="$$$tries$w" 'BEGIN {srand(s + 7); print 20000 + int(rand() * 40000)}')
-        cat >"$d/haproxy.cfg" <<EOF
-global
-$nb
-    maxconn 4096
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    timeout http-keep-alive 60s
-    option http-keep-alive
-    http-reuse always
-frontend fe
-    bind 127.0.0.1:$port
-    default_backend fake
-backend fake
-    server fake 127.0.0.1:$FAKE_PORT
-EOF
+        haproxy_bench_cfg "$port" "$FAKE_PORT" "$nb" >"$d/haproxy.cfg"
         $PROXYPIN haproxy -f "$d/haproxy.cfg" -db >"$d/stdout" 2>>"$d/stderr" &
         pid=$!
         if wait_for 5 http_up "http://127.0.0.1:$port/v1/models"; then
