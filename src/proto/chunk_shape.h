@@ -10,7 +10,7 @@
  * read from the kept chunk holds for it, but for that one text. A second string after the
  * text may differ too when the reader reads nothing of it (a "pad": OpenAI sends a random
  * "obfuscation" string in every chunk); only what follows it moves. The relay's chunk scan
- * (jsonx_scan_chunk_kept) and the assembler keep one each, so that a chunk is walked only
+ * (chunk_shape_scan, below) and the assembler keep one each, so that a chunk is walked only
  * when its shape changed (the first content chunk, the finish, the usage).
  *
  * A kept chunk is a copy (at most CHUNK_SHAPE_MAX bytes; a longer chunk is not kept), so
