@@ -1,9 +1,10 @@
 /*
  * jsonx_walk — a strict, one-pass JSON cursor: no tokens, no allocation.
  *
- * The relay scans every streamed chunk and the assembler reads every chunk
- * of a non-stream answer; both walk the text once, front to back, taking the
- * members they know and skipping the rest, and the same walk validates the
+ * The relay scans streamed chunks and the assembler reads the chunks of a
+ * non-stream answer (each chunk whose shape is new: chunk_shape.h); both walk
+ * the text once, front to back, taking the members they know and skipping
+ * the rest, and the same walk validates the
  * text as strictly as jsonx_doc_parse does (RFC 8259 strings, escapes and
  * numbers, nesting at most JSONX_MAX_DEPTH deep). Nothing is read outside
  * [s, s + n).
