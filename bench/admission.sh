@@ -54,10 +54,7 @@ kb() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status" 2>/dev/null; }
 
 # start_fake NAME BEHAVIOUR: sets FAKE_PORT (not through $(...): the PID must reach PIDS of this shell).
 start_fake() {
-    "$TMP/bin/fakeup" --port 0 --behavior "$2" >"$TMP/fake-$1.out" 2>"$TMP/fake-$1.err" &
-    PIDS="$PIDS $!"
-    wait_for 10 has_line "$TMP/fake-$1.out" '^listening ' || die "fakeup did not start: $(cat "$TMP/fake-$1.err")"
-    FAKE_PORT=$(awk '/^listening/ {print $2; exit}' "$TMP/fake-$1.out")
+    run_fake "$1" "$TMP/bin/fakeup" --port 0 --behavior "$2"
 }
 
 GW_PID=""

@@ -28,10 +28,7 @@ make -C "$ROOT/bench" --no-print-directory >/dev/null || exit 1
 cp "$A" "$TMP/bin/unbusy-a" && cp "$B" "$TMP/bin/unbusy-b" && cp "$ROOT/build/bench/fastfake" "$TMP/bin/" || exit 1
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
-taskset -c 1 "$TMP/bin/fastfake" --port 0 --chunks 20 >"$TMP/fake.out" 2>&1 &
-PIDS="$PIDS $!"
-wait_for 10 has_line "$TMP/fake.out" '^listening ' || die "fastfake did not start"
-FAKE_PORT=$(awk '/^listening/ {print $2; exit}' "$TMP/fake.out")
+run_fake up taskset -c 1 "$TMP/bin/fastfake" --port 0 --chunks 20
 
 declare -A PID PORT
 for v in a b; do

@@ -34,11 +34,9 @@ BENCH_NAME=engine
 
 # start_engine NAME: sets ENGINE_PORT (not through $(...): the PID must reach PIDS).
 start_engine() {
-    "$TMP/bin/fakeup" --port 0 --engine vllm --slots 4 --served-model m --background-ms 150 \
-        --behavior "$BEHAVIOR" >"$TMP/fake-$1.out" 2>"$TMP/fake-$1.err" &
-    PIDS="$PIDS $!"
-    wait_for 10 has_line "$TMP/fake-$1.out" '^listening ' || die "fakeup did not start: $(cat "$TMP/fake-$1.err")"
-    ENGINE_PORT=$(awk '/^listening/ {print $2; exit}' "$TMP/fake-$1.out")
+    run_fake "$1" "$TMP/bin/fakeup" --port 0 --engine vllm --slots 4 --served-model m \
+        --background-ms 150 --behavior "$BEHAVIOR"
+    ENGINE_PORT=$FAKE_PORT
 }
 start_engine a; PORT_A=$ENGINE_PORT
 start_engine b; PORT_B=$ENGINE_PORT

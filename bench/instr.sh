@@ -23,10 +23,7 @@ sh "$ROOT/tests/deps.sh" valgrind wrk curl || exit 1
 make -C "$ROOT/bench" --no-print-directory >/dev/null || exit 1
 cp "${BENCH_BIN:-$ROOT/build/unbusy}" "$TMP/bin/unbusy" && cp "$ROOT/build/bench/fastfake" "$TMP/bin/" || exit 1
 
-"$TMP/bin/fastfake" --port 0 --chunks 20 >"$TMP/fake.out" 2>&1 &
-PIDS="$PIDS $!"
-wait_for 10 has_line "$TMP/fake.out" '^listening ' || die "fastfake did not start"
-FAKE_PORT=$(awk '/^listening/ {print $2; exit}' "$TMP/fake.out")
+run_fake up "$TMP/bin/fastfake" --port 0 --chunks 20
 unbusy_bench_yaml "$FAKE_PORT" "  workers: 1" >"$TMP/gw.yaml"
 
 dumped() { ls "$TMP"/cg.out* >/dev/null 2>&1; }

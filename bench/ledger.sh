@@ -72,10 +72,7 @@ function done(summary, latency, requests)
 end
 EOF
 
-"$TMP/bin/fakeup" --port 0 --behavior "chunks=1" >"$TMP/fake.out" 2>"$TMP/fake.err" &
-PIDS="$PIDS $!"
-wait_for 10 has_line "$TMP/fake.out" '^listening ' || die "fakeup did not start: $(cat "$TMP/fake.err")"
-FAKE_PORT=$(awk '/^listening/ {print $2; exit}' "$TMP/fake.out")
+run_fake up "$TMP/bin/fakeup" --port 0 --behavior "chunks=1"
 
 GW_PID=""
 GW_PORT=""

@@ -55,6 +55,19 @@ run() {
 }
 has_line() { grep -q "$2" "$1" 2>/dev/null; }
 http_up() { [ "$(curl -s -o /dev/null -m 1 -w '%{http_code}' "$1")" = 200 ]; }
+# run_fake NAME CMD...: starts a fake upstream (fakeup, fastfake: anything that prints
+# "listening PORT"), its output in $TMP/fake-NAME.out and .err, and waits until it listens;
+# sets FAKE_PORT and FAKE_PID. Not through $(...): the PID must reach PIDS of this shell.
+run_fake() {
+    local name=$1
+    shift
+    "$@" >"$TMP/fake-$name.out" 2>"$TMP/fake-$name.err" &
+    FAKE_PID=$!
+    PIDS="$PIDS $FAKE_PID"
+    wait_for 10 has_line "$TMP/fake-$name.out" '^listening ' ||
+        die "the fake upstream $name did not start: $(cat "$TMP/fake-$name.err")"
+    FAKE_PORT=$(awk '/^listening/ {print $2; exit}' "$TMP/fake-$name.out")
+}
 # start_unbusy NAME: starts the gateway on $TMP/NAME.yaml (output in $TMP/NAME.out and .err),
 # waits until it listens and answers /healthz; sets GW_PID and GW_PORT.
 start_unbusy() {

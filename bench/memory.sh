@@ -38,10 +38,7 @@ fi
 BENCH_NAME=memory
 . "$ROOT/bench/lib.sh"
 
-nice -n 19 "$TMP/bin/fakeup" --port 0 >"$TMP/fake.out" 2>"$TMP/fake.err" &
-FAKE=$!; PIDS="$PIDS $FAKE"
-wait_for 5 has_line "$TMP/fake.out" '^listening' || die "the fake upstream did not start"
-FPORT=$(sed -n 's/^listening \([0-9]*\).*/\1/p' "$TMP/fake.out")
+run_fake up nice -n 19 "$TMP/bin/fakeup" --port 0
 
 start_unbusy() {
     local port=$1 name=${2:-unbusy}
@@ -52,7 +49,7 @@ server:
   access_log: off
 providers:
   fake:
-    base_url: http://127.0.0.1:$FPORT/v1
+    base_url: http://127.0.0.1:$FAKE_PORT/v1
 models:
   m:
     - provider: fake

@@ -61,10 +61,7 @@ BENCH_NAME=overload
 # ---- three fakes for the whole run; behaviours are set per run ----
 # start_fake NAME: sets FAKE_PORT (not through $(...): the PID must reach PIDS of this shell).
 start_fake() {
-    "$TMP/bin/fakeup" --port 0 --behavior ok --log "$TMP/fake-$1.log" >"$TMP/fake-$1.out" 2>"$TMP/fake-$1.err" &
-    PIDS="$PIDS $!"
-    wait_for 10 has_line "$TMP/fake-$1.out" '^listening ' || die "fakeup did not start: $(cat "$TMP/fake-$1.err")"
-    FAKE_PORT=$(awk '/^listening/ {print $2; exit}' "$TMP/fake-$1.out")
+    run_fake "$1" "$TMP/bin/fakeup" --port 0 --behavior ok --log "$TMP/fake-$1.log"
 }
 start_fake a; PORT_a=$FAKE_PORT
 start_fake b; PORT_b=$FAKE_PORT

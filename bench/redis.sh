@@ -49,10 +49,7 @@ redis_up() {
 }
 
 start_fake() {
-    "$TMP/bin/fakeup" --port 0 --behavior "$1" >"$TMP/fake.out" 2>"$TMP/fake.err" &
-    PIDS="$PIDS $!"
-    wait_for 10 has_line "$TMP/fake.out" '^listening ' || die "fakeup did not start: $(cat "$TMP/fake.err")"
-    FAKE_PORT=$(awk '/^listening/ {print $2; exit}' "$TMP/fake.out")
+    run_fake up "$TMP/bin/fakeup" --port 0 --behavior "$1"
 }
 
 GW_PID=""

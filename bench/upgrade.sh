@@ -28,10 +28,7 @@ MODES=${BENCH_MODES:-upgrade reuseport restart}
 BENCH_NAME=upgrade
 . "$ROOT/bench/lib.sh"
 
-"$TMP/bin/fakeup" --port 0 --behavior chunks=8,chunk_ms=10 >"$TMP/fake.out" 2>"$TMP/fake.err" &
-PIDS="$PIDS $!"
-wait_for 10 has_line "$TMP/fake.out" '^listening ' || die "fakeup did not start"
-FAKE_PORT=$(awk '/^listening/ {print $2; exit}' "$TMP/fake.out")
+run_fake up "$TMP/bin/fakeup" --port 0 --behavior chunks=8,chunk_ms=10
 PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 
 cat >"$TMP/gw.yaml" <<EOF
