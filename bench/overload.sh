@@ -82,8 +82,8 @@ pick_port() { awk -v s="$$$RANDOM" 'BEGIN {srand(s); print 20000 + int(rand() * 
 
 GW_PID=""
 GW_PORT=""
-# start_unbusy RUN DEPS...: providers and models, nothing else.
-start_unbusy() {
+# gw_unbusy RUN DEPS...: providers and models, nothing else (lib.sh's start_unbusy starts it).
+gw_unbusy() {
     local run=$1 d; shift
     {
         echo "server:"
@@ -100,7 +100,7 @@ start_unbusy() {
 
 # nginx as a reverse proxy for LLM APIs: round robin, streaming unbuffered, a 5 s read
 # timeout, and the next upstream on an error, a timeout or a 503 (POSTs included).
-start_nginx() {
+gw_nginx() {
     local run=$1 dir=$TMP/$1 tries=0 d; shift
     mkdir -p "$dir/logs"
     while :; do
@@ -143,7 +143,7 @@ start_nginx() {
 
 # HAProxy 2.6 the same way: round robin, 5 s server (inactivity) timeout, layer-7
 # retries on a 503 or a failed connection, each retry to another server.
-start_haproxy() {
+gw_haproxy() {
     local run=$1 dir=$TMP/$1 tries=0 d; shift
     mkdir -p "$dir"
     while :; do
@@ -185,7 +185,7 @@ RESULTS=$TMP/results
 run_case() {
     local scen=$1 gw=$2 long=$3 name="$1-$2" line up hedges="" d logs=""; shift 3
     for d in "$@"; do logs="$logs $d=$TMP/fake-$d.log"; done
-    "start_$gw" "$name" "$@"
+    "gw_$gw" "$name" "$@"
     for d in "$@"; do curl -s -X POST "http://127.0.0.1:$(fake_port "$d")/_fake/reset" >/dev/null; done
     run "$TMP/$name.load" timeout 300 node "$LOAD" mix --port "$GW_PORT" --model m --n "$N" --rate "$RATE" \
         --stream-share 0.5 --long-share "$long" --long-bytes 32000 --chunks $CHUNKS --id-prefix "$name" \
