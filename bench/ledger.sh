@@ -53,12 +53,11 @@ cpu_split() {
 }
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
-# The writer's ceiling, built against the gateway's objects (as bench/Makefile builds its programs).
-ar rcs "$TMP/libunbusy.a" $(ls "$ROOT"/build/obj/*.o "$ROOT"/build/obj/provider/*.o 2>/dev/null | grep -v '/main\.o$') ||
-    die "no objects in build/obj (make all first)"
+# The writer's ceiling, built against bench/Makefile's archive of the gateway's objects.
+make -C "$ROOT/bench" --no-print-directory >/dev/null || die "cannot build bench/ (make all first)"
 cc -std=c11 -D_GNU_SOURCE -I"$ROOT/src" -I/usr/include/cjson -O2 -o "$TMP/bin/ledger_rate" \
-    "$ROOT/bench/ledger_rate.c" "$TMP/libunbusy.a" -luv -lssl -lcrypto -lyaml -lcjson -lsqlite3 -lpthread -lm ||
-    die "cannot build ledger_rate"
+    "$ROOT/bench/ledger_rate.c" "$ROOT/build/bench/libunbusy.a" -luv -lssl -lcrypto -lyaml -lcjson \
+    -lsqlite3 -lpthread -lm || die "cannot build ledger_rate"
 
 cat >"$TMP/post.lua" <<'EOF'
 wrk.method = "POST"

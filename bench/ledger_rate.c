@@ -63,7 +63,7 @@ int main(int argc, char **argv)
             .provider = "fake",
             .deployment_model = models[i % 2],
             .status = 200,
-            .outcome = "ok",
+            .outcome = OUTCOME_OK,
             .prompt_tokens = 29,
             .completion_tokens = 20,
             .reasoning_tokens = 0,
