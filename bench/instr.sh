@@ -1,8 +1,8 @@
 #!/bin/bash
 # bench/instr.sh — user-space instructions per request, counted by valgrind's callgrind:
 # unlike CPU time, the count hardly moves with what else the machine is doing, so it tells
-# a change of a few percent in the gateway's own code. One worker (workers: 1), the fast
-# fake upstream (bench/fastfake.c, 20 content chunks, usage, [DONE]), wrk with 16
+# a change of a few percent in the gateway's own code. The default config (valgrind runs
+# the workers one at a time; every worker's instructions count), the fast fake upstream (bench/fastfake.c, 20 content chunks, usage, [DONE]), wrk with 16
 # connections for BENCH_DURATION seconds after a 2 s warm-up; the count is the gateway's
 # instructions over that window divided by the requests answered (the kernel's part is not
 # counted).
@@ -24,7 +24,7 @@ make -C "$ROOT/bench" --no-print-directory >/dev/null || exit 1
 cp "${BENCH_BIN:-$ROOT/build/unbusy}" "$TMP/bin/unbusy" && cp "$ROOT/build/bench/fastfake" "$TMP/bin/" || exit 1
 
 run_fake up "$TMP/bin/fastfake" --port 0 --chunks 20
-unbusy_bench_yaml "$FAKE_PORT" "  workers: 1" >"$TMP/gw.yaml"
+unbusy_bench_yaml "$FAKE_PORT" >"$TMP/gw.yaml"
 
 dumped() { ls "$TMP"/cg.out* >/dev/null 2>&1; }
 
