@@ -72,6 +72,7 @@ async function inBatches(n, size, fn) {
 function probeProcess() {
     const child = fork(new URL(import.meta.url).pathname, ['probe', String(port), '0', process.env.MEMLOAD_CONTROL_PORT ?? '0']);
     return {
+        streaming: () => child.send('streaming'),
         stop: () => new Promise((resolve) => {
             child.once('message', resolve);
             child.send('stop');
@@ -92,12 +93,15 @@ async function probeOnce(p) {
 }
 
 /* Probes port every 100 ms until stop.done, and controlPort (an idle gateway: what this
-   machine's scheduling alone costs a probe) right after each, if given. */
+   machine's scheduling alone costs a probe) right after each, if given. The probes made once
+   stop.streaming is set are also kept apart (`steady`). */
 async function probeLoop(stop, controlPort) {
-    const lat = [], control = [];
+    const lat = [], control = [], steady = [];
     const t00 = Date.now();
     while (!stop.done) {
+        const streaming = stop.streaming;
         lat.push(await probeOnce(port));
+        if (streaming) steady.push(lat[lat.length - 1]);
         if (controlPort)
             control.push(await probeOnce(controlPort));
         if (process.env.MEMLOAD_TRACE && lat[lat.length - 1] > 5)
@@ -105,16 +109,18 @@ async function probeLoop(stop, controlPort) {
                 (controlPort ? ` (control ${control[control.length - 1].toFixed(1)} ms)` : ''));
         await sleep(100);
     }
-    lat.sort((a, b) => a - b);
-    control.sort((a, b) => a - b);
-    return { lat, control };
+    for (const a of [lat, control, steady]) a.sort((x, y) => x - y);
+    return { lat, control, steady };
 }
 
 const ended = (t) => /data: \[DONE\]\n\n\r\n0\r\n\r\n$/.test(t);
 
 if (mode === 'probe') {
-    const stop = { done: false };
-    process.on('message', () => { stop.done = true; });
+    const stop = { done: false, streaming: false };
+    process.on('message', (m) => {
+        if (m === 'streaming') stop.streaming = true;
+        else stop.done = true;
+    });
     const res = await probeLoop(stop, Number(rest[0] ?? 0));
     await new Promise((resolve) => process.send(res, resolve));
 } else if (mode === 'idle') {
@@ -164,7 +170,14 @@ if (mode === 'probe') {
     const started = Date.now();
     const cpu0 = cpuS();
     const finished = [];
-    let open_now = 0, most_open = 0;
+    let open_now = 0, most_open = 0, flowing = 0;
+    // Once every stream has its first bytes, the opening rush (N connections and requests in
+    // 0.2 s) is over: the probes from then on measure the loop while N streams flow.
+    const onFirst = (s) => {
+        if (s.flowing) return;
+        s.flowing = true;
+        if (++flowing === n) prober.streaming();
+    };
     const req = streamRequest(`chunks=${chunks},chunk_ms=${Math.round((seconds * 1000) / chunks)}`);
     // All N are started together (in batches of 500 connects, not waiting for the streams):
     // they overlap for most of SECONDS.
@@ -172,7 +185,7 @@ if (mode === 'probe') {
         for (let j = i; j < Math.min(n, i + 500); j++) {
             open_now++;
             most_open = Math.max(most_open, open_now);
-            finished.push(open(req, ended).finally(() => { open_now--; }));
+            finished.push(open(req, ended, onFirst).finally(() => { open_now--; }));
         }
         await sleep(10);
     }
@@ -182,7 +195,7 @@ if (mode === 'probe') {
     const outcome = await Promise.race([settledAll, limit]);
     clearInterval(sampler);
     const cpuPct = (100 * (cpuS() - cpu0)) / ((Date.now() - started) / 1000);
-    const { lat, control } = await prober.stop();
+    const { lat, control, steady } = await prober.stop();
     const pct = (a, q) => (a.length ? a[Math.min(a.length - 1, Math.floor(q * a.length))].toFixed(2) : '-');
     const p = (q) => pct(lat, q);
     const results = outcome === 'timeout' ? [] : outcome;
@@ -191,7 +204,7 @@ if (mode === 'probe') {
     for (const r of results)
         if (r.status === 'rejected') why[r.reason.status || r.reason.message] = (why[r.reason.status || r.reason.message] ?? 0) + 1;
     const failed = Object.entries(why).map(([k, v]) => `${k}:${v}`).join(',') || 'none';
-    console.log(`RESULT mode=many streams=${n} complete=${ok} failed=${failed} timed_out=${outcome === 'timeout'} most_open=${most_open} seconds=${((Date.now() - started) / 1000).toFixed(1)} rss_before_kib=${before >> 10} peak_kib=${peak >> 10} healthz_p50_ms=${p(0.5)} healthz_p99_ms=${p(0.99)} probes=${lat.length} control_p50_ms=${pct(control, 0.5)} control_p99_ms=${pct(control, 0.99)} gateway_cpu_pct=${cpuPct.toFixed(0)}`);
+    console.log(`RESULT mode=many streams=${n} complete=${ok} failed=${failed} timed_out=${outcome === 'timeout'} most_open=${most_open} seconds=${((Date.now() - started) / 1000).toFixed(1)} rss_before_kib=${before >> 10} peak_kib=${peak >> 10} healthz_p50_ms=${p(0.5)} healthz_p99_ms=${p(0.99)} probes=${lat.length} flowing_p50_ms=${pct(steady, 0.5)} flowing_p99_ms=${pct(steady, 0.99)} flowing_probes=${steady.length} control_p50_ms=${pct(control, 0.5)} control_p99_ms=${pct(control, 0.99)} gateway_cpu_pct=${cpuPct.toFixed(0)}`);
 } else {
     console.error('usage: memload.mjs idle|slow|many PORT PID ...');
     process.exit(2);

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "net/read_budget.h"
 #include "net/tls.h"
 
 struct transport_bucket {
@@ -52,6 +53,8 @@ struct transport_pool {
     uint64_t sweep_due;
     bool closing;
     bool sweep_closed;
+    struct read_budget *budget; /* NULL once closed, after the last connection */
+    bool budget_closing;
     void (*done)(void *ud);
     void *done_ud;
     struct tls_ctx_cache *tls;
@@ -126,7 +129,9 @@ struct transport_pool *transport_pool_new(uv_loop_t *loop)
     struct transport_pool *pool = calloc(1, sizeof *pool);
     if (!pool) return NULL;
     pool->loop = loop;
-    if (uv_timer_init(loop, &pool->sweep) != 0) {
+    pool->budget = read_budget_new(loop);
+    if (!pool->budget || uv_timer_init(loop, &pool->sweep) != 0) {
+        if (pool->budget) read_budget_close(pool->budget, NULL, NULL);
         free(pool);
         return NULL;
     }
@@ -141,16 +146,35 @@ uv_loop_t *transport_pool_loop(struct transport_pool *pool)
     return pool->loop;
 }
 
+static void pool_budget_closed(void *ud);
+
 static void pool_maybe_done(struct transport_pool *pool)
 {
     if (!pool->closing || !pool->sweep_closed || pool->buckets ||
         (pool->tls && tls_ctx_cache_busy(pool->tls)))
         return;
+    if (pool->budget) { /* last: a connection still out reads through it until released */
+        if (!pool->budget_closing) read_budget_close(pool->budget, pool_budget_closed, pool);
+        pool->budget_closing = true;
+        return;
+    }
     void (*done)(void *) = pool->done;
     void *ud = pool->done_ud;
     tls_ctx_cache_free(pool->tls);
     free(pool);
     if (done) done(ud);
+}
+
+static void pool_budget_closed(void *ud)
+{
+    struct transport_pool *pool = ud;
+    pool->budget = NULL;
+    pool_maybe_done(pool);
+}
+
+struct read_budget *transport_pool_read_budget(struct transport_pool *pool)
+{
+    return pool->budget;
 }
 
 static void pool_sweep_closed(uv_handle_t *h)
@@ -199,6 +223,7 @@ void transport_pool_close(struct transport_pool *pool, void (*done)(void *ud), v
 void transport_pool_stats(const struct transport_pool *pool, struct transport_stats *out)
 {
     *out = pool->stats;
+    if (pool->budget) out->reads_postponed = read_budget_postponed(pool->budget);
 }
 
 void transport_pool_count_open(struct transport_pool *pool, bool ok)

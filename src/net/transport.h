@@ -141,6 +141,7 @@ struct transport_stats {
     unsigned long reused;   /* opens served from the idle pool */
     unsigned long idle_now; /* idle connections held right now */
     unsigned long failed;   /* new connection attempts that failed before on_connect */
+    unsigned long reads_postponed; /* reads left to a later loop iteration (read_budget.h) */
 };
 void transport_pool_stats(const struct transport_pool *pool, struct transport_stats *out);
 
@@ -177,6 +178,9 @@ bool transport_bucket_park(struct transport_bucket *b, struct transport_conn *c)
 void transport_bucket_unpark(struct transport_conn *c);
 /* Outcome of a new connection attempt, for the counters. */
 void transport_pool_count_open(struct transport_pool *pool, bool ok);
+/* The pool's bound on upstream reading per loop iteration (read_budget.h); it lives until the
+   pool's last connection is gone. */
+struct read_budget *transport_pool_read_budget(struct transport_pool *pool);
 /* The pool's TLS context cache (struct tls_ctx_cache, tls.h), created on first
    use; NULL when out of memory. Freed with the pool. */
 struct tls_ctx_cache *transport_pool_tls(struct transport_pool *pool);

@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/read_budget.h"
 #include "net/tls.h"
 #include "net/transport.h"
 
@@ -53,6 +54,8 @@ struct tcp_conn {
     struct transport_conn base;
     struct transport_pool *pool;
     struct transport_bucket *bucket; /* one reference, dropped at free */
+    struct read_budget *budget;      /* the pool's: reads per loop iteration */
+    struct read_budget_entry rb;
     enum tcp_state state;
 
     /* the attached user */
@@ -138,29 +141,44 @@ static void on_timer_closed(uv_handle_t *h)
     tcp_maybe_free(c);
 }
 
+/* A read that would hand the user data waits when the loop iteration's budget is spent: a
+   zero-length buffer makes libuv call on_read with UV_ENOBUFS, the bytes left in the kernel. */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
+    struct tcp_conn *c = h->data;
+    if (c->state == TCP_OPEN && c->attached && !c->idle && !c->notify_pending &&
+        !read_budget_may_read(c->budget, &c->rb)) {
+        *buf = uv_buf_init(NULL, 0);
+        return;
+    }
     *buf = uv_buf_init(tcp_read_buf, sizeof tcp_read_buf);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 /* Reading follows the state: always during the handshake and while idle (to see
-   the peer close), otherwise while the user is attached, notified and not paused. A plain
+   the peer close), otherwise while the user is attached, notified and not paused, and the
+   read budget has not stopped it (read_budget.h). A plain
    connection taken from the pool keeps reading while its on_connect is pending (on_read
    treats anything it brings as a failure), so that reusing it costs no epoll_ctl calls. */
 static void tcp_update_reading(struct tcp_conn *c)
 {
-    bool want = !c->closing && c->tcp_inited && !c->tcp_closing &&
-                ((c->state == TCP_HANDSHAKE && c->tls) ||
-                 (c->state == TCP_OPEN &&
-                  (c->idle || (!c->paused && (!c->notify_pending || !c->use_tls)))));
+    bool want =
+        !c->closing && c->tcp_inited && !c->tcp_closing &&
+        ((c->state == TCP_HANDSHAKE && c->tls) ||
+         (c->state == TCP_OPEN &&
+          (c->idle || (!c->paused && !c->rb.stopped && (!c->notify_pending || !c->use_tls)))));
     if (want && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = true;
     } else if (!want && c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
     }
+}
+
+static void tcp_budget_resume(struct read_budget_entry *e)
+{
+    tcp_update_reading((struct tcp_conn *)((char *)e - offsetof(struct tcp_conn, rb)));
 }
 
 /* Reports a failure to the attached user: the last thing any caller does. */
@@ -357,6 +375,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct tcp_conn *c = s->data;
     if (nread == 0 || c->closing) return;
+    if (nread == UV_ENOBUFS) { /* on_alloc: over the budget */
+        if (read_budget_wait(c->budget, &c->rb)) tcp_update_reading(c);
+        return;
+    }
     if (nread < 0) {
         if (c->idle) {
             tcp_drop_idle(c);
@@ -570,6 +592,8 @@ static int tcp_open(struct transport_pool *pool, const struct cfg_provider *p,
     c->base.ops = &transport_tcp_ops;
     c->pool = pool;
     c->bucket = b;
+    c->budget = transport_pool_read_budget(pool);
+    c->rb.resume = tcp_budget_resume;
     c->port = p->port;
     c->use_tls = p->tls;
     c->tls_verify = p->tls && p->tls_verify;
@@ -682,6 +706,7 @@ static void tcp_teardown(struct tcp_conn *c)
     c->closing = true;
     c->attached = false;
     c->reading = false;
+    read_budget_leave(c->budget, &c->rb);
     if (c->idle) {
         transport_bucket_unpark(&c->base);
         c->idle = false;
@@ -706,6 +731,7 @@ static void tcp_release(struct transport_conn *base, bool keep_alive)
     c->attached = false;
     c->ud = NULL;
     c->notify_pending = c->drain_pending = false;
+    read_budget_leave(c->budget, &c->rb);
     if (c->idle) { /* the pool gives an idle connection back to close it */
         transport_bucket_unpark(base);
         c->idle = false;

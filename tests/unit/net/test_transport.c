@@ -26,6 +26,7 @@
 
 #include <openssl/ssl.h>
 
+#include "net/read_budget.h"
 #include "net/transport.h"
 
 /* The sim transport lives in sim.c; this stands in when the test is linked without it. */
@@ -228,6 +229,7 @@ struct user {
     int sync_callbacks; /* callbacks made while inside_api */
     bool pause_on_data;
     bool release_on_data;
+    unsigned costly_us; /* each on_data spins this long: a relay that costs */
 };
 
 static void u_connect(void *ud, bool reused)
@@ -246,6 +248,11 @@ static void u_data(void *ud, const char *data, size_t len)
     if (u->len + len <= sizeof u->data) {
         memcpy(u->data + u->len, data, len);
         u->len += len;
+    }
+    if (u->costly_us) {
+        uint64_t until = uv_hrtime() + u->costly_us * 1000ull;
+        while (uv_hrtime() < until) {
+        }
     }
     if (u->pause_on_data) transport_pause(u->conn, true);
     if (u->release_on_data) {
@@ -368,6 +375,105 @@ static void test_connect_write_read(void **state)
     assert_int_equal(s.reused, 0);
     assert_int_equal(s.idle_now, 0);
     assert_int_equal(s.failed, 0);
+}
+
+/* ---- the read budget: a burst of upstream data over several loop iterations ---- */
+
+#define BURST_CONNS 100 /* past READ_BUDGET_ARMED: some wait armed, some stopped */
+
+static struct user *burst_open(struct fx *f, const struct cfg_provider *p)
+{
+    struct user *us = calloc(BURST_CONNS, sizeof *us);
+    assert_non_null(us);
+    for (int i = 0; i < BURST_CONNS; i++) {
+        u_connect_ok(f, &us[i], p);
+        us[i].costly_us = 300;
+    }
+    return us;
+}
+
+static bool all_have(const struct user *us, size_t len)
+{
+    for (int i = 0; i < BURST_CONNS; i++)
+        if (us[i].len < len) return false;
+    return true;
+}
+
+static void test_read_budget_spreads_a_burst(void **state)
+{
+    struct fx *f = *state;
+    struct cfg_provider p = provider("127.0.0.1", f->srv.port);
+    p.max_idle_conns = BURST_CONNS;
+    struct user *us = burst_open(f, &p);
+    /* The first burst is read at once (nothing measured yet); each read costs 300 µs, so the
+       next iteration may serve only the minimum. */
+    for (int i = 0; i < BURST_CONNS; i++)
+        assert_int_equal(u_write(&us[i], "a"), 0);
+    RUN_UNTIL(f, all_have(us, 1), 5000);
+    assert_true(all_have(us, 1));
+    assert_int_equal(stats(f).reads_postponed, 0);
+    RUN_FOR(f, 10); /* the next iteration measures this one */
+    assert_int_equal(read_budget_allowance(transport_pool_read_budget(f->pool)),
+                     READ_BUDGET_MIN_READS);
+
+    /* The second burst: 100 answers ready together, 16 served, the rest postponed, and every
+       byte still reaches its user, in order. */
+    char msg[16];
+    for (int i = 0; i < BURST_CONNS; i++) {
+        snprintf(msg, sizeof msg, "b%02d", i);
+        assert_int_equal(u_write(&us[i], msg), 0);
+    }
+    RUN_UNTIL(f, all_have(us, 4), 5000);
+    assert_true(all_have(us, 4));
+    assert_true(stats(f).reads_postponed >= BURST_CONNS - READ_BUDGET_MIN_READS);
+    for (int i = 0; i < BURST_CONNS; i++) {
+        snprintf(msg, sizeof msg, "ab%02d", i);
+        assert_int_equal(us[i].len, 4);
+        assert_memory_equal(us[i].data, msg, 4);
+        assert_int_equal(us[i].errors, 0);
+        assert_int_equal(us[i].sync_callbacks, 0);
+    }
+    /* Back in the pool with nothing waiting: reused later like any other. */
+    for (int i = 0; i < BURST_CONNS; i++)
+        u_release(&us[i], true);
+    assert_int_equal(read_budget_waiting(transport_pool_read_budget(f->pool)), 0);
+    assert_int_equal(stats(f).idle_now, BURST_CONNS);
+    free(us);
+}
+
+/* Connections released while they wait (a client gone, a deadline) leave the FIFO: nothing
+   resumes them, and the rest are still served. */
+static void test_read_budget_release_while_waiting(void **state)
+{
+    struct fx *f = *state;
+    struct cfg_provider p = provider("127.0.0.1", f->srv.port);
+    struct user *us = burst_open(f, &p);
+    for (int i = 0; i < BURST_CONNS; i++)
+        assert_int_equal(u_write(&us[i], "a"), 0);
+    RUN_UNTIL(f, all_have(us, 1), 5000);
+    for (int i = 0; i < BURST_CONNS; i++)
+        assert_int_equal(u_write(&us[i], "b"), 0);
+    struct read_budget *rb = transport_pool_read_budget(f->pool);
+    RUN_UNTIL(f, read_budget_waiting(rb) > 0, 5000);
+    assert_true(read_budget_waiting(rb) > 0);
+    int released = 0;
+    for (int i = 0; i < BURST_CONNS; i++) {
+        if (us[i].len == 1 && i % 2 == 0) {
+            u_release(&us[i], i % 4 == 0); /* half to the pool (not clean: closed), half closed */
+            released++;
+        }
+    }
+    assert_true(released > 0);
+    for (int i = 0; i < BURST_CONNS; i++) {
+        if (!us[i].conn) continue;
+        RUN_UNTIL(f, us[i].len == 2 || us[i].errors > 0, 3000);
+        assert_int_equal(us[i].errors, 0);
+        assert_int_equal(us[i].len, 2);
+        assert_memory_equal(us[i].data, "ab", 2);
+        u_release(&us[i], false);
+    }
+    assert_int_equal(read_budget_waiting(rb), 0);
+    free(us);
 }
 
 static void test_pool_reuse(void **state)
@@ -1150,6 +1256,8 @@ int main(void)
         cmocka_unit_test(test_names_and_ops),
         cmocka_unit_test_setup_teardown(test_connect_write_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_reuse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_budget_spreads_a_burst, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_budget_release_while_waiting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_keyed_by_identity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_pooling_when_max_idle_zero, setup, teardown),
