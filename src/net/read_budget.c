@@ -4,8 +4,9 @@
  * What an iteration costs is measured, not guessed: from its first upstream read to the
  * uv_prepare before the next poll, so the reads' processing, the writes to clients they
  * caused (flushed after the poll) and whatever else ran are all in it. That time over
- * the reads served is the cost of a read (a moving average), and READ_BUDGET_NS over it
- * the reads the next iteration may serve. One clock reading per iteration, none per read.
+ * the reads served is the cost of a read (moving averages of both), and READ_BUDGET_NS
+ * over it the reads the next iteration may serve. Two clock readings per iteration, none per
+ * read.
  */
 #include "net/read_budget.h"
 
@@ -19,7 +20,10 @@ struct read_budget {
     uv_prepare_t prepare;
     uv_idle_t idle;
     uint64_t iter_start;  /* uv_hrtime of this iteration's first read */
-    uint64_t ns_per_read; /* moving average; 0 until measured */
+    /* moving averages over the iterations that read (weight 1/4 to the newest): their time
+       and their reads, so that one iteration of one read and much other work weighs as one
+       read, not as an iteration */
+    uint64_t avg_ns, avg_reads; /* both scaled by 16 */
     unsigned served;      /* reads this iteration */
     unsigned allowance;   /* reads an iteration may serve */
     struct read_budget_entry *head, *tail;
@@ -65,10 +69,10 @@ static void on_prepare(uv_prepare_t *h)
 {
     struct read_budget *b = h->data;
     if (b->served == 0) return;
-    uint64_t per_read = (uv_hrtime() - b->iter_start) / b->served;
-    if (per_read == 0) per_read = 1;
-    b->ns_per_read = b->ns_per_read ? (3 * b->ns_per_read + per_read) / 4 : per_read;
-    uint64_t n = READ_BUDGET_NS / b->ns_per_read;
+    uint64_t ns = (uv_hrtime() - b->iter_start) * 16, reads = (uint64_t)b->served * 16;
+    b->avg_ns = b->avg_reads ? (3 * b->avg_ns + ns) / 4 : ns;
+    b->avg_reads = b->avg_reads ? (3 * b->avg_reads + reads) / 4 : reads;
+    uint64_t n = b->avg_ns ? READ_BUDGET_NS * b->avg_reads / b->avg_ns : READ_BUDGET_MAX_READS;
     b->allowance = n < READ_BUDGET_MIN_READS   ? READ_BUDGET_MIN_READS
                    : n > READ_BUDGET_MAX_READS ? READ_BUDGET_MAX_READS
                                                : (unsigned)n;

@@ -33,8 +33,10 @@
 #include <uv.h>
 
 /* A loop iteration's time with upstream reads in it: about what a probe or a new request
-   waits behind a burst of upstream data, per iteration it needs. */
-#define READ_BUDGET_NS 1000000u
+   waits behind a burst of upstream data, per iteration it needs. At 1 ms, 64 busy keep-alive
+   clients on one worker (an iteration of 3-4 ms unbounded) lost about 9 % of their
+   requests/s to the smaller batches; at 2 ms nothing measurable (bench/README.md). */
+#define READ_BUDGET_NS 2000000u
 /* Reads an iteration serves however costly the last ones were. */
 #define READ_BUDGET_MIN_READS 16u
 /* Waiting connections that stay armed in epoll (each reported again per iteration, for a
