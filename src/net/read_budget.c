@@ -15,6 +15,9 @@
 /* Bounds on the reads one iteration may serve, whatever the measured cost says. */
 #define READ_BUDGET_MAX_READS 4096u
 
+/* Reads postponed by every budget of the process (relaxed: a count for /metrics). */
+static unsigned long postponed_all;
+
 struct read_budget {
     uv_check_t check;
     uv_prepare_t prepare;
@@ -148,6 +151,7 @@ bool read_budget_wait(struct read_budget *b, struct read_budget_entry *e)
     b->tail = e;
     if (b->waiting++ == 0) uv_idle_start(&b->idle, on_idle);
     b->postponed++;
+    __atomic_fetch_add(&postponed_all, 1, __ATOMIC_RELAXED);
     return e->stopped;
 }
 
@@ -165,6 +169,11 @@ unsigned read_budget_waiting(const struct read_budget *b)
 unsigned long read_budget_postponed(const struct read_budget *b)
 {
     return b->postponed;
+}
+
+unsigned long read_budget_postponed_total(void)
+{
+    return __atomic_load_n(&postponed_all, __ATOMIC_RELAXED);
 }
 
 unsigned read_budget_allowance(const struct read_budget *b)

@@ -73,6 +73,8 @@ void read_budget_leave(struct read_budget *b, struct read_budget_entry *e);
 /* Connections waiting now, and reads postponed since the start. */
 unsigned read_budget_waiting(const struct read_budget *b);
 unsigned long read_budget_postponed(const struct read_budget *b);
+/* Reads postponed by every budget of the process since the start (any thread). */
+unsigned long read_budget_postponed_total(void);
 /* Reads the next iteration may serve. */
 unsigned read_budget_allowance(const struct read_budget *b);
 

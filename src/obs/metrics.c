@@ -2,6 +2,7 @@
 
 #include "admit/budget.h"
 #include "acct/ledger.h"
+#include "net/read_budget.h"
 #include "obs/reload_stats.h"
 
 #include <dirent.h>
@@ -930,6 +931,9 @@ static void render_workers(struct buf *b, const struct metrics *m)
     sample_u(b, "unbusy_open_connections", NULL, 0, conns);
     family(b, "unbusy_inflight_requests", "gauge", "Proxied requests being answered.");
     sample_u(b, "unbusy_inflight_requests", NULL, 0, inflight);
+    family(b, "unbusy_upstream_reads_postponed_total", "counter",
+           "Upstream reads a loop iteration left to a later one, its time budget spent.");
+    sample_u(b, "unbusy_upstream_reads_postponed_total", NULL, 0, read_budget_postponed_total());
 }
 
 /* Process metrics from /proc/self, named as every Prometheus client library names them. */

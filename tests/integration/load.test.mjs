@@ -4,7 +4,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { drainStream, expectedContent, fakeProvider, harness, marker } from './lib.mjs';
+import net from 'node:net';
+import { drainStream, expectedContent, fakeProvider, harness, marker, sleep, sseContent } from './lib.mjs';
 
 const msgs = [{ role: 'user', content: 'load' }];
 
@@ -75,4 +76,63 @@ test('equal deployments share concurrent traffic', { timeout: 120000 }, async (t
     const b = (await fakeB.requestsWith(mk)).length;
     assert.equal(a + b, N, `upstream saw ${a}+${b} requests for ${N}`);
     assert.ok(a >= N / 10 && b >= N / 10, `traffic not shared: prov-a ${a}, prov-b ${b}`);
+});
+
+test('a burst of events from 400 streams at once is relayed whole, a loop iteration at a time', { timeout: 120000 }, async (t) => {
+    // One worker; every stream's next chunk comes from the fake in the same 100 ms tick, so
+    // hundreds of upstream reads are ready together — more than one loop iteration may serve
+    // (net/read_budget: about 2 ms). The ones past it wait their turn with their bytes in the
+    // kernel: every stream must still end with exactly its own content, in order, and
+    // /healthz must answer meanwhile.
+    const h = harness(t);
+    const fake = await h.fake({ behavior: 'chunks=3' });
+    const N = 400;
+    const gw = await h.gateway({
+        config: {
+            server: { workers: 1 },
+            providers: { 'prov-a': fakeProvider(fake) },
+            // the learnt concurrency limit starts at 20: these streams are to run side by side
+            models: { m: [{ provider: 'prov-a', model: 'up-m', max_concurrency: 1000 }] },
+        },
+    });
+    const postponed = async () => {
+        const r = await gw.request('/metrics');
+        return Number(/^unbusy_upstream_reads_postponed_total (\d+)$/m.exec(r.text)?.[1] ?? NaN);
+    };
+    const before = await postponed();
+    assert.ok(Number.isFinite(before), 'unbusy_upstream_reads_postponed_total on /metrics');
+    const one = (i) => new Promise((resolve, reject) => {
+        const n = 20 + (i % 7);
+        const body = JSON.stringify({ model: 'm', stream: true, messages: msgs, fake: `chunks=${n},chunk_ms=100` });
+        const s = net.connect(gw.port, '127.0.0.1');
+        let text = '';
+        s.on('error', reject);
+        s.on('connect', () => s.write('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+            `Connection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`));
+        s.on('data', (d) => { text += d.toString('utf8'); });
+        s.on('close', () => resolve({ i, n, text }));
+    });
+    const all = Promise.all(Array.from({ length: N }, (_, i) => one(i)));
+    let probes = 0;
+    let done = false;
+    all.finally(() => { done = true; });
+    while (!done) {
+        const r = await gw.request('/healthz');
+        assert.equal(r.status, 200);
+        probes++;
+        await sleep(100);
+    }
+    const results = await all;
+    const failures = [];
+    for (const { i, n, text } of results) {
+        const head = text.slice(0, 12);
+        const content = sseContent(text.slice(text.indexOf('\r\n\r\n') + 4));
+        if (head !== 'HTTP/1.1 200') failures.push(`#${i}: ${head}`);
+        else if (content !== expectedContent(n)) failures.push(`#${i}: wrong content (${content.length} chars)`);
+        else if (!/data: \[DONE\]/.test(text)) failures.push(`#${i}: no [DONE]`);
+    }
+    assert.deepEqual(failures.slice(0, 10), [], `${failures.length} of ${N} streams failed`);
+    assert.ok(probes >= 10, `the streams took ${probes} probes' time`);
+    // The bound did act: some reads waited for a later iteration.
+    assert.ok((await postponed()) > before, 'no upstream read was postponed');
 });

@@ -137,6 +137,7 @@ static void test_fifo_order_and_fairness(void **state)
     for (unsigned i = 0; i < READ_BUDGET_MIN_READS; i++)
         assert_true(read_budget_may_read(f->b, &newcomer.e));
     /* The first 64 to wait stay armed; the rest stop reading. */
+    unsigned long total = read_budget_postponed_total();
     for (int i = 0; i < N; i++) {
         assert_false(read_budget_may_read(f->b, &e[i].e));
         assert_int_equal(read_budget_wait(f->b, &e[i].e), i >= (int)READ_BUDGET_ARMED);
@@ -145,6 +146,7 @@ static void test_fifo_order_and_fairness(void **state)
     assert_true(read_budget_wait(f->b, &e[N - 1].e));
     assert_int_equal(read_budget_waiting(f->b), N);
     assert_int_equal(read_budget_postponed(f->b), N);
+    assert_int_equal(read_budget_postponed_total() - total, N); /* /metrics' count */
     /* An armed one reported again before its turn waits on. */
     assert_false(read_budget_may_read(f->b, &e[20].e));
     /* A connection that was not waiting goes behind the FIFO, even with budget left. */
