@@ -83,6 +83,23 @@ static void iterate(struct fx *f)
     uv_run(&f->loop, UV_RUN_NOWAIT);
 }
 
+/* Iterations of reads that each cost us µs, until an iteration may serve only the minimum;
+   then that minimum read in one iteration, which spends its reads. */
+static void spend_on_costly_reads(struct fx *f, struct ent *x, unsigned us)
+{
+    for (int i = 0; i < 10; i++) {
+        iterate(f);
+        for (unsigned j = 0; j < READ_BUDGET_MIN_READS; j++) {
+            assert_true(read_budget_may_read(f->b, &x->e));
+            spin_us(us);
+        }
+    }
+    iterate(f);
+    assert_int_equal(read_budget_allowance(f->b), READ_BUDGET_MIN_READS);
+    for (unsigned i = 0; i < READ_BUDGET_MIN_READS; i++)
+        assert_true(read_budget_may_read(f->b, &x->e));
+}
+
 static void test_allowance_follows_the_cost(void **state)
 {
     struct fx *f = *state;
@@ -91,18 +108,8 @@ static void test_allowance_follows_the_cost(void **state)
     for (int i = 0; i < 100; i++)
         assert_true(read_budget_may_read(f->b, &a.e));
     assert_int_equal(read_budget_allowance(f->b), 4096);
-    /* Reads of 200 µs each: 5 fit in the budget, fewer than the minimum. */
-    for (int i = 0; i < 10; i++) {
-        iterate(f);
-        for (unsigned j = 0; j < READ_BUDGET_MIN_READS; j++) {
-            assert_true(read_budget_may_read(f->b, &a.e));
-            spin_us(200);
-        }
-    }
-    iterate(f);
-    assert_int_equal(read_budget_allowance(f->b), READ_BUDGET_MIN_READS);
-    for (unsigned i = 0; i < READ_BUDGET_MIN_READS; i++)
-        assert_true(read_budget_may_read(f->b, &a.e));
+    /* Reads of 200 µs each: 10 fit in the budget, fewer than the minimum. */
+    spend_on_costly_reads(f, &a, 200);
     assert_false(read_budget_may_read(f->b, &a.e)); /* the iteration's reads are spent */
     /* Cheap reads again: the allowance grows back (a moving average: within some iterations,
        however long one of them was kept from the CPU). */
@@ -124,18 +131,7 @@ static void test_fifo_order_and_fairness(void **state)
     struct ent newcomer = {.e.resume = on_resume};
     for (int i = 0; i < N; i++)
         e[i] = (struct ent){.e.resume = on_resume};
-    /* Make reads costly so that an iteration serves the minimum. */
-    for (int k = 0; k < 10; k++) {
-        iterate(f);
-        for (unsigned j = 0; j < READ_BUDGET_MIN_READS; j++) {
-            assert_true(read_budget_may_read(f->b, &newcomer.e));
-            spin_us(300);
-        }
-    }
-    iterate(f);
-    assert_int_equal(read_budget_allowance(f->b), READ_BUDGET_MIN_READS);
-    for (unsigned i = 0; i < READ_BUDGET_MIN_READS; i++)
-        assert_true(read_budget_may_read(f->b, &newcomer.e));
+    spend_on_costly_reads(f, &newcomer, 300);
     /* The first 64 to wait stay armed; the rest stop reading. */
     unsigned long total = read_budget_postponed_total();
     for (int i = 0; i < N; i++) {
