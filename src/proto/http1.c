@@ -12,49 +12,58 @@
  * one is refused before the caller buffers more of it.
  */
 
-/* tchar (RFC 9110 5.6.2) */
+/*
+ * Byte classes, one bit each in a table of 256: a head's bytes are looked up,
+ * not compared against a list, on every header of every request.
+ */
+enum { CL_TCHAR = 1, CL_VALUE = 2 };
+
+/* tchar (RFC 9110 5.6.2); field-vchar, SP or HTAB: what may appear inside a header value or
+   reason phrase (obs-text, 0x80-0xff, included) */
+#define CL_IS_TCHAR(c)                                                                             \
+    (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') || ((c) >= '0' && (c) <= '9') ||     \
+     (c) == '!' || (c) == '#' || (c) == '$' || (c) == '%' || (c) == '&' || (c) == '\'' ||          \
+     (c) == '*' || (c) == '+' || (c) == '-' || (c) == '.' || (c) == '^' || (c) == '_' ||           \
+     (c) == '`' || (c) == '|' || (c) == '~')
+#define CL_IS_VALUE(c) ((c) == '\t' || ((c) >= 0x20 && (c) != 0x7f))
+#define CL_ROW(c) (unsigned char)((CL_IS_TCHAR(c) ? CL_TCHAR : 0) | (CL_IS_VALUE(c) ? CL_VALUE : 0))
+#define CL_ROW4(c) CL_ROW(c), CL_ROW((c) + 1), CL_ROW((c) + 2), CL_ROW((c) + 3)
+#define CL_ROW16(c) CL_ROW4(c), CL_ROW4((c) + 4), CL_ROW4((c) + 8), CL_ROW4((c) + 12)
+#define CL_ROW64(c) CL_ROW16(c), CL_ROW16((c) + 16), CL_ROW16((c) + 32), CL_ROW16((c) + 48)
+static const unsigned char byte_class[256] = {CL_ROW64(0), CL_ROW64(64), CL_ROW64(128),
+                                              CL_ROW64(192)};
+
 static bool is_tchar(unsigned char c)
 {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-    switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~':
-        return true;
-    default:
-        return false;
-    }
+    return byte_class[c] & CL_TCHAR;
 }
 
-/* field-vchar, SP or HTAB: what may appear inside a header value or reason phrase */
 static bool is_value_char(unsigned char c)
 {
-    return c == '\t' || (c >= 0x20 && c != 0x7f);
+    return byte_class[c] & CL_VALUE;
 }
 
 static unsigned char lower(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c - 'A' + 'a') : c;
+    return (unsigned char)(c - 'A') < 26 ? (unsigned char)(c + ('a' - 'A')) : c;
 }
 
-static bool str_ieq(struct http1_str s, const char *lit)
+/* s spells lit (n bytes, lower case), case aside */
+static bool str_ieq_n(struct http1_str s, const char *lit, size_t n)
 {
-    size_t n = strlen(lit);
     if (s.len != n) return false;
     for (size_t i = 0; i < n; i++)
-        if (lower((unsigned char)s.p[i]) != lower((unsigned char)lit[i])) return false;
+        if (lower((unsigned char)s.p[i]) != (unsigned char)lit[i]) return false;
+    return true;
+}
+#define STR_IEQ(s, lit) str_ieq_n((s), lit, sizeof lit - 1)
+
+/* the same for a name given at run time, in any case */
+static bool str_ieq_any(struct http1_str s, const char *name, size_t n)
+{
+    if (s.len != n) return false;
+    for (size_t i = 0; i < n; i++)
+        if (lower((unsigned char)s.p[i]) != lower((unsigned char)name[i])) return false;
     return true;
 }
 
@@ -116,11 +125,10 @@ static int parse_header_line(const char **pp, const char *end, struct http1_head
     p++;
 
     hd->value.p = p;
-    while (p < end && *p != '\r' && *p != '\n') {
-        if (!is_value_char((unsigned char)*p)) return HTTP1_ERROR;
+    while (p < end && is_value_char((unsigned char)*p))
         p++;
-    }
     if (p == end) return HTTP1_NEED_MORE;
+    if (*p != '\r' && *p != '\n') return HTTP1_ERROR;
     hd->value.len = (size_t)(p - hd->value.p);
     trim_ows(&hd->value);
     int rc = eat_eol(&p, end);
@@ -182,7 +190,7 @@ static bool scan_transfer_coding(struct http1_str v, unsigned *chunked)
         trim_ows(&el);
         i++;                       /* past the comma, or past the end */
         if (el.len == 0) continue; /* empty list elements are allowed (RFC 9110 5.6.1) */
-        if (!str_ieq(el, "chunked")) return false;
+        if (!STR_IEQ(el, "chunked")) return false;
         (*chunked)++;
     }
     return true;
@@ -203,22 +211,22 @@ static int extract_framing(struct http1_head *h, bool is_request)
     for (size_t i = 0; i < h->nheaders; i++) {
         struct http1_str name = h->headers[i].name;
         struct http1_str value = h->headers[i].value;
-        if (str_ieq(name, "content-length")) {
+        if (STR_IEQ(name, "content-length")) {
             uint64_t n;
             if (!parse_content_length(value, &n)) return HTTP1_ERROR;
             if (h->has_content_length && n != h->content_length) return HTTP1_ERROR;
             h->has_content_length = true;
             h->content_length = n;
-        } else if (str_ieq(name, "transfer-encoding")) {
+        } else if (STR_IEQ(name, "transfer-encoding")) {
             te_seen = true;
             if (!scan_transfer_coding(value, &chunked_codings)) return HTTP1_ERROR;
-        } else if (str_ieq(name, "connection")) {
+        } else if (STR_IEQ(name, "connection")) {
             close_tok |= http1_value_has_token(value, "close");
             keepalive_tok |= http1_value_has_token(value, "keep-alive");
-        } else if (is_request && str_ieq(name, "expect")) {
+        } else if (is_request && STR_IEQ(name, "expect")) {
             /* an HTTP/1.0 client cannot know 100 Continue (RFC 9110 10.1.1) */
-            if (h->minor_version >= 1 && str_ieq(value, "100-continue")) h->expect_continue = true;
-        } else if (is_request && str_ieq(name, "host")) {
+            if (h->minor_version >= 1 && STR_IEQ(value, "100-continue")) h->expect_continue = true;
+        } else if (is_request && STR_IEQ(name, "host")) {
             if (++hosts > 1) return HTTP1_ERROR;
         }
     }
@@ -299,54 +307,47 @@ void http1_head_scan_init(struct http1_head_scan *s)
 }
 
 /*
- * A line of the head has ended at buf[lf]: the empty line ends the head
- * (returns its length); any other line is checked once, by the functions the
- * parser uses, so the scan refuses what the parser refuses. Returns 0 to go on.
+ * The complete lines the scan has passed over but not checked, each once, by
+ * the functions the parser uses, so the scan refuses what the parser refuses.
  */
-static int scan_line_done(struct http1_head_scan *s, const char *buf, size_t lf)
+static int check_lines(struct http1_head_scan *s, const char *buf)
 {
-    const char *start = buf + s->line_start, *end = buf + lf + 1;
-    size_t content = lf - s->line_start - (s->cr ? 1 : 0);
-    s->cr = false;
-    s->line_start = lf + 1;
-    if (content == 0) return s->lines ? (int)(lf + 1) : 0; /* leading empty lines are skipped */
-    s->work += (size_t)(end - start);
-    const char *p = start;
-    int rc;
-    if (s->lines == 0) {
-        struct http1_str method, target;
-        int minor;
-        rc = parse_request_line(&p, end, &method, &target, &minor);
-    } else {
-        if (s->lines - 1 >= HTTP1_MAX_HEADERS) return HTTP1_ERROR;
-        struct http1_header hd;
-        rc = parse_header_line(&p, end, &hd);
+    while (s->checked < s->line_start) {
+        const char *start = buf + s->checked;
+        const char *lf = memchr(start, '\n', s->line_start - s->checked);
+        const char *end = lf + 1, *p = start;
+        size_t content = (size_t)(lf - start) - (lf > start && lf[-1] == '\r');
+        s->checked += (size_t)(end - start);
+        if (content == 0) continue; /* leading empty lines: the head has not ended */
+        s->work += (size_t)(end - start);
+        int rc;
+        if (s->checked_lines++ == 0) {
+            struct http1_str method, target;
+            int minor;
+            rc = parse_request_line(&p, end, &method, &target, &minor);
+        } else {
+            struct http1_header hd;
+            rc = parse_header_line(&p, end, &hd);
+        }
+        if (rc) return HTTP1_ERROR; /* a whole line never needs more */
     }
-    if (rc) return HTTP1_ERROR; /* a whole line never needs more */
-    s->lines++;
     return 0;
 }
 
-int http1_head_scan_request(struct http1_head_scan *s, const char *buf, size_t len)
+/* What has come of a line not yet ended, byte by byte, so that what is not HTTP at all (a TLS
+   hello, say) is refused at once and not after a line. */
+static int check_tail(struct http1_head_scan *s, const char *buf, size_t len)
 {
-    if (len > INT_MAX) len = INT_MAX;
     for (size_t i = s->pos; i < len; i++) {
         unsigned char c = (unsigned char)buf[i];
         s->work++;
         s->pos = i + 1;
-        if (c == '\n') {
-            int rc = scan_line_done(s, buf, i);
-            if (rc) return rc;
-            continue;
-        }
         /* a CR not followed by LF, or a control byte, is an error wherever it is in a head */
         if (s->cr || (c < 0x20 && c != '\t' && c != '\r') || c == 0x7f) return HTTP1_ERROR;
         if (c == '\r') {
             s->cr = true;
             continue;
         }
-        /* the method is checked as it arrives, so that what is not HTTP at all (a TLS
-           hello, say) is refused at once and not after a whole line */
         if (s->lines == 0 && !s->method_done) {
             if (c == ' ') {
                 if (i == s->line_start) return HTTP1_ERROR;
@@ -357,6 +358,34 @@ int http1_head_scan_request(struct http1_head_scan *s, const char *buf, size_t l
         }
     }
     return HTTP1_NEED_MORE;
+}
+
+/*
+ * Lines are found by memchr. A head that ends in this call is handed to the
+ * parser as it is (the parser checks every line); only a head that has not
+ * ended has its lines checked here, so that garbage is not buffered up to the
+ * size limit before it is refused.
+ */
+int http1_head_scan_request(struct http1_head_scan *s, const char *buf, size_t len)
+{
+    if (len > INT_MAX) len = INT_MAX;
+    while (s->pos < len) {
+        const char *lf = memchr(buf + s->pos, '\n', len - s->pos);
+        if (!lf) break;
+        size_t at = (size_t)(lf - buf), start = s->line_start;
+        s->work += at + 1 - s->pos;
+        s->pos = s->line_start = at + 1;
+        s->cr = s->method_done = false;
+        if (at - start == (size_t)(at > start && buf[at - 1] == '\r')) { /* an empty line */
+            if (s->lines) return (int)(at + 1);
+            continue; /* leading empty lines are skipped */
+        }
+        if (s->lines > HTTP1_MAX_HEADERS)
+            return HTTP1_ERROR; /* the request line and the most headers */
+        s->lines++;
+    }
+    int rc = check_lines(s, buf);
+    return rc ? rc : check_tail(s, buf, len);
 }
 
 int http1_parse_response(const char *buf, size_t len, struct http1_response *resp)
@@ -392,11 +421,10 @@ int http1_parse_response(const char *buf, size_t len, struct http1_response *res
         return HTTP1_ERROR;
     }
     resp->reason.p = p;
-    while (p < end && *p != '\r' && *p != '\n') {
-        if (!is_value_char((unsigned char)*p)) return HTTP1_ERROR;
+    while (p < end && is_value_char((unsigned char)*p))
         p++;
-    }
     if (p == end) return HTTP1_NEED_MORE;
+    if (*p != '\r' && *p != '\n') return HTTP1_ERROR;
     resp->reason.len = (size_t)(p - resp->reason.p);
     if ((rc = eat_eol(&p, end))) return rc;
     if ((rc = parse_headers(&p, end, &resp->head))) return rc;
@@ -406,14 +434,15 @@ int http1_parse_response(const char *buf, size_t len, struct http1_response *res
 
 const struct http1_str *http1_find_header(const struct http1_head *h, const char *name)
 {
+    size_t n = strlen(name);
     for (size_t i = 0; i < h->nheaders; i++)
-        if (str_ieq(h->headers[i].name, name)) return &h->headers[i].value;
+        if (str_ieq_any(h->headers[i].name, name, n)) return &h->headers[i].value;
     return NULL;
 }
 
 bool http1_value_has_token(struct http1_str value, const char *token)
 {
-    size_t i = 0;
+    size_t n = strlen(token), i = 0;
     while (i < value.len) {
         size_t start = i;
         while (i < value.len && value.p[i] != ',')
@@ -421,7 +450,7 @@ bool http1_value_has_token(struct http1_str value, const char *token)
         struct http1_str el = {value.p + start, i - start};
         trim_ows(&el);
         /* empty list elements are not tokens (RFC 9110 5.6.1) */
-        if (el.len && str_ieq(el, token)) return true;
+        if (el.len && str_ieq_any(el, token, n)) return true;
         i++;
     }
     return false;

@@ -91,22 +91,25 @@ int http1_parse_request(const char *buf, size_t len, struct http1_request *req);
 /*
  * Finds the end of a request head in a stream that grows between calls,
  * resuming where the last call stopped: each byte is examined once and each
- * line checked once, so the cost is linear in the head's size however it
- * arrives. buf[0..len) is the stream so far (its first bytes must not change
- * between calls; the buffer may move). Returns the head's length (then parse
- * buf[0..length) with http1_parse_request, which may still refuse its framing),
- * HTTP1_NEED_MORE, or HTTP1_ERROR for bytes http1_parse_request would refuse
- * (a bad request line, header line or control byte): the scan agrees with the
- * parser on where a head ends and refuses nothing the parser accepts. After a
+ * line checked at most once, so the cost is linear in the head's size however
+ * it arrives. A head whose end is found is not checked here but by the parser
+ * that reads it next; a head still incomplete is, so that bytes that are not
+ * HTTP are refused as they arrive. buf[0..len) is the stream so far (its first bytes must not
+ * change between calls; the buffer may move). Returns the head's length (then parse buf[0..length)
+ * with http1_parse_request, which may still refuse its framing), HTTP1_NEED_MORE, or HTTP1_ERROR
+ * for bytes http1_parse_request would refuse (a bad request line, header line or control byte): the
+ * scan agrees with the parser on where a head ends and refuses nothing the parser accepts. After a
  * result other than HTTP1_NEED_MORE, init the scan again for the next head.
  */
 struct http1_head_scan {
-    size_t pos;        /* bytes of the stream examined */
-    size_t line_start; /* where the current line begins */
-    size_t lines;      /* complete non-empty lines: the request line, then headers */
-    bool method_done;  /* the request line's method has ended */
-    bool cr;           /* the last byte examined was a CR */
-    size_t work;       /* bytes examined plus bytes of lines checked (tests bound it) */
+    size_t pos;           /* bytes of the stream examined */
+    size_t line_start;    /* where the current line begins */
+    size_t lines;         /* complete non-empty lines: the request line, then headers */
+    size_t checked;       /* the complete lines before this have been checked */
+    size_t checked_lines; /* of which non-empty */
+    bool method_done;     /* the request line's method has ended (in the line not yet ended) */
+    bool cr;              /* the last byte examined was a CR (the same) */
+    size_t work;          /* bytes examined plus bytes of lines checked (tests bound it) */
 };
 
 void http1_head_scan_init(struct http1_head_scan *s);

@@ -492,6 +492,55 @@ static void test_head_scan(void **state)
 }
 
 /*
+ * A head that ends in one read is left to the parser, which checks every line;
+ * the same bad line in a head that has not ended is refused by the scan.
+ */
+static void test_head_scan_leaves_ended_heads_to_parser(void **state)
+{
+    static const char bad[] = "GET / HTTP/1.1\r\nX-A: a\001b\r\n\r\n";
+    size_t n = sizeof bad - 1;
+    struct http1_head_scan scan;
+    http1_head_scan_init(&scan);
+    assert_int_equal(http1_head_scan_request(&scan, bad, n), (int)n);
+    struct http1_request req;
+    assert_int_equal(http1_parse_request(bad, n, &req), HTTP1_ERROR);
+
+    http1_head_scan_init(&scan);
+    assert_int_equal(http1_head_scan_request(&scan, bad, n - 2), HTTP1_ERROR);
+    /* a line checked in one call is not checked again in the next */
+    static const char good[] = "GET / HTTP/1.1\r\nHost: a\r\nX: y\r\n\r\n";
+    http1_head_scan_init(&scan);
+    assert_int_equal(http1_head_scan_request(&scan, good, 18), HTTP1_NEED_MORE);
+    size_t work = scan.work;
+    assert_int_equal(http1_head_scan_request(&scan, good, 27), HTTP1_NEED_MORE);
+    assert_int_equal(scan.work,
+                     work + (27 - 18) + 9); /* 9 bytes examined, one 9-byte line checked */
+    assert_int_equal(http1_head_scan_request(&scan, good, sizeof good - 1), (int)sizeof good - 1);
+}
+
+/* Every byte as part of a header's name and of its value: the byte tables are RFC 9110's. */
+static void test_header_bytes(void **state)
+{
+    static const char tchars[] = "!#$%&'*+-.^_`|~";
+    for (int c = 0; c < 256; c++) {
+        bool tchar = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                     (c && strchr(tchars, c));
+        bool vchar = c == '\t' || (c >= 0x20 && c != 0x7f);
+        char head[64];
+        struct http1_request req;
+        int n = snprintf(head, sizeof head, "GET / HTTP/1.1\r\nX%cY: v\r\n\r\n", c ? c : '@');
+        if (c == 0) head[17] = '\0';
+        int rc = http1_parse_request(head, (size_t)n, &req);
+        if ((rc > 0) != (tchar || c == ':')) /* "X:Y: v" is X with the value "Y: v" */
+            fail_msg("byte 0x%02x in a name: %d", c, rc);
+        n = snprintf(head, sizeof head, "GET / HTTP/1.1\r\nX: a%cb\r\n\r\n", c ? c : '@');
+        if (c == 0) head[20] = '\0';
+        rc = http1_parse_request(head, (size_t)n, &req);
+        if ((rc > 0) != vchar) fail_msg("byte 0x%02x in a value: %d", c, rc);
+    }
+}
+
+/*
  * A 60 KB head arriving one byte per read costs work linear in its size: each
  * byte is examined once and each line checked once (re-parsing from the start
  * on every read would be about 1.8e9 byte visits).
@@ -856,6 +905,8 @@ int main(void)
         cmocka_unit_test(test_chunked_bare_lf),
         cmocka_unit_test(test_head_scan),
         cmocka_unit_test(test_head_scan_linear),
+        cmocka_unit_test(test_head_scan_leaves_ended_heads_to_parser),
+        cmocka_unit_test(test_header_bytes),
         cmocka_unit_test(test_chunked_request_head),
         cmocka_unit_test(test_framing_rejections),
         cmocka_unit_test(test_syntax_rejections),
