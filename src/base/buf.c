@@ -68,7 +68,7 @@ void buf_mem_free(void *mem, size_t cap)
         free(mem);
 }
 
-int buf_reserve(struct buf *b, size_t extra)
+static int grow(struct buf *b, size_t extra)
 {
     size_t limit = b->limit ? b->limit : BUF_DEFAULT_LIMIT;
     if (extra > limit || b->len > limit - extra)
@@ -90,9 +90,23 @@ int buf_reserve(struct buf *b, size_t extra)
     return 0;
 }
 
+/* The usual case, room already there and within the limit, decided without a call: every
+   append of the per-request paths asks. A buffer with no block has cap 0 and grows. */
+static inline int reserve(struct buf *b, size_t extra)
+{
+    if (extra < b->cap - b->len && b->len + extra <= b->limit)
+        return 0;
+    return grow(b, extra);
+}
+
+int buf_reserve(struct buf *b, size_t extra)
+{
+    return reserve(b, extra);
+}
+
 int buf_append(struct buf *b, const void *data, size_t len)
 {
-    int rc = buf_reserve(b, len);
+    int rc = reserve(b, len);
     if (rc)
         return rc;
     if (len)
@@ -167,7 +181,7 @@ static inline bool json_plain(unsigned char c)
 int buf_append_json_str(struct buf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
-    int rc = buf_reserve(b, len + 2);
+    int rc = reserve(b, len + 2);
     if (rc)
         return rc;
     b->data[b->len++] = '"';
@@ -177,7 +191,7 @@ int buf_append_json_str(struct buf *b, const char *s, size_t len)
             run++;
         if (run > i) { /* the usual case: a run copied at once */
             /* escapes may have used the room reserved above */
-            if ((rc = buf_reserve(b, run - i + 1))) return rc;
+            if ((rc = reserve(b, run - i + 1))) return rc;
             memcpy(b->data + b->len, s + i, run - i);
             b->len += run - i;
             b->data[b->len] = '\0';
