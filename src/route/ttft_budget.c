@@ -78,22 +78,30 @@ static uint32_t quantile(const struct ttft_budget_class *c, double q)
     return (uint32_t)lround(bin_low(last + 1)); /* rounding left target past the sum */
 }
 
+/* Weights and unit divided by unit: the decay so far made real. A weight under 1e-9 of a
+   sample's is dropped (no denormals after a long quiet spell in one bin). */
+static void rescale(struct ttft_budget_class *c)
+{
+    double total = 0;
+    for (unsigned k = 0; k < TTFT_BUDGET_BINS; k++) {
+        c->weight[k] = (float)(c->weight[k] / c->unit);
+        if (c->weight[k] < 1e-9f) c->weight[k] = 0;
+        total += c->weight[k];
+    }
+    c->total = total; /* summed afresh: no drift of a running total */
+    c->unit = 1;
+}
+
 void ttft_budget_observe(struct ttft_budget *t, uint32_t prompt_tokens, uint32_t ttft_ms)
 {
     struct ttft_budget_class *c = &t->cls[ttft_budget_class_of(prompt_tokens)];
     unsigned bin = bin_of(ttft_ms ? ttft_ms : 1);
-    const float keep = (float)(1.0 - TTFT_BUDGET_DECAY);
     pthread_mutex_lock(&t->lock);
-    double total = 0;
-    for (unsigned k = 0; k < TTFT_BUDGET_BINS; k++) {
-        c->weight[k] *= keep;
-        if (c->weight[k] < 1e-6f)
-            c->weight[k] = 0; /* no denormals after a long quiet spell in one bin */
-        total += c->weight[k];
-    }
-    c->weight[bin] += 1.0f;
-    c->total = total + 1.0; /* summed afresh: no drift of a running total */
+    c->unit = c->unit > 0 ? c->unit / (1.0 - TTFT_BUDGET_DECAY) : 1;
+    c->weight[bin] += (float)c->unit;
+    c->total += c->unit;
     c->samples++;
+    if (c->unit > TTFT_BUDGET_RESCALE) rescale(c);
     pthread_mutex_unlock(&t->lock);
 }
 
@@ -180,7 +188,7 @@ void ttft_budget_class_stats(struct ttft_budget *t, unsigned c, struct ttft_budg
     out->max_tokens = class_max_tokens(c);
     pthread_mutex_lock(&t->lock);
     out->samples = t->cls[c].samples;
-    out->weight = t->cls[c].total;
+    out->weight = t->cls[c].unit > 0 ? t->cls[c].total / t->cls[c].unit : 0;
     out->p50_ms = quantile(&t->cls[c], 0.5);
     out->p99_ms = quantile(&t->cls[c], 0.99);
     pthread_mutex_unlock(&t->lock);

@@ -82,9 +82,16 @@
 #define TTFT_BUDGET_SHORT_TOKENS 200u
 #define TTFT_BUDGET_LONG_TOKENS 20000u
 
+/* Decay without a pass over the bins per sample: each sample weighs 1/(1-DECAY) times the
+   last (`unit`), which is the same as every older weight shrinking by (1-DECAY); the weights
+   are scaled back (unit 1) once unit passes TTFT_BUDGET_RESCALE. A quantile is a ratio of
+   weights, so the scale does not show; the decayed count is total / unit. */
+#define TTFT_BUDGET_RESCALE 65536.0
+
 struct ttft_budget_class {
     float weight[TTFT_BUDGET_BINS];
     double total;     /* the weights' sum */
+    double unit;      /* what the next sample weighs (0: none yet, the same as 1) */
     uint64_t samples; /* ever */
 };
 

@@ -1,6 +1,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <math.h>
 #include <stdint.h>
 #include <cmocka.h>
 
@@ -114,6 +115,35 @@ static void test_follows_change(void **state)
     ttft_budget_destroy(&t);
 }
 
+/* The decay is kept as a growing weight per sample, scaled back now and then: the decayed
+   count is the geometric sum whatever the number of samples, and the p99 follows a change
+   across the rescaling as it does before it. */
+static void test_decay_across_rescaling(void **state)
+{
+    struct ttft_budget t;
+    ttft_budget_init(&t);
+    const unsigned counts[] = {1, 10, 2000, 3000, 20000};
+    unsigned fed = 0;
+    for (unsigned i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        feed(&t, 100, 500, counts[i] - fed);
+        fed = counts[i];
+        struct ttft_budget_class_stats st;
+        ttft_budget_class_stats(&t, 0, &st);
+        double keep = 1.0 - TTFT_BUDGET_DECAY, want = (1.0 - pow(keep, fed)) / TTFT_BUDGET_DECAY;
+        if (fabs(st.weight - want) > want * 1e-4)
+            fail_msg("after %u samples the decayed count is %f, not %f", fed, st.weight, want);
+        assert_near(st.p99_ms, 500);
+    }
+    feed(&t, 100, 3000, 1500);
+    struct ttft_budget_info info;
+    ttft_budget_get(&t, NULL, 0, 100, CAP, &info);
+    assert_near(info.p99_ms, 3000);
+    feed(&t, 100, 300, 1500);
+    ttft_budget_get(&t, NULL, 0, 100, CAP, &info);
+    assert_near(info.p99_ms, 300);
+    ttft_budget_destroy(&t);
+}
+
 /* A long prompt is allowed its own, longer, time; a short one keeps its short budget. */
 static void test_long_prompts(void **state)
 {
@@ -213,9 +243,13 @@ static void test_bounded(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_classes),     cmocka_unit_test(test_cold),
-        cmocka_unit_test(test_converges),   cmocka_unit_test(test_follows_change),
-        cmocka_unit_test(test_long_prompts), cmocka_unit_test(test_sibling_prior),
+        cmocka_unit_test(test_classes),
+        cmocka_unit_test(test_cold),
+        cmocka_unit_test(test_converges),
+        cmocka_unit_test(test_follows_change),
+        cmocka_unit_test(test_decay_across_rescaling),
+        cmocka_unit_test(test_long_prompts),
+        cmocka_unit_test(test_sibling_prior),
         cmocka_unit_test(test_own_shorter_before_siblings),
         cmocka_unit_test(test_bounded),
     };
