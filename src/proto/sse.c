@@ -174,11 +174,15 @@ int sse_parser_feed(struct sse_parser *p, const char *buf, size_t len, sse_item_
             }
         }
         /* the line's end: the first LF or CR, found with memchr (vectorised) rather than byte
-           by byte, since every relayed byte passes here */
-        const char *lf = memchr(buf + i, '\n', len - i);
-        size_t j = lf ? (size_t)(lf - buf) : len;
-        const char *cr = memchr(buf + i, '\r', j - i);
-        if (cr) j = (size_t)(cr - buf);
+           by byte, since every relayed byte passes here; the empty line that ends every
+           event without a search */
+        size_t j = i;
+        if (buf[i] != '\n' && buf[i] != '\r') {
+            const char *lf = memchr(buf + i, '\n', len - i);
+            j = lf ? (size_t)(lf - buf) : len;
+            const char *cr = memchr(buf + i, '\r', j - i);
+            if (cr) j = (size_t)(cr - buf);
+        }
         if (j == len) {
             rc = sse_line_append(p, buf + i, len - i);
             if (rc == 0)
