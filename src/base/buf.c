@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,8 +95,7 @@ static int grow(struct buf *b, size_t extra)
    append of the per-request paths asks. A buffer with no block has cap 0 and grows. */
 static inline int reserve(struct buf *b, size_t extra)
 {
-    if (extra < b->cap - b->len && b->len + extra <= b->limit)
-        return 0;
+    if (extra < b->cap - b->len && b->len + extra <= b->limit) return 0;
     return grow(b, extra);
 }
 
@@ -178,6 +178,32 @@ static inline bool json_plain(unsigned char c)
     return c >= 0x20 && c != '"' && c != '\\';
 }
 
+/* The end of the run of plain bytes from i: 8 bytes at a time while none is a quote, a
+   backslash or a control character (the log line's and the upstream request's strings are
+   mostly such runs). */
+static size_t plain_run(const char *s, size_t i, size_t len)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    while (len - i >= 8) {
+        uint64_t x;
+        memcpy(&x, s + i, 8);
+        uint64_t q = x ^ (ones * '"'), bs = x ^ (ones * '\\');
+        uint64_t hit = (((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((bs - ones) & ~bs)) & highs;
+        if (hit) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            /* the lowest flagged byte is always a true one (a borrow only runs upwards) */
+            return i + ((size_t)__builtin_ctzll(hit) >> 3);
+#else
+            break;
+#endif
+        }
+        i += 8;
+    }
+    while (i < len && json_plain((unsigned char)s[i]))
+        i++;
+    return i;
+}
+
 int buf_append_json_str(struct buf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
@@ -186,9 +212,7 @@ int buf_append_json_str(struct buf *b, const char *s, size_t len)
         return rc;
     b->data[b->len++] = '"';
     for (size_t i = 0; i < len; i++) {
-        size_t run = i;
-        while (run < len && json_plain((unsigned char)s[run]))
-            run++;
+        size_t run = plain_run(s, i, len);
         if (run > i) { /* the usual case: a run copied at once */
             /* escapes may have used the room reserved above */
             if ((rc = reserve(b, run - i + 1))) return rc;

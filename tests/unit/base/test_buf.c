@@ -81,12 +81,50 @@ static void test_json_str(void **state)
     buf_free(&b);
 }
 
+/* Runs found 8 bytes at a time end where a byte at a time would: every byte that must be
+   escaped, and some that must not, at every offset of a 40-byte string, against the same
+   string escaped one byte per call. */
+static void test_json_str_runs(void **state)
+{
+    (void)state;
+    const unsigned char probes[] = {'"',  '\\', '\n', 0x01, 0x1f, ' ',
+                                    0x7f, 0x80, 0xff, '!',  '#',  ']'};
+    struct buf got, want, one;
+    buf_init(&got, 0);
+    buf_init(&want, 0);
+    buf_init(&one, 0);
+    for (size_t pi = 0; pi < sizeof probes; pi++) {
+        for (size_t at = 0; at < 40; at++) {
+            char s[40];
+            memset(s, 'a', sizeof s);
+            s[at] = (char)probes[pi];
+            s[(at * 7 + 3) % 40] = (char)probes[(pi + 1) % sizeof probes]; /* a second one */
+            buf_reset(&got);
+            assert_int_equal(buf_append_json_str(&got, s, sizeof s), 0);
+            buf_reset(&want);
+            buf_append(&want, "\"", 1);
+            for (size_t k = 0; k < sizeof s; k++) {
+                buf_reset(&one);
+                assert_int_equal(buf_append_json_str(&one, s + k, 1), 0);
+                buf_append(&want, one.data + 1, one.len - 2);
+            }
+            buf_append(&want, "\"", 1);
+            if (got.len != want.len || memcmp(got.data, want.data, got.len) != 0)
+                fail_msg("byte 0x%02x at %zu: %s, not %s", probes[pi], at, got.data, want.data);
+        }
+    }
+    buf_free(&got);
+    buf_free(&want);
+    buf_free(&one);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_numbers),
         cmocka_unit_test(test_numbers_bounded),
         cmocka_unit_test(test_json_str),
+        cmocka_unit_test(test_json_str_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
