@@ -108,8 +108,20 @@ static int rq_classify(const struct jdoc *d, int ki, const char *const *names, i
     char raw[RQ_KEY_MAX], folded[RQ_KEY_MAX];
     size_t len, flen = 0;
     *misspelt = false;
-    if (tok_len(d, ki) > 6 * RQ_KEY_MAX || !tok_unescape(d, ki, raw, sizeof raw, &len))
+    /* The usual key, lower-case ASCII letters, digits and '_' as written, is its own
+       unescaped and folded spelling: compared as it is, byte for byte. */
+    const char *k = d->s + d->t[ki].start;
+    size_t kn = tok_len(d, ki), plain = 0;
+    while (plain < kn && ((k[plain] >= 'a' && k[plain] <= 'z') || k[plain] == '_' ||
+                          (k[plain] >= '0' && k[plain] <= '9')))
+        plain++;
+    if (plain == kn) {
+        for (int f = 0; f < count; f++)
+            if (kn && names[f][0] == k[0] && strlen(names[f]) == kn && memcmp(k, names[f], kn) == 0)
+                return f;
         return -1;
+    }
+    if (kn > 6 * RQ_KEY_MAX || !tok_unescape(d, ki, raw, sizeof raw, &len)) return -1;
     for (size_t i = 0; i < len; flen++) {
         unsigned char c = (unsigned char)raw[i];
         if (c >= 'A' && c <= 'Z') {
