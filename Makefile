@@ -24,7 +24,7 @@ FUZZREP := $(patsubst tests/fuzz/%.c,$(B)/asan/fuzz/%,$(FUZZSRC))
 FAKESRC := $(sort $(wildcard tests/fakes/*.c))
 
 # Debian packages: build, test, and what `make run` needs.
-DEB_BUILD := build-essential pkg-config libuv1-dev libssl-dev libyaml-dev libjsmn-dev libcjson-dev \
+DEB_BUILD := build-essential pkg-config libuv1-dev libssl-dev libyaml-dev libcjson-dev \
              libsqlite3-dev libc-ares-dev ca-certificates
 DEB_TEST  := libcmocka-dev curl prometheus chromium redis-server dnsmasq-base
 DEB_NODE  := nodejs npm

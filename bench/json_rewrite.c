@@ -1,11 +1,12 @@
 /*
  * Micro-benchmark: the request-body rewrite on the hot path (model name,
  * "stream": true, stream_options.include_usage) on a ~100 KB chat body,
- * done by jsonx (one jsmn pass + a splice) and by cJSON (parse, modify,
+ * done by jsonx (one tokenizing pass + a splice) and by cJSON (parse, modify,
  * print). Prints microseconds per operation for each.
  *
  *   cc -std=c11 -D_GNU_SOURCE -O2 -Isrc -I/usr/include/cjson bench/json_rewrite.c \
- *      src/proto/jsonx.c src/proto/jsonx_request.c src/base/buf.c src/base/pool.c -lcjson -lpthread \
+ *      src/proto/jsonx.c src/proto/jsonx_walk.c src/proto/jsonx_request.c src/base/buf.c \
+ *      src/base/pool.c -lcjson -lpthread \
  *      -o json_rewrite && ./json_rewrite [iterations]
  */
 #include <stdio.h>

@@ -6,59 +6,14 @@
 #include <string.h>
 #include <strings.h>
 
-/* jsmn's implementation, here and nowhere else (see jsonx_int.h). */
-#define JSMN_STATIC
-#define JSONX_JSMN_IMPL
 #include "proto/jsonx_int.h"
+#include "proto/jsonx_walk.h"
 
 void jsonx_doc_free(struct jdoc *d)
 {
     if (d->t && d->t != d->local)
         free(d->t);
     d->t = NULL;
-}
-
-/* Tokenize, growing the token array on demand. A token covers at least one
- * byte, so the array never needs more than len + 1 entries. */
-static int jdoc_tokenize(struct jdoc *d)
-{
-    size_t cap = JSONX_LOCAL_TOKENS;
-    d->t = d->local;
-    d->n = 0;
-    if (d->len >= INT_MAX)
-        return JSONX_ERR_NOMEM;
-    size_t guess = d->len / 32;
-    if (guess > cap) {
-        jsmntok_t *t = malloc(guess * sizeof *t);
-        if (!t)
-            return JSONX_ERR_NOMEM;
-        d->t = t;
-        cap = guess;
-    }
-    jsmn_parser jp;
-    jsmn_init(&jp);
-    for (;;) {
-        int r = jsmn_parse(&jp, d->s, d->len, d->t, (unsigned)cap);
-        if (r > 0) {
-            d->n = r;
-            return 0;
-        }
-        if (r != JSMN_ERROR_NOMEM || cap > d->len)
-            return JSONX_ERR_SYNTAX;
-        size_t ncap = cap * 2 > d->len + 1 ? d->len + 1 : cap * 2;
-        jsmntok_t *t;
-        if (d->t == d->local) {
-            t = malloc(ncap * sizeof *t);
-            if (t)
-                memcpy(t, d->local, cap * sizeof *t);
-        } else {
-            t = realloc(d->t, ncap * sizeof *t);
-        }
-        if (!t)
-            return JSONX_ERR_NOMEM;
-        d->t = t;
-        cap = ncap;
-    }
 }
 
 size_t jsonx_number_len(const char *s, size_t n)
@@ -92,129 +47,86 @@ size_t jsonx_number_len(const char *s, size_t n)
     return i;
 }
 
-static bool check_primitive(const char *s, size_t n)
-{
-    if ((n == 4 && memcmp(s, "true", 4) == 0) || (n == 5 && memcmp(s, "false", 5) == 0) ||
-        (n == 4 && memcmp(s, "null", 4) == 0))
-        return true;
-    return n > 0 && jsonx_number_len(s, n) == n;
-}
-
 static bool jx_is_hex(char c)
 {
     return jx_is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
 /*
- * The body of a string has no raw control characters. (jsmn has checked
- * the escapes: only \" \\ \/ \b \f \n \r \t and \u with four hex digits.)
- * This runs over every string byte of a body, hence the 8-byte stride: the
- * SWAR test is exact for "some byte is below 0x20".
+ * A document's tokens, built by the one-pass cursor (jsonx_walk.h) as it checks the text:
+ * every byte is looked at once, the checks are the cursor's (strict RFC 8259, nesting at most
+ * JSONX_MAX_DEPTH, the same the relay's chunk scan makes), and a token is written in
+ * document order as its value starts. The array starts on the stack (d->local) and doubles
+ * when full; a token covers at least one byte, so it never needs more than len + 1 entries.
  */
-static bool check_string(const char *s, size_t n)
+struct jbuild {
+    struct jdoc *d;
+    struct jw w;
+    int cap;
+    int err; /* JSONX_ERR_NOMEM, or 0 */
+};
+
+/* A new token at the end of the array, its fields all set but the end; -1 out of memory. */
+static int push(struct jbuild *b, enum jtok_type type, size_t start, int parent)
 {
-    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-    size_t i = 0;
-    for (; n - i >= 8; i += 8) {
-        uint64_t x;
-        memcpy(&x, s + i, 8);
-        if ((x - ones * 0x20) & ~x & highs)
-            return false;
+    struct jdoc *d = b->d;
+    if (d->n == b->cap) {
+        size_t ncap = (size_t)b->cap * 2 > d->len + 1 ? d->len + 1 : (size_t)b->cap * 2;
+        if (ncap <= (size_t)b->cap) ncap = (size_t)b->cap + 1;
+        struct jtok *t =
+            d->t == d->local ? malloc(ncap * sizeof *t) : realloc(d->t, ncap * sizeof *t);
+        if (!t) {
+            b->err = JSONX_ERR_NOMEM;
+            return -1;
+        }
+        if (d->t == d->local) memcpy(t, d->local, (size_t)b->cap * sizeof *t);
+        d->t = t;
+        b->cap = (int)ncap;
     }
-    for (; i < n; i++)
-        if ((unsigned char)s[i] < 0x20)
-            return false;
-    return true;
+    d->t[d->n] = (struct jtok){.type = type, .start = (int)start, .end = -1, .parent = parent};
+    return d->n++;
 }
 
-/* Validate the value at token *idx (depth = containers around it) and move
- * *idx past its subtree. */
-static int jdoc_check(const struct jdoc *d, int *idx, int depth)
+/* The value at the cursor and everything in it. False on an error (in b->w.err or b->err). */
+static bool build_value(struct jbuild *b, int parent)
 {
-    const char *s = d->s;
-    const jsmntok_t *t = &d->t[*idx];
-    (*idx)++;
-    if (t->type == JSMN_PRIMITIVE)
-        return t->size == 0 && check_primitive(s + t->start, (size_t)(t->end - t->start))
-                   ? 0
-                   : JSONX_ERR_SYNTAX;
-    if (t->type == JSMN_STRING)
-        return t->size == 0 && check_string(s + t->start, (size_t)(t->end - t->start))
-                   ? 0
-                   : JSONX_ERR_SYNTAX;
-    if (t->type != JSMN_OBJECT && t->type != JSMN_ARRAY)
-        return JSONX_ERR_SYNTAX;
-    if (depth >= JSONX_MAX_DEPTH)
-        return JSONX_ERR_TOO_DEEP;
-    bool is_object = t->type == JSMN_OBJECT;
-    size_t end = (size_t)t->end - 1; /* the closing bracket */
-    size_t pos = (size_t)t->start + 1;
-    for (int k = 0; k < t->size; k++) {
-        pos = jx_skip_ws(s, pos, end);
-        if (k > 0) {
-            if (pos >= end || s[pos] != ',')
-                return JSONX_ERR_SYNTAX;
-            pos = jx_skip_ws(s, pos + 1, end);
-        }
-        if (*idx >= d->n)
-            return JSONX_ERR_SYNTAX;
-        if (is_object) {
-            const jsmntok_t *key = &d->t[*idx];
-            if (key->type != JSMN_STRING || key->size != 1 || pos != tok_vstart(key) ||
-                !check_string(s + key->start, (size_t)(key->end - key->start)))
-                return JSONX_ERR_SYNTAX;
-            (*idx)++;
-            pos = jx_skip_ws(s, tok_vend(key), end);
-            if (pos >= end || s[pos] != ':')
-                return JSONX_ERR_SYNTAX;
-            pos = jx_skip_ws(s, pos + 1, end);
-            if (*idx >= d->n)
-                return JSONX_ERR_SYNTAX;
-        }
-        const jsmntok_t *v = &d->t[*idx];
-        if (pos != tok_vstart(v))
-            return JSONX_ERR_SYNTAX;
-        int rc = jdoc_check(d, idx, depth + 1);
-        if (rc)
-            return rc;
-        pos = tok_vend(v);
-    }
-    if (jx_skip_ws(s, pos, end) != end)
-        return JSONX_ERR_SYNTAX;
-    return 0;
-}
-
-/*
- * Whether brackets nest at most JSONX_MAX_DEPTH deep. Checked before jsmn,
- * whose closing bracket walks up from the last token: unbounded depth would
- * make it quadratic. Strings are skipped with memchr; whether the text is
- * JSON at all is for jsmn and jdoc_check to say.
- */
-static bool depth_ok(const char *s, size_t n)
-{
-    int depth = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '{' || c == '[') {
-            if (++depth > JSONX_MAX_DEPTH)
-                return false;
-        } else if (c == '}' || c == ']') {
-            depth--;
-        } else if (c == '"') {
-            for (;;) {
-                const char *q = memchr(s + i + 1, '"', n - i - 1);
-                if (!q)
-                    return true;
-                i = (size_t)(q - s);
-                size_t backslashes = 0; /* stops at the opening quote at the latest */
-                while (s[i - 1 - backslashes] == '\\')
-                    backslashes++;
-                if (backslashes % 2 == 0)
-                    break;
+    struct jw *w = &b->w;
+    struct jsonx_span sp;
+    bool first = true;
+    char c = jw_peek(w);
+    size_t start = w->pos;
+    int i;
+    switch (c) {
+    case '{':
+    case '[':
+        if ((i = push(b, c == '{' ? JT_OBJECT : JT_ARRAY, start, parent)) < 0) return false;
+        if (c == '{' ? !jw_object(w) : !jw_array(w)) return false;
+        for (;;) {
+            if (c == '{') {
+                if (!jw_member(w, &first, &sp)) break;
+                int k = push(b, JT_STRING, sp.start, i);
+                if (k < 0) return false;
+                b->d->t[k].end = (int)sp.end;
+                b->d->t[k].size = 1; /* a key's one child is its value */
+                if (!build_value(b, k)) return false;
+            } else {
+                if (!jw_element(w, &first)) break;
+                if (!build_value(b, i)) return false;
             }
+            b->d->t[i].size++;
         }
+        if (w->err) return false;
+        b->d->t[i].end = (int)w->pos; /* past the closing bracket */
+        return true;
+    case '"':
+        if (!jw_string(w, &sp) || (i = push(b, JT_STRING, sp.start, parent)) < 0) return false;
+        b->d->t[i].end = (int)sp.end;
+        return true;
+    default:
+        if (!jw_skip(w) || (i = push(b, JT_PRIMITIVE, start, parent)) < 0) return false;
+        b->d->t[i].end = (int)w->pos;
+        return true;
     }
-    return true;
 }
 
 /* Tokenize and validate one JSON text (any top-level value). */
@@ -222,29 +134,23 @@ int jsonx_doc_parse(struct jdoc *d, const char *s, size_t len)
 {
     d->s = s;
     d->len = len;
-    d->t = NULL;
-    if (!depth_ok(s, len))
-        return JSONX_ERR_TOO_DEEP;
-    int rc = jdoc_tokenize(d);
-    if (rc)
-        return rc;
-    const jsmntok_t *top = &d->t[0];
-    if (jx_skip_ws(s, 0, len) != tok_vstart(top) || jx_skip_ws(s, tok_vend(top), len) != len)
-        return JSONX_ERR_SYNTAX;
-    int idx = 0;
-    rc = jdoc_check(d, &idx, 0);
-    if (rc == 0 && idx != d->n)
-        rc = JSONX_ERR_SYNTAX;
-    return rc;
+    d->t = d->local;
+    d->n = 0;
+    if (len >= INT_MAX) return JSONX_ERR_NOMEM;
+    struct jbuild b = {.d = d, .cap = JSONX_LOCAL_TOKENS};
+    jw_init(&b.w, s, len);
+    bool ok = build_value(&b, -1);
+    if (b.err) return b.err;
+    int rc = jw_end(&b.w);
+    return rc ? rc : ok ? 0 : JSONX_ERR_SYNTAX;
 }
 
 /* Index of the token after the subtree at i. Starts grow along the token
  * array and a subtree's tokens lie inside its text, hence the bisection. */
 int jsonx_tok_next(const struct jdoc *d, int i)
 {
-    const jsmntok_t *t = &d->t[i];
-    if (t->type == JSMN_STRING || t->type == JSMN_PRIMITIVE)
-        return i + 1;
+    const struct jtok *t = &d->t[i];
+    if (t->type == JT_STRING || t->type == JT_PRIMITIVE) return i + 1;
     int lo = i + 1, hi = d->n;
     while (lo < hi) {
         int mid = lo + (hi - lo) / 2;
@@ -343,8 +249,7 @@ bool jsonx_key_eq(const struct jdoc *d, int i, const char *lit)
 /* Value token of member `key` in object oi, or -1. */
 int jsonx_obj_get(const struct jdoc *d, int oi, const char *key)
 {
-    if (oi < 0 || d->t[oi].type != JSMN_OBJECT)
-        return -1;
+    if (oi < 0 || d->t[oi].type != JT_OBJECT) return -1;
     int ki = oi + 1;
     for (int k = 0; k < d->t[oi].size; k++) {
         if (jsonx_key_eq(d, ki, key))
@@ -356,14 +261,13 @@ int jsonx_obj_get(const struct jdoc *d, int oi, const char *key)
 
 static bool tok_nonempty_string(const struct jdoc *d, int i)
 {
-    return i >= 0 && d->t[i].type == JSMN_STRING && tok_len(d, i) > 0;
+    return i >= 0 && d->t[i].type == JT_STRING && tok_len(d, i) > 0;
 }
 
 /* A plain non-negative integer literal (no fraction, no exponent). */
 bool jsonx_tok_uint(const struct jdoc *d, int i, int64_t *out)
 {
-    if (d->t[i].type != JSMN_PRIMITIVE)
-        return false;
+    if (d->t[i].type != JT_PRIMITIVE) return false;
     const char *s = d->s + d->t[i].start;
     size_t n = tok_len(d, i);
     int64_t v = 0;
@@ -380,8 +284,7 @@ bool jsonx_tok_uint(const struct jdoc *d, int i, int64_t *out)
 static int64_t tok_count(const struct jdoc *d, int i)
 {
     int64_t v;
-    if (i < 0 || d->t[i].type != JSMN_PRIMITIVE)
-        return 0;
+    if (i < 0 || d->t[i].type != JT_PRIMITIVE) return 0;
     if (jsonx_tok_uint(d, i, &v))
         return v;
     char tmp[64];
@@ -401,21 +304,21 @@ static int64_t tok_count(const struct jdoc *d, int i)
 
 static size_t str_chars(const struct jdoc *d, int i)
 {
-    return i >= 0 && d->t[i].type == JSMN_STRING ? tok_len(d, i) : 0;
+    return i >= 0 && d->t[i].type == JT_STRING ? tok_len(d, i) : 0;
 }
 
 /* A function call's name and arguments, as generated text. */
 static size_t call_chars(const struct jdoc *d, int fi)
 {
-    return fi >= 0 && d->t[fi].type == JSMN_OBJECT
-               ? str_chars(d, jsonx_obj_get(d, fi, "name")) + str_chars(d, jsonx_obj_get(d, fi, "arguments"))
+    return fi >= 0 && d->t[fi].type == JT_OBJECT
+               ? str_chars(d, jsonx_obj_get(d, fi, "name")) +
+                     str_chars(d, jsonx_obj_get(d, fi, "arguments"))
                : 0;
 }
 
 static void scan_delta(const struct jdoc *d, int di, struct jsonx_chunk *out)
 {
-    if (di < 0 || d->t[di].type != JSMN_OBJECT)
-        return;
+    if (di < 0 || d->t[di].type != JT_OBJECT) return;
     int ti;
     if (tok_nonempty_string(d, jsonx_obj_get(d, di, "content")) ||
         tok_nonempty_string(d, jsonx_obj_get(d, di, "reasoning_content")) ||
@@ -429,15 +332,15 @@ static void scan_delta(const struct jdoc *d, int di, struct jsonx_chunk *out)
     out->content_chars += str_chars(d, jsonx_obj_get(d, di, "content")) +
                           str_chars(d, jsonx_obj_get(d, di, "refusal")) + reasoning;
     ti = jsonx_obj_get(d, di, "tool_calls");
-    if (ti >= 0 && d->t[ti].type == JSMN_ARRAY && d->t[ti].size > 0) {
+    if (ti >= 0 && d->t[ti].type == JT_ARRAY && d->t[ti].size > 0) {
         out->has_content = true;
         int ei = ti + 1;
         for (int k = 0; k < d->t[ti].size; k++, ei = jsonx_tok_next(d, ei))
-            if (d->t[ei].type == JSMN_OBJECT)
+            if (d->t[ei].type == JT_OBJECT)
                 out->content_chars += call_chars(d, jsonx_obj_get(d, ei, "function"));
     }
     ti = jsonx_obj_get(d, di, "function_call");
-    if (ti >= 0 && d->t[ti].type == JSMN_OBJECT) {
+    if (ti >= 0 && d->t[ti].type == JT_OBJECT) {
         out->has_content = true;
         out->content_chars += call_chars(d, ti);
     }
@@ -461,8 +364,7 @@ int jsonx_scan_chunk_tokens(const char *data, size_t len, struct jsonx_chunk *ou
     struct jdoc d;
     memset(out, 0, sizeof *out);
     int rc = jsonx_doc_parse(&d, data, len);
-    if (rc == 0 && d.t[0].type != JSMN_OBJECT)
-        rc = JSONX_ERR_NOT_OBJECT;
+    if (rc == 0 && d.t[0].type != JT_OBJECT) rc = JSONX_ERR_NOT_OBJECT;
     if (rc) {
         jsonx_doc_free(&d);
         return rc;
@@ -471,12 +373,11 @@ int jsonx_scan_chunk_tokens(const char *data, size_t len, struct jsonx_chunk *ou
     int ki = 1;
     for (int k = 0; k < d.t[0].size; k++) {
         int vi = ki + 1;
-        if (jsonx_key_eq(&d, ki, "choices") && d.t[vi].type == JSMN_ARRAY) {
+        if (jsonx_key_eq(&d, ki, "choices") && d.t[vi].type == JT_ARRAY) {
             out->choices_empty = d.t[vi].size == 0;
             int ci = vi + 1;
             for (int c = 0; c < d.t[vi].size; c++, ci = jsonx_tok_next(&d, ci)) {
-                if (d.t[ci].type != JSMN_OBJECT)
-                    continue;
+                if (d.t[ci].type != JT_OBJECT) continue;
                 scan_delta(&d, jsonx_obj_get(&d, ci, "delta"), out);
                 scan_delta(&d, jsonx_obj_get(&d, ci, "message"), out);
                 if (tok_nonempty_string(&d, jsonx_obj_get(&d, ci, "text")))
@@ -485,7 +386,7 @@ int jsonx_scan_chunk_tokens(const char *data, size_t len, struct jsonx_chunk *ou
                 if (!tok_is_null(&d, jsonx_obj_get(&d, ci, "finish_reason")))
                     out->has_finish = out->has_content = true;
             }
-        } else if (jsonx_key_eq(&d, ki, "usage") && d.t[vi].type == JSMN_OBJECT) {
+        } else if (jsonx_key_eq(&d, ki, "usage") && d.t[vi].type == JT_OBJECT) {
             scan_usage(&d, vi, out);
         } else if (jsonx_key_eq(&d, ki, "error") && !tok_is_null(&d, vi)) {
             out->has_error = true;
@@ -640,13 +541,10 @@ static void html_text(struct msg_writer *w, const char *s, size_t n)
 static int error_message_token(const struct jdoc *d)
 {
     int top = 0;
-    if (d->t[0].type == JSMN_ARRAY && d->t[0].size > 0)
-        top = 1;
-    if (d->t[top].type != JSMN_OBJECT)
-        return -1;
+    if (d->t[0].type == JT_ARRAY && d->t[0].size > 0) top = 1;
+    if (d->t[top].type != JT_OBJECT) return -1;
     int ei = jsonx_obj_get(d, top, "error");
-    if (ei >= 0 && d->t[ei].type == JSMN_STRING)
-        return ei;
+    if (ei >= 0 && d->t[ei].type == JT_STRING) return ei;
     int cand[] = {jsonx_obj_get(d, ei, "message"), jsonx_obj_get(d, ei, "msg"), -1, -1, -1};
     /* "Message" (AWS) and friends: look the top level over case-insensitively. */
     int ki = top + 1;
@@ -660,7 +558,7 @@ static int error_message_token(const struct jdoc *d)
         ki = jsonx_tok_next(d, ki + 1);
     }
     /* FastAPI's validation errors: {"detail":[{"msg":...}]} */
-    if (cand[3] >= 0 && d->t[cand[3]].type == JSMN_ARRAY && d->t[cand[3]].size > 0)
+    if (cand[3] >= 0 && d->t[cand[3]].type == JT_ARRAY && d->t[cand[3]].size > 0)
         cand[3] = jsonx_obj_get(d, cand[3] + 1, "msg");
     for (size_t i = 0; i < sizeof cand / sizeof cand[0]; i++)
         if (tok_nonempty_string(d, cand[i]))

@@ -1,12 +1,12 @@
 /*
- * jsonx — the JSON work on the request path, on jsmn tokens (no DOM).
+ * jsonx — the JSON work on the request path, on tokens (no DOM).
  *
  * The gateway never re-serialises a client's body: it scans it once for the
  * few fields it needs (model, stream, stream_options, max_tokens, tools,
  * messages) and splices the rewritten fields into a copy, so unknown fields,
  * key order, number formats and whitespace reach the provider untouched and a
- * 100 KB body costs a few linear passes (depth check, tokenizer, strict
- * validation) and one copy.
+ * 100 KB body costs one linear pass (the one-pass cursor of jsonx_walk.h,
+ * which checks the text strictly as it writes the tokens) and one copy.
  *
  * The scan is also where a body is refused before any upstream sees it: a
  * field the gateway reads spelt twice or in another case (an upstream could
@@ -18,12 +18,10 @@
  * provider's error body. The answer assembler for non-stream clients lives in
  * assemble.c. All functions are pure; callers own every buffer.
  *
- * Files: jsonx.c (jsmn, strict validation, the tokenizing chunk scan, provider
- * errors), jsonx_request.c (request scan, checks and rewrite), sharing
- * jsonx_int.h, and jsonx_walk.c (the one-pass cursor and chunk scan).
- * jsmn is compiled into jsonx.c as static functions with JSMN_PARENT_LINKS,
- * which keeps tokenizing linear in the body size; other modules use these
- * functions or cJSON rather than jsmn directly.
+ * Files: jsonx.c (a document's tokens, built on the cursor; the tokenizing
+ * chunk scan; provider errors), jsonx_request.c (request scan, checks and
+ * rewrite), sharing jsonx_int.h, and jsonx_walk.c (the one-pass cursor and
+ * chunk scan). Other modules use these functions or cJSON.
  */
 #ifndef UNBUSY_JSONX_H
 #define UNBUSY_JSONX_H
@@ -171,7 +169,7 @@ int jsonx_scan_chunk(const char *data, size_t len, struct jsonx_chunk *out);
 /*
  * jsonx_scan_chunk walks the text once without tokens or allocation
  * (jsonx_walk.c): it runs on every relayed event. jsonx_scan_chunk_tokens is
- * the same scan on jsmn tokens, kept as the reference the fuzz target and
+ * the same scan on a document's tokens, kept as the reference the fuzz target and
  * the unit tests hold it to (same verdict and fields for any text that opens
  * with '{'; the spans are the one-pass scan's only).
  */

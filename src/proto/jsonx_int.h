@@ -1,15 +1,9 @@
 /*
- * jsonx's insides, shared by its two files and by no other module: jsonx.c
- * (jsmn, the strict validation of a document, the token helpers, the scan of
- * streamed chunks and provider errors) and jsonx_request.c (the scan, checks
- * and rewrite of a client's request body).
- *
- * jsmn's implementation is compiled into jsonx.c alone, as static functions
- * with JSMN_PARENT_LINKS: parent links keep it linear (without them, closing
- * each element of an array walks back over all the earlier elements' tokens,
- * and a 300 KB body of "[{},{},...]" takes seconds). The defines below are
- * the ones jsmn.h was compiled with, so both files see one jsmntok_t layout;
- * other modules never include jsmn.h.
+ * jsonx's insides, shared by its files and by no other module: jsonx.c (the
+ * tokens of a document, the token helpers, the tokenizing scan of streamed
+ * chunks and provider errors), jsonx_request.c (the scan, checks and rewrite
+ * of a client's request body) and jsonx_walk.c (the one-pass cursor, which
+ * also builds the tokens).
  */
 #ifndef UNBUSY_JSONX_INT_H
 #define UNBUSY_JSONX_INT_H
@@ -19,29 +13,29 @@
 #include <stdint.h>
 #include <string.h>
 
-#define JSMN_PARENT_LINKS
-#define JSMN_STRICT
-#ifndef JSONX_JSMN_IMPL
-#define JSMN_HEADER /* types only: the functions live in jsonx.c */
-#endif
-#include <jsmn.h>
+/* One value of a document, in document order: a container's members or elements follow it
+   (a member as its key, a string token of size 1, then the key's value). */
+enum jtok_type { JT_OBJECT = 1, JT_ARRAY, JT_STRING, JT_PRIMITIVE };
+struct jtok {
+    enum jtok_type type;
+    int start, end; /* the value's text; a string's without its quotes */
+    int size;       /* members of an object, elements of an array, 1 for a key, else 0 */
+    int parent;     /* the container's (or a value's key's) token; -1 at the top */
+};
 
 /* Enough for any streamed chunk, so the hot path never allocates. */
 #define JSONX_LOCAL_TOKENS 256
 
 /*
- * A tokenized and validated document. jsmn alone accepts much that is not
- * JSON (missing commas and colons, trailing commas, "nul", "1.2.3", raw
- * control characters in strings), so jsonx_doc_parse walks the tokens once
- * and checks the bytes between them. A body that passes is strict RFC 8259
+ * A tokenized and validated document: a body that passes is strict RFC 8259
  * JSON, which is what makes splicing into it safe.
  */
 struct jdoc {
     const char *s;
     size_t len;
-    jsmntok_t *t;
+    struct jtok *t;
     int n;
-    jsmntok_t local[JSONX_LOCAL_TOKENS];
+    struct jtok local[JSONX_LOCAL_TOKENS];
 };
 
 /* Tokenize and validate one JSON text (any top-level value) of s[0..len).
@@ -80,21 +74,21 @@ static inline bool jx_is_digit(char c)
 /* The length of the JSON number (RFC 8259 grammar) that starts s[0..n), 0 when none does. */
 size_t jsonx_number_len(const char *s, size_t n);
 
-/* Where a value's text starts and ends (jsmn's string tokens exclude the quotes). */
-static inline size_t tok_vstart(const jsmntok_t *t)
+/* Where a value's text starts and ends (string tokens exclude the quotes). */
+static inline size_t tok_vstart(const struct jtok *t)
 {
-    return (size_t)t->start - (t->type == JSMN_STRING);
+    return (size_t)t->start - (t->type == JT_STRING);
 }
 
-static inline size_t tok_vend(const jsmntok_t *t)
+static inline size_t tok_vend(const struct jtok *t)
 {
-    return (size_t)t->end + (t->type == JSMN_STRING);
+    return (size_t)t->end + (t->type == JT_STRING);
 }
 
 static inline bool tok_is(const struct jdoc *d, int i, const char *lit)
 {
     size_t n = strlen(lit);
-    return d->t[i].type == JSMN_PRIMITIVE && (size_t)(d->t[i].end - d->t[i].start) == n &&
+    return d->t[i].type == JT_PRIMITIVE && (size_t)(d->t[i].end - d->t[i].start) == n &&
            memcmp(d->s + d->t[i].start, lit, n) == 0;
 }
 

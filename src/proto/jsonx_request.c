@@ -168,12 +168,12 @@ __attribute__((format(printf, 4, 5))) static int rq_fail(struct jsonx_request *o
 /* What the value at token i is, in the words of a type error. */
 static const char *kind_of(const struct jdoc *d, int i)
 {
-    const jsmntok_t *t = &d->t[i];
+    const struct jtok *t = &d->t[i];
     const char *s = d->s + t->start;
     switch (t->type) {
-    case JSMN_STRING: return "a string";
-    case JSMN_OBJECT: return "an object";
-    case JSMN_ARRAY: return "an array";
+    case JT_STRING: return "a string";
+    case JT_OBJECT: return "an object";
+    case JT_ARRAY: return "an array";
     default: break;
     }
     if (s[0] == 't' || s[0] == 'f')
@@ -227,7 +227,7 @@ static int rq_int(struct rq *q, const char *name, int vi, int64_t min, int64_t *
         return 0;
     const char *s = d->s + d->t[vi].start;
     size_t n = tok_len(d, vi);
-    if (d->t[vi].type != JSMN_PRIMITIVE || strcmp(kind_of(d, vi), "an integer") != 0)
+    if (d->t[vi].type != JT_PRIMITIVE || strcmp(kind_of(d, vi), "an integer") != 0)
         return type_error(q, name, "an integer", vi);
     bool negative = s[0] == '-';
     if (negative && n == 2 && s[1] == '0') { /* -0: the strict grammar allows no other zero */
@@ -253,18 +253,18 @@ static size_t content_chars(const struct jdoc *d, int ci)
 {
     if (ci < 0)
         return 0;
-    if (d->t[ci].type == JSMN_STRING)
+    if (d->t[ci].type == JT_STRING)
         return tok_len(d, ci);
-    if (d->t[ci].type != JSMN_ARRAY)
+    if (d->t[ci].type != JT_ARRAY)
         return 0;
     size_t sum = 0;
     int ei = ci + 1;
     for (int k = 0; k < d->t[ci].size; k++, ei = jsonx_tok_next(d, ei)) {
-        if (d->t[ei].type == JSMN_STRING) {
+        if (d->t[ei].type == JT_STRING) {
             sum += tok_len(d, ei);
         } else {
             int ti = jsonx_obj_get(d, ei, "text");
-            if (ti >= 0 && d->t[ti].type == JSMN_STRING)
+            if (ti >= 0 && d->t[ti].type == JT_STRING)
                 sum += tok_len(d, ti);
         }
     }
@@ -277,7 +277,7 @@ static size_t messages_chars(const struct jdoc *d, int ai)
     size_t sum = 0;
     int ei = ai + 1;
     for (int k = 0; k < d->t[ai].size; k++, ei = jsonx_tok_next(d, ei)) {
-        if (d->t[ei].type == JSMN_STRING)
+        if (d->t[ei].type == JT_STRING)
             sum += tok_len(d, ei);
         else
             sum += content_chars(d, jsonx_obj_get(d, ei, "content"));
@@ -291,7 +291,7 @@ static int scan_stream_options(struct rq *q, int vi)
     struct jsonx_request *out = q->out;
     if (tok_is_null(d, vi))
         return 0;
-    if (d->t[vi].type != JSMN_OBJECT)
+    if (d->t[vi].type != JT_OBJECT)
         return type_error(q, "stream_options", "an object", vi);
     out->has_stream_options = true;
     int ki = vi + 1;
@@ -325,7 +325,7 @@ static int scan_member(struct rq *q, int ki, int vi)
 {
     const struct jdoc *d = q->d;
     struct jsonx_request *out = q->out;
-    const jsmntok_t *v = &d->t[vi];
+    const struct jtok *v = &d->t[vi];
     char spelt[RQ_KEY_MAX + 1];
     bool misspelt, present;
     size_t len;
@@ -346,7 +346,7 @@ static int scan_member(struct rq *q, int ki, int vi)
 
     switch ((enum rq_field)f) {
     case RQ_MODEL:
-        if (v->type != JSMN_STRING)
+        if (v->type != JT_STRING)
             return type_error(q, "model", "a string", vi);
         if (!tok_unescape(d, vi, out->model, sizeof out->model - 1, &len)) {
             out->model[0] = '\0';
@@ -394,7 +394,7 @@ static int scan_member(struct rq *q, int ki, int vi)
     case RQ_FUNCTIONS:
         if (tok_is_null(d, vi))
             return 0;
-        if (v->type != JSMN_ARRAY)
+        if (v->type != JT_ARRAY)
             return type_error(q, rq_names[f], "an array", vi);
         if (v->size > 0)
             out->has_tools = true;
@@ -402,16 +402,16 @@ static int scan_member(struct rq *q, int ki, int vi)
     case RQ_MESSAGES:
         if (tok_is_null(d, vi))
             return 0;
-        if (v->type != JSMN_ARRAY)
+        if (v->type != JT_ARRAY)
             return type_error(q, "messages", "an array of objects", vi);
         out->n_messages = (size_t)v->size;
         out->prompt_chars += messages_chars(d, vi);
         return 0;
     case RQ_PROMPT:
     case RQ_INPUT:
-        if (v->type == JSMN_STRING)
+        if (v->type == JT_STRING)
             out->prompt_chars += tok_len(d, vi);
-        else if (v->type == JSMN_ARRAY)
+        else if (v->type == JT_ARRAY)
             out->prompt_chars += messages_chars(d, vi);
         return 0;
     case RQ_COUNT: break;
@@ -440,7 +440,7 @@ static int check_messages(struct rq *q)
     int ei = ai + 1;
     for (int k = 0; k < d->t[ai].size; k++, ei = jsonx_tok_next(d, ei)) {
         /* the parameter's name is written only for an error (every request passes here) */
-        if (d->t[ei].type != JSMN_OBJECT) {
+        if (d->t[ei].type != JT_OBJECT) {
             snprintf(param, sizeof param, "messages[%d]", k);
             return type_error(q, param, "an object", ei);
         }
@@ -456,7 +456,7 @@ static int check_messages(struct rq *q)
         char role[16];
         size_t len = 0;
         bool fits = false;
-        if (!tok_is_null(d, ri) && d->t[ri].type == JSMN_STRING) {
+        if (!tok_is_null(d, ri) && d->t[ri].type == JT_STRING) {
             fits = tok_unescape(d, ri, role, sizeof role - 1, &len);
             role[len] = '\0';
             if (fits && chat_role_known(role, len)) continue;
@@ -464,7 +464,7 @@ static int check_messages(struct rq *q)
         snprintf(param, sizeof param, "messages[%d].role", k);
         if (tok_is_null(d, ri))
             return missing(q, param);
-        if (d->t[ri].type != JSMN_STRING) return type_error(q, param, "a string", ri);
+        if (d->t[ri].type != JT_STRING) return type_error(q, param, "a string", ri);
         /* Echo the value only when it is short plain text. */
         bool plain = fits && len > 0;
         for (size_t i = 0; plain && i < len; i++)
@@ -501,25 +501,25 @@ static int check_text_input(struct rq *q, enum rq_field f, bool embeddings)
     int64_t tok;
     if (tok_is_null(d, vi))
         return missing(q, name);
-    if (d->t[vi].type == JSMN_STRING)
+    if (d->t[vi].type == JT_STRING)
         return embeddings && tok_len(d, vi) == 0 ? empty_string(q, name) : 0;
-    if (d->t[vi].type != JSMN_ARRAY)
+    if (d->t[vi].type != JT_ARRAY)
         return type_error(q, name,
                           "a string, an array of strings, an array of integers (tokens) or an array of "
                           "arrays of integers",
                           vi);
     if (d->t[vi].size == 0)
         return empty_array(q, name);
-    enum text_kind kind = d->t[vi + 1].type == JSMN_STRING  ? TEXT_STRING
-                          : d->t[vi + 1].type == JSMN_ARRAY ? TEXT_TOKENS
+    enum text_kind kind = d->t[vi + 1].type == JT_STRING  ? TEXT_STRING
+                          : d->t[vi + 1].type == JT_ARRAY ? TEXT_TOKENS
                                                             : TEXT_TOKEN;
     int ei = vi + 1;
     for (int k = 0; k < d->t[vi].size; k++, ei = jsonx_tok_next(d, ei)) {
         snprintf(param, sizeof param, "%s[%d]", name, k);
-        const jsmntok_t *e = &d->t[ei];
+        const struct jtok *e = &d->t[ei];
         switch (kind) {
         case TEXT_STRING:
-            if (e->type != JSMN_STRING)
+            if (e->type != JT_STRING)
                 return type_error(q, param, text_kind_expected[kind], ei);
             if (embeddings && tok_len(d, ei) == 0)
                 return empty_string(q, param);
@@ -531,7 +531,7 @@ static int check_text_input(struct rq *q, enum rq_field f, bool embeddings)
                                   ei);
             break;
         case TEXT_TOKENS:
-            if (e->type != JSMN_ARRAY)
+            if (e->type != JT_ARRAY)
                 return type_error(q, param, text_kind_expected[kind], ei);
             if (embeddings && e->size == 0)
                 return empty_array(q, param);
@@ -571,7 +571,7 @@ int jsonx_scan_api_request(const char *body, size_t len, enum jsonx_api api, str
     memset(out, 0, sizeof *out);
     out->n = 1;
     int rc = jsonx_doc_parse(&d, body, len);
-    if (rc == 0 && d.t[0].type != JSMN_OBJECT)
+    if (rc == 0 && d.t[0].type != JT_OBJECT)
         rc = JSONX_ERR_NOT_OBJECT;
     if (rc == 0) {
         struct rq q = {.d = &d, .out = out};

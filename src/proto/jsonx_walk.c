@@ -169,8 +169,8 @@ bool jw_string(struct jw *w, struct jsonx_span *body)
     return true;
 }
 
-/* After a number or literal comes a delimiter (as jsmn's strict mode wants: not even the end
-   of the text, so a bare top-level number is refused by both scans alike). */
+/* After a number or literal comes a delimiter (not even the end of the text: a bare
+   top-level number is refused, as strict tokenizers such as jsmn's do). */
 static bool delimited(const struct jw *w)
 {
     if (w->pos >= w->n)
