@@ -250,7 +250,11 @@ int buf_append_json_str(struct buf *b, const char *s, size_t len)
         if ((rc = buf_append(b, esc, n)))
             return rc;
     }
-    return buf_append(b, "\"", 1);
+    if ((rc = reserve(b, 1)))
+        return rc;
+    b->data[b->len++] = '"';
+    b->data[b->len] = '\0';
+    return 0;
 }
 
 void buf_consume(struct buf *b, size_t n)

@@ -85,6 +85,13 @@ static bool tok_unescape(const struct jdoc *d, int i, char *out, size_t cap, siz
     const char *s = d->s + d->t[i].start;
     size_t n = tok_len(d, i);
     size_t pos = 0, len = 0;
+    if (!memchr(s, '\\', n)) { /* no escape: the bytes are the text */
+        if (n > cap)
+            return false;
+        memcpy(out, s, n);
+        *out_len = n;
+        return true;
+    }
     while (pos < n) {
         char u8[4];
         size_t k = jsonx_str_next(s, n, &pos, u8);
