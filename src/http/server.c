@@ -379,23 +379,45 @@ static void flush_all(struct server *s)
     }
 }
 
-static int conn_write_parts(struct server_conn *c, const uv_buf_t *parts, unsigned n)
+/*
+ * Copies the parts into the batch; as one HTTP chunk when `chunk`, its size line and CRLF
+ * written around them in place (a relayed event is one such chunk: no array of parts to
+ * build, no copy calls for the framing).
+ */
+static int conn_write_parts(struct server_conn *c, const uv_buf_t *parts, unsigned n, bool chunk)
 {
     if (c->gone || c->state == CS_CLOSING)
         return -EPIPE;
-    size_t total = 0;
+    size_t body = 0;
     for (unsigned i = 0; i < n; i++)
-        total += parts[i].len;
-    if (total == 0)
-        return 0;
+        body += parts[i].len;
+    if (body == 0) return 0;
+    unsigned digits = 0;
+    if (chunk)
+        for (size_t v = body; v; v >>= 4)
+            digits++;
+    size_t total = body + (chunk ? digits + 4 : 0); /* size, CRLF, data, CRLF */
     int rc = out_take(c, total);
     if (rc == 0) rc = buf_reserve(&c->out, total);
     if (rc < 0)
         return rc;
     char *dst = c->out.data + c->out.len; /* room reserved above: copied straight in */
+    if (chunk) {
+        static const char hexdigits[] = "0123456789abcdef";
+        size_t v = body;
+        for (unsigned k = digits; k > 0; k--, v >>= 4)
+            dst[k - 1] = hexdigits[v & 15];
+        dst[digits] = '\r';
+        dst[digits + 1] = '\n';
+        dst += digits + 2;
+    }
     for (unsigned i = 0; i < n; i++) {
         if (parts[i].len) memcpy(dst, parts[i].base, parts[i].len);
         dst += parts[i].len;
+    }
+    if (chunk) {
+        dst[0] = '\r';
+        dst[1] = '\n';
     }
     c->out.len += total;
     c->out.data[c->out.len] = '\0';
@@ -415,7 +437,7 @@ static int conn_write_parts(struct server_conn *c, const uv_buf_t *parts, unsign
 static int conn_write(struct server_conn *c, const char *data, size_t len)
 {
     uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-    return conn_write_parts(c, &b, 1);
+    return conn_write_parts(c, &b, 1, false);
 }
 
 static void head_begin(struct server_conn *c, struct buf *h, int status, const char *content_type,
@@ -463,7 +485,7 @@ void server_respond(struct server_conn *c, int status, const char *content_type,
     buf_append_u64(&h, len);
     buf_append_lit(&h, "\r\n\r\n");
     uv_buf_t parts[2] = {uv_buf_init(h.data, (unsigned)h.len), uv_buf_init((char *)body, (unsigned)len)};
-    conn_write_parts(c, parts, len && !c->head_only ? 2 : 1);
+    conn_write_parts(c, parts, len && !c->head_only ? 2 : 1, false);
     buf_free(&h);
 }
 
@@ -503,33 +525,8 @@ int server_stream_begin(struct server_conn *c, int status, const char *content_t
 
 int server_stream_writev(struct server_conn *c, const uv_buf_t *parts, unsigned nparts)
 {
-    if (nparts > 8)
-        return -EINVAL;
-    size_t total = 0;
-    for (unsigned i = 0; i < nparts; i++)
-        total += parts[i].len;
-    if (total == 0 || c->head_only)
-        return 0;
-    if (!c->chunked_out)
-        return conn_write_parts(c, parts, nparts);
-    /* the chunk-size line, in hex, written by hand: this runs once per relayed event */
-    char size_line[24];
-    static const char hexdigits[] = "0123456789abcdef";
-    char tmp[16];
-    int nd = 0;
-    for (size_t v = total; v; v >>= 4)
-        tmp[nd++] = hexdigits[v & 15];
-    int n = 0;
-    while (nd > 0)
-        size_line[n++] = tmp[--nd];
-    size_line[n++] = '\r';
-    size_line[n++] = '\n';
-    uv_buf_t all[10];
-    all[0] = uv_buf_init(size_line, (unsigned)n);
-    for (unsigned i = 0; i < nparts; i++)
-        all[i + 1] = parts[i];
-    all[nparts + 1] = uv_buf_init("\r\n", 2);
-    return conn_write_parts(c, all, nparts + 2);
+    if (c->head_only) return 0;
+    return conn_write_parts(c, parts, nparts, c->chunked_out);
 }
 
 int server_stream_write(struct server_conn *c, const char *data, size_t len)
