@@ -403,11 +403,12 @@ void metrics_attempt_end(struct metrics_shard *s, const struct cfg_model *m,
 {
     long mi = s ? model_index(s->reg, m) : -1;
     struct dep_slot *ds = mi >= 0 ? dep_slot(s, mi, d) : NULL;
-    if (!ds) return;
+    bool failed = c != HEALTH_OK && (unsigned)c < HEALTH__COUNT;
+    if (!ds || (!failed && !health_events)) return; /* the usual answer: nothing to record */
     char key[192];
     snprintf(key, sizeof key, "%s/%s", d->provider->name, d->model);
     uint64_t now = 0;
-    if (c != HEALTH_OK && (unsigned)c < HEALTH__COUNT) {
+    if (failed) {
         bump(&ds->errors[c], 1);
         now = wall_ms();
         incidents_add(&s->reg->incidents, failed_as, m->name, key, c, status, now);
