@@ -574,10 +574,12 @@ static int put_str(struct buf *out, const struct asm_text *t)
     return buf_append_json_str(out, t->p ? t->p : "", t->len);
 }
 
-/* ,"key":"value" */
+/* ,"key":"value" (no printf: every answer writes several) */
 static int put_member(struct buf *out, const char *key, const struct asm_text *t)
 {
-    int rc = buf_printf(out, ",\"%s\":", key);
+    int rc = buf_append_lit(out, ",\"");
+    if (!rc) rc = buf_append_str(out, key);
+    if (!rc) rc = buf_append_lit(out, "\":");
     return rc ? rc : put_str(out, t);
 }
 
@@ -644,7 +646,8 @@ static int put_choices(struct assemble *a, struct buf *out)
         const struct asm_choice *c = &a->choices[i];
         if (!c->used)
             continue;
-        rc = buf_printf(out, "%s{\"index\":%zu", first ? "" : ",", i);
+        rc = first ? buf_append_lit(out, "{\"index\":") : buf_append_lit(out, ",{\"index\":");
+        if (!rc) rc = buf_append_u64(out, i);
         first = false;
         if (!rc)
             rc = a->kind == ASSEMBLE_CHAT ? put_message(out, c) : put_member(out, "text", &c->text);
@@ -665,9 +668,10 @@ int assemble_finish(struct assemble *a, struct buf *out)
     if (!rc)
         rc = put_str(out, &a->id);
     if (!rc)
-        rc = buf_printf(out, ",\"object\":\"%s\",\"created\":%lld",
-                        a->kind == ASSEMBLE_CHAT ? "chat.completion" : "text_completion",
-                        (long long)created);
+        rc = a->kind == ASSEMBLE_CHAT
+                 ? buf_append_lit(out, ",\"object\":\"chat.completion\",\"created\":")
+                 : buf_append_lit(out, ",\"object\":\"text_completion\",\"created\":");
+    if (!rc) rc = buf_append_i64(out, created);
     if (!rc)
         rc = put_member(out, "model", &a->model);
     if (!rc && a->fingerprint.len)
