@@ -370,6 +370,7 @@ int jsonx_scan_chunk_tokens(const char *data, size_t len, struct jsonx_chunk *ou
         return rc;
     }
     out->valid = true;
+    out->multiline = memchr(data, '\n', len) != NULL;
     int ki = 1;
     for (int k = 0; k < d.t[0].size; k++) {
         int vi = ki + 1;

@@ -156,6 +156,9 @@ struct jsonx_chunk {
     /* The last top-level string member nothing here reads (OpenAI's random "obfuscation"
        padding, an unknown field): a chunk may differ from the last in it too (chunk_shape.h). */
     struct jsonx_span pad;
+    /* A line end between its tokens (JSON allows one as whitespace; no string holds one): a
+       relay writes such a chunk as one SSE data line per line, any other as it is. */
+    bool multiline;
 };
 
 /*

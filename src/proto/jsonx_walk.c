@@ -567,6 +567,7 @@ int jsonx_scan_chunk(const char *data, size_t len, struct jsonx_chunk *out)
         return rc;
     }
     out->valid = true;
+    out->multiline = memchr(data, '\n', len) != NULL;
     return 0;
 }
 

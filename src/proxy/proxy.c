@@ -128,7 +128,9 @@ void proxy_fail_request(struct preq *p, enum gw_err e, const char *msg, int retr
 void proxy_relay_event(struct preq *p, const char *data, size_t len, const struct jsonx_chunk *ch)
 {
     char *rewritten = proxy_continue_relay(p, ch, &data, &len);
-    if (memchr(data, '\n', len)) {
+    /* the scan knows whether the chunk has a line end (a chunk of the last one's shape
+       without a walk: the same as it); a rewritten chunk is searched */
+    if (ch && !rewritten ? ch->multiline : memchr(data, '\n', len) != NULL) {
         /* An upstream event of several data lines: one data line each again, or the client
            would read only the first (its parser joins them back as ours did). */
         struct buf ev;

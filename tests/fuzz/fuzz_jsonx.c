@@ -157,11 +157,13 @@ static void fuzz_chunk(const char *s, size_t n)
     int ref_rc = jsonx_scan_chunk_tokens(s, n, &ref);
     if (lead < n && s[lead] == '{') {
         CHECK((rc == 0) == (ref_rc == 0));
-        CHECK(c.valid == ref.valid && c.has_content == ref.has_content && c.has_finish == ref.has_finish &&
-              c.choices_empty == ref.choices_empty && c.has_usage == ref.has_usage &&
-              c.has_error == ref.has_error && c.prompt_tokens == ref.prompt_tokens &&
-              c.completion_tokens == ref.completion_tokens && c.reasoning_tokens == ref.reasoning_tokens &&
-              c.cached_tokens == ref.cached_tokens && c.content_chars == ref.content_chars);
+        CHECK(c.valid == ref.valid && c.has_content == ref.has_content &&
+              c.has_finish == ref.has_finish && c.choices_empty == ref.choices_empty &&
+              c.has_usage == ref.has_usage && c.has_error == ref.has_error &&
+              c.prompt_tokens == ref.prompt_tokens &&
+              c.completion_tokens == ref.completion_tokens &&
+              c.reasoning_tokens == ref.reasoning_tokens && c.cached_tokens == ref.cached_tokens &&
+              c.content_chars == ref.content_chars && c.multiline == ref.multiline);
     }
     /* spans lie inside the text, and a kept content body unescapes */
     const struct jsonx_span *spans[] = {&c.id, &c.model, &c.created, &c.content};
@@ -203,9 +205,10 @@ static void fuzz_chunk_stream(const char *s, size_t n)
               a.prompt_tokens == b.prompt_tokens && a.completion_tokens == b.completion_tokens &&
               a.reasoning_tokens == b.reasoning_tokens && a.cached_tokens == b.cached_tokens &&
               a.content_chars == b.content_chars && a.n_content == b.n_content &&
-              a.delta_calls == b.delta_calls && a.n_text == b.n_text && span_eq(a.id, b.id) &&
-              span_eq(a.model, b.model) && span_eq(a.created, b.created) &&
-              span_eq(a.content, b.content) && span_eq(a.text, b.text) && span_eq(a.pad, b.pad));
+              a.multiline == b.multiline && a.delta_calls == b.delta_calls &&
+              a.n_text == b.n_text && span_eq(a.id, b.id) && span_eq(a.model, b.model) &&
+              span_eq(a.created, b.created) && span_eq(a.content, b.content) &&
+              span_eq(a.text, b.text) && span_eq(a.pad, b.pad));
         start = i + 1;
     }
 }

@@ -27,7 +27,7 @@ static bool chunk_eq(const struct jsonx_chunk *a, const struct jsonx_chunk *b)
            span_eq(a->model, b->model) && span_eq(a->created, b->created) &&
            span_eq(a->content, b->content) && a->n_content == b->n_content &&
            a->delta_calls == b->delta_calls && a->n_text == b->n_text &&
-           span_eq(a->text, b->text) && span_eq(a->pad, b->pad);
+           span_eq(a->text, b->text) && span_eq(a->pad, b->pad) && a->multiline == b->multiline;
 }
 
 static bool matches(const struct chunk_shape *k, const char *s)
@@ -191,6 +191,18 @@ static void test_scan_same_as_walk(void **state)
                             "\"model\":\"m\",\"created\":5}",
                             NULL};
     check_scan(padded, 4);
+    /* a chunk whose JSON spans lines (joined SSE data lines) is kept and matched as any
+       other: the matched chunks are multi-line as their walk says */
+    const char *lines[] = {"{\"choices\":[{\"delta\":\n{\"content\":\"a\"}}]}",
+                           "{\"choices\":[{\"delta\":\n{\"content\":\"bc\"}}]}",
+                           "{\"choices\":[{\"delta\":\n{\"content\":\"d\"}}]}",
+                           "{\"choices\":[{\"delta\":{\"content\":\"e\"}}]}", NULL};
+    check_scan(lines, 2);
+    struct jsonx_chunk c;
+    assert_int_equal(jsonx_scan_chunk(lines[1], strlen(lines[1]), &c), JSONX_OK);
+    assert_true(c.multiline);
+    assert_int_equal(jsonx_scan_chunk(lines[3], strlen(lines[3]), &c), JSONX_OK);
+    assert_false(c.multiline);
 }
 
 int main(void)
