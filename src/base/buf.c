@@ -172,38 +172,6 @@ int buf_append_hex(struct buf *b, unsigned long long v)
     return buf_append(b, tmp + n, sizeof tmp - n);
 }
 
-/* True for the bytes a JSON string carries as they are. */
-static inline bool json_plain(unsigned char c)
-{
-    return c >= 0x20 && c != '"' && c != '\\';
-}
-
-/* The end of the run of plain bytes from i: 8 bytes at a time while none is a quote, a
-   backslash or a control character (the log line's and the upstream request's strings are
-   mostly such runs). */
-static size_t plain_run(const char *s, size_t i, size_t len)
-{
-    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-    while (len - i >= 8) {
-        uint64_t x;
-        memcpy(&x, s + i, 8);
-        uint64_t q = x ^ (ones * '"'), bs = x ^ (ones * '\\');
-        uint64_t hit = (((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((bs - ones) & ~bs)) & highs;
-        if (hit) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-            /* the lowest flagged byte is always a true one (a borrow only runs upwards) */
-            return i + ((size_t)__builtin_ctzll(hit) >> 3);
-#else
-            break;
-#endif
-        }
-        i += 8;
-    }
-    while (i < len && json_plain((unsigned char)s[i]))
-        i++;
-    return i;
-}
-
 int buf_append_json_str(struct buf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
@@ -212,7 +180,7 @@ int buf_append_json_str(struct buf *b, const char *s, size_t len)
         return rc;
     b->data[b->len++] = '"';
     for (size_t i = 0; i < len; i++) {
-        size_t run = plain_run(s, i, len);
+        size_t run = buf_json_plain_end(s, i, len);
         if (run > i) { /* the usual case: a run copied at once */
             /* escapes may have used the room reserved above */
             if ((rc = reserve(b, run - i + 1))) return rc;

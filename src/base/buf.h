@@ -8,8 +8,10 @@
 #ifndef UNBUSY_BUF_H
 #define UNBUSY_BUF_H
 
-#include <stddef.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 struct buf {
     char *data;
@@ -33,6 +35,32 @@ int buf_append_hex(struct buf *b, unsigned long long v);
 #define buf_append_lit(b, lit) buf_append((b), (lit), sizeof(lit) - 1)
 /* Appends s as a JSON string literal, quotes included. */
 int buf_append_json_str(struct buf *b, const char *s, size_t len);
+
+/* The first i' >= i with s[i'] a quote, a backslash or a control character (< 0x20), or n:
+   where a JSON string's plain run from i ends. 8 bytes at a time; the writer above and the
+   JSON walk (proto/jsonx_walk) both run over every string byte they pass. */
+static inline size_t buf_json_plain_end(const char *s, size_t i, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    while (n - i >= 8) {
+        uint64_t x;
+        memcpy(&x, s + i, 8);
+        uint64_t q = x ^ (ones * '"'), bs = x ^ (ones * '\\');
+        uint64_t hit = (((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((bs - ones) & ~bs)) & highs;
+        if (hit) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            /* the lowest flagged byte is always a true one (a borrow only runs upwards) */
+            return i + ((size_t)__builtin_ctzll(hit) >> 3);
+#else
+            break;
+#endif
+        }
+        i += 8;
+    }
+    while (i < n && (unsigned char)s[i] >= 0x20 && s[i] != '"' && s[i] != '\\')
+        i++;
+    return i;
+}
 void buf_consume(struct buf *b, size_t n);
 void buf_reset(struct buf *b);
 /* The blocks struct buf grows through, for a module that keeps a growing array or text of its

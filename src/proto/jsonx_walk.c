@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "proto/jsonx_int.h"
 
 void jw_init(struct jw *w, const char *s, size_t n)
@@ -119,24 +120,7 @@ bool jw_string(struct jw *w, struct jsonx_span *body)
     bool plain = true;
     body->start = i;
     for (;;) {
-        /* 8 bytes at a time while none is a quote, a backslash or a control character */
-        const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-        while (n - i >= 8) {
-            uint64_t x;
-            memcpy(&x, s + i, 8);
-            uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
-            uint64_t hit =
-                (((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b)) & highs;
-            if (hit) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-                /* the lowest flagged byte is always a true one (a borrow only runs upwards
-                   from it): go straight to it */
-                i += (size_t)__builtin_ctzll(hit) >> 3;
-#endif
-                break;
-            }
-            i += 8;
-        }
+        i = buf_json_plain_end(s, i, n);
         if (i >= n)
             return fail(w, JSONX_ERR_SYNTAX);
         unsigned char c = (unsigned char)s[i];
@@ -144,10 +128,7 @@ bool jw_string(struct jw *w, struct jsonx_span *body)
             break;
         if (c < 0x20)
             return fail(w, JSONX_ERR_SYNTAX);
-        if (c != '\\') {
-            i++;
-            continue;
-        }
+        /* a backslash */
         if (i + 1 >= n)
             return fail(w, JSONX_ERR_SYNTAX);
         plain = false;
