@@ -9,7 +9,7 @@
 #
 #   sh bench/instr.sh [stream|pass|assembled ...]     # default: all three
 #
-# Environment: BENCH_DURATION (4), BENCH_BIN (build/unbusy), BENCH_BUILD (1), BENCH_KEEP (a
+# Environment: BENCH_DURATION (4), BENCH_BIN (build/unbusy), BENCH_BUILD (1), BENCH_DUMPS (a
 # directory to keep each path's dump in, as callgrind.<path>, for callgrind_annotate). Everything
 # listens on 127.0.0.1; every process started is stopped by PID on exit; under valgrind
 # the gateway runs about 50 times slower, so a path takes about 20 s.
@@ -58,6 +58,6 @@ for path in $PATHS; do
     stop_pid "$GW"
     [ -n "$n" ] && [ "$n" -gt 0 ] && [ -n "$dump" ] || die "$path: no count ($(grep -v '^==' "$TMP/gw-$path.err" | tail -n 3))"
     ir=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
-    [ -n "${BENCH_KEEP:-}" ] && cp "$dump" "$BENCH_KEEP/callgrind.$path"
+    [ -n "${BENCH_DUMPS:-}" ] && cp "$dump" "$BENCH_DUMPS/callgrind.$path"
     echo "| $path | $n | $((ir / n)) |"
 done
