@@ -73,14 +73,6 @@ static int out_take(struct server_conn *c, size_t more)
 static void conn_process(struct server_conn *c);
 static void conn_flush(struct server_conn *c);
 
-/*
- * What an idle keep-alive connection holds is its socket and this struct (no
- * timer of its own: it is on the server's idle list): the request (its head,
- * its body, its framing, its log entry) exists from the first byte of a
- * request to server_request_done, the input buffer only while it holds bytes
- * (reads land in the loop's server_read_scratch), and the output buffer only
- * while a response is being written.
- */
 /* Zeroes n bytes at p but the parsed head's header array, which the parser fills before
    anything reads it (nheaders says how far): 2 KB a request not written twice. */
 static void zero_but_headers(void *p, size_t n, const struct http1_request *http)
@@ -90,6 +82,14 @@ static void zero_but_headers(void *p, size_t n, const struct http1_request *http
     memset(to, 0, (size_t)((char *)p + n - to));
 }
 
+/*
+ * What an idle keep-alive connection holds is its socket and this struct (no
+ * timer of its own: it is on the server's idle list): the request (its head,
+ * its body, its framing, its log entry) exists from the first byte of a
+ * request to server_request_done, the input buffer only while it holds bytes
+ * (reads land in the loop's server_read_scratch), and the output buffer only
+ * while a response is being written.
+ */
 static int conn_req_get(struct server_conn *c)
 {
     if (c->req)
