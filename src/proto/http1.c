@@ -48,24 +48,15 @@ static unsigned char lower(unsigned char c)
     return (unsigned char)(c - 'A') < 26 ? (unsigned char)(c + ('a' - 'A')) : c;
 }
 
-/* s spells lit (n bytes, lower case), case aside */
-static bool str_ieq_n(struct http1_str s, const char *lit, size_t n)
-{
-    if (s.len != n) return false;
-    for (size_t i = 0; i < n; i++)
-        if (lower((unsigned char)s.p[i]) != (unsigned char)lit[i]) return false;
-    return true;
-}
-#define STR_IEQ(s, lit) str_ieq_n((s), lit, sizeof lit - 1)
-
-/* the same for a name given at run time, in any case */
-static bool str_ieq_any(struct http1_str s, const char *name, size_t n)
+/* s spells name (n bytes), case aside; STR_IEQ for a literal, its length known */
+static bool str_ieq(struct http1_str s, const char *name, size_t n)
 {
     if (s.len != n) return false;
     for (size_t i = 0; i < n; i++)
         if (lower((unsigned char)s.p[i]) != lower((unsigned char)name[i])) return false;
     return true;
 }
+#define STR_IEQ(s, lit) str_ieq((s), lit, sizeof lit - 1)
 
 /* Eats one CRLF or bare LF. */
 static int eat_eol(const char **pp, const char *end)
@@ -436,7 +427,7 @@ const struct http1_str *http1_find_header(const struct http1_head *h, const char
 {
     size_t n = strlen(name);
     for (size_t i = 0; i < h->nheaders; i++)
-        if (str_ieq_any(h->headers[i].name, name, n)) return &h->headers[i].value;
+        if (str_ieq(h->headers[i].name, name, n)) return &h->headers[i].value;
     return NULL;
 }
 
@@ -450,7 +441,7 @@ bool http1_value_has_token(struct http1_str value, const char *token)
         struct http1_str el = {value.p + start, i - start};
         trim_ows(&el);
         /* empty list elements are not tokens (RFC 9110 5.6.1) */
-        if (el.len && str_ieq_any(el, token, n)) return true;
+        if (el.len && str_ieq(el, token, n)) return true;
         i++;
     }
     return false;
