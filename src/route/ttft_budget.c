@@ -78,14 +78,14 @@ static uint32_t quantile(const struct ttft_budget_class *c, double q)
     return (uint32_t)lround(bin_low(last + 1)); /* rounding left target past the sum */
 }
 
-/* Weights and unit divided by unit: the decay so far made real. A weight under 1e-9 of a
+/* Weights and unit divided by unit: the decay so far made real. A weight under 1e-6 of a
    sample's is dropped (no denormals after a long quiet spell in one bin). */
 static void rescale(struct ttft_budget_class *c)
 {
     double total = 0;
     for (unsigned k = 0; k < TTFT_BUDGET_BINS; k++) {
         c->weight[k] = (float)(c->weight[k] / c->unit);
-        if (c->weight[k] < 1e-9f) c->weight[k] = 0;
+        if (c->weight[k] < 1e-6f) c->weight[k] = 0;
         total += c->weight[k];
     }
     c->total = total; /* summed afresh: no drift of a running total */
