@@ -13,7 +13,9 @@
  * is "listening PORT". HTTP/1.1 with keep-alive and pipelining; a request body
  * must come with Content-Length (a chunked request body is answered 400 and
  * the connection closed). Every answer is prepared once at start and sent
- * with one write() (the rest, if the socket takes less, when it is writable):
+ * with one write() (the rest, if the socket takes less, when it is writable),
+ * its id ("chatcmpl-" and 16 hex digits, one more per answer) and "created"
+ * (the time) written in as it is queued, as a server gives each answer its own:
  *
  *   POST .../chat/completions whose body has "stream": true
  *       200 text/event-stream, chunked: a role chunk, N content chunks
@@ -38,12 +40,14 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FF_MAX_CONNS 8192
@@ -63,9 +67,22 @@ struct ff_conn {
     bool close_after; /* close once out is sent */
 };
 
+/* An answer's id and "created": each answer gets its own, in place, as a server's do. */
+#define FF_ID "chatcmpl-0000000000000000"
+#define FF_ID_DIGITS 16
+#define FF_CREATED "1796277561"
+#define FF_MAX_MARKS 512
+
+struct ff_marks {
+    size_t id[FF_MAX_MARKS], created[FF_MAX_MARKS]; /* where the digits are, in the answer */
+    size_t n_id, n_created;
+};
+
 static struct {
     char *stream, *whole, *models, *notfound, *bad;
     size_t stream_len, whole_len, models_len, notfound_len, bad_len;
+    struct ff_marks stream_marks, whole_marks;
+    uint64_t answers;
     volatile sig_atomic_t stop;
     int ep;
 } ff;
@@ -122,10 +139,35 @@ static void add_event(struct ff_str *s, const char *json)
     str_addf(s, "%zx\r\ndata: %s\n\n\r\n", n, json);
 }
 
+static void find_marks(const char *p, size_t n, struct ff_marks *m)
+{
+    const char *end = p + n;
+    for (const char *q = p; (q = memmem(q, (size_t)(end - q), FF_ID, strlen(FF_ID)));
+         q += strlen(FF_ID))
+        if (m->n_id < FF_MAX_MARKS)
+            m->id[m->n_id++] = (size_t)(q - p) + strlen(FF_ID) - FF_ID_DIGITS;
+    const char *key = "\"created\":" FF_CREATED;
+    for (const char *q = p; (q = memmem(q, (size_t)(end - q), key, strlen(key))); q += strlen(key))
+        if (m->n_created < FF_MAX_MARKS)
+            m->created[m->n_created++] = (size_t)(q - p) + strlen(key) - 10;
+}
+
+/* The answer just queued at out[0..) with this answer's id and the time. */
+static void stamp(char *out, const struct ff_marks *m)
+{
+    char id[FF_ID_DIGITS + 1], created[16];
+    snprintf(id, sizeof id, "%016llx", (unsigned long long)++ff.answers);
+    snprintf(created, sizeof created, "%010lld", (long long)time(NULL) % 10000000000LL);
+    for (size_t i = 0; i < m->n_id; i++)
+        memcpy(out + m->id[i], id, FF_ID_DIGITS);
+    for (size_t i = 0; i < m->n_created; i++)
+        memcpy(out + m->created[i], created, 10);
+}
+
 static void build_answers(int chunks)
 {
     const char *head =
-        "{\"id\":\"chatcmpl-fast\",\"object\":\"chat.completion.chunk\",\"created\":1796277561,"
+        "{\"id\":\"" FF_ID "\",\"object\":\"chat.completion.chunk\",\"created\":" FF_CREATED ","
         "\"model\":\"bench\",\"choices\":";
 #define FF_USAGE                                                                                   \
     "\"usage\":{\"prompt_tokens\":30,\"completion_tokens\":%d,\"total_tokens\":%d,"                \
@@ -164,10 +206,11 @@ static void build_answers(int chunks)
     str_addf(&s, "e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n");
     ff.stream = s.p;
     ff.stream_len = s.len;
+    find_marks(ff.stream, ff.stream_len, &ff.stream_marks);
 
     struct ff_str body = {0}, w = {0};
     str_addf(&body,
-             "{\"id\":\"chatcmpl-fast\",\"object\":\"chat.completion\",\"created\":1796277561,"
+             "{\"id\":\"" FF_ID "\",\"object\":\"chat.completion\",\"created\":" FF_CREATED ","
              "\"model\":\"bench\","
              "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"%s\"},"
              "\"logprobs\":null,\"finish_reason\":\"stop\"}],%s}",
@@ -179,6 +222,7 @@ static void build_answers(int chunks)
     str_add(&w, body.p, body.len);
     ff.whole = w.p;
     ff.whole_len = w.len;
+    find_marks(ff.whole, ff.whole_len, &ff.whole_marks);
     free(body.p);
     free(ev.p);
     free(text.p);
@@ -304,10 +348,14 @@ static long serve(struct ff_conn *c)
             rc = queue_out(c, ff.models, ff.models_len);
         else if (!chat)
             rc = queue_out(c, ff.notfound, ff.notfound_len);
-        else if (wants_stream(h + head_len, body_len))
-            rc = queue_out(c, ff.stream, ff.stream_len);
-        else
-            rc = queue_out(c, ff.whole, ff.whole_len);
+        else if (wants_stream(h + head_len, body_len)) {
+            size_t at = c->out_len;
+            if (!(rc = queue_out(c, ff.stream, ff.stream_len)))
+                stamp(c->out + at, &ff.stream_marks);
+        } else {
+            size_t at = c->out_len;
+            if (!(rc = queue_out(c, ff.whole, ff.whole_len))) stamp(c->out + at, &ff.whole_marks);
+        }
         if (rc) return -1;
         off += head_len + body_len;
     }
