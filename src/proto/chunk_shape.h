@@ -53,11 +53,26 @@ bool chunk_shape_match(const struct chunk_shape *k, const char *s, size_t n,
 struct chunk_shape_scan {
     struct chunk_shape shape;
     struct jsonx_chunk result; /* the kept chunk's scan */
+    unsigned walked;           /* chunks walked in full (neither shape matched) */
 };
 
-/* jsonx_scan_chunk's result for s[0..n), the same in every field: a chunk of the kept one's
-   shape is not walked. A valid chunk with one text (jsonx_chunk.n_text) and nothing else
-   counted as generated is kept in place of the last. */
+/*
+ * jsonx_scan_chunk's result for s[0..n), the same in every field: a chunk of the kept one's
+ * shape is not walked. A valid chunk with one text (jsonx_chunk.n_text) and nothing else
+ * counted as generated is kept in place of the last.
+ *
+ * Across streams: every stream of a server opens with the same role chunk and ends with the
+ * same finish chunk, and its first text comes in the same chunk, but for the stream's id,
+ * its "created" and the pad. Each thread keeps the last CHUNK_SHAPE_SHARED chunks walked
+ * (any valid chunk of at most CHUNK_SHAPE_MAX bytes) with those values, and the text when it
+ * was all the chunk counted, as the parts that may vary: a chunk that is one of them byte for
+ * byte outside those parts, each a strict JSON string (the text non-empty) or number as
+ * there, is not walked either. Its scan is the kept chunk's, the spans moved.
+ */
+#define CHUNK_SHAPE_SHARED 4
 int chunk_shape_scan(struct chunk_shape_scan *k, const char *s, size_t n, struct jsonx_chunk *out);
+
+/* Forget the calling thread's chunks kept across streams (for tests). */
+void chunk_shape_shared_clear(void);
 
 #endif

@@ -11,7 +11,8 @@
  *   - the one-pass chunk scan gives the tokenizing scan's verdict and fields on
  *     any text that opens with '{', and its spans lie inside the text;
  *   - newline-separated chunks scanned with the last one kept (chunk_shape.h)
- *     give the plain scan's result, every field and span;
+ *     give the plain scan's result, every field and span; an empty line starts
+ *     another stream, which has the chunks kept across streams;
  *   - an error message is NUL-terminated within its capacity;
  *   - whatever the assembler is fed, its answer is strict JSON, and the same
  *     byte for byte as when it walks every chunk.
@@ -193,9 +194,15 @@ static void fuzz_chunk_stream(const char *s, size_t n)
 {
     struct chunk_shape_scan k;
     memset(&k, 0, sizeof k);
+    chunk_shape_shared_clear();
     size_t start = 0;
     for (size_t i = 0; i <= n; i++) {
         if (i < n && s[i] != '\n') continue;
+        if (i == start) { /* an empty line: the next stream, with what was kept across streams */
+            memset(&k, 0, sizeof k);
+            start = i + 1;
+            continue;
+        }
         struct jsonx_chunk a, b;
         int ra = chunk_shape_scan(&k, s + start, i - start, &a);
         int rb = jsonx_scan_chunk(s + start, i - start, &b);

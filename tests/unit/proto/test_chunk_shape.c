@@ -105,25 +105,25 @@ static void test_match_pad(void **state)
 }
 
 /* A stream scanned with the kept shape gives jsonx_scan_chunk's result for each chunk. */
-static void check_scan(const char *const *chunks, unsigned want_walked)
+static unsigned scan_stream(const char *const *chunks)
 {
     struct chunk_shape_scan k;
     memset(&k, 0, sizeof k);
-    unsigned kept_hits = 0;
     for (size_t i = 0; chunks[i]; i++) {
         struct jsonx_chunk fast, ref;
         size_t n = strlen(chunks[i]);
-        struct jsonx_span b, p;
-        bool hit = k.shape.len && chunk_shape_match(&k.shape, chunks[i], n, &b, &p);
         int rf = chunk_shape_scan(&k, chunks[i], n, &fast);
         int rr = jsonx_scan_chunk(chunks[i], n, &ref);
         if (rf != rr || !chunk_eq(&fast, &ref)) fail_msg("chunk %zu differs: %s", i, chunks[i]);
-        kept_hits += hit;
     }
-    size_t total = 0;
-    while (chunks[total])
-        total++;
-    assert_int_equal(total - kept_hits, want_walked);
+    return k.walked;
+}
+
+/* The first stream since the shapes kept across streams were forgotten. */
+static void check_scan(const char *const *chunks, unsigned want_walked)
+{
+    chunk_shape_shared_clear();
+    assert_int_equal(scan_stream(chunks), want_walked);
 }
 
 #define CH(delta)                                                                                  \
@@ -144,9 +144,9 @@ static void test_scan_same_as_walk(void **state)
         "{\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}",
         "{\"id\":\"c1\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":5}}",
         NULL};
-    /* walked: the role chunk, the first text, the empty text and the one after it, the
-       broken one and the one after it, the finish, the usage */
-    check_scan(content, 8);
+    /* walked: the role chunk, the first text, the empty text, the broken one, the finish, the
+       usage (the texts after the empty and the broken one are of the first text's shape) */
+    check_scan(content, 6);
     const char *reasoning[] = {
         CH("{\"content\":null,\"reasoning_content\":\"Th\"}"),
         CH("{\"content\":null,\"reasoning_content\":\"ink\"}"),
@@ -205,12 +205,86 @@ static void test_scan_same_as_walk(void **state)
     assert_false(c.multiline);
 }
 
+#define ST(id, created, rest)                                                                      \
+    "{\"id\":\"" id "\",\"object\":\"chat.completion.chunk\",\"created\":" created                 \
+    ",\"model\":\"m\",\"choices\":[{\"index\":0," rest
+
+/* The next stream's role chunk, first text and finish are its last's with another id,
+   "created" and pad: not walked, and scanned as the walk scans them. */
+static void test_scan_across_streams(void **state)
+{
+    (void)state;
+    chunk_shape_shared_clear();
+    const char *first[] = {
+        ST("chatcmpl-1", "1700000000",
+           "\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}],\"obfuscation\":\"k\"}"),
+        ST("chatcmpl-1", "1700000000", "\"delta\":{\"content\":\"He\"}}],\"obfuscation\":\"abc\"}"),
+        ST("chatcmpl-1", "1700000000", "\"delta\":{\"content\":\"llo\"}}],\"obfuscation\":\"d\"}"),
+        ST("chatcmpl-1", "1700000000",
+           "\"delta\":{},\"finish_reason\":\"stop\"}],\"obfuscation\":\"\"}"),
+        "{\"id\":\"chatcmpl-1\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_"
+        "tokens\":2}}",
+        NULL};
+    assert_int_equal(scan_stream(first), 4); /* all but the second text */
+    const char *next[] = {
+        ST("chatcmpl-22\\u0041", "1700000001.5",
+           "\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}],\"obfuscation\":\"\"}"),
+        ST("chatcmpl-22\\u0041", "1700000001.5",
+           "\"delta\":{\"content\":\"W\\u00e9\"}}],\"obfuscation\":\"xyzw\"}"),
+        ST("chatcmpl-22\\u0041", "1700000001.5",
+           "\"delta\":{\"content\":\"orld\"}}],\"obfuscation\":\"x\"}"),
+        ST("chatcmpl-22\\u0041", "1700000001.5",
+           "\"delta\":{},\"finish_reason\":\"stop\"}],\"obfuscation\":\"qq\"}"),
+        "{\"id\":\"chatcmpl-22\\u0041\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_"
+        "tokens\":4}}",
+        NULL};
+    assert_int_equal(scan_stream(next), 1); /* the usage: its numbers are not among the parts */
+    /* What may differ is a strict string (the text not empty) or number, and nothing else:
+       each variant in a stream after a finish chunk kept in another: walked or not. */
+#define FIN(id, created, reason, pad)                                                              \
+    ST(id, created, "\"delta\":{},\"finish_reason\":" reason "}],\"obfuscation\":\"" pad "\"}")
+    const char *kept = FIN("c3", "17", "\"stop\"", "");
+    struct {
+        const char *chunk;
+        unsigned walked;
+    } variants[] = {
+        {FIN("c4\\\"", "-1.5e3", "\"stop\"", "\\u00e9"), 0},
+        {FIN("", "0", "\"stop\"", "a"), 0},
+        {FIN("c\\x", "17", "\"stop\"", ""), 1},   /* a bad escape */
+        {FIN("c3", "017", "\"stop\"", ""), 1},    /* not a number */
+        {FIN("c3", "1.", "\"stop\"", ""), 1},     /* nor this */
+        {FIN("c3", "\"17\"", "\"stop\"", ""), 1}, /* a string where the number was */
+        {FIN("c3", "17 ", "\"stop\"", ""), 1},    /* a space more */
+        {FIN("c3", "17", "\"stop\"", "a\nb"), 1}, /* a control character */
+        {FIN("c3", "17", "\"length\"", ""), 1},   /* another finish */
+        {FIN("c3", "17", "null", ""), 1},
+        {FIN("c3", "17", "\"stop\"", "") " ", 1},
+        {FIN("c3", "17", "\"stop\"", "\""), 1}, /* a quote more */
+    };
+    for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
+        chunk_shape_shared_clear();
+        const char *one[] = {kept, NULL}, *two[] = {variants[v].chunk, NULL};
+        assert_int_equal(scan_stream(one), 1);
+        if (scan_stream(two) != variants[v].walked)
+            fail_msg("variant %zu: %s", v, variants[v].chunk);
+    }
+    /* the text of the kept first text may differ, not be empty */
+    const char *text[] = {ST("c5", "1", "\"delta\":{\"content\":\"a\"}}]}"), NULL},
+               *empty[] = {ST("c6", "1", "\"delta\":{\"content\":\"\"}}]}"), NULL},
+               *longer[] = {ST("c7", "2", "\"delta\":{\"content\":\"bcd\\n\"}}]}"), NULL};
+    chunk_shape_shared_clear();
+    assert_int_equal(scan_stream(text), 1);
+    assert_int_equal(scan_stream(empty), 1);
+    assert_int_equal(scan_stream(longer), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_match),
         cmocka_unit_test(test_match_pad),
         cmocka_unit_test(test_scan_same_as_walk),
+        cmocka_unit_test(test_scan_across_streams),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
