@@ -43,10 +43,15 @@ static uint64_t now_ms(void)
     return runtime_now_ms();
 }
 
+static uint64_t remaining_at(const struct preq *p, uint64_t now)
+{
+    uint64_t spent = now - p->t_start;
+    return spent >= p->model->timeouts.total_ms ? 0 : p->model->timeouts.total_ms - spent;
+}
+
 uint64_t proxy_remaining_ms(struct preq *p)
 {
-    uint64_t spent = now_ms() - p->t_start;
-    return spent >= p->model->timeouts.total_ms ? 0 : p->model->timeouts.total_ms - spent;
+    return remaining_at(p, now_ms());
 }
 
 /* The prompt's size in tokens as the ledger estimates it (a quarter of its characters): what
@@ -183,17 +188,18 @@ static void release_attempt_as(struct attempt *a, enum health_class c, enum inci
                            ? 0
                            : p->model->timeouts.first_token_ms;
     unsigned ev = 0;
-    if (!proxy_endpoint_release(a, c, penalty, now_ms(), rand64(p))) {
+    uint64_t now = now_ms();
+    if (!proxy_endpoint_release(a, c, penalty, now, rand64(p))) {
         /* the address's failure, not the deployment's */
         health_abandon(a->rd->health, &a->ticket);
         if (p->endpoint_retries < PROXY_ENDPOINT_RETRIES)
             p->endpoint_retries++; /* another address of it may serve: that try is free */
     } else {
         if (a->retry_after_s > 0 && (c == HEALTH_RATE_LIMITED || c == HEALTH_SERVER_ERROR))
-            health_cooldown(a->rd->health, now_ms(), /* at most HTTP1_RETRY_AFTER_MAX_S: fits */
+            health_cooldown(a->rd->health, now, /* at most HTTP1_RETRY_AFTER_MAX_S: fits */
                             (uint32_t)a->retry_after_s * 1000u);
-        ev = health_release(a->rd->health, &a->ticket, now_ms(), c,
-                            c == HEALTH_OK ? a->ttft_ms : 0, penalty, rand64(p));
+        ev = health_release(a->rd->health, &a->ticket, now, c, c == HEALTH_OK ? a->ttft_ms : 0,
+                            penalty, rand64(p));
     }
     /* A first token that came is a sample of the budget even if the stream broke later. */
     if (a->got_first)
@@ -208,7 +214,7 @@ static void release_attempt_as(struct attempt *a, enum health_class c, enum inci
                                         .reasoning_tokens = a->usage.reasoning_tokens,
                                         .cached_tokens = a->usage.cached_tokens};
     balancer_observe(p->rm->balancer, (size_t)(a->rd - p->rm->deps), &o);
-    runtime_model_refresh_capacity(p->rm, now_ms()); /* the learnt limit may have moved */
+    runtime_model_refresh_capacity(p->rm, now); /* the learnt limit may have moved */
     if (ev & HEALTH_EVENT_TRIPPED)
         log_warn("deployment %s: circuit breaker opened (last failure: %s)", a->rd->key,
                  health_class_name(c));
@@ -909,10 +915,10 @@ static enum jsonx_api jsonx_api_of(enum proxy_api api)
 void proxy_go(struct preq *p)
 {
     atomic_fetch_add(&p->rm->requests, 1);
-    retry_budget_note_request(p->rm->retries, now_ms());
-    if (p->model->resilience.hedge.enabled)
-        hedge_budget_note_request(p->rm->hedges, now_ms());
-    uv_timer_start(&p->total_timer, on_total_timer, proxy_remaining_ms(p), 0);
+    uint64_t now = now_ms();
+    retry_budget_note_request(p->rm->retries, now);
+    if (p->model->resilience.hedge.enabled) hedge_budget_note_request(p->rm->hedges, now);
+    uv_timer_start(&p->total_timer, on_total_timer, remaining_at(p, now), 0);
     next_attempt(p);
 }
 
@@ -1031,7 +1037,7 @@ void proxy_start(struct server_conn *c, enum proxy_api api)
     env->inflight++;
     struct server_hooks hooks = {.on_drain = on_client_drain, .on_abort = on_client_abort, .ud = p};
     server_set_hooks(c, &hooks);
-    runtime_model_refresh_capacity(p->rm, now_ms()); /* slow-start ramps move with time alone */
+    runtime_model_refresh_capacity(p->rm, p->t_start); /* slow-start ramps move with time alone */
     if (!proxy_admit(p))
         return; /* answered, or waiting in the queue */
     proxy_go(p);
