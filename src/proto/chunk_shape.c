@@ -67,21 +67,17 @@ bool chunk_shape_match(const struct chunk_shape *k, const char *s, size_t n,
     return true;
 }
 
-/* A span of the kept chunk (outside its text and pad) where it is in a chunk that matched,
-   whose text and pad are text_len and pad_len long. */
-static void move(struct jsonx_span *sp, const struct chunk_shape *k, size_t text_len,
-                 size_t pad_len)
+/* A span of the kept chunk (outside its text and pad) where it is in a chunk that matched:
+   moved by d_text past the text and by d_pad past the pad (the lengths' differences, modulo
+   SIZE_MAX + 1). */
+static inline void move(struct jsonx_span *sp, const struct chunk_shape *k, size_t d_text,
+                        size_t d_pad)
 {
     if (sp->end == 0) return;
-    bool by_text = sp->start >= k->body_end, by_pad = k->pad_end && sp->start >= k->pad_end;
-    if (by_text) {
-        sp->start = sp->start - (k->body_end - k->body_start) + text_len;
-        sp->end = sp->end - (k->body_end - k->body_start) + text_len;
-    }
-    if (by_pad) {
-        sp->start = sp->start - (k->pad_end - k->pad_start) + pad_len;
-        sp->end = sp->end - (k->pad_end - k->pad_start) + pad_len;
-    }
+    size_t d = (sp->start >= k->body_end ? d_text : 0) +
+               (k->pad_end && sp->start >= k->pad_end ? d_pad : 0);
+    sp->start += d;
+    sp->end += d;
 }
 
 /* The chunks kept across streams (chunk_shape.h): each with the parts that may vary, in
@@ -223,24 +219,30 @@ int chunk_shape_scan(struct chunk_shape_scan *k, const char *s, size_t n, struct
     struct jsonx_span body, pad;
     if (chunk_shape_match(&k->shape, s, n, &body, &pad)) {
         const struct jsonx_chunk *r = &k->result;
-        size_t text_len = body.end - body.start, pad_len = pad.end - pad.start;
+        size_t text_len = body.end - body.start;
+        size_t d_text = text_len - (k->shape.body_end - k->shape.body_start),
+               d_pad = (pad.end - pad.start) - (k->shape.pad_end - k->shape.pad_start);
         *out = *r;
         out->text = body;
         out->content_chars = text_len; /* the text was all that counted */
         if (r->n_content)              /* then the one content is the text */
             out->content = body;
-        move(&out->id, &k->shape, text_len, pad_len);
-        move(&out->model, &k->shape, text_len, pad_len);
-        move(&out->created, &k->shape, text_len, pad_len);
+        move(&out->id, &k->shape, d_text, d_pad);
+        move(&out->model, &k->shape, d_text, d_pad);
+        move(&out->created, &k->shape, d_text, d_pad);
         if (k->shape.pad_end)
             out->pad = pad;
         else
-            move(&out->pad, &k->shape, text_len, pad_len);
+            move(&out->pad, &k->shape, d_text, d_pad);
         return 0;
     }
+    /* The least recently used first: streams alike repeat the same chunks in turn. */
+    size_t lru = 0;
+    for (size_t i = 1; i < CHUNK_SHAPE_SHARED; i++)
+        if (shared[i].used < shared[lru].used) lru = i;
     struct jsonx_span got[SHARED_HOLES];
-    for (size_t i = 0; i < CHUNK_SHAPE_SHARED; i++) {
-        struct shared_shape *t = &shared[i];
+    for (size_t j = 0; j < CHUNK_SHAPE_SHARED; j++) {
+        struct shared_shape *t = &shared[(lru + j) % CHUNK_SHAPE_SHARED];
         if (t->len && shared_match(t, s, n, got)) {
             shared_result(t, got, out);
             t->used = ++shared_clock;
