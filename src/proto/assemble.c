@@ -36,6 +36,38 @@ struct asm_choice {
     size_t n_tools, tools_cap;       /* tools_cap: bytes (base/buf.h's blocks) */
 };
 
+/*
+ * What a walk did to the answer, in order: a chunk of a kept chunk's shape (the assembler's
+ * chunks kept across streams, below) does the same without a walk. A walk that did anything
+ * else (a tool call, a function call) is not kept.
+ */
+enum asm_op_kind {
+    OP_CHOICE,
+    OP_ROLE,
+    OP_APPEND,
+    OP_FINISH,
+    OP_ID,
+    OP_MODEL,
+    OP_FINGERPRINT,
+    OP_CREATED,
+    OP_USAGE
+};
+enum asm_field { AF_CONTENT, AF_REFUSAL, AF_REASONING, AF_TEXT };
+
+struct asm_op {
+    unsigned char kind, field; /* enum asm_op_kind; enum asm_field for OP_APPEND */
+    int index;                 /* OP_CHOICE: the choice the next ops are of */
+    struct jsonx_span v;       /* the value: a string's body, a number, the usage object */
+};
+
+#define ASM_MAX_OPS 16
+
+struct asm_ops {
+    unsigned n;
+    bool partial; /* something not recorded was done, or more than ASM_MAX_OPS */
+    struct asm_op op[ASM_MAX_OPS];
+};
+
 struct assemble {
     enum assemble_kind kind;
     size_t max_bytes, used_bytes;
@@ -57,6 +89,8 @@ struct assemble {
     struct jsonx_span appended_body;
     struct jsonx_span walk_pad; /* the last top-level string the walk read nothing of */
     bool no_shape; /* assemble_walk_always */
+    struct asm_ops *rec; /* the walk's ops are noted here (NULL: not) */
+    unsigned walks;      /* chunks walked */
 };
 
 /* One per non-stream answer: a per-thread free list (base/pool.h). */
@@ -244,6 +278,26 @@ static void walk_at(struct jw *w, const char *s, const struct jsonx_span *v)
     w->pos = v->start;
 }
 
+static void note(struct assemble *a, enum asm_op_kind kind, enum asm_field field, int index,
+                 const struct jsonx_span *v)
+{
+    struct asm_ops *r = a->rec;
+    if (!r) return;
+    if (r->n == ASM_MAX_OPS) {
+        r->partial = true;
+        return;
+    }
+    r->op[r->n++] = (struct asm_op){.kind = (unsigned char)kind,
+                                    .field = (unsigned char)field,
+                                    .index = index,
+                                    .v = v ? *v : (struct jsonx_span){0, 0}};
+}
+
+static void note_partial(struct assemble *a)
+{
+    if (a->rec) a->rec->partial = true;
+}
+
 static int choice_at(struct assemble *a, int index, struct asm_choice **out)
 {
     if ((size_t)index >= a->n_choices) {
@@ -330,16 +384,33 @@ static int name_merge(struct assemble *a, struct asm_text *t, const char *s, con
     return text_append_esc(a, t, s, &name);
 }
 
-static int append_field(struct assemble *a, struct asm_text *t, const char *s, const struct jsonx_span *v)
+static int append_body(struct assemble *a, struct asm_text *t, const char *s,
+                       const struct jsonx_span *body)
+{
+    if (body->end > body->start) {
+        a->appends++;
+        a->appended = t;
+        a->appended_body = *body;
+    }
+    return text_append_esc(a, t, s, body);
+}
+
+/* field: what is noted (a tool call's or function call's text is not: -1) */
+static int append_field(struct assemble *a, struct asm_text *t, const char *s,
+                        const struct jsonx_span *v, int field)
 {
     struct jsonx_span body;
     if (!str_body(s, v, &body)) return 0;
-    if (body.end > body.start) {
-        a->appends++;
-        a->appended = t;
-        a->appended_body = body;
-    }
-    return text_append_esc(a, t, s, &body);
+    if (field >= 0) note(a, OP_APPEND, (enum asm_field)field, 0, &body);
+    return append_body(a, t, s, &body);
+}
+
+static struct asm_text *field_text(struct asm_choice *c, enum asm_field f)
+{
+    return f == AF_CONTENT     ? &c->content
+           : f == AF_REFUSAL   ? &c->refusal
+           : f == AF_REASONING ? &c->reasoning
+                               : &c->text;
 }
 
 enum { F_NAME, F_ARGUMENTS, F_N };
@@ -359,6 +430,7 @@ static int feed_tool_calls(struct assemble *a, struct asm_choice *c, const char 
 {
     struct jw w;
     bool first = true;
+    note_partial(a);
     walk_at(&w, s, v);
     jw_array(&w);
     while (jw_element(&w, &first)) {
@@ -380,7 +452,7 @@ static int feed_tool_calls(struct assemble *a, struct asm_choice *c, const char 
             return rc;
         take_function(s, &e.v[T_FUNCTION], &fn);
         if ((rc = name_merge(a, &t->name, s, &fn.v[F_NAME])) ||
-            (rc = append_field(a, &t->args, s, &fn.v[F_ARGUMENTS])))
+            (rc = append_field(a, &t->args, s, &fn.v[F_ARGUMENTS], -1)))
             return rc;
     }
     return 0;
@@ -399,23 +471,27 @@ static int feed_delta(struct assemble *a, struct asm_choice *c, const char *s, c
     take_members(&w, delta_names, M_N, &d);
     int rc;
     struct jsonx_span role;
-    if (str_body(s, &d.v[M_ROLE], &role) && role.end > role.start && (rc = text_set_esc(a, &c->role, s, &role)))
-        return rc;
-    if ((rc = append_field(a, &c->content, s, &d.v[M_CONTENT])) ||
-        (rc = append_field(a, &c->refusal, s, &d.v[M_REFUSAL])))
+    if (str_body(s, &d.v[M_ROLE], &role) && role.end > role.start) {
+        note(a, OP_ROLE, 0, 0, &role);
+        if ((rc = text_set_esc(a, &c->role, s, &role))) return rc;
+    }
+    if ((rc = append_field(a, &c->content, s, &d.v[M_CONTENT], AF_CONTENT)) ||
+        (rc = append_field(a, &c->refusal, s, &d.v[M_REFUSAL], AF_REFUSAL)))
         return rc;
     /* Some servers send both names for the same text: take one per delta. */
-    rc = is_kind(s, &d.v[M_REASONING_CONTENT], '"') ? append_field(a, &c->reasoning, s, &d.v[M_REASONING_CONTENT])
-                                                     : append_field(a, &c->reasoning, s, &d.v[M_REASONING]);
+    rc = is_kind(s, &d.v[M_REASONING_CONTENT], '"')
+             ? append_field(a, &c->reasoning, s, &d.v[M_REASONING_CONTENT], AF_REASONING)
+             : append_field(a, &c->reasoning, s, &d.v[M_REASONING], AF_REASONING);
     if (rc)
         return rc;
     if (is_kind(s, &d.v[M_TOOL_CALLS], '[') && (rc = feed_tool_calls(a, c, s, &d.v[M_TOOL_CALLS])))
         return rc;
     if (is_kind(s, &d.v[M_FUNCTION_CALL], '{')) {
+        note_partial(a);
         struct asm_members fn;
         take_function(s, &d.v[M_FUNCTION_CALL], &fn);
         if ((rc = name_merge(a, &c->fc_name, s, &fn.v[F_NAME])) ||
-            (rc = append_field(a, &c->fc_args, s, &fn.v[F_ARGUMENTS])))
+            (rc = append_field(a, &c->fc_args, s, &fn.v[F_ARGUMENTS], -1)))
             return rc;
         c->fc_name.seen = true;
     }
@@ -435,22 +511,61 @@ static int feed_choice(struct assemble *a, struct jw *w)
     struct asm_choice *c;
     if (rc || (rc = choice_at(a, index, &c)))
         return rc;
+    note(a, OP_CHOICE, 0, index, NULL);
     const struct jsonx_span *delta = &m.v[C_DELTA];
     if (!is_kind(s, delta, '{')) /* some servers stream whole messages */
         delta = &m.v[C_MESSAGE];
     if (is_kind(s, delta, '{') && (rc = feed_delta(a, c, s, delta)))
         return rc;
-    if ((rc = append_field(a, &c->text, s, &m.v[C_TEXT])))
-        return rc;
+    if ((rc = append_field(a, &c->text, s, &m.v[C_TEXT], AF_TEXT))) return rc;
     struct jsonx_span finish;
-    if (str_body(s, &m.v[C_FINISH], &finish) && (rc = text_set_esc(a, &c->finish, s, &finish)))
-        return rc;
+    if (str_body(s, &m.v[C_FINISH], &finish)) {
+        note(a, OP_FINISH, 0, 0, &finish);
+        if ((rc = text_set_esc(a, &c->finish, s, &finish))) return rc;
+    }
     return 0;
 }
 
 enum { R_ID, R_MODEL, R_FINGERPRINT, R_CREATED, R_N };
 static const struct asm_name root_names[R_N] = {NM("id"), NM("model"), NM("system_fingerprint"),
                                                 NM("created")};
+
+/* A top-level member's part of the answer (OP_ID to OP_USAGE), its value at v. */
+static int apply_root(struct assemble *a, enum asm_op_kind kind, const char *s,
+                      const struct jsonx_span *v)
+{
+    switch (kind) {
+    case OP_ID:
+        return v->end > v->start && a->id.len == 0 ? text_set_esc(a, &a->id, s, v) : 0;
+    case OP_MODEL:
+        return v->end > v->start && a->model.len == 0 ? text_set_esc(a, &a->model, s, v) : 0;
+    case OP_FINGERPRINT:
+        return v->end > v->start ? text_set_esc(a, &a->fingerprint, s, v) : 0;
+    case OP_CREATED:
+        if (!a->has_created) {
+            double x = number_of(s, v);
+            if (x >= 0 && x < 9e15) {
+                a->created = (int64_t)x;
+                a->has_created = true;
+            }
+        }
+        return 0;
+    case OP_USAGE:
+        /* The chunk was bounded by the SSE parser; the copy is no bigger (not charged). */
+        a->usage.len = 0;
+        a->usage.seen = true;
+        if (v->end - v->start + 1 > a->usage.cap) {
+            char *p = buf_mem_grow(a->usage.p, &a->usage.cap, v->end - v->start + 1);
+            if (!p) return -ENOMEM;
+            a->usage.p = p;
+        }
+        memcpy(a->usage.p, s + v->start, v->end - v->start);
+        a->usage.len = v->end - v->start;
+        return 0;
+    default:
+        return 0;
+    }
+}
 
 static int feed_walk(struct assemble *a, const char *s, size_t len)
 {
@@ -500,33 +615,122 @@ static int feed_walk(struct assemble *a, const char *s, size_t len)
     int choices_rc = rc;
     rc = 0;
     struct jsonx_span v;
-    if (!rc && str_body(s, &root[R_ID], &v) && v.end > v.start && a->id.len == 0)
-        rc = text_set_esc(a, &a->id, s, &v);
-    if (!rc && str_body(s, &root[R_MODEL], &v) && v.end > v.start && a->model.len == 0)
-        rc = text_set_esc(a, &a->model, s, &v);
-    if (!rc && str_body(s, &root[R_FINGERPRINT], &v) && v.end > v.start)
-        rc = text_set_esc(a, &a->fingerprint, s, &v);
-    if (!a->has_created && is_number(s, &root[R_CREATED])) {
-        double x = number_of(s, &root[R_CREATED]);
-        if (x >= 0 && x < 9e15) {
-            a->created = (int64_t)x;
-            a->has_created = true;
-        }
+    if (str_body(s, &root[R_ID], &v)) {
+        note(a, OP_ID, 0, 0, &v);
+        if (!rc) rc = apply_root(a, OP_ID, s, &v);
     }
-    if (!rc && usage.end) {
-        /* The chunk was bounded by the SSE parser; the copy is no bigger. */
-        a->usage.len = 0;
-        a->usage.seen = true;
-        if (usage.end - usage.start + 1 > a->usage.cap) {
-            char *p = buf_mem_grow(a->usage.p, &a->usage.cap, usage.end - usage.start + 1);
-            if (!p)
-                return -ENOMEM;
-            a->usage.p = p;
-        }
-        memcpy(a->usage.p, s + usage.start, usage.end - usage.start);
-        a->usage.len = usage.end - usage.start;
+    if (str_body(s, &root[R_MODEL], &v)) {
+        note(a, OP_MODEL, 0, 0, &v);
+        if (!rc) rc = apply_root(a, OP_MODEL, s, &v);
+    }
+    if (str_body(s, &root[R_FINGERPRINT], &v)) {
+        note(a, OP_FINGERPRINT, 0, 0, &v);
+        if (!rc) rc = apply_root(a, OP_FINGERPRINT, s, &v);
+    }
+    if (is_number(s, &root[R_CREATED])) {
+        note(a, OP_CREATED, 0, 0, &root[R_CREATED]);
+        apply_root(a, OP_CREATED, s, &root[R_CREATED]);
+    }
+    if (usage.end) {
+        note(a, OP_USAGE, 0, 0, &usage);
+        if (!rc) rc = apply_root(a, OP_USAGE, s, &usage);
     }
     return choices_rc ? choices_rc : rc;
+}
+
+/*
+ * Chunks kept across streams: each thread's last ASSEMBLE_SHARED chunks walked (those whose
+ * walk did only what ops record), with the id, "created", the one text appended and the
+ * unread top-level string as the parts that may differ (chunk_shape.h). A chunk of one's
+ * shape does its ops, their values moved to it, without a walk.
+ */
+#define ASSEMBLE_SHARED 4
+
+struct asm_kept {
+    struct chunk_tmpl t;
+    struct asm_ops ops;
+    struct jsonx_span pad; /* the walk's walk_pad */
+    uint64_t used;         /* when last kept or matched: the least recent is replaced */
+};
+
+static __thread struct asm_kept asm_kept[ASSEMBLE_SHARED];
+static __thread uint64_t asm_kept_clock;
+
+void assemble_shared_clear(void)
+{
+    for (size_t i = 0; i < ASSEMBLE_SHARED; i++)
+        asm_kept[i].t.len = 0;
+}
+
+static void kept_add(const struct assemble *a, const char *s, size_t len, const struct asm_ops *ops)
+{
+    struct asm_kept *k = &asm_kept[0];
+    for (size_t i = 1; i < ASSEMBLE_SHARED; i++)
+        if (asm_kept[i].used < k->used) k = &asm_kept[i];
+    if (!chunk_tmpl_set(&k->t, s, len)) return;
+    if (a->appends == 1) chunk_tmpl_part(&k->t, &a->appended_body, CHUNK_PART_STRING);
+    for (unsigned i = 0; i < ops->n; i++)
+        if (ops->op[i].kind == OP_ID || ops->op[i].kind == OP_CREATED)
+            chunk_tmpl_part(&k->t, &ops->op[i].v,
+                            ops->op[i].kind == OP_ID ? CHUNK_PART_STRING : CHUNK_PART_NUMBER);
+    chunk_tmpl_part(&k->t, &a->walk_pad, CHUNK_PART_STRING);
+    k->ops = *ops;
+    k->pad = a->walk_pad;
+    k->used = ++asm_kept_clock;
+}
+
+/* The kept chunk s[0..len) is of the shape of, when doing its ops cannot pass max_bytes:
+   they charge at most its length (their values lie apart in it) and an entry per choice. */
+static struct asm_kept *kept_match(const struct assemble *a, const char *s, size_t len,
+                                   struct jsonx_span *got)
+{
+    size_t lru = 0;
+    for (size_t i = 1; i < ASSEMBLE_SHARED; i++)
+        if (asm_kept[i].used < asm_kept[lru].used) lru = i;
+    for (size_t j = 0; j < ASSEMBLE_SHARED; j++) {
+        struct asm_kept *k = &asm_kept[(lru + j) % ASSEMBLE_SHARED];
+        if (!chunk_tmpl_match(&k->t, s, len, got)) continue;
+        size_t cost = len;
+        for (unsigned i = 0; i < k->ops.n; i++)
+            cost += k->ops.op[i].kind == OP_CHOICE ? ASSEMBLE_ENTRY_COST : 0;
+        if (cost > a->max_bytes - a->used_bytes) return NULL;
+        k->used = ++asm_kept_clock;
+        return k;
+    }
+    return NULL;
+}
+
+static int replay(struct assemble *a, const struct asm_kept *k, const char *s,
+                  const struct jsonx_span *got)
+{
+    struct asm_choice *c = NULL;
+    for (unsigned i = 0; i < k->ops.n; i++) {
+        const struct asm_op *op = &k->ops.op[i];
+        struct jsonx_span v = op->v;
+        chunk_tmpl_move(&k->t, got, &v);
+        int rc;
+        switch (op->kind) {
+        case OP_CHOICE:
+            rc = choice_at(a, op->index, &c);
+            break;
+        case OP_ROLE:
+            rc = text_set_esc(a, &c->role, s, &v);
+            break;
+        case OP_APPEND:
+            rc = append_body(a, field_text(c, (enum asm_field)op->field), s, &v);
+            break;
+        case OP_FINISH:
+            rc = text_set_esc(a, &c->finish, s, &v);
+            break;
+        default:
+            rc = apply_root(a, (enum asm_op_kind)op->kind, s, &v);
+            break;
+        }
+        if (rc) return rc;
+    }
+    a->walk_pad = k->pad;
+    chunk_tmpl_move(&k->t, got, &a->walk_pad);
+    return 0;
 }
 
 int assemble_feed_valid(struct assemble *a, const char *s, size_t len)
@@ -539,13 +743,32 @@ int assemble_feed_valid(struct assemble *a, const char *s, size_t len)
     a->grew = false;
     a->appended = NULL;
     a->walk_pad.start = a->walk_pad.end = 0;
-    int rc = feed_walk(a, s, len);
+    struct jsonx_span got[CHUNK_TMPL_PARTS];
+    const struct asm_kept *k = a->no_shape ? NULL : kept_match(a, s, len, got);
+    int rc;
+    if (k) {
+        rc = replay(a, k, s, got);
+    } else {
+        struct asm_ops ops;
+        ops.n = 0;
+        ops.partial = false;
+        a->rec = a->no_shape ? NULL : &ops;
+        a->walks++;
+        rc = feed_walk(a, s, len);
+        a->rec = NULL;
+        if (rc == 0 && !a->no_shape && !ops.partial) kept_add(a, s, len, &ops);
+    }
     a->shape_text = NULL;
     if (rc == 0 && a->appends == 1 && !a->grew && !a->no_shape &&
         chunk_shape_keep(&a->shape, s, len, &a->appended_body,
                          a->walk_pad.end ? &a->walk_pad : NULL))
         a->shape_text = a->appended;
     return rc;
+}
+
+unsigned assemble_walks(const struct assemble *a)
+{
+    return a->walks;
 }
 
 void assemble_walk_always(struct assemble *a)

@@ -16,7 +16,10 @@
  * DOM; strings are decoded straight into the texts they extend, and usage is
  * kept as the JSON it came as. A chunk that is the last one walked with
  * another string in place of the one text it added (chunk_shape.h: most of a
- * stream) is not walked: its string extends the same text. Everything accumulated
+ * stream) is not walked: its string extends the same text. Nor is a chunk of the
+ * shape of one of the last few walked in earlier streams, but for its id,
+ * "created", text and unread string (a stream's role chunk, first text, finish):
+ * what that walk did is done again with the new values. Everything accumulated
  * (texts, ids, tool calls, choices) counts against max_bytes; the assembler
  * owns all of it until assemble_free.
  */
@@ -55,9 +58,15 @@ int assemble_feed(struct assemble *a, const char *chunk_json, size_t len);
    relay's jsonx_scan_chunk): the one walk only. Same results. */
 int assemble_feed_valid(struct assemble *a, const char *chunk_json, size_t len);
 
-/* Walk every chunk, never taking the shortcut of a chunk shaped like the last (for the tests
-   that hold the shortcut to the walk's results). */
+/* Walk every chunk, never taking the shortcut of a chunk shaped like the last or like one
+   kept across streams (for the tests that hold the shortcuts to the walk's results). */
 void assemble_walk_always(struct assemble *a);
+
+/* Forget the calling thread's chunks kept across streams (for tests). */
+void assemble_shared_clear(void);
+
+/* How many chunks were walked (not taken by a shortcut): for tests. */
+unsigned assemble_walks(const struct assemble *a);
 
 /* Append the assembled answer (compact JSON) to out. Returns 0, or
  * -ENOBUFS/-ENOMEM from buf. May be called again after more feeds. */

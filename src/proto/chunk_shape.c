@@ -80,24 +80,78 @@ static inline void move(struct jsonx_span *sp, const struct chunk_shape *k, size
     sp->end += d;
 }
 
-/* The chunks kept across streams (chunk_shape.h): each with the parts that may vary, in
-   the order they come. */
-enum hole_kind { HOLE_STRING, HOLE_NUMBER, HOLE_TEXT /* a string, not empty */ };
+bool chunk_tmpl_set(struct chunk_tmpl *t, const char *s, size_t n)
+{
+    t->len = 0;
+    t->n_parts = 0;
+    if (n > sizeof t->text) return false;
+    memcpy(t->text, s, n);
+    t->len = n;
+    return true;
+}
 
-struct hole {
-    size_t start, end; /* a string's body or a number, in the kept text */
-    enum hole_kind kind;
-};
+void chunk_tmpl_part(struct chunk_tmpl *t, const struct jsonx_span *sp, enum chunk_part kind)
+{
+    if (t->len == 0 || sp->end == 0 || t->n_parts == CHUNK_TMPL_PARTS ||
+        (kind == CHUNK_PART_NUMBER ? sp->end <= sp->start || sp->end > t->len
+                                   : !is_body(t->text, t->len, sp)))
+        return;
+    unsigned i = t->n_parts;
+    while (i > 0 && t->parts[i - 1].start > sp->start)
+        i--;
+    if ((i > 0 && t->parts[i - 1].end >= sp->start) ||
+        (i < t->n_parts && sp->end >= t->parts[i].start))
+        return;
+    memmove(&t->parts[i + 1], &t->parts[i], (t->n_parts - i) * sizeof *t->parts);
+    t->parts[i].start = sp->start;
+    t->parts[i].end = sp->end;
+    t->parts[i].kind = kind;
+    t->n_parts++;
+}
 
-#define SHARED_HOLES 4 /* the text, the id, "created", the pad */
+bool chunk_tmpl_match(const struct chunk_tmpl *t, const char *s, size_t n, struct jsonx_span *got)
+{
+    if (t->len == 0) return false;
+    size_t ks = 0, ss = 0; /* where the next fixed part starts, in t's text and in s */
+    for (unsigned i = 0; i < t->n_parts; i++) {
+        size_t fixed = t->parts[i].start - ks;
+        if (n - ss < fixed || memcmp(s + ss, t->text + ks, fixed) != 0) return false;
+        ss += fixed;
+        if (t->parts[i].kind == CHUNK_PART_NUMBER) {
+            size_t len = jsonx_number_len(s + ss, n - ss);
+            if (len == 0) return false;
+            got[i] = (struct jsonx_span){ss, ss + len};
+        } else if (!string_at(s, n, ss, &got[i]) ||
+                   (t->parts[i].kind == CHUNK_PART_TEXT && got[i].end == got[i].start)) {
+            return false;
+        }
+        ss = got[i].end;
+        ks = t->parts[i].end;
+    }
+    return n - ss == t->len - ks && memcmp(s + ss, t->text + ks, n - ss) == 0;
+}
 
+void chunk_tmpl_move(const struct chunk_tmpl *t, const struct jsonx_span *got,
+                     struct jsonx_span *sp)
+{
+    if (sp->end == 0) return;
+    size_t d = 0;
+    for (unsigned i = 0; i < t->n_parts && t->parts[i].start <= sp->start; i++) {
+        if (t->parts[i].start == sp->start && t->parts[i].end == sp->end) {
+            *sp = got[i];
+            return;
+        }
+        d += (got[i].end - got[i].start) - (t->parts[i].end - t->parts[i].start);
+    }
+    sp->start += d;
+    sp->end += d;
+}
+
+/* The chunks kept across streams (chunk_shape.h), with what their scan gave. */
 struct shared_shape {
-    size_t len; /* 0: none kept */
-    unsigned n_holes;
-    struct hole holes[SHARED_HOLES];
-    uint64_t used; /* when it was last kept or matched: the least recent is replaced */
+    struct chunk_tmpl t; /* the text, the id, "created" and the pad as its parts */
+    uint64_t used;       /* when it was last kept or matched: the least recent is replaced */
     struct jsonx_chunk result;
-    char text[CHUNK_SHAPE_MAX];
 };
 
 static __thread struct shared_shape shared[CHUNK_SHAPE_SHARED];
@@ -106,102 +160,38 @@ static __thread uint64_t shared_clock;
 void chunk_shape_shared_clear(void)
 {
     for (size_t i = 0; i < CHUNK_SHAPE_SHARED; i++)
-        shared[i].len = 0;
-}
-
-/* A part that may vary, in order; none where it is absent or would touch another. */
-static void add_hole(struct shared_shape *t, const char *s, size_t n, const struct jsonx_span *sp,
-                     enum hole_kind kind)
-{
-    if (sp->end == 0 || (kind == HOLE_NUMBER ? sp->end <= sp->start : !is_body(s, n, sp))) return;
-    unsigned i = t->n_holes;
-    while (i > 0 && t->holes[i - 1].start > sp->start)
-        i--;
-    if ((i > 0 && t->holes[i - 1].end >= sp->start) ||
-        (i < t->n_holes && sp->end >= t->holes[i].start))
-        return;
-    memmove(&t->holes[i + 1], &t->holes[i], (t->n_holes - i) * sizeof *t->holes);
-    t->holes[i] = (struct hole){sp->start, sp->end, kind};
-    t->n_holes++;
+        shared[i].t.len = 0;
 }
 
 /* Keep a walked chunk r (valid) in place of the least recently used. */
 static void shared_keep(const char *s, size_t n, const struct jsonx_chunk *r)
 {
-    if (n > CHUNK_SHAPE_MAX) return;
-    struct shared_shape *t = &shared[0];
+    struct shared_shape *k = &shared[0];
     for (size_t i = 1; i < CHUNK_SHAPE_SHARED; i++)
-        if (shared[i].used < t->used) t = &shared[i];
-    t->n_holes = 0;
+        if (shared[i].used < k->used) k = &shared[i];
+    if (!chunk_tmpl_set(&k->t, s, n)) return;
     if (r->n_text == 1 && r->content_chars == r->text.end - r->text.start)
-        add_hole(t, s, n, &r->text, HOLE_TEXT); /* the text was all that counted */
-    add_hole(t, s, n, &r->id, HOLE_STRING);
-    add_hole(t, s, n, &r->created, HOLE_NUMBER);
-    add_hole(t, s, n, &r->pad, HOLE_STRING);
-    memcpy(t->text, s, n);
-    t->len = n;
-    t->result = *r;
-    t->used = ++shared_clock;
+        chunk_tmpl_part(&k->t, &r->text, CHUNK_PART_TEXT); /* the text was all that counted */
+    chunk_tmpl_part(&k->t, &r->id, CHUNK_PART_STRING);
+    chunk_tmpl_part(&k->t, &r->created, CHUNK_PART_NUMBER);
+    chunk_tmpl_part(&k->t, &r->pad, CHUNK_PART_STRING);
+    k->result = *r;
+    k->used = ++shared_clock;
 }
 
-/* Whether s[0..n) is t's chunk but for its holes; got[] their spans in s. */
-static bool shared_match(const struct shared_shape *t, const char *s, size_t n,
-                         struct jsonx_span *got)
-{
-    size_t ks = 0, ss = 0; /* where the next fixed part starts, in t's text and in s */
-    for (unsigned i = 0; i < t->n_holes; i++) {
-        const struct hole *h = &t->holes[i];
-        size_t fixed = h->start - ks;
-        if (n - ss < fixed || memcmp(s + ss, t->text + ks, fixed) != 0) return false;
-        ss += fixed;
-        if (h->kind == HOLE_NUMBER) {
-            size_t len = jsonx_number_len(s + ss, n - ss);
-            if (len == 0) return false;
-            got[i] = (struct jsonx_span){ss, ss + len};
-        } else if (!string_at(s, n, ss, &got[i]) ||
-                   (h->kind == HOLE_TEXT && got[i].end == got[i].start)) {
-            return false;
-        }
-        ss = got[i].end;
-        ks = h->end;
-    }
-    return n - ss == t->len - ks && memcmp(s + ss, t->text + ks, n - ss) == 0;
-}
-
-/* A span of t's chunk where it is in the chunk that matched: a hole's new span, or moved by
-   the holes before it. */
-static void shared_move(struct jsonx_span *sp, const struct shared_shape *t,
-                        const struct jsonx_span *got)
-{
-    if (sp->end == 0) return;
-    size_t start = sp->start, end = sp->end;
-    for (unsigned i = 0; i < t->n_holes; i++) {
-        const struct hole *h = &t->holes[i];
-        if (h->start == sp->start && h->end == sp->end) {
-            *sp = got[i];
-            return;
-        }
-        if (h->end <= sp->start) {
-            start = start - (h->end - h->start) + (got[i].end - got[i].start);
-            end = end - (h->end - h->start) + (got[i].end - got[i].start);
-        }
-    }
-    sp->start = start;
-    sp->end = end;
-}
-
-static void shared_result(const struct shared_shape *t, const struct jsonx_span *got,
+static void shared_result(const struct shared_shape *k, const struct jsonx_span *got,
                           struct jsonx_chunk *out)
 {
-    *out = t->result;
-    for (unsigned i = 0; i < t->n_holes; i++)
-        if (t->holes[i].kind == HOLE_TEXT) out->content_chars = got[i].end - got[i].start;
-    shared_move(&out->id, t, got);
-    shared_move(&out->model, t, got);
-    shared_move(&out->created, t, got);
-    shared_move(&out->content, t, got);
-    shared_move(&out->text, t, got);
-    shared_move(&out->pad, t, got);
+    const struct chunk_tmpl *t = &k->t;
+    *out = k->result;
+    for (unsigned i = 0; i < t->n_parts; i++)
+        if (t->parts[i].kind == CHUNK_PART_TEXT) out->content_chars = got[i].end - got[i].start;
+    chunk_tmpl_move(t, got, &out->id);
+    chunk_tmpl_move(t, got, &out->model);
+    chunk_tmpl_move(t, got, &out->created);
+    chunk_tmpl_move(t, got, &out->content);
+    chunk_tmpl_move(t, got, &out->text);
+    chunk_tmpl_move(t, got, &out->pad);
 }
 
 /* After a chunk's scan: keep it as the stream's, or none. */
@@ -240,10 +230,10 @@ int chunk_shape_scan(struct chunk_shape_scan *k, const char *s, size_t n, struct
     size_t lru = 0;
     for (size_t i = 1; i < CHUNK_SHAPE_SHARED; i++)
         if (shared[i].used < shared[lru].used) lru = i;
-    struct jsonx_span got[SHARED_HOLES];
+    struct jsonx_span got[CHUNK_TMPL_PARTS];
     for (size_t j = 0; j < CHUNK_SHAPE_SHARED; j++) {
         struct shared_shape *t = &shared[(lru + j) % CHUNK_SHAPE_SHARED];
-        if (t->len && shared_match(t, s, n, got)) {
+        if (chunk_tmpl_match(&t->t, s, n, got)) {
             shared_result(t, got, out);
             t->used = ++shared_clock;
             keep_own(k, s, n, 0, out);

@@ -48,6 +48,39 @@ bool chunk_shape_keep(struct chunk_shape *k, const char *s, size_t n, const stru
 bool chunk_shape_match(const struct chunk_shape *k, const char *s, size_t n,
                        struct jsonx_span *body, struct jsonx_span *pad);
 
+/*
+ * A chunk with parts that may vary (a template): a chunk that is the kept one byte for byte
+ * outside its parts, each a strict JSON string (a text: not empty) or number where the kept
+ * one has one, is a strict JSON object with the same members in the same order, of which
+ * only those values differ. The relay's chunk scan and the assembler each keep a few across
+ * streams.
+ */
+enum chunk_part { CHUNK_PART_STRING, CHUNK_PART_NUMBER, CHUNK_PART_TEXT /* a string, not empty */ };
+#define CHUNK_TMPL_PARTS 4
+
+struct chunk_tmpl {
+    size_t len; /* 0: none kept */
+    unsigned n_parts;
+    struct {
+        size_t start, end; /* a string's body or a number, in text */
+        enum chunk_part kind;
+    } parts[CHUNK_TMPL_PARTS]; /* in the order they come */
+    char text[CHUNK_SHAPE_MAX];
+};
+
+/* Keep s[0..n) with no parts; false (and none kept) when it is longer than CHUNK_SHAPE_MAX. */
+bool chunk_tmpl_set(struct chunk_tmpl *t, const char *s, size_t n);
+/* Mark the value at sp as a part: a string's body (kind STRING or TEXT) or a number. Nothing
+   is marked for a span that is absent (end 0), not such a value, or touching a part already
+   marked, nor past CHUNK_TMPL_PARTS. */
+void chunk_tmpl_part(struct chunk_tmpl *t, const struct jsonx_span *sp, enum chunk_part kind);
+/* Whether s[0..n) is the kept chunk but for its parts; got[i] is part i's span in s. */
+bool chunk_tmpl_match(const struct chunk_tmpl *t, const char *s, size_t n, struct jsonx_span *got);
+/* A span of the kept chunk (a part, or outside every part) where it is in the chunk that
+   matched; an absent span (end 0) stays absent. */
+void chunk_tmpl_move(const struct chunk_tmpl *t, const struct jsonx_span *got,
+                     struct jsonx_span *sp);
+
 /* The relay's chunk scan with the stream's last chunk kept: one per stream, zeroed to
    start (or cleared with chunk_shape_clear on .shape when the stream starts over). */
 struct chunk_shape_scan {

@@ -15,7 +15,8 @@
  *     another stream, which has the chunks kept across streams;
  *   - an error message is NUL-terminated within its capacity;
  *   - whatever the assembler is fed, its answer is strict JSON, and the same
- *     byte for byte as when it walks every chunk.
+ *     byte for byte as when it walks every chunk (an empty line: the next
+ *     stream, with the chunks kept across streams).
  * A broken property aborts, which the fuzzer reports as a crash.
  */
 #include <stdint.h>
@@ -220,10 +221,11 @@ static void fuzz_chunk_stream(const char *s, size_t n)
     }
 }
 
-static void fuzz_assemble(const char *s, size_t n)
+/* One stream's answer, assembled with the shortcuts and walking every chunk: the same. */
+static void assemble_stream(const char *s, size_t n, bool completion)
 {
-    struct assemble *a = assemble_new(n % 2 ? ASSEMBLE_COMPLETION : ASSEMBLE_CHAT, 4096);
-    struct assemble *walk = assemble_new(n % 2 ? ASSEMBLE_COMPLETION : ASSEMBLE_CHAT, 4096);
+    struct assemble *a = assemble_new(completion ? ASSEMBLE_COMPLETION : ASSEMBLE_CHAT, 4096);
+    struct assemble *walk = assemble_new(completion ? ASSEMBLE_COMPLETION : ASSEMBLE_CHAT, 4096);
     CHECK(a && walk);
     assemble_walk_always(walk);
     size_t start = 0;
@@ -255,6 +257,21 @@ static void fuzz_assemble(const char *s, size_t n)
     CHECK(rc == JSONX_OK || rc == JSONX_ERR_TOO_DEEP);
     buf_free(&out);
     assemble_free(a);
+}
+
+/* An empty line starts the next stream, with the chunks kept across streams. */
+static void fuzz_assemble(const char *s, size_t n)
+{
+    assemble_shared_clear();
+    size_t start = 0;
+    for (size_t i = 0; i + 1 <= n; i++) {
+        if (s[i] == '\n' && i + 1 < n && s[i + 1] == '\n') {
+            assemble_stream(s + start, i - start, n % 2);
+            start = i + 2;
+            i++;
+        }
+    }
+    assemble_stream(s + start, n - start, n % 2);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

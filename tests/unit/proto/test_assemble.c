@@ -360,9 +360,10 @@ static void test_estimated_usage(void **state)
     buf_free(&out);
 }
 
-/* A stream assembled with the shortcut for chunks shaped like the last one, and by walking
-   every chunk: the same answer, byte for byte, and the same verdict for each chunk. */
-static void check_shortcut(const char *const *chunks, size_t max_bytes)
+/* A stream assembled with the shortcuts for chunks shaped like the last one or like one kept
+   across streams, and by walking every chunk: the same answer, byte for byte, and the same
+   verdict for each chunk. Returns the chunks walked with the shortcuts. */
+static unsigned check_shortcut(const char *const *chunks, size_t max_bytes)
 {
     struct assemble *fast = assemble_new(ASSEMBLE_CHAT, max_bytes);
     struct assemble *walk = assemble_new(ASSEMBLE_CHAT, max_bytes);
@@ -383,8 +384,10 @@ static void check_shortcut(const char *const *chunks, size_t max_bytes)
         fail_msg("shortcut: %.*s\nwalked:   %.*s", (int)a.len, a.data, (int)b.len, b.data);
     buf_free(&a);
     buf_free(&b);
+    unsigned walks = assemble_walks(fast);
     assemble_free(fast);
     assemble_free(walk);
+    return walks;
 }
 
 #define CH(delta)                                                                                  \
@@ -488,6 +491,70 @@ static void test_shortcut_same_as_walk(void **state)
     check_shortcut(bound, 200);
 }
 
+#define ST(id, created, rest)                                                                      \
+    "{\"id\":\"" id "\",\"object\":\"chat.completion.chunk\",\"created\":" created                 \
+    ",\"model\":\"m\",\"choices\":[{\"index\":0," rest
+
+/* The next stream's role chunk, first text and finish are the last one's with another id,
+   "created", text and pad: not walked, and assembled as the walk assembles them. */
+static void test_shortcut_across_streams(void **state)
+{
+    (void)state;
+    assemble_shared_clear();
+    const char *first[] = {
+        ST("chatcmpl-1", "1700000000",
+           "\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}],\"obfuscation\":\"k\"}"),
+        ST("chatcmpl-1", "1700000000", "\"delta\":{\"content\":\"He\"}}],\"obfuscation\":\"abc\"}"),
+        ST("chatcmpl-1", "1700000000", "\"delta\":{\"content\":\"llo\"}}],\"obfuscation\":\"d\"}"),
+        ST("chatcmpl-1", "1700000000",
+           "\"delta\":{},\"finish_reason\":\"stop\"}],\"obfuscation\":\"\"}"),
+        "{\"id\":\"chatcmpl-1\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_"
+        "tokens\":2}}",
+        "[DONE]",
+        NULL};
+    assert_int_equal(check_shortcut(first, 0), 4); /* all but the second text */
+    const char *next[] = {
+        ST("chatcmpl-22\\u0041", "1700000001.5",
+           "\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}],\"obfuscation\":\"\"}"),
+        ST("chatcmpl-22\\u0041", "1700000001.5",
+           "\"delta\":{\"content\":\"W\\u00e9\"}}],\"obfuscation\":\"xyzw\"}"),
+        ST("chatcmpl-22\\u0041", "1700000001.5",
+           "\"delta\":{\"content\":\"orld\"}}],\"obfuscation\":\"x\"}"),
+        ST("chatcmpl-22\\u0041", "1700000001.5",
+           "\"delta\":{},\"finish_reason\":\"stop\"}],\"obfuscation\":\"qq\"}"),
+        "{\"id\":\"chatcmpl-22\\u0041\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_"
+        "tokens\":4}}",
+        NULL};
+    assert_int_equal(check_shortcut(next, 0), 1); /* the usage: its numbers are not parts */
+    /* an empty first text and id, a negative "created": the same ops, their own effects */
+    const char *empty[] = {
+        ST("", "-1", "\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}],\"obfuscation\":\"\"}"),
+        ST("", "-1", "\"delta\":{\"content\":\"\"}}],\"obfuscation\":\"\"}"),
+        ST("c3", "2", "\"delta\":{\"content\":\"x\"}}],\"obfuscation\":\"\"}"),
+        ST("c3", "2", "\"delta\":{},\"finish_reason\":\"stop\"}],\"obfuscation\":\"\"}"), NULL};
+    assert_int_equal(check_shortcut(empty, 0), 0);
+    /* a choice that is new in one stream and continued in the next, tool calls (never kept) */
+    const char *tools[] = {
+        ST("t1", "5",
+           "\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"a\",\"function\":{\"name\":\"f\","
+           "\"arguments\":\"\"}}]}}]}"),
+        ST("t1", "5",
+           "\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{}\"}}]}}]}"),
+        NULL};
+    assert_int_equal(check_shortcut(tools, 0), 2);
+    assert_int_equal(check_shortcut(tools, 0), 2);
+    /* where the ops could pass max_bytes the chunk is walked, to fail as the walk fails: all
+       here, where the id does not fit */
+    struct assemble *small = assemble_new(ASSEMBLE_CHAT, 150);
+    int refused = 0;
+    for (size_t i = 0; next[i]; i++)
+        refused += feed(small, next[i]) == -ENOBUFS;
+    assemble_free(small);
+    assert_true(refused > 0);
+    assert_int_equal(check_shortcut(next, 150), 5);
+    assert_int_equal(check_shortcut(next, 2048), 0); /* its usage kept by the last */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -502,6 +569,7 @@ int main(void)
         cmocka_unit_test(test_many_tool_calls_bounded),
         cmocka_unit_test(test_estimated_usage),
         cmocka_unit_test(test_shortcut_same_as_walk),
+        cmocka_unit_test(test_shortcut_across_streams),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
