@@ -91,6 +91,10 @@ struct assemble {
     bool no_shape; /* assemble_walk_always */
     struct asm_ops *rec; /* the walk's ops are noted here (NULL: not) */
     unsigned walks;      /* chunks walked */
+    /* The kept chunk is the relay's scan's of generation twin_gen, byte for byte (same text
+       and pad places): its match there is this one's (assemble_feed_scanned). */
+    bool twin;
+    unsigned twin_gen;
 };
 
 /* One per non-stream answer: a per-thread free list (base/pool.h). */
@@ -733,12 +737,15 @@ static int replay(struct assemble *a, const struct asm_kept *k, const char *s,
     return 0;
 }
 
-int assemble_feed_valid(struct assemble *a, const char *s, size_t len)
+/* *reshaped: the kept chunk was replaced or dropped */
+static int feed(struct assemble *a, const char *s, size_t len, bool *reshaped)
 {
+    *reshaped = false;
     if (len == 6 && memcmp(s, "[DONE]", 6) == 0) return 0;
     struct jsonx_span body, pad;
     if (a->shape_text && chunk_shape_match(&a->shape, s, len, &body, &pad))
         return text_append_esc(a, a->shape_text, s, &body);
+    *reshaped = true;
     a->appends = 0;
     a->grew = false;
     a->appended = NULL;
@@ -763,6 +770,31 @@ int assemble_feed_valid(struct assemble *a, const char *s, size_t len)
         chunk_shape_keep(&a->shape, s, len, &a->appended_body,
                          a->walk_pad.end ? &a->walk_pad : NULL))
         a->shape_text = a->appended;
+    return rc;
+}
+
+int assemble_feed_valid(struct assemble *a, const char *s, size_t len)
+{
+    bool reshaped;
+    int rc = feed(a, s, len, &reshaped);
+    if (reshaped) a->twin = false;
+    return rc;
+}
+
+int assemble_feed_scanned(struct assemble *a, const char *s, size_t len,
+                          const struct chunk_shape_scan *scan)
+{
+    if (a->shape_text && a->twin && scan->gen == a->twin_gen && scan->kept_hit)
+        return text_append_esc(a, a->shape_text, s, &scan->body);
+    bool reshaped;
+    int rc = feed(a, s, len, &reshaped);
+    if (reshaped) {
+        const struct chunk_shape *r = &scan->shape, *k = &a->shape;
+        a->twin = a->shape_text && r->len == k->len && r->body_start == k->body_start &&
+                  r->body_end == k->body_end && r->pad_start == k->pad_start &&
+                  r->pad_end == k->pad_end && memcmp(r->text, k->text, k->len) == 0;
+        a->twin_gen = scan->gen;
+    }
     return rc;
 }
 

@@ -58,6 +58,13 @@ int assemble_feed(struct assemble *a, const char *chunk_json, size_t len);
    relay's jsonx_scan_chunk): the one walk only. Same results. */
 int assemble_feed_valid(struct assemble *a, const char *chunk_json, size_t len);
 
+/* assemble_feed_valid for a chunk the relay's scan (proto/chunk_shape.h) has just scanned
+   with scan: while the assembler keeps the same chunk as the scan, a chunk the scan found of
+   its shape is taken from that match, not matched again. Same results. */
+struct chunk_shape_scan;
+int assemble_feed_scanned(struct assemble *a, const char *chunk_json, size_t len,
+                          const struct chunk_shape_scan *scan);
+
 /* Walk every chunk, never taking the shortcut of a chunk shaped like the last or like one
    kept across streams (for the tests that hold the shortcuts to the walk's results). */
 void assemble_walk_always(struct assemble *a);

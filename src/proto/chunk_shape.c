@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "proto/jsonx_int.h"
 #include "proto/jsonx_walk.h"
 
@@ -36,6 +37,12 @@ bool chunk_shape_keep(struct chunk_shape *k, const char *s, size_t n, const stru
 /* The string whose opening quote is at s[at - 1], strict; its body in *sp. */
 static bool string_at(const char *s, size_t n, size_t at, struct jsonx_span *sp)
 {
+    size_t end = buf_json_plain_end(s, at, n); /* the usual text: no escape */
+    if (end < n && s[end] == '"') {
+        sp->start = at;
+        sp->end = end;
+        return true;
+    }
     struct jw w;
     jw_init(&w, s, n);
     w.pos = at - 1;
@@ -112,6 +119,11 @@ void chunk_tmpl_part(struct chunk_tmpl *t, const struct jsonx_span *sp, enum chu
 bool chunk_tmpl_match(const struct chunk_tmpl *t, const char *s, size_t n, struct jsonx_span *got)
 {
     if (t->len == 0) return false;
+    /* the last bytes first (up to 16 after the last part): most chunks of another shape end
+       otherwise, and are told without scanning their parts */
+    size_t tail = t->len - (t->n_parts ? t->parts[t->n_parts - 1].end : 0);
+    if (tail > 16) tail = 16;
+    if (n < tail || memcmp(s + n - tail, t->text + t->len - tail, tail) != 0) return false;
     size_t ks = 0, ss = 0; /* where the next fixed part starts, in t's text and in s */
     for (unsigned i = 0; i < t->n_parts; i++) {
         size_t fixed = t->parts[i].start - ks;
@@ -194,11 +206,23 @@ static void shared_result(const struct shared_shape *k, const struct jsonx_span 
     chunk_tmpl_move(t, got, &out->pad);
 }
 
+/* The kept chunks' generations: each change of one takes the next (chunk_shape_scan.gen). */
+static __thread unsigned gen_clock;
+
+void chunk_shape_scan_reset(struct chunk_shape_scan *k)
+{
+    chunk_shape_clear(&k->shape);
+    k->gen = ++gen_clock;
+    k->kept_hit = false;
+    k->walked = 0;
+}
+
 /* After a chunk's scan: keep it as the stream's, or none. */
 static void keep_own(struct chunk_shape_scan *k, const char *s, size_t n, int rc,
                      const struct jsonx_chunk *r)
 {
     chunk_shape_clear(&k->shape);
+    k->gen = ++gen_clock;
     if (rc == 0 && r->n_text == 1 && r->content_chars == r->text.end - r->text.start &&
         chunk_shape_keep(&k->shape, s, n, &r->text, &r->pad))
         k->result = *r;
@@ -207,7 +231,10 @@ static void keep_own(struct chunk_shape_scan *k, const char *s, size_t n, int rc
 int chunk_shape_scan(struct chunk_shape_scan *k, const char *s, size_t n, struct jsonx_chunk *out)
 {
     struct jsonx_span body, pad;
-    if (chunk_shape_match(&k->shape, s, n, &body, &pad)) {
+    k->kept_hit = chunk_shape_match(&k->shape, s, n, &body, &pad);
+    if (k->kept_hit) {
+        k->body = body;
+        k->pad = pad;
         const struct jsonx_chunk *r = &k->result;
         size_t text_len = body.end - body.start;
         size_t d_text = text_len - (k->shape.body_end - k->shape.body_start),

@@ -81,12 +81,15 @@ bool chunk_tmpl_match(const struct chunk_tmpl *t, const char *s, size_t n, struc
 void chunk_tmpl_move(const struct chunk_tmpl *t, const struct jsonx_span *got,
                      struct jsonx_span *sp);
 
-/* The relay's chunk scan with the stream's last chunk kept: one per stream, zeroed to
-   start (or cleared with chunk_shape_clear on .shape when the stream starts over). */
+/* The relay's chunk scan with the stream's last chunk kept: one per stream, zeroed or reset
+   (chunk_shape_scan_reset) to start, and reset when the stream starts over. */
 struct chunk_shape_scan {
     struct chunk_shape shape;
     struct jsonx_chunk result; /* the kept chunk's scan */
     unsigned walked;           /* chunks walked in full (neither shape matched) */
+    unsigned gen;              /* moves whenever the kept chunk changes */
+    bool kept_hit;             /* the last chunk scanned was of the kept one's shape, */
+    struct jsonx_span body, pad; /* its text and pad where chunk_shape_match found them */
 };
 
 /*
@@ -104,6 +107,9 @@ struct chunk_shape_scan {
  */
 #define CHUNK_SHAPE_SHARED 4
 int chunk_shape_scan(struct chunk_shape_scan *k, const char *s, size_t n, struct jsonx_chunk *out);
+
+/* Start k over: no chunk kept, a generation of its own. */
+void chunk_shape_scan_reset(struct chunk_shape_scan *k);
 
 /* Forget the calling thread's chunks kept across streams (for tests). */
 void chunk_shape_shared_clear(void);

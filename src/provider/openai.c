@@ -342,6 +342,7 @@ static int on_item(void *ud, const struct sse_item *it)
     struct feed_ctx *f = ud;
     struct provider_event ev;
     ev.what = 0;
+    ev.scan = NULL;
     ev.data = it->data;
     ev.len = it->data_len;
     if (it->kind == SSE_COMMENT) {
@@ -363,7 +364,9 @@ static int on_item(void *ud, const struct sse_item *it)
             ev.len = f->s->rewrite.len;
         }
     }
-    if (provider_scan_chunk(f->s, ev.data, ev.len, &ev.chunk) < 0 || !ev.chunk.valid)
+    int rc = provider_scan_chunk(f->s, ev.data, ev.len, &ev.chunk);
+    ev.scan = f->s->kept;
+    if (rc < 0 || !ev.chunk.valid)
         ev.kind = PROVIDER_EV_BAD;
     else
         provider_classify(&ev);

@@ -180,7 +180,7 @@ int provider_scan_chunk(struct provider_stream *s, const char *data, size_t len,
     if (!s->kept) {
         s->kept = pool_get(&kept_pool);
         if (!s->kept) return jsonx_scan_chunk(data, len, out);
-        chunk_shape_clear(&s->kept->shape);
+        chunk_shape_scan_reset(s->kept);
     }
     return chunk_shape_scan(s->kept, data, len, out);
 }

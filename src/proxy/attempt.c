@@ -278,7 +278,8 @@ static int on_event(void *ud, const struct provider_event *ev)
             proxy_note_chunk_meta(p, ev->data, &ev->chunk);
     }
     if (a->asmb) {
-        if (assemble_feed_valid(a->asmb, ev->data, ev->len) < 0) {
+        if ((ev->scan ? assemble_feed_scanned(a->asmb, ev->data, ev->len, ev->scan)
+                      : assemble_feed_valid(a->asmb, ev->data, ev->len)) < 0) {
             act(a, ACT_FAIL, HEALTH_BAD_REPLY, "the answer could not be assembled");
             return 1;
         }

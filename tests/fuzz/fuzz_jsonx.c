@@ -15,8 +15,9 @@
  *     another stream, which has the chunks kept across streams;
  *   - an error message is NUL-terminated within its capacity;
  *   - whatever the assembler is fed, its answer is strict JSON, and the same
- *     byte for byte as when it walks every chunk (an empty line: the next
- *     stream, with the chunks kept across streams).
+ *     byte for byte as when it walks every chunk, also when fed after the
+ *     relay's scan (an empty line: the next stream, with the chunks kept
+ *     across streams).
  * A broken property aborts, which the fuzzer reports as a crash.
  */
 #include <stdint.h>
@@ -224,33 +225,51 @@ static void fuzz_chunk_stream(const char *s, size_t n)
 /* One stream's answer, assembled with the shortcuts and walking every chunk: the same. */
 static void assemble_stream(const char *s, size_t n, bool completion)
 {
-    struct assemble *a = assemble_new(completion ? ASSEMBLE_COMPLETION : ASSEMBLE_CHAT, 4096);
-    struct assemble *walk = assemble_new(completion ? ASSEMBLE_COMPLETION : ASSEMBLE_CHAT, 4096);
-    CHECK(a && walk);
+    enum assemble_kind kind = completion ? ASSEMBLE_COMPLETION : ASSEMBLE_CHAT;
+    struct assemble *a = assemble_new(kind, 4096), *walk = assemble_new(kind, 4096),
+                    *relayed = assemble_new(kind, 4096);
+    CHECK(a && walk && relayed);
     assemble_walk_always(walk);
+    struct chunk_shape_scan k; /* the relay's scan, whose matches the relayed one takes */
+    memset(&k, 0, sizeof k);
+    chunk_shape_scan_reset(&k);
     size_t start = 0;
     for (size_t i = 0; i <= n; i++) {
         if (i == n || s[i] == '\n') {
-            int ra = assemble_feed(a, s + start, i - start);
-            CHECK(ra == assemble_feed(walk, s + start, i - start));
+            const char *c = s + start;
+            size_t len = i - start;
+            int rw = assemble_feed(walk, c, len);
+            CHECK(assemble_feed(a, c, len) == rw);
+            struct jsonx_chunk ch;
+            CHECK((chunk_shape_scan(&k, c, len, &ch) == 0
+                       ? assemble_feed_scanned(relayed, c, len, &k)
+                       : assemble_feed(relayed, c, len)) == rw);
             start = i + 1;
         }
     }
-    struct buf out, ref;
+    struct buf out, ref, rel;
     buf_init(&out, 0);
     buf_init(&ref, 0);
+    buf_init(&rel, 0);
     CHECK(assemble_finish(a, &out) == 0);
     CHECK(assemble_finish(walk, &ref) == 0);
-    if (out.len != ref.len || memcmp(out.data, ref.data, out.len) != 0) {
+    CHECK(assemble_finish(relayed, &rel) == 0);
+    if (out.len != ref.len || memcmp(out.data, ref.data, out.len) != 0 || rel.len != ref.len ||
+        memcmp(rel.data, ref.data, rel.len) != 0) {
         /* "created" is the clock's when no chunk gave one: its second may have turned
-           between the two; twice in a row it does not */
+           between them; twice in a row it does not */
         buf_reset(&out);
         buf_reset(&ref);
-        CHECK(assemble_finish(a, &out) == 0 && assemble_finish(walk, &ref) == 0);
+        buf_reset(&rel);
+        CHECK(assemble_finish(a, &out) == 0 && assemble_finish(walk, &ref) == 0 &&
+              assemble_finish(relayed, &rel) == 0);
         CHECK(out.len == ref.len && memcmp(out.data, ref.data, out.len) == 0);
+        CHECK(rel.len == ref.len && memcmp(rel.data, ref.data, rel.len) == 0);
     }
     buf_free(&ref);
+    buf_free(&rel);
     assemble_free(walk);
+    assemble_free(relayed);
     struct jsonx_chunk c;
     int rc = jsonx_scan_chunk(out.data, out.len, &c);
     /* usage is copied as it came, however deeply it nests */
@@ -263,6 +282,7 @@ static void assemble_stream(const char *s, size_t n, bool completion)
 static void fuzz_assemble(const char *s, size_t n)
 {
     assemble_shared_clear();
+    chunk_shape_shared_clear();
     size_t start = 0;
     for (size_t i = 0; i + 1 <= n; i++) {
         if (s[i] == '\n' && i + 1 < n && s[i + 1] == '\n') {

@@ -12,6 +12,7 @@
 #include <cJSON.h>
 
 #include "proto/assemble.h"
+#include "proto/chunk_shape.h"
 #include "base/buf.h"
 
 static int feed(struct assemble *a, const char *json)
@@ -363,30 +364,50 @@ static void test_estimated_usage(void **state)
 /* A stream assembled with the shortcuts for chunks shaped like the last one or like one kept
    across streams, and by walking every chunk: the same answer, byte for byte, and the same
    verdict for each chunk. Returns the chunks walked with the shortcuts. */
+static void check_same(struct assemble *x, struct assemble *walk, const char *how)
+{
+    struct buf a, b;
+    buf_init(&a, 0);
+    buf_init(&b, 0);
+    assert_int_equal(assemble_finish(x, &a), 0);
+    assert_int_equal(assemble_finish(walk, &b), 0);
+    if (a.len != b.len || memcmp(a.data, b.data, a.len) != 0)
+        fail_msg("%s: %.*s\nwalked: %.*s", how, (int)a.len, a.data, (int)b.len, b.data);
+    buf_free(&a);
+    buf_free(&b);
+}
+
+/* Also fed as the relay feeds it, each valid chunk after the relay's scan
+   (assemble_feed_scanned), with the chunks kept across streams the scan's own. */
 static unsigned check_shortcut(const char *const *chunks, size_t max_bytes)
 {
     struct assemble *fast = assemble_new(ASSEMBLE_CHAT, max_bytes);
     struct assemble *walk = assemble_new(ASSEMBLE_CHAT, max_bytes);
+    struct assemble *relayed = assemble_new(ASSEMBLE_CHAT, max_bytes);
     assert_non_null(fast);
     assert_non_null(walk);
+    assert_non_null(relayed);
     assemble_walk_always(walk);
+    struct chunk_shape_scan scan;
+    memset(&scan, 0, sizeof scan);
+    chunk_shape_scan_reset(&scan);
     for (size_t i = 0; chunks[i]; i++) {
+        size_t n = strlen(chunks[i]);
         int rf = feed(fast, chunks[i]), rw = feed(walk, chunks[i]);
         if (rf != rw)
             fail_msg("chunk %zu (%s): %d with the shortcut, %d walked", i, chunks[i], rf, rw);
+        struct jsonx_chunk c;
+        int rr = chunk_shape_scan(&scan, chunks[i], n, &c) == 0
+                     ? assemble_feed_scanned(relayed, chunks[i], n, &scan)
+                     : feed(relayed, chunks[i]);
+        if (rr != rw) fail_msg("chunk %zu (%s): %d relayed, %d walked", i, chunks[i], rr, rw);
     }
-    struct buf a, b;
-    buf_init(&a, 0);
-    buf_init(&b, 0);
-    assert_int_equal(assemble_finish(fast, &a), 0);
-    assert_int_equal(assemble_finish(walk, &b), 0);
-    if (a.len != b.len || memcmp(a.data, b.data, a.len) != 0)
-        fail_msg("shortcut: %.*s\nwalked:   %.*s", (int)a.len, a.data, (int)b.len, b.data);
-    buf_free(&a);
-    buf_free(&b);
+    check_same(fast, walk, "shortcut");
+    check_same(relayed, walk, "relayed");
     unsigned walks = assemble_walks(fast);
     assemble_free(fast);
     assemble_free(walk);
+    assemble_free(relayed);
     return walks;
 }
 
