@@ -14,6 +14,7 @@
 #include "proto/assemble.h"
 #include "proto/chunk_shape.h"
 #include "base/buf.h"
+#include "two_streams.h"
 
 static int feed(struct assemble *a, const char *json)
 {
@@ -512,55 +513,32 @@ static void test_shortcut_same_as_walk(void **state)
     check_shortcut(bound, 200);
 }
 
-#define ST(id, created, rest)                                                                      \
-    "{\"id\":\"" id "\",\"object\":\"chat.completion.chunk\",\"created\":" created                 \
-    ",\"model\":\"m\",\"choices\":[{\"index\":0," rest
-
 /* The next stream's role chunk, first text and finish are the last one's with another id,
    "created", text and pad: not walked, and assembled as the walk assembles them. */
 static void test_shortcut_across_streams(void **state)
 {
     (void)state;
     assemble_shared_clear();
-    const char *first[] = {
-        ST("chatcmpl-1", "1700000000",
-           "\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}],\"obfuscation\":\"k\"}"),
-        ST("chatcmpl-1", "1700000000", "\"delta\":{\"content\":\"He\"}}],\"obfuscation\":\"abc\"}"),
-        ST("chatcmpl-1", "1700000000", "\"delta\":{\"content\":\"llo\"}}],\"obfuscation\":\"d\"}"),
-        ST("chatcmpl-1", "1700000000",
-           "\"delta\":{},\"finish_reason\":\"stop\"}],\"obfuscation\":\"\"}"),
-        "{\"id\":\"chatcmpl-1\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_"
-        "tokens\":2}}",
-        "[DONE]",
-        NULL};
-    assert_int_equal(check_shortcut(first, 0), 4); /* all but the second text */
-    const char *next[] = {
-        ST("chatcmpl-22\\u0041", "1700000001.5",
-           "\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}],\"obfuscation\":\"\"}"),
-        ST("chatcmpl-22\\u0041", "1700000001.5",
-           "\"delta\":{\"content\":\"W\\u00e9\"}}],\"obfuscation\":\"xyzw\"}"),
-        ST("chatcmpl-22\\u0041", "1700000001.5",
-           "\"delta\":{\"content\":\"orld\"}}],\"obfuscation\":\"x\"}"),
-        ST("chatcmpl-22\\u0041", "1700000001.5",
-           "\"delta\":{},\"finish_reason\":\"stop\"}],\"obfuscation\":\"qq\"}"),
-        "{\"id\":\"chatcmpl-22\\u0041\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_"
-        "tokens\":4}}",
-        NULL};
-    assert_int_equal(check_shortcut(next, 0), 1); /* the usage: its numbers are not parts */
+    assert_int_equal(check_shortcut(stream_first, 0), 4); /* all but the second text */
+    assert_int_equal(check_shortcut(stream_next, 0), 1);  /* the usage: its numbers are not parts */
     /* an empty first text and id, a negative "created": the same ops, their own effects */
     const char *empty[] = {
-        ST("", "-1", "\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}],\"obfuscation\":\"\"}"),
-        ST("", "-1", "\"delta\":{\"content\":\"\"}}],\"obfuscation\":\"\"}"),
-        ST("c3", "2", "\"delta\":{\"content\":\"x\"}}],\"obfuscation\":\"\"}"),
-        ST("c3", "2", "\"delta\":{},\"finish_reason\":\"stop\"}],\"obfuscation\":\"\"}"), NULL};
+        STREAM_CHUNK("", "-1",
+                     "\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}],\"obfuscation\":\"\"}"),
+        STREAM_CHUNK("", "-1", "\"delta\":{\"content\":\"\"}}],\"obfuscation\":\"\"}"),
+        STREAM_CHUNK("c3", "2", "\"delta\":{\"content\":\"x\"}}],\"obfuscation\":\"\"}"),
+        STREAM_CHUNK("c3", "2", "\"delta\":{},\"finish_reason\":\"stop\"}],\"obfuscation\":\"\"}"),
+        NULL};
     assert_int_equal(check_shortcut(empty, 0), 0);
     /* a choice that is new in one stream and continued in the next, tool calls (never kept) */
     const char *tools[] = {
-        ST("t1", "5",
-           "\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"a\",\"function\":{\"name\":\"f\","
-           "\"arguments\":\"\"}}]}}]}"),
-        ST("t1", "5",
-           "\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{}\"}}]}}]}"),
+        STREAM_CHUNK(
+            "t1", "5",
+            "\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"a\",\"function\":{\"name\":\"f\","
+            "\"arguments\":\"\"}}]}}]}"),
+        STREAM_CHUNK(
+            "t1", "5",
+            "\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{}\"}}]}}]}"),
         NULL};
     assert_int_equal(check_shortcut(tools, 0), 2);
     assert_int_equal(check_shortcut(tools, 0), 2);
@@ -568,12 +546,12 @@ static void test_shortcut_across_streams(void **state)
        here, where the id does not fit */
     struct assemble *small = assemble_new(ASSEMBLE_CHAT, 150);
     int refused = 0;
-    for (size_t i = 0; next[i]; i++)
-        refused += feed(small, next[i]) == -ENOBUFS;
+    for (size_t i = 0; stream_next[i]; i++)
+        refused += feed(small, stream_next[i]) == -ENOBUFS;
     assemble_free(small);
     assert_true(refused > 0);
-    assert_int_equal(check_shortcut(next, 150), 5);
-    assert_int_equal(check_shortcut(next, 2048), 0); /* its usage kept by the last */
+    assert_int_equal(check_shortcut(stream_next, 150), 5);
+    assert_int_equal(check_shortcut(stream_next, 2048), 0); /* its usage kept by the last */
 }
 
 int main(void)

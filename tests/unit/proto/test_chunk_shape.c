@@ -9,6 +9,7 @@
 
 #include "proto/chunk_shape.h"
 #include "proto/jsonx.h"
+#include "two_streams.h"
 
 static bool span_eq(struct jsonx_span a, struct jsonx_span b)
 {
@@ -205,44 +206,20 @@ static void test_scan_same_as_walk(void **state)
     assert_false(c.multiline);
 }
 
-#define ST(id, created, rest)                                                                      \
-    "{\"id\":\"" id "\",\"object\":\"chat.completion.chunk\",\"created\":" created                 \
-    ",\"model\":\"m\",\"choices\":[{\"index\":0," rest
-
 /* The next stream's role chunk, first text and finish are its last's with another id,
    "created" and pad: not walked, and scanned as the walk scans them. */
 static void test_scan_across_streams(void **state)
 {
     (void)state;
     chunk_shape_shared_clear();
-    const char *first[] = {
-        ST("chatcmpl-1", "1700000000",
-           "\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}],\"obfuscation\":\"k\"}"),
-        ST("chatcmpl-1", "1700000000", "\"delta\":{\"content\":\"He\"}}],\"obfuscation\":\"abc\"}"),
-        ST("chatcmpl-1", "1700000000", "\"delta\":{\"content\":\"llo\"}}],\"obfuscation\":\"d\"}"),
-        ST("chatcmpl-1", "1700000000",
-           "\"delta\":{},\"finish_reason\":\"stop\"}],\"obfuscation\":\"\"}"),
-        "{\"id\":\"chatcmpl-1\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_"
-        "tokens\":2}}",
-        NULL};
-    assert_int_equal(scan_stream(first), 4); /* all but the second text */
-    const char *next[] = {
-        ST("chatcmpl-22\\u0041", "1700000001.5",
-           "\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}],\"obfuscation\":\"\"}"),
-        ST("chatcmpl-22\\u0041", "1700000001.5",
-           "\"delta\":{\"content\":\"W\\u00e9\"}}],\"obfuscation\":\"xyzw\"}"),
-        ST("chatcmpl-22\\u0041", "1700000001.5",
-           "\"delta\":{\"content\":\"orld\"}}],\"obfuscation\":\"x\"}"),
-        ST("chatcmpl-22\\u0041", "1700000001.5",
-           "\"delta\":{},\"finish_reason\":\"stop\"}],\"obfuscation\":\"qq\"}"),
-        "{\"id\":\"chatcmpl-22\\u0041\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_"
-        "tokens\":4}}",
-        NULL};
-    assert_int_equal(scan_stream(next), 1); /* the usage: its numbers are not among the parts */
+    assert_int_equal(scan_stream(stream_first), 4); /* all but the second text */
+    assert_int_equal(scan_stream(stream_next),
+                     1); /* the usage: its numbers are not among the parts */
     /* What may differ is a strict string (the text not empty) or number, and nothing else:
        each variant in a stream after a finish chunk kept in another: walked or not. */
 #define FIN(id, created, reason, pad)                                                              \
-    ST(id, created, "\"delta\":{},\"finish_reason\":" reason "}],\"obfuscation\":\"" pad "\"}")
+    STREAM_CHUNK(id, created,                                                                      \
+                 "\"delta\":{},\"finish_reason\":" reason "}],\"obfuscation\":\"" pad "\"}")
     const char *kept = FIN("c3", "17", "\"stop\"", "");
     struct {
         const char *chunk;
@@ -269,9 +246,9 @@ static void test_scan_across_streams(void **state)
             fail_msg("variant %zu: %s", v, variants[v].chunk);
     }
     /* the text of the kept first text may differ, not be empty */
-    const char *text[] = {ST("c5", "1", "\"delta\":{\"content\":\"a\"}}]}"), NULL},
-               *empty[] = {ST("c6", "1", "\"delta\":{\"content\":\"\"}}]}"), NULL},
-               *longer[] = {ST("c7", "2", "\"delta\":{\"content\":\"bcd\\n\"}}]}"), NULL};
+    const char *text[] = {STREAM_CHUNK("c5", "1", "\"delta\":{\"content\":\"a\"}}]}"), NULL},
+               *empty[] = {STREAM_CHUNK("c6", "1", "\"delta\":{\"content\":\"\"}}]}"), NULL},
+               *longer[] = {STREAM_CHUNK("c7", "2", "\"delta\":{\"content\":\"bcd\\n\"}}]}"), NULL};
     chunk_shape_shared_clear();
     assert_int_equal(scan_stream(text), 1);
     assert_int_equal(scan_stream(empty), 1);
