@@ -657,20 +657,20 @@ struct asm_kept {
     uint64_t used;         /* when last kept or matched: the least recent is replaced */
 };
 
-static __thread struct asm_kept asm_kept[ASSEMBLE_SHARED];
-static __thread uint64_t asm_kept_clock;
+static __thread struct asm_kept kept_chunks[ASSEMBLE_SHARED];
+static __thread uint64_t kept_clock;
 
 void assemble_shared_clear(void)
 {
     for (size_t i = 0; i < ASSEMBLE_SHARED; i++)
-        asm_kept[i].t.len = 0;
+        kept_chunks[i].t.len = 0;
 }
 
 static void kept_add(const struct assemble *a, const char *s, size_t len, const struct asm_ops *ops)
 {
-    struct asm_kept *k = &asm_kept[0];
+    struct asm_kept *k = &kept_chunks[0];
     for (size_t i = 1; i < ASSEMBLE_SHARED; i++)
-        if (asm_kept[i].used < k->used) k = &asm_kept[i];
+        if (kept_chunks[i].used < k->used) k = &kept_chunks[i];
     if (!chunk_tmpl_set(&k->t, s, len)) return;
     if (a->appends == 1) chunk_tmpl_part(&k->t, &a->appended_body, CHUNK_PART_STRING);
     for (unsigned i = 0; i < ops->n; i++)
@@ -680,25 +680,26 @@ static void kept_add(const struct assemble *a, const char *s, size_t len, const 
     chunk_tmpl_part(&k->t, &a->walk_pad, CHUNK_PART_STRING);
     k->ops = *ops;
     k->pad = a->walk_pad;
-    k->used = ++asm_kept_clock;
+    k->used = ++kept_clock;
 }
 
-/* The kept chunk s[0..len) is of the shape of, when doing its ops cannot pass max_bytes:
-   they charge at most its length (their values lie apart in it) and an entry per choice. */
+/* The kept chunk whose shape s[0..len) has (NULL: none), provided that doing its ops cannot
+   pass max_bytes: they charge at most the chunk's length (their values lie apart in it) and
+   an entry per choice. */
 static struct asm_kept *kept_match(const struct assemble *a, const char *s, size_t len,
                                    struct jsonx_span *got)
 {
     size_t lru = 0;
     for (size_t i = 1; i < ASSEMBLE_SHARED; i++)
-        if (asm_kept[i].used < asm_kept[lru].used) lru = i;
+        if (kept_chunks[i].used < kept_chunks[lru].used) lru = i;
     for (size_t j = 0; j < ASSEMBLE_SHARED; j++) {
-        struct asm_kept *k = &asm_kept[(lru + j) % ASSEMBLE_SHARED];
+        struct asm_kept *k = &kept_chunks[(lru + j) % ASSEMBLE_SHARED];
         if (!chunk_tmpl_match(&k->t, s, len, got)) continue;
         size_t cost = len;
         for (unsigned i = 0; i < k->ops.n; i++)
             cost += k->ops.op[i].kind == OP_CHOICE ? ASSEMBLE_ENTRY_COST : 0;
         if (cost > a->max_bytes - a->used_bytes) return NULL;
-        k->used = ++asm_kept_clock;
+        k->used = ++kept_clock;
         return k;
     }
     return NULL;
