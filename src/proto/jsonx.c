@@ -47,11 +47,6 @@ size_t jsonx_number_len(const char *s, size_t n)
     return i;
 }
 
-static bool jx_is_hex(char c)
-{
-    return jx_is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
 /*
  * A document's tokens, built by the one-pass cursor (jsonx_walk.h) as it checks the text:
  * every byte is looked at once, the checks are the cursor's (strict RFC 8259, nesting at most

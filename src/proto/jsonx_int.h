@@ -71,6 +71,11 @@ static inline bool jx_is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
+static inline bool jx_is_hex(char c)
+{
+    return jx_is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+
 /* The length of the JSON number (RFC 8259 grammar) that starts s[0..n), 0 when none does. */
 size_t jsonx_number_len(const char *s, size_t n);
 

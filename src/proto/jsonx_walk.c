@@ -106,11 +106,6 @@ bool jw_element(struct jw *w, bool *first)
     return next(w, first, ']');
 }
 
-static bool is_hex(char c)
-{
-    return jx_is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
-}
-
 bool jw_string(struct jw *w, struct jsonx_span *body)
 {
     if (jw_peek(w) != '"')
@@ -134,7 +129,8 @@ bool jw_string(struct jw *w, struct jsonx_span *body)
         plain = false;
         char e = s[i + 1];
         if (e == 'u') {
-            if (n - i < 6 || !is_hex(s[i + 2]) || !is_hex(s[i + 3]) || !is_hex(s[i + 4]) || !is_hex(s[i + 5]))
+            if (n - i < 6 || !jx_is_hex(s[i + 2]) || !jx_is_hex(s[i + 3]) || !jx_is_hex(s[i + 4]) ||
+                !jx_is_hex(s[i + 5]))
                 return fail(w, JSONX_ERR_SYNTAX);
             i += 6;
         } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' || e == 'r' ||
