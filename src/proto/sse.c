@@ -1,5 +1,6 @@
 #include "proto/sse.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +28,7 @@ void sse_parser_reset(struct sse_parser *p)
 {
     p->line_len = 0;
     p->data_len = 0;
+    p->direct = NULL;
     p->event_len = 0;
     p->event[0] = '\0';
     p->has_data = false;
@@ -73,6 +75,17 @@ static int sse_line_append(struct sse_parser *p, const void *bytes, size_t n)
     return 0;
 }
 
+/* Data still in the fed bytes, copied into the parser's own buffer: the feed is ending. */
+static int sse_keep_direct(struct sse_parser *p)
+{
+    if (!p->direct) return 0;
+    const char *d = p->direct;
+    p->direct = NULL;
+    int rc = sse_grow(&p->data, &p->data_cap, p->data_len, p->max_event_bytes);
+    if (rc == 0 && p->data_len) memcpy(p->data, d, p->data_len);
+    return rc;
+}
+
 static int sse_dispatch(struct sse_parser *p, sse_item_cb cb, void *ud)
 {
     int rc = 0;
@@ -80,15 +93,14 @@ static int sse_dispatch(struct sse_parser *p, sse_item_cb cb, void *ud)
     if (p->has_data && p->data_len > 0) {
         struct sse_item item = {
             .kind = SSE_EVENT,
-            .data = p->data ? p->data : "",
+            .data = p->direct ? p->direct : p->data,
             .data_len = p->data_len,
             .event = p->event,
             .event_len = p->event_len,
         };
-        if (p->data)
-            p->data[p->data_len] = '\0';
         rc = cb(ud, &item);
     }
+    p->direct = NULL;
     p->data_len = 0;
     p->has_data = false;
     p->event_len = 0;
@@ -96,13 +108,22 @@ static int sse_dispatch(struct sse_parser *p, sse_item_cb cb, void *ud)
     return rc;
 }
 
-static int sse_data_line(struct sse_parser *p, const char *value, size_t n)
+/* in_feed: value lies in the bytes being fed (not in the parser's line buffer). */
+static int sse_data_line(struct sse_parser *p, const char *value, size_t n, bool in_feed)
 {
     size_t sep = p->has_data ? 1 : 0;
     size_t room = p->max_event_bytes - p->data_len;
     if (p->data_len > p->max_event_bytes || sep > room || n > room - sep)
         return SSE_ERR_TOO_BIG;
-    int rc = sse_grow(&p->data, &p->data_cap, p->data_len + sep + n, p->max_event_bytes);
+    if (!p->has_data && in_feed && n) {
+        /* the usual event, one data line: handed on from where it lies, not copied */
+        p->direct = value;
+        p->data_len = n;
+        p->has_data = true;
+        return 0;
+    }
+    int rc = sse_keep_direct(p);
+    if (rc == 0) rc = sse_grow(&p->data, &p->data_cap, p->data_len + sep + n, p->max_event_bytes);
     if (rc)
         return rc;
     if (sep)
@@ -114,7 +135,8 @@ static int sse_data_line(struct sse_parser *p, const char *value, size_t n)
     return 0;
 }
 
-static int sse_line(struct sse_parser *p, const char *line, size_t n, sse_item_cb cb, void *ud)
+static int sse_line(struct sse_parser *p, const char *line, size_t n, bool in_feed, sse_item_cb cb,
+                    void *ud)
 {
     if (n == 0)
         return sse_dispatch(p, cb, ud);
@@ -137,7 +159,7 @@ static int sse_line(struct sse_parser *p, const char *line, size_t n, sse_item_c
         value_len--;
     }
     if (field_len == 4 && memcmp(line, "data", 4) == 0)
-        return sse_data_line(p, value, value_len);
+        return sse_data_line(p, value, value_len, in_feed);
     if (field_len == 5 && memcmp(line, "event", 5) == 0) {
         size_t keep = value_len < sizeof p->event - 1 ? value_len : sizeof p->event - 1;
         memcpy(p->event, value, keep);
@@ -147,10 +169,24 @@ static int sse_line(struct sse_parser *p, const char *line, size_t n, sse_item_c
     return 0;
 }
 
+/* The first LF or CR in buf[i, len), or len: found with memchr (vectorised) rather than byte
+   by byte, since every relayed byte passes here. *cr is where the first CR at or after an
+   earlier i was found (len: none; SIZE_MAX: not searched), searched again only once passed:
+   a stream whose lines end in LF alone is searched for CR once a feed, not once a line. */
+static size_t sse_line_end(const char *buf, size_t i, size_t len, size_t *cr)
+{
+    if (*cr == SIZE_MAX || *cr < i) {
+        const char *c = memchr(buf + i, '\r', len - i);
+        *cr = c ? (size_t)(c - buf) : len;
+    }
+    const char *lf = memchr(buf + i, '\n', *cr - i);
+    return lf ? (size_t)(lf - buf) : *cr;
+}
+
 int sse_parser_feed(struct sse_parser *p, const char *buf, size_t len, sse_item_cb cb, void *ud,
                     size_t *consumed)
 {
-    size_t i = 0;
+    size_t i = 0, cr = SIZE_MAX; /* not searched yet */
     int rc = 0;
 
     while (i < len) {
@@ -173,16 +209,8 @@ int sse_parser_feed(struct sse_parser *p, const char *buf, size_t len, sse_item_
                 continue;
             }
         }
-        /* the line's end: the first LF or CR, found with memchr (vectorised) rather than byte
-           by byte, since every relayed byte passes here; the empty line that ends every
-           event without a search */
-        size_t j = i;
-        if (buf[i] != '\n' && buf[i] != '\r') {
-            const char *lf = memchr(buf + i, '\n', len - i);
-            j = lf ? (size_t)(lf - buf) : len;
-            const char *cr = memchr(buf + i, '\r', j - i);
-            if (cr) j = (size_t)(cr - buf);
-        }
+        /* the line's end; the empty line that ends every event without a search */
+        size_t j = buf[i] == '\n' || buf[i] == '\r' ? i : sse_line_end(buf, i, len, &cr);
         if (j == len) {
             rc = sse_line_append(p, buf + i, len - i);
             if (rc == 0)
@@ -202,10 +230,14 @@ int sse_parser_feed(struct sse_parser *p, const char *buf, size_t len, sse_item_
         }
         p->pending_cr = buf[j] == '\r';
         i = j + 1;
-        rc = sse_line(p, line, n, cb, ud);
+        rc = sse_line(p, line, n, line != p->line, cb, ud);
         p->line_len = 0;
         if (rc)
             break;
+    }
+    if (p->direct) {
+        int kept = sse_keep_direct(p); /* the fed bytes are the caller's again */
+        if (rc == 0) rc = kept;
     }
     if (consumed)
         *consumed = i;

@@ -37,8 +37,10 @@ enum sse_item_kind {
 
 struct sse_item {
     enum sse_item_kind kind;
-    const char *data;     /* SSE_EVENT: joined data (NUL-terminated); SSE_COMMENT:
-                             comment text. Valid only during the callback. */
+    const char *data; /* SSE_EVENT: joined data; SSE_COMMENT: comment text. Not
+                         NUL-terminated: an event of one data line that came whole in
+                         one feed is handed where it lies in the fed bytes. Valid only
+                         during the callback. */
     size_t data_len;
     const char *event;    /* event name, "" when none */
     size_t event_len;
@@ -57,6 +59,7 @@ struct sse_parser {
     /* private state: */
     char *line;      size_t line_len, line_cap;
     char *data;      size_t data_len, data_cap;
+    const char *direct; /* the data, still in the fed bytes (copied to data at the feed's end) */
     char event[64];  size_t event_len;
     bool has_data;
     bool pending_cr;

@@ -17,6 +17,7 @@ struct collect {
     size_t len;
     int items;
     int stop_after; /* return 1 from the callback after this many items; 0 never */
+    const char *last_data; /* where the last event's data was handed */
 };
 
 static void put(struct collect *c, const char *s, size_t n)
@@ -36,7 +37,7 @@ static int on_item(void *ud, const struct sse_item *it)
 {
     struct collect *c = ud;
     if (it->kind == SSE_EVENT) {
-        assert_int_equal(it->data[it->data_len], '\0');
+        c->last_data = it->data;
         put(c, "E", 1);
         put(c, it->event, it->event_len);
         put(c, "|", 1);
@@ -215,6 +216,50 @@ static void test_stop_and_resume(void **state)
     sse_parser_free(&p);
 }
 
+/* An event of one data line that came whole is handed where it lies; one cut across feeds,
+   or of several lines, from the parser's own copy, which outlives the caller's bytes. */
+static void test_data_in_place_or_kept(void **state)
+{
+    char s[] = "data: {\"a\":1}\n\ndata: x\n: c\n\ndata: y\ndata: z\n\n";
+    size_t len = sizeof s - 1;
+    struct sse_parser p;
+    struct collect c = {0};
+    sse_parser_init(&p, 1024);
+    size_t consumed = 0;
+    c.stop_after = 1;
+    assert_int_equal(sse_parser_feed(&p, s, len, on_item, &c, &consumed), 1);
+    assert_ptr_equal(c.last_data, s + 6);
+    /* stopped at the comment with "x" read but not dispatched: the rest comes in other
+       bytes, and the ones fed before are overwritten */
+    size_t off = consumed;
+    c.stop_after = 2;
+    assert_int_equal(sse_parser_feed(&p, s + off, len - off, on_item, &c, &consumed), 1);
+    assert_string_equal(c.out, "E|{\"a\":1};C c;");
+    char rest[64];
+    off += consumed;
+    memcpy(rest, s + off, len - off);
+    memset(s, '#', len);
+    c.stop_after = 0;
+    assert_int_equal(sse_parser_feed(&p, rest, len - off, on_item, &c, &consumed), 0);
+    assert_string_equal(c.out, "E|{\"a\":1};C c;E|x;E|y\\nz;");
+    assert_true(c.last_data < rest || c.last_data >= rest + sizeof rest); /* joined: a copy */
+    /* cut inside the data line: the first part is gone when the second comes */
+    char a[] = "data: he", b[] = "llo\n\n";
+    memset(&c, 0, sizeof c);
+    assert_int_equal(sse_parser_feed(&p, a, strlen(a), on_item, &c, NULL), 0);
+    memset(a, '#', strlen(a));
+    assert_int_equal(sse_parser_feed(&p, b, strlen(b), on_item, &c, NULL), 0);
+    assert_string_equal(c.out, "E|hello;");
+    /* the data line whole in one feed, its blank line in the next */
+    char d[] = "data: kept\n", e[] = "\n";
+    memset(&c, 0, sizeof c);
+    assert_int_equal(sse_parser_feed(&p, d, strlen(d), on_item, &c, NULL), 0);
+    memset(d, '#', strlen(d));
+    assert_int_equal(sse_parser_feed(&p, e, 1, on_item, &c, NULL), 0);
+    assert_string_equal(c.out, "E|kept;");
+    sse_parser_free(&p);
+}
+
 static void test_reset(void **state)
 {
     struct sse_parser p;
@@ -295,6 +340,7 @@ int main(void)
         cmocka_unit_test(test_partial_event_not_dispatched),
         cmocka_unit_test(test_too_big),
         cmocka_unit_test(test_stop_and_resume),
+        cmocka_unit_test(test_data_in_place_or_kept),
         cmocka_unit_test(test_reset),
         cmocka_unit_test(test_default_limit_and_large_event),
         cmocka_unit_test(test_encode_round_trip),
