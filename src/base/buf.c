@@ -172,16 +172,56 @@ int buf_append_hex(struct buf *b, unsigned long long v)
     return buf_append(b, tmp + n, sizeof tmp - n);
 }
 
-int buf_append_json_str(struct buf *b, const char *s, size_t len)
+/* One byte that a JSON string may not hold as it is, escaped into esc: its length. */
+static size_t json_escape(char *esc, unsigned char c)
 {
     static const char hex[] = "0123456789abcdef";
+    if (c == '"' || c == '\\') {
+        esc[0] = '\\';
+        esc[1] = (char)c;
+        return 2;
+    }
+    if (c == '\n' || c == '\r' || c == '\t') {
+        esc[0] = '\\';
+        esc[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+        return 2;
+    }
+    memcpy(esc, "\\u00", 4);
+    esc[4] = hex[c >> 4];
+    esc[5] = hex[c & 15];
+    return 6;
+}
+
+char *buf_put_json_str(char *w, const char *s, size_t len)
+{
+    *w++ = '"';
+    for (size_t i = 0; i < len;) {
+        size_t run = buf_json_plain_end(s, i, len);
+        memcpy(w, s + i, run - i);
+        w += run - i;
+        i = run;
+        if (i < len) w += json_escape(w, (unsigned char)s[i++]);
+    }
+    *w++ = '"';
+    return w;
+}
+
+int buf_append_json_str(struct buf *b, const char *s, size_t len)
+{
+    if (len < (SIZE_MAX - 2) / 6 && reserve(b, BUF_JSON_STR_MAX(len)) == 0) {
+        char *end = buf_put_json_str(b->data + b->len, s, len); /* the usual case */
+        b->len = (size_t)(end - b->data);
+        b->data[b->len] = '\0';
+        return 0;
+    }
+    /* near the buffer's limit: what the escaped string needs, as it goes */
     int rc = reserve(b, len + 2);
     if (rc)
         return rc;
     b->data[b->len++] = '"';
     for (size_t i = 0; i < len; i++) {
         size_t run = buf_json_plain_end(s, i, len);
-        if (run > i) { /* the usual case: a run copied at once */
+        if (run > i) {
             /* escapes may have used the room reserved above */
             if ((rc = reserve(b, run - i + 1))) return rc;
             memcpy(b->data + b->len, s + i, run - i);
@@ -190,33 +230,8 @@ int buf_append_json_str(struct buf *b, const char *s, size_t len)
             i = run;
             if (i == len) break;
         }
-        unsigned char c = (unsigned char)s[i];
-        char esc[7];
-        size_t n = 0;
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)c;
-            n = 2;
-        } else if (c == '\n') {
-            memcpy(esc, "\\n", 2);
-            n = 2;
-        } else if (c == '\r') {
-            memcpy(esc, "\\r", 2);
-            n = 2;
-        } else if (c == '\t') {
-            memcpy(esc, "\\t", 2);
-            n = 2;
-        } else if (c < 0x20) {
-            memcpy(esc, "\\u00", 4);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            n = 6;
-        } else {
-            esc[0] = (char)c;
-            n = 1;
-        }
-        if ((rc = buf_append(b, esc, n)))
-            return rc;
+        char esc[6];
+        if ((rc = buf_append(b, esc, json_escape(esc, (unsigned char)s[i])))) return rc;
     }
     if ((rc = reserve(b, 1)))
         return rc;

@@ -35,6 +35,10 @@ int buf_append_hex(struct buf *b, unsigned long long v);
 #define buf_append_lit(b, lit) buf_append((b), (lit), sizeof(lit) - 1)
 /* Appends s as a JSON string literal, quotes included. */
 int buf_append_json_str(struct buf *b, const char *s, size_t len);
+/* The same written at w, which has room for BUF_JSON_STR_MAX(len) bytes (each byte escaped
+   as \u00XX at worst, and the quotes): the end of what was written. No NUL. */
+#define BUF_JSON_STR_MAX(len) (6 * (size_t)(len) + 2)
+char *buf_put_json_str(char *w, const char *s, size_t len);
 
 /* The first i' >= i with s[i'] a quote, a backslash or a control character (< 0x20), or n:
    where a JSON string's plain run from i ends. 8 bytes at a time; the writer above and the

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -52,25 +53,39 @@ int accesslog_reopen(void)
     return rc;
 }
 
-/* The field writers take the key with its quotes and colon spelled out (",\"status\":"): no
-   printf and no strlen per field, since this runs for every request. */
-#define FIELD_KEY(b, key) buf_append_lit((b), ",\"" key "\":")
-
-static int field_str(struct buf *b, const char *key, size_t key_len, const char *val, size_t len)
+/* A line is written at a cursor into room reserved once for its longest form, the keys
+   with their quotes and colon spelled out (",\"status\":"): no printf, no strlen of a key,
+   no bound check per field, since this runs for every request. */
+static char *put(char *w, const char *s, size_t n)
 {
-    int rc = buf_append(b, key, key_len);
-    return rc < 0 ? rc : buf_append_json_str(b, val, len);
+    memcpy(w, s, n);
+    return w + n;
 }
-#define FIELD_STR(b, key, val, len)                                                                \
-    field_str((b), ",\"" key "\":", sizeof(",\"" key "\":") - 1, (val), (len))
+#define PUT_LIT(w, lit) put((w), (lit), sizeof(lit) - 1)
+#define PUT_KEY(w, key) PUT_LIT((w), ",\"" key "\":")
 
-static int field_int(struct buf *b, const char *key, size_t key_len, int64_t v)
+static char *put_u64(char *w, uint64_t v)
 {
-    if (v < 0) return 0;
-    int rc = buf_append(b, key, key_len);
-    return rc < 0 ? rc : buf_append_i64(b, v);
+    char tmp[20];
+    size_t n = sizeof tmp;
+    do {
+        tmp[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return put(w, tmp + n, sizeof tmp - n);
 }
-#define FIELD_INT(b, key, v) field_int((b), ",\"" key "\":", sizeof(",\"" key "\":") - 1, (v))
+
+static char *put_i64(char *w, int64_t v)
+{
+    if (v < 0) *w++ = '-';
+    return put_u64(w, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
+}
+
+/* The longest a key, a number and the line's fixed text are: room for each field beside the
+   strings' own. */
+#define LINE_FIXED 640
+#define PUT_STR(w, key, val, len) buf_put_json_str(PUT_KEY((w), key), (val), (len))
+#define PUT_INT(w, key, v) ((v) < 0 ? (w) : put_i64(PUT_KEY((w), key), (v)))
 
 /* The second of the last line's stamp and its text ("2026-12-03T06:00:00"), per thread: the
    date is formatted once a second, not once a line. */
@@ -83,7 +98,8 @@ static __thread struct buf batch;
 static _Atomic unsigned long long lines_dropped;
 
 #define ACCESSLOG_BATCH_FLUSH (32u * 1024) /* a batch this big is written at once */
-#define ACCESSLOG_BATCH_LIMIT (256u * 1024) /* no line is longer (the request head is at most 64 KiB) */
+/* no line needs more room: the request head is at most 64 KiB, each byte escaped to six at worst */
+#define ACCESSLOG_BATCH_LIMIT (512u * 1024)
 
 void accesslog_flush(void)
 {
@@ -117,12 +133,11 @@ unsigned long long accesslog_dropped(void)
     return atomic_load_explicit(&lines_dropped, memory_order_relaxed);
 }
 
-/* Appends one whole line to b. Returns 0 or -ENOBUFS/-ENOMEM (b then holds part of it). */
+/* Appends one whole line to b. Returns 0 or -ENOBUFS/-ENOMEM (b as it was). */
 static int format_line(struct buf *b, const struct accesslog_entry *e, const char *request_id,
                        const char *trace_id, const char *method, size_t method_len,
                        const char *path, size_t path_len, int64_t total_ms, uint64_t bytes_out)
 {
-    bool bad = false;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME_COARSE, &ts); /* a log stamp in ms: the coarse clock is enough */
     if (ts.tv_sec != stamp_sec) {
@@ -134,41 +149,47 @@ static int format_line(struct buf *b, const struct accesslog_entry *e, const cha
     long ms = ts.tv_nsec / 1000000;
     char frac[6] = {
         '.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z', '"'};
-    bad |= buf_append_lit(b, "{\"ts\":\"") < 0;
-    bad |= buf_append(b, stamp_text, stamp_len) < 0;
-    bad |= buf_append(b, frac, sizeof frac) < 0;
-    bad |= FIELD_STR(b, "request_id", request_id, strlen(request_id)) < 0;
-    if (trace_id && trace_id[0]) bad |= FIELD_STR(b, "trace_id", trace_id, strlen(trace_id)) < 0;
-    bad |= FIELD_STR(b, "method", method, method_len) < 0;
-    bad |= FIELD_STR(b, "path", path, path_len) < 0;
     const char *model = e->model ? e->model : (e->model_buf[0] ? e->model_buf : NULL);
-    if (model) bad |= FIELD_STR(b, "model", model, strlen(model)) < 0;
-    if (e->provider) bad |= FIELD_STR(b, "provider", e->provider, strlen(e->provider)) < 0;
-    if (e->deployment_model)
-        bad |=
-            FIELD_STR(b, "deployment_model", e->deployment_model, strlen(e->deployment_model)) < 0;
-    if (e->endpoint[0]) bad |= FIELD_STR(b, "endpoint", e->endpoint, strlen(e->endpoint)) < 0;
-    bad |= FIELD_KEY(b, "status") < 0;
-    bad |= buf_append_i64(b, e->status) < 0;
     const char *outcome = outcome_name(outcome_or_status(e->outcome, e->status));
-    bad |= FIELD_STR(b, "outcome", outcome, strlen(outcome)) < 0;
-    if (e->attempts) bad |= FIELD_INT(b, "attempts", e->attempts) < 0;
-    if (e->model)
-        bad |= (e->stream ? buf_append_lit(b, ",\"stream\":true")
-                          : buf_append_lit(b, ",\"stream\":false")) < 0;
-    bad |= FIELD_INT(b, "ttft_ms", e->ttft_ms) < 0;
-    bad |= FIELD_KEY(b, "total_ms") < 0;
-    bad |= buf_append_i64(b, total_ms) < 0;
-    bad |= FIELD_INT(b, "prompt_tokens", e->prompt_tokens) < 0;
-    bad |= FIELD_INT(b, "completion_tokens", e->completion_tokens) < 0;
-    bad |= FIELD_INT(b, "reasoning_tokens", e->reasoning_tokens) < 0;
-    bad |= FIELD_INT(b, "cached_tokens", e->cached_tokens) < 0;
-    if (e->usage_estimated) bad |= buf_append_lit(b, ",\"usage_estimated\":true") < 0;
-    bad |= FIELD_KEY(b, "bytes_out") < 0;
-    bad |= buf_append_u64(b, bytes_out) < 0;
-    if (e->error[0]) bad |= FIELD_STR(b, "error", e->error, strlen(e->error)) < 0;
-    bad |= buf_append_lit(b, "}\n") < 0;
-    return bad ? -ENOBUFS : 0;
+    const char *strs[] = {request_id,          trace_id,    model,   e->provider,
+                          e->deployment_model, e->endpoint, outcome, e->error};
+    size_t lens[sizeof strs / sizeof strs[0]];
+    size_t room = LINE_FIXED + BUF_JSON_STR_MAX(method_len) + BUF_JSON_STR_MAX(path_len);
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+        lens[i] = strs[i] ? strlen(strs[i]) : 0;
+        room += BUF_JSON_STR_MAX(lens[i]);
+    }
+    int rc = buf_reserve(b, room);
+    if (rc) return rc;
+    char *w = b->data + b->len;
+    w = PUT_LIT(w, "{\"ts\":\"");
+    w = put(w, stamp_text, stamp_len);
+    w = put(w, frac, sizeof frac);
+    w = PUT_STR(w, "request_id", request_id, lens[0]);
+    if (lens[1]) w = PUT_STR(w, "trace_id", trace_id, lens[1]);
+    w = PUT_STR(w, "method", method, method_len);
+    w = PUT_STR(w, "path", path, path_len);
+    if (model) w = PUT_STR(w, "model", model, lens[2]);
+    if (e->provider) w = PUT_STR(w, "provider", e->provider, lens[3]);
+    if (e->deployment_model) w = PUT_STR(w, "deployment_model", e->deployment_model, lens[4]);
+    if (lens[5]) w = PUT_STR(w, "endpoint", e->endpoint, lens[5]);
+    w = put_i64(PUT_KEY(w, "status"), e->status);
+    w = PUT_STR(w, "outcome", outcome, lens[6]);
+    if (e->attempts) w = put_u64(PUT_KEY(w, "attempts"), e->attempts);
+    if (e->model) w = e->stream ? PUT_LIT(w, ",\"stream\":true") : PUT_LIT(w, ",\"stream\":false");
+    w = PUT_INT(w, "ttft_ms", e->ttft_ms);
+    w = put_i64(PUT_KEY(w, "total_ms"), total_ms);
+    w = PUT_INT(w, "prompt_tokens", e->prompt_tokens);
+    w = PUT_INT(w, "completion_tokens", e->completion_tokens);
+    w = PUT_INT(w, "reasoning_tokens", e->reasoning_tokens);
+    w = PUT_INT(w, "cached_tokens", e->cached_tokens);
+    if (e->usage_estimated) w = PUT_LIT(w, ",\"usage_estimated\":true");
+    w = put_u64(PUT_KEY(w, "bytes_out"), bytes_out);
+    if (lens[7]) w = PUT_STR(w, "error", e->error, lens[7]);
+    w = PUT_LIT(w, "}\n");
+    b->len = (size_t)(w - b->data);
+    b->data[b->len] = '\0';
+    return 0;
 }
 
 void accesslog_write(const struct accesslog_entry *e, const char *request_id, const char *trace_id,

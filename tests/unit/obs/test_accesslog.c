@@ -107,11 +107,43 @@ static void test_bounded_whole_lines(void **state)
     assert_int_equal(n, 1000);
 }
 
+/* Every field a JSON string, escaped; the longest request head's path, each byte escaped to
+   six, still fits one line. */
+static void test_escaped_and_longest(void **state)
+{
+    write_one("/q\"uo\\te\n\t\x01");
+    size_t n = 64 * 1024;
+    char *target = malloc(n + 1);
+    memset(target, 0x1f, n);
+    target[n] = '\0';
+    unsigned long long dropped = accesslog_dropped();
+    write_one(target);
+    free(target);
+    assert_int_equal(accesslog_dropped(), dropped);
+    accesslog_flush();
+    FILE *f = fopen(path, "r");
+    size_t cap = 8 * n;
+    char *line = malloc(cap);
+    assert_non_null(fgets(line, (int)cap, f));
+    assert_non_null(strstr(line, "\"path\":\"/q\\\"uo\\\\te\\n\\t\\u0001\","));
+    assert_non_null(fgets(line, (int)cap, f));
+    char *p = strstr(line, "\"path\":\"");
+    assert_non_null(p);
+    p += 8;
+    for (size_t i = 0; i < n; i++)
+        assert_memory_equal(p + 6 * i, "\\u001f", 6);
+    assert_memory_equal(p + 6 * n, "\",", 2);
+    assert_null(fgets(line, (int)cap, f));
+    free(line);
+    fclose(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_batched_until_flush, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounded_whole_lines, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_escaped_and_longest, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
