@@ -221,7 +221,7 @@ static void deliver(struct redis *r, const struct resp_reply *reply)
     if (p.cb) p.cb(p.ud, reply, 0);
 }
 
-static void on_data(void *ud, const char *data, size_t len)
+static void on_data(void *ud, char *data, size_t len)
 {
     struct redis *r = ud;
     if (buf_append(&r->rbuf, data, len) < 0) {

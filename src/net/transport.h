@@ -64,8 +64,10 @@ struct transport_events {
     /* Ready to write. reused: the connection came from the pool (a failure before
        any response byte on a reused connection may be a stale keep-alive). */
     void (*on_connect)(void *ud, bool reused);
-    /* Bytes from the provider (already decrypted). */
-    void (*on_data)(void *ud, const char *data, size_t len);
+    /* Bytes from the provider (already decrypted), in the transport's own buffer: the
+       receiver may change them during the call (uphttp de-frames a chunked body where it
+       lies), and they are not valid after it. */
+    void (*on_data)(void *ud, char *data, size_t len);
     /* The connection failed or closed; no callback follows. The conn must still be
        given back with transport_release(conn, false). */
     void (*on_error)(void *ud, enum transport_err err);

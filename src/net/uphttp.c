@@ -23,8 +23,7 @@ struct uphttp {
     char *request;
     size_t request_len;
     enum up_state state;
-    struct buf head;    /* response head bytes until complete */
-    struct buf scratch; /* body bytes being de-framed in place */
+    struct buf head; /* response head bytes until complete */
     struct http1_body framer;
     bool keep_alive;
     bool reused;
@@ -42,7 +41,6 @@ static void up_free(struct uphttp *u)
 {
     free(u->request);
     buf_free(&u->head);
-    buf_free(&u->scratch);
     pool_put(&uphttp_pool, u);
 }
 
@@ -61,7 +59,7 @@ static void up_release(struct uphttp *u, bool keep_alive)
 }
 
 static void on_connect(void *ud, bool reused);
-static void on_data(void *ud, const char *data, size_t len);
+static void on_data(void *ud, char *data, size_t len);
 static void on_error(void *ud, enum transport_err err);
 
 static const struct transport_events up_transport_events = {
@@ -128,29 +126,13 @@ static bool body_has_none(int status)
     return status < 200 || status == 204 || status == 304;
 }
 
-/* Where body bytes are de-framed in place: a block of a per-thread pool (base/pool.h) as large
-   as a transport read, taken and given back within the call, so a request allocates none; a
-   larger piece (the rest of a long head's read) uses the request's own u->scratch. */
-#define UPHTTP_SCRATCH_BLOCK (16u * 1024) /* a plain read (transport_tcp) is at most 16 KiB */
-static __thread struct pool scratch_pool = POOL_INIT(UPHTTP_SCRATCH_BLOCK, 2);
-
-static void feed_body(struct uphttp *u, const char *data, size_t len)
+/* Body bytes, de-framed where they lie: the transport's read buffer (or the head's, for the
+   rest of a head's read), which is ours during the call. */
+static void feed_body(struct uphttp *u, char *data, size_t len)
 {
     if (len == 0 || u->cancelled)
         return;
-    char *block = len <= UPHTTP_SCRATCH_BLOCK ? pool_get(&scratch_pool) : NULL;
-    if (block) {
-        memcpy(block, data, len);
-        feed_framed(u, block, len);
-        pool_put(&scratch_pool, block);
-        return;
-    }
-    buf_reset(&u->scratch);
-    if (buf_append(&u->scratch, data, len) < 0) {
-        fail(u, UPHTTP_FAIL_TOO_LARGE, 0);
-        return;
-    }
-    feed_framed(u, u->scratch.data, len);
+    feed_framed(u, data, len);
 }
 
 /* Hands the payload of framed body bytes on (de-framed in place in p). */
@@ -182,7 +164,7 @@ static void feed_framed(struct uphttp *u, char *p, size_t len)
     }
 }
 
-static void on_data(void *ud, const char *data, size_t len)
+static void on_data(void *ud, char *data, size_t len)
 {
     struct uphttp *u = ud;
     u->depth++;
@@ -195,7 +177,7 @@ static void on_data(void *ud, const char *data, size_t len)
             fail(u, UPHTTP_FAIL_TOO_LARGE, 0);
             goto out;
         }
-        const char *src = direct ? data : u->head.data;
+        char *src = direct ? data : u->head.data;
         size_t srclen = direct ? len : u->head.len;
         for (;;) {
             struct http1_response resp;
@@ -292,7 +274,6 @@ struct uphttp *uphttp_start_at(struct transport_pool *pool, const struct cfg_pro
     u->request = request;
     u->request_len = len;
     buf_init(&u->head, UPHTTP_MAX_HEAD);
-    buf_init(&u->scratch, 0);
     u->state = UP_CONNECTING;
     if (up_open(u) < 0) {
         up_free(u);

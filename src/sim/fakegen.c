@@ -976,7 +976,8 @@ int fakegen_next(struct fakegen *g, struct fakegen_seg *seg)
         buf_reset(&g->seg);
         seg->delay_ms = 0;
         if (g->phase == PH_END) {
-            seg->data = "";
+            static char none[1];
+            seg->data = none;
             seg->len = 0;
             seg->delay_ms = take_carry(g);
             seg->end = g->end;

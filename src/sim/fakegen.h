@@ -166,7 +166,7 @@ enum fakegen_end {
 };
 
 struct fakegen_seg {
-    const char *data; /* valid until the next fakegen_next or fakegen_free */
+    char *data; /* valid until the next fakegen_next or fakegen_free; the caller's to change */
     size_t len;
     uint32_t delay_ms;    /* wait this long after the previous segment */
     enum fakegen_end end; /* when fakegen_next returned 0 */

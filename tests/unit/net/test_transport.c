@@ -240,7 +240,7 @@ static void u_connect(void *ud, bool reused)
     u->reused = reused;
 }
 
-static void u_data(void *ud, const char *data, size_t len)
+static void u_data(void *ud, char *data, size_t len)
 {
     struct user *u = ud;
     if (u->inside_api) u->sync_callbacks++;

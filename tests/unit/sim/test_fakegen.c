@@ -958,7 +958,7 @@ static void sim_resume_cb(uv_timer_t *t)
     uv_close((uv_handle_t *)t, NULL);
 }
 
-static void sim_on_data(void *ud, const char *data, size_t len)
+static void sim_on_data(void *ud, char *data, size_t len)
 {
     struct simrun *r = ud;
     if (r->paused_now) r->data_while_paused++;
