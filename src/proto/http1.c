@@ -591,11 +591,46 @@ static int chunked_step(struct http1_body *b, unsigned char c)
     }
 }
 
+/* A whole size line with no extension ("1a2\r\n", or "1a2\n" where a bare LF is taken) at buf:
+   its length, the state moved past it as the byte steps would; 0 to go byte by byte (a line
+   cut, an extension, anything else). Every chunk of a relayed stream starts with one. */
+static size_t chunk_size_line_whole(struct http1_body *b, const char *buf, size_t n)
+{
+    uint64_t v = 0;
+    size_t i = 0;
+    int d;
+    while (i < n && i < HTTP1_MAX_CHUNK_SIZE_DIGITS &&
+           (d = hex_value((unsigned char)buf[i])) >= 0) {
+        v = v << 4 | (uint64_t)d;
+        i++;
+    }
+    if (i == 0) return 0;
+    if (n - i >= 2 && buf[i] == '\r' && buf[i + 1] == '\n')
+        i += 2;
+    else if (i < n && buf[i] == '\n' && b->bare_lf_ok)
+        i++;
+    else
+        return 0;
+    b->remaining = v;
+    b->state = chunk_size_line_done(b);
+    return i;
+}
+
 static int feed_chunked(struct http1_body *b, char *buf, size_t *len, size_t *consumed)
 {
     size_t in = 0, out = 0, n = *len;
 
     while (in < n && b->state != CS_DONE && b->state != CS_ERROR) {
+        if (b->state == CS_DATA_CR && n - in >= 2 && buf[in] == '\r' && buf[in + 1] == '\n') {
+            in += 2; /* a chunk's CRLF, whole */
+            b->state = CS_SIZE_START;
+            continue;
+        }
+        if (b->state == CS_SIZE_START) {
+            size_t k = chunk_size_line_whole(b, buf + in, n - in);
+            in += k;
+            if (k) continue;
+        }
         if (b->state == CS_DATA) {
             size_t take = n - in;
             if ((uint64_t)take > b->remaining) take = (size_t)b->remaining;

@@ -121,7 +121,10 @@ static struct body_result frame_body(enum http1_body_mode mode, uint64_t content
     memcpy(one, in, len);
     memcpy(pieces, in, len);
 
+    /* a bare LF ending a framing line taken or not, the same for both framers */
+    bool bare_lf_ok = rng_next(r) & 1;
     http1_body_init(&b, mode, content_length);
+    b.bare_lf_ok = bare_lf_ok;
     size_t plen = len, consumed = 0;
     whole.rc = http1_body_feed(&b, one, &plen, &consumed);
     whole.consumed = consumed;
@@ -146,6 +149,7 @@ static struct body_result frame_body(enum http1_body_mode mode, uint64_t content
     /* one byte at a time now and then, else random piece sizes */
     bool bytewise = (rng_next(r) & 7) == 0;
     http1_body_init(&b, mode, content_length);
+    b.bare_lf_ok = bare_lf_ok;
     size_t off = 0;
     do {
         size_t piece = bytewise ? (len - off ? 1 : 0) : 1 + rng_below(r, len - off);
