@@ -86,7 +86,8 @@ static int sse_keep_direct(struct sse_parser *p)
     return rc;
 }
 
-static int sse_dispatch(struct sse_parser *p, sse_item_cb cb, void *ud)
+/* framed: the empty line that ends the event is right after a direct data line, by LF. */
+static int sse_dispatch(struct sse_parser *p, bool framed, sse_item_cb cb, void *ud)
 {
     int rc = 0;
     /* One empty data line is no event (the spec drops an empty data buffer); two are "\n". */
@@ -95,6 +96,7 @@ static int sse_dispatch(struct sse_parser *p, sse_item_cb cb, void *ud)
             .kind = SSE_EVENT,
             .data = p->direct ? p->direct : p->data,
             .data_len = p->data_len,
+            .framed = framed && p->direct && p->direct_framed && p->event_len == 0,
             .event = p->event,
             .event_len = p->event_len,
         };
@@ -108,8 +110,10 @@ static int sse_dispatch(struct sse_parser *p, sse_item_cb cb, void *ud)
     return rc;
 }
 
-/* in_feed: value lies in the bytes being fed (not in the parser's line buffer). */
-static int sse_data_line(struct sse_parser *p, const char *value, size_t n, bool in_feed)
+/* in_feed: value lies in the bytes being fed (not in the parser's line buffer); framed: it
+   follows "data: " there and its line ends with LF. */
+static int sse_data_line(struct sse_parser *p, const char *value, size_t n, bool in_feed,
+                         bool framed)
 {
     size_t sep = p->has_data ? 1 : 0;
     size_t room = p->max_event_bytes - p->data_len;
@@ -118,6 +122,7 @@ static int sse_data_line(struct sse_parser *p, const char *value, size_t n, bool
     if (!p->has_data && in_feed && n) {
         /* the usual event, one data line: handed on from where it lies, not copied */
         p->direct = value;
+        p->direct_framed = framed;
         p->data_len = n;
         p->has_data = true;
         return 0;
@@ -135,11 +140,13 @@ static int sse_data_line(struct sse_parser *p, const char *value, size_t n, bool
     return 0;
 }
 
-static int sse_line(struct sse_parser *p, const char *line, size_t n, bool in_feed, sse_item_cb cb,
-                    void *ud)
+/* lf: the line ended with LF (not CR). */
+static int sse_line(struct sse_parser *p, const char *line, size_t n, bool in_feed, bool lf,
+                    sse_item_cb cb, void *ud)
 {
     if (n == 0)
-        return sse_dispatch(p, cb, ud);
+        return sse_dispatch(p, in_feed && lf && p->direct && line == p->direct + p->data_len + 1,
+                            cb, ud);
     if (line[0] == ':') {
         struct sse_item item = {
             .kind = SSE_COMMENT,
@@ -159,7 +166,7 @@ static int sse_line(struct sse_parser *p, const char *line, size_t n, bool in_fe
         value_len--;
     }
     if (field_len == 4 && memcmp(line, "data", 4) == 0)
-        return sse_data_line(p, value, value_len, in_feed);
+        return sse_data_line(p, value, value_len, in_feed, lf && value == line + 6);
     if (field_len == 5 && memcmp(line, "event", 5) == 0) {
         size_t keep = value_len < sizeof p->event - 1 ? value_len : sizeof p->event - 1;
         memcpy(p->event, value, keep);
@@ -230,7 +237,7 @@ int sse_parser_feed(struct sse_parser *p, const char *buf, size_t len, sse_item_
         }
         p->pending_cr = buf[j] == '\r';
         i = j + 1;
-        rc = sse_line(p, line, n, line != p->line, cb, ud);
+        rc = sse_line(p, line, n, line != p->line, buf[j] == '\n', cb, ud);
         p->line_len = 0;
         if (rc)
             break;

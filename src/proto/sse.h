@@ -42,6 +42,9 @@ struct sse_item {
                          one feed is handed where it lies in the fed bytes. Valid only
                          during the callback. */
     size_t data_len;
+    bool framed;          /* SSE_EVENT: the data lies in the fed bytes as the event came,
+                             "data: " + data + "\n\n" exactly: from data - 6 to
+                             data + data_len + 2 is the event, ready to send on */
     const char *event;    /* event name, "" when none */
     size_t event_len;
 };
@@ -60,6 +63,7 @@ struct sse_parser {
     char *line;      size_t line_len, line_cap;
     char *data;      size_t data_len, data_cap;
     const char *direct; /* the data, still in the fed bytes (copied to data at the feed's end) */
+    bool direct_framed; /* ... after "data: ", its line ended by LF */
     char event[64];  size_t event_len;
     bool has_data;
     bool pending_cr;

@@ -345,6 +345,7 @@ static int on_item(void *ud, const struct sse_item *it)
     ev.scan = NULL;
     ev.data = it->data;
     ev.len = it->data_len;
+    ev.framed = false;
     if (it->kind == SSE_COMMENT) {
         ev.kind = PROVIDER_EV_KEEPALIVE;
         return f->fn(f->ud, &ev);
@@ -364,6 +365,7 @@ static int on_item(void *ud, const struct sse_item *it)
             ev.len = f->s->rewrite.len;
         }
     }
+    ev.framed = it->framed && ev.data == it->data;
     int rc = provider_scan_chunk(f->s, ev.data, ev.len, &ev.chunk);
     ev.scan = f->s->kept;
     if (rc < 0 || !ev.chunk.valid)

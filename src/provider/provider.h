@@ -121,6 +121,8 @@ struct provider_event {
     struct jsonx_chunk chunk;         /* counts: content_chars, usage tokens */
     const char *data;                 /* the OpenAI chunk JSON to relay (or the error event), */
     size_t len;                       /* valid during the callback only */
+    bool framed;                      /* data lies as "data: " + data + "\n\n" exactly (the
+                                         SSE event as it came, not rewritten): see sse_item */
     const struct chunk_shape_scan *scan; /* the scan that gave chunk, with the stream's kept
                                             chunk (NULL: none) */
 };

@@ -288,7 +288,7 @@ static int on_event(void *ud, const struct provider_event *ev)
     if ((ev->what & PROVIDER_USAGE_ONLY) && !p->client_usage)
         return 0; /* asked for on the client's behalf only */
     if (p->committed && p->winner == a) {
-        proxy_relay_event(p, ev->data, ev->len, &ev->chunk);
+        proxy_relay_event(p, ev->data, ev->len, &ev->chunk, ev->framed);
     } else {
         /* role-only chunks before the first content: sent when the stream commits (an event
            past the held bound is dropped whole) */

@@ -114,7 +114,7 @@ void proxy_fail_request(struct preq *p, enum gw_err e, const char *msg, int retr
         struct buf b;
         buf_init(&b, 0);
         errors_render(&b, e, msg, NULL);
-        proxy_relay_event(p, b.data, b.len, NULL);
+        proxy_relay_event(p, b.data, b.len, NULL, false);
         buf_free(&b);
         server_stream_end(p->conn);
         server_set_close(p->conn);
@@ -130,14 +130,19 @@ void proxy_fail_request(struct preq *p, enum gw_err e, const char *msg, int retr
     buf_free(&h);
 }
 
-void proxy_relay_event(struct preq *p, const char *data, size_t len, const struct jsonx_chunk *ch)
+void proxy_relay_event(struct preq *p, const char *data, size_t len, const struct jsonx_chunk *ch,
+                       bool framed)
 {
     char *rewritten = proxy_continue_relay(p, ch, &data, &len);
-    /* the scan knows whether the chunk has a line end (a chunk of the last one's shape
-       without a walk: the same as it); a rewritten chunk is searched */
-    if (ch && !rewritten ? ch->multiline : memchr(data, '\n', len) != NULL) {
-        /* An upstream event of several data lines: one data line each again, or the client
-           would read only the first (its parser joins them back as ours did). */
+    if (framed && !rewritten) {
+        /* the event as it came is the event to send: "data: ", the chunk and "\n\n" */
+        uv_buf_t whole = uv_buf_init((char *)data - 6, (unsigned)len + 8);
+        server_stream_writev(p->conn, &whole, 1);
+    } else if (ch && !rewritten ? ch->multiline : memchr(data, '\n', len) != NULL) {
+        /* the scan knows whether the chunk has a line end (a chunk of the last one's shape
+           without a walk: the same as it); a rewritten chunk is searched. An upstream event
+           of several data lines: one data line each again, or the client would read only
+           the first (its parser joins them back as ours did). */
         struct buf ev;
         buf_init(&ev, 0);
         if (sse_encode_event(&ev, data, len) == 0)
@@ -297,7 +302,7 @@ void proxy_mid_stream_error(struct preq *p, enum health_class c, const char *why
         snprintf(msg, sizeof msg, "the stream from %s failed after it had started: %s",
                  a && a->dep ? a->dep->provider->name : "the upstream", why);
         errors_render(&b, GW_ERR_MID_STREAM, msg, NULL);
-        proxy_relay_event(p, b.data, b.len, NULL);
+        proxy_relay_event(p, b.data, b.len, NULL, false);
         buf_free(&b);
     }
     server_stream_end(p->conn);
@@ -318,7 +323,7 @@ void proxy_provider_error_event(struct preq *p, const char *data, size_t len, co
     char *clean = malloc(cap);
     if (clean) {
         size_t n = redact_text(&p->cfg->secrets, data, len, clean, cap);
-        proxy_relay_event(p, clean, n, NULL);
+        proxy_relay_event(p, clean, n, NULL, false);
         free(clean);
     }
     snprintf(log_entry(p)->error, sizeof log_entry(p)->error, "provider: %s", msg);

@@ -273,8 +273,10 @@ void proxy_attempt_done(struct attempt *a, const char *json, size_t len);
 void proxy_attempt_client_error(struct attempt *a, int status, const char *body, size_t len);
 void proxy_mid_stream_error(struct preq *p, enum health_class c, const char *why);
 void proxy_provider_error_event(struct preq *p, const char *data, size_t len, const char *msg);
-/* ch: the chunk scan of an upstream's chunk, NULL for an error event. */
-void proxy_relay_event(struct preq *p, const char *data, size_t len, const struct jsonx_chunk *ch);
+/* ch: the chunk scan of an upstream's chunk, NULL for an error event; framed: data lies
+   between "data: " and "\n\n" (provider_event.framed), sent on as one piece unless rewritten. */
+void proxy_relay_event(struct preq *p, const char *data, size_t len, const struct jsonx_chunk *ch,
+                       bool framed);
 void proxy_relay_comment(struct preq *p);
 uint64_t proxy_remaining_ms(struct preq *p);
 void proxy_timer_fired(struct attempt *a);

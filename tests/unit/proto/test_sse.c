@@ -18,6 +18,7 @@ struct collect {
     int items;
     int stop_after; /* return 1 from the callback after this many items; 0 never */
     const char *last_data; /* where the last event's data was handed */
+    int framed;            /* events handed as framed */
 };
 
 static void put(struct collect *c, const char *s, size_t n)
@@ -38,6 +39,7 @@ static int on_item(void *ud, const struct sse_item *it)
     struct collect *c = ud;
     if (it->kind == SSE_EVENT) {
         c->last_data = it->data;
+        c->framed += it->framed;
         put(c, "E", 1);
         put(c, it->event, it->event_len);
         put(c, "|", 1);
@@ -260,6 +262,57 @@ static void test_data_in_place_or_kept(void **state)
     sse_parser_free(&p);
 }
 
+/* Framed: the event's bytes as they came are "data: " + data + "\n\n", to be sent on whole. */
+static void test_framed(void **state)
+{
+    static const struct {
+        const char *s;
+        int framed;
+    } cases[] = {
+        {"data: {\"a\":1}\n\n", 1},
+        {"data: a\n\ndata: b\n\n", 2},
+        {"data:  two spaces\n\n", 1}, /* the second space is the data's */
+        {"id: 7\ndata: x\n\n", 1},    /* not relayed either way */
+        {"data:x\n\n", 0},
+        {"data: x\r\n\r\n", 0},
+        {"data: x\n\r\n", 0},
+        {"data: x\r\n\n", 0},
+        {"data: x\n: c\n\n", 0},
+        {"data: x\nid: 1\n\n", 0},
+        {"data: a\ndata: b\n\n", 0},
+        {"event: e\ndata: x\n\n", 0},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        size_t len = strlen(cases[k].s);
+        char *s = malloc(len);
+        memcpy(s, cases[k].s, len);
+        struct sse_parser p;
+        struct collect c = {0};
+        sse_parser_init(&p, 1024);
+        assert_int_equal(sse_parser_feed(&p, s, len, on_item, &c, NULL), 0);
+        assert_true(c.items >= 1);
+        if (c.framed != cases[k].framed)
+            fail_msg("%s: %d framed, want %d", cases[k].s, c.framed, cases[k].framed);
+        /* cut anywhere before the end: the part fed first is no longer there, none framed */
+        for (size_t cut = 1; cut < len; cut++) {
+            struct collect d = {0};
+            sse_parser_reset(&p);
+            char *a = malloc(cut), *b = malloc(len - cut);
+            memcpy(a, cases[k].s, cut);
+            memcpy(b, cases[k].s + cut, len - cut);
+            assert_int_equal(sse_parser_feed(&p, a, cut, on_item, &d, NULL), 0);
+            int before = d.framed;
+            free(a);
+            assert_int_equal(sse_parser_feed(&p, b, len - cut, on_item, &d, NULL), 0);
+            free(b);
+            assert_string_equal(d.out, c.out);
+            assert_true(d.framed - before <= cases[k].framed);
+        }
+        free(s);
+        sse_parser_free(&p);
+    }
+}
+
 static void test_reset(void **state)
 {
     struct sse_parser p;
@@ -341,6 +394,7 @@ int main(void)
         cmocka_unit_test(test_too_big),
         cmocka_unit_test(test_stop_and_resume),
         cmocka_unit_test(test_data_in_place_or_kept),
+        cmocka_unit_test(test_framed),
         cmocka_unit_test(test_reset),
         cmocka_unit_test(test_default_limit_and_large_event),
         cmocka_unit_test(test_encode_round_trip),

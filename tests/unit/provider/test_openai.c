@@ -259,6 +259,7 @@ struct seen {
     size_t len;
     int n;
     int stop_at; /* stop the feed at this event (1-based); 0 never */
+    unsigned framed; /* bit n: the n-th event (0-based) was handed framed */
 };
 
 static int on_event(void *ud, const struct provider_event *ev)
@@ -271,6 +272,11 @@ static int on_event(void *ud, const struct provider_event *ev)
                      ev->data);
     assert_true(w > 0 && (size_t)w < sizeof s->out - s->len);
     s->len += (size_t)w;
+    if (ev->framed) {
+        assert_memory_equal(ev->data - 6, "data: ", 6);
+        assert_memory_equal(ev->data + ev->len, "\n\n", 2);
+        s->framed |= 1u << s->n;
+    }
     return ++s->n == s->stop_at;
 }
 
@@ -461,6 +467,7 @@ static void test_quirks(void **state)
     provider_stream_free(&st);
     assert_non_null(strstr(s.out, "{\"choices\":[{\"delta\":{\"reasoning_content\" : \"a \\\"reasoning\\\": b\"}}]}\n"));
     assert_non_null(strstr(s.out, "{\"choices\":[{\"delta\":{\"content\":\"reasoning\"}}]}\n"));
+    assert_int_equal(s.framed, 2); /* the renamed one is not the event as it came */
 
     struct cfg_provider pv = provider("api-key", "", "k");
     pv.base_path = "";
