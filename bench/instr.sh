@@ -8,8 +8,10 @@
 # counted).
 #
 #   sh bench/instr.sh [stream|pass|assembled ...]     # default: all three
+#   BENCH_PEER=haproxy sh bench/instr.sh stream pass   # HAProxy's count on the same work
 #
-# Environment: BENCH_DURATION (4), BENCH_BIN (build/unbusy), BENCH_BUILD (1), BENCH_DUMPS (a
+# Environment: BENCH_PEER (haproxy: count HAProxy 2.6 as a plain reverse proxy, one thread,
+# instead of unbusy; it has no assembled path), BENCH_DURATION (4), BENCH_BIN (build/unbusy), BENCH_BUILD (1), BENCH_DUMPS (a
 # directory to keep each path's dump in, as callgrind.<path>, for callgrind_annotate). Everything
 # listens on 127.0.0.1; every process started is stopped by PID on exit; under valgrind
 # the gateway runs about 50 times slower, so a path takes about 20 s.
@@ -18,7 +20,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH_NAME=instr
 DUR=${BENCH_DURATION:-4}
 PATHS=${*:-stream pass assembled}
-sh "$ROOT/tests/deps.sh" valgrind wrk curl || exit 1
+PEER=${BENCH_PEER:-}
+case $PEER in '' | haproxy) ;; *) echo "instr: BENCH_PEER is haproxy or unset" >&2; exit 1 ;; esac
+sh "$ROOT/tests/deps.sh" valgrind wrk curl ${PEER:+"$PEER"} || exit 1
 . "$ROOT/bench/lib.sh"
 . "$ROOT/bench/proxies.sh"
 make -C "$ROOT/bench" --no-print-directory >/dev/null || exit 1
@@ -39,12 +43,23 @@ for path in $PATHS; do
     *) die "a path is stream, pass or assembled" ;;
     esac
     rm -f "$TMP"/cg.out*
-    (cd "$TMP" && exec valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" \
-        "$TMP/bin/unbusy" --config "$TMP/gw.yaml") >"$TMP/gw-$path.out" 2>"$TMP/gw-$path.err" &
-    GW=$!
-    PIDS="$PIDS $GW"
-    wait_for 30 has_line "$TMP/gw-$path.err" 'listening on http://127.0.0.1:' || die "unbusy did not start"
-    PORT=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$TMP/gw-$path.err" | head -n 1)
+    if [ "$PEER" = haproxy ]; then
+        [ "$path" = assembled ] && die "HAProxy has no assembled path"
+        PORT=$(awk -v s="$$" 'BEGIN {srand(s); print 20000 + int(rand() * 40000)}')
+        haproxy_bench_cfg "$PORT" "$FAKE_PORT" 1 >"$TMP/haproxy.cfg"
+        (cd "$TMP" && exec valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" \
+            haproxy -f "$TMP/haproxy.cfg" -db) >"$TMP/gw-$path.out" 2>"$TMP/gw-$path.err" &
+        GW=$!
+        PIDS="$PIDS $GW"
+        wait_for 30 http_up "http://127.0.0.1:$PORT/v1/models" || die "haproxy did not start"
+    else
+        (cd "$TMP" && exec valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" \
+            "$TMP/bin/unbusy" --config "$TMP/gw.yaml") >"$TMP/gw-$path.out" 2>"$TMP/gw-$path.err" &
+        GW=$!
+        PIDS="$PIDS $GW"
+        wait_for 30 has_line "$TMP/gw-$path.err" 'listening on http://127.0.0.1:' || die "unbusy did not start"
+        PORT=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$TMP/gw-$path.err" | head -n 1)
+    fi
     URL="http://127.0.0.1:$PORT/v1/chat/completions"
     run "$TMP/warm.out" wrk -t1 -c16 -d2 -s "$ROOT/bench/post.lua" "$URL"
     callgrind_control -z "$GW" >/dev/null 2>&1
