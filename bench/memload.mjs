@@ -9,7 +9,7 @@
 //        come, each lasting about SECONDS: peak RSS, and /healthz every 100 ms (p99)
 // Prints one "RESULT key=value ..." line. Every socket is closed before it exits.
 import net from 'node:net';
-import { fork } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 
@@ -67,10 +67,29 @@ async function inBatches(n, size, fn) {
         await Promise.all(Array.from({ length: Math.min(size, n - i) }, fn));
 }
 
-/* The probe runs in a process of its own (`memload.mjs probe PORT`, forked): in the load's
-   process its timings would include that process's own event loop, busy with N sockets. */
+/* The probe runs in a process of its own: in the load's process its timings would include
+   that process's own event loop, busy with N sockets. MEMLOAD_PROBE names bench/probe.c's
+   binary (with its command, e.g. `chrt -f 50 .../probe`, split at spaces): a C probe at a
+   real-time priority, woken as soon as its answer comes; without it, `memload.mjs probe
+   PORT` (forked), which measures this machine's scheduling of node as well. */
 function probeProcess() {
-    const child = fork(new URL(import.meta.url).pathname, ['probe', String(port), '0', process.env.MEMLOAD_CONTROL_PORT ?? '0']);
+    const control = process.env.MEMLOAD_CONTROL_PORT ?? '0';
+    if (process.env.MEMLOAD_PROBE) {
+        const [cmd, ...args] = process.env.MEMLOAD_PROBE.split(' ').filter(Boolean);
+        const child = spawn(cmd, [...args, String(port), control], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        child.stdout.on('data', (d) => { out += d; });
+        const exited = new Promise((resolve) => child.on('close', resolve));
+        return {
+            streaming: () => child.kill('SIGUSR1'),
+            stop: async () => {
+                child.kill('SIGTERM');
+                await exited;
+                return JSON.parse(out);
+            },
+        };
+    }
+    const child = fork(new URL(import.meta.url).pathname, ['probe', String(port), '0', control]);
     return {
         streaming: () => child.send('streaming'),
         stop: () => new Promise((resolve) => {
