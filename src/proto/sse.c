@@ -216,6 +216,27 @@ int sse_parser_feed(struct sse_parser *p, const char *buf, size_t len, sse_item_
                 continue;
             }
         }
+        /* The usual event whole at a line's start, "data: " + data + "\n\n" with nothing
+           pending: handed on framed in one step. Anything else, or too big, goes the way of
+           every line below (the fuzz target holds the two to the same items). */
+        if (p->line_len == 0 && !p->has_data && p->event_len == 0 && len - i > 8 &&
+            memcmp(buf + i, "data: ", 6) == 0) {
+            size_t e = sse_line_end(buf, i + 6, len, &cr);
+            if (e > i + 6 && len - e >= 2 && buf[e] == '\n' && buf[e + 1] == '\n' &&
+                e - (i + 6) <= p->max_event_bytes) {
+                struct sse_item item = {
+                    .kind = SSE_EVENT,
+                    .data = buf + i + 6,
+                    .data_len = e - (i + 6),
+                    .framed = true,
+                    .event = p->event,
+                    .event_len = 0,
+                };
+                i = e + 2;
+                if ((rc = cb(ud, &item))) break;
+                continue;
+            }
+        }
         /* the line's end; the empty line that ends every event without a search */
         size_t j = buf[i] == '\n' || buf[i] == '\r' ? i : sse_line_end(buf, i, len, &cr);
         if (j == len) {
