@@ -628,8 +628,20 @@ static int feed_chunked(struct http1_body *b, char *buf, size_t *len, size_t *co
         }
         if (b->state == CS_SIZE_START) {
             size_t k = chunk_size_line_whole(b, buf + in, n - in);
-            in += k;
-            if (k) continue;
+            if (k) {
+                in += k;
+                uint64_t r = b->remaining;
+                /* the usual chunk, its data and CRLF all here: taken in this step too */
+                if (b->state == CS_DATA && n - in >= 2 && r <= n - in - 2 && buf[in + r] == '\r' &&
+                    buf[in + r + 1] == '\n') {
+                    if (out != in) memmove(buf + out, buf + in, (size_t)r);
+                    out += (size_t)r;
+                    in += (size_t)r + 2;
+                    b->remaining = 0;
+                    b->state = CS_SIZE_START;
+                }
+                continue;
+            }
         }
         if (b->state == CS_DATA) {
             size_t take = n - in;

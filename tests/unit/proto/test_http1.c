@@ -290,6 +290,27 @@ static int chunked_decode(const char *wire, size_t *payload_len)
     return rc;
 }
 
+/* A size near 2^64 with a few bytes of it here: taken as data, never as a chunk whose end
+   lies within these bytes (its size plus its CRLF would wrap around). */
+static void test_chunked_huge_size(void **state)
+{
+    static const char *const wires[] = {"fffffffffffffffe\r\nab", "ffffffffffffffff\r\nab",
+                                        "fffffffffffffffe\r\n\r\n"};
+    for (size_t k = 0; k < sizeof wires / sizeof wires[0]; k++) {
+        size_t n = strlen(wires[k]);
+        char *buf = malloc(n);
+        memcpy(buf, wires[k], n);
+        struct http1_body body;
+        http1_body_init(&body, HTTP1_BODY_CHUNKED, 0);
+        size_t len = n, consumed = 0;
+        assert_int_equal(http1_body_feed(&body, buf, &len, &consumed), 0);
+        assert_int_equal(consumed, n);
+        assert_int_equal(len, n - 18); /* all after the size line is data */
+        assert_memory_equal(buf, wires[k] + 18, len);
+        free(buf);
+    }
+}
+
 static void test_chunked_rejections(void **state)
 {
     assert_int_equal(chunked_decode("11111111111111111\r\n", NULL), HTTP1_ERROR); /* 17 digits */
@@ -901,6 +922,7 @@ int main(void)
         cmocka_unit_test(test_chunked_whole),
         cmocka_unit_test(test_chunked_byte_by_byte),
         cmocka_unit_test(test_chunked_all_splits),
+        cmocka_unit_test(test_chunked_huge_size),
         cmocka_unit_test(test_chunked_rejections),
         cmocka_unit_test(test_chunked_bare_lf),
         cmocka_unit_test(test_head_scan),
