@@ -142,7 +142,7 @@ int buf_printf(struct buf *b, const char *fmt, ...)
     return 0;
 }
 
-int buf_append_u64(struct buf *b, unsigned long long v)
+char *buf_put_u64(char *w, unsigned long long v)
 {
     char tmp[24];
     size_t n = sizeof tmp;
@@ -150,7 +150,14 @@ int buf_append_u64(struct buf *b, unsigned long long v)
         tmp[--n] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    return buf_append(b, tmp + n, sizeof tmp - n);
+    memcpy(w, tmp + n, sizeof tmp - n);
+    return w + (sizeof tmp - n);
+}
+
+int buf_append_u64(struct buf *b, unsigned long long v)
+{
+    char tmp[24];
+    return buf_append(b, tmp, (size_t)(buf_put_u64(tmp, v) - tmp));
 }
 
 int buf_append_i64(struct buf *b, long long v)

@@ -31,6 +31,9 @@ int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf
 int buf_append_u64(struct buf *b, unsigned long long v);
 int buf_append_i64(struct buf *b, long long v);
 int buf_append_hex(struct buf *b, unsigned long long v);
+/* The decimal written at w, which has room for BUF_U64_MAX bytes: the end. No NUL. */
+#define BUF_U64_MAX 20
+char *buf_put_u64(char *w, unsigned long long v);
 /* A string literal without strlen: buf_append_lit(b, "x-y: ") */
 #define buf_append_lit(b, lit) buf_append((b), (lit), sizeof(lit) - 1)
 /* Appends s as a JSON string literal, quotes included. */

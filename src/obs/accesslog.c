@@ -64,21 +64,10 @@ static char *put(char *w, const char *s, size_t n)
 #define PUT_LIT(w, lit) put((w), (lit), sizeof(lit) - 1)
 #define PUT_KEY(w, key) PUT_LIT((w), ",\"" key "\":")
 
-static char *put_u64(char *w, uint64_t v)
-{
-    char tmp[20];
-    size_t n = sizeof tmp;
-    do {
-        tmp[--n] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    return put(w, tmp + n, sizeof tmp - n);
-}
-
 static char *put_i64(char *w, int64_t v)
 {
     if (v < 0) *w++ = '-';
-    return put_u64(w, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
+    return buf_put_u64(w, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
 }
 
 /* The longest a key, a number and the line's fixed text are: room for each field beside the
@@ -175,7 +164,7 @@ static int format_line(struct buf *b, const struct accesslog_entry *e, const cha
     if (lens[5]) w = PUT_STR(w, "endpoint", e->endpoint, lens[5]);
     w = put_i64(PUT_KEY(w, "status"), e->status);
     w = PUT_STR(w, "outcome", outcome, lens[6]);
-    if (e->attempts) w = put_u64(PUT_KEY(w, "attempts"), e->attempts);
+    if (e->attempts) w = buf_put_u64(PUT_KEY(w, "attempts"), e->attempts);
     if (e->model) w = e->stream ? PUT_LIT(w, ",\"stream\":true") : PUT_LIT(w, ",\"stream\":false");
     w = PUT_INT(w, "ttft_ms", e->ttft_ms);
     w = put_i64(PUT_KEY(w, "total_ms"), total_ms);
@@ -184,7 +173,7 @@ static int format_line(struct buf *b, const struct accesslog_entry *e, const cha
     w = PUT_INT(w, "reasoning_tokens", e->reasoning_tokens);
     w = PUT_INT(w, "cached_tokens", e->cached_tokens);
     if (e->usage_estimated) w = PUT_LIT(w, ",\"usage_estimated\":true");
-    w = put_u64(PUT_KEY(w, "bytes_out"), bytes_out);
+    w = buf_put_u64(PUT_KEY(w, "bytes_out"), bytes_out);
     if (lens[7]) w = PUT_STR(w, "error", e->error, lens[7]);
     w = PUT_LIT(w, "}\n");
     b->len = (size_t)(w - b->data);
