@@ -269,23 +269,22 @@ run_wrk() {
         $pin wrk -t "$THREADS" -c "$conns" -d "${DURATION}s" --latency -s "$LUA" "$url" >"$TMP/wrk.out" 2>&1 &
     wpid=$!
     PIDS="$PIDS $wpid"
-    case $target/$load in
-    unbusy-*/1 | unbusy-*/1p) ;; # the latency runs: VmHWM at the end has their peak
-    unbusy-*)
-        # VmRSS sampled every 100 ms while wrk runs, read by the shell (no fork per sample)
-        f=$TMP/$target.rss_peak
-        peak=$(cat "$f")
-        while alive "$wpid"; do
-            while read -r k v _; do
-                [ "$k" = VmRSS: ] && [ "$v" -gt "$peak" ] && peak=$v
-            done <"/proc/$watch/status"
-            sleep 0.1
-        done
-        echo "$peak" >"$f" ;;
-    esac
     wait "$wpid"
     PIDS=$(echo "$PIDS" | sed "s/ $wpid\$//")
     c1=$(cpu_ticks $watch)
+    case $target/$load in
+    unbusy-*/1 | unbusy-*/1p) ;; # the latency runs: VmHWM at the end has their peak
+    unbusy-*)
+        # VmRSS once the run is over, read by the shell: a sampler during the run (a sleep
+        # forked ten times a second) ran for unbusy alone and took CPU from the load beside
+        # it; VmHWM at the end has the peak
+        f=$TMP/$target.rss_peak
+        peak=$(cat "$f")
+        while read -r k v _; do
+            [ "$k" = VmRSS: ] && [ "$v" -gt "$peak" ] && peak=$v
+        done <"/proc/$watch/status"
+        echo "$peak" >"$f" ;;
+    esac
     if [ "$load" = 1p ]; then
         taskset -a -p -c "$(home_cpus load)" "$FAKE_PID" >/dev/null
         [ "$target" = direct ] ||
@@ -511,7 +510,7 @@ END {
 echo
 echo "### unbusy memory (VmRSS)"
 echo
-echo "| workers | idle, after start | peak sampled under load | VmHWM at the end |"
+echo "| workers | idle, after start | after a 64-connection run (most) | VmHWM at the end |"
 echo "|---:|---:|---:|---:|"
 for w in $WORKERS; do
     i=$(cat "$TMP/unbusy-$w.rss_idle"); p=$(cat "$TMP/unbusy-$w.rss_peak"); h=$(cat "$TMP/unbusy-$w.rss_hwm")
