@@ -45,9 +45,10 @@ LOAD_CPU=1
 LOADPIN=""
 PROXYPIN=""
 [ "$SPLIT" = 1 ] && LOADPIN="taskset -c $LOAD_CPU" && PROXYPIN="taskset -c $PROXY_CPU"
-# This script and what it forks (the samplers, awk, sed) run beside the load, not on the
-# proxies' CPU: a fork there delays the proxy measured (an awk ten times a second put a
-# 4-5 ms p99 on one connection).
+# This script and what it forks (awk, sed) run beside the load, not on the proxies' CPU: a
+# fork there delays the proxy measured (an awk ten times a second put a 4-5 ms p99 on one
+# connection). Nothing samples during a run either: a fork beside the load slows the load
+# that drives the proxy measured, and a sampler ran for unbusy alone.
 [ "$SPLIT" = 1 ] && taskset -p -c "$LOAD_CPU" $$ >/dev/null
 # home_cpus ROLE: where a process of that role runs outside the pinned runs
 home_cpus() {
