@@ -119,24 +119,14 @@ static void on_error(void *ud, enum transport_err err)
     up_leave(u);
 }
 
-static void feed_framed(struct uphttp *u, char *p, size_t len);
-
 static bool body_has_none(int status)
 {
     return status < 200 || status == 204 || status == 304;
 }
 
-/* Body bytes, de-framed where they lie: the transport's read buffer (or the head's, for the
-   rest of a head's read), which is ours during the call. */
-static void feed_body(struct uphttp *u, char *data, size_t len)
-{
-    if (len == 0 || u->cancelled)
-        return;
-    feed_framed(u, data, len);
-}
-
-/* Hands the payload of framed body bytes on (de-framed in place in p). */
-static void feed_framed(struct uphttp *u, char *p, size_t len)
+/* Hands the payload of framed body bytes on, de-framed where they lie in p: the transport's
+   read buffer (or the head's, for the rest of a head's read), which is ours during the call. */
+static void feed_body(struct uphttp *u, char *p, size_t len)
 {
     size_t left = len;
     while (left > 0 && !u->cancelled && u->state == UP_BODY) {

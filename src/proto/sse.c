@@ -86,8 +86,7 @@ static int sse_keep_direct(struct sse_parser *p)
     return rc;
 }
 
-/* framed: the empty line that ends the event is right after a direct data line, by LF. */
-static int sse_dispatch(struct sse_parser *p, bool framed, sse_item_cb cb, void *ud)
+static int sse_dispatch(struct sse_parser *p, sse_item_cb cb, void *ud)
 {
     int rc = 0;
     /* One empty data line is no event (the spec drops an empty data buffer); two are "\n". */
@@ -96,7 +95,6 @@ static int sse_dispatch(struct sse_parser *p, bool framed, sse_item_cb cb, void 
             .kind = SSE_EVENT,
             .data = p->direct ? p->direct : p->data,
             .data_len = p->data_len,
-            .framed = framed && p->direct && p->direct_framed && p->event_len == 0,
             .event = p->event,
             .event_len = p->event_len,
         };
@@ -110,10 +108,8 @@ static int sse_dispatch(struct sse_parser *p, bool framed, sse_item_cb cb, void 
     return rc;
 }
 
-/* in_feed: value lies in the bytes being fed (not in the parser's line buffer); framed: it
-   follows "data: " there and its line ends with LF. */
-static int sse_data_line(struct sse_parser *p, const char *value, size_t n, bool in_feed,
-                         bool framed)
+/* in_feed: value lies in the bytes being fed (not in the parser's line buffer). */
+static int sse_data_line(struct sse_parser *p, const char *value, size_t n, bool in_feed)
 {
     size_t sep = p->has_data ? 1 : 0;
     size_t room = p->max_event_bytes - p->data_len;
@@ -122,7 +118,6 @@ static int sse_data_line(struct sse_parser *p, const char *value, size_t n, bool
     if (!p->has_data && in_feed && n) {
         /* the usual event, one data line: handed on from where it lies, not copied */
         p->direct = value;
-        p->direct_framed = framed;
         p->data_len = n;
         p->has_data = true;
         return 0;
@@ -140,13 +135,10 @@ static int sse_data_line(struct sse_parser *p, const char *value, size_t n, bool
     return 0;
 }
 
-/* lf: the line ended with LF (not CR). */
-static int sse_line(struct sse_parser *p, const char *line, size_t n, bool in_feed, bool lf,
-                    sse_item_cb cb, void *ud)
+static int sse_line(struct sse_parser *p, const char *line, size_t n, bool in_feed, sse_item_cb cb,
+                    void *ud)
 {
-    if (n == 0)
-        return sse_dispatch(p, in_feed && lf && p->direct && line == p->direct + p->data_len + 1,
-                            cb, ud);
+    if (n == 0) return sse_dispatch(p, cb, ud);
     if (line[0] == ':') {
         struct sse_item item = {
             .kind = SSE_COMMENT,
@@ -166,7 +158,7 @@ static int sse_line(struct sse_parser *p, const char *line, size_t n, bool in_fe
         value_len--;
     }
     if (field_len == 4 && memcmp(line, "data", 4) == 0)
-        return sse_data_line(p, value, value_len, in_feed, lf && value == line + 6);
+        return sse_data_line(p, value, value_len, in_feed);
     if (field_len == 5 && memcmp(line, "event", 5) == 0) {
         size_t keep = value_len < sizeof p->event - 1 ? value_len : sizeof p->event - 1;
         memcpy(p->event, value, keep);
@@ -217,8 +209,9 @@ int sse_parser_feed(struct sse_parser *p, const char *buf, size_t len, sse_item_
             }
         }
         /* The usual event whole at a line's start, "data: " + data + "\n\n" with nothing
-           pending: handed on framed in one step. Anything else, or too big, goes the way of
-           every line below (the fuzz target holds the two to the same items). */
+           pending: handed on framed in one step (the only way an event is framed). Anything
+           else, or too big, goes the way of every line below (the fuzz target holds the two
+           to the same items). */
         if (p->line_len == 0 && !p->has_data && p->event_len == 0 && len - i > 8 &&
             memcmp(buf + i, "data: ", 6) == 0) {
             size_t e = sse_line_end(buf, i + 6, len, &cr);
@@ -258,7 +251,7 @@ int sse_parser_feed(struct sse_parser *p, const char *buf, size_t len, sse_item_
         }
         p->pending_cr = buf[j] == '\r';
         i = j + 1;
-        rc = sse_line(p, line, n, line != p->line, buf[j] == '\n', cb, ud);
+        rc = sse_line(p, line, n, line != p->line, cb, ud);
         p->line_len = 0;
         if (rc)
             break;

@@ -63,7 +63,6 @@ struct sse_parser {
     char *line;      size_t line_len, line_cap;
     char *data;      size_t data_len, data_cap;
     const char *direct; /* the data, still in the fed bytes (copied to data at the feed's end) */
-    bool direct_framed; /* ... after "data: ", its line ended by LF */
     char event[64];  size_t event_len;
     bool has_data;
     bool pending_cr;
