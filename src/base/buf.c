@@ -213,36 +213,31 @@ char *buf_put_json_str(char *w, const char *s, size_t len)
     return w;
 }
 
+/* What buf_put_json_str writes for s: the quotes and each byte, escaped or not. */
+static size_t json_str_len(const char *s, size_t len)
+{
+    size_t need = 2;
+    for (size_t i = 0; i < len;) {
+        size_t run = buf_json_plain_end(s, i, len);
+        need += run - i;
+        i = run;
+        if (i < len) {
+            char esc[6];
+            need += json_escape(esc, (unsigned char)s[i++]);
+        }
+    }
+    return need;
+}
+
 int buf_append_json_str(struct buf *b, const char *s, size_t len)
 {
-    if (len < (SIZE_MAX - 2) / 6 && reserve(b, BUF_JSON_STR_MAX(len)) == 0) {
-        char *end = buf_put_json_str(b->data + b->len, s, len); /* the usual case */
-        b->len = (size_t)(end - b->data);
-        b->data[b->len] = '\0';
-        return 0;
+    /* room for the longest form, the usual case; near the buffer's limit, for the exact one */
+    if (len >= (SIZE_MAX - 2) / 6 || reserve(b, BUF_JSON_STR_MAX(len)) != 0) {
+        int rc = reserve(b, json_str_len(s, len));
+        if (rc) return rc;
     }
-    /* near the buffer's limit: what the escaped string needs, as it goes */
-    int rc = reserve(b, len + 2);
-    if (rc)
-        return rc;
-    b->data[b->len++] = '"';
-    for (size_t i = 0; i < len; i++) {
-        size_t run = buf_json_plain_end(s, i, len);
-        if (run > i) {
-            /* escapes may have used the room reserved above */
-            if ((rc = reserve(b, run - i + 1))) return rc;
-            memcpy(b->data + b->len, s + i, run - i);
-            b->len += run - i;
-            b->data[b->len] = '\0';
-            i = run;
-            if (i == len) break;
-        }
-        char esc[6];
-        if ((rc = buf_append(b, esc, json_escape(esc, (unsigned char)s[i])))) return rc;
-    }
-    if ((rc = reserve(b, 1)))
-        return rc;
-    b->data[b->len++] = '"';
+    char *end = buf_put_json_str(b->data + b->len, s, len);
+    b->len = (size_t)(end - b->data);
     b->data[b->len] = '\0';
     return 0;
 }

@@ -79,6 +79,18 @@ static void test_json_str(void **state)
     assert_int_equal(buf_append_json_str(&b, "", 0), 0);
     assert_string_equal(b.data, "\"\"");
     buf_free(&b);
+    /* near the limit: what fits exactly is written (the room for the longest form would
+       not fit); what does not is refused whole, the buffer as it was */
+    struct buf small;
+    buf_init(&small, 16);
+    assert_int_equal(buf_append_lit(&small, "x"), 0);
+    assert_int_equal(buf_append_json_str(&small, "ab\ncdefghi", 10), 0);
+    assert_string_equal(small.data, "x\"ab\\ncdefghi\"");
+    assert_int_equal(small.len, 14);
+    assert_int_equal(buf_append_json_str(&small, "\"", 1), -ENOBUFS);
+    assert_int_equal(small.len, 14);
+    assert_string_equal(small.data, "x\"ab\\ncdefghi\"");
+    buf_free(&small);
 }
 
 /* Runs found 8 bytes at a time end where a byte at a time would: every byte that must be
